@@ -1,0 +1,593 @@
+/*
+ * orm.h - versioned SQLite tables declared as C structs.
+ *
+ * A verso database is an SQLite file in WAL mode in which every tracked
+ * table has an INTEGER PRIMARY KEY id column and a version column. One
+ * version counter per database is shared by all tracked tables; every
+ * insert, update and delete gets a new version, assigned inside the write
+ * transaction, increasing in commit order. Deletes leave a tombstone
+ * (table, id, version) in a deletion log. Plain SQL run on the same file by
+ * any program is tracked too, by triggers installed when a table is tracked.
+ *
+ * Threads: a verso_db handle is used by one thread at a time (like an
+ * sqlite3 connection in multi-thread mode). Open one handle per thread; any
+ * number of handles and processes may share a file.
+ */
+#ifndef VERSO_ORM_H
+#define VERSO_ORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "verso.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct verso_db verso_db;       /* a connection to a verso database */
+typedef struct verso_table verso_table; /* runtime schema of a tracked table (borrowed) */
+typedef struct verso_iter verso_iter;   /* a query cursor */
+typedef struct verso_feed verso_feed;   /* a change feed read */
+
+/* ---------------------------------------------------------------------
+ * Declaring tables as C structs
+ * ------------------------------------------------------------------ */
+
+/* Field flags. */
+#define VERSO_FIELD_ID      0x01u /* the INTEGER PRIMARY KEY; type VERSO_INT64; exactly one */
+#define VERSO_FIELD_VERSION 0x02u /* the record version; type VERSO_INT64; exactly one */
+#define VERSO_FIELD_NOTNULL 0x04u /* NOT NULL column */
+#define VERSO_FIELD_INDEX   0x08u /* create an index on this column */
+#define VERSO_FIELD_UNIQUE  0x10u /* create a unique index on this column */
+
+/*
+ * One struct member mapped to one column. Build with the macros below.
+ * C member types by column type:
+ *   VERSO_INT64  int64_t        VERSO_DOUBLE double
+ *   VERSO_BOOL   bool           VERSO_TEXT   char *  (NULL pointer = SQL NULL)
+ *   VERSO_BLOB   verso_blob     (data NULL = SQL NULL)
+ *   VERSO_UUID   verso_uuid
+ * Scalars (int64, double, bool, uuid) are NULL when the field has a
+ * null_offset and the bool member there is true; otherwise never NULL.
+ */
+typedef struct verso_field {
+    const char *name; /* column name: [A-Za-z_][A-Za-z0-9_]{0,63}, not starting with '_' */
+    verso_type type;
+    size_t offset;         /* offsetof(struct, member) */
+    size_t size;           /* sizeof member; checked against type */
+    unsigned flags;        /* VERSO_FIELD_* */
+    ptrdiff_t null_offset; /* offset of a bool member, true when NULL; -1 if not nullable */
+} verso_field;
+
+typedef struct verso_blob {
+    void *data;
+    size_t size;
+} verso_blob;
+
+typedef struct verso_uuid {
+    unsigned char bytes[16];
+} verso_uuid;
+
+#define VERSO_FIELD(st, member, vtype, flags)                                                      \
+    {#member, vtype, offsetof(st, member), sizeof(((st *)0)->member), flags, -1}
+#define VERSO_FIELD_NULLABLE(st, member, vtype, flags, nullmember)                                 \
+    {#member, vtype, offsetof(st, member), sizeof(((st *)0)->member), flags, offsetof(st, nullmember)}
+#define VERSO_FIELD_ID_OF(st, member) VERSO_FIELD(st, member, VERSO_INT64, VERSO_FIELD_ID)
+#define VERSO_FIELD_VERSION_OF(st, member) VERSO_FIELD(st, member, VERSO_INT64, VERSO_FIELD_VERSION)
+
+/* A table: name, struct size and its fields (at most 64). */
+typedef struct verso_table_def {
+    const char *name; /* same rules as column names */
+    size_t struct_size;
+    const verso_field *fields;
+    size_t nfields;
+} verso_table_def;
+
+#define VERSO_TABLE_DEF(tname, st, fieldarray)                                                     \
+    {tname, sizeof(st), fieldarray, sizeof(fieldarray) / sizeof((fieldarray)[0])}
+
+/*
+ * Checks a table description without touching any database.
+ * 0 if valid; VERSO_ESCHEMA otherwise, with a precise reason written to
+ * why (NUL-terminated, truncated to whylen) when why is not NULL.
+ * Checks: identifiers, exactly one ID and one VERSION field (both
+ * VERSO_INT64), member sizes matching types, offsets inside struct_size,
+ * no duplicate column names (case-insensitive), at most 64 fields.
+ */
+int verso_table_def_check(const verso_table_def *def, char *why, size_t whylen);
+
+/* ---------------------------------------------------------------------
+ * Opening
+ * ------------------------------------------------------------------ */
+
+typedef struct verso_db_options {
+    const verso_table_def *const *tables; /* tables declared in C; may be NULL */
+    size_t ntables;
+    int busy_timeout_ms;     /* SQLite busy timeout; default 5000 */
+    bool readonly;           /* open read-only: no schema changes, writes fail */
+    bool create;             /* create the file if missing; default true */
+    bool synchronous_full;   /* PRAGMA synchronous=FULL instead of NORMAL */
+} verso_db_options;
+
+#define VERSO_DB_OPTIONS_INIT {NULL, 0, 5000, false, true, false}
+
+/*
+ * Opens (creating if allowed) a verso database at path and brings its schema
+ * up to date: metadata (identity UUID, head version, horizon), the deletion
+ * log, the tables in opts->tables (created, or migrated additively: missing
+ * columns are added, the version column, its index and the tracking
+ * triggers are installed). WAL mode.
+ *
+ * *out receives a handle to release with verso_db_close(); on failure *out
+ * is NULL and the error detail goes to stderr-free storage readable with
+ * verso_open_errmsg(). opts may be NULL (defaults).
+ *
+ * Errors: VERSO_EINVAL, VERSO_ESCHEMA (a table description is wrong, or
+ * an existing table is incompatible: the message says which column and
+ * why), VERSO_EDB, VERSO_ENOMEM.
+ */
+int verso_db_open(verso_db **out, const char *path, const verso_db_options *opts);
+
+/* Detail text of the last verso_db_open() failure on this thread. Static. */
+const char *verso_open_errmsg(void);
+
+/* Closes the handle; rolls back an open transaction. NULL is a no-op. */
+void verso_db_close(verso_db *db);
+
+/* Detail text of the last error on db ("" if none). Borrowed until the next call on db. */
+const char *verso_errmsg(const verso_db *db);
+
+/* The path db was opened with. Borrowed for the life of db. */
+const char *verso_db_path(const verso_db *db);
+
+/* The underlying SQLite connection (borrowed). Writes made on it to tracked
+ * tables are tracked by the triggers, but commit hooks do not see them. */
+struct sqlite3 *verso_db_sqlite(verso_db *db);
+
+/* ---------------------------------------------------------------------
+ * Identity, head, horizon
+ * ------------------------------------------------------------------ */
+
+typedef struct verso_info {
+    char identity[37]; /* database UUID, canonical text */
+    int64_t head;      /* highest version handed out by a committed transaction */
+    int64_t horizon;   /* tombstones with version <= horizon may have been pruned */
+} verso_info;
+
+/* Reads identity, head and horizon in one read. */
+int verso_db_info(verso_info *out, verso_db *db);
+
+/* The database identity (36-char UUID). Borrowed for the life of db. */
+const char *verso_db_identity(const verso_db *db);
+
+/* ---------------------------------------------------------------------
+ * Runtime schema: every tracked table, whether declared in C, tracked with
+ * verso_track(), or created by replication.
+ * ------------------------------------------------------------------ */
+
+typedef struct verso_column {
+    const char *name;
+    verso_type type;
+    unsigned flags; /* VERSO_FIELD_ID / VERSO_FIELD_VERSION / VERSO_FIELD_NOTNULL */
+} verso_column;
+
+/* Reloads the runtime schema from the file (after another process tracked a table). */
+int verso_db_refresh_schema(verso_db *db);
+
+size_t verso_db_ntables(const verso_db *db);
+/* Borrowed; valid until the schema is refreshed or db is closed. NULL if out of range. */
+const verso_table *verso_db_table_at(const verso_db *db, size_t i);
+/* Case-sensitive lookup; NULL if not a tracked table. */
+const verso_table *verso_db_table(const verso_db *db, const char *name);
+
+const char *verso_table_name(const verso_table *t);
+size_t verso_table_ncolumns(const verso_table *t);
+const verso_column *verso_table_column_at(const verso_table *t, size_t i);
+/* Index of column name, or -1. */
+int verso_table_column_index(const verso_table *t, const char *name);
+/* Index of the id column and of the version column. */
+int verso_table_id_index(const verso_table *t);
+int verso_table_version_index(const verso_table *t);
+/* True when rows of t are written only by replication on this database. */
+bool verso_table_is_replicated(const verso_table *t);
+
+/*
+ * Puts an existing plain SQLite table under tracking: adds the version column
+ * (version_column, NULL = "version") if missing, gives every existing row a
+ * version, creates the version index and the triggers. The table must have
+ * an INTEGER PRIMARY KEY column. Idempotent.
+ * Errors: VERSO_ENOTFOUND (no such table), VERSO_ESCHEMA (no INTEGER
+ * PRIMARY KEY, bad name), VERSO_EDB.
+ */
+int verso_track(verso_db *db, const char *table, const char *version_column);
+
+/* ---------------------------------------------------------------------
+ * Transactions and hooks
+ * ------------------------------------------------------------------ */
+
+/*
+ * Starts a write transaction (BEGIN IMMEDIATE). Writes outside an explicit
+ * transaction each run in their own. Nested calls are VERSO_ESTATE.
+ */
+int verso_begin(verso_db *db);
+/* Commits; on success runs the commit hooks with this transaction's changes. */
+int verso_commit(verso_db *db);
+/* Rolls back; nothing of the transaction is visible and no hook runs. */
+int verso_rollback(verso_db *db);
+/* True inside verso_begin() .. commit/rollback. */
+bool verso_in_transaction(const verso_db *db);
+
+/*
+ * Runs fn inside one transaction: commits if fn returns >= 0, rolls back and
+ * returns fn's code if it returns < 0. VERSO_ESTATE inside a transaction.
+ */
+int verso_batch(verso_db *db, int (*fn)(verso_db *db, void *arg), void *arg);
+
+typedef enum verso_change_kind {
+    VERSO_CHANGE_INSERT = 1,
+    VERSO_CHANGE_UPDATE = 2,
+    VERSO_CHANGE_DELETE = 3
+} verso_change_kind;
+
+typedef struct verso_change {
+    const char *table;
+    int64_t id;
+    int64_t version;
+    verso_change_kind kind;
+} verso_change;
+
+/*
+ * Called after each successful commit made through this handle, with that
+ * transaction's changes in version order (borrowed for the call). Never
+ * called for a rolled-back transaction. Commits by other handles or
+ * processes are not reported here (read the change feed for those).
+ */
+typedef void (*verso_commit_fn)(verso_db *db, const verso_change *changes, size_t n, void *arg);
+
+/* Registers a hook (at most 16). VERSO_EINVAL if fn is NULL. */
+int verso_on_commit(verso_db *db, verso_commit_fn fn, void *arg);
+/* Removes a hook registered with the same fn and arg. VERSO_ENOTFOUND otherwise. */
+int verso_on_commit_remove(verso_db *db, verso_commit_fn fn, void *arg);
+
+/* ---------------------------------------------------------------------
+ * CRUD on structs
+ *
+ * Text and blob members of records filled by verso (verso_get,
+ * verso_iter_record) are allocated by verso; release them with
+ * verso_record_clear(). Records passed in for writing are only read.
+ * ------------------------------------------------------------------ */
+
+/*
+ * Inserts rec. If its id is 0 the database assigns one; the id and the new
+ * version are written back into rec. The table must have been declared in
+ * the options of verso_db_open (VERSO_EINVAL otherwise).
+ * Errors: VERSO_ECONSTRAINT (duplicate id, NOT NULL, UNIQUE),
+ * VERSO_EREADONLY (replicated table), VERSO_EDB.
+ */
+int verso_insert(verso_db *db, const verso_table_def *def, void *rec);
+
+/* Reads row id into rec (which the caller zeroes or clears first). VERSO_ENOTFOUND. */
+int verso_get(void *rec, verso_db *db, const verso_table_def *def, int64_t id);
+
+/*
+ * Updates the row with rec's id: all fields if mask is 0, otherwise only the
+ * fields whose index in def->fields has its bit set (bit i = 1ull << i; the
+ * id and version bits are ignored). The new version is written into rec.
+ * Errors: VERSO_ENOTFOUND, VERSO_ECONSTRAINT, VERSO_EREADONLY.
+ */
+int verso_update(verso_db *db, const verso_table_def *def, void *rec, uint64_t mask);
+
+/* Computes a field mask from column names. VERSO_EINVAL naming an unknown field. */
+int verso_mask(uint64_t *out, const verso_table_def *def, const char *const *names, size_t n);
+
+/* Deletes row id and writes its tombstone. VERSO_ENOTFOUND, VERSO_EREADONLY. */
+int verso_delete(verso_db *db, const verso_table_def *def, int64_t id);
+
+/* Frees the text and blob members of rec and zeroes them. def or rec NULL: no-op. */
+void verso_record_clear(const verso_table_def *def, void *rec);
+
+/* ---------------------------------------------------------------------
+ * Queries (for struct tables and any tracked table)
+ * ------------------------------------------------------------------ */
+
+typedef enum verso_cmp {
+    VERSO_EQ,
+    VERSO_NEQ,
+    VERSO_GT,
+    VERSO_GTE,
+    VERSO_LT,
+    VERSO_LTE,
+    VERSO_IN,      /* list / nlist */
+    VERSO_LIKE,    /* SQL LIKE pattern, value is text */
+    VERSO_IS_NULL, /* no value */
+    VERSO_IS_NOT_NULL
+} verso_cmp;
+
+typedef struct verso_cond {
+    const char *column;
+    verso_cmp op;
+    verso_value value;       /* for all but IN / IS_NULL / IS_NOT_NULL */
+    const verso_value *list; /* for IN */
+    size_t nlist;
+} verso_cond;
+
+typedef struct verso_order {
+    const char *column;
+    bool desc;
+} verso_order;
+
+/*
+ * A query. Column names are checked against the table's schema
+ * (VERSO_EINVAL with the unknown name in verso_errmsg); values are always
+ * bound as parameters. Rows are ordered by `order` then by id (ascending,
+ * or descending if the last order term is descending), so the order is
+ * total and keyset pagination is exact.
+ */
+typedef struct verso_query {
+    const char *table;
+    const verso_cond *conds; /* ANDed */
+    size_t nconds;
+    const verso_order *order;
+    size_t norder;
+    const char *const *columns; /* columns to return; NULL = all, in schema order */
+    size_t ncolumns;
+    int64_t limit;  /* <= 0: no limit */
+    int64_t offset; /* >= 0 */
+    /* Keyset pagination: return rows strictly after the row whose order
+     * values are after[0..norder-1] and whose id is after[norder].
+     * nafter is 0 (no keyset) or norder + 1. */
+    const verso_value *after;
+    size_t nafter;
+} verso_query;
+
+#define VERSO_QUERY_INIT {0}
+
+/*
+ * Runs q. *out receives a cursor to release with verso_iter_free(); rows are
+ * read one at a time, never all into memory.
+ * Errors: VERSO_ENOTFOUND (unknown table), VERSO_EINVAL (unknown column,
+ * bad condition), VERSO_EDB.
+ */
+int verso_query_open(verso_iter **out, verso_db *db, const verso_query *q);
+
+/* Steps: 1 = a row is available, 0 = no more rows, < 0 = error. */
+int verso_iter_next(verso_iter *it);
+
+size_t verso_iter_ncolumns(const verso_iter *it);
+const char *verso_iter_column_name(const verso_iter *it, size_t i);
+/* The table's column descriptor for result column i. */
+const verso_column *verso_iter_column(const verso_iter *it, size_t i);
+
+/* Value of result column i of the current row; borrowed until the next step. */
+int verso_iter_value(verso_value *out, const verso_iter *it, size_t i);
+
+/* Fills rec (zeroed first by the caller) from the current row; the query must
+ * select all columns of def. Release with verso_record_clear(). */
+int verso_iter_record(void *rec, const verso_iter *it, const verso_table_def *def);
+
+/* Frees the cursor. NULL is a no-op. */
+void verso_iter_free(verso_iter *it);
+
+/* Number of rows matching conds (ANDed) in table. */
+int verso_count(int64_t *out, verso_db *db, const char *table, const verso_cond *conds,
+                size_t nconds);
+
+/* ---------------------------------------------------------------------
+ * Generic rows (any tracked table, by column name)
+ * ------------------------------------------------------------------ */
+
+/*
+ * Inserts a row from n (column, value) pairs. An "id" of 0 or absent is
+ * assigned. Values are checked against column types (VERSO_ETYPE naming the
+ * column); the version column may not be given (VERSO_EINVAL).
+ * *out_id and *out_version (each may be NULL) receive the new id and version.
+ */
+int verso_row_insert(int64_t *out_id, int64_t *out_version, verso_db *db, const char *table,
+                     const char *const *columns, const verso_value *values, size_t n);
+
+/*
+ * Updates the given columns of row id. If expect_version > 0 and the row's
+ * version differs: VERSO_ECONFLICT and nothing changes.
+ * Errors: VERSO_ENOTFOUND, VERSO_ETYPE, VERSO_EINVAL, VERSO_ECONSTRAINT.
+ */
+int verso_row_update(int64_t *out_version, verso_db *db, const char *table, int64_t id,
+                     const char *const *columns, const verso_value *values, size_t n,
+                     int64_t expect_version);
+
+/* Deletes row id (with the same expect_version rule). VERSO_ENOTFOUND, VERSO_ECONFLICT. */
+int verso_row_delete(verso_db *db, const char *table, int64_t id, int64_t expect_version);
+
+/* ---------------------------------------------------------------------
+ * Raw SQL
+ * ------------------------------------------------------------------ */
+
+/*
+ * Runs one or more SQL statements on db. Writes to tracked tables get
+ * versions and tombstones (from the triggers) and are reported to the
+ * commit hooks. Outside an explicit transaction the statements run in one
+ * transaction of their own.
+ */
+int verso_exec(verso_db *db, const char *sql);
+
+/* ---------------------------------------------------------------------
+ * The change feed
+ * ------------------------------------------------------------------ */
+
+typedef struct verso_feed_options {
+    int64_t since;              /* changes with version > since */
+    int64_t limit;              /* at most this many changes; <= 0: no limit */
+    const char *const *tables;  /* only these tables; NULL = all tracked */
+    size_t ntables;
+} verso_feed_options;
+
+#define VERSO_FEED_OPTIONS_INIT {0, 0, NULL, 0}
+
+/*
+ * One change: an upsert (deleted == false; the row's current columns in
+ * values[0..ncolumns-1], named by the table's schema) or a deletion
+ * (deleted == true; ncolumns == 0). Borrowed until the next call.
+ */
+typedef struct verso_feed_entry {
+    const verso_table *table; /* runtime schema */
+    const char *table_name;
+    int64_t id;
+    int64_t version;
+    bool deleted;
+    size_t ncolumns;
+    const verso_value *values;
+} verso_feed_entry;
+
+/*
+ * Opens a read of "changes since V": upserts and deletions of the requested
+ * tables merged in version order, all from one consistent snapshot (a read
+ * transaction held until verso_feed_close()).
+ * Errors: VERSO_EHORIZON when since < horizon (the reader missed pruned
+ * deletions and must resynchronise), VERSO_ENOTFOUND (unknown table),
+ * VERSO_ESTATE (db is inside a write transaction).
+ */
+int verso_feed_open(verso_feed **out, verso_db *db, const verso_feed_options *opts);
+
+/* 1 = *out holds a change, 0 = done (limit reached or no more), < 0 error. */
+int verso_feed_next(const verso_feed_entry **out, verso_feed *f);
+
+/* Head and horizon of the snapshot the feed reads. */
+int64_t verso_feed_head(const verso_feed *f);
+int64_t verso_feed_horizon(const verso_feed *f);
+const char *verso_feed_identity(const verso_feed *f);
+
+/*
+ * The cursor to continue from: the version of the last change returned
+ * while more may follow; the snapshot's head once the feed is exhausted
+ * below the limit. Reading again with since = cursor never skips a change.
+ */
+int64_t verso_feed_cursor(const verso_feed *f);
+
+/* True if the limit stopped the read before the snapshot's head. */
+bool verso_feed_more(const verso_feed *f);
+
+/* Ends the read. NULL is a no-op. */
+void verso_feed_close(verso_feed *f);
+
+/* ---------------------------------------------------------------------
+ * Tombstone pruning
+ * ------------------------------------------------------------------ */
+
+/*
+ * Deletes tombstones with version <= up_to (clamped to the head) and moves
+ * the horizon there. *out_horizon (may be NULL) receives the new horizon.
+ */
+int verso_prune_version(int64_t *out_horizon, verso_db *db, int64_t up_to);
+
+/* Deletes tombstones written more than max_age_ms ago; the horizon moves to
+ * the highest pruned version. */
+int verso_prune_age(int64_t *out_horizon, verso_db *db, int64_t max_age_ms);
+
+/* ---------------------------------------------------------------------
+ * Replication apply (used by sync/; bypasses the read-only rule)
+ * ------------------------------------------------------------------ */
+
+/* The replication cursor stored in the database: master identity ("" if
+ * none) and the last applied master version. */
+typedef struct verso_cursor {
+    char master[37];
+    int64_t version;
+} verso_cursor;
+
+int verso_cursor_get(verso_cursor *out, verso_db *db);
+
+/*
+ * Starts applying a master's changes: one write transaction. If reset is
+ * true, every row and tombstone of every replicated table is removed first
+ * inside the same transaction (full resynchronisation: readers keep seeing
+ * the old state until verso_apply_commit()).
+ */
+int verso_apply_begin(verso_db *db, bool reset);
+
+/*
+ * Creates (if missing) a replicated table with the master's schema, or
+ * checks an existing one matches it (VERSO_ESCHEMA naming each difference).
+ * Must be called inside apply before rows of that table are applied.
+ */
+int verso_apply_table(verso_db *db, const char *table, const verso_column *columns, size_t n);
+
+/* Upserts a row with the master's id and version. Versions must increase. */
+int verso_apply_upsert(verso_db *db, const char *table, const char *const *columns,
+                       const verso_value *values, size_t n);
+/* Deletes a row, recording the tombstone with the master's version. */
+int verso_apply_delete(verso_db *db, const char *table, int64_t id, int64_t version);
+
+/* Stores the cursor (master identity, version) and commits; hooks run. */
+int verso_apply_commit(verso_db *db, const char *master_identity, int64_t version);
+/* Abandons the apply transaction. */
+int verso_apply_abort(verso_db *db);
+
+/* ---------------------------------------------------------------------
+ * JSON
+ *
+ * Integers are written and read exactly over the full int64 range; text
+ * must be valid UTF-8 (VERSO_EUTF8 otherwise); NULL is null; blobs are
+ * standard base64 strings; bools are true/false; UUIDs are strings.
+ * ------------------------------------------------------------------ */
+
+/* Appends v as JSON. */
+int verso_json_value(verso_buf *b, const verso_value *v, verso_type column_type);
+/* Appends s (n bytes) as a JSON string with escaping. VERSO_EUTF8 if invalid. */
+int verso_json_string(verso_buf *b, const char *s, size_t n);
+/* Appends the current row of it as a JSON object {"col": value, ...}. */
+int verso_json_iter_row(verso_buf *b, const verso_iter *it);
+/*
+ * Appends one change as a JSON object:
+ * {"table":"t","id":1,"version":7,"row":{...}} or
+ * {"table":"t","id":1,"version":8,"deleted":true}
+ */
+int verso_json_feed_entry(verso_buf *b, const verso_feed_entry *e);
+
+/*
+ * A parsed JSON document with exact 64-bit integers. Parse limits:
+ * max_depth nesting (<= 0: 64). Errors: VERSO_EJSON (with position),
+ * VERSO_EUTF8, VERSO_ETOOBIG (nesting). On error *why (may be NULL) gets a
+ * static or thread-local message.
+ */
+typedef struct verso_json verso_json;
+int verso_json_parse(verso_json **out, const char *text, size_t len, int max_depth,
+                     const char **why);
+void verso_json_free(verso_json *doc);
+/* The root as a cJSON tree (borrowed; struct cJSON from <cjson/cJSON.h>). */
+struct cJSON *verso_json_root(const verso_json *doc);
+/* Exact integer value of a number node: 0 and *out set if it is an integer
+ * in int64 range, VERSO_ETYPE if fractional/exponent/out of range. */
+int verso_json_int64(int64_t *out, const struct cJSON *number);
+
+/*
+ * Converts a JSON object into (column, value) pairs for table t, checking
+ * names and types. *cols and *vals are allocated (free both with
+ * verso_free()); values borrow strings from obj, blobs are decoded into
+ * memory owned by *vals's allocation. Errors: VERSO_EINVAL (unknown column,
+ * not an object: msg in why), VERSO_ETYPE (wrong type, naming the column).
+ */
+int verso_json_to_values(const char ***cols, verso_value **vals, size_t *n, const verso_table *t,
+                         const struct cJSON *obj, char *why, size_t whylen);
+
+/* ---------------------------------------------------------------------
+ * Fixtures
+ * ------------------------------------------------------------------ */
+
+/*
+ * Writes tracked tables as a JSON fixture to b:
+ * {"verso":1,"tables":{"t":[{row},...],...}} ; table NULL = all tables.
+ */
+int verso_dump(verso_buf *b, verso_db *db, const char *table);
+
+/*
+ * Loads a fixture (the format of verso_dump) in one transaction: rows are
+ * upserted by id and get new versions. All or nothing.
+ */
+int verso_load(verso_db *db, const char *json, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
