@@ -1,0 +1,179 @@
+/*
+ * rest.h - the HTTP/JSON server: tracked tables as REST resources, and the
+ * WebSocket mount point other modules (sync/) build on.
+ *
+ * The server runs on its own service thread with its own database handle
+ * opened on the same file, so the application keeps writing through its own
+ * handle meanwhile and the server sees those writes at once. Every network
+ * and every callback of this header runs on that service thread unless a
+ * function says otherwise.
+ *
+ * No libwebsockets type appears here: connections are the opaque verso_ws.
+ */
+#ifndef VERSO_REST_H
+#define VERSO_REST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "orm.h"
+#include "verso.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct verso_rest verso_rest; /* a running server */
+typedef struct verso_ws verso_ws;     /* one WebSocket connection (opaque) */
+
+/*
+ * A WebSocket endpoint mounted by another module. The client must ask for
+ * `subprotocol` (Sec-WebSocket-Protocol) on `path`. If `role` is not NULL
+ * the request must carry a bearer token holding that role for all tables
+ * ("read", "write", "replicate") or "admin"; without configured tokens on a
+ * loopback address everything is open.
+ *
+ * Callbacks run on the service thread; a negative return closes the
+ * connection (on_close still runs if on_open succeeded). on_open may store
+ * a per-connection pointer in *conn, handed back to the other callbacks.
+ * on_message receives whole text messages, reassembled from fragments, at
+ * most limits.max_ws_message bytes (bigger ones close the connection with
+ * status 1009). Binary messages close the connection with 1003.
+ */
+typedef struct verso_ws_handler {
+    const char *path;        /* "/_sync" */
+    const char *subprotocol; /* "verso-sync.1" */
+    const char *role;        /* access role required ("replicate"), NULL = none */
+    int (*on_open)(verso_ws *ws, void **conn, void *arg);
+    int (*on_message)(verso_ws *ws, void *conn, const void *data, size_t len, void *arg);
+    int (*on_writeable)(verso_ws *ws, void *conn, void *arg);
+    void (*on_close)(verso_ws *ws, void *conn, void *arg);
+    void *arg;
+} verso_ws_handler;
+
+/* Resource limits. Zero in any field means its default. */
+typedef struct verso_rest_limits {
+    size_t max_body;        /* request body bytes; default 1 MiB (413 beyond) */
+    size_t max_url;         /* path + query bytes; default 4096 (414 beyond) */
+    int header_timeout_ms;  /* time to send the request headers; default 10000
+                               (rounded up to whole seconds); the connection is dropped */
+    int max_depth;          /* JSON nesting depth; default 64 */
+    int max_filters;        /* filters per query; default 32 */
+    int query_budget_ms;    /* SQLite time budget per request; default 2000 (503 beyond) */
+    int default_limit;      /* rows per page; default 100 */
+    int max_limit;          /* largest limit= accepted; default 1000 */
+    int64_t max_offset;     /* largest offset= accepted; default 10000 */
+    int max_changes;        /* largest limit= of /_changes; default 10000 */
+    size_t max_ws_message;  /* reassembled WebSocket message; default 16 MiB */
+} verso_rest_limits;
+
+#define VERSO_REST_PORT_DEFAULT 8080
+/* opts.port value meaning "from the config file, else VERSO_REST_PORT_DEFAULT". */
+#define VERSO_REST_PORT_CONFIG (-1)
+
+/*
+ * Server options. Initialise with VERSO_REST_OPTIONS_INIT.
+ *
+ * Access: tokens come from the config file (format in docs/rest.md):
+ *     # comment
+ *     host 127.0.0.1
+ *     port 8080
+ *     tls-cert /path/cert.pem
+ *     tls-key  /path/key.pem
+ *     max-body 1048576          (and the other limits, dashed names)
+ *     token <sha256-hex of the token> <role> [<table>]
+ * role is one of read, write, replicate, admin; without a table the role
+ * applies to every table and to the server's own routes. Only SHA-256 hashes
+ * are stored; comparisons are constant-time. Values given in these options
+ * win over the file (host != NULL, port >= 0, tls paths != NULL, limits != 0).
+ */
+typedef struct verso_rest_options {
+    const char *host;        /* bind address; NULL = config or "127.0.0.1" */
+    int port;                /* 0 = pick a free port (see verso_rest_port) */
+    const char *db_path;     /* database file; NULL = verso_db_path(db) */
+    const char *config_path; /* config/tokens file; NULL = none */
+    const char *tls_cert;    /* PEM certificate path; with tls_key enables HTTPS */
+    const char *tls_key;     /* PEM private key path */
+    verso_rest_limits limits;
+
+    /* WebSocket endpoints mounted by other modules (copied at start;
+     * the strings and arg must outlive the server). */
+    const verso_ws_handler *ws_handlers;
+    size_t nws_handlers;
+
+    /* Run on the service thread every tick_ms (<= 0: only on wake) and soon
+     * after each verso_rest_wake(). */
+    void (*on_tick)(verso_rest *srv, void *arg);
+    void *tick_arg;
+    int tick_ms;
+
+    /* Appends members (`"key":value` pairs, comma-separated, no braces and
+     * no leading comma) merged into the objects of GET /_status and
+     * GET /_info. Service thread. */
+    int (*status_json)(verso_buf *out, void *arg);
+    void *status_arg;
+
+    /* Appends Prometheus text lines to GET /_metrics. Service thread. */
+    int (*metrics_text)(verso_buf *out, void *arg);
+    void *metrics_arg;
+} verso_rest_options;
+
+#define VERSO_REST_OPTIONS_INIT                                                                    \
+    {NULL, 0, NULL, NULL, NULL, NULL, {0}, NULL, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL}
+
+/*
+ * Starts a server for the database file of db (or opts->db_path; db may then
+ * be NULL), listening on opts->host:opts->port, on a new service thread.
+ * The server opens its own handles on the file; db is only read for its
+ * path during the call. *out receives the server, to stop with
+ * verso_rest_stop().
+ *
+ * Refuses to start (VERSO_EAUTH) when the bind address is not a loopback
+ * address and no token is configured. why (may be NULL) receives a
+ * one-line reason on failure (NUL-terminated, truncated to whylen).
+ * Errors: VERSO_EINVAL (bad options or config file), VERSO_EAUTH,
+ * VERSO_ENET (cannot listen, TLS files unusable), VERSO_EDB, VERSO_ENOMEM.
+ */
+int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *opts, char *why,
+                     size_t whylen);
+
+/* Stops the service thread, closes every connection and frees the server.
+ * Not from the service thread. NULL is a no-op. */
+void verso_rest_stop(verso_rest *srv);
+
+/* The port the server listens on (the real one when 0 was asked). Any thread. */
+int verso_rest_port(const verso_rest *srv);
+
+/* True when the server serves HTTPS. Any thread. */
+bool verso_rest_tls(const verso_rest *srv);
+
+/* Any thread: makes the service thread run on_tick soon (coalesced). */
+void verso_rest_wake(verso_rest *srv);
+
+/* The server's own database handle (service thread only; borrowed). */
+verso_db *verso_rest_db(verso_rest *srv);
+
+/*
+ * Sends one text message. Only from on_writeable. The data is copied (with
+ * the headroom libwebsockets needs). Returns 0 or VERSO_ENET.
+ */
+int verso_ws_write(verso_ws *ws, const void *data, size_t len);
+
+/* True when the send pipe is full: stop writing until the next on_writeable. */
+bool verso_ws_choked(verso_ws *ws);
+
+/* Asks for an on_writeable callback. Service thread only. */
+void verso_ws_want_write(verso_ws *ws);
+
+/* The server a connection belongs to. */
+verso_rest *verso_ws_server(verso_ws *ws);
+
+/* Closes the connection after the current callback (status 1000). */
+void verso_ws_close(verso_ws *ws);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
