@@ -1,0 +1,1005 @@
+/*
+ * JSON for records: a streaming writer into verso_buf, and a cJSON-based
+ * parser with exact 64-bit integers.
+ *
+ * The writer does not use cJSON: the change feed is streamed through it, and
+ * cJSON's printer is about 3x slower and loses integers above 2^53. Values
+ * are appended after one reservation per value; integers use a hand-written
+ * formatter.
+ *
+ * The parser runs a string-aware pre-pass before cJSON, because cJSON keeps
+ * numbers as doubles, accepts invalid UTF-8, raw control characters, lone
+ * surrogates and non-JSON numbers ("01", "1."), and allows 1000 levels of
+ * nesting. The pre-pass rejects those and records the literal text of every
+ * number token in document order; after parsing, the tree is walked in the
+ * same order and each number node gets its literal as valuestring (which
+ * cJSON_Delete frees for any node type), so verso_json_int64() is exact.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "verso/orm.h"
+
+#define JSON_DEFAULT_DEPTH 64
+#define JSON_WHY_MAX       160
+
+struct verso_json {
+    cJSON *root;
+};
+
+static _Thread_local char json_why[JSON_WHY_MAX];
+
+/* ---------------------------------------------------------------------
+ * UTF-8
+ * ------------------------------------------------------------------ */
+
+/* Length of the valid UTF-8 sequence starting at s (n > 0 bytes available),
+ * 0 if it is invalid: overlong, surrogate, above U+10FFFF or truncated. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    if (c < 0xC2)
+        return 0;
+    if (c < 0xE0)
+        return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c < 0xF0) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))
+            return 0;
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+static bool utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = utf8_seq(p + i, n - i);
+        if (!k)
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------------
+ * Writer
+ * ------------------------------------------------------------------ */
+
+/* 0: copied as is; 1: escaped; 2: first byte of a multi-byte sequence. */
+static const unsigned char json_esc[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20 '"' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x30 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x40 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50 '\\' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x60 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x70 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0x80 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0x90 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xA0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xB0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xC0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xD0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xE0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xF0 */
+};
+
+static const char hex_digits[] = "0123456789abcdef";
+
+/* Writes the escape of ASCII byte c at o; returns its length. */
+static size_t escape_byte(char *o, unsigned char c)
+{
+    static const char short_esc[32] = {
+        ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+    };
+    o[0] = '\\';
+    if (c == '"' || c == '\\') {
+        o[1] = (char)c;
+        return 2;
+    }
+    if (short_esc[c]) {
+        o[1] = short_esc[c];
+        return 2;
+    }
+    memcpy(o + 1, "u00", 3);
+    o[4] = hex_digits[c >> 4];
+    o[5] = hex_digits[c & 15];
+    return 6;
+}
+
+int verso_json_string(verso_buf *b, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *end = p + n;
+    size_t start = b->len;
+    /* Room for every byte copied as is, the quotes and one escape. */
+    if (verso_buf_reserve(b, n + 8) < 0)
+        return VERSO_ENOMEM;
+    b->data[b->len++] = '"';
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && !json_esc[*p])
+            p++;
+        if (p > run) {
+            memcpy(b->data + b->len, run, (size_t)(p - run));
+            b->len += (size_t)(p - run);
+        }
+        if (p == end)
+            break;
+        if (json_esc[*p] == 2) {
+            size_t k = utf8_seq(p, (size_t)(end - p));
+            if (!k)
+                goto bad_utf8;
+            memcpy(b->data + b->len, p, k);
+            b->len += k;
+            p += k;
+            continue;
+        }
+        /* An escape grows the output by up to 5 bytes over the input. */
+        if (verso_buf_reserve(b, (size_t)(end - p) + 8) < 0) {
+            b->len = start;
+            b->data[b->len] = '\0';
+            return VERSO_ENOMEM;
+        }
+        b->len += escape_byte(b->data + b->len, *p++);
+    }
+    b->data[b->len++] = '"';
+    b->data[b->len] = '\0';
+    return 0;
+
+bad_utf8:
+    b->len = start;
+    b->data[b->len] = '\0';
+    return VERSO_EUTF8;
+}
+
+/* Formats v in decimal at o (room for 20 bytes); returns the length. */
+static size_t format_int64(char *o, int64_t v)
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
+    char tmp[20];
+    size_t i = sizeof tmp;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        tmp[--i] = pairs[d + 1];
+        tmp[--i] = pairs[d];
+    }
+    if (u >= 10) {
+        tmp[--i] = pairs[u * 2 + 1];
+        tmp[--i] = pairs[u * 2];
+    } else {
+        tmp[--i] = (char)('0' + u);
+    }
+    if (v < 0)
+        tmp[--i] = '-';
+    memcpy(o, tmp + i, sizeof tmp - i);
+    return sizeof tmp - i;
+}
+
+static int put_raw(verso_buf *b, const char *s, size_t n)
+{
+    if (verso_buf_reserve(b, n) < 0)
+        return VERSO_ENOMEM;
+    if (n)
+        memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static int put_int64(verso_buf *b, int64_t v)
+{
+    if (verso_buf_reserve(b, 20) < 0)
+        return VERSO_ENOMEM;
+    b->len += format_int64(b->data + b->len, v);
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+/*
+ * Doubles are written so that strtod() gives back the same value: the
+ * shortest of %.15g / %.17g that round-trips. Integral values keep a ".0" so
+ * that a reader does not take them for integers. NaN and infinities have no
+ * JSON form and are written as null.
+ */
+static int put_double(verso_buf *b, double d)
+{
+    char tmp[40];
+    int n;
+    if (!isfinite(d))
+        return put_raw(b, "null", 4);
+    if (d == trunc(d) && fabs(d) < 1e15) {
+        size_t k = 0;
+        if (d == 0 && signbit(d))
+            tmp[k++] = '-';
+        k += format_int64(tmp + k, (int64_t)d);
+        memcpy(tmp + k, ".0", 2);
+        return put_raw(b, tmp, k + 2);
+    }
+    n = snprintf(tmp, sizeof tmp, "%.15g", d);
+    if (strtod(tmp, NULL) != d)
+        n = snprintf(tmp, sizeof tmp, "%.17g", d);
+    if (!strpbrk(tmp, ".eE")) {
+        memcpy(tmp + n, ".0", 3);
+        n += 2;
+    }
+    return put_raw(b, tmp, (size_t)n);
+}
+
+static size_t base64_encoded_len(size_t n)
+{
+    return (n + 2) / 3 * 4;
+}
+
+static int put_base64(verso_buf *b, const unsigned char *p, size_t n)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t need = base64_encoded_len(n) + 2;
+    if (need < n || verso_buf_reserve(b, need) < 0)
+        return VERSO_ENOMEM;
+    char *o = b->data + b->len;
+    *o++ = '"';
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t w = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = alphabet[w >> 18];
+        *o++ = alphabet[(w >> 12) & 63];
+        *o++ = alphabet[(w >> 6) & 63];
+        *o++ = alphabet[w & 63];
+    }
+    if (i < n) {
+        uint32_t w = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+        *o++ = alphabet[w >> 18];
+        *o++ = alphabet[(w >> 12) & 63];
+        *o++ = i + 1 < n ? alphabet[(w >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static int put_bool(verso_buf *b, bool v)
+{
+    return v ? put_raw(b, "true", 4) : put_raw(b, "false", 5);
+}
+
+/* Text in a blob column is written as base64 of its bytes so that it reads
+ * back into the column; bools are written as true/false. */
+int verso_json_value(verso_buf *b, const verso_value *v, verso_type column_type)
+{
+    switch (v->type) {
+    case VERSO_NULL:
+        return put_raw(b, "null", 4);
+    case VERSO_INT64:
+        if (column_type == VERSO_BOOL)
+            return put_bool(b, v->u.i != 0);
+        return put_int64(b, v->u.i);
+    case VERSO_BOOL:
+        return put_bool(b, v->u.i != 0);
+    case VERSO_DOUBLE:
+        return put_double(b, v->u.d);
+    case VERSO_TEXT:
+    case VERSO_UUID:
+        if (column_type == VERSO_BLOB)
+            return put_base64(b, v->u.b.p, v->u.b.n);
+        return verso_json_string(b, v->u.b.p, v->u.b.n);
+    case VERSO_BLOB:
+        return put_base64(b, v->u.b.p, v->u.b.n);
+    case VERSO_ANY:
+        break;
+    }
+    return VERSO_EINVAL;
+}
+
+/* Appends "name": (a key followed by a colon). */
+static int put_key(verso_buf *b, const char *name)
+{
+    int rc = verso_json_string(b, name, strlen(name));
+    if (rc < 0)
+        return rc;
+    return put_raw(b, ":", 1);
+}
+
+/* Appends {"col": value, ...} for n values named by the columns of t. */
+static int put_row(verso_buf *b, const verso_table *t, const verso_value *vals, size_t n)
+{
+    int rc = put_raw(b, "{", 1);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const verso_column *c = verso_table_column_at(t, i);
+        if (!c)
+            return VERSO_EINVAL;
+        if (i > 0 && (rc = put_raw(b, ",", 1)) < 0)
+            break;
+        if ((rc = put_key(b, c->name)) < 0)
+            break;
+        rc = verso_json_value(b, &vals[i], c->type);
+    }
+    if (rc == 0)
+        rc = put_raw(b, "}", 1);
+    return rc;
+}
+
+int verso_json_iter_row(verso_buf *b, const verso_iter *it)
+{
+    size_t n = verso_iter_ncolumns(it);
+    size_t start = b->len;
+    int rc = put_raw(b, "{", 1);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const verso_column *c = verso_iter_column(it, i);
+        verso_value v;
+        if (i > 0 && (rc = put_raw(b, ",", 1)) < 0)
+            break;
+        if ((rc = put_key(b, verso_iter_column_name(it, i))) < 0)
+            break;
+        if ((rc = verso_iter_value(&v, it, i)) < 0)
+            break;
+        rc = verso_json_value(b, &v, c ? c->type : VERSO_ANY);
+    }
+    if (rc == 0)
+        rc = put_raw(b, "}", 1);
+    if (rc < 0 && b->data) {
+        b->len = start;
+        b->data[start] = '\0';
+    }
+    return rc;
+}
+
+int verso_json_feed_entry(verso_buf *b, const verso_feed_entry *e)
+{
+    size_t start = b->len;
+    int rc;
+    if ((rc = put_raw(b, "{\"table\":", 9)) < 0 ||
+        (rc = verso_json_string(b, e->table_name, strlen(e->table_name))) < 0 ||
+        (rc = put_raw(b, ",\"id\":", 6)) < 0 || (rc = put_int64(b, e->id)) < 0 ||
+        (rc = put_raw(b, ",\"version\":", 11)) < 0 || (rc = put_int64(b, e->version)) < 0)
+        goto done;
+    if (e->deleted)
+        rc = put_raw(b, ",\"deleted\":true}", 16);
+    else if ((rc = put_raw(b, ",\"row\":", 7)) == 0 &&
+             (rc = put_row(b, e->table, e->values, e->ncolumns)) == 0)
+        rc = put_raw(b, "}", 1);
+done:
+    if (rc < 0 && b->data) {
+        b->len = start;
+        b->data[start] = '\0';
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------------
+ * Parser pre-pass
+ * ------------------------------------------------------------------ */
+
+typedef struct numlit {
+    size_t off;
+    size_t len;
+} numlit;
+
+typedef struct prescan {
+    const char *text;
+    size_t len;
+    size_t pos; /* where the error is */
+    int max_depth;
+    numlit *nums;
+    size_t nnums;
+    size_t capnums;
+    const char *why;
+} prescan;
+
+static int prescan_fail(prescan *ps, int rc, const char *what)
+{
+    snprintf(json_why, sizeof json_why, "%s at byte %zu", what, ps->pos);
+    ps->why = json_why;
+    return rc;
+}
+
+static int hex4(unsigned *out, const char *s)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            d = (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+        v = v << 4 | d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Checks the \u escape at ps->pos (pointing at 'u'); advances past it and,
+ * for a surrogate pair, past the low half. */
+static int prescan_unicode(prescan *ps)
+{
+    const char *t = ps->text;
+    unsigned cp, lo;
+    if (ps->len - ps->pos < 5 || hex4(&cp, t + ps->pos + 1) < 0)
+        return prescan_fail(ps, VERSO_EJSON, "bad \\u escape");
+    if (cp == 0)
+        return prescan_fail(ps, VERSO_EJSON, "\\u0000 in a string is not supported");
+    if (cp >= 0xDC00 && cp <= 0xDFFF)
+        return prescan_fail(ps, VERSO_EUTF8, "lone low surrogate escape");
+    ps->pos += 5;
+    if (cp < 0xD800 || cp > 0xDBFF)
+        return 0;
+    if (ps->len - ps->pos < 6 || t[ps->pos] != '\\' || t[ps->pos + 1] != 'u' ||
+        hex4(&lo, t + ps->pos + 2) < 0 || lo < 0xDC00 || lo > 0xDFFF)
+        return prescan_fail(ps, VERSO_EUTF8, "lone high surrogate escape");
+    ps->pos += 6;
+    return 0;
+}
+
+/* ps->pos is on the opening quote; leaves it after the closing quote. */
+static int prescan_string(prescan *ps)
+{
+    const unsigned char *t = (const unsigned char *)ps->text;
+    ps->pos++;
+    while (ps->pos < ps->len) {
+        unsigned char c = t[ps->pos];
+        if (c == '"') {
+            ps->pos++;
+            return 0;
+        }
+        if (c < 0x20)
+            return prescan_fail(ps, VERSO_EJSON, "control character in string");
+        if (c >= 0x80) {
+            size_t k = utf8_seq(t + ps->pos, ps->len - ps->pos);
+            if (!k)
+                return prescan_fail(ps, VERSO_EUTF8, "invalid UTF-8");
+            ps->pos += k;
+            continue;
+        }
+        if (c != '\\') {
+            ps->pos++;
+            continue;
+        }
+        if (++ps->pos >= ps->len)
+            break;
+        c = t[ps->pos];
+        if (c == 'u') {
+            int rc = prescan_unicode(ps);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (!strchr("\"\\/bfnrt", c) || c == '\0')
+            return prescan_fail(ps, VERSO_EJSON, "bad escape");
+        ps->pos++;
+    }
+    return prescan_fail(ps, VERSO_EJSON, "unterminated string");
+}
+
+static size_t skip_digits(const char *t, size_t i, size_t len)
+{
+    while (i < len && t[i] >= '0' && t[i] <= '9')
+        i++;
+    return i;
+}
+
+/* Checks the JSON number grammar at ps->pos and records its literal. */
+static int prescan_number(prescan *ps)
+{
+    const char *t = ps->text;
+    size_t i = ps->pos, len = ps->len, d;
+    if (t[i] == '-')
+        i++;
+    if (i >= len || t[i] < '0' || t[i] > '9')
+        return prescan_fail(ps, VERSO_EJSON, "bad number");
+    d = t[i] == '0' ? i + 1 : skip_digits(t, i, len);
+    i = d;
+    if (i < len && t[i] == '.') {
+        d = skip_digits(t, i + 1, len);
+        if (d == i + 1)
+            return prescan_fail(ps, VERSO_EJSON, "bad number");
+        i = d;
+    }
+    if (i < len && (t[i] == 'e' || t[i] == 'E')) {
+        i++;
+        if (i < len && (t[i] == '+' || t[i] == '-'))
+            i++;
+        d = skip_digits(t, i, len);
+        if (d == i)
+            return prescan_fail(ps, VERSO_EJSON, "bad number");
+        i = d;
+    }
+    if (i < len && strchr("0123456789+-.eE", t[i]) && t[i] != '\0')
+        return prescan_fail(ps, VERSO_EJSON, "bad number");
+    if (ps->nnums == ps->capnums) {
+        size_t cap = ps->capnums ? ps->capnums * 2 : 16;
+        numlit *p = realloc(ps->nums, cap * sizeof *p);
+        if (!p)
+            return prescan_fail(ps, VERSO_ENOMEM, "out of memory");
+        ps->nums = p;
+        ps->capnums = cap;
+    }
+    ps->nums[ps->nnums++] = (numlit){ps->pos, i - ps->pos};
+    ps->pos = i;
+    return 0;
+}
+
+static int prescan_run(prescan *ps)
+{
+    const unsigned char *t = (const unsigned char *)ps->text;
+    int depth = 0, rc = 0;
+    while (rc == 0 && ps->pos < ps->len) {
+        unsigned char c = t[ps->pos];
+        if (c == '"') {
+            rc = prescan_string(ps);
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            rc = prescan_number(ps);
+        } else if (c == '{' || c == '[') {
+            if (++depth > ps->max_depth)
+                return prescan_fail(ps, VERSO_ETOOBIG, "nesting too deep");
+            ps->pos++;
+        } else if (c == '}' || c == ']') {
+            depth -= depth > 0;
+            ps->pos++;
+        } else if (c >= 0x80) {
+            if (!utf8_seq(t + ps->pos, ps->len - ps->pos))
+                return prescan_fail(ps, VERSO_EUTF8, "invalid UTF-8");
+            return prescan_fail(ps, VERSO_EJSON, "unexpected character");
+        } else {
+            ps->pos++;
+        }
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------------
+ * Parser
+ * ------------------------------------------------------------------ */
+
+/* Gives number nodes, in document order, their literal text. */
+static int attach_literals(cJSON *node, const prescan *ps, size_t *next)
+{
+    for (; node; node = node->next) {
+        if (cJSON_IsNumber(node)) {
+            if (*next >= ps->nnums)
+                return VERSO_EJSON;
+            const numlit *lit = &ps->nums[(*next)++];
+            char *s = malloc(lit->len + 1);
+            if (!s)
+                return VERSO_ENOMEM;
+            memcpy(s, ps->text + lit->off, lit->len);
+            s[lit->len] = '\0';
+            node->valuestring = s;
+        }
+        if (node->child) {
+            int rc = attach_literals(node->child, ps, next);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static bool only_space(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+            return false;
+    return true;
+}
+
+static int parse_tree(cJSON **out, prescan *ps)
+{
+    const char *end = NULL;
+    size_t next = 0;
+    int rc;
+    cJSON *root = cJSON_ParseWithLengthOpts(ps->text, ps->len, &end, 0);
+    if (!root) {
+        ps->pos = end && end >= ps->text ? (size_t)(end - ps->text) : 0;
+        return prescan_fail(ps, VERSO_EJSON, "malformed JSON");
+    }
+    if (!only_space(end, ps->len - (size_t)(end - ps->text))) {
+        ps->pos = (size_t)(end - ps->text);
+        rc = prescan_fail(ps, VERSO_EJSON, "trailing characters after JSON value");
+        goto fail;
+    }
+    if ((rc = attach_literals(root, ps, &next)) < 0 || next != ps->nnums) {
+        ps->pos = 0;
+        rc = prescan_fail(ps, rc == VERSO_ENOMEM ? rc : VERSO_EJSON, "number literals mismatch");
+        goto fail;
+    }
+    *out = root;
+    return 0;
+fail:
+    cJSON_Delete(root);
+    return rc;
+}
+
+int verso_json_parse(verso_json **out, const char *text, size_t len, int max_depth,
+                     const char **why)
+{
+    prescan ps = {text, len, 0, max_depth > 0 ? max_depth : JSON_DEFAULT_DEPTH,
+                  NULL, 0, 0, NULL};
+    cJSON *root = NULL;
+    int rc;
+    *out = NULL;
+    if (!text) {
+        rc = prescan_fail(&ps, VERSO_EJSON, "no JSON text");
+        goto done;
+    }
+    if ((rc = prescan_run(&ps)) < 0 || (rc = parse_tree(&root, &ps)) < 0)
+        goto done;
+    if (!(*out = malloc(sizeof **out))) {
+        cJSON_Delete(root);
+        rc = prescan_fail(&ps, VERSO_ENOMEM, "out of memory");
+        goto done;
+    }
+    (*out)->root = root;
+done:
+    free(ps.nums);
+    if (why)
+        *why = rc < 0 ? ps.why : NULL;
+    return rc;
+}
+
+void verso_json_free(verso_json *doc)
+{
+    if (!doc)
+        return;
+    cJSON_Delete(doc->root);
+    free(doc);
+}
+
+cJSON *verso_json_root(const verso_json *doc)
+{
+    return doc ? doc->root : NULL;
+}
+
+/* Without a literal (a tree built in C), only doubles that hold an exact
+ * integer below 2^53 are integers. */
+int verso_json_int64(int64_t *out, const cJSON *number)
+{
+    const double lim = 9007199254740992.0; /* 2^53 */
+    char *end;
+    if (!cJSON_IsNumber(number))
+        return VERSO_ETYPE;
+    const char *lit = number->valuestring;
+    if (!lit) {
+        double d = number->valuedouble;
+        if (!(d > -lim && d < lim) || d != trunc(d))
+            return VERSO_ETYPE;
+        *out = (int64_t)d;
+        return 0;
+    }
+    if (strpbrk(lit, ".eE"))
+        return VERSO_ETYPE;
+    errno = 0;
+    long long v = strtoll(lit, &end, 10);
+    if (errno == ERANGE || end == lit || *end != '\0')
+        return VERSO_ETYPE;
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * JSON object -> column values
+ * ------------------------------------------------------------------ */
+
+/* Decoded size of a base64 string, or -1 if it is not canonical base64. */
+static ptrdiff_t base64_decoded_len(const char *s, size_t n)
+{
+    if (n % 4)
+        return -1;
+    size_t pad = n && s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
+    return (ptrdiff_t)(n / 4 * 3 - pad);
+}
+
+static int base64_digit(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* Decodes canonical padded base64 (RFC 4648 section 4, unused bits zero)
+ * into out (base64_decoded_len(s, n) bytes). */
+static int base64_decode(unsigned char *out, const char *s, size_t n)
+{
+    ptrdiff_t total = base64_decoded_len(s, n);
+    size_t o = 0;
+    if (total < 0)
+        return VERSO_EINVAL;
+    for (size_t i = 0; i < n; i += 4) {
+        int d[4];
+        uint32_t w = 0;
+        for (int k = 0; k < 4; k++) {
+            bool pad = s[i + k] == '=' && i + 4 == n && k >= 2;
+            if (pad && k == 2 && s[i + 3] != '=')
+                return VERSO_EINVAL;
+            d[k] = pad ? 0 : base64_digit((unsigned char)s[i + k]);
+            if (d[k] < 0)
+                return VERSO_EINVAL;
+            w = w << 6 | (uint32_t)d[k];
+        }
+        size_t left = (size_t)total - o;
+        size_t take = left < 3 ? left : 3;
+        if ((take < 3 && (w & 0xFF)) || (take < 2 && (w & 0xFF00)))
+            return VERSO_EINVAL;
+        for (size_t k = 0; k < take; k++)
+            out[o++] = (unsigned char)(w >> (16 - 8 * k));
+    }
+    return 0;
+}
+
+/* Checks a canonical UUID (8-4-4-4-12 hex digits) and writes it in lower case. */
+static int uuid_normalise(char *out, const char *s)
+{
+    if (strlen(s) != 36)
+        return VERSO_ETYPE;
+    for (size_t i = 0; i < 36; i++) {
+        char c = s[i];
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+                                (c >= 'A' && c <= 'F')))
+            return VERSO_ETYPE;
+        out[i] = (c >= 'A' && c <= 'F') ? (char)(c - 'A' + 'a') : c;
+    }
+    return 0;
+}
+
+typedef struct conv {
+    const verso_table *t;
+    char *why;
+    size_t whylen;
+    unsigned char *store; /* blob and uuid bytes, inside the values allocation */
+} conv;
+
+static int conv_fail(conv *cv, int rc, const char *fmt, const char *name, const char *what)
+{
+    if (cv->why && cv->whylen)
+        snprintf(cv->why, cv->whylen, fmt, name, what);
+    return rc;
+}
+
+static const char *json_kind(const cJSON *j)
+{
+    if (cJSON_IsNull(j))
+        return "null";
+    if (cJSON_IsBool(j))
+        return "a boolean";
+    if (cJSON_IsNumber(j))
+        return "a number";
+    if (cJSON_IsString(j))
+        return "a string";
+    if (cJSON_IsArray(j))
+        return "an array";
+    return "an object";
+}
+
+static int conv_number(verso_value *v, const cJSON *j, bool integer_only)
+{
+    int64_t i;
+    if (verso_json_int64(&i, j) == 0) {
+        *v = VERSO_VALUE_INT(i);
+        return 0;
+    }
+    if (integer_only || !isfinite(j->valuedouble))
+        return VERSO_ETYPE;
+    *v = VERSO_VALUE_DOUBLE(j->valuedouble);
+    return 0;
+}
+
+static int conv_bool_as_int(verso_value *v, const cJSON *j)
+{
+    *v = VERSO_VALUE_INT(cJSON_IsTrue(j) ? 1 : 0);
+    return 0;
+}
+
+static int conv_text(verso_value *v, const cJSON *j, verso_type type)
+{
+    size_t n = strlen(j->valuestring);
+    if (!utf8_valid(j->valuestring, n))
+        return VERSO_EUTF8;
+    v->type = type;
+    v->u.b.p = j->valuestring;
+    v->u.b.n = n;
+    return 0;
+}
+
+static int conv_blob(verso_value *v, const cJSON *j, conv *cv)
+{
+    size_t n = strlen(j->valuestring);
+    ptrdiff_t len = base64_decoded_len(j->valuestring, n);
+    if (len < 0 || base64_decode(cv->store, j->valuestring, n) < 0)
+        return VERSO_EINVAL;
+    v->type = VERSO_BLOB;
+    v->u.b.p = cv->store;
+    v->u.b.n = (size_t)len;
+    cv->store += len;
+    return 0;
+}
+
+static int conv_uuid(verso_value *v, const cJSON *j, conv *cv)
+{
+    if (uuid_normalise((char *)cv->store, j->valuestring) < 0)
+        return VERSO_EINVAL;
+    v->type = VERSO_UUID;
+    v->u.b.p = cv->store;
+    v->u.b.n = 36;
+    cv->store += 36;
+    return 0;
+}
+
+/* Converts one JSON value for column c; returns 0, or a code with the reason
+ * written to cv->why. */
+static int conv_value(verso_value *v, const cJSON *j, const verso_column *c, conv *cv)
+{
+    int rc = VERSO_ETYPE;
+    if (cJSON_IsNull(j)) {
+        *v = VERSO_VALUE_NULL;
+        return 0;
+    }
+    switch (c->type) {
+    case VERSO_INT64:
+        if (cJSON_IsNumber(j))
+            rc = conv_number(v, j, true);
+        break;
+    case VERSO_DOUBLE:
+        if (cJSON_IsNumber(j) && isfinite(j->valuedouble)) {
+            *v = VERSO_VALUE_DOUBLE(j->valuedouble);
+            rc = 0;
+        }
+        break;
+    case VERSO_BOOL:
+        if (cJSON_IsBool(j)) {
+            *v = VERSO_VALUE_BOOL(cJSON_IsTrue(j));
+            rc = 0;
+        }
+        break;
+    case VERSO_TEXT:
+        if (cJSON_IsString(j))
+            rc = conv_text(v, j, VERSO_TEXT);
+        break;
+    case VERSO_UUID:
+        if (cJSON_IsString(j) && (rc = conv_uuid(v, j, cv)) < 0)
+            return conv_fail(cv, VERSO_ETYPE, "column \"%s\": %s", c->name,
+                             "not a canonical UUID (8-4-4-4-12 hex digits)");
+        break;
+    case VERSO_BLOB:
+        if (cJSON_IsString(j) && (rc = conv_blob(v, j, cv)) < 0)
+            return conv_fail(cv, VERSO_ETYPE, "column \"%s\": %s", c->name,
+                             "not a padded base64 string");
+        break;
+    default:
+        if (cJSON_IsNumber(j))
+            rc = conv_number(v, j, false);
+        else if (cJSON_IsBool(j))
+            rc = conv_bool_as_int(v, j);
+        else if (cJSON_IsString(j))
+            rc = conv_text(v, j, VERSO_TEXT);
+        break;
+    }
+    if (rc == VERSO_EUTF8)
+        return conv_fail(cv, rc, "column \"%s\": %s", c->name, "invalid UTF-8");
+    if (rc < 0) {
+        char what[96];
+        bool num = cJSON_IsNumber(j);
+        snprintf(what, sizeof what, "expected %s, got %s%s", verso_type_name(c->type),
+                 json_kind(j), num ? " that is not an exact int64 or finite double" : "");
+        return conv_fail(cv, VERSO_ETYPE, "column \"%s\": %s", c->name, what);
+    }
+    return 0;
+}
+
+/* Bytes needed for decoded blobs and normalised UUIDs of obj's members. */
+static size_t conv_store_size(const verso_table *t, const cJSON *obj)
+{
+    size_t total = 0;
+    for (const cJSON *j = obj->child; j; j = j->next) {
+        int ci = j->string ? verso_table_column_index(t, j->string) : -1;
+        const verso_column *c = ci >= 0 ? verso_table_column_at(t, (size_t)ci) : NULL;
+        if (!c || !cJSON_IsString(j))
+            continue;
+        if (c->type == VERSO_UUID)
+            total += 36;
+        else if (c->type == VERSO_BLOB)
+            total += strlen(j->valuestring) / 4 * 3;
+    }
+    return total;
+}
+
+static int conv_members(const char **cols, verso_value *vals, const cJSON *obj, conv *cv)
+{
+    size_t i = 0;
+    for (const cJSON *j = obj->child; j; j = j->next, i++) {
+        int ci = j->string ? verso_table_column_index(cv->t, j->string) : -1;
+        const verso_column *c = ci >= 0 ? verso_table_column_at(cv->t, (size_t)ci) : NULL;
+        if (!c)
+            return conv_fail(cv, VERSO_EINVAL, "unknown column \"%s\" in table %s",
+                             j->string ? j->string : "", verso_table_name(cv->t));
+        for (size_t k = 0; k < i; k++)
+            if (cols[k] == c->name)
+                return conv_fail(cv, VERSO_EINVAL, "column \"%s\" given twice%s", c->name, "");
+        cols[i] = c->name;
+        int rc = conv_value(&vals[i], j, c, cv);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int verso_json_to_values(const char ***cols, verso_value **vals, size_t *n, const verso_table *t,
+                         const cJSON *obj, char *why, size_t whylen)
+{
+    conv cv = {t, why, whylen, NULL};
+    const char **c = NULL;
+    verso_value *v = NULL;
+    size_t count = 0;
+    int rc;
+    *cols = NULL;
+    *vals = NULL;
+    *n = 0;
+    if (!t || !cJSON_IsObject(obj)) {
+        rc = conv_fail(&cv, VERSO_EINVAL, "%s%s", "expected a JSON object", "");
+        goto done;
+    }
+    for (const cJSON *j = obj->child; j; j = j->next)
+        count++;
+    c = malloc((count ? count : 1) * sizeof *c);
+    v = malloc((count ? count : 1) * sizeof *v + conv_store_size(t, obj));
+    if (!c || !v) {
+        rc = conv_fail(&cv, VERSO_ENOMEM, "%s%s", "out of memory", "");
+        goto done;
+    }
+    cv.store = (unsigned char *)(v + (count ? count : 1));
+    if ((rc = conv_members(c, v, obj, &cv)) < 0)
+        goto done;
+    *cols = c;
+    *vals = v;
+    *n = count;
+    c = NULL;
+    v = NULL;
+done:
+    free(c);
+    free(v);
+    return rc;
+}
