@@ -1,0 +1,82 @@
+/* The verso command: finds the sub-command in a table and runs it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "verso/verso.h"
+
+typedef struct command {
+    const char *name;
+    verso_cli_fn fn;
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {.name = "track", .fn = verso_cli_track, .summary = "put a plain SQLite table under tracking"},
+    {.name = "changes", .fn = verso_cli_changes, .summary = "print changes since a version"},
+    {.name = "dump", .fn = verso_cli_dump, .summary = "write tables as a JSON fixture"},
+    {.name = "load", .fn = verso_cli_load, .summary = "load a JSON fixture"},
+    {.name = "info", .fn = verso_cli_info, .summary = "identity, head, horizon and tables"},
+    {.name = "serve", .fn = verso_cli_serve, .summary = "serve a database over REST/JSON"},
+    {.name = "replicate", .fn = verso_cli_replicate, .summary = "follow a master in real time"},
+    {.name = "pull", .fn = verso_cli_pull, .summary = "pull a master's changes once"},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: verso <command> [arguments]\n"
+                 "       verso help <command> | --help | --version\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun 'verso <command> --help' for a command's arguments.\n");
+}
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* "verso help CMD" is "verso CMD --help". */
+static int help(int argc, char **argv)
+{
+    if (argc < 3) {
+        usage(stdout);
+        return 0;
+    }
+    const command *c = find_command(argv[2]);
+    if (!c) {
+        fprintf(stderr, "verso help: unknown command '%s'\n", argv[2]);
+        return 2;
+    }
+    char *sub[] = {argv[2], "--help", NULL};
+    return c->fn(2, sub);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+        return help(1, argv);
+    if (strcmp(name, "help") == 0)
+        return help(argc, argv);
+    if (strcmp(name, "--version") == 0) {
+        printf("verso %s\n", VERSO_VERSION_STRING);
+        return 0;
+    }
+    const command *c = find_command(name);
+    if (!c) {
+        fprintf(stderr, "verso: unknown command '%s'\n", name);
+        usage(stderr);
+        return 2;
+    }
+    return c->fn(argc - 1, argv + 1);
+}
