@@ -1,0 +1,257 @@
+/*
+ * sync.h - master/slave replication of tracked tables.
+ *
+ * A slave follows a master's tracked tables, keeping the master's ids and
+ * versions, either on demand (verso_sync_pull: HTTP GET /_changes) or in
+ * real time (verso_slave_start: a WebSocket on the master's /_sync path,
+ * subprotocol "verso-sync.1"). The wire protocol is in docs/protocol.md.
+ *
+ * Guarantees (docs/replication.md):
+ *  - the slave stores its cursor (master identity + last applied version)
+ *    in the same transaction as the data it applies;
+ *  - a slave commits only at a master snapshot boundary, so its readers
+ *    only ever see states the master had;
+ *  - a slave whose cursor is tied to another master identity, is ahead of
+ *    the master's head or behind its horizon resynchronises fully, in one
+ *    transaction (readers see the old state until the new one is complete);
+ *  - the master reads each slave's changes from that slave's own cursor,
+ *    never holds a database lock across a network wait, and a slow slave
+ *    only lags.
+ *
+ * URLs are a master's base URL: "http://host:port" or "https://host:port"
+ * (an optional path prefix is kept). The access token, when the master
+ * requires one, is sent as "Authorization: Bearer <token>"; it needs the
+ * "replicate" role (or "read" for pull).
+ */
+#ifndef VERSO_SYNC_H
+#define VERSO_SYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "orm.h"
+#include "rest.h"
+#include "verso.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VERSO_SYNC_SUBPROTOCOL "verso-sync.1"
+#define VERSO_SYNC_PATH        "/_sync"
+
+/* ---------------------------------------------------------------------
+ * What a slave applied
+ * ------------------------------------------------------------------ */
+
+/*
+ * One applied change. kind is VERSO_CHANGE_INSERT (the row did not exist
+ * on the slave), VERSO_CHANGE_UPDATE or VERSO_CHANGE_DELETE. For inserts
+ * and updates columns/values hold the master's row (all columns, id and
+ * version included); for deletes ncolumns is 0. Everything is borrowed for
+ * the duration of the callback.
+ */
+typedef struct verso_sync_change {
+    verso_change_kind kind;
+    const char *table;
+    int64_t id;
+    int64_t version;
+    size_t ncolumns;
+    const char *const *columns;
+    const verso_value *values;
+} verso_sync_change;
+
+/*
+ * Called after each committed slave transaction (one or more whole master
+ * transactions) with its changes in version order; cursor is the master
+ * version the slave now equals. reset is true when the transaction was a
+ * full resynchronisation (changes then lists every row received, and rows
+ * that disappeared are not reported one by one). Runs on the applying
+ * thread (the caller of verso_sync_pull, or the live slave's thread); it
+ * must not call verso_slave_stop().
+ */
+typedef void (*verso_sync_apply_fn)(const verso_sync_change *changes, size_t n, int64_t cursor,
+                                    bool reset, void *arg);
+
+/* Progress of a pull or of a live slave's catch-up. */
+typedef struct verso_sync_progress {
+    int64_t rows;         /* changes received in this run */
+    int64_t cursor;       /* last committed master version */
+    int64_t master_head;  /* the master's head as last seen */
+    int64_t elapsed_ms;   /* since the run started */
+} verso_sync_progress;
+
+/* Called on the applying thread about every 200 ms during a transfer and once at its end. */
+typedef void (*verso_sync_progress_fn)(const verso_sync_progress *p, void *arg);
+
+/* Options shared by pull and live slaves. Initialise with VERSO_SYNC_CLIENT_INIT. */
+typedef struct verso_sync_client {
+    const char *token;          /* bearer token; NULL = none */
+    const char *const *tables;  /* tables to follow; NULL = every table of the master */
+    size_t ntables;
+    int chunk;                  /* changes per request / message; 0 = 10000 */
+    int timeout_ms;             /* connect and response timeout; 0 = 10000 */
+    bool insecure;              /* https: accept self-signed / mismatched certificates */
+    verso_sync_apply_fn on_apply;
+    void *apply_arg;
+    verso_sync_progress_fn on_progress;
+    void *progress_arg;
+} verso_sync_client;
+
+#define VERSO_SYNC_CLIENT_INIT {NULL, NULL, 0, 0, 0, false, NULL, NULL, NULL, NULL}
+
+/* ---------------------------------------------------------------------
+ * Pull (on demand)
+ * ------------------------------------------------------------------ */
+
+typedef struct verso_pull_result {
+    int64_t rows;        /* changes applied */
+    int64_t cursor;      /* the slave's cursor at the end (master version) */
+    int64_t master_head; /* the master's head when the pull started */
+    bool resynced;       /* a full resynchronisation took place */
+    char master[37];     /* the master's identity */
+} verso_pull_result;
+
+/*
+ * Brings db up to (at least) the master's head as it was when the call
+ * started: reads GET /_info, decides whether a full resynchronisation is
+ * needed, then reads GET /_changes in chunks and applies them. Commits
+ * happen only at snapshot boundaries (each commit stores the cursor), so a
+ * crash or error leaves db at its previous consistent state. Replicated
+ * tables are created from the master's schema, or checked against it
+ * (VERSO_ESCHEMA, detail in verso_errmsg(db)).
+ *
+ * db is used by the calling thread only during the call and must not be
+ * inside a transaction. out (may be NULL) receives the result. why (may be
+ * NULL) receives a one-line reason on failure.
+ * Errors: VERSO_EINVAL (bad URL), VERSO_ENET (cannot connect, timeout),
+ * VERSO_EAUTH (401/403), VERSO_EPROTO (unexpected answer), VERSO_ESCHEMA,
+ * VERSO_EDB, VERSO_ENOMEM, VERSO_EINTERRUPTED (*stop became true).
+ * stop (may be NULL) is polled between chunks and network events.
+ */
+int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *url,
+                    const verso_sync_client *opts, const volatile int *stop, char *why,
+                    size_t whylen);
+
+/* ---------------------------------------------------------------------
+ * Live slave (real time, its own thread)
+ * ------------------------------------------------------------------ */
+
+typedef struct verso_slave verso_slave;
+
+typedef struct verso_slave_options {
+    verso_sync_client client;
+    verso_db_options db;  /* how the slave opens its database (C tables to check, ...) */
+    int heartbeat_ms;     /* heartbeat period; the link is dropped after 3 missed; 0 = 5000 */
+    int retry_min_ms;     /* first reconnect delay; 0 = 100 */
+    int retry_max_ms;     /* reconnect delay cap (doubling with jitter); 0 = 5000 */
+} verso_slave_options;
+
+#define VERSO_SLAVE_OPTIONS_INIT {VERSO_SYNC_CLIENT_INIT, VERSO_DB_OPTIONS_INIT, 0, 0, 0}
+
+/*
+ * Starts a live slave of the master at url on the database file db_path
+ * (created if missing unless opts->db.create is false), on a new thread
+ * with its own database handle. It connects, catches up from its cursor
+ * (resynchronising when needed), then applies each master commit as it
+ * arrives; after any failure it reconnects by itself with backoff and
+ * resumes. opts may be NULL. *out receives the slave, to stop with
+ * verso_slave_stop(). Errors: VERSO_EINVAL (bad URL), VERSO_EDB /
+ * VERSO_ESCHEMA (cannot open db_path; detail in why), VERSO_ENOMEM.
+ */
+int verso_slave_start(verso_slave **out, const char *db_path, const char *url,
+                      const verso_slave_options *opts, char *why, size_t whylen);
+
+/* Stops the thread (an open apply transaction is rolled back), closes the
+ * database and frees the slave. Any thread but the slave's. NULL is a no-op. */
+void verso_slave_stop(verso_slave *s);
+
+typedef struct verso_slave_state {
+    bool connected;        /* a subscribed WebSocket is up */
+    int64_t cursor;        /* last committed master version */
+    int64_t master_head;   /* the master's head as last seen */
+    int64_t lag_versions;  /* master_head - cursor (>= 0) */
+    int64_t lag_ms;        /* how long the slave has been behind; 0 when caught up */
+    int64_t applied_rows;  /* changes applied since start */
+    int64_t commits;       /* slave transactions committed since start */
+    int64_t resyncs;       /* full resynchronisations since start */
+    int64_t reconnects;    /* connections made after the first */
+    char master[37];       /* the master's identity ("" before the first connection) */
+    char last_error[128];  /* the last failure ("" if none) */
+} verso_slave_state;
+
+/* Copies the slave's state. Any thread. */
+int verso_slave_state_get(verso_slave_state *out, verso_slave *s);
+
+/*
+ * Read-your-writes: waits until the slave has committed master version
+ * `version` (or more), at most timeout_ms. 0 once it has, VERSO_ETIMEOUT
+ * otherwise. Any thread.
+ */
+int verso_slave_wait(verso_slave *s, int64_t version, int timeout_ms);
+
+/* ---------------------------------------------------------------------
+ * Master (mounted into a REST server)
+ * ------------------------------------------------------------------ */
+
+typedef struct verso_sync_master verso_sync_master;
+
+typedef struct verso_sync_master_options {
+    int chunk;          /* changes per message; 0 = 5000 */
+    int heartbeat_ms;   /* heartbeat period; silent slaves are dropped after 3; 0 = 5000 */
+    int poll_ms;        /* how often the file is checked for other processes' commits; 0 = 1 */
+} verso_sync_master_options;
+
+#define VERSO_SYNC_MASTER_OPTIONS_INIT {0, 0, 0}
+
+/*
+ * Creates the replication endpoint for the database file db_path (it opens
+ * its own read handle, used on the REST service thread only). Mount it into
+ * a server with verso_sync_master_mount() before verso_rest_start(). opts
+ * may be NULL. Release with verso_sync_master_free() after verso_rest_stop().
+ * Errors: VERSO_EINVAL, VERSO_EDB (detail in why), VERSO_ENOMEM.
+ */
+int verso_sync_master_new(verso_sync_master **out, const char *db_path,
+                          const verso_sync_master_options *opts, char *why, size_t whylen);
+
+/*
+ * Fills ro's ws_handlers (the /_sync endpoint, role "replicate"), on_tick,
+ * tick_ms, status_json and metrics_text. The server must not use other
+ * values for those fields. m must outlive the server.
+ */
+void verso_sync_master_mount(verso_sync_master *m, verso_rest_options *ro);
+
+/*
+ * Pushes commits made through db (an application handle on the same file)
+ * at once instead of at the next poll: registers a commit hook on db.
+ * Optional. Call verso_sync_master_unwatch() before closing db or freeing m.
+ */
+int verso_sync_master_watch(verso_sync_master *m, verso_db *db);
+int verso_sync_master_unwatch(verso_sync_master *m, verso_db *db);
+
+/* One connected slave as the master sees it. */
+typedef struct verso_sync_peer {
+    char name[64];        /* the name the slave gave (host:pid by default) */
+    int64_t cursor;       /* version sent up to */
+    int64_t acked;        /* version the slave acknowledged as committed */
+    int64_t lag_versions; /* master head - acked */
+    int64_t lag_ms;       /* how long the slave has been behind; 0 when caught up */
+    int64_t sent_rows;    /* changes sent on this connection */
+    int64_t connected_ms; /* connection time (Unix ms) */
+} verso_sync_peer;
+
+/*
+ * Copies the list of subscribed slaves into *out (release with
+ * verso_free(); NULL when n is 0). Any thread.
+ */
+int verso_sync_master_peers(verso_sync_peer **out, size_t *n, verso_sync_master *m);
+
+/* Frees the master. The server it was mounted in must be stopped. NULL is a no-op. */
+void verso_sync_master_free(verso_sync_master *m);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

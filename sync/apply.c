@@ -1,0 +1,399 @@
+/*
+ * The slave side of replication: applies the master's change entries
+ * through verso_apply_*, one slave transaction per snapshot boundary, and
+ * reports what changed to the application's callback after each commit.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "sync/internal.h"
+
+/* A change kept for the callback until its transaction commits. */
+typedef struct pending {
+    verso_sync_change change;
+    const char **cols; /* from verso_json_to_values */
+    verso_value *vals;
+} pending;
+
+/* A prepared "does row id exist" statement per table. */
+typedef struct exists_stmt {
+    char *table;
+    sqlite3_stmt *st;
+} exists_stmt;
+
+struct verso__applier {
+    verso_db *db;
+    verso_sync_apply_fn on_apply;
+    void *apply_arg;
+    verso__schema schema;
+    bool schema_pending;
+    bool open;
+    bool reset;
+    int64_t rows;
+    verso_json **docs; /* kept until commit when on_apply is set */
+    size_t ndocs, capdocs;
+    pending *pend;
+    size_t npend, cappend;
+    exists_stmt *exists;
+    size_t nexists;
+    char err[256];
+};
+
+int verso__applier_new(verso__applier **out, verso_db *db, const verso_sync_client *opts)
+{
+    verso__applier *a = calloc(1, sizeof(*a));
+
+    *out = NULL;
+    if (!a)
+        return VERSO_ENOMEM;
+    a->db = db;
+    if (opts) {
+        a->on_apply = opts->on_apply;
+        a->apply_arg = opts->apply_arg;
+    }
+    *out = a;
+    return 0;
+}
+
+static void exists_clear(verso__applier *a)
+{
+    for (size_t i = 0; i < a->nexists; i++) {
+        sqlite3_finalize(a->exists[i].st);
+        free(a->exists[i].table);
+    }
+    free(a->exists);
+    a->exists = NULL;
+    a->nexists = 0;
+}
+
+static void pending_clear(verso__applier *a)
+{
+    for (size_t i = 0; i < a->npend; i++) {
+        verso_free(a->pend[i].cols);
+        verso_free(a->pend[i].vals);
+    }
+    a->npend = 0;
+    for (size_t i = 0; i < a->ndocs; i++)
+        verso_json_free(a->docs[i]);
+    a->ndocs = 0;
+}
+
+void verso__applier_free(verso__applier *a)
+{
+    if (!a)
+        return;
+    verso__applier_abort(a);
+    pending_clear(a);
+    free(a->pend);
+    free(a->docs);
+    exists_clear(a);
+    verso__schema_free(&a->schema);
+    free(a);
+}
+
+void verso__applier_set_schema(verso__applier *a, verso__schema *s)
+{
+    verso__schema_free(&a->schema);
+    a->schema = *s;
+    memset(s, 0, sizeof(*s));
+    a->schema_pending = true;
+}
+
+bool verso__applier_open(const verso__applier *a)
+{
+    return a->open;
+}
+
+int64_t verso__applier_rows(const verso__applier *a)
+{
+    return a->rows;
+}
+
+const char *verso__applier_errmsg(const verso__applier *a)
+{
+    return a->err;
+}
+
+static int fail(verso__applier *a, int rc, const char *what)
+{
+    snprintf(a->err, sizeof(a->err), "%s: %s%s%s", what, verso_strerror(rc),
+             verso_errmsg(a->db)[0] ? ": " : "", verso_errmsg(a->db));
+    return rc;
+}
+
+static int apply_schema(verso__applier *a)
+{
+    for (size_t i = 0; i < a->schema.ntables; i++) {
+        const verso__schema_table *t = &a->schema.tables[i];
+        int rc = verso_apply_table(a->db, t->name, t->columns, t->ncolumns);
+        if (rc < 0) {
+            snprintf(a->err, sizeof(a->err), "table %s does not match the master: %s", t->name,
+                     verso_errmsg(a->db));
+            return rc;
+        }
+    }
+    exists_clear(a); /* the schema may have changed under the statements */
+    return 0;
+}
+
+static int begin(verso__applier *a, bool reset)
+{
+    int rc;
+
+    if (a->open)
+        return 0;
+    if ((rc = verso_apply_begin(a->db, reset)) < 0)
+        return fail(a, rc, "begin");
+    a->open = true;
+    a->reset = reset;
+    if (a->schema_pending && (rc = apply_schema(a)) < 0) {
+        verso__applier_abort(a);
+        return rc;
+    }
+    return 0;
+}
+
+static sqlite3_stmt *exists_stmt_for(verso__applier *a, const verso_table *t)
+{
+    const char *name = verso_table_name(t);
+    exists_stmt *grown;
+    char sql[256];
+    sqlite3_stmt *st = NULL;
+
+    for (size_t i = 0; i < a->nexists; i++) {
+        if (strcmp(a->exists[i].table, name) == 0)
+            return a->exists[i].st;
+    }
+    snprintf(sql, sizeof(sql), "SELECT 1 FROM \"%s\" WHERE \"%s\" = ?", name,
+             verso_table_column_at(t, (size_t)verso_table_id_index(t))->name);
+    if (sqlite3_prepare_v2(verso_db_sqlite(a->db), sql, -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    grown = realloc(a->exists, (a->nexists + 1) * sizeof(*grown));
+    if (!grown || !(grown[a->nexists].table = strdup(name))) {
+        a->exists = grown ? grown : a->exists;
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    a->exists = grown;
+    grown[a->nexists++].st = st;
+    return st;
+}
+
+/* 1 if row id exists in t, 0 if not, < 0 on error. */
+static int row_exists(verso__applier *a, const verso_table *t, int64_t id)
+{
+    sqlite3_stmt *st = exists_stmt_for(a, t);
+    int rc;
+
+    if (!st)
+        return VERSO_EDB;
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 1;
+    return rc == SQLITE_DONE ? 0 : VERSO_EDB;
+}
+
+static int pending_push(verso__applier *a, const pending *p)
+{
+    if (a->npend == a->cappend) {
+        size_t cap = a->cappend ? a->cappend * 2 : 64;
+        pending *grown = realloc(a->pend, cap * sizeof(*grown));
+        if (!grown)
+            return VERSO_ENOMEM;
+        a->pend = grown;
+        a->cappend = cap;
+    }
+    a->pend[a->npend++] = *p;
+    return 0;
+}
+
+static int doc_keep(verso__applier *a, verso_json *doc)
+{
+    if (a->ndocs == a->capdocs) {
+        size_t cap = a->capdocs ? a->capdocs * 2 : 8;
+        verso_json **grown = realloc(a->docs, cap * sizeof(*grown));
+        if (!grown)
+            return VERSO_ENOMEM;
+        a->docs = grown;
+        a->capdocs = cap;
+    }
+    a->docs[a->ndocs++] = doc;
+    return 0;
+}
+
+static int kind_of(verso__applier *a, const verso_table *t, int64_t id, bool deleted,
+                   verso_change_kind *kind)
+{
+    int ex = row_exists(a, t, id);
+
+    if (ex < 0)
+        return fail(a, ex, "existence check");
+    *kind = deleted ? VERSO_CHANGE_DELETE : ex ? VERSO_CHANGE_UPDATE : VERSO_CHANGE_INSERT;
+    return ex;
+}
+
+static int apply_delete(verso__applier *a, const verso_table *t, int64_t id, int64_t version)
+{
+    pending p = {.change = {.table = verso_table_name(t), .id = id, .version = version}};
+    int rc = 0, ex = 1;
+
+    if (a->on_apply && (ex = kind_of(a, t, id, true, &p.change.kind)) < 0)
+        return ex;
+    if ((rc = verso_apply_delete(a->db, p.change.table, id, version)) < 0)
+        return fail(a, rc, "delete");
+    if (a->on_apply && ex)
+        rc = pending_push(a, &p);
+    return rc;
+}
+
+static int apply_upsert(verso__applier *a, const verso_table *t, int64_t id, int64_t version,
+                        const cJSON *row)
+{
+    pending p = {.change = {.table = verso_table_name(t), .id = id, .version = version}};
+    size_t n = 0;
+    int rc;
+
+    if (a->on_apply && (rc = kind_of(a, t, id, false, &p.change.kind)) < 0)
+        return rc;
+    if ((rc = verso_json_to_values(&p.cols, &p.vals, &n, t, row, a->err, sizeof(a->err))) < 0)
+        return rc;
+    if ((rc = verso_apply_upsert(a->db, p.change.table, p.cols, p.vals, n)) < 0) {
+        fail(a, rc, p.change.table);
+        goto done;
+    }
+    if (a->on_apply) {
+        p.change.ncolumns = n;
+        p.change.columns = p.cols;
+        p.change.values = p.vals;
+        if ((rc = pending_push(a, &p)) == 0)
+            return 0;
+    }
+done:
+    verso_free(p.cols);
+    verso_free(p.vals);
+    return rc;
+}
+
+static int apply_entry(verso__applier *a, const cJSON *e)
+{
+    const char *tname = verso__json_get_str(e, "table");
+    const verso_table *t = tname ? verso_db_table(a->db, tname) : NULL;
+    int64_t id, version;
+
+    if (!t) {
+        snprintf(a->err, sizeof(a->err), "change for unknown table %s", tname ? tname : "(none)");
+        return VERSO_EPROTO;
+    }
+    if (verso__json_get_i64(&id, e, "id") < 0 || verso__json_get_i64(&version, e, "version") < 0) {
+        snprintf(a->err, sizeof(a->err), "change without id or version in %s", tname);
+        return VERSO_EPROTO;
+    }
+    a->rows++;
+    if (verso__json_get_bool(e, "deleted"))
+        return apply_delete(a, t, id, version);
+    return apply_upsert(a, t, id, version, cJSON_GetObjectItemCaseSensitive(e, "row"));
+}
+
+int verso__applier_entries(verso__applier *a, verso_json *doc, const cJSON *entries, bool reset)
+{
+    const cJSON *e;
+    int rc = 0;
+
+    if (!cJSON_IsArray(entries)) {
+        snprintf(a->err, sizeof(a->err), "no change list");
+        rc = VERSO_EPROTO;
+        goto done;
+    }
+    if ((rc = begin(a, reset)) < 0)
+        goto done;
+    cJSON_ArrayForEach(e, entries)
+    {
+        if ((rc = apply_entry(a, e)) < 0)
+            goto done;
+    }
+    if (a->on_apply && a->npend > 0) {
+        if ((rc = doc_keep(a, doc)) == 0)
+            doc = NULL;
+    }
+done:
+    verso_json_free(doc);
+    if (rc < 0)
+        verso__applier_abort(a);
+    return rc;
+}
+
+/* After a full reset the slave holds no tombstone older than the master
+ * version it now equals: its own slaves behind that must resynchronise. */
+static int raise_horizon(verso__applier *a, int64_t version)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(verso_db_sqlite(a->db),
+                                "INSERT INTO _verso_meta(key, value) VALUES('horizon', ?) "
+                                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                                -1, &st, NULL);
+
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, version);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) {
+        snprintf(a->err, sizeof(a->err), "horizon: %s", sqlite3_errmsg(verso_db_sqlite(a->db)));
+        return VERSO_EDB;
+    }
+    return 0;
+}
+
+static void notify(verso__applier *a, int64_t version, bool reset)
+{
+    verso_sync_change *changes;
+
+    if (!a->on_apply)
+        return;
+    changes = a->npend ? malloc(a->npend * sizeof(*changes)) : NULL;
+    if (a->npend && !changes)
+        return;
+    for (size_t i = 0; i < a->npend; i++)
+        changes[i] = a->pend[i].change;
+    a->on_apply(changes, a->npend, version, reset, a->apply_arg);
+    free(changes);
+}
+
+int verso__applier_commit(verso__applier *a, const char *master, int64_t version)
+{
+    bool reset = a->reset;
+    int rc;
+
+    if (!a->open && (rc = begin(a, false)) < 0)
+        return rc;
+    if (reset && (rc = raise_horizon(a, version)) < 0)
+        goto fail;
+    if ((rc = verso_apply_commit(a->db, master, version)) < 0) {
+        fail(a, rc, "commit");
+        goto fail;
+    }
+    a->open = false;
+    a->reset = false;
+    a->schema_pending = false;
+    notify(a, version, reset);
+    pending_clear(a);
+    return 0;
+fail:
+    verso__applier_abort(a);
+    return rc;
+}
+
+void verso__applier_abort(verso__applier *a)
+{
+    if (a->open)
+        verso_apply_abort(a->db);
+    a->open = false;
+    a->reset = false;
+    pending_clear(a);
+}

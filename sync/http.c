@@ -1,0 +1,204 @@
+/*
+ * A minimal blocking HTTP GET client over libwebsockets (the library does
+ * not depend on libcurl). One request at a time, on the caller's thread,
+ * with its own lws context.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libwebsockets.h>
+
+#include "sync/internal.h"
+
+struct verso__http {
+    struct lws_context *ctx;
+    verso__url url;
+    char *auth; /* "Bearer <token>" or NULL */
+    bool insecure;
+    int timeout_ms;
+    verso_buf *body; /* the request in progress */
+    int status;
+    int rc;
+    bool done;
+    lws_sorted_usec_list_t sul; /* bounds each wait so timeouts and stop are noticed */
+};
+
+static void tick(lws_sorted_usec_list_t *sul)
+{
+    verso__http *h = lws_container_of(sul, verso__http, sul);
+
+    lws_sul_schedule(h->ctx, 0, &h->sul, tick, 100000);
+}
+
+static int on_append_header(verso__http *h, struct lws *wsi, void *in, size_t len)
+{
+    unsigned char **p = (unsigned char **)in, *end = (*p) + len;
+
+    if (!h->auth)
+        return 0;
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)"authorization:",
+                                       (const unsigned char *)h->auth, (int)strlen(h->auth), p,
+                                       end)
+               ? -1
+               : 0;
+}
+
+static int on_receive(struct lws *wsi)
+{
+    char buf[LWS_PRE + 65536];
+    char *p = buf + LWS_PRE;
+    int n = (int)sizeof(buf) - LWS_PRE;
+
+    return lws_http_client_read(wsi, &p, &n) < 0 ? -1 : 0;
+}
+
+static void finish(verso__http *h, int rc)
+{
+    if (h->done)
+        return;
+    h->rc = rc;
+    h->done = true;
+}
+
+static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len)
+{
+    verso__http *h = lws_context_user(lws_get_context(wsi));
+
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        finish(h, VERSO_ENET);
+        return 0;
+    case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
+        h->status = (int)lws_http_client_http_response(wsi);
+        return 0;
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+        return on_append_header(h, wsi, in, len);
+    case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
+        if (h->body && !h->done && verso_buf_append(h->body, in, len) < 0)
+            finish(h, VERSO_ENOMEM);
+        return 0;
+    case LWS_CALLBACK_RECEIVE_CLIENT_HTTP:
+        return on_receive(wsi);
+    case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
+        finish(h, 0);
+        return 0;
+    case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+        finish(h, h->status ? 0 : VERSO_ENET);
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols http_protocols[] = {
+    {"verso-http-client", http_cb, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+int verso__http_new(verso__http **out, const verso__url *u, const char *token, bool insecure,
+                    int timeout_ms)
+{
+    struct lws_context_creation_info info;
+    verso__http *h = calloc(1, sizeof(*h));
+    int rc = VERSO_ENOMEM;
+
+    *out = NULL;
+    if (!h)
+        return VERSO_ENOMEM;
+    h->url = *u;
+    h->insecure = insecure;
+    h->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
+    if (token && *token) {
+        size_t n = strlen(token) + 8;
+        if (!(h->auth = malloc(n)))
+            goto done;
+        snprintf(h->auth, n, "Bearer %s", token);
+    }
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = http_protocols;
+    info.gid = -1;
+    info.uid = -1;
+    info.user = h;
+    if (u->tls)
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    rc = VERSO_ENET;
+    if (!(h->ctx = lws_create_context(&info)))
+        goto done;
+    lws_sul_schedule(h->ctx, 0, &h->sul, tick, 100000);
+    rc = 0;
+    *out = h;
+done:
+    if (rc < 0)
+        verso__http_free(h);
+    return rc;
+}
+
+void verso__http_free(verso__http *h)
+{
+    if (!h)
+        return;
+    if (h->ctx)
+        lws_context_destroy(h->ctx);
+    free(h->auth);
+    free(h);
+}
+
+static int connect_get(verso__http *h, const char *path)
+{
+    struct lws_client_connect_info ci;
+
+    memset(&ci, 0, sizeof(ci));
+    ci.context = h->ctx;
+    ci.address = h->url.host;
+    ci.port = h->url.port;
+    ci.path = path;
+    ci.host = h->url.host;
+    ci.origin = h->url.host;
+    ci.method = "GET";
+    ci.protocol = http_protocols[0].name;
+    if (h->url.tls) {
+        ci.ssl_connection = LCCSCF_USE_SSL;
+        if (h->insecure)
+            ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
+    }
+    return lws_client_connect_via_info(&ci) ? 0 : VERSO_ENET;
+}
+
+int verso__http_get(verso_buf *body, int *status, verso__http *h, const char *path_query,
+                    const volatile int *stop)
+{
+    verso_buf path = VERSO_BUF_INIT;
+    int64_t deadline = verso__mono_ms() + h->timeout_ms;
+    int rc;
+
+    verso_buf_clear(body);
+    h->body = body;
+    h->status = 0;
+    h->rc = 0;
+    h->done = false;
+    if ((rc = verso_buf_printf(&path, "%s%s", h->url.prefix, path_query)) < 0)
+        goto done;
+    if ((rc = connect_get(h, path.data)) < 0)
+        goto done;
+    while (!h->done) {
+        if (stop && *stop) {
+            rc = VERSO_EINTERRUPTED;
+            goto done;
+        }
+        if (verso__mono_ms() > deadline) {
+            rc = VERSO_ETIMEOUT;
+            goto done;
+        }
+        lws_service(h->ctx, 0);
+    }
+    rc = h->rc;
+    *status = h->status;
+done:
+    h->body = NULL;
+    verso_buf_free(&path);
+    return rc;
+}

@@ -1,0 +1,672 @@
+/*
+ * The master side of live replication: a WebSocket endpoint mounted into
+ * the REST server. Everything here runs on the REST service thread except
+ * verso_sync_master_peers() and the commit hook (which only wakes it).
+ *
+ * Each slave has its own cursor. A message is produced only when the
+ * connection is writeable and nothing of ours is pending in its send pipe:
+ * the chunk is read in one read transaction, serialised, the read is
+ * closed, and only then is the buffer written. A slow slave therefore
+ * holds no lock and no memory beyond one message; it simply reads further
+ * behind (catch-up) while the others follow the head.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "sync/internal.h"
+
+typedef struct conn {
+    struct conn *next;
+    verso_ws *ws;
+    bool hello_due;
+    bool subscribed;
+    bool schema_due;
+    bool reset;       /* the subscription is a full resynchronisation */
+    bool resync_due;  /* tell the slave to resynchronise */
+    bool in_sequence; /* the last message had more == true */
+    char **tables;
+    size_t ntables;
+    int64_t cursor; /* changes sent up to this version */
+    int64_t acked;
+    int64_t behind_since_ms;
+    int64_t last_rx_ms;
+    int64_t last_tx_ms;
+    int64_t sent_rows;
+    int64_t connected_ms;
+    bool error_due; /* send error then close */
+    char name[64];
+    char resync_reason[32];
+    char error[160];
+} conn;
+
+struct verso_sync_master {
+    verso_db *db; /* read handle; service thread only */
+    sqlite3_stmt *data_version;
+    sqlite3_stmt *schema_version;
+    int64_t last_data_version;
+    int64_t last_schema_version;
+    verso_info info;
+    verso_sync_master_options o;
+    verso_ws_handler handler;
+    _Atomic(verso_rest *) srv;
+    pthread_mutex_t lock; /* guards the list and the peer-visible fields */
+    conn *conns;
+    verso_buf out;
+};
+
+static int64_t now_ms(void)
+{
+    return verso_now_ms();
+}
+
+/* ---- messages ---- */
+
+static int msg_hello(verso_sync_master *m, verso_buf *b)
+{
+    return verso_buf_printf(b,
+                            "{\"type\":\"hello\",\"protocol\":1,\"identity\":\"%s\",\"head\":%lld,"
+                            "\"horizon\":%lld,\"time\":%lld}",
+                            m->info.identity, (long long)m->info.head,
+                            (long long)m->info.horizon, (long long)now_ms());
+}
+
+static int msg_schema(verso_sync_master *m, conn *c, verso_buf *b)
+{
+    int rc = verso_buf_puts(b, "{\"type\":\"schema\",\"tables\":");
+
+    if (rc == 0)
+        rc = verso__schema_json(b, m->db, (const char *const *)c->tables, c->ntables);
+    if (rc == 0)
+        rc = verso_buf_puts(b, "}");
+    return rc;
+}
+
+static int msg_heartbeat(verso_sync_master *m, verso_buf *b)
+{
+    return verso_buf_printf(b, "{\"type\":\"heartbeat\",\"head\":%lld,\"time\":%lld}",
+                            (long long)m->info.head, (long long)now_ms());
+}
+
+static int msg_resync(verso_sync_master *m, conn *c, verso_buf *b)
+{
+    return verso_buf_printf(b,
+                            "{\"type\":\"resync\",\"reason\":\"%s\",\"identity\":\"%s\","
+                            "\"head\":%lld,\"horizon\":%lld}",
+                            c->resync_reason, m->info.identity, (long long)m->info.head,
+                            (long long)m->info.horizon);
+}
+
+static int msg_error(verso_buf *b, const char *code, const char *message)
+{
+    int rc = verso_buf_printf(b, "{\"type\":\"error\",\"code\":\"%s\",\"message\":", code);
+
+    if (rc == 0)
+        rc = verso_json_string(b, message, strlen(message));
+    if (rc == 0)
+        rc = verso_buf_puts(b, "}");
+    return rc;
+}
+
+static void ask_resync(conn *c, const char *reason)
+{
+    c->subscribed = false;
+    c->in_sequence = false;
+    c->resync_due = true;
+    snprintf(c->resync_reason, sizeof(c->resync_reason), "%s", reason);
+}
+
+/* Reads one chunk from c's cursor into b as a changes message. */
+static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
+{
+    verso_feed_options fo = VERSO_FEED_OPTIONS_INIT;
+    const verso_feed_entry *e;
+    verso_feed *f = NULL;
+    int64_t from = c->cursor, n = 0;
+    int rc;
+
+    fo.since = c->cursor;
+    fo.limit = m->o.chunk;
+    fo.tables = (const char *const *)c->tables;
+    fo.ntables = c->ntables;
+    if ((rc = verso_feed_open(&f, m->db, &fo)) < 0) {
+        if (rc == VERSO_EHORIZON) {
+            ask_resync(c, "horizon");
+            return msg_resync(m, c, b);
+        }
+        return rc;
+    }
+    if (strcmp(verso_feed_identity(f), m->info.identity) != 0 || verso_feed_head(f) < from) {
+        verso_feed_close(f);
+        ask_resync(c, "identity");
+        return msg_resync(m, c, b);
+    }
+    rc = verso_buf_puts(b, "{\"type\":\"changes\",\"entries\":[");
+    while (rc == 0 && (rc = verso_feed_next(&e, f)) == 1) {
+        rc = n++ ? verso_buf_puts(b, ",") : 0;
+        if (rc == 0)
+            rc = verso_json_feed_entry(b, e);
+    }
+    if (rc == 0) {
+        c->cursor = verso_feed_cursor(f);
+        c->in_sequence = verso_feed_more(f);
+        rc = verso_buf_printf(b,
+                              "],\"from\":%lld,\"to\":%lld,\"more\":%s,\"head\":%lld,"
+                              "\"time\":%lld%s}",
+                              (long long)from, (long long)c->cursor,
+                              c->in_sequence ? "true" : "false", (long long)verso_feed_head(f),
+                              (long long)now_ms(), c->reset && from == 0 ? ",\"reset\":true" : "");
+        if (verso_feed_head(f) > m->info.head) {
+            pthread_mutex_lock(&m->lock);
+            m->info.head = verso_feed_head(f);
+            pthread_mutex_unlock(&m->lock);
+        }
+    }
+    verso_feed_close(f);
+    if (!c->in_sequence)
+        c->reset = false;
+    pthread_mutex_lock(&m->lock);
+    c->sent_rows += n;
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* ---- what to send next ---- */
+
+static bool heartbeat_due(const verso_sync_master *m, const conn *c)
+{
+    return now_ms() - c->last_tx_ms >= m->o.heartbeat_ms;
+}
+
+static bool changes_due(const verso_sync_master *m, const conn *c)
+{
+    return c->subscribed && (c->in_sequence || c->cursor < m->info.head);
+}
+
+/* Builds the next message into b; 0 with b empty when there is nothing to send. */
+static int next_message(verso_sync_master *m, conn *c, verso_buf *b)
+{
+    verso_buf_clear(b);
+    if (c->error_due)
+        return msg_error(b, "subscribe", c->error);
+    if (c->hello_due) {
+        c->hello_due = false;
+        return msg_hello(m, b);
+    }
+    if (c->resync_due) {
+        c->resync_due = false;
+        return msg_resync(m, c, b);
+    }
+    if (c->subscribed && c->schema_due) {
+        c->schema_due = false;
+        return msg_schema(m, c, b);
+    }
+    if (changes_due(m, c))
+        return msg_changes(m, c, b);
+    if (heartbeat_due(m, c))
+        return msg_heartbeat(m, b);
+    return 0;
+}
+
+/* ---- incoming messages ---- */
+
+static void free_tables(conn *c)
+{
+    for (size_t i = 0; i < c->ntables; i++)
+        free(c->tables[i]);
+    free(c->tables);
+    c->tables = NULL;
+    c->ntables = 0;
+}
+
+static int copy_tables(verso_sync_master *m, conn *c, const cJSON *tables, verso_buf *err)
+{
+    const cJSON *t;
+    int n = cJSON_GetArraySize(tables);
+
+    free_tables(c);
+    if (!cJSON_IsArray(tables) || n == 0)
+        return 0;
+    if (!(c->tables = calloc((size_t)n, sizeof(char *))))
+        return VERSO_ENOMEM;
+    cJSON_ArrayForEach(t, tables)
+    {
+        if (!cJSON_IsString(t) || !verso_db_table(m->db, t->valuestring)) {
+            verso_buf_printf(err, "unknown table %s", cJSON_IsString(t) ? t->valuestring : "?");
+            return VERSO_ENOTFOUND;
+        }
+        if (!(c->tables[c->ntables] = strdup(t->valuestring)))
+            return VERSO_ENOMEM;
+        c->ntables++;
+    }
+    return 0;
+}
+
+static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON *msg)
+{
+    verso_buf err = VERSO_BUF_INIT;
+    const char *identity = verso__json_get_str(msg, "identity");
+    const char *name = verso__json_get_str(msg, "name");
+    int64_t cursor = 0;
+
+    (void)ws;
+    if (verso__json_get_i64(&cursor, msg, "cursor") < 0 || cursor < 0)
+        verso_buf_puts(&err, "subscribe needs a cursor");
+    else if (copy_tables(m, c, cJSON_GetObjectItemCaseSensitive(msg, "tables"), &err) < 0 &&
+             err.len == 0)
+        verso_buf_puts(&err, "out of memory");
+    if (err.len > 0) {
+        snprintf(c->error, sizeof(c->error), "%s", err.data);
+        c->error_due = true;
+        c->subscribed = false;
+        verso_buf_free(&err);
+        return 0;
+    }
+    c->reset = verso__json_get_bool(msg, "reset");
+    if (c->reset)
+        cursor = 0;
+    if (name)
+        snprintf(c->name, sizeof(c->name), "%s", name);
+    pthread_mutex_lock(&m->lock);
+    c->cursor = cursor;
+    c->acked = cursor;
+    pthread_mutex_unlock(&m->lock);
+    c->subscribed = true;
+    c->schema_due = true;
+    c->in_sequence = false;
+    if (!c->reset) {
+        if (identity && *identity && strcmp(identity, m->info.identity) != 0)
+            ask_resync(c, "identity");
+        else if (cursor > m->info.head)
+            ask_resync(c, "ahead");
+        else if (cursor > 0 && cursor < m->info.horizon)
+            ask_resync(c, "horizon");
+    }
+    return 0;
+}
+
+static int on_ack(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON *msg)
+{
+    int64_t v;
+
+    (void)ws;
+    if (verso__json_get_i64(&v, msg, "version") < 0)
+        return -1;
+    pthread_mutex_lock(&m->lock);
+    if (v > c->acked)
+        c->acked = v;
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+static int on_heartbeat(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON *msg)
+{
+    (void)m;
+    (void)ws;
+    (void)c;
+    (void)msg;
+    return 0;
+}
+
+typedef int (*msg_fn)(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON *msg);
+
+static const struct {
+    const char *type;
+    msg_fn fn;
+} incoming[] = {
+    {"subscribe", on_subscribe},
+    {"ack", on_ack},
+    {"heartbeat", on_heartbeat},
+};
+
+static int ws_message(verso_ws *ws, void *cp, const void *data, size_t len, void *arg)
+{
+    verso_sync_master *m = arg;
+    conn *c = cp;
+    verso_json *doc = NULL;
+    const char *type;
+    int rc = -1;
+
+    c->last_rx_ms = now_ms();
+    if (verso_json_parse(&doc, data, len, 8, NULL) < 0)
+        return -1;
+    type = verso__json_get_str(verso_json_root(doc), "type");
+    for (size_t i = 0; type && i < sizeof(incoming) / sizeof(incoming[0]); i++) {
+        if (strcmp(incoming[i].type, type) == 0) {
+            rc = incoming[i].fn(m, ws, c, verso_json_root(doc));
+            break;
+        }
+    }
+    verso_json_free(doc);
+    if (rc == 0)
+        verso_ws_want_write(ws);
+    return rc;
+}
+
+/* ---- connection lifecycle ---- */
+
+static int ws_open(verso_ws *ws, void **cp, void *arg)
+{
+    verso_sync_master *m = arg;
+    conn *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return -1;
+    c->ws = ws;
+    c->hello_due = true;
+    c->connected_ms = now_ms();
+    c->last_rx_ms = c->last_tx_ms = c->connected_ms;
+    snprintf(c->name, sizeof(c->name), "slave");
+    pthread_mutex_lock(&m->lock);
+    c->next = m->conns;
+    m->conns = c;
+    pthread_mutex_unlock(&m->lock);
+    *cp = c;
+    verso_ws_want_write(ws);
+    return 0;
+}
+
+static void ws_close(verso_ws *ws, void *cp, void *arg)
+{
+    verso_sync_master *m = arg;
+    conn *c = cp;
+
+    (void)ws;
+    if (!c)
+        return;
+    pthread_mutex_lock(&m->lock);
+    for (conn **pp = &m->conns; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    free_tables(c);
+    free(c);
+}
+
+static int ws_writeable(verso_ws *ws, void *cp, void *arg)
+{
+    verso_sync_master *m = arg;
+    conn *c = cp;
+    int rc = 0;
+
+    while (!verso_ws_choked(ws)) {
+        if ((rc = next_message(m, c, &m->out)) < 0)
+            return -1;
+        if (m->out.len == 0)
+            break;
+        if (verso_ws_write(ws, m->out.data, m->out.len) < 0)
+            return -1;
+        c->last_tx_ms = now_ms();
+        if (c->error_due) {
+            verso_ws_close(ws);
+            return 0;
+        }
+    }
+    if (verso_ws_choked(ws) || changes_due(m, c))
+        verso_ws_want_write(ws);
+    return 0;
+}
+
+/* ---- the tick: notice commits (ours, other handles', other processes') ---- */
+
+static int64_t pragma_int(sqlite3_stmt *st)
+{
+    int64_t v = -1;
+
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return v;
+}
+
+static void refresh(verso_sync_master *m)
+{
+    int64_t dv = pragma_int(m->data_version), sv;
+    verso_info info;
+
+    if (dv == m->last_data_version)
+        return;
+    m->last_data_version = dv;
+    sv = pragma_int(m->schema_version);
+    if (sv != m->last_schema_version) {
+        m->last_schema_version = sv;
+        if (verso_db_refresh_schema(m->db) == 0) {
+            for (conn *c = m->conns; c; c = c->next)
+                c->schema_due = c->subscribed;
+        }
+    }
+    if (verso_db_info(&info, m->db) == 0) {
+        pthread_mutex_lock(&m->lock);
+        m->info = info;
+        pthread_mutex_unlock(&m->lock);
+    }
+}
+
+static void update_lag(verso_sync_master *m, conn *c, int64_t now)
+{
+    pthread_mutex_lock(&m->lock);
+    if (c->acked >= m->info.head)
+        c->behind_since_ms = 0;
+    else if (c->behind_since_ms == 0)
+        c->behind_since_ms = now;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void tick(verso_rest *srv, void *arg)
+{
+    verso_sync_master *m = arg;
+    int64_t now = now_ms();
+
+    atomic_store(&m->srv, srv);
+    refresh(m);
+    for (conn *c = m->conns; c; c = c->next) {
+        update_lag(m, c, now);
+        if (now - c->last_rx_ms > 3 * (int64_t)m->o.heartbeat_ms) {
+            verso_ws_close(c->ws);
+            continue;
+        }
+        if (changes_due(m, c) || c->schema_due || heartbeat_due(m, c))
+            verso_ws_want_write(c->ws);
+    }
+}
+
+/* ---- status and metrics ---- */
+
+static int status_json(verso_buf *out, void *arg)
+{
+    verso_sync_master *m = arg;
+    int64_t now = now_ms();
+    int rc = verso_buf_puts(out, "\"replication\":{\"slaves\":[");
+    bool first = true;
+
+    pthread_mutex_lock(&m->lock);
+    for (conn *c = m->conns; rc == 0 && c; c = c->next) {
+        if (!c->subscribed)
+            continue;
+        rc = verso_buf_printf(out, "%s{\"name\":", first ? "" : ",");
+        if (rc == 0)
+            rc = verso_json_string(out, c->name, strlen(c->name));
+        if (rc == 0)
+            rc = verso_buf_printf(
+                out, ",\"cursor\":%lld,\"acked\":%lld,\"lag_versions\":%lld,\"lag_ms\":%lld}",
+                (long long)c->cursor, (long long)c->acked,
+                (long long)(m->info.head > c->acked ? m->info.head - c->acked : 0),
+                (long long)(c->behind_since_ms ? now - c->behind_since_ms : 0));
+        first = false;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (rc == 0)
+        rc = verso_buf_puts(out, "]}");
+    return rc;
+}
+
+static int metrics_text(verso_buf *out, void *arg)
+{
+    verso_sync_peer *peers = NULL;
+    size_t n = 0;
+    int rc = verso_sync_master_peers(&peers, &n, arg);
+
+    if (rc == 0)
+        rc = verso_buf_printf(out,
+                              "# TYPE verso_sync_slaves gauge\nverso_sync_slaves %zu\n"
+                              "# TYPE verso_sync_slave_lag_versions gauge\n"
+                              "# TYPE verso_sync_slave_lag_ms gauge\n",
+                              n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = verso_buf_printf(out,
+                              "verso_sync_slave_lag_versions{slave=\"%s\",n=\"%zu\"} %lld\n"
+                              "verso_sync_slave_lag_ms{slave=\"%s\",n=\"%zu\"} %lld\n",
+                              peers[i].name, i, (long long)peers[i].lag_versions, peers[i].name,
+                              i, (long long)peers[i].lag_ms);
+    verso_free(peers);
+    return rc;
+}
+
+/* ---- public API ---- */
+
+static int prepare(verso_sync_master *m, char *why, size_t whylen)
+{
+    sqlite3 *s = verso_db_sqlite(m->db);
+
+    if (sqlite3_prepare_v2(s, "PRAGMA data_version", -1, &m->data_version, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s, "PRAGMA schema_version", -1, &m->schema_version, NULL) !=
+            SQLITE_OK) {
+        verso__why(why, whylen, "%s", sqlite3_errmsg(s));
+        return VERSO_EDB;
+    }
+    m->last_data_version = pragma_int(m->data_version);
+    m->last_schema_version = pragma_int(m->schema_version);
+    if (verso_db_info(&m->info, m->db) < 0) {
+        verso__why(why, whylen, "%s", verso_errmsg(m->db));
+        return VERSO_EDB;
+    }
+    return 0;
+}
+
+int verso_sync_master_new(verso_sync_master **out, const char *db_path,
+                          const verso_sync_master_options *opts, char *why, size_t whylen)
+{
+    verso_db_options dbo = VERSO_DB_OPTIONS_INIT;
+    verso_sync_master *m;
+    int rc;
+
+    *out = NULL;
+    if (!db_path)
+        return VERSO_EINVAL;
+    if (!(m = calloc(1, sizeof(*m))))
+        return VERSO_ENOMEM;
+    pthread_mutex_init(&m->lock, NULL);
+    if (opts)
+        m->o = *opts;
+    m->o.chunk = m->o.chunk > 0 ? m->o.chunk : 5000;
+    m->o.heartbeat_ms = m->o.heartbeat_ms > 0 ? m->o.heartbeat_ms : 5000;
+    m->o.poll_ms = m->o.poll_ms > 0 ? m->o.poll_ms : 1;
+    dbo.create = false;
+    if ((rc = verso_db_open(&m->db, db_path, &dbo)) < 0) {
+        verso__why(why, whylen, "%s: %s", db_path, verso_open_errmsg());
+        goto done;
+    }
+    if ((rc = prepare(m, why, whylen)) < 0)
+        goto done;
+    m->handler = (verso_ws_handler){VERSO_SYNC_PATH, VERSO_SYNC_SUBPROTOCOL, "replicate",
+                                    ws_open,         ws_message,             ws_writeable,
+                                    ws_close,        m};
+    *out = m;
+done:
+    if (rc < 0)
+        verso_sync_master_free(m);
+    return rc;
+}
+
+void verso_sync_master_mount(verso_sync_master *m, verso_rest_options *ro)
+{
+    ro->ws_handlers = &m->handler;
+    ro->nws_handlers = 1;
+    ro->on_tick = tick;
+    ro->tick_arg = m;
+    ro->tick_ms = m->o.poll_ms;
+    ro->status_json = status_json;
+    ro->status_arg = m;
+    ro->metrics_text = metrics_text;
+    ro->metrics_arg = m;
+}
+
+static void commit_hook(verso_db *db, const verso_change *changes, size_t n, void *arg)
+{
+    verso_sync_master *m = arg;
+    verso_rest *srv = atomic_load(&m->srv);
+
+    (void)db;
+    (void)changes;
+    (void)n;
+    if (srv)
+        verso_rest_wake(srv);
+}
+
+int verso_sync_master_watch(verso_sync_master *m, verso_db *db)
+{
+    return verso_on_commit(db, commit_hook, m);
+}
+
+int verso_sync_master_unwatch(verso_sync_master *m, verso_db *db)
+{
+    return verso_on_commit_remove(db, commit_hook, m);
+}
+
+int verso_sync_master_peers(verso_sync_peer **out, size_t *n, verso_sync_master *m)
+{
+    int64_t now = now_ms();
+    size_t count = 0, i = 0;
+
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&m->lock);
+    for (conn *c = m->conns; c; c = c->next)
+        count += c->subscribed;
+    if (count && !(*out = calloc(count, sizeof(**out)))) {
+        pthread_mutex_unlock(&m->lock);
+        return VERSO_ENOMEM;
+    }
+    for (conn *c = m->conns; c && i < count; c = c->next) {
+        verso_sync_peer *p = &(*out)[i];
+        if (!c->subscribed)
+            continue;
+        snprintf(p->name, sizeof(p->name), "%s", c->name);
+        p->cursor = c->cursor;
+        p->acked = c->acked;
+        p->lag_versions = m->info.head > c->acked ? m->info.head - c->acked : 0;
+        p->lag_ms = c->behind_since_ms ? now - c->behind_since_ms : 0;
+        p->sent_rows = c->sent_rows;
+        p->connected_ms = c->connected_ms;
+        i++;
+    }
+    *n = i;
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+void verso_sync_master_free(verso_sync_master *m)
+{
+    if (!m)
+        return;
+    while (m->conns) {
+        conn *c = m->conns;
+        m->conns = c->next;
+        free_tables(c);
+        free(c);
+    }
+    sqlite3_finalize(m->data_version);
+    sqlite3_finalize(m->schema_version);
+    verso_db_close(m->db);
+    verso_buf_free(&m->out);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}

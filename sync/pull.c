@@ -1,0 +1,293 @@
+/*
+ * On-demand replication: GET /_info, then GET /_changes from the slave's
+ * cursor in chunks, applied through the same applier as the live slave.
+ * A slave transaction is committed only when a chunk ends at its snapshot's
+ * head (more == false), so readers never see part of a master transaction.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "sync/internal.h"
+
+typedef struct pull {
+    verso_db *db;
+    const verso_sync_client *o;
+    const volatile int *stop;
+    verso__http *http;
+    verso__applier *ap;
+    verso_buf body;
+    verso_buf query;
+    char identity[37];
+    int64_t head;
+    int64_t horizon;
+    int64_t start_ms;
+    int64_t progress_ms;
+    verso_pull_result res;
+    char *why;
+    size_t whylen;
+} pull;
+
+static int status_error(pull *p, int status, const char *what)
+{
+    int rc = (status == 401 || status == 403) ? VERSO_EAUTH : VERSO_EPROTO;
+    int n = (int)(p->body.len > 200 ? 200 : p->body.len);
+
+    verso__why(p->why, p->whylen, "%s: HTTP %d %.*s", what, status, n,
+               p->body.data ? p->body.data : "");
+    return rc;
+}
+
+static int get(pull *p, int *status, const char *path, const char *what)
+{
+    int rc = verso__http_get(&p->body, status, p->http, path, p->stop);
+
+    if (rc < 0)
+        verso__why(p->why, p->whylen, "%s: %s", what, verso_strerror(rc));
+    return rc;
+}
+
+static int parse_body(verso_json **doc, pull *p, const char *what)
+{
+    const char *jwhy = NULL;
+    int rc = verso_json_parse(doc, p->body.data ? p->body.data : "", p->body.len, 0, &jwhy);
+
+    if (rc < 0) {
+        verso__why(p->why, p->whylen, "%s: bad JSON: %s", what, jwhy ? jwhy : "");
+        return VERSO_EPROTO;
+    }
+    return 0;
+}
+
+static bool wanted(const pull *p, const char *name)
+{
+    if (!p->o->tables)
+        return true;
+    for (size_t i = 0; i < p->o->ntables; i++) {
+        if (strcmp(p->o->tables[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Keeps only the requested tables; every requested table must exist. */
+static int filter_schema(pull *p, verso__schema *s)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < s->ntables; i++) {
+        if (wanted(p, s->tables[i].name)) {
+            verso__schema_table t = s->tables[kept];
+            s->tables[kept++] = s->tables[i];
+            s->tables[i] = t;
+        }
+    }
+    for (size_t i = 0; p->o->tables && i < p->o->ntables; i++) {
+        bool found = false;
+        for (size_t j = 0; j < kept; j++)
+            found = found || strcmp(s->tables[j].name, p->o->tables[i]) == 0;
+        if (!found) {
+            verso__why(p->why, p->whylen, "the master has no table %s", p->o->tables[i]);
+            return VERSO_ENOTFOUND;
+        }
+    }
+    for (size_t i = kept; i < s->ntables; i++)
+        verso__schema_table_free(&s->tables[i]);
+    s->ntables = kept;
+    return 0;
+}
+
+static int read_info(pull *p)
+{
+    verso_json *doc = NULL;
+    verso__schema schema = {0};
+    const cJSON *root;
+    const char *id;
+    int status = 0, rc;
+
+    if ((rc = get(p, &status, "/_info", "GET /_info")) < 0)
+        return rc;
+    if (status != 200)
+        return status_error(p, status, "GET /_info");
+    if ((rc = parse_body(&doc, p, "GET /_info")) < 0)
+        return rc;
+    root = verso_json_root(doc);
+    id = verso__json_get_str(root, "identity");
+    if (!id || strlen(id) != 36 || verso__json_get_i64(&p->head, root, "head") < 0 ||
+        verso__json_get_i64(&p->horizon, root, "horizon") < 0) {
+        verso__why(p->why, p->whylen, "GET /_info: no identity, head or horizon");
+        rc = VERSO_EPROTO;
+        goto done;
+    }
+    memcpy(p->identity, id, 37);
+    if ((rc = verso__schema_parse(&schema, cJSON_GetObjectItemCaseSensitive(root, "tables"),
+                                  p->why, p->whylen)) < 0)
+        goto done;
+    if ((rc = filter_schema(p, &schema)) < 0)
+        goto done;
+    verso__applier_set_schema(p->ap, &schema);
+done:
+    verso__schema_free(&schema);
+    verso_json_free(doc);
+    return rc;
+}
+
+static int changes_path(pull *p, int64_t since)
+{
+    int chunk = p->o->chunk > 0 ? p->o->chunk : 10000;
+    int rc;
+
+    verso_buf_clear(&p->query);
+    rc = verso_buf_printf(&p->query, "/_changes?since=%lld&limit=%d", (long long)since, chunk);
+    if (rc == 0 && p->o->tables && p->o->ntables > 0) {
+        verso_buf names = VERSO_BUF_INIT;
+        for (size_t i = 0; rc == 0 && i < p->o->ntables; i++)
+            rc = verso_buf_printf(&names, "%s%s", i ? "," : "", p->o->tables[i]);
+        if (rc == 0)
+            rc = verso_buf_puts(&p->query, "&");
+        if (rc == 0)
+            rc = verso__query_append(&p->query, "tables", names.data);
+        verso_buf_free(&names);
+    }
+    return rc;
+}
+
+static void progress(pull *p, int64_t cursor, bool last)
+{
+    int64_t now = verso__mono_ms();
+    verso_sync_progress pr;
+
+    if (!p->o->on_progress || (!last && now - p->progress_ms < 200))
+        return;
+    p->progress_ms = now;
+    pr.rows = verso__applier_rows(p->ap);
+    pr.cursor = cursor;
+    pr.master_head = p->head;
+    pr.elapsed_ms = now - p->start_ms;
+    p->o->on_progress(&pr, p->o->progress_arg);
+}
+
+/* One GET /_changes: 1 = continue, 0 = caught up, VERSO_EHORIZON = resync. */
+static int fetch_apply(pull *p, int64_t *since, bool *reset, int64_t *stored)
+{
+    verso_json *doc = NULL;
+    const cJSON *root;
+    const char *id;
+    int64_t cursor, head;
+    int status = 0, rc;
+    bool more;
+
+    if ((rc = changes_path(p, *since)) < 0)
+        return rc;
+    if ((rc = get(p, &status, p->query.data, "GET /_changes")) < 0)
+        return rc;
+    if (status == 410)
+        return VERSO_EHORIZON;
+    if (status != 200)
+        return status_error(p, status, "GET /_changes");
+    if ((rc = parse_body(&doc, p, "GET /_changes")) < 0)
+        return rc;
+    root = verso_json_root(doc);
+    id = verso__json_get_str(root, "identity");
+    if (!id || strcmp(id, p->identity) != 0) {
+        verso_json_free(doc);
+        return VERSO_EIDENTITY;
+    }
+    if (verso__json_get_i64(&cursor, root, "cursor") < 0 ||
+        verso__json_get_i64(&head, root, "head") < 0 || cursor < *since) {
+        verso_json_free(doc);
+        verso__why(p->why, p->whylen, "GET /_changes: bad cursor");
+        return VERSO_EPROTO;
+    }
+    more = verso__json_get_bool(root, "more");
+    rc = verso__applier_entries(p->ap, doc, cJSON_GetObjectItemCaseSensitive(root, "changes"),
+                                *reset);
+    if (rc < 0) {
+        verso__why(p->why, p->whylen, "apply: %s", verso__applier_errmsg(p->ap));
+        return rc;
+    }
+    *since = cursor;
+    if (!more) {
+        if ((rc = verso__applier_commit(p->ap, p->identity, cursor)) < 0) {
+            verso__why(p->why, p->whylen, "commit: %s", verso__applier_errmsg(p->ap));
+            return rc;
+        }
+        p->res.resynced = p->res.resynced || *reset;
+        *reset = false;
+        *stored = cursor;
+    }
+    progress(p, *stored, false);
+    return (more || cursor < p->head) ? 1 : 0;
+}
+
+static int run(pull *p)
+{
+    verso_cursor c;
+    int64_t since, stored;
+    bool reset;
+    int rc, attempts = 0;
+
+    if ((rc = read_info(p)) < 0)
+        return rc;
+    if ((rc = verso_cursor_get(&c, p->db)) < 0) {
+        verso__why(p->why, p->whylen, "cursor: %s", verso_errmsg(p->db));
+        return rc;
+    }
+    reset = verso__need_reset(&c, p->identity, p->head, p->horizon);
+    since = reset ? 0 : c.version;
+    stored = c.version;
+    p->res.master_head = p->head;
+    memcpy(p->res.master, p->identity, sizeof(p->res.master));
+    while ((rc = fetch_apply(p, &since, &reset, &stored)) > 0) {
+    }
+    if ((rc == VERSO_EHORIZON || rc == VERSO_EIDENTITY) && attempts++ == 0) {
+        /* pruned or recreated while we read: start over from scratch */
+        verso__applier_abort(p->ap);
+        if ((rc = read_info(p)) < 0)
+            return rc;
+        reset = true;
+        since = 0;
+        while ((rc = fetch_apply(p, &since, &reset, &stored)) > 0) {
+        }
+    }
+    if (rc == VERSO_EHORIZON)
+        verso__why(p->why, p->whylen, "the master refuses a full read (horizon)");
+    else if (rc == VERSO_EIDENTITY)
+        verso__why(p->why, p->whylen, "the master's identity changed during the pull");
+    p->res.cursor = stored;
+    p->res.rows = verso__applier_rows(p->ap);
+    progress(p, stored, true);
+    return rc;
+}
+
+int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *url,
+                    const verso_sync_client *opts, const volatile int *stop, char *why,
+                    size_t whylen)
+{
+    static const verso_sync_client defaults = VERSO_SYNC_CLIENT_INIT;
+    pull p = {.db = db, .o = opts ? opts : &defaults, .stop = stop, .why = why, .whylen = whylen};
+    verso__url u;
+    int rc;
+
+    verso__why(why, whylen, "%s", "");
+    if (!db || verso__url_parse(&u, url) < 0) {
+        verso__why(why, whylen, "bad URL %s", url ? url : "(null)");
+        return VERSO_EINVAL;
+    }
+    p.start_ms = p.progress_ms = verso__mono_ms();
+    if ((rc = verso__http_new(&p.http, &u, p.o->token, p.o->insecure, p.o->timeout_ms)) < 0)
+        goto done;
+    if ((rc = verso__applier_new(&p.ap, db, p.o)) < 0)
+        goto done;
+    rc = run(&p);
+done:
+    verso__applier_free(p.ap);
+    verso__http_free(p.http);
+    verso_buf_free(&p.body);
+    verso_buf_free(&p.query);
+    if (out)
+        *out = p.res;
+    return rc;
+}

@@ -1,0 +1,655 @@
+/*
+ * The live slave: its own thread running a libwebsockets client context.
+ * Messages are applied on that thread as they arrive (the socket is not
+ * read meanwhile, which is the flow control); a slave transaction is
+ * committed only when a changes message ends at a master snapshot head
+ * (more == false). After any failure the connection is dropped, the open
+ * transaction rolled back, and the slave reconnects with backoff and
+ * resumes from its stored cursor.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <libwebsockets.h>
+
+#include "sync/internal.h"
+
+enum phase { PH_IDLE, PH_CONNECTING, PH_HELLO, PH_SUBSCRIBED };
+
+struct verso_slave {
+    pthread_t thread;
+    pthread_mutex_t lock; /* guards st and the cond */
+    pthread_cond_t cond;
+    verso_slave_state st;
+    int64_t behind_since_ms;
+    atomic_int stop;
+
+    verso_slave_options o;
+    verso__url url;
+    char *auth;
+    char **tables;
+    char name[64];
+    char *db_path;
+    verso_db *db;
+    verso__applier *ap;
+
+    struct lws_context *ctx;
+    struct lws *wsi;
+    lws_sorted_usec_list_t sul;
+    enum phase phase;
+    bool ever_connected;
+    int retry_ms;
+    int64_t next_connect_ms;
+    int64_t last_rx_ms;
+    int64_t last_tx_ms;
+    verso_buf rx;
+    verso_buf tx;
+    bool subscribe_due;
+    bool force_reset;
+    bool reset_pending; /* the subscription is a full resync not yet begun */
+    bool drop;          /* close the connection at the next writeable */
+    int64_t ack_due;    /* version to acknowledge, 0 = none */
+    int64_t expected_from;
+    char master[37];
+    int64_t master_head;
+    int64_t master_horizon;
+};
+
+static void set_error(verso_slave *s, const char *fmt, const char *detail)
+{
+    pthread_mutex_lock(&s->lock);
+    snprintf(s->st.last_error, sizeof(s->st.last_error), fmt, detail);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Updates the shared state after the master's head or our cursor moved. */
+static void publish(verso_slave *s, int64_t cursor, int64_t head, bool committed)
+{
+    int64_t now = verso__mono_ms();
+
+    pthread_mutex_lock(&s->lock);
+    if (cursor >= 0)
+        s->st.cursor = cursor;
+    if (head >= 0)
+        s->st.master_head = head;
+    if (s->st.master_head < s->st.cursor)
+        s->st.master_head = s->st.cursor;
+    s->st.lag_versions = s->st.master_head - s->st.cursor;
+    if (s->st.lag_versions == 0)
+        s->behind_since_ms = 0;
+    else if (s->behind_since_ms == 0)
+        s->behind_since_ms = now;
+    if (committed) {
+        s->st.commits++;
+        s->st.applied_rows = verso__applier_rows(s->ap);
+        pthread_cond_broadcast(&s->cond);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void want_write(verso_slave *s)
+{
+    if (s->wsi)
+        lws_callback_on_writable(s->wsi);
+}
+
+/* ---- incoming messages ---- */
+
+static int on_hello(verso_slave *s, verso_json *doc)
+{
+    const cJSON *msg = verso_json_root(doc);
+    const char *id = verso__json_get_str(msg, "identity");
+    verso_cursor c;
+
+    if (!id || strlen(id) != 36 || verso__json_get_i64(&s->master_head, msg, "head") < 0 ||
+        verso__json_get_i64(&s->master_horizon, msg, "horizon") < 0)
+        return VERSO_EPROTO;
+    memcpy(s->master, id, sizeof(s->master));
+    verso__applier_abort(s->ap);
+    if (verso_cursor_get(&c, s->db) < 0)
+        return VERSO_EDB;
+    s->reset_pending =
+        s->force_reset || verso__need_reset(&c, s->master, s->master_head, s->master_horizon);
+    s->force_reset = false;
+    s->expected_from = s->reset_pending ? 0 : c.version;
+    s->subscribe_due = true;
+    pthread_mutex_lock(&s->lock);
+    memcpy(s->st.master, id, sizeof(s->st.master));
+    pthread_mutex_unlock(&s->lock);
+    publish(s, c.version, s->master_head, false);
+    return 0;
+}
+
+static int on_schema(verso_slave *s, verso_json *doc)
+{
+    verso__schema schema;
+    char why[160] = "";
+    int rc = verso__schema_parse(&schema, cJSON_GetObjectItemCaseSensitive(
+                                              verso_json_root(doc), "tables"),
+                                 why, sizeof(why));
+
+    if (rc < 0) {
+        set_error(s, "schema: %s", why);
+        return rc;
+    }
+    verso__applier_set_schema(s->ap, &schema);
+    return 0;
+}
+
+static int commit(verso_slave *s, int64_t to, int64_t head)
+{
+    bool reset = s->reset_pending;
+    int rc = verso__applier_commit(s->ap, s->master, to);
+
+    if (rc < 0) {
+        set_error(s, "%s", verso__applier_errmsg(s->ap));
+        return rc;
+    }
+    s->reset_pending = false;
+    if (reset) {
+        pthread_mutex_lock(&s->lock);
+        s->st.resyncs++;
+        pthread_mutex_unlock(&s->lock);
+    }
+    s->ack_due = to;
+    publish(s, to, head, true);
+    want_write(s);
+    return 0;
+}
+
+static int on_changes(verso_slave *s, verso_json *doc)
+{
+    const cJSON *msg = verso_json_root(doc);
+    int64_t from, to, head;
+    bool more = verso__json_get_bool(msg, "more");
+    int rc;
+
+    if (s->phase != PH_SUBSCRIBED || verso__json_get_i64(&from, msg, "from") < 0 ||
+        verso__json_get_i64(&to, msg, "to") < 0 || verso__json_get_i64(&head, msg, "head") < 0 ||
+        from != s->expected_from || to < from) {
+        set_error(s, "%s", "changes out of sequence");
+        verso_json_free(doc);
+        return VERSO_EPROTO;
+    }
+    s->expected_from = to;
+    rc = verso__applier_entries(s->ap, doc, cJSON_GetObjectItemCaseSensitive(msg, "entries"),
+                                s->reset_pending);
+    if (rc < 0) {
+        set_error(s, "apply: %s", verso__applier_errmsg(s->ap));
+        return rc;
+    }
+    if (more) {
+        publish(s, -1, head, false);
+        return 0;
+    }
+    return commit(s, to, head);
+}
+
+static int on_heartbeat(verso_slave *s, verso_json *doc)
+{
+    int64_t head;
+
+    if (verso__json_get_i64(&head, verso_json_root(doc), "head") == 0 && !verso__applier_open(s->ap))
+        publish(s, -1, head, false);
+    return 0;
+}
+
+static int on_resync(verso_slave *s, verso_json *doc)
+{
+    (void)doc;
+    verso__applier_abort(s->ap);
+    s->force_reset = true;
+    s->reset_pending = true;
+    s->expected_from = 0;
+    s->subscribe_due = true;
+    return 0;
+}
+
+static int on_error(verso_slave *s, verso_json *doc)
+{
+    const char *m = verso__json_get_str(verso_json_root(doc), "message");
+
+    set_error(s, "master: %s", m ? m : "error");
+    return VERSO_EPROTO;
+}
+
+typedef int (*msg_fn)(verso_slave *s, verso_json *doc);
+
+static const struct {
+    const char *type;
+    msg_fn fn;
+    bool takes_doc; /* the handler takes ownership of the document */
+} incoming[] = {
+    {"hello", on_hello, false},         {"schema", on_schema, false},
+    {"changes", on_changes, true},      {"heartbeat", on_heartbeat, false},
+    {"resync", on_resync, false},       {"error", on_error, false},
+};
+
+static int handle_message(verso_slave *s, const char *data, size_t len)
+{
+    verso_json *doc = NULL;
+    const char *type, *why = NULL;
+    int rc = VERSO_EPROTO;
+
+    if (verso_json_parse(&doc, data, len, 0, &why) < 0) {
+        set_error(s, "bad message: %s", why ? why : "");
+        return VERSO_EPROTO;
+    }
+    type = verso__json_get_str(verso_json_root(doc), "type");
+    for (size_t i = 0; type && i < sizeof(incoming) / sizeof(incoming[0]); i++) {
+        if (strcmp(incoming[i].type, type) == 0) {
+            rc = incoming[i].fn(s, doc);
+            if (incoming[i].takes_doc)
+                doc = NULL;
+            break;
+        }
+    }
+    verso_json_free(doc);
+    return rc;
+}
+
+/* ---- outgoing messages ---- */
+
+static int build_subscribe(verso_slave *s, verso_buf *b)
+{
+    verso_cursor c;
+    int rc;
+
+    if (verso_cursor_get(&c, s->db) < 0)
+        return VERSO_EDB;
+    rc = verso_buf_printf(b, "{\"type\":\"subscribe\",\"identity\":\"%s\",\"cursor\":%lld,"
+                          "\"reset\":%s,\"name\":",
+                          s->reset_pending ? "" : c.master,
+                          (long long)(s->reset_pending ? 0 : c.version),
+                          s->reset_pending ? "true" : "false");
+    if (rc == 0)
+        rc = verso_json_string(b, s->name, strlen(s->name));
+    if (rc == 0 && s->tables) {
+        rc = verso_buf_puts(b, ",\"tables\":[");
+        for (size_t i = 0; rc == 0 && i < s->o.client.ntables; i++) {
+            rc = i ? verso_buf_puts(b, ",") : 0;
+            if (rc == 0)
+                rc = verso_json_string(b, s->tables[i], strlen(s->tables[i]));
+        }
+        if (rc == 0)
+            rc = verso_buf_puts(b, "]");
+    }
+    if (rc == 0)
+        rc = verso_buf_puts(b, "}");
+    return rc;
+}
+
+static int next_out(verso_slave *s, verso_buf *b)
+{
+    verso_buf_clear(b);
+    verso_buf_reserve(b, LWS_PRE + 256);
+    b->len = LWS_PRE; /* headroom lws_write needs */
+    if (s->subscribe_due) {
+        s->subscribe_due = false;
+        s->phase = PH_SUBSCRIBED;
+        return build_subscribe(s, b);
+    }
+    if (s->ack_due) {
+        int64_t v = s->ack_due;
+        s->ack_due = 0;
+        return verso_buf_printf(b, "{\"type\":\"ack\",\"version\":%lld,\"time\":%lld}",
+                                (long long)v, (long long)verso_now_ms());
+    }
+    if (verso__mono_ms() - s->last_tx_ms >= s->o.heartbeat_ms)
+        return verso_buf_printf(b, "{\"type\":\"heartbeat\",\"time\":%lld}",
+                                (long long)verso_now_ms());
+    b->len = 0;
+    return 0;
+}
+
+static int on_writeable(verso_slave *s, struct lws *wsi)
+{
+    if (s->drop)
+        return -1;
+    while (!lws_send_pipe_choked(wsi)) {
+        if (next_out(s, &s->tx) < 0)
+            return -1;
+        if (s->tx.len <= LWS_PRE)
+            return 0;
+        if (lws_write(wsi, (unsigned char *)s->tx.data + LWS_PRE, s->tx.len - LWS_PRE,
+                      LWS_WRITE_TEXT) < (int)(s->tx.len - LWS_PRE))
+            return -1;
+        s->last_tx_ms = verso__mono_ms();
+    }
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int on_receive(verso_slave *s, struct lws *wsi, const void *in, size_t len)
+{
+    int rc;
+
+    s->last_rx_ms = verso__mono_ms();
+    if (verso_buf_append(&s->rx, in, len) < 0)
+        return -1;
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
+        return 0;
+    rc = handle_message(s, s->rx.data, s->rx.len);
+    verso_buf_clear(&s->rx);
+    if (rc < 0)
+        return -1;
+    if (s->subscribe_due || s->ack_due)
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* ---- connection lifecycle ---- */
+
+static void disconnected(verso_slave *s, const char *why)
+{
+    int64_t jitter;
+
+    if (s->phase == PH_IDLE)
+        return;
+    verso__applier_abort(s->ap);
+    s->wsi = NULL;
+    s->phase = PH_IDLE;
+    s->drop = false;
+    verso_buf_clear(&s->rx);
+    s->retry_ms = s->retry_ms ? s->retry_ms * 2 : s->o.retry_min_ms;
+    if (s->retry_ms > s->o.retry_max_ms)
+        s->retry_ms = s->o.retry_max_ms;
+    jitter = rand() % (s->retry_ms / 4 + 1);
+    s->next_connect_ms = verso__mono_ms() + s->retry_ms - jitter;
+    pthread_mutex_lock(&s->lock);
+    s->st.connected = false;
+    if (why && !s->st.last_error[0])
+        snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void established(verso_slave *s)
+{
+    s->phase = PH_HELLO;
+    s->last_rx_ms = s->last_tx_ms = verso__mono_ms();
+    pthread_mutex_lock(&s->lock);
+    s->st.connected = true;
+    if (s->ever_connected)
+        s->st.reconnects++;
+    s->st.last_error[0] = '\0';
+    pthread_mutex_unlock(&s->lock);
+    s->ever_connected = true;
+}
+
+static int append_auth(verso_slave *s, struct lws *wsi, void *in, size_t len)
+{
+    unsigned char **p = (unsigned char **)in, *end = (*p) + len;
+
+    if (!s->auth)
+        return 0;
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)"authorization:",
+                                       (const unsigned char *)s->auth, (int)strlen(s->auth), p,
+                                       end)
+               ? -1
+               : 0;
+}
+
+static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                 size_t len)
+{
+    verso_slave *s = lws_context_user(lws_get_context(wsi));
+
+    (void)user;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        established(s);
+        return 0;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        return on_receive(s, wsi, in, len);
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        return on_writeable(s, wsi);
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+        return append_auth(s, wsi, in, len);
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        disconnected(s, in ? (const char *)in : "connection failed");
+        return 0;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        disconnected(s, "connection closed");
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols slave_protocols[] = {
+    {VERSO_SYNC_SUBPROTOCOL, ws_cb, 0, 65536, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void try_connect(verso_slave *s)
+{
+    struct lws_client_connect_info ci;
+    char path[300];
+
+    memset(&ci, 0, sizeof(ci));
+    snprintf(path, sizeof(path), "%s%s", s->url.prefix, VERSO_SYNC_PATH);
+    ci.context = s->ctx;
+    ci.address = s->url.host;
+    ci.port = s->url.port;
+    ci.path = path;
+    ci.host = s->url.host;
+    ci.origin = s->url.host;
+    ci.protocol = VERSO_SYNC_SUBPROTOCOL;
+    ci.pwsi = &s->wsi;
+    if (s->url.tls) {
+        ci.ssl_connection = LCCSCF_USE_SSL;
+        if (s->o.client.insecure)
+            ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
+    }
+    s->phase = PH_CONNECTING;
+    s->last_rx_ms = verso__mono_ms();
+    if (!lws_client_connect_via_info(&ci) && s->phase == PH_CONNECTING)
+        disconnected(s, "cannot connect");
+}
+
+/* Periodic: reconnects, heartbeats, dead-link detection. */
+static void timer(lws_sorted_usec_list_t *sul)
+{
+    verso_slave *s = lws_container_of(sul, verso_slave, sul);
+    int64_t now = verso__mono_ms();
+
+    if (s->phase == PH_IDLE && now >= s->next_connect_ms) {
+        try_connect(s);
+    } else if (s->phase != PH_IDLE && now - s->last_rx_ms > 3 * (int64_t)s->o.heartbeat_ms) {
+        s->drop = true;
+        want_write(s);
+    } else if (s->phase == PH_SUBSCRIBED && now - s->last_tx_ms >= s->o.heartbeat_ms) {
+        want_write(s);
+    }
+    if (s->phase == PH_SUBSCRIBED && !verso__applier_open(s->ap))
+        s->retry_ms = 0; /* a working subscription resets the backoff */
+    lws_sul_schedule(s->ctx, 0, &s->sul, timer, 20000);
+}
+
+static void *run(void *arg)
+{
+    verso_slave *s = arg;
+
+    lws_sul_schedule(s->ctx, 0, &s->sul, timer, 1000);
+    while (!atomic_load(&s->stop))
+        lws_service(s->ctx, 0);
+    lws_sul_cancel(&s->sul);
+    verso__applier_abort(s->ap);
+    return NULL;
+}
+
+/* ---- public API ---- */
+
+static int copy_options(verso_slave *s, const char *db_path, const verso_slave_options *opts)
+{
+    const char *token = opts->client.token;
+
+    s->o = *opts;
+    s->o.heartbeat_ms = s->o.heartbeat_ms > 0 ? s->o.heartbeat_ms : 5000;
+    s->o.retry_min_ms = s->o.retry_min_ms > 0 ? s->o.retry_min_ms : 100;
+    s->o.retry_max_ms = s->o.retry_max_ms > 0 ? s->o.retry_max_ms : 5000;
+    if (!(s->db_path = strdup(db_path)))
+        return VERSO_ENOMEM;
+    if (token && *token) {
+        size_t n = strlen(token) + 8;
+        if (!(s->auth = malloc(n)))
+            return VERSO_ENOMEM;
+        snprintf(s->auth, n, "Bearer %s", token);
+    }
+    if (opts->client.tables && opts->client.ntables) {
+        if (!(s->tables = calloc(opts->client.ntables, sizeof(char *))))
+            return VERSO_ENOMEM;
+        for (size_t i = 0; i < opts->client.ntables; i++) {
+            if (!(s->tables[i] = strdup(opts->client.tables[i])))
+                return VERSO_ENOMEM;
+        }
+    }
+    s->o.client.tables = NULL; /* the copies above are used instead */
+    s->o.client.token = NULL;
+    return 0;
+}
+
+static int create_context(verso_slave *s)
+{
+    struct lws_context_creation_info info;
+
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = slave_protocols;
+    info.gid = -1;
+    info.uid = -1;
+    info.user = s;
+    if (s->url.tls)
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    s->ctx = lws_create_context(&info);
+    return s->ctx ? 0 : VERSO_ENET;
+}
+
+static void slave_free(verso_slave *s)
+{
+    if (s->ctx)
+        lws_context_destroy(s->ctx);
+    verso__applier_free(s->ap);
+    verso_db_close(s->db);
+    for (size_t i = 0; s->tables && i < s->o.client.ntables; i++)
+        free(s->tables[i]);
+    free(s->tables);
+    free(s->auth);
+    free(s->db_path);
+    verso_buf_free(&s->rx);
+    verso_buf_free(&s->tx);
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+static int init_sync(verso_slave *s)
+{
+    pthread_condattr_t ca;
+    int rc = 0;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (pthread_cond_init(&s->cond, &ca) != 0 || pthread_mutex_init(&s->lock, NULL) != 0)
+        rc = VERSO_ENOMEM;
+    pthread_condattr_destroy(&ca);
+    return rc;
+}
+
+int verso_slave_start(verso_slave **out, const char *db_path, const char *url,
+                      const verso_slave_options *opts, char *why, size_t whylen)
+{
+    static const verso_slave_options defaults = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave *s;
+    verso_cursor c;
+    char host[48] = "slave";
+    int rc;
+
+    *out = NULL;
+    verso__why(why, whylen, "%s", "");
+    if (!db_path || !(s = calloc(1, sizeof(*s))))
+        return db_path ? VERSO_ENOMEM : VERSO_EINVAL;
+    if ((rc = init_sync(s)) < 0) {
+        free(s);
+        return rc;
+    }
+    if (verso__url_parse(&s->url, url) < 0) {
+        verso__why(why, whylen, "bad URL %s", url ? url : "(null)");
+        rc = VERSO_EINVAL;
+        goto done;
+    }
+    if ((rc = copy_options(s, db_path, opts ? opts : &defaults)) < 0)
+        goto done;
+    gethostname(host, sizeof(host) - 1);
+    snprintf(s->name, sizeof(s->name), "%s:%ld", host, (long)getpid());
+    if ((rc = verso_db_open(&s->db, db_path, &s->o.db)) < 0) {
+        verso__why(why, whylen, "%s: %s", db_path, verso_open_errmsg());
+        goto done;
+    }
+    if ((rc = verso_cursor_get(&c, s->db)) < 0 ||
+        (rc = verso__applier_new(&s->ap, s->db, &s->o.client)) < 0 ||
+        (rc = create_context(s)) < 0) {
+        verso__why(why, whylen, "cannot start: %s", verso_strerror(rc));
+        goto done;
+    }
+    s->st.cursor = s->st.master_head = c.version;
+    memcpy(s->st.master, c.master, sizeof(s->st.master));
+    if (pthread_create(&s->thread, NULL, run, s) != 0) {
+        rc = VERSO_ENOMEM;
+        goto done;
+    }
+    *out = s;
+done:
+    if (rc < 0)
+        slave_free(s);
+    return rc;
+}
+
+void verso_slave_stop(verso_slave *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stop, 1);
+    lws_cancel_service(s->ctx);
+    pthread_join(s->thread, NULL);
+    slave_free(s);
+}
+
+int verso_slave_state_get(verso_slave_state *out, verso_slave *s)
+{
+    if (!out || !s)
+        return VERSO_EINVAL;
+    pthread_mutex_lock(&s->lock);
+    *out = s->st;
+    out->lag_ms = s->behind_since_ms ? verso__mono_ms() - s->behind_since_ms : 0;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+int verso_slave_wait(verso_slave *s, int64_t version, int timeout_ms)
+{
+    struct timespec deadline;
+    int rc = 0;
+
+    if (!s)
+        return VERSO_EINVAL;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->lock);
+    while (s->st.cursor < version && rc == 0)
+        rc = pthread_cond_timedwait(&s->cond, &s->lock, &deadline);
+    rc = s->st.cursor >= version ? 0 : VERSO_ETIMEOUT;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
