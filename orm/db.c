@@ -1,0 +1,365 @@
+/* Opening and closing a database, metadata, identity, error detail. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include "orm/internal.h"
+
+static _Thread_local char open_errmsg[VERSO__ERRLEN + 256];
+
+int verso__err(verso_db *db, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(db->errmsg, sizeof db->errmsg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int verso__map_sqlite(int src)
+{
+    switch (src & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE:
+        return 0;
+    case SQLITE_CONSTRAINT:
+        return VERSO_ECONSTRAINT;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return VERSO_EBUSY;
+    case SQLITE_NOMEM:
+        return VERSO_ENOMEM;
+    case SQLITE_INTERRUPT:
+        return VERSO_EINTERRUPTED;
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+        return VERSO_EIO;
+    default:
+        return VERSO_EDB;
+    }
+}
+
+int verso__sqlerr(verso_db *db, int src, const char *what)
+{
+    int code = verso__map_sqlite(src);
+    if (code == 0)
+        return 0;
+    verso__err(db, code, "%s: %s", what, sqlite3_errmsg(db->sq));
+    return code;
+}
+
+int verso__exec(verso_db *db, const char *sql)
+{
+    char *msg = NULL;
+    int src = sqlite3_exec(db->sq, sql, NULL, NULL, &msg);
+    if (src == SQLITE_OK)
+        return 0;
+    int code = verso__map_sqlite(src);
+    verso__err(db, code, "%s", msg ? msg : sqlite3_errstr(src));
+    sqlite3_free(msg);
+    return code;
+}
+
+void verso__new_uuid(char out[37])
+{
+    uuid_t u;
+    uuid_generate(u);
+    uuid_unparse_lower(u, out);
+}
+
+/* ---- metadata ---- */
+
+static int meta_step(sqlite3_stmt **out, verso_db *db, const char *key)
+{
+    sqlite3_stmt *st = db->q[VERSO__Q_META_GET];
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    *out = st;
+    if (src == SQLITE_ROW)
+        return 1;
+    sqlite3_reset(st);
+    return src == SQLITE_DONE ? 0 : verso__sqlerr(db, src, "reading metadata");
+}
+
+int verso__meta_get_int(int64_t *out, verso_db *db, const char *key)
+{
+    sqlite3_stmt *st;
+    int rc = meta_step(&st, db, key);
+    *out = 0;
+    if (rc == 1) {
+        *out = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        rc = 0;
+    }
+    return rc;
+}
+
+int verso__meta_get_text(char *out, size_t outlen, verso_db *db, const char *key)
+{
+    sqlite3_stmt *st;
+    int rc = meta_step(&st, db, key);
+    out[0] = '\0';
+    if (rc == 1) {
+        const unsigned char *s = sqlite3_column_text(st, 0);
+        snprintf(out, outlen, "%s", s ? (const char *)s : "");
+        sqlite3_reset(st);
+        rc = 0;
+    }
+    return rc;
+}
+
+static int meta_set(verso_db *db, const char *key, const verso_value *v)
+{
+    sqlite3_stmt *st = db->q[VERSO__Q_META_SET];
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    verso__bind_value(st, 2, v);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    return src == SQLITE_DONE ? 0 : verso__sqlerr(db, src, "writing metadata");
+}
+
+int verso__meta_set_int(verso_db *db, const char *key, int64_t v)
+{
+    verso_value val = VERSO_VALUE_INT(v);
+    return meta_set(db, key, &val);
+}
+
+int verso__meta_set_text(verso_db *db, const char *key, const char *v)
+{
+    verso_value val = VERSO_VALUE_TEXT(v);
+    return meta_set(db, key, &val);
+}
+
+/* ---- opening ---- */
+
+static const char meta_schema[] =
+    "CREATE TABLE IF NOT EXISTS _verso_head(v INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _verso_meta(key TEXT PRIMARY KEY, value);"
+    "CREATE TABLE IF NOT EXISTS _verso_tables(name TEXT PRIMARY KEY, id_column TEXT NOT NULL,"
+    " version_column TEXT NOT NULL, replicated INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS _verso_tombstones(version INTEGER PRIMARY KEY,"
+    " tbl TEXT NOT NULL, id INTEGER NOT NULL, at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS _verso_tombstones_at ON _verso_tombstones(at);"
+    "INSERT INTO _verso_head(v) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM _verso_head);"
+    "INSERT OR IGNORE INTO _verso_meta(key, value) VALUES ('horizon', 0), ('format', 1);";
+
+static const char *const db_sql[VERSO__Q_COUNT] = {
+    [VERSO__Q_BEGIN_W] = "BEGIN IMMEDIATE",
+    [VERSO__Q_BEGIN_R] = "BEGIN",
+    [VERSO__Q_COMMIT] = "COMMIT",
+    [VERSO__Q_ROLLBACK] = "ROLLBACK",
+    [VERSO__Q_HEAD_GET] = "SELECT v FROM _verso_head",
+    [VERSO__Q_HEAD_SET] = "UPDATE _verso_head SET v = ?1 WHERE v = ?2",
+    [VERSO__Q_HEAD_FORCE] = "UPDATE _verso_head SET v = ?1",
+    [VERSO__Q_META_GET] = "SELECT value FROM _verso_meta WHERE key = ?1",
+    [VERSO__Q_META_SET] = "INSERT OR REPLACE INTO _verso_meta(key, value) VALUES (?1, ?2)",
+    [VERSO__Q_SCHEMA_VER] = "PRAGMA schema_version",
+};
+
+static int prepare_db_statements(verso_db *db)
+{
+    for (int i = 0; i < VERSO__Q_COUNT; i++) {
+        int src = sqlite3_prepare_v3(db->sq, db_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->q[i],
+                                     NULL);
+        if (src != SQLITE_OK)
+            return verso__sqlerr(db, src, "preparing");
+    }
+    return 0;
+}
+
+static int connect(verso_db *db, const char *path, const verso_db_options *o)
+{
+    int flags = o->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    if (o->create && !o->readonly)
+        flags |= SQLITE_OPEN_CREATE;
+    flags |= SQLITE_OPEN_NOMUTEX;
+    int src = sqlite3_open_v2(path, &db->sq, flags, NULL);
+    if (src != SQLITE_OK) {
+        int code = db->sq ? verso__sqlerr(db, src, "opening")
+                          : verso__err(db, VERSO_ENOMEM, "opening: out of memory");
+        return code == VERSO_EIO ? VERSO_EDB : code;
+    }
+    sqlite3_extended_result_codes(db->sq, 0);
+    sqlite3_busy_timeout(db->sq, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 0);
+    if (o->readonly)
+        return 0;
+    int rc = verso__exec(db, "PRAGMA journal_mode=WAL");
+    if (rc == 0)
+        rc = verso__exec(db, o->synchronous_full ? "PRAGMA synchronous=FULL"
+                                                 : "PRAGMA synchronous=NORMAL");
+    return rc;
+}
+
+static int create_identity(verso_db *db)
+{
+    char id[37];
+    int rc = verso__meta_get_text(id, sizeof id, db, "identity");
+    if (rc == 0 && id[0] == '\0') {
+        verso__new_uuid(id);
+        rc = verso__meta_set_text(db, "identity", id);
+    }
+    return rc;
+}
+
+static int setup_schema(verso_db *db)
+{
+    bool implicit;
+    int rc = verso__wbegin(db, &implicit);
+    if (rc < 0)
+        return rc;
+    if ((rc = create_identity(db)) < 0)
+        goto done;
+    for (size_t i = 0; i < db->ndefs && rc == 0; i++)
+        rc = verso__migrate_def(db, db->defs[i]);
+    if (rc == 0)
+        rc = verso__schema_load(db);
+done:
+    return verso__wend(db, implicit, rc);
+}
+
+static int check_defs(verso_db *db, const verso_db_options *o)
+{
+    if (o->ntables && !o->tables)
+        return verso__err(db, VERSO_EINVAL, "tables is NULL but ntables is %zu", o->ntables);
+    for (size_t i = 0; i < o->ntables; i++) {
+        char why[256];
+        if (!o->tables[i])
+            return verso__err(db, VERSO_EINVAL, "tables[%zu] is NULL", i);
+        if (verso_table_def_check(o->tables[i], why, sizeof why) < 0)
+            return verso__err(db, VERSO_ESCHEMA, "%s", why);
+        for (size_t j = 0; j < i; j++)
+            if (sqlite3_stricmp(o->tables[i]->name, o->tables[j]->name) == 0)
+                return verso__err(db, VERSO_ESCHEMA, "table %s declared twice",
+                                  o->tables[i]->name);
+    }
+    if (o->ntables) {
+        db->defs = malloc(o->ntables * sizeof *db->defs);
+        if (!db->defs)
+            return verso__err(db, VERSO_ENOMEM, "out of memory");
+        memcpy(db->defs, o->tables, o->ntables * sizeof *db->defs);
+        db->ndefs = o->ntables;
+    }
+    return 0;
+}
+
+static int load_identity(verso_db *db)
+{
+    int rc = verso__meta_get_text(db->identity, sizeof db->identity, db, "identity");
+    if (rc == 0 && strlen(db->identity) != 36)
+        rc = verso__err(db, VERSO_ESCHEMA, "%s is not a verso database (no identity)", db->path);
+    return rc;
+}
+
+static int open_steps(verso_db *db, const char *path, const verso_db_options *o)
+{
+    int rc;
+    if (!(db->path = strdup(path)))
+        return verso__err(db, VERSO_ENOMEM, "out of memory");
+    if ((rc = check_defs(db, o)) < 0 || (rc = connect(db, path, o)) < 0)
+        return rc;
+    if (!o->readonly && (rc = verso__exec(db, meta_schema)) < 0)
+        return rc;
+    if ((rc = prepare_db_statements(db)) < 0)
+        return rc;
+    if (!o->readonly && (rc = setup_schema(db)) < 0)
+        return rc;
+    if (o->readonly && (rc = verso__schema_load(db)) < 0)
+        return rc;
+    return load_identity(db);
+}
+
+int verso_db_open(verso_db **out, const char *path, const verso_db_options *opts)
+{
+    verso_db_options defaults = VERSO_DB_OPTIONS_INIT;
+    const verso_db_options *o = opts ? opts : &defaults;
+    int rc;
+    *out = NULL;
+    open_errmsg[0] = '\0';
+    if (!path) {
+        snprintf(open_errmsg, sizeof open_errmsg, "path is NULL");
+        return VERSO_EINVAL;
+    }
+    verso_db *db = calloc(1, sizeof *db);
+    if (!db) {
+        snprintf(open_errmsg, sizeof open_errmsg, "out of memory");
+        return VERSO_ENOMEM;
+    }
+    db->readonly = o->readonly;
+    rc = open_steps(db, path, o);
+    if (rc < 0) {
+        snprintf(open_errmsg, sizeof open_errmsg, "%.200s: %s", path, db->errmsg);
+        verso_db_close(db);
+        return rc;
+    }
+    *out = db;
+    return 0;
+}
+
+const char *verso_open_errmsg(void)
+{
+    return open_errmsg;
+}
+
+void verso_db_close(verso_db *db)
+{
+    if (!db)
+        return;
+    if (db->txn)
+        verso__txn_rollback(db);
+    verso__schema_free(db);
+    for (int i = 0; i < VERSO__Q_COUNT; i++)
+        sqlite3_finalize(db->q[i]);
+    sqlite3_close_v2(db->sq);
+    free(db->changes);
+    free(db->defs);
+    free(db->path);
+    free(db);
+}
+
+const char *verso_errmsg(const verso_db *db)
+{
+    return db ? db->errmsg : "";
+}
+
+const char *verso_db_path(const verso_db *db)
+{
+    return db->path;
+}
+
+struct sqlite3 *verso_db_sqlite(verso_db *db)
+{
+    return db->sq;
+}
+
+const char *verso_db_identity(const verso_db *db)
+{
+    return db->identity;
+}
+
+int verso_db_info(verso_info *out, verso_db *db)
+{
+    static const char sql[] =
+        "SELECT (SELECT v FROM _verso_head),"
+        " (SELECT value FROM _verso_meta WHERE key = 'horizon'),"
+        " (SELECT value FROM _verso_meta WHERE key = 'identity')";
+    sqlite3_stmt *st = NULL;
+    memset(out, 0, sizeof *out);
+    int src = sqlite3_prepare_v2(db->sq, sql, -1, &st, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    int rc = src == SQLITE_ROW ? 0 : verso__sqlerr(db, src, "reading info");
+    if (rc == 0) {
+        out->head = sqlite3_column_int64(st, 0);
+        out->horizon = sqlite3_column_int64(st, 1);
+        const unsigned char *id = sqlite3_column_text(st, 2);
+        snprintf(out->identity, sizeof out->identity, "%s", id ? (const char *)id : "");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}

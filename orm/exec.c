@@ -1,0 +1,162 @@
+/*
+ * Raw SQL through the handle. The triggers assign versions and write
+ * tombstones; the counter is flushed before and reloaded after. With hooks
+ * registered, the changes are read back from the version range the
+ * statements used, and inserts are told from updates by an update hook.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "orm/internal.h"
+
+typedef struct inserted {
+    const verso_table *t;
+    int64_t id;
+} inserted;
+
+typedef struct exec_ctx {
+    verso_db *db;
+    inserted *v;
+    size_t n, cap;
+    bool oom;
+} exec_ctx;
+
+static void on_update(void *arg, int op, const char *dbname, const char *tbl, sqlite3_int64 rowid)
+{
+    exec_ctx *x = arg;
+    if (op != SQLITE_INSERT || strcmp(dbname, "main") != 0 || x->oom)
+        return;
+    const verso_table *t = verso_db_table(x->db, tbl);
+    if (!t)
+        return;
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 32;
+        inserted *v = realloc(x->v, cap * sizeof *v);
+        if (!v) {
+            x->oom = true;
+            return;
+        }
+        x->v = v;
+        x->cap = cap;
+    }
+    x->v[x->n++] = (inserted){t, rowid};
+}
+
+static bool was_inserted(const exec_ctx *x, const verso_table *t, int64_t id)
+{
+    for (size_t i = x->n; i-- > 0;)
+        if (x->v[i].t == t && x->v[i].id == id)
+            return true;
+    return false;
+}
+
+static int collect_table(verso_db *db, const exec_ctx *x, const verso_table *t, int64_t lo,
+                         int64_t hi)
+{
+    verso_buf b = VERSO_BUF_INIT;
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src;
+    verso_buf_printf(&b, "SELECT %s, %s FROM %s WHERE %s > ?1 AND %s <= ?2", t->qcols[t->id_idx],
+                     t->qcols[t->ver_idx], t->qname, t->qcols[t->ver_idx], t->qcols[t->ver_idx]);
+    if (!b.data)
+        return verso__err(db, VERSO_ENOMEM, "out of memory");
+    src = sqlite3_prepare_v2(db->sq, b.data, -1, &st, NULL);
+    verso_buf_free(&b);
+    if (src != SQLITE_OK)
+        return verso__sqlerr(db, src, "reading changes");
+    sqlite3_bind_int64(st, 1, lo);
+    sqlite3_bind_int64(st, 2, hi);
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        rc = verso__record_change(db, t, id, sqlite3_column_int64(st, 1),
+                                  was_inserted(x, t, id) ? VERSO_CHANGE_INSERT
+                                                         : VERSO_CHANGE_UPDATE);
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = verso__sqlerr(db, src, "reading changes");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int collect_tombstones(verso_db *db, int64_t lo, int64_t hi)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src = sqlite3_prepare_v2(db->sq,
+                                         "SELECT version, tbl, id FROM _verso_tombstones "
+                                         "WHERE version > ?1 AND version <= ?2",
+                                         -1, &st, NULL);
+    if (src != SQLITE_OK)
+        return verso__sqlerr(db, src, "reading changes");
+    sqlite3_bind_int64(st, 1, lo);
+    sqlite3_bind_int64(st, 2, hi);
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        const verso_table *t = verso_db_table(db, (const char *)sqlite3_column_text(st, 1));
+        if (t)
+            rc = verso__record_change(db, t, sqlite3_column_int64(st, 2),
+                                      sqlite3_column_int64(st, 0), VERSO_CHANGE_DELETE);
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = verso__sqlerr(db, src, "reading changes");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int by_version(const void *a, const void *b)
+{
+    int64_t x = ((const verso_change *)a)->version, y = ((const verso_change *)b)->version;
+    return (x > y) - (x < y);
+}
+
+static int collect(verso_db *db, const exec_ctx *x, int64_t lo, int64_t hi)
+{
+    size_t first = db->nchanges;
+    int rc = 0;
+    if (x->oom)
+        return verso__err(db, VERSO_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < db->ntables; i++)
+        rc = collect_table(db, x, db->tables[i], lo, hi);
+    if (rc == 0)
+        rc = collect_tombstones(db, lo, hi);
+    if (rc == 0)
+        qsort(db->changes + first, db->nchanges - first, sizeof *db->changes, by_version);
+    return rc;
+}
+
+static int exec_steps(verso_db *db, const char *sql)
+{
+    exec_ctx x = {.db = db};
+    int64_t lo = db->head;
+    int rc = verso__head_flush(db);
+    if (rc < 0)
+        return rc;
+    if (db->nhooks)
+        sqlite3_update_hook(db->sq, on_update, &x);
+    rc = verso__exec(db, sql);
+    if (db->nhooks)
+        sqlite3_update_hook(db->sq, NULL, NULL);
+    if (sqlite3_get_autocommit(db->sq)) {
+        if (rc == 0)
+            rc = verso__err(db, VERSO_ESTATE, "the SQL ended the transaction verso_exec runs in");
+        goto done;
+    }
+    int lrc = verso__head_reload(db); /* earlier statements may have fired triggers */
+    if (rc == 0)
+        rc = lrc;
+    if (rc == 0 && db->nhooks && db->head > lo)
+        rc = collect(db, &x, lo, db->head);
+done:
+    free(x.v);
+    return rc;
+}
+
+int verso_exec(verso_db *db, const char *sql)
+{
+    bool implicit;
+    int rc;
+    if (!sql)
+        return verso__err(db, VERSO_EINVAL, "sql is NULL");
+    if ((rc = verso__wbegin(db, &implicit)) < 0)
+        return rc;
+    rc = exec_steps(db, sql);
+    return verso__wend(db, implicit, rc);
+}

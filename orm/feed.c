@@ -1,0 +1,284 @@
+/*
+ * The change feed: "changes since V" as one stream in version order.
+ *
+ * One read transaction gives one snapshot. Each requested table has a
+ * statement walking its version index upward, the deletion log has one too;
+ * the feed merges them in C, always returning the smallest pending version.
+ * Statements are stepped lazily, so a read costs what it returns. Every
+ * version <= the snapshot's head was committed before the snapshot (versions
+ * are assigned under the write lock), so continuing from the cursor never
+ * skips a change.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "orm/internal.h"
+
+typedef struct feed_src {
+    verso_table *t; /* NULL for the deletion log */
+    sqlite3_stmt *st;
+    bool has;
+    int64_t version;
+} feed_src;
+
+struct verso_feed {
+    verso_db *db;
+    feed_src *src; /* src[0] is the deletion log */
+    size_t nsrc;
+    int last;      /* source of the entry handed out last, -1 none */
+    int64_t head, horizon, since, limit, count, lastv;
+    bool more, done, began;
+    char identity[37];
+    verso_feed_entry e;
+    verso_value vals[VERSO__MAX_COLUMNS];
+};
+
+static int src_step(verso_feed *f, feed_src *s)
+{
+    int src = sqlite3_step(s->st);
+    s->has = src == SQLITE_ROW;
+    if (s->has)
+        s->version = sqlite3_column_int64(s->st, s->t ? s->t->ver_idx : 0);
+    return src == SQLITE_ROW || src == SQLITE_DONE ? 0 : verso__sqlerr(f->db, src, "reading changes");
+}
+
+static int read_snapshot(verso_feed *f)
+{
+    verso_info info;
+    int rc = verso_db_info(&info, f->db);
+    if (rc < 0)
+        return rc;
+    f->head = info.head;
+    f->horizon = info.horizon;
+    memcpy(f->identity, info.identity, sizeof f->identity);
+    if (f->since > 0 && f->since < f->horizon)
+        return verso__err(f->db, VERSO_EHORIZON,
+                          "changes since %lld were pruned (horizon %lld): resynchronise",
+                          (long long)f->since, (long long)f->horizon);
+    return 0;
+}
+
+static int prepare_src(verso_feed *f, feed_src *s, verso_buf *sql, verso_table *const *tabs,
+                       size_t ntabs)
+{
+    int src = sqlite3_prepare_v2(f->db->sq, sql->data, (int)sql->len, &s->st, NULL);
+    if (src != SQLITE_OK)
+        return verso__sqlerr(f->db, src, "preparing the change feed");
+    sqlite3_bind_int64(s->st, 1, f->since);
+    sqlite3_bind_int64(s->st, 2, f->head);
+    sqlite3_bind_int64(s->st, 3, f->limit > 0 ? f->limit : -1);
+    for (size_t i = 0; !s->t && i < ntabs; i++)
+        sqlite3_bind_text(s->st, (int)i + 4, tabs[i]->name, -1, SQLITE_STATIC);
+    return src_step(f, s);
+}
+
+static int open_table_src(verso_feed *f, feed_src *s, verso_table *t)
+{
+    verso_buf sql = VERSO_BUF_INIT;
+    const char *qv = t->qcols[t->ver_idx];
+    s->t = t;
+    verso_buf_puts(&sql, "SELECT ");
+    for (size_t c = 0; c < t->ncols; c++)
+        verso_buf_printf(&sql, "%s%s", c ? ", " : "", t->qcols[c]);
+    verso_buf_printf(&sql, " FROM %s WHERE %s > ?1 AND %s <= ?2 ORDER BY %s LIMIT ?3", t->qname,
+                     qv, qv, qv);
+    int rc = sql.data ? prepare_src(f, s, &sql, NULL, 0) : verso__err(f->db, VERSO_ENOMEM, "oom");
+    verso_buf_free(&sql);
+    return rc;
+}
+
+static int open_tomb_src(verso_feed *f, feed_src *s, verso_table *const *tabs, size_t ntabs)
+{
+    verso_buf sql = VERSO_BUF_INIT;
+    verso_buf_puts(&sql, "SELECT version, tbl, id FROM _verso_tombstones WHERE version > ?1 AND "
+                         "version <= ?2 AND tbl IN (''");
+    for (size_t i = 0; i < ntabs; i++)
+        verso_buf_printf(&sql, ",?%zu", i + 4);
+    verso_buf_puts(&sql, ") ORDER BY version LIMIT ?3");
+    int rc = sql.data ? prepare_src(f, s, &sql, tabs, ntabs)
+                      : verso__err(f->db, VERSO_ENOMEM, "out of memory");
+    verso_buf_free(&sql);
+    return rc;
+}
+
+static int pick_tables(verso_table ***out, size_t *n, verso_feed *f, const verso_feed_options *o)
+{
+    verso_db *db = f->db;
+    *n = o->tables ? o->ntables : db->ntables;
+    *out = calloc(*n ? *n : 1, sizeof **out);
+    if (!*out)
+        return verso__err(db, VERSO_ENOMEM, "out of memory");
+    for (size_t i = 0; i < *n; i++) {
+        if (!o->tables) {
+            (*out)[i] = db->tables[i];
+            continue;
+        }
+        (*out)[i] = (verso_table *)verso_db_table(db, o->tables[i]);
+        if (!(*out)[i])
+            return verso__err(db, VERSO_ENOTFOUND, "no tracked table named \"%s\"",
+                              o->tables[i] ? o->tables[i] : "(null)");
+    }
+    return 0;
+}
+
+static int open_sources(verso_feed *f, const verso_feed_options *o)
+{
+    verso_table **tabs = NULL;
+    size_t n = 0;
+    int rc = pick_tables(&tabs, &n, f, o);
+    if (rc == 0 && !(f->src = calloc(n + 1, sizeof *f->src)))
+        rc = verso__err(f->db, VERSO_ENOMEM, "out of memory");
+    if (rc == 0) {
+        f->nsrc = n + 1;
+        rc = open_tomb_src(f, &f->src[0], tabs, n);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = open_table_src(f, &f->src[i + 1], tabs[i]);
+    free(tabs);
+    return rc;
+}
+
+static int begin_read(verso_feed *f)
+{
+    verso_db *db = f->db;
+    sqlite3_stmt *st = db->q[VERSO__Q_BEGIN_R];
+    if (!sqlite3_get_autocommit(db->sq))
+        return 0; /* already inside a read (another feed): share its snapshot */
+    sqlite3_reset(st);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE)
+        return verso__sqlerr(db, src, "BEGIN");
+    f->began = true;
+    return verso__schema_check(db);
+}
+
+int verso_feed_open(verso_feed **out, verso_db *db, const verso_feed_options *opts)
+{
+    verso_feed_options defaults = VERSO_FEED_OPTIONS_INIT;
+    const verso_feed_options *o = opts ? opts : &defaults;
+    verso_feed *f;
+    int rc;
+    *out = NULL;
+    if (db->txn)
+        return verso__err(db, VERSO_ESTATE, "the change feed cannot be read inside a write "
+                                            "transaction");
+    if (o->ntables && !o->tables)
+        return verso__err(db, VERSO_EINVAL, "tables is NULL but ntables is %zu", o->ntables);
+    if (!(f = calloc(1, sizeof *f)))
+        return verso__err(db, VERSO_ENOMEM, "out of memory");
+    f->db = db;
+    f->since = o->since > 0 ? o->since : 0;
+    f->lastv = f->since;
+    f->limit = o->limit;
+    f->last = -1;
+    rc = begin_read(f);
+    if (rc == 0)
+        rc = read_snapshot(f);
+    if (rc == 0)
+        rc = open_sources(f, o);
+    if (rc < 0) {
+        verso_feed_close(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+static void fill_entry(verso_feed *f, feed_src *s)
+{
+    verso_feed_entry *e = &f->e;
+    e->version = s->version;
+    if (!s->t) {
+        e->table_name = (const char *)sqlite3_column_text(s->st, 1);
+        e->table = verso_db_table(f->db, e->table_name);
+        if (e->table)
+            e->table_name = e->table->name;
+        e->id = sqlite3_column_int64(s->st, 2);
+        e->deleted = true;
+        e->ncolumns = 0;
+        e->values = NULL;
+        return;
+    }
+    e->table = s->t;
+    e->table_name = s->t->name;
+    e->id = sqlite3_column_int64(s->st, s->t->id_idx);
+    e->deleted = false;
+    e->ncolumns = s->t->ncols;
+    for (size_t c = 0; c < s->t->ncols; c++)
+        verso__column_value(&f->vals[c], s->st, (int)c, s->t->cols[c].type);
+    e->values = f->vals;
+}
+
+static int smallest(const verso_feed *f)
+{
+    int best = -1;
+    for (size_t i = 0; i < f->nsrc; i++)
+        if (f->src[i].has && (best < 0 || f->src[i].version < f->src[best].version))
+            best = (int)i;
+    return best;
+}
+
+int verso_feed_next(const verso_feed_entry **out, verso_feed *f)
+{
+    int rc;
+    *out = NULL;
+    if (f->done)
+        return 0;
+    if (f->last >= 0 && (rc = src_step(f, &f->src[f->last])) < 0)
+        return rc;
+    f->last = -1;
+    int best = smallest(f);
+    if (best < 0 || (f->limit > 0 && f->count >= f->limit)) {
+        f->done = true;
+        f->more = best >= 0;
+        return 0;
+    }
+    fill_entry(f, &f->src[best]);
+    f->last = best;
+    f->lastv = f->e.version;
+    f->count++;
+    *out = &f->e;
+    return 1;
+}
+
+int64_t verso_feed_head(const verso_feed *f)
+{
+    return f->head;
+}
+
+int64_t verso_feed_horizon(const verso_feed *f)
+{
+    return f->horizon;
+}
+
+const char *verso_feed_identity(const verso_feed *f)
+{
+    return f->identity;
+}
+
+int64_t verso_feed_cursor(const verso_feed *f)
+{
+    return f->done && !f->more ? f->head : f->lastv;
+}
+
+bool verso_feed_more(const verso_feed *f)
+{
+    return f->more;
+}
+
+void verso_feed_close(verso_feed *f)
+{
+    if (!f)
+        return;
+    for (size_t i = 0; i < f->nsrc; i++)
+        sqlite3_finalize(f->src[i].st);
+    free(f->src);
+    if (f->began && !sqlite3_get_autocommit(f->db->sq)) {
+        sqlite3_stmt *st = f->db->q[VERSO__Q_COMMIT];
+        sqlite3_reset(st);
+        sqlite3_step(st);
+        sqlite3_reset(st);
+    }
+    free(f);
+}

@@ -1,0 +1,246 @@
+/*
+ * Write transactions, the in-memory version counter, commit hooks.
+ *
+ * The counter is loaded from _verso_head right after BEGIN IMMEDIATE (the
+ * write lock is held, so no other writer can move it), incremented in memory
+ * for every row the ORM writes, and written back before COMMIT and before
+ * any statement whose triggers assign versions. The write-back checks that
+ * _verso_head still holds the value this transaction left there: a raw
+ * write on the sqlite3 handle in between would otherwise hand out a version
+ * twice; the transaction fails instead.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "orm/internal.h"
+
+static int step_done(verso_db *db, sqlite3_stmt *st, const char *what)
+{
+    sqlite3_reset(st);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    return src == SQLITE_DONE ? 0 : verso__sqlerr(db, src, what);
+}
+
+int verso__head_reload(verso_db *db)
+{
+    sqlite3_stmt *st = db->q[VERSO__Q_HEAD_GET];
+    sqlite3_reset(st);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return verso__sqlerr(db, src == SQLITE_DONE ? SQLITE_CORRUPT : src, "reading the head");
+    }
+    db->head = db->head_db = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return 0;
+}
+
+int verso__head_flush(verso_db *db)
+{
+    if (db->head == db->head_db)
+        return 0;
+    sqlite3_stmt *st = db->q[VERSO__Q_HEAD_SET];
+    sqlite3_bind_int64(st, 1, db->head);
+    sqlite3_bind_int64(st, 2, db->head_db);
+    int rc = step_done(db, st, "writing the head");
+    if (rc == 0 && sqlite3_changes(db->sq) != 1)
+        return verso__err(db, VERSO_ESTATE,
+                          "the version counter was moved by a write on the raw sqlite3 handle "
+                          "inside this transaction (use verso_exec)");
+    if (rc == 0)
+        db->head_db = db->head;
+    return rc;
+}
+
+int verso__txn_open(verso_db *db)
+{
+    int rc = step_done(db, db->q[VERSO__Q_BEGIN_W], "BEGIN IMMEDIATE");
+    if (rc < 0)
+        return rc;
+    db->txn = true;
+    db->nchanges = 0;
+    if ((rc = verso__head_reload(db)) < 0)
+        verso__txn_rollback(db);
+    return rc;
+}
+
+static void clear_state(verso_db *db)
+{
+    db->txn = db->explicit_ = db->applying = db->reset_identity = false;
+    db->nchanges = 0;
+    db->apply_last = 0;
+}
+
+void verso__txn_rollback(verso_db *db)
+{
+    if (!sqlite3_get_autocommit(db->sq))
+        step_done(db, db->q[VERSO__Q_ROLLBACK], "ROLLBACK");
+    clear_state(db);
+}
+
+static void run_hooks(verso_db *db)
+{
+    if (!db->nhooks || !db->nchanges)
+        return;
+    verso_change *ch = db->changes;
+    size_t n = db->nchanges, cap = db->capchanges;
+    db->changes = NULL;
+    db->nchanges = db->capchanges = 0;
+    for (size_t i = 0; i < db->nhooks; i++)
+        db->hooks[i].fn(db, ch, n, db->hooks[i].arg);
+    if (!db->changes) {
+        db->changes = ch;
+        db->capchanges = cap;
+    } else {
+        free(ch);
+    }
+    db->nchanges = 0;
+}
+
+int verso__txn_commit(verso_db *db)
+{
+    int rc = verso__head_flush(db);
+    if (rc == 0)
+        rc = step_done(db, db->q[VERSO__Q_COMMIT], "COMMIT");
+    if (rc < 0) {
+        verso__txn_rollback(db);
+        return rc;
+    }
+    if (db->reset_identity)
+        memcpy(db->identity, db->new_identity, sizeof db->identity);
+    size_t n = db->nchanges;
+    clear_state(db);
+    db->nchanges = n;
+    run_hooks(db);
+    db->nchanges = 0;
+    return 0;
+}
+
+void verso__after_error(verso_db *db)
+{
+    if (db->txn && sqlite3_get_autocommit(db->sq))
+        clear_state(db);
+}
+
+int verso__wbegin(verso_db *db, bool *implicit)
+{
+    *implicit = false;
+    if (db->txn)
+        return 0;
+    if (db->readonly)
+        return verso__err(db, VERSO_EDB, "database was opened read-only");
+    int rc = verso__txn_open(db);
+    *implicit = rc == 0;
+    return rc;
+}
+
+int verso__wend(verso_db *db, bool implicit, int rc)
+{
+    if (!implicit) {
+        if (rc < 0)
+            verso__after_error(db);
+        return rc;
+    }
+    if (rc < 0) {
+        verso__txn_rollback(db);
+        return rc;
+    }
+    int crc = verso__txn_commit(db);
+    return crc < 0 ? crc : rc;
+}
+
+int verso__record_change(verso_db *db, const verso_table *t, int64_t id, int64_t version,
+                         verso_change_kind kind)
+{
+    if (!db->nhooks)
+        return 0;
+    if (db->nchanges == db->capchanges) {
+        size_t cap = db->capchanges ? db->capchanges * 2 : 64;
+        verso_change *c = realloc(db->changes, cap * sizeof *c);
+        if (!c)
+            return verso__err(db, VERSO_ENOMEM, "out of memory");
+        db->changes = c;
+        db->capchanges = cap;
+    }
+    db->changes[db->nchanges++] = (verso_change){t->name, id, version, kind};
+    return 0;
+}
+
+/* ---- public API ---- */
+
+int verso_begin(verso_db *db)
+{
+    if (db->txn)
+        return verso__err(db, VERSO_ESTATE, "a transaction is already open");
+    if (db->readonly)
+        return verso__err(db, VERSO_EDB, "database was opened read-only");
+    int rc = verso__schema_check(db);
+    if (rc == 0)
+        rc = verso__txn_open(db);
+    if (rc == 0)
+        db->explicit_ = true;
+    return rc;
+}
+
+int verso_commit(verso_db *db)
+{
+    if (!db->txn || !db->explicit_ || db->applying)
+        return verso__err(db, VERSO_ESTATE, "no transaction opened with verso_begin");
+    return verso__txn_commit(db);
+}
+
+int verso_rollback(verso_db *db)
+{
+    if (!db->txn || !db->explicit_ || db->applying)
+        return verso__err(db, VERSO_ESTATE, "no transaction opened with verso_begin");
+    verso__txn_rollback(db);
+    return 0;
+}
+
+bool verso_in_transaction(const verso_db *db)
+{
+    return db->txn && db->explicit_;
+}
+
+int verso_batch(verso_db *db, int (*fn)(verso_db *db, void *arg), void *arg)
+{
+    if (!fn)
+        return verso__err(db, VERSO_EINVAL, "fn is NULL");
+    int rc = verso_begin(db);
+    if (rc < 0)
+        return rc;
+    rc = fn(db, arg);
+    if (!db->txn) /* the transaction ended inside fn (an error rolled it back) */
+        return rc < 0 ? rc : verso__err(db, VERSO_ESTATE, "transaction ended inside batch");
+    if (rc < 0) {
+        verso__txn_rollback(db);
+        return rc;
+    }
+    int crc = verso__txn_commit(db);
+    return crc < 0 ? crc : rc;
+}
+
+int verso_on_commit(verso_db *db, verso_commit_fn fn, void *arg)
+{
+    if (!fn)
+        return verso__err(db, VERSO_EINVAL, "hook function is NULL");
+    if (db->nhooks == VERSO__MAX_HOOKS)
+        return verso__err(db, VERSO_EINVAL, "at most %d hooks", VERSO__MAX_HOOKS);
+    db->hooks[db->nhooks].fn = fn;
+    db->hooks[db->nhooks].arg = arg;
+    db->nhooks++;
+    return 0;
+}
+
+int verso_on_commit_remove(verso_db *db, verso_commit_fn fn, void *arg)
+{
+    for (size_t i = 0; i < db->nhooks; i++) {
+        if (db->hooks[i].fn == fn && db->hooks[i].arg == arg) {
+            memmove(&db->hooks[i], &db->hooks[i + 1], (db->nhooks - i - 1) * sizeof db->hooks[0]);
+            db->nhooks--;
+            return 0;
+        }
+    }
+    return verso__err(db, VERSO_ENOTFOUND, "no such hook");
+}
