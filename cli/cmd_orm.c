@@ -67,10 +67,12 @@ static int usage_error(const cli_spec *s, const char *what, const char *arg)
     return 2;
 }
 
-/* Strict decimal integer >= min: the whole argument, no overflow. */
+/* Strict decimal integer >= min: digits only (no sign, no space), no overflow. */
 static int parse_int64(int64_t *out, const char *s, int64_t min)
 {
     char *end;
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno || end == s || *end != '\0' || v < min)
@@ -169,8 +171,13 @@ static int open_db(verso_db **db, const cli_spec *s, const char *path, bool read
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     o.create = false;
     o.readonly = readonly;
-    if (verso_db_open(db, path, &o) < 0)
-        return fail(s, "cannot open %s: %s", path, verso_open_errmsg());
+    if (verso_db_open(db, path, &o) < 0) {
+        const char *m = verso_open_errmsg();
+        size_t n = strlen(path);
+        if (strncmp(m, path, n) == 0 && m[n] == ':') /* the detail names the path already */
+            m += n + 1 + (m[n + 1] == ' ');
+        return fail(s, "cannot open %s: %s", path, m);
+    }
     return 0;
 }
 
@@ -258,9 +265,13 @@ static const cli_spec changes_spec = {
     .nopts = sizeof changes_opts / sizeof changes_opts[0],
 };
 
-/* Reads one chunk of the feed into b; *since moves to the cursor. */
-static int feed_chunk(verso_buf *b, int64_t *got, bool *more, verso_db *db,
-                      const verso_feed_options *o, int64_t *since)
+/*
+ * Reads one chunk of the feed into b. A chunk shorter than its limit means
+ * the snapshot had nothing more; otherwise the next chunk starts after the
+ * last version returned (*since).
+ */
+static int feed_chunk(verso_buf *b, int64_t *got, verso_db *db, const verso_feed_options *o,
+                      int64_t *since)
 {
     verso_feed *f = NULL;
     const verso_feed_entry *e;
@@ -269,11 +280,8 @@ static int feed_chunk(verso_buf *b, int64_t *got, bool *more, verso_db *db,
     while (rc == 0 && (rc = verso_feed_next(&e, f)) == 1) {
         if ((rc = verso_json_feed_entry(b, e)) == 0)
             rc = verso_buf_append(b, "\n", 1);
+        *since = e->version;
         ++*got;
-    }
-    if (rc == 0) {
-        *more = verso_feed_more(f);
-        *since = verso_feed_cursor(f);
     }
     verso_feed_close(f);
     return rc;
@@ -291,14 +299,13 @@ int verso_cli_changes(int argc, char **argv)
     if ((status = open_db(&db, s, a.pos[0], true)) != 0)
         goto done;
     verso_feed_options o = VERSO_FEED_OPTIONS_INIT;
-    int64_t since = a.since, left = a.limit, got;
-    bool more = true;
+    int64_t since = a.since, left = a.limit, got = 0;
     o.tables = a.ntables ? a.tables : NULL;
     o.ntables = a.ntables;
-    while (more && (a.limit == 0 || left > 0)) {
+    do {
         o.since = since;
         o.limit = a.limit && left < FEED_CHUNK ? left : FEED_CHUNK;
-        if ((rc = feed_chunk(&b, &got, &more, db, &o, &since)) < 0) {
+        if ((rc = feed_chunk(&b, &got, db, &o, &since)) < 0) {
             status = db_fail(s, db, rc);
             goto done;
         }
@@ -306,8 +313,7 @@ int verso_cli_changes(int argc, char **argv)
         if ((status = write_out(s, &b)) != 0)
             goto done;
         verso_buf_clear(&b);
-        more = more && got > 0;
-    }
+    } while (got == o.limit && (a.limit == 0 || left > 0));
     status = flush_out(s);
 done:
     verso_buf_free(&b);
@@ -412,8 +418,13 @@ int verso_cli_load(int argc, char **argv)
     int status, rc;
     if (get_args(&a, s, argc, argv, &status) != 0)
         return status;
-    if ((status = read_file(&b, s, a.pos[1])) != 0 ||
-        (status = open_db(&db, s, a.pos[0], false)) != 0)
+    if ((status = read_file(&b, s, a.pos[1])) != 0)
+        goto done;
+    if (b.len == 0) {
+        status = fail(s, "%s is empty", a.pos[1]);
+        goto done;
+    }
+    if ((status = open_db(&db, s, a.pos[0], false)) != 0)
         goto done;
     if ((rc = verso_db_info(&before, db)) < 0 || (rc = verso_load(db, b.data, b.len)) < 0 ||
         (rc = verso_db_info(&after, db)) < 0) {

@@ -226,10 +226,49 @@ static int put_int64(verso_buf *b, int64_t v)
 }
 
 /*
- * Doubles are written so that strtod() gives back the same value: the
- * shortest of %.15g / %.17g that round-trips. Integral values keep a ".0" so
- * that a reader does not take them for integers. NaN and infinities have no
- * JSON form and are written as null.
+ * Writes d as m / 10^k when some k in 1..9 gives an integer m below 2^53 with
+ * m / 10^k == d: strtod() of that text is the correctly rounded m / 10^k,
+ * which is what the exact division gave, so the text round-trips. This is
+ * the common case for decimal data (prices, measures) and avoids printf.
+ * Returns the length written at o, 0 if no such k.
+ */
+static size_t format_decimal(char *o, double d)
+{
+    static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+    const double lim = 9007199254740992.0; /* 2^53 */
+    double a = fabs(d);
+    for (int k = 1; k <= 9; k++) {
+        double scaled = a * p10[k];
+        if (scaled >= lim)
+            return 0;
+        double m = nearbyint(scaled);
+        if (m / p10[k] != a)
+            continue;
+        char digits[24];
+        size_t n = format_int64(digits, (int64_t)m), pos = 0;
+        if (signbit(d))
+            o[pos++] = '-';
+        if (n <= (size_t)k) { /* 0.000ddd */
+            o[pos++] = '0';
+            o[pos++] = '.';
+            memset(o + pos, '0', (size_t)k - n);
+            pos += (size_t)k - n;
+            memcpy(o + pos, digits, n);
+            return pos + n;
+        }
+        memcpy(o + pos, digits, n - (size_t)k);
+        pos += n - (size_t)k;
+        o[pos++] = '.';
+        memcpy(o + pos, digits + n - (size_t)k, (size_t)k);
+        return pos + (size_t)k;
+    }
+    return 0;
+}
+
+/*
+ * Doubles are written so that strtod() gives back the same value. Integral
+ * values keep a ".0" so that a reader does not take them for integers. NaN
+ * and infinities have no JSON form and are written as null.
  */
 static int put_double(verso_buf *b, double d)
 {
@@ -245,9 +284,16 @@ static int put_double(verso_buf *b, double d)
         memcpy(tmp + k, ".0", 2);
         return put_raw(b, tmp, k + 2);
     }
-    n = snprintf(tmp, sizeof tmp, "%.15g", d);
-    if (strtod(tmp, NULL) != d)
+    size_t k = format_decimal(tmp, d);
+    if (k)
+        return put_raw(b, tmp, k);
+    if (fabs(d) < 1e15) {
         n = snprintf(tmp, sizeof tmp, "%.17g", d);
+    } else { /* large values are often round: prefer 1e+300 to 1.0000000000000001e+300 */
+        n = snprintf(tmp, sizeof tmp, "%.15g", d);
+        if (strtod(tmp, NULL) != d)
+            n = snprintf(tmp, sizeof tmp, "%.17g", d);
+    }
     if (!strpbrk(tmp, ".eE")) {
         memcpy(tmp + n, ".0", 3);
         n += 2;

@@ -1,0 +1,805 @@
+/* JSON writer, parser and object -> values conversion (orm/json.c). */
+#include <float.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "verso/orm.h"
+
+/* ---------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------ */
+
+/* Writes v (for a column of type ct) and compares with expect. */
+static void check_value(const verso_value *v, verso_type ct, const char *expect)
+{
+    verso_buf b = VERSO_BUF_INIT;
+    assert_int_equal(verso_json_value(&b, v, ct), 0);
+    assert_string_equal(b.data, expect);
+    verso_buf_free(&b);
+}
+
+static void check_string(const char *s, size_t n, const char *expect)
+{
+    verso_buf b = VERSO_BUF_INIT;
+    assert_int_equal(verso_json_string(&b, s, n), 0);
+    assert_int_equal(b.len, strlen(expect));
+    assert_memory_equal(b.data, expect, b.len);
+    verso_buf_free(&b);
+}
+
+static int parse_code(const char *text, int depth)
+{
+    verso_json *doc = NULL;
+    const char *why = NULL;
+    int rc = verso_json_parse(&doc, text, strlen(text), depth, &why);
+    if (rc < 0) {
+        assert_null(doc);
+        assert_non_null(why);
+        assert_non_null(strstr(why, "byte"));
+    } else {
+        assert_null(why);
+    }
+    verso_json_free(doc);
+    return rc;
+}
+
+/* Parses text, whose root must be a number, and returns its int64 code. */
+static int parse_int(int64_t *out, const char *text)
+{
+    verso_json *doc = NULL;
+    assert_int_equal(verso_json_parse(&doc, text, strlen(text), 0, NULL), 0);
+    cJSON *root = verso_json_root(doc);
+    assert_true(cJSON_IsNumber(root));
+    int rc = verso_json_int64(out, root);
+    verso_json_free(doc);
+    return rc;
+}
+
+/* Parses a JSON string literal and returns its decoded bytes (malloc'd). */
+static char *parse_str(const char *text)
+{
+    verso_json *doc = NULL;
+    assert_int_equal(verso_json_parse(&doc, text, strlen(text), 0, NULL), 0);
+    cJSON *root = verso_json_root(doc);
+    assert_true(cJSON_IsString(root));
+    char *s = strdup(root->valuestring);
+    verso_json_free(doc);
+    return s;
+}
+
+/* ---------------------------------------------------------------------
+ * Writer
+ * ------------------------------------------------------------------ */
+
+static void test_write_int64(void **state)
+{
+    (void)state;
+    verso_value v = VERSO_VALUE_INT(INT64_MAX);
+    check_value(&v, VERSO_INT64, "9223372036854775807");
+    v.u.i = INT64_MIN;
+    check_value(&v, VERSO_INT64, "-9223372036854775808");
+    v.u.i = 0;
+    check_value(&v, VERSO_INT64, "0");
+    v.u.i = -1;
+    check_value(&v, VERSO_INT64, "-1");
+    v.u.i = 9007199254740993LL; /* 2^53 + 1 */
+    check_value(&v, VERSO_INT64, "9007199254740993");
+    v.u.i = 10;
+    check_value(&v, VERSO_INT64, "10");
+    v.u.i = 1;
+    check_value(&v, VERSO_BOOL, "true");
+    v.u.i = 0;
+    check_value(&v, VERSO_BOOL, "false");
+    char want[32];
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 2000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.u.i = (int64_t)x >> (i % 63);
+        snprintf(want, sizeof want, "%lld", (long long)v.u.i);
+        check_value(&v, VERSO_INT64, want);
+    }
+}
+
+static void test_write_double(void **state)
+{
+    (void)state;
+    verso_value v = VERSO_VALUE_DOUBLE(0.1);
+    check_value(&v, VERSO_DOUBLE, "0.1");
+    v.u.d = 1.5;
+    check_value(&v, VERSO_DOUBLE, "1.5");
+    v.u.d = 3.0;
+    check_value(&v, VERSO_DOUBLE, "3.0");
+    v.u.d = -0.0;
+    check_value(&v, VERSO_DOUBLE, "-0.0");
+    v.u.d = 1e300;
+    check_value(&v, VERSO_DOUBLE, "1e+300");
+    v.u.d = NAN;
+    check_value(&v, VERSO_DOUBLE, "null");
+    v.u.d = INFINITY;
+    check_value(&v, VERSO_DOUBLE, "null");
+    v.u.d = -INFINITY;
+    check_value(&v, VERSO_ANY, "null");
+
+    v.u.d = 24.5;
+    check_value(&v, VERSO_DOUBLE, "24.5");
+    v.u.d = 0.01;
+    check_value(&v, VERSO_DOUBLE, "0.01");
+    v.u.d = 1e-7;
+    check_value(&v, VERSO_DOUBLE, "0.0000001");
+    v.u.d = -3.25;
+    check_value(&v, VERSO_DOUBLE, "-3.25");
+    v.u.d = 123456.789;
+    check_value(&v, VERSO_DOUBLE, "123456.789");
+    v.u.d = 0.1 + 0.2;
+    check_value(&v, VERSO_DOUBLE, "0.30000000000000004");
+
+    const double samples[] = {DBL_MIN, DBL_MAX, -DBL_MAX, DBL_EPSILON, 1.0 / 3, 2.0 / 3,
+                              9007199254740993.0, 1e15, 123456789012345678.0, 5e-324};
+    verso_buf b = VERSO_BUF_INIT;
+    for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
+        verso_buf_clear(&b);
+        v.u.d = samples[i];
+        assert_int_equal(verso_json_value(&b, &v, VERSO_DOUBLE), 0);
+        assert_true(strtod(b.data, NULL) == samples[i]);
+        assert_non_null(strpbrk(b.data, ".e")); /* never reads back as an integer */
+    }
+    /* Decimal data of every scale, and its floating-point noise. */
+    for (int i = -200000; i < 200000; i += 7) {
+        const double ds[] = {i / 100.0, i * 0.37 + 0.01, i / 1e9, i * 1e-3 * 3, i * 12345.678};
+        for (size_t k = 0; k < sizeof ds / sizeof ds[0]; k++) {
+            verso_buf_clear(&b);
+            v.u.d = ds[k];
+            assert_int_equal(verso_json_value(&b, &v, VERSO_DOUBLE), 0);
+            if (strtod(b.data, NULL) != ds[k])
+                fail_msg("%.17g written as %s", ds[k], b.data);
+        }
+    }
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    for (int i = 0; i < 5000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double d;
+        memcpy(&d, &x, sizeof d);
+        if (!isfinite(d))
+            continue;
+        verso_buf_clear(&b);
+        v.u.d = d;
+        assert_int_equal(verso_json_value(&b, &v, VERSO_DOUBLE), 0);
+        assert_true(strtod(b.data, NULL) == d);
+    }
+    verso_buf_free(&b);
+}
+
+static void test_write_string_escapes(void **state)
+{
+    (void)state;
+    check_string("", 0, "\"\"");
+    check_string(NULL, 0, "\"\"");
+    check_string("plain", 5, "\"plain\"");
+    check_string("a\"b\\c/", 6, "\"a\\\"b\\\\c/\"");
+    check_string("\n\r\t\b\f", 5, "\"\\n\\r\\t\\b\\f\"");
+    check_string("\x01\x1f\x7f", 3, "\"\\u0001\\u001f\x7f\"");
+    check_string("a\0b", 3, "\"a\\u0000b\"");
+    /* 2-, 3- and 4-byte sequences pass through unchanged. */
+    check_string("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9,
+                  "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+    check_string("\xef\xbf\xbf\xf4\x8f\xbf\xbf", 7, "\"\xef\xbf\xbf\xf4\x8f\xbf\xbf\"");
+    /* Long strings with escapes spread out (buffer growth while escaping). */
+    char big[5000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = i % 3 ? 'x' : '\x02';
+    verso_buf b = VERSO_BUF_INIT;
+    assert_int_equal(verso_json_string(&b, big, sizeof big), 0);
+    size_t escaped = (sizeof big + 2) / 3;
+    assert_int_equal(b.len, 2 + (sizeof big - escaped) + escaped * 6);
+    verso_buf_free(&b);
+}
+
+static void test_write_invalid_utf8(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "\x80",             /* lone continuation */
+        "\xc0\x80",         /* overlong NUL */
+        "\xc1\xbf",         /* overlong 2-byte */
+        "\xe0\x80\x80",     /* overlong 3-byte */
+        "\xe0\x9f\xbf",     /* overlong 3-byte */
+        "\xf0\x80\x80\x80", /* overlong 4-byte */
+        "\xf0\x8f\xbf\xbf", /* overlong 4-byte */
+        "\xed\xa0\x80",     /* U+D800 */
+        "\xed\xbf\xbf",     /* U+DFFF */
+        "\xf4\x90\x80\x80", /* U+110000 */
+        "\xf5\x80\x80\x80", "\xff",
+        "\xe2\x82",         /* truncated */
+        "\xf0\x9f\x98",     /* truncated */
+        "\xc3",             /* truncated */
+        "\xc3\x28",         /* bad continuation */
+    };
+    verso_buf b = VERSO_BUF_INIT;
+    assert_int_equal(verso_buf_puts(&b, "keep"), 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char s[16];
+        size_t n = strlen(bad[i]);
+        memcpy(s, "ok", 2);
+        memcpy(s + 2, bad[i], n);
+        assert_int_equal(verso_json_string(&b, s, n + 2), VERSO_EUTF8);
+        assert_string_equal(b.data, "keep"); /* nothing appended */
+        verso_value v = {.type = VERSO_TEXT, .u.b = {s, n + 2}};
+        assert_int_equal(verso_json_value(&b, &v, VERSO_TEXT), VERSO_EUTF8);
+        assert_int_equal(b.len, 4);
+    }
+    verso_buf_free(&b);
+}
+
+static void test_write_blob(void **state)
+{
+    (void)state;
+    verso_value v = {.type = VERSO_BLOB, .u.b = {NULL, 0}};
+    check_value(&v, VERSO_BLOB, "\"\"");
+    v.u.b.p = "f";
+    v.u.b.n = 1;
+    check_value(&v, VERSO_BLOB, "\"Zg==\"");
+    v.u.b.n = 2;
+    v.u.b.p = "fo";
+    check_value(&v, VERSO_BLOB, "\"Zm8=\"");
+    v.u.b.n = 3;
+    v.u.b.p = "foo";
+    check_value(&v, VERSO_BLOB, "\"Zm9v\"");
+    v.u.b.p = "foobar";
+    v.u.b.n = 6;
+    check_value(&v, VERSO_BLOB, "\"Zm9vYmFy\"");
+    v.u.b.p = "\0\xff\0";
+    v.u.b.n = 3;
+    check_value(&v, VERSO_BLOB, "\"AP8A\"");
+    /* Text stored in a blob column is written as base64 too. */
+    v = VERSO_VALUE_TEXT("hi");
+    check_value(&v, VERSO_BLOB, "\"aGk=\"");
+    v = VERSO_VALUE_NULL;
+    check_value(&v, VERSO_BLOB, "null");
+}
+
+static void test_write_uuid_bool(void **state)
+{
+    (void)state;
+    const char *u = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    verso_value v = {.type = VERSO_UUID, .u.b = {u, 36}};
+    check_value(&v, VERSO_UUID, "\"0f8fad5b-d9cb-469f-a165-70867728950e\"");
+    v = VERSO_VALUE_BOOL(7);
+    check_value(&v, VERSO_BOOL, "true");
+    check_value(&v, VERSO_ANY, "true");
+}
+
+/* ---------------------------------------------------------------------
+ * Parser
+ * ------------------------------------------------------------------ */
+
+static void test_parse_int64(void **state)
+{
+    (void)state;
+    int64_t i = 42;
+    assert_int_equal(parse_int(&i, "9223372036854775807"), 0);
+    assert_true(i == INT64_MAX);
+    assert_int_equal(parse_int(&i, "-9223372036854775808"), 0);
+    assert_true(i == INT64_MIN);
+    assert_int_equal(parse_int(&i, "9007199254740993"), 0);
+    assert_true(i == 9007199254740993LL);
+    assert_int_equal(parse_int(&i, "-9007199254740993"), 0);
+    assert_true(i == -9007199254740993LL);
+    assert_int_equal(parse_int(&i, "-0"), 0);
+    assert_true(i == 0);
+    assert_int_equal(parse_int(&i, " 17 "), 0);
+    assert_true(i == 17);
+    i = 5;
+    assert_int_equal(parse_int(&i, "9223372036854775808"), VERSO_ETYPE);
+    assert_int_equal(parse_int(&i, "-9223372036854775809"), VERSO_ETYPE);
+    assert_int_equal(parse_int(&i, "123456789012345678901234567890"), VERSO_ETYPE);
+    assert_int_equal(parse_int(&i, "1.0"), VERSO_ETYPE);
+    assert_int_equal(parse_int(&i, "1e2"), VERSO_ETYPE);
+    assert_int_equal(parse_int(&i, "1E2"), VERSO_ETYPE);
+    assert_int_equal(parse_int(&i, "1e400"), VERSO_ETYPE);
+    assert_true(i == 5); /* untouched on error */
+
+    /* Nodes built in C have no literal: exact below 2^53 only. */
+    cJSON *n = cJSON_CreateNumber(12345);
+    assert_int_equal(verso_json_int64(&i, n), 0);
+    assert_true(i == 12345);
+    n->valuedouble = 9007199254740992.0;
+    assert_int_equal(verso_json_int64(&i, n), VERSO_ETYPE);
+    n->valuedouble = 0.5;
+    assert_int_equal(verso_json_int64(&i, n), VERSO_ETYPE);
+    cJSON_Delete(n);
+    cJSON *s = cJSON_CreateString("1");
+    assert_int_equal(verso_json_int64(&i, s), VERSO_ETYPE);
+    cJSON_Delete(s);
+    assert_int_equal(verso_json_int64(&i, NULL), VERSO_ETYPE);
+}
+
+static void test_parse_numbers_in_order(void **state)
+{
+    (void)state;
+    const char *text = "{\"a\":[1,-2,{\"b\":9223372036854775807,\"s\":\"3 4 [5]\"}],"
+                       "\"c\":-9223372036854775808,\"d\":[[0.5],[]],\"e\":{},\"f\":7}";
+    verso_json *doc = NULL;
+    assert_int_equal(verso_json_parse(&doc, text, strlen(text), 0, NULL), 0);
+    cJSON *root = verso_json_root(doc);
+    int64_t v;
+    cJSON *a = cJSON_GetObjectItem(root, "a");
+    assert_int_equal(verso_json_int64(&v, cJSON_GetArrayItem(a, 0)), 0);
+    assert_true(v == 1);
+    assert_int_equal(verso_json_int64(&v, cJSON_GetArrayItem(a, 1)), 0);
+    assert_true(v == -2);
+    assert_int_equal(verso_json_int64(&v, cJSON_GetObjectItem(cJSON_GetArrayItem(a, 2), "b")),
+                     0);
+    assert_true(v == INT64_MAX);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(a, 2), "s")->valuestring,
+                        "3 4 [5]");
+    assert_int_equal(verso_json_int64(&v, cJSON_GetObjectItem(root, "c")), 0);
+    assert_true(v == INT64_MIN);
+    cJSON *half = cJSON_GetArrayItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "d"), 0), 0);
+    assert_int_equal(verso_json_int64(&v, half), VERSO_ETYPE);
+    assert_true(half->valuedouble == 0.5);
+    assert_int_equal(verso_json_int64(&v, cJSON_GetObjectItem(root, "f")), 0);
+    assert_true(v == 7);
+    verso_json_free(doc);
+}
+
+static void test_parse_unicode(void **state)
+{
+    (void)state;
+    char *s = parse_str("\"\\ud83d\\ude00\"");
+    assert_string_equal(s, "\xf0\x9f\x98\x80");
+    free(s);
+    s = parse_str("\"\xf0\x9f\x98\x80 \xc3\xa9 \\u00e9 \\u20ac \\uFFFF\"");
+    assert_string_equal(s, "\xf0\x9f\x98\x80 \xc3\xa9 \xc3\xa9 \xe2\x82\xac \xef\xbf\xbf");
+    free(s);
+    s = parse_str("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"");
+    assert_string_equal(s, "\"\\/\b\f\n\r\t");
+    free(s);
+    s = parse_str("\"\\udbff\\udfff\""); /* U+10FFFF */
+    assert_string_equal(s, "\xf4\x8f\xbf\xbf");
+    free(s);
+
+    /* Lone or misordered surrogates. */
+    assert_int_equal(parse_code("\"\\ud83d\"", 0), VERSO_EUTF8);
+    assert_int_equal(parse_code("\"\\ud83dx\"", 0), VERSO_EUTF8);
+    assert_int_equal(parse_code("\"\\ud83d\\u0041\"", 0), VERSO_EUTF8);
+    assert_int_equal(parse_code("\"\\ude00\"", 0), VERSO_EUTF8);
+    assert_int_equal(parse_code("\"\\ude00\\ud83d\"", 0), VERSO_EUTF8);
+    assert_int_equal(parse_code("[\"ok\",\"\\udc00\"]", 0), VERSO_EUTF8);
+    /* Raw invalid UTF-8 in strings, keys and outside strings. */
+    assert_int_equal(parse_code("\"\xc0\x80\"", 0), VERSO_EUTF8);
+    assert_int_equal(parse_code("\"\xed\xa0\x80\"", 0), VERSO_EUTF8);
+    assert_int_equal(parse_code("\"\xf4\x90\x80\x80\"", 0), VERSO_EUTF8);
+    assert_int_equal(parse_code("\"\xe2\x82\"", 0), VERSO_EUTF8);
+    assert_int_equal(parse_code("{\"\xff\":1}", 0), VERSO_EUTF8);
+    assert_int_equal(parse_code("[1,\xfe]", 0), VERSO_EUTF8);
+    assert_int_equal(parse_code("[1,\xc3\xa9]", 0), VERSO_EJSON); /* valid UTF-8, not JSON */
+    /* NUL cannot be represented in the parsed C strings. */
+    assert_int_equal(parse_code("\"a\\u0000b\"", 0), VERSO_EJSON);
+}
+
+static void test_parse_null_bool(void **state)
+{
+    (void)state;
+    const char *text = "[null,true,false]";
+    verso_json *doc = NULL;
+    assert_int_equal(verso_json_parse(&doc, text, strlen(text), 0, NULL), 0);
+    cJSON *root = verso_json_root(doc);
+    assert_true(cJSON_IsNull(cJSON_GetArrayItem(root, 0)));
+    assert_true(cJSON_IsTrue(cJSON_GetArrayItem(root, 1)));
+    assert_true(cJSON_IsFalse(cJSON_GetArrayItem(root, 2)));
+    verso_json_free(doc);
+    verso_json_free(NULL);
+    assert_null(verso_json_root(NULL));
+}
+
+static void nest(char *out, int depth, const char *open, const char *close)
+{
+    size_t k = 0;
+    for (int i = 0; i < depth; i++)
+        out[k++] = open[i % 2];
+    for (int i = depth - 1; i >= 0; i--)
+        out[k++] = close[i % 2];
+    out[k] = '\0';
+}
+
+static void test_parse_depth(void **state)
+{
+    (void)state;
+    char text[2100];
+    nest(text, 64, "[[", "]]");
+    assert_int_equal(parse_code(text, 0), 0);
+    nest(text, 65, "[[", "]]");
+    assert_int_equal(parse_code(text, 0), VERSO_ETOOBIG);
+    strcpy(text, "[{\"a\":[1]}]");
+    assert_int_equal(parse_code(text, 3), 0);
+    assert_int_equal(parse_code(text, 2), VERSO_ETOOBIG);
+    /* Brackets inside strings do not count. */
+    assert_int_equal(parse_code("[\"[[[[[[[[[[\"]", 2), 0);
+    nest(text, 1000, "[[", "]]");
+    assert_int_equal(parse_code(text, 999), VERSO_ETOOBIG);
+}
+
+static void test_parse_malformed(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",        " ",          "{",         "}",          "[1,]",       "[1 2]",
+        "{\"a\"}", "{\"a\":}",   "{'a':1}",   "{a:1}",      "01",         "-01",
+        "1.",      ".5",         "-",         "+1",         "1e",         "1e+",
+        "0x10",    "[1] x",      "{} {}",     "\"abc",      "\"\\x\"",    "\"a\nb\"",
+        "\"\t\"",  "\"\\u12\"",  "\"\\u12g4\"", "nul",      "tru",        "NaN",
+        "Infinity", "[-Infinity]", "1.2.3",   "\"\\",       "[1,2",       "{\"a\":1,}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = parse_code(bad[i], 0);
+        if (rc != VERSO_EJSON)
+            fail_msg("input %zu <%s>: %s", i, bad[i], verso_errname(rc));
+    }
+    verso_json *doc = (verso_json *)&doc;
+    const char *why = NULL;
+    assert_int_equal(verso_json_parse(&doc, NULL, 0, 0, &why), VERSO_EJSON);
+    assert_null(doc);
+    assert_int_equal(verso_json_parse(&doc, "[1,?]", 5, 0, &why), VERSO_EJSON);
+    assert_non_null(strstr(why, "at byte 3"));
+    /* The length is honoured: the text need not be NUL-terminated. */
+    assert_int_equal(verso_json_parse(&doc, "[1,2]xyz", 5, 0, NULL), 0);
+    assert_int_equal(cJSON_GetArraySize(verso_json_root(doc)), 2);
+    verso_json_free(doc);
+    assert_int_equal(verso_json_parse(&doc, "\"a\0b\"", 5, 0, &why), VERSO_EJSON);
+}
+
+static void test_parse_write_roundtrip(void **state)
+{
+    (void)state;
+    /* Text produced by the writer parses back to the same bytes. */
+    char all[0x80 + 16];
+    size_t n = 0;
+    for (int c = 1; c < 0x80; c++)
+        all[n++] = (char)c;
+    memcpy(all + n, "\xf0\x9f\x98\x80\xe2\x82\xac\xc3\xa9", 9);
+    n += 9;
+    verso_buf b = VERSO_BUF_INIT;
+    assert_int_equal(verso_json_string(&b, all, n), 0);
+    verso_json *doc = NULL;
+    assert_int_equal(verso_json_parse(&doc, b.data, b.len, 0, NULL), 0);
+    cJSON *root = verso_json_root(doc);
+    assert_int_equal(strlen(root->valuestring), n);
+    assert_memory_equal(root->valuestring, all, n);
+    verso_json_free(doc);
+    verso_buf_free(&b);
+}
+
+/* ---------------------------------------------------------------------
+ * Conversion for a table, and the row / feed writers (need a database)
+ * ------------------------------------------------------------------ */
+
+typedef struct item {
+    int64_t id;
+    int64_t version;
+    int64_t qty;
+    double price;
+    char *name;
+    verso_blob data;
+    bool active;
+    verso_uuid ref;
+    bool ref_null;
+} item;
+
+static const verso_field item_fields[] = {
+    VERSO_FIELD_ID_OF(item, id),
+    VERSO_FIELD_VERSION_OF(item, version),
+    VERSO_FIELD(item, qty, VERSO_INT64, 0),
+    VERSO_FIELD(item, price, VERSO_DOUBLE, 0),
+    VERSO_FIELD(item, name, VERSO_TEXT, 0),
+    VERSO_FIELD(item, data, VERSO_BLOB, 0),
+    VERSO_FIELD(item, active, VERSO_BOOL, 0),
+    VERSO_FIELD_NULLABLE(item, ref, VERSO_UUID, 0, ref_null),
+};
+static const verso_table_def item_def = VERSO_TABLE_DEF("item", item, item_fields);
+
+typedef struct fixture {
+    verso_db *db;
+    const verso_table *item;
+    const verso_table *loose; /* a tracked plain table with an untyped column */
+    char path[512];
+} fixture;
+
+static int setup_db(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    const char *tmp = getenv("VERSO_TEST_TMP");
+    snprintf(f->path, sizeof f->path, "%s/test_json_%d.db", tmp ? tmp : "/tmp", (int)getpid());
+    unlink(f->path);
+    const verso_table_def *defs[] = {&item_def};
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    o.tables = defs;
+    o.ntables = 1;
+    if (verso_db_open(&f->db, f->path, &o) < 0) {
+        fprintf(stderr, "open: %s\n", verso_open_errmsg());
+        free(f);
+        return -1;
+    }
+    if (verso_exec(f->db, "CREATE TABLE loose(id INTEGER PRIMARY KEY, x)") < 0 ||
+        verso_track(f->db, "loose", NULL) < 0) {
+        fprintf(stderr, "track: %s\n", verso_errmsg(f->db));
+        return -1;
+    }
+    f->item = verso_db_table(f->db, "item");
+    f->loose = verso_db_table(f->db, "loose");
+    *state = f;
+    return f->item && f->loose ? 0 : -1;
+}
+
+static int teardown_db(void **state)
+{
+    fixture *f = *state;
+    char p[600];
+    verso_db_close(f->db);
+    unlink(f->path);
+    snprintf(p, sizeof p, "%s-wal", f->path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", f->path);
+    unlink(p);
+    free(f);
+    return 0;
+}
+
+typedef struct converted {
+    verso_json *doc;
+    const char **cols;
+    verso_value *vals;
+    size_t n;
+    char why[200];
+} converted;
+
+static int convert(converted *c, const verso_table *t, const char *text)
+{
+    memset(c, 0, sizeof *c);
+    assert_int_equal(verso_json_parse(&c->doc, text, strlen(text), 0, NULL), 0);
+    int rc = verso_json_to_values(&c->cols, &c->vals, &c->n, t, verso_json_root(c->doc), c->why,
+                                  sizeof c->why);
+    if (rc < 0) {
+        assert_null(c->cols);
+        assert_null(c->vals);
+        assert_int_equal(c->n, 0);
+    }
+    return rc;
+}
+
+static void converted_free(converted *c)
+{
+    verso_free(c->cols);
+    verso_free(c->vals);
+    verso_json_free(c->doc);
+}
+
+static const verso_value *find(const converted *c, const char *col)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->cols[i], col) == 0)
+            return &c->vals[i];
+    fail_msg("column %s missing", col);
+    return NULL;
+}
+
+static void test_to_values_types(void **state)
+{
+    fixture *f = *state;
+    converted c;
+    assert_int_equal(convert(&c, f->item,
+                             "{\"id\":9007199254740993,\"qty\":-9223372036854775808,"
+                             "\"price\":2,\"name\":\"caf\\u00e9\",\"data\":\"AP8A\","
+                             "\"active\":true,\"ref\":\"0F8FAD5B-D9CB-469F-A165-70867728950E\"}"),
+                     0);
+    assert_int_equal(c.n, 7);
+    assert_string_equal(c.cols[0], "id");
+    assert_int_equal(find(&c, "id")->type, VERSO_INT64);
+    assert_true(find(&c, "id")->u.i == 9007199254740993LL);
+    assert_true(find(&c, "qty")->u.i == INT64_MIN);
+    assert_int_equal(find(&c, "price")->type, VERSO_DOUBLE);
+    assert_true(find(&c, "price")->u.d == 2.0);
+    assert_int_equal(find(&c, "name")->type, VERSO_TEXT);
+    assert_int_equal(find(&c, "name")->u.b.n, 5);
+    assert_memory_equal(find(&c, "name")->u.b.p, "caf\xc3\xa9", 5);
+    const verso_value *d = find(&c, "data");
+    assert_int_equal(d->type, VERSO_BLOB);
+    assert_int_equal(d->u.b.n, 3);
+    assert_memory_equal(d->u.b.p, "\0\xff\0", 3);
+    assert_int_equal(find(&c, "active")->type, VERSO_BOOL);
+    assert_true(find(&c, "active")->u.i == 1);
+    const verso_value *r = find(&c, "ref");
+    assert_int_equal(r->type, VERSO_UUID);
+    assert_int_equal(r->u.b.n, 36);
+    assert_memory_equal(r->u.b.p, "0f8fad5b-d9cb-469f-a165-70867728950e", 36);
+    converted_free(&c);
+
+    assert_int_equal(convert(&c, f->item, "{\"name\":null,\"data\":\"\",\"ref\":null}"), 0);
+    assert_int_equal(find(&c, "name")->type, VERSO_NULL);
+    assert_int_equal(find(&c, "data")->type, VERSO_BLOB);
+    assert_int_equal(find(&c, "data")->u.b.n, 0);
+    assert_int_equal(find(&c, "ref")->type, VERSO_NULL);
+    converted_free(&c);
+
+    assert_int_equal(convert(&c, f->item, "{}"), 0);
+    assert_int_equal(c.n, 0);
+    converted_free(&c);
+
+    /* Untyped column: whatever scalar comes. */
+    assert_int_equal(convert(&c, f->loose, "{\"x\":9223372036854775807}"), 0);
+    assert_int_equal(c.vals[0].type, VERSO_INT64);
+    assert_true(c.vals[0].u.i == INT64_MAX);
+    converted_free(&c);
+    assert_int_equal(convert(&c, f->loose, "{\"x\":1e3}"), 0);
+    assert_int_equal(c.vals[0].type, VERSO_DOUBLE);
+    assert_true(c.vals[0].u.d == 1000.0);
+    converted_free(&c);
+    assert_int_equal(convert(&c, f->loose, "{\"x\":\"s\"}"), 0);
+    assert_int_equal(c.vals[0].type, VERSO_TEXT);
+    converted_free(&c);
+    assert_int_equal(convert(&c, f->loose, "{\"x\":[1]}"), VERSO_ETYPE);
+    converted_free(&c);
+}
+
+static void check_reject(fixture *f, const char *text, int code, const char *needle)
+{
+    converted c;
+    int rc = convert(&c, f->item, text);
+    if (rc != code)
+        fail_msg("%s: got %s, want %s", text, verso_errname(rc), verso_errname(code));
+    if (!strstr(c.why, needle))
+        fail_msg("%s: message <%s> lacks <%s>", text, c.why, needle);
+    converted_free(&c);
+}
+
+static void test_to_values_errors(void **state)
+{
+    fixture *f = *state;
+    check_reject(f, "{\"nope\":1}", VERSO_EINVAL, "\"nope\"");
+    check_reject(f, "{\"qty\":1,\"qty\":2}", VERSO_EINVAL, "\"qty\"");
+    check_reject(f, "[1]", VERSO_EINVAL, "object");
+    check_reject(f, "{\"qty\":1.5}", VERSO_ETYPE, "\"qty\"");
+    check_reject(f, "{\"qty\":1e2}", VERSO_ETYPE, "\"qty\"");
+    check_reject(f, "{\"qty\":9223372036854775808}", VERSO_ETYPE, "int64");
+    check_reject(f, "{\"qty\":\"1\"}", VERSO_ETYPE, "string");
+    check_reject(f, "{\"qty\":true}", VERSO_ETYPE, "\"qty\"");
+    check_reject(f, "{\"price\":\"1.5\"}", VERSO_ETYPE, "\"price\"");
+    check_reject(f, "{\"price\":1e400}", VERSO_ETYPE, "\"price\"");
+    check_reject(f, "{\"active\":1}", VERSO_ETYPE, "\"active\"");
+    check_reject(f, "{\"name\":5}", VERSO_ETYPE, "\"name\"");
+    check_reject(f, "{\"name\":{}}", VERSO_ETYPE, "object");
+    check_reject(f, "{\"ref\":\"0f8fad5b-d9cb-469f-a165-70867728950\"}", VERSO_ETYPE, "UUID");
+    check_reject(f, "{\"ref\":\"0f8fad5bxd9cb-469f-a165-70867728950e\"}", VERSO_ETYPE, "UUID");
+    check_reject(f, "{\"ref\":\"0g8fad5b-d9cb-469f-a165-70867728950e\"}", VERSO_ETYPE, "UUID");
+    check_reject(f, "{\"ref\":5}", VERSO_ETYPE, "\"ref\"");
+    static const char *const bad64[] = {"Zg=", "Zg", "Z===", "Zg=a", "Zh==", "Zm9=", "Zm 9v",
+                                        "Zm9v\n", "=Zm9", "Zm9v====", "Zm9!"};
+    for (size_t i = 0; i < sizeof bad64 / sizeof bad64[0]; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "{\"data\":\"%s\"}", bad64[i]);
+        if (strchr(bad64[i], '\n'))
+            snprintf(text, sizeof text, "{\"data\":\"Zm9v\\n\"}");
+        check_reject(f, text, VERSO_ETYPE, "base64");
+    }
+    /* A tree built in C with invalid UTF-8 is still checked. */
+    cJSON *obj = cJSON_CreateObject();
+    cJSON_AddStringToObject(obj, "name", "\xc0\x80");
+    const char **cols;
+    verso_value *vals;
+    size_t n;
+    char why[100] = "";
+    assert_int_equal(verso_json_to_values(&cols, &vals, &n, f->item, obj, why, sizeof why),
+                     VERSO_EUTF8);
+    assert_non_null(strstr(why, "\"name\""));
+    assert_int_equal(verso_json_to_values(&cols, &vals, &n, NULL, obj, NULL, 0), VERSO_EINVAL);
+    cJSON_Delete(obj);
+}
+
+/* Inserts from JSON, reads back through a query and the row writer. */
+static void test_row_roundtrip(void **state)
+{
+    fixture *f = *state;
+    const char *text = "{\"id\":9007199254740993,\"qty\":9223372036854775807,\"price\":0.1,"
+                       "\"name\":\"\\\"q\\\" \\ud83d\\ude00 \\u0001\",\"data\":\"AAEC/w==\","
+                       "\"active\":false,\"ref\":\"0f8fad5b-d9cb-469f-a165-70867728950e\"}";
+    converted c;
+    int64_t id = 0, version = 0;
+    assert_int_equal(convert(&c, f->item, text), 0);
+    int rc = verso_row_insert(&id, &version, f->db, "item", c.cols, c.vals, c.n);
+    if (rc < 0)
+        fail_msg("insert: %s", verso_errmsg(f->db));
+    assert_true(id == 9007199254740993LL);
+    converted_free(&c);
+
+    const char *cols[] = {"id", "qty", "price", "name", "data", "active", "ref"};
+    verso_query q = VERSO_QUERY_INIT;
+    q.table = "item";
+    q.columns = cols;
+    q.ncolumns = 7;
+    verso_iter *it = NULL;
+    assert_int_equal(verso_query_open(&it, f->db, &q), 0);
+    assert_int_equal(verso_iter_next(it), 1);
+    verso_buf b = VERSO_BUF_INIT;
+    assert_int_equal(verso_json_iter_row(&b, it), 0);
+    assert_int_equal(verso_iter_next(it), 0);
+    verso_iter_free(it);
+    assert_string_equal(b.data, "{\"id\":9007199254740993,\"qty\":9223372036854775807,"
+                                "\"price\":0.1,\"name\":\"\\\"q\\\" \xf0\x9f\x98\x80 \\u0001\","
+                                "\"data\":\"AAEC/w==\",\"active\":false,"
+                                "\"ref\":\"0f8fad5b-d9cb-469f-a165-70867728950e\"}");
+    verso_buf_free(&b);
+}
+
+/* Change feed entries: an upsert with its row, and a deletion. */
+static void test_feed_entries(void **state)
+{
+    fixture *f = *state;
+    const char *cols[] = {"x"};
+    verso_value vals[] = {VERSO_VALUE_TEXT("a\tb")};
+    int64_t id = 0, v1 = 0;
+    assert_int_equal(verso_row_insert(&id, &v1, f->db, "loose", cols, vals, 1), 0);
+    int64_t id2 = 0, v2 = 0;
+    assert_int_equal(verso_row_insert(&id2, &v2, f->db, "loose", cols, vals, 1), 0);
+    assert_int_equal(verso_row_delete(f->db, "loose", id2, 0), 0);
+
+    const char *tables[] = {"loose"};
+    verso_feed_options o = VERSO_FEED_OPTIONS_INIT;
+    o.since = v1 - 1;
+    o.tables = tables;
+    o.ntables = 1;
+    verso_feed *feed = NULL;
+    assert_int_equal(verso_feed_open(&feed, f->db, &o), 0);
+    const verso_feed_entry *e;
+    verso_buf b = VERSO_BUF_INIT;
+    while (verso_feed_next(&e, feed) == 1) {
+        assert_int_equal(verso_json_feed_entry(&b, e), 0);
+        assert_int_equal(verso_buf_puts(&b, "\n"), 0);
+    }
+    verso_feed_close(feed);
+    char want[400];
+    snprintf(want, sizeof want,
+             "{\"table\":\"loose\",\"id\":%lld,\"version\":%lld,\"row\":{\"id\":%lld,"
+             "\"x\":\"a\\tb\",\"version\":%lld}}\n"
+             "{\"table\":\"loose\",\"id\":%lld,\"version\":%lld,\"deleted\":true}\n",
+             (long long)id, (long long)v1, (long long)id, (long long)v1, (long long)id2,
+             (long long)v2 + 1);
+    assert_string_equal(b.data, want);
+    verso_buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_write_int64),
+        cmocka_unit_test(test_write_double),
+        cmocka_unit_test(test_write_string_escapes),
+        cmocka_unit_test(test_write_invalid_utf8),
+        cmocka_unit_test(test_write_blob),
+        cmocka_unit_test(test_write_uuid_bool),
+        cmocka_unit_test(test_parse_int64),
+        cmocka_unit_test(test_parse_numbers_in_order),
+        cmocka_unit_test(test_parse_unicode),
+        cmocka_unit_test(test_parse_null_bool),
+        cmocka_unit_test(test_parse_depth),
+        cmocka_unit_test(test_parse_malformed),
+        cmocka_unit_test(test_parse_write_roundtrip),
+        cmocka_unit_test_setup_teardown(test_to_values_types, setup_db, teardown_db),
+        cmocka_unit_test_setup_teardown(test_to_values_errors, setup_db, teardown_db),
+        cmocka_unit_test_setup_teardown(test_row_roundtrip, setup_db, teardown_db),
+        cmocka_unit_test_setup_teardown(test_feed_entries, setup_db, teardown_db),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
