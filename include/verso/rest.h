@@ -54,18 +54,18 @@ typedef struct verso_ws_handler {
 
 /* Resource limits. Zero in any field means its default. */
 typedef struct verso_rest_limits {
-    size_t max_body;        /* request body bytes; default 1 MiB (413 beyond) */
-    size_t max_url;         /* path + query bytes; default 4096 (414 beyond) */
-    int header_timeout_ms;  /* time to send the request headers; default 10000
-                               (rounded up to whole seconds); the connection is dropped */
-    int max_depth;          /* JSON nesting depth; default 64 */
-    int max_filters;        /* filters per query; default 32 */
-    int query_budget_ms;    /* SQLite time budget per request; default 2000 (503 beyond) */
-    int default_limit;      /* rows per page; default 100 */
-    int max_limit;          /* largest limit= accepted; default 1000 */
-    int64_t max_offset;     /* largest offset= accepted; default 10000 */
-    int max_changes;        /* largest limit= of /_changes; default 10000 */
-    size_t max_ws_message;  /* reassembled WebSocket message; default 16 MiB */
+    size_t max_body;       /* request body bytes; default 1 MiB (413 beyond) */
+    size_t max_url;        /* path + query bytes; default 4096 (414 beyond) */
+    int header_timeout_ms; /* time to send the request headers; default 10000
+                              (rounded up to whole seconds); the connection is dropped */
+    int max_depth;         /* JSON nesting depth; default 64 */
+    int max_filters;       /* filters per query; default 32 */
+    int query_budget_ms;   /* SQLite time budget per request; default 2000 (503 beyond) */
+    int default_limit;     /* rows per page; default 100 */
+    int max_limit;         /* largest limit= accepted; default 1000 */
+    int64_t max_offset;    /* largest offset= accepted; default 10000 */
+    int max_changes;       /* largest limit= of /_changes; default 10000 */
+    size_t max_ws_message; /* reassembled WebSocket message; default 16 MiB */
 } verso_rest_limits;
 
 #define VERSO_REST_PORT_DEFAULT 8080
@@ -120,7 +120,9 @@ typedef struct verso_rest_options {
 } verso_rest_options;
 
 #define VERSO_REST_OPTIONS_INIT                                                                    \
-    {NULL, 0, NULL, NULL, NULL, NULL, {0}, NULL, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL}
+    {                                                                                              \
+        NULL, 0, NULL, NULL, NULL, NULL, {0}, NULL, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL       \
+    }
 
 /*
  * Starts a server for the database file of db (or opts->db_path; db may then

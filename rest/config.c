@@ -1,0 +1,264 @@
+/* rest/config.c - the config file (one "key value" setting per line) and
+ * bearer-token access checks. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rest/internal.h"
+
+enum { K_STR, K_INT, K_SIZE, K_I64 };
+
+typedef struct setting {
+    const char *name;
+    int kind;
+    size_t offset; /* in verso__config */
+} setting;
+
+#define LIM(field) offsetof(verso__config, limits) + offsetof(verso_rest_limits, field)
+
+static const setting k_settings[] = {
+    {.name = "host", .kind = K_STR, .offset = offsetof(verso__config, host)},
+    {.name = "port", .kind = K_INT, .offset = offsetof(verso__config, port)},
+    {.name = "tls-cert", .kind = K_STR, .offset = offsetof(verso__config, tls_cert)},
+    {.name = "tls-key", .kind = K_STR, .offset = offsetof(verso__config, tls_key)},
+    {.name = "max-body", .kind = K_SIZE, .offset = LIM(max_body)},
+    {.name = "max-url", .kind = K_SIZE, .offset = LIM(max_url)},
+    {.name = "header-timeout-ms", .kind = K_INT, .offset = LIM(header_timeout_ms)},
+    {.name = "max-depth", .kind = K_INT, .offset = LIM(max_depth)},
+    {.name = "max-filters", .kind = K_INT, .offset = LIM(max_filters)},
+    {.name = "query-budget-ms", .kind = K_INT, .offset = LIM(query_budget_ms)},
+    {.name = "default-limit", .kind = K_INT, .offset = LIM(default_limit)},
+    {.name = "max-limit", .kind = K_INT, .offset = LIM(max_limit)},
+    {.name = "max-offset", .kind = K_I64, .offset = LIM(max_offset)},
+    {.name = "max-changes", .kind = K_INT, .offset = LIM(max_changes)},
+    {.name = "max-ws-message", .kind = K_SIZE, .offset = LIM(max_ws_message)},
+};
+
+typedef struct role {
+    const char *name;
+    unsigned caps;
+} role;
+
+static const role k_roles[] = {
+    {.name = "read", .caps = VERSO__CAP_READ},
+    {.name = "write", .caps = VERSO__CAP_READ | VERSO__CAP_WRITE},
+    {.name = "replicate", .caps = VERSO__CAP_READ | VERSO__CAP_FEED},
+    {.name = "admin", .caps = VERSO__CAP_ALL},
+};
+
+unsigned verso__role_caps(const char *name)
+{
+    for (size_t i = 0; i < sizeof(k_roles) / sizeof(k_roles[0]); i++)
+        if (!strcmp(k_roles[i].name, name))
+            return k_roles[i].caps;
+    return 0;
+}
+
+void verso__limits_defaults(verso_rest_limits *l)
+{
+    if (!l->max_body)
+        l->max_body = 1u << 20;
+    if (!l->max_url)
+        l->max_url = 4096;
+    if (l->header_timeout_ms <= 0)
+        l->header_timeout_ms = 10000;
+    if (l->max_depth <= 0)
+        l->max_depth = 64;
+    if (l->max_filters <= 0)
+        l->max_filters = 32;
+    if (l->query_budget_ms <= 0)
+        l->query_budget_ms = 2000;
+    if (l->default_limit <= 0)
+        l->default_limit = 100;
+    if (l->max_limit <= 0)
+        l->max_limit = 1000;
+    if (l->max_offset <= 0)
+        l->max_offset = 10000;
+    if (l->max_changes <= 0)
+        l->max_changes = 10000;
+    if (!l->max_ws_message)
+        l->max_ws_message = 16u << 20;
+}
+
+static int set_value(verso__config *c, const setting *s, const char *v)
+{
+    char *end = NULL, *dup;
+    long long n;
+
+    if (s->kind == K_STR) {
+        if (!(dup = strdup(v)))
+            return VERSO_ENOMEM;
+        free(*(char **)((char *)c + s->offset));
+        *(char **)((char *)c + s->offset) = dup;
+        return 0;
+    }
+    errno = 0;
+    n = strtoll(v, &end, 10);
+    if (errno || *end || end == v || n < 0 || (s->kind == K_INT && n > 0x7fffffff))
+        return VERSO_EINVAL;
+    if (s->kind == K_INT)
+        *(int *)((char *)c + s->offset) = (int)n;
+    else if (s->kind == K_SIZE)
+        *(size_t *)((char *)c + s->offset) = (size_t)n;
+    else
+        *(int64_t *)((char *)c + s->offset) = n;
+    return 0;
+}
+
+static int add_grant(verso__config *c, char **w, size_t nw)
+{
+    verso__grant g = {.caps = 0};
+    verso__grant *grown;
+
+    if (nw < 3 || nw > 4 || verso__hex32(g.hash, w[1], strlen(w[1])) < 0)
+        return VERSO_EINVAL;
+    if (!(g.caps = verso__role_caps(w[2])))
+        return VERSO_EINVAL;
+    if (nw == 4 && !(g.table = strdup(w[3])))
+        return VERSO_ENOMEM;
+    grown = realloc(c->grants, (c->ngrants + 1) * sizeof(*grown));
+    if (!grown) {
+        free(g.table);
+        return VERSO_ENOMEM;
+    }
+    c->grants = grown;
+    c->grants[c->ngrants++] = g;
+    return 0;
+}
+
+static int parse_line(verso__config *c, char *line)
+{
+    char *w[5], *save = NULL;
+    size_t nw = 0;
+
+    for (char *t = strtok_r(line, " \t\r", &save); t; t = strtok_r(NULL, " \t\r", &save)) {
+        if (nw == 5)
+            return VERSO_EINVAL;
+        w[nw++] = t;
+    }
+    if (!nw || w[0][0] == '#')
+        return 0;
+    if (!strcmp(w[0], "token"))
+        return add_grant(c, w, nw);
+    for (size_t i = 0; i < sizeof(k_settings) / sizeof(k_settings[0]); i++)
+        if (!strcmp(k_settings[i].name, w[0]))
+            return nw == 2 ? set_value(c, &k_settings[i], w[1]) : VERSO_EINVAL;
+    return VERSO_EINVAL;
+}
+
+int verso__config_parse(verso__config *c, const char *text, size_t len, char *why, size_t whylen)
+{
+    int rc = 0, lineno = 0;
+    char *copy = malloc(len + 1);
+
+    if (!copy)
+        return VERSO_ENOMEM;
+    memcpy(copy, text, len);
+    copy[len] = 0;
+    for (char *p = copy, *nl; p && *p; p = nl) {
+        nl = strchr(p, '\n');
+        if (nl)
+            *nl++ = 0;
+        lineno++;
+        if ((rc = parse_line(c, p)) < 0) {
+            if (why)
+                snprintf(why, whylen, "config line %d: bad setting or token line", lineno);
+            break;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+int verso__config_load(verso__config *c, const char *path, char *why, size_t whylen)
+{
+    int rc = 0;
+    verso_buf b = VERSO_BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    FILE *f = fopen(path, "r");
+
+    if (!f) {
+        if (why)
+            snprintf(why, whylen, "cannot read config file %s", path);
+        return VERSO_EINVAL;
+    }
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        if ((rc = verso_buf_append(&b, chunk, n)) < 0)
+            goto done;
+    rc = verso__config_parse(c, b.data ? b.data : "", b.len, why, whylen);
+done:
+    fclose(f);
+    verso_buf_free(&b);
+    return rc;
+}
+
+void verso__config_free(verso__config *c)
+{
+    if (!c)
+        return;
+    free(c->host);
+    free(c->tls_cert);
+    free(c->tls_key);
+    for (size_t i = 0; i < c->ngrants; i++)
+        free(c->grants[i].table);
+    free(c->grants);
+    memset(c, 0, sizeof(*c));
+    c->port = -1;
+}
+
+/* Constant time in the hash bytes: every configured hash is compared in full. */
+void verso__auth_identify(verso__auth *a, const verso__config *c, const char *header)
+{
+    static const char bearer[] = "Bearer ";
+    int found = 0;
+
+    memset(a, 0, sizeof(*a));
+    if (!header)
+        return;
+    if (strncmp(header, bearer, sizeof(bearer) - 1) || !header[sizeof(bearer) - 1]) {
+        a->state = -1;
+        return;
+    }
+    header += sizeof(bearer) - 1;
+    verso__sha256(a->hash, header, strlen(header));
+    for (size_t i = 0; i < c->ngrants; i++) {
+        unsigned diff = 0;
+        for (size_t k = 0; k < 32; k++)
+            diff |= (unsigned)(a->hash[k] ^ c->grants[i].hash[k]);
+        found |= diff == 0;
+    }
+    a->state = found ? 1 : -1;
+}
+
+unsigned verso__auth_caps(const verso__auth *a, const verso__config *c, const char *table)
+{
+    unsigned caps = 0;
+
+    if (!c->ngrants)
+        return VERSO__CAP_ALL;
+    if (a->state != 1)
+        return 0;
+    for (size_t i = 0; i < c->ngrants; i++) {
+        const verso__grant *g = &c->grants[i];
+        if (memcmp(g->hash, a->hash, 32))
+            continue;
+        if (!g->table || (table && !strcmp(g->table, table)))
+            caps |= g->caps;
+    }
+    return caps;
+}
+
+int verso__auth_check(const verso__auth *a, const verso__config *c, const char *table,
+                      unsigned need)
+{
+    unsigned caps;
+
+    if (!need || !c->ngrants)
+        return 0;
+    if (a->state != 1)
+        return 401;
+    caps = verso__auth_caps(a, c, table);
+    return (caps & need) == need ? 0 : 403;
+}

@@ -1,0 +1,305 @@
+/* rest/http.c - turns libwebsockets HTTP callbacks into verso__req and
+ * writes verso__resp back: headers and body in a single write, into a
+ * buffer reused across requests. Enforces the URL and body limits. */
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rest/internal.h"
+
+enum { ST_IDLE, ST_BODY, ST_DRAIN };
+
+typedef struct conn {
+    int state;
+    unsigned method;
+    verso_buf path;
+    verso_buf body;
+    size_t drained;
+    struct timespec t0;
+} conn;
+
+typedef struct method_token {
+    enum lws_token_indexes token;
+    unsigned method;
+} method_token;
+
+static const method_token k_methods[] = {
+    {.token = WSI_TOKEN_GET_URI, .method = VERSO__GET},
+    {.token = WSI_TOKEN_POST_URI, .method = VERSO__POST},
+    {.token = WSI_TOKEN_PUT_URI, .method = VERSO__PUT},
+    {.token = WSI_TOKEN_PATCH_URI, .method = VERSO__PATCH},
+    {.token = WSI_TOKEN_DELETE_URI, .method = VERSO__DELETE},
+    {.token = WSI_TOKEN_HEAD_URI, .method = VERSO__HEAD},
+    {.token = WSI_TOKEN_OPTIONS_URI, .method = VERSO__OPTIONS},
+};
+
+size_t verso__http_pss_size(void)
+{
+    return sizeof(conn);
+}
+
+void verso__http_conn_free(void *pss)
+{
+    conn *c = pss;
+
+    if (!c)
+        return;
+    verso_buf_free(&c->path);
+    verso_buf_free(&c->body);
+}
+
+static unsigned method_of(struct lws *wsi)
+{
+    for (size_t i = 0; i < sizeof(k_methods) / sizeof(k_methods[0]); i++)
+        if (lws_hdr_total_length(wsi, k_methods[i].token) > 0)
+            return k_methods[i].method;
+    return 0;
+}
+
+static double elapsed(const struct timespec *t0)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static int add_header(struct lws *wsi, enum lws_token_indexes tok, const char *v, size_t n,
+                      unsigned char **p, unsigned char *end)
+{
+    return lws_add_http_header_by_token(wsi, tok, (const unsigned char *)v, (int)n, p, end);
+}
+
+static int add_headers(struct lws *wsi, const verso__resp *rs, bool close, unsigned char **p,
+                       unsigned char *end)
+{
+    char num[32];
+    bool nobody = rs->status == 204 || rs->status == 304;
+    const char *ct = rs->content_type ? rs->content_type : "application/json";
+
+    if (lws_add_http_header_status(wsi, (unsigned)rs->status, p, end))
+        return -1;
+    if (!nobody && (add_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ct, strlen(ct), p, end) ||
+                    add_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, num,
+                               (size_t)snprintf(num, sizeof(num), "%zu", rs->body->len), p, end)))
+        return -1;
+    if (rs->etag > 0 &&
+        add_header(wsi, WSI_TOKEN_HTTP_ETAG, num,
+                   (size_t)snprintf(num, sizeof(num), "\"%lld\"", (long long)rs->etag), p, end))
+        return -1;
+    if (rs->location->len &&
+        add_header(wsi, WSI_TOKEN_HTTP_LOCATION, rs->location->data, rs->location->len, p, end))
+        return -1;
+    if (rs->link->len &&
+        add_header(wsi, WSI_TOKEN_HTTP_LINK, rs->link->data, rs->link->len, p, end))
+        return -1;
+    if (rs->allow && add_header(wsi, WSI_TOKEN_HTTP_ALLOW, rs->allow, strlen(rs->allow), p, end))
+        return -1;
+    if (close && add_header(wsi, WSI_TOKEN_CONNECTION, "close", 5, p, end))
+        return -1;
+    return lws_finalize_http_header(wsi, p, end) ? -1 : 0;
+}
+
+/* Writes the whole response; returns what the lws callback must return. */
+static int send_response(verso_rest *srv, struct lws *wsi, conn *c, const verso__resp *rs,
+                         bool close)
+{
+    size_t room = 1024 + rs->location->len + rs->link->len;
+    bool body = c->method != VERSO__HEAD && rs->status != 204 && rs->status != 304;
+    unsigned char *start, *p;
+
+    verso_buf_clear(&srv->out);
+    if (verso_buf_reserve(&srv->out, LWS_PRE + room + rs->body->len + 1) < 0)
+        return -1;
+    start = p = (unsigned char *)srv->out.data + LWS_PRE;
+    if (add_headers(wsi, rs, close, &p, start + room) < 0)
+        return -1;
+    if (body && rs->body->len) {
+        memcpy(p, rs->body->data, rs->body->len);
+        p += rs->body->len;
+    }
+    verso__metrics_record(&srv->metrics, rs->route, rs->status, elapsed(&c->t0), rs->rows);
+    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
+        return -1;
+    if (close)
+        return 0;
+    c->state = ST_IDLE;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static void resp_init(verso__resp *rs, verso_rest *srv)
+{
+    memset(rs, 0, sizeof(*rs));
+    rs->status = 200;
+    rs->etag = -1;
+    rs->body = &srv->body;
+    rs->location = &srv->location;
+    rs->link = &srv->link;
+    verso_buf_clear(&srv->body);
+    verso_buf_clear(&srv->location);
+    verso_buf_clear(&srv->link);
+}
+
+/* Answers with an error before the body was read: the connection closes once
+ * the client's body is drained, so the client reads the answer. */
+static int reject(verso_rest *srv, struct lws *wsi, conn *c, int status, const char *msg)
+{
+    verso__resp rs;
+    bool body_follows = c->state == ST_BODY;
+
+    resp_init(&rs, srv);
+    verso__error(&rs, status, "%s", msg);
+    if (!body_follows)
+        return send_response(srv, wsi, c, &rs, false);
+    c->state = ST_DRAIN;
+    c->drained = 0;
+    verso_buf_free(&c->body);
+    return send_response(srv, wsi, c, &rs, true);
+}
+
+static int grow_params(verso_rest *srv, size_t n)
+{
+    verso__param *p;
+
+    if (n <= srv->params_cap)
+        return 0;
+    if (!(p = realloc(srv->params, n * sizeof(*p))))
+        return VERSO_ENOMEM;
+    srv->params = p;
+    srv->params_cap = n;
+    return 0;
+}
+
+/* Copies the URI arguments (already percent-decoded by lws) into srv->scratch
+ * as "key\0value\0" pairs and indexes them. */
+static int read_params(verso_rest *srv, struct lws *wsi, size_t *nparams)
+{
+    size_t n = 0, total = (size_t)lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    int len;
+
+    verso_buf_clear(&srv->scratch);
+    if (verso_buf_reserve(&srv->scratch, total * 2 + 64) < 0)
+        return VERSO_ENOMEM;
+    for (int i = 0;; i++) {
+        char *dst = srv->scratch.data + srv->scratch.len, *eq;
+        len = lws_hdr_copy_fragment(wsi, dst, (int)(srv->scratch.cap - srv->scratch.len - 1),
+                                    WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (len < 0)
+            break;
+        if ((eq = strchr(dst, '=')))
+            *eq = 0;
+        else
+            dst[len + 1] = 0, len++;
+        srv->scratch.len += (size_t)len + 1;
+        n++;
+    }
+    if (grow_params(srv, n + 1) < 0)
+        return VERSO_ENOMEM;
+    for (size_t i = 0, off = 0; i < n; i++) {
+        srv->params[i].key = srv->scratch.data + off;
+        off += strlen(srv->params[i].key) + 1;
+        srv->params[i].value = srv->scratch.data + off;
+        off += strlen(srv->params[i].value) + 1;
+    }
+    *nparams = n;
+    return 0;
+}
+
+/* Copies a header value; NULL when absent, "" when longer than the buffer. */
+static const char *header(struct lws *wsi, enum lws_token_indexes tok, char *buf, int len)
+{
+    int n = lws_hdr_total_length(wsi, tok);
+
+    if (n <= 0)
+        return NULL;
+    if (n >= len || lws_hdr_copy(wsi, buf, len, tok) < 0)
+        buf[0] = 0;
+    return buf;
+}
+
+static int process(verso_rest *srv, struct lws *wsi, conn *c)
+{
+    char authz[512], ifm[64], ifnm[64];
+    verso__req rq = {.srv = srv, .method = c->method};
+    verso__resp rs;
+
+    resp_init(&rs, srv);
+    if (read_params(srv, wsi, &rq.nparams) < 0)
+        return -1;
+    rq.params = srv->params;
+    rq.path = c->path.data;
+    rq.body = c->body.data ? c->body.data : (char *)"";
+    rq.nbody = c->body.len;
+    rq.if_match = header(wsi, WSI_TOKEN_HTTP_IF_MATCH, ifm, sizeof(ifm));
+    rq.if_none_match = header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, ifnm, sizeof(ifnm));
+    verso__auth_identify(&rq.auth, &srv->cfg,
+                         header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz)));
+    if (rq.method == VERSO__HEAD)
+        rq.method = VERSO__GET;
+    verso__dispatch(&rq, &rs);
+    verso_buf_clear(&c->body);
+    return send_response(srv, wsi, c, &rs, false);
+}
+
+static int64_t content_length(struct lws *wsi)
+{
+    char buf[32];
+    int64_t n = -1;
+
+    if (header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, buf, sizeof(buf)) &&
+        verso__parse_i64(&n, buf) < 0)
+        return INT64_MAX;
+    return n;
+}
+
+int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char *uri)
+{
+    conn *c = pss;
+    int64_t clen;
+    size_t urllen = strlen(uri) + (size_t)lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+
+    clock_gettime(CLOCK_MONOTONIC, &c->t0);
+    c->state = ST_IDLE;
+    c->method = method_of(wsi);
+    verso_buf_clear(&c->path);
+    verso_buf_clear(&c->body);
+    if (verso_buf_puts(&c->path, uri) < 0)
+        return -1;
+    clen = content_length(wsi);
+    if (c->method & (VERSO__POST | VERSO__PUT | VERSO__PATCH) &&
+        (clen > 0 || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0))
+        c->state = ST_BODY;
+    if (urllen > srv->cfg.limits.max_url)
+        return reject(srv, wsi, c, 414, "URL too long");
+    if (clen > (int64_t)srv->cfg.limits.max_body)
+        return reject(srv, wsi, c, 413, "request body too large");
+    if (c->state == ST_BODY)
+        return 0;
+    return process(srv, wsi, c);
+}
+
+int verso__http_body(verso_rest *srv, struct lws *wsi, void *pss, const void *in, size_t len)
+{
+    conn *c = pss;
+
+    if (c->state == ST_DRAIN) {
+        c->drained += len;
+        return c->drained > 16 * srv->cfg.limits.max_body ? -1 : 0;
+    }
+    if (c->state != ST_BODY)
+        return -1;
+    if (c->body.len + len > srv->cfg.limits.max_body)
+        return reject(srv, wsi, c, 413, "request body too large");
+    return verso_buf_append(&c->body, in, len) < 0 ? -1 : 0;
+}
+
+int verso__http_body_done(verso_rest *srv, struct lws *wsi, void *pss)
+{
+    conn *c = pss;
+
+    if (c->state != ST_BODY)
+        return -1;
+    return process(srv, wsi, c);
+}

@@ -1,0 +1,259 @@
+/*
+ * rest/internal.h - shared between the files of rest/ only.
+ *
+ * Layering: server.c and http.c and ws.c are the only files that see
+ * libwebsockets; they turn a request into a verso__req, routes.c/rows.c
+ * answer it into a verso__resp, and http.c writes that back.
+ */
+#ifndef VERSO_REST_INTERNAL_H
+#define VERSO_REST_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "verso/orm.h"
+#include "verso/rest.h"
+
+struct sqlite3_stmt;
+struct lws;
+
+/* HTTP methods as bits, so a route can name several. */
+enum {
+    VERSO__GET = 1u << 0,
+    VERSO__POST = 1u << 1,
+    VERSO__PUT = 1u << 2,
+    VERSO__PATCH = 1u << 3,
+    VERSO__DELETE = 1u << 4,
+    VERSO__HEAD = 1u << 5,
+    VERSO__OPTIONS = 1u << 6
+};
+
+/* What a token may do, per table or globally. */
+enum {
+    VERSO__CAP_READ = 1u << 0,  /* rows */
+    VERSO__CAP_WRITE = 1u << 1, /* create, update, delete rows */
+    VERSO__CAP_FEED = 1u << 2,  /* the change feed */
+    VERSO__CAP_ADMIN = 1u << 3, /* status and metrics */
+    VERSO__CAP_ALL = 0xfu
+};
+
+/* Route ids: metrics are counted per id. */
+enum {
+    VERSO__R_NONE,
+    VERSO__R_HEALTH,
+    VERSO__R_INFO,
+    VERSO__R_STATUS,
+    VERSO__R_METRICS,
+    VERSO__R_CHANGES,
+    VERSO__R_BATCH,
+    VERSO__R_LIST,
+    VERSO__R_CREATE,
+    VERSO__R_GET,
+    VERSO__R_UPDATE,
+    VERSO__R_DELETE,
+    VERSO__R_WS,
+    VERSO__NROUTES
+};
+
+/* ---- sha256.c ---- */
+void verso__sha256(unsigned char out[32], const void *data, size_t n);
+/* Decodes 64 hex digits into 32 bytes; VERSO_EINVAL otherwise. */
+int verso__hex32(unsigned char out[32], const char *hex, size_t n);
+
+/* ---- config.c: config file and access tokens ---- */
+typedef struct verso__grant {
+    unsigned char hash[32]; /* SHA-256 of the token */
+    char *table;            /* NULL = every table and the server's routes */
+    unsigned caps;
+} verso__grant;
+
+typedef struct verso__config {
+    char *host;
+    int port; /* -1 = not given */
+    char *tls_cert;
+    char *tls_key;
+    verso_rest_limits limits;
+    verso__grant *grants;
+    size_t ngrants;
+} verso__config;
+
+/* Parses config text (format in rest.h) into c (zeroed by the caller, port -1). */
+int verso__config_parse(verso__config *c, const char *text, size_t len, char *why, size_t whylen);
+int verso__config_load(verso__config *c, const char *path, char *why, size_t whylen);
+void verso__config_free(verso__config *c);
+/* Fills zero fields of l with the defaults. */
+void verso__limits_defaults(verso_rest_limits *l);
+/* Capabilities of a role name ("read", ...); 0 if unknown. */
+unsigned verso__role_caps(const char *role);
+
+/* Who sent a request. */
+typedef struct verso__auth {
+    int state; /* 0 no credentials, 1 a known token, -1 unknown or malformed */
+    unsigned char hash[32];
+} verso__auth;
+
+/* Identifies the bearer token in an Authorization header value (may be NULL). */
+void verso__auth_identify(verso__auth *a, const verso__config *c, const char *header);
+/* Capabilities for table (NULL = the server's own routes). Everything if no token is configured. */
+unsigned verso__auth_caps(const verso__auth *a, const verso__config *c, const char *table);
+/* 0 when allowed; else the HTTP status to answer (401 or 403). */
+int verso__auth_check(const verso__auth *a, const verso__config *c, const char *table,
+                      unsigned need);
+
+/* ---- requests and responses ---- */
+typedef struct verso__param {
+    const char *key;
+    const char *value;
+} verso__param;
+
+typedef struct verso__req {
+    verso_rest *srv;
+    unsigned method;
+    const char *path;
+    const verso__param *params;
+    size_t nparams;
+    char *body; /* NUL-terminated, writable */
+    size_t nbody;
+    const char *if_match;      /* NULL when absent */
+    const char *if_none_match; /* NULL when absent */
+    verso__auth auth;
+} verso__req;
+
+typedef struct verso__resp {
+    int status;
+    int route;
+    const char *content_type; /* NULL = application/json */
+    verso_buf *body;
+    verso_buf *location; /* empty = no header */
+    verso_buf *link;
+    const char *allow; /* 405 */
+    int64_t etag;      /* > 0: ETag "<etag>" */
+    int64_t rows;      /* rows served, for metrics */
+    char errmsg[200];  /* the message of the last verso__error() */
+} verso__resp;
+
+/* ---- metrics.c ---- */
+typedef struct verso__metrics {
+    uint64_t count[VERSO__NROUTES][16];
+    uint64_t hist[13];
+    double latency_sum;
+    uint64_t latency_count;
+    uint64_t rows;
+    uint64_t ws_open;
+    uint64_t ws_total;
+    int64_t started_ms;
+} verso__metrics;
+
+void verso__metrics_record(verso__metrics *m, int route, int status, double seconds, int64_t rows);
+int verso__metrics_text(verso_buf *b, const verso__metrics *m);
+const char *verso__route_name(int route);
+
+/* ---- the server ---- */
+typedef struct verso__stmt_cache {
+    char *table;
+    struct sqlite3_stmt *get; /* SELECT all columns WHERE id = ? */
+} verso__stmt_cache;
+
+struct verso_rest {
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    struct lws_protocols *protocols;
+    verso_ws_handler *handlers;
+    size_t nhandlers;
+    void *tick_sul; /* lws_sorted_usec_list_t, allocated */
+
+    verso_rest_options opts; /* copy; strings borrowed from the caller */
+    verso__config cfg;       /* merged: options win over the file */
+    char *db_path;
+    verso_db *db;
+    int port;
+    bool tls;
+
+    int thread_started;
+    pthread_t thread;
+    atomic_int stop;
+    atomic_int woken;
+
+    /* Query time budget, checked by the SQLite progress handler. */
+    int64_t deadline_ms;
+    bool timed_out;
+
+    verso_buf out; /* response bytes, with LWS_PRE headroom */
+    verso_buf body;
+    verso_buf location;
+    verso_buf link;
+    verso_buf scratch;
+    verso__param *params;
+    size_t params_cap;
+
+    verso__stmt_cache *stmts;
+    size_t nstmts;
+
+    verso__metrics metrics;
+};
+
+/* routes.c: answers rq into rs (rs->body etc. cleared by the caller). */
+void verso__dispatch(verso__req *rq, verso__resp *rs);
+/* Writes {"error":{"code":..,"message":..}} and sets the status. */
+void verso__error(verso__resp *rs, int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Maps an ORM error code to its HTTP answer. */
+void verso__error_orm(verso__resp *rs, verso_rest *srv, int rc);
+/* HTTP reason phrase / error code word for a status. */
+const char *verso__status_code(int status);
+/* Starts / ends a request's SQLite time budget. */
+void verso__budget_begin(verso_rest *srv);
+void verso__budget_end(verso_rest *srv);
+/* Frees the prepared statements of the server (on schema change and at stop). */
+void verso__stmts_free(verso_rest *srv);
+
+/* rows.c: table routes. */
+void verso__route_list(verso__req *rq, verso__resp *rs, const char *table);
+void verso__route_create(verso__req *rq, verso__resp *rs, const char *table);
+void verso__route_get(verso__req *rq, verso__resp *rs, const char *table, int64_t id);
+void verso__route_update(verso__req *rq, verso__resp *rs, const char *table, int64_t id);
+void verso__route_delete(verso__req *rq, verso__resp *rs, const char *table, int64_t id);
+void verso__route_batch(verso__req *rq, verso__resp *rs);
+/* Appends row id of t as a JSON object; VERSO_ENOTFOUND. *version gets its version. */
+int verso__write_row_by_id(verso_buf *b, int64_t *version, verso_rest *srv, const verso_table *t,
+                           int64_t id);
+
+/* query.c: the query string grammar. */
+typedef struct verso__listq verso__listq;
+/* Builds a query for table t from the request parameters. On failure writes the 400. */
+int verso__listq_parse(verso__listq **out, const verso__req *rq, const verso_table *t,
+                       verso__resp *rs);
+void verso__listq_free(verso__listq *lq);
+const verso_query *verso__listq_query(const verso__listq *lq);
+/* Which result columns go to the client (the query may read more). */
+bool verso__listq_emit(const verso__listq *lq, size_t i);
+/* Appends the opaque cursor of the current row of it. */
+int verso__listq_cursor(verso_buf *b, const verso__listq *lq, const verso_iter *it);
+/* Appends the query string of rq without after=/offset=, percent-encoded. */
+int verso__query_string_without_cursor(verso_buf *b, const verso__req *rq);
+/* Looks up a parameter; NULL if absent. */
+const char *verso__param_get(const verso__req *rq, const char *key);
+/* Parses a whole decimal int64; VERSO_EINVAL otherwise. */
+int verso__parse_i64(int64_t *out, const char *s);
+/* Base64url without padding. */
+int verso__b64url_encode(verso_buf *b, const void *p, size_t n);
+int verso__b64url_decode(verso_buf *b, const char *s, size_t n);
+
+/* http.c: the HTTP side of the lws callback. */
+int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char *uri);
+int verso__http_body(verso_rest *srv, struct lws *wsi, void *pss, const void *in, size_t len);
+int verso__http_body_done(verso_rest *srv, struct lws *wsi, void *pss);
+void verso__http_conn_free(void *pss);
+size_t verso__http_pss_size(void);
+
+/* ws.c */
+int verso__ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);
+size_t verso__ws_pss_size(void);
+
+#endif

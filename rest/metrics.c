@@ -1,0 +1,91 @@
+/* rest/metrics.c - request counters and the latency histogram, written as
+ * Prometheus text. Updated and read on the service thread only. */
+#include <stdio.h>
+
+#include "rest/internal.h"
+
+static const char *const k_route_names[VERSO__NROUTES] = {
+    [VERSO__R_NONE] = "none",     [VERSO__R_HEALTH] = "health",   [VERSO__R_INFO] = "info",
+    [VERSO__R_STATUS] = "status", [VERSO__R_METRICS] = "metrics", [VERSO__R_CHANGES] = "changes",
+    [VERSO__R_BATCH] = "batch",   [VERSO__R_LIST] = "list",       [VERSO__R_CREATE] = "create",
+    [VERSO__R_GET] = "get",       [VERSO__R_UPDATE] = "update",   [VERSO__R_DELETE] = "delete",
+    [VERSO__R_WS] = "websocket",
+};
+
+/* Counted statuses; the last slot takes any other. */
+static const int k_statuses[16] = {200, 201, 204, 304, 400, 401, 403, 404,
+                                   405, 409, 410, 412, 413, 414, 503, 0};
+
+static const double k_buckets[12] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                     0.01,   0.025,   0.05,   0.1,   0.5,    1.0};
+
+const char *verso__route_name(int route)
+{
+    return route >= 0 && route < VERSO__NROUTES ? k_route_names[route] : "none";
+}
+
+void verso__metrics_record(verso__metrics *m, int route, int status, double seconds, int64_t rows)
+{
+    size_t s = 15, b = 0;
+
+    for (size_t i = 0; i < 15; i++)
+        if (k_statuses[i] == status)
+            s = i;
+    if (route < 0 || route >= VERSO__NROUTES)
+        route = VERSO__R_NONE;
+    m->count[route][s]++;
+    while (b < 12 && seconds > k_buckets[b])
+        b++;
+    m->hist[b]++;
+    m->latency_sum += seconds;
+    m->latency_count++;
+    m->rows += rows > 0 ? (uint64_t)rows : 0;
+}
+
+static int write_counts(verso_buf *b, const verso__metrics *m)
+{
+    int rc = verso_buf_puts(b, "# TYPE verso_http_requests_total counter\n");
+
+    for (int r = 0; rc == 0 && r < VERSO__NROUTES; r++)
+        for (size_t s = 0; rc == 0 && s < 16; s++)
+            if (m->count[r][s])
+                rc = verso_buf_printf(
+                    b, "verso_http_requests_total{route=\"%s\",status=\"%s%d\"} %llu\n",
+                    k_route_names[r], s == 15 ? "other" : "", s == 15 ? 0 : k_statuses[s],
+                    (unsigned long long)m->count[r][s]);
+    return rc;
+}
+
+static int write_histogram(verso_buf *b, const verso__metrics *m)
+{
+    uint64_t cum = 0;
+    int rc = verso_buf_puts(b, "# TYPE verso_http_request_seconds histogram\n");
+
+    for (size_t i = 0; rc == 0 && i < 12; i++) {
+        cum += m->hist[i];
+        rc = verso_buf_printf(b, "verso_http_request_seconds_bucket{le=\"%g\"} %llu\n",
+                              k_buckets[i], (unsigned long long)cum);
+    }
+    if (rc == 0)
+        rc = verso_buf_printf(b,
+                              "verso_http_request_seconds_bucket{le=\"+Inf\"} %llu\n"
+                              "verso_http_request_seconds_sum %.6f\n"
+                              "verso_http_request_seconds_count %llu\n",
+                              (unsigned long long)m->latency_count, m->latency_sum,
+                              (unsigned long long)m->latency_count);
+    return rc;
+}
+
+int verso__metrics_text(verso_buf *b, const verso__metrics *m)
+{
+    int rc;
+
+    if ((rc = write_counts(b, m)) < 0 || (rc = write_histogram(b, m)) < 0)
+        return rc;
+    return verso_buf_printf(b,
+                            "# TYPE verso_rows_served_total counter\nverso_rows_served_total %llu\n"
+                            "# TYPE verso_websockets_open gauge\nverso_websockets_open %llu\n"
+                            "# TYPE verso_websockets_total counter\nverso_websockets_total %llu\n",
+                            (unsigned long long)m->rows, (unsigned long long)m->ws_open,
+                            (unsigned long long)m->ws_total);
+}

@@ -1,0 +1,529 @@
+/* rest/routes.c - the route table, dispatch, error answers and the server's
+ * own routes (/_health, /_info, /_status, /_metrics, /_changes). */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rest/internal.h"
+
+enum { K_FIXED, K_TABLE, K_ROW };
+
+typedef struct route {
+    int id;
+    int kind;
+    const char *path; /* K_FIXED */
+    unsigned methods;
+    unsigned need; /* capabilities, checked for the table (NULL for K_FIXED) */
+    void (*fixed)(verso__req *rq, verso__resp *rs);
+    void (*table)(verso__req *rq, verso__resp *rs, const char *table);
+    void (*row)(verso__req *rq, verso__resp *rs, const char *table, int64_t id);
+} route;
+
+static void route_health(verso__req *rq, verso__resp *rs);
+static void route_info(verso__req *rq, verso__resp *rs);
+static void route_status(verso__req *rq, verso__resp *rs);
+static void route_metrics(verso__req *rq, verso__resp *rs);
+static void route_changes(verso__req *rq, verso__resp *rs);
+
+static const route k_routes[] = {
+    {.id = VERSO__R_HEALTH,
+     .kind = K_FIXED,
+     .path = "/_health",
+     .methods = VERSO__GET,
+     .fixed = route_health},
+    {.id = VERSO__R_INFO,
+     .kind = K_FIXED,
+     .path = "/_info",
+     .methods = VERSO__GET,
+     .need = VERSO__CAP_READ,
+     .fixed = route_info},
+    {.id = VERSO__R_STATUS,
+     .kind = K_FIXED,
+     .path = "/_status",
+     .methods = VERSO__GET,
+     .need = VERSO__CAP_ADMIN,
+     .fixed = route_status},
+    {.id = VERSO__R_METRICS,
+     .kind = K_FIXED,
+     .path = "/_metrics",
+     .methods = VERSO__GET,
+     .need = VERSO__CAP_ADMIN,
+     .fixed = route_metrics},
+    {.id = VERSO__R_CHANGES,
+     .kind = K_FIXED,
+     .path = "/_changes",
+     .methods = VERSO__GET,
+     .fixed = route_changes},
+    {.id = VERSO__R_BATCH,
+     .kind = K_FIXED,
+     .path = "/_batch",
+     .methods = VERSO__POST,
+     .fixed = verso__route_batch},
+    {.id = VERSO__R_LIST,
+     .kind = K_TABLE,
+     .methods = VERSO__GET,
+     .need = VERSO__CAP_READ,
+     .table = verso__route_list},
+    {.id = VERSO__R_CREATE,
+     .kind = K_TABLE,
+     .methods = VERSO__POST,
+     .need = VERSO__CAP_WRITE,
+     .table = verso__route_create},
+    {.id = VERSO__R_GET,
+     .kind = K_ROW,
+     .methods = VERSO__GET,
+     .need = VERSO__CAP_READ,
+     .row = verso__route_get},
+    {.id = VERSO__R_UPDATE,
+     .kind = K_ROW,
+     .methods = VERSO__PUT | VERSO__PATCH,
+     .need = VERSO__CAP_WRITE,
+     .row = verso__route_update},
+    {.id = VERSO__R_DELETE,
+     .kind = K_ROW,
+     .methods = VERSO__DELETE,
+     .need = VERSO__CAP_WRITE,
+     .row = verso__route_delete},
+};
+
+typedef struct status_word {
+    int status;
+    const char *code;
+} status_word;
+
+static const status_word k_status_words[] = {
+    {400, "bad_request"},  {401, "unauthorized"},        {403, "forbidden"},
+    {404, "not_found"},    {405, "method_not_allowed"},  {409, "conflict"},
+    {410, "gone"},         {412, "precondition_failed"}, {413, "payload_too_large"},
+    {414, "uri_too_long"}, {500, "internal_error"},      {503, "unavailable"},
+};
+
+const char *verso__status_code(int status)
+{
+    for (size_t i = 0; i < sizeof(k_status_words) / sizeof(k_status_words[0]); i++)
+        if (k_status_words[i].status == status)
+            return k_status_words[i].code;
+    return "error";
+}
+
+void verso__error(verso__resp *rs, int status, const char *fmt, ...)
+{
+    char msg[sizeof(rs->errmsg)];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    memcpy(rs->errmsg, msg, sizeof(msg));
+    rs->status = status;
+    rs->content_type = NULL;
+    verso_buf_clear(rs->body);
+    verso_buf_clear(rs->location);
+    verso_buf_clear(rs->link);
+    rs->etag = -1;
+    verso_buf_printf(rs->body,
+                     "{\"error\":{\"code\":\"%s\",\"message\":", verso__status_code(status));
+    if (verso_json_string(rs->body, msg, strlen(msg)) < 0)
+        verso_buf_puts(rs->body, "\"error\"");
+    verso_buf_puts(rs->body, "}}");
+}
+
+typedef struct orm_status {
+    int rc;
+    int status;
+} orm_status;
+
+static const orm_status k_orm_status[] = {
+    {VERSO_ENOTFOUND, 404},   {VERSO_EINVAL, 400},    {VERSO_ETYPE, 400},
+    {VERSO_EJSON, 400},       {VERSO_EUTF8, 400},     {VERSO_ECONFLICT, 412},
+    {VERSO_ECONSTRAINT, 409}, {VERSO_EREADONLY, 403}, {VERSO_EHORIZON, 410},
+    {VERSO_ETOOBIG, 413},     {VERSO_EBUSY, 503},     {VERSO_EINTERRUPTED, 503},
+    {VERSO_ETIMEOUT, 503},    {VERSO_EAUTH, 403},
+};
+
+/* ORM messages may quote SQLite; only pass those that cannot leak SQL or paths. */
+static bool safe_message(const char *m)
+{
+    static const char *const words[] = {"select", "insert", "update ", "delete ", " from ",
+                                        "where",  "sqlite", "/",       "\\"};
+    char low[256];
+    size_t n = strlen(m);
+
+    if (!n || n >= sizeof(low))
+        return false;
+    for (size_t i = 0; i <= n; i++)
+        low[i] = (char)tolower((unsigned char)m[i]);
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strstr(low, words[i]))
+            return false;
+    return true;
+}
+
+void verso__error_orm(verso__resp *rs, verso_rest *srv, int rc)
+{
+    int status = 500;
+    const char *m = srv->db ? verso_errmsg(srv->db) : "";
+
+    for (size_t i = 0; i < sizeof(k_orm_status) / sizeof(k_orm_status[0]); i++)
+        if (k_orm_status[i].rc == rc)
+            status = k_orm_status[i].status;
+    if (srv->timed_out || status == 503) {
+        verso__error(rs, 503, "the request exceeded its time budget or the database is busy");
+        return;
+    }
+    if (status >= 500 || !m || !safe_message(m))
+        m = verso_strerror(rc);
+    verso__error(rs, status, "%s", m);
+}
+
+/* ---- path classification ---- */
+
+typedef struct target {
+    int kind;
+    char table[65];
+    int64_t id;
+} target;
+
+/* 0 ok, 404 otherwise. */
+static int classify(target *t, const char *path)
+{
+    const char *slash;
+    size_t n;
+
+    if (path[0] != '/' || !path[1])
+        return 404;
+    path++;
+    slash = strchr(path, '/');
+    n = slash ? (size_t)(slash - path) : strlen(path);
+    if (!n || n >= sizeof(t->table))
+        return 404;
+    memcpy(t->table, path, n);
+    t->table[n] = 0;
+    t->kind = K_TABLE;
+    if (t->table[0] == '_')
+        t->kind = K_FIXED;
+    if (!slash || !slash[1])
+        return slash && t->kind == K_FIXED ? 404 : 0;
+    if (t->kind == K_FIXED || strchr(slash + 1, '/'))
+        return 404;
+    t->kind = K_ROW;
+    return verso__parse_i64(&t->id, slash + 1) < 0 ? 404 : 0;
+}
+
+static bool route_matches_path(const route *r, const target *t, const char *path)
+{
+    if (r->kind != t->kind)
+        return false;
+    return r->kind != K_FIXED || !strcmp(r->path + 1, t->table) || !strcmp(r->path, path);
+}
+
+static const char *allow_header(unsigned m)
+{
+    static const struct {
+        unsigned m;
+        const char *s;
+    } k_allow[] = {
+        {VERSO__GET, "GET, HEAD"},
+        {VERSO__POST, "POST"},
+        {VERSO__GET | VERSO__POST, "GET, HEAD, POST"},
+        {VERSO__GET | VERSO__PUT | VERSO__PATCH | VERSO__DELETE, "GET, HEAD, PUT, PATCH, DELETE"},
+    };
+    for (size_t i = 0; i < sizeof(k_allow) / sizeof(k_allow[0]); i++)
+        if (k_allow[i].m == m)
+            return k_allow[i].s;
+    return "GET";
+}
+
+static const verso_table *find_table(verso_rest *srv, const char *name)
+{
+    const verso_table *t = verso_db_table(srv->db, name);
+
+    if (t)
+        return t;
+    verso__stmts_free(srv);
+    if (verso_db_refresh_schema(srv->db) < 0)
+        return NULL;
+    return verso_db_table(srv->db, name);
+}
+
+static void call_route(const route *r, verso__req *rq, verso__resp *rs, const target *t)
+{
+    verso_rest *srv = rq->srv;
+
+    verso__budget_begin(srv);
+    if (r->kind == K_FIXED)
+        r->fixed(rq, rs);
+    else if (!find_table(srv, t->table))
+        verso__error(rs, 404, "no such table");
+    else if (r->kind == K_TABLE)
+        r->table(rq, rs, t->table);
+    else
+        r->row(rq, rs, t->table, t->id);
+    verso__budget_end(srv);
+}
+
+void verso__dispatch(verso__req *rq, verso__resp *rs)
+{
+    target t = {.kind = K_FIXED};
+    unsigned allow = 0;
+    const route *r = NULL;
+    int st;
+
+    if (classify(&t, rq->path)) {
+        verso__error(rs, 404, "no such resource");
+        return;
+    }
+    for (size_t i = 0; i < sizeof(k_routes) / sizeof(k_routes[0]); i++) {
+        if (!route_matches_path(&k_routes[i], &t, rq->path))
+            continue;
+        allow |= k_routes[i].methods;
+        if (k_routes[i].methods & rq->method)
+            r = &k_routes[i];
+    }
+    if (!r) {
+        verso__error(rs, allow ? 405 : 404, allow ? "method not allowed" : "no such resource");
+        rs->allow = allow ? allow_header(allow) : NULL;
+        return;
+    }
+    rs->route = r->id;
+    if ((st = verso__auth_check(&rq->auth, &rq->srv->cfg, r->kind == K_FIXED ? NULL : t.table,
+                                r->need))) {
+        verso__error(rs, st,
+                     st == 401 ? "a valid bearer token is required" : "this token may not do that");
+        return;
+    }
+    call_route(r, rq, rs, &t);
+}
+
+/* ---- the server's own routes ---- */
+
+static void route_health(verso__req *rq, verso__resp *rs)
+{
+    verso_info info;
+    int rc = verso_db_info(&info, rq->srv->db);
+
+    if (rc < 0) {
+        verso__error_orm(rs, rq->srv, rc);
+        return;
+    }
+    verso_buf_printf(rs->body, "{\"status\":\"ok\",\"head\":%lld}", (long long)info.head);
+}
+
+static int write_columns(verso_buf *b, const verso_table *t)
+{
+    int rc = verso_buf_puts(b, "[");
+
+    for (size_t i = 0; rc == 0 && i < verso_table_ncolumns(t); i++) {
+        const verso_column *c = verso_table_column_at(t, i);
+        rc = verso_buf_printf(b,
+                              "%s{\"name\":\"%s\",\"type\":\"%s\",\"id\":%s,\"version\":%s,"
+                              "\"notnull\":%s}",
+                              i ? "," : "", c->name, verso_type_name(c->type),
+                              c->flags & VERSO_FIELD_ID ? "true" : "false",
+                              c->flags & VERSO_FIELD_VERSION ? "true" : "false",
+                              c->flags & VERSO_FIELD_NOTNULL ? "true" : "false");
+    }
+    return rc < 0 ? rc : verso_buf_puts(b, "]");
+}
+
+static int write_tables(verso_buf *b, verso_db *db)
+{
+    int rc = verso_buf_puts(b, "[");
+
+    for (size_t i = 0; rc == 0 && i < verso_db_ntables(db); i++) {
+        const verso_table *t = verso_db_table_at(db, i);
+        rc = verso_buf_printf(b, "%s{\"name\":\"%s\",\"replicated\":%s,\"columns\":", i ? "," : "",
+                              verso_table_name(t), verso_table_is_replicated(t) ? "true" : "false");
+        if (rc == 0 && (rc = write_columns(b, t)) == 0)
+            rc = verso_buf_puts(b, "}");
+    }
+    return rc < 0 ? rc : verso_buf_puts(b, "]");
+}
+
+/* Appends the status_json members of the embedding module, if any. */
+static int write_extra_status(verso_buf *b, verso_rest *srv)
+{
+    size_t mark = b->len;
+    int rc;
+
+    if (!srv->opts.status_json)
+        return 0;
+    if ((rc = verso_buf_puts(b, ",")) < 0)
+        return rc;
+    if ((rc = srv->opts.status_json(b, srv->opts.status_arg)) < 0)
+        return rc;
+    if (b->len == mark + 1)
+        b->data[--b->len] = 0;
+    return 0;
+}
+
+static int write_head(verso_buf *b, const verso_info *info)
+{
+    return verso_buf_printf(b, "{\"identity\":\"%s\",\"head\":%lld,\"horizon\":%lld",
+                            info->identity, (long long)info->head, (long long)info->horizon);
+}
+
+static void route_info(verso__req *rq, verso__resp *rs)
+{
+    verso_rest *srv = rq->srv;
+    verso_info info;
+    int rc;
+
+    verso__stmts_free(srv);
+    if ((rc = verso_db_refresh_schema(srv->db)) < 0 || (rc = verso_db_info(&info, srv->db)) < 0) {
+        verso__error_orm(rs, srv, rc);
+        return;
+    }
+    if ((rc = write_head(rs->body, &info)) < 0 || (rc = verso_buf_puts(rs->body, ",\"tables\":")) ||
+        (rc = write_tables(rs->body, srv->db)) < 0 ||
+        (rc = write_extra_status(rs->body, srv)) < 0 || (rc = verso_buf_puts(rs->body, "}")) < 0)
+        verso__error(rs, 500, "cannot write the answer");
+}
+
+static void route_status(verso__req *rq, verso__resp *rs)
+{
+    verso_rest *srv = rq->srv;
+    const verso__metrics *m = &srv->metrics;
+    verso_info info;
+    int rc;
+
+    if ((rc = verso_db_info(&info, srv->db)) < 0) {
+        verso__error_orm(rs, srv, rc);
+        return;
+    }
+    if ((rc = write_head(rs->body, &info)) < 0 ||
+        (rc = verso_buf_printf(rs->body,
+                               ",\"uptime_ms\":%lld,\"requests\":%llu,\"rows_served\":%llu,"
+                               "\"websockets\":%llu,\"port\":%d,\"tls\":%s",
+                               (long long)(verso_now_ms() - m->started_ms),
+                               (unsigned long long)m->latency_count, (unsigned long long)m->rows,
+                               (unsigned long long)m->ws_open, srv->port,
+                               srv->tls ? "true" : "false")) < 0 ||
+        (rc = write_extra_status(rs->body, srv)) < 0 || (rc = verso_buf_puts(rs->body, "}")) < 0)
+        verso__error(rs, 500, "cannot write the answer");
+}
+
+static void route_metrics(verso__req *rq, verso__resp *rs)
+{
+    verso_rest *srv = rq->srv;
+    verso_info info;
+    int rc = verso_db_info(&info, srv->db);
+
+    rs->content_type = "text/plain; version=0.0.4";
+    if (rc == 0)
+        rc = verso_buf_printf(rs->body,
+                              "# TYPE verso_head_version gauge\nverso_head_version %lld\n"
+                              "# TYPE verso_horizon_version gauge\nverso_horizon_version %lld\n",
+                              (long long)info.head, (long long)info.horizon);
+    if (rc == 0)
+        rc = verso__metrics_text(rs->body, &srv->metrics);
+    if (rc == 0 && srv->opts.metrics_text)
+        rc = srv->opts.metrics_text(rs->body, srv->opts.metrics_arg);
+    if (rc < 0)
+        verso__error(rs, 500, "cannot write the metrics");
+}
+
+/* ---- the change feed ---- */
+
+typedef struct feed_args {
+    verso_feed_options fo;
+    char *names;
+    const char **tables;
+} feed_args;
+
+static void feed_args_free(feed_args *a)
+{
+    free(a->names);
+    free(a->tables);
+}
+
+/* Parses since, limit and tables=a,b; 0 or an HTTP status. */
+static int feed_parse(feed_args *a, verso__req *rq, verso__resp *rs)
+{
+    const char *since = verso__param_get(rq, "since"), *limit = verso__param_get(rq, "limit");
+    const char *tables = verso__param_get(rq, "tables");
+    int max = rq->srv->cfg.limits.max_changes;
+
+    a->fo.limit = max < 1000 ? max : 1000;
+    if ((since && (verso__parse_i64(&a->fo.since, since) < 0 || a->fo.since < 0)) ||
+        (limit && (verso__parse_i64(&a->fo.limit, limit) < 0 || a->fo.limit < 1))) {
+        verso__error(rs, 400, "since and limit must be non-negative integers");
+        return 400;
+    }
+    if (a->fo.limit > max)
+        a->fo.limit = max;
+    if (!tables || !*tables)
+        return 0;
+    if (!(a->names = strdup(tables)) || !(a->tables = calloc(strlen(tables) + 1, sizeof(char *))))
+        return 500;
+    for (char *save = NULL, *p = strtok_r(a->names, ",", &save); p; p = strtok_r(NULL, ",", &save))
+        a->tables[a->fo.ntables++] = p;
+    a->fo.tables = a->tables;
+    return 0;
+}
+
+/* Every requested table needs the feed capability; no list = all tables. */
+static int feed_auth(const feed_args *a, verso__req *rq)
+{
+    int st = 0;
+
+    if (!a->fo.ntables)
+        return verso__auth_check(&rq->auth, &rq->srv->cfg, NULL, VERSO__CAP_FEED);
+    for (size_t i = 0; !st && i < a->fo.ntables; i++)
+        st = verso__auth_check(&rq->auth, &rq->srv->cfg, a->fo.tables[i], VERSO__CAP_FEED);
+    return st;
+}
+
+/* "cursor" and "more" are known only once the feed is read, so they follow "changes". */
+static int write_feed(verso_buf *b, verso_feed *f, int64_t since, int64_t *rows)
+{
+    const verso_feed_entry *e;
+    int rc, n = 0;
+
+    if ((rc = verso_buf_printf(b,
+                               "{\"identity\":\"%s\",\"head\":%lld,\"horizon\":%lld,"
+                               "\"since\":%lld,\"changes\":[",
+                               verso_feed_identity(f), (long long)verso_feed_head(f),
+                               (long long)verso_feed_horizon(f), (long long)since)) < 0)
+        return rc;
+    while ((rc = verso_feed_next(&e, f)) == 1) {
+        if ((n++ && (rc = verso_buf_puts(b, ",")) < 0) || (rc = verso_json_feed_entry(b, e)) < 0)
+            return rc;
+    }
+    *rows = n;
+    if (rc < 0)
+        return rc;
+    return verso_buf_printf(b, "],\"cursor\":%lld,\"more\":%s}", (long long)verso_feed_cursor(f),
+                            verso_feed_more(f) ? "true" : "false");
+}
+
+static void route_changes(verso__req *rq, verso__resp *rs)
+{
+    feed_args a = {.fo = VERSO_FEED_OPTIONS_INIT};
+    verso_feed *f = NULL;
+    int rc, st;
+
+    if ((st = feed_parse(&a, rq, rs)))
+        goto done;
+    if ((st = feed_auth(&a, rq))) {
+        verso__error(rs, st,
+                     st == 401 ? "a valid bearer token is required"
+                               : "this token may not read the change feed");
+        goto done;
+    }
+    if ((rc = verso_feed_open(&f, rq->srv->db, &a.fo)) < 0 ||
+        (rc = write_feed(rs->body, f, a.fo.since, &rs->rows)) < 0) {
+        if (rc == VERSO_EHORIZON)
+            verso__error(rs, 410,
+                         "since is older than the tombstone horizon: resynchronise from scratch");
+        else
+            verso__error_orm(rs, rq->srv, rc);
+    }
+done:
+    if (st == 500)
+        verso__error(rs, 500, "out of memory");
+    verso_feed_close(f);
+    feed_args_free(&a);
+}

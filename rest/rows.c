@@ -1,0 +1,604 @@
+/* rest/rows.c - the table routes: list, get, create, update, delete and
+ * /_batch. GET by id uses a prepared statement cached per table. */
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rest/internal.h"
+
+/* ---- prepared GET by id ---- */
+
+void verso__stmts_free(verso_rest *srv)
+{
+    for (size_t i = 0; i < srv->nstmts; i++) {
+        sqlite3_finalize(srv->stmts[i].get);
+        free(srv->stmts[i].table);
+    }
+    free(srv->stmts);
+    srv->stmts = NULL;
+    srv->nstmts = 0;
+}
+
+static int quoted(verso_buf *b, const char *name)
+{
+    return verso_buf_printf(b, "\"%s\"", name);
+}
+
+static int prepare_get(sqlite3_stmt **out, verso_rest *srv, const verso_table *t)
+{
+    verso_buf sql = VERSO_BUF_INIT;
+    size_t n = verso_table_ncolumns(t);
+    int rc = verso_buf_puts(&sql, "SELECT ");
+
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if ((rc = verso_buf_puts(&sql, i ? "," : "")) == 0)
+            rc = quoted(&sql, verso_table_column_at(t, i)->name);
+    if (rc == 0 && (rc = verso_buf_puts(&sql, " FROM ")) == 0 &&
+        (rc = quoted(&sql, verso_table_name(t))) == 0 &&
+        (rc = verso_buf_puts(&sql, " WHERE ")) == 0 &&
+        (rc = quoted(&sql, verso_table_column_at(t, (size_t)verso_table_id_index(t))->name)) == 0)
+        rc = verso_buf_puts(&sql, "=?");
+    if (rc == 0 && sqlite3_prepare_v3(verso_db_sqlite(srv->db), sql.data, (int)sql.len,
+                                      SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
+        rc = VERSO_EDB;
+    verso_buf_free(&sql);
+    return rc;
+}
+
+static sqlite3_stmt *get_stmt(verso_rest *srv, const verso_table *t)
+{
+    const char *name = verso_table_name(t);
+    verso__stmt_cache *grown, *e;
+
+    for (size_t i = 0; i < srv->nstmts; i++)
+        if (!strcmp(srv->stmts[i].table, name))
+            return srv->stmts[i].get;
+    if (!(grown = realloc(srv->stmts, (srv->nstmts + 1) * sizeof(*grown))))
+        return NULL;
+    srv->stmts = grown;
+    e = &srv->stmts[srv->nstmts];
+    if (!(e->table = strdup(name)))
+        return NULL;
+    if (prepare_get(&e->get, srv, t) < 0) {
+        free(e->table);
+        return NULL;
+    }
+    srv->nstmts++;
+    return e->get;
+}
+
+static void column_value(verso_value *v, sqlite3_stmt *st, int i, verso_type ct)
+{
+    switch (sqlite3_column_type(st, i)) {
+    case SQLITE_INTEGER:
+        *v = VERSO_VALUE_INT(sqlite3_column_int64(st, i));
+        break;
+    case SQLITE_FLOAT:
+        *v = VERSO_VALUE_DOUBLE(sqlite3_column_double(st, i));
+        break;
+    case SQLITE_TEXT:
+        v->type = ct == VERSO_BLOB ? VERSO_BLOB : VERSO_TEXT;
+        v->u.b.p = sqlite3_column_text(st, i);
+        v->u.b.n = (size_t)sqlite3_column_bytes(st, i);
+        break;
+    case SQLITE_BLOB:
+        v->type = VERSO_BLOB;
+        v->u.b.p = sqlite3_column_blob(st, i);
+        v->u.b.n = (size_t)sqlite3_column_bytes(st, i);
+        break;
+    default:
+        *v = VERSO_VALUE_NULL;
+    }
+}
+
+static int write_stmt_row(verso_buf *b, sqlite3_stmt *st, const verso_table *t)
+{
+    int rc = verso_buf_puts(b, "{");
+
+    for (size_t i = 0; rc == 0 && i < verso_table_ncolumns(t); i++) {
+        const verso_column *c = verso_table_column_at(t, i);
+        verso_value v;
+        column_value(&v, st, (int)i, c->type);
+        if ((rc = verso_buf_printf(b, "%s\"%s\":", i ? "," : "", c->name)) == 0)
+            rc = verso_json_value(b, &v, c->type);
+    }
+    return rc < 0 ? rc : verso_buf_puts(b, "}");
+}
+
+int verso__write_row_by_id(verso_buf *b, int64_t *version, verso_rest *srv, const verso_table *t,
+                           int64_t id)
+{
+    sqlite3_stmt *st = get_stmt(srv, t);
+    int rc, step;
+
+    if (!st)
+        return VERSO_EDB;
+    sqlite3_bind_int64(st, 1, id);
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        *version = sqlite3_column_int64(st, verso_table_version_index(t));
+        rc = write_stmt_row(b, st, t);
+    } else {
+        rc = step == SQLITE_DONE        ? VERSO_ENOTFOUND
+             : step == SQLITE_INTERRUPT ? VERSO_EINTERRUPTED
+                                        : VERSO_EDB;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* ---- ETags ---- */
+
+/* "7", W/"7" or 7 -> 7; "*" -> 0 (any); VERSO_EINVAL otherwise. */
+static int parse_etag(int64_t *out, const char *s)
+{
+    char num[24];
+    size_t n;
+
+    if (!strcmp(s, "*")) {
+        *out = 0;
+        return 0;
+    }
+    if (!strncmp(s, "W/", 2))
+        s += 2;
+    n = strlen(s);
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+        s++;
+        n -= 2;
+    }
+    if (!n || n >= sizeof(num))
+        return VERSO_EINVAL;
+    memcpy(num, s, n);
+    num[n] = 0;
+    return verso__parse_i64(out, num) < 0 || *out < 1 ? VERSO_EINVAL : 0;
+}
+
+/* ---- list and get ---- */
+
+static int write_iter_row(verso_buf *b, const verso_iter *it, const verso__listq *lq)
+{
+    int rc = verso_buf_puts(b, "{");
+    bool first = true;
+
+    for (size_t i = 0; rc == 0 && i < verso_iter_ncolumns(it); i++) {
+        verso_value v;
+        if (!verso__listq_emit(lq, i))
+            continue;
+        if ((rc = verso_iter_value(&v, it, i)) < 0 ||
+            (rc = verso_buf_printf(b, "%s\"%s\":", first ? "" : ",",
+                                   verso_iter_column_name(it, i))) < 0)
+            break;
+        rc = verso_json_value(b, &v, verso_iter_column(it, i)->type);
+        first = false;
+    }
+    return rc < 0 ? rc : verso_buf_puts(b, "}");
+}
+
+static int write_link(verso__req *rq, verso__resp *rs, const verso__listq *lq, const verso_iter *it)
+{
+    int rc;
+    size_t mark;
+
+    if ((rc = verso_buf_printf(rs->link, "<%s?", rq->path)) < 0)
+        return rc;
+    mark = rs->link->len;
+    if ((rc = verso__query_string_without_cursor(rs->link, rq)) < 0 ||
+        (rc = verso_buf_puts(rs->link, rs->link->len > mark ? "&after=" : "after=")) < 0 ||
+        (rc = verso__listq_cursor(rs->link, lq, it)) < 0)
+        return rc;
+    return verso_buf_puts(rs->link, ">; rel=\"next\"");
+}
+
+static int write_list(verso__req *rq, verso__resp *rs, const verso__listq *lq, verso_iter *it)
+{
+    int64_t limit = verso__listq_query(lq)->limit, n = 0;
+    int rc = verso_buf_puts(rs->body, "[");
+
+    while (rc == 0 && (rc = verso_iter_next(it)) == 1) {
+        if ((n && (rc = verso_buf_puts(rs->body, ",")) < 0) ||
+            (rc = write_iter_row(rs->body, it, lq)) < 0)
+            break;
+        if (++n == limit) {
+            rc = write_link(rq, rs, lq, it);
+            break;
+        }
+    }
+    rs->rows = n;
+    return rc < 0 ? rc : verso_buf_puts(rs->body, "]");
+}
+
+void verso__route_list(verso__req *rq, verso__resp *rs, const char *table)
+{
+    const verso_table *t = verso_db_table(rq->srv->db, table);
+    verso__listq *lq = NULL;
+    verso_iter *it = NULL;
+    int rc;
+
+    if (verso__listq_parse(&lq, rq, t, rs) < 0)
+        return;
+    if ((rc = verso_query_open(&it, rq->srv->db, verso__listq_query(lq))) < 0 ||
+        (rc = write_list(rq, rs, lq, it)) < 0)
+        verso__error_orm(rs, rq->srv, rc);
+    verso_iter_free(it);
+    verso__listq_free(lq);
+}
+
+void verso__route_get(verso__req *rq, verso__resp *rs, const char *table, int64_t id)
+{
+    const verso_table *t = verso_db_table(rq->srv->db, table);
+    int64_t version = 0, want = -1;
+    int rc = verso__write_row_by_id(rs->body, &version, rq->srv, t, id);
+
+    if (rc < 0) {
+        verso__error_orm(rs, rq->srv, rc);
+        return;
+    }
+    rs->etag = version;
+    rs->rows = 1;
+    if (rq->if_none_match && parse_etag(&want, rq->if_none_match) == 0 &&
+        (want == 0 || want == version)) {
+        rs->status = 304;
+        verso_buf_clear(rs->body);
+    }
+}
+
+/* ---- writes ---- */
+
+static int parse_body(verso_json **doc, verso__req *rq, verso__resp *rs)
+{
+    const char *why = NULL;
+    int rc = verso_json_parse(doc, rq->body, rq->nbody, rq->srv->cfg.limits.max_depth, &why);
+
+    if (rc == VERSO_ETOOBIG)
+        verso__error(rs, 400, "JSON nested too deeply");
+    else if (rc < 0)
+        verso__error(rs, 400, "%s", why && !strchr(why, '/') ? why : verso_strerror(rc));
+    return rc;
+}
+
+/* Converts obj to column values; the version column is refused. */
+static int to_values(const char ***cols, verso_value **vals, size_t *n, const verso_table *t,
+                     const cJSON *obj, verso__resp *rs)
+{
+    const verso_column *vc = verso_table_column_at(t, (size_t)verso_table_version_index(t));
+    char why[160] = "";
+    int rc;
+
+    if (cJSON_GetObjectItemCaseSensitive(obj, vc->name)) {
+        verso__error(rs, 400, "clients never set versions: remove \"%s\"", vc->name);
+        return VERSO_EINVAL;
+    }
+    if ((rc = verso_json_to_values(cols, vals, n, t, obj, why, sizeof(why))) < 0)
+        verso__error(rs, rc == VERSO_ENOMEM ? 500 : 400, "%s", why[0] ? why : verso_strerror(rc));
+    return rc;
+}
+
+static int insert_one(int64_t *id, int64_t *version, verso__req *rq, verso__resp *rs,
+                      const verso_table *t, const cJSON *obj)
+{
+    const char **cols = NULL;
+    verso_value *vals = NULL;
+    size_t n = 0;
+    int rc;
+
+    if ((rc = to_values(&cols, &vals, &n, t, obj, rs)) < 0)
+        return rc;
+    if ((rc = verso_row_insert(id, version, rq->srv->db, verso_table_name(t), cols, vals, n)) < 0)
+        verso__error_orm(rs, rq->srv, rc);
+    verso_free(cols);
+    verso_free(vals);
+    return rc;
+}
+
+static int create_one(verso__req *rq, verso__resp *rs, const verso_table *t, const cJSON *obj)
+{
+    int64_t id = 0, version = 0;
+    int rc;
+
+    if ((rc = insert_one(&id, &version, rq, rs, t, obj)) < 0)
+        return rc;
+    if ((rc = verso__write_row_by_id(rs->body, &version, rq->srv, t, id)) < 0) {
+        verso__error_orm(rs, rq->srv, rc);
+        return rc;
+    }
+    rs->etag = version;
+    return verso_buf_printf(rs->location, "/%s/%lld", verso_table_name(t), (long long)id);
+}
+
+static int create_many(verso__req *rq, verso__resp *rs, const verso_table *t, const cJSON *arr)
+{
+    const cJSON *obj;
+    int rc, i = 0;
+
+    if ((rc = verso_begin(rq->srv->db)) < 0) {
+        verso__error_orm(rs, rq->srv, rc);
+        return rc;
+    }
+    verso_buf_puts(rs->body, "[");
+    cJSON_ArrayForEach(obj, arr)
+    {
+        int64_t id = 0, version = 0;
+        if ((i++ && (rc = verso_buf_puts(rs->body, ",")) < 0) ||
+            (rc = insert_one(&id, &version, rq, rs, t, obj)) < 0 ||
+            (rc = verso__write_row_by_id(rs->body, &version, rq->srv, t, id)) < 0)
+            break;
+    }
+    if (rc == 0 && (rc = verso_commit(rq->srv->db)) == 0)
+        return verso_buf_puts(rs->body, "]");
+    verso_rollback(rq->srv->db);
+    if (rs->status < 400)
+        verso__error_orm(rs, rq->srv, rc);
+    return rc;
+}
+
+void verso__route_create(verso__req *rq, verso__resp *rs, const char *table)
+{
+    const verso_table *t = verso_db_table(rq->srv->db, table);
+    verso_json *doc = NULL;
+    const cJSON *root;
+
+    if (parse_body(&doc, rq, rs) < 0)
+        goto done;
+    root = verso_json_root(doc);
+    if (cJSON_IsArray(root) ? create_many(rq, rs, t, root) < 0
+        : cJSON_IsObject(root)
+            ? create_one(rq, rs, t, root) < 0
+            : (verso__error(rs, 400, "expected a JSON object or an array of objects"), 1))
+        goto done;
+    rs->status = 201;
+done:
+    verso_json_free(doc);
+}
+
+/* If-Match and a "version" member both say which version the client edits. */
+static int expected_version(int64_t *out, verso__req *rq, cJSON *obj, const verso_table *t,
+                            verso__resp *rs)
+{
+    const verso_column *vc = verso_table_column_at(t, (size_t)verso_table_version_index(t));
+    cJSON *v = obj ? cJSON_DetachItemFromObjectCaseSensitive(obj, vc->name) : NULL;
+    int64_t body = 0;
+    int rc = 0;
+
+    *out = 0;
+    if (rq->if_match && (parse_etag(out, rq->if_match) < 0)) {
+        verso__error(rs, 400, "bad If-Match header");
+        rc = VERSO_EINVAL;
+    } else if (v && (!cJSON_IsNumber(v) || verso_json_int64(&body, v) < 0 || body < 1)) {
+        verso__error(rs, 400, "\"%s\" must be a positive integer", vc->name);
+        rc = VERSO_EINVAL;
+    } else if (v && *out > 0 && body != *out) {
+        verso__error(rs, 412, "If-Match and the body's version disagree");
+        rc = VERSO_ECONFLICT;
+    } else if (v) {
+        *out = body;
+    }
+    cJSON_Delete(v);
+    return rc;
+}
+
+/* Drops an "id" member equal to the URL's id; a different id is an error. */
+static int strip_id(cJSON *obj, const verso_table *t, int64_t id, verso__resp *rs)
+{
+    const verso_column *ic = verso_table_column_at(t, (size_t)verso_table_id_index(t));
+    cJSON *j = cJSON_DetachItemFromObjectCaseSensitive(obj, ic->name);
+    int64_t given = 0;
+    int rc = 0;
+
+    if (j && (!cJSON_IsNumber(j) || verso_json_int64(&given, j) < 0 || given != id)) {
+        verso__error(rs, 400, "the body's \"%s\" differs from the URL", ic->name);
+        rc = VERSO_EINVAL;
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int update_row(int64_t *version, verso__req *rq, verso__resp *rs, const verso_table *t,
+                      int64_t id, cJSON *obj, int64_t expect)
+{
+    const char **cols = NULL;
+    verso_value *vals = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (!cJSON_IsObject(obj)) {
+        verso__error(rs, 400, "expected a JSON object");
+        return VERSO_EINVAL;
+    }
+    if ((rc = strip_id(obj, t, id, rs)) < 0 || (rc = to_values(&cols, &vals, &n, t, obj, rs)) < 0)
+        return rc;
+    if (!n) {
+        verso__error(rs, 400, "no column to update");
+        rc = VERSO_EINVAL;
+    } else if ((rc = verso_row_update(version, rq->srv->db, verso_table_name(t), id, cols, vals, n,
+                                      expect)) < 0) {
+        verso__error_orm(rs, rq->srv, rc);
+    }
+    verso_free(cols);
+    verso_free(vals);
+    return rc;
+}
+
+void verso__route_update(verso__req *rq, verso__resp *rs, const char *table, int64_t id)
+{
+    const verso_table *t = verso_db_table(rq->srv->db, table);
+    verso_json *doc = NULL;
+    cJSON *root;
+    int64_t expect = 0, version = 0;
+    int rc;
+
+    if (parse_body(&doc, rq, rs) < 0)
+        goto done;
+    root = verso_json_root(doc);
+    if (expected_version(&expect, rq, cJSON_IsObject(root) ? root : NULL, t, rs) < 0 ||
+        update_row(&version, rq, rs, t, id, root, expect) < 0)
+        goto done;
+    if ((rc = verso__write_row_by_id(rs->body, &version, rq->srv, t, id)) < 0) {
+        verso__error_orm(rs, rq->srv, rc);
+        goto done;
+    }
+    rs->etag = version;
+    rs->rows = 1;
+done:
+    verso_json_free(doc);
+}
+
+void verso__route_delete(verso__req *rq, verso__resp *rs, const char *table, int64_t id)
+{
+    const verso_table *t = verso_db_table(rq->srv->db, table);
+    int64_t expect = 0;
+    int rc;
+
+    if (expected_version(&expect, rq, NULL, t, rs) < 0)
+        return;
+    if ((rc = verso_row_delete(rq->srv->db, table, id, expect)) < 0) {
+        verso__error_orm(rs, rq->srv, rc);
+        return;
+    }
+    rs->status = 204;
+}
+
+/* ---- /_batch ---- */
+
+enum { OP_INSERT, OP_UPDATE, OP_DELETE };
+
+typedef struct batch_op {
+    const char *name;
+    int kind;
+} batch_op;
+
+static const batch_op k_batch_ops[] = {
+    {"insert", OP_INSERT}, {"create", OP_INSERT}, {"update", OP_UPDATE},
+    {"patch", OP_UPDATE},  {"put", OP_UPDATE},    {"delete", OP_DELETE},
+};
+
+typedef struct batch_item {
+    int kind;
+    const verso_table *t;
+    int64_t id;
+    int64_t expect;
+    cJSON *row;
+} batch_item;
+
+static int batch_kind(const cJSON *op)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(op, "op");
+
+    for (size_t i = 0; cJSON_IsString(j) && i < sizeof(k_batch_ops) / sizeof(k_batch_ops[0]); i++)
+        if (!strcmp(k_batch_ops[i].name, j->valuestring))
+            return k_batch_ops[i].kind;
+    return -1;
+}
+
+static int batch_int(int64_t *out, const cJSON *op, const char *name, bool required)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(op, name);
+
+    *out = 0;
+    if (!j)
+        return required ? VERSO_EINVAL : 0;
+    return cJSON_IsNumber(j) && verso_json_int64(out, j) == 0 && *out >= 1 ? 0 : VERSO_EINVAL;
+}
+
+/* Reads and checks one operation object; on failure rs holds the error. */
+static int batch_decode(batch_item *it, verso__req *rq, verso__resp *rs, cJSON *op)
+{
+    const cJSON *tn = cJSON_GetObjectItemCaseSensitive(op, "table");
+    int st;
+
+    if ((it->kind = batch_kind(op)) < 0 || !cJSON_IsString(tn)) {
+        verso__error(rs, 400, "each operation needs \"op\" (insert, update, delete) and \"table\"");
+        return VERSO_EINVAL;
+    }
+    if ((st = verso__auth_check(&rq->auth, &rq->srv->cfg, tn->valuestring, VERSO__CAP_WRITE))) {
+        verso__error(rs, st,
+                     st == 401 ? "a valid bearer token is required"
+                               : "this token may not write that table");
+        return VERSO_EAUTH;
+    }
+    if (tn->valuestring[0] == '_' || !(it->t = verso_db_table(rq->srv->db, tn->valuestring))) {
+        verso__error(rs, 404, "no such table");
+        return VERSO_ENOTFOUND;
+    }
+    it->row = cJSON_GetObjectItemCaseSensitive(op, "row");
+    if (batch_int(&it->id, op, "id", it->kind != OP_INSERT) < 0 ||
+        batch_int(&it->expect, op, "version", false) < 0 || (it->kind == OP_INSERT && it->expect) ||
+        (it->kind != OP_DELETE && !cJSON_IsObject(it->row))) {
+        verso__error(rs, 400,
+                     "bad operation: ids and versions are positive integers, "
+                     "insert and update need a \"row\" object, insert takes no version");
+        return VERSO_EINVAL;
+    }
+    return 0;
+}
+
+static int batch_run(batch_item *it, verso__req *rq, verso__resp *rs, verso_buf *out)
+{
+    int64_t id = it->id, version = 0;
+    const char *name = verso_table_name(it->t);
+    int rc;
+
+    if (it->kind == OP_INSERT)
+        rc = insert_one(&id, &version, rq, rs, it->t, it->row);
+    else if (it->kind == OP_UPDATE)
+        rc = update_row(&version, rq, rs, it->t, id, it->row, it->expect);
+    else if ((rc = verso_row_delete(rq->srv->db, name, id, it->expect)) < 0)
+        verso__error_orm(rs, rq->srv, rc);
+    if (rc < 0)
+        return rc;
+    if (it->kind == OP_DELETE)
+        return verso_buf_printf(out, "{\"status\":204,\"table\":\"%s\",\"id\":%lld}", name,
+                                (long long)id);
+    return verso_buf_printf(out, "{\"status\":%d,\"table\":\"%s\",\"id\":%lld,\"version\":%lld}",
+                            it->kind == OP_INSERT ? 201 : 200, name, (long long)id,
+                            (long long)version);
+}
+
+static int batch_all(verso__req *rq, verso__resp *rs, cJSON *ops, verso_buf *out, int *failed)
+{
+    cJSON *op;
+    int rc = 0, i = 0;
+
+    cJSON_ArrayForEach(op, ops)
+    {
+        batch_item it = {0};
+        *failed = i;
+        if ((i && (rc = verso_buf_puts(out, ",")) < 0) ||
+            (rc = batch_decode(&it, rq, rs, op)) < 0 || (rc = batch_run(&it, rq, rs, out)) < 0)
+            return rc;
+        i++;
+    }
+    return 0;
+}
+
+void verso__route_batch(verso__req *rq, verso__resp *rs)
+{
+    verso_buf out = VERSO_BUF_INIT;
+    verso_json *doc = NULL;
+    cJSON *root;
+    int rc, failed = 0;
+
+    if (parse_body(&doc, rq, rs) < 0)
+        goto done;
+    root = verso_json_root(doc);
+    if (!cJSON_IsArray(root)) {
+        verso__error(rs, 400, "expected a JSON array of operations");
+        goto done;
+    }
+    if ((rc = verso_begin(rq->srv->db)) < 0) {
+        verso__error_orm(rs, rq->srv, rc);
+        goto done;
+    }
+    if ((rc = batch_all(rq, rs, root, &out, &failed)) < 0 || (rc = verso_commit(rq->srv->db)) < 0) {
+        verso_rollback(rq->srv->db);
+        if (rs->status < 400)
+            verso__error_orm(rs, rq->srv, rc);
+        verso__error(rs, rs->status, "operation %d: %s (nothing was changed)", failed, rs->errmsg);
+        goto done;
+    }
+    verso_buf_printf(rs->body, "{\"results\":[%s]}", out.data ? out.data : "");
+done:
+    verso_json_free(doc);
+    verso_buf_free(&out);
+}

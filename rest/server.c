@@ -1,0 +1,372 @@
+/* rest/server.c - server lifecycle: options, the libwebsockets context, the
+ * service thread, ticks and wake-ups. The lws callback switch lives here and
+ * only dispatches. */
+#include <arpa/inet.h>
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rest/internal.h"
+
+typedef struct tick {
+    lws_sorted_usec_list_t sul;
+    verso_rest *srv;
+} tick;
+
+static void why_set(char *why, size_t whylen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!why || !whylen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+}
+
+static void run_tick(verso_rest *srv)
+{
+    if (srv->opts.on_tick)
+        srv->opts.on_tick(srv, srv->opts.tick_arg);
+}
+
+static void tick_fired(lws_sorted_usec_list_t *sul)
+{
+    tick *t = lws_container_of(sul, tick, sul);
+
+    run_tick(t->srv);
+    lws_sul_schedule(t->srv->ctx, 0, &t->sul, tick_fired,
+                     (lws_usec_t)t->srv->opts.tick_ms * LWS_US_PER_MS);
+}
+
+static void on_cancelled(verso_rest *srv)
+{
+    if (atomic_exchange(&srv->woken, 0))
+        run_tick(srv);
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    verso_rest *srv = lws_context_user(lws_get_context(wsi));
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return verso__http_request(srv, wsi, user, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return verso__http_body(srv, wsi, user, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return verso__http_body_done(srv, wsi, user);
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        verso__http_conn_free(user);
+        break;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        on_cancelled(srv);
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len)
+{
+    return verso__ws_callback(wsi, (int)reason, user, in, len);
+}
+
+static bool is_loopback(const char *host)
+{
+    unsigned char a[16];
+
+    if (!strcmp(host, "localhost"))
+        return true;
+    if (inet_pton(AF_INET, host, a) == 1)
+        return a[0] == 127;
+    if (inet_pton(AF_INET6, host, a) == 1)
+        return !memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16);
+    return false;
+}
+
+#define MERGE(f)                                                                                   \
+    if (o->limits.f)                                                                               \
+    c->limits.f = o->limits.f
+
+static int merge_options(verso_rest *srv, const verso_rest_options *o, char *why, size_t whylen)
+{
+    verso__config *c = &srv->cfg;
+    int rc = 0;
+
+    c->port = -1;
+    if (o->config_path && (rc = verso__config_load(c, o->config_path, why, whylen)) < 0)
+        return rc;
+    MERGE(max_body);
+    MERGE(max_url);
+    MERGE(header_timeout_ms);
+    MERGE(max_depth);
+    MERGE(max_filters);
+    MERGE(query_budget_ms);
+    MERGE(default_limit);
+    MERGE(max_limit);
+    MERGE(max_offset);
+    MERGE(max_changes);
+    MERGE(max_ws_message);
+    verso__limits_defaults(&c->limits);
+    if (o->port >= 0)
+        c->port = o->port;
+    else if (c->port < 0)
+        c->port = VERSO_REST_PORT_DEFAULT;
+    if ((o->host && !(free(c->host), c->host = strdup(o->host))) ||
+        (!c->host && !(c->host = strdup("127.0.0.1"))))
+        return VERSO_ENOMEM;
+    if ((o->tls_cert && !(free(c->tls_cert), c->tls_cert = strdup(o->tls_cert))) ||
+        (o->tls_key && !(free(c->tls_key), c->tls_key = strdup(o->tls_key))))
+        return VERSO_ENOMEM;
+    if (!c->ngrants && !is_loopback(c->host)) {
+        why_set(why, whylen,
+                "refusing to serve on non-loopback address %s without an access token: "
+                "add a 'token' line to the config file",
+                c->host);
+        return VERSO_EAUTH;
+    }
+    if (!c->tls_cert != !c->tls_key) {
+        why_set(why, whylen, "TLS needs both a certificate and a key");
+        return VERSO_EINVAL;
+    }
+    return 0;
+}
+
+static int progress(void *arg)
+{
+    verso_rest *srv = arg;
+    struct timespec ts;
+
+    if (!srv->deadline_ms)
+        return 0;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 < srv->deadline_ms)
+        return 0;
+    srv->timed_out = true;
+    return 1;
+}
+
+void verso__budget_begin(verso_rest *srv)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    srv->timed_out = false;
+    srv->deadline_ms =
+        (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + srv->cfg.limits.query_budget_ms;
+}
+
+void verso__budget_end(verso_rest *srv)
+{
+    srv->deadline_ms = 0;
+}
+
+static int open_db(verso_rest *srv, char *why, size_t whylen)
+{
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    int rc;
+
+    o.create = false;
+    o.busy_timeout_ms = srv->cfg.limits.query_budget_ms;
+    if ((rc = verso_db_open(&srv->db, srv->db_path, &o)) < 0) {
+        why_set(why, whylen, "cannot open database %s: %s", srv->db_path, verso_open_errmsg());
+        return rc;
+    }
+    sqlite3_progress_handler(verso_db_sqlite(srv->db), 1000, progress, srv);
+    return 0;
+}
+
+static int make_protocols(verso_rest *srv, const verso_rest_options *o)
+{
+    size_t n = o->nws_handlers;
+
+    srv->protocols = calloc(n + 2, sizeof(*srv->protocols));
+    srv->handlers = calloc(n ? n : 1, sizeof(*srv->handlers));
+    if (!srv->protocols || !srv->handlers)
+        return VERSO_ENOMEM;
+    srv->protocols[0].name = "http";
+    srv->protocols[0].callback = http_callback;
+    srv->protocols[0].per_session_data_size = verso__http_pss_size();
+    for (size_t i = 0; i < n; i++) {
+        if (!o->ws_handlers[i].path || !o->ws_handlers[i].subprotocol)
+            return VERSO_EINVAL;
+        srv->handlers[i] = o->ws_handlers[i];
+        srv->protocols[i + 1].name = srv->handlers[i].subprotocol;
+        srv->protocols[i + 1].callback = ws_callback;
+        srv->protocols[i + 1].per_session_data_size = verso__ws_pss_size();
+        srv->protocols[i + 1].rx_buffer_size = 65536;
+        srv->protocols[i + 1].user = &srv->handlers[i];
+    }
+    srv->nhandlers = n;
+    return 0;
+}
+
+static int make_context(verso_rest *srv, char *why, size_t whylen)
+{
+    struct lws_context_creation_info info;
+    const verso_rest_limits *l = &srv->cfg.limits;
+    size_t hdr = l->max_url + 8192;
+    const char *lv = getenv("VERSO_LWS_LOG");
+
+    lws_set_log_level(lv ? atoi(lv) : 0, NULL);
+    memset(&info, 0, sizeof(info));
+    info.port = srv->cfg.port;
+    info.iface = srv->cfg.host;
+    info.protocols = srv->protocols;
+    info.user = srv;
+    info.alpn = "http/1.1";
+    info.max_http_header_data = (unsigned short)(hdr > 65535 ? 65535 : hdr);
+    info.timeout_secs = (unsigned)(l->header_timeout_ms + 999) / 1000;
+    info.keepalive_timeout = (int)info.timeout_secs;
+    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    if (!strchr(srv->cfg.host, ':'))
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (srv->cfg.tls_cert) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = srv->cfg.tls_cert;
+        info.ssl_private_key_filepath = srv->cfg.tls_key;
+        srv->tls = true;
+    }
+    srv->ctx = lws_create_context(&info);
+    if (!srv->ctx || !(srv->vhost = lws_get_vhost_by_name(srv->ctx, "default"))) {
+        why_set(why, whylen, "cannot listen on %s:%d%s", srv->cfg.host, srv->cfg.port,
+                srv->tls ? " (or the TLS certificate/key is unusable)" : "");
+        return VERSO_ENET;
+    }
+    srv->port = lws_get_vhost_listen_port(srv->vhost);
+    return 0;
+}
+
+static int start_tick(verso_rest *srv)
+{
+    tick *t;
+
+    if (!srv->opts.on_tick || srv->opts.tick_ms <= 0)
+        return 0;
+    if (!(t = calloc(1, sizeof(*t))))
+        return VERSO_ENOMEM;
+    t->srv = srv;
+    srv->tick_sul = t;
+    lws_sul_schedule(srv->ctx, 0, &t->sul, tick_fired,
+                     (lws_usec_t)srv->opts.tick_ms * LWS_US_PER_MS);
+    return 0;
+}
+
+static void *service_main(void *arg)
+{
+    verso_rest *srv = arg;
+
+    while (!atomic_load(&srv->stop))
+        if (lws_service(srv->ctx, 0) < 0)
+            break;
+    lws_context_destroy(srv->ctx);
+    srv->ctx = NULL;
+    verso__stmts_free(srv);
+    verso_db_close(srv->db);
+    srv->db = NULL;
+    return NULL;
+}
+
+int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *opts, char *why,
+                     size_t whylen)
+{
+    verso_rest *srv = NULL;
+    const char *path;
+    int rc = 0;
+
+    if (out)
+        *out = NULL;
+    why_set(why, whylen, "invalid arguments");
+    path = opts && opts->db_path ? opts->db_path : db ? verso_db_path(db) : NULL;
+    if (!out || !opts || !path)
+        return VERSO_EINVAL;
+    if (!(srv = calloc(1, sizeof(*srv))))
+        return VERSO_ENOMEM;
+    srv->opts = *opts;
+    srv->metrics.started_ms = verso_now_ms();
+    if (!(srv->db_path = strdup(path))) {
+        rc = VERSO_ENOMEM;
+        goto done;
+    }
+    if ((rc = merge_options(srv, opts, why, whylen)) < 0 || (rc = open_db(srv, why, whylen)) < 0)
+        goto done;
+    if ((rc = make_protocols(srv, opts)) < 0) {
+        why_set(why, whylen, "bad WebSocket handler");
+        goto done;
+    }
+    if ((rc = make_context(srv, why, whylen)) < 0 || (rc = start_tick(srv)) < 0)
+        goto done;
+    if (pthread_create(&srv->thread, NULL, service_main, srv)) {
+        rc = VERSO_ENOMEM;
+        goto done;
+    }
+    srv->thread_started = 1;
+    why_set(why, whylen, "%s", "");
+done:
+    if (rc < 0) {
+        verso_rest_stop(srv);
+        srv = NULL;
+    }
+    *out = srv;
+    return rc;
+}
+
+void verso_rest_stop(verso_rest *srv)
+{
+    if (!srv)
+        return;
+    if (srv->thread_started) {
+        atomic_store(&srv->stop, 1);
+        lws_cancel_service(srv->ctx);
+        pthread_join(srv->thread, NULL);
+    }
+    if (srv->ctx)
+        lws_context_destroy(srv->ctx);
+    verso__stmts_free(srv);
+    verso_db_close(srv->db);
+    verso__config_free(&srv->cfg);
+    free(srv->tick_sul);
+    free(srv->protocols);
+    free(srv->handlers);
+    free(srv->db_path);
+    verso_buf_free(&srv->out);
+    verso_buf_free(&srv->body);
+    verso_buf_free(&srv->location);
+    verso_buf_free(&srv->link);
+    verso_buf_free(&srv->scratch);
+    free(srv->params);
+    free(srv);
+}
+
+int verso_rest_port(const verso_rest *srv)
+{
+    return srv ? srv->port : -1;
+}
+
+bool verso_rest_tls(const verso_rest *srv)
+{
+    return srv && srv->tls;
+}
+
+void verso_rest_wake(verso_rest *srv)
+{
+    if (!srv || !srv->ctx)
+        return;
+    atomic_store(&srv->woken, 1);
+    lws_cancel_service(srv->ctx);
+}
+
+verso_db *verso_rest_db(verso_rest *srv)
+{
+    return srv ? srv->db : NULL;
+}

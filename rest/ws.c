@@ -1,0 +1,174 @@
+/* rest/ws.c - WebSocket endpoints mounted by other modules: path and role
+ * checks at the upgrade, message reassembly, and writes with LWS_PRE
+ * headroom, all on the service thread. */
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rest/internal.h"
+
+struct verso_ws {
+    struct lws *wsi;
+    verso_rest *srv;
+    const verso_ws_handler *h;
+    void *conn;
+    verso_buf rx;
+    verso_buf tx;
+    bool opened;
+    bool closing;
+    bool too_big;
+};
+
+size_t verso__ws_pss_size(void)
+{
+    return sizeof(verso_ws);
+}
+
+static const verso_ws_handler *handler_of(struct lws *wsi)
+{
+    const struct lws_protocols *p = lws_get_protocol(wsi);
+
+    return p ? p->user : NULL;
+}
+
+/* The upgrade request must target the handler's path and carry its role. */
+static int filter(verso_rest *srv, struct lws *wsi, const verso_ws_handler *h)
+{
+    char uri[256], authz[512];
+    verso__auth a;
+    unsigned need = 0;
+    int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
+
+    if (n <= 0 || strcmp(uri, h->path))
+        return -1;
+    if (h->role && !(need = verso__role_caps(h->role)))
+        return -1;
+    n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n >= (int)sizeof(authz) ||
+        (n > 0 && lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION) < 0))
+        return -1;
+    verso__auth_identify(&a, &srv->cfg, n > 0 ? authz : NULL);
+    return verso__auth_check(&a, &srv->cfg, NULL, need) ? -1 : 0;
+}
+
+static int established(verso_rest *srv, struct lws *wsi, verso_ws *ws)
+{
+    memset(ws, 0, sizeof(*ws));
+    ws->wsi = wsi;
+    ws->srv = srv;
+    ws->h = handler_of(wsi);
+    if (!ws->h)
+        return -1;
+    if (ws->h->on_open && ws->h->on_open(ws, &ws->conn, ws->h->arg) < 0)
+        return -1;
+    ws->opened = true;
+    srv->metrics.ws_open++;
+    srv->metrics.ws_total++;
+    return 0;
+}
+
+static int received(verso_ws *ws, const void *in, size_t len)
+{
+    int rc = 0;
+
+    if (lws_frame_is_binary(ws->wsi)) {
+        lws_close_reason(ws->wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, NULL, 0);
+        return -1;
+    }
+    if (ws->rx.len + len > ws->srv->cfg.limits.max_ws_message) {
+        lws_close_reason(ws->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
+        return -1;
+    }
+    if (verso_buf_append(&ws->rx, in, len) < 0)
+        return -1;
+    if (!lws_is_final_fragment(ws->wsi) || lws_remaining_packet_payload(ws->wsi))
+        return 0;
+    if (ws->h->on_message)
+        rc =
+            ws->h->on_message(ws, ws->conn, ws->rx.data ? ws->rx.data : "", ws->rx.len, ws->h->arg);
+    verso_buf_clear(&ws->rx);
+    return rc < 0 ? -1 : 0;
+}
+
+static int writeable(verso_ws *ws)
+{
+    if (ws->closing) {
+        lws_close_reason(ws->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+        return -1;
+    }
+    if (ws->h->on_writeable && ws->h->on_writeable(ws, ws->conn, ws->h->arg) < 0)
+        return -1;
+    return 0;
+}
+
+static void closed(verso_ws *ws)
+{
+    if (ws->opened && ws->h->on_close)
+        ws->h->on_close(ws, ws->conn, ws->h->arg);
+    if (ws->opened)
+        ws->srv->metrics.ws_open--;
+    ws->opened = false;
+    verso_buf_free(&ws->rx);
+    verso_buf_free(&ws->tx);
+}
+
+int verso__ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
+{
+    verso_rest *srv = lws_context_user(lws_get_context(wsi));
+    verso_ws *ws = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return handler_of(wsi) ? filter(srv, wsi, handler_of(wsi)) : -1;
+    case LWS_CALLBACK_ESTABLISHED:
+        return established(srv, wsi, ws);
+    case LWS_CALLBACK_RECEIVE:
+        return ws && ws->opened ? received(ws, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return ws && ws->opened ? writeable(ws) : 0;
+    case LWS_CALLBACK_CLOSED:
+        if (ws)
+            closed(ws);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int verso_ws_write(verso_ws *ws, const void *data, size_t len)
+{
+    if (!ws || (!data && len))
+        return VERSO_EINVAL;
+    verso_buf_clear(&ws->tx);
+    if (verso_buf_reserve(&ws->tx, LWS_PRE + len + 1) < 0)
+        return VERSO_ENOMEM;
+    if (len)
+        memcpy(ws->tx.data + LWS_PRE, data, len);
+    if (lws_write(ws->wsi, (unsigned char *)ws->tx.data + LWS_PRE, len, LWS_WRITE_TEXT) < 0)
+        return VERSO_ENET;
+    return 0;
+}
+
+bool verso_ws_choked(verso_ws *ws)
+{
+    return !ws || lws_send_pipe_choked(ws->wsi);
+}
+
+void verso_ws_want_write(verso_ws *ws)
+{
+    if (ws)
+        lws_callback_on_writable(ws->wsi);
+}
+
+verso_rest *verso_ws_server(verso_ws *ws)
+{
+    return ws ? ws->srv : NULL;
+}
+
+void verso_ws_close(verso_ws *ws)
+{
+    if (!ws)
+        return;
+    ws->closing = true;
+    lws_callback_on_writable(ws->wsi);
+}

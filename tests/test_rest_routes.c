@@ -1,0 +1,381 @@
+/* End-to-end: every route of the REST server, its statuses and headers,
+ * with libcurl against a server on 127.0.0.1 port 0. */
+#include "rest_common.h"
+
+static rc_env g_env;
+
+static int setup(void **state)
+{
+    (void)state;
+    rc_start(&g_env, "rest_routes");
+    rc_seed(g_env.db, 3);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rc_stop(&g_env);
+    return 0;
+}
+
+static double num(cJSON *o, const char *k)
+{
+    cJSON *j = cJSON_GetObjectItem(o, k);
+
+    assert_true(cJSON_IsNumber(j));
+    return j->valuedouble;
+}
+
+static void test_health_info_status(void **state)
+{
+    rt_resp r;
+    cJSON *j, *t, *cols;
+    char h[128];
+
+    (void)state;
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/_health", NULL, NULL), 200);
+    assert_string_equal(rt_header(&r, "Content-Type", h, sizeof(h)), "application/json");
+    j = rc_json(&r);
+    assert_string_equal(cJSON_GetObjectItem(j, "status")->valuestring, "ok");
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/_info", NULL, NULL), 200);
+    j = rc_json(&r);
+    assert_string_equal(cJSON_GetObjectItem(j, "identity")->valuestring,
+                        verso_db_identity(g_env.db));
+    assert_true(num(j, "head") >= 3);
+    t = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "tables"), 0);
+    assert_string_equal(cJSON_GetObjectItem(t, "name")->valuestring, "items");
+    cols = cJSON_GetObjectItem(t, "columns");
+    assert_int_equal(cJSON_GetArraySize(cols), 7);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(cols, 3), "type")->valuestring,
+                        "double");
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/_status", NULL, NULL), 200);
+    j = rc_json(&r);
+    assert_int_equal((int)num(j, "port"), verso_rest_port(g_env.srv));
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+}
+
+static void test_list_and_get(void **state)
+{
+    rt_resp r;
+    cJSON *j;
+    char etag[64], hdr[128];
+
+    (void)state;
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/items", NULL, NULL), 200);
+    j = rc_json(&r);
+    assert_int_equal(cJSON_GetArraySize(j), 3);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 1), "name")->valuestring,
+                        "item-2");
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/items/2", NULL, NULL), 200);
+    j = rc_json(&r);
+    assert_int_equal((int)num(j, "id"), 2);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(j, "active")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "sku")));
+    assert_non_null(rt_header(&r, "ETag", etag, sizeof(etag)));
+    snprintf(hdr, sizeof(hdr), "\"%lld\"", (long long)num(j, "version"));
+    assert_string_equal(etag, hdr);
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+
+    snprintf(hdr, sizeof(hdr), "If-None-Match: %s", etag);
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/items/2", NULL, (const char *[]){hdr, NULL}),
+                     304);
+    assert_int_equal(r.nbody, 0);
+    rt_resp_free(&r);
+    assert_int_equal(
+        rc_status(&g_env, "GET", "/items/2", NULL, (const char *[]){"If-None-Match: \"1\"", NULL}),
+        200);
+    assert_int_equal(rc_call(&r, &g_env, "HEAD", "/items/2", NULL, NULL), 200);
+    assert_int_equal(r.nbody, 0);
+    rt_resp_free(&r);
+}
+
+static void test_not_found_and_methods(void **state)
+{
+    rt_resp r;
+    cJSON *j;
+    char allow[128];
+
+    (void)state;
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/items/999", NULL, NULL), 404);
+    j = rc_json(&r);
+    assert_string_equal(rc_error_code(j), "not_found");
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+    assert_int_equal(rc_status(&g_env, "GET", "/nosuch", NULL, NULL), 404);
+    assert_int_equal(rc_status(&g_env, "GET", "/_nosuch", NULL, NULL), 404);
+    assert_int_equal(rc_status(&g_env, "GET", "/items/abc", NULL, NULL), 404);
+    assert_int_equal(rc_status(&g_env, "GET", "/items/1/x", NULL, NULL), 404);
+    assert_int_equal(rc_status(&g_env, "GET", "/", NULL, NULL), 404);
+
+    assert_int_equal(rc_call(&r, &g_env, "DELETE", "/items", NULL, NULL), 405);
+    assert_string_equal(rt_header(&r, "Allow", allow, sizeof(allow)), "GET, HEAD, POST");
+    j = rc_json(&r);
+    assert_string_equal(rc_error_code(j), "method_not_allowed");
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+    assert_int_equal(rc_status(&g_env, "POST", "/items/1", "{}", NULL), 405);
+    assert_int_equal(rc_status(&g_env, "POST", "/_health", "{}", NULL), 405);
+    assert_int_equal(rc_status(&g_env, "GET", "/_batch", NULL, NULL), 405);
+}
+
+static void test_create(void **state)
+{
+    rt_resp r;
+    cJSON *j;
+    char loc[64], want[64], etag[64];
+    int id;
+
+    (void)state;
+    assert_int_equal(rc_call(&r, &g_env, "POST", "/items",
+                             "{\"name\":\"new\",\"price\":1.25,\"qty\":9007199254740993}", NULL),
+                     201);
+    j = rc_json(&r);
+    id = (int)num(j, "id");
+    assert_true(strstr(r.body, "\"qty\":9007199254740993") != NULL);
+    snprintf(want, sizeof(want), "/items/%d", id);
+    assert_string_equal(rt_header(&r, "Location", loc, sizeof(loc)), want);
+    snprintf(want, sizeof(want), "\"%lld\"", (long long)num(j, "version"));
+    assert_string_equal(rt_header(&r, "ETag", etag, sizeof(etag)), want);
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+
+    rc_item it = {0};
+    assert_int_equal(verso_get(&it, g_env.db, &rc_item_def, id), 0);
+    assert_string_equal(it.name, "new");
+    assert_true(it.qty == 9007199254740993LL);
+    verso_record_clear(&rc_item_def, &it);
+
+    assert_int_equal(
+        rc_call(&r, &g_env, "POST", "/items", "[{\"name\":\"a\"},{\"name\":\"b\"}]", NULL), 201);
+    j = rc_json(&r);
+    assert_int_equal(cJSON_GetArraySize(j), 2);
+    assert_true(num(cJSON_GetArrayItem(j, 1), "version") >
+                num(cJSON_GetArrayItem(j, 0), "version"));
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+}
+
+static void test_update(void **state)
+{
+    rt_resp r;
+    cJSON *j;
+    char hdr[64], etag[64];
+    double v0, v1;
+
+    (void)state;
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/items/3", NULL, NULL), 200);
+    j = rc_json(&r);
+    v0 = num(j, "version");
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+
+    assert_int_equal(rc_call(&r, &g_env, "PUT", "/items/3", "{\"price\":9.5}", NULL), 200);
+    j = rc_json(&r);
+    v1 = num(j, "version");
+    assert_true(v1 > v0);
+    assert_true(num(j, "price") == 9.5);
+    assert_string_equal(cJSON_GetObjectItem(j, "name")->valuestring, "item-3");
+    snprintf(hdr, sizeof(hdr), "\"%lld\"", (long long)v1);
+    assert_string_equal(rt_header(&r, "ETag", etag, sizeof(etag)), hdr);
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+
+    /* A stale If-Match or body version: 412 and nothing changes. */
+    snprintf(hdr, sizeof(hdr), "If-Match: \"%lld\"", (long long)v0);
+    assert_int_equal(
+        rc_status(&g_env, "PATCH", "/items/3", "{\"price\":1}", (const char *[]){hdr, NULL}), 412);
+    snprintf(hdr, sizeof(hdr), "{\"price\":1,\"version\":%lld}", (long long)v0);
+    assert_int_equal(rc_status(&g_env, "PATCH", "/items/3", hdr, NULL), 412);
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/items/3", NULL, NULL), 200);
+    j = rc_json(&r);
+    assert_true(num(j, "price") == 9.5);
+    assert_true(num(j, "version") == v1);
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+
+    snprintf(hdr, sizeof(hdr), "{\"price\":2,\"version\":%lld}", (long long)v1);
+    assert_int_equal(rc_status(&g_env, "PATCH", "/items/3", hdr, NULL), 200);
+    snprintf(hdr, sizeof(hdr), "If-Match: \"%lld\"", (long long)v1);
+    assert_int_equal(
+        rc_status(&g_env, "PUT", "/items/3", "{\"qty\":5}", (const char *[]){hdr, NULL}), 412);
+    assert_int_equal(rc_status(&g_env, "PUT", "/items/999", "{\"qty\":5}", NULL), 404);
+    assert_int_equal(rc_status(&g_env, "PUT", "/items/3", "{\"id\":4,\"qty\":5}", NULL), 400);
+}
+
+static void test_conflict_409(void **state)
+{
+    char *before;
+
+    (void)state;
+    assert_int_equal(rc_status(&g_env, "POST", "/items", "{\"name\":\"u\",\"sku\":\"S-1\"}", NULL),
+                     201);
+    before = rc_fingerprint(g_env.db);
+    assert_int_equal(rc_status(&g_env, "POST", "/items", "{\"name\":\"v\",\"sku\":\"S-1\"}", NULL),
+                     409);
+    assert_int_equal(rc_status(&g_env, "POST", "/items",
+                               "[{\"name\":\"w\"},{\"name\":\"x\",\"sku\":\"S-1\"}]", NULL),
+                     409);
+    char *after = rc_fingerprint(g_env.db);
+    assert_string_equal(before, after);
+    verso_free(before);
+    verso_free(after);
+}
+
+static void test_delete_and_changes(void **state)
+{
+    rt_resp r;
+    cJSON *j, *ch, *last;
+    int64_t head;
+    char path[128];
+
+    (void)state;
+    assert_int_equal(rc_status(&g_env, "DELETE", "/items/1", NULL, NULL), 204);
+    assert_int_equal(rc_status(&g_env, "GET", "/items/1", NULL, NULL), 404);
+    assert_int_equal(rc_status(&g_env, "DELETE", "/items/1", NULL, NULL), 404);
+
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/_changes?since=0&limit=1000", NULL, NULL), 200);
+    j = rc_json(&r);
+    assert_string_equal(cJSON_GetObjectItem(j, "identity")->valuestring,
+                        verso_db_identity(g_env.db));
+    head = (int64_t)num(j, "head");
+    assert_true(num(j, "cursor") == head);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(j, "more")));
+    ch = cJSON_GetObjectItem(j, "changes");
+    last = cJSON_GetArrayItem(ch, cJSON_GetArraySize(ch) - 1);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(last, "deleted")));
+    assert_true(num(last, "id") == 1);
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+
+    assert_int_equal(
+        rc_call(&r, &g_env, "GET", "/_changes?since=0&limit=2&tables=items", NULL, NULL), 200);
+    j = rc_json(&r);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "changes")), 2);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "more")));
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+    assert_int_equal(rc_status(&g_env, "GET", "/_changes?since=0&tables=nosuch", NULL, NULL), 404);
+    assert_int_equal(rc_status(&g_env, "GET", "/_changes?since=x", NULL, NULL), 400);
+
+    /* Pruning moves the horizon: an older cursor (not 0: a full read) must resynchronise. */
+    assert_int_equal(verso_prune_version(NULL, g_env.db, head), 0);
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/_changes?since=1", NULL, NULL), 410);
+    j = rc_json(&r);
+    assert_string_equal(rc_error_code(j), "gone");
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+    snprintf(path, sizeof(path), "/_changes?since=%lld", (long long)head);
+    assert_int_equal(rc_status(&g_env, "GET", path, NULL, NULL), 200);
+}
+
+static void test_batch(void **state)
+{
+    rt_resp r;
+    cJSON *j, *res;
+    char *before, *after;
+
+    (void)state;
+    assert_int_equal(
+        rc_call(&r, &g_env, "POST", "/_batch",
+                "[{\"op\":\"insert\",\"table\":\"items\",\"row\":{\"name\":\"b1\"}},"
+                "{\"op\":\"update\",\"table\":\"items\",\"id\":2,\"row\":{\"qty\":42}},"
+                "{\"op\":\"delete\",\"table\":\"items\",\"id\":3}]",
+                NULL),
+        200);
+    j = rc_json(&r);
+    res = cJSON_GetObjectItem(j, "results");
+    assert_int_equal(cJSON_GetArraySize(res), 3);
+    assert_true(num(cJSON_GetArrayItem(res, 0), "status") == 201);
+    assert_true(num(cJSON_GetArrayItem(res, 2), "status") == 204);
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+    assert_int_equal(rc_status(&g_env, "GET", "/items/3", NULL, NULL), 404);
+
+    before = rc_fingerprint(g_env.db);
+    assert_int_equal(
+        rc_call(&r, &g_env, "POST", "/_batch",
+                "[{\"op\":\"insert\",\"table\":\"items\",\"row\":{\"name\":\"b2\"}},"
+                "{\"op\":\"update\",\"table\":\"items\",\"id\":999,\"row\":{\"qty\":1}}]",
+                NULL),
+        404);
+    assert_non_null(strstr(r.body, "operation 1"));
+    rt_resp_free(&r);
+    assert_int_equal(rc_status(&g_env, "POST", "/_batch",
+                               "[{\"op\":\"insert\",\"table\":\"items\",\"row\":{\"name\":\"b3\"}},"
+                               "{\"op\":\"frobnicate\",\"table\":\"items\"}]",
+                               NULL),
+                     400);
+    after = rc_fingerprint(g_env.db);
+    assert_string_equal(before, after);
+    verso_free(before);
+    verso_free(after);
+}
+
+static void test_outside_writes_visible(void **state)
+{
+    rt_resp r;
+    rc_item it = {.name = "from-app", .qty = 7};
+    char path[64], out[256];
+
+    (void)state;
+    assert_int_equal(verso_insert(g_env.db, &rc_item_def, &it), 0);
+    snprintf(path, sizeof(path), "/items/%lld", (long long)it.id);
+    assert_int_equal(rc_call(&r, &g_env, "GET", path, NULL, NULL), 200);
+    assert_non_null(strstr(r.body, "from-app"));
+    rt_resp_free(&r);
+
+    assert_int_equal(orm_sqlite_shell(g_env.path,
+                                      "INSERT INTO items(id, name) VALUES (777, 'from-shell');",
+                                      out, sizeof(out)),
+                     0);
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/items/777", NULL, NULL), 200);
+    assert_non_null(strstr(r.body, "from-shell"));
+    assert_null(strstr(r.body, "\"version\":null"));
+    rt_resp_free(&r);
+}
+
+static void test_metrics(void **state)
+{
+    rt_resp r;
+    char ct[128];
+
+    (void)state;
+    assert_int_equal(rc_status(&g_env, "GET", "/items/2", NULL, NULL), 200);
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/_metrics", NULL, NULL), 200);
+    assert_non_null(strstr(rt_header(&r, "Content-Type", ct, sizeof(ct)), "text/plain"));
+    assert_non_null(strstr(r.body, "verso_http_requests_total{route=\"get\",status=\"200\"}"));
+    assert_non_null(strstr(r.body, "verso_http_requests_total{route=\"list\",status=\"200\"}"));
+    assert_non_null(strstr(r.body, "verso_http_request_seconds_bucket{le=\"+Inf\"}"));
+    assert_non_null(strstr(r.body, "verso_head_version "));
+    assert_non_null(strstr(r.body, "verso_rows_served_total "));
+    rt_resp_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_health_info_status),
+        cmocka_unit_test(test_list_and_get),
+        cmocka_unit_test(test_not_found_and_methods),
+        cmocka_unit_test(test_create),
+        cmocka_unit_test(test_update),
+        cmocka_unit_test(test_conflict_409),
+        cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_delete_and_changes),
+        cmocka_unit_test(test_outside_writes_visible),
+        cmocka_unit_test(test_metrics),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
