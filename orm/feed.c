@@ -66,7 +66,8 @@ static int prepare_src(verso_feed *f, feed_src *s, verso_buf *sql, verso_table *
         return verso__sqlerr(f->db, src, "preparing the change feed");
     sqlite3_bind_int64(s->st, 1, f->since);
     sqlite3_bind_int64(s->st, 2, f->head);
-    sqlite3_bind_int64(s->st, 3, f->limit > 0 ? f->limit : -1);
+    /* one row more than the limit tells whether more changes follow */
+    sqlite3_bind_int64(s->st, 3, f->limit > 0 ? f->limit + 1 : -1);
     for (size_t i = 0; !s->t && i < ntabs; i++)
         sqlite3_bind_text(s->st, (int)i + 4, tabs[i]->name, -1, SQLITE_STATIC);
     return src_step(f, s);

@@ -1,0 +1,263 @@
+/* Transactions, rollback, batch, commit hooks, raw SQL through verso_exec. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "support/orm_support.h"
+#include "verso/orm.h"
+
+typedef struct seen {
+    int calls;
+    size_t n;
+    verso_change ch[64];
+    char tables[64][16];
+} seen;
+
+static void hook(verso_db *db, const verso_change *changes, size_t n, void *arg)
+{
+    seen *s = arg;
+    (void)db;
+    s->calls++;
+    for (size_t i = 0; i < n && s->n < 64; i++) {
+        snprintf(s->tables[s->n], sizeof s->tables[0], "%s", changes[i].table);
+        s->ch[s->n++] = changes[i];
+    }
+}
+
+static verso_db *open_items(void)
+{
+    const verso_table_def *tabs[] = {&orm_item_def};
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    verso_db *db = NULL;
+    o.tables = tabs;
+    o.ntables = 1;
+    if (verso_db_open(&db, orm_tmp_path("txn"), &o) != 0)
+        fail_msg("open: %s", verso_open_errmsg());
+    return db;
+}
+
+static int64_t head(verso_db *db)
+{
+    verso_info info;
+    assert_int_equal(verso_db_info(&info, db), 0);
+    return info.head;
+}
+
+static int64_t count(verso_db *db)
+{
+    int64_t n;
+    assert_int_equal(verso_count(&n, db, "item", NULL, 0), 0);
+    return n;
+}
+
+static void test_commit_gives_each_row_a_version(void **state)
+{
+    (void)state;
+    verso_db *db = open_items();
+    int64_t h0 = head(db);
+    assert_int_equal(verso_begin(db), 0);
+    assert_true(verso_in_transaction(db));
+    assert_int_equal(verso_begin(db), VERSO_ESTATE);
+    orm_item a = {.qty = 1}, b = {.qty = 2};
+    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_insert(db, &orm_item_def, &b), 0);
+    assert_int_equal(b.version, a.version + 1);
+    assert_int_equal(verso_delete(db, &orm_item_def, a.id), 0);
+    orm_item c = {.qty = 3};
+    assert_int_equal(verso_insert(db, &orm_item_def, &c), 0);
+    assert_int_equal(c.version, b.version + 2); /* the delete took b + 1 */
+    assert_int_equal(verso_commit(db), 0);
+    assert_false(verso_in_transaction(db));
+    assert_int_equal(head(db), h0 + 4);
+    assert_int_equal(verso_commit(db), VERSO_ESTATE);
+    verso_db_close(db);
+}
+
+static void test_rollback_leaves_nothing(void **state)
+{
+    (void)state;
+    verso_db *db = open_items();
+    seen s = {0};
+    assert_int_equal(verso_on_commit(db, hook, &s), 0);
+    orm_item keep = {.qty = 1};
+    assert_int_equal(verso_insert(db, &orm_item_def, &keep), 0);
+    int64_t h0 = head(db);
+    assert_int_equal(s.calls, 1);
+
+    assert_int_equal(verso_begin(db), 0);
+    orm_item a = {.qty = 1};
+    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_delete(db, &orm_item_def, keep.id), 0);
+    assert_int_equal(verso_exec(db, "UPDATE item SET qty = qty + 1"), 0);
+    assert_int_equal(verso_rollback(db), 0);
+    assert_int_equal(s.calls, 1); /* no hook for a rollback */
+    assert_int_equal(head(db), h0);
+    assert_int_equal(count(db), 1);
+
+    /* the versions of the rolled-back transaction are handed out again,
+     * which is fine: nobody could have seen them */
+    orm_item b = {.qty = 1};
+    assert_int_equal(verso_insert(db, &orm_item_def, &b), 0);
+    assert_int_equal(b.version, h0 + 1);
+
+    verso_feed *f;
+    const verso_feed_entry *e;
+    assert_int_equal(verso_feed_open(&f, db, NULL), 0);
+    int n = 0;
+    while (verso_feed_next(&e, f) == 1) {
+        assert_false(e->deleted);
+        n++;
+    }
+    assert_int_equal(n, 2);
+    verso_feed_close(f);
+    verso_db_close(db);
+}
+
+static int batch_ok(verso_db *db, void *arg)
+{
+    orm_item *it = arg;
+    for (int i = 0; i < 3; i++) {
+        it[i].qty = i;
+        int rc = verso_insert(db, &orm_item_def, &it[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 7;
+}
+
+static int batch_fail(verso_db *db, void *arg)
+{
+    orm_item *it = arg;
+    int rc = verso_insert(db, &orm_item_def, &it[0]);
+    if (rc < 0)
+        return rc;
+    it[1].id = it[0].id;
+    return verso_insert(db, &orm_item_def, &it[1]); /* duplicate id */
+}
+
+static void test_batch(void **state)
+{
+    (void)state;
+    verso_db *db = open_items();
+    orm_item it[3] = {{0}};
+    assert_int_equal(verso_batch(db, batch_ok, it), 7);
+    assert_int_equal(count(db), 3);
+    int64_t h = head(db);
+    orm_item jt[2] = {{.qty = 1}, {.qty = 2}};
+    assert_int_equal(verso_batch(db, batch_fail, jt), VERSO_ECONSTRAINT);
+    assert_int_equal(count(db), 3);
+    assert_int_equal(head(db), h);
+    assert_false(verso_in_transaction(db));
+    verso_db_close(db);
+}
+
+static void test_failed_statement_inside_transaction(void **state)
+{
+    (void)state;
+    verso_db *db = open_items();
+    assert_int_equal(verso_begin(db), 0);
+    orm_item a = {.id = 5, .qty = 1}, dup = {.id = 5, .qty = 2}, b = {.qty = 3};
+    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_insert(db, &orm_item_def, &dup), VERSO_ECONSTRAINT);
+    assert_true(verso_in_transaction(db));
+    assert_int_equal(verso_insert(db, &orm_item_def, &b), 0);
+    assert_int_equal(b.version, a.version + 1);
+    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(count(db), 2);
+    verso_db_close(db);
+}
+
+static void test_hooks_report_changes_in_order(void **state)
+{
+    (void)state;
+    verso_db *db = open_items();
+    seen s = {0}, s2 = {0};
+    assert_int_equal(verso_on_commit(db, NULL, NULL), VERSO_EINVAL);
+    assert_int_equal(verso_on_commit(db, hook, &s), 0);
+    assert_int_equal(verso_on_commit(db, hook, &s2), 0);
+    assert_int_equal(verso_begin(db), 0);
+    orm_item a = {.qty = 1};
+    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
+    a.qty = 2;
+    assert_int_equal(verso_update(db, &orm_item_def, &a, 0), 0);
+    assert_int_equal(verso_exec(db, "INSERT INTO item(name, qty) VALUES ('raw', 1);"
+                                    "UPDATE item SET qty = 9 WHERE name = 'raw'"),
+                     0);
+    assert_int_equal(verso_delete(db, &orm_item_def, a.id), 0);
+    assert_int_equal(s.calls, 0); /* not before the commit */
+    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s2.calls, 1);
+    assert_int_equal(s.n, 4);
+    assert_int_equal(s.ch[0].kind, VERSO_CHANGE_INSERT);
+    assert_int_equal(s.ch[1].kind, VERSO_CHANGE_UPDATE);
+    assert_int_equal(s.ch[2].kind, VERSO_CHANGE_INSERT); /* raw insert + update: one row */
+    assert_int_equal(s.ch[3].kind, VERSO_CHANGE_DELETE);
+    assert_int_equal(s.ch[3].id, a.id);
+    for (size_t i = 0; i < s.n; i++) {
+        assert_string_equal(s.tables[i], "item");
+        if (i)
+            assert_true(s.ch[i].version > s.ch[i - 1].version);
+    }
+    assert_int_equal(s.ch[3].version, head(db));
+
+    assert_int_equal(verso_on_commit_remove(db, hook, &s2), 0);
+    assert_int_equal(verso_on_commit_remove(db, hook, &s2), VERSO_ENOTFOUND);
+    orm_item b = {.qty = 1};
+    assert_int_equal(verso_insert(db, &orm_item_def, &b), 0); /* autocommit: one hook call */
+    assert_int_equal(s.calls, 2);
+    assert_int_equal(s2.calls, 1);
+    assert_int_equal(s.ch[4].version, b.version);
+    verso_db_close(db);
+}
+
+static void test_exec_errors_change_nothing(void **state)
+{
+    (void)state;
+    verso_db *db = open_items();
+    int64_t h = head(db);
+    assert_int_equal(verso_exec(db, "INSERT INTO item(qty) VALUES (1); INSERT INTO nosuch VALUES (1)"),
+                     VERSO_EDB);
+    assert_int_equal(count(db), 0);
+    assert_int_equal(head(db), h);
+    assert_int_equal(verso_exec(db, "COMMIT"), VERSO_ESTATE);
+    assert_int_equal(verso_exec(db, "INSERT INTO item(qty) VALUES (1), (2), (3)"), 0);
+    assert_int_equal(head(db), h + 3);
+    verso_db_close(db);
+}
+
+static void test_raw_handle_inside_transaction_is_caught(void **state)
+{
+    (void)state;
+    verso_db *db = open_items();
+    assert_int_equal(verso_begin(db), 0);
+    orm_item a = {.qty = 1};
+    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
+    /* a write behind verso's back would reuse version a.version: refused at commit */
+    struct sqlite3 *sq = verso_db_sqlite(db);
+    assert_non_null(sq);
+    assert_int_equal(sqlite3_exec(sq, "INSERT INTO item(qty) VALUES (5)", NULL, NULL, NULL), 0);
+    assert_int_equal(verso_commit(db), VERSO_ESTATE);
+    assert_int_equal(count(db), 0);
+    verso_db_close(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_commit_gives_each_row_a_version),
+        cmocka_unit_test(test_rollback_leaves_nothing),
+        cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_failed_statement_inside_transaction),
+        cmocka_unit_test(test_hooks_report_changes_in_order),
+        cmocka_unit_test(test_exec_errors_change_nothing),
+        cmocka_unit_test(test_raw_handle_inside_transaction_is_caught),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
