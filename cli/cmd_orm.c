@@ -458,7 +458,7 @@ static const cli_spec info_spec = {
 
 static int info_column(verso_buf *b, const verso_column *c, bool first)
 {
-    int rc = verso_buf_puts(b, first ? "{\"name\": " : ", {\"name\": ");
+    int rc = verso_buf_puts(b, first ? "\n      {\"name\": " : ",\n      {\"name\": ");
     if (rc == 0)
         rc = verso_json_string(b, c->name, strlen(c->name));
     if (rc == 0)
@@ -476,12 +476,12 @@ static int info_table(verso_buf *b, const verso_table *t, bool first)
     if (rc == 0)
         rc = verso_json_string(b, name, strlen(name));
     if (rc == 0)
-        rc = verso_buf_printf(b, ", \"replicated\": %s,\n     \"columns\": [",
+        rc = verso_buf_printf(b, ", \"replicated\": %s, \"columns\": [",
                               verso_table_is_replicated(t) ? "true" : "false");
     for (size_t i = 0; rc == 0 && i < verso_table_ncolumns(t); i++)
         rc = info_column(b, verso_table_column_at(t, i), i == 0);
     if (rc == 0)
-        rc = verso_buf_puts(b, "]}");
+        rc = verso_buf_puts(b, "\n    ]}");
     return rc;
 }
 

@@ -968,9 +968,13 @@ static int conv_value(verso_value *v, const cJSON *j, const verso_column *c, con
         return conv_fail(cv, rc, "column \"%s\": %s", c->name, "invalid UTF-8");
     if (rc < 0) {
         char what[96];
-        bool num = cJSON_IsNumber(j);
+        const char *why = "";
+        if (cJSON_IsNumber(j) && c->type == VERSO_INT64)
+            why = " that is not an integer in the int64 range";
+        else if (cJSON_IsNumber(j) && c->type == VERSO_DOUBLE)
+            why = " that is not a finite double";
         snprintf(what, sizeof what, "expected %s, got %s%s", verso_type_name(c->type),
-                 json_kind(j), num ? " that is not an exact int64 or finite double" : "");
+                 json_kind(j), why);
         return conv_fail(cv, VERSO_ETYPE, "column \"%s\": %s", c->name, what);
     }
     return 0;

@@ -550,6 +550,103 @@ static void test_changes_horizon(void **state)
     remove_db(db);
 }
 
+/* ---------------------------------------------------------------------
+ * docs/cli.md: every ```console block is run and its output compared
+ * ------------------------------------------------------------------ */
+
+static bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+/* Replaces every canonical UUID in s with "<uuid>" (identities differ per run). */
+static void mask_uuids(char *s)
+{
+    for (char *p = s; *p; p++) {
+        size_t i = 0;
+        for (; i < 36 && p[i]; i++)
+            if ((i == 8 || i == 13 || i == 18 || i == 23) ? p[i] != '-' : !is_hex(p[i]))
+                break;
+        if (i == 36) {
+            memcpy(p, "<uuid>", 6);
+            memmove(p + 6, p + 36, strlen(p + 36) + 1);
+        }
+    }
+}
+
+/* Runs one documented command in dir; compares with the documented output. */
+static void run_doc_command(const char *dir, const char *cmd, const char *expect)
+{
+    verso_buf sh = VERSO_BUF_INIT;
+    assert_int_equal(verso_buf_printf(&sh, "cd '%s' && { %s ; } 2>&1", dir, cmd), 0);
+    char *argv[] = {"/bin/sh", "-c", sh.data, NULL};
+    result r;
+    run_argv(&r, NULL, argv);
+    char *want = strdup(expect);
+    mask_uuids(r.out);
+    mask_uuids(want);
+    if (strcmp(r.out, want) != 0)
+        fail_msg("docs/cli.md: $ %s\n--- documented:\n%s--- actual:\n%s", cmd, want, r.out);
+    free(want);
+    result_free(&r);
+    verso_buf_free(&sh);
+}
+
+static void test_docs_examples(void **state)
+{
+    (void)state;
+    const char *src = getenv("VERSO_SOURCE_DIR");
+    char path[600], dir[600], bindir[600];
+    if (!src)
+        skip();
+    snprintf(path, sizeof path, "%s/docs/cli.md", src);
+    snprintf(dir, sizeof dir, "%s/cli_docs_%d", tmpdir, (int)getpid());
+    snprintf(bindir, sizeof bindir, "%s", verso_bin);
+    *strrchr(bindir, '/') = '\0';
+    verso_buf env = VERSO_BUF_INIT;
+    assert_int_equal(verso_buf_printf(&env, "%s:%s", bindir, getenv("PATH")), 0);
+    assert_int_equal(setenv("PATH", env.data, 1), 0);
+    verso_buf_free(&env);
+    assert_int_equal(mkdir(dir, 0700), 0);
+
+    char *doc = slurp(path);
+    verso_buf expect = VERSO_BUF_INIT;
+    const char *cmd = NULL;
+    bool in_block = false;
+    int ncommands = 0;
+    for (char *line = doc, *next; line && *line; line = next) {
+        char *nl = strchr(line, '\n');
+        next = nl ? nl + 1 : NULL;
+        if (nl)
+            *nl = '\0';
+        bool fence = strncmp(line, "```", 3) == 0;
+        if (!in_block) {
+            in_block = fence && strcmp(line, "```console") == 0;
+            continue;
+        }
+        if (cmd && (fence || strncmp(line, "$ ", 2) == 0)) {
+            run_doc_command(dir, cmd, expect.data ? expect.data : "");
+            verso_buf_clear(&expect);
+            cmd = NULL;
+            ncommands++;
+        }
+        if (fence)
+            in_block = false;
+        else if (strncmp(line, "$ ", 2) == 0)
+            cmd = line + 2;
+        else
+            assert_int_equal(verso_buf_printf(&expect, "%s\n", line), 0);
+    }
+    assert_true(ncommands >= 10);
+    verso_buf_free(&expect);
+    free(doc);
+
+    char *argv[] = {"rm", "-rf", dir, NULL};
+    result r;
+    run_argv(&r, NULL, argv);
+    result_free(&r);
+}
+
 int main(void)
 {
     const char *t = getenv("VERSO_TEST_TMP");
@@ -567,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_info),
         cmocka_unit_test(test_dump_load),
         cmocka_unit_test(test_changes_horizon),
+        cmocka_unit_test(test_docs_examples),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
