@@ -62,8 +62,7 @@ static int fail(const cli_spec *s, const char *fmt, ...)
 
 static int usage_error(const cli_spec *s, const char *what, const char *arg)
 {
-    fprintf(stderr, "verso %s: %s%s\nusage: verso %s %s\n", s->name, what, arg, s->name,
-            s->usage);
+    fprintf(stderr, "verso %s: %s%s\nusage: verso %s %s\n", s->name, what, arg, s->name, s->usage);
     return 2;
 }
 
@@ -252,14 +251,15 @@ static const cli_opt changes_opts[] = {
 static const cli_spec changes_spec = {
     .name = "changes",
     .usage = "DB [--since V] [--limit N] [--table T]...",
-    .help = "Prints the changes with a version above V, in version order, one JSON object\n"
-            "per line: {\"table\":T,\"id\":ID,\"version\":V,\"row\":{...}} for an insert or\n"
-            "update (the row as it is now), {\"table\":T,\"id\":ID,\"version\":V,\"deleted\":true}\n"
-            "for a delete. Each row appears once, at its latest version.\n\n"
-            "options:\n"
-            "  --since V   start after version V (default 0: everything)\n"
-            "  --limit N   print at most N changes (default: all)\n"
-            "  --table T   only table T; repeat for several tables (default: all)\n",
+    .help =
+        "Prints the changes with a version above V, in version order, one JSON object\n"
+        "per line: {\"table\":T,\"id\":ID,\"version\":V,\"row\":{...}} for an insert or\n"
+        "update (the row as it is now), {\"table\":T,\"id\":ID,\"version\":V,\"deleted\":true}\n"
+        "for a delete. Each row appears once, at its latest version.\n\n"
+        "options:\n"
+        "  --since V   start after version V (default 0: everything)\n"
+        "  --limit N   print at most N changes (default: all)\n"
+        "  --table T   only table T; repeat for several tables (default: all)\n",
     .npos = 1,
     .opts = changes_opts,
     .nopts = sizeof changes_opts / sizeof changes_opts[0],
@@ -493,9 +493,9 @@ static int info_json(verso_buf *b, verso_db *db)
     int rc;
     if ((rc = verso_db_info(&info, db)) < 0 || (rc = verso_cursor_get(&cur, db)) < 0)
         return rc;
-    rc = verso_buf_printf(b, "{\n  \"identity\": \"%s\",\n  \"head\": %" PRId64
-                             ",\n  \"horizon\": %" PRId64 ",\n",
-                          info.identity, info.head, info.horizon);
+    rc = verso_buf_printf(
+        b, "{\n  \"identity\": \"%s\",\n  \"head\": %" PRId64 ",\n  \"horizon\": %" PRId64 ",\n",
+        info.identity, info.head, info.horizon);
     if (rc == 0 && cur.master[0])
         rc = verso_buf_printf(b, "  \"cursor\": {\"master\": \"%s\", \"version\": %" PRId64 "},\n",
                               cur.master, cur.version);

@@ -695,8 +695,7 @@ fail:
 int verso_json_parse(verso_json **out, const char *text, size_t len, int max_depth,
                      const char **why)
 {
-    prescan ps = {text, len, 0, max_depth > 0 ? max_depth : JSON_DEFAULT_DEPTH,
-                  NULL, 0, 0, NULL};
+    prescan ps = {text, len, 0, max_depth > 0 ? max_depth : JSON_DEFAULT_DEPTH, NULL, 0, 0, NULL};
     cJSON *root = NULL;
     int rc;
     *out = NULL;
@@ -824,8 +823,8 @@ static int uuid_normalise(char *out, const char *s)
     for (size_t i = 0; i < 36; i++) {
         char c = s[i];
         bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-                                (c >= 'A' && c <= 'F')))
+        if (dash ? c != '-'
+                 : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
             return VERSO_ETYPE;
         out[i] = (c >= 'A' && c <= 'F') ? (char)(c - 'A' + 'a') : c;
     }
@@ -973,8 +972,8 @@ static int conv_value(verso_value *v, const cJSON *j, const verso_column *c, con
             why = " that is not an integer in the int64 range";
         else if (cJSON_IsNumber(j) && c->type == VERSO_DOUBLE)
             why = " that is not a finite double";
-        snprintf(what, sizeof what, "expected %s, got %s%s", verso_type_name(c->type),
-                 json_kind(j), why);
+        snprintf(what, sizeof what, "expected %s, got %s%s", verso_type_name(c->type), json_kind(j),
+                 why);
         return conv_fail(cv, VERSO_ETYPE, "column \"%s\": %s", c->name, what);
     }
     return 0;

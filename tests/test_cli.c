@@ -224,7 +224,7 @@ static void test_usage(void **state)
 
     verso(&r, NULL, "--help", NULL);
     expect_ok(&r);
-    static const char *const cmds[] = {"track", "changes", "dump", "load",
+    static const char *const cmds[] = {"track", "changes", "dump",      "load",
                                        "info",  "serve",   "replicate", "pull"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         assert_non_null(strstr(r.out, cmds[i]));
@@ -270,9 +270,9 @@ static void test_bad_arguments(void **state)
     db_path(db, sizeof db);
     make_pets(db);
     static const char *const bad[][2] = {
-        {"--since", "abc"}, {"--since", "-1"},    {"--since", "12x"},
-        {"--since", ""},    {"--limit", "0"},     {"--since", "99999999999999999999"},
-        {"--limit", "-5"},  {"--limit", " 5"},    {"--bogus", "1"},
+        {"--since", "abc"}, {"--since", "-1"}, {"--since", "12x"},
+        {"--since", ""},    {"--limit", "0"},  {"--since", "99999999999999999999"},
+        {"--limit", "-5"},  {"--limit", " 5"}, {"--bogus", "1"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         verso(&r, NULL, "changes", db, bad[i][0], bad[i][1], NULL);

@@ -101,8 +101,8 @@ static int teardown(void **state)
     return 0;
 }
 
-static void insert_note(verso_db *db, const char *title, double score, int64_t big,
-                        const void *raw, size_t rawlen, bool done)
+static void insert_note(verso_db *db, const char *title, double score, int64_t big, const void *raw,
+                        size_t rawlen, bool done)
 {
     note n = {.title = (char *)title, .score = score, .big = big, .done = done};
     n.raw.data = (void *)raw;
@@ -268,8 +268,8 @@ static void test_load_broken(void **state)
          VERSO_ETYPE, "row 2"},
         {"{\"verso\":1,\"tables\":{\"note\":[{\"title\":\"x\"},{\"nope\":1}]}}", VERSO_EINVAL,
          "nope"},
-        {"{\"verso\":1,\"tables\":{\"note\":[{\"title\":\"x\"}],\"missing\":[]}}",
-         VERSO_ENOTFOUND, "missing"},
+        {"{\"verso\":1,\"tables\":{\"note\":[{\"title\":\"x\"}],\"missing\":[]}}", VERSO_ENOTFOUND,
+         "missing"},
         {"{\"verso\":1,\"tables\":{\"note\":[{\"title\":\"x\"},{\"title\":null}]}}",
          VERSO_ECONSTRAINT, "row 1"},
         {"{\"verso\":1,\"tables\":{\"tag\":[{\"label\":\"x\"},{\"label\":\"x\"}]}}",
@@ -293,8 +293,7 @@ static void test_load_broken(void **state)
             fail_msg("case %zu: got %s (%s), want %s", i, verso_errname(rc), verso_errmsg(d->a),
                      verso_errname(cases[i].code));
         if (!strstr(verso_errmsg(d->a), cases[i].needle))
-            fail_msg("case %zu: message <%s> lacks <%s>", i, verso_errmsg(d->a),
-                     cases[i].needle);
+            fail_msg("case %zu: message <%s> lacks <%s>", i, verso_errmsg(d->a), cases[i].needle);
         assert_true(head_of(d->a) == head);
         char *after = dump(d->a, NULL);
         assert_string_equal(before, after);

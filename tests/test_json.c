@@ -145,8 +145,16 @@ static void test_write_double(void **state)
     v.u.d = 0.1 + 0.2;
     check_value(&v, VERSO_DOUBLE, "0.30000000000000004");
 
-    const double samples[] = {DBL_MIN, DBL_MAX, -DBL_MAX, DBL_EPSILON, 1.0 / 3, 2.0 / 3,
-                              9007199254740993.0, 1e15, 123456789012345678.0, 5e-324};
+    const double samples[] = {DBL_MIN,
+                              DBL_MAX,
+                              -DBL_MAX,
+                              DBL_EPSILON,
+                              1.0 / 3,
+                              2.0 / 3,
+                              9007199254740993.0,
+                              1e15,
+                              123456789012345678.0,
+                              5e-324};
     verso_buf b = VERSO_BUF_INIT;
     for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
         verso_buf_clear(&b);
@@ -195,7 +203,7 @@ static void test_write_string_escapes(void **state)
     check_string("a\0b", 3, "\"a\\u0000b\"");
     /* 2-, 3- and 4-byte sequences pass through unchanged. */
     check_string("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9,
-                  "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+                 "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
     check_string("\xef\xbf\xbf\xf4\x8f\xbf\xbf", 7, "\"\xef\xbf\xbf\xf4\x8f\xbf\xbf\"");
     /* Long strings with escapes spread out (buffer growth while escaping). */
     char big[5000];
@@ -222,11 +230,12 @@ static void test_write_invalid_utf8(void **state)
         "\xed\xa0\x80",     /* U+D800 */
         "\xed\xbf\xbf",     /* U+DFFF */
         "\xf4\x90\x80\x80", /* U+110000 */
-        "\xf5\x80\x80\x80", "\xff",
-        "\xe2\x82",         /* truncated */
-        "\xf0\x9f\x98",     /* truncated */
-        "\xc3",             /* truncated */
-        "\xc3\x28",         /* bad continuation */
+        "\xf5\x80\x80\x80",
+        "\xff",
+        "\xe2\x82",     /* truncated */
+        "\xf0\x9f\x98", /* truncated */
+        "\xc3",         /* truncated */
+        "\xc3\x28",     /* bad continuation */
     };
     verso_buf b = VERSO_BUF_INIT;
     assert_int_equal(verso_buf_puts(&b, "keep"), 0);
@@ -341,11 +350,9 @@ static void test_parse_numbers_in_order(void **state)
     assert_true(v == 1);
     assert_int_equal(verso_json_int64(&v, cJSON_GetArrayItem(a, 1)), 0);
     assert_true(v == -2);
-    assert_int_equal(verso_json_int64(&v, cJSON_GetObjectItem(cJSON_GetArrayItem(a, 2), "b")),
-                     0);
+    assert_int_equal(verso_json_int64(&v, cJSON_GetObjectItem(cJSON_GetArrayItem(a, 2), "b")), 0);
     assert_true(v == INT64_MAX);
-    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(a, 2), "s")->valuestring,
-                        "3 4 [5]");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(a, 2), "s")->valuestring, "3 4 [5]");
     assert_int_equal(verso_json_int64(&v, cJSON_GetObjectItem(root, "c")), 0);
     assert_true(v == INT64_MIN);
     cJSON *half = cJSON_GetArrayItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "d"), 0), 0);
@@ -437,12 +444,12 @@ static void test_parse_malformed(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "",        " ",          "{",         "}",          "[1,]",       "[1 2]",
-        "{\"a\"}", "{\"a\":}",   "{'a':1}",   "{a:1}",      "01",         "-01",
-        "1.",      ".5",         "-",         "+1",         "1e",         "1e+",
-        "0x10",    "[1] x",      "{} {}",     "\"abc",      "\"\\x\"",    "\"a\nb\"",
-        "\"\t\"",  "\"\\u12\"",  "\"\\u12g4\"", "nul",      "tru",        "NaN",
-        "Infinity", "[-Infinity]", "1.2.3",   "\"\\",       "[1,2",       "{\"a\":1,}",
+        "",         " ",           "{",           "}",     "[1,]",    "[1 2]",
+        "{\"a\"}",  "{\"a\":}",    "{'a':1}",     "{a:1}", "01",      "-01",
+        "1.",       ".5",          "-",           "+1",    "1e",      "1e+",
+        "0x10",     "[1] x",       "{} {}",       "\"abc", "\"\\x\"", "\"a\nb\"",
+        "\"\t\"",   "\"\\u12\"",   "\"\\u12g4\"", "nul",   "tru",     "NaN",
+        "Infinity", "[-Infinity]", "1.2.3",       "\"\\",  "[1,2",    "{\"a\":1,}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = parse_code(bad[i], 0);
@@ -685,8 +692,8 @@ static void test_to_values_errors(void **state)
     check_reject(f, "{\"ref\":\"0f8fad5bxd9cb-469f-a165-70867728950e\"}", VERSO_ETYPE, "UUID");
     check_reject(f, "{\"ref\":\"0g8fad5b-d9cb-469f-a165-70867728950e\"}", VERSO_ETYPE, "UUID");
     check_reject(f, "{\"ref\":5}", VERSO_ETYPE, "\"ref\"");
-    static const char *const bad64[] = {"Zg=", "Zg", "Z===", "Zg=a", "Zh==", "Zm9=", "Zm 9v",
-                                        "Zm9v\n", "=Zm9", "Zm9v====", "Zm9!"};
+    static const char *const bad64[] = {
+        "Zg=", "Zg", "Z===", "Zg=a", "Zh==", "Zm9=", "Zm 9v", "Zm9v\n", "=Zm9", "Zm9v====", "Zm9!"};
     for (size_t i = 0; i < sizeof bad64 / sizeof bad64[0]; i++) {
         char text[64];
         snprintf(text, sizeof text, "{\"data\":\"%s\"}", bad64[i]);
