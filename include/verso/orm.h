@@ -564,8 +564,14 @@ int verso_json_int64(int64_t *out, const struct cJSON *number);
  * Converts a JSON object into (column, value) pairs for table t, checking
  * names and types. *cols and *vals are allocated (free both with
  * verso_free()); values borrow strings from obj, blobs are decoded into
- * memory owned by *vals's allocation. Errors: VERSO_EINVAL (unknown column,
- * not an object: msg in why), VERSO_ETYPE (wrong type, naming the column).
+ * memory owned by *vals's allocation. Accepted per column type: int64 an
+ * exact integer; double any finite number; bool true/false; text a string;
+ * uuid a canonical 8-4-4-4-12 hex string (given as VERSO_UUID, lower case);
+ * blob a padded base64 string; any column type: any scalar; null always
+ * (NOT NULL is left to the database). The version column is converted like
+ * any int64 column. Errors: VERSO_EINVAL (unknown or repeated column, not an
+ * object), VERSO_ETYPE (wrong type, naming the column), VERSO_EUTF8 (text of
+ * a tree built in C), VERSO_ENOMEM; the reason goes to why (may be NULL).
  */
 int verso_json_to_values(const char ***cols, verso_value **vals, size_t *n, const verso_table *t,
                          const struct cJSON *obj, char *why, size_t whylen);
@@ -577,12 +583,22 @@ int verso_json_to_values(const char ***cols, verso_value **vals, size_t *n, cons
 /*
  * Writes tracked tables as a JSON fixture to b:
  * {"verso":1,"tables":{"t":[{row},...],...}} ; table NULL = all tables.
+ * Rows are in id order, without the version column (a fixture is data, not
+ * history), all read from one snapshot. On error b is left as it was.
+ * Errors: VERSO_ENOTFOUND (no such tracked table), VERSO_EDB.
  */
 int verso_dump(verso_buf *b, verso_db *db, const char *table);
 
 /*
  * Loads a fixture (the format of verso_dump) in one transaction: rows are
  * upserted by id and get new versions. All or nothing.
+ * A row whose id exists is updated (only the columns it names); another row
+ * is inserted with its id, or a new id when it has none; a version column in
+ * a row is ignored. The tables must be tracked already.
+ * Errors: VERSO_EJSON, VERSO_EUTF8 (malformed text), VERSO_EINVAL (not a
+ * fixture, unknown column), VERSO_ENOTFOUND (unknown table), VERSO_ETYPE,
+ * VERSO_ECONSTRAINT, VERSO_EREADONLY, VERSO_ESTATE (inside a transaction);
+ * verso_errmsg() names the table and the row index.
  */
 int verso_load(verso_db *db, const char *json, size_t len);
 
