@@ -715,6 +715,36 @@ static void test_to_values_errors(void **state)
     cJSON_Delete(obj);
 }
 
+/* Random binary of every length up to 100 survives base64 both ways. */
+static void test_blob_roundtrip(void **state)
+{
+    fixture *f = *state;
+    unsigned char bytes[100];
+    uint32_t x = 2463534242u;
+    for (size_t len = 0; len <= sizeof bytes; len++) {
+        for (size_t i = 0; i < len; i++) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            bytes[i] = (unsigned char)(i % 7 == 0 ? 0 : x);
+        }
+        verso_value v = {.type = VERSO_BLOB, .u.b = {bytes, len}};
+        verso_buf b = VERSO_BUF_INIT;
+        assert_int_equal(verso_buf_puts(&b, "{\"data\":"), 0);
+        assert_int_equal(verso_json_value(&b, &v, VERSO_BLOB), 0);
+        assert_int_equal(verso_buf_puts(&b, "}"), 0);
+        assert_int_equal(b.len, 11 + (len + 2) / 3 * 4); /* {"data":"..."} */
+        converted c;
+        assert_int_equal(convert(&c, f->item, b.data), 0);
+        assert_int_equal(c.vals[0].type, VERSO_BLOB);
+        assert_int_equal(c.vals[0].u.b.n, len);
+        if (len)
+            assert_memory_equal(c.vals[0].u.b.p, bytes, len);
+        converted_free(&c);
+        verso_buf_free(&b);
+    }
+}
+
 /* Inserts from JSON, reads back through a query and the row writer. */
 static void test_row_roundtrip(void **state)
 {
@@ -805,6 +835,7 @@ int main(void)
         cmocka_unit_test(test_parse_write_roundtrip),
         cmocka_unit_test_setup_teardown(test_to_values_types, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_to_values_errors, setup_db, teardown_db),
+        cmocka_unit_test_setup_teardown(test_blob_roundtrip, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_row_roundtrip, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_feed_entries, setup_db, teardown_db),
     };
