@@ -1,12 +1,134 @@
-/* Placeholder until rest/ lands (issue 3): replaced by the REST helper. */
+/*
+ * verso serve DB [--host H] [--port P] [--config FILE]
+ *
+ * Serves the tracked tables of DB over REST/JSON until SIGINT or SIGTERM,
+ * then stops cleanly. Prints the URL it listens on (one line on stdout).
+ * The config file (--config, else $VERSO_CONFIG) holds access tokens,
+ * limits, TLS paths, host and port; the options win over the file.
+ */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "verso/rest.h"
+
+typedef struct serve_args {
+    const char *db;
+    const char *host;
+    const char *port;
+    const char *config;
+} serve_args;
+
+typedef struct serve_option {
+    const char *name;
+    size_t offset; /* of the const char * in serve_args */
+} serve_option;
+
+static const serve_option k_options[] = {
+    {.name = "--host", .offset = offsetof(serve_args, host)},
+    {.name = "--port", .offset = offsetof(serve_args, port)},
+    {.name = "--config", .offset = offsetof(serve_args, config)},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: verso serve DB [--host H] [--port P] [--config FILE]\n"
+                 "  DB              the database file (must exist)\n"
+                 "  --host H        bind address (default 127.0.0.1; any other address\n"
+                 "                  needs an access token in the config file)\n"
+                 "  --port P        TCP port (default 8080; 0 = any free port)\n"
+                 "  --config FILE   tokens, limits and TLS (default $VERSO_CONFIG);\n"
+                 "                  format in docs/rest.md\n");
+}
+
+static int usage_error(const char *what, const char *arg)
+{
+    fprintf(stderr, "verso serve: %s%s\n", what, arg);
+    usage(stderr);
+    return 2;
+}
+
+/* 0 ok, 1 --help, 2 usage error (reported). */
+static int parse_args(serve_args *a, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        size_t k = 0;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+        if (argv[i][0] != '-') {
+            if (a->db)
+                return usage_error("unexpected argument ", argv[i]);
+            a->db = argv[i];
+            continue;
+        }
+        while (k < sizeof(k_options) / sizeof(k_options[0]) && strcmp(k_options[k].name, argv[i]))
+            k++;
+        if (k == sizeof(k_options) / sizeof(k_options[0]))
+            return usage_error("unknown option ", argv[i]);
+        if (i + 1 == argc)
+            return usage_error("missing value for ", argv[i]);
+        *(const char **)((char *)a + k_options[k].offset) = argv[++i];
+    }
+    return a->db ? 0 : usage_error("missing argument ", "DB");
+}
+
+static int parse_port(int *out, const char *s)
+{
+    char *end = NULL;
+    long v;
+
+    if (!s) {
+        *out = VERSO_REST_PORT_CONFIG;
+        return 0;
+    }
+    v = strtol(s, &end, 10);
+    if (!*s || *end || v < 0 || v > 65535)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* Blocks the stop signals in every thread, then waits for one here. */
+static void wait_for_stop(const sigset_t *set)
+{
+    int sig = 0;
+
+    sigwait(set, &sig);
+}
 
 int verso_cli_serve(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "verso serve: not available in this build\n");
-    return 1;
+    serve_args a = {0};
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    verso_rest *srv = NULL;
+    char why[512] = "";
+    const char *host;
+    sigset_t set;
+    int rc = parse_args(&a, argc, argv);
+
+    if (rc)
+        return rc == 1 ? (usage(stdout), 0) : rc;
+    if (parse_port(&o.port, a.port) < 0)
+        return usage_error("--port needs a number from 0 to 65535, not ", a.port);
+    o.db_path = a.db;
+    o.host = a.host;
+    o.config_path = a.config ? a.config : getenv("VERSO_CONFIG");
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (verso_rest_start(&srv, NULL, &o, why, sizeof(why)) < 0) {
+        fprintf(stderr, "verso serve: %s\n", why);
+        return 1;
+    }
+    host = verso_rest_host(srv);
+    printf("%s://%s%s%s:%d/\n", verso_rest_tls(srv) ? "https" : "http",
+           strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", verso_rest_port(srv));
+    fflush(stdout);
+    wait_for_stop(&set);
+    verso_rest_stop(srv);
+    return 0;
 }

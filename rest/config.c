@@ -141,6 +141,8 @@ static int parse_line(verso__config *c, char *line)
         return 0;
     if (!strcmp(w[0], "token"))
         return add_grant(c, w, nw);
+    if (!strcmp(w[0], "client-token"))
+        return 0;
     for (size_t i = 0; i < sizeof(k_settings) / sizeof(k_settings[0]); i++)
         if (!strcmp(k_settings[i].name, w[0]))
             return nw == 2 ? set_value(c, &k_settings[i], w[1]) : VERSO_EINVAL;

@@ -353,6 +353,11 @@ int verso_rest_port(const verso_rest *srv)
     return srv ? srv->port : -1;
 }
 
+const char *verso_rest_host(const verso_rest *srv)
+{
+    return srv ? srv->cfg.host : NULL;
+}
+
 bool verso_rest_tls(const verso_rest *srv)
 {
     return srv && srv->tls;

@@ -83,6 +83,7 @@ typedef struct verso_rest_limits {
  *     tls-key  /path/key.pem
  *     max-body 1048576          (and the other limits, dashed names)
  *     token <sha256-hex of the token> <role> [<table>]
+ *     client-token <token>      (read by the sync clients; ignored here)
  * role is one of read, write, replicate, admin; without a table the role
  * applies to every table and to the server's own routes. Only SHA-256 hashes
  * are stored; comparisons are constant-time. Values given in these options
@@ -146,6 +147,9 @@ void verso_rest_stop(verso_rest *srv);
 
 /* The port the server listens on (the real one when 0 was asked). Any thread. */
 int verso_rest_port(const verso_rest *srv);
+
+/* The address the server is bound to (borrowed for the life of srv). Any thread. */
+const char *verso_rest_host(const verso_rest *srv);
 
 /* True when the server serves HTTPS. Any thread. */
 bool verso_rest_tls(const verso_rest *srv);
