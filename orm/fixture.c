@@ -72,8 +72,9 @@ static int dump_tables(verso_buf *b, verso_db *db, const char *table)
     return rc;
 }
 
-/* All tables are read in one read transaction (one snapshot) unless the
- * caller's write transaction is open, which already gives one. */
+/* All tables are read in one read transaction (one snapshot) unless a
+ * transaction is open on the connection already (the caller's write
+ * transaction, an open feed), which gives one. */
 int verso_dump(verso_buf *b, verso_db *db, const char *table)
 {
     size_t start = b->len;
@@ -84,7 +85,7 @@ int verso_dump(verso_buf *b, verso_db *db, const char *table)
         rc = verso__err(db, VERSO_ENOTFOUND, "no tracked table named %s", table);
         goto done;
     }
-    if (!verso_in_transaction(db)) {
+    if (sqlite3_get_autocommit(db->sq)) {
         if ((rc = verso__exec(db, "BEGIN")) < 0)
             goto done;
         snapshot = true;

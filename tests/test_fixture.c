@@ -311,6 +311,30 @@ static void test_load_in_transaction(void **state)
     assert_int_equal(load(d->a, "{\"verso\":1,\"tables\":{}}"), 0);
 }
 
+/* Inside a write transaction the dump sees its writes; with a feed open on
+ * the handle it reads the feed's snapshot. */
+static void test_dump_in_transaction(void **state)
+{
+    dbs *d = *state;
+    assert_int_equal(verso_begin(d->a), 0);
+    insert_note(d->a, "pending", 1, 1, NULL, 0, false);
+    char *in = dump(d->a, "note");
+    assert_non_null(strstr(in, "pending"));
+    assert_int_equal(verso_rollback(d->a), 0);
+    char *out = dump(d->a, "note");
+    assert_null(strstr(out, "pending"));
+
+    verso_feed *feed = NULL;
+    verso_feed_options o = VERSO_FEED_OPTIONS_INIT;
+    assert_int_equal(verso_feed_open(&feed, d->a, &o), 0);
+    char *during = dump(d->a, "note");
+    assert_string_equal(during, out);
+    verso_feed_close(feed);
+    free(in);
+    free(out);
+    free(during);
+}
+
 int main(void)
 {
     const char *t = getenv("VERSO_TEST_TMP");
@@ -321,6 +345,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_upsert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_broken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_in_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dump_in_transaction, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
