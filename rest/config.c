@@ -132,12 +132,15 @@ static int parse_line(verso__config *c, char *line)
     char *w[5], *save = NULL;
     size_t nw = 0;
 
+    line += strspn(line, " \t\r");
+    if (*line == '#')
+        return 0;
     for (char *t = strtok_r(line, " \t\r", &save); t; t = strtok_r(NULL, " \t\r", &save)) {
         if (nw == 5)
             return VERSO_EINVAL;
         w[nw++] = t;
     }
-    if (!nw || w[0][0] == '#')
+    if (!nw)
         return 0;
     if (!strcmp(w[0], "token"))
         return add_grant(c, w, nw);
