@@ -131,30 +131,20 @@ static size_t strip_row(const char **cols, verso_value *vals, size_t n, const ve
     return k;
 }
 
-/* Upsert: update the row with that id if it exists, else insert it with that id. */
+/* Upsert: update the row with that id if it exists (the update checks that
+ * first, writing nothing otherwise), else insert it with that id. */
 static int load_row(verso_db *db, const verso_table *t, const char **cols, verso_value *vals,
                     size_t n)
 {
     const verso_value *id;
+    const char *name = verso_table_name(t);
     n = strip_row(cols, vals, n, t, &id);
     if (id && id->u.i != 0) {
-        /* The update names every column but the id. */
-        size_t idpos = (size_t)(id - vals);
-        verso_value idv = *id;
-        const char *idname = cols[idpos];
-        memmove(&cols[idpos], &cols[idpos + 1], (n - idpos - 1) * sizeof *cols);
-        memmove(&vals[idpos], &vals[idpos + 1], (n - idpos - 1) * sizeof *vals);
-        int64_t count = 0;
-        verso_cond c = {idname, VERSO_EQ, idv, NULL, 0};
-        int rc = verso_count(&count, db, verso_table_name(t), &c, 1);
-        if (rc < 0 || (count > 0 && n == 1))
+        int rc = verso_row_update(NULL, db, name, id->u.i, cols, vals, n, 0);
+        if (rc != VERSO_ENOTFOUND)
             return rc;
-        if (count > 0)
-            return verso_row_update(NULL, db, verso_table_name(t), idv.u.i, cols, vals, n - 1, 0);
-        cols[n - 1] = idname;
-        vals[n - 1] = idv;
     }
-    return verso_row_insert(NULL, NULL, db, verso_table_name(t), cols, vals, n);
+    return verso_row_insert(NULL, NULL, db, name, cols, vals, n);
 }
 
 static int load_table(verso_db *db, const cJSON *rows, loader *ld)
