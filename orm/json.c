@@ -622,6 +622,9 @@ static int prescan_run(prescan *ps)
             if (!utf8_seq(t + ps->pos, ps->len - ps->pos))
                 return prescan_fail(ps, VERSO_EUTF8, "invalid UTF-8");
             return prescan_fail(ps, VERSO_EJSON, "unexpected character");
+        } else if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            /* cJSON would skip any control character as whitespace */
+            return prescan_fail(ps, VERSO_EJSON, "control character");
         } else {
             ps->pos++;
         }

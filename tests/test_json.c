@@ -467,6 +467,10 @@ static void test_parse_malformed(void **state)
     assert_int_equal(cJSON_GetArraySize(verso_json_root(doc)), 2);
     verso_json_free(doc);
     assert_int_equal(verso_json_parse(&doc, "\"a\0b\"", 5, 0, &why), VERSO_EJSON);
+    assert_int_equal(verso_json_parse(&doc, "[1,\0 2]", 6, 0, &why), VERSO_EJSON);
+    assert_int_equal(parse_code("[1,\x01 2]", 0), VERSO_EJSON);
+    assert_int_equal(parse_code("\xef\xbb\xbf[1]", 0), VERSO_EJSON); /* no byte order mark */
+    assert_int_equal(parse_code(" \t\r\n[1 ,\t2 ]\n", 0), 0);
 }
 
 static void test_parse_write_roundtrip(void **state)
