@@ -234,8 +234,16 @@ int verso_cli_track(int argc, char **argv)
         status = db_fail(s, db, rc);
         goto done;
     }
-    printf("tracked %s (version column \"%s\"), head %" PRId64 "\n", a.pos[1],
-           a.column ? a.column : "version", info.head);
+    const verso_table *t = verso_db_table(db, a.pos[1]);
+    if (!t && (rc = verso_db_refresh_schema(db)) == 0)
+        t = verso_db_table(db, a.pos[1]);
+    if (!t) {
+        status = fail(s, "%s is not listed as tracked after tracking it", a.pos[1]);
+        goto done;
+    }
+    const verso_column *vc = verso_table_column_at(t, (size_t)verso_table_version_index(t));
+    printf("tracked %s (version column \"%s\"), head %" PRId64 "\n", verso_table_name(t), vc->name,
+           info.head);
     status = flush_out(s);
 done:
     verso_db_close(db);

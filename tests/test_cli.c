@@ -345,6 +345,10 @@ static void test_track_and_changes(void **state)
     expect_ok(&r);
     assert_non_null(strstr(r.out, "\"rev\""));
     result_free(&r);
+    verso(&r, NULL, "track", db, "toys", NULL); /* again: reports the existing column */
+    expect_ok(&r);
+    assert_non_null(strstr(r.out, "tracked toys (version column \"rev\")"));
+    result_free(&r);
     verso(&r, NULL, "changes", db, "--table", "toys", NULL);
     expect_ok(&r);
     assert_int_equal(check_changes(r.out, 0, "toys"), 2);
