@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,7 +138,7 @@ int verso_json_string(verso_buf *b, const char *s, size_t n)
     const unsigned char *end = p + n;
     size_t start = b->len;
     /* Room for every byte copied as is, the quotes and one escape. */
-    if (verso_buf_reserve(b, n + 8) < 0)
+    if (n > SIZE_MAX / 2 || verso_buf_reserve(b, n + 8) < 0)
         return VERSO_ENOMEM;
     b->data[b->len++] = '"';
     while (p < end) {
@@ -310,8 +311,10 @@ static int put_base64(verso_buf *b, const unsigned char *p, size_t n)
 {
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (n > SIZE_MAX / 2)
+        return VERSO_ENOMEM;
     size_t need = base64_encoded_len(n) + 2;
-    if (need < n || verso_buf_reserve(b, need) < 0)
+    if (verso_buf_reserve(b, need) < 0)
         return VERSO_ENOMEM;
     char *o = b->data + b->len;
     *o++ = '"';
