@@ -35,6 +35,13 @@ static const method_token k_methods[] = {
     {.token = WSI_TOKEN_OPTIONS_URI, .method = VERSO__OPTIONS},
 };
 
+/* The next request's headers must arrive within the header time limit: a
+ * client trickling them, or idling, is dropped. */
+void verso__http_arm_timeout(verso_rest *srv, struct lws *wsi)
+{
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (srv->cfg.limits.header_timeout_ms + 999) / 1000);
+}
+
 size_t verso__http_pss_size(void)
 {
     return sizeof(conn);
@@ -126,7 +133,10 @@ static int send_response(verso_rest *srv, struct lws *wsi, conn *c, const verso_
     if (close)
         return 0;
     c->state = ST_IDLE;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    if (lws_http_transaction_completed(wsi))
+        return -1;
+    verso__http_arm_timeout(srv, wsi);
+    return 0;
 }
 
 static void resp_init(verso__resp *rs, verso_rest *srv)
@@ -219,6 +229,40 @@ static const char *header(struct lws *wsi, enum lws_token_indexes tok, char *buf
     return buf;
 }
 
+/* Strict UTF-8: no overlongs, surrogates or code points above U+10FFFF. */
+static bool utf8_valid(const unsigned char *s)
+{
+    while (*s) {
+        unsigned c = *s, n = c < 0x80             ? 0
+                             : (c & 0xe0) == 0xc0 ? 1
+                             : (c & 0xf0) == 0xe0 ? 2
+                             : (c & 0xf8) == 0xf0 ? 3
+                                                  : 9;
+        uint32_t cp = n == 0 ? c : n == 1 ? c & 0x1f : n == 2 ? c & 0x0f : c & 0x07;
+        if (n == 9)
+            return false;
+        for (unsigned i = 1; i <= n; i++) {
+            if ((s[i] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        s += n + 1;
+    }
+    return true;
+}
+
+static bool params_valid(const verso__param *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!utf8_valid((const unsigned char *)p[i].key) ||
+            !utf8_valid((const unsigned char *)p[i].value))
+            return false;
+    return true;
+}
+
 static int process(verso_rest *srv, struct lws *wsi, conn *c)
 {
     char authz[512], ifm[64], ifnm[64];
@@ -238,7 +282,10 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c)
                          header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz)));
     if (rq.method == VERSO__HEAD)
         rq.method = VERSO__GET;
-    verso__dispatch(&rq, &rs);
+    if (!params_valid(rq.params, rq.nparams) || !utf8_valid((const unsigned char *)rq.path))
+        verso__error(&rs, 400, "the URL is not valid UTF-8");
+    else
+        verso__dispatch(&rq, &rs);
     verso_buf_clear(&c->body);
     return send_response(srv, wsi, c, &rs, false);
 }
@@ -261,6 +308,7 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
     size_t urllen = strlen(uri) + (size_t)lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
 
     clock_gettime(CLOCK_MONOTONIC, &c->t0);
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     c->state = ST_IDLE;
     c->method = method_of(wsi);
     verso_buf_clear(&c->path);

@@ -127,8 +127,12 @@ static int typed_value(verso_value *v, const verso_column *c, const char *s)
     }
 }
 
+/* Names are quoted back only when they are plain identifiers. */
 static int bad(verso__resp *rs, const char *what, const char *name)
 {
+    if (name && (!*name || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789_") != strlen(name)))
+        name = "(not a valid name)";
     verso__error(rs, 400, "%s%s%.64s", what, name ? ": " : "", name ? name : "");
     return VERSO_EINVAL;
 }

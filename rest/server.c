@@ -56,6 +56,9 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     verso_rest *srv = lws_context_user(lws_get_context(wsi));
 
     switch (reason) {
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        verso__http_arm_timeout(srv, wsi);
+        break;
     case LWS_CALLBACK_HTTP:
         return verso__http_request(srv, wsi, user, in);
     case LWS_CALLBACK_HTTP_BODY:
@@ -228,6 +231,7 @@ static int make_context(verso_rest *srv, char *why, size_t whylen)
     info.max_http_header_data = (unsigned short)(hdr > 65535 ? 65535 : hdr);
     info.timeout_secs = (unsigned)(l->header_timeout_ms + 999) / 1000;
     info.keepalive_timeout = (int)info.timeout_secs;
+    info.timeout_secs_ah_idle = info.timeout_secs;
     info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     if (!strchr(srv->cfg.host, ':'))
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;

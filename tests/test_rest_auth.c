@@ -5,9 +5,9 @@
 enum { R_NONE, R_BAD, R_READ, R_WRITE, R_REPL, R_ADMIN, R_OTHER, R_ITEMS, NROLES };
 
 static const char *const k_tokens[NROLES] = {
-    [R_NONE] = NULL,           [R_BAD] = "not-a-known-token", [R_READ] = "tok-read",
-    [R_WRITE] = "tok-write",   [R_REPL] = "tok-replicate",    [R_ADMIN] = "tok-admin",
-    [R_OTHER] = "tok-other",   [R_ITEMS] = "tok-items-writer",
+    [R_NONE] = NULL,         [R_BAD] = "not-a-known-token",  [R_READ] = "tok-read",
+    [R_WRITE] = "tok-write", [R_REPL] = "tok-replicate",     [R_ADMIN] = "tok-admin",
+    [R_OTHER] = "tok-other", [R_ITEMS] = "tok-items-writer",
 };
 
 static rc_env g_env;
@@ -28,9 +28,9 @@ static void sha256_hex(char out[65], const char *s)
 
 static int setup(void **state)
 {
-    static const char *const roles[NROLES] = {[R_READ] = "read",      [R_WRITE] = "write",
-                                              [R_REPL] = "replicate", [R_ADMIN] = "admin",
-                                              [R_OTHER] = "write other", [R_ITEMS] = "write items"};
+    static const char *const roles[NROLES] = {
+        [R_READ] = "read",   [R_WRITE] = "write",       [R_REPL] = "replicate",
+        [R_ADMIN] = "admin", [R_OTHER] = "write other", [R_ITEMS] = "write items"};
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
     char text[2048] = "# tokens for the auth test\nmax-body 65536\nclient-token ignored\n", h[65];
     char *cfg;
@@ -62,7 +62,10 @@ typedef struct cell {
     long want[NROLES];
 } cell;
 
-#define OPEN {200, 200, 200, 200, 200, 200, 200, 200}
+#define OPEN                                                                                       \
+    {                                                                                              \
+        200, 200, 200, 200, 200, 200, 200, 200                                                     \
+    }
 
 static const cell k_matrix[] = {
     {"GET", "/_health", NULL, OPEN},
@@ -70,14 +73,19 @@ static const cell k_matrix[] = {
     {"GET", "/_status", NULL, {401, 401, 403, 403, 403, 200, 403, 403}},
     {"GET", "/_metrics", NULL, {401, 401, 403, 403, 403, 200, 403, 403}},
     {"GET", "/_changes?since=0&limit=5", NULL, {401, 401, 403, 403, 200, 200, 403, 403}},
-    {"GET", "/_changes?since=0&limit=5&tables=items", NULL, {401, 401, 403, 403, 200, 200, 403, 403}},
+    {"GET",
+     "/_changes?since=0&limit=5&tables=items",
+     NULL,
+     {401, 401, 403, 403, 200, 200, 403, 403}},
     {"GET", "/items", NULL, {401, 401, 200, 200, 200, 200, 403, 200}},
     {"GET", "/items/%d", NULL, {401, 401, 200, 200, 200, 200, 403, 200}},
     {"POST", "/items", "{\"name\":\"x\"}", {401, 401, 403, 201, 403, 201, 403, 201}},
     {"PUT", "/items/%d", "{\"qty\":1}", {401, 401, 403, 200, 403, 200, 403, 200}},
     {"PATCH", "/items/%d", "{\"qty\":2}", {401, 401, 403, 200, 403, 200, 403, 200}},
     {"DELETE", "/items/%d", NULL, {401, 401, 403, 204, 403, 204, 403, 204}},
-    {"POST", "/_batch", "[{\"op\":\"insert\",\"table\":\"items\",\"row\":{\"name\":\"b\"}}]",
+    {"POST",
+     "/_batch",
+     "[{\"op\":\"insert\",\"table\":\"items\",\"row\":{\"name\":\"b\"}}]",
      {401, 401, 403, 200, 403, 200, 403, 200}},
 };
 
@@ -139,9 +147,9 @@ static void test_error_bodies(void **state)
     assert_string_equal(rc_error_code(j), "forbidden");
     cJSON_Delete(j);
     rt_resp_free(&r);
-    assert_int_equal(rc_status(&g_env, "GET", "/items", NULL,
-                               (const char *[]){"Authorization: Bearer ", NULL}),
-                     401);
+    assert_int_equal(
+        rc_status(&g_env, "GET", "/items", NULL, (const char *[]){"Authorization: Bearer ", NULL}),
+        401);
     assert_int_equal(rc_status(&g_env, "GET", "/items", NULL,
                                (const char *[]){"Authorization: Bearer tok-read ", NULL}),
                      401);
