@@ -1,0 +1,372 @@
+/* The WebSocket seam that sync/ builds on: a handler mounted through
+ * verso_rest_options echoes messages back to a libwebsockets client; the
+ * tick and wake callbacks, status_json and metrics_text, the role check at
+ * the upgrade, and the message size limit. */
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "rest_common.h"
+
+/* ---- server side: an echo endpoint ---- */
+
+typedef struct echo_conn {
+    verso_buf queue[64];
+    size_t head, tail;
+} echo_conn;
+
+static atomic_int g_opens, g_closes, g_ticks;
+
+static int echo_open(verso_ws *ws, void **conn, void *arg)
+{
+    (void)ws;
+    (void)arg;
+    *conn = calloc(1, sizeof(echo_conn));
+    atomic_fetch_add(&g_opens, 1);
+    return *conn ? 0 : -1;
+}
+
+static int echo_message(verso_ws *ws, void *conn, const void *data, size_t len, void *arg)
+{
+    echo_conn *c = conn;
+    verso_buf *b = &c->queue[c->tail++ % 64];
+
+    (void)arg;
+    verso_buf_clear(b);
+    if (verso_buf_append(b, data, len) < 0)
+        return -1;
+    verso_ws_want_write(ws);
+    return 0;
+}
+
+static int echo_writeable(verso_ws *ws, void *conn, void *arg)
+{
+    echo_conn *c = conn;
+
+    (void)arg;
+    while (c->head != c->tail && !verso_ws_choked(ws)) {
+        verso_buf *b = &c->queue[c->head++ % 64];
+        if (verso_ws_write(ws, b->data, b->len) < 0)
+            return -1;
+    }
+    if (c->head != c->tail)
+        verso_ws_want_write(ws);
+    return 0;
+}
+
+static void echo_close(verso_ws *ws, void *conn, void *arg)
+{
+    echo_conn *c = conn;
+
+    (void)ws;
+    (void)arg;
+    for (size_t i = 0; i < 64; i++)
+        verso_buf_free(&c->queue[i]);
+    free(c);
+    atomic_fetch_add(&g_closes, 1);
+}
+
+static void on_tick(verso_rest *srv, void *arg)
+{
+    (void)srv;
+    (void)arg;
+    atomic_fetch_add(&g_ticks, 1);
+}
+
+static int status_json(verso_buf *out, void *arg)
+{
+    (void)arg;
+    return verso_buf_puts(out, "\"echo\":{\"ok\":true}");
+}
+
+static int metrics_text(verso_buf *out, void *arg)
+{
+    (void)arg;
+    return verso_buf_puts(out, "# TYPE verso_echo_test gauge\nverso_echo_test 1\n");
+}
+
+static const verso_ws_handler k_handlers[] = {
+    {.path = "/_echo",
+     .subprotocol = "verso-echo",
+     .on_open = echo_open,
+     .on_message = echo_message,
+     .on_writeable = echo_writeable,
+     .on_close = echo_close},
+    {.path = "/_guarded",
+     .subprotocol = "verso-guarded",
+     .role = "replicate",
+     .on_open = echo_open,
+     .on_message = echo_message,
+     .on_writeable = echo_writeable,
+     .on_close = echo_close},
+};
+
+static void pause_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000};
+
+    nanosleep(&t, NULL);
+}
+
+/* ---- client side ---- */
+
+typedef struct client {
+    const size_t *sizes; /* messages to send */
+    size_t nsizes, sent, echoed;
+    verso_buf rx;
+    bool established, failed, closed, mismatch;
+} client;
+
+static void fill(unsigned char *p, size_t n, size_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)('a' + (i * 7 + seed) % 26);
+}
+
+static int client_write(struct lws *wsi, client *c)
+{
+    size_t n = c->sizes[c->sent];
+    unsigned char *buf = malloc(LWS_PRE + n + 1);
+    int rc;
+
+    fill(buf + LWS_PRE, n, c->sent);
+    rc = lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_TEXT);
+    free(buf);
+    c->sent++;
+    if (c->sent < c->nsizes)
+        lws_callback_on_writable(wsi);
+    return rc < 0 ? -1 : 0;
+}
+
+static void client_receive(struct lws *wsi, client *c, const void *in, size_t len)
+{
+    verso_buf_append(&c->rx, in, len);
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+        return;
+    unsigned char *want = malloc(c->rx.len + 1);
+    fill(want, c->rx.len, c->echoed);
+    if (c->echoed >= c->nsizes || c->rx.len != c->sizes[c->echoed] ||
+        memcmp(want, c->rx.data, c->rx.len))
+        c->mismatch = true;
+    free(want);
+    c->echoed++;
+    verso_buf_clear(&c->rx);
+}
+
+static const char *g_token;
+
+static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len)
+{
+    client *c = lws_get_opaque_user_data(wsi);
+
+    (void)user;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+        if (g_token) {
+            char v[128];
+            int n = snprintf(v, sizeof(v), "Bearer %s", g_token);
+            unsigned char **p = in;
+            if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, (unsigned char *)v,
+                                             n, p, *p + len))
+                return -1;
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        c->established = true;
+        lws_callback_on_writable(wsi);
+        return 0;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        return c->sent < c->nsizes ? client_write(wsi, c) : 0;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        client_receive(wsi, c, in, len);
+        return c->echoed == c->nsizes ? -1 : 0;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        c->failed = true;
+        return 0;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        c->closed = true;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* Connects to path with subprotocol, sends the messages, runs until the
+ * connection ends (bounded by a 20 s safety limit). */
+static void run_client(client *c, int port, const char *path, const char *proto)
+{
+    struct lws_protocols protocols[] = {{.name = proto, .callback = client_cb}, {0}};
+    struct lws_context_creation_info info;
+    struct lws_client_connect_info ci;
+    struct lws_context *ctx;
+    int64_t deadline = verso_now_ms() + 20000;
+
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    ctx = lws_create_context(&info);
+    assert_non_null(ctx);
+    memset(&ci, 0, sizeof(ci));
+    ci.context = ctx;
+    ci.address = "127.0.0.1";
+    ci.port = port;
+    ci.path = path;
+    ci.host = "127.0.0.1";
+    ci.origin = "127.0.0.1";
+    ci.protocol = proto;
+    ci.opaque_user_data = c;
+    if (!lws_client_connect_via_info(&ci))
+        c->failed = true;
+    while (!c->failed && !c->closed && verso_now_ms() < deadline)
+        lws_service(ctx, 0);
+    lws_context_destroy(ctx);
+    verso_buf_free(&c->rx);
+}
+
+static rc_env g_env;
+
+static int setup(void **state)
+{
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+
+    (void)state;
+    o.ws_handlers = k_handlers;
+    o.nws_handlers = 2;
+    o.on_tick = on_tick;
+    o.tick_ms = 0;
+    o.status_json = status_json;
+    o.metrics_text = metrics_text;
+    o.limits.max_ws_message = 300000;
+    rc_start_with(&g_env, "rest_ws", &o);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rc_stop(&g_env);
+    return 0;
+}
+
+static void test_echo(void **state)
+{
+    static const size_t sizes[] = {1, 100, 5, 70000, 200000, 3, 0, 1000};
+    client c = {.sizes = sizes, .nsizes = sizeof(sizes) / sizeof(sizes[0])};
+    int opens = atomic_load(&g_opens);
+
+    (void)state;
+    run_client(&c, verso_rest_port(g_env.srv), "/_echo", "verso-echo");
+    assert_true(c.established);
+    assert_false(c.failed);
+    assert_false(c.mismatch);
+    assert_int_equal(c.echoed, c.nsizes);
+    assert_int_equal(atomic_load(&g_opens), opens + 1);
+}
+
+static void test_message_too_big_closes(void **state)
+{
+    static const size_t sizes[] = {10, 400000, 10};
+    client c = {.sizes = sizes, .nsizes = 3};
+    int closes = atomic_load(&g_closes);
+
+    (void)state;
+    run_client(&c, verso_rest_port(g_env.srv), "/_echo", "verso-echo");
+    assert_true(c.established);
+    assert_true(c.closed);
+    assert_int_equal(c.echoed, 1);
+    for (int i = 0; i < 100 && atomic_load(&g_closes) == closes; i++)
+        pause_ms(10);
+    assert_int_equal(atomic_load(&g_closes), closes + 1);
+}
+
+static void test_wrong_path_refused(void **state)
+{
+    static const size_t sizes[] = {1};
+    client c = {.sizes = sizes, .nsizes = 1};
+
+    (void)state;
+    run_client(&c, verso_rest_port(g_env.srv), "/_other", "verso-echo");
+    assert_false(c.established);
+}
+
+static void test_wake_runs_tick(void **state)
+{
+    int before = atomic_load(&g_ticks);
+
+    (void)state;
+    verso_rest_wake(g_env.srv);
+    for (int i = 0; i < 500 && atomic_load(&g_ticks) == before; i++)
+        pause_ms(2);
+    assert_true(atomic_load(&g_ticks) > before);
+}
+
+static void test_status_and_metrics_extras(void **state)
+{
+    rt_resp r;
+    cJSON *j;
+
+    (void)state;
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/_status", NULL, NULL), 200);
+    j = rc_json(&r);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "echo"), "ok")));
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/_info", NULL, NULL), 200);
+    j = rc_json(&r);
+    assert_non_null(cJSON_GetObjectItem(j, "echo"));
+    assert_non_null(cJSON_GetObjectItem(j, "tables"));
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/_metrics", NULL, NULL), 200);
+    assert_non_null(strstr(r.body, "verso_echo_test 1\n"));
+    assert_non_null(strstr(r.body, "verso_websockets_total "));
+    rt_resp_free(&r);
+}
+
+/* A handler with a role: refused without the token, served with it. */
+static void test_role_checked_at_upgrade(void **state)
+{
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    static const size_t sizes[] = {42};
+    client c = {.sizes = sizes, .nsizes = 1}, d = {.sizes = sizes, .nsizes = 1};
+    char why[128], *cfg;
+    verso_rest *srv = NULL;
+
+    (void)state;
+    /* sha256("repl-secret") */
+    cfg = rc_write_file("rest_ws.conf", "token "
+                                        "bd85747ec61de103b97888b9eec32b9a616ce9681532af03"
+                                        "8164ff120dafecfc replicate\n");
+    o.ws_handlers = k_handlers;
+    o.nws_handlers = 2;
+    o.db_path = g_env.path;
+    o.config_path = cfg;
+    assert_int_equal(verso_rest_start(&srv, NULL, &o, why, sizeof(why)), 0);
+    g_token = NULL;
+    run_client(&c, verso_rest_port(srv), "/_guarded", "verso-guarded");
+    assert_false(c.established);
+    g_token = "repl-secret";
+    run_client(&d, verso_rest_port(srv), "/_guarded", "verso-guarded");
+    g_token = NULL;
+    assert_true(d.established);
+    assert_int_equal(d.echoed, 1);
+    assert_false(d.mismatch);
+    verso_rest_stop(srv);
+    free(cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_echo),
+        cmocka_unit_test(test_message_too_big_closes),
+        cmocka_unit_test(test_wrong_path_refused),
+        cmocka_unit_test(test_wake_runs_tick),
+        cmocka_unit_test(test_status_and_metrics_extras),
+        cmocka_unit_test(test_role_checked_at_upgrade),
+    };
+    lws_set_log_level(0, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
