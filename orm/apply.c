@@ -2,12 +2,11 @@
  * Replication apply: a master's changes written with the master's ids and
  * versions, in one transaction with the cursor.
  *
- * Upserts carry their version explicitly, so the tracking triggers stay
- * quiet. A deletion sets _verso_head to (master version - 1) just before the
- * DELETE, so the delete trigger writes the tombstone with exactly the
- * master's version. At commit _verso_head is the last applied master
- * version: the slave's head equals its cursor and it can serve its own
- * slaves with the original versions.
+ * Rows carry their master version explicitly and a deletion writes its
+ * tombstone with the master's version (the handle runs without the tracking
+ * triggers). At commit _verso_head is the last applied master version: the
+ * slave's head equals its cursor and it can serve its own slaves with the
+ * original versions.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,25 +47,23 @@ static int run_bound(verso_db *db, const char *sql, const char *text, int64_t i1
     return src == SQLITE_DONE ? 0 : verso__sqlerr(db, src, "apply");
 }
 
-static int reset_table(verso_db *db, verso_table *t, int64_t h0)
+static int reset_table(verso_db *db, verso_table *t)
 {
     verso_buf b = VERSO_BUF_INIT;
     verso_buf_printf(&b, "DELETE FROM %s", t->qname);
     int rc = b.data ? verso__exec(db, b.data) : verso__err(db, VERSO_ENOMEM, "out of memory");
     verso_buf_free(&b);
     if (rc == 0)
-        rc = run_bound(db, "DELETE FROM _verso_tombstones WHERE tbl = ?1 OR version > ?2",
-                       t->name, h0);
+        rc = run_bound(db, "DELETE FROM _verso_tombstones WHERE tbl = ?1", t->name, 0);
     return rc;
 }
 
 static int reset_all(verso_db *db)
 {
-    int64_t h0 = db->head;
-    int rc = verso__head_flush(db);
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < db->ntables; i++)
         if (db->tables[i]->replicated)
-            rc = reset_table(db, db->tables[i], h0);
+            rc = reset_table(db, db->tables[i]);
     if (rc == 0)
         rc = force_head(db, 0);
     if (rc == 0)
@@ -303,30 +300,10 @@ int verso_apply_upsert(verso_db *db, const char *table, const char *const *colum
     return rc;
 }
 
-static int insert_tombstone(verso_db *db, const verso_table *t, int64_t id, int64_t version)
-{
-    sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(db->sq,
-                                 "INSERT OR REPLACE INTO _verso_tombstones(version, tbl, id, at) "
-                                 "VALUES (?1, ?2, ?3, ?4)",
-                                 -1, &st, NULL);
-    if (src == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, version);
-        sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, id);
-        sqlite3_bind_int64(st, 4, verso_now_ms());
-        src = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    return src == SQLITE_DONE ? 0 : verso__sqlerr(db, src, "writing a tombstone");
-}
-
 static int delete_row(verso_db *db, verso_table *t, int64_t id, int64_t version)
 {
     sqlite3_stmt *st;
-    int rc = force_head(db, version - 1);
-    if (rc == 0)
-        rc = verso__stmt(&st, db, t, VERSO__ST_DELETE, 0);
+    int rc = verso__stmt(&st, db, t, VERSO__ST_DELETE, 0);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, id);
@@ -334,9 +311,8 @@ static int delete_row(verso_db *db, verso_table *t, int64_t id, int64_t version)
     sqlite3_reset(st);
     if (src != SQLITE_DONE)
         return verso__sqlerr(db, src, t->name);
-    if (sqlite3_changes(db->sq) == 0) /* never seen here: keep the tombstone for cascades */
-        return insert_tombstone(db, t, id, version);
-    return 0;
+    /* kept even for a row never seen here: cascaded slaves get the same stream */
+    return verso__tombstone(db, t, id, version);
 }
 
 int verso_apply_delete(verso_db *db, const char *table, int64_t id, int64_t version)
@@ -347,8 +323,6 @@ int verso_apply_delete(verso_db *db, const char *table, int64_t id, int64_t vers
         rc = check_order(db, version);
     if (rc == 0)
         rc = delete_row(db, t, id, version);
-    if (rc == 0)
-        rc = force_head(db, version);
     if (rc == 0) {
         db->apply_last = version;
         rc = verso__record_change(db, t, id, version, VERSO_CHANGE_DELETE);

@@ -478,8 +478,6 @@ static int delete_steps(verso_db *db, verso_table *t, int64_t id, int64_t expect
     sqlite3_stmt *st;
     int rc = expect > 0 ? check_expected(db, t, id, expect) : 0;
     if (rc == 0)
-        rc = verso__head_flush(db);
-    if (rc == 0)
         rc = verso__stmt(&st, db, t, VERSO__ST_DELETE, 0);
     if (rc < 0)
         return rc;
@@ -488,9 +486,22 @@ static int delete_steps(verso_db *db, verso_table *t, int64_t id, int64_t expect
         return rc;
     if (sqlite3_changes(db->sq) == 0)
         return verso__err(db, VERSO_ENOTFOUND, "%s: no row with id %lld", t->name, (long long)id);
-    if ((rc = verso__head_reload(db)) < 0)
+    if ((rc = verso__tombstone(db, t, id, db->head + 1)) < 0) {
+        verso__txn_rollback(db); /* never leave a row deleted without its tombstone */
         return rc;
+    }
+    db->head++;
     return verso__record_change(db, t, id, db->head, VERSO_CHANGE_DELETE);
+}
+
+int verso__tombstone(verso_db *db, const verso_table *t, int64_t id, int64_t version)
+{
+    sqlite3_stmt *st = db->q[VERSO__Q_TOMBSTONE];
+    sqlite3_bind_int64(st, 1, version);
+    sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, id);
+    sqlite3_bind_int64(st, 4, verso_now_ms());
+    return step_write(db, st, "writing a tombstone");
 }
 
 static int delete_in(verso_db *db, verso_table *t, int64_t id, int64_t expect)

@@ -64,6 +64,15 @@ int verso__exec(verso_db *db, const char *sql)
     return code;
 }
 
+int verso__triggers(verso_db *db, bool on)
+{
+    int now;
+    int src = sqlite3_db_config(db->sq, SQLITE_DBCONFIG_ENABLE_TRIGGER, on ? 1 : 0, &now);
+    if (src != SQLITE_OK || now != (on ? 1 : 0))
+        return verso__err(db, VERSO_EDB, "cannot switch triggers %s", on ? "on" : "off");
+    return 0;
+}
+
 void verso__new_uuid(char out[37])
 {
     uuid_t u;
@@ -145,7 +154,6 @@ static const char meta_schema[] =
     " version_column TEXT NOT NULL, replicated INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS _verso_tombstones(version INTEGER PRIMARY KEY,"
     " tbl TEXT NOT NULL, id INTEGER NOT NULL, at INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS _verso_tombstones_at ON _verso_tombstones(at);"
     "INSERT INTO _verso_head(v) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM _verso_head);"
     "INSERT OR IGNORE INTO _verso_meta(key, value) VALUES ('horizon', 0), ('format', 1);";
 
@@ -160,6 +168,8 @@ static const char *const db_sql[VERSO__Q_COUNT] = {
     [VERSO__Q_META_GET] = "SELECT value FROM _verso_meta WHERE key = ?1",
     [VERSO__Q_META_SET] = "INSERT OR REPLACE INTO _verso_meta(key, value) VALUES (?1, ?2)",
     [VERSO__Q_SCHEMA_VER] = "PRAGMA schema_version",
+    [VERSO__Q_TOMBSTONE] = "INSERT OR REPLACE INTO _verso_tombstones(version, tbl, id, at) "
+                           "VALUES (?1, ?2, ?3, ?4)",
 };
 
 static int prepare_db_statements(verso_db *db)
@@ -187,9 +197,10 @@ static int connect(verso_db *db, const char *path, const verso_db_options *o)
     }
     sqlite3_extended_result_codes(db->sq, 0);
     sqlite3_busy_timeout(db->sq, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 0);
-    if (o->readonly)
-        return 0;
-    int rc = verso__exec(db, "PRAGMA journal_mode=WAL");
+    int rc = verso__triggers(db, false);
+    if (rc < 0 || o->readonly)
+        return rc;
+    rc = verso__exec(db, "PRAGMA journal_mode=WAL");
     if (rc == 0)
         rc = verso__exec(db, o->synchronous_full ? "PRAGMA synchronous=FULL"
                                                  : "PRAGMA synchronous=NORMAL");

@@ -1,6 +1,8 @@
 /*
- * Raw SQL through the handle. The triggers assign versions and write
- * tombstones; the counter is flushed before and reloaded after. With hooks
+ * Raw SQL through the handle. The tracking triggers, off on verso's own
+ * connection otherwise, are switched on for the statements: they assign
+ * versions and write tombstones; the counter is flushed before and
+ * reloaded after. With hooks
  * registered, the changes are read back from the version range the
  * statements used, and inserts are told from updates by an update hook.
  */
@@ -129,11 +131,16 @@ static int exec_steps(verso_db *db, const char *sql)
     int rc = verso__head_flush(db);
     if (rc < 0)
         return rc;
+    if ((rc = verso__triggers(db, true)) < 0)
+        return rc;
     if (db->nhooks)
         sqlite3_update_hook(db->sq, on_update, &x);
     rc = verso__exec(db, sql);
     if (db->nhooks)
         sqlite3_update_hook(db->sq, NULL, NULL);
+    int trc = verso__triggers(db, false);
+    if (rc == 0)
+        rc = trc;
     if (sqlite3_get_autocommit(db->sq)) {
         if (rc == 0)
             rc = verso__err(db, VERSO_ESTATE, "the SQL ended the transaction verso_exec runs in");

@@ -66,6 +66,7 @@ enum verso__dbst {
     VERSO__Q_META_GET,
     VERSO__Q_META_SET,
     VERSO__Q_SCHEMA_VER,
+    VERSO__Q_TOMBSTONE,   /* INSERT OR REPLACE INTO _verso_tombstones */
     VERSO__Q_COUNT
 };
 
@@ -177,6 +178,12 @@ int verso__head_reload(verso_db *db);
 /* Records a change for the hooks (no-op without hooks). */
 int verso__record_change(verso_db *db, const verso_table *t, int64_t id, int64_t version,
                          verso_change_kind kind);
+
+/* Writes a tombstone (deletes through the handle, which runs without triggers). */
+int verso__tombstone(verso_db *db, const verso_table *t, int64_t id, int64_t version);
+/* Turns the tracking triggers on or off for this connection (they are off
+ * except while raw SQL runs: the ORM writes versions and tombstones itself). */
+int verso__triggers(verso_db *db, bool on);
 
 /* ---- metadata (db.c) ---- */
 int verso__meta_get_int(int64_t *out, verso_db *db, const char *key);

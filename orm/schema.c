@@ -677,8 +677,11 @@ static int version_existing_rows(verso_db *db, const char *qt, const char *qv)
     int rc = verso__head_flush(db);
     if (rc == 0)
         verso_buf_printf(&b, "UPDATE %s SET %s = NULL WHERE %s IS NULL", qt, qv, qv);
-    if (rc == 0)
+    if (rc == 0 && (rc = verso__triggers(db, true)) == 0) {
         rc = exec_buf(db, &b);
+        int trc = verso__triggers(db, false);
+        rc = rc < 0 ? rc : trc;
+    }
     if (rc == 0)
         rc = verso__head_reload(db);
     verso_buf_free(&b);

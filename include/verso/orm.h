@@ -142,8 +142,13 @@ const char *verso_errmsg(const verso_db *db);
 /* The path db was opened with. Borrowed for the life of db. */
 const char *verso_db_path(const verso_db *db);
 
-/* The underlying SQLite connection (borrowed). Writes made on it to tracked
- * tables are tracked by the triggers, but commit hooks do not see them. */
+/* The underlying SQLite connection (borrowed), for reads and statements verso
+ * does not offer. The tracking triggers are switched off on verso's own
+ * connection (the ORM writes versions and tombstones itself, without the cost
+ * of a trigger program per row), so writes to tracked tables made directly on
+ * it are NOT tracked: run such SQL through verso_exec(), which switches the
+ * triggers on for its statements. Every other connection and program is
+ * tracked by the triggers. */
 struct sqlite3 *verso_db_sqlite(verso_db *db);
 
 /* ---------------------------------------------------------------------
