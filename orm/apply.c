@@ -16,8 +16,7 @@
 
 static int need_apply(verso_db *db)
 {
-    return db->applying ? 0
-                        : verso__err(db, VERSO_ESTATE, "not inside verso_apply_begin()");
+    return db->applying ? 0 : verso__err(db, VERSO_ESTATE, "not inside verso_apply_begin()");
 }
 
 static int force_head(verso_db *db, int64_t v)
@@ -33,14 +32,12 @@ static int force_head(verso_db *db, int64_t v)
     return 0;
 }
 
-static int run_bound(verso_db *db, const char *sql, const char *text, int64_t i1)
+static int run_text(verso_db *db, const char *sql, const char *text)
 {
     sqlite3_stmt *st = NULL;
     int src = sqlite3_prepare_v2(db->sq, sql, -1, &st, NULL);
     if (src == SQLITE_OK) {
-        if (text)
-            sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, i1);
+        sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
         src = sqlite3_step(st);
     }
     sqlite3_finalize(st);
@@ -54,7 +51,7 @@ static int reset_table(verso_db *db, verso_table *t)
     int rc = b.data ? verso__exec(db, b.data) : verso__err(db, VERSO_ENOMEM, "out of memory");
     verso_buf_free(&b);
     if (rc == 0)
-        rc = run_bound(db, "DELETE FROM _verso_tombstones WHERE tbl = ?1", t->name, 0);
+        rc = run_text(db, "DELETE FROM _verso_tombstones WHERE tbl = ?1", t->name);
     return rc;
 }
 
@@ -98,8 +95,7 @@ int verso_apply_begin(verso_db *db, bool reset)
 
 /* ---- tables ---- */
 
-static int check_master_columns(verso_db *db, const char *table, const verso_column *cols,
-                                size_t n)
+static int check_master_columns(verso_db *db, const char *table, const verso_column *cols, size_t n)
 {
     size_t nid = 0, nver = 0;
     if (n == 0 || !cols || n > VERSO__MAX_COLUMNS)
@@ -115,8 +111,10 @@ static int check_master_columns(verso_db *db, const char *table, const verso_col
         nver += !!(cols[i].flags & VERSO_FIELD_VERSION);
     }
     if (nid != 1 || nver != 1)
-        return verso__err(db, VERSO_ESCHEMA, "table %s: need exactly one id and one version "
-                                             "column", table);
+        return verso__err(db, VERSO_ESCHEMA,
+                          "table %s: need exactly one id and one version "
+                          "column",
+                          table);
     return 0;
 }
 
@@ -136,7 +134,8 @@ static int create_replica(verso_db *db, const char *table, const verso_column *c
             verso_buf_printf(&b, "%s%s INTEGER PRIMARY KEY", i ? ", " : "", qc ? qc : "");
         else
             verso_buf_printf(&b, "%s%s %s", i ? ", " : "", qc ? qc : "",
-                             (cols[i].flags & VERSO_FIELD_VERSION) ? "INTEGER" : col_decl(&cols[i]));
+                             (cols[i].flags & VERSO_FIELD_VERSION) ? "INTEGER"
+                                                                   : col_decl(&cols[i]));
         free(qc);
     }
     verso_buf_puts(&b, ")");
@@ -174,8 +173,8 @@ static int match_replica(bool *changed, verso_db *db, verso_table *t, const vers
                    (t->cols[k].type != cols[i].type && t->cols[k].type != VERSO_ANY &&
                     cols[i].type != VERSO_ANY)) {
             len += (size_t)snprintf(diff + len, len < sizeof diff ? sizeof diff - len : 0,
-                                    "%s%s (local %s, master %s)", len ? "; " : "",
-                                    cols[i].name, k < 0 ? "missing" : verso_type_name(t->cols[k].type),
+                                    "%s%s (local %s, master %s)", len ? "; " : "", cols[i].name,
+                                    k < 0 ? "missing" : verso_type_name(t->cols[k].type),
                                     verso_type_name(cols[i].type));
         }
     }

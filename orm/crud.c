@@ -91,8 +91,8 @@ int verso__stmt(sqlite3_stmt **out, verso_db *db, verso_table *t, int kind, uint
     build_sql(&b, t, kind, mask);
     if (!b.data)
         return verso__err(db, VERSO_ENOMEM, "out of memory");
-    int src = sqlite3_prepare_v3(db->sq, b.data, (int)b.len, SQLITE_PREPARE_PERSISTENT, &slot->st,
-                                 NULL);
+    int src =
+        sqlite3_prepare_v3(db->sq, b.data, (int)b.len, SQLITE_PREPARE_PERSISTENT, &slot->st, NULL);
     verso_buf_free(&b);
     if (src != SQLITE_OK)
         return verso__sqlerr(db, src, "preparing");
@@ -298,6 +298,14 @@ static int64_t *rec_i64(const verso_table_def *def, void *rec, int col, const ve
     return (int64_t *)((char *)rec + def->fields[t->field_of_col[col]].offset);
 }
 
+static size_t bit_count(uint64_t m)
+{
+    size_t n = 0;
+    for (; m; m &= m - 1)
+        n++;
+    return n;
+}
+
 static int check_struct_table(verso_table **t, verso_db *db, const verso_table_def *def,
                               const void *rec, bool writing)
 {
@@ -306,9 +314,8 @@ static int check_struct_table(verso_table **t, verso_db *db, const verso_table_d
         rc = verso__err(db, VERSO_EINVAL, "record is NULL");
     if (rc == 0 && writing && (*t)->replicated && !db->applying)
         rc = verso__err(db, VERSO_EREADONLY, "table %s is replicated (read-only here)", def->name);
-    if (rc == 0 && __builtin_popcountll((*t)->def_mask) != (int)def->nfields)
-        rc = verso__err(db, VERSO_ESCHEMA, "table %s lacks columns of its declaration",
-                        def->name);
+    if (rc == 0 && bit_count((*t)->def_mask) != def->nfields)
+        rc = verso__err(db, VERSO_ESCHEMA, "table %s lacks columns of its declaration", def->name);
     return rc;
 }
 
@@ -468,8 +475,8 @@ static int check_expected(verso_db *db, verso_table *t, int64_t id, int64_t expe
     if (src != SQLITE_ROW)
         return verso__sqlerr(db, src, t->name);
     if (expect > 0 && have != expect)
-        return verso__err(db, VERSO_ECONFLICT, "%s: row %lld has version %lld, not %lld",
-                          t->name, (long long)id, (long long)have, (long long)expect);
+        return verso__err(db, VERSO_ECONFLICT, "%s: row %lld has version %lld, not %lld", t->name,
+                          (long long)id, (long long)have, (long long)expect);
     return 0;
 }
 
@@ -678,10 +685,9 @@ int verso__row_upsert(verso_db *db, verso_table *t, const char *const *cols,
     row_args a;
     sqlite3_stmt *st;
     int rc = resolve_row(&a, db, t, cols, vals, n);
-    if (rc == 0 && (!a.id || a.valmap[t->ver_idx] < 0 ||
-                    vals[a.valmap[t->ver_idx]].type != VERSO_INT64))
-        rc = verso__err(db, VERSO_EINVAL, "%s: an applied row needs its id and version",
-                        t->name);
+    if (rc == 0 &&
+        (!a.id || a.valmap[t->ver_idx] < 0 || vals[a.valmap[t->ver_idx]].type != VERSO_INT64))
+        rc = verso__err(db, VERSO_EINVAL, "%s: an applied row needs its id and version", t->name);
     if (rc < 0)
         return rc;
     *id = a.id;

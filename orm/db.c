@@ -175,8 +175,8 @@ static const char *const db_sql[VERSO__Q_COUNT] = {
 static int prepare_db_statements(verso_db *db)
 {
     for (int i = 0; i < VERSO__Q_COUNT; i++) {
-        int src = sqlite3_prepare_v3(db->sq, db_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->q[i],
-                                     NULL);
+        int src =
+            sqlite3_prepare_v3(db->sq, db_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->q[i], NULL);
         if (src != SQLITE_OK)
             return verso__sqlerr(db, src, "preparing");
     }
@@ -246,8 +246,7 @@ static int check_defs(verso_db *db, const verso_db_options *o)
             return verso__err(db, VERSO_ESCHEMA, "%s", why);
         for (size_t j = 0; j < i; j++)
             if (sqlite3_stricmp(o->tables[i]->name, o->tables[j]->name) == 0)
-                return verso__err(db, VERSO_ESCHEMA, "table %s declared twice",
-                                  o->tables[i]->name);
+                return verso__err(db, VERSO_ESCHEMA, "table %s declared twice", o->tables[i]->name);
     }
     if (o->ntables) {
         db->defs = malloc(o->ntables * sizeof *db->defs);
@@ -355,10 +354,9 @@ const char *verso_db_identity(const verso_db *db)
 
 int verso_db_info(verso_info *out, verso_db *db)
 {
-    static const char sql[] =
-        "SELECT (SELECT v FROM _verso_head),"
-        " (SELECT value FROM _verso_meta WHERE key = 'horizon'),"
-        " (SELECT value FROM _verso_meta WHERE key = 'identity')";
+    static const char sql[] = "SELECT (SELECT v FROM _verso_head),"
+                              " (SELECT value FROM _verso_meta WHERE key = 'horizon'),"
+                              " (SELECT value FROM _verso_meta WHERE key = 'identity')";
     sqlite3_stmt *st = NULL;
     memset(out, 0, sizeof *out);
     int src = sqlite3_prepare_v2(db->sq, sql, -1, &st, NULL);

@@ -25,7 +25,7 @@ struct verso_feed {
     verso_db *db;
     feed_src *src; /* src[0] is the deletion log */
     size_t nsrc;
-    int last;      /* source of the entry handed out last, -1 none */
+    int last; /* source of the entry handed out last, -1 none */
     int64_t head, horizon, since, limit, count, lastv;
     bool more, done, began;
     char identity[37];
@@ -39,7 +39,8 @@ static int src_step(verso_feed *f, feed_src *s)
     s->has = src == SQLITE_ROW;
     if (s->has)
         s->version = sqlite3_column_int64(s->st, s->t ? s->t->ver_idx : 0);
-    return src == SQLITE_ROW || src == SQLITE_DONE ? 0 : verso__sqlerr(f->db, src, "reading changes");
+    return src == SQLITE_ROW || src == SQLITE_DONE ? 0
+                                                   : verso__sqlerr(f->db, src, "reading changes");
 }
 
 static int read_snapshot(verso_feed *f)
@@ -81,8 +82,8 @@ static int open_table_src(verso_feed *f, feed_src *s, verso_table *t)
     verso_buf_puts(&sql, "SELECT ");
     for (size_t c = 0; c < t->ncols; c++)
         verso_buf_printf(&sql, "%s%s", c ? ", " : "", t->qcols[c]);
-    verso_buf_printf(&sql, " FROM %s WHERE %s > ?1 AND %s <= ?2 ORDER BY %s LIMIT ?3", t->qname,
-                     qv, qv, qv);
+    verso_buf_printf(&sql, " FROM %s WHERE %s > ?1 AND %s <= ?2 ORDER BY %s LIMIT ?3", t->qname, qv,
+                     qv, qv);
     int rc = sql.data ? prepare_src(f, s, &sql, NULL, 0) : verso__err(f->db, VERSO_ENOMEM, "oom");
     verso_buf_free(&sql);
     return rc;
@@ -162,8 +163,9 @@ int verso_feed_open(verso_feed **out, verso_db *db, const verso_feed_options *op
     int rc;
     *out = NULL;
     if (db->txn)
-        return verso__err(db, VERSO_ESTATE, "the change feed cannot be read inside a write "
-                                            "transaction");
+        return verso__err(db, VERSO_ESTATE,
+                          "the change feed cannot be read inside a write "
+                          "transaction");
     if (o->ntables && !o->tables)
         return verso__err(db, VERSO_EINVAL, "tables is NULL but ntables is %zu", o->ntables);
     if (!(f = calloc(1, sizeof *f)))

@@ -37,6 +37,11 @@ typedef struct verso__stmt_slot {
     sqlite3_stmt *st;
 } verso__stmt_slot;
 
+typedef struct verso__hook {
+    verso_commit_fn fn;
+    void *arg;
+} verso__hook;
+
 struct verso_table {
     char *name;
     char *qname; /* "name" quoted for SQL */
@@ -46,10 +51,10 @@ struct verso_table {
     int id_idx;
     int ver_idx;
     bool replicated;
-    const verso_table_def *def;              /* C declaration, or NULL */
+    const verso_table_def *def;                   /* C declaration, or NULL */
     signed char field_of_col[VERSO__MAX_COLUMNS]; /* def field index per column, -1 */
-    int col_of_field[VERSO__MAX_COLUMNS];    /* column index per def field */
-    uint64_t def_mask;                       /* columns covered by def */
+    int col_of_field[VERSO__MAX_COLUMNS];         /* column index per def field */
+    uint64_t def_mask;                            /* columns covered by def */
     verso__stmt_slot slots[VERSO__STMT_CACHE];
     unsigned next_victim;
 };
@@ -61,12 +66,12 @@ enum verso__dbst {
     VERSO__Q_COMMIT,
     VERSO__Q_ROLLBACK,
     VERSO__Q_HEAD_GET,
-    VERSO__Q_HEAD_SET,    /* UPDATE _verso_head SET v = ?1 WHERE v = ?2 */
-    VERSO__Q_HEAD_FORCE,  /* UPDATE _verso_head SET v = ?1 */
+    VERSO__Q_HEAD_SET,   /* UPDATE _verso_head SET v = ?1 WHERE v = ?2 */
+    VERSO__Q_HEAD_FORCE, /* UPDATE _verso_head SET v = ?1 */
     VERSO__Q_META_GET,
     VERSO__Q_META_SET,
     VERSO__Q_SCHEMA_VER,
-    VERSO__Q_TOMBSTONE,   /* INSERT OR REPLACE INTO _verso_tombstones */
+    VERSO__Q_TOMBSTONE, /* INSERT OR REPLACE INTO _verso_tombstones */
     VERSO__Q_COUNT
 };
 
@@ -90,20 +95,17 @@ struct verso_db {
     verso_table *last_def_table; /* one-entry cache for struct calls */
 
     /* Write transaction. */
-    bool txn;        /* a write transaction is open */
-    bool explicit_;  /* opened by verso_begin / verso_apply_begin */
-    bool applying;   /* opened by verso_apply_begin */
+    bool txn;            /* a write transaction is open */
+    bool explicit_;      /* opened by verso_begin / verso_apply_begin */
+    bool applying;       /* opened by verso_apply_begin */
     bool reset_identity; /* apply reset: a new identity is written at commit */
     char new_identity[37];
-    int64_t head;    /* the C counter: last version handed out */
-    int64_t head_db; /* value of _verso_head as this transaction left it */
+    int64_t head;       /* the C counter: last version handed out */
+    int64_t head_db;    /* value of _verso_head as this transaction left it */
     int64_t apply_last; /* last master version applied in this transaction */
 
     /* Hooks and the current transaction's changes (only kept with hooks). */
-    struct {
-        verso_commit_fn fn;
-        void *arg;
-    } hooks[VERSO__MAX_HOOKS];
+    verso__hook hooks[VERSO__MAX_HOOKS];
     size_t nhooks;
     verso_change *changes;
     size_t nchanges, capchanges;
@@ -140,8 +142,8 @@ int verso__table_of_def(verso_table **out, verso_db *db, const verso_table_def *
 /* Creates or migrates a declared table (inside a write transaction). */
 int verso__migrate_def(verso_db *db, const verso_table_def *def);
 /* Installs version column, index, triggers and the _verso_tables row. */
-int verso__track_table(verso_db *db, const char *table, const char *id_col,
-                       const char *ver_col, bool replicated);
+int verso__track_table(verso_db *db, const char *table, const char *id_col, const char *ver_col,
+                       bool replicated);
 /* Column type check of a value for writing. */
 int verso__value_check(verso_db *db, const verso_table *t, size_t col, const verso_value *v);
 
@@ -164,7 +166,8 @@ int verso__exec(verso_db *db, const char *sql);
 /* ---- transactions (txn.c) ---- */
 /* Opens a write transaction if none is open; *implicit tells the caller to close it. */
 int verso__wbegin(verso_db *db, bool *implicit);
-/* Closes an implicit transaction: commit if rc >= 0, else rollback. Returns rc or the commit error. */
+/* Closes an implicit transaction: commit if rc >= 0, else rollback. Returns rc or the commit error.
+ */
 int verso__wend(verso_db *db, bool implicit, int rc);
 /* Handles a failed statement inside a write transaction: notices an automatic rollback. */
 void verso__after_error(verso_db *db);

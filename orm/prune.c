@@ -48,9 +48,8 @@ int verso_prune_version(int64_t *out_horizon, verso_db *db, int64_t up_to)
 static int oldest_to_prune(int64_t *out, verso_db *db, int64_t max_age_ms)
 {
     sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(db->sq,
-                                 "SELECT max(version) FROM _verso_tombstones WHERE at < ?1", -1,
-                                 &st, NULL);
+    int src = sqlite3_prepare_v2(db->sq, "SELECT max(version) FROM _verso_tombstones WHERE at < ?1",
+                                 -1, &st, NULL);
     if (src == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, verso_now_ms() - max_age_ms);
         src = sqlite3_step(st);

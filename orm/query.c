@@ -73,8 +73,8 @@ static int cond_in(verso_db *db, qbuild *q, const char *qc, const verso_cond *c)
 }
 
 static const char *const cmp_sql[] = {
-    [VERSO_EQ] = "=", [VERSO_NEQ] = "<>", [VERSO_GT] = ">",
-    [VERSO_GTE] = ">=", [VERSO_LT] = "<", [VERSO_LTE] = "<=",
+    [VERSO_EQ] = "=",   [VERSO_NEQ] = "<>", [VERSO_GT] = ">",
+    [VERSO_GTE] = ">=", [VERSO_LT] = "<",   [VERSO_LTE] = "<=",
 };
 
 static int cond_sql(verso_db *db, qbuild *q, const verso_table *t, const verso_cond *c)

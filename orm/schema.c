@@ -53,7 +53,7 @@ static const struct {
     const char *decl;
     verso_type type;
 } exact_types[] = {
-    {"INTEGER", VERSO_INT64}, {"REAL", VERSO_DOUBLE}, {"TEXT", VERSO_TEXT},
+    {"INTEGER", VERSO_INT64}, {"REAL", VERSO_DOUBLE},  {"TEXT", VERSO_TEXT},
     {"BLOB", VERSO_BLOB},     {"BOOLEAN", VERSO_BOOL}, {"UUID TEXT", VERSO_UUID},
 };
 
@@ -138,7 +138,8 @@ static int check_field(const verso_table_def *def, size_t i, char *why, size_t w
     if (f->flags & ~known)
         return WHY("table %s: column %s: unknown flags 0x%x", def->name, f->name,
                    f->flags & ~known);
-    if ((f->flags & (VERSO_FIELD_ID | VERSO_FIELD_VERSION)) == (VERSO_FIELD_ID | VERSO_FIELD_VERSION))
+    if ((f->flags & (VERSO_FIELD_ID | VERSO_FIELD_VERSION)) ==
+        (VERSO_FIELD_ID | VERSO_FIELD_VERSION))
         return WHY("table %s: column %s is marked both id and version", def->name, f->name);
     if ((f->flags & (VERSO_FIELD_ID | VERSO_FIELD_VERSION)) && f->type != VERSO_INT64)
         return WHY("table %s: column %s: id and version fields must be VERSO_INT64", def->name,
@@ -148,8 +149,8 @@ static int check_field(const verso_table_def *def, size_t i, char *why, size_t w
                    f->name);
     if (f->null_offset >= 0 && ((size_t)f->null_offset > def->struct_size ||
                                 sizeof(bool) > def->struct_size - (size_t)f->null_offset))
-        return WHY("table %s: column %s: null_offset %td is outside the struct", def->name,
-                   f->name, f->null_offset);
+        return WHY("table %s: column %s: null_offset %td is outside the struct", def->name, f->name,
+                   f->null_offset);
     for (size_t j = 0; j < i; j++)
         if (sqlite3_stricmp(def->fields[j].name, f->name) == 0)
             return WHY("table %s: duplicate column %s (fields %zu and %zu)", def->name, f->name, j,
@@ -545,8 +546,7 @@ static bool value_fits(verso_type ct, const verso_value *v)
     case VERSO_BLOB:
         return v->type == VERSO_BLOB;
     case VERSO_BOOL:
-        return v->type == VERSO_BOOL ||
-               (v->type == VERSO_INT64 && (v->u.i == 0 || v->u.i == 1));
+        return v->type == VERSO_BOOL || (v->type == VERSO_INT64 && (v->u.i == 0 || v->u.i == 1));
     case VERSO_UUID:
         return (v->type == VERSO_TEXT || v->type == VERSO_UUID) && uuid_text_ok(v);
     default:
@@ -568,8 +568,8 @@ int verso__value_check(verso_db *db, const verso_table *t, size_t col, const ver
 static int exists_in_master(bool *out, verso_db *db, const char *type, const char *name)
 {
     sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(db->sq, "SELECT 1 FROM sqlite_master WHERE type = ?1 AND name = ?2",
-                                 -1, &st, NULL);
+    int src = sqlite3_prepare_v2(
+        db->sq, "SELECT 1 FROM sqlite_master WHERE type = ?1 AND name = ?2", -1, &st, NULL);
     if (src == SQLITE_OK) {
         sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
@@ -746,9 +746,9 @@ int verso__track_table(verso_db *db, const char *table, const char *idc, const c
 
 static void column_sql(verso_buf *b, const verso_field *f, bool adding)
 {
-    static const char *const zero[] = {[VERSO_INT64] = "0", [VERSO_DOUBLE] = "0.0",
-                                       [VERSO_TEXT] = "''", [VERSO_BLOB] = "x''",
-                                       [VERSO_BOOL] = "0", [VERSO_UUID] = "''"};
+    static const char *const zero[] = {
+        [VERSO_INT64] = "0",  [VERSO_DOUBLE] = "0.0", [VERSO_TEXT] = "''",
+        [VERSO_BLOB] = "x''", [VERSO_BOOL] = "0",     [VERSO_UUID] = "''"};
     char *q = verso__quote(f->name);
     if (!q) {
         verso_buf_free(b);
@@ -843,8 +843,7 @@ static int create_field_indexes(verso_db *db, const verso_table_def *def)
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < def->nfields; i++) {
         const verso_field *f = &def->fields[i];
-        if (!(f->flags & (VERSO_FIELD_INDEX | VERSO_FIELD_UNIQUE)) ||
-            (f->flags & VERSO_FIELD_ID))
+        if (!(f->flags & (VERSO_FIELD_INDEX | VERSO_FIELD_UNIQUE)) || (f->flags & VERSO_FIELD_ID))
             continue;
         bool uniq = f->flags & VERSO_FIELD_UNIQUE;
         verso_buf_printf(&b, "CREATE %sINDEX IF NOT EXISTS \"_verso_%s_%s_%s\" ON \"%s\"(\"%s\")",
@@ -867,8 +866,7 @@ int verso__migrate_def(verso_db *db, const verso_table_def *def)
     if (rc == 0)
         rc = verso__track_table(db, def->name,
                                 def->fields[def_field_index(def, VERSO_FIELD_ID)].name,
-                                def->fields[def_field_index(def, VERSO_FIELD_VERSION)].name,
-                                false);
+                                def->fields[def_field_index(def, VERSO_FIELD_VERSION)].name, false);
     return rc;
 }
 

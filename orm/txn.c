@@ -84,11 +84,13 @@ static void run_hooks(verso_db *db)
     if (!db->nhooks || !db->nchanges)
         return;
     verso_change *ch = db->changes;
-    size_t n = db->nchanges, cap = db->capchanges;
+    size_t n = db->nchanges, cap = db->capchanges, nhooks = db->nhooks;
+    verso__hook hooks[VERSO__MAX_HOOKS];
+    memcpy(hooks, db->hooks, sizeof hooks); /* a hook may add or remove hooks */
     db->changes = NULL;
     db->nchanges = db->capchanges = 0;
-    for (size_t i = 0; i < db->nhooks; i++)
-        db->hooks[i].fn(db, ch, n, db->hooks[i].arg);
+    for (size_t i = 0; i < nhooks; i++)
+        hooks[i].fn(db, ch, n, hooks[i].arg);
     if (!db->changes) {
         db->changes = ch;
         db->capchanges = cap;

@@ -26,8 +26,7 @@ static verso_db *open_db(const char *tag, bool items)
 }
 
 /* Copies every change of src since *cursor into dst, in pages of `page`. */
-static int replicate_reset(verso_db *dst, verso_db *src, int64_t *cursor, int64_t page,
-                           bool reset)
+static int replicate_reset(verso_db *dst, verso_db *src, int64_t *cursor, int64_t page, bool reset)
 {
     int pages = 0;
     for (;;) {
@@ -64,8 +63,8 @@ static int replicate_reset(verso_db *dst, verso_db *src, int64_t *cursor, int64_
         bool more = verso_feed_more(f);
         *cursor = verso_feed_cursor(f);
         if (getenv("ORM_DEBUG"))
-            fprintf(stderr, "page since %lld -> cursor %lld more %d head %lld\n", (long long)fo.since,
-                    (long long)*cursor, more, (long long)verso_feed_head(f));
+            fprintf(stderr, "page since %lld -> cursor %lld more %d head %lld\n",
+                    (long long)fo.since, (long long)*cursor, more, (long long)verso_feed_head(f));
         assert_int_equal(verso_apply_commit(dst, verso_feed_identity(f), *cursor), 0);
         verso_feed_close(f);
         pages++;
@@ -105,8 +104,7 @@ static void assert_same(verso_db *a, verso_db *b)
             if (ea->values[i].type == VERSO_TEXT || ea->values[i].type == VERSO_BLOB ||
                 ea->values[i].type == VERSO_UUID) {
                 assert_int_equal(ea->values[i].u.b.n, eb->values[i].u.b.n);
-                assert_memory_equal(ea->values[i].u.b.p, eb->values[i].u.b.p,
-                                    ea->values[i].u.b.n);
+                assert_memory_equal(ea->values[i].u.b.p, eb->values[i].u.b.p, ea->values[i].u.b.n);
             } else if (ea->values[i].type != VERSO_NULL) {
                 assert_memory_equal(&ea->values[i].u, &eb->values[i].u, sizeof(int64_t));
             }

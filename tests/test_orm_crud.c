@@ -30,8 +30,8 @@ static void test_insert_get_roundtrip(void **state)
     (void)state;
     verso_db *db = open_items();
     unsigned char bytes[3] = {0, 0xff, 7};
-    orm_item it = {.name = "widget", .price = 2.5, .qty = 7, .active = true,
-                   .data = {bytes, sizeof bytes}};
+    orm_item it = {
+        .name = "widget", .price = 2.5, .qty = 7, .active = true, .data = {bytes, sizeof bytes}};
     for (int i = 0; i < 16; i++)
         it.uid.bytes[i] = (unsigned char)(i * 17);
     assert_int_equal(verso_insert(db, &orm_item_def, &it), 0);

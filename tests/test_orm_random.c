@@ -139,13 +139,12 @@ static void op_generic_update(verso_db *db)
     verso_value vals[] = {VERSO_VALUE_INT(rnd(100)), VERSO_VALUE_NULL};
     int64_t ver;
     if (rnd(3) == 0) {
-        assert_int_equal(verso_row_update(&ver, db, "item", id, cols, vals, 2,
-                                          m.rows[id].version + 1),
-                         VERSO_ECONFLICT);
+        assert_int_equal(
+            verso_row_update(&ver, db, "item", id, cols, vals, 2, m.rows[id].version + 1),
+            VERSO_ECONFLICT);
         return;
     }
-    assert_int_equal(verso_row_update(&ver, db, "item", id, cols, vals, 2, m.rows[id].version),
-                     0);
+    assert_int_equal(verso_row_update(&ver, db, "item", id, cols, vals, 2, m.rows[id].version), 0);
     set_row(id, vals[0].u.i, NULL);
     assert_int_equal(ver, m.head);
 }
@@ -190,8 +189,9 @@ static void op_failing(verso_db *db)
     assert_int_equal(verso_insert(db, &orm_item_def, &dup), VERSO_ECONSTRAINT);
 }
 
-static void (*const ops[])(verso_db *) = {op_insert, op_insert, op_insert, op_update, op_update,
-                                          op_delete, op_generic_update, op_raw, op_failing};
+static void (*const ops[])(verso_db *) = {op_insert,         op_insert, op_insert,
+                                          op_update,         op_update, op_delete,
+                                          op_generic_update, op_raw,    op_failing};
 
 /* Pulls everything new from src into dst in pages of 1..16 changes. */
 static void replicate(verso_db *dst, verso_db *src, int64_t *cursor)
@@ -211,9 +211,8 @@ static void replicate(verso_db *dst, verso_db *src, int64_t *cursor)
                 verso_column cols[64];
                 for (size_t i = 0; i < verso_table_ncolumns(e->table); i++)
                     cols[i] = *verso_table_column_at(e->table, i);
-                assert_int_equal(verso_apply_table(dst, e->table_name, cols,
-                                                   verso_table_ncolumns(e->table)),
-                                 0);
+                assert_int_equal(
+                    verso_apply_table(dst, e->table_name, cols, verso_table_ncolumns(e->table)), 0);
             }
             if (e->deleted) {
                 assert_int_equal(verso_apply_delete(dst, e->table_name, e->id, e->version), 0);

@@ -58,10 +58,12 @@ static void test_descriptor_errors(void **state)
     verso_field size[] = {VERSO_FIELD_ID_OF(rec, id), VERSO_FIELD_VERSION_OF(rec, ver),
                           VERSO_FIELD(rec, b, VERSO_INT64, 0)};
     expect_bad(size, 3, "t", "member size");
-    verso_field badcol[] = {VERSO_FIELD_ID_OF(rec, id), VERSO_FIELD_VERSION_OF(rec, ver),
+    verso_field badcol[] = {VERSO_FIELD_ID_OF(rec, id),
+                            VERSO_FIELD_VERSION_OF(rec, ver),
                             {"no-dash", VERSO_INT64, offsetof(rec, n), 8, 0, -1}};
     expect_bad(badcol, 3, "t", "no-dash");
-    verso_field off[] = {VERSO_FIELD_ID_OF(rec, id), VERSO_FIELD_VERSION_OF(rec, ver),
+    verso_field off[] = {VERSO_FIELD_ID_OF(rec, id),
+                         VERSO_FIELD_VERSION_OF(rec, ver),
                          {"far", VERSO_INT64, sizeof(rec), 8, 0, -1}};
     expect_bad(off, 3, "t", "outside");
     verso_field idtype[] = {{"id", VERSO_DOUBLE, offsetof(rec, d), 8, VERSO_FIELD_ID, -1},
@@ -99,7 +101,8 @@ typedef struct v2 {
     double price;
     bool price_null;
 } v2;
-static const verso_field v1_fields[] = {VERSO_FIELD_ID_OF(v1, id), VERSO_FIELD_VERSION_OF(v1, version),
+static const verso_field v1_fields[] = {VERSO_FIELD_ID_OF(v1, id),
+                                        VERSO_FIELD_VERSION_OF(v1, version),
                                         VERSO_FIELD(v1, name, VERSO_TEXT, 0)};
 static const verso_field v2_fields[] = {
     VERSO_FIELD_ID_OF(v2, id), VERSO_FIELD_VERSION_OF(v2, version),
@@ -171,9 +174,9 @@ static void test_incompatible_column_is_refused(void **state)
     const char *path = orm_tmp_path("incompat");
     sqlite3 *sq;
     assert_int_equal(sqlite3_open(path, &sq), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(sq, "CREATE TABLE thing(id INTEGER PRIMARY KEY, name BLOB)",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(sq, "CREATE TABLE thing(id INTEGER PRIMARY KEY, name BLOB)", NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(sq);
     const verso_table_def *tabs[] = {&v1_def};
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
@@ -208,13 +211,15 @@ static void test_track_plain_table(void **state)
     assert_non_null(t);
     assert_int_equal(verso_table_ncolumns(t), 7);
     assert_string_equal(verso_table_column_at(t, (size_t)verso_table_id_index(t))->name, "pid");
-    assert_string_equal(verso_table_column_at(t, (size_t)verso_table_version_index(t))->name,
-                        "rv");
+    assert_string_equal(verso_table_column_at(t, (size_t)verso_table_version_index(t))->name, "rv");
     static const struct {
         const char *col;
         verso_type type;
-    } types[] = {{"label", VERSO_TEXT}, {"amount", VERSO_ANY}, {"flag", VERSO_BOOL},
-                 {"stuff", VERSO_ANY},  {"u", VERSO_UUID}};
+    } types[] = {{"label", VERSO_TEXT},
+                 {"amount", VERSO_ANY},
+                 {"flag", VERSO_BOOL},
+                 {"stuff", VERSO_ANY},
+                 {"u", VERSO_UUID}};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         assert_int_equal(
             verso_table_column_at(t, (size_t)verso_table_column_index(t, types[i].col))->type,

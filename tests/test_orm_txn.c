@@ -221,8 +221,9 @@ static void test_exec_errors_change_nothing(void **state)
     (void)state;
     verso_db *db = open_items();
     int64_t h = head(db);
-    assert_int_equal(verso_exec(db, "INSERT INTO item(qty) VALUES (1); INSERT INTO nosuch VALUES (1)"),
-                     VERSO_EDB);
+    assert_int_equal(
+        verso_exec(db, "INSERT INTO item(qty) VALUES (1); INSERT INTO nosuch VALUES (1)"),
+        VERSO_EDB);
     assert_int_equal(count(db), 0);
     assert_int_equal(head(db), h);
     assert_int_equal(verso_exec(db, "COMMIT"), VERSO_ESTATE);
