@@ -1,20 +1,308 @@
-/* Placeholder until sync/ lands (issue 4): replaced by the sync helper. */
+/*
+ * verso replicate URL DB  - a live slave until SIGINT/SIGTERM
+ * verso pull URL DB       - one catch-up to the master's head at start
+ *
+ * The access token comes from --token, else the environment (VERSO_TOKEN),
+ * else the client config file (--config FILE, else $VERSO_CONFIG), whose
+ * "client-token <token>" line is used and other lines are ignored.
+ */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "verso/rest.h"
+#include "verso/sync.h"
 
-int verso_cli_replicate(int argc, char **argv)
+typedef struct sync_args {
+    const char *cmd;
+    const char *url;
+    const char *db;
+    const char *token;
+    const char *config;
+    const char *tables[64];
+    size_t ntables;
+    int chunk;
+    int port; /* replicate: also serve the slave's db (cascade); -1 = no */
+    bool insecure;
+    bool quiet;
+    char token_buf[512];
+} sync_args;
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "verso replicate: not available in this build\n");
-    return 1;
+    (void)sig;
+    g_stop = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void usage(FILE *out, const char *cmd)
+{
+    fprintf(out,
+            "usage: verso %s [options] URL DB\n"
+            "  URL                the master's base URL, e.g. http://127.0.0.1:8080\n"
+            "  DB                 the slave's database file (created if missing)\n"
+            "  --table NAME       follow only this table (repeatable)\n"
+            "  --token TOKEN      access token (else $VERSO_TOKEN, else the config file)\n"
+            "  --config FILE      client config file with a 'client-token TOKEN' line\n"
+            "                     (default $VERSO_CONFIG)\n"
+            "  --chunk N          changes per request or message (default 10000)\n"
+            "  --insecure         https: accept self-signed certificates\n"
+            "  --quiet            no progress on stderr\n",
+            cmd);
+    if (strcmp(cmd, "replicate") == 0)
+        fprintf(out, "  --port N           also serve DB over REST and /_sync on 127.0.0.1:N\n"
+                     "                     (0 = any free port), for cascading slaves\n");
+}
+
+static int config_token(sync_args *a)
+{
+    const char *path = a->config ? a->config : getenv("VERSO_CONFIG");
+    char line[600];
+    FILE *f;
+
+    if (!path)
+        return 0;
+    if (!(f = fopen(path, "r"))) {
+        fprintf(stderr, "verso %s: cannot read config file %s: %s\n", a->cmd, path,
+                strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char key[32], value[512];
+        if (sscanf(line, "%31s %511s", key, value) == 2 && strcmp(key, "client-token") == 0) {
+            snprintf(a->token_buf, sizeof(a->token_buf), "%s", value);
+            a->token = a->token_buf;
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
+static int parse_int(int *out, const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+
+    if (*s == '\0' || *end != '\0' || v < 0 || v > 1000000000)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* Returns -1 on a usage error, 1 for --help, 0 otherwise. */
+static int parse_option(sync_args *a, int argc, char **argv, int *i)
+{
+    const char *o = argv[*i];
+    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+
+    if (!strcmp(o, "--help") || !strcmp(o, "-h"))
+        return 1;
+    if (!strcmp(o, "--insecure"))
+        return a->insecure = true, 0;
+    if (!strcmp(o, "--quiet") || !strcmp(o, "-q"))
+        return a->quiet = true, 0;
+    if (!v)
+        return -1;
+    (*i)++;
+    if (!strcmp(o, "--token"))
+        return a->token = v, 0;
+    if (!strcmp(o, "--config"))
+        return a->config = v, 0;
+    if (!strcmp(o, "--chunk"))
+        return parse_int(&a->chunk, v);
+    if (!strcmp(o, "--port") && !strcmp(a->cmd, "replicate"))
+        return parse_int(&a->port, v);
+    if (!strcmp(o, "--table") && a->ntables < 64)
+        return a->tables[a->ntables++] = v, 0;
+    return -1;
+}
+
+/* 0 ok, else the exit status. */
+static int parse_args(sync_args *a, int argc, char **argv)
+{
+    int npos = 0, rc;
+
+    memset(a, 0, sizeof(*a));
+    a->cmd = argv[0];
+    a->port = -1;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            if ((rc = parse_option(a, argc, argv, &i)) != 0) {
+                usage(rc > 0 ? stdout : stderr, a->cmd);
+                return rc > 0 ? -1 : 2;
+            }
+        } else if (npos < 2) {
+            *(npos++ == 0 ? &a->url : &a->db) = argv[i];
+        } else {
+            npos++;
+        }
+    }
+    if (npos != 2) {
+        usage(stderr, a->cmd);
+        return 2;
+    }
+    if (!a->token)
+        a->token = getenv("VERSO_TOKEN");
+    if (!a->token && config_token(a) < 0)
+        return 1;
+    return 0;
+}
+
+static void client_options(verso_sync_client *c, const sync_args *a)
+{
+    c->token = a->token;
+    c->tables = a->ntables ? a->tables : NULL;
+    c->ntables = a->ntables;
+    c->chunk = a->chunk;
+    c->insecure = a->insecure;
+}
+
+static bool show_progress(const sync_args *a)
+{
+    return !a->quiet && isatty(STDERR_FILENO);
+}
+
+/* ---- pull ---- */
+
+static void pull_progress(const verso_sync_progress *p, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "\rpull: %lld rows  %.0f rows/s  cursor %lld  lag %lld versions   ",
+            (long long)p->rows, p->elapsed_ms > 0 ? p->rows * 1000.0 / p->elapsed_ms : 0.0,
+            (long long)p->cursor,
+            (long long)(p->master_head > p->cursor ? p->master_head - p->cursor : 0));
 }
 
 int verso_cli_pull(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "verso pull: not available in this build\n");
-    return 1;
+    verso_sync_client c = VERSO_SYNC_CLIENT_INIT;
+    verso_pull_result res;
+    verso_db *db = NULL;
+    sync_args a;
+    char why[256];
+    int rc = parse_args(&a, argc, argv);
+
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    client_options(&c, &a);
+    if (show_progress(&a))
+        c.on_progress = pull_progress;
+    if (verso_db_open(&db, a.db, NULL) < 0) {
+        fprintf(stderr, "verso pull: %s: %s\n", a.db, verso_open_errmsg());
+        return 1;
+    }
+    install_signals();
+    rc = verso_sync_pull(&res, db, a.url, &c, (const volatile int *)&g_stop, why, sizeof(why));
+    if (show_progress(&a))
+        fputc('\n', stderr);
+    verso_db_close(db);
+    if (rc < 0) {
+        fprintf(stderr, "verso pull: %s\n", why[0] ? why : verso_strerror(rc));
+        return 1;
+    }
+    if (!a.quiet)
+        fprintf(stderr, "verso pull: %lld changes, cursor %lld (master %s head %lld)%s\n",
+                (long long)res.rows, (long long)res.cursor, res.master,
+                (long long)res.master_head, res.resynced ? ", full resync" : "");
+    return res.cursor >= res.master_head ? 0 : 1;
+}
+
+/* ---- replicate ---- */
+
+typedef struct serving {
+    verso_sync_master *master;
+    verso_rest *rest;
+} serving;
+
+/* The slave's own REST server and replication endpoint (cascade). */
+static int serve_start(serving *sv, const sync_args *a)
+{
+    verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
+    char why[256] = "";
+    int rc;
+
+    if ((rc = verso_sync_master_new(&sv->master, a->db, NULL, why, sizeof(why))) == 0) {
+        verso_sync_master_mount(sv->master, &ro);
+        ro.db_path = a->db;
+        ro.port = a->port;
+        rc = verso_rest_start(&sv->rest, NULL, &ro, why, sizeof(why));
+    }
+    if (rc < 0) {
+        fprintf(stderr, "verso replicate: cannot serve: %s\n", why[0] ? why : verso_strerror(rc));
+        return rc;
+    }
+    fprintf(stderr, "verso replicate: serving %s on http://127.0.0.1:%d\n", a->db,
+            verso_rest_port(sv->rest));
+    return 0;
+}
+
+static void serve_stop(serving *sv)
+{
+    verso_rest_stop(sv->rest);
+    verso_sync_master_free(sv->master);
+}
+
+static void replicate_status(verso_slave *s, int64_t start_ms, bool final)
+{
+    verso_slave_state st;
+    int64_t el = verso_now_ms() - start_ms;
+
+    verso_slave_state_get(&st, s);
+    fprintf(stderr,
+            "\rreplicate: %s  %lld rows  %.0f rows/s  cursor %lld  lag %lld versions %lld ms   %s",
+            st.connected ? "connected" : "connecting", (long long)st.applied_rows,
+            el > 0 ? st.applied_rows * 1000.0 / el : 0.0, (long long)st.cursor,
+            (long long)st.lag_versions, (long long)st.lag_ms, final ? "\n" : "");
+}
+
+int verso_cli_replicate(int argc, char **argv)
+{
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave *s = NULL;
+    serving sv = {0};
+    sync_args a;
+    char why[256];
+    int64_t start = verso_now_ms();
+    int rc = parse_args(&a, argc, argv);
+
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    client_options(&o.client, &a);
+    install_signals();
+    if (verso_slave_start(&s, a.db, a.url, &o, why, sizeof(why)) < 0) {
+        fprintf(stderr, "verso replicate: %s\n", why);
+        return 1;
+    }
+    if (a.port >= 0 && serve_start(&sv, &a) < 0) {
+        verso_slave_stop(s);
+        return 1;
+    }
+    while (!g_stop) {
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+        if (show_progress(&a))
+            replicate_status(s, start, false);
+    }
+    if (!a.quiet)
+        replicate_status(s, start, true);
+    if (sv.rest)
+        serve_stop(&sv);
+    verso_slave_stop(s);
+    return 0;
 }

@@ -25,11 +25,11 @@ typedef struct exists_stmt {
     sqlite3_stmt *st;
 } exists_stmt;
 
-struct verso__applier {
+struct verso__sync_applier {
     verso_db *db;
     verso_sync_apply_fn on_apply;
     void *apply_arg;
-    verso__schema schema;
+    verso__sync_schema schema;
     bool schema_pending;
     bool open;
     bool reset;
@@ -43,9 +43,9 @@ struct verso__applier {
     char err[256];
 };
 
-int verso__applier_new(verso__applier **out, verso_db *db, const verso_sync_client *opts)
+int verso__sync_applier_new(verso__sync_applier **out, verso_db *db, const verso_sync_client *opts)
 {
-    verso__applier *a = calloc(1, sizeof(*a));
+    verso__sync_applier *a = calloc(1, sizeof(*a));
 
     *out = NULL;
     if (!a)
@@ -59,7 +59,7 @@ int verso__applier_new(verso__applier **out, verso_db *db, const verso_sync_clie
     return 0;
 }
 
-static void exists_clear(verso__applier *a)
+static void exists_clear(verso__sync_applier *a)
 {
     for (size_t i = 0; i < a->nexists; i++) {
         sqlite3_finalize(a->exists[i].st);
@@ -70,7 +70,7 @@ static void exists_clear(verso__applier *a)
     a->nexists = 0;
 }
 
-static void pending_clear(verso__applier *a)
+static void pending_clear(verso__sync_applier *a)
 {
     for (size_t i = 0; i < a->npend; i++) {
         verso_free(a->pend[i].cols);
@@ -82,53 +82,53 @@ static void pending_clear(verso__applier *a)
     a->ndocs = 0;
 }
 
-void verso__applier_free(verso__applier *a)
+void verso__sync_applier_free(verso__sync_applier *a)
 {
     if (!a)
         return;
-    verso__applier_abort(a);
+    verso__sync_applier_abort(a);
     pending_clear(a);
     free(a->pend);
     free(a->docs);
     exists_clear(a);
-    verso__schema_free(&a->schema);
+    verso__sync_schema_free(&a->schema);
     free(a);
 }
 
-void verso__applier_set_schema(verso__applier *a, verso__schema *s)
+void verso__sync_applier_set_schema(verso__sync_applier *a, verso__sync_schema *s)
 {
-    verso__schema_free(&a->schema);
+    verso__sync_schema_free(&a->schema);
     a->schema = *s;
     memset(s, 0, sizeof(*s));
     a->schema_pending = true;
 }
 
-bool verso__applier_open(const verso__applier *a)
+bool verso__sync_applier_open(const verso__sync_applier *a)
 {
     return a->open;
 }
 
-int64_t verso__applier_rows(const verso__applier *a)
+int64_t verso__sync_applier_rows(const verso__sync_applier *a)
 {
     return a->rows;
 }
 
-const char *verso__applier_errmsg(const verso__applier *a)
+const char *verso__sync_applier_errmsg(const verso__sync_applier *a)
 {
     return a->err;
 }
 
-static int fail(verso__applier *a, int rc, const char *what)
+static int fail(verso__sync_applier *a, int rc, const char *what)
 {
     snprintf(a->err, sizeof(a->err), "%s: %s%s%s", what, verso_strerror(rc),
              verso_errmsg(a->db)[0] ? ": " : "", verso_errmsg(a->db));
     return rc;
 }
 
-static int apply_schema(verso__applier *a)
+static int apply_schema(verso__sync_applier *a)
 {
     for (size_t i = 0; i < a->schema.ntables; i++) {
-        const verso__schema_table *t = &a->schema.tables[i];
+        const verso__sync_schema_table *t = &a->schema.tables[i];
         int rc = verso_apply_table(a->db, t->name, t->columns, t->ncolumns);
         if (rc < 0) {
             snprintf(a->err, sizeof(a->err), "table %s does not match the master: %s", t->name,
@@ -140,7 +140,7 @@ static int apply_schema(verso__applier *a)
     return 0;
 }
 
-static int begin(verso__applier *a, bool reset)
+static int begin(verso__sync_applier *a, bool reset)
 {
     int rc;
 
@@ -151,13 +151,13 @@ static int begin(verso__applier *a, bool reset)
     a->open = true;
     a->reset = reset;
     if (a->schema_pending && (rc = apply_schema(a)) < 0) {
-        verso__applier_abort(a);
+        verso__sync_applier_abort(a);
         return rc;
     }
     return 0;
 }
 
-static sqlite3_stmt *exists_stmt_for(verso__applier *a, const verso_table *t)
+static sqlite3_stmt *exists_stmt_for(verso__sync_applier *a, const verso_table *t)
 {
     const char *name = verso_table_name(t);
     exists_stmt *grown;
@@ -184,7 +184,7 @@ static sqlite3_stmt *exists_stmt_for(verso__applier *a, const verso_table *t)
 }
 
 /* 1 if row id exists in t, 0 if not, < 0 on error. */
-static int row_exists(verso__applier *a, const verso_table *t, int64_t id)
+static int row_exists(verso__sync_applier *a, const verso_table *t, int64_t id)
 {
     sqlite3_stmt *st = exists_stmt_for(a, t);
     int rc;
@@ -199,7 +199,7 @@ static int row_exists(verso__applier *a, const verso_table *t, int64_t id)
     return rc == SQLITE_DONE ? 0 : VERSO_EDB;
 }
 
-static int pending_push(verso__applier *a, const pending *p)
+static int pending_push(verso__sync_applier *a, const pending *p)
 {
     if (a->npend == a->cappend) {
         size_t cap = a->cappend ? a->cappend * 2 : 64;
@@ -213,7 +213,7 @@ static int pending_push(verso__applier *a, const pending *p)
     return 0;
 }
 
-static int doc_keep(verso__applier *a, verso_json *doc)
+static int doc_keep(verso__sync_applier *a, verso_json *doc)
 {
     if (a->ndocs == a->capdocs) {
         size_t cap = a->capdocs ? a->capdocs * 2 : 8;
@@ -227,7 +227,7 @@ static int doc_keep(verso__applier *a, verso_json *doc)
     return 0;
 }
 
-static int kind_of(verso__applier *a, const verso_table *t, int64_t id, bool deleted,
+static int kind_of(verso__sync_applier *a, const verso_table *t, int64_t id, bool deleted,
                    verso_change_kind *kind)
 {
     int ex = row_exists(a, t, id);
@@ -238,7 +238,7 @@ static int kind_of(verso__applier *a, const verso_table *t, int64_t id, bool del
     return ex;
 }
 
-static int apply_delete(verso__applier *a, const verso_table *t, int64_t id, int64_t version)
+static int apply_delete(verso__sync_applier *a, const verso_table *t, int64_t id, int64_t version)
 {
     pending p = {.change = {.table = verso_table_name(t), .id = id, .version = version}};
     int rc = 0, ex = 1;
@@ -252,7 +252,7 @@ static int apply_delete(verso__applier *a, const verso_table *t, int64_t id, int
     return rc;
 }
 
-static int apply_upsert(verso__applier *a, const verso_table *t, int64_t id, int64_t version,
+static int apply_upsert(verso__sync_applier *a, const verso_table *t, int64_t id, int64_t version,
                         const cJSON *row)
 {
     pending p = {.change = {.table = verso_table_name(t), .id = id, .version = version}};
@@ -280,9 +280,9 @@ done:
     return rc;
 }
 
-static int apply_entry(verso__applier *a, const cJSON *e)
+static int apply_entry(verso__sync_applier *a, const cJSON *e)
 {
-    const char *tname = verso__json_get_str(e, "table");
+    const char *tname = verso__sync_json_get_str(e, "table");
     const verso_table *t = tname ? verso_db_table(a->db, tname) : NULL;
     int64_t id, version;
 
@@ -290,17 +290,17 @@ static int apply_entry(verso__applier *a, const cJSON *e)
         snprintf(a->err, sizeof(a->err), "change for unknown table %s", tname ? tname : "(none)");
         return VERSO_EPROTO;
     }
-    if (verso__json_get_i64(&id, e, "id") < 0 || verso__json_get_i64(&version, e, "version") < 0) {
+    if (verso__sync_json_get_i64(&id, e, "id") < 0 || verso__sync_json_get_i64(&version, e, "version") < 0) {
         snprintf(a->err, sizeof(a->err), "change without id or version in %s", tname);
         return VERSO_EPROTO;
     }
     a->rows++;
-    if (verso__json_get_bool(e, "deleted"))
+    if (verso__sync_json_get_bool(e, "deleted"))
         return apply_delete(a, t, id, version);
     return apply_upsert(a, t, id, version, cJSON_GetObjectItemCaseSensitive(e, "row"));
 }
 
-int verso__applier_entries(verso__applier *a, verso_json *doc, const cJSON *entries, bool reset)
+int verso__sync_applier_entries(verso__sync_applier *a, verso_json *doc, const cJSON *entries, bool reset)
 {
     const cJSON *e;
     int rc = 0;
@@ -324,13 +324,13 @@ int verso__applier_entries(verso__applier *a, verso_json *doc, const cJSON *entr
 done:
     verso_json_free(doc);
     if (rc < 0)
-        verso__applier_abort(a);
+        verso__sync_applier_abort(a);
     return rc;
 }
 
 /* After a full reset the slave holds no tombstone older than the master
  * version it now equals: its own slaves behind that must resynchronise. */
-static int raise_horizon(verso__applier *a, int64_t version)
+static int raise_horizon(verso__sync_applier *a, int64_t version)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(verso_db_sqlite(a->db),
@@ -350,7 +350,7 @@ static int raise_horizon(verso__applier *a, int64_t version)
     return 0;
 }
 
-static void notify(verso__applier *a, int64_t version, bool reset)
+static void notify(verso__sync_applier *a, int64_t version, bool reset)
 {
     verso_sync_change *changes;
 
@@ -365,7 +365,7 @@ static void notify(verso__applier *a, int64_t version, bool reset)
     free(changes);
 }
 
-int verso__applier_commit(verso__applier *a, const char *master, int64_t version)
+int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64_t version)
 {
     bool reset = a->reset;
     int rc;
@@ -385,11 +385,11 @@ int verso__applier_commit(verso__applier *a, const char *master, int64_t version
     pending_clear(a);
     return 0;
 fail:
-    verso__applier_abort(a);
+    verso__sync_applier_abort(a);
     return rc;
 }
 
-void verso__applier_abort(verso__applier *a)
+void verso__sync_applier_abort(verso__sync_applier *a)
 {
     if (a->open)
         verso_apply_abort(a->db);

@@ -11,7 +11,7 @@
 
 #include "sync/internal.h"
 
-void verso__why(char *why, size_t whylen, const char *fmt, ...)
+void verso__sync_why(char *why, size_t whylen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -22,7 +22,7 @@ void verso__why(char *why, size_t whylen, const char *fmt, ...)
     va_end(ap);
 }
 
-int64_t verso__mono_us(void)
+int64_t verso__sync_mono_us(void)
 {
     struct timespec ts;
 
@@ -30,12 +30,12 @@ int64_t verso__mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int64_t verso__mono_ms(void)
+int64_t verso__sync_mono_ms(void)
 {
-    return verso__mono_us() / 1000;
+    return verso__sync_mono_us() / 1000;
 }
 
-static int url_host_port(verso__url *out, const char *p, size_t n)
+static int url_host_port(verso__sync_url *out, const char *p, size_t n)
 {
     const char *end = p + n, *colon;
     size_t hostlen;
@@ -66,7 +66,7 @@ static int url_host_port(verso__url *out, const char *p, size_t n)
     return 0;
 }
 
-int verso__url_parse(verso__url *out, const char *url)
+int verso__sync_url_parse(verso__sync_url *out, const char *url)
 {
     const char *p, *slash;
     size_t plen;
@@ -97,7 +97,7 @@ int verso__url_parse(verso__url *out, const char *url)
     return 0;
 }
 
-int verso__query_append(verso_buf *b, const char *name, const char *value)
+int verso__sync_query_append(verso_buf *b, const char *name, const char *value)
 {
     static const char hex[] = "0123456789ABCDEF";
     int rc = verso_buf_printf(b, "%s=", name);
@@ -113,7 +113,7 @@ int verso__query_append(verso_buf *b, const char *name, const char *value)
     return rc;
 }
 
-int verso__json_get_i64(int64_t *out, const cJSON *obj, const char *name)
+int verso__sync_json_get_i64(int64_t *out, const cJSON *obj, const char *name)
 {
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, name);
 
@@ -122,19 +122,19 @@ int verso__json_get_i64(int64_t *out, const cJSON *obj, const char *name)
     return 0;
 }
 
-bool verso__json_get_bool(const cJSON *obj, const char *name)
+bool verso__sync_json_get_bool(const cJSON *obj, const char *name)
 {
     return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, name));
 }
 
-const char *verso__json_get_str(const cJSON *obj, const char *name)
+const char *verso__sync_json_get_str(const cJSON *obj, const char *name)
 {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(obj, name);
 
     return cJSON_IsString(s) ? s->valuestring : NULL;
 }
 
-bool verso__need_reset(const verso_cursor *c, const char *identity, int64_t head, int64_t horizon)
+bool verso__sync_need_reset(const verso_cursor *c, const char *identity, int64_t head, int64_t horizon)
 {
     if (c->master[0] && strcmp(c->master, identity) != 0)
         return true;
@@ -143,7 +143,7 @@ bool verso__need_reset(const verso_cursor *c, const char *identity, int64_t head
     return c->version < horizon && c->version > 0;
 }
 
-verso_type verso__type_from_name(const char *name)
+verso_type verso__sync_type_from_name(const char *name)
 {
     static const struct {
         const char *name;
@@ -162,7 +162,7 @@ verso_type verso__type_from_name(const char *name)
     return VERSO_ANY;
 }
 
-void verso__schema_table_free(verso__schema_table *t)
+void verso__sync_schema_table_free(verso__sync_schema_table *t)
 {
     for (size_t j = 0; j < t->ncolumns; j++)
         free((char *)t->columns[j].name);
@@ -171,12 +171,12 @@ void verso__schema_table_free(verso__schema_table *t)
     memset(t, 0, sizeof(*t));
 }
 
-void verso__schema_free(verso__schema *s)
+void verso__sync_schema_free(verso__sync_schema *s)
 {
     if (!s)
         return;
     for (size_t i = 0; i < s->ntables; i++)
-        verso__schema_table_free(&s->tables[i]);
+        verso__sync_schema_table_free(&s->tables[i]);
     free(s->tables);
     memset(s, 0, sizeof(*s));
 }
@@ -186,11 +186,11 @@ static unsigned column_flags(const cJSON *col)
     unsigned flags = 0;
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(col, "flags");
 
-    if (verso__json_get_bool(col, "id") || verso__json_get_bool(col, "primary_key"))
+    if (verso__sync_json_get_bool(col, "id") || verso__sync_json_get_bool(col, "primary_key"))
         flags |= VERSO_FIELD_ID;
-    if (verso__json_get_bool(col, "version"))
+    if (verso__sync_json_get_bool(col, "version"))
         flags |= VERSO_FIELD_VERSION;
-    if (verso__json_get_bool(col, "notnull") || verso__json_get_bool(col, "not_null"))
+    if (verso__sync_json_get_bool(col, "notnull") || verso__sync_json_get_bool(col, "not_null"))
         flags |= VERSO_FIELD_NOTNULL;
     if (cJSON_IsNumber(f))
         flags |= (unsigned)f->valueint &
@@ -198,14 +198,14 @@ static unsigned column_flags(const cJSON *col)
     return flags;
 }
 
-static int schema_columns(verso__schema_table *t, const cJSON *cols, char *why, size_t whylen)
+static int schema_columns(verso__sync_schema_table *t, const cJSON *cols, char *why, size_t whylen)
 {
     int n = cJSON_GetArraySize(cols);
     const cJSON *col;
     size_t i = 0;
 
     if (!cJSON_IsArray(cols) || n <= 0) {
-        verso__why(why, whylen, "table %s: no column list", t->name);
+        verso__sync_why(why, whylen, "table %s: no column list", t->name);
         return VERSO_EPROTO;
     }
     t->columns = calloc((size_t)n, sizeof(*t->columns));
@@ -213,29 +213,29 @@ static int schema_columns(verso__schema_table *t, const cJSON *cols, char *why, 
         return VERSO_ENOMEM;
     cJSON_ArrayForEach(col, cols)
     {
-        const char *name = verso__json_get_str(col, "name");
+        const char *name = verso__sync_json_get_str(col, "name");
         if (!name) {
-            verso__why(why, whylen, "table %s: column without a name", t->name);
+            verso__sync_why(why, whylen, "table %s: column without a name", t->name);
             return VERSO_EPROTO;
         }
         t->columns[i].name = strdup(name);
         if (!t->columns[i].name)
             return VERSO_ENOMEM;
-        t->columns[i].type = verso__type_from_name(verso__json_get_str(col, "type"));
+        t->columns[i].type = verso__sync_type_from_name(verso__sync_json_get_str(col, "type"));
         t->columns[i].flags = column_flags(col);
         t->ncolumns = ++i;
     }
     return 0;
 }
 
-int verso__schema_parse(verso__schema *out, const cJSON *tables, char *why, size_t whylen)
+int verso__sync_schema_parse(verso__sync_schema *out, const cJSON *tables, char *why, size_t whylen)
 {
     int rc = 0, n = cJSON_GetArraySize(tables);
     const cJSON *t;
 
     memset(out, 0, sizeof(*out));
     if (!(cJSON_IsArray(tables) || cJSON_IsObject(tables))) {
-        verso__why(why, whylen, "no table list");
+        verso__sync_why(why, whylen, "no table list");
         return VERSO_EPROTO;
     }
     if (n == 0)
@@ -245,10 +245,10 @@ int verso__schema_parse(verso__schema *out, const cJSON *tables, char *why, size
         return VERSO_ENOMEM;
     cJSON_ArrayForEach(t, tables)
     {
-        verso__schema_table *st = &out->tables[out->ntables];
-        const char *name = t->string ? t->string : verso__json_get_str(t, "name");
+        verso__sync_schema_table *st = &out->tables[out->ntables];
+        const char *name = t->string ? t->string : verso__sync_json_get_str(t, "name");
         if (!name) {
-            verso__why(why, whylen, "table without a name");
+            verso__sync_why(why, whylen, "table without a name");
             rc = VERSO_EPROTO;
             goto done;
         }
@@ -264,7 +264,7 @@ int verso__schema_parse(verso__schema *out, const cJSON *tables, char *why, size
     }
 done:
     if (rc < 0)
-        verso__schema_free(out);
+        verso__sync_schema_free(out);
     return rc;
 }
 
@@ -292,7 +292,7 @@ static int table_json(verso_buf *b, const verso_table *t)
     return rc;
 }
 
-int verso__schema_json(verso_buf *b, verso_db *db, const char *const *names, size_t n)
+int verso__sync_schema_json(verso_buf *b, verso_db *db, const char *const *names, size_t n)
 {
     int rc = verso_buf_puts(b, "[");
     bool first = true;

@@ -11,13 +11,15 @@
 
 #include "sync/internal.h"
 
-struct verso__http {
+struct verso__sync_http {
     struct lws_context *ctx;
-    verso__url url;
+    verso__sync_url url;
     char *auth; /* "Bearer <token>" or NULL */
     bool insecure;
     int timeout_ms;
-    verso_buf *body; /* the request in progress */
+    struct lws *wsi; /* the request in progress; callbacks of older ones are ignored */
+    bool connecting;
+    verso_buf *body;
     int status;
     int rc;
     bool done;
@@ -26,12 +28,12 @@ struct verso__http {
 
 static void tick(lws_sorted_usec_list_t *sul)
 {
-    verso__http *h = lws_container_of(sul, verso__http, sul);
+    verso__sync_http *h = lws_container_of(sul, verso__sync_http, sul);
 
     lws_sul_schedule(h->ctx, 0, &h->sul, tick, 100000);
 }
 
-static int on_append_header(verso__http *h, struct lws *wsi, void *in, size_t len)
+static int on_append_header(verso__sync_http *h, struct lws *wsi, void *in, size_t len)
 {
     unsigned char **p = (unsigned char **)in, *end = (*p) + len;
 
@@ -53,7 +55,7 @@ static int on_receive(struct lws *wsi)
     return lws_http_client_read(wsi, &p, &n) < 0 ? -1 : 0;
 }
 
-static void finish(verso__http *h, int rc)
+static void finish(verso__sync_http *h, int rc)
 {
     if (h->done)
         return;
@@ -64,8 +66,11 @@ static void finish(verso__http *h, int rc)
 static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                    size_t len)
 {
-    verso__http *h = lws_context_user(lws_get_context(wsi));
+    verso__sync_http *h = lws_context_user(lws_get_context(wsi));
 
+    if (wsi != h->wsi && !h->connecting && reason != LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER &&
+        reason != LWS_CALLBACK_RECEIVE_CLIENT_HTTP)
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
     switch (reason) {
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         finish(h, VERSO_ENET);
@@ -98,11 +103,11 @@ static const struct lws_protocols http_protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-int verso__http_new(verso__http **out, const verso__url *u, const char *token, bool insecure,
+int verso__sync_http_new(verso__sync_http **out, const verso__sync_url *u, const char *token, bool insecure,
                     int timeout_ms)
 {
     struct lws_context_creation_info info;
-    verso__http *h = calloc(1, sizeof(*h));
+    verso__sync_http *h = calloc(1, sizeof(*h));
     int rc = VERSO_ENOMEM;
 
     *out = NULL;
@@ -117,6 +122,7 @@ int verso__http_new(verso__http **out, const verso__url *u, const char *token, b
             goto done;
         snprintf(h->auth, n, "Bearer %s", token);
     }
+    lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = http_protocols;
@@ -133,11 +139,11 @@ int verso__http_new(verso__http **out, const verso__url *u, const char *token, b
     *out = h;
 done:
     if (rc < 0)
-        verso__http_free(h);
+        verso__sync_http_free(h);
     return rc;
 }
 
-void verso__http_free(verso__http *h)
+void verso__sync_http_free(verso__sync_http *h)
 {
     if (!h)
         return;
@@ -147,7 +153,7 @@ void verso__http_free(verso__http *h)
     free(h);
 }
 
-static int connect_get(verso__http *h, const char *path)
+static int connect_get(verso__sync_http *h, const char *path)
 {
     struct lws_client_connect_info ci;
 
@@ -165,14 +171,17 @@ static int connect_get(verso__http *h, const char *path)
         if (h->insecure)
             ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
     }
-    return lws_client_connect_via_info(&ci) ? 0 : VERSO_ENET;
+    h->connecting = true; /* callbacks may run inside the call, before it returns the wsi */
+    h->wsi = lws_client_connect_via_info(&ci);
+    h->connecting = false;
+    return h->wsi || h->done ? 0 : VERSO_ENET;
 }
 
-int verso__http_get(verso_buf *body, int *status, verso__http *h, const char *path_query,
+int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, const char *path_query,
                     const volatile int *stop)
 {
     verso_buf path = VERSO_BUF_INIT;
-    int64_t deadline = verso__mono_ms() + h->timeout_ms;
+    int64_t deadline = verso__sync_mono_ms() + h->timeout_ms;
     int rc;
 
     verso_buf_clear(body);
@@ -189,7 +198,7 @@ int verso__http_get(verso_buf *body, int *status, verso__http *h, const char *pa
             rc = VERSO_EINTERRUPTED;
             goto done;
         }
-        if (verso__mono_ms() > deadline) {
+        if (verso__sync_mono_ms() > deadline) {
             rc = VERSO_ETIMEOUT;
             goto done;
         }
@@ -199,6 +208,7 @@ int verso__http_get(verso_buf *body, int *status, verso__http *h, const char *pa
     *status = h->status;
 done:
     h->body = NULL;
+    h->wsi = NULL;
     verso_buf_free(&path);
     return rc;
 }

@@ -14,60 +14,60 @@ struct cJSON;
 
 /* ---- URLs ---- */
 
-typedef struct verso__url {
+typedef struct verso__sync_url {
     bool tls;
     char host[256];
     int port;
     char prefix[256]; /* path prefix without trailing '/', "" for none */
-} verso__url;
+} verso__sync_url;
 
 /* Parses "http[s]://host[:port][/prefix]". VERSO_EINVAL. */
-int verso__url_parse(verso__url *out, const char *url);
+int verso__sync_url_parse(verso__sync_url *out, const char *url);
 
 /* Appends "name=value" with percent-encoding of value. */
-int verso__query_append(verso_buf *b, const char *name, const char *value);
+int verso__sync_query_append(verso_buf *b, const char *name, const char *value);
 
 /* ---- JSON helpers over verso_json documents ---- */
 
 /* Exact integer member `name` of obj; VERSO_EPROTO if missing or not an integer. */
-int verso__json_get_i64(int64_t *out, const struct cJSON *obj, const char *name);
+int verso__sync_json_get_i64(int64_t *out, const struct cJSON *obj, const char *name);
 /* Boolean member (missing = false). */
-bool verso__json_get_bool(const struct cJSON *obj, const char *name);
+bool verso__sync_json_get_bool(const struct cJSON *obj, const char *name);
 /* String member or NULL. */
-const char *verso__json_get_str(const struct cJSON *obj, const char *name);
+const char *verso__sync_json_get_str(const struct cJSON *obj, const char *name);
 
 /* ---- The master's schema, as announced in /_info or a schema message ---- */
 
-typedef struct verso__schema_table {
+typedef struct verso__sync_schema_table {
     char *name;
     verso_column *columns; /* names owned by the table */
     size_t ncolumns;
-} verso__schema_table;
+} verso__sync_schema_table;
 
-typedef struct verso__schema {
-    verso__schema_table *tables;
+typedef struct verso__sync_schema {
+    verso__sync_schema_table *tables;
     size_t ntables;
-} verso__schema;
+} verso__sync_schema;
 
 /* Reads a JSON array of {"name":..., "columns":[{"name","type",flags...}]} (or an object keyed by table name). */
-int verso__schema_parse(verso__schema *out, const struct cJSON *tables, char *why, size_t whylen);
-void verso__schema_free(verso__schema *s);
-void verso__schema_table_free(verso__schema_table *t);
+int verso__sync_schema_parse(verso__sync_schema *out, const struct cJSON *tables, char *why, size_t whylen);
+void verso__sync_schema_free(verso__sync_schema *s);
+void verso__sync_schema_table_free(verso__sync_schema_table *t);
 /* Appends the tables of db (restricted to names when n > 0) as a JSON array. */
-int verso__schema_json(verso_buf *b, verso_db *db, const char *const *names, size_t n);
+int verso__sync_schema_json(verso_buf *b, verso_db *db, const char *const *names, size_t n);
 /* Maps "int64", "integer", "text", ... to a verso_type; VERSO_ANY if unknown. */
-verso_type verso__type_from_name(const char *name);
+verso_type verso__sync_type_from_name(const char *name);
 
 /* ---- The applier: one slave's apply state ---- */
 
-typedef struct verso__applier verso__applier;
+typedef struct verso__sync_applier verso__sync_applier;
 
 /* db is borrowed and used only by the thread using the applier. */
-int verso__applier_new(verso__applier **out, verso_db *db, const verso_sync_client *opts);
-void verso__applier_free(verso__applier *a);
+int verso__sync_applier_new(verso__sync_applier **out, verso_db *db, const verso_sync_client *opts);
+void verso__sync_applier_free(verso__sync_applier *a);
 
 /* Sets the master's schema (taken over: *s is emptied). Checked/created at the next begin. */
-void verso__applier_set_schema(verso__applier *a, verso__schema *s);
+void verso__sync_applier_set_schema(verso__sync_applier *a, verso__sync_schema *s);
 
 /*
  * Applies one message's entries (a JSON array of change objects). The
@@ -75,50 +75,50 @@ void verso__applier_set_schema(verso__applier *a, verso__schema *s);
  * freed otherwise; also on failure). Opens the apply transaction first if
  * none is open (a full reset when reset is true).
  */
-int verso__applier_entries(verso__applier *a, struct verso_json *doc,
+int verso__sync_applier_entries(verso__sync_applier *a, struct verso_json *doc,
                            const struct cJSON *entries, bool reset);
 
 /* Commits at a snapshot boundary: stores the cursor, runs callbacks. */
-int verso__applier_commit(verso__applier *a, const char *master, int64_t version);
+int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64_t version);
 
 /* Rolls an open apply transaction back. */
-void verso__applier_abort(verso__applier *a);
+void verso__sync_applier_abort(verso__sync_applier *a);
 
-bool verso__applier_open(const verso__applier *a);
+bool verso__sync_applier_open(const verso__sync_applier *a);
 /* Changes applied (all transactions). */
-int64_t verso__applier_rows(const verso__applier *a);
+int64_t verso__sync_applier_rows(const verso__sync_applier *a);
 /* Detail of the last failure. */
-const char *verso__applier_errmsg(const verso__applier *a);
+const char *verso__sync_applier_errmsg(const verso__sync_applier *a);
 
 /*
  * Decides whether the slave must resynchronise against a master of
  * identity/head/horizon, given its stored cursor.
  */
-bool verso__need_reset(const verso_cursor *c, const char *identity, int64_t head, int64_t horizon);
+bool verso__sync_need_reset(const verso_cursor *c, const char *identity, int64_t head, int64_t horizon);
 
 /* ---- HTTP client (libwebsockets), one request at a time ---- */
 
-typedef struct verso__http verso__http;
+typedef struct verso__sync_http verso__sync_http;
 
-int verso__http_new(verso__http **out, const verso__url *u, const char *token, bool insecure,
+int verso__sync_http_new(verso__sync_http **out, const verso__sync_url *u, const char *token, bool insecure,
                     int timeout_ms);
-void verso__http_free(verso__http *h);
+void verso__sync_http_free(verso__sync_http *h);
 
 /*
  * GET prefix + path_query; the body goes to body (cleared first), the
  * status to *status. VERSO_ENET (connect failure, timeout),
  * VERSO_EINTERRUPTED (*stop set).
  */
-int verso__http_get(verso_buf *body, int *status, verso__http *h, const char *path_query,
+int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, const char *path_query,
                     const volatile int *stop);
 
 /* Monotonic milliseconds. */
-int64_t verso__mono_ms(void);
+int64_t verso__sync_mono_ms(void);
 /* Monotonic microseconds. */
-int64_t verso__mono_us(void);
+int64_t verso__sync_mono_us(void);
 
 /* Writes a one-line reason. */
-void verso__why(char *why, size_t whylen, const char *fmt, ...)
+void verso__sync_why(char *why, size_t whylen, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif

@@ -81,7 +81,7 @@ static int msg_schema(verso_sync_master *m, conn *c, verso_buf *b)
     int rc = verso_buf_puts(b, "{\"type\":\"schema\",\"tables\":");
 
     if (rc == 0)
-        rc = verso__schema_json(b, m->db, (const char *const *)c->tables, c->ntables);
+        rc = verso__sync_schema_json(b, m->db, (const char *const *)c->tables, c->ntables);
     if (rc == 0)
         rc = verso_buf_puts(b, "}");
     return rc;
@@ -250,12 +250,12 @@ static int copy_tables(verso_sync_master *m, conn *c, const cJSON *tables, verso
 static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON *msg)
 {
     verso_buf err = VERSO_BUF_INIT;
-    const char *identity = verso__json_get_str(msg, "identity");
-    const char *name = verso__json_get_str(msg, "name");
+    const char *identity = verso__sync_json_get_str(msg, "identity");
+    const char *name = verso__sync_json_get_str(msg, "name");
     int64_t cursor = 0;
 
     (void)ws;
-    if (verso__json_get_i64(&cursor, msg, "cursor") < 0 || cursor < 0)
+    if (verso__sync_json_get_i64(&cursor, msg, "cursor") < 0 || cursor < 0)
         verso_buf_puts(&err, "subscribe needs a cursor");
     else if (copy_tables(m, c, cJSON_GetObjectItemCaseSensitive(msg, "tables"), &err) < 0 &&
              err.len == 0)
@@ -267,7 +267,7 @@ static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON
         verso_buf_free(&err);
         return 0;
     }
-    c->reset = verso__json_get_bool(msg, "reset");
+    c->reset = verso__sync_json_get_bool(msg, "reset");
     if (c->reset)
         cursor = 0;
     if (name)
@@ -295,7 +295,7 @@ static int on_ack(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON *msg)
     int64_t v;
 
     (void)ws;
-    if (verso__json_get_i64(&v, msg, "version") < 0)
+    if (verso__sync_json_get_i64(&v, msg, "version") < 0)
         return -1;
     pthread_mutex_lock(&m->lock);
     if (v > c->acked)
@@ -335,7 +335,7 @@ static int ws_message(verso_ws *ws, void *cp, const void *data, size_t len, void
     c->last_rx_ms = now_ms();
     if (verso_json_parse(&doc, data, len, 8, NULL) < 0)
         return -1;
-    type = verso__json_get_str(verso_json_root(doc), "type");
+    type = verso__sync_json_get_str(verso_json_root(doc), "type");
     for (size_t i = 0; type && i < sizeof(incoming) / sizeof(incoming[0]); i++) {
         if (strcmp(incoming[i].type, type) == 0) {
             rc = incoming[i].fn(m, ws, c, verso_json_root(doc));
@@ -539,13 +539,13 @@ static int prepare(verso_sync_master *m, char *why, size_t whylen)
     if (sqlite3_prepare_v2(s, "PRAGMA data_version", -1, &m->data_version, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s, "PRAGMA schema_version", -1, &m->schema_version, NULL) !=
             SQLITE_OK) {
-        verso__why(why, whylen, "%s", sqlite3_errmsg(s));
+        verso__sync_why(why, whylen, "%s", sqlite3_errmsg(s));
         return VERSO_EDB;
     }
     m->last_data_version = pragma_int(m->data_version);
     m->last_schema_version = pragma_int(m->schema_version);
     if (verso_db_info(&m->info, m->db) < 0) {
-        verso__why(why, whylen, "%s", verso_errmsg(m->db));
+        verso__sync_why(why, whylen, "%s", verso_errmsg(m->db));
         return VERSO_EDB;
     }
     return 0;
@@ -571,7 +571,7 @@ int verso_sync_master_new(verso_sync_master **out, const char *db_path,
     m->o.poll_ms = m->o.poll_ms > 0 ? m->o.poll_ms : 1;
     dbo.create = false;
     if ((rc = verso_db_open(&m->db, db_path, &dbo)) < 0) {
-        verso__why(why, whylen, "%s: %s", db_path, verso_open_errmsg());
+        verso__sync_why(why, whylen, "%s: %s", db_path, verso_open_errmsg());
         goto done;
     }
     if ((rc = prepare(m, why, whylen)) < 0)

@@ -16,8 +16,8 @@ typedef struct pull {
     verso_db *db;
     const verso_sync_client *o;
     const volatile int *stop;
-    verso__http *http;
-    verso__applier *ap;
+    verso__sync_http *http;
+    verso__sync_applier *ap;
     verso_buf body;
     verso_buf query;
     char identity[37];
@@ -35,17 +35,17 @@ static int status_error(pull *p, int status, const char *what)
     int rc = (status == 401 || status == 403) ? VERSO_EAUTH : VERSO_EPROTO;
     int n = (int)(p->body.len > 200 ? 200 : p->body.len);
 
-    verso__why(p->why, p->whylen, "%s: HTTP %d %.*s", what, status, n,
+    verso__sync_why(p->why, p->whylen, "%s: HTTP %d %.*s", what, status, n,
                p->body.data ? p->body.data : "");
     return rc;
 }
 
 static int get(pull *p, int *status, const char *path, const char *what)
 {
-    int rc = verso__http_get(&p->body, status, p->http, path, p->stop);
+    int rc = verso__sync_http_get(&p->body, status, p->http, path, p->stop);
 
     if (rc < 0)
-        verso__why(p->why, p->whylen, "%s: %s", what, verso_strerror(rc));
+        verso__sync_why(p->why, p->whylen, "%s: %s", what, verso_strerror(rc));
     return rc;
 }
 
@@ -55,7 +55,7 @@ static int parse_body(verso_json **doc, pull *p, const char *what)
     int rc = verso_json_parse(doc, p->body.data ? p->body.data : "", p->body.len, 0, &jwhy);
 
     if (rc < 0) {
-        verso__why(p->why, p->whylen, "%s: bad JSON: %s", what, jwhy ? jwhy : "");
+        verso__sync_why(p->why, p->whylen, "%s: bad JSON: %s", what, jwhy ? jwhy : "");
         return VERSO_EPROTO;
     }
     return 0;
@@ -73,13 +73,13 @@ static bool wanted(const pull *p, const char *name)
 }
 
 /* Keeps only the requested tables; every requested table must exist. */
-static int filter_schema(pull *p, verso__schema *s)
+static int filter_schema(pull *p, verso__sync_schema *s)
 {
     size_t kept = 0;
 
     for (size_t i = 0; i < s->ntables; i++) {
         if (wanted(p, s->tables[i].name)) {
-            verso__schema_table t = s->tables[kept];
+            verso__sync_schema_table t = s->tables[kept];
             s->tables[kept++] = s->tables[i];
             s->tables[i] = t;
         }
@@ -89,12 +89,12 @@ static int filter_schema(pull *p, verso__schema *s)
         for (size_t j = 0; j < kept; j++)
             found = found || strcmp(s->tables[j].name, p->o->tables[i]) == 0;
         if (!found) {
-            verso__why(p->why, p->whylen, "the master has no table %s", p->o->tables[i]);
+            verso__sync_why(p->why, p->whylen, "the master has no table %s", p->o->tables[i]);
             return VERSO_ENOTFOUND;
         }
     }
     for (size_t i = kept; i < s->ntables; i++)
-        verso__schema_table_free(&s->tables[i]);
+        verso__sync_schema_table_free(&s->tables[i]);
     s->ntables = kept;
     return 0;
 }
@@ -102,7 +102,7 @@ static int filter_schema(pull *p, verso__schema *s)
 static int read_info(pull *p)
 {
     verso_json *doc = NULL;
-    verso__schema schema = {0};
+    verso__sync_schema schema = {0};
     const cJSON *root;
     const char *id;
     int status = 0, rc;
@@ -114,22 +114,22 @@ static int read_info(pull *p)
     if ((rc = parse_body(&doc, p, "GET /_info")) < 0)
         return rc;
     root = verso_json_root(doc);
-    id = verso__json_get_str(root, "identity");
-    if (!id || strlen(id) != 36 || verso__json_get_i64(&p->head, root, "head") < 0 ||
-        verso__json_get_i64(&p->horizon, root, "horizon") < 0) {
-        verso__why(p->why, p->whylen, "GET /_info: no identity, head or horizon");
+    id = verso__sync_json_get_str(root, "identity");
+    if (!id || strlen(id) != 36 || verso__sync_json_get_i64(&p->head, root, "head") < 0 ||
+        verso__sync_json_get_i64(&p->horizon, root, "horizon") < 0) {
+        verso__sync_why(p->why, p->whylen, "GET /_info: no identity, head or horizon");
         rc = VERSO_EPROTO;
         goto done;
     }
     memcpy(p->identity, id, 37);
-    if ((rc = verso__schema_parse(&schema, cJSON_GetObjectItemCaseSensitive(root, "tables"),
+    if ((rc = verso__sync_schema_parse(&schema, cJSON_GetObjectItemCaseSensitive(root, "tables"),
                                   p->why, p->whylen)) < 0)
         goto done;
     if ((rc = filter_schema(p, &schema)) < 0)
         goto done;
-    verso__applier_set_schema(p->ap, &schema);
+    verso__sync_applier_set_schema(p->ap, &schema);
 done:
-    verso__schema_free(&schema);
+    verso__sync_schema_free(&schema);
     verso_json_free(doc);
     return rc;
 }
@@ -148,7 +148,7 @@ static int changes_path(pull *p, int64_t since)
         if (rc == 0)
             rc = verso_buf_puts(&p->query, "&");
         if (rc == 0)
-            rc = verso__query_append(&p->query, "tables", names.data);
+            rc = verso__sync_query_append(&p->query, "tables", names.data);
         verso_buf_free(&names);
     }
     return rc;
@@ -156,13 +156,13 @@ static int changes_path(pull *p, int64_t since)
 
 static void progress(pull *p, int64_t cursor, bool last)
 {
-    int64_t now = verso__mono_ms();
+    int64_t now = verso__sync_mono_ms();
     verso_sync_progress pr;
 
     if (!p->o->on_progress || (!last && now - p->progress_ms < 200))
         return;
     p->progress_ms = now;
-    pr.rows = verso__applier_rows(p->ap);
+    pr.rows = verso__sync_applier_rows(p->ap);
     pr.cursor = cursor;
     pr.master_head = p->head;
     pr.elapsed_ms = now - p->start_ms;
@@ -190,28 +190,28 @@ static int fetch_apply(pull *p, int64_t *since, bool *reset, int64_t *stored)
     if ((rc = parse_body(&doc, p, "GET /_changes")) < 0)
         return rc;
     root = verso_json_root(doc);
-    id = verso__json_get_str(root, "identity");
+    id = verso__sync_json_get_str(root, "identity");
     if (!id || strcmp(id, p->identity) != 0) {
         verso_json_free(doc);
         return VERSO_EIDENTITY;
     }
-    if (verso__json_get_i64(&cursor, root, "cursor") < 0 ||
-        verso__json_get_i64(&head, root, "head") < 0 || cursor < *since) {
+    if (verso__sync_json_get_i64(&cursor, root, "cursor") < 0 ||
+        verso__sync_json_get_i64(&head, root, "head") < 0 || cursor < *since) {
         verso_json_free(doc);
-        verso__why(p->why, p->whylen, "GET /_changes: bad cursor");
+        verso__sync_why(p->why, p->whylen, "GET /_changes: bad cursor");
         return VERSO_EPROTO;
     }
-    more = verso__json_get_bool(root, "more");
-    rc = verso__applier_entries(p->ap, doc, cJSON_GetObjectItemCaseSensitive(root, "changes"),
+    more = verso__sync_json_get_bool(root, "more");
+    rc = verso__sync_applier_entries(p->ap, doc, cJSON_GetObjectItemCaseSensitive(root, "changes"),
                                 *reset);
     if (rc < 0) {
-        verso__why(p->why, p->whylen, "apply: %s", verso__applier_errmsg(p->ap));
+        verso__sync_why(p->why, p->whylen, "apply: %s", verso__sync_applier_errmsg(p->ap));
         return rc;
     }
     *since = cursor;
     if (!more) {
-        if ((rc = verso__applier_commit(p->ap, p->identity, cursor)) < 0) {
-            verso__why(p->why, p->whylen, "commit: %s", verso__applier_errmsg(p->ap));
+        if ((rc = verso__sync_applier_commit(p->ap, p->identity, cursor)) < 0) {
+            verso__sync_why(p->why, p->whylen, "commit: %s", verso__sync_applier_errmsg(p->ap));
             return rc;
         }
         p->res.resynced = p->res.resynced || *reset;
@@ -232,10 +232,10 @@ static int run(pull *p)
     if ((rc = read_info(p)) < 0)
         return rc;
     if ((rc = verso_cursor_get(&c, p->db)) < 0) {
-        verso__why(p->why, p->whylen, "cursor: %s", verso_errmsg(p->db));
+        verso__sync_why(p->why, p->whylen, "cursor: %s", verso_errmsg(p->db));
         return rc;
     }
-    reset = verso__need_reset(&c, p->identity, p->head, p->horizon);
+    reset = verso__sync_need_reset(&c, p->identity, p->head, p->horizon);
     since = reset ? 0 : c.version;
     stored = c.version;
     p->res.master_head = p->head;
@@ -244,7 +244,7 @@ static int run(pull *p)
     }
     if ((rc == VERSO_EHORIZON || rc == VERSO_EIDENTITY) && attempts++ == 0) {
         /* pruned or recreated while we read: start over from scratch */
-        verso__applier_abort(p->ap);
+        verso__sync_applier_abort(p->ap);
         if ((rc = read_info(p)) < 0)
             return rc;
         reset = true;
@@ -253,11 +253,11 @@ static int run(pull *p)
         }
     }
     if (rc == VERSO_EHORIZON)
-        verso__why(p->why, p->whylen, "the master refuses a full read (horizon)");
+        verso__sync_why(p->why, p->whylen, "the master refuses a full read (horizon)");
     else if (rc == VERSO_EIDENTITY)
-        verso__why(p->why, p->whylen, "the master's identity changed during the pull");
+        verso__sync_why(p->why, p->whylen, "the master's identity changed during the pull");
     p->res.cursor = stored;
-    p->res.rows = verso__applier_rows(p->ap);
+    p->res.rows = verso__sync_applier_rows(p->ap);
     progress(p, stored, true);
     return rc;
 }
@@ -268,23 +268,23 @@ int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *url,
 {
     static const verso_sync_client defaults = VERSO_SYNC_CLIENT_INIT;
     pull p = {.db = db, .o = opts ? opts : &defaults, .stop = stop, .why = why, .whylen = whylen};
-    verso__url u;
+    verso__sync_url u;
     int rc;
 
-    verso__why(why, whylen, "%s", "");
-    if (!db || verso__url_parse(&u, url) < 0) {
-        verso__why(why, whylen, "bad URL %s", url ? url : "(null)");
+    verso__sync_why(why, whylen, "%s", "");
+    if (!db || verso__sync_url_parse(&u, url) < 0) {
+        verso__sync_why(why, whylen, "bad URL %s", url ? url : "(null)");
         return VERSO_EINVAL;
     }
-    p.start_ms = p.progress_ms = verso__mono_ms();
-    if ((rc = verso__http_new(&p.http, &u, p.o->token, p.o->insecure, p.o->timeout_ms)) < 0)
+    p.start_ms = p.progress_ms = verso__sync_mono_ms();
+    if ((rc = verso__sync_http_new(&p.http, &u, p.o->token, p.o->insecure, p.o->timeout_ms)) < 0)
         goto done;
-    if ((rc = verso__applier_new(&p.ap, db, p.o)) < 0)
+    if ((rc = verso__sync_applier_new(&p.ap, db, p.o)) < 0)
         goto done;
     rc = run(&p);
 done:
-    verso__applier_free(p.ap);
-    verso__http_free(p.http);
+    verso__sync_applier_free(p.ap);
+    verso__sync_http_free(p.http);
     verso_buf_free(&p.body);
     verso_buf_free(&p.query);
     if (out)

@@ -31,13 +31,13 @@ struct verso_slave {
     atomic_int stop;
 
     verso_slave_options o;
-    verso__url url;
+    verso__sync_url url;
     char *auth;
     char **tables;
     char name[64];
     char *db_path;
     verso_db *db;
-    verso__applier *ap;
+    verso__sync_applier *ap;
 
     struct lws_context *ctx;
     struct lws *wsi;
@@ -71,7 +71,7 @@ static void set_error(verso_slave *s, const char *fmt, const char *detail)
 /* Updates the shared state after the master's head or our cursor moved. */
 static void publish(verso_slave *s, int64_t cursor, int64_t head, bool committed)
 {
-    int64_t now = verso__mono_ms();
+    int64_t now = verso__sync_mono_ms();
 
     pthread_mutex_lock(&s->lock);
     if (cursor >= 0)
@@ -87,7 +87,7 @@ static void publish(verso_slave *s, int64_t cursor, int64_t head, bool committed
         s->behind_since_ms = now;
     if (committed) {
         s->st.commits++;
-        s->st.applied_rows = verso__applier_rows(s->ap);
+        s->st.applied_rows = verso__sync_applier_rows(s->ap);
         pthread_cond_broadcast(&s->cond);
     }
     pthread_mutex_unlock(&s->lock);
@@ -104,18 +104,18 @@ static void want_write(verso_slave *s)
 static int on_hello(verso_slave *s, verso_json *doc)
 {
     const cJSON *msg = verso_json_root(doc);
-    const char *id = verso__json_get_str(msg, "identity");
+    const char *id = verso__sync_json_get_str(msg, "identity");
     verso_cursor c;
 
-    if (!id || strlen(id) != 36 || verso__json_get_i64(&s->master_head, msg, "head") < 0 ||
-        verso__json_get_i64(&s->master_horizon, msg, "horizon") < 0)
+    if (!id || strlen(id) != 36 || verso__sync_json_get_i64(&s->master_head, msg, "head") < 0 ||
+        verso__sync_json_get_i64(&s->master_horizon, msg, "horizon") < 0)
         return VERSO_EPROTO;
     memcpy(s->master, id, sizeof(s->master));
-    verso__applier_abort(s->ap);
+    verso__sync_applier_abort(s->ap);
     if (verso_cursor_get(&c, s->db) < 0)
         return VERSO_EDB;
     s->reset_pending =
-        s->force_reset || verso__need_reset(&c, s->master, s->master_head, s->master_horizon);
+        s->force_reset || verso__sync_need_reset(&c, s->master, s->master_head, s->master_horizon);
     s->force_reset = false;
     s->expected_from = s->reset_pending ? 0 : c.version;
     s->subscribe_due = true;
@@ -128,9 +128,9 @@ static int on_hello(verso_slave *s, verso_json *doc)
 
 static int on_schema(verso_slave *s, verso_json *doc)
 {
-    verso__schema schema;
+    verso__sync_schema schema;
     char why[160] = "";
-    int rc = verso__schema_parse(&schema, cJSON_GetObjectItemCaseSensitive(
+    int rc = verso__sync_schema_parse(&schema, cJSON_GetObjectItemCaseSensitive(
                                               verso_json_root(doc), "tables"),
                                  why, sizeof(why));
 
@@ -138,17 +138,17 @@ static int on_schema(verso_slave *s, verso_json *doc)
         set_error(s, "schema: %s", why);
         return rc;
     }
-    verso__applier_set_schema(s->ap, &schema);
+    verso__sync_applier_set_schema(s->ap, &schema);
     return 0;
 }
 
 static int commit(verso_slave *s, int64_t to, int64_t head)
 {
     bool reset = s->reset_pending;
-    int rc = verso__applier_commit(s->ap, s->master, to);
+    int rc = verso__sync_applier_commit(s->ap, s->master, to);
 
     if (rc < 0) {
-        set_error(s, "%s", verso__applier_errmsg(s->ap));
+        set_error(s, "%s", verso__sync_applier_errmsg(s->ap));
         return rc;
     }
     s->reset_pending = false;
@@ -167,21 +167,21 @@ static int on_changes(verso_slave *s, verso_json *doc)
 {
     const cJSON *msg = verso_json_root(doc);
     int64_t from, to, head;
-    bool more = verso__json_get_bool(msg, "more");
+    bool more = verso__sync_json_get_bool(msg, "more");
     int rc;
 
-    if (s->phase != PH_SUBSCRIBED || verso__json_get_i64(&from, msg, "from") < 0 ||
-        verso__json_get_i64(&to, msg, "to") < 0 || verso__json_get_i64(&head, msg, "head") < 0 ||
+    if (s->phase != PH_SUBSCRIBED || verso__sync_json_get_i64(&from, msg, "from") < 0 ||
+        verso__sync_json_get_i64(&to, msg, "to") < 0 || verso__sync_json_get_i64(&head, msg, "head") < 0 ||
         from != s->expected_from || to < from) {
         set_error(s, "%s", "changes out of sequence");
         verso_json_free(doc);
         return VERSO_EPROTO;
     }
     s->expected_from = to;
-    rc = verso__applier_entries(s->ap, doc, cJSON_GetObjectItemCaseSensitive(msg, "entries"),
+    rc = verso__sync_applier_entries(s->ap, doc, cJSON_GetObjectItemCaseSensitive(msg, "entries"),
                                 s->reset_pending);
     if (rc < 0) {
-        set_error(s, "apply: %s", verso__applier_errmsg(s->ap));
+        set_error(s, "apply: %s", verso__sync_applier_errmsg(s->ap));
         return rc;
     }
     if (more) {
@@ -195,7 +195,7 @@ static int on_heartbeat(verso_slave *s, verso_json *doc)
 {
     int64_t head;
 
-    if (verso__json_get_i64(&head, verso_json_root(doc), "head") == 0 && !verso__applier_open(s->ap))
+    if (verso__sync_json_get_i64(&head, verso_json_root(doc), "head") == 0 && !verso__sync_applier_open(s->ap))
         publish(s, -1, head, false);
     return 0;
 }
@@ -203,7 +203,7 @@ static int on_heartbeat(verso_slave *s, verso_json *doc)
 static int on_resync(verso_slave *s, verso_json *doc)
 {
     (void)doc;
-    verso__applier_abort(s->ap);
+    verso__sync_applier_abort(s->ap);
     s->force_reset = true;
     s->reset_pending = true;
     s->expected_from = 0;
@@ -213,7 +213,7 @@ static int on_resync(verso_slave *s, verso_json *doc)
 
 static int on_error(verso_slave *s, verso_json *doc)
 {
-    const char *m = verso__json_get_str(verso_json_root(doc), "message");
+    const char *m = verso__sync_json_get_str(verso_json_root(doc), "message");
 
     set_error(s, "master: %s", m ? m : "error");
     return VERSO_EPROTO;
@@ -241,7 +241,7 @@ static int handle_message(verso_slave *s, const char *data, size_t len)
         set_error(s, "bad message: %s", why ? why : "");
         return VERSO_EPROTO;
     }
-    type = verso__json_get_str(verso_json_root(doc), "type");
+    type = verso__sync_json_get_str(verso_json_root(doc), "type");
     for (size_t i = 0; type && i < sizeof(incoming) / sizeof(incoming[0]); i++) {
         if (strcmp(incoming[i].type, type) == 0) {
             rc = incoming[i].fn(s, doc);
@@ -301,7 +301,7 @@ static int next_out(verso_slave *s, verso_buf *b)
         return verso_buf_printf(b, "{\"type\":\"ack\",\"version\":%lld,\"time\":%lld}",
                                 (long long)v, (long long)verso_now_ms());
     }
-    if (verso__mono_ms() - s->last_tx_ms >= s->o.heartbeat_ms)
+    if (verso__sync_mono_ms() - s->last_tx_ms >= s->o.heartbeat_ms)
         return verso_buf_printf(b, "{\"type\":\"heartbeat\",\"time\":%lld}",
                                 (long long)verso_now_ms());
     b->len = 0;
@@ -320,7 +320,7 @@ static int on_writeable(verso_slave *s, struct lws *wsi)
         if (lws_write(wsi, (unsigned char *)s->tx.data + LWS_PRE, s->tx.len - LWS_PRE,
                       LWS_WRITE_TEXT) < (int)(s->tx.len - LWS_PRE))
             return -1;
-        s->last_tx_ms = verso__mono_ms();
+        s->last_tx_ms = verso__sync_mono_ms();
     }
     lws_callback_on_writable(wsi);
     return 0;
@@ -330,7 +330,7 @@ static int on_receive(verso_slave *s, struct lws *wsi, const void *in, size_t le
 {
     int rc;
 
-    s->last_rx_ms = verso__mono_ms();
+    s->last_rx_ms = verso__sync_mono_ms();
     if (verso_buf_append(&s->rx, in, len) < 0)
         return -1;
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
@@ -352,7 +352,7 @@ static void disconnected(verso_slave *s, const char *why)
 
     if (s->phase == PH_IDLE)
         return;
-    verso__applier_abort(s->ap);
+    verso__sync_applier_abort(s->ap);
     s->wsi = NULL;
     s->phase = PH_IDLE;
     s->drop = false;
@@ -361,7 +361,7 @@ static void disconnected(verso_slave *s, const char *why)
     if (s->retry_ms > s->o.retry_max_ms)
         s->retry_ms = s->o.retry_max_ms;
     jitter = rand() % (s->retry_ms / 4 + 1);
-    s->next_connect_ms = verso__mono_ms() + s->retry_ms - jitter;
+    s->next_connect_ms = verso__sync_mono_ms() + s->retry_ms - jitter;
     pthread_mutex_lock(&s->lock);
     s->st.connected = false;
     if (why && !s->st.last_error[0])
@@ -372,7 +372,7 @@ static void disconnected(verso_slave *s, const char *why)
 static void established(verso_slave *s)
 {
     s->phase = PH_HELLO;
-    s->last_rx_ms = s->last_tx_ms = verso__mono_ms();
+    s->last_rx_ms = s->last_tx_ms = verso__sync_mono_ms();
     pthread_mutex_lock(&s->lock);
     s->st.connected = true;
     if (s->ever_connected)
@@ -448,7 +448,7 @@ static void try_connect(verso_slave *s)
             ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
     }
     s->phase = PH_CONNECTING;
-    s->last_rx_ms = verso__mono_ms();
+    s->last_rx_ms = verso__sync_mono_ms();
     if (!lws_client_connect_via_info(&ci) && s->phase == PH_CONNECTING)
         disconnected(s, "cannot connect");
 }
@@ -457,7 +457,7 @@ static void try_connect(verso_slave *s)
 static void timer(lws_sorted_usec_list_t *sul)
 {
     verso_slave *s = lws_container_of(sul, verso_slave, sul);
-    int64_t now = verso__mono_ms();
+    int64_t now = verso__sync_mono_ms();
 
     if (s->phase == PH_IDLE && now >= s->next_connect_ms) {
         try_connect(s);
@@ -467,7 +467,7 @@ static void timer(lws_sorted_usec_list_t *sul)
     } else if (s->phase == PH_SUBSCRIBED && now - s->last_tx_ms >= s->o.heartbeat_ms) {
         want_write(s);
     }
-    if (s->phase == PH_SUBSCRIBED && !verso__applier_open(s->ap))
+    if (s->phase == PH_SUBSCRIBED && !verso__sync_applier_open(s->ap))
         s->retry_ms = 0; /* a working subscription resets the backoff */
     lws_sul_schedule(s->ctx, 0, &s->sul, timer, 20000);
 }
@@ -480,7 +480,7 @@ static void *run(void *arg)
     while (!atomic_load(&s->stop))
         lws_service(s->ctx, 0);
     lws_sul_cancel(&s->sul);
-    verso__applier_abort(s->ap);
+    verso__sync_applier_abort(s->ap);
     return NULL;
 }
 
@@ -519,6 +519,7 @@ static int create_context(verso_slave *s)
 {
     struct lws_context_creation_info info;
 
+    lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = slave_protocols;
@@ -535,7 +536,7 @@ static void slave_free(verso_slave *s)
 {
     if (s->ctx)
         lws_context_destroy(s->ctx);
-    verso__applier_free(s->ap);
+    verso__sync_applier_free(s->ap);
     verso_db_close(s->db);
     for (size_t i = 0; s->tables && i < s->o.client.ntables; i++)
         free(s->tables[i]);
@@ -572,15 +573,15 @@ int verso_slave_start(verso_slave **out, const char *db_path, const char *url,
     int rc;
 
     *out = NULL;
-    verso__why(why, whylen, "%s", "");
+    verso__sync_why(why, whylen, "%s", "");
     if (!db_path || !(s = calloc(1, sizeof(*s))))
         return db_path ? VERSO_ENOMEM : VERSO_EINVAL;
     if ((rc = init_sync(s)) < 0) {
         free(s);
         return rc;
     }
-    if (verso__url_parse(&s->url, url) < 0) {
-        verso__why(why, whylen, "bad URL %s", url ? url : "(null)");
+    if (verso__sync_url_parse(&s->url, url) < 0) {
+        verso__sync_why(why, whylen, "bad URL %s", url ? url : "(null)");
         rc = VERSO_EINVAL;
         goto done;
     }
@@ -589,13 +590,13 @@ int verso_slave_start(verso_slave **out, const char *db_path, const char *url,
     gethostname(host, sizeof(host) - 1);
     snprintf(s->name, sizeof(s->name), "%s:%ld", host, (long)getpid());
     if ((rc = verso_db_open(&s->db, db_path, &s->o.db)) < 0) {
-        verso__why(why, whylen, "%s: %s", db_path, verso_open_errmsg());
+        verso__sync_why(why, whylen, "%s: %s", db_path, verso_open_errmsg());
         goto done;
     }
     if ((rc = verso_cursor_get(&c, s->db)) < 0 ||
-        (rc = verso__applier_new(&s->ap, s->db, &s->o.client)) < 0 ||
+        (rc = verso__sync_applier_new(&s->ap, s->db, &s->o.client)) < 0 ||
         (rc = create_context(s)) < 0) {
-        verso__why(why, whylen, "cannot start: %s", verso_strerror(rc));
+        verso__sync_why(why, whylen, "cannot start: %s", verso_strerror(rc));
         goto done;
     }
     s->st.cursor = s->st.master_head = c.version;
@@ -627,7 +628,7 @@ int verso_slave_state_get(verso_slave_state *out, verso_slave *s)
         return VERSO_EINVAL;
     pthread_mutex_lock(&s->lock);
     *out = s->st;
-    out->lag_ms = s->behind_since_ms ? verso__mono_ms() - s->behind_since_ms : 0;
+    out->lag_ms = s->behind_since_ms ? verso__sync_mono_ms() - s->behind_since_ms : 0;
     pthread_mutex_unlock(&s->lock);
     return 0;
 }

@@ -1,0 +1,404 @@
+/*
+ * Live (WebSocket) replication against a real master process: convergence
+ * under seeded ORM / SQL / REST workloads, atomicity of master transactions
+ * on the slave, read-your-writes and callbacks, read-only replicas, master
+ * restart, master recreated, pruned horizon, and a cascade.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "sync_harness.h"
+
+static verso_slave *start_slave(const char *url, const char *spath, verso_slave_options *o)
+{
+    verso_slave_options d = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave *s = NULL;
+    char why[256] = "";
+
+    if (!o)
+        o = &d;
+    o->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 300;
+    o->retry_min_ms = o->retry_min_ms ? o->retry_min_ms : 20;
+    o->retry_max_ms = o->retry_max_ms ? o->retry_max_ms : 300;
+    if (verso_slave_start(&s, spath, url, o, why, sizeof(why)) < 0)
+        fail_msg("slave: %s", why);
+    return s;
+}
+
+/* Waits (bounded) until the slave equals the master's head under the master's identity. */
+static void wait_head(verso_slave *s, const char *mpath)
+{
+    verso_db *db = h_open(mpath);
+    verso_slave_state st;
+    verso_info info;
+    int64_t deadline = h_now_ms() + 20000;
+
+    assert_int_equal(verso_db_info(&info, db), 0);
+    verso_db_close(db);
+    for (;;) {
+        assert_int_equal(verso_slave_state_get(&st, s), 0);
+        if (st.cursor == info.head && !strcmp(st.master, info.identity))
+            return;
+        if (h_now_ms() > deadline)
+            fail_msg("slave at %lld, master head %lld (connected %d, error '%s')",
+                     (long long)st.cursor, (long long)info.head, st.connected, st.last_error);
+        h_sleep_ms(10);
+    }
+}
+
+static void test_live_converges(void **state)
+{
+    char mp[600], sp[600];
+    verso_slave_state st;
+    verso_buf body = VERSO_BUF_INIT;
+    h_master m;
+    verso_slave *s;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "live-master.db");
+    h_path(sp, sizeof(sp), "live-slave.db");
+    db = h_open(mp);
+    h_seed(11);
+    h_seed_accounts(db, 100);
+    h_orm_workload(db, 100, 20); /* the catch-up part */
+    h_master_start(&m, mp, NULL);
+    s = start_slave(m.url, sp, NULL);
+    for (int round = 0; round < 5; round++) { /* the live part */
+        h_orm_workload(db, 40, 10);
+        h_sql_workload(mp, 5);
+        h_rest_workload(&m, 5);
+    }
+    wait_head(s, mp);
+    assert_int_equal(verso_slave_state_get(&st, s), 0);
+    assert_true(st.connected);
+    assert_int_equal(st.lag_versions, 0);
+    assert_int_equal(st.resyncs, 0);
+    h_assert_converged(mp, sp);
+
+    /* the master reports its slave */
+    assert_int_equal(h_http(&m, "GET", "/_metrics", NULL, &body), 200);
+    assert_non_null(strstr(body.data, "verso_sync_slaves 1"));
+    verso_buf_free(&body);
+
+    verso_slave_stop(s);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
+typedef struct reader {
+    const char *path;
+    atomic_int stop;
+    int64_t reads;
+    int64_t bad;
+    int64_t bad_sum;
+} reader;
+
+static void *read_loop(void *arg)
+{
+    reader *r = arg;
+
+    while (!atomic_load(&r->stop)) {
+        int64_t sum, count;
+        h_accounts_sum(r->path, &sum, &count);
+        if (count == 2) {
+            r->reads++;
+            if (sum != 2000) {
+                r->bad++;
+                r->bad_sum = sum;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void test_live_atomic(void **state)
+{
+    const char *extra[] = {"--chunk", "1", NULL}; /* every transaction spans messages */
+    char mp[600], sp[600];
+    reader r = {0};
+    pthread_t th;
+    h_master m;
+    verso_slave *s;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "atomic-master.db");
+    h_path(sp, sizeof(sp), "atomic-slave.db");
+    db = h_open(mp);
+    h_seed(12);
+    h_seed_accounts(db, 1000);
+    h_master_start(&m, mp, extra);
+    s = start_slave(m.url, sp, NULL);
+    wait_head(s, mp);
+    r.path = sp;
+    assert_int_equal(pthread_create(&th, NULL, read_loop, &r), 0);
+    for (int i = 0; i < 400; i++)
+        h_transfer(db);
+    wait_head(s, mp);
+    atomic_store(&r.stop, 1);
+    pthread_join(th, NULL);
+    assert_true(r.reads > 0);
+    if (r.bad)
+        fail_msg("%lld of %lld reads saw a partial transfer (sum %lld)", (long long)r.bad,
+                 (long long)r.reads, (long long)r.bad_sum);
+    h_assert_converged(mp, sp);
+    verso_slave_stop(s);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
+typedef struct seen {
+    pthread_mutex_t lock;
+    int64_t inserts, updates, deletes, commits;
+    int64_t last_id;
+    char last_name[32];
+} seen;
+
+static void on_apply(const verso_sync_change *ch, size_t n, int64_t cursor, bool reset, void *arg)
+{
+    seen *k = arg;
+
+    (void)cursor;
+    (void)reset;
+    pthread_mutex_lock(&k->lock);
+    k->commits++;
+    for (size_t i = 0; i < n; i++) {
+        k->inserts += ch[i].kind == VERSO_CHANGE_INSERT;
+        k->updates += ch[i].kind == VERSO_CHANGE_UPDATE;
+        k->deletes += ch[i].kind == VERSO_CHANGE_DELETE;
+        k->last_id = ch[i].id;
+        for (size_t c = 0; c < ch[i].ncolumns; c++) {
+            if (!strcmp(ch[i].columns[c], "name") && ch[i].values[c].type == VERSO_TEXT)
+                snprintf(k->last_name, sizeof(k->last_name), "%.*s",
+                         (int)ch[i].values[c].u.b.n, (const char *)ch[i].values[c].u.b.p);
+        }
+    }
+    pthread_mutex_unlock(&k->lock);
+}
+
+static void test_live_callbacks_and_ryw(void **state)
+{
+    char mp[600], sp[600];
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    seen k = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    h_item it = {.name = "first", .price = 2.5};
+    h_item got = {0};
+    h_master m;
+    verso_slave *s;
+    verso_db *db, *sdb;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "ryw-master.db");
+    h_path(sp, sizeof(sp), "ryw-slave.db");
+    db = h_open(mp);
+    h_master_start(&m, mp, NULL);
+    o.client.on_apply = on_apply;
+    o.client.apply_arg = &k;
+    s = start_slave(m.url, sp, &o);
+    wait_head(s, mp);
+
+    assert_int_equal(verso_insert(db, &h_items, &it), 0);
+    assert_int_equal(verso_slave_wait(s, it.version, 10000), 0);
+    sdb = h_open(sp);
+    assert_int_equal(verso_get(&got, sdb, &h_items, it.id), 0);
+    assert_string_equal(got.name, "first");
+    assert_int_equal(got.version, it.version);
+    verso_record_clear(&h_items, &got);
+
+    it.name = "second";
+    assert_int_equal(verso_update(db, &h_items, &it, 0), 0);
+    assert_int_equal(verso_slave_wait(s, it.version, 10000), 0);
+    assert_int_equal(verso_delete(db, &h_items, it.id), 0);
+    assert_int_equal(verso_slave_wait(s, h_head(mp), 10000), 0);
+    assert_int_equal(verso_slave_wait(s, h_head(mp) + 1000, 50), VERSO_ETIMEOUT);
+
+    pthread_mutex_lock(&k.lock);
+    assert_int_equal(k.inserts, 1);
+    assert_int_equal(k.updates, 1);
+    assert_int_equal(k.deletes, 1);
+    assert_int_equal(k.last_id, it.id);
+    assert_string_equal(k.last_name, "second");
+    pthread_mutex_unlock(&k.lock);
+
+    /* replicas are read-only */
+    it.id = 0;
+    assert_int_equal(verso_insert(sdb, &h_items, &it), VERSO_EREADONLY);
+    verso_db_close(sdb);
+
+    verso_slave_stop(s);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
+static void test_live_master_restart(void **state)
+{
+    char mp[600], sp[600];
+    verso_slave_state st;
+    h_master m;
+    verso_slave *s;
+    verso_db *db;
+    int port;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "restart-master.db");
+    h_path(sp, sizeof(sp), "restart-slave.db");
+    db = h_open(mp);
+    h_seed(13);
+    h_orm_workload(db, 50, 10);
+    h_master_start(&m, mp, NULL);
+    port = m.port;
+    s = start_slave(m.url, sp, NULL);
+    wait_head(s, mp);
+    for (int round = 0; round < 3; round++) {
+        h_master_kill(&m, SIGKILL);
+        h_orm_workload(db, 30, 10); /* written while the master is down */
+        h_master_start_port(&m, mp, port);
+        h_orm_workload(db, 10, 10);
+        wait_head(s, mp);
+    }
+    assert_int_equal(verso_slave_state_get(&st, s), 0);
+    assert_true(st.reconnects >= 3);
+    assert_int_equal(st.resyncs, 0);
+    h_assert_converged(mp, sp);
+    verso_slave_stop(s);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
+static void test_live_master_recreated(void **state)
+{
+    char mp[600], sp[600];
+    verso_slave_state st;
+    h_master m;
+    verso_slave *s;
+    verso_db *db;
+    int port;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "recreate-master.db");
+    h_path(sp, sizeof(sp), "recreate-slave.db");
+    db = h_open(mp);
+    h_seed(14);
+    h_orm_workload(db, 80, 10);
+    verso_db_close(db);
+    h_master_start(&m, mp, NULL);
+    port = m.port;
+    s = start_slave(m.url, sp, NULL);
+    wait_head(s, mp);
+
+    h_master_kill(&m, SIGTERM);
+    h_remove_db(mp);
+    db = h_open(mp); /* new identity, lower versions */
+    h_orm_workload(db, 5, 3);
+    h_master_start_port(&m, mp, port);
+    wait_head(s, mp);
+    h_assert_converged(mp, sp);
+    assert_int_equal(verso_slave_state_get(&st, s), 0);
+    assert_int_equal(st.resyncs, 1);
+    verso_slave_stop(s);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
+static void test_live_behind_horizon(void **state)
+{
+    char mp[600], sp[600];
+    verso_slave_state st;
+    h_master m;
+    verso_slave *s;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "horizon-master.db");
+    h_path(sp, sizeof(sp), "horizon-slave.db");
+    db = h_open(mp);
+    h_seed(15);
+    h_orm_workload(db, 80, 10);
+    h_master_start(&m, mp, NULL);
+    s = start_slave(m.url, sp, NULL);
+    wait_head(s, mp);
+    verso_slave_stop(s);
+
+    for (int i = 0; i < 10; i++) {
+        int64_t id = h_pick_id(verso_db_sqlite(db), "items");
+        if (id)
+            assert_int_equal(verso_delete(db, &h_items, id), 0);
+    }
+    assert_int_equal(verso_prune_version(NULL, db, h_head(mp)), 0);
+    h_orm_workload(db, 5, 3);
+
+    s = start_slave(m.url, sp, NULL);
+    wait_head(s, mp);
+    assert_int_equal(verso_slave_state_get(&st, s), 0);
+    assert_int_equal(st.resyncs, 1);
+    h_assert_converged(mp, sp);
+    verso_slave_stop(s);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
+/* master (process) -> slave B (this process, also a master) -> sub-slave C */
+static void test_live_cascade(void **state)
+{
+    char mp[600], bp[600], cp[600], burl[64], why[256] = "";
+    verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
+    verso_sync_master *bm = NULL;
+    verso_rest *bsrv = NULL;
+    h_master m;
+    verso_slave *b, *c;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "cascade-a.db");
+    h_path(bp, sizeof(bp), "cascade-b.db");
+    h_path(cp, sizeof(cp), "cascade-c.db");
+    db = h_open(mp);
+    h_seed(16);
+    h_seed_accounts(db, 50);
+    h_orm_workload(db, 60, 10);
+    h_master_start(&m, mp, NULL);
+    b = start_slave(m.url, bp, NULL);
+    wait_head(b, mp);
+
+    if (verso_sync_master_new(&bm, bp, NULL, why, sizeof(why)) < 0)
+        fail_msg("B master: %s", why);
+    verso_sync_master_mount(bm, &ro);
+    ro.db_path = bp;
+    if (verso_rest_start(&bsrv, NULL, &ro, why, sizeof(why)) < 0)
+        fail_msg("B server: %s", why);
+    snprintf(burl, sizeof(burl), "http://127.0.0.1:%d", verso_rest_port(bsrv));
+    c = start_slave(burl, cp, NULL);
+
+    for (int round = 0; round < 4; round++) {
+        h_orm_workload(db, 30, 10);
+        h_sql_workload(mp, 3);
+    }
+    wait_head(b, mp);
+    wait_head(c, bp); /* B's head equals A's: the original versions flow down */
+    h_assert_converged(mp, bp);
+    h_assert_converged(bp, cp);
+    h_assert_table_equal(mp, cp, "items");
+    h_assert_table_equal(mp, cp, "accounts");
+
+    verso_slave_stop(c);
+    verso_rest_stop(bsrv);
+    verso_sync_master_free(bm);
+    verso_slave_stop(b);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_live_converges),      cmocka_unit_test(test_live_atomic),
+        cmocka_unit_test(test_live_callbacks_and_ryw), cmocka_unit_test(test_live_master_restart),
+        cmocka_unit_test(test_live_master_recreated), cmocka_unit_test(test_live_behind_horizon),
+        cmocka_unit_test(test_live_cascade),
+    };
+
+    H_MAIN_DISPATCH(argc, argv);
+    h_init_dir("sync_live");
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

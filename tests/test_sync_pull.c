@@ -1,0 +1,286 @@
+/*
+ * Pull replication against a real master process: convergence after
+ * seeded workloads (ORM, plain SQL, REST), incremental pulls, the `verso
+ * pull` command, callbacks, and full resynchronisation when the master is
+ * recreated or has pruned tombstones the slave needs.
+ */
+#include "sync_harness.h"
+
+static void pull_ok(verso_pull_result *res, const char *url, const char *spath,
+                    const verso_sync_client *c)
+{
+    verso_db *db = h_open(spath);
+    char why[256] = "";
+    int rc = verso_sync_pull(res, db, url, c, NULL, why, sizeof(why));
+
+    if (rc < 0)
+        fail_msg("pull: %s: %s", verso_strerror(rc), why);
+    verso_db_close(db);
+}
+
+static void test_pull_converges(void **state)
+{
+    char mp[600], sp[600];
+    verso_pull_result res;
+    h_master m;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "pull-master.db");
+    h_path(sp, sizeof(sp), "pull-slave.db");
+    db = h_open(mp);
+    h_seed(1);
+    h_seed_accounts(db, 1000);
+    h_orm_workload(db, 200, 20);
+    h_master_start(&m, mp, NULL);
+    h_sql_workload(mp, 30);
+    h_rest_workload(&m, 20);
+
+    pull_ok(&res, m.url, sp, NULL);
+    assert_true(res.rows > 0);
+    assert_false(res.resynced);
+    assert_int_equal(res.cursor, h_head(mp));
+    h_assert_converged(mp, sp);
+
+    /* incremental: only what changed since */
+    h_orm_workload(db, 50, 10);
+    h_sql_workload(mp, 10);
+    {
+        int64_t before = h_head(sp), after = h_head(mp);
+        pull_ok(&res, m.url, sp, NULL);
+        assert_true(res.rows > 0 && res.rows <= after - before);
+    }
+    h_assert_converged(mp, sp);
+
+    /* nothing new: nothing applied */
+    pull_ok(&res, m.url, sp, NULL);
+    assert_int_equal(res.rows, 0);
+    h_assert_converged(mp, sp);
+
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
+static void test_pull_small_chunks(void **state)
+{
+    char mp[600], sp[600];
+    verso_sync_client c = VERSO_SYNC_CLIENT_INIT;
+    verso_pull_result res;
+    h_master m;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "chunk-master.db");
+    h_path(sp, sizeof(sp), "chunk-slave.db");
+    db = h_open(mp);
+    h_seed(2);
+    h_seed_accounts(db, 10);
+    h_orm_workload(db, 100, 30);
+    h_master_start(&m, mp, NULL);
+    c.chunk = 7; /* transactions span chunks: commits only at snapshot heads */
+    pull_ok(&res, m.url, sp, &c);
+    h_assert_converged(mp, sp);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
+typedef struct counts {
+    int calls;
+    int64_t ins, upd, del;
+    int64_t last_cursor;
+} counts;
+
+static void count_changes(const verso_sync_change *ch, size_t n, int64_t cursor, bool reset,
+                          void *arg)
+{
+    counts *c = arg;
+
+    (void)reset;
+    c->calls++;
+    c->last_cursor = cursor;
+    for (size_t i = 0; i < n; i++) {
+        assert_true(ch[i].version <= cursor);
+        if (ch[i].kind == VERSO_CHANGE_INSERT)
+            c->ins++;
+        else if (ch[i].kind == VERSO_CHANGE_UPDATE)
+            c->upd++;
+        else
+            c->del++;
+        if (ch[i].kind != VERSO_CHANGE_DELETE)
+            assert_true(ch[i].ncolumns >= 3);
+    }
+}
+
+static void test_pull_callbacks(void **state)
+{
+    char mp[600], sp[600];
+    verso_sync_client c = VERSO_SYNC_CLIENT_INIT;
+    verso_pull_result res;
+    counts k = {0};
+    h_master m;
+    verso_db *db;
+    h_item it = {.name = "x", .price = 1};
+
+    (void)state;
+    h_path(mp, sizeof(mp), "cb-master.db");
+    h_path(sp, sizeof(sp), "cb-slave.db");
+    db = h_open(mp);
+    for (int i = 0; i < 5; i++) {
+        it.id = 0;
+        assert_int_equal(verso_insert(db, &h_items, &it), 0);
+    }
+    h_master_start(&m, mp, NULL);
+    c.on_apply = count_changes;
+    c.apply_arg = &k;
+    pull_ok(&res, m.url, sp, &c);
+    assert_int_equal(k.calls, 1);
+    assert_int_equal(k.ins, 5);
+    assert_int_equal(k.last_cursor, h_head(mp));
+
+    it.id = 2;
+    it.price = 9;
+    assert_int_equal(verso_update(db, &h_items, &it, 0), 0);
+    assert_int_equal(verso_delete(db, &h_items, 3), 0);
+    memset(&k, 0, sizeof(k));
+    pull_ok(&res, m.url, sp, &c);
+    assert_int_equal(k.ins, 0);
+    assert_int_equal(k.upd, 1);
+    assert_int_equal(k.del, 1);
+    h_assert_converged(mp, sp);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
+static int run_cli(const char *const *args)
+{
+    const char *bin = getenv("VERSO_BIN");
+    pid_t pid;
+    int status;
+
+    fflush(NULL);
+    if ((pid = fork()) == 0) {
+        execv(bin, (char *const *)args);
+        _exit(127);
+    }
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_pull_command(void **state)
+{
+    char mp[600], sp[600], tp[600];
+    h_master m;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "cli-master.db");
+    h_path(sp, sizeof(sp), "cli-slave.db");
+    h_path(tp, sizeof(tp), "cli-accounts.db");
+    db = h_open(mp);
+    h_seed(3);
+    h_seed_accounts(db, 5);
+    h_orm_workload(db, 30, 5);
+    h_master_start(&m, mp, NULL);
+    {
+        const char *args[] = {"verso", "pull", "--quiet", m.url, sp, NULL};
+        assert_int_equal(run_cli(args), 0);
+    }
+    h_assert_converged(mp, sp);
+    {
+        const char *args[] = {"verso", "pull", "--quiet", "--table", "accounts", m.url, tp, NULL};
+        assert_int_equal(run_cli(args), 0);
+        assert_int_equal(h_count(tp, "accounts"), 2);
+        assert_int_equal(h_count(tp, "items"), -1); /* not replicated: no such table */
+    }
+    {
+        const char *args[] = {"verso", "pull", "--quiet", "http://127.0.0.1:1", sp, NULL};
+        assert_int_equal(run_cli(args), 1);
+    }
+    {
+        const char *args[] = {"verso", "pull", m.url, NULL};
+        assert_int_equal(run_cli(args), 2);
+    }
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
+static void test_pull_master_recreated(void **state)
+{
+    char mp[600], sp[600], old[37], now[37];
+    verso_pull_result res;
+    h_master m;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "re-master.db");
+    h_path(sp, sizeof(sp), "re-slave.db");
+    db = h_open(mp);
+    h_seed(4);
+    h_orm_workload(db, 100, 10);
+    verso_db_close(db);
+    h_master_start(&m, mp, NULL);
+    pull_ok(&res, m.url, sp, NULL);
+    h_cursor(sp, old);
+    h_master_kill(&m, SIGTERM);
+
+    /* a new master on the same path: new identity, fewer versions */
+    h_remove_db(mp);
+    db = h_open(mp);
+    h_orm_workload(db, 5, 3);
+    h_master_start(&m, mp, NULL);
+    pull_ok(&res, m.url, sp, NULL);
+    assert_true(res.resynced);
+    h_cursor(sp, now);
+    assert_string_not_equal(old, now);
+    h_assert_converged(mp, sp);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
+static void test_pull_behind_horizon(void **state)
+{
+    char mp[600], sp[600];
+    verso_pull_result res;
+    h_master m;
+    verso_db *db;
+    int64_t horizon;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "hz-master.db");
+    h_path(sp, sizeof(sp), "hz-slave.db");
+    db = h_open(mp);
+    h_seed(5);
+    h_orm_workload(db, 50, 10);
+    h_master_start(&m, mp, NULL);
+    pull_ok(&res, m.url, sp, NULL);
+    assert_false(res.resynced);
+
+    /* deletions the slave has not seen, then pruned */
+    for (int i = 0; i < 10; i++) {
+        int64_t id = h_pick_id(verso_db_sqlite(db), "items");
+        if (id)
+            assert_int_equal(verso_delete(db, &h_items, id), 0);
+    }
+    h_orm_workload(db, 5, 3);
+    assert_int_equal(verso_prune_version(&horizon, db, h_head(mp)), 0);
+    assert_true(horizon > h_cursor(sp, NULL));
+
+    pull_ok(&res, m.url, sp, NULL);
+    assert_true(res.resynced);
+    h_assert_converged(mp, sp);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pull_converges),       cmocka_unit_test(test_pull_small_chunks),
+        cmocka_unit_test(test_pull_callbacks),       cmocka_unit_test(test_pull_command),
+        cmocka_unit_test(test_pull_master_recreated), cmocka_unit_test(test_pull_behind_horizon),
+    };
+
+    H_MAIN_DISPATCH(argc, argv);
+    h_init_dir("sync_pull");
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
