@@ -116,6 +116,9 @@ int verso_cli_serve(int argc, char **argv)
     o.db_path = a.db;
     o.host = a.host;
     o.config_path = a.config ? a.config : getenv("VERSO_CONFIG");
+    /* A shell starts background jobs with SIGINT ignored; sigwait needs it back. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
