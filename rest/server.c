@@ -214,6 +214,33 @@ static int make_protocols(verso_rest *srv, const verso_rest_options *o)
     return 0;
 }
 
+/* True if the file is readable and holds the PEM marker. Checked before
+ * libwebsockets sees the file: its failure path leaks the TLS context. */
+static bool pem_has(const char *path, const char *marker)
+{
+    char line[256];
+    bool found = false;
+    FILE *f = fopen(path, "r");
+
+    while (f && !found && fgets(line, sizeof(line), f))
+        found = strstr(line, "-----BEGIN ") && strstr(line, marker);
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static int check_tls_files(const verso__config *c, char *why, size_t whylen)
+{
+    if (!c->tls_cert)
+        return 0;
+    if (!pem_has(c->tls_cert, "CERTIFICATE-----") || !pem_has(c->tls_key, "PRIVATE KEY-----")) {
+        why_set(why, whylen, "TLS needs a readable PEM certificate (%s) and private key (%s)",
+                c->tls_cert, c->tls_key);
+        return VERSO_ENET;
+    }
+    return 0;
+}
+
 static int make_context(verso_rest *srv, char *why, size_t whylen)
 {
     struct lws_context_creation_info info;
@@ -308,7 +335,8 @@ int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *o
         why_set(why, whylen, "bad WebSocket handler");
         goto done;
     }
-    if ((rc = make_context(srv, why, whylen)) < 0 || (rc = start_tick(srv)) < 0)
+    if ((rc = check_tls_files(&srv->cfg, why, whylen)) < 0 ||
+        (rc = make_context(srv, why, whylen)) < 0 || (rc = start_tick(srv)) < 0)
         goto done;
     if (pthread_create(&srv->thread, NULL, service_main, srv)) {
         rc = VERSO_ENOMEM;
