@@ -77,6 +77,19 @@ static char *parse_str(const char *text)
     return s;
 }
 
+/* Every number node carries its own literal (the document-order mapping). */
+static void check_literals(const cJSON *node)
+{
+    for (; node; node = node->next) {
+        if (cJSON_IsNumber(node)) {
+            assert_non_null(node->valuestring);
+            double d = strtod(node->valuestring, NULL);
+            assert_true(d == node->valuedouble || (isnan(d) && isnan(node->valuedouble)));
+        }
+        check_literals(node->child);
+    }
+}
+
 /* ---------------------------------------------------------------------
  * Writer
  * ------------------------------------------------------------------ */
@@ -344,6 +357,7 @@ static void test_parse_numbers_in_order(void **state)
     verso_json *doc = NULL;
     assert_int_equal(verso_json_parse(&doc, text, strlen(text), 0, NULL), 0);
     cJSON *root = verso_json_root(doc);
+    check_literals(root);
     int64_t v;
     cJSON *a = cJSON_GetObjectItem(root, "a");
     assert_int_equal(verso_json_int64(&v, cJSON_GetArrayItem(a, 0)), 0);
@@ -492,6 +506,40 @@ static void test_parse_write_roundtrip(void **state)
     assert_memory_equal(root->valuestring, all, n);
     verso_json_free(doc);
     verso_buf_free(&b);
+}
+
+/* Seeded random byte mutations of a valid document: every result is either a
+ * parse or one of the documented errors (and, under ASan, no memory error). */
+static void test_parse_mutations(void **state)
+{
+    (void)state;
+    const char *base = "{\"a\":[1,-2.5e3,\"x\\u00e9\\ud83d\\ude00\xc3\xa9\"],\"b\":{\"c\":null,"
+                       "\"d\":true,\"e\":9223372036854775807},\"f\":\"\\n\\\"\"}";
+    static const char alphabet[] = "{}[]\",:\\u0123456789-+.eEtrufalsn \x80\xc3\xed\xf4\x01";
+    size_t n = strlen(base);
+    char text[256];
+    uint32_t x = 12345;
+    int parsed = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        memcpy(text, base, n);
+        for (int k = 0; k < 1 + iter % 3; k++) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            text[x % n] = alphabet[(x >> 8) % (sizeof alphabet - 1)];
+        }
+        verso_json *doc = NULL;
+        int rc = verso_json_parse(&doc, text, n, 0, NULL);
+        if (rc == 0) {
+            parsed++;
+            assert_non_null(verso_json_root(doc));
+            check_literals(verso_json_root(doc));
+        } else if (rc != VERSO_EJSON && rc != VERSO_EUTF8) {
+            fail_msg("unexpected %s", verso_errname(rc));
+        }
+        verso_json_free(doc);
+    }
+    assert_true(parsed > 0);
 }
 
 /* ---------------------------------------------------------------------
@@ -837,6 +885,7 @@ int main(void)
         cmocka_unit_test(test_parse_depth),
         cmocka_unit_test(test_parse_malformed),
         cmocka_unit_test(test_parse_write_roundtrip),
+        cmocka_unit_test(test_parse_mutations),
         cmocka_unit_test_setup_teardown(test_to_values_types, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_to_values_errors, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_blob_roundtrip, setup_db, teardown_db),
