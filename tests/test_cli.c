@@ -554,6 +554,38 @@ static void test_changes_horizon(void **state)
     remove_db(db);
 }
 
+/* samples/orm_basics, the README's main program: exits 0 and prints a feed
+ * whose last line is the delete. */
+static void test_sample_orm_basics(void **state)
+{
+    (void)state;
+    const char *build = getenv("VERSO_BUILD_DIR");
+    char prog[600], db[512];
+    if (!build)
+        skip();
+    snprintf(prog, sizeof prog, "%s/samples/orm_basics", build);
+    if (access(prog, X_OK) != 0)
+        skip(); /* samples not built */
+    db_path(db, sizeof db);
+    char *argv[] = {prog, db, NULL};
+    result r;
+    run_argv(&r, NULL, argv);
+    expect_ok(&r);
+    const char *feed = strstr(r.out, "\n{");
+    assert_non_null(feed);
+    assert_int_equal(check_changes(feed + 1, 0, "product"), 3);
+    const char *last = strrchr(feed, '{');
+    assert_non_null(strstr(last, "\"deleted\":true"));
+    result_free(&r);
+
+    /* The database it leaves is a verso database the command can read. */
+    verso(&r, NULL, "changes", db, "--since", "4", NULL);
+    expect_ok(&r);
+    assert_int_equal(check_changes(r.out, 4, "product"), 1);
+    result_free(&r);
+    remove_db(db);
+}
+
 /* ---------------------------------------------------------------------
  * docs/cli.md: every ```console block is run and its output compared
  * ------------------------------------------------------------------ */
@@ -669,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_dump_load),
         cmocka_unit_test(test_changes_horizon),
         cmocka_unit_test(test_docs_examples),
+        cmocka_unit_test(test_sample_orm_basics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
