@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -215,6 +216,7 @@ static inline void h_master_start(h_master *m, const char *db, const char *const
     m->pid = fork();
     assert_true(m->pid >= 0);
     if (m->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* no orphan when a test fails */
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
         close(fds[1]);

@@ -17,6 +17,7 @@ static pid_t spawn_replicate(const char *url, const char *spath)
     assert_true(pid >= 0);
     if (pid == 0) {
         int devnull = open("/dev/null", O_WRONLY);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(devnull, STDERR_FILENO);
         execv(bin, (char *const *)args);
         _exit(127);
@@ -60,6 +61,7 @@ static void test_slave_killed_repeatedly(void **state)
         h_assert_integrity(sp);
     }
     pid = spawn_replicate(m.url, sp);
+    h_orm_workload(db, 1, 1); /* the slave must be up to apply it: its signals are set */
     if (!h_wait_cursor(mp, sp, 20000))
         fail_msg("the slave did not catch up after the kills");
     reap(pid, SIGTERM);
@@ -92,7 +94,7 @@ static void test_master_killed_during_load(void **state)
         h_assert_integrity(mp);
         h_master_start_port(&m, mp, port);
     }
-    h_orm_workload(db, 10, 10);
+    h_orm_workload(db, 10, 10); /* after the restarts: the slave is up when it has these */
     if (!h_wait_cursor(mp, sp, 20000))
         fail_msg("the slave did not catch up after the master restarts");
     reap(pid, SIGTERM);

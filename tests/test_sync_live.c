@@ -17,7 +17,7 @@ static verso_slave *start_slave(const char *url, const char *spath, verso_slave_
 
     if (!o)
         o = &d;
-    o->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 300;
+    o->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 1000;
     o->retry_min_ms = o->retry_min_ms ? o->retry_min_ms : 20;
     o->retry_max_ms = o->retry_max_ms ? o->retry_max_ms : 300;
     if (verso_slave_start(&s, spath, url, o, why, sizeof(why)) < 0)
