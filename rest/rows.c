@@ -93,6 +93,27 @@ static void column_value(verso_value *v, sqlite3_stmt *st, int i, verso_type ct)
     }
 }
 
+/* Appends `,"name":` (no comma for the first member) without printf. */
+static int put_key(verso_buf *b, const char *name, bool first)
+{
+    size_t n = strlen(name);
+    char *p;
+
+    if (verso_buf_reserve(b, n + 5) < 0)
+        return VERSO_ENOMEM;
+    p = b->data + b->len;
+    if (!first)
+        *p++ = ',';
+    *p++ = '"';
+    memcpy(p, name, n);
+    p += n;
+    *p++ = '"';
+    *p++ = ':';
+    *p = 0;
+    b->len = (size_t)(p - b->data);
+    return 0;
+}
+
 static int write_stmt_row(verso_buf *b, sqlite3_stmt *st, const verso_table *t)
 {
     int rc = verso_buf_puts(b, "{");
@@ -101,7 +122,7 @@ static int write_stmt_row(verso_buf *b, sqlite3_stmt *st, const verso_table *t)
         const verso_column *c = verso_table_column_at(t, i);
         verso_value v;
         column_value(&v, st, (int)i, c->type);
-        if ((rc = verso_buf_printf(b, "%s\"%s\":", i ? "," : "", c->name)) == 0)
+        if ((rc = put_key(b, c->name, i == 0)) == 0)
             rc = verso_json_value(b, &v, c->type);
     }
     return rc < 0 ? rc : verso_buf_puts(b, "}");
@@ -167,8 +188,7 @@ static int write_iter_row(verso_buf *b, const verso_iter *it, const verso__listq
         if (!verso__listq_emit(lq, i))
             continue;
         if ((rc = verso_iter_value(&v, it, i)) < 0 ||
-            (rc = verso_buf_printf(b, "%s\"%s\":", first ? "" : ",",
-                                   verso_iter_column_name(it, i))) < 0)
+            (rc = put_key(b, verso_iter_column_name(it, i), first)) < 0)
             break;
         rc = verso_json_value(b, &v, verso_iter_column(it, i)->type);
         first = false;

@@ -39,8 +39,9 @@ static const verso_field k_fields[] = {
 static const verso_table_def k_items = VERSO_TABLE_DEF("items", row, k_fields);
 static const verso_table_def *const k_tables[] = {&k_items};
 
+/* No quote characters: it is pasted into a Lua string. */
 static const char k_note[] = "a note of about one hundred bytes, so that a row is as big as "
-                             "the bare server's fixed body";
+                             "the fixed body of the bare server";
 
 typedef struct bench {
     int duration, rounds, rows;
@@ -132,6 +133,7 @@ static double run_wrk(const bench *b, int port, const char *path, const char *sc
 {
     char cmd[2048], line[256];
     double rps = 0;
+    bool failed = false;
     FILE *p;
 
     snprintf(cmd, sizeof(cmd), "wrk -t2 -c50 -d%ds -s '%s' http://127.0.0.1:%d%s 2>&1", b->duration,
@@ -141,9 +143,13 @@ static double run_wrk(const bench *b, int port, const char *path, const char *sc
     while (fgets(line, sizeof(line), p)) {
         sscanf(line, "Requests/sec: %lf", &rps);
         sscanf(line, "  Non-2xx or 3xx responses: %ld", errors);
+        if (strstr(line, "rror") && !strstr(line, "Socket errors")) {
+            fprintf(stderr, "rest_bench: wrk: %s", line);
+            failed = true;
+        }
     }
     pclose(p);
-    return rps;
+    return failed ? 0 : rps;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -173,6 +179,18 @@ static void measure(const bench *b, int port, double rps[NRUNS][16], long errors
     }
 }
 
+/* Rows in the table: proves the POST runs created rows. */
+static int64_t count_rows(const bench *b)
+{
+    verso_db *db = NULL;
+    int64_t n = -1;
+
+    if (verso_db_open(&db, b->db, NULL) == 0)
+        verso_count(&n, db, "items", NULL, 0);
+    verso_db_close(db);
+    return n;
+}
+
 static void report(const bench *b, double rps[NRUNS][16], const long errors[NRUNS])
 {
     double med[NRUNS];
@@ -183,6 +201,7 @@ static void report(const bench *b, double rps[NRUNS][16], const long errors[NRUN
     }
     printf("ratio_get_vs_bare %.3f\n", med[BARE_GET] > 0 ? med[VERSO_GET] / med[BARE_GET] : 0);
     printf("ratio_post_vs_bare %.3f\n", med[BARE_POST] > 0 ? med[VERSO_POST] / med[BARE_POST] : 0);
+    printf("verso_post_rows_created %lld\n", (long long)(count_rows(b) - b->rows));
 }
 
 static void parse_args(bench *b, int argc, char **argv)
