@@ -17,6 +17,7 @@ typedef struct conn {
     verso_buf path;
     verso_buf body;
     size_t drained;
+    bool armed; /* our first-request timeout is pending */
     struct timespec t0;
 } conn;
 
@@ -35,10 +36,15 @@ static const method_token k_methods[] = {
     {.token = WSI_TOKEN_OPTIONS_URI, .method = VERSO__OPTIONS},
 };
 
-/* The next request's headers must arrive within the header time limit: a
- * client trickling them, or idling, is dropped. */
-void verso__http_arm_timeout(verso_rest *srv, struct lws *wsi)
+/* A new connection must send its first request's headers within the header
+ * time limit. Later requests are covered by libwebsockets' keep-alive and
+ * header-table idle timeouts, set to the same limit. */
+void verso__http_arm_timeout(verso_rest *srv, struct lws *wsi, void *pss)
 {
+    conn *c = pss;
+
+    if (c)
+        c->armed = true;
     lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (srv->cfg.limits.header_timeout_ms + 999) / 1000);
 }
 
@@ -133,10 +139,7 @@ static int send_response(verso_rest *srv, struct lws *wsi, conn *c, const verso_
     if (close)
         return 0;
     c->state = ST_IDLE;
-    if (lws_http_transaction_completed(wsi))
-        return -1;
-    verso__http_arm_timeout(srv, wsi);
-    return 0;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
 static void resp_init(verso__resp *rs, verso_rest *srv)
@@ -308,7 +311,10 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
     size_t urllen = strlen(uri) + (size_t)lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
 
     clock_gettime(CLOCK_MONOTONIC, &c->t0);
-    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    if (c->armed) {
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        c->armed = false;
+    }
     c->state = ST_IDLE;
     c->method = method_of(wsi);
     verso_buf_clear(&c->path);

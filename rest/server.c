@@ -57,7 +57,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
     switch (reason) {
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
-        verso__http_arm_timeout(srv, wsi);
+        verso__http_arm_timeout(srv, wsi, user);
         break;
     case LWS_CALLBACK_HTTP:
         return verso__http_request(srv, wsi, user, in);
