@@ -314,3 +314,68 @@ int verso__sync_schema_json(verso_buf *b, verso_db *db, const char *const *names
         rc = verso_buf_puts(b, "]");
     return rc;
 }
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int verso__sync_b64_encode(verso_buf *b, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    size_t i = 0;
+    char *o;
+    int rc = verso_buf_reserve(b, (n + 2) / 3 * 4 + 1);
+
+    if (rc < 0)
+        return rc;
+    o = b->data + b->len;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = b64_alphabet[v >> 18];
+        *o++ = b64_alphabet[(v >> 12) & 63];
+        *o++ = b64_alphabet[(v >> 6) & 63];
+        *o++ = b64_alphabet[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+        *o++ = b64_alphabet[v >> 18];
+        *o++ = b64_alphabet[(v >> 12) & 63];
+        *o++ = i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+int verso__sync_b64_decode(unsigned char *out, size_t *outlen, const char *in, size_t n)
+{
+    size_t o = 0;
+
+    if (n % 4)
+        return VERSO_EPROTO;
+    for (size_t i = 0; i < n; i += 4) {
+        int a = b64_value((unsigned char)in[i]), b = b64_value((unsigned char)in[i + 1]);
+        int c = in[i + 2] == '=' ? 0 : b64_value((unsigned char)in[i + 2]);
+        int d = in[i + 3] == '=' ? 0 : b64_value((unsigned char)in[i + 3]);
+        if ((a | b | c | d) < 0 || ((in[i + 2] == '=' || in[i + 3] == '=') && i + 4 != n))
+            return VERSO_EPROTO;
+        out[o++] = (unsigned char)(a << 2 | b >> 4);
+        if (in[i + 2] != '=')
+            out[o++] = (unsigned char)((b & 15) << 4 | c >> 2);
+        if (in[i + 3] != '=')
+            out[o++] = (unsigned char)((c & 3) << 6 | d);
+    }
+    *outlen = o;
+    return 0;
+}

@@ -112,6 +112,28 @@ void verso__sync_http_free(verso__sync_http *h);
 int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, const char *path_query,
                     const volatile int *stop);
 
+/* Standard base64 with padding. decode: out has room for n / 4 * 3 bytes; VERSO_EPROTO. */
+int verso__sync_b64_encode(verso_buf *b, const void *data, size_t n);
+int verso__sync_b64_decode(unsigned char *out, size_t *outlen, const char *in, size_t n);
+
+/*
+ * Bootstrap of an empty database from the master's file snapshot over
+ * /_sync (used by the pull when db has no table yet). On success db holds
+ * the master's tables as of *version, with the cursor stored. 1 = done,
+ * 0 = not applicable (the master declined), < 0 = error (why).
+ */
+int verso__sync_snapshot_fetch(int64_t *version, verso_db *db, const char *url,
+                               const verso_sync_client *opts, const volatile int *stop,
+                               char *why, size_t whylen);
+
+/*
+ * Installs a received snapshot file into db (which has no table yet): the
+ * copy keeps db's identity, marks every table replicated and stores the
+ * cursor (master, version). The file is removed.
+ */
+int verso__sync_snapshot_install(verso_db *db, const char *file, const char *master,
+                                 int64_t version, char *why, size_t whylen);
+
 /* Monotonic milliseconds. */
 int64_t verso__sync_mono_ms(void);
 /* Monotonic microseconds. */

@@ -13,6 +13,7 @@
 #include "sync/internal.h"
 
 typedef struct pull {
+    const char *url;
     verso_db *db;
     const verso_sync_client *o;
     const volatile int *stop;
@@ -222,6 +223,23 @@ static int fetch_apply(pull *p, int64_t *since, bool *reset, int64_t *stored)
     return (more || cursor < p->head) ? 1 : 0;
 }
 
+/*
+ * An empty database: try the master's file snapshot first (much faster
+ * than rows for a large table). Any failure leaves db untouched and the
+ * rows are then read as usual.
+ */
+static void bootstrap(pull *p, int64_t *since, int64_t *stored, bool *reset)
+{
+    int64_t v = 0;
+    char why[200] = "";
+
+    if (verso__sync_snapshot_fetch(&v, p->db, p->url, p->o, p->stop, why, sizeof(why)) != 1)
+        return;
+    *since = *stored = v;
+    *reset = false;
+    p->res.snapshot = true;
+}
+
 static int run(pull *p)
 {
     verso_cursor c;
@@ -238,6 +256,8 @@ static int run(pull *p)
     reset = verso__sync_need_reset(&c, p->identity, p->head, p->horizon);
     since = reset ? 0 : c.version;
     stored = c.version;
+    if (!c.master[0] && c.version == 0 && !p->o->tables && verso_db_ntables(p->db) == 0)
+        bootstrap(p, &since, &stored, &reset);
     p->res.master_head = p->head;
     memcpy(p->res.master, p->identity, sizeof(p->res.master));
     while ((rc = fetch_apply(p, &since, &reset, &stored)) > 0) {
@@ -267,7 +287,12 @@ int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *url,
                     size_t whylen)
 {
     static const verso_sync_client defaults = VERSO_SYNC_CLIENT_INIT;
-    pull p = {.db = db, .o = opts ? opts : &defaults, .stop = stop, .why = why, .whylen = whylen};
+    pull p = {.url = url,
+              .db = db,
+              .o = opts ? opts : &defaults,
+              .stop = stop,
+              .why = why,
+              .whylen = whylen};
     verso__sync_url u;
     int rc;
 

@@ -59,7 +59,24 @@ struct verso_slave {
     char master[37];
     int64_t master_head;
     int64_t master_horizon;
+
+    bool want_snapshot;  /* ask for a file snapshot: empty db, every table */
+    bool snapshot_only;  /* verso__sync_snapshot_fetch: stop once installed */
+    bool borrowed_db;
+    int done;            /* snapshot_only: 1 installed, 0 declined, < 0 error */
+    bool finished;
+    FILE *snap;
+    char snap_path[700];
+    int64_t snap_off;
 };
+
+static void finish(verso_slave *s, int rc)
+{
+    if (!s->snapshot_only || s->finished)
+        return;
+    s->done = rc;
+    s->finished = true;
+}
 
 static void set_error(verso_slave *s, const char *fmt, const char *detail)
 {
@@ -117,6 +134,10 @@ static int on_hello(verso_slave *s, verso_json *doc)
     s->reset_pending =
         s->force_reset || verso__sync_need_reset(&c, s->master, s->master_head, s->master_horizon);
     s->force_reset = false;
+    s->want_snapshot = (s->reset_pending || (!c.master[0] && c.version == 0)) && !s->tables &&
+                       verso_db_ntables(s->db) == 0;
+    if (s->snapshot_only && !s->want_snapshot)
+        finish(s, 0);
     s->expected_from = s->reset_pending ? 0 : c.version;
     s->subscribe_due = true;
     pthread_mutex_lock(&s->lock);
@@ -130,16 +151,105 @@ static int on_schema(verso_slave *s, verso_json *doc)
 {
     verso__sync_schema schema;
     char why[160] = "";
-    int rc = verso__sync_schema_parse(&schema, cJSON_GetObjectItemCaseSensitive(
-                                              verso_json_root(doc), "tables"),
-                                 why, sizeof(why));
+    int rc;
 
+    if (s->snapshot_only) {
+        finish(s, 0); /* the master streams rows instead */
+        return 0;
+    }
+    rc = verso__sync_schema_parse(
+        &schema, cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "tables"), why,
+        sizeof(why));
     if (rc < 0) {
         set_error(s, "schema: %s", why);
         return rc;
     }
     verso__sync_applier_set_schema(s->ap, &schema);
     return 0;
+}
+
+static void snapshot_discard(verso_slave *s)
+{
+    if (s->snap)
+        fclose(s->snap);
+    s->snap = NULL;
+    s->snap_off = 0;
+    if (s->snap_path[0])
+        unlink(s->snap_path);
+}
+
+static int snapshot_installed(verso_slave *s, const char *master, int64_t head)
+{
+    bool reset = s->reset_pending;
+
+    s->reset_pending = false;
+    s->expected_from = head;
+    memcpy(s->master, master, sizeof(s->master));
+    if (reset) {
+        pthread_mutex_lock(&s->lock);
+        s->st.resyncs++;
+        pthread_mutex_unlock(&s->lock);
+    }
+    s->ack_due = head;
+    publish(s, head, head, true);
+    if (s->o.client.on_apply)
+        s->o.client.on_apply(NULL, 0, head, true, s->o.client.apply_arg);
+    finish(s, 1);
+    want_write(s);
+    return 0;
+}
+
+/* A chunk of the master's file snapshot; the last one installs it. */
+static int on_snapshot(verso_slave *s, verso_json *doc)
+{
+    const cJSON *msg = verso_json_root(doc);
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(msg, "data");
+    const char *master = verso__sync_json_get_str(msg, "identity");
+    int64_t off, head;
+    unsigned char *raw = NULL;
+    size_t n = 0, len;
+    char why[200] = "";
+    int rc = VERSO_EPROTO;
+
+    if (!s->want_snapshot || !cJSON_IsString(data) || !master || strlen(master) != 36 ||
+        verso__sync_json_get_i64(&off, msg, "offset") < 0 || off != s->snap_off ||
+        verso__sync_json_get_i64(&head, msg, "head") < 0)
+        goto done;
+    if (off == 0) {
+        snapshot_discard(s);
+        snprintf(s->snap_path, sizeof(s->snap_path), "%s.snapshot", s->db_path);
+        if (!(s->snap = fopen(s->snap_path, "wb"))) {
+            rc = VERSO_EIO;
+            goto done;
+        }
+    }
+    len = strlen(data->valuestring);
+    if (!(raw = malloc(len / 4 * 3 + 1)) ||
+        verso__sync_b64_decode(raw, &n, data->valuestring, len) < 0 ||
+        fwrite(raw, 1, n, s->snap) != n)
+        goto done;
+    s->snap_off += (int64_t)n;
+    rc = 0;
+    if (verso__sync_json_get_bool(msg, "last")) {
+        rc = fclose(s->snap) == 0 ? 0 : VERSO_EIO;
+        s->snap = NULL;
+        if (rc == 0)
+            rc = verso__sync_snapshot_install(s->db, s->snap_path, master, head, why,
+                                              sizeof(why));
+        s->snap_off = 0;
+        s->want_snapshot = false;
+        if (rc == 0)
+            rc = snapshot_installed(s, master, head);
+        else
+            set_error(s, "%s", why);
+    }
+done:
+    free(raw);
+    if (rc < 0) {
+        snapshot_discard(s);
+        finish(s, rc);
+    }
+    return rc;
 }
 
 static int commit(verso_slave *s, int64_t to, int64_t head)
@@ -170,6 +280,11 @@ static int on_changes(verso_slave *s, verso_json *doc)
     bool more = verso__sync_json_get_bool(msg, "more");
     int rc;
 
+    if (s->snapshot_only) {
+        finish(s, s->finished ? s->done : 0);
+        verso_json_free(doc);
+        return 0;
+    }
     if (s->phase != PH_SUBSCRIBED || verso__sync_json_get_i64(&from, msg, "from") < 0 ||
         verso__sync_json_get_i64(&to, msg, "to") < 0 || verso__sync_json_get_i64(&head, msg, "head") < 0 ||
         from != s->expected_from || to < from) {
@@ -229,6 +344,7 @@ static const struct {
     {"hello", on_hello, false},         {"schema", on_schema, false},
     {"changes", on_changes, true},      {"heartbeat", on_heartbeat, false},
     {"resync", on_resync, false},       {"error", on_error, false},
+    {"snapshot", on_snapshot, false},
 };
 
 static int handle_message(verso_slave *s, const char *data, size_t len)
@@ -264,10 +380,11 @@ static int build_subscribe(verso_slave *s, verso_buf *b)
     if (verso_cursor_get(&c, s->db) < 0)
         return VERSO_EDB;
     rc = verso_buf_printf(b, "{\"type\":\"subscribe\",\"identity\":\"%s\",\"cursor\":%lld,"
-                          "\"reset\":%s,\"name\":",
+                          "\"reset\":%s,%s\"name\":",
                           s->reset_pending ? "" : c.master,
                           (long long)(s->reset_pending ? 0 : c.version),
-                          s->reset_pending ? "true" : "false");
+                          s->reset_pending ? "true" : "false",
+                          s->want_snapshot ? "\"snapshot\":true," : "");
     if (rc == 0)
         rc = verso_json_string(b, s->name, strlen(s->name));
     if (rc == 0 && s->tables) {
@@ -352,6 +469,8 @@ static void disconnected(verso_slave *s, const char *why)
 
     if (s->phase == PH_IDLE)
         return;
+    finish(s, VERSO_ENET);
+    snapshot_discard(s);
     verso__sync_applier_abort(s->ap);
     s->wsi = NULL;
     s->phase = PH_IDLE;
@@ -537,7 +656,9 @@ static void slave_free(verso_slave *s)
     if (s->ctx)
         lws_context_destroy(s->ctx);
     verso__sync_applier_free(s->ap);
-    verso_db_close(s->db);
+    snapshot_discard(s);
+    if (!s->borrowed_db)
+        verso_db_close(s->db);
     for (size_t i = 0; s->tables && i < s->o.client.ntables; i++)
         free(s->tables[i]);
     free(s->tables);
@@ -652,5 +773,47 @@ int verso_slave_wait(verso_slave *s, int64_t version, int timeout_ms)
         rc = pthread_cond_timedwait(&s->cond, &s->lock, &deadline);
     rc = s->st.cursor >= version ? 0 : VERSO_ETIMEOUT;
     pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- bootstrap of an empty database for the pull (same thread) ---- */
+
+int verso__sync_snapshot_fetch(int64_t *version, verso_db *db, const char *url,
+                               const verso_sync_client *opts, const volatile int *stop,
+                               char *why, size_t whylen)
+{
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave *s = calloc(1, sizeof(*s));
+    int rc;
+
+    *version = 0;
+    if (!s)
+        return VERSO_ENOMEM;
+    if ((rc = init_sync(s)) < 0) {
+        free(s);
+        return rc;
+    }
+    s->db = db;
+    s->borrowed_db = true;
+    s->snapshot_only = true;
+    o.client = *opts;
+    o.client.on_apply = NULL;
+    snprintf(s->name, sizeof(s->name), "pull:%ld", (long)getpid());
+    if ((rc = verso__sync_url_parse(&s->url, url)) < 0 ||
+        (rc = copy_options(s, verso_db_path(db), &o)) < 0 ||
+        (rc = verso__sync_applier_new(&s->ap, db, NULL)) < 0 || (rc = create_context(s)) < 0)
+        goto done;
+    try_connect(s);
+    lws_sul_schedule(s->ctx, 0, &s->sul, timer, 20000);
+    while (!s->finished && !(stop && *stop))
+        lws_service(s->ctx, 0);
+    rc = s->finished ? s->done : VERSO_EINTERRUPTED;
+    if (rc == 1)
+        *version = s->st.cursor;
+    else if (rc < 0)
+        verso__sync_why(why, whylen, "snapshot: %s", s->st.last_error[0] ? s->st.last_error
+                                                                          : verso_strerror(rc));
+done:
+    slave_free(s);
     return rc;
 }

@@ -204,6 +204,50 @@ static void test_pull_command(void **state)
     verso_db_close(db);
 }
 
+/* An empty file is bootstrapped from the master's file snapshot, then follows rows. */
+static void test_pull_snapshot_bootstrap(void **state)
+{
+    char mp[600], sp[600], why[256] = "";
+    verso_pull_result res;
+    h_master m;
+    verso_db *db, *sdb = NULL;
+    h_item it = {0};
+
+    (void)state;
+    h_path(mp, sizeof(mp), "snap-master.db");
+    h_path(sp, sizeof(sp), "snap-slave.db");
+    db = h_open(mp);
+    h_seed(6);
+    h_seed_accounts(db, 7);
+    h_orm_workload(db, 200, 20);
+    h_master_start(&m, mp, NULL);
+    assert_int_equal(verso_db_open(&sdb, sp, NULL), 0); /* no table declared: empty */
+    if (verso_sync_pull(&res, sdb, m.url, NULL, NULL, why, sizeof(why)) < 0)
+        fail_msg("pull: %s", why);
+    assert_true(res.snapshot);
+    assert_false(res.resynced);
+    assert_int_equal(res.cursor, h_head(mp));
+    /* the copy is a replica with its own identity */
+    assert_string_not_equal(verso_db_identity(sdb), verso_db_identity(db));
+    assert_non_null(verso_db_table(sdb, "items"));
+    assert_true(verso_table_is_replicated(verso_db_table(sdb, "items")));
+    verso_db_close(sdb);
+    h_assert_converged(mp, sp);
+
+    h_orm_workload(db, 20, 5); /* then rows, from the snapshot's version */
+    sdb = h_open(sp);
+    if (verso_sync_pull(&res, sdb, m.url, NULL, NULL, why, sizeof(why)) < 0)
+        fail_msg("pull: %s", why);
+    assert_false(res.snapshot);
+    assert_true(res.rows > 0);
+    it.name = "refused";
+    assert_int_equal(verso_insert(sdb, &h_items, &it), VERSO_EREADONLY);
+    verso_db_close(sdb);
+    h_assert_converged(mp, sp);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
 static void test_pull_master_recreated(void **state)
 {
     char mp[600], sp[600], old[37], now[37];
@@ -278,6 +322,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pull_converges),       cmocka_unit_test(test_pull_small_chunks),
         cmocka_unit_test(test_pull_callbacks),       cmocka_unit_test(test_pull_command),
         cmocka_unit_test(test_pull_master_recreated), cmocka_unit_test(test_pull_behind_horizon),
+        cmocka_unit_test(test_pull_snapshot_bootstrap),
     };
 
     H_MAIN_DISPATCH(argc, argv);

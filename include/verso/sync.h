@@ -110,13 +110,16 @@ typedef struct verso_pull_result {
     int64_t cursor;      /* the slave's cursor at the end (master version) */
     int64_t master_head; /* the master's head when the pull started */
     bool resynced;       /* a full resynchronisation took place */
+    bool snapshot;       /* an empty db was bootstrapped from the master's file snapshot */
     char master[37];     /* the master's identity */
 } verso_pull_result;
 
 /*
  * Brings db up to (at least) the master's head as it was when the call
  * started: reads GET /_info, decides whether a full resynchronisation is
- * needed, then reads GET /_changes in chunks and applies them. Commits
+ * needed, then reads GET /_changes in chunks and applies them (a db with
+ * no table yet is first bootstrapped from a file snapshot of the master
+ * over /_sync when the master offers it: pages, not rows). Commits
  * happen only at snapshot boundaries (each commit stores the cursor), so a
  * crash or error leaves db at its previous consistent state. Replicated
  * tables are created from the master's schema, or checked against it

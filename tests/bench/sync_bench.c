@@ -268,6 +268,7 @@ static void bench_bootstrap(int n)
 {
     char mp[600], sp[600], dp[600], bin[600], cmd[2400];
     verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
+    verso_sync_master *sync = NULL;
     verso_rest *srv = NULL;
     char why[256] = "";
     double t_dump, t_pull;
@@ -281,6 +282,9 @@ static void bench_bootstrap(int n)
     snprintf(cmd, sizeof(cmd), "sqlite3 '%s' .dump | sqlite3 '%s'", mp, dp);
     t_dump = run_shell(cmd);
 
+    if (verso_sync_master_new(&sync, mp, NULL, why, sizeof(why)) < 0)
+        die("master", why);
+    verso_sync_master_mount(sync, &ro);
     ro.db_path = mp;
     ro.limits.max_changes = 100000;
     if (verso_rest_start(&srv, NULL, &ro, why, sizeof(why)) < 0)
@@ -289,6 +293,7 @@ static void bench_bootstrap(int n)
              verso_rest_port(srv), sp);
     t_pull = run_shell(cmd);
     verso_rest_stop(srv);
+    verso_sync_master_free(sync);
 
     printf("bootstrap_rows %d\n", n);
     printf("bootstrap_pull_s %.3f\n", t_pull);
