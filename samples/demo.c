@@ -69,8 +69,7 @@ static void on_apply(const verso_sync_change *changes, size_t n, int64_t cursor,
 /* ---- a minimal HTTP/1.1 client over a socket ---- */
 
 /* Sends one request; returns the status, the version of the answer in *version (0 if none). */
-static int http(int port, const char *method, const char *path, const char *body,
-                int64_t *version)
+static int http(int port, const char *method, const char *path, const char *body, int64_t *version)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     char req[1024], resp[4096];
@@ -115,8 +114,7 @@ typedef struct demo {
 } demo;
 
 /* Sends a write through REST and waits until the slave has it (read-your-writes). */
-static void step(demo *d, const char *what, const char *method, const char *path,
-                 const char *body)
+static void step(demo *d, const char *what, const char *method, const char *path, const char *body)
 {
     int64_t version, t0;
     int status = http(d->port, method, path, body, &version);
@@ -162,8 +160,8 @@ static int start(demo *d)
     so.client.on_apply = on_apply;
     if (verso_slave_start(&d->slave, d->slave_path, url, &so, why, sizeof(why)) < 0)
         return fprintf(stderr, "demo: %s\n", why), -1;
-    printf("master %s serves REST and /_sync on %s\nslave  %s follows it live\n\n",
-           d->master_path, url, d->slave_path);
+    printf("master %s serves REST and /_sync on %s\nslave  %s follows it live\n\n", d->master_path,
+           url, d->slave_path);
     return 0;
 }
 
@@ -228,11 +226,11 @@ static int summary(demo *d)
     printf("  master: head version %lld, %lld rows, identity %s\n", (long long)info.head,
            (long long)ra, info.identity);
     printf("  slave:  cursor %lld, %lld rows, %lld transactions applied, lag %lld versions\n",
-           (long long)st.cursor, (long long)rb, (long long)st.commits,
-           (long long)st.lag_versions);
+           (long long)st.cursor, (long long)rb, (long long)st.commits, (long long)st.lag_versions);
     printf("  every REST write was on the slave %lld us or less after its HTTP answer\n",
            (long long)worst);
-    printf("  the two files hold %s rows with the same versions\n", same ? "the same" : "DIFFERENT");
+    printf("  the two files hold %s rows with the same versions\n",
+           same ? "the same" : "DIFFERENT");
     verso_buf_free(&a);
     verso_buf_free(&b);
     return same && st.cursor == info.head ? 0 : 1;

@@ -290,7 +290,8 @@ static int apply_entry(verso__sync_applier *a, const cJSON *e)
         snprintf(a->err, sizeof(a->err), "change for unknown table %s", tname ? tname : "(none)");
         return VERSO_EPROTO;
     }
-    if (verso__sync_json_get_i64(&id, e, "id") < 0 || verso__sync_json_get_i64(&version, e, "version") < 0) {
+    if (verso__sync_json_get_i64(&id, e, "id") < 0 ||
+        verso__sync_json_get_i64(&version, e, "version") < 0) {
         snprintf(a->err, sizeof(a->err), "change without id or version in %s", tname);
         return VERSO_EPROTO;
     }
@@ -300,7 +301,8 @@ static int apply_entry(verso__sync_applier *a, const cJSON *e)
     return apply_upsert(a, t, id, version, cJSON_GetObjectItemCaseSensitive(e, "row"));
 }
 
-int verso__sync_applier_entries(verso__sync_applier *a, verso_json *doc, const cJSON *entries, bool reset)
+int verso__sync_applier_entries(verso__sync_applier *a, verso_json *doc, const cJSON *entries,
+                                bool reset)
 {
     const cJSON *e;
     int rc = 0;

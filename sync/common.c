@@ -134,7 +134,8 @@ const char *verso__sync_json_get_str(const cJSON *obj, const char *name)
     return cJSON_IsString(s) ? s->valuestring : NULL;
 }
 
-bool verso__sync_need_reset(const verso_cursor *c, const char *identity, int64_t head, int64_t horizon)
+bool verso__sync_need_reset(const verso_cursor *c, const char *identity, int64_t head,
+                            int64_t horizon)
 {
     if (c->master[0] && strcmp(c->master, identity) != 0)
         return true;
@@ -193,8 +194,8 @@ static unsigned column_flags(const cJSON *col)
     if (verso__sync_json_get_bool(col, "notnull") || verso__sync_json_get_bool(col, "not_null"))
         flags |= VERSO_FIELD_NOTNULL;
     if (cJSON_IsNumber(f))
-        flags |= (unsigned)f->valueint &
-                 (VERSO_FIELD_ID | VERSO_FIELD_VERSION | VERSO_FIELD_NOTNULL);
+        flags |=
+            (unsigned)f->valueint & (VERSO_FIELD_ID | VERSO_FIELD_VERSION | VERSO_FIELD_NOTNULL);
     return flags;
 }
 
@@ -258,8 +259,8 @@ int verso__sync_schema_parse(verso__sync_schema *out, const cJSON *tables, char 
             rc = VERSO_ENOMEM;
             goto done;
         }
-        if ((rc = schema_columns(st, cJSON_GetObjectItemCaseSensitive(t, "columns"), why,
-                                 whylen)) < 0)
+        if ((rc = schema_columns(st, cJSON_GetObjectItemCaseSensitive(t, "columns"), why, whylen)) <
+            0)
             goto done;
     }
 done:

@@ -40,8 +40,7 @@ static int on_append_header(verso__sync_http *h, struct lws *wsi, void *in, size
     if (!h->auth)
         return 0;
     return lws_add_http_header_by_name(wsi, (const unsigned char *)"authorization:",
-                                       (const unsigned char *)h->auth, (int)strlen(h->auth), p,
-                                       end)
+                                       (const unsigned char *)h->auth, (int)strlen(h->auth), p, end)
                ? -1
                : 0;
 }
@@ -103,8 +102,8 @@ static const struct lws_protocols http_protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-int verso__sync_http_new(verso__sync_http **out, const verso__sync_url *u, const char *token, bool insecure,
-                    int timeout_ms)
+int verso__sync_http_new(verso__sync_http **out, const verso__sync_url *u, const char *token,
+                         bool insecure, int timeout_ms)
 {
     struct lws_context_creation_info info;
     verso__sync_http *h = calloc(1, sizeof(*h));
@@ -178,7 +177,7 @@ static int connect_get(verso__sync_http *h, const char *path)
 }
 
 int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, const char *path_query,
-                    const volatile int *stop)
+                         const volatile int *stop)
 {
     verso_buf path = VERSO_BUF_INIT;
     int64_t deadline = verso__sync_mono_ms() + h->timeout_ms;

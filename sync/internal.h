@@ -49,8 +49,10 @@ typedef struct verso__sync_schema {
     size_t ntables;
 } verso__sync_schema;
 
-/* Reads a JSON array of {"name":..., "columns":[{"name","type",flags...}]} (or an object keyed by table name). */
-int verso__sync_schema_parse(verso__sync_schema *out, const struct cJSON *tables, char *why, size_t whylen);
+/* Reads a JSON array of {"name":..., "columns":[{"name","type",flags...}]} (or an object keyed by
+ * table name). */
+int verso__sync_schema_parse(verso__sync_schema *out, const struct cJSON *tables, char *why,
+                             size_t whylen);
 void verso__sync_schema_free(verso__sync_schema *s);
 void verso__sync_schema_table_free(verso__sync_schema_table *t);
 /* Appends the tables of db (restricted to names when n > 0) as a JSON array. */
@@ -76,7 +78,7 @@ void verso__sync_applier_set_schema(verso__sync_applier *a, verso__sync_schema *
  * none is open (a full reset when reset is true).
  */
 int verso__sync_applier_entries(verso__sync_applier *a, struct verso_json *doc,
-                           const struct cJSON *entries, bool reset);
+                                const struct cJSON *entries, bool reset);
 
 /* Commits at a snapshot boundary: stores the cursor, runs callbacks. */
 int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64_t version);
@@ -94,14 +96,15 @@ const char *verso__sync_applier_errmsg(const verso__sync_applier *a);
  * Decides whether the slave must resynchronise against a master of
  * identity/head/horizon, given its stored cursor.
  */
-bool verso__sync_need_reset(const verso_cursor *c, const char *identity, int64_t head, int64_t horizon);
+bool verso__sync_need_reset(const verso_cursor *c, const char *identity, int64_t head,
+                            int64_t horizon);
 
 /* ---- HTTP client (libwebsockets), one request at a time ---- */
 
 typedef struct verso__sync_http verso__sync_http;
 
-int verso__sync_http_new(verso__sync_http **out, const verso__sync_url *u, const char *token, bool insecure,
-                    int timeout_ms);
+int verso__sync_http_new(verso__sync_http **out, const verso__sync_url *u, const char *token,
+                         bool insecure, int timeout_ms);
 void verso__sync_http_free(verso__sync_http *h);
 
 /*
@@ -110,7 +113,7 @@ void verso__sync_http_free(verso__sync_http *h);
  * VERSO_EINTERRUPTED (*stop set).
  */
 int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, const char *path_query,
-                    const volatile int *stop);
+                         const volatile int *stop);
 
 /* Standard base64 with padding. decode: out has room for n / 4 * 3 bytes; VERSO_EPROTO. */
 int verso__sync_b64_encode(verso_buf *b, const void *data, size_t n);
@@ -123,8 +126,8 @@ int verso__sync_b64_decode(unsigned char *out, size_t *outlen, const char *in, s
  * 0 = not applicable (the master declined), < 0 = error (why).
  */
 int verso__sync_snapshot_fetch(int64_t *version, verso_db *db, const char *url,
-                               const verso_sync_client *opts, const volatile int *stop,
-                               char *why, size_t whylen);
+                               const verso_sync_client *opts, const volatile int *stop, char *why,
+                               size_t whylen);
 
 /*
  * Installs a received snapshot file into db (which has no table yet): the

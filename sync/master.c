@@ -42,7 +42,7 @@ typedef struct conn {
     int64_t last_tx_ms;
     int64_t sent_rows;
     int64_t connected_ms;
-    bool error_due; /* send error then close */
+    bool error_due;    /* send error then close */
     bool snapshot_due; /* make a file snapshot, then stream it */
     int snap_fd;       /* the snapshot being sent, -1 if none */
     int64_t snap_off, snap_size, snap_head;
@@ -79,8 +79,8 @@ static int msg_hello(verso_sync_master *m, verso_buf *b)
     return verso_buf_printf(b,
                             "{\"type\":\"hello\",\"protocol\":1,\"identity\":\"%s\",\"head\":%lld,"
                             "\"horizon\":%lld,\"time\":%lld}",
-                            m->info.identity, (long long)m->info.head,
-                            (long long)m->info.horizon, (long long)now_ms());
+                            m->info.identity, (long long)m->info.head, (long long)m->info.horizon,
+                            (long long)now_ms());
 }
 
 static int msg_schema(verso_sync_master *m, conn *c, verso_buf *b)
@@ -641,8 +641,8 @@ static int metrics_text(verso_buf *out, void *arg)
         rc = verso_buf_printf(out,
                               "verso_sync_slave_lag_versions{slave=\"%s\",n=\"%zu\"} %lld\n"
                               "verso_sync_slave_lag_ms{slave=\"%s\",n=\"%zu\"} %lld\n",
-                              peers[i].name, i, (long long)peers[i].lag_versions, peers[i].name,
-                              i, (long long)peers[i].lag_ms);
+                              peers[i].name, i, (long long)peers[i].lag_versions, peers[i].name, i,
+                              (long long)peers[i].lag_ms);
     verso_free(peers);
     return rc;
 }
@@ -654,8 +654,7 @@ static int prepare(verso_sync_master *m, char *why, size_t whylen)
     sqlite3 *s = verso_db_sqlite(m->db);
 
     if (sqlite3_prepare_v2(s, "PRAGMA data_version", -1, &m->data_version, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s, "PRAGMA schema_version", -1, &m->schema_version, NULL) !=
-            SQLITE_OK) {
+        sqlite3_prepare_v2(s, "PRAGMA schema_version", -1, &m->schema_version, NULL) != SQLITE_OK) {
         verso__sync_why(why, whylen, "%s", sqlite3_errmsg(s));
         return VERSO_EDB;
     }
@@ -697,9 +696,8 @@ int verso_sync_master_new(verso_sync_master **out, const char *db_path,
     }
     if ((rc = prepare(m, why, whylen)) < 0)
         goto done;
-    m->handler = (verso_ws_handler){VERSO_SYNC_PATH, VERSO_SYNC_SUBPROTOCOL, "replicate",
-                                    ws_open,         ws_message,             ws_writeable,
-                                    ws_close,        m};
+    m->handler = (verso_ws_handler){VERSO_SYNC_PATH, VERSO_SYNC_SUBPROTOCOL, "replicate", ws_open,
+                                    ws_message,      ws_writeable,           ws_close,    m};
     *out = m;
 done:
     if (rc < 0)

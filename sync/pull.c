@@ -37,7 +37,7 @@ static int status_error(pull *p, int status, const char *what)
     int n = (int)(p->body.len > 200 ? 200 : p->body.len);
 
     verso__sync_why(p->why, p->whylen, "%s: HTTP %d %.*s", what, status, n,
-               p->body.data ? p->body.data : "");
+                    p->body.data ? p->body.data : "");
     return rc;
 }
 
@@ -124,7 +124,7 @@ static int read_info(pull *p)
     }
     memcpy(p->identity, id, 37);
     if ((rc = verso__sync_schema_parse(&schema, cJSON_GetObjectItemCaseSensitive(root, "tables"),
-                                  p->why, p->whylen)) < 0)
+                                       p->why, p->whylen)) < 0)
         goto done;
     if ((rc = filter_schema(p, &schema)) < 0)
         goto done;
@@ -204,7 +204,7 @@ static int fetch_apply(pull *p, int64_t *since, bool *reset, int64_t *stored)
     }
     more = verso__sync_json_get_bool(root, "more");
     rc = verso__sync_applier_entries(p->ap, doc, cJSON_GetObjectItemCaseSensitive(root, "changes"),
-                                *reset);
+                                     *reset);
     if (rc < 0) {
         verso__sync_why(p->why, p->whylen, "apply: %s", verso__sync_applier_errmsg(p->ap));
         return rc;

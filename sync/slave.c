@@ -60,10 +60,10 @@ struct verso_slave {
     int64_t master_head;
     int64_t master_horizon;
 
-    bool want_snapshot;  /* ask for a file snapshot: empty db, every table */
-    bool snapshot_only;  /* verso__sync_snapshot_fetch: stop once installed */
+    bool want_snapshot; /* ask for a file snapshot: empty db, every table */
+    bool snapshot_only; /* verso__sync_snapshot_fetch: stop once installed */
     bool borrowed_db;
-    int done;            /* snapshot_only: 1 installed, 0 declined, < 0 error */
+    int done; /* snapshot_only: 1 installed, 0 declined, < 0 error */
     bool finished;
     FILE *snap;
     char snap_path[700];
@@ -157,9 +157,9 @@ static int on_schema(verso_slave *s, verso_json *doc)
         finish(s, 0); /* the master streams rows instead */
         return 0;
     }
-    rc = verso__sync_schema_parse(
-        &schema, cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "tables"), why,
-        sizeof(why));
+    rc = verso__sync_schema_parse(&schema,
+                                  cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "tables"),
+                                  why, sizeof(why));
     if (rc < 0) {
         set_error(s, "schema: %s", why);
         return rc;
@@ -234,8 +234,7 @@ static int on_snapshot(verso_slave *s, verso_json *doc)
         rc = fclose(s->snap) == 0 ? 0 : VERSO_EIO;
         s->snap = NULL;
         if (rc == 0)
-            rc = verso__sync_snapshot_install(s->db, s->snap_path, master, head, why,
-                                              sizeof(why));
+            rc = verso__sync_snapshot_install(s->db, s->snap_path, master, head, why, sizeof(why));
         s->snap_off = 0;
         s->want_snapshot = false;
         if (rc == 0)
@@ -286,15 +285,15 @@ static int on_changes(verso_slave *s, verso_json *doc)
         return 0;
     }
     if (s->phase != PH_SUBSCRIBED || verso__sync_json_get_i64(&from, msg, "from") < 0 ||
-        verso__sync_json_get_i64(&to, msg, "to") < 0 || verso__sync_json_get_i64(&head, msg, "head") < 0 ||
-        from != s->expected_from || to < from) {
+        verso__sync_json_get_i64(&to, msg, "to") < 0 ||
+        verso__sync_json_get_i64(&head, msg, "head") < 0 || from != s->expected_from || to < from) {
         set_error(s, "%s", "changes out of sequence");
         verso_json_free(doc);
         return VERSO_EPROTO;
     }
     s->expected_from = to;
     rc = verso__sync_applier_entries(s->ap, doc, cJSON_GetObjectItemCaseSensitive(msg, "entries"),
-                                s->reset_pending);
+                                     s->reset_pending);
     if (rc < 0) {
         set_error(s, "apply: %s", verso__sync_applier_errmsg(s->ap));
         return rc;
@@ -310,7 +309,8 @@ static int on_heartbeat(verso_slave *s, verso_json *doc)
 {
     int64_t head;
 
-    if (verso__sync_json_get_i64(&head, verso_json_root(doc), "head") == 0 && !verso__sync_applier_open(s->ap))
+    if (verso__sync_json_get_i64(&head, verso_json_root(doc), "head") == 0 &&
+        !verso__sync_applier_open(s->ap))
         publish(s, -1, head, false);
     return 0;
 }
@@ -341,9 +341,8 @@ static const struct {
     msg_fn fn;
     bool takes_doc; /* the handler takes ownership of the document */
 } incoming[] = {
-    {"hello", on_hello, false},         {"schema", on_schema, false},
-    {"changes", on_changes, true},      {"heartbeat", on_heartbeat, false},
-    {"resync", on_resync, false},       {"error", on_error, false},
+    {"hello", on_hello, false},         {"schema", on_schema, false}, {"changes", on_changes, true},
+    {"heartbeat", on_heartbeat, false}, {"resync", on_resync, false}, {"error", on_error, false},
     {"snapshot", on_snapshot, false},
 };
 
@@ -379,12 +378,12 @@ static int build_subscribe(verso_slave *s, verso_buf *b)
 
     if (verso_cursor_get(&c, s->db) < 0)
         return VERSO_EDB;
-    rc = verso_buf_printf(b, "{\"type\":\"subscribe\",\"identity\":\"%s\",\"cursor\":%lld,"
-                          "\"reset\":%s,%s\"name\":",
-                          s->reset_pending ? "" : c.master,
-                          (long long)(s->reset_pending ? 0 : c.version),
-                          s->reset_pending ? "true" : "false",
-                          s->want_snapshot ? "\"snapshot\":true," : "");
+    rc = verso_buf_printf(
+        b,
+        "{\"type\":\"subscribe\",\"identity\":\"%s\",\"cursor\":%lld,"
+        "\"reset\":%s,%s\"name\":",
+        s->reset_pending ? "" : c.master, (long long)(s->reset_pending ? 0 : c.version),
+        s->reset_pending ? "true" : "false", s->want_snapshot ? "\"snapshot\":true," : "");
     if (rc == 0)
         rc = verso_json_string(b, s->name, strlen(s->name));
     if (rc == 0 && s->tables) {
@@ -508,8 +507,7 @@ static int append_auth(verso_slave *s, struct lws *wsi, void *in, size_t len)
     if (!s->auth)
         return 0;
     return lws_add_http_header_by_name(wsi, (const unsigned char *)"authorization:",
-                                       (const unsigned char *)s->auth, (int)strlen(s->auth), p,
-                                       end)
+                                       (const unsigned char *)s->auth, (int)strlen(s->auth), p, end)
                ? -1
                : 0;
 }
@@ -779,8 +777,8 @@ int verso_slave_wait(verso_slave *s, int64_t version, int timeout_ms)
 /* ---- bootstrap of an empty database for the pull (same thread) ---- */
 
 int verso__sync_snapshot_fetch(int64_t *version, verso_db *db, const char *url,
-                               const verso_sync_client *opts, const volatile int *stop,
-                               char *why, size_t whylen)
+                               const verso_sync_client *opts, const volatile int *stop, char *why,
+                               size_t whylen)
 {
     verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
     verso_slave *s = calloc(1, sizeof(*s));
@@ -811,8 +809,8 @@ int verso__sync_snapshot_fetch(int64_t *version, verso_db *db, const char *url,
     if (rc == 1)
         *version = s->st.cursor;
     else if (rc < 0)
-        verso__sync_why(why, whylen, "snapshot: %s", s->st.last_error[0] ? s->st.last_error
-                                                                          : verso_strerror(rc));
+        verso__sync_why(why, whylen, "snapshot: %s",
+                        s->st.last_error[0] ? s->st.last_error : verso_strerror(rc));
 done:
     slave_free(s);
     return rc;

@@ -29,8 +29,9 @@ static int bind_exec(sqlite3 *s, const char *sql, const char *text, int64_t num)
     return rc;
 }
 
-#define META_SET "INSERT INTO _verso_meta(key, value) VALUES('%s', ?1) " \
-                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+#define META_SET                                                                                   \
+    "INSERT INTO _verso_meta(key, value) VALUES('%s', ?1) "                                        \
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 
 /* Makes the copy ours: our identity, replicated tables, the cursor. */
 static int fix_copy(sqlite3 *s, const char *identity, const char *master, int64_t version)
@@ -40,12 +41,15 @@ static int fix_copy(sqlite3 *s, const char *identity, const char *master, int64_
         int text; /* 1 identity, 2 master, 0 version */
     } meta[] = {{"identity", 1}, {"cursor_master", 2}, {"cursor_version", 0}, {"horizon", 0}};
     char sql[200];
-    int rc = sqlite3_exec(s, "BEGIN IMMEDIATE; UPDATE _verso_tables SET replicated = 1", NULL,
-                          NULL, NULL);
+    int rc = sqlite3_exec(s, "BEGIN IMMEDIATE; UPDATE _verso_tables SET replicated = 1", NULL, NULL,
+                          NULL);
 
     for (size_t i = 0; rc == SQLITE_OK && i < sizeof(meta) / sizeof(meta[0]); i++) {
         snprintf(sql, sizeof(sql), META_SET, meta[i].key);
-        rc = bind_exec(s, sql, meta[i].text == 1 ? identity : meta[i].text == 2 ? master : NULL,
+        rc = bind_exec(s, sql,
+                       meta[i].text == 1   ? identity
+                       : meta[i].text == 2 ? master
+                                           : NULL,
                        version);
     }
     if (rc == SQLITE_OK)
@@ -80,8 +84,7 @@ int verso__sync_snapshot_install(verso_db *db, const char *file, const char *mas
     }
     bk = sqlite3_backup_init(verso_db_sqlite(db), "main", src, "main");
     if (!bk || sqlite3_backup_step(bk, -1) != SQLITE_DONE) {
-        verso__sync_why(why, whylen, "snapshot install: %s",
-                        sqlite3_errmsg(verso_db_sqlite(db)));
+        verso__sync_why(why, whylen, "snapshot install: %s", sqlite3_errmsg(verso_db_sqlite(db)));
         goto done;
     }
     rc = 0;

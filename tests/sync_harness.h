@@ -373,7 +373,7 @@ static inline size_t h_discard(char *p, size_t size, size_t n, void *arg)
 
 /* An HTTP request to the master; returns the status. body may be NULL. */
 static inline long h_http(const h_master *m, const char *method, const char *path, const char *json,
-                   verso_buf *body)
+                          verso_buf *body)
 {
     CURL *c = curl_easy_init();
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
@@ -402,8 +402,8 @@ static inline void h_rest_workload(const h_master *m, int n)
     for (int i = 0; i < n; i++) {
         char json[160];
         long st;
-        snprintf(json, sizeof(json), "{\"name\":\"rest-%u\",\"price\":%u.25,\"qty\":%u}",
-                 h_rand(), h_rand() % 100, h_rand() % 100);
+        snprintf(json, sizeof(json), "{\"name\":\"rest-%u\",\"price\":%u.25,\"qty\":%u}", h_rand(),
+                 h_rand() % 100, h_rand() % 100);
         st = h_http(m, "POST", "/items", json, NULL);
         if (st != 200 && st != 201)
             fail_msg("REST insert: HTTP %ld", st);
@@ -497,9 +497,9 @@ static inline void h_assert_table_equal(const char *mpath, const char *spath, co
         rows++;
         for (int i = 0; i < sqlite3_column_count(sa); i++) {
             if (!h_same_value(sa, sb, i))
-                fail_msg("%s id %lld differs in column %s (master version %lld, slave %lld)",
-                         table, (long long)sqlite3_column_int64(sa, 0),
-                         sqlite3_column_name(sa, i), (long long)sqlite3_column_int64(sa, 1),
+                fail_msg("%s id %lld differs in column %s (master version %lld, slave %lld)", table,
+                         (long long)sqlite3_column_int64(sa, 0), sqlite3_column_name(sa, i),
+                         (long long)sqlite3_column_int64(sa, 1),
                          (long long)sqlite3_column_int64(sb, 1));
         }
     }

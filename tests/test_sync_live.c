@@ -170,8 +170,8 @@ static void on_apply(const verso_sync_change *ch, size_t n, int64_t cursor, bool
         k->last_id = ch[i].id;
         for (size_t c = 0; c < ch[i].ncolumns; c++) {
             if (!strcmp(ch[i].columns[c], "name") && ch[i].values[c].type == VERSO_TEXT)
-                snprintf(k->last_name, sizeof(k->last_name), "%.*s",
-                         (int)ch[i].values[c].u.b.n, (const char *)ch[i].values[c].u.b.p);
+                snprintf(k->last_name, sizeof(k->last_name), "%.*s", (int)ch[i].values[c].u.b.n,
+                         (const char *)ch[i].values[c].u.b.p);
         }
     }
     pthread_mutex_unlock(&k->lock);
@@ -392,9 +392,9 @@ static void test_live_cascade(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_live_converges),      cmocka_unit_test(test_live_atomic),
+        cmocka_unit_test(test_live_converges),         cmocka_unit_test(test_live_atomic),
         cmocka_unit_test(test_live_callbacks_and_ryw), cmocka_unit_test(test_live_master_restart),
-        cmocka_unit_test(test_live_master_recreated), cmocka_unit_test(test_live_behind_horizon),
+        cmocka_unit_test(test_live_master_recreated),  cmocka_unit_test(test_live_behind_horizon),
         cmocka_unit_test(test_live_cascade),
     };
 

@@ -319,9 +319,9 @@ static void test_pull_behind_horizon(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pull_converges),       cmocka_unit_test(test_pull_small_chunks),
-        cmocka_unit_test(test_pull_callbacks),       cmocka_unit_test(test_pull_command),
-        cmocka_unit_test(test_pull_master_recreated), cmocka_unit_test(test_pull_behind_horizon),
+        cmocka_unit_test(test_pull_converges),          cmocka_unit_test(test_pull_small_chunks),
+        cmocka_unit_test(test_pull_callbacks),          cmocka_unit_test(test_pull_command),
+        cmocka_unit_test(test_pull_master_recreated),   cmocka_unit_test(test_pull_behind_horizon),
         cmocka_unit_test(test_pull_snapshot_bootstrap),
     };
 

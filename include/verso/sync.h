@@ -76,10 +76,10 @@ typedef void (*verso_sync_apply_fn)(const verso_sync_change *changes, size_t n, 
 
 /* Progress of a pull or of a live slave's catch-up. */
 typedef struct verso_sync_progress {
-    int64_t rows;         /* changes received in this run */
-    int64_t cursor;       /* last committed master version */
-    int64_t master_head;  /* the master's head as last seen */
-    int64_t elapsed_ms;   /* since the run started */
+    int64_t rows;        /* changes received in this run */
+    int64_t cursor;      /* last committed master version */
+    int64_t master_head; /* the master's head as last seen */
+    int64_t elapsed_ms;  /* since the run started */
 } verso_sync_progress;
 
 /* Called on the applying thread about every 200 ms during a transfer and once at its end. */
@@ -87,19 +87,22 @@ typedef void (*verso_sync_progress_fn)(const verso_sync_progress *p, void *arg);
 
 /* Options shared by pull and live slaves. Initialise with VERSO_SYNC_CLIENT_INIT. */
 typedef struct verso_sync_client {
-    const char *token;          /* bearer token; NULL = none */
-    const char *const *tables;  /* tables to follow; NULL = every table of the master */
+    const char *token;         /* bearer token; NULL = none */
+    const char *const *tables; /* tables to follow; NULL = every table of the master */
     size_t ntables;
-    int chunk;                  /* changes per request / message; 0 = 10000 */
-    int timeout_ms;             /* connect and response timeout; 0 = 10000 */
-    bool insecure;              /* https: accept self-signed / mismatched certificates */
+    int chunk;      /* changes per request / message; 0 = 10000 */
+    int timeout_ms; /* connect and response timeout; 0 = 10000 */
+    bool insecure;  /* https: accept self-signed / mismatched certificates */
     verso_sync_apply_fn on_apply;
     void *apply_arg;
     verso_sync_progress_fn on_progress;
     void *progress_arg;
 } verso_sync_client;
 
-#define VERSO_SYNC_CLIENT_INIT {NULL, NULL, 0, 0, 0, false, NULL, NULL, NULL, NULL}
+#define VERSO_SYNC_CLIENT_INIT                                                                     \
+    {                                                                                              \
+        NULL, NULL, 0, 0, 0, false, NULL, NULL, NULL, NULL                                         \
+    }
 
 /* ---------------------------------------------------------------------
  * Pull (on demand)
@@ -145,13 +148,16 @@ typedef struct verso_slave verso_slave;
 
 typedef struct verso_slave_options {
     verso_sync_client client;
-    verso_db_options db;  /* how the slave opens its database (C tables to check, ...) */
-    int heartbeat_ms;     /* heartbeat period; the link is dropped after 3 missed; 0 = 5000 */
-    int retry_min_ms;     /* first reconnect delay; 0 = 100 */
-    int retry_max_ms;     /* reconnect delay cap (doubling with jitter); 0 = 5000 */
+    verso_db_options db; /* how the slave opens its database (C tables to check, ...) */
+    int heartbeat_ms;    /* heartbeat period; the link is dropped after 3 missed; 0 = 5000 */
+    int retry_min_ms;    /* first reconnect delay; 0 = 100 */
+    int retry_max_ms;    /* reconnect delay cap (doubling with jitter); 0 = 5000 */
 } verso_slave_options;
 
-#define VERSO_SLAVE_OPTIONS_INIT {VERSO_SYNC_CLIENT_INIT, VERSO_DB_OPTIONS_INIT, 0, 0, 0}
+#define VERSO_SLAVE_OPTIONS_INIT                                                                   \
+    {                                                                                              \
+        VERSO_SYNC_CLIENT_INIT, VERSO_DB_OPTIONS_INIT, 0, 0, 0                                     \
+    }
 
 /*
  * Starts a live slave of the master at url on the database file db_path
@@ -171,17 +177,17 @@ int verso_slave_start(verso_slave **out, const char *db_path, const char *url,
 void verso_slave_stop(verso_slave *s);
 
 typedef struct verso_slave_state {
-    bool connected;        /* a subscribed WebSocket is up */
-    int64_t cursor;        /* last committed master version */
-    int64_t master_head;   /* the master's head as last seen */
-    int64_t lag_versions;  /* master_head - cursor (>= 0) */
-    int64_t lag_ms;        /* how long the slave has been behind; 0 when caught up */
-    int64_t applied_rows;  /* changes applied since start */
-    int64_t commits;       /* slave transactions committed since start */
-    int64_t resyncs;       /* full resynchronisations since start */
-    int64_t reconnects;    /* connections made after the first */
-    char master[37];       /* the master's identity ("" before the first connection) */
-    char last_error[128];  /* the last failure ("" if none) */
+    bool connected;       /* a subscribed WebSocket is up */
+    int64_t cursor;       /* last committed master version */
+    int64_t master_head;  /* the master's head as last seen */
+    int64_t lag_versions; /* master_head - cursor (>= 0) */
+    int64_t lag_ms;       /* how long the slave has been behind; 0 when caught up */
+    int64_t applied_rows; /* changes applied since start */
+    int64_t commits;      /* slave transactions committed since start */
+    int64_t resyncs;      /* full resynchronisations since start */
+    int64_t reconnects;   /* connections made after the first */
+    char master[37];      /* the master's identity ("" before the first connection) */
+    char last_error[128]; /* the last failure ("" if none) */
 } verso_slave_state;
 
 /* Copies the slave's state. Any thread. */
@@ -201,12 +207,15 @@ int verso_slave_wait(verso_slave *s, int64_t version, int timeout_ms);
 typedef struct verso_sync_master verso_sync_master;
 
 typedef struct verso_sync_master_options {
-    int chunk;          /* changes per message; 0 = 5000 */
-    int heartbeat_ms;   /* heartbeat period; silent slaves are dropped after 3; 0 = 5000 */
-    int poll_ms;        /* how often the file is checked for other processes' commits; 0 = 1 */
+    int chunk;        /* changes per message; 0 = 5000 */
+    int heartbeat_ms; /* heartbeat period; silent slaves are dropped after 3; 0 = 5000 */
+    int poll_ms;      /* how often the file is checked for other processes' commits; 0 = 1 */
 } verso_sync_master_options;
 
-#define VERSO_SYNC_MASTER_OPTIONS_INIT {0, 0, 0}
+#define VERSO_SYNC_MASTER_OPTIONS_INIT                                                             \
+    {                                                                                              \
+        0, 0, 0                                                                                    \
+    }
 
 /*
  * Creates the replication endpoint for the database file db_path (it opens
