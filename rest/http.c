@@ -186,35 +186,34 @@ static int grow_params(verso_rest *srv, size_t n)
 }
 
 /* Copies the URI arguments (already percent-decoded by lws) into srv->scratch
- * as "key\0value\0" pairs and indexes them. */
+ * as "key\0value\0" pairs and indexes them. VERSO_EINVAL if one holds a NUL. */
 static int read_params(verso_rest *srv, struct lws *wsi, size_t *nparams)
 {
     size_t n = 0, total = (size_t)lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
-    int len;
+    verso_buf *sc = &srv->scratch;
 
-    verso_buf_clear(&srv->scratch);
-    if (verso_buf_reserve(&srv->scratch, total * 2 + 64) < 0)
+    *nparams = 0;
+    verso_buf_clear(sc);
+    if (verso_buf_reserve(sc, total * 2 + 64) < 0)
         return VERSO_ENOMEM;
     for (int i = 0;; i++) {
-        char *dst = srv->scratch.data + srv->scratch.len, *eq;
-        len = lws_hdr_copy_fragment(wsi, dst, (int)(srv->scratch.cap - srv->scratch.len - 1),
-                                    WSI_TOKEN_HTTP_URI_ARGS, i);
+        char *dst = sc->data + sc->len, *eq;
+        int len = lws_hdr_copy_fragment(wsi, dst, (int)(sc->cap - sc->len - 2),
+                                        WSI_TOKEN_HTTP_URI_ARGS, i);
+        size_t used = (size_t)len + 1;
         if (len < 0)
             break;
+        if (strlen(dst) != (size_t)len)
+            return VERSO_EINVAL;
+        if (grow_params(srv, n + 1) < 0)
+            return VERSO_ENOMEM;
         if ((eq = strchr(dst, '=')))
             *eq = 0;
         else
-            dst[len + 1] = 0, len++;
-        srv->scratch.len += (size_t)len + 1;
-        n++;
-    }
-    if (grow_params(srv, n + 1) < 0)
-        return VERSO_ENOMEM;
-    for (size_t i = 0, off = 0; i < n; i++) {
-        srv->params[i].key = srv->scratch.data + off;
-        off += strlen(srv->params[i].key) + 1;
-        srv->params[i].value = srv->scratch.data + off;
-        off += strlen(srv->params[i].value) + 1;
+            dst[used++] = 0;
+        srv->params[n].key = dst;
+        srv->params[n++].value = dst + strlen(dst) + 1;
+        sc->len += used;
     }
     *nparams = n;
     return 0;
@@ -271,9 +270,10 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c)
     char authz[512], ifm[64], ifnm[64];
     verso__req rq = {.srv = srv, .method = c->method};
     verso__resp rs;
+    int rc;
 
     resp_init(&rs, srv);
-    if (read_params(srv, wsi, &rq.nparams) < 0)
+    if ((rc = read_params(srv, wsi, &rq.nparams)) == VERSO_ENOMEM)
         return -1;
     rq.params = srv->params;
     rq.path = c->path.data;
@@ -285,8 +285,9 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c)
                          header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz)));
     if (rq.method == VERSO__HEAD)
         rq.method = VERSO__GET;
-    if (!params_valid(rq.params, rq.nparams) || !utf8_valid((const unsigned char *)rq.path))
-        verso__error(&rs, 400, "the URL is not valid UTF-8");
+    if (rc < 0 || !params_valid(rq.params, rq.nparams) ||
+        !utf8_valid((const unsigned char *)rq.path))
+        verso__error(&rs, 400, "the URL is not valid UTF-8 or holds a NUL byte");
     else
         verso__dispatch(&rq, &rs);
     verso_buf_clear(&c->body);

@@ -358,16 +358,21 @@ void verso__route_create(verso__req *rq, verso__resp *rs, const char *table)
     const verso_table *t = verso_db_table(rq->srv->db, table);
     verso_json *doc = NULL;
     const cJSON *root;
+    int rc;
 
-    if (parse_body(&doc, rq, rs) < 0)
+    if ((rc = parse_body(&doc, rq, rs)) < 0)
         goto done;
     root = verso_json_root(doc);
-    if (cJSON_IsArray(root) ? create_many(rq, rs, t, root) < 0
-        : cJSON_IsObject(root)
-            ? create_one(rq, rs, t, root) < 0
-            : (verso__error(rs, 400, "expected a JSON object or an array of objects"), 1))
-        goto done;
-    rs->status = 201;
+    if (cJSON_IsArray(root)) {
+        rc = create_many(rq, rs, t, root);
+    } else if (cJSON_IsObject(root)) {
+        rc = create_one(rq, rs, t, root);
+    } else {
+        verso__error(rs, 400, "expected a JSON object or an array of objects");
+        rc = VERSO_EINVAL;
+    }
+    if (rc == 0)
+        rs->status = 201;
 done:
     verso_json_free(doc);
 }
