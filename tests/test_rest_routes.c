@@ -346,6 +346,35 @@ static void test_outside_writes_visible(void **state)
     rt_resp_free(&r);
 }
 
+/* A table written only by replication: readable, every write 403. */
+static void test_replicated_table_read_only(void **state)
+{
+    verso_column cols[] = {{"id", VERSO_INT64, VERSO_FIELD_ID},
+                           {"version", VERSO_INT64, VERSO_FIELD_VERSION},
+                           {"label", VERSO_TEXT, 0}};
+    const char *names[] = {"id", "version", "label"};
+    verso_value vals[] = {VERSO_VALUE_INT(5), VERSO_VALUE_INT(1), VERSO_VALUE_TEXT("copy")};
+    char *before, *after;
+    rt_resp r;
+
+    (void)state;
+    assert_int_equal(verso_apply_begin(g_env.db, false), 0);
+    assert_int_equal(verso_apply_table(g_env.db, "replica", cols, 3), 0);
+    assert_int_equal(verso_apply_upsert(g_env.db, "replica", names, vals, 3), 0);
+    assert_int_equal(verso_apply_commit(g_env.db, "11111111-2222-3333-4444-555555555555", 1), 0);
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/replica/5", NULL, NULL), 200);
+    assert_non_null(strstr(r.body, "\"copy\""));
+    rt_resp_free(&r);
+    before = rc_fingerprint(g_env.db);
+    assert_int_equal(rc_status(&g_env, "POST", "/replica", "{\"label\":\"x\"}", NULL), 403);
+    assert_int_equal(rc_status(&g_env, "PATCH", "/replica/5", "{\"label\":\"x\"}", NULL), 403);
+    assert_int_equal(rc_status(&g_env, "DELETE", "/replica/5", NULL, NULL), 403);
+    after = rc_fingerprint(g_env.db);
+    assert_string_equal(before, after);
+    verso_free(before);
+    verso_free(after);
+}
+
 static void test_metrics(void **state)
 {
     rt_resp r;
@@ -375,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_delete_and_changes),
         cmocka_unit_test(test_outside_writes_visible),
+        cmocka_unit_test(test_replicated_table_read_only),
         cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
