@@ -29,10 +29,12 @@ typedef struct verso_ws verso_ws;     /* one WebSocket connection (opaque) */
 
 /*
  * A WebSocket endpoint mounted by another module. The client must ask for
- * `subprotocol` (Sec-WebSocket-Protocol) on `path`. If `role` is not NULL
- * the request must carry a bearer token holding that role for all tables
- * ("read", "write", "replicate") or "admin"; without configured tokens on a
- * loopback address everything is open.
+ * `subprotocol` (Sec-WebSocket-Protocol) on `path` (the upgrade is refused
+ * otherwise). If `role` is not NULL the upgrade request must carry a bearer
+ * token whose role for all tables grants at least what `role` grants
+ * ("read", "write", "replicate"; "admin" grants everything); without
+ * configured tokens on a loopback address everything is open. The strings
+ * and arg must outlive the server.
  *
  * Callbacks run on the service thread; a negative return closes the
  * connection (on_close still runs if on_open succeeded). on_open may store
@@ -154,15 +156,18 @@ const char *verso_rest_host(const verso_rest *srv);
 /* True when the server serves HTTPS. Any thread. */
 bool verso_rest_tls(const verso_rest *srv);
 
-/* Any thread: makes the service thread run on_tick soon (coalesced). */
+/* Any thread, until verso_rest_stop() is called: makes the service thread run
+ * on_tick soon. Several wakes before on_tick runs give one call. NULL: no-op. */
 void verso_rest_wake(verso_rest *srv);
 
 /* The server's own database handle (service thread only; borrowed). */
 verso_db *verso_rest_db(verso_rest *srv);
 
 /*
- * Sends one text message. Only from on_writeable. The data is copied (with
- * the headroom libwebsockets needs). Returns 0 or VERSO_ENET.
+ * Sends one text message. Only from on_writeable, on the service thread.
+ * The data is copied (with the headroom libwebsockets needs); what the
+ * socket does not take at once is buffered and sent before the next
+ * on_writeable. Returns 0, VERSO_EINVAL, VERSO_ENOMEM or VERSO_ENET.
  */
 int verso_ws_write(verso_ws *ws, const void *data, size_t len);
 
@@ -175,7 +180,8 @@ void verso_ws_want_write(verso_ws *ws);
 /* The server a connection belongs to. */
 verso_rest *verso_ws_server(verso_ws *ws);
 
-/* Closes the connection after the current callback (status 1000). */
+/* Closes the connection (status 1000) from the service thread, soon after the
+ * current callback; on_close follows. */
 void verso_ws_close(verso_ws *ws);
 
 #ifdef __cplusplus
