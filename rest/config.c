@@ -55,6 +55,40 @@ unsigned verso__role_caps(const char *name)
     return 0;
 }
 
+typedef struct limit_field {
+    size_t offset;
+    size_t size;
+} limit_field;
+
+#define LIMIT(f)                                                                                   \
+    {                                                                                              \
+        offsetof(verso_rest_limits, f), sizeof(((verso_rest_limits *)0)->f)                        \
+    }
+
+static const limit_field k_limit_fields[] = {
+    LIMIT(max_body),    LIMIT(max_url),         LIMIT(header_timeout_ms), LIMIT(max_depth),
+    LIMIT(max_filters), LIMIT(query_budget_ms), LIMIT(default_limit),     LIMIT(max_limit),
+    LIMIT(max_offset),  LIMIT(max_changes),     LIMIT(max_ws_message),
+};
+
+static bool all_zero(const unsigned char *p, size_t n)
+{
+    while (n--)
+        if (*p++)
+            return false;
+    return true;
+}
+
+void verso__limits_merge(verso_rest_limits *dst, const verso_rest_limits *over)
+{
+    for (size_t i = 0; i < sizeof(k_limit_fields) / sizeof(k_limit_fields[0]); i++) {
+        const limit_field *f = &k_limit_fields[i];
+        const unsigned char *src = (const unsigned char *)over + f->offset;
+        if (!all_zero(src, f->size))
+            memcpy((unsigned char *)dst + f->offset, src, f->size);
+    }
+}
+
 void verso__limits_defaults(verso_rest_limits *l)
 {
     if (!l->max_body)

@@ -84,6 +84,8 @@ typedef struct verso__config {
 int verso__config_parse(verso__config *c, const char *text, size_t len, char *why, size_t whylen);
 int verso__config_load(verso__config *c, const char *path, char *why, size_t whylen);
 void verso__config_free(verso__config *c);
+/* Copies the non-zero fields of over into dst. */
+void verso__limits_merge(verso_rest_limits *dst, const verso_rest_limits *over);
 /* Fills zero fields of l with the defaults. */
 void verso__limits_defaults(verso_rest_limits *l);
 /* Capabilities of a role name ("read", ...); 0 if unknown. */

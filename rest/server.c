@@ -97,9 +97,19 @@ static bool is_loopback(const char *host)
     return false;
 }
 
-#define MERGE(f)                                                                                   \
-    if (o->limits.f)                                                                               \
-    c->limits.f = o->limits.f
+/* *dst = copy of src when src is given. */
+static int override(char **dst, const char *src)
+{
+    char *copy;
+
+    if (!src)
+        return 0;
+    if (!(copy = strdup(src)))
+        return VERSO_ENOMEM;
+    free(*dst);
+    *dst = copy;
+    return 0;
+}
 
 static int merge_options(verso_rest *srv, const verso_rest_options *o, char *why, size_t whylen)
 {
@@ -109,27 +119,16 @@ static int merge_options(verso_rest *srv, const verso_rest_options *o, char *why
     c->port = -1;
     if (o->config_path && (rc = verso__config_load(c, o->config_path, why, whylen)) < 0)
         return rc;
-    MERGE(max_body);
-    MERGE(max_url);
-    MERGE(header_timeout_ms);
-    MERGE(max_depth);
-    MERGE(max_filters);
-    MERGE(query_budget_ms);
-    MERGE(default_limit);
-    MERGE(max_limit);
-    MERGE(max_offset);
-    MERGE(max_changes);
-    MERGE(max_ws_message);
+    verso__limits_merge(&c->limits, &o->limits);
     verso__limits_defaults(&c->limits);
     if (o->port >= 0)
         c->port = o->port;
     else if (c->port < 0)
         c->port = VERSO_REST_PORT_DEFAULT;
-    if ((o->host && !(free(c->host), c->host = strdup(o->host))) ||
-        (!c->host && !(c->host = strdup("127.0.0.1"))))
-        return VERSO_ENOMEM;
-    if ((o->tls_cert && !(free(c->tls_cert), c->tls_cert = strdup(o->tls_cert))) ||
-        (o->tls_key && !(free(c->tls_key), c->tls_key = strdup(o->tls_key))))
+    if (override(&c->host, o->host   ? o->host
+                           : c->host ? NULL
+                                     : "127.0.0.1") < 0 ||
+        override(&c->tls_cert, o->tls_cert) < 0 || override(&c->tls_key, o->tls_key) < 0)
         return VERSO_ENOMEM;
     if (!c->ngrants && !is_loopback(c->host)) {
         why_set(why, whylen,

@@ -153,6 +153,18 @@ static void test_error_bodies(void **state)
     assert_int_equal(rc_status(&g_env, "GET", "/items", NULL,
                                (const char *[]){"Authorization: Bearer tok-read ", NULL}),
                      401);
+    /* The config file's max-body (65536) applies. */
+    char *big = calloc(1, 70000);
+    memset(big, ' ', 69999);
+    memcpy(big, "{\"name\":\"x\"}", 12);
+    assert_int_equal(rc_status(&g_env, "POST", "/items", big,
+                               (const char *[]){"Authorization: Bearer tok-admin", NULL}),
+                     413);
+    big[60000] = 0;
+    assert_int_equal(rc_status(&g_env, "POST", "/items", big,
+                               (const char *[]){"Authorization: Bearer tok-admin", NULL}),
+                     201);
+    free(big);
 }
 
 static void test_refuses_network_without_token(void **state)
