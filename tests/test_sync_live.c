@@ -369,6 +369,11 @@ static void test_live_cascade(void **state)
         fail_msg("B server: %s", why);
     snprintf(burl, sizeof(burl), "http://127.0.0.1:%d", verso_rest_port(bsrv));
     c = start_slave(burl, cp, NULL);
+    {
+        h_master bview = {.port = verso_rest_port(bsrv)};
+        snprintf(bview.url, sizeof(bview.url), "%s", burl);
+        assert_int_equal(h_http(&bview, "POST", "/items", "{\"name\":\"no\"}", NULL), 403);
+    }
 
     for (int round = 0; round < 4; round++) {
         h_orm_workload(db, 30, 10);

@@ -248,6 +248,51 @@ static void test_pull_snapshot_bootstrap(void **state)
     verso_db_close(db);
 }
 
+/* A slave whose C struct disagrees with the master's table says what differs. */
+typedef struct other_item {
+    int64_t id;
+    int64_t version;
+    char *name;
+    char *price;
+} other_item;
+
+static const verso_field other_fields[] = {
+    VERSO_FIELD_ID_OF(other_item, id),
+    VERSO_FIELD_VERSION_OF(other_item, version),
+    VERSO_FIELD(other_item, name, VERSO_TEXT, 0),
+    VERSO_FIELD(other_item, price, VERSO_TEXT, 0),
+};
+static const verso_table_def other_items = VERSO_TABLE_DEF("items", other_item, other_fields);
+
+static void test_pull_schema_mismatch(void **state)
+{
+    const verso_table_def *const defs[] = {&other_items};
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    char mp[600], sp[600], why[256] = "";
+    verso_pull_result res;
+    h_master m;
+    verso_db *db, *sdb = NULL;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "mismatch-master.db");
+    h_path(sp, sizeof(sp), "mismatch-slave.db");
+    db = h_open(mp);
+    h_seed(7);
+    h_orm_workload(db, 10, 3);
+    h_master_start(&m, mp, NULL);
+    o.tables = defs;
+    o.ntables = 1;
+    assert_int_equal(verso_db_open(&sdb, sp, &o), 0);
+    assert_int_equal(verso_sync_pull(&res, sdb, m.url, NULL, NULL, why, sizeof(why)),
+                     VERSO_ESCHEMA);
+    assert_non_null(strstr(why, "price"));
+    assert_int_equal(res.cursor, 0); /* nothing applied */
+    assert_int_equal(h_count(sp, "items"), 0);
+    verso_db_close(sdb);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
 static void test_pull_master_recreated(void **state)
 {
     char mp[600], sp[600], old[37], now[37];
@@ -322,7 +367,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pull_converges),          cmocka_unit_test(test_pull_small_chunks),
         cmocka_unit_test(test_pull_callbacks),          cmocka_unit_test(test_pull_command),
         cmocka_unit_test(test_pull_master_recreated),   cmocka_unit_test(test_pull_behind_horizon),
-        cmocka_unit_test(test_pull_snapshot_bootstrap),
+        cmocka_unit_test(test_pull_snapshot_bootstrap), cmocka_unit_test(test_pull_schema_mismatch),
     };
 
     H_MAIN_DISPATCH(argc, argv);
