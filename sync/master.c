@@ -78,9 +78,9 @@ static int msg_hello(verso_sync_master *m, verso_buf *b)
 {
     return verso_buf_printf(b,
                             "{\"type\":\"hello\",\"protocol\":1,\"identity\":\"%s\",\"head\":%lld,"
-                            "\"horizon\":%lld,\"time\":%lld}",
+                            "\"horizon\":%lld,\"heartbeat_ms\":%d,\"time\":%lld}",
                             m->info.identity, (long long)m->info.head, (long long)m->info.horizon,
-                            (long long)now_ms());
+                            m->o.heartbeat_ms, (long long)now_ms());
 }
 
 static int msg_schema(verso_sync_master *m, conn *c, verso_buf *b)

@@ -59,6 +59,7 @@ struct verso_slave {
     char master[37];
     int64_t master_head;
     int64_t master_horizon;
+    int64_t master_hb_ms; /* the master's heartbeat period (hello) */
 
     bool want_snapshot; /* ask for a file snapshot: empty db, every table */
     bool snapshot_only; /* verso__sync_snapshot_fetch: stop once installed */
@@ -128,6 +129,8 @@ static int on_hello(verso_slave *s, verso_json *doc)
         verso__sync_json_get_i64(&s->master_horizon, msg, "horizon") < 0)
         return VERSO_EPROTO;
     memcpy(s->master, id, sizeof(s->master));
+    if (verso__sync_json_get_i64(&s->master_hb_ms, msg, "heartbeat_ms") < 0 || s->master_hb_ms <= 0)
+        s->master_hb_ms = 5000;
     verso__sync_applier_abort(s->ap);
     if (verso_cursor_get(&c, s->db) < 0)
         return VERSO_EDB;
@@ -401,6 +404,12 @@ static int build_subscribe(verso_slave *s, verso_buf *b)
     return rc;
 }
 
+/* Ours, but never longer than the master's: it drops us after three of its periods. */
+static int64_t heartbeat_period(const verso_slave *s)
+{
+    return s->o.heartbeat_ms < s->master_hb_ms ? s->o.heartbeat_ms : s->master_hb_ms;
+}
+
 static int next_out(verso_slave *s, verso_buf *b)
 {
     verso_buf_clear(b);
@@ -417,7 +426,7 @@ static int next_out(verso_slave *s, verso_buf *b)
         return verso_buf_printf(b, "{\"type\":\"ack\",\"version\":%lld,\"time\":%lld}",
                                 (long long)v, (long long)verso_now_ms());
     }
-    if (verso__sync_mono_ms() - s->last_tx_ms >= s->o.heartbeat_ms)
+    if (verso__sync_mono_ms() - s->last_tx_ms >= heartbeat_period(s))
         return verso_buf_printf(b, "{\"type\":\"heartbeat\",\"time\":%lld}",
                                 (long long)verso_now_ms());
     b->len = 0;
@@ -482,7 +491,7 @@ static void disconnected(verso_slave *s, const char *why)
     s->next_connect_ms = verso__sync_mono_ms() + s->retry_ms - jitter;
     pthread_mutex_lock(&s->lock);
     s->st.connected = false;
-    if (why && !s->st.last_error[0])
+    if (why)
         snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
     pthread_mutex_unlock(&s->lock);
 }
@@ -490,12 +499,12 @@ static void disconnected(verso_slave *s, const char *why)
 static void established(verso_slave *s)
 {
     s->phase = PH_HELLO;
+    s->master_hb_ms = s->o.heartbeat_ms; /* until hello says */
     s->last_rx_ms = s->last_tx_ms = verso__sync_mono_ms();
     pthread_mutex_lock(&s->lock);
     s->st.connected = true;
     if (s->ever_connected)
         s->st.reconnects++;
-    s->st.last_error[0] = '\0';
     pthread_mutex_unlock(&s->lock);
     s->ever_connected = true;
 }
@@ -565,6 +574,8 @@ static void try_connect(verso_slave *s)
             ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
     }
     s->phase = PH_CONNECTING;
+    s->drop = false;
+    s->master_hb_ms = s->o.heartbeat_ms; /* until hello says */
     s->last_rx_ms = verso__sync_mono_ms();
     if (!lws_client_connect_via_info(&ci) && s->phase == PH_CONNECTING)
         disconnected(s, "cannot connect");
@@ -578,10 +589,11 @@ static void timer(lws_sorted_usec_list_t *sul)
 
     if (s->phase == PH_IDLE && now >= s->next_connect_ms) {
         try_connect(s);
-    } else if (s->phase != PH_IDLE && now - s->last_rx_ms > 3 * (int64_t)s->o.heartbeat_ms) {
+    } else if (s->phase != PH_IDLE && now - s->last_rx_ms > 3 * s->master_hb_ms) {
+        set_error(s, "%s", "no message from the master for three heartbeat periods");
         s->drop = true;
         want_write(s);
-    } else if (s->phase == PH_SUBSCRIBED && now - s->last_tx_ms >= s->o.heartbeat_ms) {
+    } else if (s->phase == PH_SUBSCRIBED && now - s->last_tx_ms >= heartbeat_period(s)) {
         want_write(s);
     }
     if (s->phase == PH_SUBSCRIBED && !verso__sync_applier_open(s->ap))

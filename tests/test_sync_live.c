@@ -338,6 +338,50 @@ static void test_live_behind_horizon(void **state)
     verso_db_close(db);
 }
 
+/* A master that stops answering (SIGSTOP: the socket stays open) is
+ * detected by missing heartbeats; the slave reconnects once it is back. */
+static void test_live_silent_master(void **state)
+{
+    const char *extra[] = {"--heartbeat", "200", NULL};
+    char mp[600], sp[600];
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave_state st;
+    h_master m;
+    verso_slave *s;
+    verso_db *db;
+    int64_t deadline;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "silent-master.db");
+    h_path(sp, sizeof(sp), "silent-slave.db");
+    db = h_open(mp);
+    h_seed(17);
+    h_orm_workload(db, 20, 5);
+    h_master_start(&m, mp, extra);
+    o.heartbeat_ms = 5000; /* capped by the master's 200 ms */
+    s = start_slave(m.url, sp, &o);
+    wait_head(s, mp);
+    h_sleep_ms(700); /* idle: heartbeats keep the link up */
+    assert_int_equal(verso_slave_state_get(&st, s), 0);
+    if (!st.connected || st.reconnects != 0)
+        fail_msg("the idle link dropped: %s", st.last_error);
+
+    kill(m.pid, SIGSTOP);
+    deadline = h_now_ms() + 10000;
+    do {
+        h_sleep_ms(20);
+        assert_int_equal(verso_slave_state_get(&st, s), 0);
+    } while (st.connected && h_now_ms() < deadline);
+    assert_false(st.connected);
+    kill(m.pid, SIGCONT);
+    h_orm_workload(db, 10, 5);
+    wait_head(s, mp);
+    h_assert_converged(mp, sp);
+    verso_slave_stop(s);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
 /* master (process) -> slave B (this process, also a master) -> sub-slave C */
 static void test_live_cascade(void **state)
 {
@@ -400,7 +444,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_live_converges),         cmocka_unit_test(test_live_atomic),
         cmocka_unit_test(test_live_callbacks_and_ryw), cmocka_unit_test(test_live_master_restart),
         cmocka_unit_test(test_live_master_recreated),  cmocka_unit_test(test_live_behind_horizon),
-        cmocka_unit_test(test_live_cascade),
+        cmocka_unit_test(test_live_cascade),           cmocka_unit_test(test_live_silent_master),
     };
 
     H_MAIN_DISPATCH(argc, argv);
