@@ -171,6 +171,8 @@ static inline int h_master_main(int argc, char **argv)
             port = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--heartbeat"))
             mo.heartbeat_ms = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--config"))
+            ro.config_path = argv[i + 1];
     }
     signal(SIGTERM, h_master_on_term);
     db = h_open(argv[2]);
@@ -295,14 +297,35 @@ static inline int64_t h_pick_id(sqlite3 *s, const char *table)
     return id;
 }
 
-/* One random ORM operation on items (inside the caller's transaction). */
+/* One random ORM operation on accounts (ids 1 and 2 are never deleted). */
+static inline int h_orm_account_op(verso_db *db)
+{
+    h_account a = {0};
+    int64_t id = h_pick_id(verso_db_sqlite(db), "accounts");
+    uint32_t r = h_rand() % 3;
+
+    if (r == 0 || id == 0) {
+        a.balance = h_rand() % 1000;
+        return verso_insert(db, &h_accounts, &a);
+    }
+    if (r == 1 || id <= 2) {
+        int rc = verso_get(&a, db, &h_accounts, id);
+        a.balance += 1;
+        return rc < 0 ? rc : verso_update(db, &h_accounts, &a, 0);
+    }
+    return verso_delete(db, &h_accounts, id);
+}
+
+/* One random ORM operation on items or accounts (inside the caller's transaction). */
 static inline int h_orm_op(verso_db *db)
 {
     h_item it = {0};
-    uint32_t r = h_rand() % 10;
+    uint32_t r = h_rand() % 12;
     int64_t id = h_pick_id(verso_db_sqlite(db), "items");
     char name[48];
 
+    if (r >= 10)
+        return h_orm_account_op(db);
     if (r < 5 || id == 0) {
         snprintf(name, sizeof(name), "item-%u", h_rand());
         it.name = name;
@@ -396,18 +419,33 @@ static inline long h_http(const h_master *m, const char *method, const char *pat
     return status;
 }
 
-/* Writes through the master's REST API: inserts and an update of items. */
-static inline void h_rest_workload(const h_master *m, int n)
+/* Writes through the master's REST API: inserts, updates and deletes of items. */
+static inline void h_rest_workload(const h_master *m, const char *mpath, int n)
 {
+    sqlite3 *s = NULL;
+
+    assert_int_equal(sqlite3_open_v2(mpath, &s, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     for (int i = 0; i < n; i++) {
-        char json[160];
+        char json[160], path[64];
+        int64_t id = h_pick_id(s, "items");
+        uint32_t r = h_rand() % 4;
         long st;
-        snprintf(json, sizeof(json), "{\"name\":\"rest-%u\",\"price\":%u.25,\"qty\":%u}", h_rand(),
-                 h_rand() % 100, h_rand() % 100);
-        st = h_http(m, "POST", "/items", json, NULL);
-        if (st != 200 && st != 201)
-            fail_msg("REST insert: HTTP %ld", st);
+        if (r < 2 || id == 0) {
+            snprintf(json, sizeof(json), "{\"name\":\"rest-%u\",\"price\":%u.25,\"qty\":%u}",
+                     h_rand(), h_rand() % 100, h_rand() % 100);
+            st = h_http(m, "POST", "/items", json, NULL);
+        } else if (r == 2) {
+            snprintf(path, sizeof(path), "/items/%lld", (long long)id);
+            snprintf(json, sizeof(json), "{\"qty\":%u}", h_rand() % 100);
+            st = h_http(m, "PATCH", path, json, NULL);
+        } else {
+            snprintf(path, sizeof(path), "/items/%lld", (long long)id);
+            st = h_http(m, "DELETE", path, NULL, NULL);
+        }
+        if (st < 200 || st > 204)
+            fail_msg("REST write: HTTP %ld", st);
     }
+    sqlite3_close(s);
 }
 
 /* ---- checks ---- */

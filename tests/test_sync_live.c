@@ -67,7 +67,7 @@ static void test_live_converges(void **state)
     for (int round = 0; round < 5; round++) { /* the live part */
         h_orm_workload(db, 40, 10);
         h_sql_workload(mp, 5);
-        h_rest_workload(&m, 5);
+        h_rest_workload(&m, mp, 5);
     }
     wait_head(s, mp);
     assert_int_equal(verso_slave_state_get(&st, s), 0);

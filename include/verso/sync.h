@@ -21,7 +21,7 @@
  * URLs are a master's base URL: "http://host:port" or "https://host:port"
  * (an optional path prefix is kept). The access token, when the master
  * requires one, is sent as "Authorization: Bearer <token>"; it needs the
- * "replicate" role (or "read" for pull).
+ * "replicate" role (pull and live alike).
  */
 #ifndef VERSO_SYNC_H
 #define VERSO_SYNC_H
