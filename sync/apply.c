@@ -95,12 +95,19 @@ void verso__sync_applier_free(verso__sync_applier *a)
     free(a);
 }
 
-void verso__sync_applier_set_schema(verso__sync_applier *a, verso__sync_schema *s)
+static int apply_schema(verso__sync_applier *a);
+
+int verso__sync_applier_set_schema(verso__sync_applier *a, verso__sync_schema *s)
 {
+    int rc = 0;
+
     verso__sync_schema_free(&a->schema);
     a->schema = *s;
     memset(s, 0, sizeof(*s));
     a->schema_pending = true;
+    if (a->open && (rc = apply_schema(a)) < 0) /* mid-transaction: rows of it may follow */
+        verso__sync_applier_abort(a);
+    return rc;
 }
 
 bool verso__sync_applier_open(const verso__sync_applier *a)

@@ -68,8 +68,9 @@ typedef struct verso__sync_applier verso__sync_applier;
 int verso__sync_applier_new(verso__sync_applier **out, verso_db *db, const verso_sync_client *opts);
 void verso__sync_applier_free(verso__sync_applier *a);
 
-/* Sets the master's schema (taken over: *s is emptied). Checked/created at the next begin. */
-void verso__sync_applier_set_schema(verso__sync_applier *a, verso__sync_schema *s);
+/* Sets the master's schema (taken over: *s is emptied). Checked/created at the next begin,
+ * or at once inside an open apply transaction (which a mismatch aborts). */
+int verso__sync_applier_set_schema(verso__sync_applier *a, verso__sync_schema *s);
 
 /*
  * Applies one message's entries (a JSON array of change objects). The

@@ -128,6 +128,8 @@ static void ask_resync(conn *c, const char *reason)
     snprintf(c->resync_reason, sizeof(c->resync_reason), "%s", reason);
 }
 
+static void refresh(verso_sync_master *m);
+
 /* Reads one chunk from c's cursor into b as a changes message. */
 static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
 {
@@ -318,8 +320,14 @@ static int next_message(verso_sync_master *m, conn *c, verso_buf *b)
         c->schema_due = false;
         return msg_schema(m, c, b);
     }
-    if (changes_due(m, c))
+    if (changes_due(m, c)) {
+        refresh(m); /* a table tracked since the last tick is announced before its rows */
+        if (c->schema_due) {
+            c->schema_due = false;
+            return msg_schema(m, c, b);
+        }
         return msg_changes(m, c, b);
+    }
     if (heartbeat_due(m, c))
         return msg_heartbeat(m, b);
     return 0;

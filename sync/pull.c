@@ -128,7 +128,7 @@ static int read_info(pull *p)
         goto done;
     if ((rc = filter_schema(p, &schema)) < 0)
         goto done;
-    verso__sync_applier_set_schema(p->ap, &schema);
+    rc = verso__sync_applier_set_schema(p->ap, &schema);
 done:
     verso__sync_schema_free(&schema);
     verso_json_free(doc);

@@ -167,8 +167,9 @@ static int on_schema(verso_slave *s, verso_json *doc)
         set_error(s, "schema: %s", why);
         return rc;
     }
-    verso__sync_applier_set_schema(s->ap, &schema);
-    return 0;
+    if ((rc = verso__sync_applier_set_schema(s->ap, &schema)) < 0)
+        set_error(s, "%s", verso__sync_applier_errmsg(s->ap));
+    return rc;
 }
 
 static void snapshot_discard(verso_slave *s)

@@ -338,6 +338,42 @@ static void test_live_behind_horizon(void **state)
     verso_db_close(db);
 }
 
+/* A table tracked on the master while slaves follow it reaches them. */
+static void test_live_new_table(void **state)
+{
+    char mp[600], sp[600];
+    h_master m;
+    verso_slave *s;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "newtable-master.db");
+    h_path(sp, sizeof(sp), "newtable-slave.db");
+    db = h_open(mp);
+    h_seed(18);
+    h_orm_workload(db, 10, 5);
+    h_master_start(&m, mp, NULL);
+    s = start_slave(m.url, sp, NULL);
+    wait_head(s, mp);
+
+    assert_int_equal(verso_exec(db, "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);"
+                                    "INSERT INTO notes(body) VALUES ('one'), ('two');"),
+                     0);
+    assert_int_equal(verso_track(db, "notes", NULL), 0);
+    assert_int_equal(verso_exec(db, "INSERT INTO notes(body) VALUES ('three');"
+                                    "UPDATE notes SET body = 'uno' WHERE id = 1;"
+                                    "DELETE FROM notes WHERE id = 2;"),
+                     0);
+    h_orm_workload(db, 10, 5);
+    wait_head(s, mp);
+    h_assert_converged(mp, sp);
+    h_assert_table_equal(mp, sp, "notes");
+    assert_int_equal(h_count(sp, "notes"), 2);
+    verso_slave_stop(s);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
 /* A master that stops answering (SIGSTOP: the socket stays open) is
  * detected by missing heartbeats; the slave reconnects once it is back. */
 static void test_live_silent_master(void **state)
@@ -445,6 +481,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_live_callbacks_and_ryw), cmocka_unit_test(test_live_master_restart),
         cmocka_unit_test(test_live_master_recreated),  cmocka_unit_test(test_live_behind_horizon),
         cmocka_unit_test(test_live_cascade),           cmocka_unit_test(test_live_silent_master),
+        cmocka_unit_test(test_live_new_table),
     };
 
     H_MAIN_DISPATCH(argc, argv);
