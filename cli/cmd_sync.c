@@ -217,8 +217,9 @@ int verso_cli_pull(int argc, char **argv)
         return 1;
     }
     if (!a.quiet)
-        fprintf(stderr, "verso pull: %lld changes, cursor %lld (master %s head %lld)%s\n",
-                (long long)res.rows, (long long)res.cursor, res.master, (long long)res.master_head,
+        fprintf(stderr, "verso pull: %s%lld changes, cursor %lld (master %s head %lld)%s\n",
+                res.snapshot ? "file snapshot, then " : "", (long long)res.rows,
+                (long long)res.cursor, res.master, (long long)res.master_head,
                 res.resynced ? ", full resync" : "");
     return res.cursor >= res.master_head ? 0 : 1;
 }
