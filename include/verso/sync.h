@@ -149,7 +149,8 @@ typedef struct verso_slave verso_slave;
 typedef struct verso_slave_options {
     verso_sync_client client;
     verso_db_options db; /* how the slave opens its database (C tables to check, ...) */
-    int heartbeat_ms;    /* heartbeat period; the link is dropped after 3 missed; 0 = 5000 */
+    int heartbeat_ms;    /* idle heartbeat period, capped by the master's (from its hello);
+                            the link is dropped after 3 master periods of silence; 0 = 5000 */
     int retry_min_ms;    /* first reconnect delay; 0 = 100 */
     int retry_max_ms;    /* reconnect delay cap (doubling with jitter); 0 = 5000 */
 } verso_slave_options;
