@@ -67,7 +67,8 @@ typedef struct verso_sync_change {
  * transactions) with its changes in version order; cursor is the master
  * version the slave now equals. reset is true when the transaction was a
  * full resynchronisation (changes then lists every row received, and rows
- * that disappeared are not reported one by one). Runs on the applying
+ * that disappeared are not reported one by one) or a bootstrap from a file
+ * snapshot (then n is 0 and changes NULL: reload everything). Runs on the applying
  * thread (the caller of verso_sync_pull, or the live slave's thread); it
  * must not call verso_slave_stop().
  */
@@ -164,7 +165,9 @@ typedef struct verso_slave_options {
  * Starts a live slave of the master at url on the database file db_path
  * (created if missing unless opts->db.create is false), on a new thread
  * with its own database handle. It connects, catches up from its cursor
- * (resynchronising when needed), then applies each master commit as it
+ * (resynchronising when needed; a database with no table yet and no table
+ * filter is bootstrapped from a file snapshot of the master), then applies
+ * each master commit as it
  * arrives; after any failure it reconnects by itself with backoff and
  * resumes. opts may be NULL. *out receives the slave, to stop with
  * verso_slave_stop(). Errors: VERSO_EINVAL (bad URL), VERSO_EDB /
