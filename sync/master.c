@@ -201,6 +201,46 @@ static int64_t snapshot_head(sqlite3 *s)
     return v;
 }
 
+/* Appends "DROP TABLE "name";" with the name's quotes doubled. */
+static int drop_statement(verso_buf *b, const char *name)
+{
+    int rc = verso_buf_puts(b, "DROP TABLE \"");
+
+    for (const char *p = name; rc == 0 && *p; p++) {
+        rc = verso_buf_append(b, p, 1);
+        if (rc == 0 && *p == '"')
+            rc = verso_buf_append(b, p, 1);
+    }
+    return rc == 0 ? verso_buf_puts(b, "\";") : rc;
+}
+
+/*
+ * The copy carries only what replication serves: tables outside tracking
+ * are dropped, and secure_delete zeroes their pages.
+ */
+static int strip_untracked(sqlite3 *s)
+{
+    static const char q[] = "SELECT name FROM sqlite_master WHERE type = 'table'"
+                            " AND name NOT LIKE 'sqlite^_%' ESCAPE '^'"
+                            " AND name NOT LIKE '^_verso^_%' ESCAPE '^'"
+                            " AND name NOT IN (SELECT name FROM _verso_tables)";
+    verso_buf sql = VERSO_BUF_INIT;
+    sqlite3_stmt *st = NULL;
+    int rc = verso_buf_puts(&sql, "PRAGMA secure_delete = ON; BEGIN;");
+
+    if (rc == 0 && sqlite3_prepare_v2(s, q, -1, &st, NULL) != SQLITE_OK)
+        rc = VERSO_EDB;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+        rc = drop_statement(&sql, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    if (rc == 0)
+        rc = verso_buf_puts(&sql, "COMMIT;");
+    if (rc == 0 && sqlite3_exec(s, sql.data, NULL, NULL, NULL) != SQLITE_OK)
+        rc = VERSO_EDB;
+    verso_buf_free(&sql);
+    return rc;
+}
+
 /*
  * Copies the database into a temporary file with the backup API in one
  * step (one read transaction: a consistent state at its head), then keeps
@@ -225,7 +265,7 @@ static int snapshot_make(verso_sync_master *m, conn *c)
     }
     if (sqlite3_backup_finish(bk) != SQLITE_OK ||
         sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL) != SQLITE_OK ||
-        (c->snap_head = snapshot_head(dst)) < 0)
+        strip_untracked(dst) < 0 || (c->snap_head = snapshot_head(dst)) < 0)
         goto done;
     sqlite3_close(dst);
     dst = NULL;

@@ -548,6 +548,33 @@ static inline void h_assert_table_equal(const char *mpath, const char *spath, co
     sqlite3_close(b);
 }
 
+/* True if the bytes of text occur anywhere in the file (or its WAL). */
+static inline bool h_file_contains(const char *path, const char *text)
+{
+    static const char *const suffix[] = {"", "-wal"};
+    size_t n = strlen(text);
+    bool found = false;
+
+    for (size_t i = 0; i < 2 && !found; i++) {
+        char p[700], *buf;
+        long size;
+        FILE *f;
+        snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+        if (!(f = fopen(p, "rb")))
+            continue;
+        fseek(f, 0, SEEK_END);
+        size = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        buf = malloc((size_t)size + 1);
+        if (buf && fread(buf, 1, (size_t)size, f) == (size_t)size)
+            for (long k = 0; k + (long)n <= size && !found; k++)
+                found = memcmp(buf + k, text, n) == 0;
+        free(buf);
+        fclose(f);
+    }
+    return found;
+}
+
 static inline void h_assert_integrity(const char *path)
 {
     sqlite3 *s = NULL;

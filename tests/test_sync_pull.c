@@ -220,6 +220,10 @@ static void test_pull_snapshot_bootstrap(void **state)
     h_seed(6);
     h_seed_accounts(db, 7);
     h_orm_workload(db, 200, 20);
+    /* not tracked: never leaves the master, not even inside the file */
+    assert_int_equal(verso_exec(db, "CREATE TABLE secrets(k TEXT);"
+                                    "INSERT INTO secrets VALUES ('hunter2-private');"),
+                     0);
     h_master_start(&m, mp, NULL);
     assert_int_equal(verso_db_open(&sdb, sp, NULL), 0); /* no table declared: empty */
     if (verso_sync_pull(&res, sdb, m.url, NULL, NULL, why, sizeof(why)) < 0)
@@ -233,6 +237,8 @@ static void test_pull_snapshot_bootstrap(void **state)
     assert_true(verso_table_is_replicated(verso_db_table(sdb, "items")));
     verso_db_close(sdb);
     h_assert_converged(mp, sp);
+    assert_int_equal(h_count(sp, "secrets"), -1);
+    assert_false(h_file_contains(sp, "hunter2-private"));
 
     h_orm_workload(db, 20, 5); /* then rows, from the snapshot's version */
     sdb = h_open(sp);
