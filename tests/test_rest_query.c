@@ -127,6 +127,50 @@ static void test_paginate_ordered_filtered(void **state)
     assert_int_equal(total, expect);
 }
 
+/* Writes while paging: rows inserted meanwhile (higher ids) are seen once,
+ * rows deleted before their page is read are not seen, every other row once. */
+static void test_paginate_while_writing(void **state)
+{
+    static unsigned char seen[NROWS + 200], gone[NROWS + 200];
+    char path[4096] = "/items?limit=500&select=id", next[4096];
+    int pages = 0, inserted = 0;
+    int64_t max_seen = 0, total_before = 0;
+
+    (void)state;
+    memset(seen, 0, sizeof(seen));
+    memset(gone, 0, sizeof(gone));
+    assert_int_equal(verso_count(&total_before, g_env.db, "items", NULL, 0), 0);
+    do {
+        cJSON *j = get_page(path, 200, next, sizeof(next)), *row;
+        cJSON_ArrayForEach(row, j)
+        {
+            int id = (int)field(row, "id");
+            assert_true(id > 0 && id < NROWS + 200);
+            assert_int_equal(seen[id], 0);
+            assert_int_equal(gone[id], 0);
+            seen[id] = 1;
+            max_seen = id;
+        }
+        cJSON_Delete(j);
+        /* The application writes between pages: one new row, one row ahead deleted. */
+        rc_item it = {.name = "late"};
+        assert_int_equal(verso_insert(g_env.db, &rc_item_def, &it), 0);
+        inserted++;
+        if (max_seen + 7 <= NROWS) {
+            assert_int_equal(verso_delete(g_env.db, &rc_item_def, max_seen + 7), 0);
+            gone[max_seen + 7] = 1;
+        }
+        snprintf(path, sizeof(path), "%s", next);
+        pages++;
+    } while (path[0] && pages < 100);
+    /* Each inserted row but the last (written after the final page) was seen. */
+    assert_int_equal(total_before, NROWS);
+    for (int i = 1; i <= inserted; i++)
+        assert_int_equal(seen[NROWS + i], i < inserted);
+    for (int id = 1; id <= NROWS; id++)
+        assert_true(seen[id] != gone[id]);
+}
+
 static void test_filters(void **state)
 {
     (void)state;
@@ -226,7 +270,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paginate_all_rows), cmocka_unit_test(test_paginate_ordered_filtered),
         cmocka_unit_test(test_filters),           cmocka_unit_test(test_select_order_offset),
-        cmocka_unit_test(test_bad_queries),
+        cmocka_unit_test(test_bad_queries),       cmocka_unit_test(test_paginate_while_writing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
