@@ -338,6 +338,73 @@ static void test_live_behind_horizon(void **state)
     verso_db_close(db);
 }
 
+/* A slave stuck in its callback (its socket fills up) slows neither the
+ * master's REST writes nor another slave; released, it catches up. */
+typedef struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool open;
+} gate;
+
+static void on_apply_gated(const verso_sync_change *c, size_t n, int64_t cursor, bool reset,
+                           void *arg)
+{
+    gate *g = arg;
+
+    (void)c;
+    (void)n;
+    (void)cursor;
+    (void)reset;
+    pthread_mutex_lock(&g->lock);
+    while (!g->open)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void test_live_stuck_slave(void **state)
+{
+    gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+    char mp[600], fp[600], sp[600];
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave_state st;
+    h_master m;
+    verso_slave *fast, *stuck;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "stuck-master.db");
+    h_path(fp, sizeof(fp), "stuck-fast.db");
+    h_path(sp, sizeof(sp), "stuck-slow.db");
+    db = h_open(mp);
+    h_seed(19);
+    h_orm_workload(db, 20, 5);
+    h_master_start(&m, mp, NULL);
+    fast = start_slave(m.url, fp, NULL);
+    o.client.on_apply = on_apply_gated;
+    o.client.apply_arg = &g;
+    o.heartbeat_ms = 60000; /* stuck on purpose: no heartbeat either */
+    stuck = start_slave(m.url, sp, &o);
+    for (int round = 0; round < 10; round++) {
+        h_orm_workload(db, 40, 20);
+        h_rest_workload(&m, mp, 5); /* served by the master's service thread */
+    }
+    wait_head(fast, mp);
+    assert_int_equal(verso_slave_state_get(&st, stuck), 0);
+    assert_true(st.cursor < h_head(mp));
+
+    pthread_mutex_lock(&g.lock);
+    g.open = true;
+    pthread_cond_broadcast(&g.cond);
+    pthread_mutex_unlock(&g.lock);
+    wait_head(stuck, mp);
+    h_assert_converged(mp, fp);
+    h_assert_converged(mp, sp);
+    verso_slave_stop(fast);
+    verso_slave_stop(stuck);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
 /* A table tracked on the master while slaves follow it reaches them. */
 static void test_live_new_table(void **state)
 {
@@ -481,7 +548,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_live_callbacks_and_ryw), cmocka_unit_test(test_live_master_restart),
         cmocka_unit_test(test_live_master_recreated),  cmocka_unit_test(test_live_behind_horizon),
         cmocka_unit_test(test_live_cascade),           cmocka_unit_test(test_live_silent_master),
-        cmocka_unit_test(test_live_new_table),
+        cmocka_unit_test(test_live_new_table),         cmocka_unit_test(test_live_stuck_slave),
     };
 
     H_MAIN_DISPATCH(argc, argv);
