@@ -238,6 +238,8 @@ static void bootstrap(pull *p, int64_t *since, int64_t *stored, bool *reset)
     *since = *stored = v;
     *reset = false;
     p->res.snapshot = true;
+    if (p->o->on_apply) /* as for a live slave: nothing listed, reload everything */
+        p->o->on_apply(NULL, 0, v, true, p->o->apply_arg);
 }
 
 static int run(pull *p)
