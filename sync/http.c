@@ -87,7 +87,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
         return on_receive(wsi);
     case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
         finish(h, 0);
-        return 0;
+        return -1; /* one request per connection: do not leave it idle on the server */
     case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
         finish(h, h->status ? 0 : VERSO_ENET);
         return 0;
