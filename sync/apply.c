@@ -295,7 +295,7 @@ static int apply_entry(verso__sync_applier *a, const cJSON *e)
 
     if (!t) {
         snprintf(a->err, sizeof(a->err), "change for unknown table %s", tname ? tname : "(none)");
-        return VERSO_EPROTO;
+        return tname ? VERSO_ENOTFOUND : VERSO_EPROTO;
     }
     if (verso__sync_json_get_i64(&id, e, "id") < 0 ||
         verso__sync_json_get_i64(&version, e, "version") < 0) {

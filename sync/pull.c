@@ -242,12 +242,18 @@ static void bootstrap(pull *p, int64_t *since, int64_t *stored, bool *reset)
         p->o->on_apply(NULL, 0, v, true, p->o->apply_arg);
 }
 
+/* Failures a fresh look at the master can cure: pruned, recreated, new table. */
+static bool retryable(int rc)
+{
+    return rc == VERSO_EHORIZON || rc == VERSO_EIDENTITY || rc == VERSO_ENOTFOUND;
+}
+
 static int run(pull *p)
 {
     verso_cursor c;
     int64_t since, stored;
     bool reset;
-    int rc, attempts = 0;
+    int rc;
 
     if ((rc = read_info(p)) < 0)
         return rc;
@@ -262,17 +268,18 @@ static int run(pull *p)
         bootstrap(p, &since, &stored, &reset);
     p->res.master_head = p->head;
     memcpy(p->res.master, p->identity, sizeof(p->res.master));
-    while ((rc = fetch_apply(p, &since, &reset, &stored)) > 0) {
-    }
-    if ((rc == VERSO_EHORIZON || rc == VERSO_EIDENTITY) && attempts++ == 0) {
-        /* pruned or recreated while we read: start over from scratch */
-        verso__sync_applier_abort(p->ap);
-        if ((rc = read_info(p)) < 0)
-            return rc;
-        reset = true;
-        since = 0;
+    for (int attempt = 0;; attempt++) {
         while ((rc = fetch_apply(p, &since, &reset, &stored)) > 0) {
         }
+        if (!retryable(rc) || attempt == 3)
+            break;
+        verso__sync_applier_abort(p->ap); /* back to the stored cursor */
+        if ((rc = read_info(p)) < 0)
+            return rc;
+        if (verso_cursor_get(&c, p->db) < 0 ||
+            verso__sync_need_reset(&c, p->identity, p->head, p->horizon))
+            reset = true; /* pruned or recreated while we read: start over from scratch */
+        since = reset ? 0 : stored;
     }
     if (rc == VERSO_EHORIZON)
         verso__sync_why(p->why, p->whylen, "the master refuses a full read (horizon)");
