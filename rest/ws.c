@@ -53,6 +53,8 @@ static int filter(verso_rest *srv, struct lws *wsi, const verso_ws_handler *h)
 
 static int established(verso_rest *srv, struct lws *wsi, verso_ws *ws)
 {
+    /* The header time limit armed at accept does not apply to a live socket. */
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     memset(ws, 0, sizeof(*ws));
     ws->wsi = wsi;
     ws->srv = srv;

@@ -114,6 +114,9 @@ static void pause_ms(long ms)
 typedef struct client {
     const size_t *sizes; /* messages to send */
     size_t nsizes, sent, echoed;
+    int pause_ms; /* idle time after the first echo */
+    int64_t resume_at;
+    struct lws *wsi;
     verso_buf rx;
     bool established, failed, closed, mismatch;
 } client;
@@ -134,7 +137,9 @@ static int client_write(struct lws *wsi, client *c)
     rc = lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_TEXT);
     free(buf);
     c->sent++;
-    if (c->sent < c->nsizes)
+    if (c->pause_ms && c->sent == 1)
+        c->resume_at = verso_now_ms() + c->pause_ms;
+    else if (c->sent < c->nsizes)
         lws_callback_on_writable(wsi);
     return rc < 0 ? -1 : 0;
 }
@@ -175,6 +180,7 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
         return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         c->established = true;
+        c->wsi = wsi;
         lws_callback_on_writable(wsi);
         return 0;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
@@ -219,8 +225,18 @@ static void run_client(client *c, int port, const char *path, const char *proto)
     ci.opaque_user_data = c;
     if (!lws_client_connect_via_info(&ci))
         c->failed = true;
-    while (!c->failed && !c->closed && verso_now_ms() < deadline)
-        lws_service(ctx, 0);
+    while (!c->failed && !c->closed && verso_now_ms() < deadline) {
+        if (!c->resume_at) {
+            lws_service(ctx, 0);
+            continue;
+        }
+        lws_service(ctx, -1); /* do not wait: the pause is timed here */
+        pause_ms(5);
+        if (verso_now_ms() >= c->resume_at) {
+            c->resume_at = 0;
+            lws_callback_on_writable(c->wsi);
+        }
+    }
     lws_context_destroy(ctx);
     verso_buf_free(&c->rx);
 }
@@ -263,6 +279,28 @@ static void test_echo(void **state)
     assert_false(c.mismatch);
     assert_int_equal(c.echoed, c.nsizes);
     assert_int_equal(atomic_load(&g_opens), opens + 1);
+}
+
+/* A WebSocket idle for longer than the header time limit (1 s) stays open. */
+static void test_idle_websocket_survives_header_timeout(void **state)
+{
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    static const size_t sizes[] = {10, 20};
+    client c = {.sizes = sizes, .nsizes = 2, .pause_ms = 2500};
+    verso_rest *srv = NULL;
+    char why[128];
+
+    (void)state;
+    o.ws_handlers = k_handlers;
+    o.nws_handlers = 2;
+    o.db_path = g_env.path;
+    o.limits.header_timeout_ms = 1000;
+    assert_int_equal(verso_rest_start(&srv, NULL, &o, why, sizeof(why)), 0);
+    run_client(&c, verso_rest_port(srv), "/_echo", "verso-echo");
+    assert_true(c.established);
+    assert_int_equal(c.echoed, 2);
+    assert_false(c.mismatch);
+    verso_rest_stop(srv);
 }
 
 static void test_message_too_big_closes(void **state)
@@ -362,6 +400,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo),
         cmocka_unit_test(test_message_too_big_closes),
+        cmocka_unit_test(test_idle_websocket_survives_header_timeout),
         cmocka_unit_test(test_wrong_path_refused),
         cmocka_unit_test(test_wake_runs_tick),
         cmocka_unit_test(test_status_and_metrics_extras),
