@@ -138,6 +138,19 @@ int verso__sync_snapshot_fetch(int64_t *version, verso_db *db, const char *url,
 int verso__sync_snapshot_install(verso_db *db, const char *file, const char *master,
                                  int64_t version, char *why, size_t whylen);
 
+/*
+ * The master's side: a file snapshot of db_path made on a thread of its
+ * own (reference counted; the caller holds one reference). state: 0 while
+ * copying, 1 when ready (then fd, size and head are valid: a read-only
+ * descriptor to read with pread, the file's size and the version it
+ * holds), < 0 on failure.
+ */
+typedef struct verso__sync_snap verso__sync_snap;
+int verso__sync_snap_start(verso__sync_snap **out, const char *db_path);
+int verso__sync_snap_state(verso__sync_snap *s, int *fd, int64_t *size, int64_t *head);
+void verso__sync_snap_ref(verso__sync_snap *s);
+void verso__sync_snap_unref(verso__sync_snap *s); /* NULL ok */
+
 /* Monotonic milliseconds. */
 int64_t verso__sync_mono_ms(void);
 /* Monotonic microseconds. */

@@ -3,6 +3,10 @@
  * the REST server. Everything here runs on the REST service thread except
  * verso_sync_master_peers() and the commit hook (which only wakes it).
  *
+ * An empty slave may ask for a file snapshot instead of rows: it is made
+ * on a thread of its own (snapshot.c) and shared by the slaves that ask
+ * while it is current; the service thread only streams it.
+ *
  * Each slave has its own cursor. A message is produced only when the
  * connection is writeable and nothing of ours is pending in its send pipe:
  * the chunk is read in one read transaction, serialised, the read is
@@ -10,13 +14,11 @@
  * holds no lock and no memory beyond one message; it simply reads further
  * behind (catch-up) while the others follow the head.
  */
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -42,10 +44,10 @@ typedef struct conn {
     int64_t last_tx_ms;
     int64_t sent_rows;
     int64_t connected_ms;
-    bool error_due;    /* send error then close */
-    bool snapshot_due; /* make a file snapshot, then stream it */
-    int snap_fd;       /* the snapshot being sent, -1 if none */
-    int64_t snap_off, snap_size, snap_head;
+    bool error_due;         /* send error then close */
+    bool snapshot_due;      /* make (or share) a file snapshot, then stream it */
+    verso__sync_snap *snap; /* the snapshot being sent */
+    int64_t snap_off;
     char name[64];
     char resync_reason[32];
     char error[160];
@@ -62,7 +64,8 @@ struct verso_sync_master {
     verso_sync_master_options o;
     verso_ws_handler handler;
     _Atomic(verso_rest *) srv;
-    pthread_mutex_t lock; /* guards the list and the peer-visible fields */
+    verso__sync_snap *last_snap; /* shared by slaves bootstrapping at the same head */
+    pthread_mutex_t lock;        /* guards the list and the peer-visible fields */
     conn *conns;
     verso_buf out;
 };
@@ -189,120 +192,53 @@ static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
 
 #define SNAP_CHUNK (768 * 1024) /* raw bytes per message (1 MiB of base64) */
 
-static int64_t snapshot_head(sqlite3 *s)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-
-    if (sqlite3_prepare_v2(s, "SELECT v FROM _verso_head", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
-/* Appends "DROP TABLE "name";" with the name's quotes doubled. */
-static int drop_statement(verso_buf *b, const char *name)
-{
-    int rc = verso_buf_puts(b, "DROP TABLE \"");
-
-    for (const char *p = name; rc == 0 && *p; p++) {
-        rc = verso_buf_append(b, p, 1);
-        if (rc == 0 && *p == '"')
-            rc = verso_buf_append(b, p, 1);
-    }
-    return rc == 0 ? verso_buf_puts(b, "\";") : rc;
-}
-
-/*
- * The copy carries only what replication serves: tables outside tracking
- * are dropped, and secure_delete zeroes their pages.
- */
-static int strip_untracked(sqlite3 *s)
-{
-    static const char q[] = "SELECT name FROM sqlite_master WHERE type = 'table'"
-                            " AND name NOT LIKE 'sqlite^_%' ESCAPE '^'"
-                            " AND name NOT LIKE '^_verso^_%' ESCAPE '^'"
-                            " AND name NOT IN (SELECT name FROM _verso_tables)";
-    verso_buf sql = VERSO_BUF_INIT;
-    sqlite3_stmt *st = NULL;
-    int rc = verso_buf_puts(&sql, "PRAGMA secure_delete = ON; BEGIN;");
-
-    if (rc == 0 && sqlite3_prepare_v2(s, q, -1, &st, NULL) != SQLITE_OK)
-        rc = VERSO_EDB;
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
-        rc = drop_statement(&sql, (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    if (rc == 0)
-        rc = verso_buf_puts(&sql, "COMMIT;");
-    if (rc == 0 && sqlite3_exec(s, sql.data, NULL, NULL, NULL) != SQLITE_OK)
-        rc = VERSO_EDB;
-    verso_buf_free(&sql);
-    return rc;
-}
-
-/*
- * Copies the database into a temporary file with the backup API in one
- * step (one read transaction: a consistent state at its head), then keeps
- * only an open descriptor to it. Runs on the service thread; the copy of a
- * 1M-row database takes about a tenth of a second.
- */
-static int snapshot_make(verso_sync_master *m, conn *c)
-{
-    char path[700];
-    sqlite3 *dst = NULL;
-    sqlite3_backup *bk;
-    struct stat sb;
-    int rc = VERSO_EDB;
-
-    snprintf(path, sizeof(path), "%s.snapshot-%ld-%p", m->path, (long)getpid(), (void *)c);
-    if (sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
-        goto done;
-    bk = sqlite3_backup_init(dst, "main", verso_db_sqlite(m->db), "main");
-    if (!bk || sqlite3_backup_step(bk, -1) != SQLITE_DONE) {
-        sqlite3_backup_finish(bk);
-        goto done;
-    }
-    if (sqlite3_backup_finish(bk) != SQLITE_OK ||
-        sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL) != SQLITE_OK ||
-        strip_untracked(dst) < 0 || (c->snap_head = snapshot_head(dst)) < 0)
-        goto done;
-    sqlite3_close(dst);
-    dst = NULL;
-    if ((c->snap_fd = open(path, O_RDONLY)) < 0 || fstat(c->snap_fd, &sb) < 0)
-        goto done;
-    c->snap_size = sb.st_size;
-    c->snap_off = 0;
-    rc = 0;
-done:
-    sqlite3_close(dst);
-    unlink(path);
-    return rc;
-}
-
 static void snapshot_end(conn *c)
 {
-    if (c->snap_fd >= 0)
-        close(c->snap_fd);
-    c->snap_fd = -1;
+    verso__sync_snap_unref(c->snap);
+    c->snap = NULL;
+}
+
+/* Shares the last snapshot if it is still being made or still at the head. */
+static int snapshot_start(verso_sync_master *m, conn *c)
+{
+    int64_t size, head;
+    int fd, st = m->last_snap ? verso__sync_snap_state(m->last_snap, &fd, &size, &head) : -1;
+
+    if (st == 0 || (st == 1 && head == m->info.head)) {
+        verso__sync_snap_ref(m->last_snap);
+    } else {
+        verso__sync_snap_unref(m->last_snap);
+        m->last_snap = NULL;
+        if ((st = verso__sync_snap_start(&m->last_snap, m->path)) < 0)
+            return st;
+        verso__sync_snap_ref(m->last_snap);
+    }
+    c->snap = m->last_snap;
+    c->snap_off = 0;
+    return 0;
 }
 
 static int msg_snapshot(verso_sync_master *m, conn *c, verso_buf *b)
 {
-    unsigned char *raw = malloc(SNAP_CHUNK);
-    ssize_t n = raw ? pread(c->snap_fd, raw, SNAP_CHUNK, (off_t)c->snap_off) : -1;
+    unsigned char *raw = NULL;
+    int64_t size = 0, head = 0;
+    ssize_t n = -1;
+    int fd = -1, rc = verso__sync_snap_state(c->snap, &fd, &size, &head);
     bool last;
-    int rc;
 
-    if (n < 0 || (n == 0 && c->snap_off < c->snap_size)) {
+    if (rc <= 0)
+        return rc; /* still copying (nothing to send yet) or failed */
+    if ((raw = malloc(SNAP_CHUNK)))
+        n = pread(fd, raw, SNAP_CHUNK, (off_t)c->snap_off);
+    if (n < 0 || (n == 0 && c->snap_off < size)) {
         free(raw);
         return raw ? VERSO_EIO : VERSO_ENOMEM;
     }
-    last = c->snap_off + n >= c->snap_size;
+    last = c->snap_off + n >= size;
     rc = verso_buf_printf(b,
                           "{\"type\":\"snapshot\",\"identity\":\"%s\",\"head\":%lld,"
                           "\"size\":%lld,\"offset\":%lld,\"last\":%s,\"data\":\"",
-                          m->info.identity, (long long)c->snap_head, (long long)c->snap_size,
+                          m->info.identity, (long long)head, (long long)size,
                           (long long)c->snap_off, last ? "true" : "false");
     if (rc == 0)
         rc = verso__sync_b64_encode(b, raw, (size_t)n);
@@ -313,7 +249,7 @@ static int msg_snapshot(verso_sync_master *m, conn *c, verso_buf *b)
     if (rc == 0 && last) { /* continue as a subscription from the snapshot's head */
         snapshot_end(c);
         pthread_mutex_lock(&m->lock);
-        c->cursor = c->acked = c->snap_head;
+        c->cursor = c->acked = head;
         pthread_mutex_unlock(&m->lock);
         c->subscribed = true;
         c->schema_due = true;
@@ -351,11 +287,15 @@ static int next_message(verso_sync_master *m, conn *c, verso_buf *b)
     if (c->snapshot_due) {
         int rc;
         c->snapshot_due = false;
-        if ((rc = snapshot_make(m, c)) < 0)
+        if ((rc = snapshot_start(m, c)) < 0)
             return rc;
     }
-    if (c->snap_fd >= 0)
-        return msg_snapshot(m, c, b);
+    if (c->snap) { /* while the copy is made on its thread, only heartbeats */
+        int rc = msg_snapshot(m, c, b);
+        if (rc == 0 && b->len == 0 && heartbeat_due(m, c))
+            rc = msg_heartbeat(m, b);
+        return rc;
+    }
     if (c->subscribed && c->schema_due) {
         c->schema_due = false;
         return msg_schema(m, c, b);
@@ -521,7 +461,6 @@ static int ws_open(verso_ws *ws, void **cp, void *arg)
     if (!c)
         return -1;
     c->ws = ws;
-    c->snap_fd = -1;
     c->hello_due = true;
     c->connected_ms = now_ms();
     c->last_rx_ms = c->last_tx_ms = c->connected_ms;
@@ -575,7 +514,7 @@ static int ws_writeable(verso_ws *ws, void *cp, void *arg)
             return 0;
         }
     }
-    if (verso_ws_choked(ws) || changes_due(m, c) || c->snap_fd >= 0)
+    if (verso_ws_choked(ws) || changes_due(m, c))
         verso_ws_want_write(ws);
     return 0;
 }
@@ -638,7 +577,7 @@ static void tick(verso_rest *srv, void *arg)
             verso_ws_close(c->ws);
             continue;
         }
-        if (changes_due(m, c) || c->schema_due || heartbeat_due(m, c))
+        if (changes_due(m, c) || c->schema_due || heartbeat_due(m, c) || c->snap)
             verso_ws_want_write(c->ws);
     }
 }
@@ -831,6 +770,7 @@ void verso_sync_master_free(verso_sync_master *m)
         free_tables(c);
         free(c);
     }
+    verso__sync_snap_unref(m->last_snap);
     sqlite3_finalize(m->data_version);
     sqlite3_finalize(m->schema_version);
     verso_db_close(m->db);

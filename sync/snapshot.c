@@ -5,8 +5,13 @@
  * transaction of its own file, so its readers see nothing or everything.
  * Copying pages is several times faster than replaying rows through SQL.
  */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -96,4 +101,192 @@ done:
     if (rc == 0 && (rc = verso_db_refresh_schema(db)) < 0)
         verso__sync_why(why, whylen, "snapshot schema: %s", verso_errmsg(db));
     return rc;
+}
+
+/* ---- the master side: making a snapshot on a thread of its own ---- */
+
+struct verso__sync_snap {
+    pthread_mutex_t lock;
+    int refs;
+    int state; /* 0 copying, 1 ready, < 0 failed */
+    char *src;
+    char path[700];
+    int fd;
+    int64_t size;
+    int64_t head;
+};
+
+static int64_t snapshot_head(sqlite3 *s)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+
+    if (sqlite3_prepare_v2(s, "SELECT v FROM _verso_head", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Appends "DROP TABLE "name";" with the name's quotes doubled. */
+static int drop_statement(verso_buf *b, const char *name)
+{
+    int rc = verso_buf_puts(b, "DROP TABLE \"");
+
+    for (const char *p = name; rc == 0 && *p; p++) {
+        rc = verso_buf_append(b, p, 1);
+        if (rc == 0 && *p == '"')
+            rc = verso_buf_append(b, p, 1);
+    }
+    return rc == 0 ? verso_buf_puts(b, "\";") : rc;
+}
+
+/*
+ * The copy carries only what replication serves: tables outside tracking
+ * are dropped, and secure_delete zeroes their pages.
+ */
+static int strip_untracked(sqlite3 *s)
+{
+    static const char q[] = "SELECT name FROM sqlite_master WHERE type = 'table'"
+                            " AND name NOT LIKE 'sqlite^_%' ESCAPE '^'"
+                            " AND name NOT LIKE '^_verso^_%' ESCAPE '^'"
+                            " AND name NOT IN (SELECT name FROM _verso_tables)";
+    verso_buf sql = VERSO_BUF_INIT;
+    sqlite3_stmt *st = NULL;
+    int rc = verso_buf_puts(&sql, "PRAGMA secure_delete = ON; BEGIN;");
+
+    if (rc == 0 && sqlite3_prepare_v2(s, q, -1, &st, NULL) != SQLITE_OK)
+        rc = VERSO_EDB;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+        rc = drop_statement(&sql, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    if (rc == 0)
+        rc = verso_buf_puts(&sql, "COMMIT;");
+    if (rc == 0 && sqlite3_exec(s, sql.data, NULL, NULL, NULL) != SQLITE_OK)
+        rc = VERSO_EDB;
+    verso_buf_free(&sql);
+    return rc;
+}
+
+/*
+ * Copies src into path with the backup API in one step (one read
+ * transaction: a consistent state at its head), keeps only the tracked
+ * tables, and returns an open descriptor; the file itself is removed.
+ */
+static int copy_file(int *fd, int64_t *size, int64_t *head, const char *src, const char *path)
+{
+    sqlite3 *in = NULL, *out = NULL;
+    sqlite3_backup *bk = NULL;
+    struct stat sb;
+    int rc = VERSO_EDB;
+
+    *fd = -1;
+    if (sqlite3_open_v2(src, &in, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+        sqlite3_open_v2(path, &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+        goto done;
+    sqlite3_busy_timeout(in, 5000);
+    bk = sqlite3_backup_init(out, "main", in, "main");
+    if (!bk || sqlite3_backup_step(bk, -1) != SQLITE_DONE) {
+        sqlite3_backup_finish(bk);
+        goto done;
+    }
+    if (sqlite3_backup_finish(bk) != SQLITE_OK ||
+        sqlite3_exec(out, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL) != SQLITE_OK ||
+        strip_untracked(out) < 0 || (*head = snapshot_head(out)) < 0)
+        goto done;
+    sqlite3_close(out);
+    out = NULL;
+    if ((*fd = open(path, O_RDONLY)) < 0 || fstat(*fd, &sb) < 0)
+        goto done;
+    *size = sb.st_size;
+    rc = 0;
+done:
+    if (rc < 0 && *fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    sqlite3_close(out);
+    sqlite3_close(in);
+    remove_file(path);
+    return rc;
+}
+
+static void *snap_run(void *arg)
+{
+    verso__sync_snap *j = arg;
+    int64_t size = 0, head = 0;
+    int fd = -1, rc = copy_file(&fd, &size, &head, j->src, j->path);
+
+    pthread_mutex_lock(&j->lock);
+    j->fd = fd;
+    j->size = size;
+    j->head = head;
+    j->state = rc < 0 ? rc : 1;
+    pthread_mutex_unlock(&j->lock);
+    verso__sync_snap_unref(j);
+    return NULL;
+}
+
+int verso__sync_snap_start(verso__sync_snap **out, const char *db_path)
+{
+    static atomic_uint counter;
+    verso__sync_snap *j = calloc(1, sizeof(*j));
+    pthread_t th;
+
+    *out = NULL;
+    if (!j || !(j->src = strdup(db_path))) {
+        free(j);
+        return VERSO_ENOMEM;
+    }
+    pthread_mutex_init(&j->lock, NULL);
+    j->fd = -1;
+    j->refs = 2; /* the thread and the caller */
+    snprintf(j->path, sizeof(j->path), "%s.snapshot-%ld-%u", db_path, (long)getpid(),
+             atomic_fetch_add(&counter, 1));
+    if (pthread_create(&th, NULL, snap_run, j) != 0) {
+        j->refs = 1;
+        verso__sync_snap_unref(j);
+        return VERSO_ENOMEM;
+    }
+    pthread_detach(th);
+    *out = j;
+    return 0;
+}
+
+int verso__sync_snap_state(verso__sync_snap *j, int *fd, int64_t *size, int64_t *head)
+{
+    int st;
+
+    pthread_mutex_lock(&j->lock);
+    st = j->state;
+    *fd = j->fd;
+    *size = j->size;
+    *head = j->head;
+    pthread_mutex_unlock(&j->lock);
+    return st;
+}
+
+void verso__sync_snap_ref(verso__sync_snap *j)
+{
+    pthread_mutex_lock(&j->lock);
+    j->refs++;
+    pthread_mutex_unlock(&j->lock);
+}
+
+void verso__sync_snap_unref(verso__sync_snap *j)
+{
+    int refs;
+
+    if (!j)
+        return;
+    pthread_mutex_lock(&j->lock);
+    refs = --j->refs;
+    pthread_mutex_unlock(&j->lock);
+    if (refs > 0)
+        return;
+    if (j->fd >= 0)
+        close(j->fd);
+    pthread_mutex_destroy(&j->lock);
+    free(j->src);
+    free(j);
 }
