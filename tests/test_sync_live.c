@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include <cjson/cJSON.h>
+
 #include "sync_harness.h"
 
 static verso_slave *start_slave(const char *url, const char *spath, verso_slave_options *o)
@@ -361,6 +363,30 @@ static void on_apply_gated(const verso_sync_change *c, size_t n, int64_t cursor,
     pthread_mutex_unlock(&g->lock);
 }
 
+/* The largest lag_versions in the master's /_status, checking it lists n slaves. */
+static int64_t max_master_lag(const h_master *m, int n)
+{
+    verso_buf body = VERSO_BUF_INIT;
+    verso_json *doc = NULL;
+    const cJSON *slaves, *sl;
+    int64_t lag = -1, v;
+
+    assert_int_equal(h_http(m, "GET", "/_status", NULL, &body), 200);
+    assert_int_equal(verso_json_parse(&doc, body.data, body.len, 0, NULL), 0);
+    slaves = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "replication"), "slaves");
+    assert_int_equal(cJSON_GetArraySize(slaves), n);
+    cJSON_ArrayForEach(sl, slaves)
+    {
+        assert_int_equal(verso_json_int64(&v, cJSON_GetObjectItemCaseSensitive(sl, "lag_versions")),
+                         0);
+        lag = v > lag ? v : lag;
+    }
+    verso_json_free(doc);
+    verso_buf_free(&body);
+    return lag;
+}
+
 static void test_live_stuck_slave(void **state)
 {
     gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
@@ -391,6 +417,7 @@ static void test_live_stuck_slave(void **state)
     wait_head(fast, mp);
     assert_int_equal(verso_slave_state_get(&st, stuck), 0);
     assert_true(st.cursor < h_head(mp));
+    assert_true(max_master_lag(&m, 2) > 0); /* the master sees who lags */
 
     pthread_mutex_lock(&g.lock);
     g.open = true;
