@@ -151,7 +151,6 @@ typedef struct verso__metrics {
 
 void verso__metrics_record(verso__metrics *m, int route, int status, double seconds, int64_t rows);
 int verso__metrics_text(verso_buf *b, const verso__metrics *m);
-const char *verso__route_name(int route);
 
 /* ---- the server ---- */
 typedef struct verso__stmt_cache {
@@ -207,8 +206,6 @@ void verso__error(verso__resp *rs, int status, const char *fmt, ...)
     ;
 /* Maps an ORM error code to its HTTP answer. */
 void verso__error_orm(verso__resp *rs, verso_rest *srv, int rc);
-/* HTTP reason phrase / error code word for a status. */
-const char *verso__status_code(int status);
 /* Starts / ends a request's SQLite time budget. */
 void verso__budget_begin(verso_rest *srv);
 void verso__budget_end(verso_rest *srv);
@@ -243,9 +240,6 @@ int verso__query_string_without_cursor(verso_buf *b, const verso__req *rq);
 const char *verso__param_get(const verso__req *rq, const char *key);
 /* Parses a whole decimal int64; VERSO_EINVAL otherwise. */
 int verso__parse_i64(int64_t *out, const char *s);
-/* Base64url without padding. */
-int verso__b64url_encode(verso_buf *b, const void *p, size_t n);
-int verso__b64url_decode(verso_buf *b, const char *s, size_t n);
 
 /* http.c: the HTTP side of the lws callback. */
 int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char *uri);

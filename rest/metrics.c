@@ -19,11 +19,6 @@ static const int k_statuses[16] = {200, 201, 204, 304, 400, 401, 403, 404,
 static const double k_buckets[12] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                      0.01,   0.025,   0.05,   0.1,   0.5,    1.0};
 
-const char *verso__route_name(int route)
-{
-    return route >= 0 && route < VERSO__NROUTES ? k_route_names[route] : "none";
-}
-
 void verso__metrics_record(verso__metrics *m, int route, int status, double seconds, int64_t rows)
 {
     size_t s = 15, b = 0;
@@ -47,12 +42,15 @@ static int write_counts(verso_buf *b, const verso__metrics *m)
     int rc = verso_buf_puts(b, "# TYPE verso_http_requests_total counter\n");
 
     for (int r = 0; rc == 0 && r < VERSO__NROUTES; r++)
-        for (size_t s = 0; rc == 0 && s < 16; s++)
-            if (m->count[r][s])
-                rc = verso_buf_printf(
-                    b, "verso_http_requests_total{route=\"%s\",status=\"%s%d\"} %llu\n",
-                    k_route_names[r], s == 15 ? "other" : "", s == 15 ? 0 : k_statuses[s],
-                    (unsigned long long)m->count[r][s]);
+        for (size_t s = 0; rc == 0 && s < 16; s++) {
+            char status[16] = "other";
+            if (!m->count[r][s])
+                continue;
+            if (s < 15)
+                snprintf(status, sizeof(status), "%d", k_statuses[s]);
+            rc = verso_buf_printf(b, "verso_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
+                                  k_route_names[r], status, (unsigned long long)m->count[r][s]);
+        }
     return rc;
 }
 

@@ -42,6 +42,10 @@ static const op_name k_ops[] = {
 
 static const char *const k_reserved[] = {"select", "order", "limit", "offset", "after"};
 
+/* The after= cursor is base64url without padding. */
+static int b64url_encode(verso_buf *b, const void *data, size_t n);
+static int b64url_decode(verso_buf *b, const char *s, size_t n);
+
 const char *verso__param_get(const verso__req *rq, const char *key)
 {
     for (size_t i = 0; i < rq->nparams; i++)
@@ -308,7 +312,7 @@ static int parse_after(verso__listq *lq, const char *s, verso__resp *rs)
     size_t i = 0;
     int rc = VERSO_EINVAL;
 
-    if (verso__b64url_decode(&text, s, strlen(s)) < 0 || !text.len ||
+    if (b64url_decode(&text, s, strlen(s)) < 0 || !text.len ||
         verso_json_parse(&lq->after_doc, text.data, text.len, 4, NULL) < 0)
         goto done;
     root = verso_json_root(lq->after_doc);
@@ -452,7 +456,7 @@ int verso__listq_cursor(verso_buf *b, const verso__listq *lq, const verso_iter *
         rc = verso_json_value(&json, &v, lq->key_type[i]);
     }
     if (rc == 0 && (rc = verso_buf_puts(&json, "]")) == 0)
-        rc = verso__b64url_encode(b, json.data, json.len);
+        rc = b64url_encode(b, json.data, json.len);
     verso_buf_free(&json);
     return rc;
 }
@@ -492,7 +496,7 @@ int verso__query_string_without_cursor(verso_buf *b, const verso__req *rq)
 
 static const char k_b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-int verso__b64url_encode(verso_buf *b, const void *data, size_t n)
+static int b64url_encode(verso_buf *b, const void *data, size_t n)
 {
     const unsigned char *p = data;
     int rc = 0;
@@ -507,7 +511,7 @@ int verso__b64url_encode(verso_buf *b, const void *data, size_t n)
     return rc;
 }
 
-int verso__b64url_decode(verso_buf *b, const char *s, size_t n)
+static int b64url_decode(verso_buf *b, const char *s, size_t n)
 {
     uint32_t acc = 0;
     int bits = 0, rc = 0;

@@ -100,7 +100,7 @@ static const status_word k_status_words[] = {
     {414, "uri_too_long"}, {500, "internal_error"},      {503, "unavailable"},
 };
 
-const char *verso__status_code(int status)
+static const char *status_code(int status)
 {
     for (size_t i = 0; i < sizeof(k_status_words) / sizeof(k_status_words[0]); i++)
         if (k_status_words[i].status == status)
@@ -123,8 +123,7 @@ void verso__error(verso__resp *rs, int status, const char *fmt, ...)
     verso_buf_clear(rs->location);
     verso_buf_clear(rs->link);
     rs->etag = -1;
-    verso_buf_printf(rs->body,
-                     "{\"error\":{\"code\":\"%s\",\"message\":", verso__status_code(status));
+    verso_buf_printf(rs->body, "{\"error\":{\"code\":\"%s\",\"message\":", status_code(status));
     if (verso_json_string(rs->body, msg, strlen(msg)) < 0)
         verso_buf_puts(rs->body, "\"error\"");
     verso_buf_puts(rs->body, "}}");
