@@ -138,9 +138,11 @@ typedef struct verso__resp {
 } verso__resp;
 
 /* ---- metrics.c ---- */
+#define VERSO__NSTATUS  16 /* counted statuses; the last slot is "other" */
+#define VERSO__NBUCKETS 12 /* latency histogram buckets, then +Inf */
 typedef struct verso__metrics {
-    uint64_t count[VERSO__NROUTES][16];
-    uint64_t hist[13];
+    uint64_t count[VERSO__NROUTES][VERSO__NSTATUS];
+    uint64_t hist[VERSO__NBUCKETS + 1];
     double latency_sum;
     uint64_t latency_count;
     uint64_t rows;

@@ -13,23 +13,23 @@ static const char *const k_route_names[VERSO__NROUTES] = {
 };
 
 /* Counted statuses; the last slot takes any other. */
-static const int k_statuses[16] = {200, 201, 204, 304, 400, 401, 403, 404,
-                                   405, 409, 410, 412, 413, 414, 503, 0};
+static const int k_statuses[VERSO__NSTATUS] = {200, 201, 204, 304, 400, 401, 403, 404,
+                                               405, 409, 410, 412, 413, 414, 503, 0};
 
-static const double k_buckets[12] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                     0.01,   0.025,   0.05,   0.1,   0.5,    1.0};
+static const double k_buckets[VERSO__NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                  0.01,   0.025,   0.05,   0.1,   0.5,    1.0};
 
 void verso__metrics_record(verso__metrics *m, int route, int status, double seconds, int64_t rows)
 {
-    size_t s = 15, b = 0;
+    size_t s = VERSO__NSTATUS - 1, b = 0;
 
-    for (size_t i = 0; i < 15; i++)
+    for (size_t i = 0; i < VERSO__NSTATUS - 1; i++)
         if (k_statuses[i] == status)
             s = i;
     if (route < 0 || route >= VERSO__NROUTES)
         route = VERSO__R_NONE;
     m->count[route][s]++;
-    while (b < 12 && seconds > k_buckets[b])
+    while (b < VERSO__NBUCKETS && seconds > k_buckets[b])
         b++;
     m->hist[b]++;
     m->latency_sum += seconds;
@@ -42,11 +42,11 @@ static int write_counts(verso_buf *b, const verso__metrics *m)
     int rc = verso_buf_puts(b, "# TYPE verso_http_requests_total counter\n");
 
     for (int r = 0; rc == 0 && r < VERSO__NROUTES; r++)
-        for (size_t s = 0; rc == 0 && s < 16; s++) {
+        for (size_t s = 0; rc == 0 && s < VERSO__NSTATUS; s++) {
             char status[16] = "other";
             if (!m->count[r][s])
                 continue;
-            if (s < 15)
+            if (s < VERSO__NSTATUS - 1)
                 snprintf(status, sizeof(status), "%d", k_statuses[s]);
             rc = verso_buf_printf(b, "verso_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
                                   k_route_names[r], status, (unsigned long long)m->count[r][s]);
@@ -59,7 +59,7 @@ static int write_histogram(verso_buf *b, const verso__metrics *m)
     uint64_t cum = 0;
     int rc = verso_buf_puts(b, "# TYPE verso_http_request_seconds histogram\n");
 
-    for (size_t i = 0; rc == 0 && i < 12; i++) {
+    for (size_t i = 0; rc == 0 && i < VERSO__NBUCKETS; i++) {
         cum += m->hist[i];
         rc = verso_buf_printf(b, "verso_http_request_seconds_bucket{le=\"%g\"} %llu\n",
                               k_buckets[i], (unsigned long long)cum);
