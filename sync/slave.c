@@ -104,6 +104,7 @@ static void publish(verso_slave *s, int64_t cursor, int64_t head, bool committed
     else if (s->behind_since_ms == 0)
         s->behind_since_ms = now;
     if (committed) {
+        memcpy(s->st.master, s->master, sizeof(s->st.master)); /* the cursor's master */
         s->st.commits++;
         s->st.applied_rows = verso__sync_applier_rows(s->ap);
         pthread_cond_broadcast(&s->cond);
@@ -143,9 +144,6 @@ static int on_hello(verso_slave *s, verso_json *doc)
         finish(s, 0);
     s->expected_from = s->reset_pending ? 0 : c.version;
     s->subscribe_due = true;
-    pthread_mutex_lock(&s->lock);
-    memcpy(s->st.master, id, sizeof(s->st.master));
-    pthread_mutex_unlock(&s->lock);
     publish(s, c.version, s->master_head, false);
     return 0;
 }

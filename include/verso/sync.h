@@ -190,7 +190,7 @@ typedef struct verso_slave_state {
     int64_t commits;      /* slave transactions committed since start */
     int64_t resyncs;      /* full resynchronisations since start */
     int64_t reconnects;   /* connections made after the first */
-    char master[37];      /* the master's identity ("" before the first connection) */
+    char master[37];      /* the master the cursor belongs to ("" before the first commit) */
     char last_error[128]; /* the last failure ("" if none) */
 } verso_slave_state;
 
