@@ -495,13 +495,16 @@ static void ws_close(verso_ws *ws, void *cp, void *arg)
     free(c);
 }
 
+#define MAX_BURST 4
+
 static int ws_writeable(verso_ws *ws, void *cp, void *arg)
 {
     verso_sync_master *m = arg;
     conn *c = cp;
     int rc = 0;
 
-    while (!verso_ws_choked(ws)) {
+    /* a few messages per turn: a slave catching up must not hold the thread */
+    for (int sent = 0; sent < MAX_BURST && !verso_ws_choked(ws); sent++) {
         if ((rc = next_message(m, c, &m->out)) < 0)
             return -1;
         if (m->out.len == 0)
@@ -514,7 +517,7 @@ static int ws_writeable(verso_ws *ws, void *cp, void *arg)
             return 0;
         }
     }
-    if (verso_ws_choked(ws) || changes_due(m, c))
+    if (verso_ws_choked(ws) || changes_due(m, c) || (c->snap && c->snap_off > 0))
         verso_ws_want_write(ws);
     return 0;
 }
