@@ -4,6 +4,9 @@
  * pull` command, callbacks, and full resynchronisation when the master is
  * recreated or has pruned tombstones the slave needs.
  */
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "sync_harness.h"
 
 static void pull_ok(verso_pull_result *res, const char *url, const char *spath,
@@ -82,6 +85,77 @@ static void test_pull_small_chunks(void **state)
     h_assert_converged(mp, sp);
     h_master_kill(&m, SIGTERM);
     verso_db_close(db);
+}
+
+/* Pulls with tiny chunks while transfers run on the master: a reader of
+ * the slave never sees one half of a transfer. */
+typedef struct side {
+    const char *path;
+    atomic_int stop;
+    int64_t reads, bad;
+} side;
+
+static void *transfers(void *arg)
+{
+    side *w = arg;
+    verso_db *db = h_open(w->path);
+
+    for (int i = 0; i < 300; i++)
+        h_transfer(db);
+    verso_db_close(db);
+    atomic_store(&w->stop, 1);
+    return NULL;
+}
+
+static void *sums(void *arg)
+{
+    side *r = arg;
+
+    while (!atomic_load(&r->stop)) {
+        int64_t sum, count;
+        h_accounts_sum(r->path, &sum, &count);
+        if (count == 2) {
+            r->reads++;
+            r->bad += sum != 200;
+        }
+    }
+    return NULL;
+}
+
+static void test_pull_atomic(void **state)
+{
+    char mp[600], sp[600];
+    verso_sync_client c = VERSO_SYNC_CLIENT_INIT;
+    verso_pull_result res;
+    side w = {0}, r = {0};
+    pthread_t tw, tr;
+    h_master m;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "atomic-master.db");
+    h_path(sp, sizeof(sp), "atomic-slave.db");
+    db = h_open(mp);
+    h_seed(9);
+    h_seed_accounts(db, 100);
+    verso_db_close(db);
+    h_master_start(&m, mp, NULL);
+    c.chunk = 1; /* every read but the last of a pass stops inside a transfer */
+    pull_ok(&res, m.url, sp, &c);
+    w.path = mp;
+    r.path = sp;
+    assert_int_equal(pthread_create(&tw, NULL, transfers, &w), 0);
+    assert_int_equal(pthread_create(&tr, NULL, sums, &r), 0);
+    while (!atomic_load(&w.stop))
+        pull_ok(&res, m.url, sp, &c);
+    pthread_join(tw, NULL);
+    pull_ok(&res, m.url, sp, &c);
+    atomic_store(&r.stop, 1);
+    pthread_join(tr, NULL);
+    assert_true(r.reads > 0);
+    assert_int_equal(r.bad, 0);
+    h_assert_converged(mp, sp);
+    h_master_kill(&m, SIGTERM);
 }
 
 typedef struct counts {
@@ -440,6 +514,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pull_snapshot_bootstrap),
         cmocka_unit_test(test_pull_schema_mismatch),
         cmocka_unit_test(test_token),
+        cmocka_unit_test(test_pull_atomic),
     };
 
     H_MAIN_DISPATCH(argc, argv);
