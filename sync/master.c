@@ -35,6 +35,7 @@ typedef struct conn {
     bool reset;       /* the subscription is a full resynchronisation */
     bool resync_due;  /* tell the slave to resynchronise */
     bool in_sequence; /* the last message had more == true */
+    int seq_len;      /* messages of the current sequence so far */
     char **tables;
     size_t ntables;
     int64_t cursor; /* changes sent up to this version */
@@ -127,11 +128,25 @@ static void ask_resync(conn *c, const char *reason)
 {
     c->subscribed = false;
     c->in_sequence = false;
+    c->seq_len = 0;
     c->resync_due = true;
     snprintf(c->resync_reason, sizeof(c->resync_reason), "%s", reason);
 }
 
 static void refresh(verso_sync_master *m);
+
+/*
+ * A slave commits only when a read reaches its snapshot's head. Should the
+ * writers outpace the reads, a fixed limit might never get there: the
+ * limit doubles every 8 messages of one sequence (up to 1024 times), so a
+ * read eventually takes the whole backlog at once and the sequence ends.
+ */
+static int64_t sequence_limit(const verso_sync_master *m, const conn *c)
+{
+    int shift = c->seq_len / 8 < 10 ? c->seq_len / 8 : 10;
+
+    return (int64_t)m->o.chunk << shift;
+}
 
 /* Reads one chunk from c's cursor into b as a changes message. */
 static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
@@ -143,7 +158,7 @@ static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
     int rc;
 
     fo.since = c->cursor;
-    fo.limit = m->o.chunk;
+    fo.limit = sequence_limit(m, c);
     fo.tables = (const char *const *)c->tables;
     fo.ntables = c->ntables;
     if ((rc = verso_feed_open(&f, m->db, &fo)) < 0) {
@@ -167,6 +182,7 @@ static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
     if (rc == 0) {
         c->cursor = verso_feed_cursor(f);
         c->in_sequence = verso_feed_more(f);
+        c->seq_len = c->in_sequence ? c->seq_len + 1 : 0;
         rc = verso_buf_printf(b,
                               "],\"from\":%lld,\"to\":%lld,\"more\":%s,\"head\":%lld,"
                               "\"time\":%lld%s}",
@@ -382,6 +398,7 @@ static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON
     c->subscribed = !c->snapshot_due;
     c->schema_due = true;
     c->in_sequence = false;
+    c->seq_len = 0;
     if (!c->reset && !c->snapshot_due) {
         if (identity && *identity && strcmp(identity, m->info.identity) != 0)
             ask_resync(c, "identity");

@@ -340,6 +340,74 @@ static void test_live_behind_horizon(void **state)
     verso_db_close(db);
 }
 
+/* Under writes that never pause (200 rows changed per transaction, faster
+ * than one-change messages drain them), sequences still end at snapshot
+ * heads because the master widens its reads: the slave keeps committing. */
+typedef struct writer {
+    const char *path;
+    atomic_int stop;
+    atomic_int done;
+} writer;
+
+static void *transfer_loop(void *arg)
+{
+    writer *w = arg;
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open(w->path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    for (int i = 0; i < 5000 && !atomic_load(&w->stop); i++) /* 200 changes each */
+        assert_int_equal(
+            sqlite3_exec(db, "UPDATE items SET qty = COALESCE(qty, 0) + 1", NULL, NULL, NULL),
+            SQLITE_OK);
+    sqlite3_close(db);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+static void test_live_sequences_end(void **state)
+{
+    const char *extra[] = {"--chunk", "1", NULL};
+    char mp[600], sp[600];
+    verso_slave_state st;
+    writer w = {0};
+    pthread_t th;
+    h_master m;
+    verso_slave *s;
+    verso_db *db;
+    int64_t commits0;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "seq-master.db");
+    h_path(sp, sizeof(sp), "seq-slave.db");
+    db = h_open(mp);
+    assert_int_equal(verso_begin(db), 0);
+    for (int i = 0; i < 200; i++) {
+        h_item it = {.name = "row"};
+        assert_int_equal(verso_insert(db, &h_items, &it), 0);
+    }
+    assert_int_equal(verso_commit(db), 0);
+    verso_db_close(db);
+    h_master_start(&m, mp, extra);
+    s = start_slave(m.url, sp, NULL);
+    wait_head(s, mp);
+    verso_slave_state_get(&st, s);
+    commits0 = st.commits;
+    w.path = mp;
+    assert_int_equal(pthread_create(&th, NULL, transfer_loop, &w), 0);
+    do {
+        h_sleep_ms(5);
+        verso_slave_state_get(&st, s);
+    } while (st.commits < commits0 + 5 && !atomic_load(&w.done));
+    assert_false(atomic_load(&w.done)); /* commits came while the writes went on */
+    atomic_store(&w.stop, 1);
+    pthread_join(th, NULL);
+    wait_head(s, mp);
+    h_assert_converged(mp, sp);
+    verso_slave_stop(s);
+    h_master_kill(&m, SIGTERM);
+}
+
 /* A slave stuck in its callback (its socket fills up) slows neither the
  * master's REST writes nor another slave; released, it catches up. */
 typedef struct gate {
@@ -576,6 +644,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_live_master_recreated),  cmocka_unit_test(test_live_behind_horizon),
         cmocka_unit_test(test_live_cascade),           cmocka_unit_test(test_live_silent_master),
         cmocka_unit_test(test_live_new_table),         cmocka_unit_test(test_live_stuck_slave),
+        cmocka_unit_test(test_live_sequences_end),
     };
 
     H_MAIN_DISPATCH(argc, argv);
