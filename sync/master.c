@@ -137,15 +137,20 @@ static void refresh(verso_sync_master *m);
 
 /*
  * A slave commits only when a read reaches its snapshot's head. Should the
- * writers outpace the reads, a fixed limit might never get there: the
- * limit doubles every 8 messages of one sequence (up to 1024 times), so a
- * read eventually takes the whole backlog at once and the sequence ends.
+ * writers outpace the reads, a fixed limit might never get there: within a
+ * sequence the limit doubles every 8 messages, up to MAX_WIDE changes (or
+ * the configured chunk if larger), so a read can take the whole backlog at
+ * once while a message stays a few megabytes.
  */
+#define MAX_WIDE 65536
+
 static int64_t sequence_limit(const verso_sync_master *m, const conn *c)
 {
-    int shift = c->seq_len / 8 < 10 ? c->seq_len / 8 : 10;
+    int shift = c->seq_len / 8 < 16 ? c->seq_len / 8 : 16;
+    int64_t limit = (int64_t)m->o.chunk << shift,
+            cap = m->o.chunk > MAX_WIDE ? m->o.chunk : MAX_WIDE;
 
-    return (int64_t)m->o.chunk << shift;
+    return limit < cap ? limit : cap;
 }
 
 /* Reads one chunk from c's cursor into b as a changes message. */
