@@ -267,7 +267,7 @@ static bool params_valid(const verso__param *p, size_t n)
 
 static int process(verso_rest *srv, struct lws *wsi, conn *c)
 {
-    char authz[512], ifm[64], ifnm[64];
+    char authz[512], ifm[64], ifnm[256];
     verso__req rq = {.srv = srv, .method = c->method};
     verso__resp rs;
     int rc;
@@ -290,6 +290,9 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c)
         verso__error(&rs, 400, "the URL is not valid UTF-8 or holds a NUL byte");
     else
         verso__dispatch(&rq, &rs);
+    /* An idle keep-alive connection does not keep a large body's memory. */
+    if (c->body.cap > 65536)
+        verso_buf_free(&c->body);
     verso_buf_clear(&c->body);
     return send_response(srv, wsi, c, &rs, false);
 }

@@ -157,6 +157,7 @@ int verso__metrics_text(verso_buf *b, const verso__metrics *m);
 /* ---- the server ---- */
 typedef struct verso__stmt_cache {
     char *table;
+    const verso_table *t;     /* the schema get was prepared for */
     struct sqlite3_stmt *get; /* SELECT all columns WHERE id = ? */
 } verso__stmt_cache;
 
@@ -221,7 +222,9 @@ void verso__route_get(verso__req *rq, verso__resp *rs, const char *table, int64_
 void verso__route_update(verso__req *rq, verso__resp *rs, const char *table, int64_t id);
 void verso__route_delete(verso__req *rq, verso__resp *rs, const char *table, int64_t id);
 void verso__route_batch(verso__req *rq, verso__resp *rs);
-/* Appends row id of t as a JSON object; VERSO_ENOTFOUND. *version gets its version. */
+/* Appends row id of table t as a JSON object, with the current schema of that
+ * table (refreshed once if the file's schema changed); VERSO_ENOTFOUND.
+ * *version gets its version. */
 int verso__write_row_by_id(verso_buf *b, int64_t *version, verso_rest *srv, const verso_table *t,
                            int64_t id);
 

@@ -438,7 +438,15 @@ static void feed_args_free(feed_args *a)
     free(a->tables);
 }
 
-/* Parses since, limit and tables=a,b; 0 or an HTTP status. */
+static bool listed(const char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(names[i], name))
+            return true;
+    return false;
+}
+
+/* Parses since, limit and tables=a,b (each table once); 0 or an HTTP status. */
 static int feed_parse(feed_args *a, verso__req *rq, verso__resp *rs)
 {
     const char *since = verso__param_get(rq, "since"), *limit = verso__param_get(rq, "limit");
@@ -458,9 +466,13 @@ static int feed_parse(feed_args *a, verso__req *rq, verso__resp *rs)
     if (!(a->names = strdup(tables)) || !(a->tables = calloc(strlen(tables) + 1, sizeof(char *))))
         return 500;
     for (char *save = NULL, *p = strtok_r(a->names, ",", &save); p; p = strtok_r(NULL, ",", &save))
-        a->tables[a->fo.ntables++] = p;
+        if (!listed(a->tables, a->fo.ntables, p))
+            a->tables[a->fo.ntables++] = p;
     a->fo.tables = a->tables;
-    return 0;
+    if (a->fo.ntables)
+        return 0;
+    verso__error(rs, 400, "tables must name at least one table");
+    return 400;
 }
 
 /* Every requested table needs the feed capability; no list = all tables. */

@@ -47,26 +47,39 @@ static int prepare_get(sqlite3_stmt **out, verso_rest *srv, const verso_table *t
     return rc;
 }
 
+/* The cached statement of t, prepared again for a new table object: the ORM
+ * hands out new ones when it reloads the schema. */
 static sqlite3_stmt *get_stmt(verso_rest *srv, const verso_table *t)
 {
     const char *name = verso_table_name(t);
-    verso__stmt_cache *grown, *e;
+    verso__stmt_cache *grown, *e = NULL;
+    sqlite3_stmt *st = NULL;
 
-    for (size_t i = 0; i < srv->nstmts; i++)
+    for (size_t i = 0; !e && i < srv->nstmts; i++)
         if (!strcmp(srv->stmts[i].table, name))
-            return srv->stmts[i].get;
-    if (!(grown = realloc(srv->stmts, (srv->nstmts + 1) * sizeof(*grown))))
+            e = &srv->stmts[i];
+    if (e && e->t == t)
+        return e->get;
+    if (prepare_get(&st, srv, t) < 0)
         return NULL;
-    srv->stmts = grown;
-    e = &srv->stmts[srv->nstmts];
-    if (!(e->table = strdup(name)))
-        return NULL;
-    if (prepare_get(&e->get, srv, t) < 0) {
-        free(e->table);
-        return NULL;
+    if (!e) {
+        if (!(grown = realloc(srv->stmts, (srv->nstmts + 1) * sizeof(*grown)))) {
+            sqlite3_finalize(st);
+            return NULL;
+        }
+        srv->stmts = grown;
+        e = &grown[srv->nstmts];
+        if (!(e->table = strdup(name))) {
+            sqlite3_finalize(st);
+            return NULL;
+        }
+        e->get = NULL;
+        srv->nstmts++;
     }
-    srv->nstmts++;
-    return e->get;
+    sqlite3_finalize(e->get);
+    e->get = st;
+    e->t = t;
+    return st;
 }
 
 static void column_value(verso_value *v, sqlite3_stmt *st, int i, verso_type ct)
@@ -128,8 +141,10 @@ static int write_stmt_row(verso_buf *b, sqlite3_stmt *st, const verso_table *t)
     return rc < 0 ? rc : verso_buf_puts(b, "}");
 }
 
-int verso__write_row_by_id(verso_buf *b, int64_t *version, verso_rest *srv, const verso_table *t,
-                           int64_t id)
+/* *stale: SQLite had to prepare the statement again, so the file's schema
+ * changed since the ORM last read it. */
+static int read_row(verso_buf *b, int64_t *version, bool *stale, verso_rest *srv,
+                    const verso_table *t, int64_t id)
 {
     sqlite3_stmt *st = get_stmt(srv, t);
     int rc, step;
@@ -138,6 +153,7 @@ int verso__write_row_by_id(verso_buf *b, int64_t *version, verso_rest *srv, cons
         return VERSO_EDB;
     sqlite3_bind_int64(st, 1, id);
     step = sqlite3_step(st);
+    *stale = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_REPREPARE, 1) > 0;
     if (step == SQLITE_ROW) {
         *version = sqlite3_column_int64(st, verso_table_version_index(t));
         rc = write_stmt_row(b, st, t);
@@ -148,6 +164,32 @@ int verso__write_row_by_id(verso_buf *b, int64_t *version, verso_rest *srv, cons
     }
     sqlite3_reset(st);
     return rc;
+}
+
+int verso__write_row_by_id(verso_buf *b, int64_t *version, verso_rest *srv, const verso_table *t,
+                           int64_t id)
+{
+    char name[256];
+    size_t mark = b->len;
+    bool stale = false;
+    int rc;
+
+    snprintf(name, sizeof(name), "%s", verso_table_name(t));
+    if ((t = verso_db_table(srv->db, name)) == NULL)
+        return VERSO_ENOTFOUND;
+    rc = read_row(b, version, &stale, srv, t, id);
+    /* Inside a transaction the schema cannot have changed since it began. */
+    if (!stale || !sqlite3_get_autocommit(verso_db_sqlite(srv->db)))
+        return rc;
+    b->len = mark;
+    if (b->data)
+        b->data[mark] = 0;
+    verso__stmts_free(srv);
+    if ((rc = verso_db_refresh_schema(srv->db)) < 0)
+        return rc;
+    if (!(t = verso_db_table(srv->db, name)))
+        return VERSO_ENOTFOUND;
+    return read_row(b, version, &stale, srv, t, id);
 }
 
 /* ---- ETags ---- */
@@ -245,10 +287,31 @@ void verso__route_list(verso__req *rq, verso__resp *rs, const char *table)
     verso__listq_free(lq);
 }
 
+/* True if the If-None-Match value (a list of ETags, or *) names version. */
+static bool etag_listed(const char *list, int64_t version)
+{
+    char one[32];
+    int64_t want;
+
+    while (*(list += strspn(list, " \t,"))) {
+        size_t n = strcspn(list, ",");
+        while (n && (list[n - 1] == ' ' || list[n - 1] == '\t'))
+            n--;
+        if (n < sizeof(one)) {
+            memcpy(one, list, n);
+            one[n] = 0;
+            if (parse_etag(&want, one) == 0 && (want == 0 || want == version))
+                return true;
+        }
+        list += strcspn(list, ",");
+    }
+    return false;
+}
+
 void verso__route_get(verso__req *rq, verso__resp *rs, const char *table, int64_t id)
 {
     const verso_table *t = verso_db_table(rq->srv->db, table);
-    int64_t version = 0, want = -1;
+    int64_t version = 0;
     int rc = verso__write_row_by_id(rs->body, &version, rq->srv, t, id);
 
     if (rc < 0) {
@@ -257,8 +320,7 @@ void verso__route_get(verso__req *rq, verso__resp *rs, const char *table, int64_
     }
     rs->etag = version;
     rs->rows = 1;
-    if (rq->if_none_match && parse_etag(&want, rq->if_none_match) == 0 &&
-        (want == 0 || want == version)) {
+    if (rq->if_none_match && etag_listed(rq->if_none_match, version)) {
         rs->status = 304;
         verso_buf_clear(rs->body);
     }
@@ -319,6 +381,8 @@ static int create_one(verso__req *rq, verso__resp *rs, const verso_table *t, con
 
     if ((rc = insert_one(&id, &version, rq, rs, t, obj)) < 0)
         return rc;
+    /* The row is committed: reading it back must not be cut short into a 503. */
+    verso__budget_end(rq->srv);
     if ((rc = verso__write_row_by_id(rs->body, &version, rq->srv, t, id)) < 0) {
         verso__error_orm(rs, rq->srv, rc);
         return rc;
@@ -459,6 +523,7 @@ void verso__route_update(verso__req *rq, verso__resp *rs, const char *table, int
     if (expected_version(&expect, rq, cJSON_IsObject(root) ? root : NULL, t, rs) < 0 ||
         update_row(&version, rq, rs, t, id, root, expect) < 0)
         goto done;
+    verso__budget_end(rq->srv);
     if ((rc = verso__write_row_by_id(rs->body, &version, rq->srv, t, id)) < 0) {
         verso__error_orm(rs, rq->srv, rc);
         goto done;
@@ -597,6 +662,16 @@ static int batch_all(verso__req *rq, verso__resp *rs, cJSON *ops, verso_buf *out
     return 0;
 }
 
+/* The error answer of a failed batch also names the failed operation. */
+static void batch_failed(verso__resp *rs, int failed)
+{
+    verso__error(rs, rs->status, "operation %d: %s (nothing was changed)", failed, rs->errmsg);
+    if (rs->body->len >= 2) {
+        rs->body->len -= 2;
+        verso_buf_printf(rs->body, ",\"operation\":%d}}", failed);
+    }
+}
+
 void verso__route_batch(verso__req *rq, verso__resp *rs)
 {
     verso_buf out = VERSO_BUF_INIT;
@@ -604,6 +679,10 @@ void verso__route_batch(verso__req *rq, verso__resp *rs)
     cJSON *root;
     int rc, failed = 0;
 
+    if (rq->srv->cfg.ngrants && rq->auth.state != 1) {
+        verso__error(rs, 401, "a valid bearer token is required");
+        goto done;
+    }
     if (parse_body(&doc, rq, rs) < 0)
         goto done;
     root = verso_json_root(doc);
@@ -619,7 +698,7 @@ void verso__route_batch(verso__req *rq, verso__resp *rs)
         verso_rollback(rq->srv->db);
         if (rs->status < 400)
             verso__error_orm(rs, rq->srv, rc);
-        verso__error(rs, rs->status, "operation %d: %s (nothing was changed)", failed, rs->errmsg);
+        batch_failed(rs, failed);
         goto done;
     }
     verso_buf_printf(rs->body, "{\"results\":[%s]}", out.data ? out.data : "");

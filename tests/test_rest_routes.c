@@ -96,6 +96,15 @@ static void test_list_and_get(void **state)
     assert_int_equal(
         rc_status(&g_env, "GET", "/items/2", NULL, (const char *[]){"If-None-Match: \"1\"", NULL}),
         200);
+    /* A list of ETags: 304 when any names the current version. */
+    snprintf(hdr, sizeof(hdr), "If-None-Match: \"998\", W/\"999\" , %s", etag);
+    assert_int_equal(rc_status(&g_env, "GET", "/items/2", NULL, (const char *[]){hdr, NULL}), 304);
+    assert_int_equal(rc_status(&g_env, "GET", "/items/2", NULL,
+                               (const char *[]){"If-None-Match: \"998\", \"999\"", NULL}),
+                     200);
+    assert_int_equal(
+        rc_status(&g_env, "GET", "/items/2", NULL, (const char *[]){"If-None-Match: *", NULL}),
+        304);
     assert_int_equal(rc_call(&r, &g_env, "HEAD", "/items/2", NULL, NULL), 200);
     assert_int_equal(r.nbody, 0);
     rt_resp_free(&r);
@@ -233,6 +242,22 @@ static void test_conflict_409(void **state)
     verso_free(after);
 }
 
+/* Number of changes in a /_changes answer. */
+static int feed_size(const char *path)
+{
+    rt_resp r;
+    cJSON *j;
+    int n;
+
+    assert_int_equal(rc_call(&r, &g_env, "GET", path, NULL, NULL), 200);
+    j = rc_json(&r);
+    n = cJSON_GetArraySize(cJSON_GetObjectItem(j, "changes"));
+    assert_true(n > 0);
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+    return n;
+}
+
 static void test_delete_and_changes(void **state)
 {
     rt_resp r;
@@ -267,6 +292,10 @@ static void test_delete_and_changes(void **state)
     cJSON_Delete(j);
     rt_resp_free(&r);
     assert_int_equal(rc_status(&g_env, "GET", "/_changes?since=0&tables=nosuch", NULL, NULL), 404);
+    assert_int_equal(rc_status(&g_env, "GET", "/_changes?since=0&tables=,", NULL, NULL), 400);
+    /* A table named twice is read once: no change is repeated. */
+    assert_int_equal(feed_size("/_changes?since=0&tables=items,items"),
+                     feed_size("/_changes?since=0&tables=items"));
     assert_int_equal(rc_status(&g_env, "GET", "/_changes?since=x", NULL, NULL), 400);
 
     /* Pruning moves the horizon: an older cursor (not 0: a full read) must resynchronise. */
@@ -311,6 +340,10 @@ static void test_batch(void **state)
                 NULL),
         404);
     assert_non_null(strstr(r.body, "operation 1"));
+    j = rc_json(&r);
+    assert_true(num(cJSON_GetObjectItem(j, "error"), "operation") == 1);
+    assert_string_equal(rc_error_code(j), "not_found");
+    cJSON_Delete(j);
     rt_resp_free(&r);
     assert_int_equal(rc_status(&g_env, "POST", "/_batch",
                                "[{\"op\":\"insert\",\"table\":\"items\",\"row\":{\"name\":\"b3\"}},"
@@ -375,20 +408,104 @@ static void test_replicated_table_read_only(void **state)
     verso_free(after);
 }
 
-static void test_metrics(void **state)
+/* The value of the metrics line that starts with name (-1 if absent). */
+static double metric(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, name, n) && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+static char *metrics_text(void)
 {
     rt_resp r;
-    char ct[128];
+    char ct[128], *text;
+
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/_metrics", NULL, NULL), 200);
+    assert_non_null(strstr(rt_header(&r, "Content-Type", ct, sizeof(ct)), "text/plain"));
+    text = strdup(r.body);
+    rt_resp_free(&r);
+    return text;
+}
+
+#define GET_200   "verso_http_requests_total{route=\"get\",status=\"200\"}"
+#define GET_404   "verso_http_requests_total{route=\"get\",status=\"404\"}"
+#define LIST_200  "verso_http_requests_total{route=\"list\",status=\"200\"}"
+#define NONE_404  "verso_http_requests_total{route=\"none\",status=\"404\"}"
+#define LAT_INF   "verso_http_request_seconds_bucket{le=\"+Inf\"}"
+#define LAT_COUNT "verso_http_request_seconds_count"
+#define ROWS      "verso_rows_served_total"
+
+/* Counters move by exactly what was asked between two scrapes. */
+static void test_metrics(void **state)
+{
+    char *a, *b;
+    verso_info info;
 
     (void)state;
     assert_int_equal(rc_status(&g_env, "GET", "/items/2", NULL, NULL), 200);
-    assert_int_equal(rc_call(&r, &g_env, "GET", "/_metrics", NULL, NULL), 200);
-    assert_non_null(strstr(rt_header(&r, "Content-Type", ct, sizeof(ct)), "text/plain"));
-    assert_non_null(strstr(r.body, "verso_http_requests_total{route=\"get\",status=\"200\"}"));
-    assert_non_null(strstr(r.body, "verso_http_requests_total{route=\"list\",status=\"200\"}"));
-    assert_non_null(strstr(r.body, "verso_http_request_seconds_bucket{le=\"+Inf\"}"));
-    assert_non_null(strstr(r.body, "verso_head_version "));
-    assert_non_null(strstr(r.body, "verso_rows_served_total "));
+    a = metrics_text();
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rc_status(&g_env, "GET", "/items/2", NULL, NULL), 200);
+    assert_int_equal(rc_status(&g_env, "GET", "/items/99999", NULL, NULL), 404);
+    assert_int_equal(rc_status(&g_env, "GET", "/items?limit=2", NULL, NULL), 200);
+    assert_int_equal(rc_status(&g_env, "GET", "/_nosuch", NULL, NULL), 404);
+    b = metrics_text();
+    assert_true(metric(b, GET_200) - metric(a, GET_200) == 3);
+    assert_true(metric(b, GET_404) - (metric(a, GET_404) < 0 ? 0 : metric(a, GET_404)) == 1);
+    assert_true(metric(b, LIST_200) - metric(a, LIST_200) == 1);
+    assert_true(metric(b, NONE_404) - (metric(a, NONE_404) < 0 ? 0 : metric(a, NONE_404)) == 1);
+    /* Seven requests: the six above and the first scrape itself. */
+    assert_true(metric(b, LAT_COUNT) - metric(a, LAT_COUNT) == 7);
+    assert_true(metric(b, LAT_INF) == metric(b, LAT_COUNT));
+    assert_true(metric(b, "verso_http_request_seconds_bucket{le=\"0.0001\"}") <=
+                metric(b, "verso_http_request_seconds_bucket{le=\"1\"}"));
+    assert_true(metric(b, ROWS) - metric(a, ROWS) == 3 + 2);
+    assert_int_equal(verso_db_info(&info, g_env.db), 0);
+    assert_true(metric(b, "verso_head_version") == (double)info.head);
+    assert_true(metric(b, "verso_horizon_version") == (double)info.horizon);
+    free(a);
+    free(b);
+}
+
+/* Another process changes a table's columns: GET by id answers with the new
+ * schema at once, whether or not another route noticed the change first. */
+static void test_schema_change_seen(void **state)
+{
+    rt_resp r;
+    char out[256];
+
+    (void)state;
+    assert_int_equal(
+        verso_exec(g_env.db, "CREATE TABLE gadgets(id INTEGER PRIMARY KEY, label TEXT)"), 0);
+    assert_int_equal(verso_track(g_env.db, "gadgets", NULL), 0);
+    assert_int_equal(rc_status(&g_env, "POST", "/gadgets", "{\"id\":1,\"label\":\"g\"}", NULL),
+                     201);
+    assert_int_equal(rc_status(&g_env, "GET", "/gadgets/1", NULL, NULL), 200);
+
+    assert_int_equal(orm_sqlite_shell(g_env.path,
+                                      "ALTER TABLE gadgets ADD COLUMN color TEXT;"
+                                      "UPDATE gadgets SET color = 'red' WHERE id = 1;",
+                                      out, sizeof(out)),
+                     0);
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/gadgets/1", NULL, NULL), 200);
+    assert_non_null(strstr(r.body, "\"color\":\"red\""));
+    rt_resp_free(&r);
+
+    assert_int_equal(orm_sqlite_shell(g_env.path,
+                                      "ALTER TABLE gadgets ADD COLUMN size INTEGER;"
+                                      "UPDATE gadgets SET size = 42 WHERE id = 1;",
+                                      out, sizeof(out)),
+                     0);
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/gadgets?id=eq.1", NULL, NULL), 200);
+    assert_non_null(strstr(r.body, "\"size\":42"));
+    rt_resp_free(&r);
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/gadgets/1", NULL, NULL), 200);
+    assert_non_null(strstr(r.body, "\"size\":42"));
+    assert_non_null(strstr(r.body, "\"color\":\"red\""));
     rt_resp_free(&r);
 }
 
@@ -406,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_outside_writes_visible),
         cmocka_unit_test(test_replicated_table_read_only),
         cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_schema_change_seen),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
