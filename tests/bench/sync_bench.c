@@ -8,8 +8,9 @@
  *   bootstrap_*       `verso pull` of N rows into an empty slave against
  *       `sqlite3 master.db .dump | sqlite3 copy.db` in the same run
  *
- * Usage: sync_bench [N]   (N rows for the bootstrap, default 1000000;
- * also VERSO_BENCH_ROWS). Master and slave run in this process on their
+ * Usage: sync_bench [N [latency|throughput|bootstrap]]   (N rows for the
+ * bootstrap, default 1000000, also VERSO_BENCH_ROWS; the second argument
+ * runs one part only). Master and slave run in this process on their
  * own threads; the pull runs as a `verso pull` process.
  */
 #include <libgen.h>
@@ -308,12 +309,16 @@ int main(int argc, char **argv)
     const char *env = getenv("VERSO_BENCH_ROWS");
     int n = argc > 1 ? atoi(argv[1]) : env ? atoi(env) : 1000000;
     const char *tmp = getenv("TMPDIR");
+    const char *only = argc > 2 ? argv[2] : NULL;
 
     snprintf(dir, sizeof(dir), "%s/verso-sync-bench.%ld", tmp ? tmp : "/tmp", (long)getpid());
     mkdir(dir, 0755);
-    bench_latency(2000);
-    bench_throughput(2000);
-    bench_bootstrap(n > 0 ? n : 1000000);
+    if (!only || !strcmp(only, "latency"))
+        bench_latency(2000);
+    if (!only || !strcmp(only, "throughput"))
+        bench_throughput(2000);
+    if (!only || !strcmp(only, "bootstrap"))
+        bench_bootstrap(n > 0 ? n : 1000000);
     {
         char cmd[600];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
