@@ -2,12 +2,31 @@
  * config file, and the refusal to serve a network address without tokens. */
 #include "rest_common.h"
 
-enum { R_NONE, R_BAD, R_READ, R_WRITE, R_REPL, R_ADMIN, R_OTHER, R_ITEMS, NROLES };
+enum {
+    R_NONE,
+    R_BAD,
+    R_READ,
+    R_WRITE,
+    R_REPL,
+    R_ADMIN,
+    R_OTHER,
+    R_ITEMS,
+    R_READ_ITEMS,
+    R_REPL_ITEMS,
+    NROLES
+};
 
 static const char *const k_tokens[NROLES] = {
-    [R_NONE] = NULL,         [R_BAD] = "not-a-known-token",  [R_READ] = "tok-read",
-    [R_WRITE] = "tok-write", [R_REPL] = "tok-replicate",     [R_ADMIN] = "tok-admin",
-    [R_OTHER] = "tok-other", [R_ITEMS] = "tok-items-writer",
+    [R_NONE] = NULL,
+    [R_BAD] = "not-a-known-token",
+    [R_READ] = "tok-read",
+    [R_WRITE] = "tok-write",
+    [R_REPL] = "tok-replicate",
+    [R_ADMIN] = "tok-admin",
+    [R_OTHER] = "tok-other",
+    [R_ITEMS] = "tok-items-writer",
+    [R_READ_ITEMS] = "tok-items-reader",
+    [R_REPL_ITEMS] = "tok-items-replicator",
 };
 
 static rc_env g_env;
@@ -28,9 +47,14 @@ static void sha256_hex(char out[65], const char *s)
 
 static int setup(void **state)
 {
-    static const char *const roles[NROLES] = {
-        [R_READ] = "read",   [R_WRITE] = "write",       [R_REPL] = "replicate",
-        [R_ADMIN] = "admin", [R_OTHER] = "write other", [R_ITEMS] = "write items"};
+    static const char *const roles[NROLES] = {[R_READ] = "read",
+                                              [R_WRITE] = "write",
+                                              [R_REPL] = "replicate",
+                                              [R_ADMIN] = "admin",
+                                              [R_OTHER] = "write other",
+                                              [R_ITEMS] = "write items",
+                                              [R_READ_ITEMS] = "read items",
+                                              [R_REPL_ITEMS] = "replicate items"};
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
     char text[2048] = "# tokens for the auth test\nmax-body 65536\nclient-token ignored\n", h[65];
     char *cfg;
@@ -57,49 +81,64 @@ static int teardown(void **state)
 
 typedef struct cell {
     const char *method;
-    const char *path; /* %d = a row id distinct per role */
+    const char *path; /* %d (also in body) = a row id distinct per role and cell */
     const char *body;
     long want[NROLES];
 } cell;
 
 #define OPEN                                                                                       \
     {                                                                                              \
-        200, 200, 200, 200, 200, 200, 200, 200                                                     \
+        200, 200, 200, 200, 200, 200, 200, 200, 200, 200                                           \
     }
 
 static const cell k_matrix[] = {
     {"GET", "/_health", NULL, OPEN},
-    {"GET", "/_info", NULL, {401, 401, 200, 200, 200, 200, 403, 403}},
-    {"GET", "/_status", NULL, {401, 401, 403, 403, 403, 200, 403, 403}},
-    {"GET", "/_metrics", NULL, {401, 401, 403, 403, 403, 200, 403, 403}},
-    {"GET", "/_changes?since=0&limit=5", NULL, {401, 401, 403, 403, 200, 200, 403, 403}},
+    {"GET", "/_info", NULL, {401, 401, 200, 200, 200, 200, 403, 403, 403, 403}},
+    {"GET", "/_status", NULL, {401, 401, 403, 403, 403, 200, 403, 403, 403, 403}},
+    {"GET", "/_metrics", NULL, {401, 401, 403, 403, 403, 200, 403, 403, 403, 403}},
+    {"GET", "/_changes?since=0&limit=5", NULL, {401, 401, 403, 403, 200, 200, 403, 403, 403, 403}},
     {"GET",
      "/_changes?since=0&limit=5&tables=items",
      NULL,
-     {401, 401, 403, 403, 200, 200, 403, 403}},
-    {"GET", "/items", NULL, {401, 401, 200, 200, 200, 200, 403, 200}},
-    {"GET", "/items/%d", NULL, {401, 401, 200, 200, 200, 200, 403, 200}},
-    {"POST", "/items", "{\"name\":\"x\"}", {401, 401, 403, 201, 403, 201, 403, 201}},
-    {"PUT", "/items/%d", "{\"qty\":1}", {401, 401, 403, 200, 403, 200, 403, 200}},
-    {"PATCH", "/items/%d", "{\"qty\":2}", {401, 401, 403, 200, 403, 200, 403, 200}},
-    {"DELETE", "/items/%d", NULL, {401, 401, 403, 204, 403, 204, 403, 204}},
+     {401, 401, 403, 403, 200, 200, 403, 403, 403, 200}},
+    {"GET", "/items", NULL, {401, 401, 200, 200, 200, 200, 403, 200, 200, 200}},
+    {"GET", "/items/%d", NULL, {401, 401, 200, 200, 200, 200, 403, 200, 200, 200}},
+    {"POST", "/items", "{\"name\":\"x\"}", {401, 401, 403, 201, 403, 201, 403, 201, 403, 403}},
+    {"PUT", "/items/%d", "{\"qty\":1}", {401, 401, 403, 200, 403, 200, 403, 200, 403, 403}},
+    {"PATCH", "/items/%d", "{\"qty\":2}", {401, 401, 403, 200, 403, 200, 403, 200, 403, 403}},
+    {"DELETE", "/items/%d", NULL, {401, 401, 403, 204, 403, 204, 403, 204, 403, 403}},
     {"POST",
      "/_batch",
      "[{\"op\":\"insert\",\"table\":\"items\",\"row\":{\"name\":\"b\"}}]",
-     {401, 401, 403, 200, 403, 200, 403, 200}},
+     {401, 401, 403, 200, 403, 200, 403, 200, 403, 403}},
+    /* An empty batch changes nothing, but still needs a known token. */
+    {"POST", "/_batch", "[]", {401, 401, 200, 200, 200, 200, 200, 200, 200, 200}},
+    {"POST",
+     "/_batch",
+     "[{\"op\":\"delete\",\"table\":\"items\",\"id\":%d}]",
+     {401, 401, 403, 200, 403, 200, 403, 200, 403, 403}},
 };
 
+/* %d in the path and body is replaced by id. */
 static long call_as(int role, const cell *c, int id)
 {
-    char path[128], authz[128];
+    char path[128], body[256], authz[128];
     const char *headers[2] = {NULL, NULL};
 
     snprintf(path, sizeof(path), c->path, id);
+    if (c->body)
+        snprintf(body, sizeof(body), c->body, id);
     if (k_tokens[role]) {
         snprintf(authz, sizeof(authz), "Authorization: Bearer %s", k_tokens[role]);
         headers[0] = authz;
     }
-    return rc_status(&g_env, c->method, path, c->body, headers);
+    return rc_status(&g_env, c->method, path, c->body ? body : NULL, headers);
+}
+
+/* Reads and empty batches change nothing; every other success changes the database. */
+static bool changes_nothing(const cell *c)
+{
+    return !strcmp(c->method, "GET") || (c->body && !strcmp(c->body, "[]"));
 }
 
 static void test_matrix(void **state)
@@ -109,13 +148,13 @@ static void test_matrix(void **state)
         for (int role = 0; role < NROLES; role++) {
             const cell *c = &k_matrix[i];
             char *before = rc_fingerprint(g_env.db), *after;
-            long st = call_as(role, c, 100 + role);
+            long st = call_as(role, c, 10 + role + NROLES * (int)i);
             if (st != c->want[role])
                 fprintf(stderr, "%s %s as %s: %ld, want %ld\n", c->method, c->path,
                         k_tokens[role] ? k_tokens[role] : "(none)", st, c->want[role]);
             assert_int_equal(st, c->want[role]);
             after = rc_fingerprint(g_env.db);
-            if (st >= 400 || !strcmp(c->method, "GET"))
+            if (st >= 400 || changes_nothing(c))
                 assert_string_equal(before, after);
             else
                 assert_string_not_equal(before, after);
