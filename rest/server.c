@@ -3,6 +3,7 @@
  * only dispatches. */
 #include <arpa/inet.h>
 #include <libwebsockets.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -88,8 +89,6 @@ static bool is_loopback(const char *host)
 {
     unsigned char a[16];
 
-    if (!strcmp(host, "localhost"))
-        return true;
     if (inet_pton(AF_INET, host, a) == 1)
         return a[0] == 127;
     if (inet_pton(AF_INET6, host, a) == 1)
@@ -111,6 +110,38 @@ static int override(char **dst, const char *src)
     return 0;
 }
 
+/* First address of host in family, as text; false if it has none. */
+static bool resolve(char *out, size_t n, const char *host, int family)
+{
+    struct addrinfo hints, *res = NULL;
+    bool ok;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0)
+        return false;
+    ok =
+        getnameinfo(res->ai_addr, res->ai_addrlen, out, (socklen_t)n, NULL, 0, NI_NUMERICHOST) == 0;
+    freeaddrinfo(res);
+    return ok;
+}
+
+/* libwebsockets binds addresses and interface names, not host names: a name
+ * such as "localhost" becomes its address (IPv4 first), so that the loopback
+ * check sees what is bound. Anything else is left to libwebsockets. */
+static int numeric_host(char **host)
+{
+    char num[INET6_ADDRSTRLEN];
+    unsigned char a[16];
+
+    if (inet_pton(AF_INET, *host, a) == 1 || inet_pton(AF_INET6, *host, a) == 1)
+        return 0;
+    if (!resolve(num, sizeof(num), *host, AF_INET) && !resolve(num, sizeof(num), *host, AF_INET6))
+        return 0;
+    return override(host, num);
+}
+
 static int merge_options(verso_rest *srv, const verso_rest_options *o, char *why, size_t whylen)
 {
     verso__config *c = &srv->cfg;
@@ -128,7 +159,8 @@ static int merge_options(verso_rest *srv, const verso_rest_options *o, char *why
     if (override(&c->host, o->host   ? o->host
                            : c->host ? NULL
                                      : "127.0.0.1") < 0 ||
-        override(&c->tls_cert, o->tls_cert) < 0 || override(&c->tls_key, o->tls_key) < 0)
+        override(&c->tls_cert, o->tls_cert) < 0 || override(&c->tls_key, o->tls_key) < 0 ||
+        numeric_host(&c->host) < 0)
         return VERSO_ENOMEM;
     if (!c->ngrants && !is_loopback(c->host)) {
         why_set(why, whylen,

@@ -221,6 +221,24 @@ static void test_refuses_network_without_token(void **state)
     assert_non_null(strstr(why, "0.0.0.0"));
 }
 
+/* "localhost" is bound as its loopback address: open without tokens. */
+static void test_localhost_without_token(void **state)
+{
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    rc_env e;
+    char why[256] = "";
+
+    (void)state;
+    memset(&e, 0, sizeof(e));
+    o.host = "localhost";
+    o.db_path = g_env.path;
+    assert_int_equal(verso_rest_start(&e.srv, NULL, &o, why, sizeof(why)), 0);
+    assert_string_equal(verso_rest_host(e.srv), "127.0.0.1");
+    snprintf(e.base, sizeof(e.base), "http://127.0.0.1:%d", verso_rest_port(e.srv));
+    assert_int_equal(rc_status(&e, "GET", "/items/1", NULL, NULL), 200);
+    verso_rest_stop(e.srv);
+}
+
 static void test_bad_config(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
@@ -249,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_matrix),
         cmocka_unit_test(test_error_bodies),
         cmocka_unit_test(test_refuses_network_without_token),
+        cmocka_unit_test(test_localhost_without_token),
         cmocka_unit_test(test_bad_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -92,7 +92,8 @@ typedef struct verso_rest_limits {
  * win over the file (host != NULL, port >= 0, tls paths != NULL, limits != 0).
  */
 typedef struct verso_rest_options {
-    const char *host;        /* bind address; NULL = config or "127.0.0.1" */
+    const char *host;        /* bind address; NULL = config or "127.0.0.1"; a host name
+                                is bound as its first address, IPv4 first */
     int port;                /* 0 = pick a free port (see verso_rest_port) */
     const char *db_path;     /* database file; NULL = verso_db_path(db) */
     const char *config_path; /* config/tokens file; NULL = none */
