@@ -220,6 +220,26 @@ static void test_update(void **state)
     assert_int_equal(
         rc_status(&g_env, "PUT", "/items/3", "{\"qty\":5}", (const char *[]){hdr, NULL}), 412);
     assert_int_equal(rc_status(&g_env, "PUT", "/items/999", "{\"qty\":5}", NULL), 404);
+    /* A stale If-Match keeps the row from being deleted. */
+    snprintf(hdr, sizeof(hdr), "If-Match: \"%lld\"", (long long)v1);
+    assert_int_equal(rc_status(&g_env, "DELETE", "/items/3", NULL, (const char *[]){hdr, NULL}),
+                     412);
+    assert_int_equal(rc_status(&g_env, "GET", "/items/3", NULL, NULL), 200);
+    /* PUT with the current version in the body and a matching If-Match. */
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/items/3", NULL, NULL), 200);
+    j = rc_json(&r);
+    v1 = num(j, "version");
+    cJSON_Delete(j);
+    rt_resp_free(&r);
+    snprintf(hdr, sizeof(hdr), "If-Match: \"%lld\"", (long long)v1);
+    snprintf(etag, sizeof(etag), "{\"qty\":6,\"version\":%lld}", (long long)v1);
+    assert_int_equal(rc_call(&r, &g_env, "PUT", "/items/3", etag, (const char *[]){hdr, NULL}),
+                     200);
+    j = rc_json(&r);
+    assert_true(num(j, "qty") == 6);
+    assert_true(num(j, "version") > v1);
+    cJSON_Delete(j);
+    rt_resp_free(&r);
     assert_int_equal(rc_status(&g_env, "PUT", "/items/3", "{\"id\":4,\"qty\":5}", NULL), 400);
 }
 
