@@ -4,6 +4,7 @@
  * its column and bound by the ORM, never printed into SQL. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,7 +96,7 @@ static int parse_double(double *out, const char *s)
         return VERSO_EINVAL;
     errno = 0;
     *out = strtod(s, &end);
-    return errno || *end ? VERSO_EINVAL : 0;
+    return errno || *end || !isfinite(*out) ? VERSO_EINVAL : 0;
 }
 
 /* Types a filter value by its column. */

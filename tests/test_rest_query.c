@@ -192,6 +192,7 @@ static void test_filters(void **state)
     assert_int_equal(count_of("/items?name=eq.it%27s%20%22quoted%22"), 0);
     assert_int_equal(count_of("/items"), 100);
     assert_int_equal(count_of("/items?limit=5000"), 1000);
+    assert_int_equal(count_of("/items?price=gte.-1e308&id=lte.3"), 3);
 }
 
 static void test_select_order_offset(void **state)
@@ -216,6 +217,22 @@ static void test_select_order_offset(void **state)
 
     j = get_page("/items?order=id&offset=20&limit=2", 200, next, sizeof(next));
     assert_true(field(cJSON_GetArrayItem(j, 0), "id") == 21);
+    cJSON_Delete(j);
+
+    /* Two order parameters: qty descending, then name descending. */
+    j = get_page("/items?order=qty.desc&order=name.desc&select=id,qty,name&limit=2", 200, next,
+                 sizeof(next));
+    assert_true(field(cJSON_GetArrayItem(j, 0), "qty") == 9);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "name")->valuestring,
+                        "item-9999");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 1), "name")->valuestring,
+                        "item-999");
+    cJSON_Delete(j);
+
+    /* The default page is 100 rows, with a Link to the next. */
+    j = get_page("/items?select=id", 200, next, sizeof(next));
+    assert_int_equal(cJSON_GetArraySize(j), 100);
+    assert_non_null(strstr(next, "after="));
     cJSON_Delete(j);
 }
 
@@ -242,6 +259,10 @@ static void test_bad_queries(void **state)
         "/items?active=eq.maybe",
         "/items?offset=1&after=WzFd",
         "/items?qty=eq.1%3B%20DROP%20TABLE%20items",
+        "/items?price=eq.nan",
+        "/items?price=gt.inf",
+        "/items?price=lt.1e999",
+        "/items?order=qty&order=nosuch",
     };
     char path[2048];
     size_t n;
