@@ -502,6 +502,69 @@ static void test_token(void **state)
     verso_db_close(db);
 }
 
+/* Over TLS (self-signed certificate): the pull (snapshot over wss, rows over
+ * https) and a live slave over wss, both with insecure = true. */
+static void test_tls(void **state)
+{
+    char mp[600], sp[600], lp[600], cert[600], key[600], cfg[600], cmd[2000], url[64],
+        why[256] = "";
+    const char *extra[] = {"--config", cfg, NULL};
+    verso_sync_client c = VERSO_SYNC_CLIENT_INIT;
+    verso_slave_options so = VERSO_SLAVE_OPTIONS_INIT;
+    verso_pull_result res;
+    verso_slave *s = NULL;
+    verso_db *db, *sdb = NULL;
+    h_master m;
+    FILE *f;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "tls-master.db");
+    h_path(sp, sizeof(sp), "tls-pull.db");
+    h_path(lp, sizeof(lp), "tls-live.db");
+    h_path(cert, sizeof(cert), "tls-cert.pem");
+    h_path(key, sizeof(key), "tls-key.pem");
+    h_path(cfg, sizeof(cfg), "tls-server.conf");
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout '%s' -out '%s' -days 2 "
+             "-subj /CN=localhost >/dev/null 2>&1",
+             key, cert);
+    assert_int_equal(system(cmd), 0);
+    assert_non_null(f = fopen(cfg, "w"));
+    fprintf(f, "tls-cert %s\ntls-key %s\n", cert, key);
+    fclose(f);
+    db = h_open(mp);
+    h_seed(10);
+    h_orm_workload(db, 40, 5);
+    h_master_start(&m, mp, extra);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d", m.port);
+
+    assert_int_equal(verso_db_open(&sdb, sp, NULL), 0);
+    assert_true(verso_sync_pull(&res, sdb, url, &c, NULL, why, sizeof(why)) < 0); /* untrusted */
+    c.insecure = true;
+    if (verso_sync_pull(&res, sdb, url, &c, NULL, why, sizeof(why)) < 0)
+        fail_msg("pull over TLS: %s", why);
+    assert_true(res.snapshot);
+    verso_db_close(sdb);
+    h_orm_workload(db, 10, 5);
+    sdb = h_open(sp);
+    if (verso_sync_pull(&res, sdb, url, &c, NULL, why, sizeof(why)) < 0)
+        fail_msg("pull over TLS: %s", why);
+    assert_true(res.rows > 0);
+    verso_db_close(sdb);
+    h_assert_converged(mp, sp);
+
+    so.client.insecure = true;
+    if (verso_slave_start(&s, lp, url, &so, why, sizeof(why)) < 0)
+        fail_msg("slave: %s", why);
+    h_orm_workload(db, 10, 5);
+    if (verso_slave_wait(s, h_head(mp), 20000) < 0)
+        fail_msg("the live slave over TLS did not follow");
+    verso_slave_stop(s);
+    h_assert_converged(mp, lp);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -515,6 +578,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pull_schema_mismatch),
         cmocka_unit_test(test_token),
         cmocka_unit_test(test_pull_atomic),
+        cmocka_unit_test(test_tls),
     };
 
     H_MAIN_DISPATCH(argc, argv);
