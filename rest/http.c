@@ -5,11 +5,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "rest/internal.h"
 
 enum { ST_IDLE, ST_BODY, ST_DRAIN };
+
+/* Where the chunked body decoder is (RFC 9112 section 7.1). */
+enum {
+    CK_SIZE,       /* hex digits of a chunk size */
+    CK_EXT,        /* a chunk extension, ignored */
+    CK_SIZE_LF,    /* the LF ending the size line */
+    CK_DATA,       /* chunk data */
+    CK_DATA_CR,    /* the CR after the data */
+    CK_DATA_LF,    /* the LF after the data */
+    CK_LINE,       /* start of a trailer line, or of the final CRLF */
+    CK_TRAILER,    /* a trailer field, ignored */
+    CK_TRAILER_LF, /* the LF ending a trailer field */
+    CK_END_LF,     /* the final LF */
+    CK_DONE
+};
+
+#define CK_MAX_DIGITS 16    /* hex digits of a chunk size */
+#define CK_MAX_META   16384 /* bytes of extensions and trailers, in all */
+
+typedef struct chunked {
+    int state;
+    int digits;
+    uint64_t size; /* of the current chunk, then what is left of it */
+    size_t meta;   /* extension and trailer bytes seen */
+} chunked;
 
 typedef struct conn {
     int state;
@@ -17,7 +44,10 @@ typedef struct conn {
     verso_buf path;
     verso_buf body;
     size_t drained;
-    bool armed; /* our first-request timeout is pending */
+    bool armed;   /* our first-request timeout is pending */
+    bool chunked; /* Transfer-Encoding: chunked, decoded here (libwebsockets does not) */
+    bool shut;    /* half-close once libwebsockets has sent what it buffered */
+    chunked ck;
     struct timespec t0;
 } conn;
 
@@ -115,6 +145,32 @@ static int add_headers(struct lws *wsi, const verso__resp *rs, bool close, unsig
     return lws_finalize_http_header(wsi, p, end) ? -1 : 0;
 }
 
+/* After an answer with Connection: close, the server ends its side (FIN) and
+ * keeps reading until the client closes, so the client reads the whole
+ * answer even when it was still sending a body (a reset would lose it).
+ * Over TLS the client's own close, or the timeout, ends the connection. */
+static void half_close(verso_rest *srv, struct lws *wsi, conn *c)
+{
+    if (srv->tls)
+        return;
+    c->shut = lws_partial_buffered(wsi);
+    if (c->shut)
+        lws_callback_on_writable(wsi);
+    else
+        shutdown(lws_get_socket_fd(wsi), SHUT_WR);
+}
+
+int verso__http_writeable(verso_rest *srv, struct lws *wsi, void *pss)
+{
+    conn *c = pss;
+
+    if (c && c->shut && !lws_partial_buffered(wsi)) {
+        c->shut = false;
+        half_close(srv, wsi, c);
+    }
+    return 0;
+}
+
 /* Writes the whole response; returns what the lws callback must return. */
 static int send_response(verso_rest *srv, struct lws *wsi, conn *c, const verso__resp *rs,
                          bool close)
@@ -136,8 +192,10 @@ static int send_response(verso_rest *srv, struct lws *wsi, conn *c, const verso_
     verso__metrics_record(&srv->metrics, rs->route, rs->status, elapsed(&c->t0), rs->rows);
     if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
         return -1;
-    if (close)
+    if (close) {
+        half_close(srv, wsi, c);
         return 0;
+    }
     c->state = ST_IDLE;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
@@ -265,7 +323,7 @@ static bool params_valid(const verso__param *p, size_t n)
     return true;
 }
 
-static int process(verso_rest *srv, struct lws *wsi, conn *c)
+static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
 {
     char authz[512], ifm[64], ifnm[256];
     verso__req rq = {.srv = srv, .method = c->method};
@@ -294,7 +352,7 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c)
     if (c->body.cap > 65536)
         verso_buf_free(&c->body);
     verso_buf_clear(&c->body);
-    return send_response(srv, wsi, c, &rs, false);
+    return send_response(srv, wsi, c, &rs, close);
 }
 
 static int64_t content_length(struct lws *wsi)
@@ -308,9 +366,22 @@ static int64_t content_length(struct lws *wsi)
     return n;
 }
 
+/* True for "chunked", the only transfer coding accepted. */
+static bool is_chunked(const char *te)
+{
+    size_t n;
+
+    te += strspn(te, " \t");
+    for (n = strlen(te); n && (te[n - 1] == ' ' || te[n - 1] == '\t'); n--)
+        ;
+    return n == 7 && !strncasecmp(te, "chunked", 7);
+}
+
 int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char *uri)
 {
     conn *c = pss;
+    char tebuf[64];
+    const char *te = header(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING, tebuf, sizeof(tebuf));
     int64_t clen;
     size_t urllen = strlen(uri) + (size_t)lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
 
@@ -320,22 +391,144 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
         c->armed = false;
     }
     c->state = ST_IDLE;
+    c->shut = false;
     c->method = method_of(wsi);
     verso_buf_clear(&c->path);
     verso_buf_clear(&c->body);
     if (verso_buf_puts(&c->path, uri) < 0)
         return -1;
     clen = content_length(wsi);
-    if (c->method & (VERSO__POST | VERSO__PUT | VERSO__PATCH) &&
-        (clen > 0 || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0))
+    c->chunked = false;
+    memset(&c->ck, 0, sizeof(c->ck));
+    if (c->method & (VERSO__POST | VERSO__PUT | VERSO__PATCH) && (clen > 0 || te))
         c->state = ST_BODY;
     if (urllen > srv->cfg.limits.max_url)
         return reject(srv, wsi, c, 414, "URL too long");
+    /* Both headers, or another coding, would let two parsers see two different bodies. */
+    if (te && (clen >= 0 || !is_chunked(te)))
+        return reject(srv, wsi, c, 400,
+                      "only Transfer-Encoding: chunked, without Content-Length, is accepted");
     if (clen > (int64_t)srv->cfg.limits.max_body)
         return reject(srv, wsi, c, 413, "request body too large");
+    c->chunked = te != NULL;
     if (c->state == ST_BODY)
         return 0;
-    return process(srv, wsi, c);
+    return process(srv, wsi, c, false);
+}
+
+static int hex_digit(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* The size line of a chunk: 0, or 400 when malformed. */
+static int ck_size(chunked *k, unsigned char ch)
+{
+    int h = hex_digit(ch);
+
+    if (h >= 0 && k->digits < CK_MAX_DIGITS) {
+        k->size = k->size << 4 | (uint64_t)h;
+        k->digits++;
+        return 0;
+    }
+    if (!k->digits || h >= 0 || (ch != ';' && ch != '\r'))
+        return 400;
+    k->state = ch == ';' ? CK_EXT : CK_SIZE_LF;
+    return 0;
+}
+
+/* One byte of framing (everything but chunk data): 0, or 400 when malformed. */
+static int ck_frame(chunked *k, unsigned char ch)
+{
+    int next = k->state, ok = 1;
+
+    switch (k->state) {
+    case CK_SIZE:
+        return ck_size(k, ch);
+    case CK_EXT:
+        next = ch == '\r' ? CK_SIZE_LF : CK_EXT;
+        ok = ++k->meta <= CK_MAX_META;
+        break;
+    case CK_SIZE_LF:
+        next = k->size ? CK_DATA : CK_LINE;
+        ok = ch == '\n';
+        break;
+    case CK_DATA_CR:
+        next = CK_DATA_LF;
+        ok = ch == '\r';
+        break;
+    case CK_DATA_LF:
+        k->digits = 0;
+        k->size = 0;
+        next = CK_SIZE;
+        ok = ch == '\n';
+        break;
+    case CK_LINE:
+    case CK_TRAILER:
+        next = ch == '\r' ? (k->state == CK_LINE ? CK_END_LF : CK_TRAILER_LF) : CK_TRAILER;
+        ok = ++k->meta <= CK_MAX_META;
+        break;
+    case CK_TRAILER_LF:
+    case CK_END_LF:
+        next = k->state == CK_END_LF ? CK_DONE : CK_LINE;
+        ok = ch == '\n';
+        break;
+    default:
+        ok = 0;
+    }
+    k->state = next;
+    return ok ? 0 : 400;
+}
+
+/* Decodes a piece of a chunked body into c->body: 0, 400 (malformed),
+ * 413 (the decoded body would exceed max) or 500 (out of memory). Bytes
+ * after the end of the body are ignored. */
+static int ck_feed(conn *c, const unsigned char *in, size_t len, size_t max)
+{
+    chunked *k = &c->ck;
+    int st = 0;
+
+    while (len && !st && k->state != CK_DONE) {
+        size_t n = k->size < len ? (size_t)k->size : len;
+        if (k->state != CK_DATA) {
+            st = ck_frame(k, *in++);
+            len--;
+        } else if (k->size > max - c->body.len) {
+            st = 413;
+        } else if (verso_buf_append(&c->body, in, n) < 0) {
+            st = 500;
+        } else {
+            in += n;
+            len -= n;
+            k->size -= n;
+            k->state = k->size ? CK_DATA : CK_DATA_CR;
+        }
+    }
+    return st;
+}
+
+/* libwebsockets cannot tell where a chunked body ends, so once it has, the
+ * answer says Connection: close and the rest of the connection is drained. */
+static int chunked_body(verso_rest *srv, struct lws *wsi, conn *c, const void *in, size_t len)
+{
+    int st = ck_feed(c, in, len, srv->cfg.limits.max_body);
+
+    if (st == 500)
+        return -1;
+    if (st)
+        return reject(srv, wsi, c, st,
+                      st == 413 ? "request body too large" : "malformed chunked body");
+    if (c->ck.state != CK_DONE)
+        return 0;
+    c->state = ST_DRAIN;
+    c->drained = 0;
+    return process(srv, wsi, c, true);
 }
 
 int verso__http_body(verso_rest *srv, struct lws *wsi, void *pss, const void *in, size_t len)
@@ -348,6 +541,8 @@ int verso__http_body(verso_rest *srv, struct lws *wsi, void *pss, const void *in
     }
     if (c->state != ST_BODY)
         return -1;
+    if (c->chunked)
+        return chunked_body(srv, wsi, c, in, len);
     if (c->body.len + len > srv->cfg.limits.max_body)
         return reject(srv, wsi, c, 413, "request body too large");
     return verso_buf_append(&c->body, in, len) < 0 ? -1 : 0;
@@ -359,5 +554,5 @@ int verso__http_body_done(verso_rest *srv, struct lws *wsi, void *pss)
 
     if (c->state != ST_BODY)
         return -1;
-    return process(srv, wsi, c);
+    return process(srv, wsi, c, false);
 }

@@ -251,6 +251,8 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
 int verso__http_body(verso_rest *srv, struct lws *wsi, void *pss, const void *in, size_t len);
 int verso__http_body_done(verso_rest *srv, struct lws *wsi, void *pss);
 void verso__http_conn_free(void *pss);
+/* LWS_CALLBACK_HTTP_WRITEABLE: finishes a pending half-close. */
+int verso__http_writeable(verso_rest *srv, struct lws *wsi, void *pss);
 void verso__http_arm_timeout(verso_rest *srv, struct lws *wsi, void *pss);
 size_t verso__http_pss_size(void);
 

@@ -59,6 +59,12 @@ static void test_https_roundtrip(void **state)
     assert_string_equal(cJSON_GetObjectItem(j, "name")->valuestring, "secure");
     cJSON_Delete(j);
     rt_resp_free(&r);
+    /* A chunked body over TLS (answered with Connection: close). */
+    assert_int_equal(rc_call(&r, &g_env, "POST", "/items", "{\"name\":\"chunked\"}",
+                             (const char *[]){"Transfer-Encoding: chunked", NULL}),
+                     201);
+    assert_non_null(strstr(r.body, "\"chunked\""));
+    rt_resp_free(&r);
     snprintf(path, sizeof(path), "/items?limit=2");
     assert_int_equal(rc_call(&r, &g_env, "GET", path, NULL, NULL), 200);
     assert_non_null(rt_header(&r, "Link", loc, sizeof(loc)));
