@@ -565,6 +565,18 @@ static void test_tls(void **state)
     verso_db_close(db);
 }
 
+/*
+ * LeakSanitizer: libwebsockets 4.1 leaves the OpenSSL client context of a
+ * destroyed lws context allocated (warmcat/libwebsockets#2044), which only
+ * the TLS test exercises. Allocations made by OpenSSL itself are not
+ * reported; everything else still is.
+ */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libcrypto.so\nleak:libssl.so\n";
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
