@@ -160,10 +160,24 @@ static bool safe_message(const char *m)
     return true;
 }
 
+/* SQLite quotes a failed CHECK constraint's expression, which is SQL text
+ * from the schema: keep the message up to the constraint's kind. */
+static const char *constraint_message(char *out, size_t n, const char *m)
+{
+    static const char check[] = "CHECK constraint failed";
+    const char *at = strstr(m, check);
+
+    if (!at)
+        return m;
+    snprintf(out, n, "%.*s", (int)(at - m + sizeof(check) - 1), m);
+    return out;
+}
+
 void verso__error_orm(verso__resp *rs, verso_rest *srv, int rc)
 {
     int status = 500;
-    const char *m = srv->db ? verso_errmsg(srv->db) : "";
+    char buf[sizeof(rs->errmsg)];
+    const char *m = constraint_message(buf, sizeof(buf), srv->db ? verso_errmsg(srv->db) : "");
 
     for (size_t i = 0; i < sizeof(k_orm_status) / sizeof(k_orm_status[0]); i++)
         if (k_orm_status[i].rc == rc)

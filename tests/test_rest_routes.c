@@ -260,6 +260,19 @@ static void test_conflict_409(void **state)
     assert_string_equal(before, after);
     verso_free(before);
     verso_free(after);
+
+    /* A CHECK constraint: 409, without the constraint's SQL text. */
+    rt_resp r;
+    assert_int_equal(verso_exec(g_env.db, "CREATE TABLE checked(id INTEGER PRIMARY KEY, "
+                                          "price REAL CHECK (price > 0 AND price < 1000))"),
+                     0);
+    assert_int_equal(verso_track(g_env.db, "checked", NULL), 0);
+    assert_int_equal(rc_call(&r, &g_env, "POST", "/checked", "{\"price\":-1}", NULL), 409);
+    assert_non_null(strstr(r.body, "CHECK constraint failed"));
+    assert_null(strstr(r.body, "price >"));
+    assert_null(strstr(r.body, "1000"));
+    rt_resp_free(&r);
+    assert_int_equal(rc_status(&g_env, "POST", "/checked", "{\"price\":1}", NULL), 201);
 }
 
 /* Number of changes in a /_changes answer. */
