@@ -13,6 +13,7 @@
 #define VERSO_TEST_SYNC_HARNESS_H
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -102,6 +103,25 @@ static inline void h_init_dir(const char *test)
 
     snprintf(h_dir, sizeof(h_dir), "%s/%s.%ld", tmp ? tmp : "/tmp", test, (long)getpid());
     mkdir(h_dir, 0755);
+}
+
+/* Removes the test's directory (flat) after a run that passed; kept otherwise. */
+static inline void h_remove_dir(int failed)
+{
+    DIR *d = failed || !h_dir[0] ? NULL : opendir(h_dir);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d))) {
+        char p[1024];
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(p, sizeof(p), "%s/%s", h_dir, e->d_name);
+            unlink(p);
+        }
+    }
+    closedir(d);
+    rmdir(h_dir);
 }
 
 /* Returns a static-per-call path buffer: "<dir>/<name>". */

@@ -63,5 +63,9 @@ int main(int argc, char **argv)
 
     H_MAIN_DISPATCH(argc, argv);
     h_init_dir("sync_fanout");
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    {
+        int failed = cmocka_run_group_tests(tests, NULL, NULL);
+        h_remove_dir(failed);
+        return failed;
+    }
 }
