@@ -500,6 +500,42 @@ static void test_live_stuck_slave(void **state)
     verso_db_close(db);
 }
 
+/* Pull and live are the same stream: one file alternates between them. */
+static void test_live_and_pull_alternate(void **state)
+{
+    char mp[600], sp[600], why[256] = "";
+    verso_pull_result res;
+    h_master m;
+    verso_slave *s;
+    verso_db *db, *sdb;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "alt-master.db");
+    h_path(sp, sizeof(sp), "alt-slave.db");
+    db = h_open(mp);
+    h_seed(21);
+    h_orm_workload(db, 40, 10);
+    h_master_start(&m, mp, NULL);
+    for (int round = 0; round < 3; round++) {
+        sdb = h_open(sp);
+        if (verso_sync_pull(&res, sdb, m.url, NULL, NULL, why, sizeof(why)) < 0)
+            fail_msg("pull: %s", why);
+        assert_false(res.resynced);
+        verso_db_close(sdb);
+        h_assert_converged(mp, sp);
+        h_orm_workload(db, 20, 10);
+        s = start_slave(m.url, sp, NULL);
+        wait_head(s, mp);
+        h_orm_workload(db, 20, 10);
+        wait_head(s, mp);
+        verso_slave_stop(s);
+        h_assert_converged(mp, sp);
+        h_orm_workload(db, 20, 10);
+    }
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
 /* A table tracked on the master while slaves follow it reaches them. */
 static void test_live_new_table(void **state)
 {
@@ -639,12 +675,18 @@ static void test_live_cascade(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_live_converges),         cmocka_unit_test(test_live_atomic),
-        cmocka_unit_test(test_live_callbacks_and_ryw), cmocka_unit_test(test_live_master_restart),
-        cmocka_unit_test(test_live_master_recreated),  cmocka_unit_test(test_live_behind_horizon),
-        cmocka_unit_test(test_live_cascade),           cmocka_unit_test(test_live_silent_master),
-        cmocka_unit_test(test_live_new_table),         cmocka_unit_test(test_live_stuck_slave),
+        cmocka_unit_test(test_live_converges),
+        cmocka_unit_test(test_live_atomic),
+        cmocka_unit_test(test_live_callbacks_and_ryw),
+        cmocka_unit_test(test_live_master_restart),
+        cmocka_unit_test(test_live_master_recreated),
+        cmocka_unit_test(test_live_behind_horizon),
+        cmocka_unit_test(test_live_cascade),
+        cmocka_unit_test(test_live_silent_master),
+        cmocka_unit_test(test_live_new_table),
+        cmocka_unit_test(test_live_stuck_slave),
         cmocka_unit_test(test_live_sequences_end),
+        cmocka_unit_test(test_live_and_pull_alternate),
     };
 
     H_MAIN_DISPATCH(argc, argv);
