@@ -148,6 +148,7 @@ typedef struct verso__metrics {
     uint64_t rows;
     uint64_t ws_open;
     uint64_t ws_total;
+    uint64_t schema_reloads;
     int64_t started_ms;
 } verso__metrics;
 
@@ -195,6 +196,7 @@ struct verso_rest {
 
     verso__stmt_cache *stmts;
     size_t nstmts;
+    int64_t schema_version; /* of the file at the last reload here; -1 = none yet */
 
     verso__metrics metrics;
 };
@@ -214,6 +216,9 @@ void verso__budget_begin(verso_rest *srv);
 void verso__budget_end(verso_rest *srv);
 /* Frees the prepared statements of the server (on schema change and at stop). */
 void verso__stmts_free(verso_rest *srv);
+/* Reloads the ORM's schema if the file's changed since the last reload here.
+ * Not inside a transaction. VERSO_EDB. */
+int verso__schema_sync(verso_rest *srv);
 
 /* rows.c: table routes. */
 void verso__route_list(verso__req *rq, verso__resp *rs, const char *table);

@@ -83,7 +83,9 @@ int verso__metrics_text(verso_buf *b, const verso__metrics *m)
     return verso_buf_printf(b,
                             "# TYPE verso_rows_served_total counter\nverso_rows_served_total %llu\n"
                             "# TYPE verso_websockets_open gauge\nverso_websockets_open %llu\n"
-                            "# TYPE verso_websockets_total counter\nverso_websockets_total %llu\n",
+                            "# TYPE verso_websockets_total counter\nverso_websockets_total %llu\n"
+                            "# TYPE verso_schema_reloads_total counter\n"
+                            "verso_schema_reloads_total %llu\n",
                             (unsigned long long)m->rows, (unsigned long long)m->ws_open,
-                            (unsigned long long)m->ws_total);
+                            (unsigned long long)m->ws_total, (unsigned long long)m->schema_reloads);
 }

@@ -1,6 +1,7 @@
 /* rest/routes.c - the route table, dispatch, error answers and the server's
  * own routes (/_health, /_info, /_status, /_metrics, /_changes). */
 #include <ctype.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,15 +250,38 @@ static const char *allow_header(unsigned m)
     return "GET";
 }
 
+/* A reload keeps the previous schema alive until the database is closed, so
+ * it happens only when the file's schema changed: a client asking for names
+ * that do not exist costs one PRAGMA each, not memory. */
+int verso__schema_sync(verso_rest *srv)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    int rc;
+
+    if (sqlite3_prepare_v2(verso_db_sqlite(srv->db), "PRAGMA schema_version", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (v < 0)
+        return VERSO_EDB;
+    if (v == srv->schema_version)
+        return 0;
+    verso__stmts_free(srv);
+    if ((rc = verso_db_refresh_schema(srv->db)) < 0)
+        return rc;
+    srv->schema_version = v;
+    srv->metrics.schema_reloads++;
+    return 0;
+}
+
 static const verso_table *find_table(verso_rest *srv, const char *name)
 {
     const verso_table *t = verso_db_table(srv->db, name);
 
-    if (t)
+    if (t || verso__schema_sync(srv) < 0)
         return t;
-    verso__stmts_free(srv);
-    if (verso_db_refresh_schema(srv->db) < 0)
-        return NULL;
     return verso_db_table(srv->db, name);
 }
 
@@ -384,8 +408,7 @@ static void route_info(verso__req *rq, verso__resp *rs)
     verso_info info;
     int rc;
 
-    verso__stmts_free(srv);
-    if ((rc = verso_db_refresh_schema(srv->db)) < 0 || (rc = verso_db_info(&info, srv->db)) < 0) {
+    if ((rc = verso__schema_sync(srv)) < 0 || (rc = verso_db_info(&info, srv->db)) < 0) {
         verso__error_orm(rs, srv, rc);
         return;
     }

@@ -185,7 +185,7 @@ int verso__write_row_by_id(verso_buf *b, int64_t *version, verso_rest *srv, cons
     if (b->data)
         b->data[mark] = 0;
     verso__stmts_free(srv);
-    if ((rc = verso_db_refresh_schema(srv->db)) < 0)
+    if ((rc = verso__schema_sync(srv)) < 0)
         return rc;
     if (!(t = verso_db_table(srv->db, name)))
         return VERSO_ENOTFOUND;

@@ -357,6 +357,7 @@ int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *o
     if (!(srv = calloc(1, sizeof(*srv))))
         return VERSO_ENOMEM;
     srv->opts = *opts;
+    srv->schema_version = -1;
     srv->metrics.started_ms = verso_now_ms();
     if (!(srv->db_path = strdup(path))) {
         rc = VERSO_ENOMEM;

@@ -542,6 +542,37 @@ static void test_schema_change_seen(void **state)
     rt_resp_free(&r);
 }
 
+/* A schema reload keeps the old copy until the server stops: unknown names
+ * and /_info must not reload an unchanged schema, a change reloads it once. */
+static void test_schema_reload_only_on_change(void **state)
+{
+    char *a, *b, path[64];
+
+    (void)state;
+    assert_int_equal(rc_status(&g_env, "GET", "/_info", NULL, NULL), 200);
+    a = metrics_text();
+    for (int i = 0; i < 50; i++) {
+        snprintf(path, sizeof(path), "/nosuch%d", i);
+        assert_int_equal(rc_status(&g_env, "GET", path, NULL, NULL), 404);
+        assert_int_equal(rc_status(&g_env, "GET", "/_info", NULL, NULL), 200);
+    }
+    b = metrics_text();
+    assert_true(metric(a, "verso_schema_reloads_total") >= 1);
+    assert_true(metric(b, "verso_schema_reloads_total") == metric(a, "verso_schema_reloads_total"));
+    free(b);
+
+    assert_int_equal(verso_exec(g_env.db, "CREATE TABLE later(id INTEGER PRIMARY KEY, v TEXT)"), 0);
+    assert_int_equal(verso_track(g_env.db, "later", NULL), 0);
+    assert_int_equal(rc_status(&g_env, "GET", "/later", NULL, NULL), 200);
+    assert_int_equal(rc_status(&g_env, "GET", "/_info", NULL, NULL), 200);
+    assert_int_equal(rc_status(&g_env, "GET", "/nosuch", NULL, NULL), 404);
+    b = metrics_text();
+    assert_true(metric(b, "verso_schema_reloads_total") ==
+                metric(a, "verso_schema_reloads_total") + 1);
+    free(a);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -557,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_replicated_table_read_only),
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_schema_change_seen),
+        cmocka_unit_test(test_schema_reload_only_on_change),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
