@@ -60,6 +60,7 @@ struct verso_slave {
     int64_t master_head;
     int64_t master_horizon;
     int64_t master_hb_ms; /* the master's heartbeat period (hello) */
+    int64_t start_ms, progress_ms;
 
     bool want_snapshot; /* ask for a file snapshot: empty db, every table */
     bool snapshot_only; /* verso__sync_snapshot_fetch: stop once installed */
@@ -319,6 +320,23 @@ static int commit(verso_slave *s, int64_t to, int64_t head)
     return 0;
 }
 
+static void progress(verso_slave *s, int64_t head)
+{
+    int64_t now = verso__sync_mono_ms();
+    verso_sync_progress p;
+
+    if (!s->o.client.on_progress || now - s->progress_ms < 200)
+        return;
+    s->progress_ms = now;
+    pthread_mutex_lock(&s->lock);
+    p.cursor = s->st.cursor;
+    pthread_mutex_unlock(&s->lock);
+    p.rows = verso__sync_applier_rows(s->ap);
+    p.master_head = head;
+    p.elapsed_ms = now - s->start_ms;
+    s->o.client.on_progress(&p, s->o.client.progress_arg);
+}
+
 static int on_changes(verso_slave *s, verso_json *doc)
 {
     const cJSON *msg = verso_json_root(doc);
@@ -345,6 +363,7 @@ static int on_changes(verso_slave *s, verso_json *doc)
         set_error(s, "apply: %s", verso__sync_applier_errmsg(s->ap));
         return rc;
     }
+    progress(s, head);
     if (more) {
         publish(s, -1, head, false);
         return 0;
@@ -777,6 +796,7 @@ int verso_slave_start(verso_slave **out, const char *db_path, const char *url,
         goto done;
     }
     s->st.cursor = s->st.master_head = c.version;
+    s->start_ms = verso__sync_mono_ms();
     memcpy(s->st.master, c.master, sizeof(s->st.master));
     if (pthread_create(&s->thread, NULL, run, s) != 0) {
         rc = VERSO_ENOMEM;

@@ -48,8 +48,18 @@ static void wait_head(verso_slave *s, const char *mpath)
     }
 }
 
+static void count_progress(const verso_sync_progress *p, void *arg)
+{
+    atomic_int *calls = arg;
+
+    assert_true(p->cursor <= p->master_head && p->elapsed_ms >= 0);
+    atomic_fetch_add(calls, 1);
+}
+
 static void test_live_converges(void **state)
 {
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    atomic_int progress_calls = 0;
     char mp[600], sp[600];
     verso_slave_state st;
     verso_buf body = VERSO_BUF_INIT;
@@ -65,7 +75,9 @@ static void test_live_converges(void **state)
     h_seed_accounts(db, 100);
     h_orm_workload(db, 100, 20); /* the catch-up part */
     h_master_start(&m, mp, NULL);
-    s = start_slave(m.url, sp, NULL);
+    o.client.on_progress = count_progress;
+    o.client.progress_arg = &progress_calls;
+    s = start_slave(m.url, sp, &o);
     for (int round = 0; round < 5; round++) { /* the live part */
         h_orm_workload(db, 40, 10);
         h_sql_workload(mp, 5);
@@ -76,6 +88,7 @@ static void test_live_converges(void **state)
     assert_true(st.connected);
     assert_int_equal(st.lag_versions, 0);
     assert_int_equal(st.resyncs, 0);
+    assert_true(atomic_load(&progress_calls) > 0);
     h_assert_converged(mp, sp);
 
     /* the master reports its slave */

@@ -83,7 +83,8 @@ typedef struct verso_sync_progress {
     int64_t elapsed_ms;  /* since the run started */
 } verso_sync_progress;
 
-/* Called on the applying thread about every 200 ms during a transfer and once at its end. */
+/* Called on the applying thread about every 200 ms while changes arrive (pull and
+ * live), and once at the end of a pull. */
 typedef void (*verso_sync_progress_fn)(const verso_sync_progress *p, void *arg);
 
 /* Options shared by pull and live slaves. Initialise with VERSO_SYNC_CLIENT_INIT. */
@@ -91,8 +92,8 @@ typedef struct verso_sync_client {
     const char *token;         /* bearer token; NULL = none */
     const char *const *tables; /* tables to follow; NULL = every table of the master */
     size_t ntables;
-    int chunk;      /* changes per request / message; 0 = 10000 */
-    int timeout_ms; /* connect and response timeout; 0 = 10000 */
+    int chunk;      /* pull: changes per request; 0 = 10000 (a live master sets its own) */
+    int timeout_ms; /* pull: response timeout; 0 = 10000 (live links use heartbeats) */
     bool insecure;  /* https: accept self-signed / mismatched certificates */
     verso_sync_apply_fn on_apply;
     void *apply_arg;
@@ -132,7 +133,7 @@ typedef struct verso_pull_result {
  * db is used by the calling thread only during the call and must not be
  * inside a transaction. out (may be NULL) receives the result. why (may be
  * NULL) receives a one-line reason on failure.
- * Errors: VERSO_EINVAL (bad URL), VERSO_ENET (cannot connect, timeout),
+ * Errors: VERSO_EINVAL (bad URL), VERSO_ENET (cannot connect), VERSO_ETIMEOUT,
  * VERSO_EAUTH (401/403), VERSO_EPROTO (unexpected answer), VERSO_ESCHEMA,
  * VERSO_EDB, VERSO_ENOMEM, VERSO_EINTERRUPTED (*stop became true).
  * stop (may be NULL) is polled between chunks and network events.
