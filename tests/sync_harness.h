@@ -304,15 +304,20 @@ static inline uint32_t h_rand(void)
 static inline int64_t h_pick_id(sqlite3 *s, const char *table)
 {
     char sql[160];
-    sqlite3_stmt *st;
-    int64_t id = 0;
+    sqlite3_stmt *st = NULL;
+    int64_t id = 0, max = 0;
 
-    snprintf(sql, sizeof(sql),
-             "SELECT id FROM %s WHERE id >= (SELECT ABS(RANDOM()) %% (MAX(id) + 1) FROM %s) "
-             "ORDER BY id LIMIT 1",
-             table, table);
+    /* the seeded generator picks, so a run is reproducible from its seed */
+    snprintf(sql, sizeof(sql), "SELECT COALESCE(MAX(id), 0) FROM %s", table);
     if (sqlite3_prepare_v2(s, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        id = sqlite3_column_int64(st, 0);
+        max = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    snprintf(sql, sizeof(sql), "SELECT id FROM %s WHERE id >= ? ORDER BY id LIMIT 1", table);
+    if (sqlite3_prepare_v2(s, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (int64_t)(h_rand() % (uint32_t)(max + 1)));
+        if (sqlite3_step(st) == SQLITE_ROW)
+            id = sqlite3_column_int64(st, 0);
+    }
     sqlite3_finalize(st);
     return id;
 }
