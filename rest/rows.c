@@ -48,7 +48,8 @@ static int prepare_get(sqlite3_stmt **out, verso_rest *srv, const verso_table *t
 }
 
 /* The cached statement of t, prepared again for a new table object: the ORM
- * hands out new ones when it reloads the schema. */
+ * hands out new ones when it reloads the schema (and keeps the old ones
+ * allocated until the database closes, so an address is never reused). */
 static sqlite3_stmt *get_stmt(verso_rest *srv, const verso_table *t)
 {
     const char *name = verso_table_name(t);
@@ -141,8 +142,8 @@ static int write_stmt_row(verso_buf *b, sqlite3_stmt *st, const verso_table *t)
     return rc < 0 ? rc : verso_buf_puts(b, "}");
 }
 
-/* *stale: SQLite had to prepare the statement again, so the file's schema
- * changed since the ORM last read it. */
+/* *stale: SQLite had to prepare the statement again, or could not, so the
+ * file's schema changed since the ORM last read it. */
 static int read_row(verso_buf *b, int64_t *version, bool *stale, verso_rest *srv,
                     const verso_table *t, int64_t id)
 {
@@ -153,7 +154,8 @@ static int read_row(verso_buf *b, int64_t *version, bool *stale, verso_rest *srv
         return VERSO_EDB;
     sqlite3_bind_int64(st, 1, id);
     step = sqlite3_step(st);
-    *stale = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_REPREPARE, 1) > 0;
+    *stale = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_REPREPARE, 1) > 0 || step == SQLITE_ERROR ||
+             step == SQLITE_SCHEMA;
     if (step == SQLITE_ROW) {
         *version = sqlite3_column_int64(st, verso_table_version_index(t));
         rc = write_stmt_row(b, st, t);

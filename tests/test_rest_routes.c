@@ -540,6 +540,15 @@ static void test_schema_change_seen(void **state)
     assert_non_null(strstr(r.body, "\"size\":42"));
     assert_non_null(strstr(r.body, "\"color\":\"red\""));
     rt_resp_free(&r);
+
+    /* A dropped column: the cached statement no longer compiles. */
+    assert_int_equal(
+        orm_sqlite_shell(g_env.path, "ALTER TABLE gadgets DROP COLUMN color;", out, sizeof(out)),
+        0);
+    assert_int_equal(rc_call(&r, &g_env, "GET", "/gadgets/1", NULL, NULL), 200);
+    assert_null(strstr(r.body, "color"));
+    assert_non_null(strstr(r.body, "\"size\":42"));
+    rt_resp_free(&r);
 }
 
 /* A schema reload keeps the old copy until the server stops: unknown names
