@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "rest/internal.h"
 
@@ -256,7 +257,8 @@ void verso__auth_identify(verso__auth *a, const verso__config *c, const char *he
     memset(a, 0, sizeof(*a));
     if (!header)
         return;
-    if (strncmp(header, bearer, sizeof(bearer) - 1) || !header[sizeof(bearer) - 1]) {
+    /* The scheme name is case-insensitive (RFC 9110 section 11.1). */
+    if (strncasecmp(header, bearer, sizeof(bearer) - 1) || !header[sizeof(bearer) - 1]) {
         a->state = -1;
         return;
     }

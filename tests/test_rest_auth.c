@@ -192,6 +192,9 @@ static void test_error_bodies(void **state)
     assert_int_equal(rc_status(&g_env, "GET", "/items", NULL,
                                (const char *[]){"Authorization: Bearer tok-read ", NULL}),
                      401);
+    assert_int_equal(rc_status(&g_env, "GET", "/items", NULL,
+                               (const char *[]){"Authorization: bearer tok-read", NULL}),
+                     200);
     /* The config file's max-body (65536) applies. */
     char *big = calloc(1, 70000);
     memset(big, ' ', 69999);
