@@ -194,16 +194,16 @@ static int snapshot_installed(verso_slave *s, const char *master, int64_t head)
         pthread_mutex_unlock(&s->lock);
     }
     s->ack_due = head;
-    publish(s, head, head, true);
-    if (s->o.client.on_apply)
+    if (s->o.client.on_apply) /* before waiters see the version, as for rows */
         s->o.client.on_apply(NULL, 0, head, true, s->o.client.apply_arg);
+    publish(s, head, head, true);
     finish(s, 1);
     want_write(s);
     return 0;
 }
 
-/* A chunk of the master's file snapshot; the last one installs it. */
-/* A chunk: msg holds the members but data (b64, n bytes of base64). */
+/* A chunk of the master's file snapshot (msg: its members but data, given as
+ * len bytes of base64 at b64); the last one installs it. */
 static int snapshot_chunk(verso_slave *s, const cJSON *msg, const char *b64, size_t len)
 {
     const char *master = verso__sync_json_get_str(msg, "identity");

@@ -200,8 +200,10 @@ int verso_slave_state_get(verso_slave_state *out, verso_slave *s);
 
 /*
  * Read-your-writes: waits until the slave has committed master version
- * `version` (or more), at most timeout_ms. 0 once it has, VERSO_ETIMEOUT
- * otherwise. Any thread.
+ * `version` (or more), at most timeout_ms; the on_apply callback of that
+ * slave transaction has run by then. 0 once it has, VERSO_ETIMEOUT
+ * otherwise. Versions are those of the master the slave follows now (after
+ * a resynchronisation to a recreated master they start again). Any thread.
  */
 int verso_slave_wait(verso_slave *s, int64_t version, int timeout_ms);
 
