@@ -376,19 +376,50 @@ static int insert_one(int64_t *id, int64_t *version, verso__req *rq, verso__resp
     return rc;
 }
 
+/* A write and the read of its result share one transaction, so that a
+ * request whose answer cannot be made changes nothing. */
+static int begin_txn(verso__req *rq, verso__resp *rs)
+{
+    int rc = verso_begin(rq->srv->db);
+
+    if (rc < 0)
+        verso__error_orm(rs, rq->srv, rc);
+    return rc;
+}
+
+/* Commits if rc is 0, else rolls back; the error answer is written once. */
+static int end_txn(verso__req *rq, verso__resp *rs, int rc)
+{
+    if (rc == 0 && (rc = verso_commit(rq->srv->db)) == 0)
+        return 0;
+    if (rs->status < 400)
+        verso__error_orm(rs, rq->srv, rc);
+    verso_rollback(rq->srv->db);
+    return rc;
+}
+
+/* Appends row id of t; on failure writes the error answer. */
+static int read_back(int64_t *version, verso__req *rq, verso__resp *rs, const verso_table *t,
+                     int64_t id)
+{
+    int rc = verso__write_row_by_id(rs->body, version, rq->srv, t, id);
+
+    if (rc < 0)
+        verso__error_orm(rs, rq->srv, rc);
+    return rc;
+}
+
 static int create_one(verso__req *rq, verso__resp *rs, const verso_table *t, const cJSON *obj)
 {
     int64_t id = 0, version = 0;
     int rc;
 
-    if ((rc = insert_one(&id, &version, rq, rs, t, obj)) < 0)
+    if ((rc = begin_txn(rq, rs)) < 0)
         return rc;
-    /* The row is committed: reading it back must not be cut short into a 503. */
-    verso__budget_end(rq->srv);
-    if ((rc = verso__write_row_by_id(rs->body, &version, rq->srv, t, id)) < 0) {
-        verso__error_orm(rs, rq->srv, rc);
+    if ((rc = insert_one(&id, &version, rq, rs, t, obj)) == 0)
+        rc = read_back(&version, rq, rs, t, id);
+    if ((rc = end_txn(rq, rs, rc)) < 0)
         return rc;
-    }
     rs->etag = version;
     return verso_buf_printf(rs->location, "/%s/%lld", verso_table_name(t), (long long)id);
 }
@@ -398,25 +429,20 @@ static int create_many(verso__req *rq, verso__resp *rs, const verso_table *t, co
     const cJSON *obj;
     int rc, i = 0;
 
-    if ((rc = verso_begin(rq->srv->db)) < 0) {
-        verso__error_orm(rs, rq->srv, rc);
+    if ((rc = begin_txn(rq, rs)) < 0)
         return rc;
-    }
     verso_buf_puts(rs->body, "[");
     cJSON_ArrayForEach(obj, arr)
     {
         int64_t id = 0, version = 0;
         if ((i++ && (rc = verso_buf_puts(rs->body, ",")) < 0) ||
             (rc = insert_one(&id, &version, rq, rs, t, obj)) < 0 ||
-            (rc = verso__write_row_by_id(rs->body, &version, rq->srv, t, id)) < 0)
+            (rc = read_back(&version, rq, rs, t, id)) < 0)
             break;
     }
-    if (rc == 0 && (rc = verso_commit(rq->srv->db)) == 0)
-        return verso_buf_puts(rs->body, "]");
-    verso_rollback(rq->srv->db);
-    if (rs->status < 400)
-        verso__error_orm(rs, rq->srv, rc);
-    return rc;
+    if ((rc = end_txn(rq, rs, rc)) < 0)
+        return rc;
+    return verso_buf_puts(rs->body, "]");
 }
 
 void verso__route_create(verso__req *rq, verso__resp *rs, const char *table)
@@ -523,13 +549,12 @@ void verso__route_update(verso__req *rq, verso__resp *rs, const char *table, int
         goto done;
     root = verso_json_root(doc);
     if (expected_version(&expect, rq, cJSON_IsObject(root) ? root : NULL, t, rs) < 0 ||
-        update_row(&version, rq, rs, t, id, root, expect) < 0)
+        begin_txn(rq, rs) < 0)
         goto done;
-    verso__budget_end(rq->srv);
-    if ((rc = verso__write_row_by_id(rs->body, &version, rq->srv, t, id)) < 0) {
-        verso__error_orm(rs, rq->srv, rc);
+    if ((rc = update_row(&version, rq, rs, t, id, root, expect)) == 0)
+        rc = read_back(&version, rq, rs, t, id);
+    if (end_txn(rq, rs, rc) < 0)
         goto done;
-    }
     rs->etag = version;
     rs->rows = 1;
 done:
