@@ -116,6 +116,21 @@ void verso__sync_http_free(verso__sync_http *h);
 int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, const char *path_query,
                          const volatile int *stop);
 
+/*
+ * Read-ahead of GET /_changes?since=N<suffix> on a thread of its own, from
+ * since on, each request continuing from the previous answer's cursor,
+ * until an answer ends at or past target (more false). http is used only
+ * by that thread until verso__sync_fetch_stop(). next() hands the answers
+ * over in order (body moved into *body); VERSO_ESTATE when the thread
+ * stopped early (read the rest yourself), VERSO_EINTERRUPTED on *stop.
+ */
+typedef struct verso__sync_fetch verso__sync_fetch;
+int verso__sync_fetch_start(verso__sync_fetch **out, verso__sync_http *http, const char *suffix,
+                            int64_t since, int64_t target);
+int verso__sync_fetch_next(verso_buf *body, int *status, verso__sync_fetch *f,
+                           const volatile int *stop);
+void verso__sync_fetch_stop(verso__sync_fetch *f); /* NULL ok */
+
 /* Standard base64 with padding. decode: out has room for n / 4 * 3 bytes; VERSO_EPROTO. */
 int verso__sync_b64_encode(verso_buf *b, const void *data, size_t n);
 int verso__sync_b64_decode(unsigned char *out, size_t *outlen, const char *in, size_t n);

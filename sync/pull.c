@@ -135,13 +135,14 @@ done:
     return rc;
 }
 
-static int changes_path(pull *p, int64_t since)
+/* The query after since=N: "&limit=..&tables=..". */
+static int changes_suffix(pull *p)
 {
     int chunk = p->o->chunk > 0 ? p->o->chunk : 10000;
     int rc;
 
     verso_buf_clear(&p->query);
-    rc = verso_buf_printf(&p->query, "/_changes?since=%lld&limit=%d", (long long)since, chunk);
+    rc = verso_buf_printf(&p->query, "&limit=%d", chunk);
     if (rc == 0 && p->o->tables && p->o->ntables > 0) {
         verso_buf names = VERSO_BUF_INIT;
         for (size_t i = 0; rc == 0 && i < p->o->ntables; i++)
@@ -170,20 +171,16 @@ static void progress(pull *p, int64_t cursor, bool last)
     p->o->on_progress(&pr, p->o->progress_arg);
 }
 
-/* One GET /_changes: 1 = continue, 0 = caught up, VERSO_EHORIZON = resync. */
-static int fetch_apply(pull *p, int64_t *since, bool *reset, int64_t *stored)
+/* Applies the answer in p->body: 1 = continue, 0 = caught up, VERSO_EHORIZON = resync. */
+static int apply_answer(pull *p, int status, int64_t *since, bool *reset, int64_t *stored)
 {
     verso_json *doc = NULL;
     const cJSON *root;
     const char *id;
     int64_t cursor, head;
-    int status = 0, rc;
+    int rc;
     bool more;
 
-    if ((rc = changes_path(p, *since)) < 0)
-        return rc;
-    if ((rc = get(p, &status, p->query.data, "GET /_changes")) < 0)
-        return rc;
     if (status == 410)
         return VERSO_EHORIZON;
     if (status != 200)
@@ -221,6 +218,47 @@ static int fetch_apply(pull *p, int64_t *since, bool *reset, int64_t *stored)
     }
     progress(p, *stored, false);
     return (more || cursor < p->head) ? 1 : 0;
+}
+
+/* One GET /_changes on this thread, applied. */
+static int fetch_apply(pull *p, int64_t *since, bool *reset, int64_t *stored)
+{
+    verso_buf path = VERSO_BUF_INIT;
+    int status = 0;
+    int rc = verso_buf_printf(&path, "/_changes?since=%lld%s", (long long)*since, p->query.data);
+
+    if (rc == 0)
+        rc = get(p, &status, path.data, "GET /_changes");
+    verso_buf_free(&path);
+    return rc < 0 ? rc : apply_answer(p, status, since, reset, stored);
+}
+
+/*
+ * Reads and applies pages until caught up, the next page being fetched by
+ * a read-ahead thread while this one applies; continues on this thread if
+ * the read-ahead stops early.
+ */
+static int stream(pull *p, int64_t *since, bool *reset, int64_t *stored)
+{
+    verso__sync_fetch *f = NULL;
+    int rc, status = 0;
+
+    if ((rc = changes_suffix(p)) < 0)
+        return rc;
+    if (verso__sync_fetch_start(&f, p->http, p->query.data, *since, p->head) == 0) {
+        do {
+            if ((rc = verso__sync_fetch_next(&p->body, &status, f, p->stop)) == 0)
+                rc = apply_answer(p, status, since, reset, stored);
+            else if (rc != VERSO_ESTATE)
+                verso__sync_why(p->why, p->whylen, "GET /_changes: %s", verso_strerror(rc));
+        } while (rc > 0);
+        verso__sync_fetch_stop(f);
+        if (rc != VERSO_ESTATE)
+            return rc;
+    }
+    while ((rc = fetch_apply(p, since, reset, stored)) > 0) {
+    }
+    return rc;
 }
 
 /*
@@ -269,8 +307,7 @@ static int run(pull *p)
     p->res.master_head = p->head;
     memcpy(p->res.master, p->identity, sizeof(p->res.master));
     for (int attempt = 0;; attempt++) {
-        while ((rc = fetch_apply(p, &since, &reset, &stored)) > 0) {
-        }
+        rc = stream(p, &since, &reset, &stored);
         if (!retryable(rc) || attempt == 3)
             break;
         verso__sync_applier_abort(p->ap); /* back to the stored cursor */

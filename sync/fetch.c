@@ -1,0 +1,186 @@
+/*
+ * The pull's read-ahead: a thread that requests the next /_changes page
+ * while the previous one is being applied, so the network and the master's
+ * serialisation overlap with the slave's parsing and writing. The next
+ * request needs the previous answer's cursor, which REST writes at the end
+ * of the body; the thread reads it from there without parsing the rows.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sync/internal.h"
+
+#define DEPTH 2 /* answers ready ahead of the applier */
+
+typedef struct answer {
+    verso_buf body;
+    int status;
+    int rc;
+} answer;
+
+struct verso__sync_fetch {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    verso__sync_http *http;
+    char *suffix;   /* query after since=N */
+    int64_t since;  /* of the next request */
+    int64_t target; /* stop after an answer ending at or past it */
+    answer ring[DEPTH];
+    int first, count;
+    bool ended;
+    volatile int stop;
+};
+
+/* Last occurrence of key in b, or NULL. */
+static const char *rfind(const verso_buf *b, const char *key)
+{
+    size_t n = strlen(key);
+
+    for (size_t i = b->len >= n ? b->len - n + 1 : 0; i-- > 0;) {
+        if (memcmp(b->data + i, key, n) == 0)
+            return b->data + i;
+    }
+    return NULL;
+}
+
+/* The answer's cursor and more, from the members REST writes last. */
+static bool tail(const verso_buf *b, int64_t *cursor, bool *more)
+{
+    const char *c = rfind(b, "\"cursor\":"), *m = rfind(b, "\"more\":");
+    char *end;
+
+    if (!c || !m)
+        return false;
+    *cursor = strtoll(c + 9, &end, 10);
+    *more = strncmp(m + 7, "true", 4) == 0;
+    return end != c + 9;
+}
+
+/* Fetches one answer into a; true when another request should follow. */
+static bool fetch_one(verso__sync_fetch *f, answer *a, int64_t since)
+{
+    verso_buf path = VERSO_BUF_INIT;
+    int64_t cursor = 0;
+    bool more = false;
+
+    a->rc = verso_buf_printf(&path, "/_changes?since=%lld%s", (long long)since, f->suffix);
+    if (a->rc == 0)
+        a->rc = verso__sync_http_get(&a->body, &a->status, f->http, path.data, &f->stop);
+    verso_buf_free(&path);
+    if (a->rc < 0 || a->status != 200 || !tail(&a->body, &cursor, &more) || cursor < since)
+        return false;
+    pthread_mutex_lock(&f->lock);
+    f->since = cursor;
+    pthread_mutex_unlock(&f->lock);
+    return more || cursor < f->target;
+}
+
+static void *run(void *arg)
+{
+    verso__sync_fetch *f = arg;
+    bool go = true;
+
+    while (go) {
+        answer a = {VERSO_BUF_INIT, 0, 0};
+        int64_t since;
+        bool stopping;
+        pthread_mutex_lock(&f->lock);
+        while (f->count == DEPTH && !f->stop)
+            pthread_cond_wait(&f->cond, &f->lock);
+        since = f->since;
+        stopping = f->stop;
+        pthread_mutex_unlock(&f->lock);
+        if (stopping)
+            break;
+        go = fetch_one(f, &a, since);
+        pthread_mutex_lock(&f->lock);
+        f->ring[(f->first + f->count++) % DEPTH] = a;
+        pthread_cond_broadcast(&f->cond);
+        pthread_mutex_unlock(&f->lock);
+    }
+    pthread_mutex_lock(&f->lock);
+    f->ended = true;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+    return NULL;
+}
+
+int verso__sync_fetch_start(verso__sync_fetch **out, verso__sync_http *http, const char *suffix,
+                            int64_t since, int64_t target)
+{
+    verso__sync_fetch *f = calloc(1, sizeof(*f));
+
+    *out = NULL;
+    if (!f || !(f->suffix = strdup(suffix))) {
+        free(f);
+        return VERSO_ENOMEM;
+    }
+    f->http = http;
+    f->since = since;
+    f->target = target;
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->cond, NULL);
+    if (pthread_create(&f->thread, NULL, run, f) != 0) {
+        pthread_cond_destroy(&f->cond);
+        pthread_mutex_destroy(&f->lock);
+        free(f->suffix);
+        free(f);
+        return VERSO_ENOMEM;
+    }
+    *out = f;
+    return 0;
+}
+
+int verso__sync_fetch_next(verso_buf *body, int *status, verso__sync_fetch *f,
+                           const volatile int *stop)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&f->lock);
+    while (f->count == 0 && !f->ended && !(stop && *stop)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&f->cond, &f->lock, &ts);
+    }
+    if (f->count > 0) {
+        answer *a = &f->ring[f->first];
+        verso_buf_free(body);
+        *body = a->body;
+        *status = a->status;
+        rc = a->rc;
+        memset(a, 0, sizeof(*a));
+        f->first = (f->first + 1) % DEPTH;
+        f->count--;
+        pthread_cond_broadcast(&f->cond);
+    } else {
+        rc = (stop && *stop) ? VERSO_EINTERRUPTED : VERSO_ESTATE;
+    }
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+void verso__sync_fetch_stop(verso__sync_fetch *f)
+{
+    if (!f)
+        return;
+    pthread_mutex_lock(&f->lock);
+    f->stop = 1;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+    pthread_join(f->thread, NULL);
+    for (int i = 0; i < f->count; i++)
+        verso_buf_free(&f->ring[(f->first + i) % DEPTH].body);
+    pthread_cond_destroy(&f->cond);
+    pthread_mutex_destroy(&f->lock);
+    free(f->suffix);
+    free(f);
+}
