@@ -104,7 +104,7 @@ static void test_live_converges(void **state)
 typedef struct reader {
     const char *path;
     atomic_int stop;
-    int64_t reads;
+    atomic_llong reads;
     int64_t bad;
     int64_t bad_sum;
 } reader;
@@ -148,7 +148,8 @@ static void test_live_atomic(void **state)
     wait_head(s, mp);
     r.path = sp;
     assert_int_equal(pthread_create(&th, NULL, read_loop, &r), 0);
-    for (int i = 0; i < 400; i++)
+    /* at least 400 transfers, and on until the reader has read 100 times meanwhile */
+    for (int i = 0; i < 20000 && (i < 400 || atomic_load(&r.reads) < 100); i++)
         h_transfer(db);
     wait_head(s, mp);
     atomic_store(&r.stop, 1);
@@ -549,6 +550,60 @@ static void test_live_and_pull_alternate(void **state)
     verso_db_close(db);
 }
 
+/* `verso replicate --port 0` is a live slave that serves its copy: a pull
+ * from it gets the master's rows and versions. */
+static void test_cli_replicate_serves(void **state)
+{
+    char mp[600], bp[600], cp[600], line[256] = "", why[256] = "", *url;
+    const char *bin = getenv("VERSO_BIN");
+    verso_pull_result res;
+    h_master m;
+    verso_db *db, *cdb;
+    int fds[2], status;
+    pid_t pid;
+    FILE *err;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "cli-a.db");
+    h_path(bp, sizeof(bp), "cli-b.db");
+    h_path(cp, sizeof(cp), "cli-c.db");
+    db = h_open(mp);
+    h_seed(22);
+    h_orm_workload(db, 30, 10);
+    h_master_start(&m, mp, NULL);
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    if ((pid = fork()) == 0) {
+        const char *args[] = {"verso", "replicate", "--port", "0", m.url, bp, NULL};
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execv(bin, (char *const *)args);
+        _exit(127);
+    }
+    close(fds[1]);
+    assert_non_null(err = fdopen(fds[0], "r"));
+    assert_non_null(fgets(line, sizeof(line), err)); /* "verso replicate: serving B on URL" */
+    assert_non_null(url = strstr(line, "http://"));
+    url[strcspn(url, "\n")] = '\0';
+    h_orm_workload(db, 10, 5);
+    if (!h_wait_cursor(mp, bp, 20000))
+        fail_msg("verso replicate did not follow");
+    assert_non_null(cdb = h_open(cp));
+    if (verso_sync_pull(&res, cdb, url, NULL, NULL, why, sizeof(why)) < 0)
+        fail_msg("pull from the slave: %s", why);
+    verso_db_close(cdb);
+    h_assert_converged(bp, cp);
+    h_assert_table_equal(mp, cp, "items");
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    fclose(err);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
 /* A table tracked on the master while slaves follow it reaches them. */
 static void test_live_new_table(void **state)
 {
@@ -700,6 +755,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_live_stuck_slave),
         cmocka_unit_test(test_live_sequences_end),
         cmocka_unit_test(test_live_and_pull_alternate),
+        cmocka_unit_test(test_cli_replicate_serves),
     };
 
     H_MAIN_DISPATCH(argc, argv);

@@ -92,7 +92,9 @@ static void test_pull_small_chunks(void **state)
 typedef struct side {
     const char *path;
     atomic_int stop;
-    int64_t reads, bad;
+    atomic_llong reads;
+    int64_t bad;
+    struct side *reader; /* the writer goes on until the reader has read 50 times */
 } side;
 
 static void *transfers(void *arg)
@@ -100,7 +102,7 @@ static void *transfers(void *arg)
     side *w = arg;
     verso_db *db = h_open(w->path);
 
-    for (int i = 0; i < 300; i++)
+    for (int i = 0; i < 20000 && (i < 300 || atomic_load(&w->reader->reads) < 50); i++)
         h_transfer(db);
     verso_db_close(db);
     atomic_store(&w->stop, 1);
@@ -143,6 +145,7 @@ static void test_pull_atomic(void **state)
     c.chunk = 1; /* every read but the last of a pass stops inside a transfer */
     pull_ok(&res, m.url, sp, &c);
     w.path = mp;
+    w.reader = &r;
     r.path = sp;
     assert_int_equal(pthread_create(&tw, NULL, transfers, &w), 0);
     assert_int_equal(pthread_create(&tr, NULL, sums, &r), 0);
