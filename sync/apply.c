@@ -138,8 +138,8 @@ static int apply_schema(verso__sync_applier *a)
         const verso__sync_schema_table *t = &a->schema.tables[i];
         int rc = verso_apply_table(a->db, t->name, t->columns, t->ncolumns);
         if (rc < 0) {
-            snprintf(a->err, sizeof(a->err), "table %s does not match the master: %s", t->name,
-                     verso_errmsg(a->db));
+            snprintf(a->err, sizeof(a->err), "%s",
+                     verso_errmsg(a->db)); /* names table and column */
             return rc;
         }
     }
