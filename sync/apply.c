@@ -137,9 +137,8 @@ static int apply_schema(verso__sync_applier *a)
     for (size_t i = 0; i < a->schema.ntables; i++) {
         const verso__sync_schema_table *t = &a->schema.tables[i];
         int rc = verso_apply_table(a->db, t->name, t->columns, t->ncolumns);
-        if (rc < 0) {
-            snprintf(a->err, sizeof(a->err), "%s",
-                     verso_errmsg(a->db)); /* names table and column */
+        if (rc < 0) { /* the ORM's message names the table and each difference */
+            snprintf(a->err, sizeof(a->err), "%s", verso_errmsg(a->db));
             return rc;
         }
     }
