@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "verso/rest.h"
+#include "verso/sync.h"
 
 typedef struct serve_args {
     const char *db;
@@ -36,6 +37,8 @@ static const serve_option k_options[] = {
 static void usage(FILE *out)
 {
     fprintf(out, "usage: verso serve DB [--host H] [--port P] [--config FILE]\n"
+                 "Serves the tracked tables of DB as JSON, and /_sync for live slaves\n"
+                 "(verso replicate), until SIGINT or SIGTERM.\n"
                  "  DB              the database file (must exist)\n"
                  "  --host H        bind address (default 127.0.0.1; any other address\n"
                  "                  needs an access token in the config file)\n"
@@ -104,6 +107,7 @@ int verso_cli_serve(int argc, char **argv)
     serve_args a = {0};
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
     verso_rest *srv = NULL;
+    verso_sync_master *master = NULL;
     char why[512] = "";
     const char *host;
     sigset_t set;
@@ -123,8 +127,15 @@ int verso_cli_serve(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* Every served database is also a replication master (/_sync). */
+    if (verso_sync_master_new(&master, a.db, NULL, why, sizeof(why)) < 0) {
+        fprintf(stderr, "verso serve: %s\n", why);
+        return 1;
+    }
+    verso_sync_master_mount(master, &o);
     if (verso_rest_start(&srv, NULL, &o, why, sizeof(why)) < 0) {
         fprintf(stderr, "verso serve: %s\n", why);
+        verso_sync_master_free(master);
         return 1;
     }
     host = verso_rest_host(srv);
@@ -133,5 +144,6 @@ int verso_cli_serve(int argc, char **argv)
     fflush(stdout);
     wait_for_stop(&set);
     verso_rest_stop(srv);
+    verso_sync_master_free(master);
     return 0;
 }
