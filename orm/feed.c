@@ -110,16 +110,20 @@ static int pick_tables(verso_table ***out, size_t *n, verso_feed *f, const verso
     *out = calloc(*n ? *n : 1, sizeof **out);
     if (!*out)
         return verso__err(db, VERSO_ENOMEM, "out of memory");
+    size_t k = 0;
     for (size_t i = 0; i < *n; i++) {
-        if (!o->tables) {
-            (*out)[i] = db->tables[i];
-            continue;
-        }
-        (*out)[i] = (verso_table *)verso_db_table(db, o->tables[i]);
-        if (!(*out)[i])
+        verso_table *t =
+            o->tables ? (verso_table *)verso_db_table(db, o->tables[i]) : db->tables[i];
+        if (!t)
             return verso__err(db, VERSO_ENOTFOUND, "no tracked table named \"%s\"",
                               o->tables[i] ? o->tables[i] : "(null)");
+        bool dup = false;
+        for (size_t j = 0; j < k; j++)
+            dup = dup || (*out)[j] == t;
+        if (!dup)
+            (*out)[k++] = t; /* a table named twice is read once */
     }
+    *n = k;
     return 0;
 }
 
