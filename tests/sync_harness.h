@@ -194,6 +194,8 @@ static inline int h_master_main(int argc, char **argv)
         else if (!strcmp(argv[i], "--config"))
             ro.config_path = argv[i + 1];
     }
+    pid_t parent = getppid();
+
     signal(SIGTERM, h_master_on_term);
     db = h_open(argv[2]);
     if (verso_sync_master_new(&m, argv[2], &mo, why, sizeof(why)) < 0) {
@@ -211,7 +213,9 @@ static inline int h_master_main(int argc, char **argv)
     }
     printf("%d\n", verso_rest_port(srv));
     fflush(stdout);
-    while (!h_master_stop)
+    /* Bounded: stops on SIGTERM, when the test process is gone, or after 5 minutes. */
+    for (int64_t t0 = h_now_ms();
+         !h_master_stop && getppid() == parent && parent != 1 && h_now_ms() - t0 < 300000;)
         h_sleep_ms(20);
     verso_rest_stop(srv);
     verso_sync_master_free(m);
