@@ -175,6 +175,8 @@ static const char *const db_sql[VERSO__Q_COUNT] = {
 static int prepare_db_statements(verso_db *db)
 {
     for (int i = 0; i < VERSO__Q_COUNT; i++) {
+        sqlite3_finalize(db->q[i]);
+        db->q[i] = NULL;
         int src =
             sqlite3_prepare_v3(db->sq, db_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->q[i], NULL);
         if (src != SQLITE_OK)
@@ -266,6 +268,17 @@ static int load_identity(verso_db *db)
     return rc;
 }
 
+static bool up_to_date(verso_db *db)
+{
+    char id[37];
+    if (verso__meta_get_text(id, sizeof id, db, "identity") < 0 || strlen(id) != 36)
+        return false;
+    for (size_t i = 0; i < db->ndefs; i++)
+        if (!verso__def_current(db, db->defs[i]))
+            return false;
+    return true;
+}
+
 static int open_steps(verso_db *db, const char *path, const verso_db_options *o)
 {
     int rc;
@@ -273,15 +286,16 @@ static int open_steps(verso_db *db, const char *path, const verso_db_options *o)
         return verso__err(db, VERSO_ENOMEM, "out of memory");
     if ((rc = check_defs(db, o)) < 0 || (rc = connect(db, path, o)) < 0)
         return rc;
-    if (!o->readonly && (rc = verso__exec(db, meta_schema)) < 0)
-        return rc;
-    if ((rc = prepare_db_statements(db)) < 0)
-        return rc;
-    if (!o->readonly && (rc = setup_schema(db)) < 0)
-        return rc;
-    if (o->readonly && (rc = verso__schema_load(db)) < 0)
-        return rc;
-    return load_identity(db);
+    /* A file that already holds everything is opened without a write lock,
+     * so opening never waits for another process's long transaction. */
+    if ((rc = prepare_db_statements(db)) < 0 && !o->readonly &&
+        (rc = verso__exec(db, meta_schema)) == 0)
+        rc = prepare_db_statements(db);
+    if (rc == 0)
+        rc = verso__schema_load(db);
+    if (rc == 0 && !o->readonly && !up_to_date(db))
+        rc = setup_schema(db);
+    return rc < 0 ? rc : load_identity(db);
 }
 
 int verso_db_open(verso_db **out, const char *path, const verso_db_options *opts)

@@ -139,6 +139,8 @@ int verso__schema_check(verso_db *db);
 int verso__table_find(verso_table **out, verso_db *db, const char *name);
 /* The runtime table of a C declaration; VERSO_EINVAL if not declared. */
 int verso__table_of_def(verso_table **out, verso_db *db, const verso_table_def *def);
+/* True when the file holds the declared table as declared (nothing to migrate). */
+bool verso__def_current(verso_db *db, const verso_table_def *def);
 /* Creates or migrates a declared table (inside a write transaction). */
 int verso__migrate_def(verso_db *db, const verso_table_def *def);
 /* Installs version column, index, triggers and the _verso_tables row. */

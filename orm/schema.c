@@ -855,6 +855,37 @@ static int create_field_indexes(verso_db *db, const verso_table_def *def)
     return rc;
 }
 
+static bool field_current(verso_db *db, const verso_table *t, const verso_field *f,
+                          const verso_column *c)
+{
+    bool exists = true;
+    char name[160];
+    if (f->flags & (VERSO_FIELD_ID | VERSO_FIELD_VERSION))
+        return (c->flags & f->flags & (VERSO_FIELD_ID | VERSO_FIELD_VERSION)) != 0;
+    if (c->type != f->type)
+        return false;
+    if (!(f->flags & (VERSO_FIELD_INDEX | VERSO_FIELD_UNIQUE)))
+        return true;
+    snprintf(name, sizeof name, "_verso_%s_%s_%s", t->name, f->name,
+             (f->flags & VERSO_FIELD_UNIQUE) ? "uniq" : "idx");
+    return exists_in_master(&exists, db, "index", name) == 0 && exists;
+}
+
+bool verso__def_current(verso_db *db, const verso_table_def *def)
+{
+    verso_table *t = lookup(db, def->name);
+    char trig[160];
+    bool exists = false;
+    if (!t || t->def != def)
+        return false;
+    for (size_t i = 0; i < def->nfields; i++)
+        if (t->col_of_field[i] < 0 ||
+            !field_current(db, t, &def->fields[i], &t->cols[t->col_of_field[i]]))
+            return false;
+    snprintf(trig, sizeof trig, "_verso_%s_del", t->name);
+    return exists_in_master(&exists, db, "trigger", trig) == 0 && exists;
+}
+
 int verso__migrate_def(verso_db *db, const verso_table_def *def)
 {
     bool exists;

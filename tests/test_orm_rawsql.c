@@ -178,6 +178,38 @@ static void test_concurrent_processes(void **state)
     verso_db_close(db);
 }
 
+static void test_open_while_another_handle_writes(void **state)
+{
+    (void)state;
+    snprintf(path, sizeof path, "%s", orm_tmp_path("openbusy"));
+    verso_db *w = open_items();
+    orm_item a = {.qty = 1};
+    assert_int_equal(verso_insert(w, &orm_item_def, &a), 0);
+    assert_int_equal(verso_begin(w), 0); /* holds the write lock */
+    orm_item b = {.qty = 2};
+    assert_int_equal(verso_insert(w, &orm_item_def, &b), 0);
+
+    /* an up-to-date file is opened without the write lock: no waiting */
+    const verso_table_def *tabs[] = {&orm_item_def};
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    verso_db *r = NULL;
+    o.tables = tabs;
+    o.ntables = 1;
+    o.busy_timeout_ms = 1;
+    assert_int_equal(verso_db_open(&r, path, &o), 0);
+    int64_t n;
+    assert_int_equal(verso_count(&n, r, "item", NULL, 0), 0);
+    assert_int_equal(n, 1); /* the uncommitted row is not visible */
+    orm_item got = {0};
+    assert_int_equal(verso_get(&got, r, &orm_item_def, a.id), 0);
+    assert_int_equal(verso_insert(r, &orm_item_def, &got), VERSO_EBUSY);
+    assert_int_equal(verso_commit(w), 0);
+    assert_int_equal(verso_count(&n, r, "item", NULL, 0), 0);
+    assert_int_equal(n, 2);
+    verso_db_close(r);
+    verso_db_close(w);
+}
+
 int main(void)
 {
     if (system("sqlite3 -version >/dev/null 2>&1") != 0) {
@@ -188,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_shell_writes_are_tracked),
         cmocka_unit_test(test_tracked_by_shell_inside_shell_transaction),
         cmocka_unit_test(test_concurrent_processes),
+        cmocka_unit_test(test_open_while_another_handle_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
