@@ -448,9 +448,11 @@ typedef struct verso_feed_entry {
  * Opens a read of "changes since V": upserts and deletions of the requested
  * tables merged in version order, all from one consistent snapshot (a read
  * transaction held until verso_feed_close()).
- * Errors: VERSO_EHORIZON when since < horizon (the reader missed pruned
- * deletions and must resynchronise), VERSO_ENOTFOUND (unknown table),
- * VERSO_ESTATE (db is inside a write transaction).
+ * Errors: VERSO_EHORIZON when 0 < since < horizon (the reader missed pruned
+ * deletions and must resynchronise; since = 0 is a full read, always
+ * allowed), VERSO_ENOTFOUND (unknown table), VERSO_ESTATE (db is inside a
+ * write transaction). While a feed is open the same handle cannot start a
+ * write transaction; two feeds open on one handle share one snapshot.
  */
 int verso_feed_open(verso_feed **out, verso_db *db, const verso_feed_options *opts);
 
