@@ -281,6 +281,36 @@ static void test_reset_and_cascade(void **state)
     verso_db_close(s2);
 }
 
+/* During a reset, readers of the slave keep seeing the old rows until the commit. */
+static void test_reset_is_atomic_for_readers(void **state)
+{
+    (void)state;
+    verso_db *m = open_db("master", true), *s = open_db("slave", false);
+    int64_t cursor = 0, before, during, after;
+    make_history(m);
+    replicate(s, m, &cursor, 100);
+    verso_db *r = NULL;
+    assert_int_equal(verso_db_open(&r, verso_db_path(s), NULL), 0);
+    assert_int_equal(verso_count(&before, r, "item", NULL, 0), 0);
+    assert_true(before > 0);
+    assert_int_equal(verso_apply_begin(s, true), 0);
+    const char *cols[] = {"id", "version", "qty"};
+    verso_value vals[] = {VERSO_VALUE_INT(1), VERSO_VALUE_INT(1), VERSO_VALUE_INT(5)};
+    assert_int_equal(verso_apply_upsert(s, "item", cols, vals, 3), 0);
+    assert_int_equal(verso_count(&during, r, "item", NULL, 0), 0);
+    assert_int_equal(during, before);
+    assert_int_equal(verso_apply_commit(s, verso_db_identity(m), 1), 0);
+    assert_int_equal(verso_count(&after, r, "item", NULL, 0), 0);
+    assert_int_equal(after, 1);
+    verso_info info;
+    assert_int_equal(verso_db_info(&info, r), 0);
+    assert_int_equal(info.head, 1);
+    assert_int_equal(info.horizon, 0);
+    verso_db_close(r);
+    verso_db_close(m);
+    verso_db_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_abort_keeps_cursor_and_data),
         cmocka_unit_test(test_delete_of_unknown_row_keeps_tombstone),
         cmocka_unit_test(test_reset_and_cascade),
+        cmocka_unit_test(test_reset_is_atomic_for_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
