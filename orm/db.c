@@ -321,6 +321,7 @@ int verso_db_open(verso_db **out, const char *path, const verso_db_options *opts
         verso_db_close(db);
         return rc;
     }
+    db->errmsg[0] = '\0'; /* errors met and handled while opening */
     *out = db;
     return 0;
 }
