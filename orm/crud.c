@@ -493,7 +493,7 @@ static int delete_steps(verso_db *db, verso_table *t, int64_t id, int64_t expect
         return rc;
     if (sqlite3_changes(db->sq) == 0)
         return verso__err(db, VERSO_ENOTFOUND, "%s: no row with id %lld", t->name, (long long)id);
-    if ((rc = verso__tombstone(db, t, id, db->head + 1)) < 0) {
+    if ((rc = verso__tombstone(db, t, id, db->head + 1, false)) < 0) {
         verso__txn_rollback(db); /* never leave a row deleted without its tombstone */
         return rc;
     }
@@ -501,9 +501,9 @@ static int delete_steps(verso_db *db, verso_table *t, int64_t id, int64_t expect
     return verso__record_change(db, t, id, db->head, VERSO_CHANGE_DELETE);
 }
 
-int verso__tombstone(verso_db *db, const verso_table *t, int64_t id, int64_t version)
+int verso__tombstone(verso_db *db, const verso_table *t, int64_t id, int64_t version, bool replace)
 {
-    sqlite3_stmt *st = db->q[VERSO__Q_TOMBSTONE];
+    sqlite3_stmt *st = db->q[replace ? VERSO__Q_TOMBSTONE_REP : VERSO__Q_TOMBSTONE];
     sqlite3_bind_int64(st, 1, version);
     sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, id);

@@ -71,7 +71,8 @@ enum verso__dbst {
     VERSO__Q_META_GET,
     VERSO__Q_META_SET,
     VERSO__Q_SCHEMA_VER,
-    VERSO__Q_TOMBSTONE, /* INSERT OR REPLACE INTO _verso_tombstones */
+    VERSO__Q_TOMBSTONE,     /* INSERT INTO _verso_tombstones (a duplicate version fails) */
+    VERSO__Q_TOMBSTONE_REP, /* INSERT OR REPLACE (apply: re-applying is harmless) */
     VERSO__Q_COUNT
 };
 
@@ -185,7 +186,7 @@ int verso__record_change(verso_db *db, const verso_table *t, int64_t id, int64_t
                          verso_change_kind kind);
 
 /* Writes a tombstone (deletes through the handle, which runs without triggers). */
-int verso__tombstone(verso_db *db, const verso_table *t, int64_t id, int64_t version);
+int verso__tombstone(verso_db *db, const verso_table *t, int64_t id, int64_t version, bool replace);
 /* Turns the tracking triggers on or off for this connection (they are off
  * except while raw SQL runs: the ORM writes versions and tombstones itself). */
 int verso__triggers(verso_db *db, bool on);
