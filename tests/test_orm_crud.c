@@ -340,6 +340,41 @@ static void test_iter_record(void **state)
     verso_db_close(db);
 }
 
+typedef struct tag {
+    int64_t id, version;
+    char *label;
+} tag;
+static const verso_field tag_fields[] = {
+    VERSO_FIELD_ID_OF(tag, id), VERSO_FIELD_VERSION_OF(tag, version),
+    VERSO_FIELD(tag, label, VERSO_TEXT, VERSO_FIELD_UNIQUE | VERSO_FIELD_NOTNULL)};
+static const verso_table_def tag_def = VERSO_TABLE_DEF("tag", tag, tag_fields);
+
+static void test_unique_and_not_null(void **state)
+{
+    (void)state;
+    const verso_table_def *tabs[] = {&tag_def};
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    verso_db *db = NULL;
+    o.tables = tabs;
+    o.ntables = 1;
+    assert_int_equal(verso_db_open(&db, orm_tmp_path("tag"), &o), 0);
+    tag a = {.label = "red"}, b = {.label = "red"}, c = {.label = NULL};
+    assert_int_equal(verso_insert(db, &tag_def, &a), 0);
+    assert_int_equal(verso_insert(db, &tag_def, &b), VERSO_ECONSTRAINT);
+    assert_int_equal(verso_insert(db, &tag_def, &c), VERSO_ECONSTRAINT);
+    tag d = {.label = "blue"};
+    assert_int_equal(verso_insert(db, &tag_def, &d), 0);
+    d.label = "red";
+    assert_int_equal(verso_update(db, &tag_def, &d, 0), VERSO_ECONSTRAINT);
+    assert_int_equal(d.version, a.version + 1); /* unchanged by the failed update */
+    orm_item it = {.qty = 1};
+    assert_int_equal(verso_insert(db, &orm_item_def, &it), VERSO_EINVAL); /* not declared */
+    verso_info info;
+    assert_int_equal(verso_db_info(&info, db), 0);
+    assert_int_equal(info.head, d.version);
+    verso_db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_query_conditions),
         cmocka_unit_test(test_keyset_pagination),
         cmocka_unit_test(test_iter_record),
+        cmocka_unit_test(test_unique_and_not_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
