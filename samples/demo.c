@@ -57,8 +57,9 @@ static void on_apply(const verso_sync_change *changes, size_t n, int64_t cursor,
     static const char *const kinds[] = {"?", "added", "updated", "deleted"};
 
     (void)arg;
-    (void)reset;
     printf("    slave applied up to version %lld:", (long long)cursor);
+    if (reset && n == 0)
+        printf(" bootstrapped from a snapshot of the master's file");
     for (size_t i = 0; i < n; i++)
         printf(" %s %s #%lld (v%lld)%s", kinds[changes[i].kind], changes[i].table,
                (long long)changes[i].id, (long long)changes[i].version, i + 1 < n ? "," : "");
@@ -119,14 +120,14 @@ static void step(demo *d, const char *what, const char *method, const char *path
     int64_t version, t0;
     int status = http(d->port, method, path, body, &version);
 
-    printf("REST %s %s %s -> HTTP %d, version %lld   (%s)\n", method, path, body ? body : "",
-           status, (long long)version, what);
-    fflush(stdout);
-    if (version == 0) {
+    if (version == 0) { /* a 204 carries no row: the tombstone's version is the head */
         verso_info info;
         verso_db_info(&info, d->db);
         version = info.head;
     }
+    printf("REST %s %s %s -> HTTP %d, version %lld   (%s)\n", method, path, body ? body : "",
+           status, (long long)version, what);
+    fflush(stdout);
     t0 = mono_us();
     if (verso_slave_wait(d->slave, version, 5000) == 0 && d->nwaits < 16)
         d->waits_us[d->nwaits++] = mono_us() - t0;
