@@ -78,10 +78,10 @@ typedef enum verso_type {
     VERSO_NULL = 0,
     VERSO_INT64 = 1,
     VERSO_DOUBLE = 2,
-    VERSO_TEXT = 3,   /* UTF-8, validated on every write path that takes JSON */
-    VERSO_BLOB = 4,   /* bytes; base64 in JSON */
-    VERSO_BOOL = 5,   /* stored as INTEGER 0/1; true/false in JSON */
-    VERSO_UUID = 6,   /* stored as 36-char canonical lower-case TEXT */
+    VERSO_TEXT = 3, /* UTF-8, validated on every write path that takes JSON */
+    VERSO_BLOB = 4, /* bytes; base64 in JSON */
+    VERSO_BOOL = 5, /* stored as INTEGER 0/1; true/false in JSON */
+    VERSO_UUID = 6, /* stored as 36-char canonical lower-case TEXT */
     VERSO_ANY = 7
 } verso_type;
 
@@ -111,10 +111,10 @@ typedef struct verso_value {
     } u;
 } verso_value;
 
-#define VERSO_VALUE_NULL ((verso_value){.type = VERSO_NULL})
-#define VERSO_VALUE_INT(x) ((verso_value){.type = VERSO_INT64, .u.i = (x)})
+#define VERSO_VALUE_NULL      ((verso_value){.type = VERSO_NULL})
+#define VERSO_VALUE_INT(x)    ((verso_value){.type = VERSO_INT64, .u.i = (x)})
 #define VERSO_VALUE_DOUBLE(x) ((verso_value){.type = VERSO_DOUBLE, .u.d = (x)})
-#define VERSO_VALUE_BOOL(x) ((verso_value){.type = VERSO_BOOL, .u.i = !!(x)})
+#define VERSO_VALUE_BOOL(x)   ((verso_value){.type = VERSO_BOOL, .u.i = !!(x)})
 /* s must be a NUL-terminated string */
 #define VERSO_VALUE_TEXT(s) ((verso_value){.type = VERSO_TEXT, .u.b = {(s), strlen(s)}})
 
@@ -129,7 +129,10 @@ typedef struct verso_buf {
     size_t cap;
 } verso_buf;
 
-#define VERSO_BUF_INIT {0}
+#define VERSO_BUF_INIT                                                                             \
+    {                                                                                              \
+        0                                                                                          \
+    }
 
 /* Appends n bytes. VERSO_ENOMEM on allocation failure (buffer unchanged). */
 int verso_buf_append(verso_buf *b, const void *p, size_t n);
