@@ -124,9 +124,11 @@ static int msg_error(verso_buf *b, const char *code, const char *message)
     return rc;
 }
 
-static void ask_resync(conn *c, const char *reason)
+static void ask_resync(verso_sync_master *m, conn *c, const char *reason)
 {
+    pthread_mutex_lock(&m->lock);
     c->subscribed = false;
+    pthread_mutex_unlock(&m->lock);
     c->in_sequence = false;
     c->seq_len = 0;
     c->resync_due = true;
@@ -168,14 +170,15 @@ static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
     fo.ntables = c->ntables;
     if ((rc = verso_feed_open(&f, m->db, &fo)) < 0) {
         if (rc == VERSO_EHORIZON) {
-            ask_resync(c, "horizon");
+            ask_resync(m, c, "horizon");
             return msg_resync(m, c, b);
         }
         return rc;
     }
     if (strcmp(verso_feed_identity(f), m->info.identity) != 0 || verso_feed_head(f) < from) {
+        bool other = strcmp(verso_feed_identity(f), m->info.identity) != 0;
         verso_feed_close(f);
-        ask_resync(c, "identity");
+        ask_resync(m, c, other ? "identity" : "ahead");
         return msg_resync(m, c, b);
     }
     rc = verso_buf_puts(b, "{\"type\":\"changes\",\"entries\":[");
@@ -185,7 +188,9 @@ static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
             rc = verso_json_feed_entry(b, e);
     }
     if (rc == 0) {
+        pthread_mutex_lock(&m->lock); /* read by verso_sync_master_peers() */
         c->cursor = verso_feed_cursor(f);
+        pthread_mutex_unlock(&m->lock);
         c->in_sequence = verso_feed_more(f);
         c->seq_len = c->in_sequence ? c->seq_len + 1 : 0;
         rc = verso_buf_printf(b,
@@ -271,8 +276,8 @@ static int msg_snapshot(verso_sync_master *m, conn *c, verso_buf *b)
         snapshot_end(c);
         pthread_mutex_lock(&m->lock);
         c->cursor = c->acked = head;
-        pthread_mutex_unlock(&m->lock);
         c->subscribed = true;
+        pthread_mutex_unlock(&m->lock);
         c->schema_due = true;
         c->reset = false;
     }
@@ -384,7 +389,9 @@ static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON
     if (err.len > 0) {
         snprintf(c->error, sizeof(c->error), "%s", err.data);
         c->error_due = true;
+        pthread_mutex_lock(&m->lock);
         c->subscribed = false;
+        pthread_mutex_unlock(&m->lock);
         verso_buf_free(&err);
         return 0;
     }
@@ -394,23 +401,23 @@ static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON
     snapshot_end(c);
     /* a whole-file snapshot only serves an empty slave following every table */
     c->snapshot_due = verso__sync_json_get_bool(msg, "snapshot") && cursor == 0 && c->ntables == 0;
+    pthread_mutex_lock(&m->lock); /* the peer list reads these */
     if (name)
         snprintf(c->name, sizeof(c->name), "%s", name);
-    pthread_mutex_lock(&m->lock);
     c->cursor = cursor;
     c->acked = cursor;
-    pthread_mutex_unlock(&m->lock);
     c->subscribed = !c->snapshot_due;
+    pthread_mutex_unlock(&m->lock);
     c->schema_due = true;
     c->in_sequence = false;
     c->seq_len = 0;
     if (!c->reset && !c->snapshot_due) {
         if (identity && *identity && strcmp(identity, m->info.identity) != 0)
-            ask_resync(c, "identity");
+            ask_resync(m, c, "identity");
         else if (cursor > m->info.head)
-            ask_resync(c, "ahead");
+            ask_resync(m, c, "ahead");
         else if (cursor > 0 && cursor < m->info.horizon)
-            ask_resync(c, "horizon");
+            ask_resync(m, c, "horizon");
     }
     return 0;
 }
@@ -637,6 +644,38 @@ static int status_json(verso_buf *out, void *arg)
     return rc;
 }
 
+/* A Prometheus label value: the slave chose its name, so \, " and newlines are escaped. */
+static int label_value(verso_buf *out, const char *v)
+{
+    int rc = 0;
+
+    for (; rc == 0 && *v; v++) {
+        if (*v == '\\' || *v == '"')
+            rc = verso_buf_printf(out, "\\%c", *v);
+        else if (*v == '\n')
+            rc = verso_buf_puts(out, "\\n");
+        else
+            rc = verso_buf_append(out, v, 1);
+    }
+    return rc;
+}
+
+static int metrics_peer(verso_buf *out, const verso_sync_peer *p, size_t i)
+{
+    static const char *const names[] = {"verso_sync_slave_lag_versions", "verso_sync_slave_lag_ms"};
+    int64_t values[] = {p->lag_versions, p->lag_ms};
+    int rc = 0;
+
+    for (size_t k = 0; rc == 0 && k < 2; k++) {
+        rc = verso_buf_printf(out, "%s{slave=\"", names[k]);
+        if (rc == 0)
+            rc = label_value(out, p->name);
+        if (rc == 0)
+            rc = verso_buf_printf(out, "\",n=\"%zu\"} %lld\n", i, (long long)values[k]);
+    }
+    return rc;
+}
+
 static int metrics_text(verso_buf *out, void *arg)
 {
     verso_sync_peer *peers = NULL;
@@ -650,11 +689,7 @@ static int metrics_text(verso_buf *out, void *arg)
                               "# TYPE verso_sync_slave_lag_ms gauge\n",
                               n);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = verso_buf_printf(out,
-                              "verso_sync_slave_lag_versions{slave=\"%s\",n=\"%zu\"} %lld\n"
-                              "verso_sync_slave_lag_ms{slave=\"%s\",n=\"%zu\"} %lld\n",
-                              peers[i].name, i, (long long)peers[i].lag_versions, peers[i].name, i,
-                              (long long)peers[i].lag_ms);
+        rc = metrics_peer(out, &peers[i], i);
     verso_free(peers);
     return rc;
 }

@@ -634,6 +634,75 @@ static inline void h_assert_converged(const char *mpath, const char *spath)
     h_assert_integrity(spath);
 }
 
+static inline int64_t h_sql_int(sqlite3 *s, const char *sql, int64_t bind)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+
+    if (sqlite3_prepare_v2(s, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(s));
+    if (sqlite3_bind_parameter_count(st) > 0)
+        sqlite3_bind_int64(st, 1, bind);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/*
+ * The slave file's data is exactly the master's state at the slave's
+ * cursor C, as far as the master's file still shows it (the master may
+ * have moved on): no row or tombstone newer than C, every master row of
+ * version <= C present with that version, and every other slave row
+ * changed on the master after C. Catches a cursor stored ahead of or
+ * behind its data (a crash between the two). Nothing may write the
+ * master meanwhile.
+ */
+static inline void h_assert_cursor_matches_data(const char *mpath, const char *spath)
+{
+    static const char *const tables[] = {"items", "accounts"};
+    sqlite3 *s = NULL;
+    char sql[600], att[700];
+    int64_t c;
+
+    assert_int_equal(sqlite3_open_v2(spath, &s, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(s, 5000);
+    snprintf(att, sizeof(att), "ATTACH '%s' AS m", mpath);
+    assert_int_equal(sqlite3_exec(s, att, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(s, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    c = h_sql_int(s,
+                  "SELECT COALESCE((SELECT value FROM main._verso_meta WHERE key = "
+                  "'cursor_version'), 0)",
+                  0);
+    assert_int_equal(h_sql_int(s, "SELECT v FROM main._verso_head", 0), c);
+    assert_int_equal(
+        h_sql_int(s, "SELECT COUNT(*) FROM main._verso_tombstones WHERE version > ?", c), 0);
+    for (size_t i = 0; c > 0 && i < sizeof(tables) / sizeof(tables[0]); i++) {
+        const char *t = tables[i];
+        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM main.%s WHERE version > ?", t);
+        if (h_sql_int(s, sql, c) != 0)
+            fail_msg("%s: %s has rows newer than its cursor %lld", t, spath, (long long)c);
+        snprintf(sql, sizeof(sql),
+                 "SELECT COUNT(*) FROM m.%s AS r WHERE r.version <= ?1 AND NOT EXISTS "
+                 "(SELECT 1 FROM main.%s AS x WHERE x.id = r.id AND x.version = r.version)",
+                 t, t);
+        if (h_sql_int(s, sql, c) != 0)
+            fail_msg("%s: %s lacks master rows at or below its cursor %lld", t, spath,
+                     (long long)c);
+        snprintf(sql, sizeof(sql),
+                 "SELECT COUNT(*) FROM main.%s AS x WHERE NOT EXISTS (SELECT 1 FROM m.%s AS r "
+                 "WHERE r.id = x.id AND (r.version = x.version OR r.version > ?1)) AND NOT EXISTS "
+                 "(SELECT 1 FROM m._verso_tombstones AS d WHERE d.tbl = '%s' AND d.id = x.id "
+                 "AND d.version > ?1)",
+                 t, t, t);
+        if (h_sql_int(s, sql, c) != 0)
+            fail_msg("%s: %s has rows the master never had at its cursor %lld", t, spath,
+                     (long long)c);
+    }
+    sqlite3_exec(s, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(s);
+}
+
 /* Waits (bounded) until the slave file's cursor reaches the master's head. */
 static inline bool h_wait_cursor(const char *mpath, const char *spath, int timeout_ms)
 {

@@ -56,10 +56,43 @@ static void count_progress(const verso_sync_progress *p, void *arg)
     atomic_fetch_add(calls, 1);
 }
 
+/* Every applied version once, in order, across catch-up and live: a version
+ * reported twice or out of order would be a duplicate or a gap refilled. */
+typedef struct order {
+    int64_t last;   /* last version reported */
+    int64_t cursor; /* last cursor reported */
+    int64_t changes;
+    int64_t bad;
+    char what[160];
+} order;
+
+static void check_order(const verso_sync_change *c, size_t n, int64_t cursor, bool reset, void *arg)
+{
+    order *k = arg;
+
+    if (cursor <= k->cursor && !(reset && n == 0 && k->cursor == 0)) {
+        k->bad++;
+        snprintf(k->what, sizeof(k->what), "cursor %lld after %lld", (long long)cursor,
+                 (long long)k->cursor);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (c[i].version <= k->last || c[i].version > cursor) {
+            k->bad++;
+            snprintf(k->what, sizeof(k->what), "version %lld after %lld (cursor %lld)",
+                     (long long)c[i].version, (long long)k->last, (long long)cursor);
+        }
+        k->last = c[i].version;
+    }
+    k->changes += (int64_t)n;
+    k->last = cursor > k->last ? cursor : k->last;
+    k->cursor = cursor;
+}
+
 static void test_live_converges(void **state)
 {
     verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
     atomic_int progress_calls = 0;
+    order k = {0};
     char mp[600], sp[600];
     verso_slave_state st;
     verso_buf body = VERSO_BUF_INIT;
@@ -77,10 +110,28 @@ static void test_live_converges(void **state)
     h_master_start(&m, mp, NULL);
     o.client.on_progress = count_progress;
     o.client.progress_arg = &progress_calls;
+    o.client.on_apply = check_order;
+    o.client.apply_arg = &k;
     s = start_slave(m.url, sp, &o);
     for (int round = 0; round < 5; round++) { /* the live part */
         h_orm_workload(db, 40, 10);
         h_sql_workload(mp, 5);
+        h_rest_workload(&m, mp, 5);
+    }
+    wait_head(s, mp);
+    verso_slave_stop(s); /* the callback's thread is gone: k is ours */
+    s = NULL;
+    if (k.bad)
+        fail_msg("%lld callbacks out of order: %s", (long long)k.bad, k.what);
+    assert_true(k.changes > 0);
+    assert_int_equal(k.cursor, h_head(mp));
+
+    /* resumes from its cursor: a catch-up by rows, handed over to live writes */
+    h_orm_workload(db, 60, 20);
+    h_sql_workload(mp, 5);
+    s = start_slave(m.url, sp, &o);
+    for (int round = 0; round < 3; round++) {
+        h_orm_workload(db, 40, 10);
         h_rest_workload(&m, mp, 5);
     }
     wait_head(s, mp);
@@ -97,6 +148,9 @@ static void test_live_converges(void **state)
     verso_buf_free(&body);
 
     verso_slave_stop(s);
+    if (k.bad)
+        fail_msg("%lld callbacks out of order after the restart: %s", (long long)k.bad, k.what);
+    assert_int_equal(k.cursor, h_head(mp));
     h_master_kill(&m, SIGTERM);
     verso_db_close(db);
 }
