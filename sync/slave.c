@@ -425,6 +425,8 @@ static int handle_message(verso_slave *s, const char *data, size_t len)
         return VERSO_EPROTO;
     }
     type = verso__sync_json_get_str(verso_json_root(doc), "type");
+    if (type) /* a type added by a newer master is ignored (protocol.md) */
+        rc = 0;
     for (size_t i = 0; type && i < sizeof(incoming) / sizeof(incoming[0]); i++) {
         if (strcmp(incoming[i].type, type) == 0) {
             rc = incoming[i].fn(s, doc);

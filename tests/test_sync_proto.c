@@ -1,0 +1,236 @@
+/*
+ * The slave against a hand-written master that speaks protocol.md only:
+ * members and message types the slave does not know are ignored, the
+ * stream is applied with the master's ids and versions, each slave commit
+ * is acknowledged, and a batch that does not continue where the previous
+ * one ended drops the link (and the slave reconnects and resumes).
+ */
+#include <stdatomic.h>
+
+#include <cjson/cJSON.h>
+
+#include "sync_harness.h"
+
+#define ID "5e0a7c2e-3b8f-4d1e-9a6b-2f4c8d0e1a37"
+
+typedef struct fake {
+    atomic_int connections;
+    atomic_llong acked;
+    int bad_from; /* on the first connection, the second batch starts at a wrong version */
+} fake;
+
+typedef struct fconn {
+    int step; /* next message to send */
+    bool subscribed;
+    int64_t cursor; /* from the subscribe */
+    int n;          /* connection number */
+} fconn;
+
+static const char *const hello =
+    "{\"type\":\"hello\",\"protocol\":1,\"identity\":\"" ID "\",\"head\":3,\"horizon\":0,"
+    "\"heartbeat_ms\":5000,\"time\":1,\"added_later\":{\"x\":[1,2]}}";
+static const char *const unknown = "{\"type\":\"added_later\",\"anything\":true}";
+static const char *const schema = "{\"type\":\"schema\",\"tables\":[{\"name\":\"t\",\"columns\":["
+                                  "{\"name\":\"id\",\"type\":\"int64\",\"id\":true},"
+                                  "{\"name\":\"version\",\"type\":\"int64\",\"version\":true},"
+                                  "{\"name\":\"name\",\"type\":\"text\",\"notnull\":false}]}]}";
+static const char *const batch1 =
+    "{\"type\":\"changes\",\"entries\":[{\"table\":\"t\",\"id\":9007199254740993,\"version\":1,"
+    "\"row\":{\"id\":9007199254740993,\"version\":1,\"name\":\"big\"},\"new_member\":1}],"
+    "\"from\":0,\"to\":1,\"more\":true,\"head\":3,\"time\":2}";
+static const char *const batch2 =
+    "{\"type\":\"changes\",\"entries\":[{\"table\":\"t\",\"id\":2,\"version\":3,"
+    "\"row\":{\"id\":2,\"version\":3,\"name\":\"two\"}}],"
+    "\"from\":1,\"to\":3,\"more\":false,\"head\":3,\"time\":3}";
+static const char *const batch2_gap =
+    "{\"type\":\"changes\",\"entries\":[],\"from\":2,\"to\":3,\"more\":false,\"head\":3}";
+
+static int f_open(verso_ws *ws, void **cp, void *arg)
+{
+    fake *f = arg;
+    fconn *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return -1;
+    c->n = atomic_fetch_add(&f->connections, 1);
+    *cp = c;
+    verso_ws_want_write(ws);
+    return 0;
+}
+
+static int f_message(verso_ws *ws, void *cp, const void *data, size_t len, void *arg)
+{
+    fake *f = arg;
+    fconn *c = cp;
+    verso_json *doc = NULL;
+    const char *type;
+    int64_t v = 0;
+
+    if (verso_json_parse(&doc, data, len, 0, NULL) < 0)
+        return -1;
+    type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "type"));
+    if (type && !strcmp(type, "subscribe")) {
+        verso_json_int64(&c->cursor,
+                         cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "cursor"));
+        c->subscribed = true;
+        verso_ws_want_write(ws);
+    } else if (type && !strcmp(type, "ack")) {
+        verso_json_int64(&v, cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "version"));
+        atomic_store(&f->acked, v);
+    }
+    verso_json_free(doc);
+    return 0;
+}
+
+static int send_text(verso_ws *ws, const char *text)
+{
+    return verso_ws_write(ws, text, strlen(text));
+}
+
+/* hello and an unknown message; once subscribed: schema and the batches
+ * from the slave's cursor (a gap on the first connection if asked). */
+static int f_writeable(verso_ws *ws, void *cp, void *arg)
+{
+    fake *f = arg;
+    fconn *c = cp;
+    const char *msg = NULL;
+
+    switch (c->step) {
+    case 0:
+        msg = hello;
+        break;
+    case 1:
+        msg = unknown;
+        break;
+    case 2:
+        if (!c->subscribed)
+            return 0; /* f_message asks for writeable again */
+        msg = schema;
+        break;
+    case 3:
+        msg = c->cursor == 0 ? batch1 : NULL;
+        break;
+    case 4:
+        msg = c->cursor >= 3 ? NULL : (f->bad_from && c->n == 0) ? batch2_gap : batch2;
+        break;
+    default:
+        return 0;
+    }
+    c->step++;
+    if (msg && send_text(ws, msg) < 0)
+        return -1;
+    verso_ws_want_write(ws);
+    return 0;
+}
+
+static void f_close(verso_ws *ws, void *cp, void *arg)
+{
+    (void)ws;
+    (void)arg;
+    free(cp);
+}
+
+static void start_fake(verso_rest **srv, fake *f, const char *dbpath, char *url, size_t n)
+{
+    static verso_ws_handler h = {VERSO_SYNC_PATH,
+                                 VERSO_SYNC_SUBPROTOCOL,
+                                 NULL,
+                                 f_open,
+                                 f_message,
+                                 f_writeable,
+                                 f_close,
+                                 NULL};
+    verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
+    char why[256] = "";
+    verso_db *db = h_open(dbpath);
+
+    verso_db_close(db);
+    h.arg = f;
+    ro.db_path = dbpath;
+    ro.ws_handlers = &h;
+    ro.nws_handlers = 1;
+    if (verso_rest_start(srv, NULL, &ro, why, sizeof(why)) < 0)
+        fail_msg("fake master: %s", why);
+    snprintf(url, n, "http://127.0.0.1:%d", verso_rest_port(*srv));
+}
+
+static void run_against_fake(bool bad_from)
+{
+    char fp[600], sp[600], url[64];
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave_state st;
+    fake f = {.bad_from = bad_from};
+    verso_rest *srv = NULL;
+    verso_slave *s = NULL;
+    char why[256] = "", master[37];
+    int64_t deadline;
+
+    h_path(fp, sizeof(fp), bad_from ? "fake-gap.db" : "fake.db");
+    h_path(sp, sizeof(sp), bad_from ? "fake-gap-slave.db" : "fake-slave.db");
+    start_fake(&srv, &f, fp, url, sizeof(url));
+    o.retry_min_ms = 10;
+    o.retry_max_ms = 50;
+    if (verso_slave_start(&s, sp, url, &o, why, sizeof(why)) < 0)
+        fail_msg("slave: %s", why);
+    if (verso_slave_wait(s, 3, 10000) < 0)
+        fail_msg("the slave did not apply the fake master's stream");
+    deadline = h_now_ms() + 10000;
+    while (atomic_load(&f.acked) < 3 && h_now_ms() < deadline)
+        h_sleep_ms(5);
+    assert_int_equal(atomic_load(&f.acked), 3);
+    assert_int_equal(verso_slave_state_get(&st, s), 0);
+    verso_slave_stop(s);
+    verso_rest_stop(srv);
+
+    assert_int_equal(st.cursor, 3);
+    assert_string_equal(st.master, ID);
+    if (bad_from) { /* dropped at the gap, resumed from the stored cursor */
+        assert_true(st.reconnects >= 1);
+        assert_true(atomic_load(&f.connections) >= 2);
+    } else {
+        if (st.reconnects != 0)
+            fail_msg("the slave dropped the link: %s", st.last_error);
+        assert_int_equal(atomic_load(&f.connections), 1);
+    }
+    assert_int_equal(h_cursor(sp, master), 3);
+    assert_string_equal(master, ID);
+    assert_int_equal(h_count(sp, "t"), 2);
+    assert_true(h_file_contains(sp, "big"));
+    {
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open_v2(sp, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        assert_int_equal(h_sql_int(db, "SELECT version FROM t WHERE id = ?", 9007199254740993LL),
+                         1);
+        assert_int_equal(h_sql_int(db, "SELECT version FROM t WHERE id = ?", 2), 3);
+        sqlite3_close(db);
+    }
+}
+
+static void test_fake_master_stream(void **state)
+{
+    (void)state;
+    run_against_fake(false);
+}
+
+static void test_fake_master_gap_drops_link(void **state)
+{
+    (void)state;
+    run_against_fake(true);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fake_master_stream),
+        cmocka_unit_test(test_fake_master_gap_drops_link),
+    };
+
+    (void)argc;
+    (void)argv;
+    h_init_dir("sync_proto");
+    {
+        int failed = cmocka_run_group_tests(tests, NULL, NULL);
+        h_remove_dir(failed);
+        return failed;
+    }
+}
