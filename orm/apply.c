@@ -3,10 +3,11 @@
  * versions, in one transaction with the cursor.
  *
  * Rows carry their master version explicitly and a deletion writes its
- * tombstone with the master's version (the handle runs without the tracking
- * triggers). At commit _verso_head is the last applied master version: the
- * slave's head equals its cursor and it can serve its own slaves with the
- * original versions.
+ * tombstone with the master's version: the apply transaction runs without
+ * triggers, the user's own included (like PostgreSQL's logical
+ * replication, whose apply fires no ordinary triggers). At commit
+ * _verso_head is the last applied master version: the slave's head equals
+ * its cursor and it can serve its own slaves with the original versions.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,11 +85,15 @@ int verso_apply_begin(verso_db *db, bool reset)
         return verso__err(db, VERSO_ESTATE, "a transaction is already open");
     if (db->readonly)
         return verso__err(db, VERSO_EDB, "database was opened read-only");
-    if ((rc = verso__schema_check(db)) < 0 || (rc = verso__txn_open(db)) < 0)
+    if ((rc = verso__txn_open(db)) < 0)
         return rc;
     db->explicit_ = db->applying = true;
     db->apply_last = 0;
-    if (reset && (rc = reset_all(db)) < 0)
+    /* Replicated writes carry the master's versions and tombstones: no
+     * trigger runs for them, the user's included. */
+    if ((rc = verso__triggers_restore(db)) == 0 && reset)
+        rc = reset_all(db);
+    if (rc < 0)
         verso__txn_rollback(db);
     return rc;
 }

@@ -346,21 +346,88 @@ static int step_write(verso_db *db, sqlite3_stmt *st, const char *table)
     return verso__sqlerr(db, src, table);
 }
 
+/* After a write, the row it touched: 0 rows means the row is missing, or a
+ * trigger said RAISE(IGNORE). */
+static int check_written(int64_t *id, verso_db *db, const verso_table *t, verso_change_kind kind)
+{
+    if (sqlite3_changes(db->sq) == 0)
+        return kind == VERSO_CHANGE_INSERT
+                   ? verso__err(db, VERSO_ECONSTRAINT, "%s: a trigger ignored the insert", t->name)
+                   : verso__err(db, VERSO_ENOTFOUND, "%s: no row with id %lld", t->name,
+                                (long long)*id);
+    if (!*id)
+        *id = sqlite3_last_insert_rowid(db->sq); /* the trigger programs' inserts do not count */
+    return 0;
+}
+
+static int read_version(int64_t *out, verso_db *db, verso_table *t, int64_t id)
+{
+    sqlite3_stmt *st;
+    int rc = verso__stmt(&st, db, t, VERSO__ST_VERSION, 0);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return src == SQLITE_ROW || src == SQLITE_DONE ? 0 : verso__sqlerr(db, src, t->name);
+}
+
+/* An insert or update of a table with triggers of its own, run with the
+ * triggers live. Its version (bound as db->head + 1) is reserved in
+ * _verso_head first, so rows the user's triggers write to tracked tables get
+ * the versions after it; the counter is reloaded after the statement. */
+static int write_fired(int64_t *id, int64_t *version, verso_db *db, verso_table *t,
+                       sqlite3_stmt *st, verso_change_kind kind)
+{
+    verso__fired x;
+    int64_t lo = db->head;
+    db->head = lo + 1;
+    int rc = verso__fire_begin(&x, db, lo);
+    if (rc < 0) {
+        db->head = lo;
+        return rc;
+    }
+    rc = step_write(db, st, t->name);
+    if (rc == 0)
+        rc = check_written(id, db, t, kind);
+    rc = verso__fire_end(&x, rc, t, *id, kind);
+    *version = lo + 1;
+    if (rc == 0 && db->head > lo + 1) /* a trigger may have written this row again */
+        rc = read_version(version, db, t, *id);
+    return rc;
+}
+
+/* Steps a bound insert or update of row *id (0: an insert's new rowid) whose
+ * version is bound as db->head + 1; *version receives it. */
+static int write_row(int64_t *id, int64_t *version, verso_db *db, verso_table *t, sqlite3_stmt *st,
+                     verso_change_kind kind)
+{
+    if (db->trig_on && t->user_triggers)
+        return write_fired(id, version, db, t, st, kind);
+    int rc = step_write(db, st, t->name);
+    if (rc == 0)
+        rc = check_written(id, db, t, kind);
+    if (rc < 0)
+        return rc;
+    *version = ++db->head;
+    return verso__record_change(db, t, *id, *version, kind);
+}
+
 static int insert_steps(verso_db *db, verso_table *t, const verso_table_def *def, void *rec)
 {
     sqlite3_stmt *st;
     int64_t *idp = rec_i64(def, rec, t->id_idx, t);
-    int64_t version = db->head + 1;
+    int64_t id = *idp, version = db->head + 1;
     int rc = verso__stmt(&st, db, t, VERSO__ST_INSERT, t->def_mask);
-    if (rc == 0 && (rc = bind_record(db, st, t, t->def_mask, rec, *idp, version)) > 0)
-        rc = step_write(db, st, t->name);
+    if (rc == 0 && (rc = bind_record(db, st, t, t->def_mask, rec, id, version)) > 0)
+        rc = write_row(&id, &version, db, t, st, VERSO_CHANGE_INSERT);
     if (rc < 0)
         return rc;
-    db->head = version;
-    if (!*idp)
-        *idp = sqlite3_last_insert_rowid(db->sq);
+    *idp = id;
     *rec_i64(def, rec, t->ver_idx, t) = version;
-    return verso__record_change(db, t, *idp, version, VERSO_CHANGE_INSERT);
+    return 0;
 }
 
 int verso_insert(verso_db *db, const verso_table_def *def, void *rec)
@@ -370,7 +437,8 @@ int verso_insert(verso_db *db, const verso_table_def *def, void *rec)
     int rc = check_struct_table(&t, db, def, rec, true);
     if (rc < 0 || (rc = verso__wbegin(db, &implicit)) < 0)
         return rc;
-    rc = insert_steps(db, t, def, rec);
+    if ((rc = verso__table_current(&t, db)) == 0)
+        rc = insert_steps(db, t, def, rec);
     return verso__wend(db, implicit, rc);
 }
 
@@ -438,13 +506,9 @@ static int update_steps(verso_db *db, verso_table *t, const verso_table_def *def
     if ((pos = bind_record(db, st, t, mask & ~(1ull << t->id_idx), rec, id, version)) < 0)
         return pos;
     sqlite3_bind_int64(st, pos, id);
-    if ((rc = step_write(db, st, t->name)) < 0)
-        return rc;
-    if (sqlite3_changes(db->sq) == 0)
-        return verso__err(db, VERSO_ENOTFOUND, "%s: no row with id %lld", t->name, (long long)id);
-    db->head = version;
-    *rec_i64(def, rec, t->ver_idx, t) = version;
-    return verso__record_change(db, t, id, version, VERSO_CHANGE_UPDATE);
+    if ((rc = write_row(&id, &version, db, t, st, VERSO_CHANGE_UPDATE)) == 0)
+        *rec_i64(def, rec, t->ver_idx, t) = version;
+    return rc;
 }
 
 int verso_update(verso_db *db, const verso_table_def *def, void *rec, uint64_t mask)
@@ -454,11 +518,12 @@ int verso_update(verso_db *db, const verso_table_def *def, void *rec, uint64_t m
     int rc = check_struct_table(&t, db, def, rec, true);
     if (rc < 0 || (rc = verso__wbegin(db, &implicit)) < 0)
         return rc;
-    rc = update_steps(db, t, def, rec, mask);
+    if ((rc = verso__table_current(&t, db)) == 0)
+        rc = update_steps(db, t, def, rec, mask);
     return verso__wend(db, implicit, rc);
 }
 
-/* ---- deletes (the trigger writes the tombstone) ---- */
+/* ---- deletes ---- */
 
 static int check_expected(verso_db *db, verso_table *t, int64_t id, int64_t expect)
 {
@@ -480,6 +545,21 @@ static int check_expected(verso_db *db, verso_table *t, int64_t id, int64_t expe
     return 0;
 }
 
+/* With triggers on, the tracking trigger writes the tombstone (and the
+ * user's triggers may write more): the counter is flushed first, reloaded
+ * after. */
+static int delete_fired(verso_db *db, verso_table *t, sqlite3_stmt *st, int64_t id)
+{
+    verso__fired x;
+    int rc = verso__fire_begin(&x, db, db->head);
+    if (rc < 0)
+        return rc;
+    rc = step_write(db, st, t->name);
+    if (rc == 0 && sqlite3_changes(db->sq) == 0)
+        rc = verso__err(db, VERSO_ENOTFOUND, "%s: no row with id %lld", t->name, (long long)id);
+    return verso__fire_end(&x, rc, t, id, VERSO_CHANGE_DELETE);
+}
+
 static int delete_steps(verso_db *db, verso_table *t, int64_t id, int64_t expect)
 {
     sqlite3_stmt *st;
@@ -489,6 +569,8 @@ static int delete_steps(verso_db *db, verso_table *t, int64_t id, int64_t expect
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, id);
+    if (db->trig_on)
+        return delete_fired(db, t, st, id);
     if ((rc = step_write(db, st, t->name)) < 0)
         return rc;
     if (sqlite3_changes(db->sq) == 0)
@@ -519,7 +601,8 @@ static int delete_in(verso_db *db, verso_table *t, int64_t id, int64_t expect)
         return verso__err(db, VERSO_EREADONLY, "table %s is replicated (read-only here)", t->name);
     if ((rc = verso__wbegin(db, &implicit)) < 0)
         return rc;
-    rc = delete_steps(db, t, id, expect);
+    if ((rc = verso__table_current(&t, db)) == 0)
+        rc = delete_steps(db, t, id, expect);
     return verso__wend(db, implicit, rc);
 }
 
@@ -575,6 +658,17 @@ static int resolve_row(row_args *a, verso_db *db, const verso_table *t, const ch
     return rc;
 }
 
+/* The write lock is held: if the schema check of the transaction replaced t,
+ * the pairs are resolved again against its current object. */
+static int current_row(verso_table **t, row_args *a, verso_db *db, const char *const *cols,
+                       const verso_value *vals, size_t n)
+{
+    if (!(*t)->retired)
+        return 0;
+    int rc = verso__table_current(t, db);
+    return rc < 0 ? rc : resolve_row(a, db, *t, cols, vals, n);
+}
+
 static int bind_row(verso_db *db, sqlite3_stmt *st, const verso_table *t, const row_args *a,
                     const verso_value *vals, int64_t version)
 {
@@ -600,14 +694,11 @@ static int row_insert_steps(int64_t *id, int64_t *ver, verso_db *db, verso_table
     int64_t version = db->head + 1;
     a->mask |= 1ull << t->id_idx | 1ull << t->ver_idx;
     int rc = verso__stmt(&st, db, t, VERSO__ST_INSERT, a->mask);
+    *id = a->id;
     if (rc == 0 && (rc = bind_row(db, st, t, a, vals, version)) > 0)
-        rc = step_write(db, st, t->name);
-    if (rc < 0)
-        return rc;
-    db->head = version;
-    *id = a->id ? a->id : sqlite3_last_insert_rowid(db->sq);
+        rc = write_row(id, &version, db, t, st, VERSO_CHANGE_INSERT);
     *ver = version;
-    return verso__record_change(db, t, *id, version, VERSO_CHANGE_INSERT);
+    return rc;
 }
 
 int verso_row_insert(int64_t *out_id, int64_t *out_version, verso_db *db, const char *table,
@@ -624,7 +715,8 @@ int verso_row_insert(int64_t *out_id, int64_t *out_version, verso_db *db, const 
         rc = resolve_row(&a, db, t, columns, values, n);
     if (rc < 0 || (rc = verso__wbegin(db, &implicit)) < 0)
         return rc;
-    rc = row_insert_steps(&id, &ver, db, t, &a, values);
+    if ((rc = current_row(&t, &a, db, columns, values, n)) == 0)
+        rc = row_insert_steps(&id, &ver, db, t, &a, values);
     rc = verso__wend(db, implicit, rc);
     if (rc == 0 && out_id)
         *out_id = id;
@@ -647,10 +739,9 @@ static int row_update_steps(int64_t *ver, verso_db *db, verso_table *t, row_args
     if ((pos = bind_row(db, st, t, a, vals, version)) < 0)
         return pos;
     sqlite3_bind_int64(st, pos, id);
-    if ((rc = step_write(db, st, t->name)) < 0)
-        return rc;
-    db->head = *ver = version;
-    return verso__record_change(db, t, id, version, VERSO_CHANGE_UPDATE);
+    rc = write_row(&id, &version, db, t, st, VERSO_CHANGE_UPDATE);
+    *ver = version;
+    return rc;
 }
 
 int verso_row_update(int64_t *out_version, verso_db *db, const char *table, int64_t id,
@@ -671,7 +762,8 @@ int verso_row_update(int64_t *out_version, verso_db *db, const char *table, int6
                         (long long)id, (long long)a.id);
     if (rc < 0 || (rc = verso__wbegin(db, &implicit)) < 0)
         return rc;
-    rc = row_update_steps(&ver, db, t, &a, values, id, expect_version);
+    if ((rc = current_row(&t, &a, db, columns, values, n)) == 0)
+        rc = row_update_steps(&ver, db, t, &a, values, id, expect_version);
     rc = verso__wend(db, implicit, rc);
     if (rc == 0 && out_version)
         *out_version = ver;

@@ -67,10 +67,18 @@ int verso__exec(verso_db *db, const char *sql)
 int verso__triggers(verso_db *db, bool on)
 {
     int now;
+    if (db->trig_on == on)
+        return 0;
     int src = sqlite3_db_config(db->sq, SQLITE_DBCONFIG_ENABLE_TRIGGER, on ? 1 : 0, &now);
     if (src != SQLITE_OK || now != (on ? 1 : 0))
         return verso__err(db, VERSO_EDB, "cannot switch triggers %s", on ? "on" : "off");
+    db->trig_on = on;
     return 0;
+}
+
+int verso__triggers_restore(verso_db *db)
+{
+    return verso__triggers(db, db->trig_mode && !db->applying);
 }
 
 void verso__new_uuid(char out[37])
@@ -201,6 +209,7 @@ static int connect(verso_db *db, const char *path, const verso_db_options *o)
     }
     sqlite3_extended_result_codes(db->sq, 0);
     sqlite3_busy_timeout(db->sq, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 0);
+    db->trig_on = true; /* SQLite's default */
     int rc = verso__triggers(db, false);
     if (rc < 0 || o->readonly)
         return rc;
@@ -270,6 +279,25 @@ static int load_identity(verso_db *db)
     return rc;
 }
 
+/* A read-only handle cannot create the metadata: say what the file is. */
+static int not_verso(verso_db *db, int rc)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(db->sq,
+                                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN "
+                                 "('_verso_head', '_verso_meta', '_verso_tables')",
+                                 -1, &st, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (src != SQLITE_DONE)
+        return rc;
+    return verso__err(db, VERSO_ESCHEMA,
+                      "%s is not a verso database (no _verso_ metadata); open it read-write, "
+                      "or run verso track on a table, to make it one",
+                      db->path);
+}
+
 static bool up_to_date(verso_db *db)
 {
     char id[37];
@@ -293,6 +321,8 @@ static int open_steps(verso_db *db, const char *path, const verso_db_options *o)
     if ((rc = prepare_db_statements(db)) < 0 && !o->readonly &&
         (rc = verso__exec(db, meta_schema)) == 0)
         rc = prepare_db_statements(db);
+    if (rc < 0 && o->readonly)
+        return not_verso(db, rc);
     if (rc == 0)
         rc = verso__schema_load(db);
     if (rc == 0 && !o->readonly && !up_to_date(db))

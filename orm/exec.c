@@ -1,27 +1,22 @@
 /*
- * Raw SQL through the handle. The tracking triggers, off on verso's own
- * connection otherwise, are switched on for the statements: they assign
- * versions and write tombstones; the counter is flushed before and
- * reloaded after. With hooks
- * registered, the changes are read back from the version range the
- * statements used, and inserts are told from updates by an update hook.
+ * Statements run with the tracking triggers live: raw SQL (verso_exec), and
+ * ORM writes on a connection in trigger mode (a tracked table has triggers of
+ * its own). The counter is flushed to _verso_head before them and reloaded
+ * after. With hooks registered, the changes are read back from the version
+ * range the statements used, and inserts are told from updates by an update
+ * hook.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "orm/internal.h"
 
-typedef struct inserted {
+typedef struct verso__ins {
     const verso_table *t;
     int64_t id;
 } inserted;
 
-typedef struct exec_ctx {
-    verso_db *db;
-    inserted *v;
-    size_t n, cap;
-    bool oom;
-} exec_ctx;
+typedef verso__fired exec_ctx;
 
 static void on_update(void *arg, int op, const char *dbname, const char *tbl, sqlite3_int64 rowid)
 {
@@ -31,23 +26,23 @@ static void on_update(void *arg, int op, const char *dbname, const char *tbl, sq
     const verso_table *t = verso_db_table(x->db, tbl);
     if (!t)
         return;
-    if (x->n == x->cap) {
-        size_t cap = x->cap ? x->cap * 2 : 32;
-        inserted *v = realloc(x->v, cap * sizeof *v);
+    if (x->nins == x->capins) {
+        size_t cap = x->capins ? x->capins * 2 : 32;
+        inserted *v = realloc(x->ins, cap * sizeof *v);
         if (!v) {
             x->oom = true;
             return;
         }
-        x->v = v;
-        x->cap = cap;
+        x->ins = v;
+        x->capins = cap;
     }
-    x->v[x->n++] = (inserted){t, rowid};
+    x->ins[x->nins++] = (inserted){t, rowid};
 }
 
 static bool was_inserted(const exec_ctx *x, const verso_table *t, int64_t id)
 {
-    for (size_t i = x->n; i-- > 0;)
-        if (x->v[i].t == t && x->v[i].id == id)
+    for (size_t i = x->nins; i-- > 0;)
+        if (x->ins[i].t == t && x->ins[i].id == id)
             return true;
     return false;
 }
@@ -124,36 +119,63 @@ static int collect(verso_db *db, const exec_ctx *x, int64_t lo, int64_t hi)
     return rc;
 }
 
-static int exec_steps(verso_db *db, const char *sql)
+int verso__fire_begin(verso__fired *x, verso_db *db, int64_t lo)
 {
-    exec_ctx x = {.db = db};
-    int64_t lo = db->head;
+    memset(x, 0, sizeof *x);
+    x->db = db;
+    x->lo = lo;
     int rc = verso__head_flush(db);
-    if (rc < 0)
-        return rc;
-    if ((rc = verso__triggers(db, true)) < 0)
-        return rc;
-    if (db->nhooks)
-        sqlite3_update_hook(db->sq, on_update, &x);
-    rc = verso__exec(db, sql);
+    if (rc == 0 && db->nhooks)
+        sqlite3_update_hook(db->sq, on_update, x);
+    return rc;
+}
+
+int verso__fire_end(verso__fired *x, int rc, const verso_table *own, int64_t id,
+                    verso_change_kind kind)
+{
+    verso_db *db = x->db;
     if (db->nhooks)
         sqlite3_update_hook(db->sq, NULL, NULL);
-    int trc = verso__triggers(db, false);
-    if (rc == 0)
-        rc = trc;
     if (sqlite3_get_autocommit(db->sq)) {
         if (rc == 0)
             rc = verso__err(db, VERSO_ESTATE, "the SQL ended the transaction verso_exec runs in");
         goto done;
     }
-    int lrc = verso__head_reload(db); /* earlier statements may have fired triggers */
+    int lrc = verso__head_reload(db); /* the triggers moved _verso_head */
     if (rc == 0)
         rc = lrc;
-    if (rc == 0 && db->nhooks && db->head > lo)
-        rc = collect(db, &x, lo, db->head);
+    if (lrc < 0 || !db->nhooks || db->head <= x->lo)
+        goto done;
+    if (rc == 0 && own && db->head == x->lo + 1)
+        rc = verso__record_change(db, own, id, db->head, kind);
+    else if (rc == 0)
+        rc = collect(db, x, x->lo, db->head);
+    else
+        collect(db, x, x->lo, db->head); /* what a failed statement left is reported too */
 done:
-    free(x.v);
+    free(x->ins);
+    x->ins = NULL;
     return rc;
+}
+
+static int exec_steps(verso_db *db, const char *sql)
+{
+    verso__fired x;
+    int rc = verso__fire_begin(&x, db, db->head);
+    if (rc == 0)
+        rc = verso__triggers(db, true);
+    if (rc == 0)
+        rc = verso__exec(db, sql);
+    if (!sqlite3_get_autocommit(db->sq)) {
+        /* the statements may have created or dropped triggers or tables */
+        int src = verso__schema_recheck(db);
+        if (rc == 0)
+            rc = src;
+    }
+    int trc = verso__triggers_restore(db);
+    if (rc == 0)
+        rc = trc;
+    return verso__fire_end(&x, rc, NULL, 0, VERSO_CHANGE_UPDATE);
 }
 
 int verso_exec(verso_db *db, const char *sql)

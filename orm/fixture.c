@@ -80,7 +80,7 @@ int verso_dump(verso_buf *b, verso_db *db, const char *table)
     size_t start = b->len;
     bool snapshot = false;
     int rc;
-    if (table && !verso_db_table(db, table) && verso_db_refresh_schema(db) == 0 &&
+    if (table && !verso_db_table(db, table) && verso__schema_check(db) == 0 &&
         !verso_db_table(db, table)) {
         rc = verso__err(db, VERSO_ENOTFOUND, "no tracked table named %s", table);
         goto done;
@@ -215,7 +215,7 @@ int verso_load(verso_db *db, const char *json, size_t len)
         return verso__err(db, rc, "fixture: %s", perr ? perr : verso_strerror(rc));
     if ((rc = check_format(verso_json_root(doc), ld.why, sizeof ld.why)) < 0)
         goto done;
-    if ((rc = verso_db_refresh_schema(db)) < 0) {
+    if ((rc = verso__schema_check(db)) < 0) { /* reloads only what changed */
         snprintf(ld.why, sizeof ld.why, "%s", verso_errmsg(db));
         goto done;
     }

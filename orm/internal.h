@@ -51,7 +51,9 @@ struct verso_table {
     int id_idx;
     int ver_idx;
     bool replicated;
-    const verso_table_def *def;                   /* C declaration, or NULL */
+    bool user_triggers;         /* has SQL triggers of its own (names not starting with _verso_) */
+    bool retired;               /* replaced by a schema reload; kept until close */
+    const verso_table_def *def; /* C declaration, or NULL */
     signed char field_of_col[VERSO__MAX_COLUMNS]; /* def field index per column, -1 */
     int col_of_field[VERSO__MAX_COLUMNS];         /* column index per def field */
     uint64_t def_mask;                            /* columns covered by def */
@@ -84,13 +86,21 @@ struct verso_db {
     bool readonly;
     sqlite3_stmt *q[VERSO__Q_COUNT];
 
-    /* Runtime schema. Replaced tables are kept until close (retired), so
-     * pointers handed out stay valid. */
+    /* Runtime schema. A reload keeps the object of every table whose
+     * description did not change; replaced tables are kept until close
+     * (retired), so pointers handed out stay valid and addresses are never
+     * reused. */
     verso_table **tables;
     size_t ntables;
     verso_table **retired;
     size_t nretired;
-    int64_t schema_version;
+    int64_t schema_version; /* -1: reload at the next check */
+    bool schema_in_txn;     /* reloaded inside the open transaction */
+    /* Triggers: on this connection they run only where needed. trig_mode:
+     * some tracked table has triggers of its own, so ORM writes run with
+     * triggers on; trig_on: the connection's current setting. */
+    bool trig_mode;
+    bool trig_on;
     const verso_table_def **defs; /* copy of the options' array */
     size_t ndefs;
     verso_table *last_def_table; /* one-entry cache for struct calls */
@@ -136,6 +146,14 @@ int verso__schema_load(verso_db *db);
 void verso__schema_free(verso_db *db);
 /* Reloads the schema if another connection changed it (outside transactions). */
 int verso__schema_check(verso_db *db);
+/* Reloads the schema if its version changed, inside a transaction too (the
+ * caller holds the write lock, or the schema is its own). */
+int verso__schema_recheck(verso_db *db);
+/* Finds which tracked tables have triggers of their own; sets trig_mode and
+ * the connection's trigger setting accordingly. */
+int verso__detect_triggers(verso_db *db);
+/* The current object of t's table after a reload retired t (VERSO_ENOTFOUND if gone). */
+int verso__table_current(verso_table **t, verso_db *db);
 /* Looks a table up by name, refreshing first; VERSO_ENOTFOUND with detail. */
 int verso__table_find(verso_table **out, verso_db *db, const char *name);
 /* The runtime table of a C declaration; VERSO_EINVAL if not declared. */
@@ -185,11 +203,31 @@ int verso__head_reload(verso_db *db);
 int verso__record_change(verso_db *db, const verso_table *t, int64_t id, int64_t version,
                          verso_change_kind kind);
 
-/* Writes a tombstone (deletes through the handle, which runs without triggers). */
+/* Writes a tombstone (deletes through the handle while triggers are off). */
 int verso__tombstone(verso_db *db, const verso_table *t, int64_t id, int64_t version, bool replace);
-/* Turns the tracking triggers on or off for this connection (they are off
- * except while raw SQL runs: the ORM writes versions and tombstones itself). */
+/* Turns triggers on or off for this connection. Changing the setting expires
+ * every prepared statement (SQLite compiles triggers into them), so it is
+ * only changed when it differs. */
 int verso__triggers(verso_db *db, bool on);
+/* Sets triggers as ORM writes need them: on in trig_mode, off while applying. */
+int verso__triggers_restore(verso_db *db);
+
+/* ---- statements run with the tracking triggers live (exec.c) ----
+ * verso__fire_begin writes the counter to _verso_head (and watches inserts
+ * when hooks are registered); verso__fire_end reloads the counter and
+ * records for the hooks the changes with versions in (lo, head]: just (own,
+ * id, kind) when it is the only one, else what the rows and tombstones in
+ * that range say. own may be NULL. Returns rc or the first error. */
+typedef struct verso__fired {
+    verso_db *db;
+    int64_t lo;
+    struct verso__ins *ins; /* rows inserted meanwhile (with hooks only) */
+    size_t nins, capins;
+    bool oom;
+} verso__fired;
+int verso__fire_begin(verso__fired *x, verso_db *db, int64_t lo);
+int verso__fire_end(verso__fired *x, int rc, const verso_table *own, int64_t id,
+                    verso_change_kind kind);
 
 /* ---- metadata (db.c) ---- */
 int verso__meta_get_int(int64_t *out, verso_db *db, const char *key);

@@ -203,6 +203,8 @@ static int def_field_index(const verso_table_def *def, unsigned flag)
 
 /* ---- the runtime schema ---- */
 
+static verso_table *lookup(verso_db *db, const char *name);
+
 static void table_free(verso_table *t)
 {
     if (!t)
@@ -338,31 +340,60 @@ static int read_schema_version(int64_t *out, verso_db *db)
     return src == SQLITE_ROW ? 0 : verso__sqlerr(db, src, "reading schema version");
 }
 
-static int retire_tables(verso_db *db)
+static bool table_same(const verso_table *a, const verso_table *b)
 {
-    if (!db->ntables)
-        return 0;
-    verso_table **r = realloc(db->retired, (db->nretired + db->ntables) * sizeof *r);
-    if (!r)
-        return verso__err(db, VERSO_ENOMEM, "out of memory");
-    db->retired = r;
+    if (strcmp(a->name, b->name) != 0 || a->replicated != b->replicated || a->ncols != b->ncols ||
+        a->id_idx != b->id_idx || a->ver_idx != b->ver_idx || a->def != b->def)
+        return false;
+    for (size_t c = 0; c < a->ncols; c++)
+        if (strcmp(a->cols[c].name, b->cols[c].name) != 0 || a->cols[c].type != b->cols[c].type ||
+            a->cols[c].flags != b->cols[c].flags)
+            return false;
+    return true;
+}
+
+/* Keeps the current object of every table that did not change (its pointer
+ * and statements stay valid), and drops it from db->tables. */
+static void keep_unchanged(verso_db *db, verso_table **tabs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < db->ntables; j++) {
+            if (db->tables[j] && table_same(db->tables[j], tabs[i])) {
+                table_free(tabs[i]);
+                tabs[i] = db->tables[j];
+                db->tables[j] = NULL;
+                break;
+            }
+        }
+    }
+}
+
+/* The tables left in db->tables were replaced or dropped: they are kept until
+ * close, without their statements, so pointers handed out stay valid. The
+ * caller has made room for them in db->retired. */
+static void retire_tables(verso_db *db)
+{
     for (size_t i = 0; i < db->ntables; i++) {
+        if (!db->tables[i])
+            continue;
         verso__stmt_cache_free(db->tables[i]);
-        r[db->nretired++] = db->tables[i];
+        db->tables[i]->retired = true;
+        db->retired[db->nretired++] = db->tables[i];
     }
     free(db->tables);
     db->tables = NULL;
     db->ntables = 0;
     db->last_def_table = NULL;
-    return 0;
 }
 
-int verso__schema_load(verso_db *db)
+static int read_tables(verso_table ***out, size_t *nout, verso_db *db)
 {
     sqlite3_stmt *st = NULL;
     verso_table **tabs = NULL;
     size_t n = 0;
     int rc = 0, src;
+    *out = NULL;
+    *nout = 0;
     src = sqlite3_prepare_v2(db->sq,
                              "SELECT name, id_column, version_column, replicated FROM "
                              "_verso_tables ORDER BY name",
@@ -382,19 +413,43 @@ int verso__schema_load(verso_db *db)
     if (rc == 0 && src != SQLITE_DONE)
         rc = verso__sqlerr(db, src, "reading tracked tables");
     sqlite3_finalize(st);
-    if (rc == 0)
-        rc = read_schema_version(&db->schema_version, db);
-    if (rc == 0)
-        rc = retire_tables(db);
     if (rc < 0) {
         for (size_t i = 0; i < n; i++)
             table_free(tabs[i]);
         free(tabs);
         return rc;
     }
+    *out = tabs;
+    *nout = n;
+    return 0;
+}
+
+int verso__schema_load(verso_db *db)
+{
+    verso_table **tabs = NULL;
+    size_t n = 0;
+    int64_t version;
+    int rc = read_schema_version(&version, db);
+    if (rc == 0)
+        rc = read_tables(&tabs, &n, db);
+    if (rc < 0)
+        return rc;
+    /* Reserve the retired slots first: past this point nothing fails. */
+    verso_table **r = realloc(db->retired, (db->nretired + db->ntables + 1) * sizeof *r);
+    if (!r) {
+        for (size_t i = 0; i < n; i++)
+            table_free(tabs[i]);
+        free(tabs);
+        return verso__err(db, VERSO_ENOMEM, "out of memory");
+    }
+    db->retired = r;
+    keep_unchanged(db, tabs, n);
+    retire_tables(db);
     db->tables = tabs;
     db->ntables = n;
-    return 0;
+    db->schema_version = version;
+    db->schema_in_txn = db->schema_in_txn || db->txn;
+    return verso__detect_triggers(db);
 }
 
 void verso__schema_free(verso_db *db)
@@ -409,15 +464,57 @@ void verso__schema_free(verso_db *db)
     db->ntables = db->nretired = 0;
 }
 
-int verso__schema_check(verso_db *db)
+int verso__schema_recheck(verso_db *db)
 {
     int64_t v;
-    if (db->txn)
-        return 0;
     int rc = read_schema_version(&v, db);
     if (rc == 0 && v != db->schema_version)
         rc = verso__schema_load(db);
     return rc;
+}
+
+int verso__schema_check(verso_db *db)
+{
+    return db->txn ? 0 : verso__schema_recheck(db);
+}
+
+/* Triggers of the user on tracked tables: any trigger whose name does not
+ * start with _verso_, in the file or made TEMP on this connection. */
+int verso__detect_triggers(verso_db *db)
+{
+    static const char sql[] =
+        "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, 7) <> "
+        "'_verso_' UNION SELECT tbl_name FROM sqlite_temp_master WHERE type = 'trigger'";
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(db->sq, sql, -1, &st, NULL);
+    bool any = false;
+    for (size_t i = 0; i < db->ntables; i++)
+        db->tables[i]->user_triggers = false;
+    while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *tbl = (const char *)sqlite3_column_text(st, 0);
+        for (size_t i = 0; tbl && i < db->ntables; i++) {
+            if (sqlite3_stricmp(db->tables[i]->name, tbl) == 0) {
+                db->tables[i]->user_triggers = any = true;
+            }
+        }
+        src = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    if (src != SQLITE_DONE && src != SQLITE_OK)
+        return verso__sqlerr(db, src, "reading triggers");
+    db->trig_mode = any;
+    return verso__triggers_restore(db);
+}
+
+int verso__table_current(verso_table **t, verso_db *db)
+{
+    if (!(*t)->retired)
+        return 0;
+    verso_table *now = lookup(db, (*t)->name);
+    if (!now)
+        return verso__err(db, VERSO_ENOTFOUND, "table %s is no longer tracked", (*t)->name);
+    *t = now;
+    return 0;
 }
 
 int verso_db_refresh_schema(verso_db *db)
@@ -679,7 +776,7 @@ static int version_existing_rows(verso_db *db, const char *qt, const char *qv)
         verso_buf_printf(&b, "UPDATE %s SET %s = NULL WHERE %s IS NULL", qt, qv, qv);
     if (rc == 0 && (rc = verso__triggers(db, true)) == 0) {
         rc = exec_buf(db, &b);
-        int trc = verso__triggers(db, false);
+        int trc = verso__triggers_restore(db);
         rc = rc < 0 ? rc : trc;
     }
     if (rc == 0)

@@ -53,30 +53,38 @@ int verso__head_flush(verso_db *db)
     return rc;
 }
 
+/* The schema is checked once the write lock is held: nothing can change it
+ * afterwards but this transaction. */
 int verso__txn_open(verso_db *db)
 {
     int rc = step_done(db, db->q[VERSO__Q_BEGIN_W], "BEGIN IMMEDIATE");
     if (rc < 0)
         return rc;
     db->txn = true;
+    db->schema_in_txn = false;
     db->nchanges = 0;
-    if ((rc = verso__head_reload(db)) < 0)
+    if ((rc = verso__head_reload(db)) < 0 || (rc = verso__schema_recheck(db)) < 0)
         verso__txn_rollback(db);
     return rc;
 }
 
-static void clear_state(verso_db *db)
+static void clear_state(verso_db *db, bool committed)
 {
-    db->txn = db->explicit_ = db->applying = db->reset_identity = false;
+    bool applied = db->applying;
+    if (db->schema_in_txn && !committed)
+        db->schema_version = -1; /* the cache may describe what was rolled back */
+    db->txn = db->explicit_ = db->applying = db->reset_identity = db->schema_in_txn = false;
     db->nchanges = 0;
     db->apply_last = 0;
+    if (applied) /* cannot fail: the option is known to SQLite */
+        verso__triggers_restore(db);
 }
 
 void verso__txn_rollback(verso_db *db)
 {
     if (!sqlite3_get_autocommit(db->sq))
         step_done(db, db->q[VERSO__Q_ROLLBACK], "ROLLBACK");
-    clear_state(db);
+    clear_state(db, false);
 }
 
 static void run_hooks(verso_db *db)
@@ -112,7 +120,7 @@ int verso__txn_commit(verso_db *db)
     if (db->reset_identity)
         memcpy(db->identity, db->new_identity, sizeof db->identity);
     size_t n = db->nchanges;
-    clear_state(db);
+    clear_state(db, true);
     db->nchanges = n;
     run_hooks(db);
     db->nchanges = 0;
@@ -122,7 +130,7 @@ int verso__txn_commit(verso_db *db)
 void verso__after_error(verso_db *db)
 {
     if (db->txn && sqlite3_get_autocommit(db->sq))
-        clear_state(db);
+        clear_state(db, false);
 }
 
 int verso__wbegin(verso_db *db, bool *implicit)
@@ -177,9 +185,7 @@ int verso_begin(verso_db *db)
         return verso__err(db, VERSO_ESTATE, "a transaction is already open");
     if (db->readonly)
         return verso__err(db, VERSO_EDB, "database was opened read-only");
-    int rc = verso__schema_check(db);
-    if (rc == 0)
-        rc = verso__txn_open(db);
+    int rc = verso__txn_open(db);
     if (rc == 0)
         db->explicit_ = true;
     return rc;

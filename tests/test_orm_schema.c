@@ -289,6 +289,63 @@ static void test_readonly_open(void **state)
     assert_true(strlen(verso_open_errmsg()) > 0);
 }
 
+static void other_exec(const char *path, const char *sql)
+{
+    sqlite3 *sq = NULL;
+    assert_int_equal(sqlite3_open(path, &sq), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(sq, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(sq);
+}
+
+/* A reload keeps the object of a table that did not change (nothing is
+ * allocated again), and fixtures reload only when the file's schema changed. */
+static void test_reload_keeps_unchanged_tables(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof path, "%s", orm_tmp_path("reload"));
+    verso_db *db = open_with(path, &v1_def);
+    const verso_table *t = verso_db_table(db, "thing");
+    assert_non_null(t);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(verso_db_refresh_schema(db), 0);
+    assert_ptr_equal(verso_db_table(db, "thing"), t);
+
+    static const char fixture[] =
+        "{\"verso\":1,\"tables\":{\"thing\":[{\"id\":1,\"name\":\"a\"}]}}";
+    assert_int_equal(verso_load(db, fixture, strlen(fixture)), 0);
+    verso_buf b = VERSO_BUF_INIT;
+    assert_int_equal(verso_dump(&b, db, "nothing"), VERSO_ENOTFOUND);
+    assert_int_equal(verso_dump(&b, db, "thing"), 0);
+    verso_buf_free(&b);
+    assert_ptr_equal(verso_db_table(db, "thing"), t);
+
+    /* a real change gives a new object; the old one stays readable */
+    other_exec(path, "ALTER TABLE thing ADD COLUMN extra TEXT");
+    assert_int_equal(verso_load(db, fixture, strlen(fixture)), 0);
+    const verso_table *t2 = verso_db_table(db, "thing");
+    assert_ptr_not_equal(t2, t);
+    assert_true(verso_table_column_index(t2, "extra") >= 0);
+    assert_string_equal(verso_table_name(t), "thing");
+    verso_db_close(db);
+}
+
+/* A plain SQLite file opened read-only says what it is. */
+static void test_readonly_plain_file(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof path, "%s", orm_tmp_path("plain"));
+    other_exec(path, "CREATE TABLE t(id INTEGER PRIMARY KEY, x TEXT)");
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    verso_db *db = NULL;
+    o.readonly = true;
+    assert_int_equal(verso_db_open(&db, path, &o), VERSO_ESCHEMA);
+    assert_null(db);
+    assert_non_null(strstr(verso_open_errmsg(), "not a verso database"));
+    assert_null(strstr(verso_open_errmsg(), "no such table"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +355,8 @@ int main(void)
         cmocka_unit_test(test_track_plain_table),
         cmocka_unit_test(test_schema_refresh_sees_other_handle),
         cmocka_unit_test(test_readonly_open),
+        cmocka_unit_test(test_reload_keeps_unchanged_tables),
+        cmocka_unit_test(test_readonly_plain_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

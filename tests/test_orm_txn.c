@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "support/orm_support.h"
 #include "verso/orm.h"
@@ -267,6 +268,36 @@ static void test_exec_between_orm_writes(void **state)
     verso_db_close(db);
 }
 
+/* Busy handler of the handle: the other writer commits while verso_begin waits. */
+static int commit_other(void *arg, int count)
+{
+    (void)count;
+    return sqlite3_exec(arg, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+}
+
+/* A schema change committed while verso_begin waits for the write lock is
+ * seen by the transaction. */
+static void test_begin_sees_schema_committed_while_waiting(void **state)
+{
+    (void)state;
+    verso_db *db = open_items();
+    sqlite3 *o = NULL;
+    assert_int_equal(sqlite3_open(verso_db_path(db), &o), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(o, "BEGIN IMMEDIATE; ALTER TABLE item ADD COLUMN extra TEXT",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_busy_handler(verso_db_sqlite(db), commit_other, o);
+    assert_int_equal(verso_begin(db), 0);
+    assert_true(sqlite3_get_autocommit(o)); /* the handler did commit */
+    assert_true(verso_table_column_index(verso_db_table(db, "item"), "extra") >= 0);
+    const char *cols[] = {"qty", "extra"};
+    verso_value vals[] = {VERSO_VALUE_INT(1), VERSO_VALUE_TEXT("x")};
+    assert_int_equal(verso_row_insert(NULL, NULL, db, "item", cols, vals, 2), 0);
+    assert_int_equal(verso_commit(db), 0);
+    sqlite3_close(o);
+    verso_db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +308,7 @@ int main(void)
         cmocka_unit_test(test_hooks_report_changes_in_order),
         cmocka_unit_test(test_exec_errors_change_nothing),
         cmocka_unit_test(test_exec_between_orm_writes),
+        cmocka_unit_test(test_begin_sees_schema_committed_while_waiting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
