@@ -33,7 +33,8 @@ struct verso__sync_applier {
     bool schema_pending;
     bool open;
     bool reset;
-    int64_t rows;
+    int64_t rows;      /* committed */
+    int64_t txn_rows;  /* in the open transaction */
     verso_json **docs; /* kept until commit when on_apply is set */
     size_t ndocs, capdocs;
     pending *pend;
@@ -117,7 +118,7 @@ bool verso__sync_applier_open(const verso__sync_applier *a)
 
 int64_t verso__sync_applier_rows(const verso__sync_applier *a)
 {
-    return a->rows;
+    return a->rows + a->txn_rows;
 }
 
 const char *verso__sync_applier_errmsg(const verso__sync_applier *a)
@@ -301,7 +302,7 @@ static int apply_entry(verso__sync_applier *a, const cJSON *e)
         snprintf(a->err, sizeof(a->err), "change without id or version in %s", tname);
         return VERSO_EPROTO;
     }
-    a->rows++;
+    a->txn_rows++;
     if (verso__sync_json_get_bool(e, "deleted"))
         return apply_delete(a, t, id, version);
     return apply_upsert(a, t, id, version, cJSON_GetObjectItemCaseSensitive(e, "row"));
@@ -389,6 +390,8 @@ int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64
     a->open = false;
     a->reset = false;
     a->schema_pending = false;
+    a->rows += a->txn_rows;
+    a->txn_rows = 0;
     notify(a, version, reset);
     pending_clear(a);
     return 0;
@@ -403,5 +406,6 @@ void verso__sync_applier_abort(verso__sync_applier *a)
         verso_apply_abort(a->db);
     a->open = false;
     a->reset = false;
+    a->txn_rows = 0; /* rolled back: they will come again */
     pending_clear(a);
 }

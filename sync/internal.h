@@ -88,7 +88,7 @@ int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64
 void verso__sync_applier_abort(verso__sync_applier *a);
 
 bool verso__sync_applier_open(const verso__sync_applier *a);
-/* Changes applied (all transactions). */
+/* Changes applied: committed ones plus those of the open transaction (a rollback drops these). */
 int64_t verso__sync_applier_rows(const verso__sync_applier *a);
 /* Detail of the last failure. */
 const char *verso__sync_applier_errmsg(const verso__sync_applier *a);
