@@ -575,10 +575,8 @@ static int delete_steps(verso_db *db, verso_table *t, int64_t id, int64_t expect
         return rc;
     if (sqlite3_changes(db->sq) == 0)
         return verso__err(db, VERSO_ENOTFOUND, "%s: no row with id %lld", t->name, (long long)id);
-    if ((rc = verso__tombstone(db, t, id, db->head + 1, false)) < 0) {
-        verso__txn_rollback(db); /* never leave a row deleted without its tombstone */
+    if ((rc = verso__tomb_add(db, t, id, db->head + 1)) < 0)
         return rc;
-    }
     db->head++;
     return verso__record_change(db, t, id, db->head, VERSO_CHANGE_DELETE);
 }
@@ -591,6 +589,51 @@ int verso__tombstone(verso_db *db, const verso_table *t, int64_t id, int64_t ver
     sqlite3_bind_int64(st, 3, id);
     sqlite3_bind_int64(st, 4, verso_now_ms());
     return step_write(db, st, "writing a tombstone");
+}
+
+int verso__tomb_add(verso_db *db, const verso_table *t, int64_t id, int64_t version)
+{
+    int rc = db->ntombs == VERSO__TOMB_BATCH ? verso__tomb_flush(db) : 0;
+    if (rc == 0)
+        db->tombs[db->ntombs++] = (struct verso__tomb){version, id, verso_now_ms(), t->name};
+    return rc;
+}
+
+static int tomb_write(verso_db *db)
+{
+    const struct verso__tomb *q = db->tombs;
+    sqlite3_stmt *st = db->q[VERSO__Q_TOMBSTONE_32];
+    size_t i = 0, n = db->ntombs;
+    int rc = 0;
+    if (n == VERSO__TOMB_BATCH) {
+        for (; i < n; i++) {
+            sqlite3_bind_int64(st, (int)(4 * i + 1), q[i].version);
+            sqlite3_bind_text(st, (int)(4 * i + 2), q[i].tbl, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, (int)(4 * i + 3), q[i].id);
+            sqlite3_bind_int64(st, (int)(4 * i + 4), q[i].at);
+        }
+        return step_write(db, st, "writing tombstones");
+    }
+    st = db->q[VERSO__Q_TOMBSTONE];
+    for (; rc == 0 && i < n; i++) {
+        sqlite3_bind_int64(st, 1, q[i].version);
+        sqlite3_bind_text(st, 2, q[i].tbl, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, q[i].id);
+        sqlite3_bind_int64(st, 4, q[i].at);
+        rc = step_write(db, st, "writing a tombstone");
+    }
+    return rc;
+}
+
+int verso__tomb_flush(verso_db *db)
+{
+    if (!db->ntombs)
+        return 0;
+    int rc = tomb_write(db);
+    db->ntombs = 0;
+    if (rc < 0)
+        verso__txn_rollback(db); /* never leave a row deleted without its tombstone */
+    return rc;
 }
 
 static int delete_in(verso_db *db, verso_table *t, int64_t id, int64_t expect)

@@ -165,6 +165,11 @@ static const char meta_schema[] =
     "INSERT INTO _verso_head(v) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM _verso_head);"
     "INSERT OR IGNORE INTO _verso_meta(key, value) VALUES ('horizon', 0), ('format', 1);";
 
+#define TOMB4  "(?,?,?,?)"
+#define TOMB8  TOMB4 "," TOMB4 "," TOMB4 "," TOMB4 "," TOMB4 "," TOMB4 "," TOMB4 "," TOMB4
+#define TOMB32 TOMB8 "," TOMB8 "," TOMB8 "," TOMB8
+_Static_assert(VERSO__TOMB_BATCH == 32, "VERSO__Q_TOMBSTONE_32 writes 32 rows");
+
 static const char *const db_sql[VERSO__Q_COUNT] = {
     [VERSO__Q_BEGIN_W] = "BEGIN IMMEDIATE",
     [VERSO__Q_BEGIN_R] = "BEGIN",
@@ -180,6 +185,7 @@ static const char *const db_sql[VERSO__Q_COUNT] = {
                            "VALUES (?1, ?2, ?3, ?4)",
     [VERSO__Q_TOMBSTONE_REP] = "INSERT OR REPLACE INTO _verso_tombstones(version, tbl, id, at) "
                                "VALUES (?1, ?2, ?3, ?4)",
+    [VERSO__Q_TOMBSTONE_32] = "INSERT INTO _verso_tombstones(version, tbl, id, at) VALUES " TOMB32,
 };
 
 static int prepare_db_statements(verso_db *db)

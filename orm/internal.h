@@ -19,6 +19,7 @@
 #define VERSO__MAX_HOOKS   16
 #define VERSO__STMT_CACHE  16
 #define VERSO__ERRLEN      512
+#define VERSO__TOMB_BATCH  32 /* tombstones written per statement (see verso__tomb_flush) */
 
 /* Kinds of cached per-table statements; the key is (kind, column mask). */
 enum verso__stmt_kind {
@@ -75,6 +76,7 @@ enum verso__dbst {
     VERSO__Q_SCHEMA_VER,
     VERSO__Q_TOMBSTONE,     /* INSERT INTO _verso_tombstones (a duplicate version fails) */
     VERSO__Q_TOMBSTONE_REP, /* INSERT OR REPLACE (apply: re-applying is harmless) */
+    VERSO__Q_TOMBSTONE_32,  /* INSERT of VERSO__TOMB_BATCH tombstones */
     VERSO__Q_COUNT
 };
 
@@ -114,6 +116,14 @@ struct verso_db {
     int64_t head;       /* the C counter: last version handed out */
     int64_t head_db;    /* value of _verso_head as this transaction left it */
     int64_t apply_last; /* last master version applied in this transaction */
+
+    /* Tombstones of this transaction's deletes not written yet: one statement
+     * per VERSO__TOMB_BATCH of them keeps the table's cursor at its end. */
+    struct verso__tomb {
+        int64_t version, id, at;
+        const char *tbl; /* a table's name: kept until close even if the table is retired */
+    } tombs[VERSO__TOMB_BATCH];
+    size_t ntombs;
 
     /* Hooks and the current transaction's changes (only kept with hooks). */
     verso__hook hooks[VERSO__MAX_HOOKS];
@@ -203,8 +213,15 @@ int verso__head_reload(verso_db *db);
 int verso__record_change(verso_db *db, const verso_table *t, int64_t id, int64_t version,
                          verso_change_kind kind);
 
-/* Writes a tombstone (deletes through the handle while triggers are off). */
+/* Writes a tombstone (apply, with replace; ORM deletes queue theirs). */
 int verso__tombstone(verso_db *db, const verso_table *t, int64_t id, int64_t version, bool replace);
+/* Queues the tombstone of a delete made with triggers off; writes the queue when full. */
+int verso__tomb_add(verso_db *db, const verso_table *t, int64_t id, int64_t version);
+/* Writes the queued tombstones: before COMMIT and before any statement that
+ * fires triggers or reads or prunes the deletion log (verso__head_flush does
+ * it). On failure the transaction is rolled back: a row is never left
+ * deleted without its tombstone. */
+int verso__tomb_flush(verso_db *db);
 /* Turns triggers on or off for this connection. Changing the setting expires
  * every prepared statement (SQLite compiles triggers into them), so it is
  * only changed when it differs. */

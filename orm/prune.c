@@ -9,7 +9,9 @@ static int prune_to(int64_t *horizon, verso_db *db, int64_t up_to)
 {
     sqlite3_stmt *st = NULL;
     int64_t cur;
-    int rc = verso__meta_get_int(&cur, db, "horizon");
+    int rc = verso__tomb_flush(db);
+    if (rc == 0)
+        rc = verso__meta_get_int(&cur, db, "horizon");
     if (rc < 0)
         return rc;
     if (up_to > db->head)

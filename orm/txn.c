@@ -38,12 +38,13 @@ int verso__head_reload(verso_db *db)
 
 int verso__head_flush(verso_db *db)
 {
-    if (db->head == db->head_db)
-        return 0;
+    int rc = verso__tomb_flush(db);
+    if (rc < 0 || db->head == db->head_db)
+        return rc;
     sqlite3_stmt *st = db->q[VERSO__Q_HEAD_SET];
     sqlite3_bind_int64(st, 1, db->head);
     sqlite3_bind_int64(st, 2, db->head_db);
-    int rc = step_done(db, st, "writing the head");
+    rc = step_done(db, st, "writing the head");
     if (rc == 0 && sqlite3_changes(db->sq) != 1)
         return verso__err(db, VERSO_ESTATE,
                           "the version counter was moved by a write on the raw sqlite3 handle "
@@ -74,7 +75,7 @@ static void clear_state(verso_db *db, bool committed)
     if (db->schema_in_txn && !committed)
         db->schema_version = -1; /* the cache may describe what was rolled back */
     db->txn = db->explicit_ = db->applying = db->reset_identity = db->schema_in_txn = false;
-    db->nchanges = 0;
+    db->nchanges = db->ntombs = 0;
     db->apply_last = 0;
     if (applied) /* cannot fail: the option is known to SQLite */
         verso__triggers_restore(db);

@@ -268,6 +268,65 @@ static void test_exec_between_orm_writes(void **state)
     verso_db_close(db);
 }
 
+static int64_t scalar(verso_db *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(verso_db_sqlite(db), sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Deletes queue their tombstones and write them 32 per statement: all are
+ * in place for raw SQL and pruning inside the transaction, at commit, and
+ * gone with a rollback. */
+static void test_many_deletes_keep_their_tombstones(void **state)
+{
+    (void)state;
+    verso_db *db = open_items();
+    assert_int_equal(verso_begin(db), 0);
+    for (int i = 0; i < 200; i++) {
+        orm_item a = {.name = "x", .qty = i};
+        assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
+    }
+    assert_int_equal(verso_exec(db, "CREATE TABLE seen(n INTEGER)"), 0);
+    assert_int_equal(verso_commit(db), 0);
+
+    assert_int_equal(verso_begin(db), 0);
+    for (int64_t id = 1; id <= 70; id++)
+        assert_int_equal(verso_delete(db, &orm_item_def, id), 0);
+    assert_int_equal(verso_exec(db, "INSERT INTO seen SELECT count(*) FROM _verso_tombstones"), 0);
+    assert_int_equal(scalar(db, "SELECT n FROM seen"), 70);
+    for (int64_t id = 71; id <= 75; id++)
+        assert_int_equal(verso_delete(db, &orm_item_def, id), 0);
+    assert_int_equal(verso_rollback(db), 0);
+    assert_int_equal(scalar(db, "SELECT count(*) FROM _verso_tombstones"), 0);
+    assert_int_equal(count(db), 200);
+
+    assert_int_equal(verso_begin(db), 0);
+    for (int64_t id = 1; id <= 40; id++)
+        assert_int_equal(verso_delete(db, &orm_item_def, id), 0);
+    assert_int_equal(verso_delete(db, &orm_item_def, 1), VERSO_ENOTFOUND);
+    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(scalar(db, "SELECT count(*) FROM _verso_tombstones"), 40);
+    assert_int_equal(scalar(db, "SELECT count(DISTINCT id) FROM _verso_tombstones"), 40);
+    assert_int_equal(scalar(db, "SELECT min(version) FROM _verso_tombstones"), 201);
+    assert_int_equal(scalar(db, "SELECT max(version) FROM _verso_tombstones"), 240);
+    assert_int_equal(head(db), 240);
+
+    /* pruning inside the transaction reaches the queued ones too */
+    int64_t horizon;
+    assert_int_equal(verso_begin(db), 0);
+    for (int64_t id = 41; id <= 43; id++)
+        assert_int_equal(verso_delete(db, &orm_item_def, id), 0);
+    assert_int_equal(verso_prune_version(&horizon, db, 243), 0);
+    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(horizon, 243);
+    assert_int_equal(scalar(db, "SELECT count(*) FROM _verso_tombstones"), 0);
+    verso_db_close(db);
+}
+
 /* Busy handler of the handle: the other writer commits while verso_begin waits. */
 static int commit_other(void *arg, int count)
 {
@@ -309,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_exec_errors_change_nothing),
         cmocka_unit_test(test_exec_between_orm_writes),
         cmocka_unit_test(test_begin_sees_schema_committed_while_waiting),
+        cmocka_unit_test(test_many_deletes_keep_their_tombstones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

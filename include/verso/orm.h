@@ -124,9 +124,10 @@ typedef struct verso_db_options {
  * is NULL and the error detail goes to stderr-free storage readable with
  * verso_open_errmsg(). opts may be NULL (defaults).
  *
- * Errors: VERSO_EINVAL, VERSO_ESCHEMA (a table description is wrong, or
- * an existing table is incompatible: the message says which column and
- * why), VERSO_EDB, VERSO_ENOMEM.
+ * Errors: VERSO_EINVAL, VERSO_ESCHEMA (a table description is wrong, an
+ * existing table is incompatible: the message says which column and why,
+ * or a read-only open of a file that is not a verso database), VERSO_EDB,
+ * VERSO_ENOMEM.
  */
 int verso_db_open(verso_db **out, const char *path, const verso_db_options *opts);
 
@@ -142,13 +143,32 @@ const char *verso_errmsg(const verso_db *db);
 /* The path db was opened with. Borrowed for the life of db. */
 const char *verso_db_path(const verso_db *db);
 
-/* The underlying SQLite connection (borrowed), for reads and statements verso
- * does not offer. The tracking triggers are switched off on verso's own
- * connection (the ORM writes versions and tombstones itself, without the cost
- * of a trigger program per row), so writes to tracked tables made directly on
- * it are NOT tracked: run such SQL through verso_exec(), which switches the
- * triggers on for its statements. Every other connection and program is
- * tracked by the triggers. */
+/*
+ * The underlying SQLite connection (borrowed), for reads and statements verso
+ * does not offer. Writes to tracked tables made directly on it are NOT
+ * reliably tracked: run such SQL through verso_exec(), which runs it with the
+ * tracking triggers on and keeps the version counter right. Every other
+ * connection and program is tracked by the triggers.
+ *
+ * Triggers on this connection. While no tracked table has an SQL trigger of
+ * its own, triggers are off on it: the ORM sets versions from a C counter and
+ * writes tombstones itself, without the cost of a trigger program per row.
+ * When some tracked table has a trigger whose name does not start with
+ * _verso_ (found when the schema is loaded, and again whenever the file's
+ * schema changes), triggers are on for all ORM writes of the handle, so the
+ * user's triggers fire for ORM and REST writes as they do for the sqlite3
+ * shell. The price, for every table of that database: inserts and updates
+ * run the tracking triggers' programs too (their WHEN clauses are false,
+ * about 40% of a plain insert), deletes write their tombstone through the
+ * tracking trigger, and writes to a table with triggers of its own write the
+ * counter to _verso_head around each statement (its triggers may write
+ * tracked tables; those rows get the versions after the ORM row's). The
+ * setting is per connection, not per table, because SQLite compiles triggers
+ * into prepared statements and changing it re-prepares every statement.
+ * Replication apply (verso_apply_*) always runs with triggers off: the
+ * user's triggers do not fire for replicated writes (as in PostgreSQL's
+ * logical replication).
+ */
 struct sqlite3 *verso_db_sqlite(verso_db *db);
 
 /* ---------------------------------------------------------------------
@@ -178,7 +198,11 @@ typedef struct verso_column {
     unsigned flags; /* VERSO_FIELD_ID / VERSO_FIELD_VERSION / VERSO_FIELD_NOTNULL */
 } verso_column;
 
-/* Reloads the runtime schema from the file (after another process tracked a table). */
+/* Reloads the runtime schema from the file (after another process tracked a
+ * table). A table whose description did not change keeps its verso_table.
+ * Calls that look tables up by name reload by themselves when the file's
+ * schema version changed; write transactions check it once the write lock
+ * is held. VERSO_ESTATE inside a transaction. */
 int verso_db_refresh_schema(verso_db *db);
 
 size_t verso_db_ntables(const verso_db *db);

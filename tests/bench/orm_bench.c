@@ -5,6 +5,8 @@
  * Every write test runs ROWS rows (default 1,000,000) in one transaction on
  * a fresh file in DIR (default $TMPDIR or /tmp), WAL, synchronous=NORMAL;
  * the delete tests remove a tenth of the rows by id, in random order.
+ * The ORM runs twice: on the fast path, and in trigger mode (another tracked
+ * table has a trigger of the user's, so the handle writes with triggers on).
  * Prints `name value` lines: rows/s per variant, then the ratios.
  */
 #include <sqlite3.h>
@@ -201,14 +203,14 @@ static double bench_raw_versioned(double *upd, double *del)
 
 /* ---- the ORM ---- */
 
-static verso_db *open_orm(void)
+static verso_db *open_orm(const char *tag)
 {
     const verso_table_def *tabs[] = {&brow_def};
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db;
     o.tables = tabs;
     o.ntables = 1;
-    if (verso_db_open(&db, fresh("orm"), &o) != 0)
+    if (verso_db_open(&db, fresh(tag), &o) != 0)
         die("verso_db_open", verso_open_errmsg());
     return db;
 }
@@ -217,6 +219,20 @@ static void check(verso_db *db, int rc, const char *what)
 {
     if (rc != 0)
         die(what, verso_errmsg(db));
+}
+
+/* A database where another tracked table has a trigger of the user's: the
+ * handle runs its ORM writes with triggers on (trigger mode). */
+static verso_db *open_orm_trigger_mode(void)
+{
+    verso_db *db = open_orm("ormtrig");
+    check(db, verso_exec(db, "CREATE TABLE side(id INTEGER PRIMARY KEY, x TEXT)"), "side");
+    check(db, verso_track(db, "side", NULL), "track side");
+    check(db,
+          verso_exec(db, "CREATE TRIGGER side_guard BEFORE INSERT ON side WHEN NEW.x IS NULL "
+                         "BEGIN SELECT RAISE(ABORT, 'x is required'); END"),
+          "trigger");
+    return db;
 }
 
 static double bench_orm_insert(verso_db *db)
@@ -345,13 +361,19 @@ int main(int argc, char **argv)
     double plain_ins, plain_upd, plain_del, rawv_upd, rawv_del;
     bench_plain(&plain_ins, &plain_upd, &plain_del);
     double rawv = bench_raw_versioned(&rawv_upd, &rawv_del);
-    verso_db *db = open_orm();
+    verso_db *db = open_orm("orm");
     double ins = bench_orm_insert(db);
     size_t bytes;
     double changes = bench_changes(db, &bytes);
     double read = bench_read(db);
     double upd = bench_orm_update(db);
     double del = bench_orm_delete(db);
+    verso_db_close(db);
+    fresh("orm");
+    db = open_orm_trigger_mode();
+    double tins = bench_orm_insert(db);
+    double tupd = bench_orm_update(db);
+    double tdel = bench_orm_delete(db);
     verso_db_close(db);
 
     printf("rows %lld\n", (long long)nrows);
@@ -365,6 +387,9 @@ int main(int argc, char **argv)
     printf("plain_delete_rows_per_s %.0f\n", plain_del);
     printf("raw_versioned_delete_rows_per_s %.0f\n", rawv_del);
     printf("orm_delete_rows_per_s %.0f\n", del);
+    printf("orm_trigger_mode_insert_rows_per_s %.0f\n", tins);
+    printf("orm_trigger_mode_update_rows_per_s %.0f\n", tupd);
+    printf("orm_trigger_mode_delete_rows_per_s %.0f\n", tdel);
     printf("read_rows_per_s %.0f\n", read);
     printf("changes_rows_per_s %.0f\n", changes);
     printf("changes_json_bytes %zu\n", bytes);
@@ -375,7 +400,10 @@ int main(int argc, char **argv)
     printf("ratio_delete_vs_plain %.3f\n", del / plain_del);
     printf("ratio_delete_vs_raw_versioned %.3f\n", del / rawv_del);
     printf("ratio_changes_vs_read %.3f\n", changes / read);
-    static const char *const files[] = {"plain", "rawv", "orm"};
+    printf("ratio_trigger_mode_insert_vs_raw_versioned %.3f\n", tins / rawv);
+    printf("ratio_trigger_mode_update_vs_raw_versioned %.3f\n", tupd / rawv_upd);
+    printf("ratio_trigger_mode_delete_vs_raw_versioned %.3f\n", tdel / rawv_del);
+    static const char *const files[] = {"plain", "rawv", "orm", "ormtrig"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         fresh(files[i]); /* removes the file */
     free(del_ids);
