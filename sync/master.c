@@ -50,6 +50,7 @@ typedef struct conn {
     verso__sync_snap *snap; /* the snapshot being sent */
     int64_t snap_off;
     char name[64];
+    char identity[37]; /* the master identity this subscription's cursor belongs to */
     char resync_reason[32];
     char error[160];
 } conn;
@@ -175,8 +176,8 @@ static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
         }
         return rc;
     }
-    if (strcmp(verso_feed_identity(f), m->info.identity) != 0 || verso_feed_head(f) < from) {
-        bool other = strcmp(verso_feed_identity(f), m->info.identity) != 0;
+    if (strcmp(verso_feed_identity(f), c->identity) != 0 || verso_feed_head(f) < from) {
+        bool other = strcmp(verso_feed_identity(f), c->identity) != 0;
         verso_feed_close(f);
         ask_resync(m, c, other ? "identity" : "ahead");
         return msg_resync(m, c, b);
@@ -277,6 +278,7 @@ static int msg_snapshot(verso_sync_master *m, conn *c, verso_buf *b)
         pthread_mutex_lock(&m->lock);
         c->cursor = c->acked = head;
         c->subscribed = true;
+        memcpy(c->identity, m->info.identity, sizeof(c->identity));
         pthread_mutex_unlock(&m->lock);
         c->schema_due = true;
         c->reset = false;
@@ -407,6 +409,7 @@ static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON
     c->cursor = cursor;
     c->acked = cursor;
     c->subscribed = !c->snapshot_due;
+    memcpy(c->identity, m->info.identity, sizeof(c->identity));
     pthread_mutex_unlock(&m->lock);
     c->schema_due = true;
     c->in_sequence = false;
@@ -563,6 +566,26 @@ static int64_t pragma_int(sqlite3_stmt *st)
     return v;
 }
 
+/*
+ * The database under the subscriptions changed identity (a slave master
+ * that resynchronised takes a new one) or went back below a cursor (a
+ * restored file): those slaves are told to resynchronise now, not at
+ * their next reconnection, since a caught-up slave asks for nothing.
+ */
+static void check_cursors(verso_sync_master *m)
+{
+    for (conn *c = m->conns; c; c = c->next) {
+        bool other = strcmp(c->identity, m->info.identity) != 0;
+        if (!c->subscribed && !c->snap)
+            continue;
+        if (!other && c->cursor <= m->info.head)
+            continue;
+        snapshot_end(c);
+        ask_resync(m, c, other ? "identity" : "ahead");
+        verso_ws_want_write(c->ws);
+    }
+}
+
 static void refresh(verso_sync_master *m)
 {
     int64_t dv = pragma_int(m->data_version), sv;
@@ -580,9 +603,14 @@ static void refresh(verso_sync_master *m)
         }
     }
     if (verso_db_info(&info, m->db) == 0) {
+        if (strcmp(info.identity, m->info.identity) != 0 || info.head < m->info.head) {
+            verso__sync_snap_unref(m->last_snap); /* a copy of the former database */
+            m->last_snap = NULL;
+        }
         pthread_mutex_lock(&m->lock);
         m->info = info;
         pthread_mutex_unlock(&m->lock);
+        check_cursors(m);
     }
 }
 

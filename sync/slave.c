@@ -383,7 +383,16 @@ static int on_heartbeat(verso_slave *s, verso_json *doc)
 
 static int on_resync(verso_slave *s, verso_json *doc)
 {
-    (void)doc;
+    const cJSON *msg = verso_json_root(doc);
+    const char *id = verso__sync_json_get_str(msg, "identity");
+
+    /* the master may have changed identity since its hello: the cursor
+     * committed after the resynchronisation belongs to this one */
+    if (!id || strlen(id) != 36)
+        return VERSO_EPROTO;
+    memcpy(s->master, id, sizeof(s->master));
+    verso__sync_json_get_i64(&s->master_head, msg, "head");
+    verso__sync_json_get_i64(&s->master_horizon, msg, "horizon");
     verso__sync_applier_abort(s->ap);
     s->force_reset = true;
     s->reset_pending = true;

@@ -42,8 +42,9 @@ static void wait_head(verso_slave *s, const char *mpath)
         if (st.cursor == info.head && !strcmp(st.master, info.identity))
             return;
         if (h_now_ms() > deadline)
-            fail_msg("slave at %lld, master head %lld (connected %d, error '%s')",
-                     (long long)st.cursor, (long long)info.head, st.connected, st.last_error);
+            fail_msg("slave at %lld, master %s head %lld (connected %d, error '%s')",
+                     (long long)st.cursor, mpath, (long long)info.head, st.connected,
+                     st.last_error);
         h_sleep_ms(10);
     }
 }
@@ -366,6 +367,70 @@ static void test_live_master_recreated(void **state)
     h_assert_converged(mp, sp);
     assert_int_equal(verso_slave_state_get(&st, s), 0);
     assert_int_equal(st.resyncs, 1);
+    verso_slave_stop(s);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
+/* The master restored from an older backup of itself (same identity, lower
+ * head): the slave's cursor is ahead of the head, so it resynchronises,
+ * taking a new identity of its own; its own slave (cascade) follows suit. */
+static void test_live_cursor_ahead(void **state)
+{
+    char mp[600], sp[600], bp[600], cp[600], sql[700], url[64], why[256] = "";
+    verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
+    verso_sync_master *sm = NULL;
+    verso_rest *ssrv = NULL;
+    verso_slave_state st;
+    h_master m;
+    verso_slave *s, *c;
+    verso_db *db;
+    int port;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "ahead-master.db");
+    h_path(sp, sizeof(sp), "ahead-slave.db");
+    h_path(bp, sizeof(bp), "ahead-backup.db");
+    h_path(cp, sizeof(cp), "ahead-subslave.db");
+    db = h_open(mp);
+    h_seed(23);
+    h_orm_workload(db, 30, 10);
+    snprintf(sql, sizeof(sql), "VACUUM INTO '%s'", bp);
+    assert_int_equal(sqlite3_exec(verso_db_sqlite(db), sql, NULL, NULL, NULL), SQLITE_OK);
+    h_orm_workload(db, 30, 10);
+    h_master_start(&m, mp, NULL);
+    port = m.port;
+    s = start_slave(m.url, sp, NULL);
+    wait_head(s, mp);
+    if (verso_sync_master_new(&sm, sp, NULL, why, sizeof(why)) < 0)
+        fail_msg("slave as a master: %s", why);
+    verso_sync_master_mount(sm, &ro);
+    ro.db_path = sp;
+    if (verso_rest_start(&ssrv, NULL, &ro, why, sizeof(why)) < 0)
+        fail_msg("slave's server: %s", why);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", verso_rest_port(ssrv));
+    c = start_slave(url, cp, NULL);
+    wait_head(c, sp);
+
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+    h_remove_db(mp);
+    assert_int_equal(rename(bp, mp), 0);
+    db = h_open(mp);
+    assert_true(h_head(mp) < h_cursor(sp, NULL));
+    h_master_start_port(&m, mp, port);
+    wait_head(s, mp);
+    h_assert_converged(mp, sp);
+    assert_int_equal(verso_slave_state_get(&st, s), 0);
+    assert_int_equal(st.resyncs, 1);
+    wait_head(c, sp); /* under the slave's new identity */
+    h_assert_converged(sp, cp);
+    assert_int_equal(verso_slave_state_get(&st, c), 0);
+    assert_int_equal(st.resyncs, 1);
+
+    verso_slave_stop(c);
+    verso_rest_stop(ssrv);
+    verso_sync_master_free(sm);
     verso_slave_stop(s);
     h_master_kill(&m, SIGTERM);
     verso_db_close(db);
@@ -797,19 +862,13 @@ static void test_live_cascade(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_live_converges),
-        cmocka_unit_test(test_live_atomic),
-        cmocka_unit_test(test_live_callbacks_and_ryw),
-        cmocka_unit_test(test_live_master_restart),
-        cmocka_unit_test(test_live_master_recreated),
-        cmocka_unit_test(test_live_behind_horizon),
-        cmocka_unit_test(test_live_cascade),
-        cmocka_unit_test(test_live_silent_master),
-        cmocka_unit_test(test_live_new_table),
-        cmocka_unit_test(test_live_stuck_slave),
-        cmocka_unit_test(test_live_sequences_end),
-        cmocka_unit_test(test_live_and_pull_alternate),
-        cmocka_unit_test(test_cli_replicate_serves),
+        cmocka_unit_test(test_live_converges),          cmocka_unit_test(test_live_atomic),
+        cmocka_unit_test(test_live_callbacks_and_ryw),  cmocka_unit_test(test_live_master_restart),
+        cmocka_unit_test(test_live_master_recreated),   cmocka_unit_test(test_live_behind_horizon),
+        cmocka_unit_test(test_live_cursor_ahead),       cmocka_unit_test(test_live_cascade),
+        cmocka_unit_test(test_live_silent_master),      cmocka_unit_test(test_live_new_table),
+        cmocka_unit_test(test_live_stuck_slave),        cmocka_unit_test(test_live_sequences_end),
+        cmocka_unit_test(test_live_and_pull_alternate), cmocka_unit_test(test_cli_replicate_serves),
     };
 
     H_MAIN_DISPATCH(argc, argv);
