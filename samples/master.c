@@ -103,11 +103,11 @@ int main(int argc, char **argv)
     if (verso_rest_start(&srv, db, &ro, why, sizeof(why)) < 0)
         goto fail;
     verso_sync_master_watch(m, db); /* push our own commits at once */
+    signal(SIGINT, on_signal);      /* before saying we are up: a stop then always ends well */
+    signal(SIGTERM, on_signal);
     printf("master: serving %s on http://127.0.0.1:%d (Ctrl-C stops)\n", argv[1],
            verso_rest_port(srv));
     fflush(stdout);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
     for (int tick = 0; !stop; tick++) {
         sleep(2);
         if (!stop)

@@ -77,12 +77,12 @@ int main(int argc, char **argv)
         return 2;
     }
     o.client.on_apply = on_apply;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     if (verso_slave_start(&s, argv[2], argv[1], &o, why, sizeof(why)) < 0) {
         fprintf(stderr, "slave: %s\n", why);
         return 1;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
     for (int t = 1; !stop; t++) {
         verso_slave_state st;
         sleep(1);

@@ -7,6 +7,8 @@
  * Every child dies with this process (PR_SET_PDEATHSIG) and is stopped by
  * SIGTERM at the end of its test.
  */
+#include <poll.h>
+
 #include <cjson/cJSON.h>
 
 #include "sync_harness.h"
@@ -325,12 +327,78 @@ static void test_demo_exits_with_summary(void **state)
     assert_non_null(strstr(text, "the two files hold the same rows with the same versions"));
 }
 
+/* Reads lines of c's output until one contains text (bounded); false if none did. */
+static bool read_until(child *c, const char *text, int timeout_ms, char *last, size_t n)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    int fd = fileno(c->out);
+    char line[1024];
+
+    while (h_now_ms() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        if (!fgets(line, sizeof(line), c->out))
+            return false;
+        snprintf(last, n, "%s", line);
+        if (strstr(line, text))
+            return true;
+    }
+    return false;
+}
+
+/* samples/master, samples/pull and samples/slave do what their comments say. */
+static void test_samples(void **state)
+{
+    const char *build = getenv("VERSO_BUILD_DIR");
+    char mbin[600], pbin[600], sbin[600], mp[600], pp[600], sp[600], line[1024] = "";
+    char *margs[] = {mbin, mp, "0", NULL}, *pargs[] = {pbin, NULL, pp, NULL};
+    char *sargs[] = {sbin, NULL, sp, NULL};
+    child master, slave;
+    h_master m = {0};
+    char *url;
+
+    (void)state;
+    assert_non_null(build);
+    snprintf(mbin, sizeof(mbin), "%s/samples/master", build);
+    snprintf(pbin, sizeof(pbin), "%s/samples/pull", build);
+    snprintf(sbin, sizeof(sbin), "%s/samples/slave", build);
+    if (access(mbin, X_OK) != 0)
+        skip(); /* samples not built */
+    h_path(mp, sizeof(mp), "sample-master.db");
+    h_path(pp, sizeof(pp), "sample-pull.db");
+    h_path(sp, sizeof(sp), "sample-slave.db");
+
+    spawn(&master, margs, NULL, true, false);
+    if (!read_until(&master, "serving", 20000, line, sizeof(line)))
+        fail_msg("samples/master did not start: %s", line);
+    assert_non_null(url = strstr(line, "http://"));
+    url[strcspn(url, " \n")] = '\0';
+    snprintf(m.url, sizeof(m.url), "%s", url);
+    pargs[1] = sargs[1] = m.url;
+
+    assert_int_equal(run(pargs), 0);
+    h_assert_table_equal(mp, pp, "product");
+
+    spawn(&slave, sargs, NULL, true, false);
+    if (!read_until(&slave, "slave: transaction", 20000, line, sizeof(line)))
+        fail_msg("samples/slave applied nothing; last line: %s", line); /* its bootstrap */
+    assert_int_equal(
+        h_http(&m, "POST", "/product", "{\"name\":\"kiwi\",\"price\":1.5,\"stock\":3}", NULL), 201);
+    if (!read_until(&slave, "\"kiwi\"", 20000, line, sizeof(line)))
+        fail_msg("samples/slave did not print the new row; last line: %s", line);
+    stop(&slave);
+    stop(&master);
+    h_assert_table_equal(mp, sp, "product");
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serve_and_replicate_commands),
         cmocka_unit_test(test_external_commit_pushed),
         cmocka_unit_test(test_demo_exits_with_summary),
+        cmocka_unit_test(test_samples),
     };
 
     (void)argc;
