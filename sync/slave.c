@@ -48,6 +48,8 @@ struct verso_slave {
     int64_t next_connect_ms;
     int64_t last_rx_ms;
     int64_t last_tx_ms;
+    int64_t up_since_ms; /* when the connection was established */
+    bool conn_error;     /* last_error was set on this connection: keep it when it drops */
     verso_buf rx;
     verso_buf tx;
     bool subscribe_due;
@@ -82,6 +84,7 @@ static void finish(verso_slave *s, int rc)
 
 static void set_error(verso_slave *s, const char *fmt, const char *detail)
 {
+    s->conn_error = true;
     pthread_mutex_lock(&s->lock);
     snprintf(s->st.last_error, sizeof(s->st.last_error), fmt, detail);
     pthread_mutex_unlock(&s->lock);
@@ -309,6 +312,7 @@ static int commit(verso_slave *s, int64_t to, int64_t head)
         return rc;
     }
     s->reset_pending = false;
+    s->retry_ms = 0; /* progress: the next failure starts the backoff afresh */
     if (reset) {
         pthread_mutex_lock(&s->lock);
         s->st.resyncs++;
@@ -567,7 +571,7 @@ static void disconnected(verso_slave *s, const char *why)
     s->next_connect_ms = verso__sync_mono_ms() + s->retry_ms - jitter;
     pthread_mutex_lock(&s->lock);
     s->st.connected = false;
-    if (why)
+    if (why && !s->conn_error) /* "connection closed" would hide the reason */
         snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
     pthread_mutex_unlock(&s->lock);
 }
@@ -576,7 +580,7 @@ static void established(verso_slave *s)
 {
     s->phase = PH_HELLO;
     s->master_hb_ms = s->o.heartbeat_ms; /* until hello says */
-    s->last_rx_ms = s->last_tx_ms = verso__sync_mono_ms();
+    s->last_rx_ms = s->last_tx_ms = s->up_since_ms = verso__sync_mono_ms();
     pthread_mutex_lock(&s->lock);
     s->st.connected = true;
     if (s->ever_connected)
@@ -651,6 +655,7 @@ static void try_connect(verso_slave *s)
     }
     s->phase = PH_CONNECTING;
     s->drop = false;
+    s->conn_error = false;
     s->master_hb_ms = s->o.heartbeat_ms; /* until hello says */
     s->last_rx_ms = verso__sync_mono_ms();
     if (!lws_client_connect_via_info(&ci) && s->phase == PH_CONNECTING)
@@ -672,8 +677,11 @@ static void timer(lws_sorted_usec_list_t *sul)
     } else if (s->phase == PH_SUBSCRIBED && now - s->last_tx_ms >= heartbeat_period(s)) {
         want_write(s);
     }
-    if (s->phase == PH_SUBSCRIBED && !verso__sync_applier_open(s->ap))
-        s->retry_ms = 0; /* a working subscription resets the backoff */
+    /* A link that stayed up resets the backoff; one the master drops right
+     * after the subscription (a schema mismatch, an error) keeps doubling it. */
+    if (s->phase == PH_SUBSCRIBED && !verso__sync_applier_open(s->ap) &&
+        now - s->up_since_ms >= 1000)
+        s->retry_ms = 0;
     lws_sul_schedule(s->ctx, 0, &s->sul, timer, 20000);
 }
 

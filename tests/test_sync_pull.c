@@ -380,8 +380,8 @@ static void test_pull_schema_mismatch(void **state)
         verso_slave *s = NULL;
         int64_t deadline = h_now_ms() + 10000;
         so.db = o;
-        so.retry_min_ms = 20;
-        so.retry_max_ms = 100;
+        so.retry_min_ms = 50;
+        so.retry_max_ms = 400;
         if (verso_slave_start(&s, sp, m.url, &so, why, sizeof(why)) < 0)
             fail_msg("slave: %s", why);
         do {
@@ -389,9 +389,13 @@ static void test_pull_schema_mismatch(void **state)
             assert_int_equal(verso_slave_state_get(&st, s), 0);
         } while (!strstr(st.last_error, "price (local text, master double)") &&
                  h_now_ms() < deadline);
+        h_sleep_ms(1500); /* refused again and again: the backoff grows (50, 100, 200, 400 ms) */
+        assert_int_equal(verso_slave_state_get(&st, s), 0);
         verso_slave_stop(s);
         if (!strstr(st.last_error, "price (local text, master double)"))
             fail_msg("live slave's last error: '%s'", st.last_error);
+        if (st.reconnects > 10) /* without backoff: one per 50 ms */
+            fail_msg("%lld reconnections: no backoff", (long long)st.reconnects);
         assert_int_equal(st.cursor, 0);
         assert_int_equal(st.commits, 0);
         assert_int_equal(h_count(sp, "items"), 0);
