@@ -10,7 +10,7 @@ static pid_t spawn_replicate(const char *url, const char *spath)
 {
     const char *bin = getenv("VERSO_BIN");
     const char *args[] = {"verso", "replicate", "--quiet", url, spath, NULL};
-    pid_t pid;
+    pid_t pid, parent = getpid();
 
     fflush(NULL);
     pid = fork();
@@ -18,6 +18,8 @@ static pid_t spawn_replicate(const char *url, const char *spath)
     if (pid == 0) {
         int devnull = open("/dev/null", O_WRONLY);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) /* the test died before prctl */
+            _exit(1);
         dup2(devnull, STDERR_FILENO);
         execv(bin, (char *const *)args);
         _exit(127);

@@ -681,6 +681,7 @@ static void test_cli_replicate_serves(void **state)
     int fds[2], status;
     pid_t pid;
     FILE *err;
+    pid_t parent = getpid();
 
     (void)state;
     h_path(mp, sizeof(mp), "cli-a.db");
@@ -695,6 +696,8 @@ static void test_cli_replicate_serves(void **state)
     if ((pid = fork()) == 0) {
         const char *args[] = {"verso", "replicate", "--port", "0", m.url, bp, NULL};
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) /* the test died before prctl */
+            _exit(1);
         dup2(fds[1], STDERR_FILENO);
         close(fds[0]);
         close(fds[1]);
