@@ -4,6 +4,9 @@
  * file while a live slave follows. Every slave converges, nothing is lost
  * or applied twice (versions compared row by row), integrity_check is ok.
  */
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "sync_harness.h"
 
 static pid_t spawn_replicate(const char *url, const char *spath)
@@ -39,9 +42,34 @@ static void reap(pid_t pid, int sig)
         assert_true(WIFSIGNALED(status));
 }
 
+/* Writes on the master without pause; the lock is held per transaction so
+ * the test can look at both files while nothing is written. */
+typedef struct load {
+    verso_db *db;
+    pthread_mutex_t lock;
+    atomic_int stop;
+    atomic_int txns;
+} load;
+
+static void *load_run(void *arg)
+{
+    load *l = arg;
+
+    while (!atomic_load(&l->stop)) {
+        pthread_mutex_lock(&l->lock); /* also serialises the seeded generator */
+        h_orm_workload(l->db, 1, 20);
+        pthread_mutex_unlock(&l->lock);
+        atomic_fetch_add(&l->txns, 1);
+    }
+    return NULL;
+}
+
 static void test_slave_killed_repeatedly(void **state)
 {
     char mp[600], sp[600];
+    load l = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    unsigned kill_seed = 21;
+    pthread_t th;
     h_master m;
     verso_db *db;
     pid_t pid;
@@ -54,16 +82,26 @@ static void test_slave_killed_repeatedly(void **state)
     h_seed_accounts(db, 10);
     h_orm_workload(db, 300, 20);
     h_master_start(&m, mp, NULL);
+    l.db = db;
+    assert_int_equal(pthread_create(&th, NULL, load_run, &l), 0);
     for (int round = 0; round < 12; round++) {
+        int txns = atomic_load(&l.txns);
         pid = spawn_replicate(m.url, sp);
-        h_orm_workload(db, 10 + (int)(h_rand() % 40), 20);
+        h_sleep_ms(20 + (int)(rand_r(&kill_seed) % 80));
+        pthread_mutex_lock(&l.lock);
         h_sql_workload(mp, 2);
-        h_sleep_ms((int)(h_rand() % 60));
-        reap(pid, SIGKILL);
+        pthread_mutex_unlock(&l.lock);
+        h_sleep_ms((int)(rand_r(&kill_seed) % 60));
+        reap(pid, SIGKILL); /* while the writer goes on */
+        assert_true(atomic_load(&l.txns) > txns);
+        pthread_mutex_lock(&l.lock); /* the master at rest while both files are read */
         h_assert_integrity(sp);
         if (h_count(sp, "_verso_meta") > 0) /* created once the first connection got going */
             h_assert_cursor_matches_data(mp, sp);
+        pthread_mutex_unlock(&l.lock);
     }
+    atomic_store(&l.stop, 1);
+    pthread_join(th, NULL);
     pid = spawn_replicate(m.url, sp);
     h_orm_workload(db, 1, 1); /* the slave must be up to apply it: its signals are set */
     if (!h_wait_cursor(mp, sp, 20000))
