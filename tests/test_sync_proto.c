@@ -5,7 +5,10 @@
  * is acknowledged, and a batch that does not continue where the previous
  * one ended drops the link (and the slave reconnects and resumes).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 
 #include <cjson/cJSON.h>
 
@@ -218,15 +221,82 @@ static void test_fake_master_gap_drops_link(void **state)
     run_against_fake(true);
 }
 
+/* A minimal WebSocket client on a plain socket: the upgrade, then one
+ * masked text frame. Returns the socket (the caller closes it). */
+static int ws_connect_send(int port, const char *text)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    unsigned char frame[512];
+    char req[512], resp[1024];
+    size_t n = strlen(text), len = 0, k;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ssize_t r;
+
+    assert_true(fd >= 0 && n < 126);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    snprintf(req, sizeof(req),
+             "GET " VERSO_SYNC_PATH " HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: " VERSO_SYNC_SUBPROTOCOL
+             "\r\n\r\n",
+             port);
+    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    while (len + 1 < sizeof(resp) && (r = read(fd, resp + len, sizeof(resp) - 1 - len)) > 0) {
+        len += (size_t)r;
+        resp[len] = '\0';
+        if (strstr(resp, "\r\n\r\n"))
+            break;
+    }
+    assert_non_null(strstr(resp, " 101 "));
+    frame[0] = 0x81; /* final text frame */
+    frame[1] = 0x80 | (unsigned char)n;
+    memcpy(frame + 2, "\x11\x22\x33\x44", 4);
+    for (k = 0; k < n; k++)
+        frame[6 + k] = (unsigned char)text[k] ^ frame[2 + k % 4];
+    assert_int_equal(write(fd, frame, 6 + n), (ssize_t)(6 + n));
+    return fd;
+}
+
+/* The slave names itself; the master's /_metrics escapes the name in its
+ * label, so a name cannot break the exposition format or add a metric. */
+static void test_master_escapes_slave_name(void **state)
+{
+    char mp[600];
+    verso_buf body = VERSO_BUF_INIT;
+    h_master m;
+    int64_t deadline;
+    int fd;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "name-master.db");
+    verso_db_close(h_open(mp));
+    h_master_start(&m, mp, NULL);
+    fd = ws_connect_send(m.port, "{\"type\":\"subscribe\",\"cursor\":0,\"identity\":\"\","
+                                 "\"name\":\"evil\\\"slave\\ninjected_metric 1\"}");
+    deadline = h_now_ms() + 10000;
+    do {
+        verso_buf_clear(&body);
+        assert_int_equal(h_http(&m, "GET", "/_metrics", NULL, &body), 200);
+    } while (!strstr(body.data, "verso_sync_slaves 1\n") && h_now_ms() < deadline &&
+             (h_sleep_ms(10), true));
+    assert_non_null(strstr(body.data, "verso_sync_slaves 1\n"));
+    assert_non_null(strstr(body.data, "{slave=\"evil\\\"slave\\ninjected_metric 1\",n=\"0\"}"));
+    assert_null(strstr(body.data, "\ninjected_metric"));
+    verso_buf_free(&body);
+    close(fd);
+    h_master_kill(&m, SIGTERM);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fake_master_stream),
         cmocka_unit_test(test_fake_master_gap_drops_link),
+        cmocka_unit_test(test_master_escapes_slave_name),
     };
 
-    (void)argc;
-    (void)argv;
+    H_MAIN_DISPATCH(argc, argv);
     h_init_dir("sync_proto");
     {
         int failed = cmocka_run_group_tests(tests, NULL, NULL);
