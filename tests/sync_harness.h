@@ -229,6 +229,7 @@ static inline void h_master_start(h_master *m, const char *db, const char *const
     char *args[16];
     int fds[2], n = 0;
     char line[32] = "";
+    pid_t parent = getpid();
     FILE *f;
 
     args[n++] = "test";
@@ -242,7 +243,9 @@ static inline void h_master_start(h_master *m, const char *db, const char *const
     m->pid = fork();
     assert_true(m->pid >= 0);
     if (m->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* no orphan when a test fails */
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphan when a test fails, even a stopped one */
+        if (getppid() != parent)          /* the test died before prctl */
+            _exit(1);
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
         close(fds[1]);
