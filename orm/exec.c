@@ -167,8 +167,12 @@ static int exec_steps(verso_db *db, const char *sql)
     if (rc == 0)
         rc = verso__exec(db, sql);
     if (!sqlite3_get_autocommit(db->sq)) {
-        /* the statements may have created or dropped triggers or tables */
+        /* the statements may have created or dropped tables or triggers (a
+         * TEMP trigger leaves the file's schema version as it was) */
+        int64_t before = db->schema_version;
         int src = verso__schema_recheck(db);
+        if (src == 0 && db->schema_version == before)
+            src = verso__detect_triggers(db);
         if (rc == 0)
             rc = src;
     }

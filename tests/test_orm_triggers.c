@@ -260,6 +260,27 @@ static void test_trigger_made_and_dropped_through_exec(void **state)
     verso_db_close(db);
 }
 
+/* A TEMP trigger made on the handle's own connection (SQLite runs those even
+ * with triggers off) counts too: rows it writes to tracked tables get
+ * versions. */
+static void test_temp_trigger_counts(void **state)
+{
+    (void)state;
+    verso_db *db = open_items("trig_temp");
+    assert_int_equal(verso_exec(db, "CREATE TABLE log(id INTEGER PRIMARY KEY, what TEXT)"), 0);
+    assert_int_equal(verso_track(db, "log", NULL), 0);
+    assert_int_equal(verso_exec(db, "CREATE TEMP TRIGGER item_log AFTER INSERT ON main.item "
+                                    "BEGIN INSERT INTO log(what) VALUES (NEW.name); END"),
+                     0);
+    orm_item a = {.name = "a", .qty = 1};
+    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(a.version, 1);
+    assert_int_equal(scalar(db, "SELECT count(*) FROM log WHERE version = 2"), 1);
+    assert_int_equal(head(db), 2);
+    check_versions(db, "SELECT version AS v FROM item UNION ALL SELECT version FROM log");
+    verso_db_close(db);
+}
+
 /* A rolled-back transaction that made a trigger leaves the handle on the
  * fast path again. */
 static void test_rolled_back_trigger_is_forgotten(void **state)
@@ -326,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_trigger_writing_tracked_table),
         cmocka_unit_test(test_trigger_made_and_dropped_through_exec),
         cmocka_unit_test(test_rolled_back_trigger_is_forgotten),
+        cmocka_unit_test(test_temp_trigger_counts),
         cmocka_unit_test(test_apply_fires_no_user_trigger),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
