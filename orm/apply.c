@@ -316,7 +316,7 @@ static int delete_row(verso_db *db, verso_table *t, int64_t id, int64_t version)
     if (src != SQLITE_DONE)
         return verso__sqlerr(db, src, t->name);
     /* kept even for a row never seen here: cascaded slaves get the same stream */
-    return verso__tombstone(db, t, id, version, true);
+    return verso__tombstone(db, t, id, version);
 }
 
 int verso_apply_delete(verso_db *db, const char *table, int64_t id, int64_t version)

@@ -581,9 +581,9 @@ static int delete_steps(verso_db *db, verso_table *t, int64_t id, int64_t expect
     return verso__record_change(db, t, id, db->head, VERSO_CHANGE_DELETE);
 }
 
-int verso__tombstone(verso_db *db, const verso_table *t, int64_t id, int64_t version, bool replace)
+int verso__tombstone(verso_db *db, const verso_table *t, int64_t id, int64_t version)
 {
-    sqlite3_stmt *st = db->q[replace ? VERSO__Q_TOMBSTONE_REP : VERSO__Q_TOMBSTONE];
+    sqlite3_stmt *st = db->q[VERSO__Q_TOMBSTONE_REP];
     sqlite3_bind_int64(st, 1, version);
     sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, id);

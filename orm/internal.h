@@ -213,8 +213,9 @@ int verso__head_reload(verso_db *db);
 int verso__record_change(verso_db *db, const verso_table *t, int64_t id, int64_t version,
                          verso_change_kind kind);
 
-/* Writes a tombstone (apply, with replace; ORM deletes queue theirs). */
-int verso__tombstone(verso_db *db, const verso_table *t, int64_t id, int64_t version, bool replace);
+/* Writes a tombstone at once, replacing one of that version (apply:
+ * re-applying is harmless). ORM deletes queue theirs (verso__tomb_add). */
+int verso__tombstone(verso_db *db, const verso_table *t, int64_t id, int64_t version);
 /* Queues the tombstone of a delete made with triggers off; writes the queue when full. */
 int verso__tomb_add(verso_db *db, const verso_table *t, int64_t id, int64_t version);
 /* Writes the queued tombstones: before COMMIT and before any statement that
