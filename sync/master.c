@@ -136,6 +136,14 @@ static void ask_resync(verso_sync_master *m, conn *c, const char *reason)
     snprintf(c->resync_reason, sizeof(c->resync_reason), "%s", reason);
 }
 
+/* Ends the subscription and writes the resync message now (not again later). */
+static int send_resync(verso_sync_master *m, conn *c, verso_buf *b, const char *reason)
+{
+    ask_resync(m, c, reason);
+    c->resync_due = false;
+    return msg_resync(m, c, b);
+}
+
 static void refresh(verso_sync_master *m);
 
 /*
@@ -170,17 +178,14 @@ static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
     fo.tables = (const char *const *)c->tables;
     fo.ntables = c->ntables;
     if ((rc = verso_feed_open(&f, m->db, &fo)) < 0) {
-        if (rc == VERSO_EHORIZON) {
-            ask_resync(m, c, "horizon");
-            return msg_resync(m, c, b);
-        }
+        if (rc == VERSO_EHORIZON)
+            return send_resync(m, c, b, "horizon");
         return rc;
     }
     if (strcmp(verso_feed_identity(f), c->identity) != 0 || verso_feed_head(f) < from) {
         bool other = strcmp(verso_feed_identity(f), c->identity) != 0;
         verso_feed_close(f);
-        ask_resync(m, c, other ? "identity" : "ahead");
-        return msg_resync(m, c, b);
+        return send_resync(m, c, b, other ? "identity" : "ahead");
     }
     rc = verso_buf_puts(b, "{\"type\":\"changes\",\"entries\":[");
     while (rc == 0 && (rc = verso_feed_next(&e, f)) == 1) {
@@ -329,7 +334,11 @@ static int next_message(verso_sync_master *m, conn *c, verso_buf *b)
         return msg_schema(m, c, b);
     }
     if (changes_due(m, c)) {
-        refresh(m); /* a table tracked since the last tick is announced before its rows */
+        refresh(m);          /* a table tracked since the last tick is announced before its rows */
+        if (c->resync_due) { /* refresh found the database changed under the cursor */
+            c->resync_due = false;
+            return msg_resync(m, c, b);
+        }
         if (c->schema_due) {
             c->schema_due = false;
             return msg_schema(m, c, b);
@@ -397,6 +406,7 @@ static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON
         verso_buf_free(&err);
         return 0;
     }
+    c->resync_due = false; /* a resync not yet sent is answered by this subscription */
     c->reset = verso__sync_json_get_bool(msg, "reset");
     if (c->reset)
         cursor = 0;

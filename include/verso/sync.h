@@ -14,6 +14,9 @@
  *  - a slave whose cursor is tied to another master identity, is ahead of
  *    the master's head or behind its horizon resynchronises fully, in one
  *    transaction (readers see the old state until the new one is complete);
+ *    a connected live slave is told so as soon as the master's database
+ *    changes identity (a cascaded master that resynchronised) or its head
+ *    drops below the slave's cursor (a restored file);
  *  - the master reads each slave's changes from that slave's own cursor,
  *    never holds a database lock across a network wait, and a slow slave
  *    only lags.
