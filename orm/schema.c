@@ -478,8 +478,35 @@ int verso__schema_check(verso_db *db)
     return db->txn ? 0 : verso__schema_recheck(db);
 }
 
+/* A foreign key action (ON DELETE/UPDATE CASCADE, SET NULL, SET DEFAULT)
+ * of a tracked table changes its rows when the parent is written, and SQLite
+ * runs such actions even with triggers off: writes to the parent then need
+ * trigger mode so the tracking triggers version the child rows. */
+static int detect_fk_actions(verso_db *db, bool *any)
+{
+    static const char sql[] =
+        "SELECT \"table\" FROM pragma_foreign_key_list(?1) WHERE on_delete NOT IN "
+        "('NO ACTION', 'RESTRICT') OR on_update NOT IN ('NO ACTION', 'RESTRICT')";
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(db->sq, sql, -1, &st, NULL);
+    for (size_t i = 0; src == SQLITE_OK && i < db->ntables; i++) {
+        sqlite3_bind_text(st, 1, db->tables[i]->name, -1, SQLITE_STATIC);
+        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *parent = (const char *)sqlite3_column_text(st, 0);
+            verso_table *pt = parent ? lookup(db, parent) : NULL;
+            if (pt)
+                pt->user_triggers = *any = true;
+        }
+        sqlite3_reset(st);
+        src = src == SQLITE_DONE ? SQLITE_OK : src;
+    }
+    sqlite3_finalize(st);
+    return src == SQLITE_OK ? SQLITE_DONE : src;
+}
+
 /* Triggers of the user on tracked tables: any trigger whose name does not
- * start with _verso_, in the file or made TEMP on this connection. */
+ * start with _verso_, in the file or made TEMP on this connection; and
+ * foreign key actions on tracked tables (see detect_fk_actions). */
 int verso__detect_triggers(verso_db *db)
 {
     static const char sql[] =
@@ -502,6 +529,8 @@ int verso__detect_triggers(verso_db *db)
     sqlite3_finalize(st);
     if (src != SQLITE_DONE && src != SQLITE_OK)
         return verso__sqlerr(db, src, "reading triggers");
+    if ((src = detect_fk_actions(db, &any)) != SQLITE_DONE)
+        return verso__sqlerr(db, src, "reading foreign keys");
     db->trig_mode = any;
     return verso__triggers_restore(db);
 }

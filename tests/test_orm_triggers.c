@@ -339,6 +339,39 @@ static void test_apply_fires_no_user_trigger(void **state)
     verso_db_close(db);
 }
 
+/* ON DELETE CASCADE from a tracked parent to a tracked child: SQLite runs
+ * the action even with triggers off, so the child rows it deletes must still
+ * get tombstones with their own versions. */
+static void test_fk_cascade_is_tracked(void **state)
+{
+    (void)state;
+    verso_db *db = open_items("trig_fk");
+    assert_int_equal(verso_exec(db, "CREATE TABLE parent(id INTEGER PRIMARY KEY, name TEXT);"
+                                    "CREATE TABLE child(id INTEGER PRIMARY KEY, pid INTEGER "
+                                    "REFERENCES parent(id) ON DELETE CASCADE)"),
+                     0);
+    assert_int_equal(verso_track(db, "parent", NULL), 0);
+    assert_int_equal(verso_track(db, "child", NULL), 0);
+    assert_int_equal(
+        sqlite3_exec(verso_db_sqlite(db), "PRAGMA foreign_keys = ON", NULL, NULL, NULL), SQLITE_OK);
+    const char *pc[] = {"name"}, *cc[] = {"pid"};
+    verso_value pv[] = {VERSO_VALUE_TEXT("p")};
+    int64_t pid = 0, c1 = 0, c2 = 0;
+    assert_int_equal(verso_row_insert(&pid, NULL, db, "parent", pc, pv, 1), 0);
+    verso_value cv[] = {VERSO_VALUE_INT(pid)};
+    assert_int_equal(verso_row_insert(&c1, NULL, db, "child", cc, cv, 1), 0);
+    assert_int_equal(verso_row_insert(&c2, NULL, db, "child", cc, cv, 1), 0);
+    assert_int_equal(verso_row_delete(db, "parent", pid, 0), 0);
+
+    assert_int_equal(scalar(db, "SELECT count(*) FROM child"), 0);
+    /* three tombstones: the parent and both children, each its own version */
+    assert_int_equal(scalar(db, "SELECT count(*) FROM _verso_tombstones"), 3);
+    assert_int_equal(scalar(db, "SELECT count(*) FROM _verso_tombstones WHERE tbl = 'child'"), 2);
+    assert_int_equal(head(db), 6);
+    check_versions(db, "SELECT version AS v FROM parent UNION ALL SELECT version FROM child");
+    verso_db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_rolled_back_trigger_is_forgotten),
         cmocka_unit_test(test_temp_trigger_counts),
         cmocka_unit_test(test_apply_fires_no_user_trigger),
+        cmocka_unit_test(test_fk_cascade_is_tracked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
