@@ -71,10 +71,15 @@ typedef struct verso_uuid {
 } verso_uuid;
 
 #define VERSO_FIELD(st, member, vtype, flags)                                                      \
-    {#member, vtype, offsetof(st, member), sizeof(((st *)0)->member), flags, -1}
+    {                                                                                              \
+#member, vtype, offsetof(st, member), sizeof(((st *)0)->member), flags, -1                 \
+    }
 #define VERSO_FIELD_NULLABLE(st, member, vtype, flags, nullmember)                                 \
-    {#member, vtype, offsetof(st, member), sizeof(((st *)0)->member), flags, offsetof(st, nullmember)}
-#define VERSO_FIELD_ID_OF(st, member) VERSO_FIELD(st, member, VERSO_INT64, VERSO_FIELD_ID)
+    {                                                                                              \
+#member, vtype, offsetof(st, member), sizeof(((st *)0)->member), flags,                    \
+            offsetof(st, nullmember)                                                               \
+    }
+#define VERSO_FIELD_ID_OF(st, member)      VERSO_FIELD(st, member, VERSO_INT64, VERSO_FIELD_ID)
 #define VERSO_FIELD_VERSION_OF(st, member) VERSO_FIELD(st, member, VERSO_INT64, VERSO_FIELD_VERSION)
 
 /* A table: name, struct size and its fields (at most 64). */
@@ -86,7 +91,9 @@ typedef struct verso_table_def {
 } verso_table_def;
 
 #define VERSO_TABLE_DEF(tname, st, fieldarray)                                                     \
-    {tname, sizeof(st), fieldarray, sizeof(fieldarray) / sizeof((fieldarray)[0])}
+    {                                                                                              \
+        tname, sizeof(st), fieldarray, sizeof(fieldarray) / sizeof((fieldarray)[0])                \
+    }
 
 /*
  * Checks a table description without touching any database.
@@ -105,13 +112,16 @@ int verso_table_def_check(const verso_table_def *def, char *why, size_t whylen);
 typedef struct verso_db_options {
     const verso_table_def *const *tables; /* tables declared in C; may be NULL */
     size_t ntables;
-    int busy_timeout_ms;     /* SQLite busy timeout; default 5000 */
-    bool readonly;           /* open read-only: no schema changes, writes fail */
-    bool create;             /* create the file if missing; default true */
-    bool synchronous_full;   /* PRAGMA synchronous=FULL instead of NORMAL */
+    int busy_timeout_ms;   /* SQLite busy timeout; default 5000 */
+    bool readonly;         /* open read-only: no schema changes, writes fail */
+    bool create;           /* create the file if missing; default true */
+    bool synchronous_full; /* PRAGMA synchronous=FULL instead of NORMAL */
 } verso_db_options;
 
-#define VERSO_DB_OPTIONS_INIT {NULL, 0, 5000, false, true, false}
+#define VERSO_DB_OPTIONS_INIT                                                                      \
+    {                                                                                              \
+        NULL, 0, 5000, false, true, false                                                          \
+    }
 
 /*
  * Opens (creating if allowed) a verso database at path and brings its schema
@@ -371,7 +381,10 @@ typedef struct verso_query {
     size_t nafter;
 } verso_query;
 
-#define VERSO_QUERY_INIT {0}
+#define VERSO_QUERY_INIT                                                                           \
+    {                                                                                              \
+        0                                                                                          \
+    }
 
 /*
  * Runs q. *out receives a cursor to release with verso_iter_free(); rows are
@@ -445,13 +458,16 @@ int verso_exec(verso_db *db, const char *sql);
  * ------------------------------------------------------------------ */
 
 typedef struct verso_feed_options {
-    int64_t since;              /* changes with version > since */
-    int64_t limit;              /* at most this many changes; <= 0: no limit */
-    const char *const *tables;  /* only these tables; NULL = all tracked */
+    int64_t since;             /* changes with version > since */
+    int64_t limit;             /* at most this many changes; <= 0: no limit */
+    const char *const *tables; /* only these tables; NULL = all tracked */
     size_t ntables;
 } verso_feed_options;
 
-#define VERSO_FEED_OPTIONS_INIT {0, 0, NULL, 0}
+#define VERSO_FEED_OPTIONS_INIT                                                                    \
+    {                                                                                              \
+        0, 0, NULL, 0                                                                              \
+    }
 
 /*
  * One change: an upsert (deleted == false; the row's current columns in
