@@ -302,41 +302,12 @@ static int put_double(verso_buf *b, double d)
     return put_raw(b, tmp, (size_t)n);
 }
 
-static size_t base64_encoded_len(size_t n)
-{
-    return (n + 2) / 3 * 4;
-}
-
 static int put_base64(verso_buf *b, const unsigned char *p, size_t n)
 {
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    if (n > SIZE_MAX / 2)
-        return VERSO_ENOMEM;
-    size_t need = base64_encoded_len(n) + 2;
-    if (verso_buf_reserve(b, need) < 0)
-        return VERSO_ENOMEM;
-    char *o = b->data + b->len;
-    *o++ = '"';
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t w = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        *o++ = alphabet[w >> 18];
-        *o++ = alphabet[(w >> 12) & 63];
-        *o++ = alphabet[(w >> 6) & 63];
-        *o++ = alphabet[w & 63];
-    }
-    if (i < n) {
-        uint32_t w = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
-        *o++ = alphabet[w >> 18];
-        *o++ = alphabet[(w >> 12) & 63];
-        *o++ = i + 1 < n ? alphabet[(w >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    *o++ = '"';
-    b->len = (size_t)(o - b->data);
-    b->data[b->len] = '\0';
-    return 0;
+    int rc = put_raw(b, "\"", 1);
+    if (rc == 0)
+        rc = verso_base64_encode(b, p, n);
+    return rc == 0 ? put_raw(b, "\"", 1) : rc;
 }
 
 static int put_bool(verso_buf *b, bool v)
@@ -767,60 +738,6 @@ int verso_json_int64(int64_t *out, const cJSON *number)
  * JSON object -> column values
  * ------------------------------------------------------------------ */
 
-/* Decoded size of a base64 string, or -1 if it is not canonical base64. */
-static ptrdiff_t base64_decoded_len(const char *s, size_t n)
-{
-    if (n % 4)
-        return -1;
-    size_t pad = n && s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
-    return (ptrdiff_t)(n / 4 * 3 - pad);
-}
-
-static int base64_digit(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Decodes canonical padded base64 (RFC 4648 section 4, unused bits zero)
- * into out (base64_decoded_len(s, n) bytes). */
-static int base64_decode(unsigned char *out, const char *s, size_t n)
-{
-    ptrdiff_t total = base64_decoded_len(s, n);
-    size_t o = 0;
-    if (total < 0)
-        return VERSO_EINVAL;
-    for (size_t i = 0; i < n; i += 4) {
-        int d[4];
-        uint32_t w = 0;
-        for (int k = 0; k < 4; k++) {
-            bool pad = s[i + k] == '=' && i + 4 == n && k >= 2;
-            if (pad && k == 2 && s[i + 3] != '=')
-                return VERSO_EINVAL;
-            d[k] = pad ? 0 : base64_digit((unsigned char)s[i + k]);
-            if (d[k] < 0)
-                return VERSO_EINVAL;
-            w = w << 6 | (uint32_t)d[k];
-        }
-        size_t left = (size_t)total - o;
-        size_t take = left < 3 ? left : 3;
-        if ((take < 3 && (w & 0xFF)) || (take < 2 && (w & 0xFF00)))
-            return VERSO_EINVAL;
-        for (size_t k = 0; k < take; k++)
-            out[o++] = (unsigned char)(w >> (16 - 8 * k));
-    }
-    return 0;
-}
-
 /* Checks a canonical UUID (8-4-4-4-12 hex digits) and writes it in lower case. */
 static int uuid_normalise(char *out, const char *s)
 {
@@ -899,8 +816,8 @@ static int conv_text(verso_value *v, const cJSON *j, verso_type type)
 static int conv_blob(verso_value *v, const cJSON *j, conv *cv)
 {
     size_t n = strlen(j->valuestring);
-    ptrdiff_t len = base64_decoded_len(j->valuestring, n);
-    if (len < 0 || base64_decode(cv->store, j->valuestring, n) < 0)
+    ptrdiff_t len = verso_base64_decoded_len(j->valuestring, n);
+    if (len < 0 || verso_base64_decode(cv->store, j->valuestring, n) < 0)
         return VERSO_EINVAL;
     v->type = VERSO_BLOB;
     v->u.b.p = cv->store;

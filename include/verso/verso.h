@@ -153,6 +153,18 @@ void verso_buf_free(verso_buf *b);
 /* Hands the bytes to the caller (release with verso_free()); b becomes empty. */
 char *verso_buf_detach(verso_buf *b);
 
+/*
+ * Standard base64 (RFC 4648 section 4, with padding).
+ * verso_base64_encode appends the text of n bytes to b (VERSO_ENOMEM).
+ * verso_base64_decoded_len gives the byte count of n chars of text, or -1
+ * when n is not a multiple of 4. verso_base64_decode writes that many bytes
+ * to out; only canonical text is accepted (VERSO_EINVAL otherwise: a
+ * character outside the alphabet, misplaced padding, non-zero unused bits).
+ */
+int verso_base64_encode(verso_buf *b, const void *data, size_t n);
+ptrdiff_t verso_base64_decoded_len(const char *s, size_t n);
+int verso_base64_decode(void *out, const char *s, size_t n);
+
 /* Releases memory returned by verso functions documented as "free with verso_free()". NULL ok. */
 void verso_free(void *p);
 
