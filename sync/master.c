@@ -634,6 +634,13 @@ static void update_lag(verso_sync_master *m, conn *c, int64_t now)
     pthread_mutex_unlock(&m->lock);
 }
 
+/* How long c has been behind; 0 once its ack reached the head, even
+ * before the next tick clears behind_since_ms. Under m->lock. */
+static int64_t lag_ms(const verso_sync_master *m, const conn *c, int64_t now)
+{
+    return c->acked < m->info.head && c->behind_since_ms ? now - c->behind_since_ms : 0;
+}
+
 static void tick(verso_rest *srv, void *arg)
 {
     verso_sync_master *m = arg;
@@ -673,7 +680,7 @@ static int status_json(verso_buf *out, void *arg)
                 out, ",\"cursor\":%lld,\"acked\":%lld,\"lag_versions\":%lld,\"lag_ms\":%lld}",
                 (long long)c->cursor, (long long)c->acked,
                 (long long)(m->info.head > c->acked ? m->info.head - c->acked : 0),
-                (long long)(c->behind_since_ms ? now - c->behind_since_ms : 0));
+                (long long)lag_ms(m, c, now));
         first = false;
     }
     pthread_mutex_unlock(&m->lock);
@@ -847,7 +854,7 @@ int verso_sync_master_peers(verso_sync_peer **out, size_t *n, verso_sync_master 
         p->cursor = c->cursor;
         p->acked = c->acked;
         p->lag_versions = m->info.head > c->acked ? m->info.head - c->acked : 0;
-        p->lag_ms = c->behind_since_ms ? now - c->behind_since_ms : 0;
+        p->lag_ms = lag_ms(m, c, now);
         p->sent_rows = c->sent_rows;
         p->connected_ms = c->connected_ms;
         i++;

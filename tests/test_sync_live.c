@@ -564,8 +564,8 @@ static void on_apply_gated(const verso_sync_change *c, size_t n, int64_t cursor,
     pthread_mutex_unlock(&g->lock);
 }
 
-/* The largest lag_versions in the master's /_status, checking it lists n slaves. */
-static int64_t max_master_lag(const h_master *m, int n)
+/* The largest field (lag_versions, lag_ms) in the master's /_status, checking it lists n slaves. */
+static int64_t max_master_lag(const h_master *m, int n, const char *field)
 {
     verso_buf body = VERSO_BUF_INIT;
     verso_json *doc = NULL;
@@ -579,8 +579,7 @@ static int64_t max_master_lag(const h_master *m, int n)
     assert_int_equal(cJSON_GetArraySize(slaves), n);
     cJSON_ArrayForEach(sl, slaves)
     {
-        assert_int_equal(verso_json_int64(&v, cJSON_GetObjectItemCaseSensitive(sl, "lag_versions")),
-                         0);
+        assert_int_equal(verso_json_int64(&v, cJSON_GetObjectItemCaseSensitive(sl, field)), 0);
         lag = v > lag ? v : lag;
     }
     verso_json_free(doc);
@@ -618,7 +617,8 @@ static void test_live_stuck_slave(void **state)
     wait_head(fast, mp);
     assert_int_equal(verso_slave_state_get(&st, stuck), 0);
     assert_true(st.cursor < h_head(mp));
-    assert_true(max_master_lag(&m, 2) > 0); /* the master sees who lags */
+    assert_true(max_master_lag(&m, 2, "lag_versions") > 0); /* the master sees who lags */
+    assert_true(max_master_lag(&m, 2, "lag_ms") > 0);       /* and for how long */
 
     pthread_mutex_lock(&g.lock);
     g.open = true;
@@ -849,6 +849,25 @@ static void test_live_cascade(void **state)
     }
     wait_head(b, mp);
     wait_head(c, bp); /* B's head equals A's: the original versions flow down */
+    {                 /* B, as a master, knows from C's acks that C caught up */
+        verso_sync_peer *peers = NULL;
+        size_t n = 0;
+        int64_t deadline = h_now_ms() + 10000, head = h_head(bp);
+        for (;;) {
+            assert_int_equal(verso_sync_master_peers(&peers, &n, bm), 0);
+            assert_int_equal(n, 1);
+            if ((peers[0].acked == head && peers[0].lag_versions == 0 && peers[0].lag_ms == 0) ||
+                h_now_ms() > deadline)
+                break;
+            verso_free(peers);
+            h_sleep_ms(10);
+        }
+        assert_int_equal(peers[0].acked, head);
+        assert_int_equal(peers[0].lag_versions, 0);
+        assert_int_equal(peers[0].lag_ms, 0);
+        assert_true(peers[0].sent_rows > 0);
+        verso_free(peers);
+    }
     h_assert_converged(mp, bp);
     h_assert_converged(bp, cp);
     h_assert_table_equal(mp, cp, "items");
