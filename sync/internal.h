@@ -131,10 +131,6 @@ int verso__sync_fetch_next(verso_buf *body, int *status, verso__sync_fetch *f,
                            const volatile int *stop);
 void verso__sync_fetch_stop(verso__sync_fetch *f); /* NULL ok */
 
-/* Standard base64 with padding. decode: out has room for n / 4 * 3 bytes; VERSO_EPROTO. */
-int verso__sync_b64_encode(verso_buf *b, const void *data, size_t n);
-int verso__sync_b64_decode(unsigned char *out, size_t *outlen, const char *in, size_t n);
-
 /*
  * Bootstrap of an empty database from the master's file snapshot over
  * /_sync (used by the pull when db has no table yet). On success db holds

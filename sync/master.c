@@ -273,7 +273,7 @@ static int msg_snapshot(verso_sync_master *m, conn *c, verso_buf *b)
                           m->info.identity, (long long)head, (long long)size,
                           (long long)c->snap_off, last ? "true" : "false");
     if (rc == 0)
-        rc = verso__sync_b64_encode(b, raw, (size_t)n);
+        rc = verso_base64_encode(b, raw, (size_t)n);
     free(raw);
     if (rc == 0)
         rc = verso_buf_puts(b, "\"}");

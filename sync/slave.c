@@ -228,9 +228,11 @@ static int snapshot_chunk(verso_slave *s, const cJSON *msg, const char *b64, siz
             goto done;
         }
     }
-    if (!(raw = malloc(len / 4 * 3 + 1)) || verso__sync_b64_decode(raw, &n, b64, len) < 0 ||
-        fwrite(raw, 1, n, s->snap) != n)
+    ptrdiff_t dl = verso_base64_decoded_len(b64, len);
+    if (dl < 0 || !(raw = malloc((size_t)dl + 1)) || verso_base64_decode(raw, b64, len) < 0 ||
+        fwrite(raw, 1, (size_t)dl, s->snap) != (size_t)dl)
         goto done;
+    n = (size_t)dl;
     s->snap_off += (int64_t)n;
     rc = 0;
     if (verso__sync_json_get_bool(msg, "last")) {
