@@ -272,13 +272,25 @@ static void replicate_status(verso_slave *s, int64_t start_ms, bool final)
             (long long)st.lag_versions, (long long)st.lag_ms, final ? "\n" : "");
 }
 
+/* Prints the slave's last failure when it changed: once, not at every retry. */
+static void replicate_error(verso_slave *s, const sync_args *a, char *shown, size_t n)
+{
+    verso_slave_state st;
+
+    verso_slave_state_get(&st, s);
+    if (!st.last_error[0] || !strcmp(st.last_error, shown))
+        return;
+    snprintf(shown, n, "%s", st.last_error);
+    fprintf(stderr, "%sverso replicate: %s\n", show_progress(a) ? "\n" : "", shown);
+}
+
 int verso_cli_replicate(int argc, char **argv)
 {
     verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
     verso_slave *s = NULL;
     serving sv = {0};
     sync_args a;
-    char why[256];
+    char why[256], shown[sizeof(((verso_slave_state *)0)->last_error)] = "";
     int64_t start = verso_now_ms();
     int rc = parse_args(&a, argc, argv);
 
@@ -297,6 +309,7 @@ int verso_cli_replicate(int argc, char **argv)
     while (!g_stop) {
         struct timespec ts = {0, 200 * 1000000L};
         nanosleep(&ts, NULL);
+        replicate_error(s, &a, shown, sizeof(shown));
         if (show_progress(&a))
             replicate_status(s, start, false);
     }

@@ -60,6 +60,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         verso__http_arm_timeout(srv, wsi, user);
         break;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: /* the role check of a WebSocket handler */
+        return verso__ws_callback(wsi, (int)reason, user, in, len);
     case LWS_CALLBACK_HTTP:
         return verso__http_request(srv, wsi, user, in);
     case LWS_CALLBACK_HTTP_BODY:

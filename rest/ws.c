@@ -4,6 +4,7 @@
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "rest/internal.h"
 
@@ -31,24 +32,94 @@ static const verso_ws_handler *handler_of(struct lws *wsi)
     return p ? p->user : NULL;
 }
 
+/* The role check's answer for the upgrade request: 0, 401 or 403. */
+static int role_status(verso_rest *srv, struct lws *wsi, const verso_ws_handler *h)
+{
+    char authz[512];
+    verso__auth a;
+    unsigned need = h->role ? verso__role_caps(h->role) : 0;
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+
+    if (h->role && !need)
+        return 403;
+    if (n >= (int)sizeof(authz) ||
+        (n > 0 && lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION) < 0))
+        return 401;
+    verso__auth_identify(&a, &srv->cfg, n > 0 ? authz : NULL);
+    return verso__auth_check(&a, &srv->cfg, NULL, need);
+}
+
 /* The upgrade request must target the handler's path and carry its role. */
 static int filter(verso_rest *srv, struct lws *wsi, const verso_ws_handler *h)
 {
-    char uri[256], authz[512];
-    verso__auth a;
-    unsigned need = 0;
+    char uri[256];
     int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
 
     if (n <= 0 || strcmp(uri, h->path))
         return -1;
-    if (h->role && !(need = verso__role_caps(h->role)))
+    return role_status(srv, wsi, h) ? -1 : 0;
+}
+
+static const verso_ws_handler *handler_at(verso_rest *srv, struct lws *wsi)
+{
+    char uri[256];
+
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
+        return NULL;
+    for (size_t i = 0; i < srv->nhandlers; i++)
+        if (!strcmp(uri, srv->handlers[i].path))
+            return &srv->handlers[i];
+    return NULL;
+}
+
+/* Writes status with the REST routes' JSON error body; lws then ends the
+ * transaction. The request's HTTP version is not recorded yet at this stage,
+ * so the answer is HTTP/1.0 and the connection closes after it. */
+static int refuse(verso_rest *srv, struct lws *wsi, int status)
+{
+    verso__resp rs = {.body = &srv->body, .location = &srv->location, .link = &srv->link};
+    unsigned char *start, *p, *end;
+    char num[32];
+    int n;
+
+    verso__error(&rs, status, "%s",
+                 status == 401 ? "a valid bearer token is required"
+                               : "this token may not open this WebSocket");
+    verso_buf_clear(&srv->out);
+    if (verso_buf_reserve(&srv->out, LWS_PRE + 512 + rs.body->len) < 0)
         return -1;
-    n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-    if (n >= (int)sizeof(authz) ||
-        (n > 0 && lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION) < 0))
+    start = p = (unsigned char *)srv->out.data + LWS_PRE;
+    end = start + 512;
+    n = snprintf(num, sizeof(num), "%zu", rs.body->len);
+    if (lws_add_http_header_status(wsi, (unsigned)status, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                     (const unsigned char *)"application/json", 16, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, (const unsigned char *)num,
+                                     n, &p, end) ||
+        lws_finalize_http_header(wsi, &p, end))
         return -1;
-    verso__auth_identify(&a, &srv->cfg, n > 0 ? authz : NULL);
-    return verso__auth_check(&a, &srv->cfg, NULL, need) ? -1 : 0;
+    memcpy(p, rs.body->data, rs.body->len);
+    p += rs.body->len;
+    verso__metrics_record(&srv->metrics, VERSO__R_WS, status, 0, 0);
+    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
+        return -1;
+    return 1;
+}
+
+/*
+ * Runs on the HTTP side before lws picks a protocol: a refused role gets a
+ * real answer (a client can tell a bad token from a network failure), where
+ * the protocol filter below could only hang up. > 0: answered.
+ */
+static int confirm_upgrade(verso_rest *srv, struct lws *wsi, const char *up)
+{
+    const verso_ws_handler *h;
+    int status;
+
+    if (!up || strcasecmp(up, "websocket") || !(h = handler_at(srv, wsi)))
+        return 0;
+    status = role_status(srv, wsi, h);
+    return status ? refuse(srv, wsi, status) : 0;
 }
 
 static int established(verso_rest *srv, struct lws *wsi, verso_ws *ws)
@@ -120,6 +191,8 @@ int verso__ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t
     verso_ws *ws = user;
 
     switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(srv, wsi, in);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return handler_of(wsi) ? filter(srv, wsi, handler_of(wsi)) : -1;
     case LWS_CALLBACK_ESTABLISHED:

@@ -603,6 +603,32 @@ static int append_auth(verso_slave *s, struct lws *wsi, void *in, size_t len)
                : 0;
 }
 
+static const struct {
+    unsigned status;
+    const char *text;
+} refusals[] = {
+    {401, "not authorized (HTTP 401): check the replication token"},
+    {403, "not authorized (HTTP 403): the replication token lacks the replicate role"},
+};
+
+/*
+ * A master that answers the upgrade with 401 or 403 refuses our token:
+ * retrying soon cannot help, but the token may be fixed in its
+ * configuration, so the slave keeps trying at its longest interval.
+ */
+static void connection_error(verso_slave *s, struct lws *wsi, const char *why)
+{
+    unsigned status = wsi ? lws_http_client_http_response(wsi) : 0;
+
+    for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+        if (refusals[i].status == status) {
+            set_error(s, "%s", refusals[i].text);
+            s->retry_ms = s->o.retry_max_ms;
+        }
+    }
+    disconnected(s, why ? why : "connection failed");
+}
+
 static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                  size_t len)
 {
@@ -620,7 +646,7 @@ static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
         return append_auth(s, wsi, in, len);
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        disconnected(s, in ? (const char *)in : "connection failed");
+        connection_error(s, wsi, in);
         return 0;
     case LWS_CALLBACK_CLIENT_CLOSED:
         disconnected(s, "connection closed");
@@ -734,7 +760,9 @@ static int create_context(verso_slave *s)
 {
     struct lws_context_creation_info info;
 
-    lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
+    /* Connection failures are reported once through last_error: lws's
+     * warnings would repeat them on stderr at every retry. */
+    lws_set_log_level(LLL_ERR, NULL);
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = slave_protocols;

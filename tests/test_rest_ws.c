@@ -2,8 +2,13 @@
  * verso_rest_options echoes messages back to a libwebsockets client; the
  * tick and wake callbacks, status_json and metrics_text, the role check at
  * the upgrade, and the message size limit. */
+#include <arpa/inet.h>
 #include <libwebsockets.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -395,6 +400,133 @@ static void test_role_checked_at_upgrade(void **state)
     free(cfg);
 }
 
+/* ---- a raw client: the answer to a refused upgrade, byte for byte ---- */
+
+static const char *find_ci(const char *hay, const char *needle)
+{
+    for (size_t n = strlen(needle); *hay; hay++)
+        if (!strncasecmp(hay, needle, n))
+            return hay;
+    return NULL;
+}
+
+/* Reads one HTTP answer (headers and a Content-Length body) into buf. */
+static size_t read_answer(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+    const char *eoh = NULL, *cl;
+    ssize_t n;
+
+    while (len + 1 < cap && (n = recv(fd, buf + len, cap - len - 1, 0)) > 0) {
+        len += (size_t)n;
+        buf[len] = '\0';
+        if (!eoh && (eoh = strstr(buf, "\r\n\r\n")))
+            eoh += 4;
+        cl = eoh ? find_ci(buf, "content-length:") : NULL;
+        if (cl && cl < eoh && len >= (size_t)(eoh - buf) + strtoul(cl + 15, NULL, 10))
+            break;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+/* Sends a WebSocket upgrade for path (token NULL = none) on a new connection
+ * and reads the answer into ans. */
+static void raw_upgrade(int port, const char *path, const char *token, char *ans, size_t cap)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct timeval tv = {5, 0};
+    char req[1024], auth[160] = "";
+    int fd = socket(AF_INET, SOCK_STREAM, 0), n;
+
+    assert_true(fd >= 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    if (token)
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
+    n = snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: verso-guarded\r\n%s\r\n",
+                 path, auth);
+    assert_int_equal(send(fd, req, (size_t)n, 0), n);
+    read_answer(fd, ans, cap);
+    close(fd);
+}
+
+static int health(int port)
+{
+    char url[64];
+    rt_resp r;
+    int status;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_health", port);
+    rt_request(&r, "GET", url, NULL, 0, NULL);
+    status = (int)r.status;
+    rt_resp_free(&r);
+    return status;
+}
+
+/* The status code of an answer ("HTTP/1.x NNN ..."), 0 if none. */
+static int status_of(const char *ans)
+{
+    return strncmp(ans, "HTTP/1.", 7) == 0 && ans[8] == ' ' ? atoi(ans + 9) : 0;
+}
+
+static void assert_refused(const char *ans, int status, const char *code)
+{
+    cJSON *j;
+    const char *body = strstr(ans, "\r\n\r\n");
+
+    assert_int_equal(status_of(ans), status);
+    assert_non_null(find_ci(ans, "content-type: application/json"));
+    assert_null(find_ci(ans, "sec-websocket-accept"));
+    assert_non_null(body);
+    j = cJSON_Parse(body + 4);
+    assert_non_null(j);
+    assert_string_equal(rc_error_code(j), code);
+    cJSON_Delete(j);
+}
+
+/* A refused upgrade gets an HTTP answer with the REST error body (401 without
+ * a token, 403 with a token whose role does not allow it), and the server
+ * goes on serving. */
+static void test_refused_upgrade_answers_http(void **state)
+{
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    char why[128], *cfg, ans[4096];
+    verso_rest *srv = NULL;
+    int port;
+
+    (void)state;
+    /* sha256("repl-secret") replicate, sha256("read-secret") read */
+    cfg = rc_write_file("rest_ws_refused.conf",
+                        "token bd85747ec61de103b97888b9eec32b9a616ce9681532af038164ff120dafecfc "
+                        "replicate\n"
+                        "token f0fd6c09405cb6d3707d04067d8509cb924e62ae66fa02067c2bc467b0d721e4 "
+                        "read\n");
+    o.ws_handlers = k_handlers;
+    o.nws_handlers = 2;
+    o.db_path = g_env.path;
+    o.config_path = cfg;
+    assert_int_equal(verso_rest_start(&srv, NULL, &o, why, sizeof(why)), 0);
+    port = verso_rest_port(srv);
+    raw_upgrade(port, "/_guarded", NULL, ans, sizeof(ans));
+    assert_refused(ans, 401, "unauthorized");
+    assert_int_equal(health(port), 200);
+    raw_upgrade(port, "/_guarded", "wrong-secret", ans, sizeof(ans));
+    assert_refused(ans, 401, "unauthorized");
+    assert_int_equal(health(port), 200);
+    raw_upgrade(port, "/_guarded", "read-secret", ans, sizeof(ans));
+    assert_refused(ans, 403, "forbidden");
+    assert_int_equal(health(port), 200);
+    raw_upgrade(port, "/_guarded", "repl-secret", ans, sizeof(ans));
+    assert_int_equal(status_of(ans), 101);
+    verso_rest_stop(srv);
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -405,6 +537,7 @@ int main(void)
         cmocka_unit_test(test_wake_runs_tick),
         cmocka_unit_test(test_status_and_metrics_extras),
         cmocka_unit_test(test_role_checked_at_upgrade),
+        cmocka_unit_test(test_refused_upgrade_answers_http),
     };
     lws_set_log_level(0, NULL);
     return cmocka_run_group_tests(tests, setup, teardown);
