@@ -9,6 +9,7 @@
  * _verso_head is the last applied master version: the slave's head equals
  * its cursor and it can serve its own slaves with the original versions.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,23 +46,37 @@ static int run_text(verso_db *db, const char *sql, const char *text)
     return src == SQLITE_DONE ? 0 : verso__sqlerr(db, src, "apply");
 }
 
-static int reset_table(verso_db *db, verso_table *t)
+/* Removes every row and tombstone of t; *removed counts them. */
+static int reset_table(int64_t *removed, verso_db *db, verso_table *t)
 {
     verso_buf b = VERSO_BUF_INIT;
     verso_buf_printf(&b, "DELETE FROM %s", t->qname);
     int rc = b.data ? verso__exec(db, b.data) : verso__err(db, VERSO_ENOMEM, "out of memory");
     verso_buf_free(&b);
-    if (rc == 0)
-        rc = run_text(db, "DELETE FROM _verso_tombstones WHERE tbl = ?1", t->name);
+    *removed = rc == 0 ? sqlite3_changes64(db->sq) : 0;
+    if (rc == 0 &&
+        (rc = run_text(db, "DELETE FROM _verso_tombstones WHERE tbl = ?1", t->name)) == 0)
+        *removed += sqlite3_changes64(db->sq);
+    return rc;
+}
+
+/* A new identity, installed at commit: readers of this database's feed see
+ * a new database. */
+static int renew_identity(verso_db *db)
+{
+    verso__new_uuid(db->new_identity);
+    int rc = verso__meta_set_text(db, "identity", db->new_identity);
+    db->reset_identity = rc == 0;
     return rc;
 }
 
 static int reset_all(verso_db *db)
 {
+    int64_t removed;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < db->ntables; i++)
         if (db->tables[i]->replicated)
-            rc = reset_table(db, db->tables[i]);
+            rc = reset_table(&removed, db, db->tables[i]);
     if (rc == 0)
         rc = force_head(db, 0);
     if (rc == 0)
@@ -70,11 +85,8 @@ static int reset_all(verso_db *db)
         rc = verso__meta_set_text(db, "cursor_master", "");
     if (rc == 0)
         rc = verso__meta_set_int(db, "cursor_version", 0);
-    if (rc == 0) {
-        verso__new_uuid(db->new_identity);
-        rc = verso__meta_set_text(db, "identity", db->new_identity);
-        db->reset_identity = rc == 0;
-    }
+    if (rc == 0)
+        rc = renew_identity(db);
     return rc;
 }
 
@@ -123,9 +135,30 @@ static int check_master_columns(verso_db *db, const char *table, const verso_col
     return 0;
 }
 
-static const char *col_decl(const verso_column *c)
+#define KEY_FLAGS (VERSO_FIELD_ID | VERSO_FIELD_VERSION)
+
+/* A column as the master declares it: NOT NULL columns added to a table
+ * that has rows need a default; it is the one the ORM's migrations give
+ * the master's own rows, so both sides hold the same value. */
+static void column_decl(verso_buf *b, const verso_column *c, bool adding)
 {
-    return c->type == VERSO_ANY ? "" : verso__type_decl(c->type);
+    static const char *const zero[] = {
+        [VERSO_INT64] = "0", [VERSO_DOUBLE] = "0.0", [VERSO_TEXT] = "''", [VERSO_BLOB] = "x''",
+        [VERSO_BOOL] = "0",  [VERSO_UUID] = "''",    [VERSO_ANY] = "0"};
+    char *qc = verso__quote(c->name);
+    if (!qc)
+        verso_buf_free(b);
+    else if (c->flags & VERSO_FIELD_ID)
+        verso_buf_printf(b, "%s INTEGER PRIMARY KEY", qc);
+    else if (c->flags & VERSO_FIELD_VERSION)
+        verso_buf_printf(b, "%s INTEGER", qc);
+    else if (c->flags & VERSO_FIELD_NOTNULL)
+        verso_buf_printf(b, "%s %s NOT NULL%s%s", qc,
+                         c->type == VERSO_ANY ? "" : verso__type_decl(c->type),
+                         adding ? " DEFAULT " : "", adding ? zero[c->type] : "");
+    else
+        verso_buf_printf(b, "%s %s", qc, c->type == VERSO_ANY ? "" : verso__type_decl(c->type));
+    free(qc);
 }
 
 static int create_replica(verso_db *db, const char *table, const verso_column *cols, size_t n)
@@ -133,15 +166,10 @@ static int create_replica(verso_db *db, const char *table, const verso_column *c
     verso_buf b = VERSO_BUF_INIT;
     char *qt = verso__quote(table);
     verso_buf_printf(&b, "CREATE TABLE IF NOT EXISTS %s(", qt ? qt : "");
-    for (size_t i = 0; i < n; i++) {
-        char *qc = verso__quote(cols[i].name);
-        if (cols[i].flags & VERSO_FIELD_ID)
-            verso_buf_printf(&b, "%s%s INTEGER PRIMARY KEY", i ? ", " : "", qc ? qc : "");
-        else
-            verso_buf_printf(&b, "%s%s %s", i ? ", " : "", qc ? qc : "",
-                             (cols[i].flags & VERSO_FIELD_VERSION) ? "INTEGER"
-                                                                   : col_decl(&cols[i]));
-        free(qc);
+    for (size_t i = 0; b.data && i < n; i++) {
+        if (i)
+            verso_buf_puts(&b, ", ");
+        column_decl(&b, &cols[i], false);
     }
     verso_buf_puts(&b, ")");
     int rc = qt && b.data ? verso__exec(db, b.data) : verso__err(db, VERSO_ENOMEM, "no memory");
@@ -153,57 +181,148 @@ static int create_replica(verso_db *db, const char *table, const verso_column *c
 static int add_replica_column(verso_db *db, verso_table *t, const verso_column *c)
 {
     verso_buf b = VERSO_BUF_INIT;
-    char *qc = verso__quote(c->name);
-    verso_buf_printf(&b, "ALTER TABLE %s ADD COLUMN %s %s", t->qname, qc ? qc : "", col_decl(c));
-    int rc = qc && b.data ? verso__exec(db, b.data) : verso__err(db, VERSO_ENOMEM, "no memory");
+    verso_buf_printf(&b, "ALTER TABLE %s ADD COLUMN ", t->qname);
+    column_decl(&b, c, true);
+    int rc = b.data ? verso__exec(db, b.data) : verso__err(db, VERSO_ENOMEM, "no memory");
     verso_buf_free(&b);
-    free(qc);
     return rc;
 }
 
-/* Compares the local table with the master's columns; adds missing ones. */
-static int match_replica(bool *changed, verso_db *db, verso_table *t, const verso_column *cols,
-                         size_t n)
+/* The differences found so far, "; "-separated. */
+typedef struct diffs {
+    char text[VERSO__ERRLEN];
+    size_t len;
+} diffs;
+
+static void diff_add(diffs *d, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void diff_add(diffs *d, const char *fmt, ...)
 {
-    char diff[VERSO__ERRLEN] = "";
-    size_t len = 0;
+    va_list ap;
+    if (d->len + 3 >= sizeof d->text)
+        return;
+    if (d->len)
+        d->len += (size_t)snprintf(d->text + d->len, sizeof d->text - d->len, "; ");
+    va_start(ap, fmt);
+    int w = vsnprintf(d->text + d->len, sizeof d->text - d->len, fmt, ap);
+    va_end(ap);
+    d->len = w < 0 ? d->len : d->len + (size_t)w;
+}
+
+static const char *role_name(unsigned flags)
+{
+    return (flags & VERSO_FIELD_ID)        ? "the id"
+           : (flags & VERSO_FIELD_VERSION) ? "the version"
+                                           : "an ordinary column";
+}
+
+static const char *null_name(unsigned flags)
+{
+    return (flags & VERSO_FIELD_NOTNULL) ? "NOT NULL" : "nullable";
+}
+
+/* One master column against the local table; a column missing here is not
+ * a difference unless it is the id or the version (it gets added). */
+static void compare_column(diffs *d, const verso_table *t, const verso_column *m)
+{
+    int k = verso_table_column_index(t, m->name);
+    const verso_column *l = k < 0 ? NULL : &t->cols[k];
+    if (!l) {
+        if (m->flags & KEY_FLAGS)
+            diff_add(d, "column %s: %s on the master, missing here", m->name, role_name(m->flags));
+    } else if ((l->flags & KEY_FLAGS) != (m->flags & KEY_FLAGS)) {
+        diff_add(d, "column %s: %s on the master, %s here", m->name, role_name(m->flags),
+                 role_name(l->flags));
+    } else if (!(m->flags & KEY_FLAGS)) {
+        if (l->type != m->type && l->type != VERSO_ANY && m->type != VERSO_ANY)
+            diff_add(d, "column %s: %s on the master, %s here", m->name, verso_type_name(m->type),
+                     verso_type_name(l->type));
+        if ((l->flags ^ m->flags) & VERSO_FIELD_NOTNULL)
+            diff_add(d, "column %s: %s on the master, %s here", m->name, null_name(m->flags),
+                     null_name(l->flags));
+    }
+}
+
+static bool has_column(const verso_column *cols, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (sqlite3_stricmp(cols[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* VERSO_ESCHEMA naming every difference, or 0. */
+static int compare_replica(verso_db *db, const verso_table *t, const verso_column *cols, size_t n)
+{
+    diffs d = {.len = 0};
+    for (size_t i = 0; i < n; i++)
+        compare_column(&d, t, &cols[i]);
+    for (size_t i = 0; i < t->ncols; i++)
+        if (!has_column(cols, n, t->cols[i].name))
+            diff_add(&d, "column %s exists here but not on the master", t->cols[i].name);
+    return d.len ? verso__err(db, VERSO_ESCHEMA, "table %s: %s", t->name, d.text) : 0;
+}
+
+/* Adds the master's columns missing here (an additive migration on the master). */
+static int add_missing(bool *added, verso_db *db, verso_table *t, const verso_column *cols,
+                       size_t n)
+{
     int rc = 0;
+    *added = false;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        int k = verso_table_column_index(t, cols[i].name);
-        unsigned key = cols[i].flags & (VERSO_FIELD_ID | VERSO_FIELD_VERSION);
-        if (k < 0 && !key) {
+        if (verso_table_column_index(t, cols[i].name) < 0) {
             rc = add_replica_column(db, t, &cols[i]);
-            *changed = true;
-        } else if (k < 0 || (t->cols[k].flags & (VERSO_FIELD_ID | VERSO_FIELD_VERSION)) != key ||
-                   (t->cols[k].type != cols[i].type && t->cols[k].type != VERSO_ANY &&
-                    cols[i].type != VERSO_ANY)) {
-            len += (size_t)snprintf(diff + len, len < sizeof diff ? sizeof diff - len : 0,
-                                    "%s%s (local %s, master %s)", len ? "; " : "", cols[i].name,
-                                    k < 0 ? "missing" : verso_type_name(t->cols[k].type),
-                                    verso_type_name(cols[i].type));
+            *added = true;
         }
     }
-    if (rc == 0 && len)
-        rc = verso__err(db, VERSO_ESCHEMA, "table %s differs from the master: %s", t->name, diff);
     return rc;
 }
 
-static int id_and_version(const char **idc, const char **verc, const verso_column *cols, size_t n)
+/* Makes the table replicated here: created from the master's columns if
+ * missing, tracked, marked. */
+static int mark_replicated(verso_table **t, verso_db *db, const char *table,
+                           const verso_column *cols, size_t n)
 {
+    const char *idc = NULL, *verc = NULL;
     for (size_t i = 0; i < n; i++) {
         if (cols[i].flags & VERSO_FIELD_ID)
-            *idc = cols[i].name;
+            idc = cols[i].name;
         if (cols[i].flags & VERSO_FIELD_VERSION)
-            *verc = cols[i].name;
+            verc = cols[i].name;
     }
-    return 0;
+    int rc = verso__head_flush(db);
+    if (rc == 0 && !*t)
+        rc = create_replica(db, table, cols, n);
+    if (rc == 0)
+        rc = verso__track_table(db, table, *t ? (*t)->cols[(*t)->id_idx].name : idc,
+                                *t ? (*t)->cols[(*t)->ver_idx].name : verc, true);
+    if (rc == 0 && (rc = verso__schema_load(db)) == 0 &&
+        !(*t = (verso_table *)verso_db_table(db, table)))
+        rc = verso__err(db, VERSO_ESCHEMA, "table %s could not be created", table);
+    return rc;
+}
+
+/* A table that becomes replicated holds only what the master sends: rows
+ * and tombstones written here before are removed. If there were any, this
+ * database's history changed: it gets a new identity at commit, so its own
+ * slaves resynchronise. */
+static int clear_replica(verso_db *db, verso_table *t)
+{
+    int64_t removed = 0;
+    int rc = reset_table(&removed, db, t);
+    if (rc == 0 && removed && !db->reset_identity)
+        rc = renew_identity(db);
+    return rc;
 }
 
 int verso_apply_table(verso_db *db, const char *table, const verso_column *columns, size_t n)
 {
-    const char *idc = NULL, *verc = NULL;
     verso_table *t;
-    bool changed = false;
+    bool fresh, added = false;
     int rc = need_apply(db);
     if (rc == 0 && (!table || !verso__ident_ok(table)))
         rc = verso__err(db, VERSO_ESCHEMA, "bad table name \"%s\"", table ? table : "(null)");
@@ -211,25 +330,17 @@ int verso_apply_table(verso_db *db, const char *table, const verso_column *colum
         rc = check_master_columns(db, table, columns, n);
     if (rc < 0)
         return rc;
-    id_and_version(&idc, &verc, columns, n);
     t = (verso_table *)verso_db_table(db, table);
-    if (!t || !t->replicated) {
-        rc = verso__head_flush(db);
-        if (rc == 0 && !t)
-            rc = create_replica(db, table, columns, n);
-        if (rc == 0)
-            rc = verso__track_table(db, table, t ? t->cols[t->id_idx].name : idc,
-                                    t ? t->cols[t->ver_idx].name : verc, true);
-        if (rc == 0 && (rc = verso__schema_load(db)) == 0)
-            t = (verso_table *)verso_db_table(db, table);
-    }
-    if (rc == 0 && !t)
-        rc = verso__err(db, VERSO_ESCHEMA, "table %s could not be created", table);
-    if (rc == 0) {
-        changed = false;
-        rc = match_replica(&changed, db, t, columns, n);
-    }
-    if (rc == 0 && changed)
+    fresh = !t || !t->replicated;
+    if (fresh)
+        rc = mark_replicated(&t, db, table, columns, n);
+    if (rc == 0)
+        rc = compare_replica(db, t, columns, n);
+    if (rc == 0 && fresh)
+        rc = clear_replica(db, t);
+    if (rc == 0)
+        rc = add_missing(&added, db, t, columns, n);
+    if (rc == 0 && added)
         rc = verso__schema_load(db);
     if (rc < 0)
         verso__after_error(db);

@@ -311,6 +311,244 @@ static void test_reset_is_atomic_for_readers(void **state)
     verso_db_close(s);
 }
 
+/* ---- the local table against the master's columns ---- */
+
+typedef struct product {
+    int64_t id;
+    int64_t version;
+    char *name;
+    double price;
+    int64_t qty;
+    char *note;
+} product;
+
+/* The master's product table: name NOT NULL, price text, qty nullable. */
+static const verso_column master_product[] = {{"id", VERSO_INT64, VERSO_FIELD_ID},
+                                              {"version", VERSO_INT64, VERSO_FIELD_VERSION},
+                                              {"name", VERSO_TEXT, VERSO_FIELD_NOTNULL},
+                                              {"price", VERSO_TEXT, 0},
+                                              {"qty", VERSO_INT64, 0}};
+
+static verso_db *open_with(const char *tag, const verso_table_def *def)
+{
+    const verso_table_def *tabs[] = {def};
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    verso_db *db = NULL;
+    o.tables = tabs;
+    o.ntables = 1;
+    if (verso_db_open(&db, orm_tmp_path(tag), &o) != 0)
+        fail_msg("open: %s", verso_open_errmsg());
+    return db;
+}
+
+/* verso_apply_table's error on db for the master's product columns (the
+ * apply transaction is abandoned); "" when it succeeds. */
+static const char *product_mismatch(verso_db *db)
+{
+    static char msg[600];
+    assert_int_equal(verso_apply_begin(db, false), 0);
+    int rc = verso_apply_table(db, "product", master_product, 5);
+    snprintf(msg, sizeof msg, "%s", rc == 0 ? "" : verso_errmsg(db));
+    if (rc != 0)
+        assert_int_equal(rc, VERSO_ESCHEMA);
+    assert_int_equal(verso_apply_abort(db), 0);
+    assert_int_equal(verso_db_refresh_schema(db), 0);
+    assert_false(verso_table_is_replicated(verso_db_table(db, "product")));
+    return msg;
+}
+
+/* NOT NULL is compared both ways, next to the type of another column. */
+static void test_apply_table_names_not_null_differences(void **state)
+{
+    (void)state;
+    static const verso_field fields[] = {
+        VERSO_FIELD_ID_OF(product, id),
+        VERSO_FIELD_VERSION_OF(product, version),
+        VERSO_FIELD(product, name, VERSO_TEXT, 0),
+        VERSO_FIELD(product, price, VERSO_DOUBLE, 0),
+        VERSO_FIELD(product, qty, VERSO_INT64, VERSO_FIELD_NOTNULL),
+    };
+    static const verso_table_def def = VERSO_TABLE_DEF("product", product, fields);
+    verso_db *s = open_with("notnull", &def);
+    assert_string_equal(product_mismatch(s),
+                        "table product: column name: NOT NULL on the master, nullable here; "
+                        "column price: text on the master, double here; "
+                        "column qty: nullable on the master, NOT NULL here");
+    verso_db_close(s);
+}
+
+/* A column of the local struct the master lacks is a difference, nullable
+ * or not (a NOT NULL one would make every upsert fail). */
+static void test_apply_table_names_local_extra_columns(void **state)
+{
+    (void)state;
+    static const verso_field nullable[] = {
+        VERSO_FIELD_ID_OF(product, id),
+        VERSO_FIELD_VERSION_OF(product, version),
+        VERSO_FIELD(product, name, VERSO_TEXT, VERSO_FIELD_NOTNULL),
+        VERSO_FIELD(product, price, VERSO_TEXT, 0),
+        VERSO_FIELD(product, qty, VERSO_INT64, 0),
+        VERSO_FIELD(product, note, VERSO_TEXT, 0),
+    };
+    static const verso_field notnull[] = {
+        VERSO_FIELD_ID_OF(product, id),
+        VERSO_FIELD_VERSION_OF(product, version),
+        VERSO_FIELD(product, name, VERSO_TEXT, VERSO_FIELD_NOTNULL),
+        VERSO_FIELD(product, note, VERSO_TEXT, VERSO_FIELD_NOTNULL),
+        VERSO_FIELD(product, price, VERSO_TEXT, 0),
+        VERSO_FIELD(product, qty, VERSO_INT64, 0),
+    };
+    static const verso_table_def def1 = VERSO_TABLE_DEF("product", product, nullable);
+    static const verso_table_def def2 = VERSO_TABLE_DEF("product", product, notnull);
+    verso_db *s = open_with("extra1", &def1);
+    assert_string_equal(product_mismatch(s),
+                        "table product: column note exists here but not on the master");
+    verso_db_close(s);
+    s = open_with("extra2", &def2);
+    assert_string_equal(product_mismatch(s),
+                        "table product: column note exists here but not on the master");
+    verso_db_close(s);
+}
+
+/* Key columns: a local id or version under another name is named too. */
+static void test_apply_table_names_key_differences(void **state)
+{
+    (void)state;
+    verso_db *s = open_db("keys", false);
+    verso_column local[] = {{"id", VERSO_INT64, VERSO_FIELD_ID},
+                            {"rev", VERSO_INT64, VERSO_FIELD_VERSION},
+                            {"name", VERSO_TEXT, VERSO_FIELD_NOTNULL},
+                            {"price", VERSO_TEXT, 0},
+                            {"qty", VERSO_INT64, 0}};
+    assert_int_equal(verso_apply_begin(s, false), 0);
+    assert_int_equal(verso_apply_table(s, "product", local, 5), 0);
+    assert_int_equal(verso_apply_table(s, "product", master_product, 5), VERSO_ESCHEMA);
+    assert_string_equal(verso_errmsg(s), "table product: column version: the version on the "
+                                         "master, missing here; column rev exists here but not "
+                                         "on the master");
+    assert_int_equal(verso_apply_abort(s), 0);
+    verso_db_close(s);
+}
+
+/* A table made from the master's columns has its NOT NULL columns, and so
+ * does a NOT NULL column the master adds later (existing rows get the
+ * value the ORM's migration gives the master's rows). */
+static void test_apply_table_keeps_not_null(void **state)
+{
+    (void)state;
+    verso_db *s = open_db("replica_nn", false);
+    const char *names[] = {"id", "version", "name", "price", "qty"};
+    verso_value vals[] = {VERSO_VALUE_INT(4), VERSO_VALUE_INT(1), VERSO_VALUE_TEXT("a"),
+                          VERSO_VALUE_TEXT("1.5"), VERSO_VALUE_INT(2)};
+    assert_int_equal(verso_apply_begin(s, false), 0);
+    assert_int_equal(verso_apply_table(s, "product", master_product, 5), 0);
+    assert_int_equal(verso_apply_upsert(s, "product", names, vals, 5), 0);
+    assert_int_equal(verso_apply_commit(s, "11111111-2222-3333-4444-555555555555", 1), 0);
+    const verso_table *t = verso_db_table(s, "product");
+    assert_true(verso_table_column_at(t, 2)->flags & VERSO_FIELD_NOTNULL);
+    assert_false(verso_table_column_at(t, 4)->flags & VERSO_FIELD_NOTNULL);
+
+    verso_column grown[6];
+    memcpy(grown, master_product, sizeof master_product);
+    grown[5] = (verso_column){"stock", VERSO_INT64, VERSO_FIELD_NOTNULL};
+    assert_int_equal(verso_apply_begin(s, false), 0);
+    assert_int_equal(verso_apply_table(s, "product", master_product, 5), 0); /* same: no error */
+    assert_int_equal(verso_apply_table(s, "product", grown, 6), 0);
+    assert_int_equal(verso_apply_commit(s, "11111111-2222-3333-4444-555555555555", 1), 0);
+    t = verso_db_table(s, "product");
+    assert_int_equal(verso_table_column_index(t, "stock"), 5);
+    assert_true(verso_table_column_at(t, 5)->flags & VERSO_FIELD_NOTNULL);
+    int64_t n = -1;
+    verso_cond zero = {.column = "stock", .op = VERSO_EQ, .value = VERSO_VALUE_INT(0)};
+    assert_int_equal(verso_count(&n, s, "product", &zero, 1), 0);
+    assert_int_equal(n, 1);
+    verso_db_close(s);
+}
+
+/* A local struct without a master column follows the master: the column is
+ * added; the struct API ignores it. */
+static void test_apply_table_adds_columns_to_declared_table(void **state)
+{
+    (void)state;
+    static const verso_field fields[] = {
+        VERSO_FIELD_ID_OF(product, id),
+        VERSO_FIELD_VERSION_OF(product, version),
+        VERSO_FIELD(product, name, VERSO_TEXT, VERSO_FIELD_NOTNULL),
+    };
+    static const verso_table_def def = VERSO_TABLE_DEF("product", product, fields);
+    verso_db *s = open_with("declared_add", &def);
+    const char *names[] = {"id", "version", "name", "price", "qty"};
+    verso_value vals[] = {VERSO_VALUE_INT(4), VERSO_VALUE_INT(3), VERSO_VALUE_TEXT("a"),
+                          VERSO_VALUE_TEXT("1.5"), VERSO_VALUE_INT(2)};
+    assert_int_equal(verso_apply_begin(s, false), 0);
+    assert_int_equal(verso_apply_table(s, "product", master_product, 5), 0);
+    assert_int_equal(verso_apply_upsert(s, "product", names, vals, 5), 0);
+    assert_int_equal(verso_apply_commit(s, "11111111-2222-3333-4444-555555555555", 3), 0);
+    assert_int_equal(verso_table_ncolumns(verso_db_table(s, "product")), 5);
+    product p = {0};
+    assert_int_equal(verso_get(&p, s, &def, 4), 0);
+    assert_string_equal(p.name, "a");
+    assert_int_equal(p.version, 3);
+    verso_record_clear(&def, &p);
+    verso_db_close(s);
+}
+
+/* Rows and tombstones written in a declared table before it is first
+ * replicated do not survive the first apply; readers see them until the
+ * commit; the slave ends equal to the master. */
+static void test_first_apply_clears_local_rows(void **state)
+{
+    (void)state;
+    for (int reset = 0; reset < 2; reset++) {
+        verso_db *m = open_db("master", true), *s = open_db("slave", true);
+        int64_t cursor = 0, n = 0;
+        make_history(m);
+        for (int i = 0; i < 60; i++) {
+            orm_item it = {.name = "local", .qty = 1000 + i};
+            assert_int_equal(verso_insert(s, &orm_item_def, &it), 0);
+        }
+        assert_int_equal(verso_exec(s, "DELETE FROM item WHERE id > 45"), 0);
+        char old_identity[37];
+        snprintf(old_identity, sizeof old_identity, "%s", verso_db_identity(s));
+
+        verso_db *r = NULL;
+        assert_int_equal(verso_db_open(&r, verso_db_path(s), NULL), 0);
+        assert_int_equal(verso_apply_begin(s, reset), 0);
+        verso_column cols[64];
+        const verso_table *mt = verso_db_table(m, "item");
+        for (size_t i = 0; i < verso_table_ncolumns(mt); i++)
+            cols[i] = *verso_table_column_at(mt, i);
+        assert_int_equal(verso_apply_table(s, "item", cols, verso_table_ncolumns(mt)), 0);
+        assert_int_equal(verso_count(&n, r, "item", NULL, 0), 0);
+        assert_int_equal(n, 45); /* the old state until the commit */
+        assert_int_equal(verso_apply_abort(s), 0);
+        verso_db_close(r);
+
+        replicate_reset(s, m, &cursor, 8, reset);
+        assert_same(m, s);
+        /* its own slaves must notice: the history they may have copied is gone */
+        assert_string_not_equal(verso_db_identity(s), old_identity);
+        verso_db_close(m);
+        verso_db_close(s);
+    }
+}
+
+/* A slave whose declared table is empty keeps its identity. */
+static void test_first_apply_of_empty_table_keeps_identity(void **state)
+{
+    (void)state;
+    verso_db *m = open_db("master", true), *s = open_db("slave", true);
+    int64_t cursor = 0;
+    char identity[37];
+    snprintf(identity, sizeof identity, "%s", verso_db_identity(s));
+    make_history(m);
+    replicate(s, m, &cursor, 100);
+    assert_same(m, s);
+    assert_string_equal(verso_db_identity(s), identity);
+    verso_db_close(m);
+    verso_db_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +558,13 @@ int main(void)
         cmocka_unit_test(test_delete_of_unknown_row_keeps_tombstone),
         cmocka_unit_test(test_reset_and_cascade),
         cmocka_unit_test(test_reset_is_atomic_for_readers),
+        cmocka_unit_test(test_apply_table_names_not_null_differences),
+        cmocka_unit_test(test_apply_table_names_local_extra_columns),
+        cmocka_unit_test(test_apply_table_names_key_differences),
+        cmocka_unit_test(test_apply_table_keeps_not_null),
+        cmocka_unit_test(test_apply_table_adds_columns_to_declared_table),
+        cmocka_unit_test(test_first_apply_clears_local_rows),
+        cmocka_unit_test(test_first_apply_of_empty_table_keeps_identity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -553,9 +553,33 @@ int verso_cursor_get(verso_cursor *out, verso_db *db);
 int verso_apply_begin(verso_db *db, bool reset);
 
 /*
- * Creates (if missing) a replicated table with the master's schema, or
- * checks an existing one matches it (VERSO_ESCHEMA naming each difference).
- * Must be called inside apply before rows of that table are applied.
+ * Makes table a replica of the master's table whose columns are given
+ * (exactly one VERSO_FIELD_ID and one VERSO_FIELD_VERSION column; NOT NULL
+ * as VERSO_FIELD_NOTNULL). Must be called inside apply before rows of that
+ * table are applied; calling it again with the same columns is harmless.
+ *
+ * - Missing here: the table is created with the master's columns (types,
+ *   NOT NULL).
+ * - Present (declared as a C struct, tracked, or replicated before): its
+ *   columns must match the master's: same id and version columns, and for
+ *   every other column the master has and this table has, the same type
+ *   (VERSO_ANY matches any) and the same NOT NULL. A column this table has
+ *   and the master lacks is a difference too. Otherwise VERSO_ESCHEMA,
+ *   with a message naming the table and each difference, e.g. "table
+ *   product: column name: NOT NULL on the master, nullable here; column
+ *   note exists here but not on the master"; the caller then abandons the
+ *   apply transaction (verso_apply_abort()).
+ * - A column the master has and this table lacks is added (ALTER TABLE ADD
+ *   COLUMN), on a table declared as a C struct as well: that is how a
+ *   replica follows an additive migration of the master; a struct that
+ *   lacks the column simply does not read it. A NOT NULL column is added
+ *   with the default the ORM's own migrations use (0, 0.0, '', x''), the
+ *   value the master's existing rows got.
+ * - A table that was not replicated before (first apply, or one that joins
+ *   during a reset) holds only what the master sends: its rows and
+ *   tombstones are removed in this transaction (readers see them until
+ *   the commit). If there were any, the database gets a new identity at
+ *   commit, as after a reset, so its own slaves resynchronise.
  */
 int verso_apply_table(verso_db *db, const char *table, const verso_column *columns, size_t n);
 
