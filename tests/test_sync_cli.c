@@ -94,7 +94,7 @@ static void serve_start(child *c, h_master *m, const char *db, const char *cfg)
 {
     char *argv[] = {getenv("VERSO_BIN"), "serve",     (char *)db, "--port", "0",
                     "--config",          (char *)cfg, NULL};
-    char line[128] = "";
+    char line[sizeof(((h_master *)0)->url)] = "";
     char *colon;
 
     spawn(c, argv, NULL, true, false);
