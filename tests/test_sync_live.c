@@ -337,6 +337,45 @@ static void test_live_master_restart(void **state)
     verso_db_close(db);
 }
 
+/* Rows written into the declared tables before the slave first follows
+ * the master do not survive: the slave ends equal to the master. */
+static void test_live_replaces_local_rows(void **state)
+{
+    char mp[600], sp[600];
+    h_master m;
+    verso_slave *s;
+    verso_db *db, *sdb;
+    h_item it = {0};
+    h_account acc = {0};
+
+    (void)state;
+    h_path(mp, sizeof(mp), "local-master.db");
+    h_path(sp, sizeof(sp), "local-slave.db");
+    db = h_open(mp);
+    h_seed(21);
+    h_seed_accounts(db, 5);
+    h_orm_workload(db, 20, 5);
+    h_master_start(&m, mp, NULL);
+    sdb = h_open(sp);
+    it.name = "local";
+    for (int i = 0; i < 40; i++) {
+        it.id = acc.id = 0;
+        acc.balance = 1000 + i;
+        assert_int_equal(verso_insert(sdb, &h_items, &it), 0);
+        assert_int_equal(verso_insert(sdb, &h_accounts, &acc), 0);
+    }
+    assert_int_equal(verso_exec(sdb, "DELETE FROM items WHERE id % 3 = 0"), 0);
+    verso_db_close(sdb);
+    s = start_slave(m.url, sp, NULL);
+    wait_head(s, mp);
+    h_orm_workload(db, 10, 5);
+    wait_head(s, mp);
+    h_assert_converged(mp, sp);
+    verso_slave_stop(s);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
 static void test_live_master_recreated(void **state)
 {
     char mp[600], sp[600];
@@ -884,13 +923,21 @@ static void test_live_cascade(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_live_converges),          cmocka_unit_test(test_live_atomic),
-        cmocka_unit_test(test_live_callbacks_and_ryw),  cmocka_unit_test(test_live_master_restart),
-        cmocka_unit_test(test_live_master_recreated),   cmocka_unit_test(test_live_behind_horizon),
-        cmocka_unit_test(test_live_cursor_ahead),       cmocka_unit_test(test_live_cascade),
-        cmocka_unit_test(test_live_silent_master),      cmocka_unit_test(test_live_new_table),
-        cmocka_unit_test(test_live_stuck_slave),        cmocka_unit_test(test_live_sequences_end),
-        cmocka_unit_test(test_live_and_pull_alternate), cmocka_unit_test(test_cli_replicate_serves),
+        cmocka_unit_test(test_live_converges),
+        cmocka_unit_test(test_live_atomic),
+        cmocka_unit_test(test_live_callbacks_and_ryw),
+        cmocka_unit_test(test_live_master_restart),
+        cmocka_unit_test(test_live_master_recreated),
+        cmocka_unit_test(test_live_behind_horizon),
+        cmocka_unit_test(test_live_cursor_ahead),
+        cmocka_unit_test(test_live_cascade),
+        cmocka_unit_test(test_live_silent_master),
+        cmocka_unit_test(test_live_new_table),
+        cmocka_unit_test(test_live_stuck_slave),
+        cmocka_unit_test(test_live_sequences_end),
+        cmocka_unit_test(test_live_and_pull_alternate),
+        cmocka_unit_test(test_cli_replicate_serves),
+        cmocka_unit_test(test_live_replaces_local_rows),
     };
 
     H_MAIN_DISPATCH(argc, argv);
