@@ -306,6 +306,51 @@ static int mark_replicated(verso_table **t, verso_db *db, const char *table,
     return rc;
 }
 
+static int is_empty(bool *empty, verso_db *db, const verso_table *t)
+{
+    verso_buf b = VERSO_BUF_INIT;
+    sqlite3_stmt *st = NULL;
+    verso_buf_printf(&b, "SELECT EXISTS(SELECT 1 FROM %s)", t->qname);
+    if (!b.data)
+        return verso__err(db, VERSO_ENOMEM, "out of memory");
+    int src = sqlite3_prepare_v2(db->sq, b.data, -1, &st, NULL);
+    if (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
+        *empty = sqlite3_column_int(st, 0) == 0;
+    sqlite3_finalize(st);
+    verso_buf_free(&b);
+    return src == SQLITE_ROW ? 0 : verso__sqlerr(db, src, t->name);
+}
+
+/* Drops the table and makes it again from the master's columns. */
+static int rebuild_replica(verso_table **t, verso_db *db, const char *table,
+                           const verso_column *cols, size_t n)
+{
+    verso_buf b = VERSO_BUF_INIT;
+    verso_buf_printf(&b, "DROP TABLE %s", (*t)->qname);
+    int rc = b.data ? verso__exec(db, b.data) : verso__err(db, VERSO_ENOMEM, "out of memory");
+    verso_buf_free(&b);
+    if (rc == 0)
+        rc = run_text(db, "DELETE FROM _verso_tables WHERE name = ?1", table);
+    *t = NULL;
+    return rc == 0 ? mark_replicated(t, db, table, cols, n) : rc;
+}
+
+/* Compares the table with the master's columns. A table without a C
+ * declaration and without rows holds nothing of its own: if it differs it
+ * is made again from the master's columns (a master recreated with another
+ * schema, followed through a reset). */
+static int match_replica(verso_table **t, verso_db *db, const char *table, const verso_column *cols,
+                         size_t n)
+{
+    bool empty = false;
+    int rc = compare_replica(db, *t, cols, n);
+    if (rc == VERSO_ESCHEMA && !(*t)->def) {
+        int erc = is_empty(&empty, db, *t);
+        rc = erc < 0 ? erc : empty ? rebuild_replica(t, db, table, cols, n) : rc;
+    }
+    return rc;
+}
+
 /* A table that becomes replicated holds only what the master sends: rows
  * and tombstones written here before are removed. If there were any, this
  * database's history changed: it gets a new identity at commit, so its own
@@ -335,7 +380,7 @@ int verso_apply_table(verso_db *db, const char *table, const verso_column *colum
     if (fresh)
         rc = mark_replicated(&t, db, table, columns, n);
     if (rc == 0)
-        rc = compare_replica(db, t, columns, n);
+        rc = match_replica(&t, db, table, columns, n);
     if (rc == 0 && fresh)
         rc = clear_replica(db, t);
     if (rc == 0)

@@ -235,11 +235,14 @@ static void test_delete_of_unknown_row_keeps_tombstone(void **state)
     assert_int_equal(verso_feed_cursor(f), 12);
     verso_feed_close(f);
 
-    /* schema mismatch is reported per column */
+    /* schema mismatch is reported per column (the table has a row) */
     verso_column other[] = {{"id", VERSO_INT64, VERSO_FIELD_ID},
                             {"version", VERSO_INT64, VERSO_FIELD_VERSION},
                             {"label", VERSO_INT64, 0}};
+    const char *names[] = {"id", "version", "label"};
+    verso_value row[] = {VERSO_VALUE_INT(1), VERSO_VALUE_INT(13), VERSO_VALUE_TEXT("x")};
     assert_int_equal(verso_apply_begin(s, false), 0);
+    assert_int_equal(verso_apply_upsert(s, "thing", names, row, 3), 0);
     assert_int_equal(verso_apply_table(s, "thing", other, 3), VERSO_ESCHEMA);
     assert_non_null(strstr(verso_errmsg(s), "label"));
     /* a new master column is added */
@@ -410,7 +413,8 @@ static void test_apply_table_names_local_extra_columns(void **state)
     verso_db_close(s);
 }
 
-/* Key columns: a local id or version under another name is named too. */
+/* Key columns: a local id or version under another name is named too (the
+ * table holds a row: it is not made again). */
 static void test_apply_table_names_key_differences(void **state)
 {
     (void)state;
@@ -420,13 +424,67 @@ static void test_apply_table_names_key_differences(void **state)
                             {"name", VERSO_TEXT, VERSO_FIELD_NOTNULL},
                             {"price", VERSO_TEXT, 0},
                             {"qty", VERSO_INT64, 0}};
+    const char *names[] = {"id", "rev", "name"};
+    verso_value row[] = {VERSO_VALUE_INT(1), VERSO_VALUE_INT(1), VERSO_VALUE_TEXT("a")};
     assert_int_equal(verso_apply_begin(s, false), 0);
     assert_int_equal(verso_apply_table(s, "product", local, 5), 0);
+    assert_int_equal(verso_apply_upsert(s, "product", names, row, 3), 0);
     assert_int_equal(verso_apply_table(s, "product", master_product, 5), VERSO_ESCHEMA);
     assert_string_equal(verso_errmsg(s), "table product: column version: the version on the "
                                          "master, missing here; column rev exists here but not "
                                          "on the master");
     assert_int_equal(verso_apply_abort(s), 0);
+    verso_db_close(s);
+}
+
+/* A replica without a C declaration follows a master recreated with
+ * another schema through a reset: emptied, it is made again from the
+ * master's columns; its tombstones of the old master are gone too. */
+static void test_reset_rebuilds_undeclared_replica(void **state)
+{
+    (void)state;
+    verso_db *s = open_db("rebuild", false);
+    const char *names[] = {"id", "version", "name", "price", "qty"};
+    verso_value vals[] = {VERSO_VALUE_INT(4), VERSO_VALUE_INT(1), VERSO_VALUE_TEXT("a"),
+                          VERSO_VALUE_TEXT("1.5"), VERSO_VALUE_INT(2)};
+    assert_int_equal(verso_apply_begin(s, false), 0);
+    assert_int_equal(verso_apply_table(s, "product", master_product, 5), 0);
+    assert_int_equal(verso_apply_upsert(s, "product", names, vals, 5), 0);
+    assert_int_equal(verso_apply_delete(s, "product", 9, 2), 0);
+    assert_int_equal(verso_apply_commit(s, "11111111-2222-3333-4444-555555555555", 2), 0);
+
+    verso_column recreated[] = {{"id", VERSO_INT64, VERSO_FIELD_ID},
+                                {"rev", VERSO_INT64, VERSO_FIELD_VERSION},
+                                {"name", VERSO_TEXT, 0},
+                                {"price", VERSO_DOUBLE, VERSO_FIELD_NOTNULL}};
+    /* with its row, a difference is an error */
+    assert_int_equal(verso_apply_begin(s, false), 0);
+    assert_int_equal(verso_apply_table(s, "product", recreated, 4), VERSO_ESCHEMA);
+    assert_int_equal(verso_apply_abort(s), 0);
+    assert_int_equal(verso_db_refresh_schema(s), 0);
+
+    assert_int_equal(verso_apply_begin(s, true), 0);
+    assert_int_equal(verso_apply_table(s, "product", recreated, 4), 0);
+    const char *names2[] = {"id", "rev", "name", "price"};
+    verso_value vals2[] = {VERSO_VALUE_INT(7), VERSO_VALUE_INT(1), VERSO_VALUE_NULL,
+                           VERSO_VALUE_DOUBLE(2.5)};
+    assert_int_equal(verso_apply_upsert(s, "product", names2, vals2, 4), 0);
+    assert_int_equal(verso_apply_commit(s, "66666666-2222-3333-4444-555555555555", 1), 0);
+    const verso_table *t = verso_db_table(s, "product");
+    assert_true(verso_table_is_replicated(t));
+    assert_int_equal(verso_table_ncolumns(t), 4);
+    assert_string_equal(verso_table_column_at(t, verso_table_version_index(t))->name, "rev");
+    assert_int_equal(verso_table_column_at(t, 3)->type, VERSO_DOUBLE);
+    assert_true(verso_table_column_at(t, 3)->flags & VERSO_FIELD_NOTNULL);
+    verso_feed *f;
+    const verso_feed_entry *e;
+    assert_int_equal(verso_feed_open(&f, s, NULL), 0);
+    assert_int_equal(verso_feed_next(&e, f), 1);
+    assert_false(e->deleted);
+    assert_int_equal(e->id, 7);
+    assert_int_equal(e->version, 1);
+    assert_int_equal(verso_feed_next(&e, f), 0);
+    verso_feed_close(f);
     verso_db_close(s);
 }
 
@@ -562,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_apply_table_names_local_extra_columns),
         cmocka_unit_test(test_apply_table_names_key_differences),
         cmocka_unit_test(test_apply_table_keeps_not_null),
+        cmocka_unit_test(test_reset_rebuilds_undeclared_replica),
         cmocka_unit_test(test_apply_table_adds_columns_to_declared_table),
         cmocka_unit_test(test_first_apply_clears_local_rows),
         cmocka_unit_test(test_first_apply_of_empty_table_keeps_identity),

@@ -568,7 +568,11 @@ int verso_apply_begin(verso_db *db, bool reset);
  *   with a message naming the table and each difference, e.g. "table
  *   product: column name: NOT NULL on the master, nullable here; column
  *   note exists here but not on the master"; the caller then abandons the
- *   apply transaction (verso_apply_abort()).
+ *   apply transaction (verso_apply_abort()). Exception: a table with no C
+ *   declaration that holds no row (after a reset, say) is dropped and made
+ *   again from the master's columns, so a replica follows a master
+ *   recreated with another schema (indexes and triggers added to it here
+ *   go with it).
  * - A column the master has and this table lacks is added (ALTER TABLE ADD
  *   COLUMN), on a table declared as a C struct as well: that is how a
  *   replica follows an additive migration of the master; a struct that
