@@ -140,39 +140,43 @@ static int check_master_columns(verso_db *db, const char *table, const verso_col
 /* A column as the master declares it: NOT NULL columns added to a table
  * that has rows need a default; it is the one the ORM's migrations give
  * the master's own rows, so both sides hold the same value. */
-static void column_decl(verso_buf *b, const verso_column *c, bool adding)
+static int column_decl(verso_buf *b, const verso_column *c, bool adding)
 {
     static const char *const zero[] = {
         [VERSO_INT64] = "0", [VERSO_DOUBLE] = "0.0", [VERSO_TEXT] = "''", [VERSO_BLOB] = "x''",
         [VERSO_BOOL] = "0",  [VERSO_UUID] = "''",    [VERSO_ANY] = "0"};
+    const char *type = c->type == VERSO_ANY ? "" : verso__type_decl(c->type);
     char *qc = verso__quote(c->name);
+    int rc;
     if (!qc)
-        verso_buf_free(b);
-    else if (c->flags & VERSO_FIELD_ID)
-        verso_buf_printf(b, "%s INTEGER PRIMARY KEY", qc);
+        return VERSO_ENOMEM;
+    if (c->flags & VERSO_FIELD_ID)
+        rc = verso_buf_printf(b, "%s INTEGER PRIMARY KEY", qc);
     else if (c->flags & VERSO_FIELD_VERSION)
-        verso_buf_printf(b, "%s INTEGER", qc);
+        rc = verso_buf_printf(b, "%s INTEGER", qc);
     else if (c->flags & VERSO_FIELD_NOTNULL)
-        verso_buf_printf(b, "%s %s NOT NULL%s%s", qc,
-                         c->type == VERSO_ANY ? "" : verso__type_decl(c->type),
-                         adding ? " DEFAULT " : "", adding ? zero[c->type] : "");
+        rc = verso_buf_printf(b, "%s %s NOT NULL%s%s", qc, type, adding ? " DEFAULT " : "",
+                              adding ? zero[c->type] : "");
     else
-        verso_buf_printf(b, "%s %s", qc, c->type == VERSO_ANY ? "" : verso__type_decl(c->type));
+        rc = verso_buf_printf(b, "%s %s", qc, type);
     free(qc);
+    return rc;
 }
 
 static int create_replica(verso_db *db, const char *table, const verso_column *cols, size_t n)
 {
     verso_buf b = VERSO_BUF_INIT;
     char *qt = verso__quote(table);
-    verso_buf_printf(&b, "CREATE TABLE IF NOT EXISTS %s(", qt ? qt : "");
-    for (size_t i = 0; b.data && i < n; i++) {
+    int rc = qt ? verso_buf_printf(&b, "CREATE TABLE IF NOT EXISTS %s(", qt) : VERSO_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
         if (i)
-            verso_buf_puts(&b, ", ");
-        column_decl(&b, &cols[i], false);
+            rc = verso_buf_puts(&b, ", ");
+        if (rc == 0)
+            rc = column_decl(&b, &cols[i], false);
     }
-    verso_buf_puts(&b, ")");
-    int rc = qt && b.data ? verso__exec(db, b.data) : verso__err(db, VERSO_ENOMEM, "no memory");
+    if (rc == 0)
+        rc = verso_buf_puts(&b, ")");
+    rc = rc == 0 ? verso__exec(db, b.data) : verso__err(db, VERSO_ENOMEM, "out of memory");
     verso_buf_free(&b);
     free(qt);
     return rc;
@@ -181,9 +185,10 @@ static int create_replica(verso_db *db, const char *table, const verso_column *c
 static int add_replica_column(verso_db *db, verso_table *t, const verso_column *c)
 {
     verso_buf b = VERSO_BUF_INIT;
-    verso_buf_printf(&b, "ALTER TABLE %s ADD COLUMN ", t->qname);
-    column_decl(&b, c, true);
-    int rc = b.data ? verso__exec(db, b.data) : verso__err(db, VERSO_ENOMEM, "no memory");
+    int rc = verso_buf_printf(&b, "ALTER TABLE %s ADD COLUMN ", t->qname);
+    if (rc == 0)
+        rc = column_decl(&b, c, true);
+    rc = rc == 0 ? verso__exec(db, b.data) : verso__err(db, VERSO_ENOMEM, "out of memory");
     verso_buf_free(&b);
     return rc;
 }
