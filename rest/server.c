@@ -332,14 +332,11 @@ static void *service_main(void *arg)
 {
     verso_rest *srv = arg;
 
+    /* The context outlives this loop: verso_rest_stop() may still be calling
+     * lws_cancel_service() on it; it destroys the context after the join. */
     while (!atomic_load(&srv->stop))
         if (lws_service(srv->ctx, 0) < 0)
             break;
-    lws_context_destroy(srv->ctx);
-    srv->ctx = NULL;
-    verso__stmts_free(srv);
-    verso_db_close(srv->db);
-    srv->db = NULL;
     return NULL;
 }
 
