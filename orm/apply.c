@@ -418,19 +418,6 @@ static int check_order(verso_db *db, int64_t version)
     return 0;
 }
 
-static int row_exists(bool *out, verso_db *db, verso_table *t, int64_t id)
-{
-    sqlite3_stmt *st;
-    int rc = verso__stmt(&st, db, t, VERSO__ST_VERSION, 0);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(st, 1, id);
-    int src = sqlite3_step(st);
-    sqlite3_reset(st);
-    *out = src == SQLITE_ROW;
-    return src == SQLITE_ROW || src == SQLITE_DONE ? 0 : verso__sqlerr(db, src, t->name);
-}
-
 static int id_of(int64_t *id, const verso_table *t, const char *const *cols,
                  const verso_value *vals, size_t n)
 {
@@ -451,7 +438,8 @@ int verso_apply_upsert(verso_db *db, const char *table, const char *const *colum
     int rc = replica_table(&t, db, table);
     if (rc == 0 && db->nhooks) {
         id_of(&id, t, columns, values, n);
-        rc = row_exists(&existed, db, t, id);
+        int64_t ignored;
+        rc = verso__row_version(&ignored, &existed, db, t, id);
     }
     if (rc == 0)
         rc = verso__row_upsert(db, t, columns, values, n, &id, &version);

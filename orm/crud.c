@@ -360,7 +360,7 @@ static int check_written(int64_t *id, verso_db *db, const verso_table *t, verso_
     return 0;
 }
 
-static int read_version(int64_t *out, verso_db *db, verso_table *t, int64_t id)
+int verso__row_version(int64_t *version, bool *found, verso_db *db, verso_table *t, int64_t id)
 {
     sqlite3_stmt *st;
     int rc = verso__stmt(&st, db, t, VERSO__ST_VERSION, 0);
@@ -368,8 +368,9 @@ static int read_version(int64_t *out, verso_db *db, verso_table *t, int64_t id)
         return rc;
     sqlite3_bind_int64(st, 1, id);
     int src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
+    *found = src == SQLITE_ROW;
+    if (*found)
+        *version = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     return src == SQLITE_ROW || src == SQLITE_DONE ? 0 : verso__sqlerr(db, src, t->name);
 }
@@ -394,8 +395,9 @@ static int write_fired(int64_t *id, int64_t *version, verso_db *db, verso_table 
         rc = check_written(id, db, t, kind);
     rc = verso__fire_end(&x, rc, t, *id, kind);
     *version = lo + 1;
+    bool found;
     if (rc == 0 && db->head > lo + 1) /* a trigger may have written this row again */
-        rc = read_version(version, db, t, *id);
+        rc = verso__row_version(version, &found, db, t, *id);
     return rc;
 }
 
@@ -527,18 +529,13 @@ int verso_update(verso_db *db, const verso_table_def *def, void *rec, uint64_t m
 
 static int check_expected(verso_db *db, verso_table *t, int64_t id, int64_t expect)
 {
-    sqlite3_stmt *st;
-    int rc = verso__stmt(&st, db, t, VERSO__ST_VERSION, 0);
+    int64_t have = 0;
+    bool found;
+    int rc = verso__row_version(&have, &found, db, t, id);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(st, 1, id);
-    int src = sqlite3_step(st);
-    int64_t have = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    if (src == SQLITE_DONE)
+    if (!found)
         return verso__err(db, VERSO_ENOTFOUND, "%s: no row with id %lld", t->name, (long long)id);
-    if (src != SQLITE_ROW)
-        return verso__sqlerr(db, src, t->name);
     if (expect > 0 && have != expect)
         return verso__err(db, VERSO_ECONFLICT, "%s: row %lld has version %lld, not %lld", t->name,
                           (long long)id, (long long)have, (long long)expect);

@@ -216,6 +216,8 @@ int verso__record_change(verso_db *db, const verso_table *t, int64_t id, int64_t
 /* Writes a tombstone at once, replacing one of that version (apply:
  * re-applying is harmless). ORM deletes queue theirs (verso__tomb_add). */
 int verso__tombstone(verso_db *db, const verso_table *t, int64_t id, int64_t version);
+/* Version of row id of t; *found is false (and *version untouched) without such a row. */
+int verso__row_version(int64_t *version, bool *found, verso_db *db, verso_table *t, int64_t id);
 /* Queues the tombstone of a delete made with triggers off; writes the queue when full. */
 int verso__tomb_add(verso_db *db, const verso_table *t, int64_t id, int64_t version);
 /* Writes the queued tombstones: before COMMIT and before any statement that
