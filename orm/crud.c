@@ -163,8 +163,6 @@ void verso__column_value(verso_value *out, sqlite3_stmt *st, int i, verso_type c
         out->type = VERSO_BOOL;
     else if (ct == VERSO_UUID && stype == SQLITE_TEXT)
         out->type = VERSO_UUID;
-    else if (ct == VERSO_DOUBLE && stype == SQLITE_INTEGER)
-        *out = VERSO_VALUE_DOUBLE((double)out->u.i);
 }
 
 /* ---- struct members ---- */

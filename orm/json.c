@@ -16,6 +16,7 @@
  * cJSON_Delete frees for any node type), so verso_json_int64() is exact.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -315,28 +316,100 @@ static int put_bool(verso_buf *b, bool v)
     return v ? put_raw(b, "true", 4) : put_raw(b, "false", 5);
 }
 
-/* Text in a blob column is written as base64 of its bytes so that it reads
- * back into the column; bools are written as true/false. */
+/*
+ * Values the column type implies are plain JSON; any other value is a tagged
+ * object naming its storage class (docs/protocol.md, "Values in JSON"):
+ * {"integer":N}, {"real":X|"Infinity"|"-Infinity"}, {"text":"..."},
+ * {"text_base64":"..."} (text that is not valid UTF-8), {"blob":"..."}.
+ */
+static int put_tag(verso_buf *b, const char *tag)
+{
+    int rc = put_raw(b, "{\"", 2);
+    if (rc == 0)
+        rc = put_raw(b, tag, strlen(tag));
+    return rc == 0 ? put_raw(b, "\":", 2) : rc;
+}
+
+static int put_tagged_int(verso_buf *b, int64_t i)
+{
+    int rc = put_tag(b, "integer");
+    if (rc == 0)
+        rc = put_int64(b, i);
+    return rc == 0 ? put_raw(b, "}", 1) : rc;
+}
+
+static int put_tagged_real(verso_buf *b, double d)
+{
+    int rc = put_tag(b, "real");
+    if (rc == 0 && isfinite(d))
+        rc = put_double(b, d);
+    else if (rc == 0)
+        rc = d > 0 ? put_raw(b, "\"Infinity\"", 10) : put_raw(b, "\"-Infinity\"", 11);
+    return rc == 0 ? put_raw(b, "}", 1) : rc;
+}
+
+static int put_tagged_bytes(verso_buf *b, const char *tag, const unsigned char *p, size_t n)
+{
+    int rc = put_tag(b, tag);
+    if (rc == 0)
+        rc = put_base64(b, p, n);
+    return rc == 0 ? put_raw(b, "}", 1) : rc;
+}
+
+static bool uuid_canonical(const char *s, size_t n)
+{
+    if (n != 36)
+        return false;
+    for (size_t i = 0; i < 36; i++) {
+        char c = s[i];
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+static int put_text_value(verso_buf *b, const verso_value *v, verso_type column_type)
+{
+    const char *s = v->u.b.p ? v->u.b.p : "";
+    size_t n = v->u.b.n;
+    if (!utf8_valid(s, n))
+        return put_tagged_bytes(b, "text_base64", (const unsigned char *)s, n);
+    bool plain = column_type == VERSO_TEXT || column_type == VERSO_ANY ||
+                 (column_type == VERSO_UUID && uuid_canonical(s, n));
+    if (plain)
+        return verso_json_string(b, s, n);
+    int rc = put_tag(b, "text");
+    if (rc == 0)
+        rc = verso_json_string(b, s, n);
+    return rc == 0 ? put_raw(b, "}", 1) : rc;
+}
+
 int verso_json_value(verso_buf *b, const verso_value *v, verso_type column_type)
 {
     switch (v->type) {
     case VERSO_NULL:
         return put_raw(b, "null", 4);
     case VERSO_INT64:
-        if (column_type == VERSO_BOOL)
-            return put_bool(b, v->u.i != 0);
-        return put_int64(b, v->u.i);
     case VERSO_BOOL:
-        return put_bool(b, v->u.i != 0);
+        if (column_type == VERSO_BOOL && (v->u.i == 0 || v->u.i == 1))
+            return put_bool(b, v->u.i != 0);
+        if (column_type == VERSO_INT64 || column_type == VERSO_ANY)
+            return put_int64(b, v->u.i);
+        return put_tagged_int(b, v->u.i);
     case VERSO_DOUBLE:
-        return put_double(b, v->u.d);
+        if (isnan(v->u.d)) /* SQLite stores NaN as NULL */
+            return put_raw(b, "null", 4);
+        if (isfinite(v->u.d) && (column_type == VERSO_DOUBLE || column_type == VERSO_ANY))
+            return put_double(b, v->u.d);
+        return put_tagged_real(b, v->u.d);
     case VERSO_TEXT:
     case VERSO_UUID:
+        return put_text_value(b, v, column_type);
+    case VERSO_BLOB:
         if (column_type == VERSO_BLOB)
             return put_base64(b, v->u.b.p, v->u.b.n);
-        return verso_json_string(b, v->u.b.p, v->u.b.n);
-    case VERSO_BLOB:
-        return put_base64(b, v->u.b.p, v->u.b.n);
+        return put_tagged_bytes(b, "blob", v->u.b.p, v->u.b.n);
     case VERSO_ANY:
         break;
     }
@@ -435,6 +508,9 @@ typedef struct prescan {
     numlit *nums;
     size_t nnums;
     size_t capnums;
+    size_t *strs; /* decoded byte length of every string token, keys included */
+    size_t nstrs;
+    size_t capstrs;
     const char *why;
 } prescan;
 
@@ -466,20 +542,21 @@ static int hex4(unsigned *out, const char *s)
 }
 
 /* Checks the \u escape at ps->pos (pointing at 'u'); advances past it and,
- * for a surrogate pair, past the low half. */
-static int prescan_unicode(prescan *ps)
+ * for a surrogate pair, past the low half. *bytes gets its UTF-8 length.
+ * \u0000 is a character like any other (SQLite text may hold it). */
+static int prescan_unicode(prescan *ps, size_t *bytes)
 {
     const char *t = ps->text;
     unsigned cp, lo;
     if (ps->len - ps->pos < 5 || hex4(&cp, t + ps->pos + 1) < 0)
         return prescan_fail(ps, VERSO_EJSON, "bad \\u escape");
-    if (cp == 0)
-        return prescan_fail(ps, VERSO_EJSON, "\\u0000 in a string is not supported");
     if (cp >= 0xDC00 && cp <= 0xDFFF)
         return prescan_fail(ps, VERSO_EUTF8, "lone low surrogate escape");
     ps->pos += 5;
+    *bytes = cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3;
     if (cp < 0xD800 || cp > 0xDBFF)
         return 0;
+    *bytes = 4;
     if (ps->len - ps->pos < 6 || t[ps->pos] != '\\' || t[ps->pos + 1] != 'u' ||
         hex4(&lo, t + ps->pos + 2) < 0 || lo < 0xDC00 || lo > 0xDFFF)
         return prescan_fail(ps, VERSO_EUTF8, "lone high surrogate escape");
@@ -487,16 +564,32 @@ static int prescan_unicode(prescan *ps)
     return 0;
 }
 
-/* ps->pos is on the opening quote; leaves it after the closing quote. */
+static int prescan_record_string(prescan *ps, size_t decoded)
+{
+    if (ps->nstrs == ps->capstrs) {
+        size_t cap = ps->capstrs ? ps->capstrs * 2 : 16;
+        size_t *p = realloc(ps->strs, cap * sizeof *p);
+        if (!p)
+            return prescan_fail(ps, VERSO_ENOMEM, "out of memory");
+        ps->strs = p;
+        ps->capstrs = cap;
+    }
+    ps->strs[ps->nstrs++] = decoded;
+    return 0;
+}
+
+/* ps->pos is on the opening quote; leaves it after the closing quote and
+ * records the string's decoded length. */
 static int prescan_string(prescan *ps)
 {
     const unsigned char *t = (const unsigned char *)ps->text;
+    size_t decoded = 0;
     ps->pos++;
     while (ps->pos < ps->len) {
         unsigned char c = t[ps->pos];
         if (c == '"') {
             ps->pos++;
-            return 0;
+            return prescan_record_string(ps, decoded);
         }
         if (c < 0x20)
             return prescan_fail(ps, VERSO_EJSON, "control character in string");
@@ -505,24 +598,29 @@ static int prescan_string(prescan *ps)
             if (!k)
                 return prescan_fail(ps, VERSO_EUTF8, "invalid UTF-8");
             ps->pos += k;
+            decoded += k;
             continue;
         }
         if (c != '\\') {
             ps->pos++;
+            decoded++;
             continue;
         }
         if (++ps->pos >= ps->len)
             break;
         c = t[ps->pos];
         if (c == 'u') {
-            int rc = prescan_unicode(ps);
+            size_t k = 0;
+            int rc = prescan_unicode(ps, &k);
             if (rc < 0)
                 return rc;
+            decoded += k;
             continue;
         }
         if (!strchr("\"\\/bfnrt", c) || c == '\0')
             return prescan_fail(ps, VERSO_EJSON, "bad escape");
         ps->pos++;
+        decoded++;
     }
     return prescan_fail(ps, VERSO_EJSON, "unterminated string");
 }
@@ -610,14 +708,45 @@ static int prescan_run(prescan *ps)
  * Parser
  * ------------------------------------------------------------------ */
 
-/* Gives number nodes, in document order, their literal text. */
-static int attach_literals(cJSON *node, const prescan *ps, size_t *next)
+typedef struct attach_pos {
+    size_t num; /* next number literal */
+    size_t str; /* next string token */
+} attach_pos;
+
+/* A member name: no U+0000 (names are used as C strings). */
+static int attach_key(const char *key, const prescan *ps, attach_pos *at)
+{
+    if (at->str >= ps->nstrs)
+        return VERSO_EJSON;
+    return ps->strs[at->str++] == strlen(key) ? 0 : VERSO_EINVAL;
+}
+
+/* A string value: its decoded length goes to valueint. */
+static int attach_value(cJSON *node, const prescan *ps, attach_pos *at)
+{
+    if (at->str >= ps->nstrs)
+        return VERSO_EJSON;
+    size_t n = ps->strs[at->str++];
+    if (n > INT_MAX)
+        return VERSO_ETOOBIG;
+    node->valueint = (int)n;
+    return 0;
+}
+
+/* Gives number nodes, in document order, their literal text, and string
+ * nodes their decoded length (valueint, see verso_json_strlen). */
+static int attach_literals(cJSON *node, const prescan *ps, attach_pos *at)
 {
     for (; node; node = node->next) {
+        int rc;
+        if (node->string && (rc = attach_key(node->string, ps, at)) < 0)
+            return rc;
+        if (cJSON_IsString(node) && (rc = attach_value(node, ps, at)) < 0)
+            return rc;
         if (cJSON_IsNumber(node)) {
-            if (*next >= ps->nnums)
+            if (at->num >= ps->nnums)
                 return VERSO_EJSON;
-            const numlit *lit = &ps->nums[(*next)++];
+            const numlit *lit = &ps->nums[at->num++];
             char *s = malloc(lit->len + 1);
             if (!s)
                 return VERSO_ENOMEM;
@@ -625,11 +754,8 @@ static int attach_literals(cJSON *node, const prescan *ps, size_t *next)
             s[lit->len] = '\0';
             node->valuestring = s;
         }
-        if (node->child) {
-            int rc = attach_literals(node->child, ps, next);
-            if (rc < 0)
-                return rc;
-        }
+        if (node->child && (rc = attach_literals(node->child, ps, at)) < 0)
+            return rc;
     }
     return 0;
 }
@@ -645,7 +771,7 @@ static bool only_space(const char *s, size_t n)
 static int parse_tree(cJSON **out, prescan *ps)
 {
     const char *end = NULL;
-    size_t next = 0;
+    attach_pos at = {0, 0};
     int rc;
     cJSON *root = cJSON_ParseWithLengthOpts(ps->text, ps->len, &end, 0);
     if (!root) {
@@ -657,9 +783,12 @@ static int parse_tree(cJSON **out, prescan *ps)
         rc = prescan_fail(ps, VERSO_EJSON, "trailing characters after JSON value");
         goto fail;
     }
-    if ((rc = attach_literals(root, ps, &next)) < 0 || next != ps->nnums) {
+    if ((rc = attach_literals(root, ps, &at)) < 0 || at.num != ps->nnums || at.str != ps->nstrs) {
         ps->pos = 0;
-        rc = prescan_fail(ps, rc == VERSO_ENOMEM ? rc : VERSO_EJSON, "number literals mismatch");
+        rc = prescan_fail(ps, rc == VERSO_ENOMEM || rc == VERSO_ETOOBIG ? rc : VERSO_EJSON,
+                          rc == VERSO_EINVAL    ? "\\u0000 in a member name"
+                          : rc == VERSO_ETOOBIG ? "string too long"
+                                                : "number or string literals mismatch");
         goto fail;
     }
     *out = root;
@@ -672,7 +801,8 @@ fail:
 int verso_json_parse(verso_json **out, const char *text, size_t len, int max_depth,
                      const char **why)
 {
-    prescan ps = {text, len, 0, max_depth > 0 ? max_depth : JSON_DEFAULT_DEPTH, NULL, 0, 0, NULL};
+    prescan ps = {text, len, 0,   max_depth > 0 ? max_depth : JSON_DEFAULT_DEPTH, NULL, 0, 0, NULL,
+                  0,    0,   NULL};
     cJSON *root = NULL;
     int rc;
     *out = NULL;
@@ -690,6 +820,7 @@ int verso_json_parse(verso_json **out, const char *text, size_t len, int max_dep
     (*out)->root = root;
 done:
     free(ps.nums);
+    free(ps.strs);
     if (why)
         *why = rc < 0 ? ps.why : NULL;
     return rc;
@@ -732,6 +863,21 @@ int verso_json_int64(int64_t *out, const cJSON *number)
         return VERSO_ETYPE;
     *out = (int64_t)v;
     return 0;
+}
+
+size_t verso_json_strlen(const cJSON *s)
+{
+    if (!cJSON_IsString(s) || !s->valuestring)
+        return 0;
+    size_t n = strlen(s->valuestring);
+    return s->valueint > 0 && (size_t)s->valueint > n ? (size_t)s->valueint : n;
+}
+
+const char *verso_json_cstr(const cJSON *s)
+{
+    if (!cJSON_IsString(s) || !s->valuestring)
+        return NULL;
+    return verso_json_strlen(s) == strlen(s->valuestring) ? s->valuestring : NULL;
 }
 
 /* ---------------------------------------------------------------------
@@ -804,7 +950,7 @@ static int conv_bool_as_int(verso_value *v, const cJSON *j)
 
 static int conv_text(verso_value *v, const cJSON *j, verso_type type)
 {
-    size_t n = strlen(j->valuestring);
+    size_t n = verso_json_strlen(j);
     if (!utf8_valid(j->valuestring, n))
         return VERSO_EUTF8;
     v->type = type;
@@ -813,13 +959,14 @@ static int conv_text(verso_value *v, const cJSON *j, verso_type type)
     return 0;
 }
 
-static int conv_blob(verso_value *v, const cJSON *j, conv *cv)
+/* Decodes base64 string j into the conversion store. */
+static int conv_base64(verso_value *v, const cJSON *j, verso_type type, conv *cv)
 {
-    size_t n = strlen(j->valuestring);
+    size_t n = verso_json_strlen(j);
     ptrdiff_t len = verso_base64_decoded_len(j->valuestring, n);
     if (len < 0 || verso_base64_decode(cv->store, j->valuestring, n) < 0)
         return VERSO_EINVAL;
-    v->type = VERSO_BLOB;
+    v->type = type;
     v->u.b.p = cv->store;
     v->u.b.n = (size_t)len;
     cv->store += len;
@@ -828,13 +975,97 @@ static int conv_blob(verso_value *v, const cJSON *j, conv *cv)
 
 static int conv_uuid(verso_value *v, const cJSON *j, conv *cv)
 {
-    if (uuid_normalise((char *)cv->store, j->valuestring) < 0)
+    if (verso_json_strlen(j) != 36 || uuid_normalise((char *)cv->store, j->valuestring) < 0)
         return VERSO_EINVAL;
     v->type = VERSO_UUID;
     v->u.b.p = cv->store;
     v->u.b.n = 36;
     cv->store += 36;
     return 0;
+}
+
+/* ---- tagged values: {"<storage class>": value} ---- */
+
+static int tag_integer(verso_value *v, const cJSON *j, conv *cv)
+{
+    (void)cv;
+    return cJSON_IsNumber(j) && verso_json_int64(&v->u.i, j) == 0 ? (v->type = VERSO_INT64, 0)
+                                                                  : VERSO_ETYPE;
+}
+
+static int tag_real(verso_value *v, const cJSON *j, conv *cv)
+{
+    (void)cv;
+    if (cJSON_IsString(j)) {
+        const char *s = verso_json_cstr(j);
+        if (!s || (strcmp(s, "Infinity") && strcmp(s, "-Infinity")))
+            return VERSO_ETYPE;
+        *v = VERSO_VALUE_DOUBLE(s[0] == '-' ? -INFINITY : INFINITY);
+        return 0;
+    }
+    if (!cJSON_IsNumber(j))
+        return VERSO_ETYPE;
+    double d = j->valuestring ? strtod(j->valuestring, NULL) : j->valuedouble;
+    if (!isfinite(d))
+        return VERSO_ETYPE;
+    *v = VERSO_VALUE_DOUBLE(d);
+    return 0;
+}
+
+static int tag_text(verso_value *v, const cJSON *j, conv *cv)
+{
+    (void)cv;
+    if (!cJSON_IsString(j))
+        return VERSO_ETYPE;
+    return conv_text(v, j, VERSO_TEXT) < 0 ? VERSO_ETYPE : 0;
+}
+
+static int tag_text_base64(verso_value *v, const cJSON *j, conv *cv)
+{
+    return cJSON_IsString(j) && conv_base64(v, j, VERSO_TEXT, cv) == 0 ? 0 : VERSO_ETYPE;
+}
+
+static int tag_blob(verso_value *v, const cJSON *j, conv *cv)
+{
+    return cJSON_IsString(j) && conv_base64(v, j, VERSO_BLOB, cv) == 0 ? 0 : VERSO_ETYPE;
+}
+
+static const struct {
+    const char *name;
+    bool base64; /* its value is decoded into the conversion store */
+    int (*conv)(verso_value *v, const cJSON *j, conv *cv);
+    const char *expects;
+} k_tags[] = {
+    {"integer", false, tag_integer, "an integer in the int64 range"},
+    {"real", false, tag_real, "a finite number, \"Infinity\" or \"-Infinity\""},
+    {"text", false, tag_text, "a string"},
+    {"text_base64", true, tag_text_base64, "a padded base64 string"},
+    {"blob", true, tag_blob, "a padded base64 string"},
+};
+
+static int find_tag(const cJSON *obj)
+{
+    const cJSON *m = obj->child;
+    if (!m || m->next || !m->string)
+        return -1;
+    for (size_t i = 0; i < sizeof k_tags / sizeof k_tags[0]; i++)
+        if (!strcmp(k_tags[i].name, m->string))
+            return (int)i;
+    return -1;
+}
+
+static int conv_tagged(verso_value *v, const cJSON *obj, const verso_column *c, conv *cv)
+{
+    int k = find_tag(obj);
+    char what[128];
+    if (k < 0)
+        return conv_fail(cv, VERSO_ETYPE, "column \"%s\": %s", c->name,
+                         "an object value must have exactly one member: \"integer\", \"real\", "
+                         "\"text\", \"text_base64\" or \"blob\"");
+    if (k_tags[k].conv(v, obj->child, cv) == 0)
+        return 0;
+    snprintf(what, sizeof what, "{\"%s\": ...} takes %s", k_tags[k].name, k_tags[k].expects);
+    return conv_fail(cv, VERSO_ETYPE, "column \"%s\": %s", c->name, what);
 }
 
 /* Converts one JSON value for column c; returns 0, or a code with the reason
@@ -846,16 +1077,16 @@ static int conv_value(verso_value *v, const cJSON *j, const verso_column *c, con
         *v = VERSO_VALUE_NULL;
         return 0;
     }
+    if (cJSON_IsObject(j))
+        return conv_tagged(v, j, c, cv);
     switch (c->type) {
     case VERSO_INT64:
         if (cJSON_IsNumber(j))
             rc = conv_number(v, j, true);
         break;
     case VERSO_DOUBLE:
-        if (cJSON_IsNumber(j) && isfinite(j->valuedouble)) {
-            *v = VERSO_VALUE_DOUBLE(j->valuedouble);
-            rc = 0;
-        }
+        if (cJSON_IsNumber(j))
+            rc = tag_real(v, j, cv);
         break;
     case VERSO_BOOL:
         if (cJSON_IsBool(j)) {
@@ -873,7 +1104,7 @@ static int conv_value(verso_value *v, const cJSON *j, const verso_column *c, con
                              "not a canonical UUID (8-4-4-4-12 hex digits)");
         break;
     case VERSO_BLOB:
-        if (cJSON_IsString(j) && (rc = conv_blob(v, j, cv)) < 0)
+        if (cJSON_IsString(j) && (rc = conv_base64(v, j, VERSO_BLOB, cv)) < 0)
             return conv_fail(cv, VERSO_ETYPE, "column \"%s\": %s", c->name,
                              "not a padded base64 string");
         break;
@@ -889,17 +1120,30 @@ static int conv_value(verso_value *v, const cJSON *j, const verso_column *c, con
     if (rc == VERSO_EUTF8)
         return conv_fail(cv, rc, "column \"%s\": %s", c->name, "invalid UTF-8");
     if (rc < 0) {
-        char what[96];
+        char what[160];
         const char *why = "";
         if (cJSON_IsNumber(j) && c->type == VERSO_INT64)
-            why = " that is not an integer in the int64 range";
+            why = " that is not an integer in the int64 range (a real is written {\"real\": x})";
         else if (cJSON_IsNumber(j) && c->type == VERSO_DOUBLE)
-            why = " that is not a finite double";
+            why = " that is not a finite double (write {\"real\": \"Infinity\"} for infinity)";
         snprintf(what, sizeof what, "expected %s, got %s%s", verso_type_name(c->type), json_kind(j),
                  why);
         return conv_fail(cv, VERSO_ETYPE, "column \"%s\": %s", c->name, what);
     }
     return 0;
+}
+
+/* Bytes needed for the decoded blob or normalised UUID of value j. */
+static size_t value_store_size(const verso_column *c, const cJSON *j)
+{
+    int k = cJSON_IsObject(j) ? find_tag(j) : -1;
+    if (k >= 0 && k_tags[k].base64 && cJSON_IsString(j->child))
+        return verso_json_strlen(j->child) / 4 * 3;
+    if (!c || !cJSON_IsString(j))
+        return 0;
+    if (c->type == VERSO_UUID)
+        return 36;
+    return c->type == VERSO_BLOB ? verso_json_strlen(j) / 4 * 3 : 0;
 }
 
 /* Bytes needed for decoded blobs and normalised UUIDs of obj's members. */
@@ -908,15 +1152,27 @@ static size_t conv_store_size(const verso_table *t, const cJSON *obj)
     size_t total = 0;
     for (const cJSON *j = obj->child; j; j = j->next) {
         int ci = j->string ? verso_table_column_index(t, j->string) : -1;
-        const verso_column *c = ci >= 0 ? verso_table_column_at(t, (size_t)ci) : NULL;
-        if (!c || !cJSON_IsString(j))
-            continue;
-        if (c->type == VERSO_UUID)
-            total += 36;
-        else if (c->type == VERSO_BLOB)
-            total += strlen(j->valuestring) / 4 * 3;
+        total += value_store_size(ci >= 0 ? verso_table_column_at(t, (size_t)ci) : NULL, j);
     }
     return total;
+}
+
+int verso_json_to_value(verso_value *out, void **store, const cJSON *j, const verso_column *c,
+                        char *why, size_t whylen)
+{
+    size_t need = value_store_size(c, j);
+    conv cv = {NULL, why, whylen, NULL};
+    int rc;
+    *store = NULL;
+    if (!j || !c)
+        return conv_fail(&cv, VERSO_EINVAL, "%s%s", "no value or no column", "");
+    if (need && !(cv.store = *store = malloc(need)))
+        return conv_fail(&cv, VERSO_ENOMEM, "%s%s", "out of memory", "");
+    if ((rc = conv_value(out, j, c, &cv)) < 0) {
+        free(*store);
+        *store = NULL;
+    }
+    return rc;
 }
 
 static int conv_members(const char **cols, verso_value *vals, const cJSON *obj, conv *cv)

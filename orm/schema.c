@@ -658,35 +658,31 @@ static bool uuid_text_ok(const verso_value *v)
     return uuid_parse(s, u) == 0;
 }
 
-static bool value_fits(verso_type ct, const verso_value *v)
-{
-    switch (ct) {
-    case VERSO_ANY:
-        return v->type >= VERSO_NULL && v->type <= VERSO_UUID;
-    case VERSO_INT64:
-        return v->type == VERSO_INT64 || v->type == VERSO_BOOL;
-    case VERSO_DOUBLE:
-        return v->type == VERSO_DOUBLE || v->type == VERSO_INT64;
-    case VERSO_TEXT:
-        return v->type == VERSO_TEXT || v->type == VERSO_UUID;
-    case VERSO_BLOB:
-        return v->type == VERSO_BLOB;
-    case VERSO_BOOL:
-        return v->type == VERSO_BOOL || (v->type == VERSO_INT64 && (v->u.i == 0 || v->u.i == 1));
-    case VERSO_UUID:
-        return (v->type == VERSO_TEXT || v->type == VERSO_UUID) && uuid_text_ok(v);
-    default:
-        return false;
-    }
-}
-
+/*
+ * SQLite types values, not columns: the generic row API stores any storage
+ * class in any column, as plain SQL can (replicas and fixtures must hold
+ * every value the master holds). Only the id and version columns need an
+ * integer, and a value typed VERSO_UUID must be one.
+ */
 int verso__value_check(verso_db *db, const verso_table *t, size_t col, const verso_value *v)
 {
     const verso_column *c = &t->cols[col];
-    if (v->type == VERSO_NULL || value_fits(c->type, v))
+    if (v->type == VERSO_NULL)
         return 0;
-    return verso__err(db, VERSO_ETYPE, "column %s.%s is %s; got a %s value", t->name, c->name,
-                      verso_type_name(c->type), verso_type_name(v->type));
+    if (((int)col == t->id_idx || (int)col == t->ver_idx) && v->type != VERSO_INT64 &&
+        v->type != VERSO_BOOL)
+        return verso__err(db, VERSO_ETYPE, "column %s.%s is the %s: it takes an integer, not a %s",
+                          t->name, c->name, (int)col == t->id_idx ? "id" : "version",
+                          verso_type_name(v->type));
+    if (v->type == VERSO_UUID && !uuid_text_ok(v))
+        return verso__err(db, VERSO_ETYPE,
+                          "column %s.%s: a uuid value must be 36 characters "
+                          "8-4-4-4-12",
+                          t->name, c->name);
+    if (v->type < VERSO_NULL || v->type > VERSO_UUID)
+        return verso__err(db, VERSO_ETYPE, "column %s.%s: unknown value type %d", t->name, c->name,
+                          (int)v->type);
+    return 0;
 }
 
 /* ---- tracking and migration (inside a write transaction) ---- */

@@ -24,7 +24,9 @@ struct verso__listq {
     size_t nemit;
     int key_index[MAX_ORDER + 1]; /* result column of each order term, then id */
     verso_type key_type[MAX_ORDER + 1];
+    const verso_column *key_col[MAX_ORDER + 1];
     verso_value after[MAX_ORDER + 1];
+    void *after_store[MAX_ORDER + 1]; /* decoded blobs of after */
     verso_json *after_doc;
     char *arena; /* copies of parameter values we rewrite */
     size_t arena_used;
@@ -271,38 +273,14 @@ static void locate_keys(verso__listq *lq, const verso_table *t)
     for (size_t i = 0; i <= lq->q.norder; i++) {
         const char *name = i < lq->q.norder ? lq->order[i].column : idc->name;
         int ci = verso_table_column_index(t, name);
-        lq->key_type[i] = verso_table_column_at(t, (size_t)ci)->type;
+        lq->key_col[i] = verso_table_column_at(t, (size_t)ci);
+        lq->key_type[i] = lq->key_col[i]->type;
         lq->key_index[i] = lq->cols ? add_result_column(lq, name, false) : ci;
     }
     if (lq->cols) {
         lq->q.columns = lq->cols;
         lq->q.ncolumns = lq->ncols;
     }
-}
-
-static int key_value(verso_value *v, const cJSON *j, verso_type type)
-{
-    if (cJSON_IsNull(j)) {
-        *v = VERSO_VALUE_NULL;
-        return 0;
-    }
-    if (cJSON_IsBool(j) && type == VERSO_BOOL) {
-        *v = VERSO_VALUE_BOOL(cJSON_IsTrue(j));
-        return 0;
-    }
-    if (cJSON_IsString(j) && type != VERSO_INT64 && type != VERSO_DOUBLE && type != VERSO_BOOL) {
-        *v = VERSO_VALUE_TEXT(j->valuestring);
-        return 0;
-    }
-    if (!cJSON_IsNumber(j) || type == VERSO_TEXT || type == VERSO_UUID)
-        return VERSO_EINVAL;
-    if (verso_json_int64(&v->u.i, j) == 0 && type != VERSO_DOUBLE) {
-        v->type = type == VERSO_BOOL ? VERSO_BOOL : VERSO_INT64;
-        return 0;
-    }
-    v->type = VERSO_DOUBLE;
-    v->u.d = j->valuedouble;
-    return type == VERSO_INT64 || type == VERSO_BOOL ? VERSO_EINVAL : 0;
 }
 
 /* after= is base64url of a JSON array: the order values and the id of the last row. */
@@ -321,7 +299,7 @@ static int parse_after(verso__listq *lq, const char *s, verso__resp *rs)
         goto done;
     cJSON_ArrayForEach(j, root)
     {
-        if (key_value(&lq->after[i], j, lq->key_type[i]) < 0)
+        if (verso_json_to_value(&lq->after[i], &lq->after_store[i], j, lq->key_col[i], NULL, 0) < 0)
             goto done;
         i++;
     }
@@ -426,6 +404,8 @@ void verso__listq_free(verso__listq *lq)
     if (!lq)
         return;
     verso_json_free(lq->after_doc);
+    for (size_t i = 0; i <= MAX_ORDER; i++)
+        free(lq->after_store[i]);
     free(lq->conds);
     free(lq->lists);
     free(lq->cols);

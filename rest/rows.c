@@ -83,7 +83,7 @@ static sqlite3_stmt *get_stmt(verso_rest *srv, const verso_table *t)
     return st;
 }
 
-static void column_value(verso_value *v, sqlite3_stmt *st, int i, verso_type ct)
+static void column_value(verso_value *v, sqlite3_stmt *st, int i)
 {
     switch (sqlite3_column_type(st, i)) {
     case SQLITE_INTEGER:
@@ -93,7 +93,7 @@ static void column_value(verso_value *v, sqlite3_stmt *st, int i, verso_type ct)
         *v = VERSO_VALUE_DOUBLE(sqlite3_column_double(st, i));
         break;
     case SQLITE_TEXT:
-        v->type = ct == VERSO_BLOB ? VERSO_BLOB : VERSO_TEXT;
+        v->type = VERSO_TEXT; /* text in a blob column is text (a tagged value) */
         v->u.b.p = sqlite3_column_text(st, i);
         v->u.b.n = (size_t)sqlite3_column_bytes(st, i);
         break;
@@ -135,7 +135,7 @@ static int write_stmt_row(verso_buf *b, sqlite3_stmt *st, const verso_table *t)
     for (size_t i = 0; rc == 0 && i < verso_table_ncolumns(t); i++) {
         const verso_column *c = verso_table_column_at(t, i);
         verso_value v;
-        column_value(&v, st, (int)i, c->type);
+        column_value(&v, st, (int)i);
         if ((rc = put_key(b, c->name, i == 0)) == 0)
             rc = verso_json_value(b, &v, c->type);
     }
@@ -602,7 +602,7 @@ static int batch_kind(const cJSON *op)
 {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(op, "op");
 
-    for (size_t i = 0; cJSON_IsString(j) && i < sizeof(k_batch_ops) / sizeof(k_batch_ops[0]); i++)
+    for (size_t i = 0; verso_json_cstr(j) && i < sizeof(k_batch_ops) / sizeof(k_batch_ops[0]); i++)
         if (!strcmp(k_batch_ops[i].name, j->valuestring))
             return k_batch_ops[i].kind;
     return -1;
@@ -624,7 +624,7 @@ static int batch_decode(batch_item *it, verso__req *rq, verso__resp *rs, cJSON *
     const cJSON *tn = cJSON_GetObjectItemCaseSensitive(op, "table");
     int st;
 
-    if ((it->kind = batch_kind(op)) < 0 || !cJSON_IsString(tn)) {
+    if ((it->kind = batch_kind(op)) < 0 || !verso_json_cstr(tn)) {
         verso__error(rs, 400, "each operation needs \"op\" (insert, update, delete) and \"table\"");
         return VERSO_EINVAL;
     }

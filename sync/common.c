@@ -131,7 +131,7 @@ const char *verso__sync_json_get_str(const cJSON *obj, const char *name)
 {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(obj, name);
 
-    return cJSON_IsString(s) ? s->valuestring : NULL;
+    return verso_json_cstr(s);
 }
 
 bool verso__sync_need_reset(const verso_cursor *c, const char *identity, int64_t head,

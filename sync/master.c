@@ -373,8 +373,8 @@ static int copy_tables(verso_sync_master *m, conn *c, const cJSON *tables, verso
         return VERSO_ENOMEM;
     cJSON_ArrayForEach(t, tables)
     {
-        if (!cJSON_IsString(t) || !verso_db_table(m->db, t->valuestring)) {
-            verso_buf_printf(err, "unknown table %s", cJSON_IsString(t) ? t->valuestring : "?");
+        if (!verso_json_cstr(t) || !verso_db_table(m->db, t->valuestring)) {
+            verso_buf_printf(err, "unknown table %s", verso_json_cstr(t) ? t->valuestring : "?");
             return VERSO_ENOTFOUND;
         }
         if (!(c->tables[c->ntables] = strdup(t->valuestring)))

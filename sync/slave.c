@@ -261,7 +261,7 @@ static int on_snapshot(verso_slave *s, verso_json *doc)
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "data");
 
     return snapshot_chunk(s, verso_json_root(doc), cJSON_IsString(data) ? data->valuestring : NULL,
-                          cJSON_IsString(data) ? strlen(data->valuestring) : 0);
+                          verso_json_strlen(data));
 }
 
 /* First occurrence of key (n bytes) in msg (len bytes), or NULL. */

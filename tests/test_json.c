@@ -140,10 +140,18 @@ static void test_write_double(void **state)
     check_value(&v, VERSO_DOUBLE, "1e+300");
     v.u.d = NAN;
     check_value(&v, VERSO_DOUBLE, "null");
-    v.u.d = INFINITY;
-    check_value(&v, VERSO_DOUBLE, "null");
+    v.u.d = INFINITY; /* no JSON number: tagged */
+    check_value(&v, VERSO_DOUBLE, "{\"real\":\"Infinity\"}");
     v.u.d = -INFINITY;
-    check_value(&v, VERSO_ANY, "null");
+    check_value(&v, VERSO_ANY, "{\"real\":\"-Infinity\"}");
+    /* a real in a column whose type does not imply one: tagged */
+    v.u.d = 1.5;
+    check_value(&v, VERSO_INT64, "{\"real\":1.5}");
+    check_value(&v, VERSO_TEXT, "{\"real\":1.5}");
+    check_value(&v, VERSO_BOOL, "{\"real\":1.5}");
+    v.u.d = -0.0;
+    check_value(&v, VERSO_BLOB, "{\"real\":-0.0}");
+    check_value(&v, VERSO_ANY, "-0.0");
 
     v.u.d = 24.5;
     check_value(&v, VERSO_DOUBLE, "24.5");
@@ -259,9 +267,17 @@ static void test_write_invalid_utf8(void **state)
         memcpy(s + 2, bad[i], n);
         assert_int_equal(verso_json_string(&b, s, n + 2), VERSO_EUTF8);
         assert_string_equal(b.data, "keep"); /* nothing appended */
+        /* as a value, such text is tagged with the base64 of its bytes */
         verso_value v = {.type = VERSO_TEXT, .u.b = {s, n + 2}};
-        assert_int_equal(verso_json_value(&b, &v, VERSO_TEXT), VERSO_EUTF8);
-        assert_int_equal(b.len, 4);
+        verso_buf expect = VERSO_BUF_INIT;
+        assert_int_equal(verso_buf_puts(&expect, "keep{\"text_base64\":\""), 0);
+        assert_int_equal(verso_base64_encode(&expect, s, n + 2), 0);
+        assert_int_equal(verso_buf_puts(&expect, "\"}"), 0);
+        assert_int_equal(verso_json_value(&b, &v, VERSO_TEXT), 0);
+        assert_string_equal(b.data, expect.data);
+        verso_buf_free(&expect);
+        b.len = 4;
+        b.data[4] = '\0';
     }
     verso_buf_free(&b);
 }
@@ -286,9 +302,21 @@ static void test_write_blob(void **state)
     v.u.b.p = "\0\xff\0";
     v.u.b.n = 3;
     check_value(&v, VERSO_BLOB, "\"AP8A\"");
-    /* Text stored in a blob column is written as base64 too. */
+    /* Text stored in a blob column is tagged (it is not a blob). */
     v = VERSO_VALUE_TEXT("hi");
-    check_value(&v, VERSO_BLOB, "\"aGk=\"");
+    check_value(&v, VERSO_BLOB, "{\"text\":\"hi\"}");
+    /* A blob anywhere but a blob column is tagged. */
+    v = (verso_value){.type = VERSO_BLOB, .u.b = {"\0\xff\0", 3}};
+    check_value(&v, VERSO_ANY, "{\"blob\":\"AP8A\"}");
+    check_value(&v, VERSO_TEXT, "{\"blob\":\"AP8A\"}");
+    check_value(&v, VERSO_INT64, "{\"blob\":\"AP8A\"}");
+    /* Integers outside int64/any/bool columns are tagged. */
+    v = VERSO_VALUE_INT(5);
+    check_value(&v, VERSO_BLOB, "{\"integer\":5}");
+    check_value(&v, VERSO_TEXT, "{\"integer\":5}");
+    check_value(&v, VERSO_DOUBLE, "{\"integer\":5}");
+    check_value(&v, VERSO_UUID, "{\"integer\":5}");
+    check_value(&v, VERSO_ANY, "5");
     v = VERSO_VALUE_NULL;
     check_value(&v, VERSO_BLOB, "null");
 }
@@ -299,9 +327,20 @@ static void test_write_uuid_bool(void **state)
     const char *u = "0f8fad5b-d9cb-469f-a165-70867728950e";
     verso_value v = {.type = VERSO_UUID, .u.b = {u, 36}};
     check_value(&v, VERSO_UUID, "\"0f8fad5b-d9cb-469f-a165-70867728950e\"");
-    v = VERSO_VALUE_BOOL(7);
+    /* text in a uuid column that is not canonical lower case: tagged */
+    v.u.b.p = "0F8FAD5B-D9CB-469F-A165-70867728950E";
+    check_value(&v, VERSO_UUID, "{\"text\":\"0F8FAD5B-D9CB-469F-A165-70867728950E\"}");
+    v = VERSO_VALUE_TEXT("hello");
+    check_value(&v, VERSO_UUID, "{\"text\":\"hello\"}");
+    /* a bool column holds 0/1 as false/true, any other integer tagged */
+    v = VERSO_VALUE_BOOL(1);
     check_value(&v, VERSO_BOOL, "true");
-    check_value(&v, VERSO_ANY, "true");
+    v = VERSO_VALUE_INT(0);
+    check_value(&v, VERSO_BOOL, "false");
+    v = VERSO_VALUE_INT(7);
+    check_value(&v, VERSO_BOOL, "{\"integer\":7}");
+    v = VERSO_VALUE_INT(-1);
+    check_value(&v, VERSO_BOOL, "{\"integer\":-1}");
 }
 
 /* ---------------------------------------------------------------------
@@ -408,8 +447,26 @@ static void test_parse_unicode(void **state)
     assert_int_equal(parse_code("{\"\xff\":1}", 0), VERSO_EUTF8);
     assert_int_equal(parse_code("[1,\xfe]", 0), VERSO_EUTF8);
     assert_int_equal(parse_code("[1,\xc3\xa9]", 0), VERSO_EJSON); /* valid UTF-8, not JSON */
-    /* NUL cannot be represented in the parsed C strings. */
-    assert_int_equal(parse_code("\"a\\u0000b\"", 0), VERSO_EJSON);
+    /* U+0000 is a character of a string value (its length says so), never
+     * of a member name. */
+    assert_int_equal(parse_code("\"a\\u0000b\"", 0), 0);
+    assert_int_equal(parse_code("{\"a\\u0000b\":1}", 0), VERSO_EJSON);
+    {
+        const char *text = "[\"a\\u0000b\",\"\\u0000\",\"\",\"x\\u00e9\\ud83d\\ude00\\u0000\"]";
+        verso_json *doc = NULL;
+        assert_int_equal(verso_json_parse(&doc, text, strlen(text), 0, NULL), 0);
+        const cJSON *r = verso_json_root(doc);
+        assert_int_equal(verso_json_strlen(cJSON_GetArrayItem(r, 0)), 3);
+        assert_memory_equal(cJSON_GetArrayItem(r, 0)->valuestring, "a\0b", 4);
+        assert_null(verso_json_cstr(cJSON_GetArrayItem(r, 0)));
+        assert_int_equal(verso_json_strlen(cJSON_GetArrayItem(r, 1)), 1);
+        assert_int_equal(verso_json_strlen(cJSON_GetArrayItem(r, 2)), 0);
+        assert_string_equal(verso_json_cstr(cJSON_GetArrayItem(r, 2)), "");
+        assert_int_equal(verso_json_strlen(cJSON_GetArrayItem(r, 3)), 1 + 2 + 4 + 1);
+        assert_memory_equal(cJSON_GetArrayItem(r, 3)->valuestring, "x\xc3\xa9\xf0\x9f\x98\x80\0",
+                            9);
+        verso_json_free(doc);
+    }
 }
 
 static void test_parse_null_bool(void **state)
@@ -833,6 +890,92 @@ static void test_row_roundtrip(void **state)
 }
 
 /* Change feed entries: an upsert with its row, and a deletion. */
+/* Storage class of a value: bools are integers, UUIDs text. */
+static verso_type storage_class(verso_type t)
+{
+    return t == VERSO_BOOL ? VERSO_INT64 : t == VERSO_UUID ? VERSO_TEXT : t;
+}
+
+static bool same_value(const verso_value *a, const verso_value *b)
+{
+    if (storage_class(a->type) != storage_class(b->type))
+        return false;
+    switch (storage_class(a->type)) {
+    case VERSO_INT64:
+        return a->u.i == b->u.i;
+    case VERSO_DOUBLE:
+        return memcmp(&a->u.d, &b->u.d, sizeof a->u.d) == 0;
+    case VERSO_TEXT:
+    case VERSO_BLOB:
+        return a->u.b.n == b->u.b.n && (!a->u.b.n || !memcmp(a->u.b.p, b->u.b.p, a->u.b.n));
+    default:
+        return true;
+    }
+}
+
+/* Every storage class, edges included, written for a column of every type
+ * and read back for the same column: the same class and the same value. */
+static void test_value_classes_roundtrip(void **state)
+{
+    fixture *f = *state;
+    static const char *const texts[] = {"",
+                                        "a\0b",
+                                        "\xff",
+                                        "\xc0\x80",
+                                        "caf\xc3\xa9",
+                                        "\xf0\x9f\x98\x80",
+                                        "0f8fad5b-d9cb-469f-a165-70867728950e",
+                                        "0F8FAD5B-D9CB-469F-A165-70867728950E",
+                                        "12",
+                                        "{}"};
+    static const size_t text_len[] = {0, 3, 1, 2, 5, 4, 36, 36, 2, 2};
+    verso_value vals[40];
+    size_t nv = 0;
+    vals[nv++] = VERSO_VALUE_NULL;
+    vals[nv++] = VERSO_VALUE_INT(INT64_MIN);
+    vals[nv++] = VERSO_VALUE_INT(INT64_MAX);
+    vals[nv++] = VERSO_VALUE_INT(0);
+    vals[nv++] = VERSO_VALUE_INT(1);
+    vals[nv++] = VERSO_VALUE_INT(9007199254740993LL);
+    vals[nv++] = VERSO_VALUE_DOUBLE(-0.0);
+    vals[nv++] = VERSO_VALUE_DOUBLE(INFINITY);
+    vals[nv++] = VERSO_VALUE_DOUBLE(-INFINITY);
+    vals[nv++] = VERSO_VALUE_DOUBLE(4.9406564584124654e-324);
+    vals[nv++] = VERSO_VALUE_DOUBLE(1.7976931348623157e308);
+    vals[nv++] = VERSO_VALUE_DOUBLE(9007199254740993.0);
+    vals[nv++] = VERSO_VALUE_DOUBLE(0.1);
+    vals[nv++] = VERSO_VALUE_DOUBLE(3.0);
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        vals[nv++] = (verso_value){.type = VERSO_TEXT, .u.b = {texts[i], text_len[i]}};
+    vals[nv++] = (verso_value){.type = VERSO_BLOB, .u.b = {"", 0}};
+    vals[nv++] = (verso_value){.type = VERSO_BLOB, .u.b = {"\0\xff\x01", 3}};
+    vals[nv++] = (verso_value){.type = VERSO_BLOB, .u.b = {"abc", 3}};
+    const struct {
+        const verso_table *t;
+        const char *col;
+    } cols[] = {{f->item, "qty"},    {f->item, "price"}, {f->item, "name"}, {f->item, "data"},
+                {f->item, "active"}, {f->item, "ref"},   {f->loose, "x"}};
+    for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
+        const verso_column *col = verso_table_column_at(
+            cols[c].t, (size_t)verso_table_column_index(cols[c].t, cols[c].col));
+        for (size_t i = 0; i < nv; i++) {
+            verso_buf b = VERSO_BUF_INIT;
+            converted cv;
+            assert_int_equal(verso_buf_printf(&b, "{\"%s\":", cols[c].col), 0);
+            assert_int_equal(verso_json_value(&b, &vals[i], col->type), 0);
+            assert_int_equal(verso_buf_puts(&b, "}"), 0);
+            if (convert(&cv, cols[c].t, b.data) < 0)
+                fail_msg("%s: %s: %s", cols[c].col, b.data, cv.why);
+            assert_int_equal(cv.n, 1);
+            if (!same_value(&vals[i], &cv.vals[0]))
+                fail_msg("column %s (%s): %s read back as another value (type %s)", cols[c].col,
+                         verso_type_name(col->type), b.data, verso_type_name(cv.vals[0].type));
+            converted_free(&cv);
+            verso_buf_free(&b);
+        }
+    }
+}
+
 static void test_feed_entries(void **state)
 {
     fixture *f = *state;
@@ -889,6 +1032,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_to_values_types, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_to_values_errors, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_blob_roundtrip, setup_db, teardown_db),
+        cmocka_unit_test_setup_teardown(test_value_classes_roundtrip, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_row_roundtrip, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_feed_entries, setup_db, teardown_db),
     };

@@ -422,8 +422,10 @@ int verso_count(int64_t *out, verso_db *db, const char *table, const verso_cond 
 
 /*
  * Inserts a row from n (column, value) pairs. An "id" of 0 or absent is
- * assigned. Values are checked against column types (VERSO_ETYPE naming the
- * column); the version column may not be given (VERSO_EINVAL).
+ * assigned. As in SQLite, a value of any storage class may go into any
+ * column (the column's affinity applies); only the id takes an integer and
+ * a VERSO_UUID value must be a canonical UUID (VERSO_ETYPE naming the
+ * column). The version column may not be given (VERSO_EINVAL).
  * *out_id and *out_version (each may be NULL) receive the new id and version.
  */
 int verso_row_insert(int64_t *out_id, int64_t *out_version, verso_db *db, const char *table,
@@ -601,12 +603,20 @@ int verso_apply_abort(verso_db *db);
 /* ---------------------------------------------------------------------
  * JSON
  *
- * Integers are written and read exactly over the full int64 range; text
- * must be valid UTF-8 (VERSO_EUTF8 otherwise); NULL is null; blobs are
- * standard base64 strings; bools are true/false; UUIDs are strings.
+ * Every value SQLite can store is written exactly (docs/protocol.md,
+ * "Values in JSON"). A value of the class its column type implies is plain
+ * JSON: an integer in an int64 column a number (exact over the full int64
+ * range), a finite real in a double column a number, valid UTF-8 text in a
+ * text column a string (U+0000 included, as \u0000), a blob in a blob column
+ * a standard base64 string, 0/1 in a bool column false/true, canonical
+ * lower-case text in a uuid column a string; in an untyped (any) column
+ * integers, finite reals and valid UTF-8 text are plain. NULL is null. Any
+ * other value is a one-member object naming its storage class:
+ * {"integer":N}, {"real":X} (or "Infinity", "-Infinity"), {"text":"..."},
+ * {"text_base64":"..."} (text that is not valid UTF-8), {"blob":"..."}.
  * ------------------------------------------------------------------ */
 
-/* Appends v as JSON. */
+/* Appends v as the JSON of a value in a column of type column_type. */
 int verso_json_value(verso_buf *b, const verso_value *v, verso_type column_type);
 /* Appends s (n bytes) as a JSON string with escaping. VERSO_EUTF8 if invalid. */
 int verso_json_string(verso_buf *b, const char *s, size_t n);
@@ -634,6 +644,12 @@ struct cJSON *verso_json_root(const verso_json *doc);
 /* Exact integer value of a number node: 0 and *out set if it is an integer
  * in int64 range, VERSO_ETYPE if fractional/exponent/out of range. */
 int verso_json_int64(int64_t *out, const struct cJSON *number);
+/* Byte length of a string node's value: a parsed string may hold U+0000
+ * (valuestring is then not a plain C string). 0 if not a string. */
+size_t verso_json_strlen(const struct cJSON *s);
+/* s's valuestring when it is a string without U+0000, else NULL: for names
+ * and identifiers that are used as C strings. */
+const char *verso_json_cstr(const struct cJSON *s);
 
 /*
  * Converts a JSON object into (column, value) pairs for table t, checking
@@ -641,15 +657,26 @@ int verso_json_int64(int64_t *out, const struct cJSON *number);
  * verso_free()); values borrow strings from obj, blobs are decoded into
  * memory owned by *vals's allocation. Accepted per column type: int64 an
  * exact integer; double any finite number; bool true/false; text a string;
- * uuid a canonical 8-4-4-4-12 hex string (given as VERSO_UUID, lower case);
- * blob a padded base64 string; any column type: any scalar; null always
- * (NOT NULL is left to the database). The version column is converted like
+ * uuid a canonical 8-4-4-4-12 hex string in either case (given as
+ * VERSO_UUID, lower case); blob a padded base64 string; any column type:
+ * any scalar (true/false as 1/0); null always (NOT NULL is left to the
+ * database); in every column a tagged object (see above), which gives the
+ * value of the storage class it names. The version column is converted like
  * any int64 column. Errors: VERSO_EINVAL (unknown or repeated column, not an
  * object), VERSO_ETYPE (wrong type, naming the column), VERSO_EUTF8 (text of
  * a tree built in C), VERSO_ENOMEM; the reason goes to why (may be NULL).
  */
 int verso_json_to_values(const char ***cols, verso_value **vals, size_t *n, const verso_table *t,
                          const struct cJSON *obj, char *why, size_t whylen);
+
+/*
+ * Converts one JSON value for column c with the rules of
+ * verso_json_to_values. A decoded blob or normalised UUID lives in *store
+ * (free with verso_free(); NULL when none was needed); text borrows from j.
+ * Errors as verso_json_to_values.
+ */
+int verso_json_to_value(verso_value *out, void **store, const struct cJSON *j,
+                        const verso_column *c, char *why, size_t whylen);
 
 /* ---------------------------------------------------------------------
  * Fixtures
