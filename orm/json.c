@@ -373,16 +373,19 @@ static int put_text_value(verso_buf *b, const verso_value *v, verso_type column_
 {
     const char *s = v->u.b.p ? v->u.b.p : "";
     size_t n = v->u.b.n;
-    if (!utf8_valid(s, n))
-        return put_tagged_bytes(b, "text_base64", (const unsigned char *)s, n);
+    int rc;
     bool plain = column_type == VERSO_TEXT || column_type == VERSO_ANY ||
                  (column_type == VERSO_UUID && uuid_canonical(s, n));
-    if (plain)
-        return verso_json_string(b, s, n);
-    int rc = put_tag(b, "text");
-    if (rc == 0)
+    if (plain) { /* one pass: the string writer checks UTF-8 as it copies */
         rc = verso_json_string(b, s, n);
-    return rc == 0 ? put_raw(b, "}", 1) : rc;
+        if (rc != VERSO_EUTF8)
+            return rc;
+    } else if (utf8_valid(s, n)) {
+        if ((rc = put_tag(b, "text")) == 0 && (rc = verso_json_string(b, s, n)) == 0)
+            rc = put_raw(b, "}", 1);
+        return rc;
+    }
+    return put_tagged_bytes(b, "text_base64", (const unsigned char *)s, n);
 }
 
 int verso_json_value(verso_buf *b, const verso_value *v, verso_type column_type)
