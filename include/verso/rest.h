@@ -68,6 +68,8 @@ typedef struct verso_rest_limits {
     int64_t max_offset;    /* largest offset= accepted; default 10000 */
     int max_changes;       /* largest limit= of /_changes; default 10000 */
     size_t max_ws_message; /* reassembled WebSocket message; default 16 MiB */
+    int body_timeout_ms;   /* time to send a request body once its headers are in;
+                              default 30000; 408, then the connection closes */
 } verso_rest_limits;
 
 #define VERSO_REST_PORT_DEFAULT 8080
