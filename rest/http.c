@@ -11,7 +11,15 @@
 
 #include "rest/internal.h"
 
-enum { ST_IDLE, ST_BODY, ST_DRAIN };
+/* A connection's state between requests and while reading one. Each state
+ * has its time limit: ST_IDLE libwebsockets' header and keep-alive timeouts
+ * (set to the header limit), ST_BODY and ST_DRAIN the connection's lws timer
+ * (the body limit), armed by move(). */
+enum {
+    ST_IDLE,  /* waiting for, or answering, a request without a body */
+    ST_BODY,  /* reading the body: 408 once the body limit has passed */
+    ST_DRAIN, /* answered early: dropping the rest until the client closes */
+};
 
 /* Where the chunked body decoder is (RFC 9112 section 7.1). */
 enum {
@@ -93,20 +101,50 @@ void verso__http_conn_free(void *pss)
     verso_buf_free(&c->body);
 }
 
-static unsigned method_of(struct lws *wsi)
-{
-    for (size_t i = 0; i < sizeof(k_methods) / sizeof(k_methods[0]); i++)
-        if (lws_hdr_total_length(wsi, k_methods[i].token) > 0)
-            return k_methods[i].method;
-    return 0;
-}
-
 static double elapsed(const struct timespec *t0)
 {
     struct timespec t;
 
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* The connection's lws timer for its state: ST_BODY wakes up at least every
+ * half header limit, because lws renews its own content timeout (the header
+ * limit, rounded up to seconds) after each piece of body, which would close a
+ * slow body without an answer; ST_DRAIN once, at the body limit. */
+static void arm(verso_rest *srv, struct lws *wsi, conn *c)
+{
+    const verso_rest_limits *l = &srv->cfg.limits;
+    int64_t ms = l->body_timeout_ms;
+
+    if (c->state == ST_IDLE) {
+        lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
+        return;
+    }
+    if (c->state == ST_BODY) {
+        ms -= (int64_t)(elapsed(&c->t0) * 1000);
+        if (ms > l->header_timeout_ms / 2)
+            ms = l->header_timeout_ms / 2;
+    }
+    lws_set_timer_usecs(wsi, (lws_usec_t)(ms > 0 ? ms : 0) * LWS_US_PER_MS);
+}
+
+/* The one place a connection changes state. */
+static void move(verso_rest *srv, struct lws *wsi, conn *c, int state)
+{
+    c->state = state;
+    if (state == ST_DRAIN)
+        c->drained = 0;
+    arm(srv, wsi, c);
+}
+
+static unsigned method_of(struct lws *wsi)
+{
+    for (size_t i = 0; i < sizeof(k_methods) / sizeof(k_methods[0]); i++)
+        if (lws_hdr_total_length(wsi, k_methods[i].token) > 0)
+            return k_methods[i].method;
+    return 0;
 }
 
 static int add_header(struct lws *wsi, enum lws_token_indexes tok, const char *v, size_t n,
@@ -196,7 +234,7 @@ static int send_response(verso_rest *srv, struct lws *wsi, conn *c, const verso_
         half_close(srv, wsi, c);
         return 0;
     }
-    c->state = ST_IDLE;
+    move(srv, wsi, c, ST_IDLE);
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -224,8 +262,7 @@ static int reject(verso_rest *srv, struct lws *wsi, conn *c, int status, const c
     verso__error(&rs, status, "%s", msg);
     if (!body_follows)
         return send_response(srv, wsi, c, &rs, false);
-    c->state = ST_DRAIN;
-    c->drained = 0;
+    move(srv, wsi, c, ST_DRAIN);
     verso_buf_free(&c->body);
     return send_response(srv, wsi, c, &rs, true);
 }
@@ -400,8 +437,12 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
     clen = content_length(wsi);
     c->chunked = false;
     memset(&c->ck, 0, sizeof(c->ck));
-    if (c->method & (VERSO__POST | VERSO__PUT | VERSO__PATCH) && (clen > 0 || te))
-        c->state = ST_BODY;
+    /* lws put its own content timeout on the request before this callback:
+     * the body's limit is ours, and ends with an answer (408). */
+    if (c->method & (VERSO__POST | VERSO__PUT | VERSO__PATCH) && (clen > 0 || te)) {
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        move(srv, wsi, c, ST_BODY);
+    }
     if (urllen > srv->cfg.limits.max_url)
         return reject(srv, wsi, c, 414, "URL too long");
     /* Both headers, or another coding, would let two parsers see two different bodies. */
@@ -526,8 +567,7 @@ static int chunked_body(verso_rest *srv, struct lws *wsi, conn *c, const void *i
                       st == 413 ? "request body too large" : "malformed chunked body");
     if (c->ck.state != CK_DONE)
         return 0;
-    c->state = ST_DRAIN;
-    c->drained = 0;
+    move(srv, wsi, c, ST_DRAIN);
     return process(srv, wsi, c, true);
 }
 
@@ -555,4 +595,23 @@ int verso__http_body_done(verso_rest *srv, struct lws *wsi, void *pss)
     if (c->state != ST_BODY)
         return -1;
     return process(srv, wsi, c, false);
+}
+
+int verso__http_timer(verso_rest *srv, struct lws *wsi, void *pss)
+{
+    conn *c = pss;
+    char msg[96];
+
+    if (!c || c->state == ST_IDLE)
+        return 0;
+    if (c->state == ST_DRAIN)
+        return -1;
+    if (elapsed(&c->t0) * 1000 < srv->cfg.limits.body_timeout_ms) {
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        arm(srv, wsi, c);
+        return 0;
+    }
+    snprintf(msg, sizeof(msg), "the request body did not arrive within %d ms",
+             srv->cfg.limits.body_timeout_ms);
+    return reject(srv, wsi, c, 408, msg);
 }

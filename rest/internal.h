@@ -138,7 +138,7 @@ typedef struct verso__resp {
 } verso__resp;
 
 /* ---- metrics.c ---- */
-#define VERSO__NSTATUS  16 /* counted statuses; the last slot is "other" */
+#define VERSO__NSTATUS  18 /* counted statuses; the last slot is "other" */
 #define VERSO__NBUCKETS 12 /* latency histogram buckets, then +Inf */
 typedef struct verso__metrics {
     uint64_t count[VERSO__NROUTES][VERSO__NSTATUS];
@@ -255,6 +255,8 @@ int verso__parse_i64(int64_t *out, const char *s);
 int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char *uri);
 int verso__http_body(verso_rest *srv, struct lws *wsi, void *pss, const void *in, size_t len);
 int verso__http_body_done(verso_rest *srv, struct lws *wsi, void *pss);
+/* LWS_CALLBACK_TIMER: the body limit passed (408) or the drain ended (close). */
+int verso__http_timer(verso_rest *srv, struct lws *wsi, void *pss);
 void verso__http_conn_free(void *pss);
 /* LWS_CALLBACK_HTTP_WRITEABLE: finishes a pending half-close. */
 int verso__http_writeable(verso_rest *srv, struct lws *wsi, void *pss);

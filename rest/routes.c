@@ -95,10 +95,19 @@ typedef struct status_word {
 } status_word;
 
 static const status_word k_status_words[] = {
-    {400, "bad_request"},  {401, "unauthorized"},        {403, "forbidden"},
-    {404, "not_found"},    {405, "method_not_allowed"},  {409, "conflict"},
-    {410, "gone"},         {412, "precondition_failed"}, {413, "payload_too_large"},
-    {414, "uri_too_long"}, {500, "internal_error"},      {503, "unavailable"},
+    {400, "bad_request"},
+    {401, "unauthorized"},
+    {403, "forbidden"},
+    {404, "not_found"},
+    {405, "method_not_allowed"},
+    {408, "request_timeout"},
+    {409, "conflict"},
+    {410, "gone"},
+    {412, "precondition_failed"},
+    {413, "payload_too_large"},
+    {414, "uri_too_long"},
+    {500, "internal_error"},
+    {503, "unavailable"},
 };
 
 static const char *status_code(int status)

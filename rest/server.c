@@ -73,6 +73,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return verso__http_body_done(srv, wsi, user);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return verso__http_writeable(srv, wsi, user);
+    case LWS_CALLBACK_TIMER:
+        return verso__http_timer(srv, wsi, user);
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         verso__http_conn_free(user);

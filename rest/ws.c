@@ -167,8 +167,7 @@ static int confirm_upgrade(verso_rest *srv, struct lws *wsi)
                                     : "this token may not open this WebSocket");
     if (picks_handler(srv, wsi, h))
         return 0;
-    snprintf(msg, sizeof(msg), "this endpoint needs the WebSocket subprotocol %s",
-             h->subprotocol);
+    snprintf(msg, sizeof(msg), "this endpoint needs the WebSocket subprotocol %s", h->subprotocol);
     return refuse(srv, wsi, 400, msg);
 }
 

@@ -27,7 +27,9 @@ static int quiet_open(verso_ws *ws, void **conn, void *arg)
 
 static const verso_ws_handler k_handlers[] = {
     {.path = "/_quiet", .subprotocol = "verso-quiet", .on_open = quiet_open},
-    {.path = "/_guarded", .subprotocol = "verso-guarded", .role = "replicate",
+    {.path = "/_guarded",
+     .subprotocol = "verso-guarded",
+     .role = "replicate",
      .on_open = quiet_open},
 };
 
@@ -211,17 +213,15 @@ static void test_upgrade_to_unmounted_path_refused(void **state)
     /* A mounted path, but not its subprotocol: libwebsockets would bind the
      * connection to its HTTP protocol, or to another endpoint's. */
     expect_upgrade_refused(port, "/_quiet", NULL, 400, "bad_request");
-    expect_upgrade_refused(port, "/_quiet", "Sec-WebSocket-Protocol: http\r\n", 400,
-                           "bad_request");
+    expect_upgrade_refused(port, "/_quiet", "Sec-WebSocket-Protocol: http\r\n", 400, "bad_request");
     expect_upgrade_refused(port, "/_quiet", "Sec-WebSocket-Protocol: verso-guarded\r\n", 400,
                            "bad_request");
     expect_upgrade_refused(port, "/_quiet", "Sec-WebSocket-Protocol: http, verso-quiet\r\n", 400,
                            "bad_request");
-    expect_upgrade_refused(port, "/_quiet", "Sec-WebSocket-Protocol: nope\r\n", 400,
-                           "bad_request");
+    expect_upgrade_refused(port, "/_quiet", "Sec-WebSocket-Protocol: nope\r\n", 400, "bad_request");
     /* The endpoint itself still opens. */
-    fd = upgrade(port, "/_quiet", "Sec-WebSocket-Protocol: nope, verso-quiet\r\n", ans,
-                 sizeof(ans));
+    fd =
+        upgrade(port, "/_quiet", "Sec-WebSocket-Protocol: nope, verso-quiet\r\n", ans, sizeof(ans));
     assert_int_equal(status_of(ans), 101);
     close(fd);
     assert_int_equal(rc_status(&g_env, "GET", "/_health", NULL, NULL), 200);
@@ -351,8 +351,9 @@ static int trickle(int fd, const char *head, const char *body, int step_ms, int6
  * trickles it, or stops half-way, gets 408 and the connection closes. */
 static void test_trickled_body_gets_408(void **state)
 {
-    static const char body[] = "{\"name\":\"slow-one\",\"qty\":7,\"sku\":\"slow-sku-0000000000000000"
-                               "0000000000000000000000000000000000000000000\"}";
+    static const char body[] =
+        "{\"name\":\"slow-one\",\"qty\":7,\"sku\":\"slow-sku-0000000000000000"
+        "0000000000000000000000000000000000000000000\"}";
     char head[256], *before = rc_fingerprint(g_env.db), *after;
     int64_t took = 0;
     int fd;
@@ -376,12 +377,12 @@ static void test_trickled_body_gets_408(void **state)
     close(fd);
     /* chunked */
     fd = connect_port(verso_rest_port(g_env.srv));
-    assert_int_equal(trickle(fd,
-                             "POST /items HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
-                             "80\r\n{\"name\":\"chunky\",\"sku\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-                             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-                             50, &took),
-                     408);
+    assert_int_equal(
+        trickle(fd, "POST /items HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "80\r\n{\"name\":\"chunky\",\"sku\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                50, &took),
+        408);
     assert_true(took < 4000);
     assert_true(closed_within(fd, 5000));
     close(fd);
@@ -411,6 +412,39 @@ static void test_body_limit_per_request(void **state)
     assert_int_equal(trickle(fd, head, body, 0, &took), 408);
     assert_true(took >= 900 && took < 4000);
     close(fd);
+}
+
+/* The body limit is its own: longer than the header limit here (2.5 s and
+ * 1 s), a pause longer than the header limit is allowed, and a stalled body
+ * gets its 408 at the body limit, not a silent close at the header limit. */
+static void test_body_limit_longer_than_header_limit(void **state)
+{
+    static const char head[] = "POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n";
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    verso_rest *srv = NULL;
+    char why[128], ans[4096];
+    int64_t took = 0;
+    int fd;
+
+    (void)state;
+    o.db_path = g_env.path;
+    o.limits.header_timeout_ms = 1000;
+    o.limits.body_timeout_ms = 2500;
+    assert_int_equal(verso_rest_start(&srv, NULL, &o, why, sizeof(why)), 0);
+    fd = connect_port(verso_rest_port(srv));
+    assert_true(send_str(fd, head));
+    assert_true(send_str(fd, "{\"name\":"));
+    pause_ms(1600);
+    assert_true(send_str(fd, "\"paused\"}"));
+    read_answer(fd, ans, sizeof(ans), 5000);
+    assert_int_equal(status_of(ans), 201);
+    close(fd);
+    fd = connect_port(verso_rest_port(srv));
+    assert_int_equal(trickle(fd, head, "{\"name\":\"paused\"}", 0, &took), 408);
+    assert_true(took >= 2400 && took < 6000);
+    assert_true(closed_within(fd, 5000));
+    close(fd);
+    verso_rest_stop(srv);
 }
 
 /* After an early answer (413) the server reads and drops the rest of the
@@ -478,12 +512,16 @@ static void *run_client(void *arg)
 /* Two clients at once, each failing in its own way, each get their own message. */
 static void test_concurrent_clients_get_their_own_message(void **state)
 {
-    client_run a = {.n = 150, .method = "POST", .path = "/items", .body = "{\"qty\":1}",
-                    .want = 409, .must = "NOT NULL"};
-    client_run b = {.n = 150, .method = "GET", .path = "/items/424242", .want = 404,
-                    .must_not = "constraint"};
-    client_run c = {.n = 150, .method = "DELETE", .path = "/items/434343", .want = 404,
-                    .must = "434343"};
+    client_run a = {.n = 150,
+                    .method = "POST",
+                    .path = "/items",
+                    .body = "{\"qty\":1}",
+                    .want = 409,
+                    .must = "NOT NULL"};
+    client_run b = {
+        .n = 150, .method = "GET", .path = "/items/424242", .want = 404, .must_not = "constraint"};
+    client_run c = {
+        .n = 150, .method = "DELETE", .path = "/items/434343", .want = 404, .must = "434343"};
     pthread_t ta, tb, tc;
 
     (void)state;
@@ -678,6 +716,7 @@ int main(void)
         cmocka_unit_test(test_idle_keepalive_closed),
         cmocka_unit_test(test_trickled_body_gets_408),
         cmocka_unit_test(test_body_limit_per_request),
+        cmocka_unit_test(test_body_limit_longer_than_header_limit),
         cmocka_unit_test(test_drain_has_a_limit),
         cmocka_unit_test(test_error_message_is_per_request),
         cmocka_unit_test(test_concurrent_clients_get_their_own_message),
