@@ -209,8 +209,14 @@ void verso__error(verso__resp *rs, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-/* Maps an ORM error code to its HTTP answer. */
+/* Maps rc, just returned by a failed ORM call on srv->db, to its HTTP answer,
+ * with that call's detail text (verso_errmsg) when it cannot leak SQL. Only
+ * right after such a call: the handle keeps its last error's text, which
+ * may belong to an earlier request. */
 void verso__error_orm(verso__resp *rs, verso_rest *srv, int rc);
+/* The same for a code that did not come from a failed ORM call on srv->db:
+ * msg is the detail (NULL: the code's generic text). */
+void verso__error_rc(verso__resp *rs, verso_rest *srv, int rc, const char *msg);
 /* Starts / ends a request's SQLite time budget. */
 void verso__budget_begin(verso_rest *srv);
 void verso__budget_end(verso_rest *srv);

@@ -183,11 +183,11 @@ static const char *constraint_message(char *out, size_t n, const char *m)
     return out;
 }
 
-void verso__error_orm(verso__resp *rs, verso_rest *srv, int rc)
+void verso__error_rc(verso__resp *rs, verso_rest *srv, int rc, const char *msg)
 {
     int status = 500;
     char buf[sizeof(rs->errmsg)];
-    const char *m = constraint_message(buf, sizeof(buf), srv->db ? verso_errmsg(srv->db) : "");
+    const char *m = msg ? constraint_message(buf, sizeof(buf), msg) : NULL;
 
     for (size_t i = 0; i < sizeof(k_orm_status) / sizeof(k_orm_status[0]); i++)
         if (k_orm_status[i].rc == rc)
@@ -199,6 +199,14 @@ void verso__error_orm(verso__resp *rs, verso_rest *srv, int rc)
     if (status >= 500 || !m || !safe_message(m))
         m = verso_strerror(rc);
     verso__error(rs, status, "%s", m);
+}
+
+/* The database handle's detail text is its last error's: it belongs to this
+ * request only right after the ORM call that failed, which is the contract
+ * of this function. Codes made up here go through verso__error_rc(). */
+void verso__error_orm(verso__resp *rs, verso_rest *srv, int rc)
+{
+    verso__error_rc(rs, srv, rc, srv->db ? verso_errmsg(srv->db) : NULL);
 }
 
 /* ---- path classification ---- */
@@ -570,14 +578,13 @@ static void route_changes(verso__req *rq, verso__resp *rs)
                                : "this token may not read the change feed");
         goto done;
     }
-    if ((rc = verso_feed_open(&f, rq->srv->db, &a.fo)) < 0 ||
-        (rc = write_feed(rs->body, f, a.fo.since, &rs->rows)) < 0) {
-        if (rc == VERSO_EHORIZON)
-            verso__error(rs, 410,
-                         "since is older than the tombstone horizon: resynchronise from scratch");
-        else
-            verso__error_orm(rs, rq->srv, rc);
-    }
+    if ((rc = verso_feed_open(&f, rq->srv->db, &a.fo)) < 0 && rc != VERSO_EHORIZON)
+        verso__error_orm(rs, rq->srv, rc);
+    else if (rc == 0 && (rc = write_feed(rs->body, f, a.fo.since, &rs->rows)) < 0)
+        verso__error_rc(rs, rq->srv, rc, NULL);
+    if (rc == VERSO_EHORIZON)
+        verso__error(rs, 410,
+                     "since is older than the tombstone horizon: resynchronise from scratch");
 done:
     if (st == 500)
         verso__error(rs, 500, "out of memory");
