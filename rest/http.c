@@ -326,17 +326,18 @@ static const char *header(struct lws *wsi, enum lws_token_indexes tok, char *buf
     return buf;
 }
 
-/* Strict UTF-8: no overlongs, surrogates or code points above U+10FFFF. */
-static bool utf8_valid(const unsigned char *s)
+bool verso__utf8_valid(const char *text, size_t len)
 {
-    while (*s) {
+    const unsigned char *s = (const unsigned char *)text, *end = s + len;
+
+    while (s < end) {
         unsigned c = *s, n = c < 0x80             ? 0
                              : (c & 0xe0) == 0xc0 ? 1
                              : (c & 0xf0) == 0xe0 ? 2
                              : (c & 0xf8) == 0xf0 ? 3
                                                   : 9;
         uint32_t cp = n == 0 ? c : n == 1 ? c & 0x1f : n == 2 ? c & 0x0f : c & 0x07;
-        if (n == 9)
+        if (n == 9 || (size_t)(end - s) <= n)
             return false;
         for (unsigned i = 1; i <= n; i++) {
             if ((s[i] & 0xc0) != 0x80)
@@ -351,11 +352,15 @@ static bool utf8_valid(const unsigned char *s)
     return true;
 }
 
+static bool str_valid(const char *s)
+{
+    return verso__utf8_valid(s, strlen(s));
+}
+
 static bool params_valid(const verso__param *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (!utf8_valid((const unsigned char *)p[i].key) ||
-            !utf8_valid((const unsigned char *)p[i].value))
+        if (!str_valid(p[i].key) || !str_valid(p[i].value))
             return false;
     return true;
 }
@@ -380,8 +385,7 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
                          header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz)));
     if (rq.method == VERSO__HEAD)
         rq.method = VERSO__GET;
-    if (rc < 0 || !params_valid(rq.params, rq.nparams) ||
-        !utf8_valid((const unsigned char *)rq.path))
+    if (rc < 0 || !params_valid(rq.params, rq.nparams) || !str_valid(rq.path))
         verso__error(&rs, 400, "the URL is not valid UTF-8 or holds a NUL byte");
     else
         verso__dispatch(&rq, &rs);

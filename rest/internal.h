@@ -268,6 +268,8 @@ void verso__http_conn_free(void *pss);
 int verso__http_writeable(verso_rest *srv, struct lws *wsi, void *pss);
 void verso__http_arm_timeout(verso_rest *srv, struct lws *wsi, void *pss);
 size_t verso__http_pss_size(void);
+/* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF; NUL allowed). */
+bool verso__utf8_valid(const char *s, size_t n);
 
 /* ws.c */
 int verso__ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);
