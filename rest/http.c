@@ -101,6 +101,14 @@ void verso__http_conn_free(void *pss)
     verso_buf_free(&c->body);
 }
 
+static unsigned method_of(struct lws *wsi)
+{
+    for (size_t i = 0; i < sizeof(k_methods) / sizeof(k_methods[0]); i++)
+        if (lws_hdr_total_length(wsi, k_methods[i].token) > 0)
+            return k_methods[i].method;
+    return 0;
+}
+
 static double elapsed(const struct timespec *t0)
 {
     struct timespec t;
@@ -109,10 +117,11 @@ static double elapsed(const struct timespec *t0)
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-/* The connection's lws timer for its state: ST_BODY wakes up at least every
- * half header limit, because lws renews its own content timeout (the header
- * limit, rounded up to seconds) after each piece of body, which would close a
- * slow body without an answer; ST_DRAIN once, at the body limit. */
+/* The connection's lws timer for its state. ST_BODY wakes up at least twice
+ * per lws content timeout (the header limit rounded up to seconds), which lws
+ * renews after each piece of body and which would close a slow body without
+ * an answer: each wake-up clears it, until the body limit. ST_DRAIN wakes up
+ * once, at the body limit, to close. */
 static void arm(verso_rest *srv, struct lws *wsi, conn *c)
 {
     const verso_rest_limits *l = &srv->cfg.limits;
@@ -123,9 +132,10 @@ static void arm(verso_rest *srv, struct lws *wsi, conn *c)
         return;
     }
     if (c->state == ST_BODY) {
+        int64_t tick = (l->header_timeout_ms + 999) / 1000 * 500;
         ms -= (int64_t)(elapsed(&c->t0) * 1000);
-        if (ms > l->header_timeout_ms / 2)
-            ms = l->header_timeout_ms / 2;
+        if (ms > tick)
+            ms = tick;
     }
     lws_set_timer_usecs(wsi, (lws_usec_t)(ms > 0 ? ms : 0) * LWS_US_PER_MS);
 }
@@ -137,14 +147,6 @@ static void move(verso_rest *srv, struct lws *wsi, conn *c, int state)
     if (state == ST_DRAIN)
         c->drained = 0;
     arm(srv, wsi, c);
-}
-
-static unsigned method_of(struct lws *wsi)
-{
-    for (size_t i = 0; i < sizeof(k_methods) / sizeof(k_methods[0]); i++)
-        if (lws_hdr_total_length(wsi, k_methods[i].token) > 0)
-            return k_methods[i].method;
-    return 0;
 }
 
 static int add_header(struct lws *wsi, enum lws_token_indexes tok, const char *v, size_t n,
