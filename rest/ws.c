@@ -143,21 +143,23 @@ static int refuse(verso_rest *srv, struct lws *wsi, int status, const char *msg)
  * gets a real answer (a client can tell a bad token from a network failure),
  * where the protocol filter below could only hang up. > 0: answered.
  *
- * The Upgrade value is read from the header table, not from the callback's
- * argument: after lws answers an upgrade it does not know (403) it still
- * calls this with a pointer into the header table it may have released.
- * Without the header there is nothing left to confirm: hang up.
+ * The Upgrade value is read from the header table, not taken from the
+ * callback's argument: lws still calls this after answering an upgrade it
+ * does not know (403), with an argument pointing into a header table it may
+ * have reset meanwhile (CVE-2025-11677). Without the header there is
+ * nothing left to confirm: hang up.
  */
 static int confirm_upgrade(verso_rest *srv, struct lws *wsi)
 {
     const verso_ws_handler *h;
-    char up[32];
+    char up[64];
     char msg[160];
-    int status;
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_UPGRADE), status;
 
-    if (lws_hdr_copy(wsi, up, sizeof(up), WSI_TOKEN_UPGRADE) <= 0)
+    if (n <= 0)
         return -1;
-    if (strcasecmp(up, "websocket"))
+    if (n >= (int)sizeof(up) || lws_hdr_copy(wsi, up, sizeof(up), WSI_TOKEN_UPGRADE) < 0 ||
+        strcasecmp(up, "websocket"))
         return refuse(srv, wsi, 400, "only WebSocket upgrades are served");
     if (!(h = handler_at(srv, wsi)))
         return refuse(srv, wsi, 404, "no WebSocket endpoint at this path");
