@@ -34,6 +34,7 @@ static const setting k_settings[] = {
     {.name = "max-offset", .kind = K_I64, .offset = LIM(max_offset)},
     {.name = "max-changes", .kind = K_INT, .offset = LIM(max_changes)},
     {.name = "max-ws-message", .kind = K_SIZE, .offset = LIM(max_ws_message)},
+    {.name = "body-timeout-ms", .kind = K_INT, .offset = LIM(body_timeout_ms)},
 };
 
 typedef struct role {
@@ -69,7 +70,7 @@ typedef struct limit_field {
 static const limit_field k_limit_fields[] = {
     LIMIT(max_body),    LIMIT(max_url),         LIMIT(header_timeout_ms), LIMIT(max_depth),
     LIMIT(max_filters), LIMIT(query_budget_ms), LIMIT(default_limit),     LIMIT(max_limit),
-    LIMIT(max_offset),  LIMIT(max_changes),     LIMIT(max_ws_message),
+    LIMIT(max_offset),  LIMIT(max_changes),     LIMIT(max_ws_message),    LIMIT(body_timeout_ms),
 };
 
 static bool all_zero(const unsigned char *p, size_t n)
@@ -114,6 +115,8 @@ void verso__limits_defaults(verso_rest_limits *l)
         l->max_changes = 10000;
     if (!l->max_ws_message)
         l->max_ws_message = 16u << 20;
+    if (l->body_timeout_ms <= 0)
+        l->body_timeout_ms = 30000;
 }
 
 static int set_value(verso__config *c, const setting *s, const char *v)

@@ -11,7 +11,15 @@
 
 #include "rest/internal.h"
 
-enum { ST_IDLE, ST_BODY, ST_DRAIN };
+/* A connection's state between requests and while reading one. Each state
+ * has its time limit: ST_IDLE libwebsockets' header and keep-alive timeouts
+ * (set to the header limit), ST_BODY and ST_DRAIN the connection's lws timer
+ * (the body limit), armed by move(). */
+enum {
+    ST_IDLE,  /* waiting for, or answering, a request without a body */
+    ST_BODY,  /* reading the body: 408 once the body limit has passed */
+    ST_DRAIN, /* answered early: dropping the rest until the client closes */
+};
 
 /* Where the chunked body decoder is (RFC 9112 section 7.1). */
 enum {
@@ -109,6 +117,38 @@ static double elapsed(const struct timespec *t0)
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* The connection's lws timer for its state. ST_BODY wakes up at least twice
+ * per lws content timeout (the header limit rounded up to seconds), which lws
+ * renews after each piece of body and which would close a slow body without
+ * an answer: each wake-up clears it, until the body limit. ST_DRAIN wakes up
+ * once, at the body limit, to close. */
+static void arm(verso_rest *srv, struct lws *wsi, conn *c)
+{
+    const verso_rest_limits *l = &srv->cfg.limits;
+    int64_t ms = l->body_timeout_ms;
+
+    if (c->state == ST_IDLE) {
+        lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
+        return;
+    }
+    if (c->state == ST_BODY) {
+        int64_t tick = (l->header_timeout_ms + 999) / 1000 * 500;
+        ms -= (int64_t)(elapsed(&c->t0) * 1000);
+        if (ms > tick)
+            ms = tick;
+    }
+    lws_set_timer_usecs(wsi, (lws_usec_t)(ms > 0 ? ms : 0) * LWS_US_PER_MS);
+}
+
+/* The one place a connection changes state. */
+static void move(verso_rest *srv, struct lws *wsi, conn *c, int state)
+{
+    c->state = state;
+    if (state == ST_DRAIN)
+        c->drained = 0;
+    arm(srv, wsi, c);
+}
+
 static int add_header(struct lws *wsi, enum lws_token_indexes tok, const char *v, size_t n,
                       unsigned char **p, unsigned char *end)
 {
@@ -196,7 +236,7 @@ static int send_response(verso_rest *srv, struct lws *wsi, conn *c, const verso_
         half_close(srv, wsi, c);
         return 0;
     }
-    c->state = ST_IDLE;
+    move(srv, wsi, c, ST_IDLE);
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -224,8 +264,7 @@ static int reject(verso_rest *srv, struct lws *wsi, conn *c, int status, const c
     verso__error(&rs, status, "%s", msg);
     if (!body_follows)
         return send_response(srv, wsi, c, &rs, false);
-    c->state = ST_DRAIN;
-    c->drained = 0;
+    move(srv, wsi, c, ST_DRAIN);
     verso_buf_free(&c->body);
     return send_response(srv, wsi, c, &rs, true);
 }
@@ -289,17 +328,18 @@ static const char *header(struct lws *wsi, enum lws_token_indexes tok, char *buf
     return buf;
 }
 
-/* Strict UTF-8: no overlongs, surrogates or code points above U+10FFFF. */
-static bool utf8_valid(const unsigned char *s)
+bool verso__utf8_valid(const char *text, size_t len)
 {
-    while (*s) {
+    const unsigned char *s = (const unsigned char *)text, *end = s + len;
+
+    while (s < end) {
         unsigned c = *s, n = c < 0x80             ? 0
                              : (c & 0xe0) == 0xc0 ? 1
                              : (c & 0xf0) == 0xe0 ? 2
                              : (c & 0xf8) == 0xf0 ? 3
                                                   : 9;
         uint32_t cp = n == 0 ? c : n == 1 ? c & 0x1f : n == 2 ? c & 0x0f : c & 0x07;
-        if (n == 9)
+        if (n == 9 || (size_t)(end - s) <= n)
             return false;
         for (unsigned i = 1; i <= n; i++) {
             if ((s[i] & 0xc0) != 0x80)
@@ -314,11 +354,15 @@ static bool utf8_valid(const unsigned char *s)
     return true;
 }
 
+static bool str_valid(const char *s)
+{
+    return verso__utf8_valid(s, strlen(s));
+}
+
 static bool params_valid(const verso__param *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (!utf8_valid((const unsigned char *)p[i].key) ||
-            !utf8_valid((const unsigned char *)p[i].value))
+        if (!str_valid(p[i].key) || !str_valid(p[i].value))
             return false;
     return true;
 }
@@ -343,8 +387,7 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
                          header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz)));
     if (rq.method == VERSO__HEAD)
         rq.method = VERSO__GET;
-    if (rc < 0 || !params_valid(rq.params, rq.nparams) ||
-        !utf8_valid((const unsigned char *)rq.path))
+    if (rc < 0 || !params_valid(rq.params, rq.nparams) || !str_valid(rq.path))
         verso__error(&rs, 400, "the URL is not valid UTF-8 or holds a NUL byte");
     else
         verso__dispatch(&rq, &rs);
@@ -400,8 +443,12 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
     clen = content_length(wsi);
     c->chunked = false;
     memset(&c->ck, 0, sizeof(c->ck));
-    if (c->method & (VERSO__POST | VERSO__PUT | VERSO__PATCH) && (clen > 0 || te))
-        c->state = ST_BODY;
+    /* lws put its own content timeout on the request before this callback:
+     * the body's limit is ours, and ends with an answer (408). */
+    if (c->method & (VERSO__POST | VERSO__PUT | VERSO__PATCH) && (clen > 0 || te)) {
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        move(srv, wsi, c, ST_BODY);
+    }
     if (urllen > srv->cfg.limits.max_url)
         return reject(srv, wsi, c, 414, "URL too long");
     /* Both headers, or another coding, would let two parsers see two different bodies. */
@@ -526,8 +573,7 @@ static int chunked_body(verso_rest *srv, struct lws *wsi, conn *c, const void *i
                       st == 413 ? "request body too large" : "malformed chunked body");
     if (c->ck.state != CK_DONE)
         return 0;
-    c->state = ST_DRAIN;
-    c->drained = 0;
+    move(srv, wsi, c, ST_DRAIN);
     return process(srv, wsi, c, true);
 }
 
@@ -555,4 +601,23 @@ int verso__http_body_done(verso_rest *srv, struct lws *wsi, void *pss)
     if (c->state != ST_BODY)
         return -1;
     return process(srv, wsi, c, false);
+}
+
+int verso__http_timer(verso_rest *srv, struct lws *wsi, void *pss)
+{
+    conn *c = pss;
+    char msg[96];
+
+    if (!c || c->state == ST_IDLE)
+        return 0;
+    if (c->state == ST_DRAIN)
+        return -1;
+    if (elapsed(&c->t0) * 1000 < srv->cfg.limits.body_timeout_ms) {
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        arm(srv, wsi, c);
+        return 0;
+    }
+    snprintf(msg, sizeof(msg), "the request body did not arrive within %d ms",
+             srv->cfg.limits.body_timeout_ms);
+    return reject(srv, wsi, c, 408, msg);
 }

@@ -138,7 +138,7 @@ typedef struct verso__resp {
 } verso__resp;
 
 /* ---- metrics.c ---- */
-#define VERSO__NSTATUS  16 /* counted statuses; the last slot is "other" */
+#define VERSO__NSTATUS  18 /* counted statuses; the last slot is "other" */
 #define VERSO__NBUCKETS 12 /* latency histogram buckets, then +Inf */
 typedef struct verso__metrics {
     uint64_t count[VERSO__NROUTES][VERSO__NSTATUS];
@@ -209,8 +209,14 @@ void verso__error(verso__resp *rs, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-/* Maps an ORM error code to its HTTP answer. */
+/* Maps rc, just returned by a failed ORM call on srv->db, to its HTTP answer,
+ * with that call's detail text (verso_errmsg) when it cannot leak SQL. Only
+ * right after such a call: the handle keeps its last error's text, which
+ * may belong to an earlier request. */
 void verso__error_orm(verso__resp *rs, verso_rest *srv, int rc);
+/* The same for a code that did not come from a failed ORM call on srv->db:
+ * msg is the detail (NULL: the code's generic text). */
+void verso__error_rc(verso__resp *rs, verso_rest *srv, int rc, const char *msg);
 /* Starts / ends a request's SQLite time budget. */
 void verso__budget_begin(verso_rest *srv);
 void verso__budget_end(verso_rest *srv);
@@ -255,11 +261,15 @@ int verso__parse_i64(int64_t *out, const char *s);
 int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char *uri);
 int verso__http_body(verso_rest *srv, struct lws *wsi, void *pss, const void *in, size_t len);
 int verso__http_body_done(verso_rest *srv, struct lws *wsi, void *pss);
+/* LWS_CALLBACK_TIMER: the body limit passed (408) or the drain ended (close). */
+int verso__http_timer(verso_rest *srv, struct lws *wsi, void *pss);
 void verso__http_conn_free(void *pss);
 /* LWS_CALLBACK_HTTP_WRITEABLE: finishes a pending half-close. */
 int verso__http_writeable(verso_rest *srv, struct lws *wsi, void *pss);
 void verso__http_arm_timeout(verso_rest *srv, struct lws *wsi, void *pss);
 size_t verso__http_pss_size(void);
+/* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF; NUL allowed). */
+bool verso__utf8_valid(const char *s, size_t n);
 
 /* ws.c */
 int verso__ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);

@@ -13,8 +13,8 @@ static const char *const k_route_names[VERSO__NROUTES] = {
 };
 
 /* Counted statuses; the last slot takes any other. */
-static const int k_statuses[VERSO__NSTATUS] = {200, 201, 204, 304, 400, 401, 403, 404,
-                                               405, 409, 410, 412, 413, 414, 503, 0};
+static const int k_statuses[VERSO__NSTATUS] = {200, 201, 204, 304, 400, 401, 403, 404, 405,
+                                               408, 409, 410, 412, 413, 414, 500, 503, 0};
 
 static const double k_buckets[VERSO__NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                   0.01,   0.025,   0.05,   0.1,   0.5,    1.0};

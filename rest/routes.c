@@ -95,10 +95,19 @@ typedef struct status_word {
 } status_word;
 
 static const status_word k_status_words[] = {
-    {400, "bad_request"},  {401, "unauthorized"},        {403, "forbidden"},
-    {404, "not_found"},    {405, "method_not_allowed"},  {409, "conflict"},
-    {410, "gone"},         {412, "precondition_failed"}, {413, "payload_too_large"},
-    {414, "uri_too_long"}, {500, "internal_error"},      {503, "unavailable"},
+    {400, "bad_request"},
+    {401, "unauthorized"},
+    {403, "forbidden"},
+    {404, "not_found"},
+    {405, "method_not_allowed"},
+    {408, "request_timeout"},
+    {409, "conflict"},
+    {410, "gone"},
+    {412, "precondition_failed"},
+    {413, "payload_too_large"},
+    {414, "uri_too_long"},
+    {500, "internal_error"},
+    {503, "unavailable"},
 };
 
 static const char *status_code(int status)
@@ -174,11 +183,11 @@ static const char *constraint_message(char *out, size_t n, const char *m)
     return out;
 }
 
-void verso__error_orm(verso__resp *rs, verso_rest *srv, int rc)
+void verso__error_rc(verso__resp *rs, verso_rest *srv, int rc, const char *msg)
 {
     int status = 500;
     char buf[sizeof(rs->errmsg)];
-    const char *m = constraint_message(buf, sizeof(buf), srv->db ? verso_errmsg(srv->db) : "");
+    const char *m = msg ? constraint_message(buf, sizeof(buf), msg) : NULL;
 
     for (size_t i = 0; i < sizeof(k_orm_status) / sizeof(k_orm_status[0]); i++)
         if (k_orm_status[i].rc == rc)
@@ -190,6 +199,14 @@ void verso__error_orm(verso__resp *rs, verso_rest *srv, int rc)
     if (status >= 500 || !m || !safe_message(m))
         m = verso_strerror(rc);
     verso__error(rs, status, "%s", m);
+}
+
+/* The database handle's detail text is its last error's: it belongs to this
+ * request only right after the ORM call that failed, which is the contract
+ * of this function. Codes made up here go through verso__error_rc(). */
+void verso__error_orm(verso__resp *rs, verso_rest *srv, int rc)
+{
+    verso__error_rc(rs, srv, rc, srv->db ? verso_errmsg(srv->db) : NULL);
 }
 
 /* ---- path classification ---- */
@@ -379,7 +396,31 @@ static int write_tables(verso_buf *b, verso_db *db)
     return rc < 0 ? rc : verso_buf_puts(b, "]");
 }
 
-/* Appends the status_json members of the embedding module, if any. */
+/* True if members (`"k":v,...`) make a JSON object: what the embedding
+ * module appends must not break the route's answer. */
+static bool members_valid(const verso_rest *srv, const char *members, size_t n)
+{
+    verso_buf b = VERSO_BUF_INIT;
+    verso_json *doc = NULL;
+    bool ok = verso_buf_puts(&b, "{") == 0 && verso_buf_append(&b, members, n) == 0 &&
+              verso_buf_puts(&b, "}") == 0 &&
+              verso_json_parse(&doc, b.data, b.len, srv->cfg.limits.max_depth, NULL) == 0;
+
+    verso_json_free(doc);
+    verso_buf_free(&b);
+    return ok;
+}
+
+static void truncate_to(verso_buf *b, size_t mark)
+{
+    b->len = mark;
+    if (b->data)
+        b->data[mark] = 0;
+}
+
+/* Appends the status_json members of the embedding module, if any. When
+ * the module fails or writes something that is not valid members, the route
+ * answers without them: one module's state never breaks a route. */
 static int write_extra_status(verso_buf *b, verso_rest *srv)
 {
     size_t mark = b->len;
@@ -389,11 +430,31 @@ static int write_extra_status(verso_buf *b, verso_rest *srv)
         return 0;
     if ((rc = verso_buf_puts(b, ",")) < 0)
         return rc;
-    if ((rc = srv->opts.status_json(b, srv->opts.status_arg)) < 0)
-        return rc;
-    if (b->len == mark + 1)
-        b->data[--b->len] = 0;
-    return 0;
+    rc = srv->opts.status_json(b, srv->opts.status_arg);
+    if (rc == 0 && b->len > mark + 1 && !members_valid(srv, b->data + mark + 1, b->len - mark - 1))
+        rc = VERSO_EJSON;
+    if (rc < 0 || b->len == mark + 1)
+        truncate_to(b, mark);
+    return rc == VERSO_ENOMEM ? rc : 0;
+}
+
+/* Appends the metrics_text lines of the embedding module, if any; the same
+ * way, lines that are not valid UTF-8 are left out, with a comment. */
+static int write_extra_metrics(verso_buf *b, verso_rest *srv)
+{
+    size_t mark = b->len;
+    int rc;
+
+    if (!srv->opts.metrics_text)
+        return 0;
+    rc = srv->opts.metrics_text(b, srv->opts.metrics_arg);
+    if (rc == 0 && verso__utf8_valid(b->data + mark, b->len - mark))
+        return 0;
+    truncate_to(b, mark);
+    return rc == VERSO_ENOMEM
+               ? rc
+               : verso_buf_puts(b, "# the embedding module's metrics are left out: it failed or "
+                                   "wrote invalid UTF-8\n");
 }
 
 static int write_head(verso_buf *b, const verso_info *info)
@@ -455,8 +516,8 @@ static void route_metrics(verso__req *rq, verso__resp *rs)
                               (long long)info.head, (long long)info.horizon);
     if (rc == 0)
         rc = verso__metrics_text(rs->body, &srv->metrics);
-    if (rc == 0 && srv->opts.metrics_text)
-        rc = srv->opts.metrics_text(rs->body, srv->opts.metrics_arg);
+    if (rc == 0)
+        rc = write_extra_metrics(rs->body, srv);
     if (rc < 0)
         verso__error(rs, 500, "cannot write the metrics");
 }
@@ -561,14 +622,13 @@ static void route_changes(verso__req *rq, verso__resp *rs)
                                : "this token may not read the change feed");
         goto done;
     }
-    if ((rc = verso_feed_open(&f, rq->srv->db, &a.fo)) < 0 ||
-        (rc = write_feed(rs->body, f, a.fo.since, &rs->rows)) < 0) {
-        if (rc == VERSO_EHORIZON)
-            verso__error(rs, 410,
-                         "since is older than the tombstone horizon: resynchronise from scratch");
-        else
-            verso__error_orm(rs, rq->srv, rc);
-    }
+    if ((rc = verso_feed_open(&f, rq->srv->db, &a.fo)) < 0 && rc != VERSO_EHORIZON)
+        verso__error_orm(rs, rq->srv, rc);
+    else if (rc == 0 && (rc = write_feed(rs->body, f, a.fo.since, &rs->rows)) < 0)
+        verso__error_rc(rs, rq->srv, rc, NULL);
+    if (rc == VERSO_EHORIZON)
+        verso__error(rs, 410,
+                     "since is older than the tombstone horizon: resynchronise from scratch");
 done:
     if (st == 500)
         verso__error(rs, 500, "out of memory");

@@ -282,9 +282,10 @@ void verso__route_list(verso__req *rq, verso__resp *rs, const char *table)
 
     if (verso__listq_parse(&lq, rq, t, rs) < 0)
         return;
-    if ((rc = verso_query_open(&it, rq->srv->db, verso__listq_query(lq))) < 0 ||
-        (rc = write_list(rq, rs, lq, it)) < 0)
+    if ((rc = verso_query_open(&it, rq->srv->db, verso__listq_query(lq))) < 0)
         verso__error_orm(rs, rq->srv, rc);
+    else if ((rc = write_list(rq, rs, lq, it)) < 0)
+        verso__error_rc(rs, rq->srv, rc, NULL);
     verso_iter_free(it);
     verso__listq_free(lq);
 }
@@ -310,6 +311,15 @@ static bool etag_listed(const char *list, int64_t version)
     return false;
 }
 
+/* The answer when verso__write_row_by_id() fails: its codes are made here. */
+static void row_error(verso__resp *rs, verso_rest *srv, const verso_table *t, int64_t id, int rc)
+{
+    char msg[128];
+
+    snprintf(msg, sizeof(msg), "%s: no row with id %lld", verso_table_name(t), (long long)id);
+    verso__error_rc(rs, srv, rc, rc == VERSO_ENOTFOUND ? msg : NULL);
+}
+
 void verso__route_get(verso__req *rq, verso__resp *rs, const char *table, int64_t id)
 {
     const verso_table *t = verso_db_table(rq->srv->db, table);
@@ -317,7 +327,7 @@ void verso__route_get(verso__req *rq, verso__resp *rs, const char *table, int64_
     int rc = verso__write_row_by_id(rs->body, &version, rq->srv, t, id);
 
     if (rc < 0) {
-        verso__error_orm(rs, rq->srv, rc);
+        row_error(rs, rq->srv, t, id, rc);
         return;
     }
     rs->etag = version;
@@ -392,8 +402,10 @@ static int end_txn(verso__req *rq, verso__resp *rs, int rc)
 {
     if (rc == 0 && (rc = verso_commit(rq->srv->db)) == 0)
         return 0;
-    if (rs->status < 400)
-        verso__error_orm(rs, rq->srv, rc);
+    if (rs->status < 400 && rc == VERSO_ENOMEM)
+        verso__error_rc(rs, rq->srv, rc, NULL);
+    else if (rs->status < 400)
+        verso__error_orm(rs, rq->srv, rc); /* the commit's */
     verso_rollback(rq->srv->db);
     return rc;
 }
@@ -405,7 +417,7 @@ static int read_back(int64_t *version, verso__req *rq, verso__resp *rs, const ve
     int rc = verso__write_row_by_id(rs->body, version, rq->srv, t, id);
 
     if (rc < 0)
-        verso__error_orm(rs, rq->srv, rc);
+        row_error(rs, rq->srv, t, id, rc);
     return rc;
 }
 
@@ -722,9 +734,11 @@ void verso__route_batch(verso__req *rq, verso__resp *rs)
         goto done;
     }
     if ((rc = batch_all(rq, rs, root, &out, &failed)) < 0 || (rc = verso_commit(rq->srv->db)) < 0) {
+        if (rs->status < 400 && rc == VERSO_ENOMEM)
+            verso__error_rc(rs, rq->srv, rc, NULL);
+        else if (rs->status < 400)
+            verso__error_orm(rs, rq->srv, rc); /* the commit's */
         verso_rollback(rq->srv->db);
-        if (rs->status < 400)
-            verso__error_orm(rs, rq->srv, rc);
         batch_failed(rs, failed);
         goto done;
     }

@@ -60,8 +60,11 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         verso__http_arm_timeout(srv, wsi, user);
         break;
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: /* the role check of a WebSocket handler */
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: /* every upgrade is checked by ws.c */
         return verso__ws_callback(wsi, (int)reason, user, in, len);
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: /* a WebSocket bound to the HTTP protocol */
+    case LWS_CALLBACK_ESTABLISHED:
+        return -1;
     case LWS_CALLBACK_HTTP:
         return verso__http_request(srv, wsi, user, in);
     case LWS_CALLBACK_HTTP_BODY:
@@ -70,6 +73,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return verso__http_body_done(srv, wsi, user);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return verso__http_writeable(srv, wsi, user);
+    case LWS_CALLBACK_TIMER:
+        return verso__http_timer(srv, wsi, user);
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         verso__http_conn_free(user);

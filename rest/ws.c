@@ -72,19 +72,49 @@ static const verso_ws_handler *handler_at(verso_rest *srv, struct lws *wsi)
     return NULL;
 }
 
+/* A name libwebsockets would bind a connection to: the HTTP protocol's or a handler's. */
+static bool known_protocol(verso_rest *srv, const char *name, size_t n)
+{
+    for (size_t i = 0; i < srv->nhandlers + 1; i++)
+        if (strlen(srv->protocols[i].name) == n && !strncmp(srv->protocols[i].name, name, n))
+            return true;
+    return false;
+}
+
+/* libwebsockets binds the upgrade to the first name of the client's
+ * Sec-WebSocket-Protocol list that it knows, or to its HTTP protocol when
+ * the list is absent: only h's own subprotocol may win. */
+static bool picks_handler(verso_rest *srv, struct lws *wsi, const verso_ws_handler *h)
+{
+    char list[512];
+    const char *p = list;
+
+    if (lws_hdr_copy(wsi, list, sizeof(list), WSI_TOKEN_PROTOCOL) <= 0)
+        return false;
+    while (*p) {
+        size_t n;
+        p += strspn(p, " \t,");
+        n = strcspn(p, ",");
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n && known_protocol(srv, p, n))
+            return strlen(h->subprotocol) == n && !strncmp(h->subprotocol, p, n);
+        p += strcspn(p, ",");
+    }
+    return false;
+}
+
 /* Writes status with the REST routes' JSON error body; lws then ends the
  * transaction. The request's HTTP version is not recorded yet at this stage,
  * so the answer is HTTP/1.0 and the connection closes after it. */
-static int refuse(verso_rest *srv, struct lws *wsi, int status)
+static int refuse(verso_rest *srv, struct lws *wsi, int status, const char *msg)
 {
     verso__resp rs = {.body = &srv->body, .location = &srv->location, .link = &srv->link};
     unsigned char *start, *p, *end;
     char num[32];
     int n;
 
-    verso__error(&rs, status, "%s",
-                 status == 401 ? "a valid bearer token is required"
-                               : "this token may not open this WebSocket");
+    verso__error(&rs, status, "%s", msg);
     verso_buf_clear(&srv->out);
     if (verso_buf_reserve(&srv->out, LWS_PRE + 512 + rs.body->len) < 0)
         return -1;
@@ -107,19 +137,40 @@ static int refuse(verso_rest *srv, struct lws *wsi, int status)
 }
 
 /*
- * Runs on the HTTP side before lws picks a protocol: a refused role gets a
- * real answer (a client can tell a bad token from a network failure), where
- * the protocol filter below could only hang up. > 0: answered.
+ * Runs on the HTTP side before lws picks a protocol, for every upgrade lws
+ * would perform (websocket, h2c): each is answered here unless it opens a
+ * mounted endpoint, with its subprotocol, for a token of its role. A refusal
+ * gets a real answer (a client can tell a bad token from a network failure),
+ * where the protocol filter below could only hang up. > 0: answered.
+ *
+ * The Upgrade value is read from the header table, not taken from the
+ * callback's argument: lws still calls this after answering an upgrade it
+ * does not know (403), with an argument pointing into a header table it may
+ * have reset meanwhile (CVE-2025-11677). Without the header there is
+ * nothing left to confirm: hang up.
  */
-static int confirm_upgrade(verso_rest *srv, struct lws *wsi, const char *up)
+static int confirm_upgrade(verso_rest *srv, struct lws *wsi)
 {
     const verso_ws_handler *h;
-    int status;
+    char up[64];
+    char msg[160];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_UPGRADE), status;
 
-    if (!up || strcasecmp(up, "websocket") || !(h = handler_at(srv, wsi)))
+    if (n <= 0)
+        return -1;
+    if (n >= (int)sizeof(up) || lws_hdr_copy(wsi, up, sizeof(up), WSI_TOKEN_UPGRADE) < 0 ||
+        strcasecmp(up, "websocket"))
+        return refuse(srv, wsi, 400, "only WebSocket upgrades are served");
+    if (!(h = handler_at(srv, wsi)))
+        return refuse(srv, wsi, 404, "no WebSocket endpoint at this path");
+    if ((status = role_status(srv, wsi, h)))
+        return refuse(srv, wsi, status,
+                      status == 401 ? "a valid bearer token is required"
+                                    : "this token may not open this WebSocket");
+    if (picks_handler(srv, wsi, h))
         return 0;
-    status = role_status(srv, wsi, h);
-    return status ? refuse(srv, wsi, status) : 0;
+    snprintf(msg, sizeof(msg), "this endpoint needs the WebSocket subprotocol %s", h->subprotocol);
+    return refuse(srv, wsi, 400, msg);
 }
 
 static int established(verso_rest *srv, struct lws *wsi, verso_ws *ws)
@@ -192,7 +243,7 @@ int verso__ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t
 
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return confirm_upgrade(srv, wsi, in);
+        return confirm_upgrade(srv, wsi);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return handler_of(wsi) ? filter(srv, wsi, handler_of(wsi)) : -1;
     case LWS_CALLBACK_ESTABLISHED:

@@ -384,6 +384,19 @@ static int copy_tables(verso_sync_master *m, conn *c, const cJSON *tables, verso
     return 0;
 }
 
+/* The slave's name, cut to fit on a character boundary: it is valid UTF-8
+ * (it came out of the JSON parser) and must stay so in status and metrics. */
+static void copy_name(char *dst, size_t cap, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n >= cap)
+        for (n = cap - 1; n && ((unsigned char)name[n] & 0xc0) == 0x80; n--)
+            ;
+    memcpy(dst, name, n);
+    dst[n] = 0;
+}
+
 static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON *msg)
 {
     verso_buf err = VERSO_BUF_INIT;
@@ -415,7 +428,7 @@ static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON
     c->snapshot_due = verso__sync_json_get_bool(msg, "snapshot") && cursor == 0 && c->ntables == 0;
     pthread_mutex_lock(&m->lock); /* the peer list reads these */
     if (name)
-        snprintf(c->name, sizeof(c->name), "%s", name);
+        copy_name(c->name, sizeof(c->name), name);
     c->cursor = cursor;
     c->acked = cursor;
     c->subscribed = !c->snapshot_due;

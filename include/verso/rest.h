@@ -29,12 +29,14 @@ typedef struct verso_ws verso_ws;     /* one WebSocket connection (opaque) */
 
 /*
  * A WebSocket endpoint mounted by another module. The client must ask for
- * `subprotocol` (Sec-WebSocket-Protocol) on `path` (the upgrade is refused
- * otherwise). If `role` is not NULL the upgrade request must carry a bearer
- * token whose role for all tables grants at least what `role` grants
- * ("read", "write", "replicate"; "admin" grants everything); without
- * configured tokens on a loopback address everything is open. The strings
- * and arg must outlive the server.
+ * `subprotocol` (Sec-WebSocket-Protocol) on `path`. If `role` is not NULL
+ * the upgrade request must carry a bearer token whose role for all tables
+ * grants at least what `role` grants ("read", "write", "replicate"; "admin"
+ * grants everything); without configured tokens on a loopback address
+ * everything is open. Any other upgrade is answered with a JSON error and
+ * the connection closes: 404 where no endpoint is mounted, 401/403 from the
+ * role check, 400 without the endpoint's subprotocol or for h2c. The
+ * strings and arg must outlive the server.
  *
  * Callbacks run on the service thread; a negative return closes the
  * connection (on_close still runs if on_open succeeded). on_open may store
@@ -58,8 +60,9 @@ typedef struct verso_ws_handler {
 typedef struct verso_rest_limits {
     size_t max_body;       /* request body bytes; default 1 MiB (413 beyond) */
     size_t max_url;        /* path + query bytes; default 4096 (414 beyond) */
-    int header_timeout_ms; /* time to send the request headers; default 10000
-                              (rounded up to whole seconds); the connection is dropped */
+    int header_timeout_ms; /* time to send the request headers, and to stay idle
+                              between requests; default 10000 (rounded up to whole
+                              seconds); the connection is dropped */
     int max_depth;         /* JSON nesting depth; default 64 */
     int max_filters;       /* filters per query; default 32 */
     int query_budget_ms;   /* SQLite time budget per request; default 2000 (503 beyond) */
@@ -68,6 +71,8 @@ typedef struct verso_rest_limits {
     int64_t max_offset;    /* largest offset= accepted; default 10000 */
     int max_changes;       /* largest limit= of /_changes; default 10000 */
     size_t max_ws_message; /* reassembled WebSocket message; default 16 MiB */
+    int body_timeout_ms;   /* time to send a whole request body once its headers are
+                              in; default 30000; 408, then the connection closes */
 } verso_rest_limits;
 
 #define VERSO_REST_PORT_DEFAULT 8080
