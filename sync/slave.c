@@ -18,6 +18,7 @@
  * wsi: reports about an attempt already ended are ignored.
  */
 #include <assert.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -468,27 +469,30 @@ static int handle_message(verso_slave *s, const char *data, size_t len)
 #define TO(state) (1u << (state))
 
 /*
- * Each state of a link: the states it may move to, and last_error when
- * its deadline passes or lws closes it. A connection can be established
- * without lws asking for upgrade headers first (CONNECTING to HELLO).
+ * Each state of a link: its name, the states it may move to, and
+ * last_error when its deadline passes or lws closes it. A connection can
+ * be established without lws asking for upgrade headers first
+ * (CONNECTING to HELLO).
  */
 static const struct {
+    const char *name;
     unsigned next;
     const char *timeout;
     const char *closed;
 } steps[] = {
-    [VERSO_LINK_WAITING] = {TO(VERSO_LINK_CONNECTING), NULL, NULL},
-    [VERSO_LINK_CONNECTING] = {TO(VERSO_LINK_UPGRADING) | TO(VERSO_LINK_HELLO) |
+    [VERSO_LINK_WAITING] = {"waiting", TO(VERSO_LINK_CONNECTING), NULL, NULL},
+    [VERSO_LINK_CONNECTING] = {"connecting",
+                               TO(VERSO_LINK_UPGRADING) | TO(VERSO_LINK_HELLO) |
                                    TO(VERSO_LINK_WAITING),
                                "timed out connecting to the master", "cannot connect"},
-    [VERSO_LINK_UPGRADING] = {TO(VERSO_LINK_HELLO) | TO(VERSO_LINK_WAITING),
+    [VERSO_LINK_UPGRADING] = {"upgrading", TO(VERSO_LINK_HELLO) | TO(VERSO_LINK_WAITING),
                               "timed out: the master accepted the connection but did not answer "
                               "the WebSocket upgrade",
                               "connection closed before the WebSocket upgrade was answered"},
-    [VERSO_LINK_HELLO] = {TO(VERSO_LINK_LIVE) | TO(VERSO_LINK_WAITING),
+    [VERSO_LINK_HELLO] = {"hello", TO(VERSO_LINK_LIVE) | TO(VERSO_LINK_WAITING),
                           "timed out waiting for the master's hello",
                           "connection closed before the master's hello"},
-    [VERSO_LINK_LIVE] = {TO(VERSO_LINK_WAITING),
+    [VERSO_LINK_LIVE] = {"live", TO(VERSO_LINK_WAITING),
                          "timed out: no message from the master for three heartbeat periods",
                          "connection closed"},
 };
@@ -767,7 +771,6 @@ static void try_connect(verso_slave *s)
 {
     struct lws_client_connect_info ci;
     struct lws *wsi;
-    uintptr_t attempt = ++s->attempt;
     char path[300];
 
     memset(&ci, 0, sizeof(ci));
@@ -779,7 +782,7 @@ static void try_connect(verso_slave *s)
     ci.host = s->url.host;
     ci.origin = s->url.host;
     ci.protocol = VERSO_SYNC_SUBPROTOCOL;
-    ci.opaque_user_data = (void *)attempt;
+    ci.opaque_user_data = (void *)++s->attempt;
     if (s->url.tls) {
         ci.ssl_connection = LCCSCF_USE_SSL;
         if (s->o.client.insecure)
@@ -789,8 +792,8 @@ static void try_connect(verso_slave *s)
     s->master_hb_ms = s->o.heartbeat_ms; /* until hello says */
     link_move(s, VERSO_LINK_CONNECTING);
     wsi = lws_client_connect_via_info(&ci);
-    if (s->link == VERSO_LINK_WAITING || s->attempt != attempt)
-        return; /* already reported and ended */
+    if (s->link == VERSO_LINK_WAITING)
+        return; /* lws reported the failure during the call: ended already */
     if (!wsi)
         link_end(s, "cannot connect");
     else
@@ -842,7 +845,7 @@ static int copy_options(verso_slave *s, const char *db_path, const verso_slave_o
     s->o.retry_min_ms = s->o.retry_min_ms > 0 ? s->o.retry_min_ms : 100;
     s->o.retry_max_ms = s->o.retry_max_ms > 0 ? s->o.retry_max_ms : 5000;
     if (s->o.connect_timeout_ms <= 0)
-        s->o.connect_timeout_ms = 3 * s->o.heartbeat_ms;
+        s->o.connect_timeout_ms = s->o.heartbeat_ms > INT_MAX / 3 ? INT_MAX : 3 * s->o.heartbeat_ms;
     if (!(s->db_path = strdup(db_path)))
         return VERSO_ENOMEM;
     if (token && *token) {
@@ -987,6 +990,11 @@ int verso_slave_state_get(verso_slave_state *out, verso_slave *s)
     return 0;
 }
 
+const char *verso_slave_link_name(verso_slave_link link)
+{
+    return (unsigned)link < sizeof(steps) / sizeof(steps[0]) ? steps[link].name : "?";
+}
+
 int verso_slave_wait(verso_slave *s, int64_t version, int timeout_ms)
 {
     struct timespec deadline;
@@ -1050,15 +1058,4 @@ int verso__sync_snapshot_fetch(int64_t *version, verso_db *db, const char *url,
 done:
     slave_free(s);
     return rc;
-}
-
-const char *verso_slave_link_name(verso_slave_link link)
-{
-    static const char *const names[] = {
-        [VERSO_LINK_WAITING] = "waiting",     [VERSO_LINK_CONNECTING] = "connecting",
-        [VERSO_LINK_UPGRADING] = "upgrading", [VERSO_LINK_HELLO] = "hello",
-        [VERSO_LINK_LIVE] = "live",
-    };
-
-    return (unsigned)link < sizeof(names) / sizeof(names[0]) ? names[link] : "?";
 }
