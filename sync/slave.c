@@ -6,7 +6,19 @@
  * (more == false). After any failure the connection is dropped, the open
  * transaction rolled back, and the slave reconnects with backoff and
  * resumes from its stored cursor.
+ *
+ * The link is a state machine (verso_slave_link) moved by link_move()
+ * only. Each state but WAITING has a deadline that the slave's own timer
+ * enforces: lws reports refusals, resets and closes, but not every way a
+ * connection can hang (a listener that accepts and never answers the
+ * upgrade, a path that goes silent), and after some of its own timeouts
+ * it reports nothing a WebSocket client hears. Every end - an lws report,
+ * a failed message, a deadline - goes through link_end(), the one path to
+ * WAITING and the next attempt. Each attempt has a number carried by its
+ * wsi: reports about an attempt already ended are ignored.
  */
+#include <assert.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,8 +31,6 @@
 #include <libwebsockets.h>
 
 #include "sync/internal.h"
-
-enum phase { PH_IDLE, PH_CONNECTING, PH_HELLO, PH_SUBSCRIBED };
 
 struct verso_slave {
     pthread_t thread;
@@ -40,22 +50,22 @@ struct verso_slave {
     verso__sync_applier *ap;
 
     struct lws_context *ctx;
-    struct lws *wsi;
+    struct lws *wsi;   /* of the current attempt; NULL while waiting */
+    uintptr_t attempt; /* number of the current attempt, carried by its wsi */
     lws_sorted_usec_list_t sul;
-    enum phase phase;
-    bool ever_connected;
+    verso_slave_link link;
+    int64_t step_ms; /* when the link entered its current state */
+    bool ever_live;
     int retry_ms;
     int64_t next_connect_ms;
     int64_t last_rx_ms;
     int64_t last_tx_ms;
-    int64_t up_since_ms; /* when the connection was established */
-    bool conn_error;     /* last_error was set on this connection: keep it when it drops */
+    bool conn_error; /* last_error was set on this connection: keep it when it drops */
     verso_buf rx;
     verso_buf tx;
     bool subscribe_due;
     bool force_reset;
     bool reset_pending; /* the subscription is a full resync not yet begun */
-    bool drop;          /* close the connection at the next writeable */
     int64_t ack_due;    /* version to acknowledge, 0 = none */
     int64_t expected_from;
     char master[37];
@@ -118,7 +128,7 @@ static void publish(verso_slave *s, int64_t cursor, int64_t head, bool committed
 
 static void want_write(verso_slave *s)
 {
-    if (s->wsi)
+    if (s->wsi && s->link >= VERSO_LINK_HELLO)
         lws_callback_on_writable(s->wsi);
 }
 
@@ -355,7 +365,7 @@ static int on_changes(verso_slave *s, verso_json *doc)
         verso_json_free(doc);
         return 0;
     }
-    if (s->phase != PH_SUBSCRIBED || verso__sync_json_get_i64(&from, msg, "from") < 0 ||
+    if (s->link != VERSO_LINK_LIVE || verso__sync_json_get_i64(&from, msg, "from") < 0 ||
         verso__sync_json_get_i64(&to, msg, "to") < 0 ||
         verso__sync_json_get_i64(&head, msg, "head") < 0 || from != s->expected_from || to < from) {
         set_error(s, "%s", "changes out of sequence");
@@ -454,6 +464,102 @@ static int handle_message(verso_slave *s, const char *data, size_t len)
     return rc;
 }
 
+/* ---- the link ---- */
+
+#define TO(state) (1u << (state))
+
+/*
+ * Each state of a link: its name, the states it may move to, and
+ * last_error when its deadline passes or lws closes it. A connection can
+ * be established without lws asking for upgrade headers first
+ * (CONNECTING to HELLO).
+ */
+static const struct {
+    const char *name;
+    unsigned next;
+    const char *timeout;
+    const char *closed;
+} steps[] = {
+    [VERSO_LINK_WAITING] = {"waiting", TO(VERSO_LINK_CONNECTING), NULL, NULL},
+    [VERSO_LINK_CONNECTING] = {"connecting",
+                               TO(VERSO_LINK_UPGRADING) | TO(VERSO_LINK_HELLO) |
+                                   TO(VERSO_LINK_WAITING),
+                               "timed out connecting to the master", "cannot connect"},
+    [VERSO_LINK_UPGRADING] = {"upgrading", TO(VERSO_LINK_HELLO) | TO(VERSO_LINK_WAITING),
+                              "timed out: the master accepted the connection but did not answer "
+                              "the WebSocket upgrade",
+                              "connection closed before the WebSocket upgrade was answered"},
+    [VERSO_LINK_HELLO] = {"hello", TO(VERSO_LINK_LIVE) | TO(VERSO_LINK_WAITING),
+                          "timed out waiting for the master's hello",
+                          "connection closed before the master's hello"},
+    [VERSO_LINK_LIVE] = {"live", TO(VERSO_LINK_WAITING),
+                         "timed out: no message from the master for three heartbeat periods",
+                         "connection closed"},
+};
+
+/* The only place the link changes state; a step's deadline counts from here. */
+static void link_move(verso_slave *s, verso_slave_link to)
+{
+    assert(steps[s->link].next & TO(to));
+    assert(to != VERSO_LINK_WAITING || !s->wsi);
+    s->link = to;
+    s->step_ms = verso__sync_mono_ms();
+    pthread_mutex_lock(&s->lock);
+    s->st.link = to;
+    s->st.connected = to == VERSO_LINK_LIVE;
+    s->st.attempts += to == VERSO_LINK_CONNECTING;
+    s->st.reconnects += to == VERSO_LINK_LIVE && s->ever_live;
+    pthread_mutex_unlock(&s->lock);
+    s->ever_live = s->ever_live || to == VERSO_LINK_LIVE;
+}
+
+/* When the current step fails: live links by the master's silence, the others by their age. */
+static int64_t step_deadline(const verso_slave *s)
+{
+    if (s->link == VERSO_LINK_LIVE)
+        return s->last_rx_ms + 3 * s->master_hb_ms;
+    return s->step_ms + s->o.connect_timeout_ms;
+}
+
+/*
+ * The one way out of a link, whatever ended it: the open transaction is
+ * rolled back, the wsi forgotten (lws closes it, or link_kill() did), and
+ * the next attempt scheduled with backoff. why becomes last_error unless
+ * this connection already said something more precise.
+ */
+static void link_end(verso_slave *s, const char *why)
+{
+    int64_t jitter;
+
+    if (s->link == VERSO_LINK_WAITING)
+        return;
+    finish(s, VERSO_ENET);
+    snapshot_discard(s);
+    verso__sync_applier_abort(s->ap);
+    s->wsi = NULL;
+    s->subscribe_due = false;
+    verso_buf_clear(&s->rx);
+    s->retry_ms = s->retry_ms ? s->retry_ms * 2 : s->o.retry_min_ms;
+    if (s->retry_ms > s->o.retry_max_ms)
+        s->retry_ms = s->o.retry_max_ms;
+    jitter = rand() % (s->retry_ms / 4 + 1);
+    s->next_connect_ms = verso__sync_mono_ms() + s->retry_ms - jitter;
+    pthread_mutex_lock(&s->lock);
+    if (why && !s->conn_error) /* "connection closed" would hide the reason */
+        snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
+    pthread_mutex_unlock(&s->lock);
+    link_move(s, VERSO_LINK_WAITING);
+}
+
+/* A deadline passed: we end the link ourselves (lws closes the wsi at its next timeout check). */
+static void link_kill(verso_slave *s, const char *why)
+{
+    if (s->wsi)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_REASON_BASE, LWS_TO_KILL_ASYNC);
+    set_error(s, "%s", why);
+    link_end(s, why);
+}
+
 /* ---- outgoing messages ---- */
 
 static int build_subscribe(verso_slave *s, verso_buf *b)
@@ -499,7 +605,8 @@ static int next_out(verso_slave *s, verso_buf *b)
     b->len = LWS_PRE; /* headroom lws_write needs */
     if (s->subscribe_due) {
         s->subscribe_due = false;
-        s->phase = PH_SUBSCRIBED;
+        if (s->link == VERSO_LINK_HELLO)
+            link_move(s, VERSO_LINK_LIVE);
         return build_subscribe(s, b);
     }
     if (s->ack_due) {
@@ -517,16 +624,18 @@ static int next_out(verso_slave *s, verso_buf *b)
 
 static int on_writeable(verso_slave *s, struct lws *wsi)
 {
-    if (s->drop)
-        return -1;
     while (!lws_send_pipe_choked(wsi)) {
-        if (next_out(s, &s->tx) < 0)
+        if (next_out(s, &s->tx) < 0) {
+            link_end(s, "out of memory");
             return -1;
+        }
         if (s->tx.len <= LWS_PRE)
             return 0;
         if (lws_write(wsi, (unsigned char *)s->tx.data + LWS_PRE, s->tx.len - LWS_PRE,
-                      LWS_WRITE_TEXT) < (int)(s->tx.len - LWS_PRE))
+                      LWS_WRITE_TEXT) < (int)(s->tx.len - LWS_PRE)) {
+            link_end(s, "cannot send to the master");
             return -1;
+        }
         s->last_tx_ms = verso__sync_mono_ms();
     }
     lws_callback_on_writable(wsi);
@@ -538,58 +647,26 @@ static int on_receive(verso_slave *s, struct lws *wsi, const void *in, size_t le
     int rc;
 
     s->last_rx_ms = verso__sync_mono_ms();
-    if (verso_buf_append(&s->rx, in, len) < 0)
+    if (verso_buf_append(&s->rx, in, len) < 0) {
+        link_end(s, "out of memory");
         return -1;
+    }
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
         return 0;
     rc = handle_message(s, s->rx.data, s->rx.len);
     verso_buf_clear(&s->rx);
-    if (rc < 0)
+    if (rc < 0) {
+        link_end(s, verso_strerror(rc));
         return -1;
+    }
+    /* the master's silence is measured, not the time we took to apply */
+    s->last_rx_ms = verso__sync_mono_ms();
     if (s->subscribe_due || s->ack_due)
         lws_callback_on_writable(wsi);
     return 0;
 }
 
 /* ---- connection lifecycle ---- */
-
-static void disconnected(verso_slave *s, const char *why)
-{
-    int64_t jitter;
-
-    if (s->phase == PH_IDLE)
-        return;
-    finish(s, VERSO_ENET);
-    snapshot_discard(s);
-    verso__sync_applier_abort(s->ap);
-    s->wsi = NULL;
-    s->phase = PH_IDLE;
-    s->drop = false;
-    verso_buf_clear(&s->rx);
-    s->retry_ms = s->retry_ms ? s->retry_ms * 2 : s->o.retry_min_ms;
-    if (s->retry_ms > s->o.retry_max_ms)
-        s->retry_ms = s->o.retry_max_ms;
-    jitter = rand() % (s->retry_ms / 4 + 1);
-    s->next_connect_ms = verso__sync_mono_ms() + s->retry_ms - jitter;
-    pthread_mutex_lock(&s->lock);
-    s->st.connected = false;
-    if (why && !s->conn_error) /* "connection closed" would hide the reason */
-        snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
-    pthread_mutex_unlock(&s->lock);
-}
-
-static void established(verso_slave *s)
-{
-    s->phase = PH_HELLO;
-    s->master_hb_ms = s->o.heartbeat_ms; /* until hello says */
-    s->last_rx_ms = s->last_tx_ms = s->up_since_ms = verso__sync_mono_ms();
-    pthread_mutex_lock(&s->lock);
-    s->st.connected = true;
-    if (s->ever_connected)
-        s->st.reconnects++;
-    pthread_mutex_unlock(&s->lock);
-    s->ever_connected = true;
-}
 
 static int append_auth(verso_slave *s, struct lws *wsi, void *in, size_t len)
 {
@@ -601,6 +678,21 @@ static int append_auth(verso_slave *s, struct lws *wsi, void *in, size_t len)
                                        (const unsigned char *)s->auth, (int)strlen(s->auth), p, end)
                ? -1
                : 0;
+}
+
+/* The TCP (and TLS) connection is up: lws composes the upgrade request. */
+static int on_upgrading(verso_slave *s, struct lws *wsi, void *in, size_t len)
+{
+    if (s->link == VERSO_LINK_CONNECTING)
+        link_move(s, VERSO_LINK_UPGRADING);
+    return append_auth(s, wsi, in, len);
+}
+
+static void established(verso_slave *s)
+{
+    s->master_hb_ms = s->o.heartbeat_ms; /* until hello says */
+    s->last_rx_ms = s->last_tx_ms = verso__sync_mono_ms();
+    link_move(s, VERSO_LINK_HELLO);
 }
 
 static const struct {
@@ -626,7 +718,16 @@ static void connection_error(verso_slave *s, struct lws *wsi, const char *why)
             s->retry_ms = s->o.retry_max_ms;
         }
     }
-    disconnected(s, why ? why : "connection failed");
+    link_end(s, why ? why : "connection failed");
+}
+
+/* A report about a wsi of an attempt already ended: it is closing, or is closed if it talks. */
+static int stale(enum lws_callback_reasons reason)
+{
+    return reason == LWS_CALLBACK_CLIENT_RECEIVE || reason == LWS_CALLBACK_CLIENT_WRITEABLE ||
+                   reason == LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER
+               ? -1
+               : 0;
 }
 
 static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -635,7 +736,12 @@ static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
     verso_slave *s = lws_context_user(lws_get_context(wsi));
 
     (void)user;
+    if (s->link == VERSO_LINK_WAITING || (uintptr_t)lws_get_opaque_user_data(wsi) != s->attempt)
+        return stale(reason);
+    s->wsi = wsi;
     switch (reason) {
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+        return on_upgrading(s, wsi, in, len);
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         established(s);
         return 0;
@@ -643,13 +749,13 @@ static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         return on_receive(s, wsi, in, len);
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         return on_writeable(s, wsi);
-    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
-        return append_auth(s, wsi, in, len);
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         connection_error(s, wsi, in);
         return 0;
     case LWS_CALLBACK_CLIENT_CLOSED:
-        disconnected(s, "connection closed");
+    case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+    case LWS_CALLBACK_WSI_DESTROY: /* whatever else ended it: the wsi must not outlive the link */
+        link_end(s, steps[s->link].closed);
         return 0;
     default:
         return 0;
@@ -664,6 +770,7 @@ static const struct lws_protocols slave_protocols[] = {
 static void try_connect(verso_slave *s)
 {
     struct lws_client_connect_info ci;
+    struct lws *wsi;
     char path[300];
 
     memset(&ci, 0, sizeof(ci));
@@ -675,41 +782,43 @@ static void try_connect(verso_slave *s)
     ci.host = s->url.host;
     ci.origin = s->url.host;
     ci.protocol = VERSO_SYNC_SUBPROTOCOL;
-    ci.pwsi = &s->wsi;
+    ci.opaque_user_data = (void *)++s->attempt;
     if (s->url.tls) {
         ci.ssl_connection = LCCSCF_USE_SSL;
         if (s->o.client.insecure)
             ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
     }
-    s->phase = PH_CONNECTING;
-    s->drop = false;
     s->conn_error = false;
     s->master_hb_ms = s->o.heartbeat_ms; /* until hello says */
-    s->last_rx_ms = verso__sync_mono_ms();
-    if (!lws_client_connect_via_info(&ci) && s->phase == PH_CONNECTING)
-        disconnected(s, "cannot connect");
+    link_move(s, VERSO_LINK_CONNECTING);
+    wsi = lws_client_connect_via_info(&ci);
+    if (s->link == VERSO_LINK_WAITING)
+        return; /* lws reported the failure during the call: ended already */
+    if (!wsi)
+        link_end(s, "cannot connect");
+    else
+        s->wsi = wsi;
 }
 
-/* Periodic: reconnects, heartbeats, dead-link detection. */
+/* Periodic: the next attempt, each step's deadline, heartbeats. */
 static void timer(lws_sorted_usec_list_t *sul)
 {
     verso_slave *s = lws_container_of(sul, verso_slave, sul);
     int64_t now = verso__sync_mono_ms();
 
-    if (s->phase == PH_IDLE && now >= s->next_connect_ms) {
-        try_connect(s);
-    } else if (s->phase != PH_IDLE && now - s->last_rx_ms > 3 * s->master_hb_ms) {
-        set_error(s, "%s", "no message from the master for three heartbeat periods");
-        s->drop = true;
-        want_write(s);
-    } else if (s->phase == PH_SUBSCRIBED && now - s->last_tx_ms >= heartbeat_period(s)) {
-        want_write(s);
+    if (s->link == VERSO_LINK_WAITING) {
+        if (now >= s->next_connect_ms && !s->finished)
+            try_connect(s);
+    } else if (now > step_deadline(s)) {
+        link_kill(s, steps[s->link].timeout);
+    } else if (s->link == VERSO_LINK_LIVE) {
+        if (now - s->last_tx_ms >= heartbeat_period(s))
+            want_write(s);
+        /* A link that stayed up resets the backoff; one the master drops right
+         * after the subscription (a schema mismatch, an error) keeps doubling it. */
+        if (!verso__sync_applier_open(s->ap) && now - s->step_ms >= 1000)
+            s->retry_ms = 0;
     }
-    /* A link that stayed up resets the backoff; one the master drops right
-     * after the subscription (a schema mismatch, an error) keeps doubling it. */
-    if (s->phase == PH_SUBSCRIBED && !verso__sync_applier_open(s->ap) &&
-        now - s->up_since_ms >= 1000)
-        s->retry_ms = 0;
     lws_sul_schedule(s->ctx, 0, &s->sul, timer, 20000);
 }
 
@@ -735,6 +844,8 @@ static int copy_options(verso_slave *s, const char *db_path, const verso_slave_o
     s->o.heartbeat_ms = s->o.heartbeat_ms > 0 ? s->o.heartbeat_ms : 5000;
     s->o.retry_min_ms = s->o.retry_min_ms > 0 ? s->o.retry_min_ms : 100;
     s->o.retry_max_ms = s->o.retry_max_ms > 0 ? s->o.retry_max_ms : 5000;
+    if (s->o.connect_timeout_ms <= 0)
+        s->o.connect_timeout_ms = s->o.heartbeat_ms > INT_MAX / 3 ? INT_MAX : 3 * s->o.heartbeat_ms;
     if (!(s->db_path = strdup(db_path)))
         return VERSO_ENOMEM;
     if (token && *token) {
@@ -879,6 +990,11 @@ int verso_slave_state_get(verso_slave_state *out, verso_slave *s)
     return 0;
 }
 
+const char *verso_slave_link_name(verso_slave_link link)
+{
+    return (unsigned)link < sizeof(steps) / sizeof(steps[0]) ? steps[link].name : "?";
+}
+
 int verso_slave_wait(verso_slave *s, int64_t version, int timeout_ms)
 {
     struct timespec deadline;
@@ -923,6 +1039,7 @@ int verso__sync_snapshot_fetch(int64_t *version, verso_db *db, const char *url,
     s->snapshot_only = true;
     o.client = *opts;
     o.client.on_apply = NULL;
+    o.connect_timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
     snprintf(s->name, sizeof(s->name), "pull:%ld", (long)getpid());
     if ((rc = verso__sync_url_parse(&s->url, url)) < 0 ||
         (rc = copy_options(s, verso_db_path(db), &o)) < 0 ||

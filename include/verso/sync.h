@@ -153,16 +153,19 @@ typedef struct verso_slave verso_slave;
 
 typedef struct verso_slave_options {
     verso_sync_client client;
-    verso_db_options db; /* how the slave opens its database (C tables to check, ...) */
-    int heartbeat_ms;    /* idle heartbeat period, capped by the master's (from its hello);
-                            the link is dropped after 3 master periods of silence; 0 = 5000 */
-    int retry_min_ms;    /* first reconnect delay; 0 = 100 */
-    int retry_max_ms;    /* reconnect delay cap (doubling with jitter); 0 = 5000 */
+    verso_db_options db;    /* how the slave opens its database (C tables to check, ...) */
+    int heartbeat_ms;       /* idle heartbeat period, capped by the master's (from its hello);
+                               the link is dropped after 3 master periods of silence; 0 = 5000 */
+    int retry_min_ms;       /* first reconnect delay; 0 = 100 */
+    int retry_max_ms;       /* reconnect delay cap (doubling with jitter); 0 = 5000 */
+    int connect_timeout_ms; /* deadline of each step before the link is live: TCP (and TLS)
+                               connection, WebSocket upgrade, the master's hello; a step that
+                               takes longer ends the attempt; 0 = 3 heartbeat_ms */
 } verso_slave_options;
 
 #define VERSO_SLAVE_OPTIONS_INIT                                                                   \
     {                                                                                              \
-        VERSO_SYNC_CLIENT_INIT, VERSO_DB_OPTIONS_INIT, 0, 0, 0                                     \
+        VERSO_SYNC_CLIENT_INIT, VERSO_DB_OPTIONS_INIT, 0, 0, 0, 0                                  \
     }
 
 /*
@@ -184,18 +187,34 @@ int verso_slave_start(verso_slave **out, const char *db_path, const char *url,
  * database and frees the slave. Any thread but the slave's. NULL is a no-op. */
 void verso_slave_stop(verso_slave *s);
 
+/* Where a live slave's link to its master is. Each step but WAITING has a
+ * deadline of its own (verso_slave_options); whatever ends a link leads to
+ * WAITING, then to a new attempt after the backoff. */
+typedef enum verso_slave_link {
+    VERSO_LINK_WAITING,    /* no connection; the next attempt is due after the backoff */
+    VERSO_LINK_CONNECTING, /* TCP (and TLS) connection in progress */
+    VERSO_LINK_UPGRADING,  /* connected; the WebSocket upgrade is sent, its answer awaited */
+    VERSO_LINK_HELLO,      /* WebSocket up; the master's hello awaited, then our subscription */
+    VERSO_LINK_LIVE,       /* subscribed: changes and heartbeats flow */
+} verso_slave_link;
+
+/* "waiting", "connecting", "upgrading", "hello", "live"; "?" for other values. */
+const char *verso_slave_link_name(verso_slave_link link);
+
 typedef struct verso_slave_state {
-    bool connected;       /* a subscribed WebSocket is up */
-    int64_t cursor;       /* last committed master version */
-    int64_t master_head;  /* the master's head as last seen */
-    int64_t lag_versions; /* master_head - cursor (>= 0) */
-    int64_t lag_ms;       /* how long the slave has been behind; 0 when caught up */
-    int64_t applied_rows; /* changes applied since start */
-    int64_t commits;      /* slave transactions committed since start */
-    int64_t resyncs;      /* full resynchronisations since start */
-    int64_t reconnects;   /* connections made after the first */
-    char master[37];      /* the master the cursor belongs to ("" before the first commit) */
-    char last_error[128]; /* the last failure ("" if none) */
+    bool connected;        /* a subscribed WebSocket is up (link is VERSO_LINK_LIVE) */
+    int64_t cursor;        /* last committed master version */
+    int64_t master_head;   /* the master's head as last seen */
+    int64_t lag_versions;  /* master_head - cursor (>= 0) */
+    int64_t lag_ms;        /* how long the slave has been behind; 0 when caught up */
+    int64_t applied_rows;  /* changes applied since start */
+    int64_t commits;       /* slave transactions committed since start */
+    int64_t resyncs;       /* full resynchronisations since start */
+    int64_t reconnects;    /* connections made after the first */
+    char master[37];       /* the master the cursor belongs to ("" before the first commit) */
+    char last_error[128];  /* the last failure ("" if none) */
+    verso_slave_link link; /* where the link is now */
+    int64_t attempts;      /* connection attempts since start */
 } verso_slave_state;
 
 /* Copies the slave's state. Any thread. */
