@@ -144,9 +144,16 @@ int verso__sync_snapshot_fetch(int64_t *version, verso_db *db, const char *url,
                                size_t whylen);
 
 /*
- * Installs a received snapshot file into db (which has no table yet): the
- * copy keeps db's identity, marks every table replicated and stores the
- * cursor (master, version). The file is removed.
+ * True when a file snapshot may replace db: it has no tracked table and no
+ * object of its own (table, view, index, trigger) besides verso's metadata.
+ */
+bool verso__sync_snapshot_fits(verso_db *db);
+
+/*
+ * Installs a received snapshot file into db: the copy keeps db's identity,
+ * marks every table replicated and stores the cursor (master, version).
+ * Refused (VERSO_ESTATE, db untouched) unless verso__sync_snapshot_fits(),
+ * checked again under db's write lock. The file is removed.
  */
 int verso__sync_snapshot_install(verso_db *db, const char *file, const char *master,
                                  int64_t version, char *why, size_t whylen);

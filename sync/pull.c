@@ -183,8 +183,8 @@ static int check_answer(pull *p, const cJSON *root, int64_t since, int64_t *curs
     if (!id || strcmp(id, p->identity) != 0)
         return VERSO_EIDENTITY;
     if (verso__sync_json_get_i64(&from, root, "since") < 0 || from != since) {
-        verso__sync_why(p->why, p->whylen, "GET /_changes: the answer does not continue from "
-                                           "since=%lld", (long long)since);
+        verso__sync_why(p->why, p->whylen, "GET /_changes: answer not continuing from since=%lld",
+                        (long long)since);
         return VERSO_EPROTO;
     }
     if (verso__sync_json_get_i64(cursor, root, "cursor") < 0 ||
@@ -287,9 +287,9 @@ static int stream(pull *p, int64_t *since, bool *reset, int64_t *stored)
 }
 
 /*
- * An empty database: try the master's file snapshot first (much faster
- * than rows for a large table). Any failure leaves db untouched and the
- * rows are then read as usual.
+ * A database with nothing of its own: try the master's file snapshot first
+ * (much faster than rows for a large table). Any failure leaves db
+ * untouched and the rows are then read as usual.
  */
 static void bootstrap(pull *p, int64_t *since, int64_t *stored, bool *reset)
 {
@@ -327,7 +327,7 @@ static int run(pull *p)
     reset = verso__sync_need_reset(&c, p->identity, p->head, p->horizon);
     since = reset ? 0 : c.version;
     stored = c.version;
-    if (!c.master[0] && c.version == 0 && !p->o->tables && verso_db_ntables(p->db) == 0)
+    if (!c.master[0] && c.version == 0 && !p->o->tables && verso__sync_snapshot_fits(p->db))
         bootstrap(p, &since, &stored, &reset);
     p->res.master_head = p->head;
     memcpy(p->res.master, p->identity, sizeof(p->res.master));

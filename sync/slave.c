@@ -145,7 +145,7 @@ static int on_hello(verso_slave *s, verso_json *doc)
         s->force_reset || verso__sync_need_reset(&c, s->master, s->master_head, s->master_horizon);
     s->force_reset = false;
     s->want_snapshot = (s->reset_pending || (!c.master[0] && c.version == 0)) && !s->tables &&
-                       verso_db_ntables(s->db) == 0;
+                       verso__sync_snapshot_fits(s->db);
     if (s->snapshot_only && !s->want_snapshot)
         finish(s, 0);
     s->expected_from = s->reset_pending ? 0 : c.version;

@@ -265,8 +265,8 @@ static bool status_of(const h_master *m, const char *name, int64_t *acked, int64
     {
         const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sl, "name"));
         if (n && !strcmp(n, name)) {
-            assert_int_equal(
-                verso_json_int64(acked, cJSON_GetObjectItemCaseSensitive(sl, "acked")), 0);
+            assert_int_equal(verso_json_int64(acked, cJSON_GetObjectItemCaseSensitive(sl, "acked")),
+                             0);
             assert_int_equal(
                 verso_json_int64(lag, cJSON_GetObjectItemCaseSensitive(sl, "lag_versions")), 0);
             found = true;
@@ -475,9 +475,8 @@ static void test_subscription_at_head_gets_an_empty_batch(void **state)
     assert_int_equal(jint(doc, "from"), head);
     assert_int_equal(jint(doc, "to"), head);
     assert_false(jbool(doc, "more"));
-    assert_int_equal(cJSON_GetArraySize(
-                         cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "entries")),
-                     0);
+    assert_int_equal(
+        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "entries")), 0);
     verso_json_free(doc);
     wsc_close(&c);
 
@@ -624,10 +623,10 @@ static void test_master_closes_with_a_close_frame(void **state)
     make_master(mp, 45, 3);
     h_master_start(&m, mp, extra);
     /* the master's own closes: an error message saying why, then 1000 */
-    assert_int_equal(
-        close_code_after(&m, "{\"type\":\"subscribe\",\"cursor\":0,\"tables\":[\"nope\"]}",
-                         false, "subscribe"),
-        1000);
+    assert_int_equal(close_code_after(&m,
+                                      "{\"type\":\"subscribe\",\"cursor\":0,\"tables\":[\"nope\"]}",
+                                      false, "subscribe"),
+                     1000);
     assert_int_equal(close_code_after(&m, "{\"type\":\"subscribe\"}", false, "subscribe"), 1000);
     assert_int_equal(close_code_after(&m, "not json", false, "protocol"), 1000);
     assert_int_equal(close_code_after(&m, "{\"type\":\"gossip\"}", false, "protocol"), 1000);

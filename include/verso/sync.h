@@ -102,11 +102,17 @@ typedef struct verso_sync_client {
     void *apply_arg;
     verso_sync_progress_fn on_progress;
     void *progress_arg;
+    /* A master table whose name an untracked object of the slave's
+     * database already has (a plain table, view, index or trigger of the
+     * user's; names compared ignoring case) is refused with VERSO_ESCHEMA,
+     * and nothing is applied. true replaces that object by the replica
+     * (dropped in the apply transaction). Default false. */
+    bool replace_tables;
 } verso_sync_client;
 
 #define VERSO_SYNC_CLIENT_INIT                                                                     \
     {                                                                                              \
-        NULL, NULL, 0, 0, 0, false, NULL, NULL, NULL, NULL                                         \
+        NULL, NULL, 0, 0, 0, false, NULL, NULL, NULL, NULL, false                                  \
     }
 
 /* ---------------------------------------------------------------------
