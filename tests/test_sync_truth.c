@@ -637,6 +637,39 @@ static void test_master_closes_with_a_close_frame(void **state)
     h_master_kill(&m, SIGTERM);
 }
 
+/* ---- /_changes parameters, as protocol.md states them ---- */
+
+static void test_changes_parameters(void **state)
+{
+    static const struct {
+        const char *query;
+        long status;
+    } cases[] = {{"/_changes?limit=0", 400},        {"/_changes?limit=-1", 400},
+                 {"/_changes?since=x", 400},        {"/_changes?tables=,", 400},
+                 {"/_changes?tables=nope", 404},    {"/_changes?tables=", 200},
+                 {"/_changes?limit=1&since=0", 200}};
+    char mp[600];
+    verso_buf all = VERSO_BUF_INIT, empty = VERSO_BUF_INIT;
+    h_master m;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "params-master.db");
+    make_master(mp, 46, 5);
+    h_master_start(&m, mp, NULL);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        long st = h_http(&m, "GET", cases[i].query, NULL, NULL);
+        if (st != cases[i].status)
+            fail_msg("%s: HTTP %ld, protocol.md says %ld", cases[i].query, st, cases[i].status);
+    }
+    /* an empty tables= is no filter at all */
+    assert_int_equal(h_http(&m, "GET", "/_changes?since=0", NULL, &all), 200);
+    assert_int_equal(h_http(&m, "GET", "/_changes?since=0&tables=", NULL, &empty), 200);
+    assert_string_equal(all.data, empty.data);
+    verso_buf_free(&all);
+    verso_buf_free(&empty);
+    h_master_kill(&m, SIGTERM);
+}
+
 /* ---- the pull checks what each answer continues from ---- */
 
 #define FAKE_ID "6a1c2b3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -790,6 +823,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_subscription_at_head_gets_an_empty_batch),
         cmocka_unit_test(test_live_follows_an_empty_recreated_master),
         cmocka_unit_test(test_master_closes_with_a_close_frame),
+        cmocka_unit_test(test_changes_parameters),
         cmocka_unit_test(test_pull_checks_each_answer_continues),
     };
 
