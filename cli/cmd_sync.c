@@ -203,10 +203,15 @@ static void pull_progress(const verso_sync_progress *p, void *arg)
             (long long)(p->master_head > p->cursor ? p->master_head - p->cursor : 0));
 }
 
-/* Creates path if it is missing: true if this call made it. */
+/* Creates path if it is missing: true if this call made it (never for
+ * SQLite's special names, which are not files of that name). */
 static bool create_file(const char *path)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
+    int fd;
+
+    if (!*path || !strcmp(path, ":memory:") || !strncmp(path, "file:", 5))
+        return false;
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
 
     if (fd < 0)
         return false;

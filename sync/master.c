@@ -53,7 +53,7 @@ typedef struct conn {
     verso__sync_snap *snap; /* the snapshot being sent */
     int64_t snap_off;
     char name[64];
-    char identity[37]; /* the master identity this subscription's cursor belongs to */
+    char identity[37]; /* the identity last announced to the slave (hello, resync, snapshot) */
     char resync_reason[32];
     char error[160];
 } conn;
@@ -84,8 +84,9 @@ static void snapshot_end(conn *c);
 
 /* ---- messages ---- */
 
-static int msg_hello(verso_sync_master *m, verso_buf *b)
+static int msg_hello(verso_sync_master *m, conn *c, verso_buf *b)
 {
+    memcpy(c->identity, m->info.identity, sizeof(c->identity)); /* what the slave will assume */
     return verso_buf_printf(b,
                             "{\"type\":\"hello\",\"protocol\":1,\"identity\":\"%s\",\"head\":%lld,"
                             "\"horizon\":%lld,\"heartbeat_ms\":%d,\"time\":%lld}",
@@ -112,6 +113,9 @@ static int msg_heartbeat(verso_sync_master *m, verso_buf *b)
 
 static int msg_resync(verso_sync_master *m, conn *c, verso_buf *b)
 {
+    pthread_mutex_lock(&m->lock);
+    memcpy(c->identity, m->info.identity, sizeof(c->identity));
+    pthread_mutex_unlock(&m->lock);
     return verso_buf_printf(b,
                             "{\"type\":\"resync\",\"reason\":\"%s\",\"identity\":\"%s\","
                             "\"head\":%lld,\"horizon\":%lld}",
@@ -346,7 +350,7 @@ static int next_message(verso_sync_master *m, conn *c, verso_buf *b)
         return msg_error(b, c->error_code, c->error);
     if (c->hello_due) {
         c->hello_due = false;
-        return msg_hello(m, b);
+        return msg_hello(m, c, b);
     }
     if (c->resync_due) {
         c->resync_due = false;
@@ -438,6 +442,8 @@ static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON
     const char *name = verso__sync_json_get_str(msg, "name");
     const char *reason = NULL;
     int64_t cursor = 0;
+    bool stale; /* the identity changed since it was announced: the slave would commit for the
+                   former one */
 
     (void)ws;
     if (verso__sync_json_get_i64(&cursor, msg, "cursor") < 0 || cursor < 0)
@@ -455,11 +461,12 @@ static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON
     c->reset = verso__sync_json_get_bool(msg, "reset");
     if (c->reset) /* from scratch: the cursor and identity sent do not matter */
         cursor = 0;
-    else
-        reason = resync_reason(m, identity, cursor);
+    stale = strcmp(c->identity, m->info.identity) != 0;
+    reason = stale ? "identity" : c->reset ? NULL : resync_reason(m, identity, cursor);
     snapshot_end(c);
     /* a whole-file snapshot only serves an empty slave following every table */
-    c->snapshot_due = verso__sync_json_get_bool(msg, "snapshot") && cursor == 0 && c->ntables == 0;
+    c->snapshot_due =
+        !stale && verso__sync_json_get_bool(msg, "snapshot") && cursor == 0 && c->ntables == 0;
     pthread_mutex_lock(&m->lock); /* the peer list reads these */
     if (name)
         snprintf(c->name, sizeof(c->name), "%s", name);
@@ -468,7 +475,6 @@ static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON
     c->acked = !c->reset && identity[0] && !reason ? cursor : -1;
     c->behind_since_ms = 0;
     c->subscribed = !c->snapshot_due;
-    memcpy(c->identity, m->info.identity, sizeof(c->identity));
     pthread_mutex_unlock(&m->lock);
     c->schema_due = true;
     c->batch_due = true; /* even at the head: the slave learns it is there */

@@ -512,6 +512,55 @@ static void test_subscription_at_head_gets_an_empty_batch(void **state)
     h_master_kill(&e, SIGTERM);
 }
 
+/* The master's identity changes between its hello and the subscription
+ * (a file replaced, a cascaded master that resynchronised): the slave is
+ * told at once, not left to commit the new master's rows under the
+ * identity hello announced. */
+static void test_identity_change_before_subscribe(void **state)
+{
+    char mp[600], old_id[37], sql[200];
+    const char *now = NULL;
+    h_master m;
+    wsc c, probe;
+    verso_json *doc;
+    sqlite3 *s = NULL;
+    int64_t deadline;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "stale-master.db");
+    make_master(mp, 47, 5);
+    identity_of(mp, old_id);
+    h_master_start(&m, mp, NULL);
+    wsc_connect(&c, m.port);
+    doc = wsc_expect(&c, "hello", NULL);
+    assert_string_equal(jstr(doc, "identity"), old_id);
+    verso_json_free(doc);
+
+    assert_int_equal(sqlite3_open(mp, &s), SQLITE_OK);
+    sqlite3_busy_timeout(s, 5000);
+    snprintf(sql, sizeof(sql), "UPDATE _verso_meta SET value = '%s' WHERE key = 'identity'",
+             "99999999-8888-4777-8666-555555555555");
+    assert_int_equal(sqlite3_exec(s, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(s);
+    deadline = h_now_ms() + 10000; /* until a new connection's hello says so */
+    do {
+        wsc_connect(&probe, m.port);
+        doc = wsc_expect(&probe, "hello", NULL);
+        now = strcmp(jstr(doc, "identity"), old_id) ? "changed" : NULL;
+        verso_json_free(doc);
+        wsc_close(&probe);
+    } while (!now && h_now_ms() < deadline && (h_sleep_ms(5), true));
+    assert_non_null(now);
+
+    wsc_send(&c, "{\"type\":\"subscribe\",\"cursor\":0,\"identity\":\"\",\"name\":\"stale\"}");
+    doc = wsc_expect(&c, "resync", NULL);
+    assert_string_equal(jstr(doc, "reason"), "identity");
+    assert_string_equal(jstr(doc, "identity"), "99999999-8888-4777-8666-555555555555");
+    verso_json_free(doc);
+    wsc_close(&c);
+    h_master_kill(&m, SIGTERM);
+}
+
 /* A master recreated with no rows: a live slave resynchronises to the
  * empty state at once, not at the new master's first commit, and the
  * master lists it at lag 0 only once it acknowledged that state. */
@@ -821,6 +870,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_snapshot_not_acked_before_the_slave_says_so),
         cmocka_unit_test(test_acks_are_checked),
         cmocka_unit_test(test_subscription_at_head_gets_an_empty_batch),
+        cmocka_unit_test(test_identity_change_before_subscribe),
         cmocka_unit_test(test_live_follows_an_empty_recreated_master),
         cmocka_unit_test(test_master_closes_with_a_close_frame),
         cmocka_unit_test(test_changes_parameters),
