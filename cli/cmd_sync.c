@@ -5,8 +5,14 @@
  * The access token comes from --token, else the environment (VERSO_TOKEN),
  * else the client config file (--config FILE, else $VERSO_CONFIG), whose
  * "client-token <token>" line is used and other lines are ignored.
+ *
+ * DB may hold the user's own tables: the library leaves them alone and
+ * refuses a master table whose name one of them has, unless
+ * --replace-tables. A pull that fails before committing anything removes
+ * the file if it created it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +36,7 @@ typedef struct sync_args {
     int port; /* replicate: also serve the slave's db (cascade); -1 = no */
     bool insecure;
     bool quiet;
+    bool replace_tables;
     char token_buf[512];
 } sync_args;
 
@@ -56,8 +63,12 @@ static void usage(FILE *out, const char *cmd)
     fprintf(out,
             "usage: verso %s [options] URL DB\n"
             "  URL                the master's base URL, e.g. http://127.0.0.1:8080\n"
-            "  DB                 the slave's database file (created if missing)\n"
+            "  DB                 the slave's database file (created if missing); its own\n"
+            "                     tables, views, indexes and triggers are left alone, and a\n"
+            "                     file snapshot of the master is used only when it has none\n"
             "  --table NAME       follow only this table (repeatable)\n"
+            "  --replace-tables   a master table whose name an object of DB already has\n"
+            "                     replaces that object (default: refused, DB unchanged)\n"
             "  --token TOKEN      access token (else $VERSO_TOKEN, else the config file)\n"
             "  --config FILE      client config file with a 'client-token TOKEN' line\n"
             "                     (default $VERSO_CONFIG)\n"
@@ -117,6 +128,8 @@ static int parse_option(sync_args *a, int argc, char **argv, int *i)
         return a->insecure = true, 0;
     if (!strcmp(o, "--quiet") || !strcmp(o, "-q"))
         return a->quiet = true, 0;
+    if (!strcmp(o, "--replace-tables"))
+        return a->replace_tables = true, 0;
     if (!v)
         return -1;
     (*i)++;
@@ -171,6 +184,7 @@ static void client_options(verso_sync_client *c, const sync_args *a)
     c->ntables = a->ntables;
     c->chunk = a->chunk;
     c->insecure = a->insecure;
+    c->replace_tables = a->replace_tables;
 }
 
 static bool show_progress(const sync_args *a)
@@ -189,6 +203,41 @@ static void pull_progress(const verso_sync_progress *p, void *arg)
             (long long)(p->master_head > p->cursor ? p->master_head - p->cursor : 0));
 }
 
+/* Creates path if it is missing: true if this call made it (never for
+ * SQLite's special names, which are not files of that name). */
+static bool create_file(const char *path)
+{
+    int fd;
+
+    if (!*path || !strcmp(path, ":memory:") || !strncmp(path, "file:", 5))
+        return false;
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
+
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+static void remove_db_files(const char *path)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    char p[4096];
+
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+        unlink(p);
+    }
+}
+
+/* A pull that committed nothing leaves db as it found it. */
+static bool committed_nothing(verso_db *db)
+{
+    verso_cursor cur;
+
+    return verso_cursor_get(&cur, db) == 0 && !cur.master[0] && cur.version == 0;
+}
+
 int verso_cli_pull(int argc, char **argv)
 {
     verso_sync_client c = VERSO_SYNC_CLIENT_INIT;
@@ -196,6 +245,7 @@ int verso_cli_pull(int argc, char **argv)
     verso_db *db = NULL;
     sync_args a;
     char why[256];
+    bool created, unused = false;
     int rc = parse_args(&a, argc, argv);
 
     if (rc != 0)
@@ -203,15 +253,21 @@ int verso_cli_pull(int argc, char **argv)
     client_options(&c, &a);
     if (show_progress(&a))
         c.on_progress = pull_progress;
+    created = create_file(a.db);
     if (verso_db_open(&db, a.db, NULL) < 0) {
         fprintf(stderr, "verso pull: %s: %s\n", a.db, verso_open_errmsg());
+        if (created)
+            remove_db_files(a.db);
         return 1;
     }
     install_signals();
     rc = verso_sync_pull(&res, db, a.url, &c, (const volatile int *)&g_stop, why, sizeof(why));
     if (show_progress(&a))
         fputc('\n', stderr);
+    unused = rc < 0 && created && committed_nothing(db);
     verso_db_close(db);
+    if (unused)
+        remove_db_files(a.db);
     if (rc < 0) {
         fprintf(stderr, "verso pull: %s\n", why[0] ? why : verso_strerror(rc));
         return 1;

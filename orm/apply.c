@@ -369,6 +369,90 @@ static int clear_replica(verso_db *db, verso_table *t)
     return rc;
 }
 
+/* ---- what replication does not own ---- */
+
+/* The object of this database named like table (SQLite names ignore case):
+ * 1 with its type and name copied, 0 if none. */
+static int find_object(char type[16], char name[256], verso_db *db, const char *table)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(db->sq,
+                                 "SELECT type, name FROM main.sqlite_master"
+                                 " WHERE name = ?1 COLLATE NOCASE LIMIT 1",
+                                 -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        src = sqlite3_step(st);
+    }
+    if (src == SQLITE_ROW) {
+        snprintf(type, 16, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(name, 256, "%s", (const char *)sqlite3_column_text(st, 1));
+    }
+    sqlite3_finalize(st);
+    if (src == SQLITE_ROW || src == SQLITE_DONE)
+        return src == SQLITE_ROW;
+    return verso__sqlerr(db, src, "schema");
+}
+
+/* A table that is not tracked here is the user's: a replica never takes
+ * its name over without an explicit opt-in (verso_apply_replace). */
+static int refuse_collision(verso_db *db, const char *table)
+{
+    char type[16], name[256];
+    int found = find_object(type, name, db, table);
+    if (found <= 0)
+        return found;
+    return verso__err(db, VERSO_ESCHEMA,
+                      "table %s: the %s %s of this database is not a replica; not replaced (opt in "
+                      "with --replace-tables)",
+                      table, type, name);
+}
+
+/* Drops the object; a tracked table (named in another case) leaves the
+ * change feed, which changes this database's history: new identity. */
+static int drop_object(verso_db *db, const char *type, const char *name)
+{
+    static const struct {
+        const char *type, *sql;
+    } drops[] = {{"table", "DROP TABLE %s"},
+                 {"view", "DROP VIEW %s"},
+                 {"index", "DROP INDEX %s"},
+                 {"trigger", "DROP TRIGGER %s"}};
+    verso_buf b = VERSO_BUF_INIT;
+    char *q = verso__quote(name);
+    int rc = q ? verso__err(db, VERSO_ESCHEMA, "cannot replace the %s %s", type, name)
+               : verso__err(db, VERSO_ENOMEM, "out of memory");
+    for (size_t i = 0; q && i < sizeof drops / sizeof drops[0]; i++)
+        if (!strcmp(drops[i].type, type))
+            rc = verso_buf_printf(&b, drops[i].sql, q) < 0
+                     ? verso__err(db, VERSO_ENOMEM, "out of memory")
+                     : verso__exec(db, b.data);
+    if (rc == 0 && !strcmp(type, "table") &&
+        (rc = run_text(db, "DELETE FROM _verso_tables WHERE name = ?1", name)) == 0 &&
+        sqlite3_changes64(db->sq) > 0) {
+        rc = run_text(db, "DELETE FROM _verso_tombstones WHERE tbl = ?1", name);
+        if (rc == 0 && !db->reset_identity)
+            rc = renew_identity(db);
+    }
+    verso_buf_free(&b);
+    free(q);
+    return rc;
+}
+
+int verso_apply_replace(verso_db *db, const char *table)
+{
+    char type[16], name[256];
+    int found = 0, rc = need_apply(db);
+    if (rc == 0 && table && !verso_db_table(db, table) &&
+        (rc = found = find_object(type, name, db, table)) > 0)
+        rc = drop_object(db, type, name);
+    if (rc == 0 && found)
+        rc = verso__schema_load(db);
+    if (rc < 0)
+        verso__after_error(db);
+    return rc;
+}
+
 int verso_apply_table(verso_db *db, const char *table, const verso_column *columns, size_t n)
 {
     verso_table *t;
@@ -382,7 +466,9 @@ int verso_apply_table(verso_db *db, const char *table, const verso_column *colum
         return rc;
     t = (verso_table *)verso_db_table(db, table);
     fresh = !t || !t->replicated;
-    if (fresh)
+    if (!t)
+        rc = refuse_collision(db, table);
+    if (rc == 0 && fresh)
         rc = mark_replicated(&t, db, table, columns, n);
     if (rc == 0)
         rc = match_replica(&t, db, table, columns, n);

@@ -29,6 +29,7 @@ struct verso__sync_applier {
     verso_db *db;
     verso_sync_apply_fn on_apply;
     void *apply_arg;
+    bool replace_tables; /* the caller's opt-in: replace what a replica's name collides with */
     verso__sync_schema schema;
     bool schema_pending;
     bool open;
@@ -55,6 +56,7 @@ int verso__sync_applier_new(verso__sync_applier **out, verso_db *db, const verso
     if (opts) {
         a->on_apply = opts->on_apply;
         a->apply_arg = opts->apply_arg;
+        a->replace_tables = opts->replace_tables;
     }
     *out = a;
     return 0;
@@ -137,7 +139,9 @@ static int apply_schema(verso__sync_applier *a)
 {
     for (size_t i = 0; i < a->schema.ntables; i++) {
         const verso__sync_schema_table *t = &a->schema.tables[i];
-        int rc = verso_apply_table(a->db, t->name, t->columns, t->ncolumns);
+        int rc = a->replace_tables ? verso_apply_replace(a->db, t->name) : 0;
+        if (rc == 0)
+            rc = verso_apply_table(a->db, t->name, t->columns, t->ncolumns);
         if (rc < 0) { /* the ORM's message names the table and each difference */
             snprintf(a->err, sizeof(a->err), "%s", verso_errmsg(a->db));
             return rc;

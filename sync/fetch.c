@@ -1,9 +1,11 @@
 /*
- * The pull's read-ahead: a thread that requests the next /_changes page
- * while the previous one is being applied, so the network and the master's
- * serialisation overlap with the slave's parsing and writing. The next
- * request needs the previous answer's cursor, which REST writes at the end
- * of the body; the thread reads it from there without parsing the rows.
+ * The pull's read-ahead: a thread that requests and parses the next
+ * /_changes page while the previous one is being applied, so the network,
+ * the master's serialisation and the JSON parsing overlap with the slave's
+ * writing. The next request continues from the previous answer's cursor,
+ * read from the parsed answer (members may come in any order, and a row
+ * may have columns named cursor or more), and only from an answer that
+ * says it continues from the cursor asked for.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -11,12 +13,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "sync/internal.h"
 
 #define DEPTH 2 /* answers ready ahead of the applier */
 
 typedef struct answer {
-    verso_buf body;
+    verso_buf body; /* freed once parsed */
+    verso_json *doc;
     int status;
     int rc;
 } answer;
@@ -35,32 +40,20 @@ struct verso__sync_fetch {
     volatile int stop;
 };
 
-/* Last occurrence of key in b, or NULL. */
-static const char *rfind(const verso_buf *b, const char *key)
+/* The answer continues from since: its cursor and more. */
+static bool continues(const verso_json *doc, int64_t since, int64_t *cursor, bool *more)
 {
-    size_t n = strlen(key);
+    const cJSON *root = verso_json_root(doc);
+    int64_t from;
 
-    for (size_t i = b->len >= n ? b->len - n + 1 : 0; i-- > 0;) {
-        if (memcmp(b->data + i, key, n) == 0)
-            return b->data + i;
-    }
-    return NULL;
-}
-
-/* The answer's cursor and more, from the members REST writes last. */
-static bool tail(const verso_buf *b, int64_t *cursor, bool *more)
-{
-    const char *c = rfind(b, "\"cursor\":"), *m = rfind(b, "\"more\":");
-    char *end;
-
-    if (!c || !m)
+    if (verso__sync_json_get_i64(&from, root, "since") < 0 || from != since ||
+        verso__sync_json_get_i64(cursor, root, "cursor") < 0 || *cursor < since)
         return false;
-    *cursor = strtoll(c + 9, &end, 10);
-    *more = strncmp(m + 7, "true", 4) == 0;
-    return end != c + 9;
+    *more = verso__sync_json_get_bool(root, "more");
+    return true;
 }
 
-/* Fetches one answer into a; true when another request should follow. */
+/* Fetches and parses one answer into a; true when another request should follow. */
 static bool fetch_one(verso__sync_fetch *f, answer *a, int64_t since)
 {
     verso_buf path = VERSO_BUF_INIT;
@@ -71,7 +64,11 @@ static bool fetch_one(verso__sync_fetch *f, answer *a, int64_t since)
     if (a->rc == 0)
         a->rc = verso__sync_http_get(&a->body, &a->status, f->http, path.data, &f->stop);
     verso_buf_free(&path);
-    if (a->rc < 0 || a->status != 200 || !tail(&a->body, &cursor, &more) || cursor < since)
+    if (a->rc < 0 || a->status != 200 ||
+        verso_json_parse(&a->doc, a->body.data ? a->body.data : "", a->body.len, 0, NULL) < 0)
+        return false; /* the applier parses the body again and says what is wrong */
+    verso_buf_free(&a->body);
+    if (!continues(a->doc, since, &cursor, &more))
         return false;
     pthread_mutex_lock(&f->lock);
     f->since = cursor;
@@ -85,7 +82,7 @@ static void *run(void *arg)
     bool go = true;
 
     while (go) {
-        answer a = {VERSO_BUF_INIT, 0, 0};
+        answer a = {VERSO_BUF_INIT, NULL, 0, 0};
         int64_t since;
         bool stopping;
         pthread_mutex_lock(&f->lock);
@@ -135,7 +132,7 @@ int verso__sync_fetch_start(verso__sync_fetch **out, verso__sync_http *http, con
     return 0;
 }
 
-int verso__sync_fetch_next(verso_buf *body, int *status, verso__sync_fetch *f,
+int verso__sync_fetch_next(verso_buf *body, verso_json **doc, int *status, verso__sync_fetch *f,
                            const volatile int *stop)
 {
     int rc = 0;
@@ -155,6 +152,7 @@ int verso__sync_fetch_next(verso_buf *body, int *status, verso__sync_fetch *f,
         answer *a = &f->ring[f->first];
         verso_buf_free(body);
         *body = a->body;
+        *doc = a->doc;
         *status = a->status;
         rc = a->rc;
         memset(a, 0, sizeof(*a));
@@ -177,8 +175,10 @@ void verso__sync_fetch_stop(verso__sync_fetch *f)
     pthread_cond_broadcast(&f->cond);
     pthread_mutex_unlock(&f->lock);
     pthread_join(f->thread, NULL);
-    for (int i = 0; i < f->count; i++)
+    for (int i = 0; i < f->count; i++) {
         verso_buf_free(&f->ring[(f->first + i) % DEPTH].body);
+        verso_json_free(f->ring[(f->first + i) % DEPTH].doc);
+    }
     pthread_cond_destroy(&f->cond);
     pthread_mutex_destroy(&f->lock);
     free(f->suffix);

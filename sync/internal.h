@@ -119,16 +119,18 @@ int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, cons
 /*
  * Read-ahead of GET /_changes?since=N<suffix> on a thread of its own, from
  * since on, each request continuing from the previous answer's cursor,
- * until an answer ends at or past target (more false). http is used only
- * by that thread until verso__sync_fetch_stop(). next() hands the answers
- * over in order (body moved into *body); VERSO_ESTATE when the thread
- * stopped early (read the rest yourself), VERSO_EINTERRUPTED on *stop.
+ * until an answer ends at or past target (more false), does not say it
+ * continues from the since asked for, or is not a JSON 200. http is used
+ * only by that thread until verso__sync_fetch_stop(). next() hands the
+ * answers over in order: *doc the parsed answer (the caller frees it) or
+ * NULL, then *body holds the raw one (moved in); VERSO_ESTATE when the
+ * thread stopped early (read the rest yourself), VERSO_EINTERRUPTED on *stop.
  */
 typedef struct verso__sync_fetch verso__sync_fetch;
 int verso__sync_fetch_start(verso__sync_fetch **out, verso__sync_http *http, const char *suffix,
                             int64_t since, int64_t target);
-int verso__sync_fetch_next(verso_buf *body, int *status, verso__sync_fetch *f,
-                           const volatile int *stop);
+int verso__sync_fetch_next(verso_buf *body, struct verso_json **doc, int *status,
+                           verso__sync_fetch *f, const volatile int *stop);
 void verso__sync_fetch_stop(verso__sync_fetch *f); /* NULL ok */
 
 /*
@@ -142,9 +144,16 @@ int verso__sync_snapshot_fetch(int64_t *version, verso_db *db, const char *url,
                                size_t whylen);
 
 /*
- * Installs a received snapshot file into db (which has no table yet): the
- * copy keeps db's identity, marks every table replicated and stores the
- * cursor (master, version). The file is removed.
+ * True when a file snapshot may replace db: it has no tracked table and no
+ * object of its own (table, view, index, trigger) besides verso's metadata.
+ */
+bool verso__sync_snapshot_fits(verso_db *db);
+
+/*
+ * Installs a received snapshot file into db: the copy keeps db's identity,
+ * marks every table replicated and stores the cursor (master, version).
+ * Refused (VERSO_ESTATE, db untouched) unless verso__sync_snapshot_fits(),
+ * checked again under db's write lock. The file is removed.
  */
 int verso__sync_snapshot_install(verso_db *db, const char *file, const char *master,
                                  int64_t version, char *why, size_t whylen);

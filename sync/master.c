@@ -15,6 +15,7 @@
  * behind (catch-up) while the others follow the head.
  */
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,22 +36,24 @@ typedef struct conn {
     bool reset;       /* the subscription is a full resynchronisation */
     bool resync_due;  /* tell the slave to resynchronise */
     bool in_sequence; /* the last message had more == true */
+    bool batch_due;   /* a new subscription gets a batch even at the head */
     int seq_len;      /* messages of the current sequence so far */
     char **tables;
     size_t ntables;
     int64_t cursor; /* changes sent up to this version */
-    int64_t acked;
+    int64_t acked;  /* acknowledged for identity; -1 = nothing yet */
     int64_t behind_since_ms;
     int64_t last_rx_ms;
     int64_t last_tx_ms;
     int64_t sent_rows;
     int64_t connected_ms;
     bool error_due;         /* send error then close */
+    char error_code[16];    /* its code: subscribe, protocol, timeout */
     bool snapshot_due;      /* make (or share) a file snapshot, then stream it */
     verso__sync_snap *snap; /* the snapshot being sent */
     int64_t snap_off;
     char name[64];
-    char identity[37]; /* the master identity this subscription's cursor belongs to */
+    char identity[37]; /* the identity last announced to the slave (hello, resync, snapshot) */
     char resync_reason[32];
     char error[160];
 } conn;
@@ -77,10 +80,13 @@ static int64_t now_ms(void)
     return verso_now_ms();
 }
 
+static void snapshot_end(conn *c);
+
 /* ---- messages ---- */
 
-static int msg_hello(verso_sync_master *m, verso_buf *b)
+static int msg_hello(verso_sync_master *m, conn *c, verso_buf *b)
 {
+    memcpy(c->identity, m->info.identity, sizeof(c->identity)); /* what the slave will assume */
     return verso_buf_printf(b,
                             "{\"type\":\"hello\",\"protocol\":1,\"identity\":\"%s\",\"head\":%lld,"
                             "\"horizon\":%lld,\"heartbeat_ms\":%d,\"time\":%lld}",
@@ -107,6 +113,9 @@ static int msg_heartbeat(verso_sync_master *m, verso_buf *b)
 
 static int msg_resync(verso_sync_master *m, conn *c, verso_buf *b)
 {
+    pthread_mutex_lock(&m->lock);
+    memcpy(c->identity, m->info.identity, sizeof(c->identity));
+    pthread_mutex_unlock(&m->lock);
     return verso_buf_printf(b,
                             "{\"type\":\"resync\",\"reason\":\"%s\",\"identity\":\"%s\","
                             "\"head\":%lld,\"horizon\":%lld}",
@@ -144,6 +153,33 @@ static int send_resync(verso_sync_master *m, conn *c, verso_buf *b, const char *
     return msg_resync(m, c, b);
 }
 
+/*
+ * Ends the connection: an error message saying why, then the close (both
+ * at the next writeable). Messages received meanwhile are ignored.
+ */
+static int fail_conn(verso_sync_master *m, conn *c, const char *code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+static int fail_conn(verso_sync_master *m, conn *c, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(c->error, sizeof(c->error), fmt, ap);
+    va_end(ap);
+    snprintf(c->error_code, sizeof(c->error_code), "%s", code);
+    c->error_due = true;
+    snapshot_end(c);
+    pthread_mutex_lock(&m->lock);
+    c->subscribed = false;
+    pthread_mutex_unlock(&m->lock);
+    verso_ws_want_write(c->ws);
+    return 0;
+}
+
 static void refresh(verso_sync_master *m);
 
 /*
@@ -173,6 +209,7 @@ static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
     int64_t from = c->cursor, n = 0;
     int rc;
 
+    c->batch_due = false;
     fo.since = c->cursor;
     fo.limit = sequence_limit(m, c);
     fo.tables = (const char *const *)c->tables;
@@ -281,11 +318,13 @@ static int msg_snapshot(verso_sync_master *m, conn *c, verso_buf *b)
     if (rc == 0 && last) { /* continue as a subscription from the snapshot's head */
         snapshot_end(c);
         pthread_mutex_lock(&m->lock);
-        c->cursor = c->acked = head;
+        c->cursor = head;
+        c->acked = -1; /* until the slave says it installed it */
         c->subscribed = true;
         memcpy(c->identity, m->info.identity, sizeof(c->identity));
         pthread_mutex_unlock(&m->lock);
         c->schema_due = true;
+        c->batch_due = true;
         c->reset = false;
     }
     return rc;
@@ -300,7 +339,7 @@ static bool heartbeat_due(const verso_sync_master *m, const conn *c)
 
 static bool changes_due(const verso_sync_master *m, const conn *c)
 {
-    return c->subscribed && (c->in_sequence || c->cursor < m->info.head);
+    return c->subscribed && (c->batch_due || c->in_sequence || c->cursor < m->info.head);
 }
 
 /* Builds the next message into b; 0 with b empty when there is nothing to send. */
@@ -308,10 +347,10 @@ static int next_message(verso_sync_master *m, conn *c, verso_buf *b)
 {
     verso_buf_clear(b);
     if (c->error_due)
-        return msg_error(b, "subscribe", c->error);
+        return msg_error(b, c->error_code, c->error);
     if (c->hello_due) {
         c->hello_due = false;
-        return msg_hello(m, b);
+        return msg_hello(m, c, b);
     }
     if (c->resync_due) {
         c->resync_due = false;
@@ -397,12 +436,27 @@ static void copy_name(char *dst, size_t cap, const char *name)
     dst[n] = 0;
 }
 
+/* Why the subscription cannot continue from its cursor, or NULL. */
+static const char *resync_reason(const verso_sync_master *m, const char *identity, int64_t cursor)
+{
+    if (identity[0] ? strcmp(identity, m->info.identity) != 0 : cursor > 0)
+        return "identity"; /* an empty identity is an empty slave: cursor 0 */
+    if (cursor > m->info.head)
+        return "ahead";
+    if (cursor > 0 && cursor < m->info.horizon)
+        return "horizon";
+    return NULL;
+}
+
 static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON *msg)
 {
     verso_buf err = VERSO_BUF_INIT;
     const char *identity = verso__sync_json_get_str(msg, "identity");
     const char *name = verso__sync_json_get_str(msg, "name");
+    const char *reason = NULL;
     int64_t cursor = 0;
+    bool stale; /* the identity changed since it was announced: the slave would commit for the
+                   former one */
 
     (void)ws;
     if (verso__sync_json_get_i64(&cursor, msg, "cursor") < 0 || cursor < 0)
@@ -411,50 +465,54 @@ static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON
              err.len == 0)
         verso_buf_puts(&err, "out of memory");
     if (err.len > 0) {
-        snprintf(c->error, sizeof(c->error), "%s", err.data);
-        c->error_due = true;
-        pthread_mutex_lock(&m->lock);
-        c->subscribed = false;
-        pthread_mutex_unlock(&m->lock);
+        fail_conn(m, c, "subscribe", "%s", err.data);
         verso_buf_free(&err);
         return 0;
     }
+    identity = identity ? identity : "";
     c->resync_due = false; /* a resync not yet sent is answered by this subscription */
     c->reset = verso__sync_json_get_bool(msg, "reset");
-    if (c->reset)
+    if (c->reset) /* from scratch: the cursor and identity sent do not matter */
         cursor = 0;
+    stale = strcmp(c->identity, m->info.identity) != 0;
+    reason = stale ? "identity" : c->reset ? NULL : resync_reason(m, identity, cursor);
     snapshot_end(c);
     /* a whole-file snapshot only serves an empty slave following every table */
-    c->snapshot_due = verso__sync_json_get_bool(msg, "snapshot") && cursor == 0 && c->ntables == 0;
+    c->snapshot_due =
+        !stale && verso__sync_json_get_bool(msg, "snapshot") && cursor == 0 && c->ntables == 0;
     pthread_mutex_lock(&m->lock); /* the peer list reads these */
     if (name)
         copy_name(c->name, sizeof(c->name), name);
     c->cursor = cursor;
-    c->acked = cursor;
+    /* what the slave holds of this master: its cursor, if it names this identity */
+    c->acked = !c->reset && identity[0] && !reason ? cursor : -1;
+    c->behind_since_ms = 0;
     c->subscribed = !c->snapshot_due;
-    memcpy(c->identity, m->info.identity, sizeof(c->identity));
     pthread_mutex_unlock(&m->lock);
     c->schema_due = true;
+    c->batch_due = true; /* even at the head: the slave learns it is there */
     c->in_sequence = false;
     c->seq_len = 0;
-    if (!c->reset && !c->snapshot_due) {
-        if (identity && *identity && strcmp(identity, m->info.identity) != 0)
-            ask_resync(m, c, "identity");
-        else if (cursor > m->info.head)
-            ask_resync(m, c, "ahead");
-        else if (cursor > 0 && cursor < m->info.horizon)
-            ask_resync(m, c, "horizon");
-    }
+    if (reason && !c->snapshot_due)
+        ask_resync(m, c, reason);
     return 0;
 }
 
+/* Counts an acknowledgement of the current subscription; one beyond what
+ * was sent on it (so beyond the head) ends the connection. */
 static int on_ack(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON *msg)
 {
+    const char *identity = verso__sync_json_get_str(msg, "identity");
     int64_t v;
 
     (void)ws;
-    if (verso__sync_json_get_i64(&v, msg, "version") < 0)
-        return -1;
+    if (verso__sync_json_get_i64(&v, msg, "version") < 0 || v < 0)
+        return fail_conn(m, c, "protocol", "ack needs an integer version >= 0");
+    if (!c->subscribed || (identity && strcmp(identity, c->identity) != 0))
+        return 0; /* a subscription that ended (resync), or another master's version */
+    if (v > c->cursor)
+        return fail_conn(m, c, "protocol", "ack of version %lld: only %lld was sent (head %lld)",
+                         (long long)v, (long long)c->cursor, (long long)m->info.head);
     pthread_mutex_lock(&m->lock);
     if (v > c->acked)
         c->acked = v;
@@ -487,19 +545,22 @@ static int ws_message(verso_ws *ws, void *cp, const void *data, size_t len, void
     verso_sync_master *m = arg;
     conn *c = cp;
     verso_json *doc = NULL;
-    const char *type;
-    int rc = -1;
+    const char *type = NULL;
+    size_t i = 0, n = sizeof(incoming) / sizeof(incoming[0]);
+    int rc = 0;
 
     c->last_rx_ms = now_ms();
+    if (c->error_due) /* the connection is ending */
+        return 0;
     if (verso_json_parse(&doc, data, len, 8, NULL) < 0)
-        return -1;
+        return fail_conn(m, c, "protocol", "a message is not a JSON object");
     type = verso__sync_json_get_str(verso_json_root(doc), "type");
-    for (size_t i = 0; type && i < sizeof(incoming) / sizeof(incoming[0]); i++) {
-        if (strcmp(incoming[i].type, type) == 0) {
-            rc = incoming[i].fn(m, ws, c, verso_json_root(doc));
-            break;
-        }
-    }
+    while (type && i < n && strcmp(incoming[i].type, type) != 0)
+        i++;
+    if (type && i < n)
+        rc = incoming[i].fn(m, ws, c, verso_json_root(doc));
+    else
+        rc = fail_conn(m, c, "protocol", "unknown message type %.40s", type ? type : "(none)");
     verso_json_free(doc);
     if (rc == 0)
         verso_ws_want_write(ws);
@@ -663,8 +724,9 @@ static void tick(verso_rest *srv, void *arg)
     refresh(m);
     for (conn *c = m->conns; c; c = c->next) {
         update_lag(m, c, now);
-        if (now - c->last_rx_ms > 3 * (int64_t)m->o.heartbeat_ms) {
-            verso_ws_close(c->ws);
+        if (now - c->last_rx_ms > 3 * (int64_t)m->o.heartbeat_ms && !c->error_due) {
+            fail_conn(m, c, "timeout", "nothing received for three heartbeat periods (%d ms)",
+                      3 * m->o.heartbeat_ms);
             continue;
         }
         if (changes_due(m, c) || c->schema_due || heartbeat_due(m, c) || c->snap)

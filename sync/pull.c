@@ -171,35 +171,59 @@ static void progress(pull *p, int64_t cursor, bool last)
     p->o->on_progress(&pr, p->o->progress_arg);
 }
 
-/* Applies the answer in p->body: 1 = continue, 0 = caught up, VERSO_EHORIZON = resync. */
-static int apply_answer(pull *p, int status, int64_t *since, bool *reset, int64_t *stored)
+/*
+ * The answer's cursor and more, after checking it belongs to the master
+ * of /_info and continues from since, the cursor asked for.
+ */
+static int check_answer(pull *p, const cJSON *root, int64_t since, int64_t *cursor, bool *more)
 {
-    verso_json *doc = NULL;
-    const cJSON *root;
-    const char *id;
-    int64_t cursor, head;
-    int rc;
-    bool more;
+    const char *id = verso__sync_json_get_str(root, "identity");
+    int64_t from, head;
 
-    if (status == 410)
-        return VERSO_EHORIZON;
-    if (status != 200)
-        return status_error(p, status, "GET /_changes");
-    if ((rc = parse_body(&doc, p, "GET /_changes")) < 0)
-        return rc;
-    root = verso_json_root(doc);
-    id = verso__sync_json_get_str(root, "identity");
-    if (!id || strcmp(id, p->identity) != 0) {
-        verso_json_free(doc);
+    if (!id || strcmp(id, p->identity) != 0)
         return VERSO_EIDENTITY;
+    if (verso__sync_json_get_i64(&from, root, "since") < 0 || from != since) {
+        verso__sync_why(p->why, p->whylen, "GET /_changes: answer not continuing from since=%lld",
+                        (long long)since);
+        return VERSO_EPROTO;
     }
-    if (verso__sync_json_get_i64(&cursor, root, "cursor") < 0 ||
-        verso__sync_json_get_i64(&head, root, "head") < 0 || cursor < *since) {
-        verso_json_free(doc);
+    if (verso__sync_json_get_i64(cursor, root, "cursor") < 0 ||
+        verso__sync_json_get_i64(&head, root, "head") < 0 || *cursor < since || *cursor > head) {
         verso__sync_why(p->why, p->whylen, "GET /_changes: bad cursor");
         return VERSO_EPROTO;
     }
-    more = verso__sync_json_get_bool(root, "more");
+    *more = verso__sync_json_get_bool(root, "more");
+    return 0;
+}
+
+/*
+ * Applies an answer to GET /_changes?since=*since (doc parsed, else the
+ * body in p->body; doc is taken over): 1 = continue, 0 = caught up,
+ * VERSO_EHORIZON = resync.
+ */
+static int apply_answer(pull *p, verso_json *doc, int status, int64_t *since, bool *reset,
+                        int64_t *stored)
+{
+    const cJSON *root;
+    int64_t cursor;
+    int rc;
+    bool more;
+
+    if (status != 200 || !doc) {
+        verso_json_free(doc);
+        doc = NULL;
+        if (status == 410)
+            return VERSO_EHORIZON;
+        if (status != 200)
+            return status_error(p, status, "GET /_changes");
+        if ((rc = parse_body(&doc, p, "GET /_changes")) < 0)
+            return rc;
+    }
+    root = verso_json_root(doc);
+    if ((rc = check_answer(p, root, *since, &cursor, &more)) < 0) {
+        verso_json_free(doc);
+        return rc;
+    }
     rc = verso__sync_applier_entries(p->ap, doc, cJSON_GetObjectItemCaseSensitive(root, "changes"),
                                      *reset);
     if (rc < 0) {
@@ -230,7 +254,7 @@ static int fetch_apply(pull *p, int64_t *since, bool *reset, int64_t *stored)
     if (rc == 0)
         rc = get(p, &status, path.data, "GET /_changes");
     verso_buf_free(&path);
-    return rc < 0 ? rc : apply_answer(p, status, since, reset, stored);
+    return rc < 0 ? rc : apply_answer(p, NULL, status, since, reset, stored);
 }
 
 /*
@@ -241,14 +265,15 @@ static int fetch_apply(pull *p, int64_t *since, bool *reset, int64_t *stored)
 static int stream(pull *p, int64_t *since, bool *reset, int64_t *stored)
 {
     verso__sync_fetch *f = NULL;
+    verso_json *doc = NULL;
     int rc, status = 0;
 
     if ((rc = changes_suffix(p)) < 0)
         return rc;
     if (verso__sync_fetch_start(&f, p->http, p->query.data, *since, p->head) == 0) {
         do {
-            if ((rc = verso__sync_fetch_next(&p->body, &status, f, p->stop)) == 0)
-                rc = apply_answer(p, status, since, reset, stored);
+            if ((rc = verso__sync_fetch_next(&p->body, &doc, &status, f, p->stop)) == 0)
+                rc = apply_answer(p, doc, status, since, reset, stored);
             else if (rc != VERSO_ESTATE)
                 verso__sync_why(p->why, p->whylen, "GET /_changes: %s", verso_strerror(rc));
         } while (rc > 0);
@@ -262,9 +287,9 @@ static int stream(pull *p, int64_t *since, bool *reset, int64_t *stored)
 }
 
 /*
- * An empty database: try the master's file snapshot first (much faster
- * than rows for a large table). Any failure leaves db untouched and the
- * rows are then read as usual.
+ * A database with nothing of its own: try the master's file snapshot first
+ * (much faster than rows for a large table). Any failure leaves db
+ * untouched and the rows are then read as usual.
  */
 static void bootstrap(pull *p, int64_t *since, int64_t *stored, bool *reset)
 {
@@ -302,7 +327,7 @@ static int run(pull *p)
     reset = verso__sync_need_reset(&c, p->identity, p->head, p->horizon);
     since = reset ? 0 : c.version;
     stored = c.version;
-    if (!c.master[0] && c.version == 0 && !p->o->tables && verso_db_ntables(p->db) == 0)
+    if (!c.master[0] && c.version == 0 && !p->o->tables && verso__sync_snapshot_fits(p->db))
         bootstrap(p, &since, &stored, &reset);
     p->res.master_head = p->head;
     memcpy(p->res.master, p->identity, sizeof(p->res.master));

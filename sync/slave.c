@@ -66,7 +66,8 @@ struct verso_slave {
     bool subscribe_due;
     bool force_reset;
     bool reset_pending; /* the subscription is a full resync not yet begun */
-    int64_t ack_due;    /* version to acknowledge, 0 = none */
+    bool ack_due;       /* acknowledge ack_version (of master) */
+    int64_t ack_version;
     int64_t expected_from;
     char master[37];
     int64_t master_head;
@@ -144,6 +145,7 @@ static int on_hello(verso_slave *s, verso_json *doc)
         verso__sync_json_get_i64(&s->master_horizon, msg, "horizon") < 0)
         return VERSO_EPROTO;
     memcpy(s->master, id, sizeof(s->master));
+    s->ack_due = false; /* the subscription's cursor says it */
     if (verso__sync_json_get_i64(&s->master_hb_ms, msg, "heartbeat_ms") < 0 || s->master_hb_ms <= 0)
         s->master_hb_ms = 5000;
     verso__sync_applier_abort(s->ap);
@@ -153,7 +155,7 @@ static int on_hello(verso_slave *s, verso_json *doc)
         s->force_reset || verso__sync_need_reset(&c, s->master, s->master_head, s->master_horizon);
     s->force_reset = false;
     s->want_snapshot = (s->reset_pending || (!c.master[0] && c.version == 0)) && !s->tables &&
-                       verso_db_ntables(s->db) == 0;
+                       verso__sync_snapshot_fits(s->db);
     if (s->snapshot_only && !s->want_snapshot)
         finish(s, 0);
     s->expected_from = s->reset_pending ? 0 : c.version;
@@ -206,7 +208,8 @@ static int snapshot_installed(verso_slave *s, const char *master, int64_t head)
         s->st.resyncs++;
         pthread_mutex_unlock(&s->lock);
     }
-    s->ack_due = head;
+    s->ack_due = true;
+    s->ack_version = head;
     if (s->o.client.on_apply) /* before waiters see the version, as for rows */
         s->o.client.on_apply(NULL, 0, head, true, s->o.client.apply_arg);
     publish(s, head, head, true);
@@ -330,7 +333,8 @@ static int commit(verso_slave *s, int64_t to, int64_t head)
         s->st.resyncs++;
         pthread_mutex_unlock(&s->lock);
     }
-    s->ack_due = to;
+    s->ack_due = true;
+    s->ack_version = to;
     publish(s, to, head, true);
     want_write(s);
     return 0;
@@ -373,6 +377,16 @@ static int on_changes(verso_slave *s, verso_json *doc)
         return VERSO_EPROTO;
     }
     s->expected_from = to;
+    if (!more && to == from && !s->reset_pending && !verso__sync_applier_open(s->ap) &&
+        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(msg, "entries")) == 0 &&
+        strcmp(s->st.master, s->master) == 0) { /* we hold the head already: nothing to write */
+        verso_json_free(doc);
+        s->ack_due = true;
+        s->ack_version = to;
+        publish(s, to, head, false);
+        want_write(s);
+        return 0;
+    }
     rc = verso__sync_applier_entries(s->ap, doc, cJSON_GetObjectItemCaseSensitive(msg, "entries"),
                                      s->reset_pending);
     if (rc < 0) {
@@ -407,6 +421,7 @@ static int on_resync(verso_slave *s, verso_json *doc)
     if (!id || strlen(id) != 36)
         return VERSO_EPROTO;
     memcpy(s->master, id, sizeof(s->master));
+    s->ack_due = false; /* of the former subscription */
     verso__sync_json_get_i64(&s->master_head, msg, "head");
     verso__sync_json_get_i64(&s->master_horizon, msg, "horizon");
     verso__sync_applier_abort(s->ap);
@@ -610,10 +625,10 @@ static int next_out(verso_slave *s, verso_buf *b)
         return build_subscribe(s, b);
     }
     if (s->ack_due) {
-        int64_t v = s->ack_due;
-        s->ack_due = 0;
-        return verso_buf_printf(b, "{\"type\":\"ack\",\"version\":%lld,\"time\":%lld}",
-                                (long long)v, (long long)verso_now_ms());
+        s->ack_due = false;
+        return verso_buf_printf(
+            b, "{\"type\":\"ack\",\"version\":%lld,\"identity\":\"%s\",\"time\":%lld}",
+            (long long)s->ack_version, s->master, (long long)verso_now_ms());
     }
     if (verso__sync_mono_ms() - s->last_tx_ms >= heartbeat_period(s))
         return verso_buf_printf(b, "{\"type\":\"heartbeat\",\"time\":%lld}",

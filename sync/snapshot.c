@@ -73,6 +73,47 @@ static void remove_file(const char *file)
     }
 }
 
+/* 1 if the file of s holds an object neither SQLite's nor verso's, 0 if not, < 0 on error. */
+static int own_objects(sqlite3 *s)
+{
+    static const char q[] = "SELECT 1 FROM main.sqlite_master WHERE name NOT LIKE 'sqlite^_%'"
+                            " ESCAPE '^' AND name NOT LIKE '^_verso^_%' ESCAPE '^' LIMIT 1";
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(s, q, -1, &st, NULL);
+
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return src == SQLITE_ROW ? 1 : src == SQLITE_DONE ? 0 : VERSO_EDB;
+}
+
+bool verso__sync_snapshot_fits(verso_db *db)
+{
+    return verso_db_ntables(db) == 0 && own_objects(verso_db_sqlite(db)) == 0;
+}
+
+/*
+ * Checked again once the backup holds db's write lock (a second
+ * connection reads the committed schema, which nobody can change now):
+ * a table the user made since the decision to ask for a snapshot is kept.
+ */
+static int still_fits(verso_db *db, char *why, size_t whylen)
+{
+    sqlite3 *chk = NULL;
+    int own = VERSO_EDB;
+
+    if (sqlite3_open_v2(verso_db_path(db), &chk, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(chk, 5000);
+        own = own_objects(chk);
+    }
+    sqlite3_close(chk);
+    if (own != 0)
+        verso__sync_why(why, whylen, "snapshot: %s",
+                        own > 0 ? "the database has objects of its own now: not replaced"
+                                : "cannot read the database's schema");
+    return own == 0 ? 0 : own > 0 ? VERSO_ESTATE : own;
+}
+
 int verso__sync_snapshot_install(verso_db *db, const char *file, const char *master,
                                  int64_t version, char *why, size_t whylen)
 {
@@ -82,20 +123,32 @@ int verso__sync_snapshot_install(verso_db *db, const char *file, const char *mas
     int rc = VERSO_EDB;
 
     snprintf(identity, sizeof(identity), "%s", verso_db_identity(db));
+    if (!verso__sync_snapshot_fits(db)) {
+        verso__sync_why(why, whylen, "snapshot: the database is not empty: not replaced");
+        rc = VERSO_ESTATE;
+        goto done;
+    }
     if (sqlite3_open_v2(file, &src, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
         fix_copy(src, identity, master, version) != SQLITE_OK) {
         verso__sync_why(why, whylen, "snapshot: %s", sqlite3_errmsg(src));
         goto done;
     }
     bk = sqlite3_backup_init(verso_db_sqlite(db), "main", src, "main");
-    if (!bk || sqlite3_backup_step(bk, -1) != SQLITE_DONE) {
+    if (!bk || sqlite3_backup_step(bk, 0) != SQLITE_OK) { /* takes db's write lock */
+        verso__sync_why(why, whylen, "snapshot install: %s", sqlite3_errmsg(verso_db_sqlite(db)));
+        goto done;
+    }
+    if ((rc = still_fits(db, why, whylen)) < 0)
+        goto done; /* a backup finished unfinished leaves db as it was */
+    rc = VERSO_EDB;
+    if (sqlite3_backup_step(bk, -1) != SQLITE_DONE) {
         verso__sync_why(why, whylen, "snapshot install: %s", sqlite3_errmsg(verso_db_sqlite(db)));
         goto done;
     }
     rc = 0;
 done:
     if (bk && sqlite3_backup_finish(bk) != SQLITE_OK && rc == 0)
-        rc = VERSO_EDB;
+        rc = VERSO_EDB; /* an unfinished backup is rolled back */
     sqlite3_close(src);
     remove_file(file);
     if (rc == 0 && (rc = verso_db_refresh_schema(db)) < 0)

@@ -562,7 +562,14 @@ int verso_apply_begin(verso_db *db, bool reset);
  *
  * - Missing here: the table is created with the master's columns (types,
  *   NOT NULL).
- * - Present (declared as a C struct, tracked, or replicated before): its
+ * - Owned by someone else: an object of this database that is not a
+ *   tracked table and whose name equals table ignoring case (a plain
+ *   table, view, index or trigger of the user's) is never taken over:
+ *   VERSO_ESCHEMA ("table T: the table T of this database is not a
+ *   replica; ..."), nothing changed. verso_apply_replace() first replaces
+ *   it.
+ * - Present (tracked: declared as a C struct, tracked with verso_track(),
+ *   or replicated before): its
  *   columns must match the master's: same id and version columns, and for
  *   every other column the master has and this table has, the same type
  *   (VERSO_ANY matches any) and the same NOT NULL. A column this table has
@@ -588,6 +595,18 @@ int verso_apply_begin(verso_db *db, bool reset);
  *   commit, as after a reset, so its own slaves resynchronise.
  */
 int verso_apply_table(verso_db *db, const char *table, const verso_column *columns, size_t n);
+
+/*
+ * The explicit opt-in for a name collision: inside apply, drops the object
+ * named table (ignoring case) that verso_apply_table() would refuse (see
+ * there), so that the next verso_apply_table() makes the replica; a table's
+ * indexes and triggers go with it. A tracked table of another case leaves
+ * the change feed with its tombstones, and the database gets a new
+ * identity at commit. Rolled back with the apply transaction. 0 when there
+ * is nothing to replace (no such object, or a tracked table of that exact
+ * name). Errors: VERSO_ESTATE (not inside apply), VERSO_EDB.
+ */
+int verso_apply_replace(verso_db *db, const char *table);
 
 /* Upserts a row with the master's id and version. Versions must increase. */
 int verso_apply_upsert(verso_db *db, const char *table, const char *const *columns,

@@ -19,7 +19,14 @@
  *    drops below the slave's cursor (a restored file);
  *  - the master reads each slave's changes from that slave's own cursor,
  *    never holds a database lock across a network wait, and a slow slave
- *    only lags.
+ *    only lags;
+ *  - a replica never destroys what it does not own: objects of the slave's
+ *    database that are not replicated (the user's tables, views, indexes,
+ *    triggers) are never touched; a file snapshot is installed only into a
+ *    database that has none, and a master table whose name one of them has
+ *    is refused unless the caller opts in (verso_sync_client.replace_tables);
+ *  - what the master reports is true: a slave is at lag 0 only when it
+ *    acknowledged the head of the master's current identity.
  *
  * URLs are a master's base URL: "http://host:port" or "https://host:port"
  * (an optional path prefix is kept). The access token, when the master
@@ -102,11 +109,17 @@ typedef struct verso_sync_client {
     void *apply_arg;
     verso_sync_progress_fn on_progress;
     void *progress_arg;
+    /* A master table whose name an untracked object of the slave's
+     * database already has (a plain table, view, index or trigger of the
+     * user's; names compared ignoring case) is refused with VERSO_ESCHEMA,
+     * and nothing is applied. true replaces that object by the replica
+     * (dropped in the apply transaction). Default false. */
+    bool replace_tables;
 } verso_sync_client;
 
 #define VERSO_SYNC_CLIENT_INIT                                                                     \
     {                                                                                              \
-        NULL, NULL, 0, 0, 0, false, NULL, NULL, NULL, NULL                                         \
+        NULL, NULL, 0, 0, 0, false, NULL, NULL, NULL, NULL, false                                  \
     }
 
 /* ---------------------------------------------------------------------
@@ -118,20 +131,28 @@ typedef struct verso_pull_result {
     int64_t cursor;      /* the slave's cursor at the end (master version) */
     int64_t master_head; /* the master's head when the pull started */
     bool resynced;       /* a full resynchronisation took place */
-    bool snapshot;       /* an empty db was bootstrapped from the master's file snapshot */
+    bool snapshot;       /* db (with nothing of its own) was bootstrapped from a file snapshot */
     char master[37];     /* the master's identity */
 } verso_pull_result;
 
 /*
  * Brings db up to (at least) the master's head as it was when the call
  * started: reads GET /_info, decides whether a full resynchronisation is
- * needed, then reads GET /_changes in chunks and applies them (a db with
- * no table yet is first bootstrapped from a file snapshot of the master
- * over /_sync when the master offers it: pages, not rows). Commits
- * happen only at snapshot boundaries (each commit stores the cursor), so a
- * crash or error leaves db at its previous consistent state. Replicated
- * tables are created from the master's schema, or checked against it
- * (VERSO_ESCHEMA, detail in verso_errmsg(db)).
+ * needed, then reads GET /_changes in chunks and applies them; each answer
+ * must say it continues from the cursor asked for (else VERSO_EPROTO). A
+ * db with nothing of its own (no table, view, index or trigger but
+ * verso's metadata, no cursor) and no table filter is first bootstrapped
+ * from a file snapshot of the master over /_sync when the master offers
+ * it: pages, not rows. Commits happen only at snapshot boundaries (each
+ * commit stores the cursor), so a crash or error leaves db at its previous
+ * consistent state. Replicated tables are created from the master's
+ * schema, or checked against it (VERSO_ESCHEMA, detail in
+ * verso_errmsg(db)). Objects of db the master does not have are never
+ * touched; a master table whose name an untracked object of db has (any
+ * case) is refused with VERSO_ESCHEMA and nothing applied, unless
+ * opts->replace_tables. A table tracked in db (declared as a C struct or
+ * with verso_track()) that the master also has becomes its replica: rows
+ * written there before are removed (see verso_apply_table()).
  *
  * db is used by the calling thread only during the call and must not be
  * inside a transaction. out (may be NULL) receives the result. why (may be
@@ -172,11 +193,13 @@ typedef struct verso_slave_options {
  * Starts a live slave of the master at url on the database file db_path
  * (created if missing unless opts->db.create is false), on a new thread
  * with its own database handle. It connects, catches up from its cursor
- * (resynchronising when needed; a database with no table yet and no table
- * filter is bootstrapped from a file snapshot of the master), then applies
- * each master commit as it
- * arrives; after any failure it reconnects by itself with backoff and
- * resumes. opts may be NULL. *out receives the slave, to stop with
+ * (resynchronising when needed; a database with nothing of its own and no
+ * table filter is bootstrapped from a file snapshot of the master), then
+ * applies each master commit as it arrives; after any failure it
+ * reconnects by itself with backoff and resumes. The database's own
+ * objects are left alone as with verso_sync_pull(); a refused name
+ * collision shows in last_error and is retried with backoff. opts may be
+ * NULL. *out receives the slave, to stop with
  * verso_slave_stop(). Errors: VERSO_EINVAL (bad URL), VERSO_EDB /
  * VERSO_ESCHEMA (cannot open db_path; detail in why), VERSO_ENOMEM.
  */
@@ -276,8 +299,10 @@ int verso_sync_master_unwatch(verso_sync_master *m, verso_db *db);
 typedef struct verso_sync_peer {
     char name[64];        /* the name the slave gave (host:pid by default) */
     int64_t cursor;       /* version sent up to */
-    int64_t acked;        /* version the slave acknowledged as committed */
-    int64_t lag_versions; /* master head - acked */
+    int64_t acked;        /* version the slave acknowledged as committed for the master's
+                             current identity (its subscription's cursor counts); -1 before
+                             any (an empty, bootstrapping or resynchronising slave) */
+    int64_t lag_versions; /* master head - acked: 0 only when the slave holds the head */
     int64_t lag_ms;       /* how long the slave has been behind; 0 when caught up */
     int64_t sent_rows;    /* changes sent on this connection */
     int64_t connected_ms; /* connection time (Unix ms) */
