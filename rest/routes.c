@@ -552,9 +552,13 @@ static int feed_parse(feed_args *a, verso__req *rq, verso__resp *rs)
     int max = rq->srv->cfg.limits.max_changes;
 
     a->fo.limit = max < 1000 ? max : 1000;
-    if ((since && (verso__parse_i64(&a->fo.since, since) < 0 || a->fo.since < 0)) ||
-        (limit && (verso__parse_i64(&a->fo.limit, limit) < 0 || a->fo.limit < 1))) {
-        verso__error(rs, 400, "since and limit must be non-negative integers");
+    if (since && (verso__parse_i64(&a->fo.since, since) < 0 || a->fo.since < 0)) {
+        verso__error(rs, 400, "since must be a non-negative integer (a version; 0 reads everything)");
+        return 400;
+    }
+    if (limit && (verso__parse_i64(&a->fo.limit, limit) < 0 || a->fo.limit < 1)) {
+        verso__error(rs, 400, "limit must be a positive integer (changes per answer; at most %d)",
+                     max);
         return 400;
     }
     if (a->fo.limit > max)

@@ -710,6 +710,13 @@ static void test_changes_parameters(void **state)
         if (st != cases[i].status)
             fail_msg("%s: HTTP %ld, protocol.md says %ld", cases[i].query, st, cases[i].status);
     }
+    /* each message names the parameter at fault and what it takes */
+    assert_int_equal(h_http(&m, "GET", "/_changes?limit=0", NULL, &all), 400);
+    assert_non_null(strstr(all.data, "limit must be a positive integer"));
+    verso_buf_clear(&all);
+    assert_int_equal(h_http(&m, "GET", "/_changes?since=-3", NULL, &all), 400);
+    assert_non_null(strstr(all.data, "since must be a non-negative integer"));
+    verso_buf_clear(&all);
     /* an empty tables= is no filter at all */
     assert_int_equal(h_http(&m, "GET", "/_changes?since=0", NULL, &all), 200);
     assert_int_equal(h_http(&m, "GET", "/_changes?since=0&tables=", NULL, &empty), 200);
