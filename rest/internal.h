@@ -181,6 +181,7 @@ struct verso_rest {
     pthread_t thread;
     atomic_int stop;
     atomic_int woken;
+    bool going_away; /* stopping: open WebSockets get a 1001 close frame */
 
     /* Query time budget, checked by the SQLite progress handler. */
     int64_t deadline_ms;

@@ -333,6 +333,36 @@ static int start_tick(verso_rest *srv)
     return 0;
 }
 
+/* On stop, every open WebSocket is closed with a close frame (1001, going
+ * away) rather than dropped: the service runs on until they are closed or
+ * for at most a second. */
+static void wake_fired(lws_sorted_usec_list_t *sul)
+{
+    (void)sul;
+}
+
+static void close_websockets(verso_rest *srv)
+{
+    lws_sorted_usec_list_t wake;
+    struct timespec t0, t;
+
+    if (!srv->metrics.ws_open)
+        return;
+    memset(&wake, 0, sizeof(wake));
+    srv->going_away = true;
+    for (size_t i = 0; i < srv->nhandlers; i++)
+        lws_callback_on_writable_all_protocol(srv->ctx, &srv->protocols[i + 1]);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do { /* the timer bounds each wait when a peer never answers */
+        lws_sul_schedule(srv->ctx, 0, &wake, wake_fired, 50 * LWS_US_PER_MS);
+        if (lws_service(srv->ctx, 0) < 0)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while (srv->metrics.ws_open &&
+             (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 1000);
+    lws_sul_schedule(srv->ctx, 0, &wake, wake_fired, LWS_SET_TIMER_USEC_CANCEL);
+}
+
 static void *service_main(void *arg)
 {
     verso_rest *srv = arg;
@@ -342,6 +372,7 @@ static void *service_main(void *arg)
     while (!atomic_load(&srv->stop))
         if (lws_service(srv->ctx, 0) < 0)
             break;
+    close_websockets(srv);
     return NULL;
 }
 

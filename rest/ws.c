@@ -216,6 +216,13 @@ static int received(verso_ws *ws, const void *in, size_t len)
 
 static int writeable(verso_ws *ws)
 {
+    static const char away[] = "server stopping";
+
+    if (ws->srv->going_away) {
+        lws_close_reason(ws->wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)away,
+                         sizeof(away) - 1);
+        return -1;
+    }
     if (ws->closing) {
         lws_close_reason(ws->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
         return -1;

@@ -683,6 +683,24 @@ static void test_master_closes_with_a_close_frame(void **state)
     assert_int_equal(close_code_after(&m, NULL, false, "timeout"), 1000); /* 3 heartbeats */
     /* the server's WebSocket layer: a binary frame */
     assert_int_equal(close_code_after(&m, "{}", true, NULL), 1003);
+    /* the server stopping: 1001 (going away) on every open WebSocket */
+    {
+        verso_json *doc = NULL;
+        int code = -2;
+        wsc a, b;
+        wsc_connect(&a, m.port);
+        wsc_connect(&b, m.port);
+        verso_json_free(wsc_expect(&a, "hello", NULL));
+        verso_json_free(wsc_expect(&b, "hello", NULL));
+        kill(m.pid, SIGTERM);
+        assert_string_equal(wsc_type(&a, &doc, &code, 10000), "close");
+        assert_int_equal(code, 1001);
+        code = -2;
+        assert_string_equal(wsc_type(&b, &doc, &code, 10000), "close");
+        assert_int_equal(code, 1001);
+        wsc_close(&a);
+        wsc_close(&b);
+    }
     h_master_kill(&m, SIGTERM);
 }
 
