@@ -567,16 +567,25 @@ static int prescan_unicode(prescan *ps, size_t *bytes)
     return 0;
 }
 
+/* arr with room for one more element (a larger copy when it is full, *cap
+ * updated), or NULL when out of memory (arr is then unchanged). */
+static void *grow(void *arr, size_t *cap, size_t used, size_t elem)
+{
+    if (used < *cap)
+        return arr;
+    size_t n = *cap ? *cap * 2 : 16;
+    void *p = realloc(arr, n * elem);
+    if (p)
+        *cap = n;
+    return p;
+}
+
 static int prescan_record_string(prescan *ps, size_t decoded)
 {
-    if (ps->nstrs == ps->capstrs) {
-        size_t cap = ps->capstrs ? ps->capstrs * 2 : 16;
-        size_t *p = realloc(ps->strs, cap * sizeof *p);
-        if (!p)
-            return prescan_fail(ps, VERSO_ENOMEM, "out of memory");
-        ps->strs = p;
-        ps->capstrs = cap;
-    }
+    size_t *p = grow(ps->strs, &ps->capstrs, ps->nstrs, sizeof *p);
+    if (!p)
+        return prescan_fail(ps, VERSO_ENOMEM, "out of memory");
+    ps->strs = p;
     ps->strs[ps->nstrs++] = decoded;
     return 0;
 }
@@ -663,14 +672,10 @@ static int prescan_number(prescan *ps)
     }
     if (i < len && strchr("0123456789+-.eE", t[i]) && t[i] != '\0')
         return prescan_fail(ps, VERSO_EJSON, "bad number");
-    if (ps->nnums == ps->capnums) {
-        size_t cap = ps->capnums ? ps->capnums * 2 : 16;
-        numlit *p = realloc(ps->nums, cap * sizeof *p);
-        if (!p)
-            return prescan_fail(ps, VERSO_ENOMEM, "out of memory");
-        ps->nums = p;
-        ps->capnums = cap;
-    }
+    numlit *nums = grow(ps->nums, &ps->capnums, ps->nnums, sizeof *nums);
+    if (!nums)
+        return prescan_fail(ps, VERSO_ENOMEM, "out of memory");
+    ps->nums = nums;
     ps->nums[ps->nnums++] = (numlit){ps->pos, i - ps->pos};
     ps->pos = i;
     return 0;

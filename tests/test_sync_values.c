@@ -9,10 +9,10 @@
  */
 #include <float.h>
 #include <math.h>
-#include <strings.h>
 
 #include <cjson/cJSON.h>
 
+#include "support/rest_http.h"
 #include "sync_harness.h"
 
 #define V_COLS  "i, d, t, b, bo, u, a"
@@ -400,47 +400,6 @@ static void test_values_replicate_exactly(void **state)
 
 /* ---- REST ---- */
 
-typedef struct v_body {
-    char *p;
-    size_t n;
-} v_body;
-
-static size_t v_collect(char *p, size_t size, size_t n, void *arg)
-{
-    v_body *b = arg;
-    char *q = realloc(b->p, b->n + size * n + 1);
-    if (!q)
-        return 0;
-    memcpy(q + b->n, p, size * n);
-    b->p = q;
-    b->n += size * n;
-    b->p[b->n] = '\0';
-    return size * n;
-}
-
-static long v_http(const h_master *m, const char *method, const char *path, const char *json,
-                   v_body *out)
-{
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    char url[256];
-    long status = 0;
-
-    snprintf(url, sizeof url, "%s%s", m->url, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, v_collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    if (json)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return status;
-}
-
 /* typeof(col) and its bytes (text/blob) for row id. */
 static void v_cell(const char *path, const char *col, int64_t id, int *type, char *bytes, size_t *n)
 {
@@ -466,63 +425,41 @@ static void v_cell(const char *path, const char *col, int64_t id, int *type, cha
     sqlite3_close(s);
 }
 
-static size_t v_header(char *p, size_t size, size_t n, void *arg)
-{
-    char *next = arg;
-    size_t len = size * n;
-    if (len > 6 && !strncasecmp(p, "link:", 5)) {
-        const char *a = memchr(p, '<', len), *b = a ? memchr(a, '>', len - (size_t)(a - p)) : NULL;
-        if (a && b && (size_t)(b - a) < 512) {
-            memcpy(next, a + 1, (size_t)(b - a - 1));
-            next[b - a - 1] = '\0';
-        }
-    }
-    return len;
-}
-
 /* Follows the server's Link headers from path; returns the rows seen, each
  * id at most once (ids below 100000). */
 static int v_walk(const h_master *m, const char *path)
 {
     static unsigned char seen[100000];
-    char next[600];
+    char next[600], link[700];
     int rows = 0;
 
     memset(seen, 0, sizeof seen);
     snprintf(next, sizeof next, "%s", path);
     while (next[0]) {
         char url[800];
-        v_body b = {0};
-        long status = 0;
-        CURL *c = curl_easy_init();
+        rt_resp r;
+        verso_json *doc = NULL;
+        const cJSON *row;
+        const char *l, *a, *e;
         snprintf(url, sizeof url, "%s%s", m->url, next);
+        if (rt_request(&r, "GET", url, NULL, 0, NULL) < 0 || r.status != 200)
+            fail_msg("GET %s: %ld %s", url, r.status, r.body ? r.body : "");
         next[0] = '\0';
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, v_collect);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, v_header);
-        curl_easy_setopt(c, CURLOPT_HEADERDATA, next);
-        assert_int_equal(curl_easy_perform(c), CURLE_OK);
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(c);
-        if (status != 200)
-            fail_msg("GET %s: %ld %s", url, status, b.p ? b.p : "");
+        if ((l = rt_header(&r, "link", link, sizeof link)) && (a = strchr(l, '<')) &&
+            (e = strchr(a, '>')) && (size_t)(e - a) < sizeof next)
+            snprintf(next, sizeof next, "%.*s", (int)(e - a - 1), a + 1);
+        assert_int_equal(verso_json_parse(&doc, r.body, r.nbody, 0, NULL), 0);
+        cJSON_ArrayForEach(row, verso_json_root(doc))
         {
-            verso_json *doc = NULL;
-            const cJSON *row;
-            assert_int_equal(verso_json_parse(&doc, b.p, b.n, 0, NULL), 0);
-            cJSON_ArrayForEach(row, verso_json_root(doc))
-            {
-                int64_t id = 0;
-                assert_int_equal(verso_json_int64(&id, cJSON_GetObjectItem(row, "id")), 0);
-                assert_true(id > 0 && id < 100000);
-                if (seen[id]++)
-                    fail_msg("%s: row %lld seen twice", path, (long long)id);
-                rows++;
-            }
-            verso_json_free(doc);
+            int64_t id = 0;
+            assert_int_equal(verso_json_int64(&id, cJSON_GetObjectItem(row, "id")), 0);
+            assert_true(id > 0 && id < 100000);
+            if (seen[id]++)
+                fail_msg("%s: row %lld seen twice", path, (long long)id);
+            rows++;
         }
-        free(b.p);
+        verso_json_free(doc);
+        rt_resp_free(&r);
     }
     return rows;
 }
@@ -530,7 +467,7 @@ static int v_walk(const h_master *m, const char *path)
 static void test_values_rest(void **state)
 {
     char mp[600], bytes[64];
-    v_body b = {0};
+    verso_buf b = VERSO_BUF_INIT;
     h_master m;
     int type;
     size_t n;
@@ -542,27 +479,24 @@ static void test_values_rest(void **state)
     h_master_start(&m, mp, NULL);
 
     /* U+0000 in text, plain JSON: stored as 3 bytes of TEXT, read back escaped */
-    assert_int_equal(v_http(&m, "POST", "/vals", "{\"id\":1,\"t\":\"a\\u0000b\"}", &b), 201);
+    assert_int_equal(h_http(&m, "POST", "/vals", "{\"id\":1,\"t\":\"a\\u0000b\"}", &b), 201);
     v_cell(mp, "t", 1, &type, bytes, &n);
     assert_int_equal(type, SQLITE_TEXT);
     assert_int_equal(n, 3);
     assert_memory_equal(bytes, "a\0b", 3);
-    free(b.p);
-    b = (v_body){0};
-    assert_int_equal(v_http(&m, "GET", "/vals/1", NULL, &b), 200);
-    assert_non_null(strstr(b.p, "\"t\":\"a\\u0000b\""));
-    free(b.p);
-    b = (v_body){0};
+    verso_buf_clear(&b);
+    assert_int_equal(h_http(&m, "GET", "/vals/1", NULL, &b), 200);
+    assert_non_null(strstr(b.data, "\"t\":\"a\\u0000b\""));
+    verso_buf_clear(&b);
 
     /* tagged values write the storage class they name */
-    assert_int_equal(v_http(&m, "POST", "/vals",
+    assert_int_equal(h_http(&m, "POST", "/vals",
                             "{\"id\":2,\"i\":{\"text\":\"abc\"},\"b\":{\"integer\":5},"
                             "\"t\":{\"text_base64\":\"Yf9i\"},\"d\":{\"real\":\"-Infinity\"},"
                             "\"a\":{\"blob\":\"AAE=\"},\"bo\":{\"integer\":7}}",
                             &b),
                      201);
-    free(b.p);
-    b = (v_body){0};
+    verso_buf_clear(&b);
     v_cell(mp, "i", 2, &type, bytes, &n);
     assert_int_equal(type, SQLITE_TEXT);
     assert_memory_equal(bytes, "abc", 3);
@@ -580,15 +514,14 @@ static void test_values_rest(void **state)
     v_cell(mp, "a", 2, &type, bytes, &n);
     assert_int_equal(type, SQLITE_BLOB);
     assert_int_equal(n, 2);
-    assert_int_equal(v_http(&m, "GET", "/vals/2", NULL, &b), 200);
-    assert_non_null(strstr(b.p, "\"i\":{\"text\":\"abc\"}"));
-    assert_non_null(strstr(b.p, "\"b\":{\"integer\":5}"));
-    assert_non_null(strstr(b.p, "\"t\":{\"text_base64\":\"Yf9i\"}"));
-    assert_non_null(strstr(b.p, "\"d\":{\"real\":\"-Infinity\"}"));
-    assert_non_null(strstr(b.p, "\"a\":{\"blob\":\"AAE=\"}"));
-    assert_non_null(strstr(b.p, "\"bo\":{\"integer\":7}"));
-    free(b.p);
-    b = (v_body){0};
+    assert_int_equal(h_http(&m, "GET", "/vals/2", NULL, &b), 200);
+    assert_non_null(strstr(b.data, "\"i\":{\"text\":\"abc\"}"));
+    assert_non_null(strstr(b.data, "\"b\":{\"integer\":5}"));
+    assert_non_null(strstr(b.data, "\"t\":{\"text_base64\":\"Yf9i\"}"));
+    assert_non_null(strstr(b.data, "\"d\":{\"real\":\"-Infinity\"}"));
+    assert_non_null(strstr(b.data, "\"a\":{\"blob\":\"AAE=\"}"));
+    assert_non_null(strstr(b.data, "\"bo\":{\"integer\":7}"));
+    verso_buf_clear(&b);
 
     /* a malformed tag is a 400 naming the column, and writes nothing */
     {
@@ -607,12 +540,11 @@ static void test_values_rest(void **state)
         };
         int64_t head = h_head(mp);
         for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-            long st = v_http(&m, "POST", "/vals", bad[k], &b);
+            long st = h_http(&m, "POST", "/vals", bad[k], &b);
             if (st != 400)
-                fail_msg("%s: status %ld, body %s", bad[k], st, b.p ? b.p : "");
-            assert_non_null(strstr(b.p, "\\\"i\\\""));
-            free(b.p);
-            b = (v_body){0};
+                fail_msg("%s: status %ld, body %s", bad[k], st, b.data ? b.data : "");
+            assert_non_null(strstr(b.data, "\\\"i\\\""));
+            verso_buf_clear(&b);
         }
         assert_int_equal(h_head(mp), head);
     }
@@ -631,6 +563,7 @@ static void test_values_rest(void **state)
         snprintf(path, sizeof path, "/vals?limit=5&order=%s.desc,t", v_colnames[c]);
         assert_int_equal(v_walk(&m, path), total);
     }
+    verso_buf_free(&b);
     h_master_kill(&m, SIGTERM);
 }
 
