@@ -326,9 +326,35 @@ static void v_pull(const char *url, const char *path, const char *const *tables,
     verso_db_close(db);
 }
 
+/* Runs `verso pull [--table vals] URL path`; returns its exit status. */
+static int v_cli_pull(const char *url, const char *path, bool table)
+{
+    char *argv[] = {getenv("VERSO_BIN"), "pull", "--quiet", (char *)url,
+                    (char *)path,        NULL,   NULL,      NULL};
+    int status = 0;
+    pid_t pid;
+
+    if (table) {
+        argv[3] = "--table";
+        argv[4] = "vals";
+        argv[5] = (char *)url;
+        argv[6] = (char *)path;
+    }
+    assert_non_null(argv[0]);
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 static void test_values_replicate_exactly(void **state)
 {
-    char mp[600], lp[600], rp[600], sp[600], tp[600], fp[600];
+    char mp[600], lp[600], rp[600], sp[600], tp[600], fp[600], cp[600], ctp[600];
     const char *const only_vals[] = {"vals"};
     verso_slave_options so = VERSO_SLAVE_OPTIONS_INIT;
     verso_slave *live = NULL;
@@ -369,6 +395,13 @@ static void test_values_replicate_exactly(void **state)
     v_assert_same(mp, tp, true, "pull --table");
     v_pull(m.url, sp, NULL, 0, true);
     v_assert_same(mp, sp, true, "snapshot");
+    /* the command, as a user runs it */
+    h_path(cp, sizeof cp, "values-cli.db");
+    h_path(ctp, sizeof ctp, "values-cli-table.db");
+    assert_int_equal(v_cli_pull(m.url, cp, false), 0);
+    v_assert_same(mp, cp, true, "verso pull");
+    assert_int_equal(v_cli_pull(m.url, ctp, true), 0);
+    v_assert_same(mp, ctp, true, "verso pull --table vals");
 
     /* a second round on the same slaves: updates over existing rows */
     v_write(mp, 300, 900);
