@@ -102,6 +102,79 @@ static void test_install_and_consume(void **state)
     expect_program_output("./pc_consumer");
 }
 
+/* Adds each name of the form verso_xxx found after "VERSO_API" in text to
+ * list (newline-separated, each line "\nname\n" searchable). */
+static void api_names(char *list, size_t cap, const char *text)
+{
+    for (const char *p = strstr(text, "VERSO_API "); p; p = strstr(p + 1, "VERSO_API ")) {
+        const char *paren = strchr(p, '('), *q;
+        size_t len = strlen(list);
+        if (!paren)
+            continue;
+        q = paren; /* the identifier just before the parenthesis */
+        while (q > p &&
+               (q[-1] == '_' || (q[-1] >= 'a' && q[-1] <= 'z') || (q[-1] >= '0' && q[-1] <= '9')))
+            q--;
+        if (strncmp(q, "verso_", 6) == 0 && len + (size_t)(paren - q) + 2 < cap)
+            snprintf(list + len, cap - len, "%.*s\n", (int)(paren - q), q);
+    }
+}
+
+/* The shared library exports exactly what the public headers declare with
+ * VERSO_API: no internal verso__ function, no public one missing. */
+static void test_exports_only_the_api(void **state)
+{
+    static char api[32768] = "\n", exported[32768] = "\n";
+    static const char *const headers[] = {"verso.h", "orm.h", "rest.h", "sync.h"};
+    char cmd[1200], line[256];
+    int nexp = 0, napi = 0;
+    FILE *p;
+
+    (void)state;
+    assert_int_equal(run("cmake --install '%s' --prefix '%s/prefix' >/dev/null", g_build, g_dir),
+                     0);
+    for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+        char path[1024], *text;
+        long n;
+        FILE *f;
+        snprintf(path, sizeof(path), "%s/prefix/include/verso/%s", g_dir, headers[i]);
+        f = fopen(path, "r");
+        assert_non_null(f);
+        fseek(f, 0, SEEK_END);
+        n = ftell(f);
+        rewind(f);
+        text = calloc(1, (size_t)n + 1);
+        assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+        fclose(f);
+        api_names(api, sizeof(api), text);
+        free(text);
+    }
+    snprintf(cmd, sizeof(cmd), "nm -D --defined-only '%s/prefix/lib/libverso.so'", g_dir);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    while (fgets(line, sizeof(line), p)) {
+        char type[8], name[200], key[210];
+        if (sscanf(line, "%*s %7s %199s", type, name) != 2 || strcmp(type, "T"))
+            continue;
+        snprintf(key, sizeof(key), "\n%s\n", name);
+        if (!strstr(api, key))
+            fail_msg("libverso.so exports %s, which no public header declares with VERSO_API",
+                     name);
+        strncat(exported, key + 1, sizeof(exported) - strlen(exported) - 1);
+        nexp++;
+    }
+    assert_int_equal(pclose(p), 0);
+    for (char *s = api + 1, *e; (e = strchr(s, '\n')); s = e + 1) {
+        char key[210];
+        snprintf(key, sizeof(key), "\n%.*s\n", (int)(e - s), s);
+        if (!strstr(exported, key))
+            fail_msg("%.*s is declared VERSO_API but not exported", (int)(e - s), s);
+        napi++;
+    }
+    assert_int_equal(nexp, napi);
+    assert_true(napi > 100);
+}
+
 int main(void)
 {
     const char *tmp = getenv("VERSO_TEST_TMP");
@@ -116,6 +189,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_install_and_consume),
+        cmocka_unit_test(test_exports_only_the_api),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     run("rm -rf '%s'", g_dir);

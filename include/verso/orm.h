@@ -103,7 +103,7 @@ typedef struct verso_table_def {
  * VERSO_INT64), member sizes matching types, offsets inside struct_size,
  * no duplicate column names (case-insensitive), at most 64 fields.
  */
-int verso_table_def_check(const verso_table_def *def, char *why, size_t whylen);
+VERSO_API int verso_table_def_check(const verso_table_def *def, char *why, size_t whylen);
 
 /* ---------------------------------------------------------------------
  * Opening
@@ -139,19 +139,19 @@ typedef struct verso_db_options {
  * or a read-only open of a file that is not a verso database), VERSO_EDB,
  * VERSO_ENOMEM.
  */
-int verso_db_open(verso_db **out, const char *path, const verso_db_options *opts);
+VERSO_API int verso_db_open(verso_db **out, const char *path, const verso_db_options *opts);
 
 /* Detail text of the last verso_db_open() failure on this thread. Static. */
-const char *verso_open_errmsg(void);
+VERSO_API const char *verso_open_errmsg(void);
 
 /* Closes the handle; rolls back an open transaction. NULL is a no-op. */
-void verso_db_close(verso_db *db);
+VERSO_API void verso_db_close(verso_db *db);
 
 /* Detail text of the last error on db ("" if none). Borrowed until the next call on db. */
-const char *verso_errmsg(const verso_db *db);
+VERSO_API const char *verso_errmsg(const verso_db *db);
 
 /* The path db was opened with. Borrowed for the life of db. */
-const char *verso_db_path(const verso_db *db);
+VERSO_API const char *verso_db_path(const verso_db *db);
 
 /*
  * The underlying SQLite connection (borrowed), for reads and statements verso
@@ -179,7 +179,7 @@ const char *verso_db_path(const verso_db *db);
  * user's triggers do not fire for replicated writes (as in PostgreSQL's
  * logical replication).
  */
-struct sqlite3 *verso_db_sqlite(verso_db *db);
+VERSO_API struct sqlite3 *verso_db_sqlite(verso_db *db);
 
 /* ---------------------------------------------------------------------
  * Identity, head, horizon
@@ -192,10 +192,10 @@ typedef struct verso_info {
 } verso_info;
 
 /* Reads identity, head and horizon in one read. */
-int verso_db_info(verso_info *out, verso_db *db);
+VERSO_API int verso_db_info(verso_info *out, verso_db *db);
 
 /* The database identity (36-char UUID). Borrowed for the life of db. */
-const char *verso_db_identity(const verso_db *db);
+VERSO_API const char *verso_db_identity(const verso_db *db);
 
 /* ---------------------------------------------------------------------
  * Runtime schema: every tracked table, whether declared in C, tracked with
@@ -213,24 +213,24 @@ typedef struct verso_column {
  * Calls that look tables up by name reload by themselves when the file's
  * schema version changed; write transactions check it once the write lock
  * is held. VERSO_ESTATE inside a transaction. */
-int verso_db_refresh_schema(verso_db *db);
+VERSO_API int verso_db_refresh_schema(verso_db *db);
 
-size_t verso_db_ntables(const verso_db *db);
+VERSO_API size_t verso_db_ntables(const verso_db *db);
 /* Borrowed; valid until the schema is refreshed or db is closed. NULL if out of range. */
-const verso_table *verso_db_table_at(const verso_db *db, size_t i);
+VERSO_API const verso_table *verso_db_table_at(const verso_db *db, size_t i);
 /* Case-sensitive lookup; NULL if not a tracked table. */
-const verso_table *verso_db_table(const verso_db *db, const char *name);
+VERSO_API const verso_table *verso_db_table(const verso_db *db, const char *name);
 
-const char *verso_table_name(const verso_table *t);
-size_t verso_table_ncolumns(const verso_table *t);
-const verso_column *verso_table_column_at(const verso_table *t, size_t i);
+VERSO_API const char *verso_table_name(const verso_table *t);
+VERSO_API size_t verso_table_ncolumns(const verso_table *t);
+VERSO_API const verso_column *verso_table_column_at(const verso_table *t, size_t i);
 /* Index of column name, or -1. */
-int verso_table_column_index(const verso_table *t, const char *name);
+VERSO_API int verso_table_column_index(const verso_table *t, const char *name);
 /* Index of the id column and of the version column. */
-int verso_table_id_index(const verso_table *t);
-int verso_table_version_index(const verso_table *t);
+VERSO_API int verso_table_id_index(const verso_table *t);
+VERSO_API int verso_table_version_index(const verso_table *t);
 /* True when rows of t are written only by replication on this database. */
-bool verso_table_is_replicated(const verso_table *t);
+VERSO_API bool verso_table_is_replicated(const verso_table *t);
 
 /*
  * Puts an existing plain SQLite table under tracking: adds the version column
@@ -240,7 +240,7 @@ bool verso_table_is_replicated(const verso_table *t);
  * Errors: VERSO_ENOTFOUND (no such table), VERSO_ESCHEMA (no INTEGER
  * PRIMARY KEY, bad name), VERSO_EDB.
  */
-int verso_track(verso_db *db, const char *table, const char *version_column);
+VERSO_API int verso_track(verso_db *db, const char *table, const char *version_column);
 
 /* ---------------------------------------------------------------------
  * Transactions and hooks
@@ -250,19 +250,19 @@ int verso_track(verso_db *db, const char *table, const char *version_column);
  * Starts a write transaction (BEGIN IMMEDIATE). Writes outside an explicit
  * transaction each run in their own. Nested calls are VERSO_ESTATE.
  */
-int verso_begin(verso_db *db);
+VERSO_API int verso_begin(verso_db *db);
 /* Commits; on success runs the commit hooks with this transaction's changes. */
-int verso_commit(verso_db *db);
+VERSO_API int verso_commit(verso_db *db);
 /* Rolls back; nothing of the transaction is visible and no hook runs. */
-int verso_rollback(verso_db *db);
+VERSO_API int verso_rollback(verso_db *db);
 /* True inside verso_begin() .. commit/rollback. */
-bool verso_in_transaction(const verso_db *db);
+VERSO_API bool verso_in_transaction(const verso_db *db);
 
 /*
  * Runs fn inside one transaction: commits if fn returns >= 0, rolls back and
  * returns fn's code if it returns < 0. VERSO_ESTATE inside a transaction.
  */
-int verso_batch(verso_db *db, int (*fn)(verso_db *db, void *arg), void *arg);
+VERSO_API int verso_batch(verso_db *db, int (*fn)(verso_db *db, void *arg), void *arg);
 
 typedef enum verso_change_kind {
     VERSO_CHANGE_INSERT = 1,
@@ -286,9 +286,9 @@ typedef struct verso_change {
 typedef void (*verso_commit_fn)(verso_db *db, const verso_change *changes, size_t n, void *arg);
 
 /* Registers a hook (at most 16). VERSO_EINVAL if fn is NULL. */
-int verso_on_commit(verso_db *db, verso_commit_fn fn, void *arg);
+VERSO_API int verso_on_commit(verso_db *db, verso_commit_fn fn, void *arg);
 /* Removes a hook registered with the same fn and arg. VERSO_ENOTFOUND otherwise. */
-int verso_on_commit_remove(verso_db *db, verso_commit_fn fn, void *arg);
+VERSO_API int verso_on_commit_remove(verso_db *db, verso_commit_fn fn, void *arg);
 
 /* ---------------------------------------------------------------------
  * CRUD on structs
@@ -305,10 +305,10 @@ int verso_on_commit_remove(verso_db *db, verso_commit_fn fn, void *arg);
  * Errors: VERSO_ECONSTRAINT (duplicate id, NOT NULL, UNIQUE),
  * VERSO_EREADONLY (replicated table), VERSO_EDB.
  */
-int verso_insert(verso_db *db, const verso_table_def *def, void *rec);
+VERSO_API int verso_insert(verso_db *db, const verso_table_def *def, void *rec);
 
 /* Reads row id into rec (which the caller zeroes or clears first). VERSO_ENOTFOUND. */
-int verso_get(void *rec, verso_db *db, const verso_table_def *def, int64_t id);
+VERSO_API int verso_get(void *rec, verso_db *db, const verso_table_def *def, int64_t id);
 
 /*
  * Updates the row with rec's id: all fields if mask is 0, otherwise only the
@@ -316,16 +316,17 @@ int verso_get(void *rec, verso_db *db, const verso_table_def *def, int64_t id);
  * id and version bits are ignored). The new version is written into rec.
  * Errors: VERSO_ENOTFOUND, VERSO_ECONSTRAINT, VERSO_EREADONLY.
  */
-int verso_update(verso_db *db, const verso_table_def *def, void *rec, uint64_t mask);
+VERSO_API int verso_update(verso_db *db, const verso_table_def *def, void *rec, uint64_t mask);
 
 /* Computes a field mask from column names. VERSO_EINVAL naming an unknown field. */
-int verso_mask(uint64_t *out, const verso_table_def *def, const char *const *names, size_t n);
+VERSO_API int verso_mask(uint64_t *out, const verso_table_def *def, const char *const *names,
+                         size_t n);
 
 /* Deletes row id and writes its tombstone. VERSO_ENOTFOUND, VERSO_EREADONLY. */
-int verso_delete(verso_db *db, const verso_table_def *def, int64_t id);
+VERSO_API int verso_delete(verso_db *db, const verso_table_def *def, int64_t id);
 
 /* Frees the text and blob members of rec and zeroes them. def or rec NULL: no-op. */
-void verso_record_clear(const verso_table_def *def, void *rec);
+VERSO_API void verso_record_clear(const verso_table_def *def, void *rec);
 
 /* ---------------------------------------------------------------------
  * Queries (for struct tables and any tracked table)
@@ -392,29 +393,29 @@ typedef struct verso_query {
  * Errors: VERSO_ENOTFOUND (unknown table), VERSO_EINVAL (unknown column,
  * bad condition), VERSO_EDB.
  */
-int verso_query_open(verso_iter **out, verso_db *db, const verso_query *q);
+VERSO_API int verso_query_open(verso_iter **out, verso_db *db, const verso_query *q);
 
 /* Steps: 1 = a row is available, 0 = no more rows, < 0 = error. */
-int verso_iter_next(verso_iter *it);
+VERSO_API int verso_iter_next(verso_iter *it);
 
-size_t verso_iter_ncolumns(const verso_iter *it);
-const char *verso_iter_column_name(const verso_iter *it, size_t i);
+VERSO_API size_t verso_iter_ncolumns(const verso_iter *it);
+VERSO_API const char *verso_iter_column_name(const verso_iter *it, size_t i);
 /* The table's column descriptor for result column i. */
-const verso_column *verso_iter_column(const verso_iter *it, size_t i);
+VERSO_API const verso_column *verso_iter_column(const verso_iter *it, size_t i);
 
 /* Value of result column i of the current row; borrowed until the next step. */
-int verso_iter_value(verso_value *out, const verso_iter *it, size_t i);
+VERSO_API int verso_iter_value(verso_value *out, const verso_iter *it, size_t i);
 
 /* Fills rec (zeroed first by the caller) from the current row; the query must
  * select all columns of def. Release with verso_record_clear(). */
-int verso_iter_record(void *rec, const verso_iter *it, const verso_table_def *def);
+VERSO_API int verso_iter_record(void *rec, const verso_iter *it, const verso_table_def *def);
 
 /* Frees the cursor. NULL is a no-op. */
-void verso_iter_free(verso_iter *it);
+VERSO_API void verso_iter_free(verso_iter *it);
 
 /* Number of rows matching conds (ANDed) in table. */
-int verso_count(int64_t *out, verso_db *db, const char *table, const verso_cond *conds,
-                size_t nconds);
+VERSO_API int verso_count(int64_t *out, verso_db *db, const char *table, const verso_cond *conds,
+                          size_t nconds);
 
 /* ---------------------------------------------------------------------
  * Generic rows (any tracked table, by column name)
@@ -428,20 +429,21 @@ int verso_count(int64_t *out, verso_db *db, const char *table, const verso_cond 
  * column). The version column may not be given (VERSO_EINVAL).
  * *out_id and *out_version (each may be NULL) receive the new id and version.
  */
-int verso_row_insert(int64_t *out_id, int64_t *out_version, verso_db *db, const char *table,
-                     const char *const *columns, const verso_value *values, size_t n);
+VERSO_API int verso_row_insert(int64_t *out_id, int64_t *out_version, verso_db *db,
+                               const char *table, const char *const *columns,
+                               const verso_value *values, size_t n);
 
 /*
  * Updates the given columns of row id. If expect_version > 0 and the row's
  * version differs: VERSO_ECONFLICT and nothing changes.
  * Errors: VERSO_ENOTFOUND, VERSO_ETYPE, VERSO_EINVAL, VERSO_ECONSTRAINT.
  */
-int verso_row_update(int64_t *out_version, verso_db *db, const char *table, int64_t id,
-                     const char *const *columns, const verso_value *values, size_t n,
-                     int64_t expect_version);
+VERSO_API int verso_row_update(int64_t *out_version, verso_db *db, const char *table, int64_t id,
+                               const char *const *columns, const verso_value *values, size_t n,
+                               int64_t expect_version);
 
 /* Deletes row id (with the same expect_version rule). VERSO_ENOTFOUND, VERSO_ECONFLICT. */
-int verso_row_delete(verso_db *db, const char *table, int64_t id, int64_t expect_version);
+VERSO_API int verso_row_delete(verso_db *db, const char *table, int64_t id, int64_t expect_version);
 
 /* ---------------------------------------------------------------------
  * Raw SQL
@@ -453,7 +455,7 @@ int verso_row_delete(verso_db *db, const char *table, int64_t id, int64_t expect
  * commit hooks. Outside an explicit transaction the statements run in one
  * transaction of their own.
  */
-int verso_exec(verso_db *db, const char *sql);
+VERSO_API int verso_exec(verso_db *db, const char *sql);
 
 /* ---------------------------------------------------------------------
  * The change feed
@@ -496,28 +498,28 @@ typedef struct verso_feed_entry {
  * write transaction). While a feed is open the same handle cannot start a
  * write transaction; two feeds open on one handle share one snapshot.
  */
-int verso_feed_open(verso_feed **out, verso_db *db, const verso_feed_options *opts);
+VERSO_API int verso_feed_open(verso_feed **out, verso_db *db, const verso_feed_options *opts);
 
 /* 1 = *out holds a change, 0 = done (limit reached or no more), < 0 error. */
-int verso_feed_next(const verso_feed_entry **out, verso_feed *f);
+VERSO_API int verso_feed_next(const verso_feed_entry **out, verso_feed *f);
 
 /* Head and horizon of the snapshot the feed reads. */
-int64_t verso_feed_head(const verso_feed *f);
-int64_t verso_feed_horizon(const verso_feed *f);
-const char *verso_feed_identity(const verso_feed *f);
+VERSO_API int64_t verso_feed_head(const verso_feed *f);
+VERSO_API int64_t verso_feed_horizon(const verso_feed *f);
+VERSO_API const char *verso_feed_identity(const verso_feed *f);
 
 /*
  * The cursor to continue from: the version of the last change returned
  * while more may follow; the snapshot's head once the feed is exhausted
  * below the limit. Reading again with since = cursor never skips a change.
  */
-int64_t verso_feed_cursor(const verso_feed *f);
+VERSO_API int64_t verso_feed_cursor(const verso_feed *f);
 
 /* True if the limit stopped the read before the snapshot's head. */
-bool verso_feed_more(const verso_feed *f);
+VERSO_API bool verso_feed_more(const verso_feed *f);
 
 /* Ends the read. NULL is a no-op. */
-void verso_feed_close(verso_feed *f);
+VERSO_API void verso_feed_close(verso_feed *f);
 
 /* ---------------------------------------------------------------------
  * Tombstone pruning
@@ -527,11 +529,11 @@ void verso_feed_close(verso_feed *f);
  * Deletes tombstones with version <= up_to (clamped to the head) and moves
  * the horizon there. *out_horizon (may be NULL) receives the new horizon.
  */
-int verso_prune_version(int64_t *out_horizon, verso_db *db, int64_t up_to);
+VERSO_API int verso_prune_version(int64_t *out_horizon, verso_db *db, int64_t up_to);
 
 /* Deletes tombstones written more than max_age_ms ago; the horizon moves to
  * the highest pruned version. */
-int verso_prune_age(int64_t *out_horizon, verso_db *db, int64_t max_age_ms);
+VERSO_API int verso_prune_age(int64_t *out_horizon, verso_db *db, int64_t max_age_ms);
 
 /* ---------------------------------------------------------------------
  * Replication apply (used by sync/; bypasses the read-only rule)
@@ -544,7 +546,7 @@ typedef struct verso_cursor {
     int64_t version;
 } verso_cursor;
 
-int verso_cursor_get(verso_cursor *out, verso_db *db);
+VERSO_API int verso_cursor_get(verso_cursor *out, verso_db *db);
 
 /*
  * Starts applying a master's changes: one write transaction. If reset is
@@ -552,7 +554,7 @@ int verso_cursor_get(verso_cursor *out, verso_db *db);
  * inside the same transaction (full resynchronisation: readers keep seeing
  * the old state until verso_apply_commit()).
  */
-int verso_apply_begin(verso_db *db, bool reset);
+VERSO_API int verso_apply_begin(verso_db *db, bool reset);
 
 /*
  * Makes table a replica of the master's table whose columns are given
@@ -594,7 +596,8 @@ int verso_apply_begin(verso_db *db, bool reset);
  *   the commit). If there were any, the database gets a new identity at
  *   commit, as after a reset, so its own slaves resynchronise.
  */
-int verso_apply_table(verso_db *db, const char *table, const verso_column *columns, size_t n);
+VERSO_API int verso_apply_table(verso_db *db, const char *table, const verso_column *columns,
+                                size_t n);
 
 /*
  * The explicit opt-in for a name collision: inside apply, drops the object
@@ -606,18 +609,18 @@ int verso_apply_table(verso_db *db, const char *table, const verso_column *colum
  * is nothing to replace (no such object, or a tracked table of that exact
  * name). Errors: VERSO_ESTATE (not inside apply), VERSO_EDB.
  */
-int verso_apply_replace(verso_db *db, const char *table);
+VERSO_API int verso_apply_replace(verso_db *db, const char *table);
 
 /* Upserts a row with the master's id and version. Versions must increase. */
-int verso_apply_upsert(verso_db *db, const char *table, const char *const *columns,
-                       const verso_value *values, size_t n);
+VERSO_API int verso_apply_upsert(verso_db *db, const char *table, const char *const *columns,
+                                 const verso_value *values, size_t n);
 /* Deletes a row, recording the tombstone with the master's version. */
-int verso_apply_delete(verso_db *db, const char *table, int64_t id, int64_t version);
+VERSO_API int verso_apply_delete(verso_db *db, const char *table, int64_t id, int64_t version);
 
 /* Stores the cursor (master identity, version) and commits; hooks run. */
-int verso_apply_commit(verso_db *db, const char *master_identity, int64_t version);
+VERSO_API int verso_apply_commit(verso_db *db, const char *master_identity, int64_t version);
 /* Abandons the apply transaction. */
-int verso_apply_abort(verso_db *db);
+VERSO_API int verso_apply_abort(verso_db *db);
 
 /* ---------------------------------------------------------------------
  * JSON
@@ -636,17 +639,17 @@ int verso_apply_abort(verso_db *db);
  * ------------------------------------------------------------------ */
 
 /* Appends v as the JSON of a value in a column of type column_type. */
-int verso_json_value(verso_buf *b, const verso_value *v, verso_type column_type);
+VERSO_API int verso_json_value(verso_buf *b, const verso_value *v, verso_type column_type);
 /* Appends s (n bytes) as a JSON string with escaping. VERSO_EUTF8 if invalid. */
-int verso_json_string(verso_buf *b, const char *s, size_t n);
+VERSO_API int verso_json_string(verso_buf *b, const char *s, size_t n);
 /* Appends the current row of it as a JSON object {"col": value, ...}. */
-int verso_json_iter_row(verso_buf *b, const verso_iter *it);
+VERSO_API int verso_json_iter_row(verso_buf *b, const verso_iter *it);
 /*
  * Appends one change as a JSON object:
  * {"table":"t","id":1,"version":7,"row":{...}} or
  * {"table":"t","id":1,"version":8,"deleted":true}
  */
-int verso_json_feed_entry(verso_buf *b, const verso_feed_entry *e);
+VERSO_API int verso_json_feed_entry(verso_buf *b, const verso_feed_entry *e);
 
 /*
  * A parsed JSON document with exact 64-bit integers. Parse limits:
@@ -655,20 +658,20 @@ int verso_json_feed_entry(verso_buf *b, const verso_feed_entry *e);
  * static or thread-local message.
  */
 typedef struct verso_json verso_json;
-int verso_json_parse(verso_json **out, const char *text, size_t len, int max_depth,
-                     const char **why);
-void verso_json_free(verso_json *doc);
+VERSO_API int verso_json_parse(verso_json **out, const char *text, size_t len, int max_depth,
+                               const char **why);
+VERSO_API void verso_json_free(verso_json *doc);
 /* The root as a cJSON tree (borrowed; struct cJSON from <cjson/cJSON.h>). */
-struct cJSON *verso_json_root(const verso_json *doc);
+VERSO_API struct cJSON *verso_json_root(const verso_json *doc);
 /* Exact integer value of a number node: 0 and *out set if it is an integer
  * in int64 range, VERSO_ETYPE if fractional/exponent/out of range. */
-int verso_json_int64(int64_t *out, const struct cJSON *number);
+VERSO_API int verso_json_int64(int64_t *out, const struct cJSON *number);
 /* Byte length of a string node's value: a parsed string may hold U+0000
  * (valuestring is then not a plain C string). 0 if not a string. */
-size_t verso_json_strlen(const struct cJSON *s);
+VERSO_API size_t verso_json_strlen(const struct cJSON *s);
 /* s's valuestring when it is a string without U+0000, else NULL: for names
  * and identifiers that are used as C strings. */
-const char *verso_json_cstr(const struct cJSON *s);
+VERSO_API const char *verso_json_cstr(const struct cJSON *s);
 
 /*
  * Converts a JSON object into (column, value) pairs for table t, checking
@@ -685,8 +688,9 @@ const char *verso_json_cstr(const struct cJSON *s);
  * object), VERSO_ETYPE (wrong type, naming the column), VERSO_EUTF8 (text of
  * a tree built in C), VERSO_ENOMEM; the reason goes to why (may be NULL).
  */
-int verso_json_to_values(const char ***cols, verso_value **vals, size_t *n, const verso_table *t,
-                         const struct cJSON *obj, char *why, size_t whylen);
+VERSO_API int verso_json_to_values(const char ***cols, verso_value **vals, size_t *n,
+                                   const verso_table *t, const struct cJSON *obj, char *why,
+                                   size_t whylen);
 
 /*
  * Converts one JSON value for column c with the rules of
@@ -694,8 +698,8 @@ int verso_json_to_values(const char ***cols, verso_value **vals, size_t *n, cons
  * (free with verso_free(); NULL when none was needed); text borrows from j.
  * Errors as verso_json_to_values.
  */
-int verso_json_to_value(verso_value *out, void **store, const struct cJSON *j,
-                        const verso_column *c, char *why, size_t whylen);
+VERSO_API int verso_json_to_value(verso_value *out, void **store, const struct cJSON *j,
+                                  const verso_column *c, char *why, size_t whylen);
 
 /* ---------------------------------------------------------------------
  * Fixtures
@@ -708,7 +712,7 @@ int verso_json_to_value(verso_value *out, void **store, const struct cJSON *j,
  * history), all read from one snapshot. On error b is left as it was.
  * Errors: VERSO_ENOTFOUND (no such tracked table), VERSO_EDB.
  */
-int verso_dump(verso_buf *b, verso_db *db, const char *table);
+VERSO_API int verso_dump(verso_buf *b, verso_db *db, const char *table);
 
 /*
  * Loads a fixture (the format of verso_dump) in one transaction: rows are
@@ -721,7 +725,7 @@ int verso_dump(verso_buf *b, verso_db *db, const char *table);
  * VERSO_ECONSTRAINT, VERSO_EREADONLY, VERSO_ESTATE (inside a transaction);
  * verso_errmsg() names the table and the row index.
  */
-int verso_load(verso_db *db, const char *json, size_t len);
+VERSO_API int verso_load(verso_db *db, const char *json, size_t len);
 
 #ifdef __cplusplus
 }

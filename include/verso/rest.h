@@ -146,28 +146,28 @@ typedef struct verso_rest_options {
  * Errors: VERSO_EINVAL (bad options or config file), VERSO_EAUTH,
  * VERSO_ENET (cannot listen, TLS files unusable), VERSO_EDB, VERSO_ENOMEM.
  */
-int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *opts, char *why,
-                     size_t whylen);
+VERSO_API int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *opts,
+                               char *why, size_t whylen);
 
 /* Stops the service thread, closes every connection and frees the server.
  * Not from the service thread. NULL is a no-op. */
-void verso_rest_stop(verso_rest *srv);
+VERSO_API void verso_rest_stop(verso_rest *srv);
 
 /* The port the server listens on (the real one when 0 was asked). Any thread. */
-int verso_rest_port(const verso_rest *srv);
+VERSO_API int verso_rest_port(const verso_rest *srv);
 
 /* The address the server is bound to (borrowed for the life of srv). Any thread. */
-const char *verso_rest_host(const verso_rest *srv);
+VERSO_API const char *verso_rest_host(const verso_rest *srv);
 
 /* True when the server serves HTTPS. Any thread. */
-bool verso_rest_tls(const verso_rest *srv);
+VERSO_API bool verso_rest_tls(const verso_rest *srv);
 
 /* Any thread, until verso_rest_stop() is called: makes the service thread run
  * on_tick soon. Several wakes before on_tick runs give one call. NULL: no-op. */
-void verso_rest_wake(verso_rest *srv);
+VERSO_API void verso_rest_wake(verso_rest *srv);
 
 /* The server's own database handle (service thread only; borrowed). */
-verso_db *verso_rest_db(verso_rest *srv);
+VERSO_API verso_db *verso_rest_db(verso_rest *srv);
 
 /*
  * Sends one text message. Only from on_writeable, on the service thread.
@@ -175,20 +175,20 @@ verso_db *verso_rest_db(verso_rest *srv);
  * socket does not take at once is buffered and sent before the next
  * on_writeable. Returns 0, VERSO_EINVAL, VERSO_ENOMEM or VERSO_ENET.
  */
-int verso_ws_write(verso_ws *ws, const void *data, size_t len);
+VERSO_API int verso_ws_write(verso_ws *ws, const void *data, size_t len);
 
 /* True when the send pipe is full: stop writing until the next on_writeable. */
-bool verso_ws_choked(verso_ws *ws);
+VERSO_API bool verso_ws_choked(verso_ws *ws);
 
 /* Asks for an on_writeable callback. Service thread only. */
-void verso_ws_want_write(verso_ws *ws);
+VERSO_API void verso_ws_want_write(verso_ws *ws);
 
 /* The server a connection belongs to. */
-verso_rest *verso_ws_server(verso_ws *ws);
+VERSO_API verso_rest *verso_ws_server(verso_ws *ws);
 
 /* Closes the connection (status 1000) from the service thread, soon after the
  * current callback; on_close follows. */
-void verso_ws_close(verso_ws *ws);
+VERSO_API void verso_ws_close(verso_ws *ws);
 
 #ifdef __cplusplus
 }

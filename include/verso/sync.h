@@ -162,9 +162,9 @@ typedef struct verso_pull_result {
  * VERSO_EDB, VERSO_ENOMEM, VERSO_EINTERRUPTED (*stop became true).
  * stop (may be NULL) is polled between chunks and network events.
  */
-int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *url,
-                    const verso_sync_client *opts, const volatile int *stop, char *why,
-                    size_t whylen);
+VERSO_API int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *url,
+                              const verso_sync_client *opts, const volatile int *stop, char *why,
+                              size_t whylen);
 
 /* ---------------------------------------------------------------------
  * Live slave (real time, its own thread)
@@ -203,12 +203,12 @@ typedef struct verso_slave_options {
  * verso_slave_stop(). Errors: VERSO_EINVAL (bad URL), VERSO_EDB /
  * VERSO_ESCHEMA (cannot open db_path; detail in why), VERSO_ENOMEM.
  */
-int verso_slave_start(verso_slave **out, const char *db_path, const char *url,
-                      const verso_slave_options *opts, char *why, size_t whylen);
+VERSO_API int verso_slave_start(verso_slave **out, const char *db_path, const char *url,
+                                const verso_slave_options *opts, char *why, size_t whylen);
 
 /* Stops the thread (an open apply transaction is rolled back), closes the
  * database and frees the slave. Any thread but the slave's. NULL is a no-op. */
-void verso_slave_stop(verso_slave *s);
+VERSO_API void verso_slave_stop(verso_slave *s);
 
 /* Where a live slave's link to its master is. Each step but WAITING has a
  * deadline of its own (verso_slave_options); whatever ends a link leads to
@@ -222,7 +222,7 @@ typedef enum verso_slave_link {
 } verso_slave_link;
 
 /* "waiting", "connecting", "upgrading", "hello", "live"; "?" for other values. */
-const char *verso_slave_link_name(verso_slave_link link);
+VERSO_API const char *verso_slave_link_name(verso_slave_link link);
 
 typedef struct verso_slave_state {
     bool connected;        /* a subscribed WebSocket is up (link is VERSO_LINK_LIVE) */
@@ -241,7 +241,7 @@ typedef struct verso_slave_state {
 } verso_slave_state;
 
 /* Copies the slave's state. Any thread. */
-int verso_slave_state_get(verso_slave_state *out, verso_slave *s);
+VERSO_API int verso_slave_state_get(verso_slave_state *out, verso_slave *s);
 
 /*
  * Read-your-writes: waits until the slave has committed master version
@@ -250,7 +250,7 @@ int verso_slave_state_get(verso_slave_state *out, verso_slave *s);
  * otherwise. Versions are those of the master the slave follows now (after
  * a resynchronisation to a recreated master they start again). Any thread.
  */
-int verso_slave_wait(verso_slave *s, int64_t version, int timeout_ms);
+VERSO_API int verso_slave_wait(verso_slave *s, int64_t version, int timeout_ms);
 
 /* ---------------------------------------------------------------------
  * Master (mounted into a REST server)
@@ -276,15 +276,16 @@ typedef struct verso_sync_master_options {
  * may be NULL. Release with verso_sync_master_free() after verso_rest_stop().
  * Errors: VERSO_EINVAL, VERSO_EDB (detail in why), VERSO_ENOMEM.
  */
-int verso_sync_master_new(verso_sync_master **out, const char *db_path,
-                          const verso_sync_master_options *opts, char *why, size_t whylen);
+VERSO_API int verso_sync_master_new(verso_sync_master **out, const char *db_path,
+                                    const verso_sync_master_options *opts, char *why,
+                                    size_t whylen);
 
 /*
  * Fills ro's ws_handlers (the /_sync endpoint, role "replicate"), on_tick,
  * tick_ms, status_json and metrics_text. The server must not use other
  * values for those fields. m must outlive the server.
  */
-void verso_sync_master_mount(verso_sync_master *m, verso_rest_options *ro);
+VERSO_API void verso_sync_master_mount(verso_sync_master *m, verso_rest_options *ro);
 
 /*
  * Pushes commits made through db (an application handle on the same file)
@@ -292,8 +293,8 @@ void verso_sync_master_mount(verso_sync_master *m, verso_rest_options *ro);
  * Optional. Call verso_sync_master_unwatch() before stopping the server,
  * closing db or freeing m (the hook wakes the server).
  */
-int verso_sync_master_watch(verso_sync_master *m, verso_db *db);
-int verso_sync_master_unwatch(verso_sync_master *m, verso_db *db);
+VERSO_API int verso_sync_master_watch(verso_sync_master *m, verso_db *db);
+VERSO_API int verso_sync_master_unwatch(verso_sync_master *m, verso_db *db);
 
 /* One connected slave as the master sees it. */
 typedef struct verso_sync_peer {
@@ -312,10 +313,10 @@ typedef struct verso_sync_peer {
  * Copies the list of subscribed slaves into *out (release with
  * verso_free(); NULL when n is 0). Any thread.
  */
-int verso_sync_master_peers(verso_sync_peer **out, size_t *n, verso_sync_master *m);
+VERSO_API int verso_sync_master_peers(verso_sync_peer **out, size_t *n, verso_sync_master *m);
 
 /* Frees the master. The server it was mounted in must be stopped. NULL is a no-op. */
-void verso_sync_master_free(verso_sync_master *m);
+VERSO_API void verso_sync_master_free(verso_sync_master *m);
 
 #ifdef __cplusplus
 }

@@ -28,6 +28,16 @@ extern "C" {
 #define VERSO_VERSION_STRING "0.1.0"
 
 /*
+ * Marks the public API. The library is built with hidden visibility, so
+ * only functions declared with VERSO_API are exported from libverso.so.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define VERSO_API __attribute__((visibility("default")))
+#else
+#define VERSO_API
+#endif
+
+/*
  * The error list, written once. X(NAME, value, message).
  * The enum, verso_errname() and verso_strerror() are all produced from it.
  */
@@ -63,10 +73,10 @@ typedef enum verso_error {
 } verso_error;
 
 /* "EINVAL" for VERSO_EINVAL, "OK" for 0, "EUNKNOWN" otherwise. Static string. */
-const char *verso_errname(int code);
+VERSO_API const char *verso_errname(int code);
 
 /* "invalid argument" for VERSO_EINVAL, "ok" for 0. Static string. */
-const char *verso_strerror(int code);
+VERSO_API const char *verso_strerror(int code);
 
 /*
  * Column / value types.
@@ -86,7 +96,7 @@ typedef enum verso_type {
 } verso_type;
 
 /* "int64", "double", "text", "blob", "bool", "uuid", "any", "null". Static. */
-const char *verso_type_name(verso_type t);
+VERSO_API const char *verso_type_name(verso_type t);
 
 /*
  * A dynamically typed value, used by the generic row API, queries, the
@@ -135,23 +145,23 @@ typedef struct verso_buf {
     }
 
 /* Appends n bytes. VERSO_ENOMEM on allocation failure (buffer unchanged). */
-int verso_buf_append(verso_buf *b, const void *p, size_t n);
+VERSO_API int verso_buf_append(verso_buf *b, const void *p, size_t n);
 /* Appends a NUL-terminated string. */
-int verso_buf_puts(verso_buf *b, const char *s);
+VERSO_API int verso_buf_puts(verso_buf *b, const char *s);
 /* printf-style append. */
-int verso_buf_printf(verso_buf *b, const char *fmt, ...)
+VERSO_API int verso_buf_printf(verso_buf *b, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
 /* Ensures room for n more bytes without reallocating. */
-int verso_buf_reserve(verso_buf *b, size_t n);
+VERSO_API int verso_buf_reserve(verso_buf *b, size_t n);
 /* Empties the buffer, keeps its memory. */
-void verso_buf_clear(verso_buf *b);
+VERSO_API void verso_buf_clear(verso_buf *b);
 /* Frees the memory and zeroes the struct. NULL is a no-op. */
-void verso_buf_free(verso_buf *b);
+VERSO_API void verso_buf_free(verso_buf *b);
 /* Hands the bytes to the caller (release with verso_free()); b becomes empty. */
-char *verso_buf_detach(verso_buf *b);
+VERSO_API char *verso_buf_detach(verso_buf *b);
 
 /*
  * Standard base64 (RFC 4648 section 4, with padding).
@@ -161,15 +171,15 @@ char *verso_buf_detach(verso_buf *b);
  * to out; only canonical text is accepted (VERSO_EINVAL otherwise: a
  * character outside the alphabet, misplaced padding, non-zero unused bits).
  */
-int verso_base64_encode(verso_buf *b, const void *data, size_t n);
-ptrdiff_t verso_base64_decoded_len(const char *s, size_t n);
-int verso_base64_decode(void *out, const char *s, size_t n);
+VERSO_API int verso_base64_encode(verso_buf *b, const void *data, size_t n);
+VERSO_API ptrdiff_t verso_base64_decoded_len(const char *s, size_t n);
+VERSO_API int verso_base64_decode(void *out, const char *s, size_t n);
 
 /* Releases memory returned by verso functions documented as "free with verso_free()". NULL ok. */
-void verso_free(void *p);
+VERSO_API void verso_free(void *p);
 
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
-int64_t verso_now_ms(void);
+VERSO_API int64_t verso_now_ms(void);
 
 #ifdef __cplusplus
 }
