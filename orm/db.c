@@ -15,6 +15,7 @@ int verso__err(verso_db *db, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(db->errmsg, sizeof db->errmsg, fmt, ap);
     va_end(ap);
+    db->errkind = VERSO__MSG_OWN;
     return code;
 }
 
@@ -49,6 +50,7 @@ int verso__sqlerr(verso_db *db, int src, const char *what)
     if (code == 0)
         return 0;
     verso__err(db, code, "%s: %s", what, sqlite3_errmsg(db->sq));
+    db->errkind = code == VERSO_ECONSTRAINT ? VERSO__MSG_CONSTRAINT : VERSO__MSG_SQLITE;
     return code;
 }
 
@@ -60,6 +62,7 @@ int verso__exec(verso_db *db, const char *sql)
         return 0;
     int code = verso__map_sqlite(src);
     verso__err(db, code, "%s", msg ? msg : sqlite3_errstr(src));
+    db->errkind = code == VERSO_ECONSTRAINT ? VERSO__MSG_CONSTRAINT : VERSO__MSG_SQLITE;
     sqlite3_free(msg);
     return code;
 }

@@ -85,6 +85,10 @@ struct verso_db {
     char *path;
     char identity[37];
     char errmsg[VERSO__ERRLEN];
+    /* Where errmsg came from: verso's own words, SQLite's text of a
+     * constraint failure, or other SQLite text (may quote SQL): only the
+     * first two are shown to a server's clients (verso__errmsg_public). */
+    enum { VERSO__MSG_OWN, VERSO__MSG_CONSTRAINT, VERSO__MSG_SQLITE } errkind;
     bool readonly;
     sqlite3_stmt *q[VERSO__Q_COUNT];
 
@@ -133,6 +137,12 @@ struct verso_db {
 
     /* Text of bound UUIDs (bound SQLITE_STATIC until the statement resets). */
     char uuidtext[VERSO__MAX_COLUMNS][37];
+
+    /* Time budget of the servers (orm/service.h): the progress handler stops
+     * a statement once CLOCK_MONOTONIC passes budget_ms (0: none). */
+    int64_t budget_ms;
+    bool budget_spent;
+    bool budget_handler; /* the progress handler is installed */
 };
 
 /* ---- errors (db.c) ---- */

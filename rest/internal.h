@@ -17,7 +17,6 @@
 #include "verso/orm.h"
 #include "verso/rest.h"
 
-struct sqlite3_stmt;
 struct lws;
 
 /* HTTP methods as bits, so a route can name several. */
@@ -156,11 +155,6 @@ void verso__metrics_record(verso__metrics *m, int route, int status, double seco
 int verso__metrics_text(verso_buf *b, const verso__metrics *m);
 
 /* ---- the server ---- */
-typedef struct verso__stmt_cache {
-    char *table;
-    const verso_table *t;     /* the schema get was prepared for */
-    struct sqlite3_stmt *get; /* SELECT all columns WHERE id = ? */
-} verso__stmt_cache;
 
 struct verso_rest {
     struct lws_context *ctx;
@@ -183,10 +177,6 @@ struct verso_rest {
     atomic_int woken;
     bool going_away; /* stopping: open WebSockets get a 1001 close frame */
 
-    /* Query time budget, checked by the SQLite progress handler. */
-    int64_t deadline_ms;
-    bool timed_out;
-
     verso_buf out; /* response bytes, with LWS_PRE headroom */
     verso_buf body;
     verso_buf location;
@@ -194,10 +184,6 @@ struct verso_rest {
     verso_buf scratch;
     verso__param *params;
     size_t params_cap;
-
-    verso__stmt_cache *stmts;
-    size_t nstmts;
-    int64_t schema_version; /* of the file at the last reload here; -1 = none yet */
 
     verso__metrics metrics;
 };
@@ -222,7 +208,6 @@ void verso__error_rc(verso__resp *rs, verso_rest *srv, int rc, const char *msg);
 void verso__budget_begin(verso_rest *srv);
 void verso__budget_end(verso_rest *srv);
 /* Frees the prepared statements of the server (on schema change and at stop). */
-void verso__stmts_free(verso_rest *srv);
 /* Reloads the ORM's schema if the file's changed since the last reload here.
  * Not inside a transaction. VERSO_EDB. */
 int verso__schema_sync(verso_rest *srv);

@@ -1,12 +1,11 @@
 /* rest/routes.c - the route table, dispatch, error answers and the server's
  * own routes (/_health, /_info, /_status, /_metrics, /_changes). */
-#include <ctype.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "orm/service.h"
 #include "rest/internal.h"
 
 enum { K_FIXED, K_TABLE, K_ROW };
@@ -152,61 +151,33 @@ static const orm_status k_orm_status[] = {
     {VERSO_ETIMEOUT, 503},    {VERSO_EAUTH, 403},
 };
 
-/* ORM messages may quote SQLite; only pass those that cannot leak SQL or paths. */
-static bool safe_message(const char *m)
-{
-    static const char *const words[] = {"select", "insert", "update ", "delete ", " from ",
-                                        "where",  "sqlite", "/",       "\\"};
-    char low[256];
-    size_t n = strlen(m);
-
-    if (!n || n >= sizeof(low))
-        return false;
-    for (size_t i = 0; i <= n; i++)
-        low[i] = (char)tolower((unsigned char)m[i]);
-    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-        if (strstr(low, words[i]))
-            return false;
-    return true;
-}
-
-/* SQLite quotes a failed CHECK constraint's expression, which is SQL text
- * from the schema: keep the message up to the constraint's kind. */
-static const char *constraint_message(char *out, size_t n, const char *m)
-{
-    static const char check[] = "CHECK constraint failed";
-    const char *at = strstr(m, check);
-
-    if (!at)
-        return m;
-    snprintf(out, n, "%.*s", (int)(at - m + sizeof(check) - 1), m);
-    return out;
-}
-
 void verso__error_rc(verso__resp *rs, verso_rest *srv, int rc, const char *msg)
 {
     int status = 500;
-    char buf[sizeof(rs->errmsg)];
-    const char *m = msg ? constraint_message(buf, sizeof(buf), msg) : NULL;
+    const char *m = msg;
 
     for (size_t i = 0; i < sizeof(k_orm_status) / sizeof(k_orm_status[0]); i++)
         if (k_orm_status[i].rc == rc)
             status = k_orm_status[i].status;
-    if (srv->timed_out || status == 503) {
+    if (verso__budget_spent(srv->db) || status == 503) {
         verso__error(rs, 503, "the request exceeded its time budget or the database is busy");
         return;
     }
-    if (status >= 500 || !m || !safe_message(m))
+    if (status >= 500 || !m || !*m)
         m = verso_strerror(rc);
     verso__error(rs, status, "%s", m);
 }
 
 /* The database handle's detail text is its last error's: it belongs to this
  * request only right after the ORM call that failed, which is the contract
- * of this function. Codes made up here go through verso__error_rc(). */
+ * of this function. The ORM says which texts a client may see (never
+ * SQLite's own words beyond a constraint's). Codes made up here go through
+ * verso__error_rc(). */
 void verso__error_orm(verso__resp *rs, verso_rest *srv, int rc)
 {
-    verso__error_rc(rs, srv, rc, srv->db ? verso_errmsg(srv->db) : NULL);
+    char buf[sizeof(rs->errmsg)];
+
+    verso__error_rc(rs, srv, rc, srv->db ? verso__errmsg_public(buf, sizeof(buf), srv->db) : NULL);
 }
 
 /* ---- path classification ---- */
@@ -272,25 +243,12 @@ static const char *allow_header(unsigned m)
  * that do not exist costs one PRAGMA each, not memory. */
 int verso__schema_sync(verso_rest *srv)
 {
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    int rc;
+    bool reloaded = false;
+    int rc = verso__db_schema_sync(&reloaded, srv->db);
 
-    if (sqlite3_prepare_v2(verso_db_sqlite(srv->db), "PRAGMA schema_version", -1, &st, NULL) ==
-            SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    if (v < 0)
-        return VERSO_EDB;
-    if (v == srv->schema_version)
-        return 0;
-    verso__stmts_free(srv);
-    if ((rc = verso_db_refresh_schema(srv->db)) < 0)
-        return rc;
-    srv->schema_version = v;
-    srv->metrics.schema_reloads++;
-    return 0;
+    if (reloaded)
+        srv->metrics.schema_reloads++;
+    return rc;
 }
 
 static const verso_table *find_table(verso_rest *srv, const char *name)
@@ -553,7 +511,8 @@ static int feed_parse(feed_args *a, verso__req *rq, verso__resp *rs)
 
     a->fo.limit = max < 1000 ? max : 1000;
     if (since && (verso__parse_i64(&a->fo.since, since) < 0 || a->fo.since < 0)) {
-        verso__error(rs, 400, "since must be a non-negative integer (a version; 0 reads everything)");
+        verso__error(rs, 400,
+                     "since must be a non-negative integer (a version; 0 reads everything)");
         return 400;
     }
     if (limit && (verso__parse_i64(&a->fo.limit, limit) < 0 || a->fo.limit < 1)) {

@@ -1,197 +1,24 @@
 /* rest/rows.c - the table routes: list, get, create, update, delete and
  * /_batch. GET by id uses a prepared statement cached per table. */
 #include <cjson/cJSON.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "orm/service.h"
 #include "rest/internal.h"
 
-/* ---- prepared GET by id ---- */
-
-void verso__stmts_free(verso_rest *srv)
-{
-    for (size_t i = 0; i < srv->nstmts; i++) {
-        sqlite3_finalize(srv->stmts[i].get);
-        free(srv->stmts[i].table);
-    }
-    free(srv->stmts);
-    srv->stmts = NULL;
-    srv->nstmts = 0;
-}
-
-static int quoted(verso_buf *b, const char *name)
-{
-    return verso_buf_printf(b, "\"%s\"", name);
-}
-
-static int prepare_get(sqlite3_stmt **out, verso_rest *srv, const verso_table *t)
-{
-    verso_buf sql = VERSO_BUF_INIT;
-    size_t n = verso_table_ncolumns(t);
-    int rc = verso_buf_puts(&sql, "SELECT ");
-
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if ((rc = verso_buf_puts(&sql, i ? "," : "")) == 0)
-            rc = quoted(&sql, verso_table_column_at(t, i)->name);
-    if (rc == 0 && (rc = verso_buf_puts(&sql, " FROM ")) == 0 &&
-        (rc = quoted(&sql, verso_table_name(t))) == 0 &&
-        (rc = verso_buf_puts(&sql, " WHERE ")) == 0 &&
-        (rc = quoted(&sql, verso_table_column_at(t, (size_t)verso_table_id_index(t))->name)) == 0)
-        rc = verso_buf_puts(&sql, "=?");
-    if (rc == 0 && sqlite3_prepare_v3(verso_db_sqlite(srv->db), sql.data, (int)sql.len,
-                                      SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
-        rc = VERSO_EDB;
-    verso_buf_free(&sql);
-    return rc;
-}
-
-/* The cached statement of t, prepared again for a new table object: the ORM
- * hands out new ones when it reloads the schema (and keeps the old ones
- * allocated until the database closes, so an address is never reused). */
-static sqlite3_stmt *get_stmt(verso_rest *srv, const verso_table *t)
-{
-    const char *name = verso_table_name(t);
-    verso__stmt_cache *grown, *e = NULL;
-    sqlite3_stmt *st = NULL;
-
-    for (size_t i = 0; !e && i < srv->nstmts; i++)
-        if (!strcmp(srv->stmts[i].table, name))
-            e = &srv->stmts[i];
-    if (e && e->t == t)
-        return e->get;
-    if (prepare_get(&st, srv, t) < 0)
-        return NULL;
-    if (!e) {
-        if (!(grown = realloc(srv->stmts, (srv->nstmts + 1) * sizeof(*grown)))) {
-            sqlite3_finalize(st);
-            return NULL;
-        }
-        srv->stmts = grown;
-        e = &grown[srv->nstmts];
-        if (!(e->table = strdup(name))) {
-            sqlite3_finalize(st);
-            return NULL;
-        }
-        e->get = NULL;
-        srv->nstmts++;
-    }
-    sqlite3_finalize(e->get);
-    e->get = st;
-    e->t = t;
-    return st;
-}
-
-static void column_value(verso_value *v, sqlite3_stmt *st, int i)
-{
-    switch (sqlite3_column_type(st, i)) {
-    case SQLITE_INTEGER:
-        *v = VERSO_VALUE_INT(sqlite3_column_int64(st, i));
-        break;
-    case SQLITE_FLOAT:
-        *v = VERSO_VALUE_DOUBLE(sqlite3_column_double(st, i));
-        break;
-    case SQLITE_TEXT:
-        v->type = VERSO_TEXT; /* text in a blob column is text (a tagged value) */
-        v->u.b.p = sqlite3_column_text(st, i);
-        v->u.b.n = (size_t)sqlite3_column_bytes(st, i);
-        break;
-    case SQLITE_BLOB:
-        v->type = VERSO_BLOB;
-        v->u.b.p = sqlite3_column_blob(st, i);
-        v->u.b.n = (size_t)sqlite3_column_bytes(st, i);
-        break;
-    default:
-        *v = VERSO_VALUE_NULL;
-    }
-}
-
-/* Appends `,"name":` (no comma for the first member) without printf. */
-static int put_key(verso_buf *b, const char *name, bool first)
-{
-    size_t n = strlen(name);
-    char *p;
-
-    if (verso_buf_reserve(b, n + 5) < 0)
-        return VERSO_ENOMEM;
-    p = b->data + b->len;
-    if (!first)
-        *p++ = ',';
-    *p++ = '"';
-    memcpy(p, name, n);
-    p += n;
-    *p++ = '"';
-    *p++ = ':';
-    *p = 0;
-    b->len = (size_t)(p - b->data);
-    return 0;
-}
-
-static int write_stmt_row(verso_buf *b, sqlite3_stmt *st, const verso_table *t)
-{
-    int rc = verso_buf_puts(b, "{");
-
-    for (size_t i = 0; rc == 0 && i < verso_table_ncolumns(t); i++) {
-        const verso_column *c = verso_table_column_at(t, i);
-        verso_value v;
-        column_value(&v, st, (int)i);
-        if ((rc = put_key(b, c->name, i == 0)) == 0)
-            rc = verso_json_value(b, &v, c->type);
-    }
-    return rc < 0 ? rc : verso_buf_puts(b, "}");
-}
-
-/* *stale: SQLite had to prepare the statement again, or could not, so the
- * file's schema changed since the ORM last read it. */
-static int read_row(verso_buf *b, int64_t *version, bool *stale, verso_rest *srv,
-                    const verso_table *t, int64_t id)
-{
-    sqlite3_stmt *st = get_stmt(srv, t);
-    int rc, step;
-
-    if (!st)
-        return VERSO_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    step = sqlite3_step(st);
-    *stale = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_REPREPARE, 1) > 0 || step == SQLITE_ERROR ||
-             step == SQLITE_SCHEMA;
-    if (step == SQLITE_ROW) {
-        *version = sqlite3_column_int64(st, verso_table_version_index(t));
-        rc = write_stmt_row(b, st, t);
-    } else {
-        rc = step == SQLITE_DONE        ? VERSO_ENOTFOUND
-             : step == SQLITE_INTERRUPT ? VERSO_EINTERRUPTED
-                                        : VERSO_EDB;
-    }
-    sqlite3_reset(st);
-    return rc;
-}
+/* ---- GET by id ---- */
 
 int verso__write_row_by_id(verso_buf *b, int64_t *version, verso_rest *srv, const verso_table *t,
                            int64_t id)
 {
-    char name[256];
-    size_t mark = b->len;
-    bool stale = false;
-    int rc;
+    bool reloaded = false;
+    int rc = verso__row_json(b, version, &reloaded, srv->db, verso_table_name(t), id);
 
-    snprintf(name, sizeof(name), "%s", verso_table_name(t));
-    if ((t = verso_db_table(srv->db, name)) == NULL)
-        return VERSO_ENOTFOUND;
-    rc = read_row(b, version, &stale, srv, t, id);
-    /* Inside a transaction the schema cannot have changed since it began. */
-    if (!stale || !sqlite3_get_autocommit(verso_db_sqlite(srv->db)))
-        return rc;
-    b->len = mark;
-    if (b->data)
-        b->data[mark] = 0;
-    verso__stmts_free(srv);
-    if ((rc = verso__schema_sync(srv)) < 0)
-        return rc;
-    if (!(t = verso_db_table(srv->db, name)))
-        return VERSO_ENOTFOUND;
-    return read_row(b, version, &stale, srv, t, id);
+    if (reloaded)
+        srv->metrics.schema_reloads++;
+    return rc;
 }
 
 /* ---- ETags ---- */
@@ -221,6 +48,27 @@ static int parse_etag(int64_t *out, const char *s)
 }
 
 /* ---- list and get ---- */
+
+/* Appends `,"name":` (no comma for the first member) without printf. */
+static int put_key(verso_buf *b, const char *name, bool first)
+{
+    size_t n = strlen(name);
+    char *p;
+
+    if (verso_buf_reserve(b, n + 5) < 0)
+        return VERSO_ENOMEM;
+    p = b->data + b->len;
+    if (!first)
+        *p++ = ',';
+    *p++ = '"';
+    memcpy(p, name, n);
+    p += n;
+    *p++ = '"';
+    *p++ = ':';
+    *p = 0;
+    b->len = (size_t)(p - b->data);
+    return 0;
+}
 
 static int write_iter_row(verso_buf *b, const verso_iter *it, const verso__listq *lq)
 {

@@ -5,13 +5,13 @@
 #include <libwebsockets.h>
 #include <netdb.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "orm/service.h"
 #include "rest/internal.h"
 
 typedef struct tick {
@@ -185,33 +185,14 @@ static int merge_options(verso_rest *srv, const verso_rest_options *o, char *why
     return 0;
 }
 
-static int progress(void *arg)
-{
-    verso_rest *srv = arg;
-    struct timespec ts;
-
-    if (!srv->deadline_ms)
-        return 0;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    if ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 < srv->deadline_ms)
-        return 0;
-    srv->timed_out = true;
-    return 1;
-}
-
 void verso__budget_begin(verso_rest *srv)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    srv->timed_out = false;
-    srv->deadline_ms =
-        (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + srv->cfg.limits.query_budget_ms;
+    verso__budget_set(srv->db, verso__monotonic_ms() + srv->cfg.limits.query_budget_ms);
 }
 
 void verso__budget_end(verso_rest *srv)
 {
-    srv->deadline_ms = 0;
+    verso__budget_set(srv->db, 0);
 }
 
 static int open_db(verso_rest *srv, char *why, size_t whylen)
@@ -225,7 +206,6 @@ static int open_db(verso_rest *srv, char *why, size_t whylen)
         why_set(why, whylen, "cannot open database %s: %s", srv->db_path, verso_open_errmsg());
         return rc;
     }
-    sqlite3_progress_handler(verso_db_sqlite(srv->db), 1000, progress, srv);
     return 0;
 }
 
@@ -392,7 +372,6 @@ int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *o
     if (!(srv = calloc(1, sizeof(*srv))))
         return VERSO_ENOMEM;
     srv->opts = *opts;
-    srv->schema_version = -1;
     srv->metrics.started_ms = verso_now_ms();
     if (!(srv->db_path = strdup(path))) {
         rc = VERSO_ENOMEM;
@@ -433,7 +412,6 @@ void verso_rest_stop(verso_rest *srv)
     }
     if (srv->ctx)
         lws_context_destroy(srv->ctx);
-    verso__stmts_free(srv);
     verso_db_close(srv->db);
     verso__config_free(&srv->cfg);
     free(srv->tick_sul);

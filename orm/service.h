@@ -1,0 +1,61 @@
+/*
+ * service.h - what rest/ and sync/ ask of the ORM (internal; not installed).
+ *
+ * orm/ is the only code that speaks SQL to verso's tables: the servers go
+ * through these calls instead of running statements on the ORM's
+ * connection. Each call is for the thread that uses db.
+ */
+#ifndef VERSO_ORM_SERVICE_H
+#define VERSO_ORM_SERVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "verso/orm.h"
+
+/*
+ * Reloads db's runtime schema when another connection changed the file's
+ * schema since the last load (one PRAGMA when nothing changed). *reloaded
+ * (may be NULL) says whether it did. Inside a transaction nothing is done.
+ * Errors: VERSO_EDB, VERSO_ENOMEM.
+ */
+int verso__db_schema_sync(bool *reloaded, verso_db *db);
+
+/*
+ * Appends the row `id` of the tracked table named `table` to b as a JSON
+ * object (verso_json_value for each column), and gives its version. Reads
+ * through the table's cached statement; when the file's schema changed
+ * under it (SQLite prepared it again), the runtime schema is reloaded and
+ * the row read once more. On error b is as it was; the detail
+ * (verso_errmsg) names the table and id. *reloaded (may be NULL) says
+ * whether the schema was reloaded.
+ * Errors: VERSO_ENOTFOUND (no such table or row), VERSO_EINTERRUPTED (the
+ * time budget ran out), VERSO_EDB, VERSO_ENOMEM.
+ */
+int verso__row_json(verso_buf *b, int64_t *version, bool *reloaded, verso_db *db, const char *table,
+                    int64_t id);
+
+/*
+ * A time budget for the statements run on db: once CLOCK_MONOTONIC passes
+ * deadline_ms (milliseconds), a running statement stops and its call fails
+ * with VERSO_EINTERRUPTED. 0 removes the budget. Setting one also clears
+ * verso__budget_spent().
+ */
+void verso__budget_set(verso_db *db, int64_t deadline_ms);
+
+/* Whether the budget stopped a statement since it was last set. */
+bool verso__budget_spent(const verso_db *db);
+
+/*
+ * The detail of db's last error in words fit for a server's client: verso's
+ * own messages, and SQLite's constraint messages with a CHECK constraint's
+ * expression cut off (it is SQL from the schema), written to out (n bytes).
+ * NULL when the detail is other SQLite text (it may quote SQL or paths):
+ * the caller then shows the code's generic text.
+ */
+const char *verso__errmsg_public(char *out, size_t n, const verso_db *db);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t verso__monotonic_ms(void);
+
+#endif
