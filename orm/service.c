@@ -149,3 +149,21 @@ const char *verso__errmsg_public(char *out, size_t n, const verso_db *db)
         snprintf(out, n, "%s", db->errmsg);
     return out;
 }
+
+int verso__row_exists(bool *exists, verso_db *db, const char *table, int64_t id)
+{
+    verso_table *t = lookup(db, table);
+    int64_t version;
+
+    *exists = false;
+    if (!t)
+        return verso__err(db, VERSO_ENOTFOUND, "no tracked table named \"%s\"", table);
+    return verso__row_version(&version, exists, db, t, id);
+}
+
+int verso__horizon_raise(verso_db *db, int64_t version)
+{
+    if (!db->txn)
+        return verso__err(db, VERSO_ESTATE, "the horizon is raised inside a transaction");
+    return verso__meta_set_int(db, "horizon", version);
+}

@@ -55,6 +55,49 @@ bool verso__budget_spent(const verso_db *db);
  */
 const char *verso__errmsg_public(char *out, size_t n, const verso_db *db);
 
+/* ---- replication (sync/) ---- */
+
+/*
+ * *exists says whether table (a tracked table's name) has a row with this id,
+ * through the table's cached statement. Errors: VERSO_ENOTFOUND (no such
+ * table), VERSO_EDB.
+ */
+int verso__row_exists(bool *exists, verso_db *db, const char *table, int64_t id);
+
+/*
+ * Raises db's tombstone horizon to version inside the open transaction
+ * (after a full resynchronisation the slave holds no tombstone older than
+ * the master version it now equals, so its own slaves behind that must
+ * resynchronise). Errors: VERSO_ESTATE (no transaction), VERSO_EDB.
+ */
+int verso__horizon_raise(verso_db *db, int64_t version);
+
+/* Whether db's file holds nothing but verso's metadata: no tracked table
+ * and no table, view, index or trigger of the user's. */
+bool verso__snapshot_fits(verso_db *db);
+
+/*
+ * Makes a file snapshot of the database file src at path: a copy made with
+ * the backup API in one read transaction (a consistent state), in rollback
+ * journal mode, holding only verso's tables and the tracked tables (others
+ * are dropped, their pages zeroed). *head is the version it holds. On error
+ * path may be left behind (the caller removes it); why (may be NULL) gets a
+ * reason. Errors: VERSO_EDB, VERSO_ENOMEM.
+ */
+int verso__snapshot_make(int64_t *head, const char *src, const char *path, char *why,
+                         size_t whylen);
+
+/*
+ * Installs the snapshot file into db in one write transaction (backup API):
+ * the copy gets db's identity, every table marked replicated, the cursor
+ * (master, version) and horizon version. Only into a file that
+ * verso__snapshot_fits(), checked again once the write lock is held.
+ * Reloads db's runtime schema. The file is modified (not removed).
+ * Errors: VERSO_ESTATE (db holds something of its own), VERSO_EDB.
+ */
+int verso__snapshot_install(verso_db *db, const char *file, const char *master, int64_t version,
+                            char *why, size_t whylen);
+
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t verso__monotonic_ms(void);
 

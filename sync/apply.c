@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
-#include <sqlite3.h>
 
+#include "orm/service.h"
 #include "sync/internal.h"
 
 /* A change kept for the callback until its transaction commits. */
@@ -18,12 +18,6 @@ typedef struct pending {
     const char **cols; /* from verso_json_to_values */
     verso_value *vals;
 } pending;
-
-/* A prepared "does row id exist" statement per table. */
-typedef struct exists_stmt {
-    char *table;
-    sqlite3_stmt *st;
-} exists_stmt;
 
 struct verso__sync_applier {
     verso_db *db;
@@ -40,8 +34,6 @@ struct verso__sync_applier {
     size_t ndocs, capdocs;
     pending *pend;
     size_t npend, cappend;
-    exists_stmt *exists;
-    size_t nexists;
     char err[256];
 };
 
@@ -60,17 +52,6 @@ int verso__sync_applier_new(verso__sync_applier **out, verso_db *db, const verso
     }
     *out = a;
     return 0;
-}
-
-static void exists_clear(verso__sync_applier *a)
-{
-    for (size_t i = 0; i < a->nexists; i++) {
-        sqlite3_finalize(a->exists[i].st);
-        free(a->exists[i].table);
-    }
-    free(a->exists);
-    a->exists = NULL;
-    a->nexists = 0;
 }
 
 static void pending_clear(verso__sync_applier *a)
@@ -93,7 +74,6 @@ void verso__sync_applier_free(verso__sync_applier *a)
     pending_clear(a);
     free(a->pend);
     free(a->docs);
-    exists_clear(a);
     verso__sync_schema_free(&a->schema);
     free(a);
 }
@@ -147,7 +127,6 @@ static int apply_schema(verso__sync_applier *a)
             return rc;
         }
     }
-    exists_clear(a); /* the schema may have changed under the statements */
     return 0;
 }
 
@@ -168,46 +147,17 @@ static int begin(verso__sync_applier *a, bool reset)
     return 0;
 }
 
-static sqlite3_stmt *exists_stmt_for(verso__sync_applier *a, const verso_table *t)
-{
-    const char *name = verso_table_name(t);
-    exists_stmt *grown;
-    char sql[256];
-    sqlite3_stmt *st = NULL;
-
-    for (size_t i = 0; i < a->nexists; i++) {
-        if (strcmp(a->exists[i].table, name) == 0)
-            return a->exists[i].st;
-    }
-    snprintf(sql, sizeof(sql), "SELECT 1 FROM \"%s\" WHERE \"%s\" = ?", name,
-             verso_table_column_at(t, (size_t)verso_table_id_index(t))->name);
-    if (sqlite3_prepare_v2(verso_db_sqlite(a->db), sql, -1, &st, NULL) != SQLITE_OK)
-        return NULL;
-    grown = realloc(a->exists, (a->nexists + 1) * sizeof(*grown));
-    if (!grown || !(grown[a->nexists].table = strdup(name))) {
-        a->exists = grown ? grown : a->exists;
-        sqlite3_finalize(st);
-        return NULL;
-    }
-    a->exists = grown;
-    grown[a->nexists++].st = st;
-    return st;
-}
-
 /* 1 if row id exists in t, 0 if not, < 0 on error. */
 static int row_exists(verso__sync_applier *a, const verso_table *t, int64_t id)
 {
-    sqlite3_stmt *st = exists_stmt_for(a, t);
-    int rc;
+    bool exists = false;
+    int rc = verso__row_exists(&exists, a->db, verso_table_name(t), id);
 
-    if (!st)
-        return VERSO_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
-        return 1;
-    return rc == SQLITE_DONE ? 0 : VERSO_EDB;
+    if (rc < 0) {
+        snprintf(a->err, sizeof(a->err), "%s", verso_errmsg(a->db));
+        return rc;
+    }
+    return exists ? 1 : 0;
 }
 
 static int pending_push(verso__sync_applier *a, const pending *p)
@@ -345,22 +295,11 @@ done:
  * version it now equals: its own slaves behind that must resynchronise. */
 static int raise_horizon(verso__sync_applier *a, int64_t version)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(verso_db_sqlite(a->db),
-                                "INSERT INTO _verso_meta(key, value) VALUES('horizon', ?) "
-                                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                                -1, &st, NULL);
+    int rc = verso__horizon_raise(a->db, version);
 
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, version);
-        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_OK) {
-        snprintf(a->err, sizeof(a->err), "horizon: %s", sqlite3_errmsg(verso_db_sqlite(a->db)));
-        return VERSO_EDB;
-    }
-    return 0;
+    if (rc < 0)
+        snprintf(a->err, sizeof(a->err), "horizon: %s", verso_errmsg(a->db));
+    return rc;
 }
 
 static void notify(verso__sync_applier *a, int64_t version, bool reset)
