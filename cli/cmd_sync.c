@@ -72,10 +72,11 @@ static void usage(FILE *out, const char *cmd)
             "  --token TOKEN      access token (else $VERSO_TOKEN, else the config file)\n"
             "  --config FILE      client config file with a 'client-token TOKEN' line\n"
             "                     (default $VERSO_CONFIG)\n"
-            "  --chunk N          changes per request or message (default 10000)\n"
             "  --insecure         https: accept self-signed certificates\n"
             "  --quiet            no progress on stderr\n",
             cmd);
+    if (strcmp(cmd, "pull") == 0)
+        fprintf(out, "  --chunk N          changes per request (default 10000)\n");
     if (strcmp(cmd, "replicate") == 0)
         fprintf(out, "  --port N           also serve DB over REST and /_sync on 127.0.0.1:N\n"
                      "                     (0 = any free port), for cascading slaves\n");
@@ -137,7 +138,7 @@ static int parse_option(sync_args *a, int argc, char **argv, int *i)
         return a->token = v, 0;
     if (!strcmp(o, "--config"))
         return a->config = v, 0;
-    if (!strcmp(o, "--chunk"))
+    if (!strcmp(o, "--chunk") && !strcmp(a->cmd, "pull")) /* a live master sets its own */
         return parse_int(&a->chunk, v);
     if (!strcmp(o, "--port") && !strcmp(a->cmd, "replicate"))
         return parse_int(&a->port, v);

@@ -309,8 +309,12 @@ static int table_load(verso_table **out, verso_db *db, sqlite3_stmt *row)
     verso_table *t = calloc(1, sizeof *t);
     int rc = 0;
     *out = NULL;
-    if (!t || !name || !idc || !verc)
-        return verso__err(db, t ? VERSO_ESCHEMA : VERSO_ENOMEM, "bad _verso_tables row");
+    if (!t)
+        return verso__err(db, VERSO_ENOMEM, "out of memory");
+    if (!name || !idc || !verc) {
+        free(t);
+        return verso__err(db, VERSO_ESCHEMA, "bad _verso_tables row");
+    }
     t->id_idx = t->ver_idx = -1;
     t->replicated = sqlite3_column_int(row, 3) != 0;
     t->name = strdup(name);

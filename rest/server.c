@@ -13,6 +13,7 @@
 
 #include "orm/service.h"
 #include "rest/internal.h"
+#include "rest/lwslog.h"
 
 typedef struct tick {
     lws_sorted_usec_list_t sul;
@@ -266,9 +267,8 @@ static int make_context(verso_rest *srv, char *why, size_t whylen)
     struct lws_context_creation_info info;
     const verso_rest_limits *l = &srv->cfg.limits;
     size_t hdr = l->max_url + 8192;
-    const char *lv = getenv("VERSO_LWS_LOG");
 
-    lws_set_log_level(lv ? atoi(lv) : 0, NULL);
+    verso__lws_log_init();
     memset(&info, 0, sizeof(info));
     info.port = srv->cfg.port;
     info.iface = srv->cfg.host;

@@ -9,6 +9,7 @@
 
 #include <libwebsockets.h>
 
+#include "rest/lwslog.h"
 #include "sync/internal.h"
 
 struct verso__sync_http {
@@ -121,7 +122,7 @@ int verso__sync_http_new(verso__sync_http **out, const verso__sync_url *u, const
             goto done;
         snprintf(h->auth, n, "Bearer %s", token);
     }
-    lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
+    verso__lws_log_init();
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = http_protocols;

@@ -30,6 +30,7 @@
 #include <cjson/cJSON.h>
 #include <libwebsockets.h>
 
+#include "rest/lwslog.h"
 #include "sync/internal.h"
 
 struct verso_slave {
@@ -888,7 +889,7 @@ static int create_context(verso_slave *s)
 
     /* Connection failures are reported once through last_error: lws's
      * warnings would repeat them on stderr at every retry. */
-    lws_set_log_level(LLL_ERR, NULL);
+    verso__lws_log_init();
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = slave_protocols;

@@ -291,6 +291,10 @@ static void test_bad_arguments(void **state)
     verso(&r, NULL, "load", db, NULL);
     expect_failure(&r, 2, "verso load: missing arguments");
     result_free(&r);
+    /* --chunk is the pull's request size; a live master sets its own */
+    verso(&r, NULL, "replicate", "--chunk", "5", "http://127.0.0.1:1", db, NULL);
+    expect_failure(&r, 2, "usage: verso replicate");
+    result_free(&r);
     remove_db(db);
 }
 
