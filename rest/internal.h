@@ -175,6 +175,8 @@ struct verso_rest {
     pthread_t thread;
     atomic_int stop;
     atomic_int woken;
+    pthread_mutex_t ctx_lock; /* other threads wake ctx only under it, while ctx_alive */
+    bool ctx_alive;
     bool going_away; /* stopping: open WebSockets get a 1001 close frame */
 
     verso_buf out; /* response bytes, with LWS_PRE headroom */

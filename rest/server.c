@@ -343,17 +343,33 @@ static void close_websockets(verso_rest *srv)
     lws_sul_schedule(srv->ctx, 0, &wake, wake_fired, LWS_SET_TIMER_USEC_CANCEL);
 }
 
+/* The context is destroyed on the service thread, so every callback,
+ * on_close included, runs there. Other threads only wake it, under
+ * ctx_lock and while ctx_alive: none is inside lws_cancel_service() once the
+ * destruction starts. */
 static void *service_main(void *arg)
 {
     verso_rest *srv = arg;
 
-    /* The context outlives this loop: verso_rest_stop() may still be calling
-     * lws_cancel_service() on it; it destroys the context after the join. */
     while (!atomic_load(&srv->stop))
         if (lws_service(srv->ctx, 0) < 0)
             break;
     close_websockets(srv);
+    pthread_mutex_lock(&srv->ctx_lock);
+    srv->ctx_alive = false;
+    pthread_mutex_unlock(&srv->ctx_lock);
+    lws_context_destroy(srv->ctx);
+    srv->ctx = NULL;
     return NULL;
+}
+
+/* Wakes the service thread if its context still runs. Any thread. */
+static void wake_service(verso_rest *srv)
+{
+    pthread_mutex_lock(&srv->ctx_lock);
+    if (srv->ctx_alive)
+        lws_cancel_service(srv->ctx);
+    pthread_mutex_unlock(&srv->ctx_lock);
 }
 
 int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *opts, char *why,
@@ -371,6 +387,7 @@ int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *o
         return VERSO_EINVAL;
     if (!(srv = calloc(1, sizeof(*srv))))
         return VERSO_ENOMEM;
+    pthread_mutex_init(&srv->ctx_lock, NULL);
     srv->opts = *opts;
     srv->metrics.started_ms = verso_now_ms();
     if (!(srv->db_path = strdup(path))) {
@@ -386,7 +403,9 @@ int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *o
     if ((rc = check_tls_files(&srv->cfg, why, whylen)) < 0 ||
         (rc = make_context(srv, why, whylen)) < 0 || (rc = start_tick(srv)) < 0)
         goto done;
+    srv->ctx_alive = true;
     if (pthread_create(&srv->thread, NULL, service_main, srv)) {
+        srv->ctx_alive = false;
         rc = VERSO_ENOMEM;
         goto done;
     }
@@ -407,11 +426,12 @@ void verso_rest_stop(verso_rest *srv)
         return;
     if (srv->thread_started) {
         atomic_store(&srv->stop, 1);
-        lws_cancel_service(srv->ctx);
+        wake_service(srv);
         pthread_join(srv->thread, NULL);
     }
-    if (srv->ctx)
+    if (srv->ctx) /* never served */
         lws_context_destroy(srv->ctx);
+    pthread_mutex_destroy(&srv->ctx_lock);
     verso_db_close(srv->db);
     verso__config_free(&srv->cfg);
     free(srv->tick_sul);
@@ -444,10 +464,10 @@ bool verso_rest_tls(const verso_rest *srv)
 
 void verso_rest_wake(verso_rest *srv)
 {
-    if (!srv || !srv->ctx)
+    if (!srv)
         return;
     atomic_store(&srv->woken, 1);
-    lws_cancel_service(srv->ctx);
+    wake_service(srv);
 }
 
 verso_db *verso_rest_db(verso_rest *srv)

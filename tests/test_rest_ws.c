@@ -495,6 +495,105 @@ static void assert_refused(const char *ans, int status, const char *code)
     cJSON_Delete(j);
 }
 
+/* ---- on_close runs on the service thread, also when the server stops ---- */
+
+static pthread_t g_service;
+static atomic_int g_thread_opens, g_thread_closes, g_closed_elsewhere;
+
+static int thread_open(verso_ws *ws, void **conn, void *arg)
+{
+    (void)conn;
+    (void)arg;
+    g_service = pthread_self();
+    atomic_fetch_add(&g_thread_opens, 1);
+    verso_ws_want_write(ws);
+    return 0;
+}
+
+/* Writes until the peer, which never reads, chokes the connection: the close
+ * frame of a stopping server cannot go out either. */
+static int thread_flood(verso_ws *ws, void *conn, void *arg)
+{
+    static char chunk[65536];
+
+    (void)conn;
+    (void)arg;
+    while (!verso_ws_choked(ws))
+        if (verso_ws_write(ws, chunk, sizeof(chunk)) < 0)
+            return -1;
+    verso_ws_want_write(ws);
+    return 0;
+}
+
+static void thread_close(verso_ws *ws, void *conn, void *arg)
+{
+    (void)ws;
+    (void)conn;
+    (void)arg;
+    if (!pthread_equal(pthread_self(), g_service))
+        atomic_fetch_add(&g_closed_elsewhere, 1);
+    atomic_fetch_add(&g_thread_closes, 1);
+}
+
+static const verso_ws_handler k_thread_handler[] = {
+    {.path = "/_t",
+     .subprotocol = "verso-t",
+     .on_open = thread_open,
+     .on_writeable = thread_flood,
+     .on_close = thread_close},
+};
+
+/* Opens a WebSocket on /_t and returns the socket, never read again. */
+static int raw_websocket(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct timeval tv = {5, 0};
+    char req[512], ans[1024];
+    int fd = socket(AF_INET, SOCK_STREAM, 0), n;
+
+    assert_true(fd >= 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    n = snprintf(req, sizeof(req),
+                 "GET /_t HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: verso-t\r\n\r\n");
+    assert_int_equal(send(fd, req, (size_t)n, 0), n);
+    n = (int)recv(fd, ans, sizeof(ans) - 1, 0);
+    assert_true(n > 12);
+    ans[n] = '\0';
+    assert_int_equal(status_of(ans), 101);
+    return fd;
+}
+
+/* rest.h promises that callbacks run on the service thread: so does
+ * on_close of connections still open when the server stops, whether the
+ * peer answers the close frame or never reads again. */
+static void test_on_close_on_service_thread_at_stop(void **state)
+{
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    verso_rest *srv = NULL;
+    char why[128];
+    int fds[3];
+
+    (void)state;
+    o.ws_handlers = k_thread_handler;
+    o.nws_handlers = 1;
+    o.db_path = g_env.path;
+    assert_int_equal(verso_rest_start(&srv, NULL, &o, why, sizeof(why)), 0);
+    for (int i = 0; i < 3; i++)
+        fds[i] = raw_websocket(verso_rest_port(srv));
+    for (int i = 0; i < 500 && atomic_load(&g_thread_opens) < 3; i++)
+        pause_ms(10);
+    assert_int_equal(atomic_load(&g_thread_opens), 3);
+    verso_rest_stop(srv); /* the raw peers never answer the close frame */
+    assert_int_equal(atomic_load(&g_thread_closes), 3);
+    assert_int_equal(atomic_load(&g_closed_elsewhere), 0);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+}
+
 /* A refused upgrade gets an HTTP answer with the REST error body (401 without
  * a token, 403 with a token whose role does not allow it), and the server
  * goes on serving. */
@@ -544,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_status_and_metrics_extras),
         cmocka_unit_test(test_role_checked_at_upgrade),
         cmocka_unit_test(test_refused_upgrade_answers_http),
+        cmocka_unit_test(test_on_close_on_service_thread_at_stop),
     };
     lws_set_log_level(0, NULL);
     return cmocka_run_group_tests(tests, setup, teardown);
