@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "verso/orm.h"
+#include "verso/advanced.h"
 
 #define VERSO__MAX_COLUMNS 64
 #define VERSO__MAX_HOOKS   16

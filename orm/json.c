@@ -27,6 +27,7 @@
 #include <cjson/cJSON.h>
 
 #include "verso/orm.h"
+#include "verso/advanced.h"
 
 #define JSON_DEFAULT_DEPTH 64
 #define JSON_WHY_MAX       160

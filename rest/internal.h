@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "verso/orm.h"
+#include "verso/advanced.h"
 #include "verso/rest.h"
 
 struct lws;

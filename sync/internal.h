@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "verso/orm.h"
+#include "verso/advanced.h"
 #include "verso/sync.h"
 #include "verso/verso.h"
 

@@ -24,6 +24,7 @@
 #include "support/orm_support.h"
 #include "support/rest_http.h"
 #include "verso/orm.h"
+#include "verso/advanced.h"
 #include "verso/rest.h"
 
 typedef struct rc_item {

@@ -35,6 +35,7 @@
 #include <sqlite3.h>
 
 #include "verso/orm.h"
+#include "verso/advanced.h"
 #include "verso/rest.h"
 #include "verso/sync.h"
 

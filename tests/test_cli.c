@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "verso/orm.h"
+#include "verso/advanced.h"
 
 #define MAX_ARGS 16
 

@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "verso/orm.h"
+#include "verso/advanced.h"
 
 /* ---------------------------------------------------------------------
  * Helpers

@@ -12,6 +12,7 @@
 
 #include "support/orm_support.h"
 #include "verso/orm.h"
+#include "verso/advanced.h"
 
 static verso_db *open_db(const char *tag, bool items)
 {

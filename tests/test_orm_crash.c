@@ -22,6 +22,7 @@
 
 #include "support/orm_support.h"
 #include "verso/orm.h"
+#include "verso/advanced.h"
 
 enum { KILLS = 30 };
 

@@ -17,6 +17,7 @@
 
 #include "support/orm_support.h"
 #include "verso/orm.h"
+#include "verso/advanced.h"
 
 enum { MAXID = 400, OPS = 6000 };
 

@@ -13,6 +13,7 @@
 
 #include "support/orm_support.h"
 #include "verso/orm.h"
+#include "verso/advanced.h"
 
 static char path[1024];
 

@@ -11,6 +11,7 @@
 
 #include "support/orm_support.h"
 #include "verso/orm.h"
+#include "verso/advanced.h"
 
 typedef struct seen {
     int calls;

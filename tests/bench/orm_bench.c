@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "verso/orm.h"
+#include "verso/advanced.h"
 
 typedef struct brow {
     int64_t id;

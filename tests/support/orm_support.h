@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "verso/orm.h"
+#include "verso/advanced.h"
 
 /* A fresh database path under $VERSO_TEST_TMP (or /tmp), unique per call;
  * any file of that name and its -wal/-shm are removed. Static buffer. */
