@@ -168,7 +168,7 @@ static int get_args(cli_args *a, const cli_spec *s, int argc, char **argv, int *
 static int open_db(verso_db **db, const cli_spec *s, const char *path, bool readonly)
 {
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
-    o.create = false;
+    o.must_exist = true;
     o.readonly = readonly;
     if (verso_db_open(db, path, &o) < 0) {
         const char *m = verso_open_errmsg();

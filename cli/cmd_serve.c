@@ -84,13 +84,13 @@ static int parse_port(int *out, const char *s)
     long v;
 
     if (!s) {
-        *out = VERSO_REST_PORT_CONFIG;
+        *out = 0; /* the config file's, else the default */
         return 0;
     }
     v = strtol(s, &end, 10);
     if (!*s || *end || v < 0 || v > 65535)
         return -1;
-    *out = (int)v;
+    *out = v == 0 ? VERSO_REST_PORT_ANY : (int)v;
     return 0;
 }
 

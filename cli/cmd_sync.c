@@ -298,7 +298,7 @@ static int serve_start(serving *sv, const sync_args *a)
     if ((rc = verso_sync_master_new(&sv->master, a->db, NULL, why, sizeof(why))) == 0) {
         verso_sync_master_mount(sv->master, &ro);
         ro.db_path = a->db;
-        ro.port = a->port;
+        ro.port = a->port ? a->port : VERSO_REST_PORT_ANY;
         rc = verso_rest_start(&sv->rest, NULL, &ro, why, sizeof(why));
     }
     if (rc < 0) {

@@ -207,7 +207,7 @@ static int prepare_db_statements(verso_db *db)
 static int connect(verso_db *db, const char *path, const verso_db_options *o)
 {
     int flags = o->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
-    if (o->create && !o->readonly)
+    if (!o->must_exist && !o->readonly)
         flags |= SQLITE_OPEN_CREATE;
     flags |= SQLITE_OPEN_NOMUTEX;
     int src = sqlite3_open_v2(path, &db->sq, flags, NULL);
@@ -217,7 +217,9 @@ static int connect(verso_db *db, const char *path, const verso_db_options *o)
         return code == VERSO_EIO ? VERSO_EDB : code;
     }
     sqlite3_extended_result_codes(db->sq, 0);
-    sqlite3_busy_timeout(db->sq, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 0);
+    sqlite3_busy_timeout(db->sq, o->busy_timeout_ms > 0    ? o->busy_timeout_ms
+                                 : o->busy_timeout_ms == 0 ? 5000
+                                                           : 0);
     db->trig_on = true; /* SQLite's default */
     int rc = verso__triggers(db, false);
     if (rc < 0 || o->readonly)
@@ -346,8 +348,9 @@ int verso_db_open(verso_db **out, const char *path, const verso_db_options *opts
     int rc;
     *out = NULL;
     open_errmsg[0] = '\0';
-    if (!path) {
-        snprintf(open_errmsg, sizeof open_errmsg, "path is NULL");
+    if (!path || o->version > VERSO_OPTIONS_VERSION) {
+        snprintf(open_errmsg, sizeof open_errmsg, "%s",
+                 path ? "options of a newer verso (version field)" : "path is NULL");
         return VERSO_EINVAL;
     }
     verso_db *db = calloc(1, sizeof *db);

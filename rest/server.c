@@ -162,9 +162,11 @@ static int merge_options(verso_rest *srv, const verso_rest_options *o, char *why
         return rc;
     verso__limits_merge(&c->limits, &o->limits);
     verso__limits_defaults(&c->limits);
-    if (o->port >= 0)
+    if (o->port > 0)
         c->port = o->port;
-    else if (c->port < 0)
+    else if (o->port == VERSO_REST_PORT_ANY)
+        c->port = 0;
+    else if (c->port < 0) /* 0: the config file's, else the default */
         c->port = VERSO_REST_PORT_DEFAULT;
     if (override(&c->host, o->host   ? o->host
                            : c->host ? NULL
@@ -201,7 +203,7 @@ static int open_db(verso_rest *srv, char *why, size_t whylen)
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     int rc;
 
-    o.create = false;
+    o.must_exist = true;
     o.busy_timeout_ms = srv->cfg.limits.query_budget_ms;
     if ((rc = verso_db_open(&srv->db, srv->db_path, &o)) < 0) {
         why_set(why, whylen, "cannot open database %s: %s", srv->db_path, verso_open_errmsg());
@@ -383,7 +385,7 @@ int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *o
         *out = NULL;
     why_set(why, whylen, "invalid arguments");
     path = opts && opts->db_path ? opts->db_path : db ? verso_db_path(db) : NULL;
-    if (!out || !opts || !path)
+    if (!out || !opts || !path || opts->version > VERSO_OPTIONS_VERSION)
         return VERSO_EINVAL;
     if (!(srv = calloc(1, sizeof(*srv))))
         return VERSO_ENOMEM;

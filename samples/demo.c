@@ -153,6 +153,7 @@ static int start(demo *d)
     if (verso_sync_master_new(&d->sync, d->master_path, NULL, why, sizeof(why)) < 0)
         return fprintf(stderr, "demo: %s\n", why), -1;
     verso_sync_master_mount(d->sync, &ro);
+    ro.port = VERSO_REST_PORT_ANY;
     if (verso_rest_start(&d->srv, d->db, &ro, why, sizeof(why)) < 0)
         return fprintf(stderr, "demo: %s\n", why), -1;
     verso_sync_master_watch(d->sync, d->db);

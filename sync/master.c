@@ -852,7 +852,7 @@ int verso_sync_master_new(verso_sync_master **out, const char *db_path,
     m->o.chunk = m->o.chunk > 0 ? m->o.chunk : 5000;
     m->o.heartbeat_ms = m->o.heartbeat_ms > 0 ? m->o.heartbeat_ms : 5000;
     m->o.poll_ms = m->o.poll_ms > 0 ? m->o.poll_ms : 1;
-    dbo.create = false;
+    dbo.must_exist = true;
     if (!(m->path = strdup(db_path))) {
         rc = VERSO_ENOMEM;
         goto done;

@@ -85,6 +85,7 @@ static inline void rc_start_with(rc_env *e, const char *tag, verso_rest_options 
 static inline void rc_start(rc_env *e, const char *tag)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
 
     rc_start_with(e, tag, &o);
 }

@@ -204,7 +204,7 @@ static inline int h_master_main(int argc, char **argv)
         return 1;
     }
     verso_sync_master_mount(m, &ro);
-    ro.port = port;
+    ro.port = port ? port : VERSO_REST_PORT_ANY;
     for (int tries = 0; verso_rest_start(&srv, db, &ro, why, sizeof(why)) < 0; tries++) {
         if (tries == 50) {
             fprintf(stderr, "master: %s\n", why);

@@ -283,7 +283,7 @@ static void test_readonly_open(void **state)
     verso_db_close(db);
 
     o.readonly = false;
-    o.create = false;
+    o.must_exist = true;
     assert_true(verso_db_open(&db, orm_tmp_path("nonexistent"), &o) < 0);
     assert_null(db);
     assert_true(strlen(verso_open_errmsg()) > 0);

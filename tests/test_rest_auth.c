@@ -56,6 +56,7 @@ static int setup(void **state)
                                               [R_READ_ITEMS] = "read items",
                                               [R_REPL_ITEMS] = "replicate items"};
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     char text[2048] = "# tokens for the auth test\nmax-body 65536\nclient-token ignored\n", h[65];
     char *cfg;
 
@@ -212,6 +213,7 @@ static void test_error_bodies(void **state)
 static void test_refuses_network_without_token(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     verso_rest *srv = (verso_rest *)&o;
     char why[256] = "";
 
@@ -228,6 +230,7 @@ static void test_refuses_network_without_token(void **state)
 static void test_localhost_without_token(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     rc_env e;
     char why[256] = "";
 
@@ -245,6 +248,7 @@ static void test_localhost_without_token(void **state)
 static void test_bad_config(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     verso_rest *srv = NULL;
     char why[256] = "";
     char *cfg = rc_write_file("rest_bad.conf", "max-body 10\nno-such-setting 1\n");

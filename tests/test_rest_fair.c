@@ -43,6 +43,7 @@ static rc_env g_env;
 static int setup(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
 
     (void)state;
     o.ws_handlers = k_handlers;
@@ -269,6 +270,7 @@ static void test_h2c_upgrade_refused(void **state)
 static void test_upgrade_authentication(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     char why[128], *cfg = rc_write_file("rest_fair_tokens.conf", k_tokens_conf), ans[4096];
     verso_rest *srv = NULL;
     int port, fd;
@@ -431,6 +433,7 @@ static void test_body_limit_longer_than_header_limit(void **state)
 {
     static const char head[] = "POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n";
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     verso_rest *srv = NULL;
     char why[128], ans[4096];
     int64_t took = 0;
@@ -462,6 +465,7 @@ static void test_body_timeout_from_config(void **state)
 {
     static const char head[] = "POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n";
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     char why[128], ans[4096];
     char *cfg =
         rc_write_file("rest_fair_body.conf", "header-timeout-ms 1000\nbody-timeout-ms 1200\n");
@@ -663,6 +667,7 @@ static void test_slave_name_cut_on_a_character(void **state)
 {
     verso_sync_master *m = NULL;
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     verso_rest *srv = NULL;
     char why[128], ans[4096], url[128], msg[512], name[80];
     int64_t deadline;
@@ -737,6 +742,7 @@ static int bad_metrics(verso_buf *out, void *arg)
 static void test_extension_failure_keeps_routes(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     static const char *const routes[] = {"/_status", "/_info"};
     verso_rest *srv = NULL;
     char why[128], url[128];

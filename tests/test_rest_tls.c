@@ -23,6 +23,7 @@ static void make_cert(void)
 static int setup(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
 
     (void)state;
     make_cert();
@@ -94,6 +95,7 @@ static void test_untrusted_and_plain_refused(void **state)
 static void test_bad_tls_files(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     verso_rest *srv = NULL;
     char why[256] = "";
 

@@ -14,6 +14,7 @@ static rc_env g_env;
 static int setup(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
 
     (void)state;
     o.limits.query_budget_ms = 300;
@@ -178,6 +179,7 @@ static void test_busy_database(void **state)
 static void test_query_budget(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     rc_env e = g_env;
     char why[128];
     rt_resp r;

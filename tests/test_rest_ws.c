@@ -251,6 +251,7 @@ static rc_env g_env;
 static int setup(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
 
     (void)state;
     o.ws_handlers = k_handlers;
@@ -290,6 +291,7 @@ static void test_echo(void **state)
 static void test_idle_websocket_survives_header_timeout(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     static const size_t sizes[] = {10, 20};
     client c = {.sizes = sizes, .nsizes = 2, .pause_ms = 2500};
     verso_rest *srv = NULL;
@@ -378,6 +380,7 @@ static void test_status_and_metrics_extras(void **state)
 static void test_role_checked_at_upgrade(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     static const size_t sizes[] = {42};
     client c = {.sizes = sizes, .nsizes = 1}, d = {.sizes = sizes, .nsizes = 1};
     char why[128], *cfg;
@@ -573,6 +576,7 @@ static int raw_websocket(int port)
 static void test_on_close_on_service_thread_at_stop(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     verso_rest *srv = NULL;
     char why[128];
     int fds[3];
@@ -600,6 +604,7 @@ static void test_on_close_on_service_thread_at_stop(void **state)
 static void test_refused_upgrade_answers_http(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     char why[128], *cfg, ans[4096];
     verso_rest *srv = NULL;
     int port;

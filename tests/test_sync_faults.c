@@ -314,6 +314,7 @@ static void test_faults_each_step(void **state)
         mute_message,    mute_writeable,         mute_close, NULL};
     verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
     verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
+    ro.port = VERSO_REST_PORT_ANY;
     char sp[600], mp[600], url[64], why[256] = "";
     verso_slave_state st;
     verso_rest *srv = NULL;

@@ -418,6 +418,7 @@ static void test_live_cursor_ahead(void **state)
 {
     char mp[600], sp[600], bp[600], cp[600], sql[700], url[64], why[256] = "";
     verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
+    ro.port = VERSO_REST_PORT_ANY;
     verso_sync_master *sm = NULL;
     verso_rest *ssrv = NULL;
     verso_slave_state st;
@@ -850,6 +851,7 @@ static void test_live_cascade(void **state)
 {
     char mp[600], bp[600], cp[600], burl[64], why[256] = "";
     verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
+    ro.port = VERSO_REST_PORT_ANY;
     verso_sync_master *bm = NULL;
     verso_rest *bsrv = NULL;
     h_master m;

@@ -144,6 +144,7 @@ static void start_fake(verso_rest **srv, fake *f, const char *dbpath, char *url,
                                  f_close,
                                  NULL};
     verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
+    ro.port = VERSO_REST_PORT_ANY;
     char why[256] = "";
     verso_db *db = h_open(dbpath);
 

@@ -110,17 +110,18 @@ VERSO_API int verso_table_def_check(const verso_table_def *def, char *why, size_
  * ------------------------------------------------------------------ */
 
 typedef struct verso_db_options {
+    unsigned version; /* VERSO_OPTIONS_VERSION (the INIT macro sets it); 0 = the same */
     const verso_table_def *const *tables; /* tables declared in C; may be NULL */
     size_t ntables;
-    int busy_timeout_ms;   /* SQLite busy timeout; default 5000 */
+    int busy_timeout_ms;   /* SQLite busy timeout; 0 = 5000; < 0 = fail at once */
     bool readonly;         /* open read-only: no schema changes, writes fail */
-    bool create;           /* create the file if missing; default true */
+    bool must_exist;       /* fail if the file is missing (VERSO_EDB); default: create it */
     bool synchronous_full; /* PRAGMA synchronous=FULL instead of NORMAL */
 } verso_db_options;
 
 #define VERSO_DB_OPTIONS_INIT                                                                      \
     {                                                                                              \
-        NULL, 0, 5000, false, true, false                                                          \
+        .version = VERSO_OPTIONS_VERSION                                                           \
     }
 
 /*
@@ -434,6 +435,7 @@ VERSO_API int verso_exec(verso_db *db, const char *sql);
  * ------------------------------------------------------------------ */
 
 typedef struct verso_feed_options {
+    unsigned version;          /* VERSO_OPTIONS_VERSION (the INIT macro sets it); 0 = the same */
     int64_t since;             /* changes with version > since */
     int64_t limit;             /* at most this many changes; <= 0: no limit */
     const char *const *tables; /* only these tables; NULL = all tracked */
@@ -442,7 +444,7 @@ typedef struct verso_feed_options {
 
 #define VERSO_FEED_OPTIONS_INIT                                                                    \
     {                                                                                              \
-        0, 0, NULL, 0                                                                              \
+        .version = VERSO_OPTIONS_VERSION                                                           \
     }
 
 /*

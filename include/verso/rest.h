@@ -76,8 +76,8 @@ typedef struct verso_rest_limits {
 } verso_rest_limits;
 
 #define VERSO_REST_PORT_DEFAULT 8080
-/* opts.port value meaning "from the config file, else VERSO_REST_PORT_DEFAULT". */
-#define VERSO_REST_PORT_CONFIG (-1)
+/* opts.port value meaning "any free port" (read it back with verso_rest_port()). */
+#define VERSO_REST_PORT_ANY (-1)
 
 /*
  * Server options. Initialise with VERSO_REST_OPTIONS_INIT.
@@ -97,9 +97,11 @@ typedef struct verso_rest_limits {
  * win over the file (host != NULL, port >= 0, tls paths != NULL, limits != 0).
  */
 typedef struct verso_rest_options {
+    unsigned version;        /* VERSO_OPTIONS_VERSION (the INIT macro sets it); 0 = the same */
     const char *host;        /* bind address; NULL = config or "127.0.0.1"; a host name
                                 is bound as its first address, IPv4 first */
-    int port;                /* 0 = pick a free port (see verso_rest_port) */
+    int port;                /* 0 = the config file's, else VERSO_REST_PORT_DEFAULT;
+                                VERSO_REST_PORT_ANY = a free port (see verso_rest_port) */
     const char *db_path;     /* database file; NULL = verso_db_path(db) */
     const char *config_path; /* config/tokens file; NULL = none */
     const char *tls_cert;    /* PEM certificate path; with tls_key enables HTTPS */
@@ -130,7 +132,7 @@ typedef struct verso_rest_options {
 
 #define VERSO_REST_OPTIONS_INIT                                                                    \
     {                                                                                              \
-        NULL, 0, NULL, NULL, NULL, NULL, {0}, NULL, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL       \
+        .version = VERSO_OPTIONS_VERSION                                                           \
     }
 
 /*

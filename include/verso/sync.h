@@ -99,6 +99,7 @@ typedef void (*verso_sync_progress_fn)(const verso_sync_progress *p, void *arg);
 
 /* Options shared by pull and live slaves. Initialise with VERSO_SYNC_CLIENT_INIT. */
 typedef struct verso_sync_client {
+    unsigned version;          /* VERSO_OPTIONS_VERSION (the INIT macro sets it); 0 = the same */
     const char *token;         /* bearer token; NULL = none */
     const char *const *tables; /* tables to follow; NULL = every table of the master */
     size_t ntables;
@@ -119,7 +120,7 @@ typedef struct verso_sync_client {
 
 #define VERSO_SYNC_CLIENT_INIT                                                                     \
     {                                                                                              \
-        NULL, NULL, 0, 0, 0, false, NULL, NULL, NULL, NULL, false                                  \
+        .version = VERSO_OPTIONS_VERSION                                                           \
     }
 
 /* ---------------------------------------------------------------------
@@ -173,6 +174,7 @@ VERSO_API int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *
 typedef struct verso_slave verso_slave;
 
 typedef struct verso_slave_options {
+    unsigned version; /* VERSO_OPTIONS_VERSION (the INIT macro sets it); 0 = the same */
     verso_sync_client client;
     verso_db_options db;    /* how the slave opens its database (C tables to check, ...) */
     int heartbeat_ms;       /* idle heartbeat period, capped by the master's (from its hello);
@@ -186,12 +188,13 @@ typedef struct verso_slave_options {
 
 #define VERSO_SLAVE_OPTIONS_INIT                                                                   \
     {                                                                                              \
-        VERSO_SYNC_CLIENT_INIT, VERSO_DB_OPTIONS_INIT, 0, 0, 0, 0                                  \
+        .version = VERSO_OPTIONS_VERSION, .client = VERSO_SYNC_CLIENT_INIT,                        \
+        .db = VERSO_DB_OPTIONS_INIT                                                                \
     }
 
 /*
  * Starts a live slave of the master at url on the database file db_path
- * (created if missing unless opts->db.create is false), on a new thread
+ * (created if missing unless opts->db.must_exist), on a new thread
  * with its own database handle. It connects, catches up from its cursor
  * (resynchronising when needed; a database with nothing of its own and no
  * table filter is bootstrapped from a file snapshot of the master), then
@@ -259,6 +262,7 @@ VERSO_API int verso_slave_wait(verso_slave *s, int64_t version, int timeout_ms);
 typedef struct verso_sync_master verso_sync_master;
 
 typedef struct verso_sync_master_options {
+    unsigned version; /* VERSO_OPTIONS_VERSION (the INIT macro sets it); 0 = the same */
     int chunk;        /* changes per message; 0 = 5000 */
     int heartbeat_ms; /* heartbeat period; silent slaves are dropped after 3; 0 = 5000 */
     int poll_ms;      /* how often the file is checked for other processes' commits; 0 = 1 */
@@ -266,7 +270,7 @@ typedef struct verso_sync_master_options {
 
 #define VERSO_SYNC_MASTER_OPTIONS_INIT                                                             \
     {                                                                                              \
-        0, 0, 0                                                                                    \
+        .version = VERSO_OPTIONS_VERSION                                                           \
     }
 
 /*

@@ -28,6 +28,16 @@ extern "C" {
 #define VERSO_VERSION_STRING "0.1.0"
 
 /*
+ * Options structs (verso_db_options, verso_rest_options, ...) start with a
+ * `version` member and are filled from their INIT macro. Zero in any other
+ * member means its default, so a zeroed struct is the defaults too. A struct
+ * may grow at its end in a later release: the version tells the library how
+ * much of it the caller knows (0 counts as the current one); a version newer
+ * than the library's is refused with VERSO_EINVAL.
+ */
+#define VERSO_OPTIONS_VERSION 1
+
+/*
  * Marks the public API. The library is built with hidden visibility, so
  * only functions declared with VERSO_API are exported from libverso.so.
  */

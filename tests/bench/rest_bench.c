@@ -223,6 +223,7 @@ int main(int argc, char **argv)
     double rps[NRUNS][16] = {{0}};
     long errors[NRUNS] = {0};
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    o.port = VERSO_REST_PORT_ANY;
     verso_rest *srv = NULL;
     char why[700];
     int rc = 1;

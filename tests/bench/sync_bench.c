@@ -85,6 +85,7 @@ typedef struct master {
 static void master_start(master *m, const char *path)
 {
     verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
+    ro.port = VERSO_REST_PORT_ANY;
     char why[256] = "";
 
     m->db = open_db(path);
@@ -269,6 +270,7 @@ static void bench_bootstrap(int n)
 {
     char mp[600], sp[600], dp[600], bin[600], cmd[2400];
     verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
+    ro.port = VERSO_REST_PORT_ANY;
     verso_sync_master *sync = NULL;
     verso_rest *srv = NULL;
     char why[256] = "";
