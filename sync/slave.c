@@ -227,6 +227,7 @@ static void reset_done(verso_slave *s)
     if (!s->reset_pending)
         return;
     s->reset_pending = false;
+    s->force_reset = false;
     pthread_mutex_lock(&s->lock);
     s->st.resyncs++;
     pthread_mutex_unlock(&s->lock);
@@ -249,7 +250,6 @@ static int on_hello(verso_slave *s, verso__sync_msg *m)
     if (verso_cursor_get(&c, s->db) < 0)
         return VERSO_EDB;
     s->reset_pending = s->force_reset || verso__sync_need_reset(&c, s->master, h.head, h.horizon);
-    s->force_reset = false;
     snapshot = (s->reset_pending || (!c.master[0] && c.version == 0)) && !s->tables &&
                verso__sync_snapshot_fits(s->db);
     s->expected_from = s->reset_pending ? 0 : c.version;
