@@ -8,7 +8,8 @@
  * The fetch is a state machine moved by fetch_move() only; each state but
  * DONE has a deadline (the pull's timeout per step before the file
  * flows, then three of the master's heartbeat periods of silence), and
- * done() is the one way to DONE, whatever ended the fetch.
+ * done() is the one way to DONE, whatever ended the fetch: a message
+ * (closing the connection), a failure or the end of the connection.
  */
 #include <assert.h>
 #include <stdio.h>
@@ -63,11 +64,7 @@ static void fetch_move(fetch *f, fetch_state to)
     f->step_ms = verso__sync_mono_ms();
 }
 
-/*
- * The one way to DONE; the first outcome is kept. A fetch that succeeded
- * or was declined closes the connection normally; a failed one is closed
- * by the layer (a failed handler) or has ended already.
- */
+/* The one way to DONE; the first outcome is kept. */
 static void done(fetch *f, int result, const char *why)
 {
     if (f->state == FETCH_DONE)
@@ -76,8 +73,13 @@ static void done(fetch *f, int result, const char *why)
     if (why)
         snprintf(f->why, sizeof(f->why), "%s", why);
     fetch_move(f, FETCH_DONE);
-    if (result >= 0)
-        verso__wsc_close(f->ws, 1000, "done");
+}
+
+/* Done on a message that needs no answer: the connection closes normally. */
+static void close_done(fetch *f, int result, const char *why)
+{
+    done(f, result, why);
+    verso__wsc_close(f->ws, 1000, "done");
 }
 
 /* Only a database with nothing of its own and no cursor takes a file. */
@@ -93,7 +95,7 @@ static int on_hello(fetch *f, verso__sync_msg *m)
     if (verso_cursor_get(&c, f->db) < 0)
         return VERSO_EDB;
     if (c.master[0] || c.version != 0 || !verso__sync_snapshot_fits(f->db)) {
-        done(f, 0, NULL);
+        close_done(f, 0, NULL);
         return 0;
     }
     fetch_move(f, FETCH_DUE);
@@ -106,7 +108,7 @@ static int on_snapshot(fetch *f, verso__sync_msg *m)
     int rc = verso__sync_snaprx_chunk(&f->rx, m);
 
     if (rc == 1)
-        done(f, 1, NULL);
+        close_done(f, 1, NULL);
     else if (rc < 0 && f->rx.why[0])
         done(f, rc, f->rx.why);
     return rc < 0 ? rc : 0;
@@ -116,7 +118,7 @@ static int on_snapshot(fetch *f, verso__sync_msg *m)
 static int on_declined(fetch *f, verso__sync_msg *m)
 {
     (void)m;
-    done(f, 0, NULL);
+    close_done(f, 0, NULL);
     return 0;
 }
 
@@ -126,8 +128,8 @@ static int on_error(fetch *f, verso__sync_msg *m)
     char why[160];
 
     snprintf(why, sizeof(why), "master: %s", msg ? msg : "error");
-    done(f, VERSO_ENET, why);
-    return VERSO_EPROTO;
+    close_done(f, VERSO_ENET, why);
+    return 0;
 }
 
 static int on_heartbeat(fetch *f, verso__sync_msg *m)

@@ -400,7 +400,8 @@ static int on_error(verso_slave *s, verso__sync_msg *m)
     const char *msg = verso__sync_json_get_str(verso_json_root(m->doc), "message");
 
     set_error(s, "master: %s", msg ? msg : "error");
-    return VERSO_EPROTO;
+    verso__wsc_close(s->ws, 1000, "the master reported an error"); /* it closes as well */
+    return 0;
 }
 
 #define SUBSCRIBED (TO(SUB_SNAPSHOT) | TO(SUB_ROWS))
