@@ -99,7 +99,7 @@ static int failed(verso__wsc *c, struct lws *wsi, int rc)
 
 static int upgrading(verso__wsc *c, struct lws *wsi, void *in, size_t len)
 {
-    unsigned char **p = (unsigned char **)in, *end = (*p) + len;
+    unsigned char **p = (unsigned char **)in, *lim = (*p) + len;
 
     if (c->state == WSC_CONNECTING)
         move(c, WSC_UPGRADING);
@@ -108,7 +108,7 @@ static int upgrading(verso__wsc *c, struct lws *wsi, void *in, size_t len)
     if (!c->auth || !current(c, wsi))
         return after(c, wsi);
     return lws_add_http_header_by_name(wsi, (const unsigned char *)"authorization:",
-                                       (const unsigned char *)c->auth, (int)strlen(c->auth), p, end)
+                                       (const unsigned char *)c->auth, (int)strlen(c->auth), p, lim)
                ? -1
                : 0;
 }
