@@ -331,6 +331,20 @@ static bool holds(const verso_slave *s, const cJSON *entries, int64_t from, int6
            cJSON_GetArraySize(entries) == 0 && strcmp(s->st.master, s->master) == 0;
 }
 
+/* A batch continues where the previous one ended (protocol.md, "changes"). */
+static int in_sequence(verso_slave *s, const cJSON *msg, int64_t *from, int64_t *to, int64_t *head)
+{
+    if (verso__sync_json_get_i64(from, msg, "from") < 0 ||
+        verso__sync_json_get_i64(to, msg, "to") < 0 ||
+        verso__sync_json_get_i64(head, msg, "head") < 0 || *from != s->expected_from ||
+        *to < *from) {
+        set_error(s, "%s", "changes out of sequence");
+        return VERSO_EPROTO;
+    }
+    s->expected_from = *to;
+    return 0;
+}
+
 static int on_changes(verso_slave *s, verso__sync_msg *m)
 {
     const cJSON *msg = verso_json_root(m->doc);
@@ -340,13 +354,8 @@ static int on_changes(verso_slave *s, verso__sync_msg *m)
     int rc;
 
     rows_instead(s);
-    if (verso__sync_json_get_i64(&from, msg, "from") < 0 ||
-        verso__sync_json_get_i64(&to, msg, "to") < 0 ||
-        verso__sync_json_get_i64(&head, msg, "head") < 0 || from != s->expected_from || to < from) {
-        set_error(s, "%s", "changes out of sequence");
-        return VERSO_EPROTO;
-    }
-    s->expected_from = to;
+    if ((rc = in_sequence(s, msg, &from, &to, &head)) < 0)
+        return rc;
     if (holds(s, entries, from, to, more)) {
         ack_later(s, to);
         publish(s, to, head, false);
@@ -642,8 +651,13 @@ static void *run(void *arg)
 
 /* ---- public API ---- */
 
+/* The options with their defaults, the tables to follow, the name we give the master. */
 static int copy_options(verso_slave *s, const verso_slave_options *opts)
 {
+    char host[48] = "slave";
+
+    gethostname(host, sizeof(host) - 1);
+    snprintf(s->name, sizeof(s->name), "%s:%ld", host, (long)getpid());
     s->o = *opts;
     s->o.heartbeat_ms = s->o.heartbeat_ms > 0 ? s->o.heartbeat_ms : 5000;
     s->o.retry_min_ms = s->o.retry_min_ms > 0 ? s->o.retry_min_ms : 100;
@@ -728,7 +742,6 @@ int verso_slave_start(verso_slave **out, const char *db_path, const char *url,
 {
     static const verso_slave_options defaults = VERSO_SLAVE_OPTIONS_INIT;
     verso_slave *s;
-    char host[48] = "slave";
     int rc;
 
     *out = NULL;
@@ -743,8 +756,6 @@ int verso_slave_start(verso_slave **out, const char *db_path, const char *url,
     }
     if ((rc = copy_options(s, opts)) < 0 || (rc = open_parts(s, db_path, opts, why, whylen)) < 0)
         goto done;
-    gethostname(host, sizeof(host) - 1);
-    snprintf(s->name, sizeof(s->name), "%s:%ld", host, (long)getpid());
     s->start_ms = verso__sync_mono_ms();
     rc = pthread_create(&s->thread, NULL, run, s) == 0 ? 0 : VERSO_ENOMEM;
 done:

@@ -81,6 +81,15 @@ static bool current(const verso__wsc *c, struct lws *wsi)
     return c->state != WSC_IDLE && (uintptr_t)lws_get_opaque_user_data(wsi) == c->attempt;
 }
 
+/* The current attempt's wsi, now known: true, else false (a stale report). */
+static bool claim(verso__wsc *c, struct lws *wsi)
+{
+    if (!current(c, wsi))
+        return false;
+    c->wsi = wsi;
+    return true;
+}
+
 /* After a handler: a wsi whose attempt ended meanwhile closes (with the frame close() set). */
 static int after(const verso__wsc *c, struct lws *wsi)
 {
@@ -177,15 +186,26 @@ static int stale(enum lws_callback_reasons reason)
                : 0;
 }
 
+static int connect_failed(verso__wsc *c, struct lws *wsi, const char *why)
+{
+    end(c, VERSO__WSC_FAILED, why ? why : "connection failed", lws_http_client_http_response(wsi));
+    return 0;
+}
+
+static int closed(verso__wsc *c)
+{
+    end(c, VERSO__WSC_CLOSED, "connection closed", 0);
+    return 0;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
     verso__wsc *c = lws_context_user(lws_get_context(wsi));
 
     (void)user;
-    if (!current(c, wsi))
+    if (!claim(c, wsi))
         return stale(reason);
-    c->wsi = wsi;
     switch (reason) {
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
         return upgrading(c, wsi, in, len);
@@ -196,15 +216,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         return writeable(c, wsi);
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        end(c, VERSO__WSC_FAILED, in ? (const char *)in : "connection failed",
-            lws_http_client_http_response(wsi));
-        return 0;
+        return connect_failed(c, wsi, in);
     case LWS_CALLBACK_CLIENT_CLOSED:
     case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
     case LWS_CALLBACK_WSI_DESTROY: /* whatever else ended it: the wsi must not outlive the attempt
                                     */
-        end(c, VERSO__WSC_CLOSED, "connection closed", 0);
-        return 0;
+        return closed(c);
     default:
         return 0;
     }
@@ -278,6 +295,24 @@ void verso__wsc_free(verso__wsc *c)
     free(c);
 }
 
+static void connect_info(struct lws_client_connect_info *ci, verso__wsc *c, const char *path)
+{
+    memset(ci, 0, sizeof(*ci));
+    ci->context = c->ctx;
+    ci->address = c->url.host;
+    ci->port = c->url.port;
+    ci->path = path;
+    ci->host = c->url.host;
+    ci->origin = c->url.host;
+    ci->protocol = VERSO_SYNC_SUBPROTOCOL;
+    ci->opaque_user_data = (void *)c->attempt;
+    if (c->url.tls) {
+        ci->ssl_connection = LCCSCF_USE_SSL;
+        if (c->insecure)
+            ci->ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
+    }
+}
+
 void verso__wsc_connect(verso__wsc *c, const char *path)
 {
     struct lws_client_connect_info ci;
@@ -285,21 +320,8 @@ void verso__wsc_connect(verso__wsc *c, const char *path)
     struct lws *wsi;
     char full[600];
 
-    memset(&ci, 0, sizeof(ci));
     snprintf(full, sizeof(full), "%s%s", c->url.prefix, path);
-    ci.context = c->ctx;
-    ci.address = c->url.host;
-    ci.port = c->url.port;
-    ci.path = full;
-    ci.host = c->url.host;
-    ci.origin = c->url.host;
-    ci.protocol = VERSO_SYNC_SUBPROTOCOL;
-    ci.opaque_user_data = (void *)attempt;
-    if (c->url.tls) {
-        ci.ssl_connection = LCCSCF_USE_SSL;
-        if (c->insecure)
-            ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
-    }
+    connect_info(&ci, c, full);
     verso_buf_clear(&c->rx);
     move(c, WSC_CONNECTING);
     wsi = lws_client_connect_via_info(&ci);
