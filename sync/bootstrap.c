@@ -183,7 +183,7 @@ static int next_out(verso_buf *b, void *arg)
 {
     fetch *f = arg;
     int64_t now = verso__sync_mono_ms();
-    verso__sync_subscription sub = {"", 0, false, true, f->name, NULL, 0};
+    verso__sync_subscription sub = {.identity = "", .snapshot = true, .name = f->name};
     int rc = 0;
 
     if (f->state == FETCH_DUE) {

@@ -473,9 +473,12 @@ static int64_t heartbeat_period(const verso_slave *s)
 /* The subscription due; sending it makes the link live. */
 static int subscribe(verso_slave *s, verso_buf *b)
 {
-    verso__sync_subscription sub = {
-        "",      0,         s->reset_pending,   s->sub == SUB_DUE_SNAPSHOT,
-        s->name, s->tables, s->o.client.ntables};
+    verso__sync_subscription sub = {.identity = "",
+                                    .reset = s->reset_pending,
+                                    .snapshot = s->sub == SUB_DUE_SNAPSHOT,
+                                    .name = s->name,
+                                    .tables = s->tables,
+                                    .ntables = s->o.client.ntables};
     verso_cursor c;
 
     if (verso_cursor_get(&c, s->db) < 0)
