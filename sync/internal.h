@@ -1,10 +1,12 @@
-/* internal.h - shared pieces of sync/: URLs, the slave-side applier, the HTTP client. */
+/* internal.h - shared pieces of sync/: URLs, the slave-side applier, the HTTP and WebSocket
+ * clients, the slave side's messages. */
 #ifndef VERSO_SYNC_INTERNAL_H
 #define VERSO_SYNC_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "verso/orm.h"
 #include "verso/advanced.h"
@@ -136,9 +138,11 @@ void verso__sync_fetch_stop(verso__sync_fetch *f); /* NULL ok */
 
 /*
  * Bootstrap of an empty database from the master's file snapshot over
- * /_sync (used by the pull when db has no table yet). On success db holds
- * the master's tables as of *version, with the cursor stored. 1 = done,
- * 0 = not applicable (the master declined), < 0 = error (why).
+ * /_sync (used by the pull when db has no table and no cursor yet): one
+ * connection, no retry (bootstrap.c). On success db holds the master's
+ * tables as of *version, with the cursor stored. 1 = done, 0 = not
+ * applicable (the master declined, or db is not empty), < 0 = error (why),
+ * VERSO_EINTERRUPTED when *stop was set.
  */
 int verso__sync_snapshot_fetch(int64_t *version, verso_db *db, const char *url,
                                const verso_sync_client *opts, const volatile int *stop, char *why,
@@ -171,6 +175,163 @@ int verso__sync_snap_start(verso__sync_snap **out, const char *db_path);
 int verso__sync_snap_state(verso__sync_snap *s, int *fd, int64_t *size, int64_t *head);
 void verso__sync_snap_ref(verso__sync_snap *s);
 void verso__sync_snap_unref(verso__sync_snap *s); /* NULL ok */
+
+/* ---- The slave side of /_sync's messages (receive.c), for the live slave and the bootstrap ----
+ */
+
+/*
+ * One message from the master. A snapshot's data is located, not parsed:
+ * the master writes it last, so a megabyte of base64 does not run through
+ * the JSON parser (the decoder checks every character).
+ */
+typedef struct verso__sync_msg {
+    struct verso_json *doc; /* the members (of a snapshot in that form: all but data); owned */
+    const char *type;       /* in doc; NULL when missing */
+    const char *data;       /* a snapshot's base64 (datalen bytes) in doc or in the text; or NULL */
+    size_t datalen;
+} verso__sync_msg;
+
+/*
+ * Reads the len bytes of text, which must outlive *m. VERSO_EPROTO when it
+ * is not JSON (*why: the parser's message, static, or NULL), VERSO_ENOMEM.
+ * Free with verso__sync_msg_free() in every case (a NULL doc is fine).
+ */
+int verso__sync_msg_read(verso__sync_msg *m, const char *text, size_t len, const char **why);
+void verso__sync_msg_free(verso__sync_msg *m);
+
+/* What a master's hello announces. */
+typedef struct verso__sync_hello {
+    char identity[37];
+    int64_t head;
+    int64_t horizon;
+    int64_t heartbeat_ms; /* 5000 when absent or not positive */
+} verso__sync_hello;
+
+/* Reads a hello message. VERSO_EPROTO without a 36-character identity, head or horizon. */
+int verso__sync_hello_read(verso__sync_hello *out, const struct cJSON *msg);
+
+/* What a subscribe message asks for (protocol.md, "subscribe"). */
+typedef struct verso__sync_subscription {
+    const char *identity; /* of the cursor; "" for none */
+    int64_t cursor;
+    bool reset;
+    bool snapshot;
+    const char *name;
+    char *const *tables; /* NULL: every table */
+    size_t ntables;
+} verso__sync_subscription;
+
+/* Appends the subscribe message. VERSO_ENOMEM, VERSO_EUTF8 (a name). */
+int verso__sync_subscribe_json(verso_buf *b, const verso__sync_subscription *sub);
+
+/*
+ * Receiving a file snapshot into db, chunk by chunk, through a file next
+ * to it. Initialise with verso__sync_snaprx_init(); one thread.
+ */
+typedef struct verso__sync_snaprx {
+    verso_db *db;   /* borrowed: the database the file replaces */
+    FILE *file;     /* the file being written; NULL between snapshots */
+    int64_t offset; /* bytes received */
+    char path[700];
+    char master[37]; /* after the last chunk: the identity and head the installed file holds */
+    int64_t head;
+    char why[128]; /* why the install failed, else "" */
+} verso__sync_snaprx;
+
+void verso__sync_snaprx_init(verso__sync_snaprx *rx, verso_db *db);
+
+/*
+ * Takes the chunk of the snapshot message m. 0 = taken, more follow;
+ * 1 = it was the last one: the file is installed in db
+ * (verso__sync_snapshot_install()) and rx->master, rx->head say what it
+ * holds; < 0 = a chunk malformed or out of order (VERSO_EPROTO), the file
+ * not written (VERSO_EIO), or the install refused (rx->why): the partial
+ * file is then removed.
+ */
+int verso__sync_snaprx_chunk(verso__sync_snaprx *rx, const verso__sync_msg *m);
+
+/* Removes the partial file of a snapshot being received, if any. */
+void verso__sync_snaprx_discard(verso__sync_snaprx *rx);
+
+/* ---- WebSocket client (wsc.c): the slave side's only libwebsockets code ---- */
+
+/*
+ * A client context with at most one connection attempt at a time, to a
+ * master's /_sync (subprotocol VERSO_SYNC_SUBPROTOCOL). It owns every
+ * libwebsockets call: the context (TLS), connecting with the bearer token,
+ * reassembling messages, writing, closing, timers and waking. Everything
+ * but verso__wsc_wake() runs on one thread, the one calling
+ * verso__wsc_service(); the handlers run on it, for the current attempt
+ * only: reports about an attempt that already ended are dropped here.
+ */
+typedef struct verso__wsc verso__wsc;
+
+/* How an attempt ended. */
+typedef enum verso__wsc_end {
+    VERSO__WSC_FAILED, /* connecting or the upgrade failed (lws's reason; a refused upgrade's HTTP
+                          status) */
+    VERSO__WSC_CLOSED, /* the peer or the network closed the connection, or lws dropped it */
+    VERSO__WSC_ENDED,  /* our side: verso__wsc_close(), verso__wsc_kill(), a failed handler */
+} verso__wsc_end;
+
+/* What a connection tells its owner; arg is verso__wsc_new()'s. */
+typedef struct verso__wsc_handler {
+    /* TCP (and TLS) is up and the upgrade request goes out. May be NULL. */
+    void (*on_upgrading)(void *arg);
+    /* The WebSocket is open. */
+    void (*on_open)(void *arg);
+    /* One whole message, fragments reassembled (data valid during the call). < 0 ends the
+     * attempt with verso_strerror(rc) as why and a close frame (1002 for VERSO_EPROTO, else
+     * 1011). */
+    int (*on_message)(const char *data, size_t len, void *arg);
+    /* The connection can send: put the next message in msg (empty), or nothing. Called again
+     * while the socket takes more. < 0 as for on_message. */
+    int (*on_writeable)(verso_buf *msg, void *arg);
+    /* The attempt ended, whatever ended it: exactly once per verso__wsc_connect(). why is
+     * borrowed for the call; http_status is the status of a refused upgrade, else 0. */
+    void (*on_ended)(verso__wsc_end how, const char *why, unsigned http_status, void *arg);
+    /* The timer set by verso__wsc_timer() fired. */
+    void (*on_timer)(void *arg);
+} verso__wsc_handler;
+
+/*
+ * A context for the master at u (copied). A non-empty token is sent as
+ * "Authorization: Bearer <token>" (copied); insecure accepts any TLS
+ * certificate. h and arg are borrowed for c's life. VERSO_ENOMEM,
+ * VERSO_ENET (libwebsockets could not make the context).
+ */
+int verso__wsc_new(verso__wsc **out, const verso__sync_url *u, const char *token, bool insecure,
+                   const verso__wsc_handler *h, void *arg);
+/* Drops any connection and frees c; no handler runs during or after. NULL ok. */
+void verso__wsc_free(verso__wsc *c);
+
+/*
+ * Starts an attempt on the URL's prefix + path; none may be in progress.
+ * It ends in exactly one on_ended, possibly before this returns (a
+ * connection refused at once).
+ */
+void verso__wsc_connect(verso__wsc *c, const char *path);
+/* Asks for on_writeable once the open WebSocket can send; nothing when none is open. */
+void verso__wsc_want_write(verso__wsc *c);
+/*
+ * Ends the attempt: on_ended(VERSO__WSC_ENDED, why) runs before this
+ * returns. An open WebSocket is closed with a close frame (status, why),
+ * at once from one of its handlers, else at its next chance (5 s at most);
+ * a connection not open yet is dropped. Nothing without an attempt.
+ */
+void verso__wsc_close(verso__wsc *c, int status, const char *why);
+/* The same without a close frame: for a peer that does not answer. */
+void verso__wsc_kill(verso__wsc *c, const char *why);
+/* Milliseconds since the peer was last heard from (any bytes, since the WebSocket opened), not
+ * counting the time on_message took. */
+int64_t verso__wsc_silent_ms(const verso__wsc *c);
+
+/* on_timer runs once, ms milliseconds from now (a pending one is replaced). */
+void verso__wsc_timer(verso__wsc *c, int64_t ms);
+/* Runs the event loop once: returns after some event, a timer or verso__wsc_wake(). */
+void verso__wsc_service(verso__wsc *c);
+/* Any thread: makes the current or next verso__wsc_service() return. */
+void verso__wsc_wake(verso__wsc *c);
 
 /* Monotonic milliseconds. */
 int64_t verso__sync_mono_ms(void);

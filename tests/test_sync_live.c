@@ -337,6 +337,39 @@ static void test_live_master_restart(void **state)
     verso_db_close(db);
 }
 
+/* A subscription the master refuses (a table it does not track): its error
+ * message stays in last_error, and the slave keeps trying with backoff. */
+static void test_live_master_error_kept(void **state)
+{
+    char mp[600], sp[600];
+    const char *tables[] = {"nosuch"};
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave_state st;
+    h_master m;
+    verso_slave *s;
+    int64_t deadline;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "refused-master.db");
+    h_path(sp, sizeof(sp), "refused-slave.db");
+    verso_db_close(h_open(mp));
+    h_master_start(&m, mp, NULL);
+    o.client.tables = tables;
+    o.client.ntables = 1;
+    s = start_slave(m.url, sp, &o);
+    deadline = h_now_ms() + 10000;
+    do {
+        h_sleep_ms(20);
+        assert_int_equal(verso_slave_state_get(&st, s), 0);
+    } while ((st.attempts < 3 || st.link == VERSO_LINK_LIVE) && h_now_ms() < deadline);
+    verso_slave_stop(s);
+    h_master_kill(&m, SIGTERM);
+    if (strcmp(st.last_error, "master: unknown table nosuch") != 0)
+        fail_msg("last_error '%s'", st.last_error);
+    assert_true(st.attempts >= 3);
+    assert_int_equal(st.cursor, 0);
+}
+
 /* Rows written into the declared tables before the slave first follows
  * the master do not survive: the slave ends equal to the master. */
 static void test_live_replaces_local_rows(void **state)
@@ -929,6 +962,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_live_atomic),
         cmocka_unit_test(test_live_callbacks_and_ryw),
         cmocka_unit_test(test_live_master_restart),
+        cmocka_unit_test(test_live_master_error_kept),
         cmocka_unit_test(test_live_master_recreated),
         cmocka_unit_test(test_live_behind_horizon),
         cmocka_unit_test(test_live_cursor_ahead),

@@ -3,7 +3,8 @@
  * members and message types the slave does not know are ignored, the
  * stream is applied with the master's ids and versions, each slave commit
  * is acknowledged, and a batch that does not continue where the previous
- * one ended drops the link (and the slave reconnects and resumes).
+ * one ended drops the link (and the slave reconnects and resumes); a
+ * resynchronisation the master asked for is done once.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,11 +21,16 @@ typedef struct fake {
     atomic_int connections;
     atomic_llong acked;
     int bad_from; /* on the first connection, the second batch starts at a wrong version */
+    int resync;   /* the first subscription is told to resync; the connection closes at the ack */
+    atomic_int subscribes;
+    atomic_int later_resets;   /* subscriptions with reset: true after the first connection */
+    atomic_llong later_cursor; /* the cursor of the last one after the first connection */
 } fake;
 
 typedef struct fconn {
     int step; /* next message to send */
     bool subscribed;
+    bool resync_sent;
     int64_t cursor; /* from the subscribe */
     int n;          /* connection number */
 } fconn;
@@ -45,6 +51,8 @@ static const char *const batch2 =
     "{\"type\":\"changes\",\"entries\":[{\"table\":\"t\",\"id\":2,\"version\":3,"
     "\"row\":{\"id\":2,\"version\":3,\"name\":\"two\"}}],"
     "\"from\":1,\"to\":3,\"more\":false,\"head\":3,\"time\":3}";
+static const char *const resync = "{\"type\":\"resync\",\"reason\":\"identity\","
+                                  "\"identity\":\"" ID "\",\"head\":3,\"horizon\":0}";
 static const char *const batch2_gap =
     "{\"type\":\"changes\",\"entries\":[],\"from\":2,\"to\":3,\"more\":false,\"head\":3}";
 
@@ -76,10 +84,18 @@ static int f_message(verso_ws *ws, void *cp, const void *data, size_t len, void 
         verso_json_int64(&c->cursor,
                          cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "cursor"));
         c->subscribed = true;
+        if (c->n > 0) {
+            atomic_fetch_add(&f->later_resets, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+                                                   verso_json_root(doc), "reset")));
+            atomic_store(&f->later_cursor, c->cursor);
+        }
+        atomic_fetch_add(&f->subscribes, 1);
         verso_ws_want_write(ws);
     } else if (type && !strcmp(type, "ack")) {
         verso_json_int64(&v, cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "version"));
         atomic_store(&f->acked, v);
+        if (f->resync && c->n == 0 && v == 3)
+            verso_ws_close(ws);
     }
     verso_json_free(doc);
     return 0;
@@ -108,6 +124,11 @@ static int f_writeable(verso_ws *ws, void *cp, void *arg)
     case 2:
         if (!c->subscribed)
             return 0; /* f_message asks for writeable again */
+        if (f->resync && c->n == 0 && !c->resync_sent) {
+            c->resync_sent = true;
+            c->subscribed = false;
+            return send_text(ws, resync) < 0 ? -1 : 0; /* the slave subscribes again */
+        }
         msg = schema;
         break;
     case 3:
@@ -222,6 +243,45 @@ static void test_fake_master_gap_drops_link(void **state)
     run_against_fake(true);
 }
 
+/* The master asks for a resynchronisation on the first subscription; once
+ * the slave committed it, the link drops: the next connection resumes from
+ * the cursor instead of resynchronising again. */
+static void test_fake_master_resync_once(void **state)
+{
+    char fp[600], sp[600], url[64];
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave_state st;
+    fake f = {.resync = 1};
+    verso_rest *srv = NULL;
+    verso_slave *s = NULL;
+    char why[256] = "";
+    int64_t deadline;
+
+    (void)state;
+    h_path(fp, sizeof(fp), "fake-resync.db");
+    h_path(sp, sizeof(sp), "fake-resync-slave.db");
+    start_fake(&srv, &f, fp, url, sizeof(url));
+    o.retry_min_ms = 10;
+    o.retry_max_ms = 50;
+    if (verso_slave_start(&s, sp, url, &o, why, sizeof(why)) < 0)
+        fail_msg("slave: %s", why);
+    deadline = h_now_ms() + 10000;
+    while (atomic_load(&f.subscribes) < 3 && h_now_ms() < deadline)
+        h_sleep_ms(5);
+    h_sleep_ms(100); /* what a second resynchronisation would have applied */
+    assert_int_equal(verso_slave_state_get(&st, s), 0);
+    verso_slave_stop(s);
+    verso_rest_stop(srv);
+
+    assert_true(atomic_load(&f.subscribes) >= 3);
+    assert_true(atomic_load(&f.connections) >= 2);
+    assert_int_equal(atomic_load(&f.later_resets), 0);
+    assert_int_equal(atomic_load(&f.later_cursor), 3);
+    assert_int_equal(st.resyncs, 1);
+    assert_int_equal(st.cursor, 3);
+    assert_int_equal(h_cursor(sp, NULL), 3);
+}
+
 /* A minimal WebSocket client on a plain socket: the upgrade, then one
  * masked text frame. Returns the socket (the caller closes it). */
 static int ws_connect_send(int port, const char *text)
@@ -294,6 +354,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fake_master_stream),
         cmocka_unit_test(test_fake_master_gap_drops_link),
+        cmocka_unit_test(test_fake_master_resync_once),
         cmocka_unit_test(test_master_escapes_slave_name),
     };
 
