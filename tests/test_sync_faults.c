@@ -382,7 +382,7 @@ static void test_faults_master_paused(void **state)
     load l = {0};
     h_master m;
     verso_slave *s;
-    int64_t t0, detected, attempts0, converged;
+    int64_t t0, detected, attempts0, converged, commits0;
 
     (void)state;
     h_path(mp, sizeof(mp), "pause-master.db");
@@ -391,8 +391,15 @@ static void test_faults_master_paused(void **state)
     h_master_start(&m, mp, extra);
     s = start_slave(m.url, sp, 300, 500);
     wait_head(s, mp, 20000);
+    commits0 = state_of(s).commits;
     load_start(&l, mp, sp, 32);
-    h_sleep_ms(300); /* some live transfers first */
+    t0 = h_now_ms();
+    do { /* some live transfers first */
+        h_sleep_ms(10);
+        st = state_of(s);
+    } while (st.commits < commits0 + 5 && h_now_ms() - t0 < 10000);
+    if (st.commits < commits0 + 5)
+        fail_msg("%lld live transfers applied in 10 s", (long long)(st.commits - commits0));
 
     kill(m.pid, SIGSTOP);
     t0 = h_now_ms();
