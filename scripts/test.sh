@@ -1,6 +1,7 @@
 #!/bin/sh
-# Sets up, builds and runs the whole test suite twice: a normal build and an
-# AddressSanitizer + UBSan build.
+# Sets up, builds and runs the test suite three times: a normal build, an
+# AddressSanitizer + UBSan build, and a ThreadSanitizer build over the
+# threaded units (the REST server and replication: test_rest_*, test_sync_*).
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -12,3 +13,27 @@ cmake -S . -B build-asan -DVERSO_SANITIZE=ON -DVERSO_BUILD_BENCH=OFF -DCMAKE_BUI
 cmake --build build-asan -j "$JOBS"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --output-on-failure -j "$JOBS")
+
+# Any ThreadSanitizer report fails: the process stops at the first one
+# (exit code 66), and since masters and `verso replicate` run as child
+# processes whose output a test may discard, every report also goes to a
+# file under build-tsan/tsan-reports; one file there fails the stage.
+cmake -S . -B build-tsan -DVERSO_SANITIZE=thread -DVERSO_BUILD_BENCH=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-tsan -j "$JOBS"
+reports="$PWD/build-tsan/tsan-reports"
+supp="$PWD/tests/tsan.supp"
+rm -rf "$reports"
+mkdir -p "$reports"
+rc=0
+(cd build-tsan &&
+    TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 \
+suppressions=$supp log_path=$reports/report" \
+    ctest --output-on-failure -j "$JOBS" -R 'test_rest|test_sync') || rc=$?
+for f in "$reports"/report*; do
+    [ -e "$f" ] || continue
+    echo "ThreadSanitizer: $f" >&2
+    cat "$f" >&2
+    rc=1
+done
+exit "$rc"

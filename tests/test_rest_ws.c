@@ -27,9 +27,10 @@ static int echo_open(verso_ws *ws, void **conn, void *arg)
 {
     (void)ws;
     (void)arg;
-    *conn = calloc(1, sizeof(echo_conn));
-    atomic_fetch_add(&g_opens, 1);
-    return *conn ? 0 : -1;
+    if (!(*conn = calloc(1, sizeof(echo_conn))))
+        return -1;
+    atomic_fetch_add(&g_opens, 1); /* each one is matched by an echo_close() */
+    return 0;
 }
 
 static int echo_message(verso_ws *ws, void *conn, const void *data, size_t len, void *arg)
@@ -310,6 +311,18 @@ static void test_idle_websocket_survives_header_timeout(void **state)
     verso_rest_stop(srv);
 }
 
+/* Waits (at most 5 s) until the server closed every WebSocket it opened; the close count. */
+static int wait_all_closed(void)
+{
+    int64_t deadline = verso_now_ms() + 5000;
+    int closes;
+
+    while ((closes = atomic_load(&g_closes)) != atomic_load(&g_opens) && verso_now_ms() < deadline)
+        pause_ms(5);
+    assert_int_equal(closes, atomic_load(&g_opens));
+    return closes;
+}
+
 static void test_message_too_big_closes(void **state)
 {
     static const size_t sizes[] = {10, 400000, 10};
@@ -317,19 +330,12 @@ static void test_message_too_big_closes(void **state)
     int closes;
 
     (void)state;
-    /* Earlier tests' connections may still be closing on the server: wait
-     * until the count holds still before taking it. */
-    for (int i = 0, seen = -1; i < 100 && (closes = atomic_load(&g_closes)) != seen; i++) {
-        seen = closes;
-        pause_ms(50);
-    }
+    closes = wait_all_closed(); /* earlier tests' connections may still be closing */
     run_client(&c, verso_rest_port(g_env.srv), "/_echo", "verso-echo");
     assert_true(c.established);
     assert_true(c.closed);
     assert_int_equal(c.echoed, 1);
-    for (int i = 0; i < 100 && atomic_load(&g_closes) == closes; i++)
-        pause_ms(10);
-    assert_int_equal(atomic_load(&g_closes), closes + 1);
+    assert_int_equal(wait_all_closed(), closes + 1);
 }
 
 static void test_wrong_path_refused(void **state)

@@ -220,6 +220,7 @@ static void test_cli_reports_once(void **state)
     pid_t pid;
     int status = 0;
     int64_t deadline;
+    long refused;
 
     (void)state;
     env_start(&e, "cli");
@@ -240,7 +241,13 @@ static void test_cli_reports_once(void **state)
     deadline = h_now_ms() + 10000;
     while (occurrences(errp, msg) == 0 && h_now_ms() < deadline)
         h_sleep_ms(20);
-    h_sleep_ms(300); /* a few polls of the state later */
+    /* Two more refused attempts, at the longest interval (5 s, less jitter):
+     * the command polled its slave's state every 200 ms over a whole retry. */
+    refused = refusals(&e, 401);
+    deadline = h_now_ms() + 15000;
+    while (refusals(&e, 401) < refused + 2 && h_now_ms() < deadline)
+        h_sleep_ms(50);
+    assert_true(refusals(&e, 401) >= refused + 2);
     kill(pid, SIGTERM);
     waitpid(pid, &status, 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);

@@ -1,6 +1,7 @@
 /*
  * Crashes: `verso replicate` slaves killed with SIGKILL many times during a
- * write load, and a master killed with SIGKILL and restarted on the same
+ * write load (half of the kills caught inside an apply transaction, the
+ * others at random moments), and a master killed with SIGKILL and restarted on the same
  * file while a live slave follows. Every slave converges, nothing is lost
  * or applied twice (versions compared row by row), integrity_check is ok.
  */
@@ -40,6 +41,63 @@ static void reap(pid_t pid, int sig)
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     else
         assert_true(WIFSIGNALED(status));
+}
+
+/* The committed cursor of the slave file at path; -1 before it has one. */
+static int64_t cursor_of(const char *path)
+{
+    sqlite3 *s = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+
+    if (sqlite3_open_v2(path, &s, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(s, "SELECT value FROM _verso_meta WHERE key = 'cursor_version'", -1, &st,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(s);
+    return v;
+}
+
+/* Another connection holds the write lock of path: BEGIN IMMEDIATE is busy (no waiting). */
+static bool write_locked(const char *path)
+{
+    sqlite3 *s = NULL;
+    int rc = SQLITE_CANTOPEN;
+
+    if (sqlite3_open_v2(path, &s, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
+        rc = sqlite3_exec(s, "BEGIN IMMEDIATE; ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(s);
+    return rc == SQLITE_BUSY;
+}
+
+/*
+ * SIGKILLs the `verso replicate` process pid inside an apply transaction.
+ * Once its cursor moved past `from` (it follows the master), it is stopped
+ * (SIGSTOP) at random moments until it is caught holding the write lock of
+ * spath, which it only takes to apply (BEGIN IMMEDIATE), and killed there.
+ * false if it was not caught within 10 s (it is killed anyway).
+ */
+static bool kill_mid_apply(pid_t pid, const char *spath, int64_t from, unsigned *seed)
+{
+    int64_t deadline = h_now_ms() + 10000;
+    bool caught = false;
+    int status;
+
+    while (cursor_of(spath) <= from && h_now_ms() < deadline)
+        h_sleep_ms(5);
+    while (!caught && h_now_ms() < deadline) {
+        kill(pid, SIGSTOP);
+        assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
+        assert_true(WIFSTOPPED(status));
+        if (!(caught = write_locked(spath))) {
+            kill(pid, SIGCONT);
+            h_sleep_ms((int)(rand_r(seed) % 3));
+        }
+    }
+    reap(pid, SIGKILL);
+    return caught;
 }
 
 /* Writes on the master without pause; the lock is held per transaction so
@@ -84,15 +142,24 @@ static void test_slave_killed_repeatedly(void **state)
     h_master_start(&m, mp, NULL);
     l.db = db;
     assert_int_equal(pthread_create(&th, NULL, load_run, &l), 0);
+    /* even rounds kill inside an apply transaction, odd ones at any moment
+     * (connecting, bootstrapping, catching up, idle) */
     for (int round = 0; round < 12; round++) {
         int txns = atomic_load(&l.txns);
+        int64_t from = cursor_of(sp);
         pid = spawn_replicate(m.url, sp);
         h_sleep_ms(20 + (int)(rand_r(&kill_seed) % 80));
         pthread_mutex_lock(&l.lock);
         h_sql_workload(mp, 2);
         pthread_mutex_unlock(&l.lock);
-        h_sleep_ms((int)(rand_r(&kill_seed) % 60));
-        reap(pid, SIGKILL); /* while the writer goes on */
+        if (round % 2) {
+            h_sleep_ms((int)(rand_r(&kill_seed) % 60));
+            reap(pid, SIGKILL); /* while the writer goes on */
+        } else if (!kill_mid_apply(pid, sp, from, &kill_seed)) {
+            fail_msg("round %d: the slave (cursor %lld, was %lld) was not caught inside an "
+                     "apply transaction in 10 s",
+                     round, (long long)cursor_of(sp), (long long)from);
+        }
         assert_true(atomic_load(&l.txns) > txns);
         pthread_mutex_lock(&l.lock); /* the master at rest while both files are read */
         h_assert_integrity(sp);

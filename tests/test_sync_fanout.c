@@ -1,17 +1,96 @@
 /*
  * Fan-out: 50 live slaves follow one master process while it is written
  * to; all converge to the master, versions included, and the master lists
- * them with their lag.
+ * them with their lag: each at the head, lag 0, in /_status and /_metrics.
  */
+#include <cjson/cJSON.h>
+
 #include "sync_harness.h"
 
 #define NSLAVES 50
+
+/* One slave of /_status is behind head: acked, lag in versions and ms. */
+static bool behind(const cJSON *sl, int64_t head, char *why, size_t n)
+{
+    int64_t v[3] = {-1, -1, -1};
+    static const char *const names[] = {"acked", "lag_versions", "lag_ms"};
+
+    for (int k = 0; k < 3; k++)
+        verso_json_int64(&v[k], cJSON_GetObjectItemCaseSensitive(sl, names[k]));
+    snprintf(why, n, "acked %lld of %lld, lag %lld versions %lld ms", (long long)v[0],
+             (long long)head, (long long)v[1], (long long)v[2]);
+    return v[0] != head || v[1] != 0 || v[2] != 0;
+}
+
+/* How many slaves /_status lists, and how many of them are behind head
+ * (why: the first one's figures). */
+static int status_lags(const h_master *m, int64_t head, int *nbehind, char *why, size_t n)
+{
+    verso_buf body = VERSO_BUF_INIT;
+    verso_json *doc = NULL;
+    const cJSON *sl, *slaves;
+    char one[128];
+    int listed = 0;
+
+    *nbehind = 0;
+    assert_int_equal(h_http(m, "GET", "/_status", NULL, &body), 200);
+    assert_int_equal(verso_json_parse(&doc, body.data, body.len, 0, NULL), 0);
+    slaves = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "replication"), "slaves");
+    cJSON_ArrayForEach(sl, slaves)
+    {
+        listed++;
+        if (behind(sl, head, one, sizeof(one)) && (*nbehind)++ == 0)
+            snprintf(why, n, "slave %d: %s", listed - 1, one);
+    }
+    verso_json_free(doc);
+    verso_buf_free(&body);
+    return listed;
+}
+
+/* Lines "metric{...} value" of text: how many, and how many say 0. */
+static int metric_lines(const char *text, const char *metric, int *zero)
+{
+    size_t len = strlen(metric);
+    int count = 0;
+
+    *zero = 0;
+    for (const char *p = text, *v; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (!strncmp(p, metric, len) && p[len] == '{' && (v = strstr(p, "} "))) {
+            count++;
+            *zero += strtoll(v + 2, NULL, 10) == 0;
+        }
+    }
+    return count;
+}
+
+/* The master's view agrees: every slave listed at head with no lag (its
+ * acks reach the master after the commit verso_slave_wait() saw). */
+static void assert_lags(const h_master *m, int64_t head)
+{
+    int64_t deadline = h_now_ms() + 10000;
+    verso_buf body = VERSO_BUF_INIT;
+    char why[160] = "";
+    int listed, nbehind, zero;
+
+    while ((listed = status_lags(m, head, &nbehind, why, sizeof(why))) != NSLAVES || nbehind) {
+        if (h_now_ms() > deadline)
+            fail_msg("/_status lists %d slaves, %d behind (%s)", listed, nbehind, why);
+        h_sleep_ms(20);
+    }
+    assert_int_equal(h_http(m, "GET", "/_metrics", NULL, &body), 200);
+    assert_non_null(strstr(body.data, "verso_sync_slaves 50\n"));
+    assert_int_equal(metric_lines(body.data, "verso_sync_slave_lag_versions", &zero), NSLAVES);
+    assert_int_equal(zero, NSLAVES);
+    assert_int_equal(metric_lines(body.data, "verso_sync_slave_lag_ms", &zero), NSLAVES);
+    assert_int_equal(zero, NSLAVES);
+    verso_buf_free(&body);
+}
 
 static void test_fanout(void **state)
 {
     char mp[600], sp[NSLAVES][600], name[32];
     verso_slave *s[NSLAVES];
-    verso_buf body = VERSO_BUF_INIT;
     h_master m;
     verso_db *db;
     int64_t head;
@@ -44,9 +123,7 @@ static void test_fanout(void **state)
         if (verso_slave_wait(s[i], head, 30000) < 0)
             fail_msg("slave %d did not reach %lld", i, (long long)head);
     }
-    assert_int_equal(h_http(&m, "GET", "/_metrics", NULL, &body), 200);
-    assert_non_null(strstr(body.data, "verso_sync_slaves 50"));
-    verso_buf_free(&body);
+    assert_lags(&m, head);
     for (int i = 0; i < NSLAVES; i++)
         verso_slave_stop(s[i]);
     for (int i = 0; i < NSLAVES; i++)

@@ -367,6 +367,10 @@ static void test_faults_each_step(void **state)
     st = wait_attempts(s, 3, "no hello");
     if (!strstr(st.last_error, "timed out waiting for the master's hello"))
         fail_msg("no hello: last_error '%s'", st.last_error);
+    /* the attempt counted last may still be upgrading: wait for the server's side */
+    for (int64_t deadline = h_now_ms() + 10000;
+         atomic_load(&mute_opened) < 3 && h_now_ms() < deadline;)
+        h_sleep_ms(10);
     assert_true(atomic_load(&mute_opened) >= 3);
     verso_slave_stop(s);
     verso_rest_stop(srv);
@@ -383,7 +387,7 @@ static void test_faults_master_paused(void **state)
     load l = {0};
     h_master m;
     verso_slave *s;
-    int64_t t0, detected, attempts0, converged;
+    int64_t t0, detected, attempts0, converged, commits0;
 
     (void)state;
     h_path(mp, sizeof(mp), "pause-master.db");
@@ -392,8 +396,15 @@ static void test_faults_master_paused(void **state)
     h_master_start(&m, mp, extra);
     s = start_slave(m.url, sp, 300, 500);
     wait_head(s, mp, 20000);
+    commits0 = state_of(s).commits;
     load_start(&l, mp, sp, 32);
-    h_sleep_ms(300); /* some live transfers first */
+    t0 = h_now_ms();
+    do { /* some live transfers first */
+        h_sleep_ms(10);
+        st = state_of(s);
+    } while (st.commits < commits0 + 5 && h_now_ms() - t0 < 10000);
+    if (st.commits < commits0 + 5)
+        fail_msg("%lld live transfers applied in 10 s", (long long)(st.commits - commits0));
 
     kill(m.pid, SIGSTOP);
     t0 = h_now_ms();
