@@ -47,6 +47,7 @@ struct verso_slave {
     pthread_t thread;
     pthread_mutex_t lock; /* guards st and the cond */
     pthread_cond_t cond;
+    uint64_t jitter_seed; /* the slave's own random sequence for reconnect jitter */
     verso_slave_state st;
     int64_t behind_since_ms;
     atomic_int stop;
@@ -528,6 +529,13 @@ static int next_out(verso_buf *b, void *arg)
  * with backoff. why becomes last_error unless this connection already said
  * something more precise.
  */
+/* A small generator of the slave's own (rand() is the application's). */
+static uint64_t next_random(uint64_t *seed)
+{
+    *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+    return *seed >> 33;
+}
+
 static void link_end(verso_slave *s, const char *why)
 {
     int64_t jitter;
@@ -538,7 +546,7 @@ static void link_end(verso_slave *s, const char *why)
     s->retry_ms = s->retry_ms ? s->retry_ms * 2 : s->o.retry_min_ms;
     if (s->retry_ms > s->o.retry_max_ms)
         s->retry_ms = s->o.retry_max_ms;
-    jitter = rand() % (s->retry_ms / 4 + 1);
+    jitter = (int64_t)(next_random(&s->jitter_seed) % (uint64_t)(s->retry_ms / 4 + 1));
     s->next_connect_ms = verso__sync_mono_ms() + s->retry_ms - jitter;
     pthread_mutex_lock(&s->lock);
     if (why && !s->conn_error) /* "connection closed" would hide the reason */
@@ -708,6 +716,9 @@ static verso_slave *slave_alloc(void)
     pthread_condattr_destroy(&ca);
     if (ok && pthread_mutex_init(&s->lock, NULL) == 0) {
         s->ack_version = -1;
+        /* slaves started together, in one process or many, spread out */
+        s->jitter_seed =
+            (uint64_t)verso__sync_mono_us() ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)s;
         return s;
     }
     if (ok)
