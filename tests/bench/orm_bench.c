@@ -1,21 +1,32 @@
 /*
- * orm_bench [ROWS] [DIR] - ORM write and change-feed throughput against
- * hand-written SQLite baselines measured in the same run.
+ * orm_bench [ROWS [DIR [ROUNDS]]] - ORM write and change-feed throughput
+ * against hand-written SQLite baselines measured next to them.
  *
- * Every write test runs ROWS rows (default 1,000,000) in one transaction on
- * a fresh file in DIR (default $TMPDIR or /tmp), WAL, synchronous=NORMAL;
- * the delete tests remove a tenth of the rows by id, in random order.
- * The ORM runs twice: on the fast path, and in trigger mode (another tracked
- * table has a trigger of the user's, so the handle writes with triggers on).
- * Prints `name value` lines: rows/s per variant, then the ratios.
+ * Every write test runs ROWS rows (default 1,000,000) in one transaction,
+ * WAL, synchronous=NORMAL, on files in DIR (default $TMPDIR or /tmp); the
+ * delete tests remove a tenth of the rows by id, in random order. The ORM
+ * runs twice: on the fast path, and in trigger mode (another tracked table
+ * has a trigger of the user's, so the handle writes with triggers on).
+ *
+ * ROUNDS (default 5, also VERSO_BENCH_ROUNDS) rounds each start from fresh
+ * files. Inside a round the variants take turns per operation (all inserts,
+ * then the feed and its bare read, all updates, all deletes), the order
+ * rotating from round to round, so a baseline and its subject run seconds
+ * apart and none always goes first. Each ratio is formed inside a round.
+ *
+ * Prints `name value` lines: rows/s per variant (median of the rounds), then
+ * each ratio as `ratio_x` and `ratio_x_median` (the median of the rounds'
+ * ratios), `ratio_x_min` and `ratio_x_max`. One line per round on stderr.
  */
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "verso/orm.h"
+#include "bench_rounds.h"
 
 typedef struct brow {
     int64_t id;
@@ -55,6 +66,7 @@ static void die(const char *what, const char *detail)
     exit(1);
 }
 
+/* The path of a variant's file, with the file and its WAL removed. */
 static const char *fresh(const char *tag)
 {
     static char path[600];
@@ -75,16 +87,6 @@ static void run_sql(sqlite3 *db, const char *sql)
         die(sql, err ? err : "?");
 }
 
-static sqlite3 *open_plain(const char *tag, const char *schema)
-{
-    sqlite3 *db;
-    if (sqlite3_open(fresh(tag), &db) != SQLITE_OK)
-        die("open", sqlite3_errmsg(db));
-    run_sql(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL");
-    run_sql(db, schema);
-    return db;
-}
-
 static sqlite3_stmt *prep(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st;
@@ -100,105 +102,110 @@ static void step_reset(sqlite3 *db, sqlite3_stmt *st)
     sqlite3_reset(st);
 }
 
+/* One variant's database in one round: SQLite for the hand-written ones,
+ * a verso handle for the ORM ones. */
+typedef struct target {
+    sqlite3 *sq;
+    verso_db *db;
+    int64_t counter; /* the hand-written versions */
+} target;
+
 /* ---- baselines: plain SQLite ---- */
 
-static void bind_row(sqlite3_stmt *st, int64_t i)
+static const char plain_schema[] = "CREATE TABLE item(id INTEGER PRIMARY KEY, name TEXT,"
+                                   " price REAL, qty INTEGER)";
+static const char rawv_schema[] = "CREATE TABLE item(id INTEGER PRIMARY KEY, name TEXT,"
+                                  " price REAL, qty INTEGER, version INTEGER);"
+                                  "CREATE INDEX item_version ON item(version);"
+                                  "CREATE TABLE head(v INTEGER NOT NULL);"
+                                  "INSERT INTO head VALUES (0)";
+
+static void open_sql(target *t, const char *tag, const char *schema)
+{
+    if (sqlite3_open(fresh(tag), &t->sq) != SQLITE_OK)
+        die("open", sqlite3_errmsg(t->sq));
+    run_sql(t->sq, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL");
+    run_sql(t->sq, schema);
+}
+
+static void plain_open(target *t)
+{
+    open_sql(t, "plain", plain_schema);
+}
+
+static void rawv_open(target *t)
+{
+    open_sql(t, "rawv", rawv_schema);
+}
+
+static void bind_row(sqlite3_stmt *st, int64_t i, int64_t qty_add)
 {
     sqlite3_bind_int64(st, 1, i + 1);
     sqlite3_bind_text(st, 2, names[i & 7], -1, SQLITE_STATIC);
     sqlite3_bind_double(st, 3, (double)i * 0.25);
-    sqlite3_bind_int64(st, 4, i & 1023);
+    sqlite3_bind_int64(st, 4, (i & 1023) + qty_add);
 }
 
-static double bench_sql_delete(sqlite3 *db)
+/* Every row once through `sql` (?1 id, ?2 name, ?3 price, ?4 qty and, when
+ * versioned, ?5 a version from the C counter, stored in head at the end). */
+static double sql_write(target *t, const char *sql, bool versioned, int64_t qty_add)
 {
-    sqlite3_stmt *st = prep(db, "DELETE FROM item WHERE id = ?1");
+    sqlite3_stmt *st = prep(t->sq, sql);
+    sqlite3_stmt *hd = versioned ? prep(t->sq, "UPDATE head SET v = ?1") : NULL;
     double t0 = now_s();
-    run_sql(db, "BEGIN");
-    for (int64_t i = 0; i < ndel; i++) {
-        sqlite3_bind_int64(st, 1, del_ids[i]);
-        step_reset(db, st);
-    }
-    run_sql(db, "COMMIT");
-    sqlite3_finalize(st);
-    return (double)ndel / (now_s() - t0);
-}
-
-/* Plain table: insert, update every row, delete a tenth of the rows. */
-static void bench_plain(double *ins, double *upd, double *del)
-{
-    sqlite3 *db = open_plain("plain", "CREATE TABLE item(id INTEGER PRIMARY KEY, name TEXT,"
-                                      " price REAL, qty INTEGER)");
-    sqlite3_stmt *st = prep(db, "INSERT INTO item(id, name, price, qty) VALUES (?, ?, ?, ?)");
-    double t0 = now_s();
-    run_sql(db, "BEGIN");
+    run_sql(t->sq, versioned ? "BEGIN IMMEDIATE" : "BEGIN");
     for (int64_t i = 0; i < nrows; i++) {
-        bind_row(st, i);
-        step_reset(db, st);
+        bind_row(st, i, qty_add);
+        if (versioned)
+            sqlite3_bind_int64(st, 5, ++t->counter);
+        step_reset(t->sq, st);
     }
-    run_sql(db, "COMMIT");
-    *ins = (double)nrows / (now_s() - t0);
-    sqlite3_finalize(st);
-
-    st = prep(db, "UPDATE item SET name = ?2, price = ?3, qty = ?4 WHERE id = ?1");
-    t0 = now_s();
-    run_sql(db, "BEGIN");
-    for (int64_t i = 0; i < nrows; i++) {
-        bind_row(st, i);
-        sqlite3_bind_int64(st, 4, (i & 1023) + 1);
-        step_reset(db, st);
+    if (versioned) {
+        sqlite3_bind_int64(hd, 1, t->counter);
+        step_reset(t->sq, hd);
     }
-    run_sql(db, "COMMIT");
-    *upd = (double)nrows / (now_s() - t0);
-    sqlite3_finalize(st);
-
-    *del = bench_sql_delete(db);
-    sqlite3_close(db);
-}
-
-/* A hand-written versioned insert: version from a C counter, index on version;
- * then the same deletes without tombstones. */
-static double bench_raw_versioned(double *upd, double *del)
-{
-    sqlite3 *db = open_plain("rawv", "CREATE TABLE item(id INTEGER PRIMARY KEY, name TEXT,"
-                                     " price REAL, qty INTEGER, version INTEGER);"
-                                     "CREATE INDEX item_version ON item(version);"
-                                     "CREATE TABLE head(v INTEGER NOT NULL);"
-                                     "INSERT INTO head VALUES (0)");
-    sqlite3_stmt *st =
-        prep(db, "INSERT INTO item(id, name, price, qty, version) VALUES (?, ?, ?, ?, ?)");
-    sqlite3_stmt *hd = prep(db, "UPDATE head SET v = ?1");
-    double t0 = now_s();
-    int64_t counter = 0;
-    run_sql(db, "BEGIN IMMEDIATE");
-    for (int64_t i = 0; i < nrows; i++) {
-        bind_row(st, i);
-        sqlite3_bind_int64(st, 5, ++counter);
-        step_reset(db, st);
-    }
-    sqlite3_bind_int64(hd, 1, counter);
-    step_reset(db, hd);
-    run_sql(db, "COMMIT");
+    run_sql(t->sq, "COMMIT");
     double r = (double)nrows / (now_s() - t0);
     sqlite3_finalize(st);
-    st = prep(db, "UPDATE item SET name = ?2, price = ?3, qty = ?4, version = ?5 WHERE id = ?1");
-    t0 = now_s();
-    run_sql(db, "BEGIN IMMEDIATE");
-    for (int64_t i = 0; i < nrows; i++) {
-        bind_row(st, i);
-        sqlite3_bind_int64(st, 4, (i & 1023) + 1);
-        sqlite3_bind_int64(st, 5, ++counter);
-        step_reset(db, st);
-    }
-    sqlite3_bind_int64(hd, 1, counter);
-    step_reset(db, hd);
-    run_sql(db, "COMMIT");
-    *upd = (double)nrows / (now_s() - t0);
-    sqlite3_finalize(st);
     sqlite3_finalize(hd);
-    *del = bench_sql_delete(db);
-    sqlite3_close(db);
     return r;
+}
+
+static double plain_insert(target *t)
+{
+    return sql_write(t, "INSERT INTO item(id, name, price, qty) VALUES (?, ?, ?, ?)", false, 0);
+}
+
+static double plain_update(target *t)
+{
+    return sql_write(t, "UPDATE item SET name = ?2, price = ?3, qty = ?4 WHERE id = ?1", false, 1);
+}
+
+static double rawv_insert(target *t)
+{
+    return sql_write(t, "INSERT INTO item(id, name, price, qty, version) VALUES (?, ?, ?, ?, ?)",
+                     true, 0);
+}
+
+static double rawv_update(target *t)
+{
+    return sql_write(
+        t, "UPDATE item SET name = ?2, price = ?3, qty = ?4, version = ?5 WHERE id = ?1", true, 1);
+}
+
+/* The same deletes for both hand-written variants: no tombstones. */
+static double sql_delete(target *t)
+{
+    sqlite3_stmt *st = prep(t->sq, "DELETE FROM item WHERE id = ?1");
+    double t0 = now_s();
+    run_sql(t->sq, "BEGIN");
+    for (int64_t i = 0; i < ndel; i++) {
+        sqlite3_bind_int64(st, 1, del_ids[i]);
+        step_reset(t->sq, st);
+    }
+    run_sql(t->sq, "COMMIT");
+    sqlite3_finalize(st);
+    return (double)ndel / (now_s() - t0);
 }
 
 /* ---- the ORM ---- */
@@ -221,9 +228,14 @@ static void check(verso_db *db, int rc, const char *what)
         die(what, verso_errmsg(db));
 }
 
+static void orm_open(target *t)
+{
+    t->db = open_orm("orm");
+}
+
 /* A database where another tracked table has a trigger of the user's: the
  * handle runs its ORM writes with triggers on (trigger mode). */
-static verso_db *open_orm_trigger_mode(void)
+static void trig_open(target *t)
 {
     verso_db *db = open_orm("ormtrig");
     check(db, verso_exec(db, "CREATE TABLE side(id INTEGER PRIMARY KEY, x TEXT)"), "side");
@@ -232,11 +244,12 @@ static verso_db *open_orm_trigger_mode(void)
           verso_exec(db, "CREATE TRIGGER side_guard BEFORE INSERT ON side WHEN NEW.x IS NULL "
                          "BEGIN SELECT RAISE(ABORT, 'x is required'); END"),
           "trigger");
-    return db;
+    t->db = db;
 }
 
-static double bench_orm_insert(verso_db *db)
+static double orm_insert(target *t)
 {
+    verso_db *db = t->db;
     double t0 = now_s();
     check(db, verso_begin(db), "begin");
     for (int64_t i = 0; i < nrows; i++) {
@@ -247,8 +260,9 @@ static double bench_orm_insert(verso_db *db)
     return (double)nrows / (now_s() - t0);
 }
 
-static double bench_orm_update(verso_db *db)
+static double orm_update(target *t)
 {
+    verso_db *db = t->db;
     double t0 = now_s();
     check(db, verso_begin(db), "begin");
     for (int64_t i = 0; i < nrows; i++) {
@@ -259,8 +273,9 @@ static double bench_orm_update(verso_db *db)
     return (double)nrows / (now_s() - t0);
 }
 
-static double bench_orm_delete(verso_db *db)
+static double orm_delete(target *t)
 {
+    verso_db *db = t->db;
     double t0 = now_s();
     check(db, verso_begin(db), "begin");
     for (int64_t i = 0; i < ndel; i++)
@@ -329,6 +344,117 @@ static double bench_read(verso_db *db)
     return r;
 }
 
+/* ---- variants, figures, ratios ---- */
+
+enum { OP_INSERT, OP_UPDATE, OP_DELETE, NOPS };
+enum { V_PLAIN, V_RAWV, V_ORM, V_TRIG, NVARIANTS };
+
+typedef struct variant {
+    const char *name; /* in the figure names */
+    const char *tag;  /* in the file name */
+    void (*open)(target *t);
+    double (*op[NOPS])(target *t);
+} variant;
+
+static const variant variants[NVARIANTS] = {
+    [V_PLAIN] = {"plain", "plain", plain_open, {plain_insert, plain_update, sql_delete}},
+    [V_RAWV] = {"raw_versioned", "rawv", rawv_open, {rawv_insert, rawv_update, sql_delete}},
+    [V_ORM] = {"orm", "orm", orm_open, {orm_insert, orm_update, orm_delete}},
+    [V_TRIG] = {"orm_trigger_mode", "ormtrig", trig_open, {orm_insert, orm_update, orm_delete}},
+};
+
+static const char *const op_names[NOPS] = {"insert", "update", "delete"};
+
+/* Figures: rows/s of each variant and operation, then the feed's two. */
+#define FIG(v, op) ((op)*NVARIANTS + (v))
+enum { F_READ = NOPS * NVARIANTS, F_CHANGES, NFIGS };
+
+static const struct {
+    const char *name;
+    int subject, baseline;
+} ratios[] = {
+    {"ratio_insert_vs_plain", FIG(V_ORM, OP_INSERT), FIG(V_PLAIN, OP_INSERT)},
+    {"ratio_insert_vs_raw_versioned", FIG(V_ORM, OP_INSERT), FIG(V_RAWV, OP_INSERT)},
+    {"ratio_update_vs_plain", FIG(V_ORM, OP_UPDATE), FIG(V_PLAIN, OP_UPDATE)},
+    {"ratio_update_vs_raw_versioned", FIG(V_ORM, OP_UPDATE), FIG(V_RAWV, OP_UPDATE)},
+    {"ratio_delete_vs_plain", FIG(V_ORM, OP_DELETE), FIG(V_PLAIN, OP_DELETE)},
+    {"ratio_delete_vs_raw_versioned", FIG(V_ORM, OP_DELETE), FIG(V_RAWV, OP_DELETE)},
+    {"ratio_changes_vs_read", F_CHANGES, F_READ},
+    {"ratio_trigger_mode_insert_vs_raw_versioned", FIG(V_TRIG, OP_INSERT), FIG(V_RAWV, OP_INSERT)},
+    {"ratio_trigger_mode_update_vs_raw_versioned", FIG(V_TRIG, OP_UPDATE), FIG(V_RAWV, OP_UPDATE)},
+    {"ratio_trigger_mode_delete_vs_raw_versioned", FIG(V_TRIG, OP_DELETE), FIG(V_RAWV, OP_DELETE)},
+};
+#define NRATIOS (sizeof ratios / sizeof ratios[0])
+
+static void figure_name(char *out, size_t n, int f)
+{
+    if (f == F_READ || f == F_CHANGES)
+        snprintf(out, n, "%s_rows_per_s", f == F_READ ? "read" : "changes");
+    else
+        snprintf(out, n, "%s_%s_rows_per_s", variants[f % NVARIANTS].name, op_names[f / NVARIANTS]);
+}
+
+/* The feed and its baseline, on the ORM's database just filled. */
+static void run_feed(int round, verso_db *db, bench_series fig[NFIGS], size_t *bytes)
+{
+    if (round % 2) {
+        bench_add(&fig[F_CHANGES], bench_changes(db, bytes));
+        bench_add(&fig[F_READ], bench_read(db));
+    } else {
+        bench_add(&fig[F_READ], bench_read(db));
+        bench_add(&fig[F_CHANGES], bench_changes(db, bytes));
+    }
+}
+
+static void run_round(int round, bench_series fig[NFIGS], size_t *bytes)
+{
+    target t[NVARIANTS] = {{0}};
+
+    for (int v = 0; v < NVARIANTS; v++)
+        variants[v].open(&t[v]);
+    for (int op = 0; op < NOPS; op++) {
+        for (int k = 0; k < NVARIANTS; k++) {
+            int v = (k + round) % NVARIANTS;
+            bench_add(&fig[FIG(v, op)], variants[v].op[op](&t[v]));
+        }
+        if (op == OP_INSERT)
+            run_feed(round, t[V_ORM].db, fig, bytes);
+    }
+    for (int v = 0; v < NVARIANTS; v++) {
+        sqlite3_close(t[v].sq);
+        verso_db_close(t[v].db);
+        fresh(variants[v].tag); /* removes the file */
+    }
+}
+
+static void print_round(int round, int rounds, double secs, bench_series fig[NFIGS])
+{
+    fprintf(stderr, "orm_bench: round %d/%d (%.1f s):", round + 1, rounds, secs);
+    for (size_t i = 0; i < NRATIOS; i++) {
+        const char *short_name = ratios[i].name + strlen("ratio_");
+        double b = fig[ratios[i].baseline].v[round];
+        fprintf(stderr, " %s %.3f", short_name, b > 0 ? fig[ratios[i].subject].v[round] / b : 0);
+    }
+    fputc('\n', stderr);
+}
+
+static void report(int rounds, bench_series fig[NFIGS], size_t bytes)
+{
+    char name[128];
+
+    printf("rows %lld\ndeleted_rows %lld\nrounds %d\n", (long long)nrows, (long long)ndel, rounds);
+    for (int f = 0; f < NFIGS; f++) {
+        figure_name(name, sizeof name, f);
+        printf("%s %.0f\n", name, bench_median(&fig[f]));
+    }
+    printf("changes_json_bytes %zu\n", bytes);
+    for (size_t i = 0; i < NRATIOS; i++) {
+        bench_series r;
+        bench_ratio(&r, &fig[ratios[i].subject], &fig[ratios[i].baseline]);
+        bench_print_spread(ratios[i].name, &r, 3);
+    }
+}
+
 /* A tenth of the ids (at least one), in a seeded random order. */
 static void pick_deletes(void)
 {
@@ -350,62 +476,27 @@ static void pick_deletes(void)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && (nrows = strtoll(argv[1], NULL, 10)) <= 0) {
-        fprintf(stderr, "usage: orm_bench [ROWS] [DIR]\n");
+    static bench_series fig[NFIGS];
+    size_t bytes = 0;
+    int rounds = bench_rounds(argc > 3 ? argv[3] : NULL);
+
+    if ((argc > 1 && (nrows = strtoll(argv[1], NULL, 10)) <= 0) || rounds < 0) {
+        fprintf(stderr,
+                "usage: orm_bench [ROWS [DIR [ROUNDS]]]  (ROUNDS 1-%d, default %d,"
+                " also VERSO_BENCH_ROUNDS)\n",
+                BENCH_MAX_ROUNDS, BENCH_DEFAULT_ROUNDS);
         return 2;
     }
     const char *tmp = argc > 2 ? argv[2] : getenv("TMPDIR");
     snprintf(dir, sizeof dir, "%s", tmp && tmp[0] ? tmp : "/tmp");
 
     pick_deletes();
-    double plain_ins, plain_upd, plain_del, rawv_upd, rawv_del;
-    bench_plain(&plain_ins, &plain_upd, &plain_del);
-    double rawv = bench_raw_versioned(&rawv_upd, &rawv_del);
-    verso_db *db = open_orm("orm");
-    double ins = bench_orm_insert(db);
-    size_t bytes;
-    double changes = bench_changes(db, &bytes);
-    double read = bench_read(db);
-    double upd = bench_orm_update(db);
-    double del = bench_orm_delete(db);
-    verso_db_close(db);
-    fresh("orm");
-    db = open_orm_trigger_mode();
-    double tins = bench_orm_insert(db);
-    double tupd = bench_orm_update(db);
-    double tdel = bench_orm_delete(db);
-    verso_db_close(db);
-
-    printf("rows %lld\n", (long long)nrows);
-    printf("plain_insert_rows_per_s %.0f\n", plain_ins);
-    printf("raw_versioned_insert_rows_per_s %.0f\n", rawv);
-    printf("orm_insert_rows_per_s %.0f\n", ins);
-    printf("plain_update_rows_per_s %.0f\n", plain_upd);
-    printf("raw_versioned_update_rows_per_s %.0f\n", rawv_upd);
-    printf("orm_update_rows_per_s %.0f\n", upd);
-    printf("deleted_rows %lld\n", (long long)ndel);
-    printf("plain_delete_rows_per_s %.0f\n", plain_del);
-    printf("raw_versioned_delete_rows_per_s %.0f\n", rawv_del);
-    printf("orm_delete_rows_per_s %.0f\n", del);
-    printf("orm_trigger_mode_insert_rows_per_s %.0f\n", tins);
-    printf("orm_trigger_mode_update_rows_per_s %.0f\n", tupd);
-    printf("orm_trigger_mode_delete_rows_per_s %.0f\n", tdel);
-    printf("read_rows_per_s %.0f\n", read);
-    printf("changes_rows_per_s %.0f\n", changes);
-    printf("changes_json_bytes %zu\n", bytes);
-    printf("ratio_insert_vs_plain %.3f\n", ins / plain_ins);
-    printf("ratio_insert_vs_raw_versioned %.3f\n", ins / rawv);
-    printf("ratio_update_vs_plain %.3f\n", upd / plain_upd);
-    printf("ratio_update_vs_raw_versioned %.3f\n", upd / rawv_upd);
-    printf("ratio_delete_vs_plain %.3f\n", del / plain_del);
-    printf("ratio_delete_vs_raw_versioned %.3f\n", del / rawv_del);
-    printf("ratio_changes_vs_read %.3f\n", changes / read);
-    printf("ratio_trigger_mode_insert_vs_raw_versioned %.3f\n", tins / rawv);
-    printf("ratio_trigger_mode_update_vs_raw_versioned %.3f\n", tupd / rawv_upd);
-    printf("ratio_trigger_mode_delete_vs_raw_versioned %.3f\n", tdel / rawv_del);
-    static const char *const files[] = {"plain", "rawv", "orm", "ormtrig"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        fresh(files[i]); /* removes the file */
+    for (int r = 0; r < rounds; r++) {
+        double t0 = now_s();
+        run_round(r, fig, &bytes);
+        print_round(r, rounds, now_s() - t0, fig);
+    }
+    report(rounds, fig, bytes);
     free(del_ids);
     return 0;
 }
