@@ -9,10 +9,12 @@
  * has a trigger of the user's, so the handle writes with triggers on).
  *
  * ROUNDS (default 5, also VERSO_BENCH_ROUNDS) rounds each start from fresh
- * files. Inside a round the variants take turns per operation (all inserts,
- * then the feed and its bare read, all updates, all deletes), the order
- * rotating from round to round, so a baseline and its subject run seconds
- * apart and none always goes first. Each ratio is formed inside a round.
+ * files. Inside a round all variants run an operation together (inserts,
+ * then the feed and its bare read, updates, deletes): each opens its
+ * transaction, they take turns writing 10,000 rows at a time (who goes
+ * first rotating), then each commits, and a variant's time is the sum of
+ * its own turns. A load that comes and goes on the machine thus falls on
+ * baseline and subject alike. Each ratio is formed inside a round.
  *
  * Prints `name value` lines: rows/s per variant (median of the rounds), then
  * each ratio as `ratio_x` and `ratio_x_median` (the median of the rounds'
@@ -102,13 +104,36 @@ static void step_reset(sqlite3 *db, sqlite3_stmt *st)
     sqlite3_reset(st);
 }
 
+enum { OP_INSERT, OP_UPDATE, OP_DELETE, NOPS };
+enum { V_PLAIN, V_RAWV, V_ORM, V_TRIG, NVARIANTS };
+
+/* Rows per slice: the variants take turns every SLICE rows. */
+enum { SLICE = 10000 };
+
+static const char *const op_names[NOPS] = {"insert", "update", "delete"};
+
+/* Rows an operation writes, in one transaction. */
+static int64_t op_rows(int op)
+{
+    return op == OP_DELETE ? ndel : nrows;
+}
+
 /* One variant's database in one round: SQLite for the hand-written ones,
  * a verso handle for the ORM ones. */
 typedef struct target {
     sqlite3 *sq;
+    sqlite3_stmt *st; /* the open operation's statement */
+    sqlite3_stmt *hd; /* versioned: stores the counter at commit */
     verso_db *db;
     int64_t counter; /* the hand-written versions */
 } target;
+
+/* An operation as one transaction written a slice at a time. */
+typedef struct engine {
+    void (*begin)(target *t, const char *sql);
+    void (*rows)(target *t, int op, int64_t from, int64_t to);
+    void (*commit)(target *t);
+} engine;
 
 /* ---- baselines: plain SQLite ---- */
 
@@ -138,75 +163,46 @@ static void rawv_open(target *t)
     open_sql(t, "rawv", rawv_schema);
 }
 
-static void bind_row(sqlite3_stmt *st, int64_t i, int64_t qty_add)
+/* ?1 id, ?2 name, ?3 price, ?4 qty and, with a fifth parameter, ?5 a version
+ * from the C counter (stored in head at commit); deletes bind ?1 only. */
+static void sql_begin(target *t, const char *sql)
 {
-    sqlite3_bind_int64(st, 1, i + 1);
-    sqlite3_bind_text(st, 2, names[i & 7], -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 3, (double)i * 0.25);
-    sqlite3_bind_int64(st, 4, (i & 1023) + qty_add);
-}
-
-/* Every row once through `sql` (?1 id, ?2 name, ?3 price, ?4 qty and, when
- * versioned, ?5 a version from the C counter, stored in head at the end). */
-static double sql_write(target *t, const char *sql, bool versioned, int64_t qty_add)
-{
-    sqlite3_stmt *st = prep(t->sq, sql);
-    sqlite3_stmt *hd = versioned ? prep(t->sq, "UPDATE head SET v = ?1") : NULL;
-    double t0 = now_s();
-    run_sql(t->sq, versioned ? "BEGIN IMMEDIATE" : "BEGIN");
-    for (int64_t i = 0; i < nrows; i++) {
-        bind_row(st, i, qty_add);
-        if (versioned)
-            sqlite3_bind_int64(st, 5, ++t->counter);
-        step_reset(t->sq, st);
-    }
-    if (versioned) {
-        sqlite3_bind_int64(hd, 1, t->counter);
-        step_reset(t->sq, hd);
-    }
-    run_sql(t->sq, "COMMIT");
-    double r = (double)nrows / (now_s() - t0);
-    sqlite3_finalize(st);
-    sqlite3_finalize(hd);
-    return r;
-}
-
-static double plain_insert(target *t)
-{
-    return sql_write(t, "INSERT INTO item(id, name, price, qty) VALUES (?, ?, ?, ?)", false, 0);
-}
-
-static double plain_update(target *t)
-{
-    return sql_write(t, "UPDATE item SET name = ?2, price = ?3, qty = ?4 WHERE id = ?1", false, 1);
-}
-
-static double rawv_insert(target *t)
-{
-    return sql_write(t, "INSERT INTO item(id, name, price, qty, version) VALUES (?, ?, ?, ?, ?)",
-                     true, 0);
-}
-
-static double rawv_update(target *t)
-{
-    return sql_write(
-        t, "UPDATE item SET name = ?2, price = ?3, qty = ?4, version = ?5 WHERE id = ?1", true, 1);
-}
-
-/* The same deletes for both hand-written variants: no tombstones. */
-static double sql_delete(target *t)
-{
-    sqlite3_stmt *st = prep(t->sq, "DELETE FROM item WHERE id = ?1");
-    double t0 = now_s();
+    t->st = prep(t->sq, sql);
+    if (sqlite3_bind_parameter_count(t->st) == 5)
+        t->hd = prep(t->sq, "UPDATE head SET v = ?1");
     run_sql(t->sq, "BEGIN");
-    for (int64_t i = 0; i < ndel; i++) {
-        sqlite3_bind_int64(st, 1, del_ids[i]);
-        step_reset(t->sq, st);
+}
+
+static void sql_rows(target *t, int op, int64_t from, int64_t to)
+{
+    for (int64_t i = from; i < to; i++) {
+        if (op == OP_DELETE) {
+            sqlite3_bind_int64(t->st, 1, del_ids[i]);
+        } else {
+            sqlite3_bind_int64(t->st, 1, i + 1);
+            sqlite3_bind_text(t->st, 2, names[i & 7], -1, SQLITE_STATIC);
+            sqlite3_bind_double(t->st, 3, (double)i * 0.25);
+            sqlite3_bind_int64(t->st, 4, (i & 1023) + (op == OP_UPDATE));
+        }
+        if (t->hd)
+            sqlite3_bind_int64(t->st, 5, ++t->counter);
+        step_reset(t->sq, t->st);
+    }
+}
+
+static void sql_commit(target *t)
+{
+    if (t->hd) {
+        sqlite3_bind_int64(t->hd, 1, t->counter);
+        step_reset(t->sq, t->hd);
     }
     run_sql(t->sq, "COMMIT");
-    sqlite3_finalize(st);
-    return (double)ndel / (now_s() - t0);
+    sqlite3_finalize(t->st);
+    sqlite3_finalize(t->hd);
+    t->st = t->hd = NULL;
 }
+
+static const engine sql_engine = {sql_begin, sql_rows, sql_commit};
 
 /* ---- the ORM ---- */
 
@@ -247,123 +243,117 @@ static void trig_open(target *t)
     t->db = db;
 }
 
-static double orm_insert(target *t)
+static void orm_begin(target *t, const char *sql)
 {
-    verso_db *db = t->db;
-    double t0 = now_s();
-    check(db, verso_begin(db), "begin");
-    for (int64_t i = 0; i < nrows; i++) {
-        brow r = {i + 1, 0, (char *)names[i & 7], (double)i * 0.25, i & 1023};
-        check(db, verso_insert(db, &brow_def, &r), "insert");
+    (void)sql;
+    check(t->db, verso_begin(t->db), "begin");
+}
+
+static void orm_rows(target *t, int op, int64_t from, int64_t to)
+{
+    for (int64_t i = from; i < to; i++) {
+        if (op == OP_DELETE) {
+            check(t->db, verso_delete(t->db, &brow_def, del_ids[i]), "delete");
+            continue;
+        }
+        brow r = {i + 1, 0, (char *)names[i & 7], (double)i * 0.25, (i & 1023) + (op == OP_UPDATE)};
+        check(t->db,
+              op == OP_INSERT ? verso_insert(t->db, &brow_def, &r)
+                              : verso_update(t->db, &brow_def, &r, 0),
+              op_names[op]);
     }
-    check(db, verso_commit(db), "commit");
-    return (double)nrows / (now_s() - t0);
 }
 
-static double orm_update(target *t)
+static void orm_commit(target *t)
 {
-    verso_db *db = t->db;
-    double t0 = now_s();
-    check(db, verso_begin(db), "begin");
-    for (int64_t i = 0; i < nrows; i++) {
-        brow r = {i + 1, 0, (char *)names[i & 7], (double)i * 0.25, (i & 1023) + 1};
-        check(db, verso_update(db, &brow_def, &r, 0), "update");
-    }
-    check(db, verso_commit(db), "commit");
-    return (double)nrows / (now_s() - t0);
+    check(t->db, verso_commit(t->db), "commit");
 }
 
-static double orm_delete(target *t)
-{
-    verso_db *db = t->db;
-    double t0 = now_s();
-    check(db, verso_begin(db), "begin");
-    for (int64_t i = 0; i < ndel; i++)
-        check(db, verso_delete(db, &brow_def, del_ids[i]), "delete");
-    check(db, verso_commit(db), "commit");
-    return (double)ndel / (now_s() - t0);
-}
+static const engine orm_engine = {orm_begin, orm_rows, orm_commit};
 
-/* The change feed as JSON lines, in pages of 1000, against a bare read of
- * the same rows with the same query shape. */
-static double bench_changes(verso_db *db, size_t *bytes)
+/* ---- the change feed against a bare read ---- */
+
+/* The change feed as JSON lines, or a bare read of the same rows with the
+ * same query shape, both in pages of 1000 from a cursor. */
+typedef struct reader {
+    int64_t since, n;
+    bool done;
+    sqlite3_stmt *st; /* the bare read */
+    verso_buf out;    /* the feed's JSON */
+    size_t bytes;
+} reader;
+
+static void changes_slice(verso_db *db, reader *rd)
 {
-    verso_buf out = VERSO_BUF_INIT;
-    int64_t since = 0, n = 0;
-    bool more = true;
-    double t0 = now_s();
-    *bytes = 0;
-    while (more) {
+    for (int64_t n0 = rd->n; !rd->done && rd->n - n0 < SLICE;) {
         verso_feed_options fo = VERSO_FEED_OPTIONS_INIT;
         verso_feed *f;
         const verso_feed_entry *e;
-        fo.since = since;
+        fo.since = rd->since;
         fo.limit = 1000;
         check(db, verso_feed_open(&f, db, &fo), "feed");
-        verso_buf_clear(&out);
+        verso_buf_clear(&rd->out);
         while (verso_feed_next(&e, f) == 1) {
-            check(db, verso_json_feed_entry(&out, e), "json");
-            verso_buf_append(&out, "\n", 1);
-            n++;
+            check(db, verso_json_feed_entry(&rd->out, e), "json");
+            verso_buf_append(&rd->out, "\n", 1);
+            rd->n++;
         }
-        *bytes += out.len;
-        more = verso_feed_more(f);
-        since = verso_feed_cursor(f);
+        rd->bytes += rd->out.len;
+        rd->done = !verso_feed_more(f);
+        rd->since = verso_feed_cursor(f);
         verso_feed_close(f);
     }
-    double r = (double)n / (now_s() - t0);
-    verso_buf_free(&out);
-    if (n != nrows)
-        die("feed", "wrong number of changes");
-    return r;
 }
 
-static double bench_read(verso_db *db)
+static double read_sink; /* keeps the bare read's column reads */
+
+static void read_slice(verso_db *db, reader *rd)
 {
-    sqlite3 *sq = verso_db_sqlite(db);
-    sqlite3_stmt *st = prep(sq, "SELECT id, version, name, price, qty FROM item WHERE version > ?1"
-                                " ORDER BY version LIMIT 1000");
-    int64_t since = 0, n = 0, got;
-    double sink = 0, t0 = now_s();
-    do {
-        got = 0;
-        sqlite3_bind_int64(st, 1, since);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            sink += (double)sqlite3_column_int64(st, 0) + sqlite3_column_double(st, 3) +
-                    (double)sqlite3_column_int64(st, 4) + sqlite3_column_bytes(st, 2);
-            since = sqlite3_column_int64(st, 1);
+    (void)db;
+    for (int64_t n0 = rd->n; !rd->done && rd->n - n0 < SLICE;) {
+        int64_t got = 0;
+        sqlite3_bind_int64(rd->st, 1, rd->since);
+        while (sqlite3_step(rd->st) == SQLITE_ROW) {
+            read_sink += (double)sqlite3_column_int64(rd->st, 0) +
+                         sqlite3_column_double(rd->st, 3) +
+                         (double)sqlite3_column_int64(rd->st, 4) + sqlite3_column_bytes(rd->st, 2);
+            rd->since = sqlite3_column_int64(rd->st, 1);
             got++;
         }
-        sqlite3_reset(st);
-        n += got;
-    } while (got);
-    double r = (double)n / (now_s() - t0);
-    sqlite3_finalize(st);
-    if (sink < 0)
-        puts("");
-    return r;
+        sqlite3_reset(rd->st);
+        rd->n += got;
+        rd->done = got == 0;
+    }
 }
 
 /* ---- variants, figures, ratios ---- */
-
-enum { OP_INSERT, OP_UPDATE, OP_DELETE, NOPS };
-enum { V_PLAIN, V_RAWV, V_ORM, V_TRIG, NVARIANTS };
 
 typedef struct variant {
     const char *name; /* in the figure names */
     const char *tag;  /* in the file name */
     void (*open)(target *t);
-    double (*op[NOPS])(target *t);
+    const engine *eng;
+    const char *sql[NOPS]; /* hand-written: the statement of each operation */
 } variant;
 
 static const variant variants[NVARIANTS] = {
-    [V_PLAIN] = {"plain", "plain", plain_open, {plain_insert, plain_update, sql_delete}},
-    [V_RAWV] = {"raw_versioned", "rawv", rawv_open, {rawv_insert, rawv_update, sql_delete}},
-    [V_ORM] = {"orm", "orm", orm_open, {orm_insert, orm_update, orm_delete}},
-    [V_TRIG] = {"orm_trigger_mode", "ormtrig", trig_open, {orm_insert, orm_update, orm_delete}},
+    [V_PLAIN] = {"plain",
+                 "plain",
+                 plain_open,
+                 &sql_engine,
+                 {"INSERT INTO item(id, name, price, qty) VALUES (?, ?, ?, ?)",
+                  "UPDATE item SET name = ?2, price = ?3, qty = ?4 WHERE id = ?1",
+                  "DELETE FROM item WHERE id = ?1"}},
+    [V_RAWV] = {"raw_versioned",
+                "rawv",
+                rawv_open,
+                &sql_engine,
+                {"INSERT INTO item(id, name, price, qty, version) VALUES (?, ?, ?, ?, ?)",
+                 "UPDATE item SET name = ?2, price = ?3, qty = ?4, version = ?5 WHERE id = ?1",
+                 "DELETE FROM item WHERE id = ?1"}},
+    [V_ORM] = {"orm", "orm", orm_open, &orm_engine, {NULL}},
+    [V_TRIG] = {"orm_trigger_mode", "ormtrig", trig_open, &orm_engine, {NULL}},
 };
-
-static const char *const op_names[NOPS] = {"insert", "update", "delete"};
 
 /* Figures: rows/s of each variant and operation, then the feed's two. */
 #define FIG(v, op) ((op)*NVARIANTS + (v))
@@ -394,31 +384,73 @@ static void figure_name(char *out, size_t n, int f)
         snprintf(out, n, "%s_%s_rows_per_s", variants[f % NVARIANTS].name, op_names[f / NVARIANTS]);
 }
 
-/* The feed and its baseline, on the ORM's database just filled. */
-static void run_feed(int round, verso_db *db, bench_series fig[NFIGS], size_t *bytes)
+/* One operation in every variant: each opens its transaction, then they
+ * take turns a slice at a time (the first of each turn rotating), then each
+ * commits. A variant's rate counts only its own calls. */
+static void run_op(int op, target t[NVARIANTS], bench_series fig[NFIGS])
 {
-    if (round % 2) {
-        bench_add(&fig[F_CHANGES], bench_changes(db, bytes));
-        bench_add(&fig[F_READ], bench_read(db));
-    } else {
-        bench_add(&fig[F_READ], bench_read(db));
-        bench_add(&fig[F_CHANGES], bench_changes(db, bytes));
+    const int64_t total = op_rows(op);
+    double secs[NVARIANTS] = {0}, t0;
+
+    for (int v = 0; v < NVARIANTS; v++) {
+        t0 = now_s();
+        variants[v].eng->begin(&t[v], variants[v].sql[op]);
+        secs[v] += now_s() - t0;
     }
+    for (int64_t from = 0, k = 0; from < total; from += SLICE, k++) {
+        int64_t to = from + SLICE < total ? from + SLICE : total;
+        for (int j = 0; j < NVARIANTS; j++) {
+            int v = (int)((j + k) % NVARIANTS);
+            t0 = now_s();
+            variants[v].eng->rows(&t[v], op, from, to);
+            secs[v] += now_s() - t0;
+        }
+    }
+    for (int v = 0; v < NVARIANTS; v++) {
+        t0 = now_s();
+        variants[v].eng->commit(&t[v]);
+        secs[v] += now_s() - t0;
+    }
+    for (int v = 0; v < NVARIANTS; v++)
+        bench_add(&fig[FIG(v, op)], (double)total / secs[v]);
 }
 
-static void run_round(int round, bench_series fig[NFIGS], size_t *bytes)
+/* The feed and its baseline on the ORM's database just filled, taking
+ * turns a slice at a time. */
+static void run_feed(verso_db *db, bench_series fig[NFIGS], size_t *bytes)
+{
+    void (*const step[2])(verso_db *, reader *) = {read_slice, changes_slice};
+    reader rd[2] = {{0}, {0}};
+    double secs[2] = {0};
+
+    rd[0].st = prep(verso_db_sqlite(db), "SELECT id, version, name, price, qty FROM item"
+                                         " WHERE version > ?1 ORDER BY version LIMIT 1000");
+    for (int k = 0; !rd[0].done || !rd[1].done; k++)
+        for (int j = 0; j < 2; j++) {
+            int i = (j + k) % 2;
+            double t0 = now_s();
+            step[i](db, &rd[i]);
+            secs[i] += now_s() - t0;
+        }
+    sqlite3_finalize(rd[0].st);
+    verso_buf_free(&rd[1].out);
+    if (rd[0].n != nrows || rd[1].n != nrows || read_sink < 0)
+        die("feed", "wrong number of rows");
+    bench_add(&fig[F_READ], (double)nrows / secs[0]);
+    bench_add(&fig[F_CHANGES], (double)nrows / secs[1]);
+    *bytes = rd[1].bytes;
+}
+
+static void run_round(bench_series fig[NFIGS], size_t *bytes)
 {
     target t[NVARIANTS] = {{0}};
 
     for (int v = 0; v < NVARIANTS; v++)
         variants[v].open(&t[v]);
     for (int op = 0; op < NOPS; op++) {
-        for (int k = 0; k < NVARIANTS; k++) {
-            int v = (k + round) % NVARIANTS;
-            bench_add(&fig[FIG(v, op)], variants[v].op[op](&t[v]));
-        }
+        run_op(op, t, fig);
         if (op == OP_INSERT)
-            run_feed(round, t[V_ORM].db, fig, bytes);
+            run_feed(t[V_ORM].db, fig, bytes);
     }
     for (int v = 0; v < NVARIANTS; v++) {
         sqlite3_close(t[v].sq);
@@ -493,7 +525,7 @@ int main(int argc, char **argv)
     pick_deletes();
     for (int r = 0; r < rounds; r++) {
         double t0 = now_s();
-        run_round(r, fig, &bytes);
+        run_round(fig, &bytes);
         print_round(r, rounds, now_s() - t0, fig);
     }
     report(rounds, fig, bytes);
