@@ -11,10 +11,10 @@
  * ROUNDS (default 5, also VERSO_BENCH_ROUNDS) rounds each start from fresh
  * files. Inside a round all variants run an operation together (inserts,
  * then the feed and its bare read, updates, deletes): each opens its
- * transaction, they take turns writing 10,000 rows at a time (who goes
- * first rotating), then each commits, and a variant's time is the sum of
- * its own turns. A load that comes and goes on the machine thus falls on
- * baseline and subject alike. Each ratio is formed inside a round.
+ * transaction, they take turns 100 times (10,000 rows a turn for inserts,
+ * updates and the feed, 1,000 for deletes; who goes first rotating), then
+ * each commits, and a variant's time is the sum of its own turns. A load that comes and goes on the
+ * machine thus falls on baseline and subject alike. Each ratio is formed inside a round.
  *
  * Prints `name value` lines: rows/s per variant (median of the rounds), then
  * each ratio as `ratio_x` and `ratio_x_median` (the median of the rounds'
@@ -107,8 +107,13 @@ static void step_reset(sqlite3 *db, sqlite3_stmt *st)
 enum { OP_INSERT, OP_UPDATE, OP_DELETE, NOPS };
 enum { V_PLAIN, V_RAWV, V_ORM, V_TRIG, NVARIANTS };
 
-/* Rows per slice: the variants take turns every SLICE rows. */
-enum { SLICE = 10000 };
+/* The variants take turns about TURNS times in each operation. */
+enum { TURNS = 100 };
+
+static int64_t slice_rows(int64_t total)
+{
+    return total / TURNS ? total / TURNS : 1;
+}
 
 static const char *const op_names[NOPS] = {"insert", "update", "delete"};
 
@@ -285,7 +290,7 @@ typedef struct reader {
 
 static void changes_slice(verso_db *db, reader *rd)
 {
-    for (int64_t n0 = rd->n; !rd->done && rd->n - n0 < SLICE;) {
+    for (int64_t n0 = rd->n; !rd->done && rd->n - n0 < slice_rows(nrows);) {
         verso_feed_options fo = VERSO_FEED_OPTIONS_INIT;
         verso_feed *f;
         const verso_feed_entry *e;
@@ -310,7 +315,7 @@ static double read_sink; /* keeps the bare read's column reads */
 static void read_slice(verso_db *db, reader *rd)
 {
     (void)db;
-    for (int64_t n0 = rd->n; !rd->done && rd->n - n0 < SLICE;) {
+    for (int64_t n0 = rd->n; !rd->done && rd->n - n0 < slice_rows(nrows);) {
         int64_t got = 0;
         sqlite3_bind_int64(rd->st, 1, rd->since);
         while (sqlite3_step(rd->st) == SQLITE_ROW) {
@@ -389,7 +394,7 @@ static void figure_name(char *out, size_t n, int f)
  * commits. A variant's rate counts only its own calls. */
 static void run_op(int op, target t[NVARIANTS], bench_series fig[NFIGS])
 {
-    const int64_t total = op_rows(op);
+    const int64_t total = op_rows(op), slice = slice_rows(total);
     double secs[NVARIANTS] = {0}, t0;
 
     for (int v = 0; v < NVARIANTS; v++) {
@@ -397,8 +402,8 @@ static void run_op(int op, target t[NVARIANTS], bench_series fig[NFIGS])
         variants[v].eng->begin(&t[v], variants[v].sql[op]);
         secs[v] += now_s() - t0;
     }
-    for (int64_t from = 0, k = 0; from < total; from += SLICE, k++) {
-        int64_t to = from + SLICE < total ? from + SLICE : total;
+    for (int64_t from = 0, k = 0; from < total; from += slice, k++) {
+        int64_t to = from + slice < total ? from + slice : total;
         for (int j = 0; j < NVARIANTS; j++) {
             int v = (int)((j + k) % NVARIANTS);
             t0 = now_s();
