@@ -269,9 +269,11 @@ int64_t verso_feed_cursor(const verso_feed *f)
     return f->done && !f->more ? f->head : f->lastv;
 }
 
+/* Until verso_feed_next() said 0 the end is not known: a reader that stops
+ * early has more to read from its cursor. */
 bool verso_feed_more(const verso_feed *f)
 {
-    return f->more;
+    return f->more || !f->done;
 }
 
 void verso_feed_close(verso_feed *f)

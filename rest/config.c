@@ -8,7 +8,7 @@
 
 #include "rest/internal.h"
 
-enum { K_STR, K_INT, K_SIZE, K_I64 };
+enum { K_STR, K_INT, K_PORT, K_SIZE, K_I64 };
 
 typedef struct setting {
     const char *name;
@@ -20,7 +20,7 @@ typedef struct setting {
 
 static const setting k_settings[] = {
     {.name = "host", .kind = K_STR, .offset = offsetof(verso__config, host)},
-    {.name = "port", .kind = K_INT, .offset = offsetof(verso__config, port)},
+    {.name = "port", .kind = K_PORT, .offset = offsetof(verso__config, port)},
     {.name = "tls-cert", .kind = K_STR, .offset = offsetof(verso__config, tls_cert)},
     {.name = "tls-key", .kind = K_STR, .offset = offsetof(verso__config, tls_key)},
     {.name = "max-body", .kind = K_SIZE, .offset = LIM(max_body)},
@@ -133,9 +133,10 @@ static int set_value(verso__config *c, const setting *s, const char *v)
     }
     errno = 0;
     n = strtoll(v, &end, 10);
-    if (errno || *end || end == v || n < 0 || (s->kind == K_INT && n > 0x7fffffff))
+    if (errno || *end || end == v || n < 0 || (s->kind == K_INT && n > 0x7fffffff) ||
+        (s->kind == K_PORT && n > 65535))
         return VERSO_EINVAL;
-    if (s->kind == K_INT)
+    if (s->kind == K_INT || s->kind == K_PORT)
         *(int *)((char *)c + s->offset) = (int)n;
     else if (s->kind == K_SIZE)
         *(size_t *)((char *)c + s->offset) = (size_t)n;
@@ -199,12 +200,15 @@ int verso__config_parse(verso__config *c, const char *text, size_t len, char *wh
         return VERSO_ENOMEM;
     memcpy(copy, text, len);
     copy[len] = 0;
-    for (char *p = copy, *nl; p && *p; p = nl) {
-        nl = strchr(p, '\n');
-        if (nl)
-            *nl++ = 0;
+    /* By length, not as a C string: a NUL byte must not end the file early
+     * and drop the token lines after it (no token means open access). */
+    for (size_t at = 0; at < len;) {
+        char *p = copy + at, *nl = memchr(p, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - p) : len - at;
+        p[n] = 0;
+        at += n + 1;
         lineno++;
-        if ((rc = parse_line(c, p)) < 0) {
+        if ((rc = memchr(p, 0, n) ? VERSO_EINVAL : parse_line(c, p)) < 0) {
             if (why)
                 snprintf(why, whylen, "config line %d: bad setting or token line", lineno);
             break;

@@ -90,11 +90,16 @@ static char *arena_dup(verso__listq *lq, const char *s)
     return p;
 }
 
+/* Decimal notation only, like integers: strtod alone also takes leading
+ * blanks, '+' and hexadecimal, and an untyped column would then compare the
+ * text "0x10" as the number 16. */
 static int parse_double(double *out, const char *s)
 {
+    const char *digits = s + (*s == '-');
     char *end = NULL;
 
-    if (!*s)
+    if (!*digits || !strchr("0123456789.", *digits) ||
+        (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')))
         return VERSO_EINVAL;
     errno = 0;
     *out = strtod(s, &end);
@@ -153,6 +158,8 @@ static int parse_in(verso__listq *lq, verso_cond *cd, const verso_column *c, cha
     if (len >= 2 && s[0] == '(' && s[len - 1] == ')') {
         s[len - 1] = 0;
         s++;
+    } else if (len && (s[0] == '(' || s[len - 1] == ')')) {
+        return bad(rs, "unbalanced parentheses in list for column", c->name);
     }
     cd->list = lq->lists + lq->nlists;
     for (char *save = NULL, *p = strtok_r(s, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
@@ -303,6 +310,9 @@ static int parse_after(verso__listq *lq, const char *s, verso__resp *rs)
             goto done;
         i++;
     }
+    /* the ORM takes only an integer id last: anything else is this client's error */
+    if (lq->after[lq->q.norder].type != VERSO_INT64)
+        goto done;
     lq->q.after = lq->after;
     lq->q.nafter = i;
     rc = 0;

@@ -158,6 +158,10 @@ static int merge_options(verso_rest *srv, const verso_rest_options *o, char *why
     int rc = 0;
 
     c->port = -1;
+    if (o->port < VERSO_REST_PORT_ANY || o->port > 65535) {
+        why_set(why, whylen, "port %d is not a TCP port (0 to 65535)", o->port);
+        return VERSO_EINVAL;
+    }
     if (o->config_path && (rc = verso__config_load(c, o->config_path, why, whylen)) < 0)
         return rc;
     verso__limits_merge(&c->limits, &o->limits);

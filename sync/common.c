@@ -35,6 +35,17 @@ int64_t verso__sync_mono_ms(void)
     return verso__sync_mono_us() / 1000;
 }
 
+/* The host and the path go into the Host header and the request line as
+ * they are: blanks and control bytes would change the request, and '?',
+ * '#', '@' would mean something else in a URL than here. */
+static bool url_bytes_ok(const char *p, size_t n, const char *forbidden)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] <= 0x20 || p[i] == 0x7f || strchr(forbidden, p[i]))
+            return false;
+    return true;
+}
+
 static int url_host_port(verso__sync_url *out, const char *p, size_t n)
 {
     const char *end = p + n, *colon;
@@ -43,9 +54,9 @@ static int url_host_port(verso__sync_url *out, const char *p, size_t n)
 
     if (n > 0 && p[0] == '[') { /* [v6]:port */
         const char *rb = memchr(p, ']', n);
-        if (!rb)
+        if (!rb || (rb + 1 < end && rb[1] != ':'))
             return VERSO_EINVAL;
-        colon = (rb + 1 < end && rb[1] == ':') ? rb + 1 : NULL;
+        colon = rb + 1 < end ? rb + 1 : NULL;
         p++;
         hostlen = (size_t)(rb - p);
     } else {
@@ -54,11 +65,13 @@ static int url_host_port(verso__sync_url *out, const char *p, size_t n)
     }
     if (colon) {
         char *e;
+        if (!isdigit((unsigned char)colon[1])) /* strtol would take blanks and signs */
+            return VERSO_EINVAL;
         port = strtol(colon + 1, &e, 10);
-        if (e != end || e == colon + 1 || port <= 0 || port > 65535)
+        if (e != end || port <= 0 || port > 65535)
             return VERSO_EINVAL;
     }
-    if (hostlen == 0 || hostlen >= sizeof(out->host))
+    if (hostlen == 0 || hostlen >= sizeof(out->host) || !url_bytes_ok(p, hostlen, "?#@[]/\\"))
         return VERSO_EINVAL;
     memcpy(out->host, p, hostlen);
     out->host[hostlen] = '\0';
@@ -90,7 +103,7 @@ int verso__sync_url_parse(verso__sync_url *out, const char *url)
     plen = strlen(slash);
     while (plen > 0 && slash[plen - 1] == '/')
         plen--;
-    if (plen >= sizeof(out->prefix))
+    if (plen >= sizeof(out->prefix) || !url_bytes_ok(slash, plen, "?#\\"))
         return VERSO_EINVAL;
     memcpy(out->prefix, slash, plen);
     out->prefix[plen] = '\0';

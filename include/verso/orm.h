@@ -489,7 +489,8 @@ VERSO_API const char *verso_feed_identity(const verso_feed *f);
  */
 VERSO_API int64_t verso_feed_cursor(const verso_feed *f);
 
-/* True if the limit stopped the read before the snapshot's head. */
+/* True if the limit stopped the read before the snapshot's head, and before
+ * verso_feed_next() returned 0 (the end is not known yet). */
 VERSO_API bool verso_feed_more(const verso_feed *f);
 
 /* Ends the read. NULL is a no-op. */

@@ -101,7 +101,8 @@ typedef struct verso_rest_options {
     const char *host;        /* bind address; NULL = config or "127.0.0.1"; a host name
                                 is bound as its first address, IPv4 first */
     int port;                /* 0 = the config file's, else VERSO_REST_PORT_DEFAULT;
-                                VERSO_REST_PORT_ANY = a free port (see verso_rest_port) */
+                                VERSO_REST_PORT_ANY = a free port (see verso_rest_port);
+                                above 65535 or below -1: VERSO_EINVAL */
     const char *db_path;     /* database file; NULL = verso_db_path(db) */
     const char *config_path; /* config/tokens file; NULL = none */
     const char *tls_cert;    /* PEM certificate path; with tls_key enables HTTPS */
