@@ -516,6 +516,8 @@ static void route_metrics(verso__req *rq, verso__resp *rs)
                               (long long)info.head, (long long)info.horizon);
     if (rc == 0)
         rc = verso__metrics_text(rs->body, &srv->metrics);
+    if (rc == 0 && srv->opts.tick_on_change)
+        rc = verso__metrics_watch(rs->body, srv->watch);
     if (rc == 0)
         rc = write_extra_metrics(rs->body, srv);
     if (rc < 0)
@@ -553,7 +555,8 @@ static int feed_parse(feed_args *a, verso__req *rq, verso__resp *rs)
 
     a->fo.limit = max < 1000 ? max : 1000;
     if (since && (verso__parse_i64(&a->fo.since, since) < 0 || a->fo.since < 0)) {
-        verso__error(rs, 400, "since must be a non-negative integer (a version; 0 reads everything)");
+        verso__error(rs, 400,
+                     "since must be a non-negative integer (a version; 0 reads everything)");
         return 400;
     }
     if (limit && (verso__parse_i64(&a->fo.limit, limit) < 0 || a->fo.limit < 1)) {

@@ -261,7 +261,10 @@ typedef struct verso_sync_master verso_sync_master;
 typedef struct verso_sync_master_options {
     int chunk;        /* changes per message; 0 = 5000 */
     int heartbeat_ms; /* heartbeat period; silent slaves are dropped after 3; 0 = 5000 */
-    int poll_ms;      /* how often the file is checked for other processes' commits; 0 = 1 */
+    int poll_ms;      /* fallback check for other processes' commits, which are otherwise
+                         seen through file events (Linux inotify) within a millisecond or
+                         so; this period alone applies where those are unavailable (network
+                         file systems, inotify limits exhausted); 0 = 250 */
 } verso_sync_master_options;
 
 #define VERSO_SYNC_MASTER_OPTIONS_INIT                                                             \
@@ -281,8 +284,8 @@ int verso_sync_master_new(verso_sync_master **out, const char *db_path,
 
 /*
  * Fills ro's ws_handlers (the /_sync endpoint, role "replicate"), on_tick,
- * tick_ms, status_json and metrics_text. The server must not use other
- * values for those fields. m must outlive the server.
+ * tick_ms, tick_on_change, status_json and metrics_text. The server must
+ * not use other values for those fields. m must outlive the server.
  */
 void verso_sync_master_mount(verso_sync_master *m, verso_rest_options *ro);
 
