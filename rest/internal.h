@@ -175,6 +175,9 @@ typedef struct verso__watch verso__watch;
  * exhausted, path gone), VERSO_ENOMEM. fn is never called then.
  */
 int verso__watch_start(verso__watch **out, const char *path, void (*fn)(void *arg), void *arg);
+/* Tests only: while true, verso__watch_start() fails with VERSO_EIO as where
+ * file events are unavailable. */
+extern atomic_bool verso__watch_disabled;
 /* Stops and joins the thread: fn is not running and is not called after
  * this returns. Not from fn. NULL: no-op. */
 void verso__watch_stop(verso__watch *w);

@@ -41,6 +41,8 @@
 #define MAX_GAP_US   1000  /* re-checks while active; doubles from FIRST_GAP_US */
 #define QUIET_US     16000 /* active this long after the last event */
 
+atomic_bool verso__watch_disabled;
+
 struct verso__watch {
     int ifd;    /* inotify */
     int stopfd; /* eventfd: stop the thread */
@@ -166,8 +168,8 @@ static int split_path(verso__watch *w, const char *path)
 
 static int arm(verso__watch *w)
 {
-    const uint32_t mask = IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
-                          IN_MOVED_TO | IN_ONLYDIR;
+    const uint32_t mask =
+        IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
 
     w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -184,6 +186,10 @@ int verso__watch_start(verso__watch **out, const char *path, void (*fn)(void *ar
     int rc = 0;
 
     *out = NULL;
+    if (atomic_load(&verso__watch_disabled)) {
+        free(w);
+        return VERSO_EIO;
+    }
     if (!w)
         return VERSO_ENOMEM;
     w->ifd = w->stopfd = -1;
