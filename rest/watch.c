@@ -10,15 +10,17 @@
  * directory sees all of that with no re-arming. Events on other files of
  * the directory are read and dropped here.
  *
- * The event for a WAL write comes before the commit is visible: readers
- * see it once the writer updates the wal-index header in shared memory,
- * which raises no event. So one event is not one check: the callback runs
- * at once, then again after 0.25, 0.5 and every 1 ms while events keep
- * coming, and until QUIET_US passed without one. A writer descheduled
- * between its last write and the header update for longer than that is
- * left to the caller's slow poll. The wake rate stays at most about
- * 1000/s under any write load; an idle database costs nothing (the thread
- * sleeps in poll() without a timeout).
+ * A write event comes before the commit is visible: readers see it once
+ * the writer has written its last frame, synced the -wal file when
+ * synchronous=FULL (the sqlite3 shell's default; tens of milliseconds on
+ * a busy disk) and updated the wal-index in shared memory, which raises no
+ * event. So one event is not one check: the callback runs at once, again
+ * 0.25 ms and 0.5 ms later, then at gaps of an eighth of the time since
+ * the last event (1 ms at least) until TAIL_US has passed: a commit that
+ * becomes visible t after its last write is seen at about 1.125 t. That
+ * is about 45 wake-ups after an isolated commit, at most about 1000 a
+ * second under any write load, and none while the files are left alone
+ * (the thread sleeps in ppoll() without a timeout).
  */
 #define _GNU_SOURCE /* ppoll: re-checks sooner than a millisecond */
 #include <errno.h>
@@ -37,9 +39,10 @@
 
 #include "rest/internal.h"
 
-#define FIRST_GAP_US 250   /* first re-check after a wake caused by an event */
-#define MAX_GAP_US   1000  /* re-checks while active; doubles from FIRST_GAP_US */
-#define QUIET_US     16000 /* active this long after the last event */
+#define FIRST_GAP_US 250    /* first re-check after a wake caused by an event */
+#define STEP_US      1000   /* shortest gap once the first ones passed */
+#define RATIO        8      /* gap = time since the last event / RATIO, once above STEP_US */
+#define TAIL_US      512000 /* no re-check this long after the last event: sleep */
 
 atomic_bool verso__watch_disabled;
 
@@ -107,10 +110,21 @@ static void wake(verso__watch *w)
     w->fn(w->arg);
 }
 
+/* The gap to the re-check after the one that just ran, since_event after
+ * the last event; 0: sleep until the next event. */
+static int64_t next_gap(int64_t gap, int64_t since_event)
+{
+    int64_t g = gap * 2 < STEP_US ? gap * 2 : STEP_US;
+
+    if (since_event >= TAIL_US)
+        return 0;
+    return since_event / RATIO > g ? since_event / RATIO : g;
+}
+
 static void *watch_main(void *arg)
 {
     verso__watch *w = arg;
-    int64_t next = 0, quiet = 0, gap = 0; /* quiet == 0: idle */
+    int64_t next = 0, last_event = 0, gap = 0; /* gap == 0: asleep */
 
     for (;;) {
         struct pollfd p[2] = {{.fd = w->stopfd, .events = POLLIN},
@@ -119,26 +133,24 @@ static void *watch_main(void *arg)
         struct timespec ts = {(time_t)(left / 1000000), (long)(left % 1000000) * 1000};
         int found = 0;
 
-        if (ppoll(p, atomic_load(&w->lost) ? 1 : 2, quiet ? &ts : NULL, NULL) < 0 && errno != EINTR)
+        if (ppoll(p, atomic_load(&w->lost) ? 1 : 2, gap ? &ts : NULL, NULL) < 0 && errno != EINTR)
             break;
         if (p[0].revents)
             break;
         if (p[1].revents)
             found = drain(w);
         now = mono_us();
-        if (found && !quiet) { /* from idle: at once */
+        if (found > 0)
+            last_event = now;
+        if (found && (gap == 0 || gap > STEP_US)) { /* asleep or slowing down: at once */
             wake(w);
-            gap = FIRST_GAP_US;
+            gap = found > 0 ? FIRST_GAP_US : 0;
             next = now + gap;
-        } else if (quiet && now >= next) {
+        } else if (gap && now >= next) {
             wake(w);
-            gap = gap * 2 < MAX_GAP_US ? gap * 2 : MAX_GAP_US;
+            gap = next_gap(gap, now - last_event);
             next = now + gap;
         }
-        if (found > 0)
-            quiet = now + QUIET_US;
-        else if (quiet && now >= quiet)
-            quiet = 0;
     }
     return NULL;
 }

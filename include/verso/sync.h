@@ -291,7 +291,8 @@ void verso_sync_master_mount(verso_sync_master *m, verso_rest_options *ro);
 
 /*
  * Pushes commits made through db (an application handle on the same file)
- * at once instead of at the next poll: registers a commit hook on db.
+ * at once, without waiting for the file event (or, where there is none,
+ * the next poll): registers a commit hook on db.
  * Optional. Call verso_sync_master_unwatch() before stopping the server,
  * closing db or freeing m (the hook wakes the server).
  */

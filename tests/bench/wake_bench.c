@@ -7,8 +7,10 @@
  *   idle_cpu_pct_slave   the same with one live slave connected
  *   ext_commit_p50_us / ext_commit_p99_us / ext_commit_max_us
  *       a one-row commit by this process's own SQLite connection (another
- *       process for the server) -> the live slave's commit of that version;
- *       commits spaced 30-70 ms apart so each finds the server idle
+ *       process for the server; synchronous=FULL, as the sqlite3 shell)
+ *       -> the live slave's commit of that version; commits spaced 30-70 ms
+ *       apart so each finds the server idle
+ *   ext_cpu_pct          CPU of the serve process during those commits
  *
  * Usage: wake_bench VERSO_BIN [DIR [COMMITS [IDLE_S]]]
  * (defaults /tmp, 50 commits, 10 s). VERSO_BIN is the `verso` command to
@@ -143,9 +145,10 @@ static int64_t external_commit(sqlite3 *s, verso_db *reader, int i)
     return info.head;
 }
 
-static void latency(verso_slave *sl, const char *mpath, verso_db *reader, int n)
+static void latency(verso_slave *sl, pid_t pid, const char *mpath, verso_db *reader, int n)
 {
-    int64_t *us = calloc((size_t)n, sizeof(*us));
+    int64_t *us = calloc((size_t)n, sizeof(*us)), w0 = mono_us();
+    long long t0 = cpu_ticks(pid);
     sqlite3 *s = NULL;
 
     if (!us || sqlite3_open(mpath, &s) != SQLITE_OK)
@@ -161,6 +164,9 @@ static void latency(verso_slave *sl, const char *mpath, verso_db *reader, int n)
             die("slave", "a commit did not arrive within 10 s");
         us[i] = mono_us() - t0;
     }
+    printf("ext_cpu_pct %.3f\n", 100.0 * (double)(cpu_ticks(pid) - t0) /
+                                     (double)sysconf(_SC_CLK_TCK) /
+                                     ((double)(mono_us() - w0) / 1e6));
     qsort(us, (size_t)n, sizeof(*us), cmp_i64);
     printf("ext_commit_p50_us %lld\next_commit_p99_us %lld\next_commit_max_us %lld\n",
            (long long)us[n / 2], (long long)us[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1],
@@ -200,7 +206,7 @@ int main(int argc, char **argv)
         die("slave", "did not catch up");
     printf("idle_cpu_pct_slave %.3f\n", idle_cpu_pct(pid, idle_s));
     fflush(stdout);
-    latency(sl, mpath, db, commits);
+    latency(sl, pid, mpath, db, commits);
     verso_slave_stop(sl);
     kill(pid, SIGTERM);
     waitpid(pid, &status, 0);
