@@ -131,13 +131,17 @@ static void *watch_main(void *arg)
                               {.fd = w->ifd, .events = POLLIN}};
         int64_t now = mono_us(), left = next > now ? next - now : 0;
         struct timespec ts = {(time_t)(left / 1000000), (long)(left % 1000000) * 1000};
+        /* a re-check is due within a millisecond: events can wait for it
+         * (under a stream of commits the thread wakes once a millisecond,
+         * not once a write) */
+        bool fast = gap && gap <= STEP_US, lost = atomic_load(&w->lost);
         int found = 0;
 
-        if (ppoll(p, atomic_load(&w->lost) ? 1 : 2, gap ? &ts : NULL, NULL) < 0 && errno != EINTR)
+        if (ppoll(p, lost || fast ? 1 : 2, gap ? &ts : NULL, NULL) < 0 && errno != EINTR)
             break;
         if (p[0].revents)
             break;
-        if (p[1].revents)
+        if (!lost && (fast || p[1].revents))
             found = drain(w);
         now = mono_us();
         if (found > 0)
