@@ -555,8 +555,7 @@ static int feed_parse(feed_args *a, verso__req *rq, verso__resp *rs)
 
     a->fo.limit = max < 1000 ? max : 1000;
     if (since && (verso__parse_i64(&a->fo.since, since) < 0 || a->fo.since < 0)) {
-        verso__error(rs, 400,
-                     "since must be a non-negative integer (a version; 0 reads everything)");
+        verso__error(rs, 400, "since must be a non-negative integer (a version; 0 reads everything)");
         return 400;
     }
     if (limit && (verso__parse_i64(&a->fo.limit, limit) < 0 || a->fo.limit < 1)) {

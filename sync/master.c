@@ -818,9 +818,10 @@ static int metrics_peer(verso_buf *out, const verso_sync_peer *p, size_t i)
 
 static int metrics_text(verso_buf *out, void *arg)
 {
+    verso_sync_master *m = arg;
     verso_sync_peer *peers = NULL;
     size_t n = 0;
-    int rc = verso_sync_master_peers(&peers, &n, arg);
+    int rc = verso_sync_master_peers(&peers, &n, m);
 
     if (rc == 0)
         rc = verso_buf_printf(out,
@@ -829,8 +830,7 @@ static int metrics_text(verso_buf *out, void *arg)
                               "verso_sync_commit_checks_total %llu\n"
                               "# TYPE verso_sync_slave_lag_versions gauge\n"
                               "# TYPE verso_sync_slave_lag_ms gauge\n",
-                              n,
-                              (unsigned long long)atomic_load(&((verso_sync_master *)arg)->checks));
+                              n, (unsigned long long)atomic_load(&m->checks));
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = metrics_peer(out, &peers[i], i);
     verso_free(peers);
