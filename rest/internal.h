@@ -154,6 +154,43 @@ typedef struct verso__metrics {
 
 void verso__metrics_record(verso__metrics *m, int route, int status, double seconds, int64_t rows);
 int verso__metrics_text(verso_buf *b, const verso__metrics *m);
+struct verso__watch;
+/* The file watch of tick_on_change: whether it stands (1) or the ticks do it
+ * all (0), and how often it woke the service thread. w may be NULL. */
+int verso__metrics_watch(verso_buf *b, const struct verso__watch *w);
+
+/* ---- watch.c: commits to the database file, as file events ---- */
+typedef struct verso__watch verso__watch;
+
+/*
+ * Watches the database file at path for writes by any process (the file,
+ * its -wal and its -journal; Linux inotify on its directory, so a -wal
+ * file deleted and created again stays watched) on a thread of its own.
+ * After a write fn(arg) runs on that thread at once, then again a few
+ * times over the next milliseconds (a WAL commit becomes visible to
+ * readers only after its last write: see watch.c), at most about 1000
+ * times a second; nothing runs while the files are left alone. The caller
+ * still polls slowly: events may be missed (network file systems) or lost.
+ * Errors: VERSO_EIO (file events unavailable: not Linux, inotify limits
+ * exhausted, path gone), VERSO_ENOMEM. fn is never called then.
+ */
+int verso__watch_start(verso__watch **out, const char *path, void (*fn)(void *arg), void *arg);
+/* Tests only: while true, verso__watch_start() fails with VERSO_EIO as where
+ * file events are unavailable. */
+extern atomic_bool verso__watch_disabled;
+/* Stops and joins the thread: fn is not running and is not called after
+ * this returns. Not from fn. NULL: no-op. */
+void verso__watch_stop(verso__watch *w);
+
+typedef struct verso__watch_stats {
+    uint64_t events;  /* events on the database's files */
+    uint64_t ignored; /* events on other files of the directory */
+    uint64_t wakes;   /* calls to fn */
+    bool active;      /* the watch stands (false: its directory went away; NULL w) */
+} verso__watch_stats;
+
+/* Counters of w (all zero for NULL). Any thread. */
+void verso__watch_stats_get(verso__watch_stats *out, const verso__watch *w);
 
 /* ---- the server ---- */
 
@@ -163,7 +200,8 @@ struct verso_rest {
     struct lws_protocols *protocols;
     verso_ws_handler *handlers;
     size_t nhandlers;
-    void *tick_sul; /* lws_sorted_usec_list_t, allocated */
+    void *tick_sul;      /* lws_sorted_usec_list_t, allocated */
+    verso__watch *watch; /* tick_on_change; NULL when not asked for or unavailable */
 
     verso_rest_options opts; /* copy; strings borrowed from the caller */
     verso__config cfg;       /* merged: options win over the file */

@@ -89,3 +89,15 @@ int verso__metrics_text(verso_buf *b, const verso__metrics *m)
                             (unsigned long long)m->rows, (unsigned long long)m->ws_open,
                             (unsigned long long)m->ws_total, (unsigned long long)m->schema_reloads);
 }
+
+int verso__metrics_watch(verso_buf *b, const verso__watch *w)
+{
+    verso__watch_stats st;
+
+    verso__watch_stats_get(&st, w);
+    return verso_buf_printf(b,
+                            "# TYPE verso_commit_watch gauge\nverso_commit_watch %d\n"
+                            "# TYPE verso_commit_watch_wakeups_total counter\n"
+                            "verso_commit_watch_wakeups_total %llu\n",
+                            st.active, (unsigned long long)st.wakes);
+}

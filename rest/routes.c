@@ -474,6 +474,8 @@ static void route_metrics(verso__req *rq, verso__resp *rs)
                               (long long)info.head, (long long)info.horizon);
     if (rc == 0)
         rc = verso__metrics_text(rs->body, &srv->metrics);
+    if (rc == 0 && srv->opts.tick_on_change)
+        rc = verso__metrics_watch(rs->body, srv->watch);
     if (rc == 0)
         rc = write_extra_metrics(rs->body, srv);
     if (rc < 0)

@@ -16,7 +16,8 @@
 #include "rest/lwslog.h"
 
 typedef struct tick {
-    lws_sorted_usec_list_t sul;
+    lws_sorted_usec_list_t sul;  /* every tick_ms */
+    lws_sorted_usec_list_t once; /* verso_rest_wake_after() */
     verso_rest *srv;
 } tick;
 
@@ -44,6 +45,13 @@ static void tick_fired(lws_sorted_usec_list_t *sul)
     run_tick(t->srv);
     lws_sul_schedule(t->srv->ctx, 0, &t->sul, tick_fired,
                      (lws_usec_t)t->srv->opts.tick_ms * LWS_US_PER_MS);
+}
+
+static void once_fired(lws_sorted_usec_list_t *sul)
+{
+    tick *t = lws_container_of(sul, tick, once);
+
+    run_tick(t->srv);
 }
 
 static void on_cancelled(verso_rest *srv)
@@ -308,15 +316,28 @@ static int start_tick(verso_rest *srv)
 {
     tick *t;
 
-    if (!srv->opts.on_tick || srv->opts.tick_ms <= 0)
+    if (!srv->opts.on_tick)
         return 0;
     if (!(t = calloc(1, sizeof(*t))))
         return VERSO_ENOMEM;
     t->srv = srv;
     srv->tick_sul = t;
-    lws_sul_schedule(srv->ctx, 0, &t->sul, tick_fired,
-                     (lws_usec_t)srv->opts.tick_ms * LWS_US_PER_MS);
+    if (srv->opts.tick_ms > 0)
+        lws_sul_schedule(srv->ctx, 0, &t->sul, tick_fired,
+                         (lws_usec_t)srv->opts.tick_ms * LWS_US_PER_MS);
     return 0;
+}
+
+static void watch_fired(void *arg)
+{
+    verso_rest_wake(arg);
+}
+
+/* Without file events (see verso__watch_start) the server runs on its ticks alone. */
+static void start_watch(verso_rest *srv)
+{
+    if (srv->opts.on_tick && srv->opts.tick_on_change)
+        verso__watch_start(&srv->watch, srv->db_path, watch_fired, srv);
 }
 
 /* On stop, every open WebSocket is closed with a close frame (1001, going
@@ -409,6 +430,7 @@ int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *o
     if ((rc = check_tls_files(&srv->cfg, why, whylen)) < 0 ||
         (rc = make_context(srv, why, whylen)) < 0 || (rc = start_tick(srv)) < 0)
         goto done;
+    start_watch(srv);
     srv->ctx_alive = true;
     if (pthread_create(&srv->thread, NULL, service_main, srv)) {
         srv->ctx_alive = false;
@@ -430,6 +452,7 @@ void verso_rest_stop(verso_rest *srv)
 {
     if (!srv)
         return;
+    verso__watch_stop(srv->watch); /* it wakes the service: first */
     if (srv->thread_started) {
         atomic_store(&srv->stop, 1);
         wake_service(srv);
@@ -474,6 +497,15 @@ void verso_rest_wake(verso_rest *srv)
         return;
     atomic_store(&srv->woken, 1);
     wake_service(srv);
+}
+
+void verso_rest_wake_after(verso_rest *srv, int ms)
+{
+    tick *t = srv ? srv->tick_sul : NULL;
+
+    if (t)
+        lws_sul_schedule(srv->ctx, 0, &t->once, once_fired,
+                         (lws_usec_t)(ms > 0 ? ms : 0) * LWS_US_PER_MS);
 }
 
 verso_db *verso_rest_db(verso_rest *srv)

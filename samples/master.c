@@ -98,7 +98,7 @@ int main(int argc, char **argv)
     }
     if (verso_sync_master_new(&m, argv[1], NULL, why, sizeof(why)) < 0)
         goto fail;
-    verso_sync_master_mount(m, &ro); /* /_sync, change polling, status and metrics */
+    verso_sync_master_mount(m, &ro); /* /_sync, commit watch, status and metrics */
     ro.port = argc > 2 ? atoi(argv[2]) : VERSO_REST_PORT_DEFAULT;
     if (verso_rest_start(&srv, db, &ro, why, sizeof(why)) < 0)
         goto fail;

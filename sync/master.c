@@ -13,6 +13,14 @@
  * closed, and only then is the buffer written. A slow slave therefore
  * holds no lock and no memory beyond one message; it simply reads further
  * behind (catch-up) while the others follow the head.
+ *
+ * Commits are noticed by checking PRAGMA data_version, which changes when
+ * another connection committed. The server runs the check when a file
+ * event says the database was written (tick_on_change), at once for
+ * commits through a watched handle, and on a slow tick as the fallback, so
+ * an idle master does no work. Durations (heartbeats, silence, lag) are
+ * measured on the monotonic clock; only the "time" members of messages and
+ * connected_ms are wall-clock time.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -40,13 +48,13 @@ typedef struct conn {
     int seq_len;      /* messages of the current sequence so far */
     char **tables;
     size_t ntables;
-    int64_t cursor; /* changes sent up to this version */
-    int64_t acked;  /* acknowledged for identity; -1 = nothing yet */
-    int64_t behind_since_ms;
-    int64_t last_rx_ms;
-    int64_t last_tx_ms;
+    int64_t cursor;          /* changes sent up to this version */
+    int64_t acked;           /* acknowledged for identity; -1 = nothing yet */
+    int64_t behind_since_ms; /* monotonic; 0 = caught up */
+    int64_t last_rx_ms;      /* monotonic */
+    int64_t last_tx_ms;      /* monotonic */
     int64_t sent_rows;
-    int64_t connected_ms;
+    int64_t connected_ms;   /* wall clock (Unix ms), for the peer list */
     bool error_due;         /* send error then close */
     char error_code[16];    /* its code: subscribe, protocol, timeout */
     bool snapshot_due;      /* make (or share) a file snapshot, then stream it */
@@ -65,6 +73,7 @@ struct verso_sync_master {
     sqlite3_stmt *schema_version;
     int64_t last_data_version;
     int64_t last_schema_version;
+    atomic_uint_fast64_t checks; /* data_version reads, for /_metrics */
     verso_info info;
     verso_sync_master_options o;
     verso_ws_handler handler;
@@ -75,9 +84,16 @@ struct verso_sync_master {
     verso_buf out;
 };
 
-static int64_t now_ms(void)
+/* Wall-clock time, for the "time" members of messages. */
+static int64_t unix_ms(void)
 {
     return verso_now_ms();
+}
+
+/* For every duration: a step of the wall clock must not end links. */
+static int64_t mono_ms(void)
+{
+    return verso__sync_mono_ms();
 }
 
 static void snapshot_end(conn *c);
@@ -91,7 +107,7 @@ static int msg_hello(verso_sync_master *m, conn *c, verso_buf *b)
                             "{\"type\":\"hello\",\"protocol\":1,\"identity\":\"%s\",\"head\":%lld,"
                             "\"horizon\":%lld,\"heartbeat_ms\":%d,\"time\":%lld}",
                             m->info.identity, (long long)m->info.head, (long long)m->info.horizon,
-                            m->o.heartbeat_ms, (long long)now_ms());
+                            m->o.heartbeat_ms, (long long)unix_ms());
 }
 
 static int msg_schema(verso_sync_master *m, conn *c, verso_buf *b)
@@ -108,7 +124,7 @@ static int msg_schema(verso_sync_master *m, conn *c, verso_buf *b)
 static int msg_heartbeat(verso_sync_master *m, verso_buf *b)
 {
     return verso_buf_printf(b, "{\"type\":\"heartbeat\",\"head\":%lld,\"time\":%lld}",
-                            (long long)m->info.head, (long long)now_ms());
+                            (long long)m->info.head, (long long)unix_ms());
 }
 
 static int msg_resync(verso_sync_master *m, conn *c, verso_buf *b)
@@ -241,7 +257,7 @@ static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
                               "\"time\":%lld%s}",
                               (long long)from, (long long)c->cursor,
                               c->in_sequence ? "true" : "false", (long long)verso_feed_head(f),
-                              (long long)now_ms(), c->reset && from == 0 ? ",\"reset\":true" : "");
+                              (long long)unix_ms(), c->reset && from == 0 ? ",\"reset\":true" : "");
         if (verso_feed_head(f) > m->info.head) {
             pthread_mutex_lock(&m->lock);
             m->info.head = verso_feed_head(f);
@@ -334,7 +350,7 @@ static int msg_snapshot(verso_sync_master *m, conn *c, verso_buf *b)
 
 static bool heartbeat_due(const verso_sync_master *m, const conn *c)
 {
-    return now_ms() - c->last_tx_ms >= m->o.heartbeat_ms;
+    return mono_ms() - c->last_tx_ms >= m->o.heartbeat_ms;
 }
 
 static bool changes_due(const verso_sync_master *m, const conn *c)
@@ -549,7 +565,7 @@ static int ws_message(verso_ws *ws, void *cp, const void *data, size_t len, void
     size_t i = 0, n = sizeof(incoming) / sizeof(incoming[0]);
     int rc = 0;
 
-    c->last_rx_ms = now_ms();
+    c->last_rx_ms = mono_ms();
     if (c->error_due) /* the connection is ending */
         return 0;
     if (verso_json_parse(&doc, data, len, 8, NULL) < 0)
@@ -578,8 +594,8 @@ static int ws_open(verso_ws *ws, void **cp, void *arg)
         return -1;
     c->ws = ws;
     c->hello_due = true;
-    c->connected_ms = now_ms();
-    c->last_rx_ms = c->last_tx_ms = c->connected_ms;
+    c->connected_ms = unix_ms();
+    c->last_rx_ms = c->last_tx_ms = mono_ms();
     snprintf(c->name, sizeof(c->name), "slave");
     pthread_mutex_lock(&m->lock);
     c->next = m->conns;
@@ -611,7 +627,8 @@ static void ws_close(verso_ws *ws, void *cp, void *arg)
     free(c);
 }
 
-#define MAX_BURST 4
+#define MAX_BURST    4
+#define SNAP_POLL_MS 1 /* while a snapshot is being copied, which raises no event */
 
 static int ws_writeable(verso_ws *ws, void *cp, void *arg)
 {
@@ -627,7 +644,7 @@ static int ws_writeable(verso_ws *ws, void *cp, void *arg)
             break;
         if (verso_ws_write(ws, m->out.data, m->out.len) < 0)
             return -1;
-        c->last_tx_ms = now_ms();
+        c->last_tx_ms = mono_ms();
         if (c->error_due) {
             verso_ws_close(ws);
             return 0;
@@ -635,6 +652,8 @@ static int ws_writeable(verso_ws *ws, void *cp, void *arg)
     }
     if (verso_ws_choked(ws) || changes_due(m, c) || (c->snap && c->snap_off > 0))
         verso_ws_want_write(ws);
+    else if (c->snap) /* still being copied: look again soon */
+        verso_rest_wake_after(verso_ws_server(ws), SNAP_POLL_MS);
     return 0;
 }
 
@@ -675,6 +694,7 @@ static void refresh(verso_sync_master *m)
     int64_t dv = pragma_int(m->data_version), sv;
     verso_info info;
 
+    atomic_fetch_add(&m->checks, 1);
     if (dv == m->last_data_version)
         return;
     m->last_data_version = dv;
@@ -718,7 +738,7 @@ static int64_t lag_ms(const verso_sync_master *m, const conn *c, int64_t now)
 static void tick(verso_rest *srv, void *arg)
 {
     verso_sync_master *m = arg;
-    int64_t now = now_ms();
+    int64_t now = mono_ms();
 
     atomic_store(&m->srv, srv);
     refresh(m);
@@ -739,7 +759,7 @@ static void tick(verso_rest *srv, void *arg)
 static int status_json(verso_buf *out, void *arg)
 {
     verso_sync_master *m = arg;
-    int64_t now = now_ms();
+    int64_t now = mono_ms();
     int rc = verso_buf_puts(out, "\"replication\":{\"slaves\":[");
     bool first = true;
 
@@ -798,16 +818,19 @@ static int metrics_peer(verso_buf *out, const verso_sync_peer *p, size_t i)
 
 static int metrics_text(verso_buf *out, void *arg)
 {
+    verso_sync_master *m = arg;
     verso_sync_peer *peers = NULL;
     size_t n = 0;
-    int rc = verso_sync_master_peers(&peers, &n, arg);
+    int rc = verso_sync_master_peers(&peers, &n, m);
 
     if (rc == 0)
         rc = verso_buf_printf(out,
                               "# TYPE verso_sync_slaves gauge\nverso_sync_slaves %zu\n"
+                              "# TYPE verso_sync_commit_checks_total counter\n"
+                              "verso_sync_commit_checks_total %llu\n"
                               "# TYPE verso_sync_slave_lag_versions gauge\n"
                               "# TYPE verso_sync_slave_lag_ms gauge\n",
-                              n);
+                              n, (unsigned long long)atomic_load(&m->checks));
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = metrics_peer(out, &peers[i], i);
     verso_free(peers);
@@ -851,7 +874,7 @@ int verso_sync_master_new(verso_sync_master **out, const char *db_path,
         m->o = *opts;
     m->o.chunk = m->o.chunk > 0 ? m->o.chunk : 5000;
     m->o.heartbeat_ms = m->o.heartbeat_ms > 0 ? m->o.heartbeat_ms : 5000;
-    m->o.poll_ms = m->o.poll_ms > 0 ? m->o.poll_ms : 1;
+    m->o.poll_ms = m->o.poll_ms > 0 ? m->o.poll_ms : 250;
     dbo.must_exist = true;
     if (!(m->path = strdup(db_path))) {
         rc = VERSO_ENOMEM;
@@ -878,7 +901,10 @@ void verso_sync_master_mount(verso_sync_master *m, verso_rest_options *ro)
     ro->nws_handlers = 1;
     ro->on_tick = tick;
     ro->tick_arg = m;
-    ro->tick_ms = m->o.poll_ms;
+    ro->tick_on_change = true;
+    /* the slow poll, and often enough for heartbeats and silence checks */
+    ro->tick_ms = m->o.poll_ms < m->o.heartbeat_ms / 4 ? m->o.poll_ms : m->o.heartbeat_ms / 4;
+    ro->tick_ms = ro->tick_ms > 0 ? ro->tick_ms : 1;
     ro->status_json = status_json;
     ro->status_arg = m;
     ro->metrics_text = metrics_text;
@@ -909,7 +935,7 @@ int verso_sync_master_unwatch(verso_sync_master *m, verso_db *db)
 
 int verso_sync_master_peers(verso_sync_peer **out, size_t *n, verso_sync_master *m)
 {
-    int64_t now = now_ms();
+    int64_t now = mono_ms();
     size_t count = 0, i = 0;
 
     *out = NULL;

@@ -218,6 +218,8 @@ static void test_serve_and_replicate_commands(void **state)
     assert_int_equal(get(&m, "/_metrics", &body), 200);
     assert_non_null(strstr(body.data, "verso_sync_slaves 1\n"));
     assert_non_null(strstr(body.data, "verso_sync_slave_lag_versions{"));
+    /* other processes' commits are seen as file events, not polled for */
+    assert_non_null(strstr(body.data, "\nverso_commit_watch 1\n"));
     verso_buf_free(&body);
 
     /* and a one-shot pull from the same server */

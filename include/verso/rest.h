@@ -129,6 +129,16 @@ typedef struct verso_rest_options {
     /* Appends Prometheus text lines to GET /_metrics. Service thread. */
     int (*metrics_text)(verso_buf *out, void *arg);
     void *metrics_arg;
+
+    /* Also run on_tick soon after any process writes the database file
+     * (a commit, a checkpoint): within a millisecond or so where the
+     * system reports file changes (Linux inotify), and again a few times
+     * over the next milliseconds, since a commit becomes visible a moment
+     * after its last write. Elsewhere, on network file systems or when
+     * inotify's limits are exhausted, only tick_ms applies: keep it short
+     * enough to be the fallback. GET /_metrics says which applies
+     * (verso_commit_watch 1 or 0). Default false. */
+    bool tick_on_change;
 } verso_rest_options;
 
 #define VERSO_REST_OPTIONS_INIT                                                                    \
@@ -168,6 +178,12 @@ VERSO_API bool verso_rest_tls(const verso_rest *srv);
 /* Any thread, until verso_rest_stop() is called: makes the service thread run
  * on_tick soon. Several wakes before on_tick runs give one call. NULL: no-op. */
 VERSO_API void verso_rest_wake(verso_rest *srv);
+
+/* Service thread only: makes the service thread run on_tick once more in
+ * about ms milliseconds (besides its tick_ms period), for work that waits
+ * on something that raises no event. A call replaces the one pending.
+ * No-op without on_tick or for NULL. */
+void verso_rest_wake_after(verso_rest *srv, int ms);
 
 /* The server's own database handle (service thread only; borrowed). */
 VERSO_API verso_db *verso_rest_db(verso_rest *srv);

@@ -265,7 +265,10 @@ typedef struct verso_sync_master_options {
     unsigned version; /* VERSO_OPTIONS_VERSION (the INIT macro sets it); 0 = the same */
     int chunk;        /* changes per message; 0 = 5000 */
     int heartbeat_ms; /* heartbeat period; silent slaves are dropped after 3; 0 = 5000 */
-    int poll_ms;      /* how often the file is checked for other processes' commits; 0 = 1 */
+    int poll_ms;      /* fallback check for other processes' commits, which are otherwise
+                         seen through file events (Linux inotify) within a millisecond or
+                         so; this period alone applies where those are unavailable (network
+                         file systems, inotify limits exhausted); 0 = 250 */
 } verso_sync_master_options;
 
 #define VERSO_SYNC_MASTER_OPTIONS_INIT                                                             \
@@ -286,14 +289,15 @@ VERSO_API int verso_sync_master_new(verso_sync_master **out, const char *db_path
 
 /*
  * Fills ro's ws_handlers (the /_sync endpoint, role "replicate"), on_tick,
- * tick_ms, status_json and metrics_text. The server must not use other
- * values for those fields. m must outlive the server.
+ * tick_ms, tick_on_change, status_json and metrics_text. The server must
+ * not use other values for those fields. m must outlive the server.
  */
 VERSO_API void verso_sync_master_mount(verso_sync_master *m, verso_rest_options *ro);
 
 /*
  * Pushes commits made through db (an application handle on the same file)
- * at once instead of at the next poll: registers a commit hook on db.
+ * at once, without waiting for the file event (or, where there is none,
+ * the next poll): registers a commit hook on db.
  * Optional. Call verso_sync_master_unwatch() before stopping the server,
  * closing db or freeing m (the hook wakes the server).
  */
