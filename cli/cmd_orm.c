@@ -182,7 +182,7 @@ static int open_db(verso_db **db, const cli_spec *s, const char *path, bool read
 
 static int db_fail(const cli_spec *s, verso_db *db, int rc)
 {
-    const char *m = verso_errmsg(db);
+    const char *m = verso_db_errmsg(db);
     return fail(s, "%s", m && m[0] ? m : verso_strerror(rc));
 }
 
@@ -230,7 +230,7 @@ int verso_cli_track(int argc, char **argv)
         return status;
     if ((status = open_db(&db, s, a.pos[0], false)) != 0)
         goto done;
-    if ((rc = verso_track(db, a.pos[1], a.column)) < 0 || (rc = verso_db_info(&info, db)) < 0) {
+    if ((rc = verso_db_track(db, a.pos[1], a.column)) < 0 || (rc = verso_db_info(&info, db)) < 0) {
         status = db_fail(s, db, rc);
         goto done;
     }
@@ -362,7 +362,7 @@ int verso_cli_dump(int argc, char **argv)
     }
     if ((status = open_db(&db, s, a.pos[0], true)) != 0)
         goto done;
-    if ((rc = verso_dump(&b, db, a.ntables ? a.tables[0] : NULL)) < 0) {
+    if ((rc = verso_fixture_dump(&b, db, a.ntables ? a.tables[0] : NULL)) < 0) {
         status = db_fail(s, db, rc);
         goto done;
     }
@@ -434,7 +434,7 @@ int verso_cli_load(int argc, char **argv)
     }
     if ((status = open_db(&db, s, a.pos[0], false)) != 0)
         goto done;
-    if ((rc = verso_db_info(&before, db)) < 0 || (rc = verso_load(db, b.data, b.len)) < 0 ||
+    if ((rc = verso_db_info(&before, db)) < 0 || (rc = verso_fixture_load(db, b.data, b.len)) < 0 ||
         (rc = verso_db_info(&after, db)) < 0) {
         status = db_fail(s, db, rc);
         goto done;
@@ -499,7 +499,7 @@ static int info_json(verso_buf *b, verso_db *db)
     verso_cursor cur;
     size_t n = verso_db_ntables(db);
     int rc;
-    if ((rc = verso_db_info(&info, db)) < 0 || (rc = verso_cursor_get(&cur, db)) < 0)
+    if ((rc = verso_db_info(&info, db)) < 0 || (rc = verso_db_cursor(&cur, db)) < 0)
         return rc;
     rc = verso_buf_printf(
         b, "{\n  \"identity\": \"%s\",\n  \"head\": %" PRId64 ",\n  \"horizon\": %" PRId64 ",\n",

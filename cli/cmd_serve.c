@@ -135,7 +135,7 @@ int verso_cli_serve(int argc, char **argv)
     verso_sync_master_mount(master, &o);
     if (verso_rest_start(&srv, NULL, &o, why, sizeof(why)) < 0) {
         fprintf(stderr, "verso serve: %s\n", why);
-        verso_sync_master_free(master);
+        verso_sync_master_close(master);
         return 1;
     }
     host = verso_rest_host(srv);
@@ -144,6 +144,6 @@ int verso_cli_serve(int argc, char **argv)
     fflush(stdout);
     wait_for_stop(&set);
     verso_rest_stop(srv);
-    verso_sync_master_free(master);
+    verso_sync_master_close(master);
     return 0;
 }

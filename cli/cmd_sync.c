@@ -236,7 +236,7 @@ static bool committed_nothing(verso_db *db)
 {
     verso_cursor cur;
 
-    return verso_cursor_get(&cur, db) == 0 && !cur.master[0] && cur.version == 0;
+    return verso_db_cursor(&cur, db) == 0 && !cur.master[0] && cur.version == 0;
 }
 
 int verso_cli_pull(int argc, char **argv)
@@ -313,7 +313,7 @@ static int serve_start(serving *sv, const sync_args *a)
 static void serve_stop(serving *sv)
 {
     verso_rest_stop(sv->rest);
-    verso_sync_master_free(sv->master);
+    verso_sync_master_close(sv->master);
 }
 
 static void replicate_status(verso_slave *s, int64_t start_ms, bool final)

@@ -602,7 +602,7 @@ int verso_apply_abort(verso_db *db)
     return rc;
 }
 
-int verso_cursor_get(verso_cursor *out, verso_db *db)
+int verso_db_cursor(verso_cursor *out, verso_db *db)
 {
     memset(out, 0, sizeof *out);
     int rc = verso__meta_get_text(out->master, sizeof out->master, db, "cursor_master");

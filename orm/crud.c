@@ -430,7 +430,7 @@ static int insert_steps(verso_db *db, verso_table *t, const verso_table_def *def
     return 0;
 }
 
-int verso_insert(verso_db *db, const verso_table_def *def, void *rec)
+int verso_record_insert(verso_db *db, const verso_table_def *def, void *rec)
 {
     verso_table *t;
     bool implicit;
@@ -442,7 +442,7 @@ int verso_insert(verso_db *db, const verso_table_def *def, void *rec)
     return verso__wend(db, implicit, rc);
 }
 
-int verso_get(void *rec, verso_db *db, const verso_table_def *def, int64_t id)
+int verso_record_get(void *rec, verso_db *db, const verso_table_def *def, int64_t id)
 {
     verso_table *t;
     sqlite3_stmt *st;
@@ -467,7 +467,7 @@ int verso_get(void *rec, verso_db *db, const verso_table_def *def, int64_t id)
     return rc;
 }
 
-int verso_mask(uint64_t *out, const verso_table_def *def, const char *const *names, size_t n)
+int verso_record_mask(uint64_t *out, const verso_table_def *def, const char *const *names, size_t n)
 {
     *out = 0;
     if (!def || (n && !names))
@@ -511,7 +511,7 @@ static int update_steps(verso_db *db, verso_table *t, const verso_table_def *def
     return rc;
 }
 
-int verso_update(verso_db *db, const verso_table_def *def, void *rec, uint64_t mask)
+int verso_record_update(verso_db *db, const verso_table_def *def, void *rec, uint64_t mask)
 {
     verso_table *t;
     bool implicit;
@@ -644,7 +644,7 @@ static int delete_in(verso_db *db, verso_table *t, int64_t id, int64_t expect)
     return verso__wend(db, implicit, rc);
 }
 
-int verso_delete(verso_db *db, const verso_table_def *def, int64_t id)
+int verso_record_delete(verso_db *db, const verso_table_def *def, int64_t id)
 {
     verso_table *t;
     int rc = verso__table_of_def(&t, db, def);

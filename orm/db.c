@@ -391,7 +391,7 @@ void verso_db_close(verso_db *db)
     free(db);
 }
 
-const char *verso_errmsg(const verso_db *db)
+const char *verso_db_errmsg(const verso_db *db)
 {
     return db ? db->errmsg : "";
 }

@@ -1,5 +1,5 @@
 /*
- * Statements run with the tracking triggers live: raw SQL (verso_exec), and
+ * Statements run with the tracking triggers live: raw SQL (verso_db_exec), and
  * ORM writes on a connection in trigger mode (a tracked table has triggers of
  * its own). The counter is flushed to _verso_head before them and reloaded
  * after. With hooks registered, the changes are read back from the version
@@ -138,7 +138,8 @@ int verso__fire_end(verso__fired *x, int rc, const verso_table *own, int64_t id,
         sqlite3_update_hook(db->sq, NULL, NULL);
     if (sqlite3_get_autocommit(db->sq)) {
         if (rc == 0)
-            rc = verso__err(db, VERSO_ESTATE, "the SQL ended the transaction verso_exec runs in");
+            rc =
+                verso__err(db, VERSO_ESTATE, "the SQL ended the transaction verso_db_exec runs in");
         goto done;
     }
     int lrc = verso__head_reload(db); /* the triggers moved _verso_head */
@@ -182,7 +183,7 @@ static int exec_steps(verso_db *db, const char *sql)
     return verso__fire_end(&x, rc, NULL, 0, VERSO_CHANGE_UPDATE);
 }
 
-int verso_exec(verso_db *db, const char *sql)
+int verso_db_exec(verso_db *db, const char *sql)
 {
     bool implicit;
     int rc;

@@ -52,7 +52,7 @@ static int dump_table(verso_buf *b, verso_db *db, const verso_table *t)
 done:
     if (rc == VERSO_EUTF8)
         verso__err(db, rc, "table %s: a text value is not valid UTF-8", q.table);
-    verso_iter_free(it);
+    verso_iter_close(it);
     return rc;
 }
 
@@ -75,7 +75,7 @@ static int dump_tables(verso_buf *b, verso_db *db, const char *table)
 /* All tables are read in one read transaction (one snapshot) unless a
  * transaction is open on the connection already (the caller's write
  * transaction, an open feed), which gives one. */
-int verso_dump(verso_buf *b, verso_db *db, const char *table)
+int verso_fixture_dump(verso_buf *b, verso_db *db, const char *table)
 {
     size_t start = b->len;
     bool snapshot = false;
@@ -166,7 +166,7 @@ static int load_table(verso_db *db, const cJSON *rows, loader *ld)
         char why[256];
         rc = verso_json_to_values(&cols, &vals, &n, t, row, why, sizeof why);
         if (rc == 0 && (rc = load_row(db, t, cols, vals, n)) < 0)
-            snprintf(why, sizeof why, "%s", verso_errmsg(db));
+            snprintf(why, sizeof why, "%s", verso_db_errmsg(db));
         if (rc < 0)
             snprintf(ld->why, sizeof ld->why, "table %s, row %d: %s", rows->string, i, why);
         ld->nloaded += rc == 0;
@@ -205,7 +205,7 @@ static int check_format(const cJSON *root, char *why, size_t whylen)
     return 0;
 }
 
-int verso_load(verso_db *db, const char *json, size_t len)
+int verso_fixture_load(verso_db *db, const char *json, size_t len)
 {
     verso_json *doc = NULL;
     const char *perr = NULL;
@@ -216,11 +216,11 @@ int verso_load(verso_db *db, const char *json, size_t len)
     if ((rc = check_format(verso_json_root(doc), ld.why, sizeof ld.why)) < 0)
         goto done;
     if ((rc = verso__schema_check(db)) < 0) { /* reloads only what changed */
-        snprintf(ld.why, sizeof ld.why, "%s", verso_errmsg(db));
+        snprintf(ld.why, sizeof ld.why, "%s", verso_db_errmsg(db));
         goto done;
     }
     ld.tables = cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "tables");
-    rc = verso_batch(db, load_all, &ld);
+    rc = verso_db_batch(db, load_all, &ld);
     if (rc == VERSO_ESTATE && !ld.why[0])
         snprintf(ld.why, sizeof ld.why, "cannot load inside an open transaction");
 done:

@@ -114,7 +114,7 @@ struct verso_db {
 
     /* Write transaction. */
     bool txn;            /* a write transaction is open */
-    bool explicit_;      /* opened by verso_begin / verso_apply_begin */
+    bool explicit_;      /* opened by verso_db_begin / verso_apply_begin */
     bool applying;       /* opened by verso_apply_begin */
     bool reset_identity; /* apply reset: a new identity is written at commit */
     char new_identity[37];

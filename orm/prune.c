@@ -33,7 +33,7 @@ static int prune_to(int64_t *horizon, verso_db *db, int64_t up_to)
     return rc;
 }
 
-int verso_prune_version(int64_t *out_horizon, verso_db *db, int64_t up_to)
+int verso_db_prune_version(int64_t *out_horizon, verso_db *db, int64_t up_to)
 {
     bool implicit;
     int64_t h = 0;
@@ -61,7 +61,7 @@ static int oldest_to_prune(int64_t *out, verso_db *db, int64_t max_age_ms)
     return src == SQLITE_ROW ? 0 : verso__sqlerr(db, src, "reading tombstones");
 }
 
-int verso_prune_age(int64_t *out_horizon, verso_db *db, int64_t max_age_ms)
+int verso_db_prune_age(int64_t *out_horizon, verso_db *db, int64_t max_age_ms)
 {
     bool implicit;
     int64_t h = 0, up_to = 0;

@@ -303,7 +303,7 @@ done:
     verso_buf_free(&b.sql);
     free(b.params);
     if (rc < 0)
-        verso_iter_free(it);
+        verso_iter_close(it);
     else
         *out = it;
     return rc;
@@ -377,7 +377,7 @@ int verso_iter_record(void *rec, const verso_iter *cit, const verso_table_def *d
     return rc;
 }
 
-void verso_iter_free(verso_iter *it)
+void verso_iter_close(verso_iter *it)
 {
     if (!it)
         return;
@@ -385,8 +385,8 @@ void verso_iter_free(verso_iter *it)
     free(it);
 }
 
-int verso_count(int64_t *out, verso_db *db, const char *table, const verso_cond *conds,
-                size_t nconds)
+int verso_query_count(int64_t *out, verso_db *db, const char *table, const verso_cond *conds,
+                      size_t nconds)
 {
     qbuild q = {0};
     verso_table *t;

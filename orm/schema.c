@@ -1070,7 +1070,7 @@ static int track_steps(verso_db *db, const char *table, const char *verc)
     return rc;
 }
 
-int verso_track(verso_db *db, const char *table, const char *version_column)
+int verso_db_track(verso_db *db, const char *table, const char *version_column)
 {
     const char *verc = version_column ? version_column : "version";
     bool implicit;
@@ -1080,7 +1080,7 @@ int verso_track(verso_db *db, const char *table, const char *version_column)
     if (!ident_loose_ok(verc))
         return verso__err(db, VERSO_ESCHEMA, "bad version column name \"%s\"", verc);
     if (db->txn)
-        return verso__err(db, VERSO_ESTATE, "verso_track cannot run inside a transaction");
+        return verso__err(db, VERSO_ESTATE, "verso_db_track cannot run inside a transaction");
     if ((rc = verso__wbegin(db, &implicit)) < 0)
         return rc;
     rc = track_steps(db, table, verc);

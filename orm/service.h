@@ -27,7 +27,7 @@ int verso__db_schema_sync(bool *reloaded, verso_db *db);
  * through the table's cached statement; when the file's schema changed
  * under it (SQLite prepared it again), the runtime schema is reloaded and
  * the row read once more. On error b is as it was; the detail
- * (verso_errmsg) names the table and id. *reloaded (may be NULL) says
+ * (verso_db_errmsg) names the table and id. *reloaded (may be NULL) says
  * whether the schema was reloaded.
  * Errors: VERSO_ENOTFOUND (no such table or row), VERSO_EINTERRUPTED (the
  * time budget ran out), VERSO_EDB, VERSO_ENOMEM.

@@ -48,7 +48,7 @@ int verso__head_flush(verso_db *db)
     if (rc == 0 && sqlite3_changes(db->sq) != 1)
         return verso__err(db, VERSO_ESTATE,
                           "the version counter was moved by a write on the raw sqlite3 handle "
-                          "inside this transaction (use verso_exec)");
+                          "inside this transaction (use verso_db_exec)");
     if (rc == 0)
         db->head_db = db->head;
     return rc;
@@ -180,7 +180,7 @@ int verso__record_change(verso_db *db, const verso_table *t, int64_t id, int64_t
 
 /* ---- public API ---- */
 
-int verso_begin(verso_db *db)
+int verso_db_begin(verso_db *db)
 {
     if (db->txn)
         return verso__err(db, VERSO_ESTATE, "a transaction is already open");
@@ -192,17 +192,17 @@ int verso_begin(verso_db *db)
     return rc;
 }
 
-int verso_commit(verso_db *db)
+int verso_db_commit(verso_db *db)
 {
     if (!db->txn || !db->explicit_ || db->applying)
-        return verso__err(db, VERSO_ESTATE, "no transaction opened with verso_begin");
+        return verso__err(db, VERSO_ESTATE, "no transaction opened with verso_db_begin");
     return verso__txn_commit(db);
 }
 
-int verso_rollback(verso_db *db)
+int verso_db_rollback(verso_db *db)
 {
     if (!db->txn || !db->explicit_ || db->applying)
-        return verso__err(db, VERSO_ESTATE, "no transaction opened with verso_begin");
+        return verso__err(db, VERSO_ESTATE, "no transaction opened with verso_db_begin");
     verso__txn_rollback(db);
     return 0;
 }
@@ -212,11 +212,11 @@ bool verso_in_transaction(const verso_db *db)
     return db->txn && db->explicit_;
 }
 
-int verso_batch(verso_db *db, int (*fn)(verso_db *db, void *arg), void *arg)
+int verso_db_batch(verso_db *db, int (*fn)(verso_db *db, void *arg), void *arg)
 {
     if (!fn)
         return verso__err(db, VERSO_EINVAL, "fn is NULL");
-    int rc = verso_begin(db);
+    int rc = verso_db_begin(db);
     if (rc < 0)
         return rc;
     rc = fn(db, arg);
@@ -230,7 +230,7 @@ int verso_batch(verso_db *db, int (*fn)(verso_db *db, void *arg), void *arg)
     return crc < 0 ? crc : rc;
 }
 
-int verso_on_commit(verso_db *db, verso_commit_fn fn, void *arg)
+int verso_db_on_commit(verso_db *db, verso_commit_fn fn, void *arg)
 {
     if (!fn)
         return verso__err(db, VERSO_EINVAL, "hook function is NULL");
@@ -242,7 +242,7 @@ int verso_on_commit(verso_db *db, verso_commit_fn fn, void *arg)
     return 0;
 }
 
-int verso_on_commit_remove(verso_db *db, verso_commit_fn fn, void *arg)
+int verso_db_on_commit_remove(verso_db *db, verso_commit_fn fn, void *arg)
 {
     for (size_t i = 0; i < db->nhooks; i++) {
         if (db->hooks[i].fn == fn && db->hooks[i].arg == arg) {

@@ -238,7 +238,7 @@ void verso__error(verso__resp *rs, int status, const char *fmt, ...)
 #endif
     ;
 /* Maps rc, just returned by a failed ORM call on srv->db, to its HTTP answer,
- * with that call's detail text (verso_errmsg) when it cannot leak SQL. Only
+ * with that call's detail text (verso_db_errmsg) when it cannot leak SQL. Only
  * right after such a call: the handle keeps its last error's text, which
  * may belong to an earlier request. */
 void verso__error_orm(verso__resp *rs, verso_rest *srv, int rc);

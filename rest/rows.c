@@ -134,7 +134,7 @@ void verso__route_list(verso__req *rq, verso__resp *rs, const char *table)
         verso__error_orm(rs, rq->srv, rc);
     else if ((rc = write_list(rq, rs, lq, it)) < 0)
         verso__error_rc(rs, rq->srv, rc, NULL);
-    verso_iter_free(it);
+    verso_iter_close(it);
     verso__listq_free(lq);
 }
 
@@ -238,7 +238,7 @@ static int insert_one(int64_t *id, int64_t *version, verso__req *rq, verso__resp
  * request whose answer cannot be made changes nothing. */
 static int begin_txn(verso__req *rq, verso__resp *rs)
 {
-    int rc = verso_begin(rq->srv->db);
+    int rc = verso_db_begin(rq->srv->db);
 
     if (rc < 0)
         verso__error_orm(rs, rq->srv, rc);
@@ -248,13 +248,13 @@ static int begin_txn(verso__req *rq, verso__resp *rs)
 /* Commits if rc is 0, else rolls back; the error answer is written once. */
 static int end_txn(verso__req *rq, verso__resp *rs, int rc)
 {
-    if (rc == 0 && (rc = verso_commit(rq->srv->db)) == 0)
+    if (rc == 0 && (rc = verso_db_commit(rq->srv->db)) == 0)
         return 0;
     if (rs->status < 400 && rc == VERSO_ENOMEM)
         verso__error_rc(rs, rq->srv, rc, NULL);
     else if (rs->status < 400)
         verso__error_orm(rs, rq->srv, rc); /* the commit's */
-    verso_rollback(rq->srv->db);
+    verso_db_rollback(rq->srv->db);
     return rc;
 }
 
@@ -577,16 +577,17 @@ void verso__route_batch(verso__req *rq, verso__resp *rs)
         verso__error(rs, 400, "expected a JSON array of operations");
         goto done;
     }
-    if ((rc = verso_begin(rq->srv->db)) < 0) {
+    if ((rc = verso_db_begin(rq->srv->db)) < 0) {
         verso__error_orm(rs, rq->srv, rc);
         goto done;
     }
-    if ((rc = batch_all(rq, rs, root, &out, &failed)) < 0 || (rc = verso_commit(rq->srv->db)) < 0) {
+    if ((rc = batch_all(rq, rs, root, &out, &failed)) < 0 ||
+        (rc = verso_db_commit(rq->srv->db)) < 0) {
         if (rs->status < 400 && rc == VERSO_ENOMEM)
             verso__error_rc(rs, rq->srv, rc, NULL);
         else if (rs->status < 400)
             verso__error_orm(rs, rq->srv, rc); /* the commit's */
-        verso_rollback(rq->srv->db);
+        verso_db_rollback(rq->srv->db);
         batch_failed(rs, failed);
         goto done;
     }

@@ -175,7 +175,7 @@ static void stop(demo *d)
     if (d->sync && d->db)
         verso_sync_master_unwatch(d->sync, d->db);
     verso_rest_stop(d->srv);
-    verso_sync_master_free(d->sync);
+    verso_sync_master_close(d->sync);
     verso_db_close(d->db);
     if (d->dir[0] && strstr(d->dir, "verso-demo.")) {
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
@@ -204,7 +204,7 @@ static int fingerprint(verso_buf *out, const char *path, int64_t *rows)
                 break;
         }
     }
-    verso_iter_free(it);
+    verso_iter_close(it);
     verso_db_close(db);
     return rc;
 }
@@ -245,14 +245,14 @@ static void transfer(demo *d)
     product a = {0}, b = {0};
     verso_info info;
 
-    verso_begin(d->db);
-    verso_get(&a, d->db, &product_table, 1);
-    verso_get(&b, d->db, &product_table, 2);
+    verso_db_begin(d->db);
+    verso_record_get(&a, d->db, &product_table, 1);
+    verso_record_get(&b, d->db, &product_table, 2);
     a.stock -= 3;
     b.stock += 3;
-    verso_update(d->db, &product_table, &a, 0);
-    verso_update(d->db, &product_table, &b, 0);
-    verso_commit(d->db);
+    verso_record_update(d->db, &product_table, &a, 0);
+    verso_record_update(d->db, &product_table, &b, 0);
+    verso_db_commit(d->db);
     verso_record_clear(&product_table, &a);
     verso_record_clear(&product_table, &b);
     verso_db_info(&info, d->db);

@@ -53,11 +53,11 @@ static int seed(verso_db *db)
 {
     static const char *const names[] = {"apple", "pear", "plum"};
     int64_t n = 0;
-    int rc = verso_count(&n, db, "product", NULL, 0);
+    int rc = verso_query_count(&n, db, "product", NULL, 0);
 
     for (size_t i = 0; rc == 0 && n == 0 && i < 3; i++) {
         product p = {.name = (char *)names[i], .price = 1.0 + (double)i, .stock = 10};
-        rc = verso_insert(db, &product_table, &p);
+        rc = verso_record_insert(db, &product_table, &p);
     }
     return rc;
 }
@@ -67,10 +67,10 @@ static void reprice(verso_db *db, int tick)
     product p = {0};
     int64_t id = 1 + tick % 3;
 
-    if (verso_get(&p, db, &product_table, id) < 0)
+    if (verso_record_get(&p, db, &product_table, id) < 0)
         return;
     p.price = 1.0 + (double)(tick % 7) / 4.0;
-    if (verso_update(db, &product_table, &p, 0) == 0)
+    if (verso_record_update(db, &product_table, &p, 0) == 0)
         printf("master: product %lld price %.2f version %lld\n", (long long)id, p.price,
                (long long)p.version);
     verso_record_clear(&product_table, &p);
@@ -93,7 +93,8 @@ int main(int argc, char **argv)
     dbo.tables = tables;
     dbo.ntables = 1;
     if (verso_db_open(&db, argv[1], &dbo) < 0 || seed(db) < 0) {
-        fprintf(stderr, "master: %s: %s\n", argv[1], db ? verso_errmsg(db) : verso_open_errmsg());
+        fprintf(stderr, "master: %s: %s\n", argv[1],
+                db ? verso_db_errmsg(db) : verso_open_errmsg());
         goto done;
     }
     if (verso_sync_master_new(&m, argv[1], NULL, why, sizeof(why)) < 0)
@@ -122,7 +123,7 @@ done:
     if (m && db)
         verso_sync_master_unwatch(m, db);
     verso_rest_stop(srv);
-    verso_sync_master_free(m);
+    verso_sync_master_close(m);
     verso_db_close(db);
     return rc;
 }

@@ -42,7 +42,7 @@ static int check(int rc, verso_db *db, const char *what)
 {
     if (rc < 0)
         fprintf(stderr, "orm_basics: %s: %s (%s)\n", what, verso_strerror(rc),
-                db ? verso_errmsg(db) : verso_open_errmsg());
+                db ? verso_db_errmsg(db) : verso_open_errmsg());
     return rc;
 }
 
@@ -56,7 +56,7 @@ static int write_some(verso_db *db)
     };
     int rc = 0;
     for (size_t i = 0; i < 3 && rc == 0; i++) {
-        rc = check(verso_insert(db, &product_table, &p[i]), db, "insert");
+        rc = check(verso_record_insert(db, &product_table, &p[i]), db, "insert");
         if (rc == 0)
             printf("inserted %s: id %lld, version %lld\n", p[i].name, (long long)p[i].id,
                    (long long)p[i].version);
@@ -68,13 +68,13 @@ static int write_some(verso_db *db)
     uint64_t mask;
     const char *stock[] = {"stock"};
     p[1].stock = 119;
-    if ((rc = check(verso_mask(&mask, &product_table, stock, 1), db, "mask")) < 0 ||
-        (rc = check(verso_update(db, &product_table, &p[1], mask), db, "update")) < 0)
+    if ((rc = check(verso_record_mask(&mask, &product_table, stock, 1), db, "mask")) < 0 ||
+        (rc = check(verso_record_update(db, &product_table, &p[1], mask), db, "update")) < 0)
         return rc;
     printf("updated cup: version %lld\n", (long long)p[1].version);
 
     /* Deleting leaves a tombstone with a version of its own. */
-    if ((rc = check(verso_delete(db, &product_table, p[2].id), db, "delete")) < 0)
+    if ((rc = check(verso_record_delete(db, &product_table, p[2].id), db, "delete")) < 0)
         return rc;
     printf("deleted saucer\n");
     return 0;

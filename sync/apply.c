@@ -111,7 +111,7 @@ const char *verso__sync_applier_errmsg(const verso__sync_applier *a)
 static int fail(verso__sync_applier *a, int rc, const char *what)
 {
     snprintf(a->err, sizeof(a->err), "%s: %s%s%s", what, verso_strerror(rc),
-             verso_errmsg(a->db)[0] ? ": " : "", verso_errmsg(a->db));
+             verso_db_errmsg(a->db)[0] ? ": " : "", verso_db_errmsg(a->db));
     return rc;
 }
 
@@ -123,7 +123,7 @@ static int apply_schema(verso__sync_applier *a)
         if (rc == 0)
             rc = verso_apply_table(a->db, t->name, t->columns, t->ncolumns);
         if (rc < 0) { /* the ORM's message names the table and each difference */
-            snprintf(a->err, sizeof(a->err), "%s", verso_errmsg(a->db));
+            snprintf(a->err, sizeof(a->err), "%s", verso_db_errmsg(a->db));
             return rc;
         }
     }
@@ -154,7 +154,7 @@ static int row_exists(verso__sync_applier *a, const verso_table *t, int64_t id)
     int rc = verso__row_exists(&exists, a->db, verso_table_name(t), id);
 
     if (rc < 0) {
-        snprintf(a->err, sizeof(a->err), "%s", verso_errmsg(a->db));
+        snprintf(a->err, sizeof(a->err), "%s", verso_db_errmsg(a->db));
         return rc;
     }
     return exists ? 1 : 0;
@@ -298,7 +298,7 @@ static int raise_horizon(verso__sync_applier *a, int64_t version)
     int rc = verso__horizon_raise(a->db, version);
 
     if (rc < 0)
-        snprintf(a->err, sizeof(a->err), "horizon: %s", verso_errmsg(a->db));
+        snprintf(a->err, sizeof(a->err), "horizon: %s", verso_db_errmsg(a->db));
     return rc;
 }
 

@@ -92,7 +92,7 @@ static int on_hello(fetch *f, verso__sync_msg *m)
         return VERSO_EPROTO;
     if (h.heartbeat_ms < f->hb_ms)
         f->hb_ms = h.heartbeat_ms;
-    if (verso_cursor_get(&c, f->db) < 0)
+    if (verso_db_cursor(&c, f->db) < 0)
         return VERSO_EDB;
     if (c.master[0] || c.version != 0 || !verso__sync_snapshot_fits(f->db)) {
         close_done(f, 0, NULL);

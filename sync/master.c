@@ -851,7 +851,7 @@ static int prepare(verso_sync_master *m, char *why, size_t whylen)
     m->last_data_version = pragma_int(m->data_version);
     m->last_schema_version = pragma_int(m->schema_version);
     if (verso_db_info(&m->info, m->db) < 0) {
-        verso__sync_why(why, whylen, "%s", verso_errmsg(m->db));
+        verso__sync_why(why, whylen, "%s", verso_db_errmsg(m->db));
         return VERSO_EDB;
     }
     return 0;
@@ -891,7 +891,7 @@ int verso_sync_master_new(verso_sync_master **out, const char *db_path,
     *out = m;
 done:
     if (rc < 0)
-        verso_sync_master_free(m);
+        verso_sync_master_close(m);
     return rc;
 }
 
@@ -925,12 +925,12 @@ static void commit_hook(verso_db *db, const verso_change *changes, size_t n, voi
 
 int verso_sync_master_watch(verso_sync_master *m, verso_db *db)
 {
-    return verso_on_commit(db, commit_hook, m);
+    return verso_db_on_commit(db, commit_hook, m);
 }
 
 int verso_sync_master_unwatch(verso_sync_master *m, verso_db *db)
 {
-    return verso_on_commit_remove(db, commit_hook, m);
+    return verso_db_on_commit_remove(db, commit_hook, m);
 }
 
 int verso_sync_master_peers(verso_sync_peer **out, size_t *n, verso_sync_master *m)
@@ -965,7 +965,7 @@ int verso_sync_master_peers(verso_sync_peer **out, size_t *n, verso_sync_master 
     return 0;
 }
 
-void verso_sync_master_free(verso_sync_master *m)
+void verso_sync_master_close(verso_sync_master *m)
 {
     if (!m)
         return;

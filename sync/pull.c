@@ -320,8 +320,8 @@ static int run(pull *p)
 
     if ((rc = read_info(p)) < 0)
         return rc;
-    if ((rc = verso_cursor_get(&c, p->db)) < 0) {
-        verso__sync_why(p->why, p->whylen, "cursor: %s", verso_errmsg(p->db));
+    if ((rc = verso_db_cursor(&c, p->db)) < 0) {
+        verso__sync_why(p->why, p->whylen, "cursor: %s", verso_db_errmsg(p->db));
         return rc;
     }
     reset = verso__sync_need_reset(&c, p->identity, p->head, p->horizon);
@@ -338,7 +338,7 @@ static int run(pull *p)
         verso__sync_applier_abort(p->ap); /* back to the stored cursor */
         if ((rc = read_info(p)) < 0)
             return rc;
-        if (verso_cursor_get(&c, p->db) < 0 ||
+        if (verso_db_cursor(&c, p->db) < 0 ||
             verso__sync_need_reset(&c, p->identity, p->head, p->horizon))
             reset = true; /* pruned or recreated while we read: start over from scratch */
         since = reset ? 0 : stored;

@@ -248,7 +248,7 @@ static int on_hello(verso_slave *s, verso__sync_msg *m)
     s->master_hb_ms = h.heartbeat_ms;
     s->ack_version = -1; /* the subscription's cursor says it */
     verso__sync_applier_abort(s->ap);
-    if (verso_cursor_get(&c, s->db) < 0)
+    if (verso_db_cursor(&c, s->db) < 0)
         return VERSO_EDB;
     s->reset_pending = s->force_reset || verso__sync_need_reset(&c, s->master, h.head, h.horizon);
     snapshot = (s->reset_pending || (!c.master[0] && c.version == 0)) && !s->tables &&
@@ -482,7 +482,7 @@ static int subscribe(verso_slave *s, verso_buf *b)
                                     .ntables = s->o.client.ntables};
     verso_cursor c;
 
-    if (verso_cursor_get(&c, s->db) < 0)
+    if (verso_db_cursor(&c, s->db) < 0)
         return VERSO_EDB;
     if (!s->reset_pending) {
         sub.identity = c.master;
@@ -739,7 +739,7 @@ static int open_parts(verso_slave *s, const char *db_path, const verso_slave_opt
         return rc;
     }
     verso__sync_snaprx_init(&s->snap, s->db);
-    if ((rc = verso_cursor_get(&c, s->db)) < 0 ||
+    if ((rc = verso_db_cursor(&c, s->db)) < 0 ||
         (rc = verso__sync_applier_new(&s->ap, s->db, &s->o.client)) < 0 ||
         (rc = verso__wsc_new(&s->ws, &s->url, opts->client.token, opts->client.insecure,
                              &link_handler, s)) < 0) {

@@ -125,13 +125,13 @@ static inline void rc_seed(verso_db *db, int n)
 {
     char name[32];
 
-    assert_int_equal(verso_begin(db), 0);
+    assert_int_equal(verso_db_begin(db), 0);
     for (int i = 1; i <= n; i++) {
         rc_item it = {.name = name, .price = i / 2.0, .qty = i % 10, .active = i % 2};
         snprintf(name, sizeof(name), "item-%d", i);
-        assert_int_equal(verso_insert(db, &rc_item_def, &it), 0);
+        assert_int_equal(verso_record_insert(db, &rc_item_def, &it), 0);
     }
-    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(verso_db_commit(db), 0);
 }
 
 /* Everything a request could change: rows (dump), head and the tombstones' count. */
@@ -143,7 +143,7 @@ static inline char *rc_fingerprint(verso_db *db)
     verso_feed_options fo = VERSO_FEED_OPTIONS_INIT;
     const verso_feed_entry *en;
 
-    assert_int_equal(verso_dump(&b, db, NULL), 0);
+    assert_int_equal(verso_fixture_dump(&b, db, NULL), 0);
     assert_int_equal(verso_db_info(&info, db), 0);
     verso_buf_printf(&b, "|head=%lld|", (long long)info.head);
     assert_int_equal(verso_feed_open(&f, db, &fo), 0);

@@ -542,7 +542,7 @@ static void test_changes_horizon(void **state)
     verso_db *h = NULL;
     assert_int_equal(verso_db_open(&h, db, NULL), 0);
     int64_t horizon = 0;
-    assert_int_equal(verso_prune_version(&horizon, h, 4), 0);
+    assert_int_equal(verso_db_prune_version(&horizon, h, 4), 0);
     verso_db_close(h);
     assert_true(horizon == 4);
     verso(&r, NULL, "changes", db, "--since", "2", NULL);

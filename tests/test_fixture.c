@@ -1,4 +1,4 @@
-/* Fixtures: verso_dump / verso_load (orm/fixture.c). */
+/* Fixtures: verso_fixture_dump / verso_fixture_load (orm/fixture.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -71,10 +71,10 @@ static verso_db *open_fresh(char *path, size_t len)
         fprintf(stderr, "open %s: %s\n", path, verso_open_errmsg());
         return NULL;
     }
-    if (verso_exec(db, "CREATE TABLE tag(id INTEGER PRIMARY KEY, label TEXT UNIQUE, "
-                       "weight REAL, extra)") < 0 ||
-        verso_track(db, "tag", NULL) < 0) {
-        fprintf(stderr, "tag: %s\n", verso_errmsg(db));
+    if (verso_db_exec(db, "CREATE TABLE tag(id INTEGER PRIMARY KEY, label TEXT UNIQUE, "
+                          "weight REAL, extra)") < 0 ||
+        verso_db_track(db, "tag", NULL) < 0) {
+        fprintf(stderr, "tag: %s\n", verso_db_errmsg(db));
         verso_db_close(db);
         return NULL;
     }
@@ -108,8 +108,8 @@ static void insert_note(verso_db *db, const char *title, double score, int64_t b
     n.raw.data = (void *)raw;
     n.raw.size = rawlen;
     n.ref_null = true;
-    if (verso_insert(db, &note_def, &n) < 0)
-        fail_msg("insert: %s", verso_errmsg(db));
+    if (verso_record_insert(db, &note_def, &n) < 0)
+        fail_msg("insert: %s", verso_db_errmsg(db));
 }
 
 /* Rows of every type and edge: the source of the round trips. */
@@ -126,16 +126,16 @@ static void fill(verso_db *db)
                       "INSERT INTO tag(label) VALUES ('gone');"
                       "DELETE FROM tag WHERE label = 'gone';"
                       "UPDATE note SET ref = '0f8fad5b-d9cb-469f-a165-70867728950e' WHERE id = 1;";
-    if (verso_exec(db, sql) < 0)
-        fail_msg("exec: %s", verso_errmsg(db));
+    if (verso_db_exec(db, sql) < 0)
+        fail_msg("exec: %s", verso_db_errmsg(db));
 }
 
 static char *dump(verso_db *db, const char *table)
 {
     verso_buf b = VERSO_BUF_INIT;
-    int rc = verso_dump(&b, db, table);
+    int rc = verso_fixture_dump(&b, db, table);
     if (rc < 0)
-        fail_msg("dump: %s", verso_errmsg(db));
+        fail_msg("dump: %s", verso_db_errmsg(db));
     return verso_buf_detach(&b);
 }
 
@@ -148,7 +148,7 @@ static int64_t head_of(verso_db *db)
 
 static int load(verso_db *db, const char *text)
 {
-    return verso_load(db, text, strlen(text));
+    return verso_fixture_load(db, text, strlen(text));
 }
 
 static void test_roundtrip(void **state)
@@ -166,19 +166,19 @@ static void test_roundtrip(void **state)
 
     int rc = load(d->b, one);
     if (rc < 0)
-        fail_msg("load: %s", verso_errmsg(d->b));
+        fail_msg("load: %s", verso_db_errmsg(d->b));
     char *two = dump(d->b, NULL);
     assert_string_equal(one, two);
 
     /* Loaded rows keep their ids and get versions of the new database. */
     int64_t count = 0;
-    assert_int_equal(verso_count(&count, d->b, "note", NULL, 0), 0);
+    assert_int_equal(verso_query_count(&count, d->b, "note", NULL, 0), 0);
     assert_int_equal(count, 4);
-    assert_int_equal(verso_count(&count, d->b, "tag", NULL, 0), 0);
+    assert_int_equal(verso_query_count(&count, d->b, "tag", NULL, 0), 0);
     assert_int_equal(count, 3);
     assert_true(head_of(d->b) == 7);
     note n = {0};
-    assert_int_equal(verso_get(&n, d->b, &note_def, 2), 0);
+    assert_int_equal(verso_record_get(&n, d->b, &note_def, 2), 0);
     assert_int_equal(n.raw.size, 3);
     assert_memory_equal(n.raw.data, "\0\x01\xff", 3);
     assert_true(n.big == INT64_MAX);
@@ -189,7 +189,7 @@ static void test_roundtrip(void **state)
     int64_t head = head_of(d->b);
     assert_int_equal(load(d->b, one), 0);
     assert_true(head_of(d->b) == head + 7);
-    assert_int_equal(verso_count(&count, d->b, "note", NULL, 0), 0);
+    assert_int_equal(verso_query_count(&count, d->b, "note", NULL, 0), 0);
     assert_int_equal(count, 4);
     char *three = dump(d->b, NULL);
     assert_string_equal(one, three);
@@ -208,7 +208,7 @@ static void test_dump_one_table(void **state)
     free(t);
     verso_buf b = VERSO_BUF_INIT;
     assert_int_equal(verso_buf_puts(&b, "keep"), 0);
-    assert_int_equal(verso_dump(&b, d->a, "nope"), VERSO_ENOTFOUND);
+    assert_int_equal(verso_fixture_dump(&b, d->a, "nope"), VERSO_ENOTFOUND);
     assert_string_equal(b.data, "keep");
     verso_buf_free(&b);
     /* An empty database dumps its tables with no rows. */
@@ -231,25 +231,25 @@ static void test_load_upsert(void **state)
                      "\"tag\":[{\"id\":100,\"extra\":null}]}}";
     int rc = load(d->a, fx);
     if (rc < 0)
-        fail_msg("load: %s", verso_errmsg(d->a));
+        fail_msg("load: %s", verso_db_errmsg(d->a));
     assert_true(head_of(d->a) == head + 4);
     note n = {0};
-    assert_int_equal(verso_get(&n, d->a, &note_def, 1), 0);
+    assert_int_equal(verso_record_get(&n, d->a, &note_def, 1), 0);
     assert_string_equal(n.title, "renamed");
     assert_true(n.score == 1.5);
     assert_true(n.version > head && n.version != 999);
     verso_record_clear(&note_def, &n);
     memset(&n, 0, sizeof n);
-    assert_int_equal(verso_get(&n, d->a, &note_def, 500), 0);
+    assert_int_equal(verso_record_get(&n, d->a, &note_def, 500), 0);
     assert_string_equal(n.title, "new");
     assert_true(n.big == -1);
     verso_record_clear(&note_def, &n);
     verso_cond c = {"title", VERSO_EQ, VERSO_VALUE_TEXT("no id"), NULL, 0};
     int64_t count = 0;
-    assert_int_equal(verso_count(&count, d->a, "note", &c, 1), 0);
+    assert_int_equal(verso_query_count(&count, d->a, "note", &c, 1), 0);
     assert_int_equal(count, 1);
     verso_cond e = {"extra", VERSO_IS_NULL, VERSO_VALUE_NULL, NULL, 0};
-    assert_int_equal(verso_count(&count, d->a, "tag", &e, 1), 0);
+    assert_int_equal(verso_query_count(&count, d->a, "tag", &e, 1), 0);
     assert_int_equal(count, 1); /* green's extra was set to null */
 }
 
@@ -290,10 +290,11 @@ static void test_load_broken(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = load(d->a, cases[i].text);
         if (rc != cases[i].code)
-            fail_msg("case %zu: got %s (%s), want %s", i, verso_errname(rc), verso_errmsg(d->a),
+            fail_msg("case %zu: got %s (%s), want %s", i, verso_errname(rc), verso_db_errmsg(d->a),
                      verso_errname(cases[i].code));
-        if (!strstr(verso_errmsg(d->a), cases[i].needle))
-            fail_msg("case %zu: message <%s> lacks <%s>", i, verso_errmsg(d->a), cases[i].needle);
+        if (!strstr(verso_db_errmsg(d->a), cases[i].needle))
+            fail_msg("case %zu: message <%s> lacks <%s>", i, verso_db_errmsg(d->a),
+                     cases[i].needle);
         assert_true(head_of(d->a) == head);
         char *after = dump(d->a, NULL);
         assert_string_equal(before, after);
@@ -305,9 +306,9 @@ static void test_load_broken(void **state)
 static void test_load_in_transaction(void **state)
 {
     dbs *d = *state;
-    assert_int_equal(verso_begin(d->a), 0);
+    assert_int_equal(verso_db_begin(d->a), 0);
     assert_int_equal(load(d->a, "{\"verso\":1,\"tables\":{}}"), VERSO_ESTATE);
-    assert_int_equal(verso_rollback(d->a), 0);
+    assert_int_equal(verso_db_rollback(d->a), 0);
     assert_int_equal(load(d->a, "{\"verso\":1,\"tables\":{}}"), 0);
 }
 
@@ -316,11 +317,11 @@ static void test_load_in_transaction(void **state)
 static void test_dump_in_transaction(void **state)
 {
     dbs *d = *state;
-    assert_int_equal(verso_begin(d->a), 0);
+    assert_int_equal(verso_db_begin(d->a), 0);
     insert_note(d->a, "pending", 1, 1, NULL, 0, false);
     char *in = dump(d->a, "note");
     assert_non_null(strstr(in, "pending"));
-    assert_int_equal(verso_rollback(d->a), 0);
+    assert_int_equal(verso_db_rollback(d->a), 0);
     char *out = dump(d->a, "note");
     assert_null(strstr(out, "pending"));
 

@@ -650,9 +650,9 @@ static int setup_db(void **state)
         free(f);
         return -1;
     }
-    if (verso_exec(f->db, "CREATE TABLE loose(id INTEGER PRIMARY KEY, x)") < 0 ||
-        verso_track(f->db, "loose", NULL) < 0) {
-        fprintf(stderr, "track: %s\n", verso_errmsg(f->db));
+    if (verso_db_exec(f->db, "CREATE TABLE loose(id INTEGER PRIMARY KEY, x)") < 0 ||
+        verso_db_track(f->db, "loose", NULL) < 0) {
+        fprintf(stderr, "track: %s\n", verso_db_errmsg(f->db));
         return -1;
     }
     f->item = verso_db_table(f->db, "item");
@@ -867,7 +867,7 @@ static void test_row_roundtrip(void **state)
     assert_int_equal(convert(&c, f->item, text), 0);
     int rc = verso_row_insert(&id, &version, f->db, "item", c.cols, c.vals, c.n);
     if (rc < 0)
-        fail_msg("insert: %s", verso_errmsg(f->db));
+        fail_msg("insert: %s", verso_db_errmsg(f->db));
     assert_true(id == 9007199254740993LL);
     converted_free(&c);
 
@@ -882,7 +882,7 @@ static void test_row_roundtrip(void **state)
     verso_buf b = VERSO_BUF_INIT;
     assert_int_equal(verso_json_iter_row(&b, it), 0);
     assert_int_equal(verso_iter_next(it), 0);
-    verso_iter_free(it);
+    verso_iter_close(it);
     assert_string_equal(b.data, "{\"id\":9007199254740993,\"qty\":9223372036854775807,"
                                 "\"price\":0.1,\"name\":\"\\\"q\\\" \xf0\x9f\x98\x80 \\u0001\","
                                 "\"data\":\"AAEC/w==\",\"active\":false,"

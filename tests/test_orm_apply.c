@@ -118,18 +118,18 @@ static void assert_same(verso_db *a, verso_db *b)
 
 static void make_history(verso_db *m)
 {
-    assert_int_equal(verso_begin(m), 0);
+    assert_int_equal(verso_db_begin(m), 0);
     for (int i = 0; i < 40; i++) {
         char name[16];
         snprintf(name, sizeof name, "n%d", i);
         orm_item it = {.name = name, .qty = i, .price = i * 0.5, .price_null = i % 4 == 0};
         unsigned char b[2] = {(unsigned char)i, 0};
         it.data = (verso_blob){b, sizeof b};
-        assert_int_equal(verso_insert(m, &orm_item_def, &it), 0);
+        assert_int_equal(verso_record_insert(m, &orm_item_def, &it), 0);
     }
-    assert_int_equal(verso_commit(m), 0);
-    assert_int_equal(verso_exec(m, "UPDATE item SET qty = qty * 2 WHERE id % 3 = 0"), 0);
-    assert_int_equal(verso_exec(m, "DELETE FROM item WHERE id % 5 = 0"), 0);
+    assert_int_equal(verso_db_commit(m), 0);
+    assert_int_equal(verso_db_exec(m, "UPDATE item SET qty = qty * 2 WHERE id % 3 = 0"), 0);
+    assert_int_equal(verso_db_exec(m, "DELETE FROM item WHERE id % 5 = 0"), 0);
 }
 
 static void test_apply_preserves_versions(void **state)
@@ -142,7 +142,7 @@ static void test_apply_preserves_versions(void **state)
     assert_same(m, s);
 
     verso_cursor c;
-    assert_int_equal(verso_cursor_get(&c, s), 0);
+    assert_int_equal(verso_db_cursor(&c, s), 0);
     assert_string_equal(c.master, verso_db_identity(m));
     assert_int_equal(c.version, cursor);
     verso_info mi, si;
@@ -152,8 +152,8 @@ static void test_apply_preserves_versions(void **state)
     assert_string_not_equal(si.identity, mi.identity);
 
     /* more changes, incremental */
-    assert_int_equal(verso_exec(m, "DELETE FROM item WHERE id = 1; UPDATE item SET name = 'z'"
-                                   " WHERE id = 2"),
+    assert_int_equal(verso_db_exec(m, "DELETE FROM item WHERE id = 1; UPDATE item SET name = 'z'"
+                                      " WHERE id = 2"),
                      0);
     replicate(s, m, &cursor, 3);
     assert_same(m, s);
@@ -170,16 +170,16 @@ static void test_replicated_tables_are_read_only(void **state)
     replicate(s, m, &cursor, 100);
     assert_true(verso_table_is_replicated(verso_db_table(s, "item")));
     orm_item it = {.qty = 1};
-    assert_int_equal(verso_insert(s, &orm_item_def, &it), VERSO_EREADONLY);
+    assert_int_equal(verso_record_insert(s, &orm_item_def, &it), VERSO_EREADONLY);
     const char *cols[] = {"qty"};
     verso_value v = VERSO_VALUE_INT(1);
     assert_int_equal(verso_row_insert(NULL, NULL, s, "item", cols, &v, 1), VERSO_EREADONLY);
     assert_int_equal(verso_row_update(NULL, s, "item", 2, cols, &v, 1, 0), VERSO_EREADONLY);
     assert_int_equal(verso_row_delete(s, "item", 2, 0), VERSO_EREADONLY);
-    assert_int_equal(verso_delete(s, &orm_item_def, 2), VERSO_EREADONLY);
+    assert_int_equal(verso_record_delete(s, &orm_item_def, 2), VERSO_EREADONLY);
     /* reads through the struct API still work */
     orm_item got = {0};
-    assert_int_equal(verso_get(&got, s, &orm_item_def, 2), 0);
+    assert_int_equal(verso_record_get(&got, s, &orm_item_def, 2), 0);
     verso_record_clear(&orm_item_def, &got);
     verso_db_close(m);
     verso_db_close(s);
@@ -206,7 +206,7 @@ static void test_abort_keeps_cursor_and_data(void **state)
     verso_cursor c;
     assert_int_equal(verso_db_info(&after, s), 0);
     assert_int_equal(after.head, before.head);
-    assert_int_equal(verso_cursor_get(&c, s), 0);
+    assert_int_equal(verso_db_cursor(&c, s), 0);
     assert_int_equal(c.version, cursor);
     assert_same(m, s);
     assert_int_equal(verso_apply_commit(s, "x", 1), VERSO_ESTATE);
@@ -245,7 +245,7 @@ static void test_delete_of_unknown_row_keeps_tombstone(void **state)
     assert_int_equal(verso_apply_begin(s, false), 0);
     assert_int_equal(verso_apply_upsert(s, "thing", names, row, 3), 0);
     assert_int_equal(verso_apply_table(s, "thing", other, 3), VERSO_ESCHEMA);
-    assert_non_null(strstr(verso_errmsg(s), "label"));
+    assert_non_null(strstr(verso_db_errmsg(s), "label"));
     /* a new master column is added */
     verso_column more[] = {{"id", VERSO_INT64, VERSO_FIELD_ID},
                            {"version", VERSO_INT64, VERSO_FIELD_VERSION},
@@ -273,7 +273,7 @@ static void test_reset_and_cascade(void **state)
     /* a recreated master: full resynchronisation */
     verso_db *m2 = open_db("master2", true);
     orm_item it = {.name = "fresh", .qty = 1};
-    assert_int_equal(verso_insert(m2, &orm_item_def, &it), 0);
+    assert_int_equal(verso_record_insert(m2, &orm_item_def, &it), 0);
     cursor = 0;
     replicate_reset(s, m2, &cursor, 1, true);
     assert_same(m2, s);
@@ -295,16 +295,16 @@ static void test_reset_is_atomic_for_readers(void **state)
     replicate(s, m, &cursor, 100);
     verso_db *r = NULL;
     assert_int_equal(verso_db_open(&r, verso_db_path(s), NULL), 0);
-    assert_int_equal(verso_count(&before, r, "item", NULL, 0), 0);
+    assert_int_equal(verso_query_count(&before, r, "item", NULL, 0), 0);
     assert_true(before > 0);
     assert_int_equal(verso_apply_begin(s, true), 0);
     const char *cols[] = {"id", "version", "qty"};
     verso_value vals[] = {VERSO_VALUE_INT(1), VERSO_VALUE_INT(1), VERSO_VALUE_INT(5)};
     assert_int_equal(verso_apply_upsert(s, "item", cols, vals, 3), 0);
-    assert_int_equal(verso_count(&during, r, "item", NULL, 0), 0);
+    assert_int_equal(verso_query_count(&during, r, "item", NULL, 0), 0);
     assert_int_equal(during, before);
     assert_int_equal(verso_apply_commit(s, verso_db_identity(m), 1), 0);
-    assert_int_equal(verso_count(&after, r, "item", NULL, 0), 0);
+    assert_int_equal(verso_query_count(&after, r, "item", NULL, 0), 0);
     assert_int_equal(after, 1);
     verso_info info;
     assert_int_equal(verso_db_info(&info, r), 0);
@@ -352,7 +352,7 @@ static const char *product_mismatch(verso_db *db)
     static char msg[600];
     assert_int_equal(verso_apply_begin(db, false), 0);
     int rc = verso_apply_table(db, "product", master_product, 5);
-    snprintf(msg, sizeof msg, "%s", rc == 0 ? "" : verso_errmsg(db));
+    snprintf(msg, sizeof msg, "%s", rc == 0 ? "" : verso_db_errmsg(db));
     if (rc != 0)
         assert_int_equal(rc, VERSO_ESCHEMA);
     assert_int_equal(verso_apply_abort(db), 0);
@@ -431,9 +431,9 @@ static void test_apply_table_names_key_differences(void **state)
     assert_int_equal(verso_apply_table(s, "product", local, 5), 0);
     assert_int_equal(verso_apply_upsert(s, "product", names, row, 3), 0);
     assert_int_equal(verso_apply_table(s, "product", master_product, 5), VERSO_ESCHEMA);
-    assert_string_equal(verso_errmsg(s), "table product: column version: the version on the "
-                                         "master, missing here; column rev exists here but not "
-                                         "on the master");
+    assert_string_equal(verso_db_errmsg(s), "table product: column version: the version on the "
+                                            "master, missing here; column rev exists here but not "
+                                            "on the master");
     assert_int_equal(verso_apply_abort(s), 0);
     verso_db_close(s);
 }
@@ -519,7 +519,7 @@ static void test_apply_table_keeps_not_null(void **state)
     assert_true(verso_table_column_at(t, 5)->flags & VERSO_FIELD_NOTNULL);
     int64_t n = -1;
     verso_cond zero = {.column = "stock", .op = VERSO_EQ, .value = VERSO_VALUE_INT(0)};
-    assert_int_equal(verso_count(&n, s, "product", &zero, 1), 0);
+    assert_int_equal(verso_query_count(&n, s, "product", &zero, 1), 0);
     assert_int_equal(n, 1);
     verso_db_close(s);
 }
@@ -545,7 +545,7 @@ static void test_apply_table_adds_columns_to_declared_table(void **state)
     assert_int_equal(verso_apply_commit(s, "11111111-2222-3333-4444-555555555555", 3), 0);
     assert_int_equal(verso_table_ncolumns(verso_db_table(s, "product")), 5);
     product p = {0};
-    assert_int_equal(verso_get(&p, s, &def, 4), 0);
+    assert_int_equal(verso_record_get(&p, s, &def, 4), 0);
     assert_string_equal(p.name, "a");
     assert_int_equal(p.version, 3);
     verso_record_clear(&def, &p);
@@ -564,9 +564,9 @@ static void test_first_apply_clears_local_rows(void **state)
         make_history(m);
         for (int i = 0; i < 60; i++) {
             orm_item it = {.name = "local", .qty = 1000 + i};
-            assert_int_equal(verso_insert(s, &orm_item_def, &it), 0);
+            assert_int_equal(verso_record_insert(s, &orm_item_def, &it), 0);
         }
-        assert_int_equal(verso_exec(s, "DELETE FROM item WHERE id > 45"), 0);
+        assert_int_equal(verso_db_exec(s, "DELETE FROM item WHERE id > 45"), 0);
         char old_identity[37];
         snprintf(old_identity, sizeof old_identity, "%s", verso_db_identity(s));
 
@@ -578,7 +578,7 @@ static void test_first_apply_clears_local_rows(void **state)
         for (size_t i = 0; i < verso_table_ncolumns(mt); i++)
             cols[i] = *verso_table_column_at(mt, i);
         assert_int_equal(verso_apply_table(s, "item", cols, verso_table_ncolumns(mt)), 0);
-        assert_int_equal(verso_count(&n, r, "item", NULL, 0), 0);
+        assert_int_equal(verso_query_count(&n, r, "item", NULL, 0), 0);
         assert_int_equal(n, 45); /* the old state until the commit */
         assert_int_equal(verso_apply_abort(s), 0);
         verso_db_close(r);

@@ -49,25 +49,25 @@ static void writer(unsigned seed)
         _exit(2);
     srand(seed);
     for (;;) {
-        if (verso_begin(db) != 0)
+        if (verso_db_begin(db) != 0)
             continue;
         int64_t last = 0;
         for (int i = 0; i < 1 + rand() % 20; i++) {
             orm_item it = {.name = "crash", .qty = i};
-            if (verso_insert(db, &orm_item_def, &it) == 0)
+            if (verso_record_insert(db, &orm_item_def, &it) == 0)
                 last = it.id;
         }
         if (rand() % 3 == 0 && last)
-            verso_delete(db, &orm_item_def, last - 1);
+            verso_record_delete(db, &orm_item_def, last - 1);
         if (rand() % 3 == 0)
-            verso_exec(db, "UPDATE item SET qty = qty + 1 WHERE id % 7 = 3");
+            verso_db_exec(db, "UPDATE item SET qty = qty + 1 WHERE id % 7 = 3");
         if (rand() % 5 == 0)
-            verso_rollback(db);
+            verso_db_rollback(db);
         else
-            verso_commit(db);
+            verso_db_commit(db);
         if (rand() % 4 == 0)
-            verso_exec(db, "DELETE FROM item WHERE id IN (SELECT id FROM item ORDER BY random() "
-                           "LIMIT 2)");
+            verso_db_exec(db, "DELETE FROM item WHERE id IN (SELECT id FROM item ORDER BY random() "
+                              "LIMIT 2)");
     }
 }
 
@@ -126,7 +126,7 @@ static void check_after_kill(int64_t *prev_head, int64_t **prev, size_t *nprev)
     }
     /* new writes continue strictly above the head */
     orm_item it = {.name = "check", .qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &it), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &it), 0);
     assert_int_equal(it.version, info.head + 1);
     free(*prev);
     *nprev = versions(prev, sq);

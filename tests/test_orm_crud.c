@@ -34,12 +34,12 @@ static void test_insert_get_roundtrip(void **state)
         .name = "widget", .price = 2.5, .qty = 7, .active = true, .data = {bytes, sizeof bytes}};
     for (int i = 0; i < 16; i++)
         it.uid.bytes[i] = (unsigned char)(i * 17);
-    assert_int_equal(verso_insert(db, &orm_item_def, &it), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &it), 0);
     assert_true(it.id > 0);
     assert_true(it.version > 0);
 
     orm_item got = {0};
-    assert_int_equal(verso_get(&got, db, &orm_item_def, it.id), 0);
+    assert_int_equal(verso_record_get(&got, db, &orm_item_def, it.id), 0);
     assert_int_equal(got.id, it.id);
     assert_int_equal(got.version, it.version);
     assert_string_equal(got.name, "widget");
@@ -55,7 +55,7 @@ static void test_insert_get_roundtrip(void **state)
     assert_null(got.data.data);
 
     orm_item missing = {0};
-    assert_int_equal(verso_get(&missing, db, &orm_item_def, 999), VERSO_ENOTFOUND);
+    assert_int_equal(verso_record_get(&missing, db, &orm_item_def, 999), VERSO_ENOTFOUND);
     verso_db_close(db);
 }
 
@@ -64,16 +64,16 @@ static void test_nulls_and_explicit_id(void **state)
     (void)state;
     verso_db *db = open_items();
     orm_item it = {.id = 42, .price_null = true, .qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &it), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &it), 0);
     assert_int_equal(it.id, 42);
     orm_item got = {0};
-    assert_int_equal(verso_get(&got, db, &orm_item_def, 42), 0);
+    assert_int_equal(verso_record_get(&got, db, &orm_item_def, 42), 0);
     assert_null(got.name);
     assert_true(got.price_null);
     assert_null(got.data.data);
     /* duplicate id: constraint, and nothing changes */
     orm_item dup = {.id = 42, .qty = 2};
-    assert_int_equal(verso_insert(db, &orm_item_def, &dup), VERSO_ECONSTRAINT);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &dup), VERSO_ECONSTRAINT);
     verso_info info;
     assert_int_equal(verso_db_info(&info, db), 0);
     assert_int_equal(info.head, it.version);
@@ -86,31 +86,31 @@ static void test_update_mask_and_versions(void **state)
     (void)state;
     verso_db *db = open_items();
     orm_item it = {.name = "a", .price = 1, .qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &it), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &it), 0);
     int64_t v1 = it.version;
     it.name = "b";
     it.qty = 99;
     const char *names[] = {"qty"};
     uint64_t mask;
-    assert_int_equal(verso_mask(&mask, &orm_item_def, names, 1), 0);
-    assert_int_equal(verso_update(db, &orm_item_def, &it, mask), 0);
+    assert_int_equal(verso_record_mask(&mask, &orm_item_def, names, 1), 0);
+    assert_int_equal(verso_record_update(db, &orm_item_def, &it, mask), 0);
     assert_true(it.version > v1);
     orm_item got = {0};
-    assert_int_equal(verso_get(&got, db, &orm_item_def, it.id), 0);
+    assert_int_equal(verso_record_get(&got, db, &orm_item_def, it.id), 0);
     assert_string_equal(got.name, "a"); /* not in the mask */
     assert_int_equal(got.qty, 99);
     assert_int_equal(got.version, it.version);
     verso_record_clear(&orm_item_def, &got);
 
-    assert_int_equal(verso_update(db, &orm_item_def, &it, 0), 0);
-    assert_int_equal(verso_get(&got, db, &orm_item_def, it.id), 0);
+    assert_int_equal(verso_record_update(db, &orm_item_def, &it, 0), 0);
+    assert_int_equal(verso_record_get(&got, db, &orm_item_def, it.id), 0);
     assert_string_equal(got.name, "b");
     verso_record_clear(&orm_item_def, &got);
 
     const char *bad[] = {"nope"};
-    assert_int_equal(verso_mask(&mask, &orm_item_def, bad, 1), VERSO_EINVAL);
+    assert_int_equal(verso_record_mask(&mask, &orm_item_def, bad, 1), VERSO_EINVAL);
     orm_item ghost = {.id = 12345, .qty = 1};
-    assert_int_equal(verso_update(db, &orm_item_def, &ghost, 0), VERSO_ENOTFOUND);
+    assert_int_equal(verso_record_update(db, &orm_item_def, &ghost, 0), VERSO_ENOTFOUND);
     verso_db_close(db);
 }
 
@@ -119,9 +119,9 @@ static void test_delete_leaves_tombstone(void **state)
     (void)state;
     verso_db *db = open_items();
     orm_item it = {.name = "x", .qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &it), 0);
-    assert_int_equal(verso_delete(db, &orm_item_def, it.id), 0);
-    assert_int_equal(verso_delete(db, &orm_item_def, it.id), VERSO_ENOTFOUND);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &it), 0);
+    assert_int_equal(verso_record_delete(db, &orm_item_def, it.id), 0);
+    assert_int_equal(verso_record_delete(db, &orm_item_def, it.id), VERSO_ENOTFOUND);
     verso_feed *f;
     const verso_feed_entry *e;
     verso_feed_options fo = VERSO_FEED_OPTIONS_INIT;
@@ -150,7 +150,7 @@ static void test_generic_rows_and_errors(void **state)
     assert_int_equal(verso_row_insert(NULL, NULL, db, "nosuch", cols, vals, 3), VERSO_ENOTFOUND);
     const char *badc[] = {"bogus"};
     assert_int_equal(verso_row_insert(NULL, NULL, db, "item", badc, vals, 1), VERSO_EINVAL);
-    assert_non_null(strstr(verso_errmsg(db), "bogus"));
+    assert_non_null(strstr(verso_db_errmsg(db), "bogus"));
     /* as in SQLite, any storage class goes into any column, but the id takes an integer */
     const char *qtyc[] = {"qty"};
     verso_value txt = VERSO_VALUE_TEXT("seven");
@@ -159,7 +159,7 @@ static void test_generic_rows_and_errors(void **state)
     assert_int_equal(verso_row_delete(db, "item", tid, 0), 0);
     const char *idc[] = {"id"};
     assert_int_equal(verso_row_insert(NULL, NULL, db, "item", idc, &txt, 1), VERSO_ETYPE);
-    assert_non_null(strstr(verso_errmsg(db), "id"));
+    assert_non_null(strstr(verso_db_errmsg(db), "id"));
     const char *verc[] = {"version"};
     assert_int_equal(verso_row_insert(NULL, NULL, db, "item", verc, vals + 1, 1), VERSO_EINVAL);
     const char *uidc[] = {"uid"};
@@ -188,15 +188,15 @@ static void test_generic_rows_and_errors(void **state)
 
 static void fill(verso_db *db, int n)
 {
-    assert_int_equal(verso_begin(db), 0);
+    assert_int_equal(verso_db_begin(db), 0);
     for (int i = 0; i < n; i++) {
         char name[32];
         snprintf(name, sizeof name, "n%02d", i % 7);
         orm_item it = {.name = (i % 5 == 0) ? NULL : name, .qty = i % 4, .price = i};
         it.price_null = i % 3 == 0;
-        assert_int_equal(verso_insert(db, &orm_item_def, &it), 0);
+        assert_int_equal(verso_record_insert(db, &orm_item_def, &it), 0);
     }
-    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(verso_db_commit(db), 0);
 }
 
 static void test_query_conditions(void **state)
@@ -206,22 +206,22 @@ static void test_query_conditions(void **state)
     fill(db, 50);
     int64_t n;
     verso_cond c[2] = {{.column = "qty", .op = VERSO_EQ, .value = VERSO_VALUE_INT(2)}};
-    assert_int_equal(verso_count(&n, db, "item", c, 1), 0);
+    assert_int_equal(verso_query_count(&n, db, "item", c, 1), 0);
     assert_int_equal(n, 12);
     c[1] = (verso_cond){.column = "name", .op = VERSO_IS_NULL};
-    assert_int_equal(verso_count(&n, db, "item", c, 2), 0);
+    assert_int_equal(verso_query_count(&n, db, "item", c, 2), 0);
     assert_int_equal(n, 2); /* i in {10, 30} */
     verso_value in[] = {VERSO_VALUE_INT(1), VERSO_VALUE_INT(3)};
     verso_cond ci = {.column = "qty", .op = VERSO_IN, .list = in, .nlist = 2};
-    assert_int_equal(verso_count(&n, db, "item", &ci, 1), 0);
+    assert_int_equal(verso_query_count(&n, db, "item", &ci, 1), 0);
     assert_int_equal(n, 25);
     verso_cond cl = {.column = "name", .op = VERSO_LIKE, .value = VERSO_VALUE_TEXT("n0%")};
-    assert_int_equal(verso_count(&n, db, "item", &cl, 1), 0);
+    assert_int_equal(verso_query_count(&n, db, "item", &cl, 1), 0);
     assert_int_equal(n, 40);
     verso_cond bad = {.column = "nope", .op = VERSO_EQ, .value = VERSO_VALUE_INT(1)};
-    assert_int_equal(verso_count(&n, db, "item", &bad, 1), VERSO_EINVAL);
-    assert_non_null(strstr(verso_errmsg(db), "nope"));
-    assert_int_equal(verso_count(&n, db, "zzz", NULL, 0), VERSO_ENOTFOUND);
+    assert_int_equal(verso_query_count(&n, db, "item", &bad, 1), VERSO_EINVAL);
+    assert_non_null(strstr(verso_db_errmsg(db), "nope"));
+    assert_int_equal(verso_query_count(&n, db, "zzz", NULL, 0), VERSO_ENOTFOUND);
 
     verso_query q = VERSO_QUERY_INIT;
     verso_order o = {"price", true};
@@ -245,7 +245,7 @@ static void test_query_conditions(void **state)
         assert_true(v.u.d == expect[i]);
     }
     assert_int_equal(verso_iter_next(it), 0);
-    verso_iter_free(it);
+    verso_iter_close(it);
     verso_db_close(db);
 }
 
@@ -266,7 +266,7 @@ static void keyset_walk(verso_db *db, const verso_order *order, size_t norder)
         verso_iter_value(&v, it, 0);
         all[nall++] = v.u.i;
     }
-    verso_iter_free(it);
+    verso_iter_close(it);
 
     verso_value after[3];
     char text[3][64];
@@ -298,7 +298,7 @@ static void keyset_walk(verso_db *db, const verso_order *order, size_t norder)
             }
             after[norder] = v;
         }
-        verso_iter_free(it);
+        verso_iter_close(it);
         if (!got)
             break;
         q.after = after;
@@ -342,7 +342,7 @@ static void test_iter_record(void **state)
         n++;
     }
     assert_int_equal(n, 10);
-    verso_iter_free(it);
+    verso_iter_close(it);
     verso_db_close(db);
 }
 
@@ -365,16 +365,16 @@ static void test_unique_and_not_null(void **state)
     o.ntables = 1;
     assert_int_equal(verso_db_open(&db, orm_tmp_path("tag"), &o), 0);
     tag a = {.label = "red"}, b = {.label = "red"}, c = {.label = NULL};
-    assert_int_equal(verso_insert(db, &tag_def, &a), 0);
-    assert_int_equal(verso_insert(db, &tag_def, &b), VERSO_ECONSTRAINT);
-    assert_int_equal(verso_insert(db, &tag_def, &c), VERSO_ECONSTRAINT);
+    assert_int_equal(verso_record_insert(db, &tag_def, &a), 0);
+    assert_int_equal(verso_record_insert(db, &tag_def, &b), VERSO_ECONSTRAINT);
+    assert_int_equal(verso_record_insert(db, &tag_def, &c), VERSO_ECONSTRAINT);
     tag d = {.label = "blue"};
-    assert_int_equal(verso_insert(db, &tag_def, &d), 0);
+    assert_int_equal(verso_record_insert(db, &tag_def, &d), 0);
     d.label = "red";
-    assert_int_equal(verso_update(db, &tag_def, &d, 0), VERSO_ECONSTRAINT);
+    assert_int_equal(verso_record_update(db, &tag_def, &d, 0), VERSO_ECONSTRAINT);
     assert_int_equal(d.version, a.version + 1); /* unchanged by the failed update */
     orm_item it = {.qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &it), VERSO_EINVAL); /* not declared */
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &it), VERSO_EINVAL); /* not declared */
     verso_info info;
     assert_int_equal(verso_db_info(&info, db), 0);
     assert_int_equal(info.head, d.version);

@@ -38,29 +38,29 @@ static verso_db *open_two(const char *path)
 static int64_t history(verso_db *db, unsigned seed, int n)
 {
     srand(seed);
-    assert_int_equal(verso_begin(db), 0);
+    assert_int_equal(verso_db_begin(db), 0);
     for (int i = 0; i < n; i++) {
         int r = rand() % 10;
         if (r < 4) {
             orm_item it = {.qty = i};
-            assert_int_equal(verso_insert(db, &orm_item_def, &it), 0);
+            assert_int_equal(verso_record_insert(db, &orm_item_def, &it), 0);
         } else if (r < 7) {
             other o = {.n = i};
-            assert_int_equal(verso_insert(db, &other_def, &o), 0);
+            assert_int_equal(verso_record_insert(db, &other_def, &o), 0);
         } else if (r < 9) {
             const char *t = r == 7 ? "item" : "other";
             char sql[128];
             snprintf(sql, sizeof sql, "UPDATE %s SET %s = %d WHERE id = %d", t,
                      r == 7 ? "qty" : "n", i, 1 + rand() % (i + 1));
-            assert_int_equal(verso_exec(db, sql), 0);
+            assert_int_equal(verso_db_exec(db, sql), 0);
         } else {
             char sql[128];
             snprintf(sql, sizeof sql, "DELETE FROM %s WHERE id = %d", rand() % 2 ? "item" : "other",
                      1 + rand() % (i + 1));
-            assert_int_equal(verso_exec(db, sql), 0);
+            assert_int_equal(verso_db_exec(db, sql), 0);
         }
     }
-    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(verso_db_commit(db), 0);
     verso_info info;
     assert_int_equal(verso_db_info(&info, db), 0);
     return info.head;
@@ -188,9 +188,9 @@ static void test_snapshot_is_stable(void **state)
     verso_feed_close(f);
 
     /* the feed refuses to run inside a write transaction */
-    assert_int_equal(verso_begin(r), 0);
+    assert_int_equal(verso_db_begin(r), 0);
     assert_int_equal(verso_feed_open(&f, r, NULL), VERSO_ESTATE);
-    assert_int_equal(verso_rollback(r), 0);
+    assert_int_equal(verso_db_rollback(r), 0);
     verso_db_close(r);
     verso_db_close(w);
 }
@@ -199,15 +199,15 @@ static void test_prune_and_horizon(void **state)
 {
     (void)state;
     verso_db *db = open_two(orm_tmp_path("prune"));
-    assert_int_equal(verso_begin(db), 0);
+    assert_int_equal(verso_db_begin(db), 0);
     for (int i = 0; i < 20; i++) {
         orm_item it = {.qty = i};
-        assert_int_equal(verso_insert(db, &orm_item_def, &it), 0);
+        assert_int_equal(verso_record_insert(db, &orm_item_def, &it), 0);
     }
-    assert_int_equal(verso_commit(db), 0);
-    assert_int_equal(verso_exec(db, "DELETE FROM item WHERE id <= 10"), 0); /* versions 21..30 */
+    assert_int_equal(verso_db_commit(db), 0);
+    assert_int_equal(verso_db_exec(db, "DELETE FROM item WHERE id <= 10"), 0); /* versions 21..30 */
     int64_t h;
-    assert_int_equal(verso_prune_version(&h, db, 25), 0);
+    assert_int_equal(verso_db_prune_version(&h, db, 25), 0);
     assert_int_equal(h, 25);
     verso_info info;
     assert_int_equal(verso_db_info(&info, db), 0);
@@ -218,7 +218,7 @@ static void test_prune_and_horizon(void **state)
     const verso_feed_entry *e;
     fo.since = 24;
     assert_int_equal(verso_feed_open(&f, db, &fo), VERSO_EHORIZON);
-    assert_non_null(strstr(verso_errmsg(db), "25"));
+    assert_non_null(strstr(verso_db_errmsg(db), "25"));
     fo.since = 25;
     assert_int_equal(verso_feed_open(&f, db, &fo), 0);
     int n = 0;
@@ -239,19 +239,19 @@ static void test_prune_and_horizon(void **state)
     verso_feed_close(f);
 
     /* the horizon never moves back; pruning beyond the head is clamped */
-    assert_int_equal(verso_prune_version(&h, db, 3), 0);
+    assert_int_equal(verso_db_prune_version(&h, db, 3), 0);
     assert_int_equal(h, 25);
-    assert_int_equal(verso_prune_version(&h, db, 1000), 0);
+    assert_int_equal(verso_db_prune_version(&h, db, 1000), 0);
     assert_int_equal(h, 30);
 
     /* by age: a fresh tombstone is kept with a long max age, pruned with 0 */
-    assert_int_equal(verso_exec(db, "DELETE FROM item WHERE id = 11"), 0);
-    assert_int_equal(verso_prune_age(&h, db, 3600 * 1000), 0);
+    assert_int_equal(verso_db_exec(db, "DELETE FROM item WHERE id = 11"), 0);
+    assert_int_equal(verso_db_prune_age(&h, db, 3600 * 1000), 0);
     assert_int_equal(h, 30);
-    assert_int_equal(verso_exec(db, "UPDATE _verso_tombstones SET at = at - 10000"), 0);
-    assert_int_equal(verso_prune_age(&h, db, 5000), 0);
+    assert_int_equal(verso_db_exec(db, "UPDATE _verso_tombstones SET at = at - 10000"), 0);
+    assert_int_equal(verso_db_prune_age(&h, db, 5000), 0);
     assert_int_equal(h, 31);
-    assert_int_equal(verso_prune_age(&h, db, -1), VERSO_EINVAL);
+    assert_int_equal(verso_db_prune_age(&h, db, -1), VERSO_EINVAL);
     verso_db_close(db);
 }
 

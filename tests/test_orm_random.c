@@ -95,7 +95,7 @@ static void op_insert(verso_db *db)
     char name[16];
     snprintf(name, sizeof name, "n%u", rnd(1000));
     orm_item it = {.id = id, .qty = rnd(100), .name = rnd(4) ? name : NULL, .price_null = true};
-    assert_int_equal(verso_insert(db, &orm_item_def, &it), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &it), 0);
     set_row(id, it.qty, it.name);
     assert_int_equal(it.version, m.head);
 }
@@ -106,13 +106,13 @@ static void op_update(verso_db *db)
     if (!id)
         return;
     orm_item it = {0};
-    assert_int_equal(verso_get(&it, db, &orm_item_def, id), 0);
+    assert_int_equal(verso_record_get(&it, db, &orm_item_def, id), 0);
     const char *q[] = {"qty"};
     uint64_t mask = 0;
     if (rnd(2))
-        assert_int_equal(verso_mask(&mask, &orm_item_def, q, 1), 0);
+        assert_int_equal(verso_record_mask(&mask, &orm_item_def, q, 1), 0);
     it.qty = rnd(100);
-    assert_int_equal(verso_update(db, &orm_item_def, &it, mask), 0);
+    assert_int_equal(verso_record_update(db, &orm_item_def, &it, mask), 0);
     set_row(id, it.qty, it.name);
     assert_int_equal(it.version, m.head);
     verso_record_clear(&orm_item_def, &it);
@@ -124,7 +124,7 @@ static void op_delete(verso_db *db)
     if (!id)
         return;
     if (rnd(2))
-        assert_int_equal(verso_delete(db, &orm_item_def, id), 0);
+        assert_int_equal(verso_record_delete(db, &orm_item_def, id), 0);
     else
         assert_int_equal(verso_row_delete(db, "item", id, m.rows[id].version), 0);
     m.rows[id].live = false;
@@ -159,14 +159,14 @@ static void op_raw(verso_db *db)
         if (!(id = pick_live()))
             return;
         snprintf(sql, sizeof sql, "UPDATE item SET qty = qty + 1 WHERE id = %lld", (long long)id);
-        assert_int_equal(verso_exec(db, sql), 0);
+        assert_int_equal(verso_db_exec(db, sql), 0);
         set_row(id, m.rows[id].qty + 1, m.rows[id].has_name ? m.rows[id].name : NULL);
         break;
     case 1:
         if (!(id = pick_live()))
             return;
         snprintf(sql, sizeof sql, "DELETE FROM item WHERE id = %lld", (long long)id);
-        assert_int_equal(verso_exec(db, sql), 0);
+        assert_int_equal(verso_db_exec(db, sql), 0);
         m.rows[id].live = false;
         m.head++;
         break;
@@ -175,7 +175,7 @@ static void op_raw(verso_db *db)
             return;
         snprintf(sql, sizeof sql, "INSERT INTO item(id, name, qty) VALUES (%lld, 'raw', 5)",
                  (long long)id);
-        assert_int_equal(verso_exec(db, sql), 0);
+        assert_int_equal(verso_db_exec(db, sql), 0);
         set_row(id, 5, "raw");
         break;
     }
@@ -187,7 +187,7 @@ static void op_failing(verso_db *db)
     if (!id)
         return;
     orm_item dup = {.id = id, .qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &dup), VERSO_ECONSTRAINT);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &dup), VERSO_ECONSTRAINT);
 }
 
 static void (*const ops[])(verso_db *) = {op_insert,         op_insert, op_insert,
@@ -263,7 +263,7 @@ static void check_model(verso_db *db)
         }
         seen++;
     }
-    verso_iter_free(it);
+    verso_iter_close(it);
     assert_int_equal(seen, live);
     verso_info info;
     assert_int_equal(verso_db_info(&info, db), 0);
@@ -304,16 +304,16 @@ static void run(unsigned seed)
         bool txn = rnd(3) != 0;
         if (txn) {
             saved = m;
-            assert_int_equal(verso_begin(db), 0);
+            assert_int_equal(verso_db_begin(db), 0);
         }
         int n = txn ? 1 + (int)rnd(30) : 1;
         for (int i = 0; i < n; i++, done++)
             ops[rnd(sizeof ops / sizeof ops[0])](db);
         if (txn && rnd(5) == 0) {
-            assert_int_equal(verso_rollback(db), 0);
+            assert_int_equal(verso_db_rollback(db), 0);
             m = saved;
         } else if (txn) {
-            assert_int_equal(verso_commit(db), 0);
+            assert_int_equal(verso_db_commit(db), 0);
         }
         if (rnd(40) == 0) {
             replicate(slave, db, &cursor);

@@ -64,7 +64,7 @@ static void test_shell_writes_are_tracked(void **state)
     snprintf(path, sizeof path, "%s", orm_tmp_path("raw"));
     verso_db *db = open_items();
     orm_item a = {.name = "orm", .qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &a), 0);
     int64_t cursor = a.version;
 
     shell("INSERT INTO item(name, qty) VALUES ('s1', 1), ('s2', 2), ('s3', 3);");
@@ -104,7 +104,7 @@ static void test_shell_writes_are_tracked(void **state)
 
     /* the ORM continues above what the shell handed out */
     orm_item b = {.name = "after", .qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &b), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &b), 0);
     assert_int_equal(b.version, cursor + 1);
 
     char out[256];
@@ -143,9 +143,9 @@ static void test_concurrent_processes(void **state)
             int bad = 0;
             for (int i = 0; i < NROWS && !bad; i++) {
                 orm_item it = {.qty = k};
-                bad = verso_insert(c, &orm_item_def, &it) != 0;
+                bad = verso_record_insert(c, &orm_item_def, &it) != 0;
                 if (!bad && i % 10 == 0)
-                    bad = verso_delete(c, &orm_item_def, it.id) != 0;
+                    bad = verso_record_delete(c, &orm_item_def, it.id) != 0;
             }
             verso_db_close(c);
             _exit(bad);
@@ -159,7 +159,7 @@ static void test_concurrent_processes(void **state)
         assert_true(info.head >= last_head);
         last_head = info.head;
         int64_t n;
-        assert_int_equal(verso_count(&n, db, "item", NULL, 0), 0);
+        assert_int_equal(verso_query_count(&n, db, "item", NULL, 0), 0);
     }
     for (int k = 0; k < NPROC; k++) {
         int st;
@@ -184,10 +184,10 @@ static void test_open_while_another_handle_writes(void **state)
     snprintf(path, sizeof path, "%s", orm_tmp_path("openbusy"));
     verso_db *w = open_items();
     orm_item a = {.qty = 1};
-    assert_int_equal(verso_insert(w, &orm_item_def, &a), 0);
-    assert_int_equal(verso_begin(w), 0); /* holds the write lock */
+    assert_int_equal(verso_record_insert(w, &orm_item_def, &a), 0);
+    assert_int_equal(verso_db_begin(w), 0); /* holds the write lock */
     orm_item b = {.qty = 2};
-    assert_int_equal(verso_insert(w, &orm_item_def, &b), 0);
+    assert_int_equal(verso_record_insert(w, &orm_item_def, &b), 0);
 
     /* an up-to-date file is opened without the write lock: no waiting */
     const verso_table_def *tabs[] = {&orm_item_def};
@@ -198,13 +198,13 @@ static void test_open_while_another_handle_writes(void **state)
     o.busy_timeout_ms = 1;
     assert_int_equal(verso_db_open(&r, path, &o), 0);
     int64_t n;
-    assert_int_equal(verso_count(&n, r, "item", NULL, 0), 0);
+    assert_int_equal(verso_query_count(&n, r, "item", NULL, 0), 0);
     assert_int_equal(n, 1); /* the uncommitted row is not visible */
     orm_item got = {0};
-    assert_int_equal(verso_get(&got, r, &orm_item_def, a.id), 0);
-    assert_int_equal(verso_insert(r, &orm_item_def, &got), VERSO_EBUSY);
-    assert_int_equal(verso_commit(w), 0);
-    assert_int_equal(verso_count(&n, r, "item", NULL, 0), 0);
+    assert_int_equal(verso_record_get(&got, r, &orm_item_def, a.id), 0);
+    assert_int_equal(verso_record_insert(r, &orm_item_def, &got), VERSO_EBUSY);
+    assert_int_equal(verso_db_commit(w), 0);
+    assert_int_equal(verso_query_count(&n, r, "item", NULL, 0), 0);
     assert_int_equal(n, 2);
     verso_db_close(r);
     verso_db_close(w);

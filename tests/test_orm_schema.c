@@ -133,7 +133,7 @@ static void test_migration_adds_columns(void **state)
     char identity[37];
     snprintf(identity, sizeof identity, "%s", verso_db_identity(db));
     v1 a = {.name = "old"};
-    assert_int_equal(verso_insert(db, &v1_def, &a), 0);
+    assert_int_equal(verso_record_insert(db, &v1_def, &a), 0);
     assert_int_equal(verso_table_ncolumns(verso_db_table(db, "thing")), 3);
     verso_db_close(db);
 
@@ -148,21 +148,21 @@ static void test_migration_adds_columns(void **state)
                      VERSO_DOUBLE);
     assert_string_equal(verso_db_identity(db), identity); /* same database */
     v2 got = {0};
-    assert_int_equal(verso_get(&got, db, &v2_def, a.id), 0);
+    assert_int_equal(verso_record_get(&got, db, &v2_def, a.id), 0);
     assert_string_equal(got.name, "old");
     assert_int_equal(got.qty, 0);
     assert_true(got.price_null);
     assert_int_equal(got.version, a.version); /* migration does not touch versions */
     verso_record_clear(&v2_def, &got);
     v2 b = {.name = "new", .qty = 3, .price = 1.5};
-    assert_int_equal(verso_insert(db, &v2_def, &b), 0);
+    assert_int_equal(verso_record_insert(db, &v2_def, &b), 0);
     assert_int_equal(b.version, a.version + 1);
     verso_db_close(db);
 
     /* reopening with the old struct still works: extra columns are left alone */
     db = open_with(path, &v1_def);
     v1 c = {0};
-    assert_int_equal(verso_get(&c, db, &v1_def, b.id), 0);
+    assert_int_equal(verso_record_get(&c, db, &v1_def, b.id), 0);
     assert_string_equal(c.name, "new");
     verso_record_clear(&v1_def, &c);
     verso_db_close(db);
@@ -202,11 +202,11 @@ static void test_track_plain_table(void **state)
                      SQLITE_OK);
     sqlite3_close(sq);
     verso_db *db = open_with(path, NULL);
-    assert_int_equal(verso_track(db, "missing", NULL), VERSO_ENOTFOUND);
-    assert_int_equal(verso_track(db, "nopk", NULL), VERSO_ESCHEMA);
-    assert_int_equal(verso_track(db, "bad name", NULL), VERSO_ESCHEMA);
-    assert_int_equal(verso_track(db, "plain", "rv"), 0);
-    assert_int_equal(verso_track(db, "plain", "rv"), 0); /* idempotent */
+    assert_int_equal(verso_db_track(db, "missing", NULL), VERSO_ENOTFOUND);
+    assert_int_equal(verso_db_track(db, "nopk", NULL), VERSO_ESCHEMA);
+    assert_int_equal(verso_db_track(db, "bad name", NULL), VERSO_ESCHEMA);
+    assert_int_equal(verso_db_track(db, "plain", "rv"), 0);
+    assert_int_equal(verso_db_track(db, "plain", "rv"), 0); /* idempotent */
     const verso_table *t = verso_db_table(db, "plain");
     assert_non_null(t);
     assert_int_equal(verso_table_ncolumns(t), 7);
@@ -230,7 +230,7 @@ static void test_track_plain_table(void **state)
     assert_int_equal(info.head, 3);
     int64_t n;
     verso_cond c = {.column = "rv", .op = VERSO_IS_NULL};
-    assert_int_equal(verso_count(&n, db, "plain", &c, 1), 0);
+    assert_int_equal(verso_query_count(&n, db, "plain", &c, 1), 0);
     assert_int_equal(n, 0);
     verso_db_close(db);
 }
@@ -242,8 +242,8 @@ static void test_schema_refresh_sees_other_handle(void **state)
     snprintf(path, sizeof path, "%s", orm_tmp_path("refresh"));
     verso_db *a = open_with(path, NULL), *b = open_with(path, NULL);
     assert_int_equal(verso_db_ntables(b), 0);
-    assert_int_equal(verso_exec(a, "CREATE TABLE late(id INTEGER PRIMARY KEY, x TEXT)"), 0);
-    assert_int_equal(verso_track(a, "late", NULL), 0);
+    assert_int_equal(verso_db_exec(a, "CREATE TABLE late(id INTEGER PRIMARY KEY, x TEXT)"), 0);
+    assert_int_equal(verso_db_track(a, "late", NULL), 0);
     /* generic calls on b notice the new table by themselves */
     const char *cols[] = {"x"};
     verso_value v = VERSO_VALUE_TEXT("hi");
@@ -264,7 +264,7 @@ static void test_readonly_open(void **state)
     snprintf(path, sizeof path, "%s", orm_tmp_path("ro"));
     verso_db *w = open_with(path, &v1_def);
     v1 a = {.name = "x"};
-    assert_int_equal(verso_insert(w, &v1_def, &a), 0);
+    assert_int_equal(verso_record_insert(w, &v1_def, &a), 0);
     verso_db_close(w);
 
     const verso_table_def *tabs[] = {&v1_def};
@@ -275,11 +275,11 @@ static void test_readonly_open(void **state)
     o.readonly = true;
     assert_int_equal(verso_db_open(&db, path, &o), 0);
     v1 got = {0};
-    assert_int_equal(verso_get(&got, db, &v1_def, a.id), 0);
+    assert_int_equal(verso_record_get(&got, db, &v1_def, a.id), 0);
     assert_string_equal(got.name, "x");
     verso_record_clear(&v1_def, &got);
     v1 b = {.name = "y"};
-    assert_true(verso_insert(db, &v1_def, &b) < 0);
+    assert_true(verso_record_insert(db, &v1_def, &b) < 0);
     verso_db_close(db);
 
     o.readonly = false;
@@ -313,16 +313,16 @@ static void test_reload_keeps_unchanged_tables(void **state)
 
     static const char fixture[] =
         "{\"verso\":1,\"tables\":{\"thing\":[{\"id\":1,\"name\":\"a\"}]}}";
-    assert_int_equal(verso_load(db, fixture, strlen(fixture)), 0);
+    assert_int_equal(verso_fixture_load(db, fixture, strlen(fixture)), 0);
     verso_buf b = VERSO_BUF_INIT;
-    assert_int_equal(verso_dump(&b, db, "nothing"), VERSO_ENOTFOUND);
-    assert_int_equal(verso_dump(&b, db, "thing"), 0);
+    assert_int_equal(verso_fixture_dump(&b, db, "nothing"), VERSO_ENOTFOUND);
+    assert_int_equal(verso_fixture_dump(&b, db, "thing"), 0);
     verso_buf_free(&b);
     assert_ptr_equal(verso_db_table(db, "thing"), t);
 
     /* a real change gives a new object; the old one stays readable */
     other_exec(path, "ALTER TABLE thing ADD COLUMN extra TEXT");
-    assert_int_equal(verso_load(db, fixture, strlen(fixture)), 0);
+    assert_int_equal(verso_fixture_load(db, fixture, strlen(fixture)), 0);
     const verso_table *t2 = verso_db_table(db, "thing");
     assert_ptr_not_equal(t2, t);
     assert_true(verso_table_column_index(t2, "extra") >= 0);

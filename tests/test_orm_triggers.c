@@ -96,8 +96,8 @@ static void test_abort_trigger_stops_orm_writes(void **state)
           "BEGIN SELECT RAISE(ABORT, 'negative qty'); END;");
 
     orm_item bad = {.name = "bad", .qty = -1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &bad), VERSO_ECONSTRAINT);
-    assert_non_null(strstr(verso_errmsg(db), "negative qty"));
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &bad), VERSO_ECONSTRAINT);
+    assert_non_null(strstr(verso_db_errmsg(db), "negative qty"));
     const char *cols[] = {"name", "qty"};
     verso_value vals[] = {VERSO_VALUE_TEXT("bad"), VERSO_VALUE_INT(-5)};
     assert_int_equal(verso_row_insert(NULL, NULL, db, "item", cols, vals, 2), VERSO_ECONSTRAINT);
@@ -106,16 +106,16 @@ static void test_abort_trigger_stops_orm_writes(void **state)
 
     /* inside a transaction: the failed insert is undone, the others stay */
     orm_item a = {.name = "a", .qty = 1}, b = {.name = "b", .qty = 2};
-    assert_int_equal(verso_begin(db), 0);
-    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
-    assert_int_equal(verso_insert(db, &orm_item_def, &bad), VERSO_ECONSTRAINT);
-    assert_int_equal(verso_insert(db, &orm_item_def, &b), 0);
-    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(verso_db_begin(db), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &bad), VERSO_ECONSTRAINT);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &b), 0);
+    assert_int_equal(verso_db_commit(db), 0);
     assert_true(b.version > a.version);
     assert_int_equal(scalar(db, "SELECT count(*) FROM item"), 2);
 
     a.qty = -3;
-    assert_int_equal(verso_update(db, &orm_item_def, &a, 0), VERSO_ECONSTRAINT);
+    assert_int_equal(verso_record_update(db, &orm_item_def, &a, 0), VERSO_ECONSTRAINT);
     assert_int_equal(scalar(db, "SELECT qty FROM item WHERE name = 'a'"), 1);
     verso_value neg = VERSO_VALUE_INT(-4);
     assert_int_equal(verso_row_update(NULL, db, "item", b.id, &cols[1], &neg, 1, 0),
@@ -138,14 +138,14 @@ static void test_audit_trigger_fires_for_orm_writes(void **state)
           "INSERT INTO audit VALUES ('D', OLD.id, OLD.qty); END;");
 
     orm_item a = {.name = "a", .qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &a), 0);
     a.qty = 2;
-    assert_int_equal(verso_update(db, &orm_item_def, &a, 0), 0);
+    assert_int_equal(verso_record_update(db, &orm_item_def, &a, 0), 0);
     int64_t id2;
     const char *cols[] = {"name", "qty"};
     verso_value vals[] = {VERSO_VALUE_TEXT("b"), VERSO_VALUE_INT(7)};
     assert_int_equal(verso_row_insert(&id2, NULL, db, "item", cols, vals, 2), 0);
-    assert_int_equal(verso_delete(db, &orm_item_def, a.id), 0);
+    assert_int_equal(verso_record_delete(db, &orm_item_def, a.id), 0);
     assert_int_equal(verso_row_delete(db, "item", id2, 0), 0);
 
     assert_int_equal(scalar(db, "SELECT count(*) FROM audit"), 5);
@@ -191,23 +191,23 @@ static void test_trigger_writing_tracked_table(void **state)
 {
     (void)state;
     verso_db *db = open_items("trig_cascade");
-    assert_int_equal(verso_exec(db, "CREATE TABLE log(id INTEGER PRIMARY KEY, what TEXT)"), 0);
-    assert_int_equal(verso_track(db, "log", NULL), 0);
+    assert_int_equal(verso_db_exec(db, "CREATE TABLE log(id INTEGER PRIMARY KEY, what TEXT)"), 0);
+    assert_int_equal(verso_db_track(db, "log", NULL), 0);
     other("CREATE TRIGGER item_log_i AFTER INSERT ON item BEGIN "
           "INSERT INTO log(what) VALUES ('ins ' || NEW.name); END;"
           "CREATE TRIGGER item_log_d BEFORE DELETE ON item BEGIN "
           "INSERT INTO log(what) VALUES ('del ' || OLD.name); END;");
     seen s = {0};
-    assert_int_equal(verso_on_commit(db, hook, &s), 0);
+    assert_int_equal(verso_db_on_commit(db, hook, &s), 0);
 
     orm_item a = {.name = "a", .qty = 1}, b = {.name = "b", .qty = 2};
-    assert_int_equal(verso_begin(db), 0);
-    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
-    assert_int_equal(verso_insert(db, &orm_item_def, &b), 0);
+    assert_int_equal(verso_db_begin(db), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &b), 0);
     b.qty = 3;
-    assert_int_equal(verso_update(db, &orm_item_def, &b, 0), 0);
-    assert_int_equal(verso_delete(db, &orm_item_def, a.id), 0);
-    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(verso_record_update(db, &orm_item_def, &b, 0), 0);
+    assert_int_equal(verso_record_delete(db, &orm_item_def, a.id), 0);
+    assert_int_equal(verso_db_commit(db), 0);
 
     /* a 1, its log row 2, b 3, its log row 4, b's update 5, a's log row 6
      * (BEFORE DELETE), a's tombstone 7 */
@@ -233,28 +233,28 @@ static void test_trigger_writing_tracked_table(void **state)
     verso_db_close(db);
 }
 
-/* A trigger made through verso_exec inside a transaction binds the writes
+/* A trigger made through verso_db_exec inside a transaction binds the writes
  * after it; once dropped, deletes write their tombstones by hand again. */
 static void test_trigger_made_and_dropped_through_exec(void **state)
 {
     (void)state;
     verso_db *db = open_items("trig_exec");
     orm_item a = {.name = "a", .qty = 1}, b = {.name = "b", .qty = 2}, c = {.name = "c", .qty = 3};
-    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
-    assert_int_equal(verso_begin(db), 0);
-    assert_int_equal(verso_exec(db, "CREATE TRIGGER no_b BEFORE INSERT ON item WHEN NEW.name = "
-                                    "'b' BEGIN SELECT RAISE(ABORT, 'no b'); END"),
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_db_begin(db), 0);
+    assert_int_equal(verso_db_exec(db, "CREATE TRIGGER no_b BEFORE INSERT ON item WHEN NEW.name = "
+                                       "'b' BEGIN SELECT RAISE(ABORT, 'no b'); END"),
                      0);
-    assert_int_equal(verso_insert(db, &orm_item_def, &b), VERSO_ECONSTRAINT);
-    assert_int_equal(verso_insert(db, &orm_item_def, &c), 0);
-    assert_int_equal(verso_delete(db, &orm_item_def, a.id), 0);
-    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &b), VERSO_ECONSTRAINT);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &c), 0);
+    assert_int_equal(verso_record_delete(db, &orm_item_def, a.id), 0);
+    assert_int_equal(verso_db_commit(db), 0);
     assert_int_equal(scalar(db, "SELECT count(*) FROM _verso_tombstones"), 1);
 
-    assert_int_equal(verso_exec(db, "DROP TRIGGER no_b"), 0);
-    assert_int_equal(verso_insert(db, &orm_item_def, &b), 0);
-    assert_int_equal(verso_delete(db, &orm_item_def, c.id), 0);
-    assert_int_equal(verso_delete(db, &orm_item_def, b.id), 0);
+    assert_int_equal(verso_db_exec(db, "DROP TRIGGER no_b"), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &b), 0);
+    assert_int_equal(verso_record_delete(db, &orm_item_def, c.id), 0);
+    assert_int_equal(verso_record_delete(db, &orm_item_def, b.id), 0);
     assert_int_equal(scalar(db, "SELECT count(*) FROM _verso_tombstones"), 3);
     assert_int_equal(scalar(db, "SELECT count(*) FROM item"), 0);
     check_versions(db, "SELECT version AS v FROM item");
@@ -268,13 +268,13 @@ static void test_temp_trigger_counts(void **state)
 {
     (void)state;
     verso_db *db = open_items("trig_temp");
-    assert_int_equal(verso_exec(db, "CREATE TABLE log(id INTEGER PRIMARY KEY, what TEXT)"), 0);
-    assert_int_equal(verso_track(db, "log", NULL), 0);
-    assert_int_equal(verso_exec(db, "CREATE TEMP TRIGGER item_log AFTER INSERT ON main.item "
-                                    "BEGIN INSERT INTO log(what) VALUES (NEW.name); END"),
+    assert_int_equal(verso_db_exec(db, "CREATE TABLE log(id INTEGER PRIMARY KEY, what TEXT)"), 0);
+    assert_int_equal(verso_db_track(db, "log", NULL), 0);
+    assert_int_equal(verso_db_exec(db, "CREATE TEMP TRIGGER item_log AFTER INSERT ON main.item "
+                                       "BEGIN INSERT INTO log(what) VALUES (NEW.name); END"),
                      0);
     orm_item a = {.name = "a", .qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &a), 0);
     assert_int_equal(a.version, 1);
     assert_int_equal(scalar(db, "SELECT count(*) FROM log WHERE version = 2"), 1);
     assert_int_equal(head(db), 2);
@@ -289,14 +289,14 @@ static void test_rolled_back_trigger_is_forgotten(void **state)
     (void)state;
     verso_db *db = open_items("trig_rb");
     orm_item a = {.name = "a", .qty = 1};
-    assert_int_equal(verso_begin(db), 0);
-    assert_int_equal(verso_exec(db, "CREATE TRIGGER no_a BEFORE INSERT ON item "
-                                    "BEGIN SELECT RAISE(ABORT, 'no'); END"),
+    assert_int_equal(verso_db_begin(db), 0);
+    assert_int_equal(verso_db_exec(db, "CREATE TRIGGER no_a BEFORE INSERT ON item "
+                                       "BEGIN SELECT RAISE(ABORT, 'no'); END"),
                      0);
-    assert_int_equal(verso_insert(db, &orm_item_def, &a), VERSO_ECONSTRAINT);
-    assert_int_equal(verso_rollback(db), 0);
-    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
-    assert_int_equal(verso_delete(db, &orm_item_def, a.id), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &a), VERSO_ECONSTRAINT);
+    assert_int_equal(verso_db_rollback(db), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_record_delete(db, &orm_item_def, a.id), 0);
     assert_int_equal(scalar(db, "SELECT count(*) FROM _verso_tombstones"), 1);
     check_versions(db, "SELECT version AS v FROM item");
     verso_db_close(db);
@@ -334,7 +334,7 @@ static void test_apply_fires_no_user_trigger(void **state)
 
     /* the handle's own writes still fire them */
     orm_item a = {.name = "a", .qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &a), 0);
     assert_int_equal(scalar(db, "SELECT count(*) FROM audit WHERE op = 'i'"), 1);
     assert_int_equal(a.version, 12);
     verso_db_close(db);
@@ -347,12 +347,12 @@ static void test_fk_cascade_is_tracked(void **state)
 {
     (void)state;
     verso_db *db = open_items("trig_fk");
-    assert_int_equal(verso_exec(db, "CREATE TABLE parent(id INTEGER PRIMARY KEY, name TEXT);"
-                                    "CREATE TABLE child(id INTEGER PRIMARY KEY, pid INTEGER "
-                                    "REFERENCES parent(id) ON DELETE CASCADE)"),
+    assert_int_equal(verso_db_exec(db, "CREATE TABLE parent(id INTEGER PRIMARY KEY, name TEXT);"
+                                       "CREATE TABLE child(id INTEGER PRIMARY KEY, pid INTEGER "
+                                       "REFERENCES parent(id) ON DELETE CASCADE)"),
                      0);
-    assert_int_equal(verso_track(db, "parent", NULL), 0);
-    assert_int_equal(verso_track(db, "child", NULL), 0);
+    assert_int_equal(verso_db_track(db, "parent", NULL), 0);
+    assert_int_equal(verso_db_track(db, "child", NULL), 0);
     assert_int_equal(
         sqlite3_exec(verso_db_sqlite(db), "PRAGMA foreign_keys = ON", NULL, NULL, NULL), SQLITE_OK);
     const char *pc[] = {"name"}, *cc[] = {"pid"};

@@ -1,4 +1,4 @@
-/* Transactions, rollback, batch, commit hooks, raw SQL through verso_exec. */
+/* Transactions, rollback, batch, commit hooks, raw SQL through verso_db_exec. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -53,7 +53,7 @@ static int64_t head(verso_db *db)
 static int64_t count(verso_db *db)
 {
     int64_t n;
-    assert_int_equal(verso_count(&n, db, "item", NULL, 0), 0);
+    assert_int_equal(verso_query_count(&n, db, "item", NULL, 0), 0);
     return n;
 }
 
@@ -62,21 +62,21 @@ static void test_commit_gives_each_row_a_version(void **state)
     (void)state;
     verso_db *db = open_items();
     int64_t h0 = head(db);
-    assert_int_equal(verso_begin(db), 0);
+    assert_int_equal(verso_db_begin(db), 0);
     assert_true(verso_in_transaction(db));
-    assert_int_equal(verso_begin(db), VERSO_ESTATE);
+    assert_int_equal(verso_db_begin(db), VERSO_ESTATE);
     orm_item a = {.qty = 1}, b = {.qty = 2};
-    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
-    assert_int_equal(verso_insert(db, &orm_item_def, &b), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &b), 0);
     assert_int_equal(b.version, a.version + 1);
-    assert_int_equal(verso_delete(db, &orm_item_def, a.id), 0);
+    assert_int_equal(verso_record_delete(db, &orm_item_def, a.id), 0);
     orm_item c = {.qty = 3};
-    assert_int_equal(verso_insert(db, &orm_item_def, &c), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &c), 0);
     assert_int_equal(c.version, b.version + 2); /* the delete took b + 1 */
-    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(verso_db_commit(db), 0);
     assert_false(verso_in_transaction(db));
     assert_int_equal(head(db), h0 + 4);
-    assert_int_equal(verso_commit(db), VERSO_ESTATE);
+    assert_int_equal(verso_db_commit(db), VERSO_ESTATE);
     verso_db_close(db);
 }
 
@@ -85,18 +85,18 @@ static void test_rollback_leaves_nothing(void **state)
     (void)state;
     verso_db *db = open_items();
     seen s = {0};
-    assert_int_equal(verso_on_commit(db, hook, &s), 0);
+    assert_int_equal(verso_db_on_commit(db, hook, &s), 0);
     orm_item keep = {.qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &keep), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &keep), 0);
     int64_t h0 = head(db);
     assert_int_equal(s.calls, 1);
 
-    assert_int_equal(verso_begin(db), 0);
+    assert_int_equal(verso_db_begin(db), 0);
     orm_item a = {.qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
-    assert_int_equal(verso_delete(db, &orm_item_def, keep.id), 0);
-    assert_int_equal(verso_exec(db, "UPDATE item SET qty = qty + 1"), 0);
-    assert_int_equal(verso_rollback(db), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_record_delete(db, &orm_item_def, keep.id), 0);
+    assert_int_equal(verso_db_exec(db, "UPDATE item SET qty = qty + 1"), 0);
+    assert_int_equal(verso_db_rollback(db), 0);
     assert_int_equal(s.calls, 1); /* no hook for a rollback */
     assert_int_equal(head(db), h0);
     assert_int_equal(count(db), 1);
@@ -104,7 +104,7 @@ static void test_rollback_leaves_nothing(void **state)
     /* the versions of the rolled-back transaction are handed out again,
      * which is fine: nobody could have seen them */
     orm_item b = {.qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &b), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &b), 0);
     assert_int_equal(b.version, h0 + 1);
 
     verso_feed *f;
@@ -125,7 +125,7 @@ static int batch_ok(verso_db *db, void *arg)
     orm_item *it = arg;
     for (int i = 0; i < 3; i++) {
         it[i].qty = i;
-        int rc = verso_insert(db, &orm_item_def, &it[i]);
+        int rc = verso_record_insert(db, &orm_item_def, &it[i]);
         if (rc < 0)
             return rc;
     }
@@ -135,11 +135,11 @@ static int batch_ok(verso_db *db, void *arg)
 static int batch_fail(verso_db *db, void *arg)
 {
     orm_item *it = arg;
-    int rc = verso_insert(db, &orm_item_def, &it[0]);
+    int rc = verso_record_insert(db, &orm_item_def, &it[0]);
     if (rc < 0)
         return rc;
     it[1].id = it[0].id;
-    return verso_insert(db, &orm_item_def, &it[1]); /* duplicate id */
+    return verso_record_insert(db, &orm_item_def, &it[1]); /* duplicate id */
 }
 
 static void test_batch(void **state)
@@ -147,11 +147,11 @@ static void test_batch(void **state)
     (void)state;
     verso_db *db = open_items();
     orm_item it[3] = {{0}};
-    assert_int_equal(verso_batch(db, batch_ok, it), 7);
+    assert_int_equal(verso_db_batch(db, batch_ok, it), 7);
     assert_int_equal(count(db), 3);
     int64_t h = head(db);
     orm_item jt[2] = {{.qty = 1}, {.qty = 2}};
-    assert_int_equal(verso_batch(db, batch_fail, jt), VERSO_ECONSTRAINT);
+    assert_int_equal(verso_db_batch(db, batch_fail, jt), VERSO_ECONSTRAINT);
     assert_int_equal(count(db), 3);
     assert_int_equal(head(db), h);
     assert_false(verso_in_transaction(db));
@@ -162,14 +162,14 @@ static void test_failed_statement_inside_transaction(void **state)
 {
     (void)state;
     verso_db *db = open_items();
-    assert_int_equal(verso_begin(db), 0);
+    assert_int_equal(verso_db_begin(db), 0);
     orm_item a = {.id = 5, .qty = 1}, dup = {.id = 5, .qty = 2}, b = {.qty = 3};
-    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
-    assert_int_equal(verso_insert(db, &orm_item_def, &dup), VERSO_ECONSTRAINT);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &dup), VERSO_ECONSTRAINT);
     assert_true(verso_in_transaction(db));
-    assert_int_equal(verso_insert(db, &orm_item_def, &b), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &b), 0);
     assert_int_equal(b.version, a.version + 1);
-    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(verso_db_commit(db), 0);
     assert_int_equal(count(db), 2);
     verso_db_close(db);
 }
@@ -179,20 +179,20 @@ static void test_hooks_report_changes_in_order(void **state)
     (void)state;
     verso_db *db = open_items();
     seen s = {0}, s2 = {0};
-    assert_int_equal(verso_on_commit(db, NULL, NULL), VERSO_EINVAL);
-    assert_int_equal(verso_on_commit(db, hook, &s), 0);
-    assert_int_equal(verso_on_commit(db, hook, &s2), 0);
-    assert_int_equal(verso_begin(db), 0);
+    assert_int_equal(verso_db_on_commit(db, NULL, NULL), VERSO_EINVAL);
+    assert_int_equal(verso_db_on_commit(db, hook, &s), 0);
+    assert_int_equal(verso_db_on_commit(db, hook, &s2), 0);
+    assert_int_equal(verso_db_begin(db), 0);
     orm_item a = {.qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &a), 0);
     a.qty = 2;
-    assert_int_equal(verso_update(db, &orm_item_def, &a, 0), 0);
-    assert_int_equal(verso_exec(db, "INSERT INTO item(name, qty) VALUES ('raw', 1);"
-                                    "UPDATE item SET qty = 9 WHERE name = 'raw'"),
+    assert_int_equal(verso_record_update(db, &orm_item_def, &a, 0), 0);
+    assert_int_equal(verso_db_exec(db, "INSERT INTO item(name, qty) VALUES ('raw', 1);"
+                                       "UPDATE item SET qty = 9 WHERE name = 'raw'"),
                      0);
-    assert_int_equal(verso_delete(db, &orm_item_def, a.id), 0);
+    assert_int_equal(verso_record_delete(db, &orm_item_def, a.id), 0);
     assert_int_equal(s.calls, 0); /* not before the commit */
-    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(verso_db_commit(db), 0);
     assert_int_equal(s.calls, 1);
     assert_int_equal(s2.calls, 1);
     assert_int_equal(s.n, 4);
@@ -208,10 +208,10 @@ static void test_hooks_report_changes_in_order(void **state)
     }
     assert_int_equal(s.ch[3].version, head(db));
 
-    assert_int_equal(verso_on_commit_remove(db, hook, &s2), 0);
-    assert_int_equal(verso_on_commit_remove(db, hook, &s2), VERSO_ENOTFOUND);
+    assert_int_equal(verso_db_on_commit_remove(db, hook, &s2), 0);
+    assert_int_equal(verso_db_on_commit_remove(db, hook, &s2), VERSO_ENOTFOUND);
     orm_item b = {.qty = 1};
-    assert_int_equal(verso_insert(db, &orm_item_def, &b), 0); /* autocommit: one hook call */
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &b), 0); /* autocommit: one hook call */
     assert_int_equal(s.calls, 2);
     assert_int_equal(s2.calls, 1);
     assert_int_equal(s.ch[4].version, b.version);
@@ -224,12 +224,12 @@ static void test_exec_errors_change_nothing(void **state)
     verso_db *db = open_items();
     int64_t h = head(db);
     assert_int_equal(
-        verso_exec(db, "INSERT INTO item(qty) VALUES (1); INSERT INTO nosuch VALUES (1)"),
+        verso_db_exec(db, "INSERT INTO item(qty) VALUES (1); INSERT INTO nosuch VALUES (1)"),
         VERSO_EDB);
     assert_int_equal(count(db), 0);
     assert_int_equal(head(db), h);
-    assert_int_equal(verso_exec(db, "COMMIT"), VERSO_ESTATE);
-    assert_int_equal(verso_exec(db, "INSERT INTO item(qty) VALUES (1), (2), (3)"), 0);
+    assert_int_equal(verso_db_exec(db, "COMMIT"), VERSO_ESTATE);
+    assert_int_equal(verso_db_exec(db, "INSERT INTO item(qty) VALUES (1), (2), (3)"), 0);
     assert_int_equal(head(db), h + 3);
     verso_db_close(db);
 }
@@ -238,16 +238,16 @@ static void test_exec_between_orm_writes(void **state)
 {
     (void)state;
     verso_db *db = open_items();
-    assert_int_equal(verso_begin(db), 0);
+    assert_int_equal(verso_db_begin(db), 0);
     orm_item a = {.qty = 1}, b = {.qty = 2};
-    assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &a), 0);
     /* the in-memory counter is written back before the triggers run */
-    assert_int_equal(verso_exec(db, "INSERT INTO item(qty) VALUES (7), (8)"), 0);
-    assert_int_equal(verso_insert(db, &orm_item_def, &b), 0);
+    assert_int_equal(verso_db_exec(db, "INSERT INTO item(qty) VALUES (7), (8)"), 0);
+    assert_int_equal(verso_record_insert(db, &orm_item_def, &b), 0);
     assert_int_equal(b.version, a.version + 3);
-    assert_int_equal(verso_exec(db, "DELETE FROM item WHERE qty = 7"), 0);
-    assert_int_equal(verso_delete(db, &orm_item_def, a.id), 0);
-    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(verso_db_exec(db, "DELETE FROM item WHERE qty = 7"), 0);
+    assert_int_equal(verso_record_delete(db, &orm_item_def, a.id), 0);
+    assert_int_equal(verso_db_commit(db), 0);
     assert_int_equal(head(db), a.version + 5);
     verso_feed *f;
     const verso_feed_entry *e;
@@ -264,7 +264,7 @@ static void test_exec_between_orm_writes(void **state)
     assert_int_equal(n, 4); /* two rows and two tombstones */
     assert_int_equal(deleted, 2);
     /* triggers are off on the handle again: the ORM still writes one tombstone per delete */
-    assert_int_equal(verso_delete(db, &orm_item_def, b.id), 0);
+    assert_int_equal(verso_record_delete(db, &orm_item_def, b.id), 0);
     assert_int_equal(head(db), a.version + 6);
     verso_db_close(db);
 }
@@ -286,30 +286,31 @@ static void test_many_deletes_keep_their_tombstones(void **state)
 {
     (void)state;
     verso_db *db = open_items();
-    assert_int_equal(verso_begin(db), 0);
+    assert_int_equal(verso_db_begin(db), 0);
     for (int i = 0; i < 200; i++) {
         orm_item a = {.name = "x", .qty = i};
-        assert_int_equal(verso_insert(db, &orm_item_def, &a), 0);
+        assert_int_equal(verso_record_insert(db, &orm_item_def, &a), 0);
     }
-    assert_int_equal(verso_exec(db, "CREATE TABLE seen(n INTEGER)"), 0);
-    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(verso_db_exec(db, "CREATE TABLE seen(n INTEGER)"), 0);
+    assert_int_equal(verso_db_commit(db), 0);
 
-    assert_int_equal(verso_begin(db), 0);
+    assert_int_equal(verso_db_begin(db), 0);
     for (int64_t id = 1; id <= 70; id++)
-        assert_int_equal(verso_delete(db, &orm_item_def, id), 0);
-    assert_int_equal(verso_exec(db, "INSERT INTO seen SELECT count(*) FROM _verso_tombstones"), 0);
+        assert_int_equal(verso_record_delete(db, &orm_item_def, id), 0);
+    assert_int_equal(verso_db_exec(db, "INSERT INTO seen SELECT count(*) FROM _verso_tombstones"),
+                     0);
     assert_int_equal(scalar(db, "SELECT n FROM seen"), 70);
     for (int64_t id = 71; id <= 75; id++)
-        assert_int_equal(verso_delete(db, &orm_item_def, id), 0);
-    assert_int_equal(verso_rollback(db), 0);
+        assert_int_equal(verso_record_delete(db, &orm_item_def, id), 0);
+    assert_int_equal(verso_db_rollback(db), 0);
     assert_int_equal(scalar(db, "SELECT count(*) FROM _verso_tombstones"), 0);
     assert_int_equal(count(db), 200);
 
-    assert_int_equal(verso_begin(db), 0);
+    assert_int_equal(verso_db_begin(db), 0);
     for (int64_t id = 1; id <= 40; id++)
-        assert_int_equal(verso_delete(db, &orm_item_def, id), 0);
-    assert_int_equal(verso_delete(db, &orm_item_def, 1), VERSO_ENOTFOUND);
-    assert_int_equal(verso_commit(db), 0);
+        assert_int_equal(verso_record_delete(db, &orm_item_def, id), 0);
+    assert_int_equal(verso_record_delete(db, &orm_item_def, 1), VERSO_ENOTFOUND);
+    assert_int_equal(verso_db_commit(db), 0);
     assert_int_equal(scalar(db, "SELECT count(*) FROM _verso_tombstones"), 40);
     assert_int_equal(scalar(db, "SELECT count(DISTINCT id) FROM _verso_tombstones"), 40);
     assert_int_equal(scalar(db, "SELECT min(version) FROM _verso_tombstones"), 201);
@@ -318,24 +319,24 @@ static void test_many_deletes_keep_their_tombstones(void **state)
 
     /* pruning inside the transaction reaches the queued ones too */
     int64_t horizon;
-    assert_int_equal(verso_begin(db), 0);
+    assert_int_equal(verso_db_begin(db), 0);
     for (int64_t id = 41; id <= 43; id++)
-        assert_int_equal(verso_delete(db, &orm_item_def, id), 0);
-    assert_int_equal(verso_prune_version(&horizon, db, 243), 0);
-    assert_int_equal(verso_commit(db), 0);
+        assert_int_equal(verso_record_delete(db, &orm_item_def, id), 0);
+    assert_int_equal(verso_db_prune_version(&horizon, db, 243), 0);
+    assert_int_equal(verso_db_commit(db), 0);
     assert_int_equal(horizon, 243);
     assert_int_equal(scalar(db, "SELECT count(*) FROM _verso_tombstones"), 0);
     verso_db_close(db);
 }
 
-/* Busy handler of the handle: the other writer commits while verso_begin waits. */
+/* Busy handler of the handle: the other writer commits while verso_db_begin waits. */
 static int commit_other(void *arg, int count)
 {
     (void)count;
     return sqlite3_exec(arg, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
 }
 
-/* A schema change committed while verso_begin waits for the write lock is
+/* A schema change committed while verso_db_begin waits for the write lock is
  * seen by the transaction. */
 static void test_begin_sees_schema_committed_while_waiting(void **state)
 {
@@ -347,13 +348,13 @@ static void test_begin_sees_schema_committed_while_waiting(void **state)
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_busy_handler(verso_db_sqlite(db), commit_other, o);
-    assert_int_equal(verso_begin(db), 0);
+    assert_int_equal(verso_db_begin(db), 0);
     assert_true(sqlite3_get_autocommit(o)); /* the handler did commit */
     assert_true(verso_table_column_index(verso_db_table(db, "item"), "extra") >= 0);
     const char *cols[] = {"qty", "extra"};
     verso_value vals[] = {VERSO_VALUE_INT(1), VERSO_VALUE_TEXT("x")};
     assert_int_equal(verso_row_insert(NULL, NULL, db, "item", cols, vals, 2), 0);
-    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(verso_db_commit(db), 0);
     sqlite3_close(o);
     verso_db_close(db);
 }

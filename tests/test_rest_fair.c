@@ -721,7 +721,7 @@ static void test_slave_name_cut_on_a_character(void **state)
     rt_resp_free(&r);
     close(fd);
     verso_rest_stop(srv);
-    verso_sync_master_free(m);
+    verso_sync_master_close(m);
 }
 
 /* An extension that cannot write its part of /_status, /_info or /_metrics

@@ -386,7 +386,7 @@ static void test_chunked_bodies(void **state)
     assert_int_equal(raw_exchange(good, out, sizeof(out)), 201);
     assert_non_null(strstr(out, "connection: close"));
     assert_int_equal(sscanf(strstr(out, "\"id\":"), "\"id\":%" SCNd64, &id), 1);
-    assert_int_equal(verso_get(&it, g_env.db, &rc_item_def, id), 0);
+    assert_int_equal(verso_record_get(&it, g_env.db, &rc_item_def, id), 0);
     assert_string_equal(it.name, "raw-chunk");
     verso_record_clear(&rc_item_def, &it);
 
@@ -409,7 +409,7 @@ static void test_chunked_bodies(void **state)
     assert_int_equal(rc_status(&g_env, "PATCH", "/items/2", "{\"qty\":321}",
                                (const char *[]){"Transfer-Encoding: chunked", NULL}),
                      200);
-    assert_int_equal(verso_get(&it, g_env.db, &rc_item_def, 2), 0);
+    assert_int_equal(verso_record_get(&it, g_env.db, &rc_item_def, 2), 0);
     assert_int_equal(it.qty, 321);
     verso_record_clear(&rc_item_def, &it);
 }

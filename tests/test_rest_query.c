@@ -11,7 +11,8 @@ static int setup(void **state)
     (void)state;
     rc_start(&g_env, "rest_query");
     rc_seed(g_env.db, NROWS);
-    assert_int_equal(verso_exec(g_env.db, "UPDATE items SET sku = 'SKU-' || id WHERE id <= 5"), 0);
+    assert_int_equal(verso_db_exec(g_env.db, "UPDATE items SET sku = 'SKU-' || id WHERE id <= 5"),
+                     0);
     return 0;
 }
 
@@ -106,7 +107,7 @@ static void test_paginate_ordered_filtered(void **state)
 
     (void)state;
     memset(seen, 0, sizeof(seen));
-    assert_int_equal(verso_count(&expect, g_env.db, "items", &c, 1), 0);
+    assert_int_equal(verso_query_count(&expect, g_env.db, "items", &c, 1), 0);
     do {
         cJSON *j = get_page(path, 200, next, sizeof(next)), *row;
         cJSON_ArrayForEach(row, j)
@@ -139,7 +140,7 @@ static void test_paginate_while_writing(void **state)
     (void)state;
     memset(seen, 0, sizeof(seen));
     memset(gone, 0, sizeof(gone));
-    assert_int_equal(verso_count(&total_before, g_env.db, "items", NULL, 0), 0);
+    assert_int_equal(verso_query_count(&total_before, g_env.db, "items", NULL, 0), 0);
     do {
         cJSON *j = get_page(path, 200, next, sizeof(next)), *row;
         cJSON_ArrayForEach(row, j)
@@ -154,10 +155,10 @@ static void test_paginate_while_writing(void **state)
         cJSON_Delete(j);
         /* The application writes between pages: one new row, one row ahead deleted. */
         rc_item it = {.name = "late"};
-        assert_int_equal(verso_insert(g_env.db, &rc_item_def, &it), 0);
+        assert_int_equal(verso_record_insert(g_env.db, &rc_item_def, &it), 0);
         inserted++;
         if (max_seen + 7 <= NROWS) {
-            assert_int_equal(verso_delete(g_env.db, &rc_item_def, max_seen + 7), 0);
+            assert_int_equal(verso_record_delete(g_env.db, &rc_item_def, max_seen + 7), 0);
             gone[max_seen + 7] = 1;
         }
         snprintf(path, sizeof(path), "%s", next);

@@ -161,7 +161,7 @@ static void test_create(void **state)
     rt_resp_free(&r);
 
     rc_item it = {0};
-    assert_int_equal(verso_get(&it, g_env.db, &rc_item_def, id), 0);
+    assert_int_equal(verso_record_get(&it, g_env.db, &rc_item_def, id), 0);
     assert_string_equal(it.name, "new");
     assert_true(it.qty == 9007199254740993LL);
     verso_record_clear(&rc_item_def, &it);
@@ -263,10 +263,10 @@ static void test_conflict_409(void **state)
 
     /* A CHECK constraint: 409, without the constraint's SQL text. */
     rt_resp r;
-    assert_int_equal(verso_exec(g_env.db, "CREATE TABLE checked(id INTEGER PRIMARY KEY, "
-                                          "price REAL CHECK (price > 0 AND price < 1000))"),
+    assert_int_equal(verso_db_exec(g_env.db, "CREATE TABLE checked(id INTEGER PRIMARY KEY, "
+                                             "price REAL CHECK (price > 0 AND price < 1000))"),
                      0);
-    assert_int_equal(verso_track(g_env.db, "checked", NULL), 0);
+    assert_int_equal(verso_db_track(g_env.db, "checked", NULL), 0);
     assert_int_equal(rc_call(&r, &g_env, "POST", "/checked", "{\"price\":-1}", NULL), 409);
     assert_non_null(strstr(r.body, "CHECK constraint failed"));
     assert_null(strstr(r.body, "price >"));
@@ -332,7 +332,7 @@ static void test_delete_and_changes(void **state)
     assert_int_equal(rc_status(&g_env, "GET", "/_changes?since=x", NULL, NULL), 400);
 
     /* Pruning moves the horizon: an older cursor (not 0: a full read) must resynchronise. */
-    assert_int_equal(verso_prune_version(NULL, g_env.db, head), 0);
+    assert_int_equal(verso_db_prune_version(NULL, g_env.db, head), 0);
     assert_int_equal(rc_call(&r, &g_env, "GET", "/_changes?since=1", NULL, NULL), 410);
     j = rc_json(&r);
     assert_string_equal(rc_error_code(j), "gone");
@@ -396,7 +396,7 @@ static void test_outside_writes_visible(void **state)
     char path[64], out[256];
 
     (void)state;
-    assert_int_equal(verso_insert(g_env.db, &rc_item_def, &it), 0);
+    assert_int_equal(verso_record_insert(g_env.db, &rc_item_def, &it), 0);
     snprintf(path, sizeof(path), "/items/%lld", (long long)it.id);
     assert_int_equal(rc_call(&r, &g_env, "GET", path, NULL, NULL), 200);
     assert_non_null(strstr(r.body, "from-app"));
@@ -513,8 +513,8 @@ static void test_schema_change_seen(void **state)
 
     (void)state;
     assert_int_equal(
-        verso_exec(g_env.db, "CREATE TABLE gadgets(id INTEGER PRIMARY KEY, label TEXT)"), 0);
-    assert_int_equal(verso_track(g_env.db, "gadgets", NULL), 0);
+        verso_db_exec(g_env.db, "CREATE TABLE gadgets(id INTEGER PRIMARY KEY, label TEXT)"), 0);
+    assert_int_equal(verso_db_track(g_env.db, "gadgets", NULL), 0);
     assert_int_equal(rc_status(&g_env, "POST", "/gadgets", "{\"id\":1,\"label\":\"g\"}", NULL),
                      201);
     assert_int_equal(rc_status(&g_env, "GET", "/gadgets/1", NULL, NULL), 200);
@@ -570,8 +570,9 @@ static void test_schema_reload_only_on_change(void **state)
     assert_true(metric(b, "verso_schema_reloads_total") == metric(a, "verso_schema_reloads_total"));
     free(b);
 
-    assert_int_equal(verso_exec(g_env.db, "CREATE TABLE later(id INTEGER PRIMARY KEY, v TEXT)"), 0);
-    assert_int_equal(verso_track(g_env.db, "later", NULL), 0);
+    assert_int_equal(verso_db_exec(g_env.db, "CREATE TABLE later(id INTEGER PRIMARY KEY, v TEXT)"),
+                     0);
+    assert_int_equal(verso_db_track(g_env.db, "later", NULL), 0);
     assert_int_equal(rc_status(&g_env, "GET", "/later", NULL, NULL), 200);
     assert_int_equal(rc_status(&g_env, "GET", "/_info", NULL, NULL), 200);
     assert_int_equal(rc_status(&g_env, "GET", "/nosuch", NULL, NULL), 404);

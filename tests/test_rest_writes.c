@@ -38,11 +38,11 @@ static void *app_writer(void *arg)
     for (int i = 0; i < APP_ROWS; i++) {
         rc_item it = {.name = name, .qty = i};
         snprintf(name, sizeof(name), "app-%d", i);
-        if (verso_insert(db, &rc_item_def, &it) < 0)
+        if (verso_record_insert(db, &rc_item_def, &it) < 0)
             abort();
         if (i % 4 == 0) {
             it.qty = -i;
-            if (verso_update(db, &rc_item_def, &it, 0) < 0)
+            if (verso_record_update(db, &rc_item_def, &it, 0) < 0)
                 abort();
         }
     }
@@ -100,7 +100,7 @@ static void test_concurrent_writers(void **state)
     pthread_join(a, NULL);
     pthread_join(b, NULL);
     assert_int_equal(fails, 0);
-    assert_int_equal(verso_count(&count, g_env.db, "items", NULL, 0), 0);
+    assert_int_equal(verso_query_count(&count, g_env.db, "items", NULL, 0), 0);
     assert_int_equal(count, 10 + APP_ROWS + REST_ROWS);
     assert_int_equal(verso_db_info(&info, g_env.db), 0);
     /* 10 seeds, APP_ROWS inserts + APP_ROWS/4 updates, REST_ROWS inserts + REST_ROWS/5 patches. */
@@ -133,7 +133,7 @@ static void test_if_match_race(void **state)
     int ok = 0, lost = 0;
 
     (void)state;
-    assert_int_equal(verso_get(&it, g_env.db, &rc_item_def, 2), 0);
+    assert_int_equal(verso_record_get(&it, g_env.db, &rc_item_def, 2), 0);
     for (int i = 0; i < RACERS; i++) {
         r[i].n = i;
         snprintf(r[i].ifmatch, sizeof(r[i].ifmatch), "If-Match: \"%lld\"", (long long)it.version);
@@ -159,14 +159,14 @@ static void test_busy_database(void **state)
 
     (void)state;
     before = rc_fingerprint(g_env.db);
-    assert_int_equal(verso_begin(g_env.db), 0);
-    assert_int_equal(verso_insert(g_env.db, &rc_item_def, &it), 0);
+    assert_int_equal(verso_db_begin(g_env.db), 0);
+    assert_int_equal(verso_record_insert(g_env.db, &rc_item_def, &it), 0);
     assert_int_equal(rc_call(&r, &g_env, "POST", "/items", "{\"name\":\"blocked\"}", NULL), 503);
     cJSON *j = rc_json(&r);
     assert_string_equal(rc_error_code(j), "unavailable");
     cJSON_Delete(j);
     rt_resp_free(&r);
-    assert_int_equal(verso_rollback(g_env.db), 0);
+    assert_int_equal(verso_db_rollback(g_env.db), 0);
     after = rc_fingerprint(g_env.db);
     assert_string_equal(before, after);
     verso_free(before);
@@ -185,13 +185,13 @@ static void test_query_budget(void **state)
     rt_resp r;
 
     (void)state;
-    assert_int_equal(verso_exec(g_env.db,
-                                "CREATE TABLE big(id INTEGER PRIMARY KEY, v TEXT);"
-                                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "
-                                "SELECT i + 1 FROM n WHERE i < 200000) "
-                                "INSERT INTO big(id, v) SELECT i, hex(randomblob(16)) FROM n;"),
+    assert_int_equal(verso_db_exec(g_env.db,
+                                   "CREATE TABLE big(id INTEGER PRIMARY KEY, v TEXT);"
+                                   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "
+                                   "SELECT i + 1 FROM n WHERE i < 200000) "
+                                   "INSERT INTO big(id, v) SELECT i, hex(randomblob(16)) FROM n;"),
                      0);
-    assert_int_equal(verso_track(g_env.db, "big", NULL), 0);
+    assert_int_equal(verso_db_track(g_env.db, "big", NULL), 0);
     o.limits.query_budget_ms = 1;
     o.db_path = g_env.path;
     assert_int_equal(verso_rest_start(&e.srv, NULL, &o, why, sizeof(why)), 0);

@@ -91,18 +91,18 @@ static int transfer(verso_db *db, unsigned *seed)
     int64_t amount = (int64_t)(rand_r(seed) % 50) - 25;
     int rc;
 
-    if ((rc = verso_begin(db)) < 0)
+    if ((rc = verso_db_begin(db)) < 0)
         return rc;
-    if ((rc = verso_get(&a, db, &h_accounts, 1)) == 0 &&
-        (rc = verso_get(&b, db, &h_accounts, 2)) == 0) {
+    if ((rc = verso_record_get(&a, db, &h_accounts, 1)) == 0 &&
+        (rc = verso_record_get(&b, db, &h_accounts, 2)) == 0) {
         a.balance -= amount;
         b.balance += amount;
-        if ((rc = verso_update(db, &h_accounts, &a, 0)) == 0)
-            rc = verso_update(db, &h_accounts, &b, 0);
+        if ((rc = verso_record_update(db, &h_accounts, &a, 0)) == 0)
+            rc = verso_record_update(db, &h_accounts, &b, 0);
     }
     if (rc == 0)
-        return verso_commit(db);
-    verso_rollback(db);
+        return verso_db_commit(db);
+    verso_db_rollback(db);
     return rc;
 }
 

@@ -269,18 +269,18 @@ static void test_live_callbacks_and_ryw(void **state)
     s = start_slave(m.url, sp, &o);
     wait_head(s, mp);
 
-    assert_int_equal(verso_insert(db, &h_items, &it), 0);
+    assert_int_equal(verso_record_insert(db, &h_items, &it), 0);
     assert_int_equal(verso_slave_wait(s, it.version, 10000), 0);
     sdb = h_open(sp);
-    assert_int_equal(verso_get(&got, sdb, &h_items, it.id), 0);
+    assert_int_equal(verso_record_get(&got, sdb, &h_items, it.id), 0);
     assert_string_equal(got.name, "first");
     assert_int_equal(got.version, it.version);
     verso_record_clear(&h_items, &got);
 
     it.name = "second";
-    assert_int_equal(verso_update(db, &h_items, &it, 0), 0);
+    assert_int_equal(verso_record_update(db, &h_items, &it, 0), 0);
     assert_int_equal(verso_slave_wait(s, it.version, 10000), 0);
-    assert_int_equal(verso_delete(db, &h_items, it.id), 0);
+    assert_int_equal(verso_record_delete(db, &h_items, it.id), 0);
     assert_int_equal(verso_slave_wait(s, h_head(mp), 10000), 0);
     assert_int_equal(verso_slave_wait(s, h_head(mp) + 1000, 50), VERSO_ETIMEOUT);
 
@@ -294,7 +294,7 @@ static void test_live_callbacks_and_ryw(void **state)
 
     /* replicas are read-only */
     it.id = 0;
-    assert_int_equal(verso_insert(sdb, &h_items, &it), VERSO_EREADONLY);
+    assert_int_equal(verso_record_insert(sdb, &h_items, &it), VERSO_EREADONLY);
     verso_db_close(sdb);
 
     verso_slave_stop(s);
@@ -394,10 +394,10 @@ static void test_live_replaces_local_rows(void **state)
     for (int i = 0; i < 40; i++) {
         it.id = acc.id = 0;
         acc.balance = 1000 + i;
-        assert_int_equal(verso_insert(sdb, &h_items, &it), 0);
-        assert_int_equal(verso_insert(sdb, &h_accounts, &acc), 0);
+        assert_int_equal(verso_record_insert(sdb, &h_items, &it), 0);
+        assert_int_equal(verso_record_insert(sdb, &h_accounts, &acc), 0);
     }
-    assert_int_equal(verso_exec(sdb, "DELETE FROM items WHERE id % 3 = 0"), 0);
+    assert_int_equal(verso_db_exec(sdb, "DELETE FROM items WHERE id % 3 = 0"), 0);
     verso_db_close(sdb);
     s = start_slave(m.url, sp, NULL);
     wait_head(s, mp);
@@ -503,7 +503,7 @@ static void test_live_cursor_ahead(void **state)
 
     verso_slave_stop(c);
     verso_rest_stop(ssrv);
-    verso_sync_master_free(sm);
+    verso_sync_master_close(sm);
     verso_slave_stop(s);
     h_master_kill(&m, SIGTERM);
     verso_db_close(db);
@@ -531,9 +531,9 @@ static void test_live_behind_horizon(void **state)
     for (int i = 0; i < 10; i++) {
         int64_t id = h_pick_id(verso_db_sqlite(db), "items");
         if (id)
-            assert_int_equal(verso_delete(db, &h_items, id), 0);
+            assert_int_equal(verso_record_delete(db, &h_items, id), 0);
     }
-    assert_int_equal(verso_prune_version(NULL, db, h_head(mp)), 0);
+    assert_int_equal(verso_db_prune_version(NULL, db, h_head(mp)), 0);
     h_orm_workload(db, 5, 3);
 
     s = start_slave(m.url, sp, NULL);
@@ -587,12 +587,12 @@ static void test_live_sequences_end(void **state)
     h_path(mp, sizeof(mp), "seq-master.db");
     h_path(sp, sizeof(sp), "seq-slave.db");
     db = h_open(mp);
-    assert_int_equal(verso_begin(db), 0);
+    assert_int_equal(verso_db_begin(db), 0);
     for (int i = 0; i < 200; i++) {
         h_item it = {.name = "row"};
-        assert_int_equal(verso_insert(db, &h_items, &it), 0);
+        assert_int_equal(verso_record_insert(db, &h_items, &it), 0);
     }
-    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(verso_db_commit(db), 0);
     verso_db_close(db);
     h_master_start(&m, mp, extra);
     s = start_slave(m.url, sp, NULL);
@@ -817,13 +817,13 @@ static void test_live_new_table(void **state)
     s = start_slave(m.url, sp, NULL);
     wait_head(s, mp);
 
-    assert_int_equal(verso_exec(db, "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);"
-                                    "INSERT INTO notes(body) VALUES ('one'), ('two');"),
+    assert_int_equal(verso_db_exec(db, "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);"
+                                       "INSERT INTO notes(body) VALUES ('one'), ('two');"),
                      0);
-    assert_int_equal(verso_track(db, "notes", NULL), 0);
-    assert_int_equal(verso_exec(db, "INSERT INTO notes(body) VALUES ('three');"
-                                    "UPDATE notes SET body = 'uno' WHERE id = 1;"
-                                    "DELETE FROM notes WHERE id = 2;"),
+    assert_int_equal(verso_db_track(db, "notes", NULL), 0);
+    assert_int_equal(verso_db_exec(db, "INSERT INTO notes(body) VALUES ('three');"
+                                       "UPDATE notes SET body = 'uno' WHERE id = 1;"
+                                       "DELETE FROM notes WHERE id = 2;"),
                      0);
     h_orm_workload(db, 10, 5);
     wait_head(s, mp);
@@ -953,7 +953,7 @@ static void test_live_cascade(void **state)
 
     verso_slave_stop(c);
     verso_rest_stop(bsrv);
-    verso_sync_master_free(bm);
+    verso_sync_master_close(bm);
     verso_slave_stop(b);
     h_master_kill(&m, SIGTERM);
     verso_db_close(db);

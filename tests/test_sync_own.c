@@ -497,8 +497,9 @@ static void test_apply_table_refuses_user_objects(void **state)
     assert_int_equal(verso_apply_replace(s, "thing"), VERSO_ESTATE); /* not inside apply */
     assert_int_equal(verso_apply_begin(s, false), 0);
     assert_int_equal(verso_apply_table(s, "thing", cols, 3), VERSO_ESCHEMA);
-    assert_string_equal(verso_errmsg(s), "table thing: the table Thing of this database is not a "
-                                         "replica; not replaced (opt in with --replace-tables)");
+    assert_string_equal(verso_db_errmsg(s),
+                        "table thing: the table Thing of this database is not a "
+                        "replica; not replaced (opt in with --replace-tables)");
     assert_int_equal(verso_apply_abort(s), 0);
     fingerprint(&after, sp, false, (const char *const[]){"Thing", NULL});
     assert_same_text(&before, &after, "the user's table after a refusal");

@@ -204,7 +204,7 @@ static void test_pull_callbacks(void **state)
     db = h_open(mp);
     for (int i = 0; i < 5; i++) {
         it.id = 0;
-        assert_int_equal(verso_insert(db, &h_items, &it), 0);
+        assert_int_equal(verso_record_insert(db, &h_items, &it), 0);
     }
     h_master_start(&m, mp, NULL);
     c.on_apply = count_changes;
@@ -216,8 +216,8 @@ static void test_pull_callbacks(void **state)
 
     it.id = 2;
     it.price = 9;
-    assert_int_equal(verso_update(db, &h_items, &it, 0), 0);
-    assert_int_equal(verso_delete(db, &h_items, 3), 0);
+    assert_int_equal(verso_record_update(db, &h_items, &it, 0), 0);
+    assert_int_equal(verso_record_delete(db, &h_items, 3), 0);
     memset(&k, 0, sizeof(k));
     pull_ok(&res, m.url, sp, &c);
     assert_int_equal(k.ins, 0);
@@ -298,8 +298,8 @@ static void test_pull_snapshot_bootstrap(void **state)
     h_seed_accounts(db, 7);
     h_orm_workload(db, 200, 20);
     /* not tracked: never leaves the master, not even inside the file */
-    assert_int_equal(verso_exec(db, "CREATE TABLE secrets(k TEXT);"
-                                    "INSERT INTO secrets VALUES ('hunter2-private');"),
+    assert_int_equal(verso_db_exec(db, "CREATE TABLE secrets(k TEXT);"
+                                       "INSERT INTO secrets VALUES ('hunter2-private');"),
                      0);
     h_master_start(&m, mp, NULL);
     assert_int_equal(verso_db_open(&sdb, sp, NULL), 0); /* no table declared: empty */
@@ -324,7 +324,7 @@ static void test_pull_snapshot_bootstrap(void **state)
     assert_false(res.snapshot);
     assert_true(res.rows > 0);
     it.name = "refused";
-    assert_int_equal(verso_insert(sdb, &h_items, &it), VERSO_EREADONLY);
+    assert_int_equal(verso_record_insert(sdb, &h_items, &it), VERSO_EREADONLY);
     verso_db_close(sdb);
     h_assert_converged(mp, sp);
     h_master_kill(&m, SIGTERM);
@@ -435,9 +435,9 @@ static void test_pull_replaces_local_rows(void **state)
     it.name = "local";
     for (int i = 0; i < 50; i++) {
         it.id = 0;
-        assert_int_equal(verso_insert(sdb, &h_items, &it), 0);
+        assert_int_equal(verso_record_insert(sdb, &h_items, &it), 0);
     }
-    assert_int_equal(verso_exec(sdb, "DELETE FROM items WHERE id > 40"), 0);
+    assert_int_equal(verso_db_exec(sdb, "DELETE FROM items WHERE id > 40"), 0);
     if (verso_sync_pull(&res, sdb, m.url, NULL, NULL, why, sizeof(why)) < 0)
         fail_msg("pull: %s", why);
     assert_false(res.snapshot);
@@ -502,10 +502,10 @@ static void test_pull_behind_horizon(void **state)
     for (int i = 0; i < 10; i++) {
         int64_t id = h_pick_id(verso_db_sqlite(db), "items");
         if (id)
-            assert_int_equal(verso_delete(db, &h_items, id), 0);
+            assert_int_equal(verso_record_delete(db, &h_items, id), 0);
     }
     h_orm_workload(db, 5, 3);
-    assert_int_equal(verso_prune_version(&horizon, db, h_head(mp)), 0);
+    assert_int_equal(verso_db_prune_version(&horizon, db, h_head(mp)), 0);
     assert_true(horizon > h_cursor(sp, NULL));
 
     pull_ok(&res, m.url, sp, NULL);

@@ -292,8 +292,8 @@ static void v_create(const char *path)
     assert_int_equal(sqlite3_exec(s, V_DDL, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(s);
     db = h_open(path);
-    if (verso_track(db, "vals", "version") < 0)
-        fail_msg("track: %s", verso_errmsg(db));
+    if (verso_db_track(db, "vals", "version") < 0)
+        fail_msg("track: %s", verso_db_errmsg(db));
     verso_db_close(db);
 }
 
@@ -417,10 +417,10 @@ static void test_values_replicate_exactly(void **state)
         verso_db_close(h_open(fp));
         v_create(fp);
         fdb = h_open(fp);
-        if (verso_dump(&b, mdb, "vals") < 0)
-            fail_msg("dump: %s", verso_errmsg(mdb));
-        if (verso_load(fdb, b.data, b.len) < 0)
-            fail_msg("load: %s", verso_errmsg(fdb));
+        if (verso_fixture_dump(&b, mdb, "vals") < 0)
+            fail_msg("dump: %s", verso_db_errmsg(mdb));
+        if (verso_fixture_load(fdb, b.data, b.len) < 0)
+            fail_msg("load: %s", verso_db_errmsg(fdb));
         verso_buf_free(&b);
         verso_db_close(fdb);
         verso_db_close(mdb);

@@ -40,7 +40,7 @@ static void master_start(master *x, const char *path, int poll_ms)
 static void master_stop(master *x)
 {
     verso_rest_stop(x->srv);
-    verso_sync_master_free(x->sync);
+    verso_sync_master_close(x->sync);
 }
 
 /* The value of a metric line "name value" of GET /_metrics; -1 if absent. */

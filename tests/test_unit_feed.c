@@ -94,9 +94,9 @@ static verso_db *create_db(const char *path)
 {
     verso_db *db = open_db(path);
 
-    assert_int_equal(verso_exec(db, k_schema), 0);
+    assert_int_equal(verso_db_exec(db, k_schema), 0);
     for (int t = 0; t < NTABLES; t++)
-        assert_int_equal(verso_track(db, k_tables[t], NULL), 0);
+        assert_int_equal(verso_db_track(db, k_tables[t], NULL), 0);
     return db;
 }
 
@@ -152,12 +152,12 @@ static void one_op(verso_db *db, const model *m)
         rc = verso_row_delete(db, tn, id, 0);
     } else if (r < 17) { /* several rows by plain SQL, through the triggers */
         snprintf(sql, sizeof(sql), "UPDATE \"%s\" SET id = id WHERE id %% 7 = %u", tn, rnd(7));
-        rc = verso_exec(db, sql);
+        rc = verso_db_exec(db, sql);
     } else if (r < 19) {
         snprintf(sql, sizeof(sql),
                  "DELETE FROM \"%s\" WHERE id IN (SELECT id FROM \"%s\" ORDER BY random() LIMIT 2)",
                  tn, tn);
-        rc = verso_exec(db, sql);
+        rc = verso_db_exec(db, sql);
     } else { /* insert and delete inside the transaction: only the tombstone remains */
         int64_t nid = 0;
         cols[0] = "id";
@@ -166,7 +166,7 @@ static void one_op(verso_db *db, const model *m)
             rc = verso_row_delete(db, tn, nid, 0);
     }
     if (rc < 0 && rc != VERSO_ENOTFOUND && rc != VERSO_ECONSTRAINT)
-        fail_msg("%s: %s %s", tn, verso_strerror(rc), verso_errmsg(db));
+        fail_msg("%s: %s %s", tn, verso_strerror(rc), verso_db_errmsg(db));
 }
 
 /* ntx transactions of 1..6 writes; about one in eight is rolled back. */
@@ -180,10 +180,10 @@ static void history(verso_db *db, const model *m, int ntx)
                 one_op(db, m);
             continue;
         }
-        assert_int_equal(verso_begin(db), 0);
+        assert_int_equal(verso_db_begin(db), 0);
         for (int k = 0; k < n; k++)
             one_op(db, m);
-        assert_int_equal(rnd(8) ? verso_commit(db) : verso_rollback(db), 0);
+        assert_int_equal(rnd(8) ? verso_db_commit(db) : verso_db_rollback(db), 0);
     }
 }
 
@@ -235,7 +235,7 @@ static void assert_model_matches_file(verso_db *db, const model *m)
             seen++;
         }
         assert_int_equal(rc, 0);
-        verso_iter_free(it);
+        verso_iter_close(it);
         for (int64_t id = 1; id < MAXID; id++)
             want += m->rows[t][id] != 0;
         assert_int_equal(seen, want);
@@ -265,7 +265,7 @@ static size_t read_once(entry *out, size_t max, verso_db *db, const read_opts *r
     fo.ntables = ro->ntables;
     if ((rc = verso_feed_open(&f, db, &fo)) < 0)
         fail_msg("feed since %lld: %s %s", (long long)ro->since, verso_strerror(rc),
-                 verso_errmsg(db));
+                 verso_db_errmsg(db));
     *head = verso_feed_head(f);
     while ((rc = verso_feed_next(&e, f)) == 1) {
         entry *x = &out[n];
@@ -348,7 +348,7 @@ static void test_every_limit_every_since(void **state)
 
     (void)state;
     g_rng = 11;
-    assert_int_equal(verso_on_commit(db, on_commit, m), 0);
+    assert_int_equal(verso_db_on_commit(db, on_commit, m), 0);
     history(db, m, 150);
     assert_model_matches_file(db, m);
     nall = expected(g_want, m, 0, 0, 7);
@@ -372,7 +372,7 @@ static void test_every_limit_every_since(void **state)
         n = read_pages(g_got, MAXE, db, ro, &pages);
         assert_same(g_got, n, g_want, want, "since (paged)", since);
     }
-    assert_int_equal(verso_on_commit_remove(db, on_commit, m), 0);
+    assert_int_equal(verso_db_on_commit_remove(db, on_commit, m), 0);
     verso_db_close(db);
     free(m);
 }
@@ -396,7 +396,7 @@ static void test_tables_filter(void **state)
 
     (void)state;
     g_rng = 23;
-    assert_int_equal(verso_on_commit(db, on_commit, m), 0);
+    assert_int_equal(verso_db_on_commit(db, on_commit, m), 0);
     history(db, m, 80);
     for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {
         for (int64_t limit = 0; limit <= 9; limit++) {
@@ -416,8 +416,8 @@ static void test_tables_filter(void **state)
         assert_int_equal(verso_feed_open(&f, db, &fo), VERSO_ENOTFOUND);
         assert_null(f);
     }
-    assert_int_equal(verso_begin(db), 0); /* no read transaction was left open */
-    assert_int_equal(verso_rollback(db), 0);
+    assert_int_equal(verso_db_begin(db), 0); /* no read transaction was left open */
+    assert_int_equal(verso_db_rollback(db), 0);
     verso_db_close(db);
     free(m);
 }
@@ -432,7 +432,7 @@ static void test_writes_between_pages(void **state)
     verso_db *w = create_db(path), *r = open_db(path);
     model *m = calloc(1, sizeof(*m)), *replica = calloc(1, sizeof(*replica));
 
-    assert_int_equal(verso_on_commit(w, on_commit, m), 0);
+    assert_int_equal(verso_db_on_commit(w, on_commit, m), 0);
     for (int64_t limit = 1; limit <= 7; limit++) {
         read_opts ro = {.since = 0, .limit = limit};
         bool more = true;
@@ -472,11 +472,11 @@ static void test_horizon(void **state)
 
     (void)state;
     g_rng = 37;
-    assert_int_equal(verso_on_commit(db, on_commit, m), 0);
+    assert_int_equal(verso_db_on_commit(db, on_commit, m), 0);
     history(db, m, 100);
     for (int step = 0; step < 4; step++) {
         int64_t to = horizon + 1 + (m->head - horizon) / 4;
-        assert_int_equal(verso_prune_version(&h, db, to), 0);
+        assert_int_equal(verso_db_prune_version(&h, db, to), 0);
         assert_int_equal(h, to);
         horizon = h;
         for (int64_t since = 0; since <= m->head; since++) {
@@ -489,7 +489,7 @@ static void test_horizon(void **state)
                 assert_null(f);
                 snprintf(msg, sizeof(msg), "changes since %lld were pruned (horizon %lld)",
                          (long long)since, (long long)horizon);
-                assert_non_null(strstr(verso_errmsg(db), msg));
+                assert_non_null(strstr(verso_db_errmsg(db), msg));
                 continue;
             }
             assert_int_equal(verso_feed_open(&f, db, &fo), 0);
@@ -511,17 +511,17 @@ static void test_horizon(void **state)
     bool more;
     read_once(g_got, MAXE, db, &ro, &cursor, &more, &head);
     assert_true(more);
-    assert_int_equal(verso_prune_version(&h, db, cursor), 0); /* up to the cursor: fine */
+    assert_int_equal(verso_db_prune_version(&h, db, cursor), 0); /* up to the cursor: fine */
     ro.since = cursor;
     read_once(g_got, MAXE, db, &ro, &cursor, &more, &head);
     assert_true(more);
-    assert_int_equal(verso_prune_version(&h, db, cursor + 1), 0);
+    assert_int_equal(verso_db_prune_version(&h, db, cursor + 1), 0);
     verso_feed_options fo = VERSO_FEED_OPTIONS_INIT;
     verso_feed *f = NULL;
     fo.since = cursor;
     assert_int_equal(verso_feed_open(&f, db, &fo), VERSO_EHORIZON);
     /* the horizon never moves back */
-    assert_int_equal(verso_prune_version(&h, db, 1), 0);
+    assert_int_equal(verso_db_prune_version(&h, db, 1), 0);
     assert_int_equal(h, cursor + 1);
     verso_db_close(db);
     free(m);
@@ -546,7 +546,7 @@ static void test_edges(void **state)
     assert_int_equal(pages, 1);
 
     g_rng = 5;
-    assert_int_equal(verso_on_commit(db, on_commit, m), 0);
+    assert_int_equal(verso_db_on_commit(db, on_commit, m), 0);
     history(db, m, 40);
     size_t nall = expected(g_want, m, 0, 0, 7);
 
@@ -612,7 +612,7 @@ static void test_shared_snapshot(void **state)
     int rc;
 
     g_rng = 9;
-    assert_int_equal(verso_on_commit(w, on_commit, m), 0);
+    assert_int_equal(verso_db_on_commit(w, on_commit, m), 0);
     history(w, m, 30);
     head = m->head;
     size_t nall = expected(g_want, m, 0, 0, 7);
@@ -640,9 +640,9 @@ static void test_shared_snapshot(void **state)
         assert_int_equal(verso_feed_open(&f1, r, &fo), 0);
         assert_int_equal(verso_feed_head(f1), m->head);
         verso_feed_close(f1);
-        assert_int_equal(verso_begin(r), 0);
-        assert_int_equal(verso_exec(r, "INSERT INTO a(n) VALUES (1)"), 0);
-        assert_int_equal(verso_commit(r), 0);
+        assert_int_equal(verso_db_begin(r), 0);
+        assert_int_equal(verso_db_exec(r, "INSERT INTO a(n) VALUES (1)"), 0);
+        assert_int_equal(verso_db_commit(r), 0);
         /* the next round's stream, r's own insert included */
         assert_int_equal(verso_feed_open(&f1, r, &fo), 0);
         head = verso_feed_head(f1);

@@ -32,7 +32,7 @@ static int setup(void **state)
     (void)state;
     if (verso_db_open(&g_db, orm_tmp_path("unit_query"), &o) < 0)
         return -1;
-    if (verso_exec(g_db, k_schema) < 0 || verso_track(g_db, "t", NULL) < 0)
+    if (verso_db_exec(g_db, k_schema) < 0 || verso_db_track(g_db, "t", NULL) < 0)
         return -1;
     g_t = verso_db_table(g_db, "t");
     g_srv = calloc(1, sizeof(*g_srv));
@@ -182,11 +182,11 @@ static void assert_runs(const verso__listq *lq, const char *qs)
     int rc = verso_query_open(&it, g_db, verso__listq_query(lq));
 
     if (rc < 0)
-        fail_msg("%s: the ORM refused the parsed query: %s", qs, verso_errmsg(g_db));
+        fail_msg("%s: the ORM refused the parsed query: %s", qs, verso_db_errmsg(g_db));
     while ((rc = verso_iter_next(it)) == 1)
         ;
     assert_int_equal(rc, 0);
-    verso_iter_free(it);
+    verso_iter_close(it);
 }
 
 typedef struct ok_case {
@@ -660,7 +660,7 @@ static size_t list_ids(int64_t *ids, size_t max, const char *qs, int limit, int 
         assert_int_equal(rc, 0);
         assert_true(got <= limit);
         (*pages)++;
-        verso_iter_free(it);
+        verso_iter_close(it);
         verso__listq_free(lq);
         if (got < limit || !r.link.len) {
             req_free(&r);
@@ -702,11 +702,11 @@ static void test_cursor_pages_exactly(void **state)
     int64_t all[64], paged[64];
 
     (void)state;
-    assert_int_equal(verso_begin(g_db), 0);
+    assert_int_equal(verso_db_begin(g_db), 0);
     for (size_t i = 0; i < sizeof(k_rows) / sizeof(k_rows[0]); i++)
-        if (verso_exec(g_db, k_rows[i]) < 0)
-            fail_msg("%s", verso_errmsg(g_db));
-    assert_int_equal(verso_commit(g_db), 0);
+        if (verso_db_exec(g_db, k_rows[i]) < 0)
+            fail_msg("%s", verso_db_errmsg(g_db));
+    assert_int_equal(verso_db_commit(g_db), 0);
     for (size_t o = 0; o < sizeof(orders) / sizeof(orders[0]); o++) {
         int pages;
         size_t nall = list_ids(all, 64, orders[o], 1000, &pages);
@@ -721,7 +721,7 @@ static void test_cursor_pages_exactly(void **state)
             assert_true(pages >= (int)(nall / (size_t)limit));
         }
     }
-    assert_int_equal(verso_exec(g_db, "DELETE FROM t"), 0);
+    assert_int_equal(verso_db_exec(g_db, "DELETE FROM t"), 0);
 }
 
 /* The Link header's query string: everything but after= and offset=, encoded. */

@@ -32,7 +32,7 @@ extern "C" {
 /*
  * The underlying SQLite connection (borrowed), for reads and statements verso
  * does not offer. Writes to tracked tables made directly on it are NOT
- * reliably tracked: run such SQL through verso_exec(), which runs it with the
+ * reliably tracked: run such SQL through verso_db_exec(), which runs it with the
  * tracking triggers on and keeps the version counter right. Every other
  * connection and program is tracked by the triggers.
  *
@@ -83,7 +83,7 @@ VERSO_API int verso_apply_begin(verso_db *db, bool reset);
  *   VERSO_ESCHEMA ("table T: the table T of this database is not a
  *   replica; ..."), nothing changed. verso_apply_replace() first replaces
  *   it.
- * - Present (tracked: declared as a C struct, tracked with verso_track(),
+ * - Present (tracked: declared as a C struct, tracked with verso_db_track(),
  *   or replicated before): its
  *   columns must match the master's: same id and version columns, and for
  *   every other column the master has and this table has, the same type

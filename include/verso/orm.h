@@ -149,7 +149,7 @@ VERSO_API const char *verso_open_errmsg(void);
 VERSO_API void verso_db_close(verso_db *db);
 
 /* Detail text of the last error on db ("" if none). Borrowed until the next call on db. */
-VERSO_API const char *verso_errmsg(const verso_db *db);
+VERSO_API const char *verso_db_errmsg(const verso_db *db);
 
 /* The path db was opened with. Borrowed for the life of db. */
 VERSO_API const char *verso_db_path(const verso_db *db);
@@ -172,7 +172,7 @@ VERSO_API const char *verso_db_identity(const verso_db *db);
 
 /* ---------------------------------------------------------------------
  * Runtime schema: every tracked table, whether declared in C, tracked with
- * verso_track(), or created by replication.
+ * verso_db_track(), or created by replication.
  * ------------------------------------------------------------------ */
 
 typedef struct verso_column {
@@ -213,7 +213,7 @@ VERSO_API bool verso_table_is_replicated(const verso_table *t);
  * Errors: VERSO_ENOTFOUND (no such table), VERSO_ESCHEMA (no INTEGER
  * PRIMARY KEY, bad name), VERSO_EDB.
  */
-VERSO_API int verso_track(verso_db *db, const char *table, const char *version_column);
+VERSO_API int verso_db_track(verso_db *db, const char *table, const char *version_column);
 
 /* ---------------------------------------------------------------------
  * Transactions and hooks
@@ -223,19 +223,19 @@ VERSO_API int verso_track(verso_db *db, const char *table, const char *version_c
  * Starts a write transaction (BEGIN IMMEDIATE). Writes outside an explicit
  * transaction each run in their own. Nested calls are VERSO_ESTATE.
  */
-VERSO_API int verso_begin(verso_db *db);
+VERSO_API int verso_db_begin(verso_db *db);
 /* Commits; on success runs the commit hooks with this transaction's changes. */
-VERSO_API int verso_commit(verso_db *db);
+VERSO_API int verso_db_commit(verso_db *db);
 /* Rolls back; nothing of the transaction is visible and no hook runs. */
-VERSO_API int verso_rollback(verso_db *db);
-/* True inside verso_begin() .. commit/rollback. */
+VERSO_API int verso_db_rollback(verso_db *db);
+/* True inside verso_db_begin() .. commit/rollback. */
 VERSO_API bool verso_in_transaction(const verso_db *db);
 
 /*
  * Runs fn inside one transaction: commits if fn returns >= 0, rolls back and
  * returns fn's code if it returns < 0. VERSO_ESTATE inside a transaction.
  */
-VERSO_API int verso_batch(verso_db *db, int (*fn)(verso_db *db, void *arg), void *arg);
+VERSO_API int verso_db_batch(verso_db *db, int (*fn)(verso_db *db, void *arg), void *arg);
 
 typedef enum verso_change_kind {
     VERSO_CHANGE_INSERT = 1,
@@ -259,14 +259,14 @@ typedef struct verso_change {
 typedef void (*verso_commit_fn)(verso_db *db, const verso_change *changes, size_t n, void *arg);
 
 /* Registers a hook (at most 16). VERSO_EINVAL if fn is NULL. */
-VERSO_API int verso_on_commit(verso_db *db, verso_commit_fn fn, void *arg);
+VERSO_API int verso_db_on_commit(verso_db *db, verso_commit_fn fn, void *arg);
 /* Removes a hook registered with the same fn and arg. VERSO_ENOTFOUND otherwise. */
-VERSO_API int verso_on_commit_remove(verso_db *db, verso_commit_fn fn, void *arg);
+VERSO_API int verso_db_on_commit_remove(verso_db *db, verso_commit_fn fn, void *arg);
 
 /* ---------------------------------------------------------------------
  * CRUD on structs
  *
- * Text and blob members of records filled by verso (verso_get,
+ * Text and blob members of records filled by verso (verso_record_get,
  * verso_iter_record) are allocated by verso; release them with
  * verso_record_clear(). Records passed in for writing are only read.
  * ------------------------------------------------------------------ */
@@ -278,10 +278,10 @@ VERSO_API int verso_on_commit_remove(verso_db *db, verso_commit_fn fn, void *arg
  * Errors: VERSO_ECONSTRAINT (duplicate id, NOT NULL, UNIQUE),
  * VERSO_EREADONLY (replicated table), VERSO_EDB.
  */
-VERSO_API int verso_insert(verso_db *db, const verso_table_def *def, void *rec);
+VERSO_API int verso_record_insert(verso_db *db, const verso_table_def *def, void *rec);
 
 /* Reads row id into rec (which the caller zeroes or clears first). VERSO_ENOTFOUND. */
-VERSO_API int verso_get(void *rec, verso_db *db, const verso_table_def *def, int64_t id);
+VERSO_API int verso_record_get(void *rec, verso_db *db, const verso_table_def *def, int64_t id);
 
 /*
  * Updates the row with rec's id: all fields if mask is 0, otherwise only the
@@ -289,14 +289,15 @@ VERSO_API int verso_get(void *rec, verso_db *db, const verso_table_def *def, int
  * id and version bits are ignored). The new version is written into rec.
  * Errors: VERSO_ENOTFOUND, VERSO_ECONSTRAINT, VERSO_EREADONLY.
  */
-VERSO_API int verso_update(verso_db *db, const verso_table_def *def, void *rec, uint64_t mask);
+VERSO_API int verso_record_update(verso_db *db, const verso_table_def *def, void *rec,
+                                  uint64_t mask);
 
 /* Computes a field mask from column names. VERSO_EINVAL naming an unknown field. */
-VERSO_API int verso_mask(uint64_t *out, const verso_table_def *def, const char *const *names,
-                         size_t n);
+VERSO_API int verso_record_mask(uint64_t *out, const verso_table_def *def, const char *const *names,
+                                size_t n);
 
 /* Deletes row id and writes its tombstone. VERSO_ENOTFOUND, VERSO_EREADONLY. */
-VERSO_API int verso_delete(verso_db *db, const verso_table_def *def, int64_t id);
+VERSO_API int verso_record_delete(verso_db *db, const verso_table_def *def, int64_t id);
 
 /* Frees the text and blob members of rec and zeroes them. def or rec NULL: no-op. */
 VERSO_API void verso_record_clear(const verso_table_def *def, void *rec);
@@ -333,7 +334,7 @@ typedef struct verso_order {
 
 /*
  * A query. Column names are checked against the table's schema
- * (VERSO_EINVAL with the unknown name in verso_errmsg); values are always
+ * (VERSO_EINVAL with the unknown name in verso_db_errmsg); values are always
  * bound as parameters. Rows are ordered by `order` then by id (ascending,
  * or descending if the last order term is descending), so the order is
  * total and keyset pagination is exact.
@@ -361,7 +362,7 @@ typedef struct verso_query {
     }
 
 /*
- * Runs q. *out receives a cursor to release with verso_iter_free(); rows are
+ * Runs q. *out receives a cursor to release with verso_iter_close(); rows are
  * read one at a time, never all into memory.
  * Errors: VERSO_ENOTFOUND (unknown table), VERSO_EINVAL (unknown column,
  * bad condition), VERSO_EDB.
@@ -384,11 +385,11 @@ VERSO_API int verso_iter_value(verso_value *out, const verso_iter *it, size_t i)
 VERSO_API int verso_iter_record(void *rec, const verso_iter *it, const verso_table_def *def);
 
 /* Frees the cursor. NULL is a no-op. */
-VERSO_API void verso_iter_free(verso_iter *it);
+VERSO_API void verso_iter_close(verso_iter *it);
 
 /* Number of rows matching conds (ANDed) in table. */
-VERSO_API int verso_count(int64_t *out, verso_db *db, const char *table, const verso_cond *conds,
-                          size_t nconds);
+VERSO_API int verso_query_count(int64_t *out, verso_db *db, const char *table,
+                                const verso_cond *conds, size_t nconds);
 
 /* ---------------------------------------------------------------------
  * Generic rows (any tracked table, by column name)
@@ -428,7 +429,7 @@ VERSO_API int verso_row_delete(verso_db *db, const char *table, int64_t id, int6
  * commit hooks. Outside an explicit transaction the statements run in one
  * transaction of their own.
  */
-VERSO_API int verso_exec(verso_db *db, const char *sql);
+VERSO_API int verso_db_exec(verso_db *db, const char *sql);
 
 /* ---------------------------------------------------------------------
  * The change feed
@@ -504,11 +505,11 @@ VERSO_API void verso_feed_close(verso_feed *f);
  * Deletes tombstones with version <= up_to (clamped to the head) and moves
  * the horizon there. *out_horizon (may be NULL) receives the new horizon.
  */
-VERSO_API int verso_prune_version(int64_t *out_horizon, verso_db *db, int64_t up_to);
+VERSO_API int verso_db_prune_version(int64_t *out_horizon, verso_db *db, int64_t up_to);
 
 /* Deletes tombstones written more than max_age_ms ago; the horizon moves to
  * the highest pruned version. */
-VERSO_API int verso_prune_age(int64_t *out_horizon, verso_db *db, int64_t max_age_ms);
+VERSO_API int verso_db_prune_age(int64_t *out_horizon, verso_db *db, int64_t max_age_ms);
 
 /* ---------------------------------------------------------------------
  * Replication cursor (the apply calls are in verso/advanced.h)
@@ -521,7 +522,7 @@ typedef struct verso_cursor {
     int64_t version;
 } verso_cursor;
 
-VERSO_API int verso_cursor_get(verso_cursor *out, verso_db *db);
+VERSO_API int verso_db_cursor(verso_cursor *out, verso_db *db);
 
 /* ---------------------------------------------------------------------
  * JSON
@@ -563,10 +564,10 @@ VERSO_API int verso_json_feed_entry(verso_buf *b, const verso_feed_entry *e);
  * history), all read from one snapshot. On error b is left as it was.
  * Errors: VERSO_ENOTFOUND (no such tracked table), VERSO_EDB.
  */
-VERSO_API int verso_dump(verso_buf *b, verso_db *db, const char *table);
+VERSO_API int verso_fixture_dump(verso_buf *b, verso_db *db, const char *table);
 
 /*
- * Loads a fixture (the format of verso_dump) in one transaction: rows are
+ * Loads a fixture (the format of verso_fixture_dump) in one transaction: rows are
  * upserted by id and get new versions. All or nothing.
  * A row whose id exists is updated (only the columns it names); another row
  * is inserted with its id, or a new id when it has none; a version column in
@@ -574,9 +575,9 @@ VERSO_API int verso_dump(verso_buf *b, verso_db *db, const char *table);
  * Errors: VERSO_EJSON, VERSO_EUTF8 (malformed text), VERSO_EINVAL (not a
  * fixture, unknown column), VERSO_ENOTFOUND (unknown table), VERSO_ETYPE,
  * VERSO_ECONSTRAINT, VERSO_EREADONLY, VERSO_ESTATE (inside a transaction);
- * verso_errmsg() names the table and the row index.
+ * verso_db_errmsg() names the table and the row index.
  */
-VERSO_API int verso_load(verso_db *db, const char *json, size_t len);
+VERSO_API int verso_fixture_load(verso_db *db, const char *json, size_t len);
 
 #ifdef __cplusplus
 }

@@ -148,11 +148,11 @@ typedef struct verso_pull_result {
  * commit stores the cursor), so a crash or error leaves db at its previous
  * consistent state. Replicated tables are created from the master's
  * schema, or checked against it (VERSO_ESCHEMA, detail in
- * verso_errmsg(db)). Objects of db the master does not have are never
+ * verso_db_errmsg(db)). Objects of db the master does not have are never
  * touched; a master table whose name an untracked object of db has (any
  * case) is refused with VERSO_ESCHEMA and nothing applied, unless
  * opts->replace_tables. A table tracked in db (declared as a C struct or
- * with verso_track()) that the master also has becomes its replica: rows
+ * with verso_db_track()) that the master also has becomes its replica: rows
  * written there before are removed (see verso_apply_table()).
  *
  * db is used by the calling thread only during the call and must not be
@@ -280,7 +280,7 @@ typedef struct verso_sync_master_options {
  * Creates the replication endpoint for the database file db_path (it opens
  * its own read handle, used on the REST service thread only). Mount it into
  * a server with verso_sync_master_mount() before verso_rest_start(). opts
- * may be NULL. Release with verso_sync_master_free() after verso_rest_stop().
+ * may be NULL. Release with verso_sync_master_close() after verso_rest_stop().
  * Errors: VERSO_EINVAL, VERSO_EDB (detail in why), VERSO_ENOMEM.
  */
 VERSO_API int verso_sync_master_new(verso_sync_master **out, const char *db_path,
@@ -324,7 +324,7 @@ typedef struct verso_sync_peer {
 VERSO_API int verso_sync_master_peers(verso_sync_peer **out, size_t *n, verso_sync_master *m);
 
 /* Frees the master. The server it was mounted in must be stopped. NULL is a no-op. */
-VERSO_API void verso_sync_master_free(verso_sync_master *m);
+VERSO_API void verso_sync_master_close(verso_sync_master *m);
 
 #ifdef __cplusplus
 }

@@ -4,12 +4,22 @@
  * Every verso function that can fail returns an int: 0 (VERSO_OK) on
  * success, a negative VERSO_E* code on failure. Outputs come first in the
  * argument list. Detail text for the last error on a handle is available
- * from that handle (verso_errmsg() for a database); it is borrowed and valid
+ * from that handle (verso_db_errmsg() for a database); it is borrowed and valid
  * until the next call on the same handle.
  *
  * Memory: anything verso returns that the caller must release names its
  * release function in the comment of the function that returned it. Callers
- * never free() verso's memory themselves.
+ * never free() verso's memory themselves. One verb per kind of release:
+ * `_close` ends a handle on a database (verso_db_close, verso_iter_close,
+ * verso_feed_close, verso_sync_master_close), `_stop` ends a running thread
+ * and frees it (verso_rest_stop, verso_slave_stop), `_free` releases memory
+ * (verso_buf_free, verso_json_free, verso_free).
+ *
+ * Names carry their module: verso_db_* (a database handle: open, close,
+ * begin/commit, exec, track, prune, hooks, errmsg), verso_record_* (rows as
+ * C structs), verso_row_* (rows as column/value pairs), verso_query_*,
+ * verso_iter_*, verso_feed_*, verso_fixture_*, verso_json_*, verso_rest_*,
+ * verso_ws_*, verso_sync_*, verso_slave_*.
  */
 #ifndef VERSO_VERSO_H
 #define VERSO_VERSO_H

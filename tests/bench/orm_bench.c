@@ -227,7 +227,7 @@ static verso_db *open_orm(const char *tag)
 static void check(verso_db *db, int rc, const char *what)
 {
     if (rc != 0)
-        die(what, verso_errmsg(db));
+        die(what, verso_db_errmsg(db));
 }
 
 static void orm_open(target *t)
@@ -240,11 +240,11 @@ static void orm_open(target *t)
 static void trig_open(target *t)
 {
     verso_db *db = open_orm("ormtrig");
-    check(db, verso_exec(db, "CREATE TABLE side(id INTEGER PRIMARY KEY, x TEXT)"), "side");
-    check(db, verso_track(db, "side", NULL), "track side");
+    check(db, verso_db_exec(db, "CREATE TABLE side(id INTEGER PRIMARY KEY, x TEXT)"), "side");
+    check(db, verso_db_track(db, "side", NULL), "track side");
     check(db,
-          verso_exec(db, "CREATE TRIGGER side_guard BEFORE INSERT ON side WHEN NEW.x IS NULL "
-                         "BEGIN SELECT RAISE(ABORT, 'x is required'); END"),
+          verso_db_exec(db, "CREATE TRIGGER side_guard BEFORE INSERT ON side WHEN NEW.x IS NULL "
+                            "BEGIN SELECT RAISE(ABORT, 'x is required'); END"),
           "trigger");
     t->db = db;
 }
@@ -252,27 +252,27 @@ static void trig_open(target *t)
 static void orm_begin(target *t, const char *sql)
 {
     (void)sql;
-    check(t->db, verso_begin(t->db), "begin");
+    check(t->db, verso_db_begin(t->db), "begin");
 }
 
 static void orm_rows(target *t, int op, int64_t from, int64_t to)
 {
     for (int64_t i = from; i < to; i++) {
         if (op == OP_DELETE) {
-            check(t->db, verso_delete(t->db, &brow_def, del_ids[i]), "delete");
+            check(t->db, verso_record_delete(t->db, &brow_def, del_ids[i]), "delete");
             continue;
         }
         brow r = {i + 1, 0, (char *)names[i & 7], (double)i * 0.25, (i & 1023) + (op == OP_UPDATE)};
         check(t->db,
-              op == OP_INSERT ? verso_insert(t->db, &brow_def, &r)
-                              : verso_update(t->db, &brow_def, &r, 0),
+              op == OP_INSERT ? verso_record_insert(t->db, &brow_def, &r)
+                              : verso_record_update(t->db, &brow_def, &r, 0),
               op_names[op]);
     }
 }
 
 static void orm_commit(target *t)
 {
-    check(t->db, verso_commit(t->db), "commit");
+    check(t->db, verso_db_commit(t->db), "commit");
 }
 
 static const engine orm_engine = {orm_begin, orm_rows, orm_commit};

@@ -60,15 +60,15 @@ static int seed(bench *b)
 
     o.tables = k_tables;
     o.ntables = 1;
-    if ((rc = verso_db_open(&db, b->db, &o)) < 0 || (rc = verso_begin(db)) < 0)
+    if ((rc = verso_db_open(&db, b->db, &o)) < 0 || (rc = verso_db_begin(db)) < 0)
         goto done;
     for (int i = 1; rc == 0 && i <= b->rows; i++) {
         row r = {.name = name, .price = i * 0.25, .qty = i % 100, .note = (char *)k_note};
         snprintf(name, sizeof(name), "item number %d", i);
-        rc = verso_insert(db, &k_items, &r);
+        rc = verso_record_insert(db, &k_items, &r);
     }
     if (rc == 0)
-        rc = verso_commit(db);
+        rc = verso_db_commit(db);
 done:
     verso_db_close(db);
     return rc;
@@ -167,7 +167,8 @@ static double median(double *v, int n)
 
 enum { BARE_GET, VERSO_GET, BARE_POST, VERSO_POST, NRUNS };
 
-static const char *const k_names[NRUNS] = {"bare_get", "verso_get", "bare_post", "verso_post"};
+static const char *const k_names[NRUNS] = {"bare_get", "verso_record_get", "bare_post",
+                                           "verso_post"};
 
 static void measure(const bench *b, int port, double rps[NRUNS][16], long errors[NRUNS])
 {
@@ -186,7 +187,7 @@ static int64_t count_rows(const bench *b)
     int64_t n = -1;
 
     if (verso_db_open(&db, b->db, NULL) == 0)
-        verso_count(&n, db, "items", NULL, 0);
+        verso_query_count(&n, db, "items", NULL, 0);
     verso_db_close(db);
     return n;
 }

@@ -118,7 +118,7 @@ static void master_stop(master *m)
 {
     verso_sync_master_unwatch(m->sync, m->db);
     verso_rest_stop(m->srv);
-    verso_sync_master_free(m->sync);
+    verso_sync_master_close(m->sync);
     verso_db_close(m->db);
 }
 
@@ -143,8 +143,8 @@ static void insert_rows(verso_db *db, int n, int64_t *last_version)
     for (int i = 0; i < n; i++) {
         r.id = 0;
         r.qty = i;
-        if (verso_insert(db, &items, &r) < 0)
-            die("insert", verso_errmsg(db));
+        if (verso_record_insert(db, &items, &r) < 0)
+            die("insert", verso_db_errmsg(db));
     }
     *last_version = r.version;
 }
@@ -327,10 +327,10 @@ static void live_run(void)
         die("throughput", "the slave did not connect");
     t0 = mono_us();
     for (int t = 0; t < LIVE_TX; t++) {
-        verso_begin(m.db);
+        verso_db_begin(m.db);
         insert_rows(m.db, LIVE_TX_ROWS, &v);
-        if (verso_commit(m.db) < 0)
-            die("commit", verso_errmsg(m.db));
+        if (verso_db_commit(m.db) < 0)
+            die("commit", verso_db_errmsg(m.db));
     }
     t_written = mono_us();
     if (verso_slave_wait(s, v, 60000) < 0)
@@ -402,10 +402,10 @@ static void fill(const char *path, int n)
     verso_db *db = open_db(path);
     int64_t v;
 
-    verso_begin(db);
+    verso_db_begin(db);
     insert_rows(db, n, &v);
-    if (verso_commit(db) < 0)
-        die("fill", verso_errmsg(db));
+    if (verso_db_commit(db) < 0)
+        die("fill", verso_db_errmsg(db));
     verso_db_close(db);
 }
 
@@ -467,7 +467,7 @@ static double pull_run(const char *mp)
              verso_path, verso_rest_port(srv), sp);
     t = run_shell(cmd);
     verso_rest_stop(srv);
-    verso_sync_master_free(sync);
+    verso_sync_master_close(sync);
     return t;
 }
 

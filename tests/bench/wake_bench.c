@@ -141,7 +141,7 @@ static int64_t external_commit(sqlite3 *s, verso_db *reader, int i)
     if (sqlite3_exec(s, sql, NULL, NULL, NULL) != SQLITE_OK)
         die("insert", sqlite3_errmsg(s));
     if (verso_db_info(&info, reader) < 0)
-        die("info", verso_errmsg(reader));
+        die("info", verso_db_errmsg(reader));
     return info.head;
 }
 

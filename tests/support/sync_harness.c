@@ -176,7 +176,7 @@ int h_master_main(int argc, char **argv)
          !h_master_stop && getppid() == parent && parent != 1 && h_now_ms() - t0 < 300000;)
         h_sleep_ms(20);
     verso_rest_stop(srv);
-    verso_sync_master_free(m);
+    verso_sync_master_close(m);
     verso_db_close(db);
     return 0;
 }
@@ -286,14 +286,14 @@ int h_orm_account_op(verso_db *db)
 
     if (r == 0 || id == 0) {
         a.balance = h_rand() % 1000;
-        return verso_insert(db, &h_accounts, &a);
+        return verso_record_insert(db, &h_accounts, &a);
     }
     if (r == 1 || id <= 2) {
-        int rc = verso_get(&a, db, &h_accounts, id);
+        int rc = verso_record_get(&a, db, &h_accounts, id);
         a.balance += 1;
-        return rc < 0 ? rc : verso_update(db, &h_accounts, &a, 0);
+        return rc < 0 ? rc : verso_record_update(db, &h_accounts, &a, 0);
     }
-    return verso_delete(db, &h_accounts, id);
+    return verso_record_delete(db, &h_accounts, id);
 }
 
 int h_orm_op(verso_db *db)
@@ -311,32 +311,32 @@ int h_orm_op(verso_db *db)
         it.price = (h_rand() % 10000) / 100.0;
         it.qty = h_rand() % 100;
         it.qty_null = h_rand() % 7 == 0;
-        return verso_insert(db, &h_items, &it);
+        return verso_record_insert(db, &h_items, &it);
     }
     if (r < 8) {
-        int rc = verso_get(&it, db, &h_items, id);
+        int rc = verso_record_get(&it, db, &h_items, id);
         if (rc < 0)
             return rc;
         it.qty = (int64_t)(h_rand() % 1000) - 500;
         it.qty_null = false;
-        rc = verso_update(db, &h_items, &it, 0);
+        rc = verso_record_update(db, &h_items, &it, 0);
         verso_record_clear(&h_items, &it);
         return rc;
     }
-    return verso_delete(db, &h_items, id);
+    return verso_record_delete(db, &h_items, id);
 }
 
 void h_orm_workload(verso_db *db, int ntx, int maxrows)
 {
     for (int t = 0; t < ntx; t++) {
         int n = 1 + (int)(h_rand() % (uint32_t)maxrows);
-        assert_int_equal(verso_begin(db), 0);
+        assert_int_equal(verso_db_begin(db), 0);
         for (int i = 0; i < n; i++) {
             int rc = h_orm_op(db);
             if (rc < 0)
-                fail_msg("orm op: %s %s", verso_strerror(rc), verso_errmsg(db));
+                fail_msg("orm op: %s %s", verso_strerror(rc), verso_db_errmsg(db));
         }
-        assert_int_equal(verso_commit(db), 0);
+        assert_int_equal(verso_db_commit(db), 0);
     }
 }
 
@@ -440,7 +440,7 @@ int64_t h_cursor(const char *path, char master[37])
     verso_db *db = h_open(path);
     verso_cursor c;
 
-    assert_int_equal(verso_cursor_get(&c, db), 0);
+    assert_int_equal(verso_db_cursor(&c, db), 0);
     verso_db_close(db);
     if (master)
         memcpy(master, c.master, 37);
@@ -652,8 +652,8 @@ void h_seed_accounts(verso_db *db, int64_t each)
 {
     h_account a = {.id = 1, .balance = each}, b = {.id = 2, .balance = each};
 
-    assert_int_equal(verso_insert(db, &h_accounts, &a), 0);
-    assert_int_equal(verso_insert(db, &h_accounts, &b), 0);
+    assert_int_equal(verso_record_insert(db, &h_accounts, &a), 0);
+    assert_int_equal(verso_record_insert(db, &h_accounts, &b), 0);
 }
 
 void h_transfer(verso_db *db)
@@ -661,14 +661,14 @@ void h_transfer(verso_db *db)
     h_account a = {0}, b = {0};
     int64_t amount = (int64_t)(h_rand() % 50) - 25;
 
-    assert_int_equal(verso_begin(db), 0);
-    assert_int_equal(verso_get(&a, db, &h_accounts, 1), 0);
-    assert_int_equal(verso_get(&b, db, &h_accounts, 2), 0);
+    assert_int_equal(verso_db_begin(db), 0);
+    assert_int_equal(verso_record_get(&a, db, &h_accounts, 1), 0);
+    assert_int_equal(verso_record_get(&b, db, &h_accounts, 2), 0);
     a.balance -= amount;
     b.balance += amount;
-    assert_int_equal(verso_update(db, &h_accounts, &a, 0), 0);
-    assert_int_equal(verso_update(db, &h_accounts, &b, 0), 0);
-    assert_int_equal(verso_commit(db), 0);
+    assert_int_equal(verso_record_update(db, &h_accounts, &a, 0), 0);
+    assert_int_equal(verso_record_update(db, &h_accounts, &b, 0), 0);
+    assert_int_equal(verso_db_commit(db), 0);
 }
 
 void h_accounts_sum(const char *path, int64_t *sum, int64_t *count)
