@@ -26,7 +26,7 @@ struct verso_feed {
     feed_src *src; /* src[0] is the deletion log */
     size_t nsrc;
     int last; /* source of the entry handed out last, -1 none */
-    int64_t head, horizon, since, limit, count, lastv;
+    int64_t head, horizon, since, limit, count, lastv, seq_horizon;
     bool more, done, began;
     char identity[37];
     verso_feed_entry e;
@@ -52,7 +52,7 @@ static int read_snapshot(verso_feed *f)
     f->head = info.head;
     f->horizon = info.horizon;
     memcpy(f->identity, info.identity, sizeof f->identity);
-    if (f->since > 0 && f->since < f->horizon)
+    if (f->since > 0 && f->since < f->horizon && f->seq_horizon != f->horizon)
         return verso__err(f->db, VERSO_EHORIZON,
                           "changes since %lld were pruned (horizon %lld): resynchronise",
                           (long long)f->since, (long long)f->horizon);
@@ -178,6 +178,7 @@ int verso_feed_open(verso_feed **out, verso_db *db, const verso_feed_options *op
     f->since = o->since > 0 ? o->since : 0;
     f->lastv = f->since;
     f->limit = o->limit;
+    f->seq_horizon = o->sequence_horizon > 0 ? o->sequence_horizon : -1;
     f->last = -1;
     rc = begin_read(f);
     if (rc == 0)

@@ -509,6 +509,7 @@ static int feed_parse(feed_args *a, verso__req *rq, verso__resp *rs)
 {
     const char *since = verso__param_get(rq, "since"), *limit = verso__param_get(rq, "limit");
     const char *tables = verso__param_get(rq, "tables");
+    const char *horizon = verso__param_get(rq, "horizon");
     int max = rq->srv->cfg.limits.max_changes;
 
     a->fo.limit = max < 1000 ? max : 1000;
@@ -520,6 +521,13 @@ static int feed_parse(feed_args *a, verso__req *rq, verso__resp *rs)
     if (limit && (verso__parse_i64(&a->fo.limit, limit) < 0 || a->fo.limit < 1)) {
         verso__error(rs, 400, "limit must be a positive integer (changes per answer; at most %d)",
                      max);
+        return 400;
+    }
+    if (horizon &&
+        (verso__parse_i64(&a->fo.sequence_horizon, horizon) < 0 || a->fo.sequence_horizon < 0)) {
+        verso__error(rs, 400,
+                     "horizon must be a non-negative integer (the horizon the first page of "
+                     "this read reported)");
         return 400;
     }
     if (a->fo.limit > max)

@@ -31,9 +31,10 @@ struct verso__sync_fetch {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     verso__sync_http *http;
-    char *suffix;   /* query after since=N */
-    int64_t since;  /* of the next request */
-    int64_t target; /* stop after an answer ending at or past it */
+    char *suffix;    /* query after since=N */
+    int64_t since;   /* of the next request */
+    int64_t horizon; /* reported by the first answer, sent with the next ones; -1 before */
+    int64_t target;  /* stop after an answer ending at or past it */
     answer ring[DEPTH];
     int first, count;
     bool ended;
@@ -61,6 +62,8 @@ static bool fetch_one(verso__sync_fetch *f, answer *a, int64_t since)
     bool more = false;
 
     a->rc = verso_buf_printf(&path, "/_changes?since=%lld%s", (long long)since, f->suffix);
+    if (a->rc == 0 && f->horizon >= 0) /* this read began under that horizon */
+        a->rc = verso_buf_printf(&path, "&horizon=%lld", (long long)f->horizon);
     if (a->rc == 0)
         a->rc = verso__sync_http_get(&a->body, &a->status, f->http, path.data, &f->stop);
     verso_buf_free(&path);
@@ -72,6 +75,9 @@ static bool fetch_one(verso__sync_fetch *f, answer *a, int64_t since)
         return false;
     pthread_mutex_lock(&f->lock);
     f->since = cursor;
+    if (f->horizon < 0 &&
+        verso__sync_json_get_i64(&f->horizon, verso_json_root(a->doc), "horizon") < 0)
+        f->horizon = -1;
     pthread_mutex_unlock(&f->lock);
     return more || cursor < f->target;
 }
@@ -118,6 +124,7 @@ int verso__sync_fetch_start(verso__sync_fetch **out, verso__sync_http *http, con
     }
     f->http = http;
     f->since = since;
+    f->horizon = -1;
     f->target = target;
     pthread_mutex_init(&f->lock, NULL);
     pthread_cond_init(&f->cond, NULL);

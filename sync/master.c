@@ -41,11 +41,13 @@ typedef struct conn {
     bool hello_due;
     bool subscribed;
     bool schema_due;
-    bool reset;       /* the subscription is a full resynchronisation */
-    bool resync_due;  /* tell the slave to resynchronise */
-    bool in_sequence; /* the last message had more == true */
-    bool batch_due;   /* a new subscription gets a batch even at the head */
-    int seq_len;      /* messages of the current sequence so far */
+    bool reset;          /* the subscription is a full resynchronisation */
+    bool resync_due;     /* tell the slave to resynchronise */
+    bool in_sequence;    /* the last message had more == true */
+    bool batch_due;      /* a new subscription gets a batch even at the head */
+    int seq_len;         /* messages of the current sequence so far */
+    int64_t seq_horizon; /* horizon of the subscription's first read (-1 before): later reads
+                            may start below the horizon while it has not moved */
     char **tables;
     size_t ntables;
     int64_t cursor;          /* changes sent up to this version */
@@ -230,11 +232,14 @@ static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
     fo.limit = sequence_limit(m, c);
     fo.tables = (const char *const *)c->tables;
     fo.ntables = c->ntables;
+    fo.sequence_horizon = c->seq_horizon > 0 ? c->seq_horizon : 0;
     if ((rc = verso_feed_open(&f, m->db, &fo)) < 0) {
         if (rc == VERSO_EHORIZON)
             return send_resync(m, c, b, "horizon");
         return rc;
     }
+    if (c->seq_horizon < 0)
+        c->seq_horizon = verso_feed_horizon(f);
     if (strcmp(verso_feed_identity(f), c->identity) != 0 || verso_feed_head(f) < from) {
         bool other = strcmp(verso_feed_identity(f), c->identity) != 0;
         verso_feed_close(f);
@@ -509,6 +514,7 @@ static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON
     c->batch_due = true; /* even at the head: the slave learns it is there */
     c->in_sequence = false;
     c->seq_len = 0;
+    c->seq_horizon = -1;
     if (reason && !c->snapshot_due)
         ask_resync(m, c, reason);
     return 0;
@@ -589,6 +595,9 @@ static int ws_open(verso_ws *ws, void **cp, void *arg)
 {
     verso_sync_master *m = arg;
     conn *c = calloc(1, sizeof(*c));
+
+    if (c)
+        c->seq_horizon = -1;
 
     if (!c)
         return -1;

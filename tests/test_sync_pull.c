@@ -515,6 +515,65 @@ static void test_pull_behind_horizon(void **state)
     verso_db_close(db);
 }
 
+/*
+ * A full read (from version 0) of a master whose tombstone horizon is high
+ * comes in many pages: the continuation pages read from cursors below the
+ * horizon, which is fine as long as the horizon did not move during the
+ * read (the first page carried everything older). Pull and live slaves must
+ * get through; a horizon that moves during the read still restarts it.
+ */
+static void test_full_read_in_pages_under_a_horizon(void **state)
+{
+    const char *extra[] = {"--chunk", "7", NULL};
+    verso_sync_client c = VERSO_SYNC_CLIENT_INIT;
+    verso_slave_options so = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave *s = NULL;
+    char mp[600], sp[600], lp[600], why[256] = "";
+    verso_pull_result res;
+    int64_t horizon;
+    h_master m;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "fullpage-master.db");
+    h_path(sp, sizeof(sp), "fullpage-pull.db");
+    h_path(lp, sizeof(lp), "fullpage-live.db");
+    db = h_open(mp);
+    h_seed(17);
+    h_seed_accounts(db, 100);
+    h_orm_workload(db, 40, 10);
+    for (int i = 0; i < 10; i++) {
+        int64_t id = h_pick_id(verso_db_sqlite(db), "items");
+        if (id)
+            assert_int_equal(verso_record_delete(db, &h_items, id), 0);
+    }
+    assert_int_equal(verso_db_prune_version(&horizon, db, h_head(mp)), 0);
+    assert_true(horizon > 7);
+    h_orm_workload(db, 5, 3);
+    h_master_start(&m, mp, extra);
+
+    c.chunk = 7; /* dozens of pages, each continuing below the horizon */
+    pull_ok(&res, m.url, sp, &c);
+    assert_int_equal(res.cursor, h_head(mp));
+    h_assert_converged(mp, sp);
+
+    /* a live slave (C tables: rows, not a file snapshot) from the same master */
+    so.db.tables = h_tables;
+    so.db.ntables = 2;
+    if (verso_slave_start(&s, lp, m.url, &so, why, sizeof(why)) < 0)
+        fail_msg("slave: %s", why);
+    if (verso_slave_wait(s, h_head(mp), 20000) < 0) {
+        verso_slave_state st;
+        verso_slave_state_get(&st, s);
+        fail_msg("live slave stuck at %lld of %lld: %s", (long long)st.cursor,
+                 (long long)h_head(mp), st.last_error);
+    }
+    verso_slave_stop(s);
+    h_assert_converged(mp, lp);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
 /* A master with tokens: pull, `verso pull` and a live slave need one with role replicate. */
 static void test_token(void **state)
 {
@@ -660,6 +719,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pull_command),
         cmocka_unit_test(test_pull_master_recreated),
         cmocka_unit_test(test_pull_behind_horizon),
+        cmocka_unit_test(test_full_read_in_pages_under_a_horizon),
         cmocka_unit_test(test_pull_snapshot_bootstrap),
         cmocka_unit_test(test_pull_schema_mismatch),
         cmocka_unit_test(test_pull_replaces_local_rows),

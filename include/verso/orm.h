@@ -441,6 +441,12 @@ typedef struct verso_feed_options {
     int64_t limit;             /* at most this many changes; <= 0: no limit */
     const char *const *tables; /* only these tables; NULL = all tracked */
     size_t ntables;
+    /* A read in pages continues from each page's cursor. When its first
+     * page was read from since 0 (or from at or above the horizon), pass
+     * the horizon that first page reported: a later page may then read
+     * from below the horizon as long as the horizon is still that one
+     * (nothing those pages need was pruned since). 0 = no such claim. */
+    int64_t sequence_horizon;
 } verso_feed_options;
 
 #define VERSO_FEED_OPTIONS_INIT                                                                    \
