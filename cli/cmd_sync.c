@@ -42,6 +42,13 @@ typedef struct sync_args {
 
 static volatile sig_atomic_t g_stop;
 
+/* verso_sync_client.should_stop of the pull: SIGINT or SIGTERM arrived. */
+static bool stop_requested(void *arg)
+{
+    (void)arg;
+    return g_stop != 0;
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -262,7 +269,8 @@ int verso_cli_pull(int argc, char **argv)
         return 1;
     }
     install_signals();
-    rc = verso_sync_pull(&res, db, a.url, &c, (const volatile int *)&g_stop, why, sizeof(why));
+    c.should_stop = stop_requested;
+    rc = verso_sync_pull(&res, db, a.url, &c, why, sizeof(why));
     if (show_progress(&a))
         fputc('\n', stderr);
     unused = rc < 0 && created && committed_nothing(db);

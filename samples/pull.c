@@ -35,7 +35,7 @@ int main(int argc, char **argv)
         return 1;
     }
     c.on_progress = on_progress;
-    rc = verso_sync_pull(&res, db, argv[1], &c, NULL, why, sizeof(why));
+    rc = verso_sync_pull(&res, db, argv[1], &c, why, sizeof(why));
     verso_db_close(db);
     if (rc < 0) {
         fprintf(stderr, "pull: %s\n", why);

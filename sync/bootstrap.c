@@ -242,19 +242,19 @@ static const verso__wsc_handler fetch_handler = {
 };
 
 /* Runs the fetch until it is done or *stop is set. */
-static int run(fetch *f, const volatile int *stop)
+static int run(fetch *f, const verso__sync_cancel *stop)
 {
     f->step_ms = verso__sync_mono_ms();
     verso__wsc_connect(f->ws, VERSO_SYNC_PATH);
     verso__wsc_timer(f->ws, 20);
-    while (f->state != FETCH_DONE && !(stop && *stop))
+    while (f->state != FETCH_DONE && !verso__sync_cancelled(stop))
         verso__wsc_service(f->ws);
     return f->state == FETCH_DONE ? f->result : VERSO_EINTERRUPTED;
 }
 
 int verso__sync_snapshot_fetch(int64_t *version, verso_db *db, const char *url,
-                               const verso_sync_client *opts, const volatile int *stop, char *why,
-                               size_t whylen)
+                               const verso_sync_client *opts, const verso__sync_cancel *stop,
+                               char *why, size_t whylen)
 {
     fetch f = {
         .db = db, .hb_ms = 5000, .timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 10000};

@@ -328,3 +328,8 @@ int verso__sync_schema_json(verso_buf *b, verso_db *db, const char *const *names
         rc = verso_buf_puts(b, "]");
     return rc;
 }
+
+bool verso__sync_cancelled(const verso__sync_cancel *c)
+{
+    return c && ((c->flag && atomic_load(c->flag)) || (c->fn && c->fn(c->arg)));
+}

@@ -8,6 +8,7 @@
  * says it continues from the cursor asked for.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,8 @@ struct verso__sync_fetch {
     answer ring[DEPTH];
     int first, count;
     bool ended;
-    volatile int stop;
+    atomic_int stop;
+    verso__sync_cancel cancel; /* stop, for the requests of the thread */
 };
 
 /* The answer continues from since: its cursor and more. */
@@ -65,7 +67,7 @@ static bool fetch_one(verso__sync_fetch *f, answer *a, int64_t since)
     if (a->rc == 0 && f->horizon >= 0) /* this read began under that horizon */
         a->rc = verso_buf_printf(&path, "&horizon=%lld", (long long)f->horizon);
     if (a->rc == 0)
-        a->rc = verso__sync_http_get(&a->body, &a->status, f->http, path.data, &f->stop);
+        a->rc = verso__sync_http_get(&a->body, &a->status, f->http, path.data, &f->cancel);
     verso_buf_free(&path);
     if (a->rc < 0 || a->status != 200 ||
         verso_json_parse(&a->doc, a->body.data ? a->body.data : "", a->body.len, 0, NULL) < 0)
@@ -92,10 +94,10 @@ static void *run(void *arg)
         int64_t since;
         bool stopping;
         pthread_mutex_lock(&f->lock);
-        while (f->count == DEPTH && !f->stop)
+        while (f->count == DEPTH && !atomic_load(&f->stop))
             pthread_cond_wait(&f->cond, &f->lock);
         since = f->since;
-        stopping = f->stop;
+        stopping = atomic_load(&f->stop);
         pthread_mutex_unlock(&f->lock);
         if (stopping)
             break;
@@ -123,6 +125,7 @@ int verso__sync_fetch_start(verso__sync_fetch **out, verso__sync_http *http, con
         return VERSO_ENOMEM;
     }
     f->http = http;
+    f->cancel.flag = &f->stop;
     f->since = since;
     f->horizon = -1;
     f->target = target;
@@ -140,12 +143,12 @@ int verso__sync_fetch_start(verso__sync_fetch **out, verso__sync_http *http, con
 }
 
 int verso__sync_fetch_next(verso_buf *body, verso_json **doc, int *status, verso__sync_fetch *f,
-                           const volatile int *stop)
+                           const verso__sync_cancel *stop)
 {
     int rc = 0;
 
     pthread_mutex_lock(&f->lock);
-    while (f->count == 0 && !f->ended && !(stop && *stop)) {
+    while (f->count == 0 && !f->ended && !verso__sync_cancelled(stop)) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 50 * 1000000L;
@@ -167,7 +170,7 @@ int verso__sync_fetch_next(verso_buf *body, verso_json **doc, int *status, verso
         f->count--;
         pthread_cond_broadcast(&f->cond);
     } else {
-        rc = (stop && *stop) ? VERSO_EINTERRUPTED : VERSO_ESTATE;
+        rc = verso__sync_cancelled(stop) ? VERSO_EINTERRUPTED : VERSO_ESTATE;
     }
     pthread_mutex_unlock(&f->lock);
     return rc;
@@ -178,7 +181,7 @@ void verso__sync_fetch_stop(verso__sync_fetch *f)
     if (!f)
         return;
     pthread_mutex_lock(&f->lock);
-    f->stop = 1;
+    atomic_store(&f->stop, 1);
     pthread_cond_broadcast(&f->cond);
     pthread_mutex_unlock(&f->lock);
     pthread_join(f->thread, NULL);

@@ -178,7 +178,7 @@ static int connect_get(verso__sync_http *h, const char *path)
 }
 
 int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, const char *path_query,
-                         const volatile int *stop)
+                         const verso__sync_cancel *stop)
 {
     verso_buf path = VERSO_BUF_INIT;
     int64_t deadline = verso__sync_mono_ms() + h->timeout_ms;
@@ -194,7 +194,7 @@ int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, cons
     if ((rc = connect_get(h, path.data)) < 0)
         goto done;
     while (!h->done) {
-        if (stop && *stop) {
+        if (verso__sync_cancelled(stop)) {
             rc = VERSO_EINTERRUPTED;
             goto done;
         }

@@ -3,6 +3,7 @@
 #ifndef VERSO_SYNC_INTERNAL_H
 #define VERSO_SYNC_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -116,8 +117,19 @@ void verso__sync_http_free(verso__sync_http *h);
  * status to *status. VERSO_ENET (connect failure, timeout),
  * VERSO_EINTERRUPTED (*stop set).
  */
+/* What a pull asks to know whether to stop: the caller's should_stop and,
+ * for the read-ahead thread, its own flag. Either may be absent. */
+typedef struct verso__sync_cancel {
+    bool (*fn)(void *arg);
+    void *arg;
+    const atomic_int *flag;
+} verso__sync_cancel;
+
+/* true when the pull should stop (c may be NULL). */
+bool verso__sync_cancelled(const verso__sync_cancel *c);
+
 int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, const char *path_query,
-                         const volatile int *stop);
+                         const verso__sync_cancel *stop);
 
 /*
  * Read-ahead of GET /_changes?since=N<suffix> on a thread of its own, from
@@ -133,7 +145,7 @@ typedef struct verso__sync_fetch verso__sync_fetch;
 int verso__sync_fetch_start(verso__sync_fetch **out, verso__sync_http *http, const char *suffix,
                             int64_t since, int64_t target);
 int verso__sync_fetch_next(verso_buf *body, struct verso_json **doc, int *status,
-                           verso__sync_fetch *f, const volatile int *stop);
+                           verso__sync_fetch *f, const verso__sync_cancel *stop);
 void verso__sync_fetch_stop(verso__sync_fetch *f); /* NULL ok */
 
 /*
@@ -145,8 +157,8 @@ void verso__sync_fetch_stop(verso__sync_fetch *f); /* NULL ok */
  * VERSO_EINTERRUPTED when *stop was set.
  */
 int verso__sync_snapshot_fetch(int64_t *version, verso_db *db, const char *url,
-                               const verso_sync_client *opts, const volatile int *stop, char *why,
-                               size_t whylen);
+                               const verso_sync_client *opts, const verso__sync_cancel *stop,
+                               char *why, size_t whylen);
 
 /*
  * True when a file snapshot may replace db: it has no tracked table and no

@@ -16,7 +16,7 @@ typedef struct pull {
     const char *url;
     verso_db *db;
     const verso_sync_client *o;
-    const volatile int *stop;
+    const verso__sync_cancel *stop;
     verso__sync_http *http;
     verso__sync_applier *ap;
     verso_buf body;
@@ -354,20 +354,20 @@ static int run(pull *p)
 }
 
 int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *url,
-                    const verso_sync_client *opts, const volatile int *stop, char *why,
-                    size_t whylen)
+                    const verso_sync_client *opts, char *why, size_t whylen)
 {
     static const verso_sync_client defaults = VERSO_SYNC_CLIENT_INIT;
-    pull p = {.url = url,
-              .db = db,
-              .o = opts ? opts : &defaults,
-              .stop = stop,
-              .why = why,
-              .whylen = whylen};
+    const verso_sync_client *o = opts ? opts : &defaults;
+    const verso__sync_cancel cancel = {o->should_stop, o->stop_arg, NULL};
+    pull p = {.url = url, .db = db, .o = o, .stop = &cancel, .why = why, .whylen = whylen};
     verso__sync_url u;
     int rc;
 
     verso__sync_why(why, whylen, "%s", "");
+    if (o->version > VERSO_OPTIONS_VERSION) {
+        verso__sync_why(why, whylen, "options of a newer verso (version field)");
+        return VERSO_EINVAL;
+    }
     if (!db || verso__sync_url_parse(&u, url) < 0) {
         verso__sync_why(why, whylen, "bad URL %s", url ? url : "(null)");
         return VERSO_EINVAL;

@@ -724,7 +724,7 @@ static void test_live_and_pull_alternate(void **state)
     h_master_start(&m, mp, NULL);
     for (int round = 0; round < 3; round++) {
         sdb = h_open(sp);
-        if (verso_sync_pull(&res, sdb, m.url, NULL, NULL, why, sizeof(why)) < 0)
+        if (verso_sync_pull(&res, sdb, m.url, NULL, why, sizeof(why)) < 0)
             fail_msg("pull: %s", why);
         assert_false(res.resynced);
         verso_db_close(sdb);
@@ -786,7 +786,7 @@ static void test_cli_replicate_serves(void **state)
     if (!h_wait_cursor(mp, bp, 20000))
         fail_msg("verso replicate did not follow");
     assert_non_null(cdb = h_open(cp));
-    if (verso_sync_pull(&res, cdb, url, NULL, NULL, why, sizeof(why)) < 0)
+    if (verso_sync_pull(&res, cdb, url, NULL, why, sizeof(why)) < 0)
         fail_msg("pull from the slave: %s", why);
     verso_db_close(cdb);
     h_assert_converged(bp, cp);

@@ -161,7 +161,7 @@ static int pull_c(verso_pull_result *res, const char *url, const char *path, boo
     c.replace_tables = replace;
     if (verso_db_open(&db, path, NULL) < 0)
         fail_msg("open %s: %s", path, verso_open_errmsg());
-    rc = verso_sync_pull(res, db, url, &c, NULL, why, whylen);
+    rc = verso_sync_pull(res, db, url, &c, why, whylen);
     verso_db_close(db);
     return rc;
 }

@@ -14,7 +14,7 @@ static void pull_ok(verso_pull_result *res, const char *url, const char *spath,
 {
     verso_db *db = h_open(spath);
     char why[256] = "";
-    int rc = verso_sync_pull(res, db, url, c, NULL, why, sizeof(why));
+    int rc = verso_sync_pull(res, db, url, c, why, sizeof(why));
 
     if (rc < 0)
         fail_msg("pull: %s: %s", verso_strerror(rc), why);
@@ -303,7 +303,7 @@ static void test_pull_snapshot_bootstrap(void **state)
                      0);
     h_master_start(&m, mp, NULL);
     assert_int_equal(verso_db_open(&sdb, sp, NULL), 0); /* no table declared: empty */
-    if (verso_sync_pull(&res, sdb, m.url, NULL, NULL, why, sizeof(why)) < 0)
+    if (verso_sync_pull(&res, sdb, m.url, NULL, why, sizeof(why)) < 0)
         fail_msg("pull: %s", why);
     assert_true(res.snapshot);
     assert_false(res.resynced);
@@ -319,7 +319,7 @@ static void test_pull_snapshot_bootstrap(void **state)
 
     h_orm_workload(db, 20, 5); /* then rows, from the snapshot's version */
     sdb = h_open(sp);
-    if (verso_sync_pull(&res, sdb, m.url, NULL, NULL, why, sizeof(why)) < 0)
+    if (verso_sync_pull(&res, sdb, m.url, NULL, why, sizeof(why)) < 0)
         fail_msg("pull: %s", why);
     assert_false(res.snapshot);
     assert_true(res.rows > 0);
@@ -366,8 +366,7 @@ static void test_pull_schema_mismatch(void **state)
     o.tables = defs;
     o.ntables = 1;
     assert_int_equal(verso_db_open(&sdb, sp, &o), 0);
-    assert_int_equal(verso_sync_pull(&res, sdb, m.url, NULL, NULL, why, sizeof(why)),
-                     VERSO_ESCHEMA);
+    assert_int_equal(verso_sync_pull(&res, sdb, m.url, NULL, why, sizeof(why)), VERSO_ESCHEMA);
     assert_non_null(strstr(why, "table items: column name: NOT NULL on the master, nullable here; "
                                 "column price: double on the master, text here"));
     assert_int_equal(res.cursor, 0); /* nothing applied */
@@ -438,7 +437,7 @@ static void test_pull_replaces_local_rows(void **state)
         assert_int_equal(verso_record_insert(sdb, &h_items, &it), 0);
     }
     assert_int_equal(verso_db_exec(sdb, "DELETE FROM items WHERE id > 40"), 0);
-    if (verso_sync_pull(&res, sdb, m.url, NULL, NULL, why, sizeof(why)) < 0)
+    if (verso_sync_pull(&res, sdb, m.url, NULL, why, sizeof(why)) < 0)
         fail_msg("pull: %s", why);
     assert_false(res.snapshot);
     verso_db_close(sdb);
@@ -574,6 +573,49 @@ static void test_full_read_in_pages_under_a_horizon(void **state)
     verso_db_close(db);
 }
 
+/* should_stop is asked while the pull runs; a true answer ends it with
+ * VERSO_EINTERRUPTED and nothing of the open transaction committed. */
+static bool stop_after(void *arg)
+{
+    int *left = arg;
+
+    return --*left <= 0;
+}
+
+static void test_pull_should_stop(void **state)
+{
+    verso_sync_client c = VERSO_SYNC_CLIENT_INIT;
+    char mp[600], sp[600], why[256] = "";
+    verso_pull_result res;
+    int left = 5, rc;
+    h_master m;
+    verso_db *db, *sdb;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "stop-master.db");
+    h_path(sp, sizeof(sp), "stop-slave.db");
+    db = h_open(mp);
+    h_seed(23);
+    h_orm_workload(db, 60, 10);
+    h_master_start(&m, mp, NULL);
+    sdb = h_open(sp);
+    c.chunk = 3; /* one transaction of many pages: the stop comes before its end */
+    c.should_stop = stop_after;
+    c.stop_arg = &left;
+    rc = verso_sync_pull(&res, sdb, m.url, &c, why, sizeof(why));
+    assert_int_equal(rc, VERSO_EINTERRUPTED);
+    assert_true(left <= 0);
+    assert_int_equal(h_count(sp, "items"), 0);
+    assert_int_equal(h_cursor(sp, NULL), 0);
+    c.should_stop = NULL; /* and a pull left to run converges */
+    if (verso_sync_pull(&res, sdb, m.url, &c, why, sizeof(why)) < 0)
+        fail_msg("pull: %s", why);
+    verso_db_close(sdb);
+    h_assert_converged(mp, sp);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
 /* A master with tokens: pull, `verso pull` and a live slave need one with role replicate. */
 static void test_token(void **state)
 {
@@ -608,11 +650,11 @@ static void test_token(void **state)
     h_master_start(&m, mp, extra);
 
     sdb = h_open(sp);
-    assert_int_equal(verso_sync_pull(&res, sdb, m.url, &c, NULL, why, sizeof(why)), VERSO_EAUTH);
+    assert_int_equal(verso_sync_pull(&res, sdb, m.url, &c, why, sizeof(why)), VERSO_EAUTH);
     c.token = "wrong";
-    assert_int_equal(verso_sync_pull(&res, sdb, m.url, &c, NULL, why, sizeof(why)), VERSO_EAUTH);
+    assert_int_equal(verso_sync_pull(&res, sdb, m.url, &c, why, sizeof(why)), VERSO_EAUTH);
     c.token = token;
-    if (verso_sync_pull(&res, sdb, m.url, &c, NULL, why, sizeof(why)) < 0)
+    if (verso_sync_pull(&res, sdb, m.url, &c, why, sizeof(why)) < 0)
         fail_msg("pull with a token: %s", why);
     verso_db_close(sdb);
     h_assert_converged(mp, sp);
@@ -672,15 +714,15 @@ static void test_tls(void **state)
     snprintf(url, sizeof(url), "https://127.0.0.1:%d", m.port);
 
     assert_int_equal(verso_db_open(&sdb, sp, NULL), 0);
-    assert_true(verso_sync_pull(&res, sdb, url, &c, NULL, why, sizeof(why)) < 0); /* untrusted */
+    assert_true(verso_sync_pull(&res, sdb, url, &c, why, sizeof(why)) < 0); /* untrusted */
     c.insecure = true;
-    if (verso_sync_pull(&res, sdb, url, &c, NULL, why, sizeof(why)) < 0)
+    if (verso_sync_pull(&res, sdb, url, &c, why, sizeof(why)) < 0)
         fail_msg("pull over TLS: %s", why);
     assert_true(res.snapshot);
     verso_db_close(sdb);
     h_orm_workload(db, 10, 5);
     sdb = h_open(sp);
-    if (verso_sync_pull(&res, sdb, url, &c, NULL, why, sizeof(why)) < 0)
+    if (verso_sync_pull(&res, sdb, url, &c, why, sizeof(why)) < 0)
         fail_msg("pull over TLS: %s", why);
     assert_true(res.rows > 0);
     verso_db_close(sdb);
@@ -720,6 +762,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pull_master_recreated),
         cmocka_unit_test(test_pull_behind_horizon),
         cmocka_unit_test(test_full_read_in_pages_under_a_horizon),
+        cmocka_unit_test(test_pull_should_stop),
         cmocka_unit_test(test_pull_snapshot_bootstrap),
         cmocka_unit_test(test_pull_schema_mismatch),
         cmocka_unit_test(test_pull_replaces_local_rows),

@@ -592,7 +592,7 @@ static void test_live_follows_an_empty_recreated_master(void **state)
         fail_msg("slave: %s", why);
     assert_int_equal(verso_slave_wait(s, h_head(mp), 20000), 0);
     pdb = h_open(pp);
-    assert_int_equal(verso_sync_pull(&res, pdb, m.url, NULL, NULL, why, sizeof(why)), 0);
+    assert_int_equal(verso_sync_pull(&res, pdb, m.url, NULL, why, sizeof(why)), 0);
     verso_db_close(pdb);
     assert_true(h_count(pp, "items") > 0);
 
@@ -625,7 +625,7 @@ static void test_live_follows_an_empty_recreated_master(void **state)
 
     /* the pull does the same */
     pdb = h_open(pp);
-    assert_int_equal(verso_sync_pull(&res, pdb, m.url, NULL, NULL, why, sizeof(why)), 0);
+    assert_int_equal(verso_sync_pull(&res, pdb, m.url, NULL, why, sizeof(why)), 0);
     verso_db_close(pdb);
     assert_true(res.resynced);
     assert_int_equal(h_count(pp, "items"), 0);
@@ -871,7 +871,7 @@ static void test_pull_checks_each_answer_continues(void **state)
     fake_start(&f, 0);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", f.port);
     assert_int_equal(verso_db_open(&db, sp, NULL), 0);
-    if (verso_sync_pull(&res, db, url, &c, NULL, why, sizeof(why)) < 0)
+    if (verso_sync_pull(&res, db, url, &c, why, sizeof(why)) < 0)
         fail_msg("pull from the fake master: %s", why);
     verso_db_close(db);
     fake_stop(&f);
@@ -881,7 +881,7 @@ static void test_pull_checks_each_answer_continues(void **state)
     fake_start(&f, 1); /* every answer starts from 0, whatever was asked */
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", f.port);
     assert_int_equal(verso_db_open(&db, bp, NULL), 0);
-    assert_int_equal(verso_sync_pull(&res, db, url, &c, NULL, why, sizeof(why)), VERSO_EPROTO);
+    assert_int_equal(verso_sync_pull(&res, db, url, &c, why, sizeof(why)), VERSO_EPROTO);
     assert_non_null(strstr(why, "since"));
     verso_db_close(db);
     fake_stop(&f);

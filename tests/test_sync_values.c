@@ -319,7 +319,7 @@ static void v_pull(const char *url, const char *path, const char *const *tables,
 
     c.tables = tables;
     c.ntables = ntables;
-    rc = verso_sync_pull(&res, db, url, &c, NULL, why, sizeof why);
+    rc = verso_sync_pull(&res, db, url, &c, why, sizeof why);
     if (rc < 0)
         fail_msg("pull into %s: %s: %s", path, verso_strerror(rc), why);
     assert_int_equal(res.snapshot, expect_snapshot);

@@ -116,6 +116,12 @@ typedef struct verso_sync_client {
      * and nothing is applied. true replaces that object by the replica
      * (dropped in the apply transaction). Default false. */
     bool replace_tables;
+    /* Pull: asked between requests and network events (about every 20 ms
+     * while waiting); a true answer ends the pull with VERSO_EINTERRUPTED,
+     * nothing of the open transaction committed. Runs on the pulling
+     * thread. NULL = never. */
+    bool (*should_stop)(void *arg);
+    void *stop_arg;
 } verso_sync_client;
 
 #define VERSO_SYNC_CLIENT_INIT                                                                     \
@@ -160,12 +166,10 @@ typedef struct verso_pull_result {
  * NULL) receives a one-line reason on failure.
  * Errors: VERSO_EINVAL (bad URL), VERSO_ENET (cannot connect), VERSO_ETIMEOUT,
  * VERSO_EAUTH (401/403), VERSO_EPROTO (unexpected answer), VERSO_ESCHEMA,
- * VERSO_EDB, VERSO_ENOMEM, VERSO_EINTERRUPTED (*stop became true).
- * stop (may be NULL) is polled between chunks and network events.
+ * VERSO_EDB, VERSO_ENOMEM, VERSO_EINTERRUPTED (opts->should_stop said so).
  */
 VERSO_API int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *url,
-                              const verso_sync_client *opts, const volatile int *stop, char *why,
-                              size_t whylen);
+                              const verso_sync_client *opts, char *why, size_t whylen);
 
 /* ---------------------------------------------------------------------
  * Live slave (real time, its own thread)
