@@ -167,11 +167,12 @@ static int get_args(cli_args *a, const cli_spec *s, int argc, char **argv, int *
 
 static int open_db(verso_db **db, const cli_spec *s, const char *path, bool readonly)
 {
+    char open_why[256] = "";
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     o.must_exist = true;
     o.readonly = readonly;
-    if (verso_db_open(db, path, &o) < 0) {
-        const char *m = verso_open_errmsg();
+    if (verso_db_open(db, path, &o, open_why, sizeof(open_why)) < 0) {
+        const char *m = open_why;
         size_t n = strlen(path);
         if (strncmp(m, path, n) == 0 && m[n] == ':') /* the detail names the path already */
             m += n + 1 + (m[n + 1] == ' ');

@@ -248,6 +248,7 @@ static bool committed_nothing(verso_db *db)
 
 int verso_cli_pull(int argc, char **argv)
 {
+    char open_why[256] = "";
     verso_sync_client c = VERSO_SYNC_CLIENT_INIT;
     verso_pull_result res;
     verso_db *db = NULL;
@@ -262,8 +263,8 @@ int verso_cli_pull(int argc, char **argv)
     if (show_progress(&a))
         c.on_progress = pull_progress;
     created = create_file(a.db);
-    if (verso_db_open(&db, a.db, NULL) < 0) {
-        fprintf(stderr, "verso pull: %s: %s\n", a.db, verso_open_errmsg());
+    if (verso_db_open(&db, a.db, NULL, open_why, sizeof(open_why)) < 0) {
+        fprintf(stderr, "verso pull: %s: %s\n", a.db, open_why);
         if (created)
             remove_db_files(a.db);
         return 1;

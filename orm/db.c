@@ -7,8 +7,6 @@
 
 #include "orm/internal.h"
 
-static _Thread_local char open_errmsg[VERSO__ERRLEN + 256];
-
 int verso__err(verso_db *db, int code, const char *fmt, ...)
 {
     va_list ap;
@@ -341,38 +339,40 @@ static int open_steps(verso_db *db, const char *path, const verso_db_options *o)
     return rc < 0 ? rc : load_identity(db);
 }
 
-int verso_db_open(verso_db **out, const char *path, const verso_db_options *opts)
+static void why_set(char *why, size_t whylen, const char *fmt, const char *a, const char *b)
+{
+    if (why && whylen)
+        snprintf(why, whylen, fmt, a, b);
+}
+
+int verso_db_open(verso_db **out, const char *path, const verso_db_options *opts, char *why,
+                  size_t whylen)
 {
     verso_db_options defaults = VERSO_DB_OPTIONS_INIT;
     const verso_db_options *o = opts ? opts : &defaults;
     int rc;
     *out = NULL;
-    open_errmsg[0] = '\0';
+    why_set(why, whylen, "%s%s", "", "");
     if (!path || o->version > VERSO_OPTIONS_VERSION) {
-        snprintf(open_errmsg, sizeof open_errmsg, "%s",
-                 path ? "options of a newer verso (version field)" : "path is NULL");
+        why_set(why, whylen, "%s%s",
+                path ? "options of a newer verso (version field)" : "path is NULL", "");
         return VERSO_EINVAL;
     }
     verso_db *db = calloc(1, sizeof *db);
     if (!db) {
-        snprintf(open_errmsg, sizeof open_errmsg, "out of memory");
+        why_set(why, whylen, "%s: %s", path, "out of memory");
         return VERSO_ENOMEM;
     }
     db->readonly = o->readonly;
     rc = open_steps(db, path, o);
     if (rc < 0) {
-        snprintf(open_errmsg, sizeof open_errmsg, "%.200s: %s", path, db->errmsg);
+        why_set(why, whylen, "%s: %s", path, db->errmsg);
         verso_db_close(db);
         return rc;
     }
     db->errmsg[0] = '\0'; /* errors met and handled while opening */
     *out = db;
     return 0;
-}
-
-const char *verso_open_errmsg(void)
-{
-    return open_errmsg;
 }
 
 void verso_db_close(verso_db *db)

@@ -212,13 +212,14 @@ void verso__budget_end(verso_rest *srv)
 
 static int open_db(verso_rest *srv, char *why, size_t whylen)
 {
+    char open_why[256] = "";
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     int rc;
 
     o.must_exist = true;
     o.busy_timeout_ms = srv->cfg.limits.query_budget_ms;
-    if ((rc = verso_db_open(&srv->db, srv->db_path, &o)) < 0) {
-        why_set(why, whylen, "cannot open database %s: %s", srv->db_path, verso_open_errmsg());
+    if ((rc = verso_db_open(&srv->db, srv->db_path, &o, open_why, sizeof(open_why))) < 0) {
+        why_set(why, whylen, "cannot open database %s: %s", srv->db_path, open_why);
         return rc;
     }
     return 0;

@@ -135,6 +135,7 @@ static void step(demo *d, const char *what, const char *method, const char *path
 
 static int start(demo *d)
 {
+    char open_why[256] = "";
     verso_db_options dbo = VERSO_DB_OPTIONS_INIT;
     verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
     verso_slave_options so = VERSO_SLAVE_OPTIONS_INIT;
@@ -148,8 +149,8 @@ static int start(demo *d)
     snprintf(d->slave_path, sizeof(d->slave_path), "%s/slave.db", d->dir);
     dbo.tables = tables;
     dbo.ntables = 1;
-    if (verso_db_open(&d->db, d->master_path, &dbo) < 0)
-        return fprintf(stderr, "demo: %s\n", verso_open_errmsg()), -1;
+    if (verso_db_open(&d->db, d->master_path, &dbo, open_why, sizeof(open_why)) < 0)
+        return fprintf(stderr, "demo: %s\n", open_why), -1;
     if (verso_sync_master_new(&d->sync, d->master_path, NULL, why, sizeof(why)) < 0)
         return fprintf(stderr, "demo: %s\n", why), -1;
     verso_sync_master_mount(d->sync, &ro);
@@ -193,7 +194,7 @@ static int fingerprint(verso_buf *out, const char *path, int64_t *rows)
     int rc;
 
     *rows = 0;
-    if ((rc = verso_db_open(&db, path, NULL)) < 0)
+    if ((rc = verso_db_open(&db, path, NULL, NULL, 0)) < 0)
         return rc;
     q.table = "product";
     if ((rc = verso_query_open(&it, db, &q)) == 0) {

@@ -78,6 +78,7 @@ static void reprice(verso_db *db, int tick)
 
 int main(int argc, char **argv)
 {
+    char open_why[256] = "";
     verso_db_options dbo = VERSO_DB_OPTIONS_INIT;
     verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
     verso_sync_master *m = NULL;
@@ -92,9 +93,8 @@ int main(int argc, char **argv)
     }
     dbo.tables = tables;
     dbo.ntables = 1;
-    if (verso_db_open(&db, argv[1], &dbo) < 0 || seed(db) < 0) {
-        fprintf(stderr, "master: %s: %s\n", argv[1],
-                db ? verso_db_errmsg(db) : verso_open_errmsg());
+    if (verso_db_open(&db, argv[1], &dbo, open_why, sizeof(open_why)) < 0 || seed(db) < 0) {
+        fprintf(stderr, "master: %s: %s\n", argv[1], db ? verso_db_errmsg(db) : open_why);
         goto done;
     }
     if (verso_sync_master_new(&m, argv[1], NULL, why, sizeof(why)) < 0)

@@ -42,7 +42,7 @@ static int check(int rc, verso_db *db, const char *what)
 {
     if (rc < 0)
         fprintf(stderr, "orm_basics: %s: %s (%s)\n", what, verso_strerror(rc),
-                db ? verso_db_errmsg(db) : verso_open_errmsg());
+                db ? verso_db_errmsg(db) : "");
     return rc;
 }
 
@@ -104,7 +104,7 @@ static int print_changes(verso_db *db)
 
 int main(int argc, char **argv)
 {
-    char path[512];
+    char path[512], why[256] = "";
     const verso_table_def *tables[] = {&product_table};
     verso_db_options opts = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
@@ -120,8 +120,10 @@ int main(int argc, char **argv)
     }
     opts.tables = tables;
     opts.ntables = 1;
-    if ((rc = check(verso_db_open(&db, path, &opts), NULL, path)) < 0)
+    if ((rc = verso_db_open(&db, path, &opts, why, sizeof(why))) < 0) {
+        fprintf(stderr, "orm_basics: %s\n", why); /* the path and what is wrong */
         return 1;
+    }
     printf("database %s, identity %s\n", path, verso_db_identity(db));
 
     if ((rc = write_some(db)) == 0)

@@ -20,6 +20,7 @@ static void on_progress(const verso_sync_progress *p, void *arg)
 
 int main(int argc, char **argv)
 {
+    char open_why[256] = "";
     verso_sync_client c = VERSO_SYNC_CLIENT_INIT;
     verso_pull_result res;
     verso_db *db = NULL;
@@ -30,8 +31,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: pull URL DB\n");
         return 2;
     }
-    if (verso_db_open(&db, argv[2], NULL) < 0) {
-        fprintf(stderr, "pull: %s: %s\n", argv[2], verso_open_errmsg());
+    if (verso_db_open(&db, argv[2], NULL, open_why, sizeof(open_why)) < 0) {
+        fprintf(stderr, "pull: %s: %s\n", argv[2], open_why);
         return 1;
     }
     c.on_progress = on_progress;

@@ -869,6 +869,7 @@ static int prepare(verso_sync_master *m, char *why, size_t whylen)
 int verso_sync_master_new(verso_sync_master **out, const char *db_path,
                           const verso_sync_master_options *opts, char *why, size_t whylen)
 {
+    char open_why[256] = "";
     verso_db_options dbo = VERSO_DB_OPTIONS_INIT;
     verso_sync_master *m;
     int rc;
@@ -889,8 +890,8 @@ int verso_sync_master_new(verso_sync_master **out, const char *db_path,
         rc = VERSO_ENOMEM;
         goto done;
     }
-    if ((rc = verso_db_open(&m->db, db_path, &dbo)) < 0) {
-        verso__sync_why(why, whylen, "%s: %s", db_path, verso_open_errmsg());
+    if ((rc = verso_db_open(&m->db, db_path, &dbo, open_why, sizeof(open_why))) < 0) {
+        verso__sync_why(why, whylen, "%s: %s", db_path, open_why);
         goto done;
     }
     if ((rc = prepare(m, why, whylen)) < 0)

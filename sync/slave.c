@@ -731,11 +731,12 @@ static verso_slave *slave_alloc(void)
 static int open_parts(verso_slave *s, const char *db_path, const verso_slave_options *opts,
                       char *why, size_t whylen)
 {
+    char open_why[256] = "";
     verso_cursor c;
     int rc;
 
-    if ((rc = verso_db_open(&s->db, db_path, &s->o.db)) < 0) {
-        verso__sync_why(why, whylen, "%s: %s", db_path, verso_open_errmsg());
+    if ((rc = verso_db_open(&s->db, db_path, &s->o.db, open_why, sizeof(open_why))) < 0) {
+        verso__sync_why(why, whylen, "%s: %s", db_path, open_why);
         return rc;
     }
     verso__sync_snaprx_init(&s->snap, s->db);

@@ -65,7 +65,7 @@ static inline verso_db *rc_open(const char *path)
 
     o.tables = rc_tables;
     o.ntables = 1;
-    assert_int_equal(verso_db_open(&db, path, &o), 0);
+    assert_int_equal(verso_db_open(&db, path, &o, NULL, 0), 0);
     return db;
 }
 

@@ -540,7 +540,7 @@ static void test_changes_horizon(void **state)
     make_pets(db);
     sqlite3_shell(db, "DELETE FROM pets WHERE id = 1; DELETE FROM pets WHERE id = 2;");
     verso_db *h = NULL;
-    assert_int_equal(verso_db_open(&h, db, NULL), 0);
+    assert_int_equal(verso_db_open(&h, db, NULL, NULL, 0), 0);
     int64_t horizon = 0;
     assert_int_equal(verso_db_prune_version(&horizon, h, 4), 0);
     verso_db_close(h);

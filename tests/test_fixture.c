@@ -60,6 +60,7 @@ static void remove_db(const char *path)
 /* A database with the struct table and a tracked plain table "tag". */
 static verso_db *open_fresh(char *path, size_t len)
 {
+    char open_why[256] = "";
     const verso_table_def *defs[] = {&note_def};
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
@@ -67,8 +68,8 @@ static verso_db *open_fresh(char *path, size_t len)
     remove_db(path);
     o.tables = defs;
     o.ntables = 1;
-    if (verso_db_open(&db, path, &o) < 0) {
-        fprintf(stderr, "open %s: %s\n", path, verso_open_errmsg());
+    if (verso_db_open(&db, path, &o, open_why, sizeof(open_why)) < 0) {
+        fprintf(stderr, "open %s: %s\n", path, open_why);
         return NULL;
     }
     if (verso_db_exec(db, "CREATE TABLE tag(id INTEGER PRIMARY KEY, label TEXT UNIQUE, "

@@ -58,19 +58,19 @@ static void expect_program_output(const char *program)
     assert_string_equal(line, "head 0 ok\n");
 }
 
-static const char k_consumer_c[] =
-    "#include <stdio.h>\n"
-    "#include <verso/orm.h>\n"
-    "int main(void)\n"
-    "{\n"
-    "    verso_db *db = NULL;\n"
-    "    verso_info info;\n"
-    "    if (verso_db_open(&db, \"consumer.db\", NULL) < 0 || verso_db_info(&info, db) < 0)\n"
-    "        return 1;\n"
-    "    printf(\"head %lld ok\\n\", (long long)info.head);\n"
-    "    verso_db_close(db);\n"
-    "    return 0;\n"
-    "}\n";
+static const char k_consumer_c[] = "#include <stdio.h>\n"
+                                   "#include <verso/orm.h>\n"
+                                   "int main(void)\n"
+                                   "{\n"
+                                   "    verso_db *db = NULL;\n"
+                                   "    verso_info info;\n"
+                                   "    if (verso_db_open(&db, \"consumer.db\", NULL, NULL, 0) < 0 "
+                                   "|| verso_db_info(&info, db) < 0)\n"
+                                   "        return 1;\n"
+                                   "    printf(\"head %lld ok\\n\", (long long)info.head);\n"
+                                   "    verso_db_close(db);\n"
+                                   "    return 0;\n"
+                                   "}\n";
 
 static const char k_consumer_cmake[] = "cmake_minimum_required(VERSION 3.18)\n"
                                        "project(consumer C)\n"

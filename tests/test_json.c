@@ -637,6 +637,7 @@ typedef struct fixture {
 
 static int setup_db(void **state)
 {
+    char open_why[256] = "";
     fixture *f = calloc(1, sizeof *f);
     const char *tmp = getenv("VERSO_TEST_TMP");
     snprintf(f->path, sizeof f->path, "%s/test_json_%d.db", tmp ? tmp : "/tmp", (int)getpid());
@@ -645,8 +646,8 @@ static int setup_db(void **state)
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     o.tables = defs;
     o.ntables = 1;
-    if (verso_db_open(&f->db, f->path, &o) < 0) {
-        fprintf(stderr, "open: %s\n", verso_open_errmsg());
+    if (verso_db_open(&f->db, f->path, &o, open_why, sizeof(open_why)) < 0) {
+        fprintf(stderr, "open: %s\n", open_why);
         free(f);
         return -1;
     }

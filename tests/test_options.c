@@ -49,6 +49,7 @@ static int free_port(void)
 /* A zeroed verso_db_options is the defaults: the file is created. */
 static void test_zeroed_db_options_are_defaults(void **state)
 {
+    char open_why[256] = "";
     verso_db_options zero;
     verso_db *db = NULL;
     char p[600];
@@ -57,8 +58,8 @@ static void test_zeroed_db_options_are_defaults(void **state)
     memset(&zero, 0, sizeof(zero));
     path_of(p, sizeof(p), "zero.db");
     unlink(p);
-    if (verso_db_open(&db, p, &zero) < 0)
-        fail_msg("open with zeroed options: %s", verso_open_errmsg());
+    if (verso_db_open(&db, p, &zero, open_why, sizeof(open_why)) < 0)
+        fail_msg("open with zeroed options: %s", open_why);
     verso_db_close(db);
     assert_int_equal(access(p, F_OK), 0);
 
@@ -68,7 +69,7 @@ static void test_zeroed_db_options_are_defaults(void **state)
         path_of(p, sizeof(p), "missing.db");
         unlink(p);
         o.must_exist = true;
-        assert_true(verso_db_open(&db, p, &o) < 0);
+        assert_true(verso_db_open(&db, p, &o, NULL, 0) < 0);
         assert_null(db);
         assert_int_equal(access(p, F_OK), -1);
     }
@@ -88,7 +89,7 @@ static void test_newer_version_refused(void **state)
     assert_int_equal(ro.version, VERSO_OPTIONS_VERSION);
     path_of(p, sizeof(p), "newer.db");
     o.version = VERSO_OPTIONS_VERSION + 1;
-    assert_int_equal(verso_db_open(&db, p, &o), VERSO_EINVAL);
+    assert_int_equal(verso_db_open(&db, p, &o, NULL, 0), VERSO_EINVAL);
     assert_null(db);
     ro.version = VERSO_OPTIONS_VERSION + 1;
     ro.db_path = p;
@@ -112,7 +113,7 @@ static void test_config_port_used_when_options_leave_it(void **state)
     path_of(cfg, sizeof(cfg), "port.conf");
     {
         verso_db *d = NULL;
-        assert_int_equal(verso_db_open(&d, db, NULL), 0);
+        assert_int_equal(verso_db_open(&d, db, NULL, NULL, 0), 0);
         verso_db_close(d);
     }
     ro.db_path = db;

@@ -16,13 +16,14 @@
 
 static verso_db *open_db(const char *tag, bool items)
 {
+    char open_why[256] = "";
     const verso_table_def *tabs[] = {&orm_item_def};
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
     o.tables = items ? tabs : NULL;
     o.ntables = items ? 1 : 0;
-    if (verso_db_open(&db, orm_tmp_path(tag), &o) != 0)
-        fail_msg("open: %s", verso_open_errmsg());
+    if (verso_db_open(&db, orm_tmp_path(tag), &o, open_why, sizeof(open_why)) != 0)
+        fail_msg("open: %s", open_why);
     return db;
 }
 
@@ -294,7 +295,7 @@ static void test_reset_is_atomic_for_readers(void **state)
     make_history(m);
     replicate(s, m, &cursor, 100);
     verso_db *r = NULL;
-    assert_int_equal(verso_db_open(&r, verso_db_path(s), NULL), 0);
+    assert_int_equal(verso_db_open(&r, verso_db_path(s), NULL, NULL, 0), 0);
     assert_int_equal(verso_query_count(&before, r, "item", NULL, 0), 0);
     assert_true(before > 0);
     assert_int_equal(verso_apply_begin(s, true), 0);
@@ -335,13 +336,14 @@ static const verso_column master_product[] = {{"id", VERSO_INT64, VERSO_FIELD_ID
 
 static verso_db *open_with(const char *tag, const verso_table_def *def)
 {
+    char open_why[256] = "";
     const verso_table_def *tabs[] = {def};
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
     o.tables = tabs;
     o.ntables = 1;
-    if (verso_db_open(&db, orm_tmp_path(tag), &o) != 0)
-        fail_msg("open: %s", verso_open_errmsg());
+    if (verso_db_open(&db, orm_tmp_path(tag), &o, open_why, sizeof(open_why)) != 0)
+        fail_msg("open: %s", open_why);
     return db;
 }
 
@@ -571,7 +573,7 @@ static void test_first_apply_clears_local_rows(void **state)
         snprintf(old_identity, sizeof old_identity, "%s", verso_db_identity(s));
 
         verso_db *r = NULL;
-        assert_int_equal(verso_db_open(&r, verso_db_path(s), NULL), 0);
+        assert_int_equal(verso_db_open(&r, verso_db_path(s), NULL, NULL, 0), 0);
         assert_int_equal(verso_apply_begin(s, reset), 0);
         verso_column cols[64];
         const verso_table *mt = verso_db_table(m, "item");

@@ -30,13 +30,14 @@ static char path[1024];
 
 static verso_db *open_items(void)
 {
+    char open_why[256] = "";
     const verso_table_def *tabs[] = {&orm_item_def};
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
     o.tables = tabs;
     o.ntables = 1;
-    if (verso_db_open(&db, path, &o) != 0) {
-        fprintf(stderr, "open: %s\n", verso_open_errmsg());
+    if (verso_db_open(&db, path, &o, open_why, sizeof(open_why)) != 0) {
+        fprintf(stderr, "open: %s\n", open_why);
         return NULL;
     }
     return db;

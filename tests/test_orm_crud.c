@@ -14,14 +14,15 @@
 
 static verso_db *open_items(void)
 {
+    char open_why[256] = "";
     const verso_table_def *tabs[] = {&orm_item_def};
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
     o.tables = tabs;
     o.ntables = 1;
-    int rc = verso_db_open(&db, orm_tmp_path("crud"), &o);
+    int rc = verso_db_open(&db, orm_tmp_path("crud"), &o, open_why, sizeof(open_why));
     if (rc != 0)
-        fail_msg("open: %s", verso_open_errmsg());
+        fail_msg("open: %s", open_why);
     return db;
 }
 
@@ -363,7 +364,7 @@ static void test_unique_and_not_null(void **state)
     verso_db *db = NULL;
     o.tables = tabs;
     o.ntables = 1;
-    assert_int_equal(verso_db_open(&db, orm_tmp_path("tag"), &o), 0);
+    assert_int_equal(verso_db_open(&db, orm_tmp_path("tag"), &o, NULL, 0), 0);
     tag a = {.label = "red"}, b = {.label = "red"}, c = {.label = NULL};
     assert_int_equal(verso_record_insert(db, &tag_def, &a), 0);
     assert_int_equal(verso_record_insert(db, &tag_def, &b), VERSO_ECONSTRAINT);

@@ -24,13 +24,14 @@ static const verso_table_def other_def = VERSO_TABLE_DEF("other", other, other_f
 
 static verso_db *open_two(const char *path)
 {
+    char open_why[256] = "";
     const verso_table_def *tabs[] = {&orm_item_def, &other_def};
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
     o.tables = tabs;
     o.ntables = 2;
-    if (verso_db_open(&db, path, &o) != 0)
-        fail_msg("open: %s", verso_open_errmsg());
+    if (verso_db_open(&db, path, &o, open_why, sizeof(open_why)) != 0)
+        fail_msg("open: %s", open_why);
     return db;
 }
 

@@ -45,13 +45,14 @@ static unsigned rnd(unsigned n)
 
 static verso_db *open_db(const char *tag, bool items)
 {
+    char open_why[256] = "";
     const verso_table_def *tabs[] = {&orm_item_def};
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
     o.tables = items ? tabs : NULL;
     o.ntables = items ? 1 : 0;
-    if (verso_db_open(&db, orm_tmp_path(tag), &o) != 0)
-        fail_msg("open: %s", verso_open_errmsg());
+    if (verso_db_open(&db, orm_tmp_path(tag), &o, open_why, sizeof(open_why)) != 0)
+        fail_msg("open: %s", open_why);
     return db;
 }
 

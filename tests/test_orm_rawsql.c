@@ -20,13 +20,14 @@ static char path[1024];
 
 static verso_db *open_items(void)
 {
+    char open_why[256] = "";
     const verso_table_def *tabs[] = {&orm_item_def};
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
     o.tables = tabs;
     o.ntables = 1;
-    if (verso_db_open(&db, path, &o) != 0)
-        fail_msg("open: %s", verso_open_errmsg());
+    if (verso_db_open(&db, path, &o, open_why, sizeof(open_why)) != 0)
+        fail_msg("open: %s", open_why);
     return db;
 }
 
@@ -196,7 +197,7 @@ static void test_open_while_another_handle_writes(void **state)
     o.tables = tabs;
     o.ntables = 1;
     o.busy_timeout_ms = 1;
-    assert_int_equal(verso_db_open(&r, path, &o), 0);
+    assert_int_equal(verso_db_open(&r, path, &o, NULL, 0), 0);
     int64_t n;
     assert_int_equal(verso_query_count(&n, r, "item", NULL, 0), 0);
     assert_int_equal(n, 1); /* the uncommitted row is not visible */

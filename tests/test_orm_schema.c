@@ -33,6 +33,7 @@ static void expect_bad(const verso_field *fields, size_t n, const char *tname, c
 
 static void test_descriptor_errors(void **state)
 {
+    char open_why[256] = "";
     (void)state;
     verso_field ok[] = {VERSO_FIELD_ID_OF(rec, id), VERSO_FIELD_VERSION_OF(rec, ver),
                         VERSO_FIELD(rec, name, VERSO_TEXT, 0)};
@@ -84,9 +85,10 @@ static void test_descriptor_errors(void **state)
     verso_db *db = NULL;
     o.tables = tabs;
     o.ntables = 1;
-    assert_int_equal(verso_db_open(&db, orm_tmp_path("schema"), &o), VERSO_ESCHEMA);
+    assert_int_equal(verso_db_open(&db, orm_tmp_path("schema"), &o, open_why, sizeof(open_why)),
+                     VERSO_ESCHEMA);
     assert_null(db);
-    assert_non_null(strstr(verso_open_errmsg(), "duplicate column n"));
+    assert_non_null(strstr(open_why, "duplicate column n"));
 }
 
 /* Version 1 of a struct, then version 2 with more fields. */
@@ -114,13 +116,14 @@ static const verso_table_def v2_def = VERSO_TABLE_DEF("thing", v2, v2_fields);
 
 static verso_db *open_with(const char *path, const verso_table_def *def)
 {
+    char open_why[256] = "";
     const verso_table_def *tabs[] = {def};
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
     o.tables = tabs;
     o.ntables = def ? 1 : 0;
-    if (verso_db_open(&db, path, &o) != 0)
-        fail_msg("open: %s", verso_open_errmsg());
+    if (verso_db_open(&db, path, &o, open_why, sizeof(open_why)) != 0)
+        fail_msg("open: %s", open_why);
     return db;
 }
 
@@ -170,6 +173,7 @@ static void test_migration_adds_columns(void **state)
 
 static void test_incompatible_column_is_refused(void **state)
 {
+    char open_why[256] = "";
     (void)state;
     const char *path = orm_tmp_path("incompat");
     sqlite3 *sq;
@@ -183,8 +187,8 @@ static void test_incompatible_column_is_refused(void **state)
     verso_db *db = NULL;
     o.tables = tabs;
     o.ntables = 1;
-    assert_int_equal(verso_db_open(&db, path, &o), VERSO_ESCHEMA);
-    assert_non_null(strstr(verso_open_errmsg(), "name"));
+    assert_int_equal(verso_db_open(&db, path, &o, open_why, sizeof(open_why)), VERSO_ESCHEMA);
+    assert_non_null(strstr(open_why, "name"));
 }
 
 static void test_track_plain_table(void **state)
@@ -259,6 +263,7 @@ static void test_schema_refresh_sees_other_handle(void **state)
 
 static void test_readonly_open(void **state)
 {
+    char open_why[256] = "";
     (void)state;
     char path[1024];
     snprintf(path, sizeof path, "%s", orm_tmp_path("ro"));
@@ -273,7 +278,7 @@ static void test_readonly_open(void **state)
     o.tables = tabs;
     o.ntables = 1;
     o.readonly = true;
-    assert_int_equal(verso_db_open(&db, path, &o), 0);
+    assert_int_equal(verso_db_open(&db, path, &o, NULL, 0), 0);
     v1 got = {0};
     assert_int_equal(verso_record_get(&got, db, &v1_def, a.id), 0);
     assert_string_equal(got.name, "x");
@@ -284,9 +289,10 @@ static void test_readonly_open(void **state)
 
     o.readonly = false;
     o.must_exist = true;
-    assert_true(verso_db_open(&db, orm_tmp_path("nonexistent"), &o) < 0);
+    assert_true(verso_db_open(&db, orm_tmp_path("nonexistent"), &o, open_why, sizeof(open_why)) <
+                0);
     assert_null(db);
-    assert_true(strlen(verso_open_errmsg()) > 0);
+    assert_true(strlen(open_why) > 0);
 }
 
 static void other_exec(const char *path, const char *sql)
@@ -333,6 +339,7 @@ static void test_reload_keeps_unchanged_tables(void **state)
 /* A plain SQLite file opened read-only says what it is. */
 static void test_readonly_plain_file(void **state)
 {
+    char open_why[256] = "";
     (void)state;
     char path[1024];
     snprintf(path, sizeof path, "%s", orm_tmp_path("plain"));
@@ -340,10 +347,10 @@ static void test_readonly_plain_file(void **state)
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
     o.readonly = true;
-    assert_int_equal(verso_db_open(&db, path, &o), VERSO_ESCHEMA);
+    assert_int_equal(verso_db_open(&db, path, &o, open_why, sizeof(open_why)), VERSO_ESCHEMA);
     assert_null(db);
-    assert_non_null(strstr(verso_open_errmsg(), "not a verso database"));
-    assert_null(strstr(verso_open_errmsg(), "no such table"));
+    assert_non_null(strstr(open_why, "not a verso database"));
+    assert_null(strstr(open_why, "no such table"));
 }
 
 int main(void)

@@ -19,14 +19,15 @@ static char path[1024];
 
 static verso_db *open_items(const char *tag)
 {
+    char open_why[256] = "";
     const verso_table_def *tabs[] = {&orm_item_def};
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
     snprintf(path, sizeof path, "%s", orm_tmp_path(tag));
     o.tables = tabs;
     o.ntables = 1;
-    if (verso_db_open(&db, path, &o) != 0)
-        fail_msg("open: %s", verso_open_errmsg());
+    if (verso_db_open(&db, path, &o, open_why, sizeof(open_why)) != 0)
+        fail_msg("open: %s", open_why);
     return db;
 }
 

@@ -33,13 +33,14 @@ static void hook(verso_db *db, const verso_change *changes, size_t n, void *arg)
 
 static verso_db *open_items(void)
 {
+    char open_why[256] = "";
     const verso_table_def *tabs[] = {&orm_item_def};
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
     o.tables = tabs;
     o.ntables = 1;
-    if (verso_db_open(&db, orm_tmp_path("txn"), &o) != 0)
-        fail_msg("open: %s", verso_open_errmsg());
+    if (verso_db_open(&db, orm_tmp_path("txn"), &o, open_why, sizeof(open_why)) != 0)
+        fail_msg("open: %s", open_why);
     return db;
 }
 

@@ -359,7 +359,7 @@ static verso_rest *start_server(const char *db, ticks *t, bool on_change)
     verso_rest *srv = NULL;
     char why[256] = "";
 
-    assert_int_equal(verso_db_open(&vdb, db, NULL), 0);
+    assert_int_equal(verso_db_open(&vdb, db, NULL, NULL, 0), 0);
     verso_db_close(vdb);
     o.db_path = db;
     o.port = 0;

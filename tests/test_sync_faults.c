@@ -113,7 +113,7 @@ static void *write_loop(void *arg)
     verso_db *db = NULL;
 
     h_db_options(&o);
-    if (verso_db_open(&db, l->mpath, &o) < 0) {
+    if (verso_db_open(&db, l->mpath, &o, NULL, 0) < 0) {
         l->errors++;
         return NULL;
     }

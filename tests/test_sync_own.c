@@ -154,13 +154,14 @@ static int run_cli(const char *const *args, verso_buf *err)
 static int pull_c(verso_pull_result *res, const char *url, const char *path, bool replace,
                   char *why, size_t whylen)
 {
+    char open_why[256] = "";
     verso_sync_client c = VERSO_SYNC_CLIENT_INIT;
     verso_db *db = NULL;
     int rc;
 
     c.replace_tables = replace;
-    if (verso_db_open(&db, path, NULL) < 0)
-        fail_msg("open %s: %s", path, verso_open_errmsg());
+    if (verso_db_open(&db, path, NULL, open_why, sizeof(open_why)) < 0)
+        fail_msg("open %s: %s", path, open_why);
     rc = verso_sync_pull(res, db, url, &c, why, whylen);
     verso_db_close(db);
     return rc;
@@ -493,7 +494,7 @@ static void test_apply_table_refuses_user_objects(void **state)
                  "INSERT INTO Thing VALUES (1, 'mine'), (2, 2.5);"
                  "CREATE INDEX thing_note ON Thing(note);");
     fingerprint(&before, sp, false, (const char *const[]){"Thing", NULL});
-    assert_int_equal(verso_db_open(&s, sp, NULL), 0);
+    assert_int_equal(verso_db_open(&s, sp, NULL, NULL, 0), 0);
     assert_int_equal(verso_apply_replace(s, "thing"), VERSO_ESTATE); /* not inside apply */
     assert_int_equal(verso_apply_begin(s, false), 0);
     assert_int_equal(verso_apply_table(s, "thing", cols, 3), VERSO_ESCHEMA);
@@ -558,7 +559,7 @@ static void test_snapshot_install_refuses_a_file_with_objects(void **state)
     verso_db_close(m);
 
     h_remove_db(sp);
-    assert_int_equal(verso_db_open(&s, sp, NULL), 0);
+    assert_int_equal(verso_db_open(&s, sp, NULL, NULL, 0), 0);
     assert_true(verso__sync_snapshot_fits(s));
     {
         sqlite3 *other = NULL; /* another program, meanwhile */
@@ -579,7 +580,7 @@ static void test_snapshot_install_refuses_a_file_with_objects(void **state)
     assert_int_equal(access(snap, F_OK), -1); /* the received file is removed either way */
 
     h_remove_db(ep); /* and an empty one takes it */
-    assert_int_equal(verso_db_open(&s, ep, NULL), 0);
+    assert_int_equal(verso_db_open(&s, ep, NULL, NULL, 0), 0);
     copy_db(mp, snap);
     if (verso__sync_snapshot_install(s, snap, id, head, why, sizeof(why)) < 0)
         fail_msg("install: %s", why);

@@ -302,7 +302,7 @@ static void test_pull_snapshot_bootstrap(void **state)
                                        "INSERT INTO secrets VALUES ('hunter2-private');"),
                      0);
     h_master_start(&m, mp, NULL);
-    assert_int_equal(verso_db_open(&sdb, sp, NULL), 0); /* no table declared: empty */
+    assert_int_equal(verso_db_open(&sdb, sp, NULL, NULL, 0), 0); /* no table declared: empty */
     if (verso_sync_pull(&res, sdb, m.url, NULL, why, sizeof(why)) < 0)
         fail_msg("pull: %s", why);
     assert_true(res.snapshot);
@@ -365,7 +365,7 @@ static void test_pull_schema_mismatch(void **state)
     h_master_start(&m, mp, NULL);
     o.tables = defs;
     o.ntables = 1;
-    assert_int_equal(verso_db_open(&sdb, sp, &o), 0);
+    assert_int_equal(verso_db_open(&sdb, sp, &o, NULL, 0), 0);
     assert_int_equal(verso_sync_pull(&res, sdb, m.url, NULL, why, sizeof(why)), VERSO_ESCHEMA);
     assert_non_null(strstr(why, "table items: column name: NOT NULL on the master, nullable here; "
                                 "column price: double on the master, text here"));
@@ -713,7 +713,7 @@ static void test_tls(void **state)
     h_master_start(&m, mp, extra);
     snprintf(url, sizeof(url), "https://127.0.0.1:%d", m.port);
 
-    assert_int_equal(verso_db_open(&sdb, sp, NULL), 0);
+    assert_int_equal(verso_db_open(&sdb, sp, NULL, NULL, 0), 0);
     assert_true(verso_sync_pull(&res, sdb, url, &c, why, sizeof(why)) < 0); /* untrusted */
     c.insecure = true;
     if (verso_sync_pull(&res, sdb, url, &c, why, sizeof(why)) < 0)

@@ -870,7 +870,7 @@ static void test_pull_checks_each_answer_continues(void **state)
 
     fake_start(&f, 0);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", f.port);
-    assert_int_equal(verso_db_open(&db, sp, NULL), 0);
+    assert_int_equal(verso_db_open(&db, sp, NULL, NULL, 0), 0);
     if (verso_sync_pull(&res, db, url, &c, why, sizeof(why)) < 0)
         fail_msg("pull from the fake master: %s", why);
     verso_db_close(db);
@@ -880,7 +880,7 @@ static void test_pull_checks_each_answer_continues(void **state)
 
     fake_start(&f, 1); /* every answer starts from 0, whatever was asked */
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", f.port);
-    assert_int_equal(verso_db_open(&db, bp, NULL), 0);
+    assert_int_equal(verso_db_open(&db, bp, NULL, NULL, 0), 0);
     assert_int_equal(verso_sync_pull(&res, db, url, &c, why, sizeof(why)), VERSO_EPROTO);
     assert_non_null(strstr(why, "since"));
     verso_db_close(db);

@@ -300,11 +300,12 @@ static void v_create(const char *path)
 /* A database with no declared table (a file with no table gets a snapshot). */
 static verso_db *v_open_bare(const char *path)
 {
+    char open_why[256] = "";
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
 
-    if (verso_db_open(&db, path, &o) < 0)
-        fail_msg("open %s: %s", path, verso_open_errmsg());
+    if (verso_db_open(&db, path, &o, open_why, sizeof(open_why)) < 0)
+        fail_msg("open %s: %s", path, open_why);
     return db;
 }
 

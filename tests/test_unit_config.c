@@ -612,7 +612,7 @@ static void test_port_bounds(void **state)
 
     (void)state;
     snprintf(path, sizeof(path), "%s", orm_tmp_path("unit_config_port"));
-    assert_int_equal(verso_db_open(&db, path, &dbo), 0);
+    assert_int_equal(verso_db_open(&db, path, &dbo, NULL, 0), 0);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         verso_rest_options o = VERSO_REST_OPTIONS_INIT;
         char want[64];

@@ -82,11 +82,12 @@ static void on_commit(verso_db *db, const verso_change *ch, size_t n, void *arg)
 
 static verso_db *open_db(const char *path)
 {
+    char open_why[256] = "";
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
 
-    if (verso_db_open(&db, path, &o) < 0)
-        fail_msg("open %s: %s", path, verso_open_errmsg());
+    if (verso_db_open(&db, path, &o, open_why, sizeof(open_why)) < 0)
+        fail_msg("open %s: %s", path, open_why);
     return db;
 }
 

@@ -30,7 +30,7 @@ static int setup(void **state)
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
 
     (void)state;
-    if (verso_db_open(&g_db, orm_tmp_path("unit_query"), &o) < 0)
+    if (verso_db_open(&g_db, orm_tmp_path("unit_query"), &o, NULL, 0) < 0)
         return -1;
     if (verso_db_exec(g_db, k_schema) < 0 || verso_db_track(g_db, "t", NULL) < 0)
         return -1;

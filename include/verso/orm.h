@@ -132,18 +132,16 @@ typedef struct verso_db_options {
  * triggers are installed). WAL mode.
  *
  * *out receives a handle to release with verso_db_close(); on failure *out
- * is NULL and the error detail goes to stderr-free storage readable with
- * verso_open_errmsg(). opts may be NULL (defaults).
+ * is NULL and why (may be NULL) receives one line naming the path and what
+ * is wrong (NUL-terminated, cut to whylen). opts may be NULL (defaults).
  *
  * Errors: VERSO_EINVAL, VERSO_ESCHEMA (a table description is wrong, an
  * existing table is incompatible: the message says which column and why,
  * or a read-only open of a file that is not a verso database), VERSO_EDB,
  * VERSO_ENOMEM.
  */
-VERSO_API int verso_db_open(verso_db **out, const char *path, const verso_db_options *opts);
-
-/* Detail text of the last verso_db_open() failure on this thread. Static. */
-VERSO_API const char *verso_open_errmsg(void);
+VERSO_API int verso_db_open(verso_db **out, const char *path, const verso_db_options *opts,
+                            char *why, size_t whylen);
 
 /* Closes the handle; rolls back an open transaction. NULL is a no-op. */
 VERSO_API void verso_db_close(verso_db *db);

@@ -214,13 +214,14 @@ static const engine sql_engine = {sql_begin, sql_rows, sql_commit};
 
 static verso_db *open_orm(const char *tag)
 {
+    char open_why[256] = "";
     const verso_table_def *tabs[] = {&brow_def};
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db;
     o.tables = tabs;
     o.ntables = 1;
-    if (verso_db_open(&db, fresh(tag), &o) != 0)
-        die("verso_db_open", verso_open_errmsg());
+    if (verso_db_open(&db, fresh(tag), &o, open_why, sizeof(open_why)) != 0)
+        die("verso_db_open", open_why);
     return db;
 }
 

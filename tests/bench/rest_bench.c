@@ -60,7 +60,7 @@ static int seed(bench *b)
 
     o.tables = k_tables;
     o.ntables = 1;
-    if ((rc = verso_db_open(&db, b->db, &o)) < 0 || (rc = verso_db_begin(db)) < 0)
+    if ((rc = verso_db_open(&db, b->db, &o, NULL, 0)) < 0 || (rc = verso_db_begin(db)) < 0)
         goto done;
     for (int i = 1; rc == 0 && i <= b->rows; i++) {
         row r = {.name = name, .price = i * 0.25, .qty = i % 100, .note = (char *)k_note};
@@ -186,7 +186,7 @@ static int64_t count_rows(const bench *b)
     verso_db *db = NULL;
     int64_t n = -1;
 
-    if (verso_db_open(&db, b->db, NULL) == 0)
+    if (verso_db_open(&db, b->db, NULL, NULL, 0) == 0)
         verso_query_count(&n, db, "items", NULL, 0);
     verso_db_close(db);
     return n;

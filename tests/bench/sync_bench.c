@@ -79,13 +79,14 @@ static void die(const char *what, const char *detail)
 
 static verso_db *open_db(const char *path)
 {
+    char open_why[256] = "";
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     verso_db *db = NULL;
 
     o.tables = tables;
     o.ntables = 1;
-    if (verso_db_open(&db, path, &o) < 0)
-        die(path, verso_open_errmsg());
+    if (verso_db_open(&db, path, &o, open_why, sizeof(open_why)) < 0)
+        die(path, open_why);
     return db;
 }
 

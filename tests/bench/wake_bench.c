@@ -177,6 +177,7 @@ static void latency(verso_slave *sl, pid_t pid, const char *mpath, verso_db *rea
 
 int main(int argc, char **argv)
 {
+    char open_why[256] = "";
     const char *bin = argc > 1 ? argv[1] : NULL, *dir = argc > 2 ? argv[2] : "/tmp";
     int commits = argc > 3 ? atoi(argv[3]) : 50, idle_s = argc > 4 ? atoi(argv[4]) : 10;
     verso_db_options dbo = VERSO_DB_OPTIONS_INIT;
@@ -194,8 +195,8 @@ int main(int argc, char **argv)
     snprintf(spath, sizeof(spath), "%s/wake-slave.%ld.db", dir, (long)getpid());
     dbo.tables = tables;
     dbo.ntables = 1;
-    if (verso_db_open(&db, mpath, &dbo) < 0)
-        die(mpath, verso_open_errmsg());
+    if (verso_db_open(&db, mpath, &dbo, open_why, sizeof(open_why)) < 0)
+        die(mpath, open_why);
     serve(&pid, url, sizeof(url), bin, mpath);
     sleep_us(500000); /* past start-up */
     printf("idle_cpu_pct_alone %.3f\n", idle_cpu_pct(pid, idle_s));

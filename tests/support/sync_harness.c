@@ -51,12 +51,13 @@ void h_db_options(verso_db_options *o)
 
 verso_db *h_open(const char *path)
 {
+    char open_why[256] = "";
     verso_db_options o;
     verso_db *db = NULL;
 
     h_db_options(&o);
-    if (verso_db_open(&db, path, &o) < 0)
-        fail_msg("open %s: %s", path, verso_open_errmsg());
+    if (verso_db_open(&db, path, &o, open_why, sizeof(open_why)) < 0)
+        fail_msg("open %s: %s", path, open_why);
     return db;
 }
 
