@@ -14,8 +14,8 @@
  * holds no lock and no memory beyond one message; it simply reads further
  * behind (catch-up) while the others follow the head.
  *
- * Commits are noticed by checking PRAGMA data_version, which changes when
- * another connection committed. The server runs the check when a file
+ * Commits are noticed by asking the ORM whether another connection
+ * committed since the last look (verso__db_changed). The server runs the check when a file
  * event says the database was written (tick_on_change), at once for
  * commits through a watched handle, and on a slow tick as the fallback, so
  * an idle master does no work. Durations (heartbeats, silence, lag) are
@@ -31,8 +31,8 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <sqlite3.h>
 
+#include "orm/service.h"
 #include "sync/internal.h"
 
 typedef struct conn {
@@ -69,11 +69,8 @@ typedef struct conn {
 struct verso_sync_master {
     char *path;
     verso_db *db; /* read handle; service thread only */
-    sqlite3_stmt *data_version;
-    sqlite3_stmt *schema_version;
-    int64_t last_data_version;
-    int64_t last_schema_version;
-    atomic_uint_fast64_t checks; /* data_version reads, for /_metrics */
+    verso__db_mark mark;         /* the file's versions at the last look */
+    atomic_uint_fast64_t checks; /* looks, for /_metrics */
     verso_info info;
     verso_sync_master_options o;
     verso_ws_handler handler;
@@ -659,16 +656,6 @@ static int ws_writeable(verso_ws *ws, void *cp, void *arg)
 
 /* ---- the tick: notice commits (ours, other handles', other processes') ---- */
 
-static int64_t pragma_int(sqlite3_stmt *st)
-{
-    int64_t v = -1;
-
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    return v;
-}
-
 /*
  * The database under the subscriptions changed identity (a slave master
  * that resynchronised takes a new one) or went back below a cursor (a
@@ -689,33 +676,34 @@ static void check_cursors(verso_sync_master *m)
     }
 }
 
+/* The database's identity and head as read now. */
+static void take_info(verso_sync_master *m, const verso_info *info)
+{
+    if (strcmp(info->identity, m->info.identity) != 0 || info->head < m->info.head) {
+        verso__sync_snap_unref(m->last_snap); /* a copy of the former database */
+        m->last_snap = NULL;
+    }
+    pthread_mutex_lock(&m->lock);
+    m->info = *info;
+    pthread_mutex_unlock(&m->lock);
+    check_cursors(m);
+}
+
 static void refresh(verso_sync_master *m)
 {
-    int64_t dv = pragma_int(m->data_version), sv;
+    bool data, schema;
     verso_info info;
 
     atomic_fetch_add(&m->checks, 1);
-    if (dv == m->last_data_version)
+    (void)verso__db_changed(&data, &schema, m->db, &m->mark); /* on error both: look again */
+    if (!data)
         return;
-    m->last_data_version = dv;
-    sv = pragma_int(m->schema_version);
-    if (sv != m->last_schema_version) {
-        m->last_schema_version = sv;
-        if (verso_db_refresh_schema(m->db) == 0) {
-            for (conn *c = m->conns; c; c = c->next)
-                c->schema_due = c->subscribed;
-        }
+    if (schema && verso_db_refresh_schema(m->db) == 0) {
+        for (conn *c = m->conns; c; c = c->next)
+            c->schema_due = c->subscribed;
     }
-    if (verso_db_info(&info, m->db) == 0) {
-        if (strcmp(info.identity, m->info.identity) != 0 || info.head < m->info.head) {
-            verso__sync_snap_unref(m->last_snap); /* a copy of the former database */
-            m->last_snap = NULL;
-        }
-        pthread_mutex_lock(&m->lock);
-        m->info = info;
-        pthread_mutex_unlock(&m->lock);
-        check_cursors(m);
-    }
+    if (verso_db_info(&info, m->db) == 0)
+        take_info(m, &info);
 }
 
 static void update_lag(verso_sync_master *m, conn *c, int64_t now)
@@ -841,16 +829,11 @@ static int metrics_text(verso_buf *out, void *arg)
 
 static int prepare(verso_sync_master *m, char *why, size_t whylen)
 {
-    sqlite3 *s = verso_db_sqlite(m->db);
+    bool data, schema;
 
-    if (sqlite3_prepare_v2(s, "PRAGMA data_version", -1, &m->data_version, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s, "PRAGMA schema_version", -1, &m->schema_version, NULL) != SQLITE_OK) {
-        verso__sync_why(why, whylen, "%s", sqlite3_errmsg(s));
-        return VERSO_EDB;
-    }
-    m->last_data_version = pragma_int(m->data_version);
-    m->last_schema_version = pragma_int(m->schema_version);
-    if (verso_db_info(&m->info, m->db) < 0) {
+    m->mark = (verso__db_mark)VERSO__DB_MARK_INIT;
+    if (verso__db_changed(&data, &schema, m->db, &m->mark) < 0 ||
+        verso_db_info(&m->info, m->db) < 0) {
         verso__sync_why(why, whylen, "%s", verso_db_errmsg(m->db));
         return VERSO_EDB;
     }
@@ -977,8 +960,6 @@ void verso_sync_master_close(verso_sync_master *m)
         free(c);
     }
     verso__sync_snap_unref(m->last_snap);
-    sqlite3_finalize(m->data_version);
-    sqlite3_finalize(m->schema_version);
     verso_db_close(m->db);
     free(m->path);
     verso_buf_free(&m->out);
