@@ -63,10 +63,7 @@ typedef struct verso__db_mark {
     int64_t data;
     int64_t schema;
 } verso__db_mark;
-#define VERSO__DB_MARK_INIT                                                                        \
-    {                                                                                              \
-        -1, -1                                                                                     \
-    }
+#define VERSO__DB_MARK_INIT ((verso__db_mark){-1, -1})
 
 /*
  * Whether db's file changed since mark, which then moves to now: *data when

@@ -1010,7 +1010,7 @@ static int prepare(verso_sync_master *m, char *why, size_t whylen)
 {
     bool data, schema;
 
-    m->mark = (verso__db_mark)VERSO__DB_MARK_INIT;
+    m->mark = VERSO__DB_MARK_INIT;
     if (verso__db_changed(&data, &schema, m->db, &m->mark) < 0 ||
         verso_db_info(&m->info, m->db) < 0) {
         verso__sync_why(why, whylen, "%s", verso_db_errmsg(m->db));
