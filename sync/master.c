@@ -1019,6 +1019,15 @@ static int prepare(verso_sync_master *m, char *why, size_t whylen)
     return 0;
 }
 
+static void set_options(verso_sync_master_options *o, const verso_sync_master_options *opts)
+{
+    if (opts)
+        *o = *opts;
+    o->chunk = o->chunk > 0 ? o->chunk : 5000;
+    o->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 5000;
+    o->poll_ms = o->poll_ms > 0 ? o->poll_ms : 250;
+}
+
 int verso_sync_master_new(verso_sync_master **out, const char *db_path,
                           const verso_sync_master_options *opts, char *why, size_t whylen)
 {
@@ -1032,11 +1041,7 @@ int verso_sync_master_new(verso_sync_master **out, const char *db_path,
     if (!(m = calloc(1, sizeof(*m))))
         return VERSO_ENOMEM;
     pthread_mutex_init(&m->lock, NULL);
-    if (opts)
-        m->o = *opts;
-    m->o.chunk = m->o.chunk > 0 ? m->o.chunk : 5000;
-    m->o.heartbeat_ms = m->o.heartbeat_ms > 0 ? m->o.heartbeat_ms : 5000;
-    m->o.poll_ms = m->o.poll_ms > 0 ? m->o.poll_ms : 250;
+    set_options(&m->o, opts);
     dbo.must_exist = true;
     if (!(m->path = strdup(db_path))) {
         rc = VERSO_ENOMEM;
@@ -1095,6 +1100,18 @@ int verso_sync_master_unwatch(verso_sync_master *m, verso_db *db)
     return verso_db_on_commit_remove(db, commit_hook, m);
 }
 
+/* Under m->lock. */
+static void peer_fill(verso_sync_peer *p, const verso_sync_master *m, const conn *c, int64_t now)
+{
+    snprintf(p->name, sizeof(p->name), "%s", c->name);
+    p->cursor = c->cursor;
+    p->acked = c->acked;
+    p->lag_versions = m->info.head > c->acked ? m->info.head - c->acked : 0;
+    p->lag_ms = lag_ms(m, c, now);
+    p->sent_rows = c->sent_rows;
+    p->connected_ms = c->connected_ms;
+}
+
 int verso_sync_master_peers(verso_sync_peer **out, size_t *n, verso_sync_master *m)
 {
     int64_t now = mono_ms();
@@ -1110,17 +1127,8 @@ int verso_sync_master_peers(verso_sync_peer **out, size_t *n, verso_sync_master 
         return VERSO_ENOMEM;
     }
     for (conn *c = m->conns; c && i < count; c = c->next) {
-        verso_sync_peer *p = &(*out)[i];
-        if (c->state != VERSO__MASTER_SUBSCRIBED)
-            continue;
-        snprintf(p->name, sizeof(p->name), "%s", c->name);
-        p->cursor = c->cursor;
-        p->acked = c->acked;
-        p->lag_versions = m->info.head > c->acked ? m->info.head - c->acked : 0;
-        p->lag_ms = lag_ms(m, c, now);
-        p->sent_rows = c->sent_rows;
-        p->connected_ms = c->connected_ms;
-        i++;
+        if (c->state == VERSO__MASTER_SUBSCRIBED)
+            peer_fill(&(*out)[i++], m, c, now);
     }
     *n = i;
     pthread_mutex_unlock(&m->lock);
