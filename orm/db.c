@@ -182,6 +182,7 @@ static const char *const db_sql[VERSO__Q_COUNT] = {
     [VERSO__Q_META_GET] = "SELECT value FROM _verso_meta WHERE key = ?1",
     [VERSO__Q_META_SET] = "INSERT OR REPLACE INTO _verso_meta(key, value) VALUES (?1, ?2)",
     [VERSO__Q_SCHEMA_VER] = "PRAGMA schema_version",
+    [VERSO__Q_DATA_VER] = "PRAGMA data_version",
     [VERSO__Q_TOMBSTONE] = "INSERT INTO _verso_tombstones(version, tbl, id, at) "
                            "VALUES (?1, ?2, ?3, ?4)",
     [VERSO__Q_TOMBSTONE_REP] = "INSERT OR REPLACE INTO _verso_tombstones(version, tbl, id, at) "

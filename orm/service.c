@@ -23,6 +23,37 @@ int verso__db_schema_sync(bool *reloaded, verso_db *db)
     return rc;
 }
 
+static int pragma_i64(int64_t *out, verso_db *db, int q)
+{
+    sqlite3_stmt *st = db->q[q];
+    int src;
+
+    sqlite3_reset(st);
+    src = sqlite3_step(st);
+    *out = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    return src == SQLITE_ROW ? 0 : verso__sqlerr(db, src, "reading the file's version");
+}
+
+int verso__db_changed(bool *data, bool *schema, verso_db *db, verso__db_mark *mark)
+{
+    int64_t dv, sv;
+    int rc;
+
+    *data = *schema = true;
+    if ((rc = pragma_i64(&dv, db, VERSO__Q_DATA_VER)) < 0)
+        return rc;
+    if (dv == mark->data) {
+        *data = *schema = false;
+        return 0;
+    }
+    if ((rc = pragma_i64(&sv, db, VERSO__Q_SCHEMA_VER)) < 0)
+        return rc;
+    *schema = sv != mark->schema;
+    *mark = (verso__db_mark){dv, sv};
+    return 0;
+}
+
 /* Appends the current row of st (every column of t) as a JSON object. */
 static int row_object(verso_buf *b, sqlite3_stmt *st, const verso_table *t)
 {

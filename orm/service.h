@@ -57,6 +57,24 @@ const char *verso__errmsg_public(char *out, size_t n, const verso_db *db);
 
 /* ---- replication (sync/) ---- */
 
+/* Where verso__db_changed() last looked: the file's data and schema
+ * versions. VERSO__DB_MARK_INIT matches no file. */
+typedef struct verso__db_mark {
+    int64_t data;
+    int64_t schema;
+} verso__db_mark;
+#define VERSO__DB_MARK_INIT ((verso__db_mark){-1, -1})
+
+/*
+ * Whether db's file changed since mark, which then moves to now: *data when
+ * another connection (of this process or another) committed, *schema when
+ * that commit also changed the file's schema. Commits made through db itself
+ * do not count. One statement when nothing changed, two otherwise; from
+ * VERSO__DB_MARK_INIT both are true. On error both are true (look again) and
+ * mark is unchanged. Errors: VERSO_EDB.
+ */
+int verso__db_changed(bool *data, bool *schema, verso_db *db, verso__db_mark *mark);
+
 /*
  * *exists says whether table (a tracked table's name) has a row with this id,
  * through the table's cached statement. Errors: VERSO_ENOTFOUND (no such

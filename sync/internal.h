@@ -345,6 +345,66 @@ void verso__wsc_service(verso__wsc *c);
 /* Any thread: makes the current or next verso__wsc_service() return. */
 void verso__wsc_wake(verso__wsc *c);
 
+/* ---- The master's connection to one slave (master.c) ---- */
+
+/*
+ * Its life: HELLO (open, the hello is due) -> IDLE (waiting for a subscribe);
+ * a subscribe moves any live state to SUBSCRIBED (streaming changes from its
+ * cursor), SNAPSHOT_DUE (an empty slave asked for a file snapshot: one is made
+ * or shared, SNAPSHOT, and streamed, then SUBSCRIBED at its head) or RESYNC
+ * (the resync message is due, then IDLE). A subscribe before the hello gives
+ * HELLO_RESYNC: the hello, then RESYNC. SUBSCRIBED and SNAPSHOT go to RESYNC
+ * when the database changes under them. Any state but CLOSING goes to CLOSING
+ * (the error message is due, then the close), which has no way out.
+ */
+typedef enum verso__master_state {
+    VERSO__MASTER_HELLO,
+    VERSO__MASTER_HELLO_RESYNC,
+    VERSO__MASTER_IDLE,
+    VERSO__MASTER_RESYNC,
+    VERSO__MASTER_SNAPSHOT_DUE,
+    VERSO__MASTER_SNAPSHOT,
+    VERSO__MASTER_SUBSCRIBED,
+    VERSO__MASTER_CLOSING,
+    VERSO__MASTER_NSTATES
+} verso__master_state;
+
+/* What the master does next on a connection: a message, or one of two steps
+ * after which it chooses again (START: make or share the snapshot; REFRESH:
+ * look for commits, so a table tracked since is announced before its rows). */
+typedef enum verso__master_next {
+    VERSO__NEXT_NONE, /* nothing to send now */
+    VERSO__NEXT_ERROR,
+    VERSO__NEXT_HELLO,
+    VERSO__NEXT_RESYNC,
+    VERSO__NEXT_START,
+    VERSO__NEXT_SNAPSHOT,
+    VERSO__NEXT_SCHEMA,
+    VERSO__NEXT_REFRESH,
+    VERSO__NEXT_CHANGES,
+    VERSO__NEXT_HEARTBEAT,
+    VERSO__NEXT_COUNT
+} verso__master_next;
+
+/* The facts the choice depends on; those marked SUBSCRIBED or SNAPSHOT are
+ * read in that state only. */
+typedef struct verso__master_facts {
+    verso__master_state state;
+    bool schema_due;    /* SUBSCRIBED: the schema message is owed */
+    bool batch_due;     /* SUBSCRIBED: a new subscription's first batch, even at the head */
+    bool in_sequence;   /* SUBSCRIBED: the last changes message said more */
+    bool behind;        /* SUBSCRIBED: the cursor is below the known head */
+    bool refreshed;     /* SUBSCRIBED: REFRESH ran in this choice (changes were due) */
+    bool snap_ready;    /* SNAPSHOT: the copy is made or failed: a chunk (or the error) is due */
+    bool heartbeat_due; /* nothing was sent for a heartbeat period */
+} verso__master_facts;
+
+/* The next step for a connection in these facts. Pure; any thread. */
+verso__master_next verso__master_choose(const verso__master_facts *f);
+
+/* Whether changes are due (SUBSCRIBED and a first batch, a sequence or the head ahead). */
+bool verso__master_changes_due(const verso__master_facts *f);
+
 /* Monotonic milliseconds. */
 int64_t verso__sync_mono_ms(void);
 /* Monotonic microseconds. */

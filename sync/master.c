@@ -14,14 +14,15 @@
  * holds no lock and no memory beyond one message; it simply reads further
  * behind (catch-up) while the others follow the head.
  *
- * Commits are noticed by checking PRAGMA data_version, which changes when
- * another connection committed. The server runs the check when a file
+ * Commits are noticed by asking the ORM whether another connection
+ * committed since the last look (verso__db_changed). The server runs the check when a file
  * event says the database was written (tick_on_change), at once for
  * commits through a watched handle, and on a slow tick as the fallback, so
  * an idle master does no work. Durations (heartbeats, silence, lag) are
  * measured on the monotonic clock; only the "time" members of messages and
  * connected_ms are wall-clock time.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -31,20 +32,20 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <sqlite3.h>
 
+#include "orm/service.h"
 #include "sync/internal.h"
 
+/* One slave's connection: its state (verso__master_state, moved by move()
+ * only) and what each state needs. */
 typedef struct conn {
     struct conn *next;
     verso_ws *ws;
-    bool hello_due;
-    bool subscribed;
-    bool schema_due;
-    bool reset;          /* the subscription is a full resynchronisation */
-    bool resync_due;     /* tell the slave to resynchronise */
-    bool in_sequence;    /* the last message had more == true */
-    bool batch_due;      /* a new subscription gets a batch even at the head */
+    verso__master_state state;
+    bool schema_due;     /* SUBSCRIBED: the schema message is owed */
+    bool batch_due;      /* SUBSCRIBED: a new subscription gets a batch even at the head */
+    bool in_sequence;    /* SUBSCRIBED: the last message had more == true */
+    bool reset;          /* SUBSCRIBED: the subscription is a full resynchronisation */
     int seq_len;         /* messages of the current sequence so far */
     int64_t seq_horizon; /* horizon of the subscription's first read (-1 before): later reads
                             may start below the horizon while it has not moved */
@@ -57,31 +58,26 @@ typedef struct conn {
     int64_t last_tx_ms;      /* monotonic */
     int64_t sent_rows;
     int64_t connected_ms;   /* wall clock (Unix ms), for the peer list */
-    bool error_due;         /* send error then close */
-    char error_code[16];    /* its code: subscribe, protocol, timeout */
-    bool snapshot_due;      /* make (or share) a file snapshot, then stream it */
-    verso__sync_snap *snap; /* the snapshot being sent */
+    verso__sync_snap *snap; /* SNAPSHOT: the snapshot being sent */
     int64_t snap_off;
     char name[64];
-    char identity[37]; /* the identity last announced to the slave (hello, resync, snapshot) */
-    char resync_reason[32];
-    char error[160];
+    char identity[37];      /* the identity last announced to the slave (hello, resync, snapshot) */
+    char resync_reason[32]; /* RESYNC, HELLO_RESYNC */
+    char error_code[16];    /* CLOSING: subscribe, protocol, timeout */
+    char error[160];        /* CLOSING */
 } conn;
 
 struct verso_sync_master {
     char *path;
-    verso_db *db; /* read handle; service thread only */
-    sqlite3_stmt *data_version;
-    sqlite3_stmt *schema_version;
-    int64_t last_data_version;
-    int64_t last_schema_version;
-    atomic_uint_fast64_t checks; /* data_version reads, for /_metrics */
+    verso_db *db;                /* read handle; service thread only */
+    verso__db_mark mark;         /* the file's versions at the last look */
+    atomic_uint_fast64_t checks; /* looks, for /_metrics */
     verso_info info;
     verso_sync_master_options o;
     verso_ws_handler handler;
     _Atomic(verso_rest *) srv;
     verso__sync_snap *last_snap; /* shared by slaves bootstrapping at the same head */
-    pthread_mutex_t lock;        /* guards the list and the peer-visible fields */
+    pthread_mutex_t lock;        /* guards the list and the peer-visible fields (state too) */
     conn *conns;
     verso_buf out;
 };
@@ -100,11 +96,108 @@ static int64_t mono_ms(void)
 
 static void snapshot_end(conn *c);
 
+/* ---- the connection's state ---- */
+
+#ifndef NDEBUG
+#define TO(s)        (1u << VERSO__MASTER_##s)
+#define ON_SUBSCRIBE (TO(SUBSCRIBED) | TO(SNAPSHOT_DUE) | TO(RESYNC) | TO(CLOSING))
+
+/* The moves allowed from each state (internal.h tells the story). */
+static const unsigned allowed[VERSO__MASTER_NSTATES] = {
+    [VERSO__MASTER_HELLO] = TO(IDLE) | TO(HELLO_RESYNC) | TO(CLOSING),
+    [VERSO__MASTER_HELLO_RESYNC] = TO(RESYNC) | TO(HELLO_RESYNC) | TO(CLOSING),
+    [VERSO__MASTER_IDLE] = ON_SUBSCRIBE,
+    [VERSO__MASTER_RESYNC] = TO(IDLE) | ON_SUBSCRIBE,
+    [VERSO__MASTER_SNAPSHOT_DUE] = TO(SNAPSHOT) | ON_SUBSCRIBE,
+    [VERSO__MASTER_SNAPSHOT] = ON_SUBSCRIBE,
+    [VERSO__MASTER_SUBSCRIBED] = ON_SUBSCRIBE,
+    [VERSO__MASTER_CLOSING] = 0,
+};
+
+/* What holds in each state. */
+static bool state_ok(const conn *c)
+{
+    switch (c->state) {
+    case VERSO__MASTER_HELLO:
+        return !c->snap && !c->identity[0];
+    case VERSO__MASTER_HELLO_RESYNC:
+        return !c->snap && !c->identity[0] && c->resync_reason[0];
+    case VERSO__MASTER_IDLE:
+        return !c->snap;
+    case VERSO__MASTER_RESYNC:
+        return !c->snap && c->resync_reason[0];
+    case VERSO__MASTER_SNAPSHOT_DUE:
+        return !c->snap && c->ntables == 0 && c->cursor == 0;
+    case VERSO__MASTER_SNAPSHOT:
+        return c->snap && c->ntables == 0;
+    case VERSO__MASTER_SUBSCRIBED:
+        return !c->snap && c->cursor >= 0 && (c->in_sequence || c->seq_len == 0);
+    default:
+        return c->state == VERSO__MASTER_CLOSING && !c->snap && c->error_code[0];
+    }
+}
+#endif
+
+/* The one place c's state changes; under m->lock (the peer list reads it). */
+static void move_locked(conn *c, verso__master_state to)
+{
+    assert(allowed[c->state] & (1u << to));
+    c->state = to;
+    assert(state_ok(c));
+}
+
+static void move(verso_sync_master *m, conn *c, verso__master_state to)
+{
+    pthread_mutex_lock(&m->lock);
+    move_locked(c, to);
+    pthread_mutex_unlock(&m->lock);
+}
+
+bool verso__master_changes_due(const verso__master_facts *f)
+{
+    return f->state == VERSO__MASTER_SUBSCRIBED && (f->batch_due || f->in_sequence || f->behind);
+}
+
+/* A table tracked since the last look is announced before its rows: when
+ * changes are due, the commit check runs first, then the changes go. */
+static verso__master_next choose_subscribed(const verso__master_facts *f)
+{
+    if (f->schema_due)
+        return VERSO__NEXT_SCHEMA;
+    if (f->refreshed)
+        return VERSO__NEXT_CHANGES;
+    if (verso__master_changes_due(f))
+        return VERSO__NEXT_REFRESH;
+    return f->heartbeat_due ? VERSO__NEXT_HEARTBEAT : VERSO__NEXT_NONE;
+}
+
+verso__master_next verso__master_choose(const verso__master_facts *f)
+{
+    static const verso__master_next owed[VERSO__MASTER_NSTATES] = {
+        [VERSO__MASTER_HELLO] = VERSO__NEXT_HELLO,
+        [VERSO__MASTER_HELLO_RESYNC] = VERSO__NEXT_HELLO,
+        [VERSO__MASTER_RESYNC] = VERSO__NEXT_RESYNC,
+        [VERSO__MASTER_SNAPSHOT_DUE] = VERSO__NEXT_START,
+        [VERSO__MASTER_CLOSING] = VERSO__NEXT_ERROR,
+    };
+
+    if ((unsigned)f->state >= VERSO__MASTER_NSTATES)
+        return VERSO__NEXT_NONE;
+    if (owed[f->state] != VERSO__NEXT_NONE)
+        return owed[f->state];
+    if (f->state == VERSO__MASTER_SUBSCRIBED)
+        return choose_subscribed(f);
+    if (f->state == VERSO__MASTER_SNAPSHOT && f->snap_ready) /* while copying, only heartbeats */
+        return VERSO__NEXT_SNAPSHOT;
+    return f->heartbeat_due ? VERSO__NEXT_HEARTBEAT : VERSO__NEXT_NONE;
+}
+
 /* ---- messages ---- */
 
 static int msg_hello(verso_sync_master *m, conn *c, verso_buf *b)
 {
     memcpy(c->identity, m->info.identity, sizeof(c->identity)); /* what the slave will assume */
+    move(m, c, c->state == VERSO__MASTER_HELLO_RESYNC ? VERSO__MASTER_RESYNC : VERSO__MASTER_IDLE);
     return verso_buf_printf(b,
                             "{\"type\":\"hello\",\"protocol\":1,\"identity\":\"%s\",\"head\":%lld,"
                             "\"horizon\":%lld,\"heartbeat_ms\":%d,\"time\":%lld}",
@@ -116,6 +209,7 @@ static int msg_schema(verso_sync_master *m, conn *c, verso_buf *b)
 {
     int rc = verso_buf_puts(b, "{\"type\":\"schema\",\"tables\":");
 
+    c->schema_due = false;
     if (rc == 0)
         rc = verso__sync_schema_json(b, m->db, (const char *const *)c->tables, c->ntables);
     if (rc == 0)
@@ -123,16 +217,19 @@ static int msg_schema(verso_sync_master *m, conn *c, verso_buf *b)
     return rc;
 }
 
-static int msg_heartbeat(verso_sync_master *m, verso_buf *b)
+static int msg_heartbeat(verso_sync_master *m, conn *c, verso_buf *b)
 {
+    (void)c;
     return verso_buf_printf(b, "{\"type\":\"heartbeat\",\"head\":%lld,\"time\":%lld}",
                             (long long)m->info.head, (long long)unix_ms());
 }
 
+/* Ends RESYNC: the message goes, the slave may subscribe again. */
 static int msg_resync(verso_sync_master *m, conn *c, verso_buf *b)
 {
     pthread_mutex_lock(&m->lock);
     memcpy(c->identity, m->info.identity, sizeof(c->identity));
+    move_locked(c, VERSO__MASTER_IDLE);
     pthread_mutex_unlock(&m->lock);
     return verso_buf_printf(b,
                             "{\"type\":\"resync\",\"reason\":\"%s\",\"identity\":\"%s\","
@@ -141,33 +238,33 @@ static int msg_resync(verso_sync_master *m, conn *c, verso_buf *b)
                             (long long)m->info.horizon);
 }
 
-static int msg_error(verso_buf *b, const char *code, const char *message)
+static int msg_error(verso_sync_master *m, conn *c, verso_buf *b)
 {
-    int rc = verso_buf_printf(b, "{\"type\":\"error\",\"code\":\"%s\",\"message\":", code);
+    int rc = verso_buf_printf(b, "{\"type\":\"error\",\"code\":\"%s\",\"message\":", c->error_code);
 
+    (void)m;
     if (rc == 0)
-        rc = verso_json_string(b, message, strlen(message));
+        rc = verso_json_string(b, c->error, strlen(c->error));
     if (rc == 0)
         rc = verso_buf_puts(b, "}");
     return rc;
 }
 
-static void ask_resync(verso_sync_master *m, conn *c, const char *reason)
+/* The subscription (or snapshot) ends: the slave is told to resynchronise
+ * at the next writeable. */
+static void enter_resync(verso_sync_master *m, conn *c, const char *reason)
 {
-    pthread_mutex_lock(&m->lock);
-    c->subscribed = false;
-    pthread_mutex_unlock(&m->lock);
     c->in_sequence = false;
     c->seq_len = 0;
-    c->resync_due = true;
+    c->seq_horizon = -1;
     snprintf(c->resync_reason, sizeof(c->resync_reason), "%s", reason);
+    move(m, c, VERSO__MASTER_RESYNC);
 }
 
 /* Ends the subscription and writes the resync message now (not again later). */
 static int send_resync(verso_sync_master *m, conn *c, verso_buf *b, const char *reason)
 {
-    ask_resync(m, c, reason);
-    c->resync_due = false;
+    enter_resync(m, c, reason);
     return msg_resync(m, c, b);
 }
 
@@ -189,11 +286,8 @@ static int fail_conn(verso_sync_master *m, conn *c, const char *code, const char
     vsnprintf(c->error, sizeof(c->error), fmt, ap);
     va_end(ap);
     snprintf(c->error_code, sizeof(c->error_code), "%s", code);
-    c->error_due = true;
     snapshot_end(c);
-    pthread_mutex_lock(&m->lock);
-    c->subscribed = false;
-    pthread_mutex_unlock(&m->lock);
+    move(m, c, VERSO__MASTER_CLOSING);
     verso_ws_want_write(c->ws);
     return 0;
 }
@@ -218,57 +312,80 @@ static int64_t sequence_limit(const verso_sync_master *m, const conn *c)
     return limit < cap ? limit : cap;
 }
 
-/* Reads one chunk from c's cursor into b as a changes message. */
-static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
+/* Opens the feed at c's cursor; when the subscription cannot go on from
+ * there, writes the resync message instead and gives no feed. */
+static int changes_open(verso_feed **f, verso_sync_master *m, conn *c, verso_buf *b)
 {
     verso_feed_options fo = VERSO_FEED_OPTIONS_INIT;
-    const verso_feed_entry *e;
-    verso_feed *f = NULL;
-    int64_t from = c->cursor, n = 0;
+    const char *why = NULL;
     int rc;
 
-    c->batch_due = false;
     fo.since = c->cursor;
     fo.limit = sequence_limit(m, c);
     fo.tables = (const char *const *)c->tables;
     fo.ntables = c->ntables;
     fo.sequence_horizon = c->seq_horizon > 0 ? c->seq_horizon : 0;
-    if ((rc = verso_feed_open(&f, m->db, &fo)) < 0) {
-        if (rc == VERSO_EHORIZON)
-            return send_resync(m, c, b, "horizon");
-        return rc;
-    }
+    if ((rc = verso_feed_open(f, m->db, &fo)) < 0)
+        return rc == VERSO_EHORIZON ? send_resync(m, c, b, "horizon") : rc;
     if (c->seq_horizon < 0)
-        c->seq_horizon = verso_feed_horizon(f);
-    if (strcmp(verso_feed_identity(f), c->identity) != 0 || verso_feed_head(f) < from) {
-        bool other = strcmp(verso_feed_identity(f), c->identity) != 0;
-        verso_feed_close(f);
-        return send_resync(m, c, b, other ? "identity" : "ahead");
+        c->seq_horizon = verso_feed_horizon(*f);
+    if (strcmp(verso_feed_identity(*f), c->identity) != 0)
+        why = "identity";
+    else if (verso_feed_head(*f) < c->cursor)
+        why = "ahead";
+    if (why) {
+        verso_feed_close(*f);
+        *f = NULL;
+        return send_resync(m, c, b, why);
     }
-    rc = verso_buf_puts(b, "{\"type\":\"changes\",\"entries\":[");
+    return 0;
+}
+
+static int changes_entries(verso_buf *b, verso_feed *f, int64_t *n)
+{
+    const verso_feed_entry *e;
+    int rc = verso_buf_puts(b, "{\"type\":\"changes\",\"entries\":[");
+
     while (rc == 0 && (rc = verso_feed_next(&e, f)) == 1) {
-        rc = n++ ? verso_buf_puts(b, ",") : 0;
+        rc = (*n)++ ? verso_buf_puts(b, ",") : 0;
         if (rc == 0)
             rc = verso_json_feed_entry(b, e);
     }
-    if (rc == 0) {
-        pthread_mutex_lock(&m->lock); /* read by verso_sync_master_peers() */
-        c->cursor = verso_feed_cursor(f);
-        pthread_mutex_unlock(&m->lock);
-        c->in_sequence = verso_feed_more(f);
-        c->seq_len = c->in_sequence ? c->seq_len + 1 : 0;
-        rc = verso_buf_printf(b,
-                              "],\"from\":%lld,\"to\":%lld,\"more\":%s,\"head\":%lld,"
-                              "\"time\":%lld%s}",
-                              (long long)from, (long long)c->cursor,
-                              c->in_sequence ? "true" : "false", (long long)verso_feed_head(f),
-                              (long long)unix_ms(), c->reset && from == 0 ? ",\"reset\":true" : "");
-        if (verso_feed_head(f) > m->info.head) {
-            pthread_mutex_lock(&m->lock);
-            m->info.head = verso_feed_head(f);
-            pthread_mutex_unlock(&m->lock);
-        }
-    }
+    return rc;
+}
+
+/* Moves c's cursor to the feed's and ends the message. */
+static int changes_end(verso_sync_master *m, conn *c, verso_buf *b, verso_feed *f, int64_t from)
+{
+    int64_t head = verso_feed_head(f);
+
+    pthread_mutex_lock(&m->lock); /* read by verso_sync_master_peers() */
+    c->cursor = verso_feed_cursor(f);
+    if (head > m->info.head)
+        m->info.head = head;
+    pthread_mutex_unlock(&m->lock);
+    c->in_sequence = verso_feed_more(f);
+    c->seq_len = c->in_sequence ? c->seq_len + 1 : 0;
+    return verso_buf_printf(b,
+                            "],\"from\":%lld,\"to\":%lld,\"more\":%s,\"head\":%lld,"
+                            "\"time\":%lld%s}",
+                            (long long)from, (long long)c->cursor,
+                            c->in_sequence ? "true" : "false", (long long)head,
+                            (long long)unix_ms(), c->reset && from == 0 ? ",\"reset\":true" : "");
+}
+
+/* Reads one chunk from c's cursor into b as a changes message. */
+static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
+{
+    verso_feed *f = NULL;
+    int64_t from = c->cursor, n = 0;
+    int rc;
+
+    c->batch_due = false;
+    if ((rc = changes_open(&f, m, c, b)) < 0 || !f)
+        return rc;
+    if ((rc = changes_entries(b, f, &n)) == 0)
+        rc = changes_end(m, c, b, f, from);
     verso_feed_close(f);
     if (!c->in_sequence)
         c->reset = false;
@@ -288,12 +405,14 @@ static void snapshot_end(conn *c)
     c->snap = NULL;
 }
 
-/* Shares the last snapshot if it is still being made or still at the head. */
-static int snapshot_start(verso_sync_master *m, conn *c)
+/* Ends SNAPSHOT_DUE: shares the last snapshot if it is still being made or
+ * still at the head, else starts one. */
+static int snapshot_start(verso_sync_master *m, conn *c, verso_buf *b)
 {
     int64_t size, head;
     int fd, st = m->last_snap ? verso__sync_snap_state(m->last_snap, &fd, &size, &head) : -1;
 
+    (void)b;
     if (st == 0 || (st == 1 && head == m->info.head)) {
         verso__sync_snap_ref(m->last_snap);
     } else {
@@ -305,25 +424,53 @@ static int snapshot_start(verso_sync_master *m, conn *c)
     }
     c->snap = m->last_snap;
     c->snap_off = 0;
+    move(m, c, VERSO__MASTER_SNAPSHOT);
     return 0;
+}
+
+/* The last chunk went: c goes on as a subscription from the snapshot's head. */
+static void snapshot_done(verso_sync_master *m, conn *c, int64_t head)
+{
+    snapshot_end(c);
+    c->schema_due = true;
+    c->batch_due = true;
+    c->reset = false;
+    pthread_mutex_lock(&m->lock);
+    c->cursor = head;
+    c->acked = -1; /* until the slave says it installed it */
+    memcpy(c->identity, m->info.identity, sizeof(c->identity));
+    move_locked(c, VERSO__MASTER_SUBSCRIBED);
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* The chunk at c->snap_off into *raw (the caller frees it); *n its length. */
+static int snapshot_read(unsigned char **raw, ssize_t *n, const conn *c, int fd, int64_t size)
+{
+    int rc = 0;
+
+    *n = -1;
+    if ((*raw = malloc(SNAP_CHUNK)))
+        *n = pread(fd, *raw, SNAP_CHUNK, (off_t)c->snap_off);
+    if (*n < 0 || (*n == 0 && c->snap_off < size)) {
+        rc = *raw ? VERSO_EIO : VERSO_ENOMEM;
+        free(*raw);
+        *raw = NULL;
+    }
+    return rc;
 }
 
 static int msg_snapshot(verso_sync_master *m, conn *c, verso_buf *b)
 {
     unsigned char *raw = NULL;
     int64_t size = 0, head = 0;
-    ssize_t n = -1;
+    ssize_t n = 0;
     int fd = -1, rc = verso__sync_snap_state(c->snap, &fd, &size, &head);
     bool last;
 
     if (rc <= 0)
         return rc; /* still copying (nothing to send yet) or failed */
-    if ((raw = malloc(SNAP_CHUNK)))
-        n = pread(fd, raw, SNAP_CHUNK, (off_t)c->snap_off);
-    if (n < 0 || (n == 0 && c->snap_off < size)) {
-        free(raw);
-        return raw ? VERSO_EIO : VERSO_ENOMEM;
-    }
+    if ((rc = snapshot_read(&raw, &n, c, fd, size)) < 0)
+        return rc;
     last = c->snap_off + n >= size;
     rc = verso_buf_printf(b,
                           "{\"type\":\"snapshot\",\"identity\":\"%s\",\"head\":%lld,"
@@ -336,18 +483,8 @@ static int msg_snapshot(verso_sync_master *m, conn *c, verso_buf *b)
     if (rc == 0)
         rc = verso_buf_puts(b, "\"}");
     c->snap_off += n;
-    if (rc == 0 && last) { /* continue as a subscription from the snapshot's head */
-        snapshot_end(c);
-        pthread_mutex_lock(&m->lock);
-        c->cursor = head;
-        c->acked = -1; /* until the slave says it installed it */
-        c->subscribed = true;
-        memcpy(c->identity, m->info.identity, sizeof(c->identity));
-        pthread_mutex_unlock(&m->lock);
-        c->schema_due = true;
-        c->batch_due = true;
-        c->reset = false;
-    }
+    if (rc == 0 && last)
+        snapshot_done(m, c, head);
     return rc;
 }
 
@@ -358,56 +495,72 @@ static bool heartbeat_due(const verso_sync_master *m, const conn *c)
     return mono_ms() - c->last_tx_ms >= m->o.heartbeat_ms;
 }
 
-static bool changes_due(const verso_sync_master *m, const conn *c)
+static verso__master_facts facts_of(const verso_sync_master *m, const conn *c, bool refreshed)
 {
-    return c->subscribed && (c->batch_due || c->in_sequence || c->cursor < m->info.head);
+    int64_t size, head;
+    int fd;
+
+    return (verso__master_facts){
+        .state = c->state,
+        .schema_due = c->schema_due,
+        .batch_due = c->batch_due,
+        .in_sequence = c->in_sequence,
+        .behind = c->cursor < m->info.head,
+        .refreshed = refreshed,
+        .snap_ready = c->snap && verso__sync_snap_state(c->snap, &fd, &size, &head) != 0,
+        .heartbeat_due = heartbeat_due(m, c),
+    };
 }
 
-/* Builds the next message into b; 0 with b empty when there is nothing to send. */
+static bool changes_due(const verso_sync_master *m, const conn *c)
+{
+    verso__master_facts f = {.state = c->state,
+                             .batch_due = c->batch_due,
+                             .in_sequence = c->in_sequence,
+                             .behind = c->cursor < m->info.head};
+
+    return verso__master_changes_due(&f);
+}
+
+static int step_refresh(verso_sync_master *m, conn *c, verso_buf *b)
+{
+    (void)c;
+    (void)b;
+    refresh(m);
+    return 0;
+}
+
+typedef int (*step_fn)(verso_sync_master *m, conn *c, verso_buf *b);
+
+static const step_fn steps[VERSO__NEXT_COUNT] = {
+    [VERSO__NEXT_ERROR] = msg_error,         [VERSO__NEXT_HELLO] = msg_hello,
+    [VERSO__NEXT_RESYNC] = msg_resync,       [VERSO__NEXT_START] = snapshot_start,
+    [VERSO__NEXT_SNAPSHOT] = msg_snapshot,   [VERSO__NEXT_SCHEMA] = msg_schema,
+    [VERSO__NEXT_REFRESH] = step_refresh,    [VERSO__NEXT_CHANGES] = msg_changes,
+    [VERSO__NEXT_HEARTBEAT] = msg_heartbeat,
+};
+
+/*
+ * Builds the next message into b; 0 with b empty when there is nothing to
+ * send. START and REFRESH write nothing: the choice is made again after
+ * them (twice at most, since neither comes back at once).
+ */
 static int next_message(verso_sync_master *m, conn *c, verso_buf *b)
 {
+    verso__master_next next;
+    bool refreshed = false;
+    int rc = 0;
+
     verso_buf_clear(b);
-    if (c->error_due)
-        return msg_error(b, c->error_code, c->error);
-    if (c->hello_due) {
-        c->hello_due = false;
-        return msg_hello(m, c, b);
+    for (int i = 0; rc == 0 && b->len == 0 && i < 3; i++) {
+        verso__master_facts f = facts_of(m, c, refreshed);
+        assert(state_ok(c));
+        if ((next = verso__master_choose(&f)) == VERSO__NEXT_NONE)
+            break;
+        rc = steps[next](m, c, b);
+        refreshed = refreshed || next == VERSO__NEXT_REFRESH;
     }
-    if (c->resync_due) {
-        c->resync_due = false;
-        return msg_resync(m, c, b);
-    }
-    if (c->snapshot_due) {
-        int rc;
-        c->snapshot_due = false;
-        if ((rc = snapshot_start(m, c)) < 0)
-            return rc;
-    }
-    if (c->snap) { /* while the copy is made on its thread, only heartbeats */
-        int rc = msg_snapshot(m, c, b);
-        if (rc == 0 && b->len == 0 && heartbeat_due(m, c))
-            rc = msg_heartbeat(m, b);
-        return rc;
-    }
-    if (c->subscribed && c->schema_due) {
-        c->schema_due = false;
-        return msg_schema(m, c, b);
-    }
-    if (changes_due(m, c)) {
-        refresh(m);          /* a table tracked since the last tick is announced before its rows */
-        if (c->resync_due) { /* refresh found the database changed under the cursor */
-            c->resync_due = false;
-            return msg_resync(m, c, b);
-        }
-        if (c->schema_due) {
-            c->schema_due = false;
-            return msg_schema(m, c, b);
-        }
-        return msg_changes(m, c, b);
-    }
-    if (heartbeat_due(m, c))
-        return msg_heartbeat(m, b);
-    return 0;
+    return rc;
 }
 
 /* ---- incoming messages ---- */
@@ -469,38 +622,67 @@ static const char *resync_reason(const verso_sync_master *m, const char *identit
     return NULL;
 }
 
-static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON *msg)
+/* Reads a subscription's cursor and tables; on a mistake ends the
+ * connection and gives 1. */
+static int subscribe_parse(int64_t *cursor, verso_sync_master *m, conn *c, const cJSON *msg)
 {
     verso_buf err = VERSO_BUF_INIT;
-    const char *identity = verso__sync_json_get_str(msg, "identity");
-    const char *name = verso__sync_json_get_str(msg, "name");
-    const char *reason = NULL;
-    int64_t cursor = 0;
-    bool stale; /* the identity changed since it was announced: the slave would commit for the
-                   former one */
+    int rc = 0;
 
-    (void)ws;
-    if (verso__sync_json_get_i64(&cursor, msg, "cursor") < 0 || cursor < 0)
+    if (verso__sync_json_get_i64(cursor, msg, "cursor") < 0 || *cursor < 0)
         verso_buf_puts(&err, "subscribe needs a cursor");
     else if (copy_tables(m, c, cJSON_GetObjectItemCaseSensitive(msg, "tables"), &err) < 0 &&
              err.len == 0)
         verso_buf_puts(&err, "out of memory");
     if (err.len > 0) {
         fail_conn(m, c, "subscribe", "%s", err.data);
-        verso_buf_free(&err);
-        return 0;
+        rc = 1;
     }
-    identity = identity ? identity : "";
-    c->resync_due = false; /* a resync not yet sent is answered by this subscription */
-    c->reset = verso__sync_json_get_bool(msg, "reset");
-    if (c->reset) /* from scratch: the cursor and identity sent do not matter */
-        cursor = 0;
-    stale = strcmp(c->identity, m->info.identity) != 0;
-    reason = stale ? "identity" : c->reset ? NULL : resync_reason(m, identity, cursor);
-    snapshot_end(c);
+    verso_buf_free(&err);
+    return rc;
+}
+
+/* Where a valid subscription leads; *reason says why a resync (or NULL). */
+static verso__master_state subscribe_to(const char **reason, const verso_sync_master *m,
+                                        const conn *c, const cJSON *msg, const char *identity,
+                                        int64_t cursor)
+{
+    /* the identity changed since it was announced (or the hello is still due): the slave
+     * would commit for the former one */
+    bool stale = strcmp(c->identity, m->info.identity) != 0;
+
+    *reason = stale ? "identity" : c->reset ? NULL : resync_reason(m, identity, cursor);
     /* a whole-file snapshot only serves an empty slave following every table */
-    c->snapshot_due =
-        !stale && verso__sync_json_get_bool(msg, "snapshot") && cursor == 0 && c->ntables == 0;
+    if (!stale && verso__sync_json_get_bool(msg, "snapshot") && cursor == 0 && c->ntables == 0)
+        return VERSO__MASTER_SNAPSHOT_DUE;
+    if (!*reason)
+        return VERSO__MASTER_SUBSCRIBED;
+    if (c->state == VERSO__MASTER_HELLO || c->state == VERSO__MASTER_HELLO_RESYNC)
+        return VERSO__MASTER_HELLO_RESYNC;
+    return VERSO__MASTER_RESYNC; /* a resync not yet sent is answered by this one */
+}
+
+static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON *msg)
+{
+    const char *identity = verso__sync_json_get_str(msg, "identity");
+    const char *name = verso__sync_json_get_str(msg, "name");
+    const char *reason = NULL;
+    int64_t cursor = 0;
+    verso__master_state to;
+
+    (void)ws;
+    if (subscribe_parse(&cursor, m, c, msg) != 0)
+        return 0;
+    identity = identity ? identity : "";
+    if ((c->reset = verso__sync_json_get_bool(msg, "reset"))) /* from scratch */
+        cursor = 0;
+    to = subscribe_to(&reason, m, c, msg, identity, cursor);
+    snapshot_end(c);
+    c->schema_due = true;
+    c->batch_due = true; /* even at the head: the slave learns it is there */
+    c->in_sequence = false;
+    c->seq_len = 0;
+    snprintf(c->resync_reason, sizeof(c->resync_reason), "%s", reason ? reason : "");
     pthread_mutex_lock(&m->lock); /* the peer list reads these */
     if (name)
         copy_name(c->name, sizeof(c->name), name);
@@ -508,15 +690,8 @@ static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON
     /* what the slave holds of this master: its cursor, if it names this identity */
     c->acked = !c->reset && identity[0] && !reason ? cursor : -1;
     c->behind_since_ms = 0;
-    c->subscribed = !c->snapshot_due;
+    move_locked(c, to);
     pthread_mutex_unlock(&m->lock);
-    c->schema_due = true;
-    c->batch_due = true; /* even at the head: the slave learns it is there */
-    c->in_sequence = false;
-    c->seq_len = 0;
-    c->seq_horizon = -1;
-    if (reason && !c->snapshot_due)
-        ask_resync(m, c, reason);
     return 0;
 }
 
@@ -530,7 +705,7 @@ static int on_ack(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON *msg)
     (void)ws;
     if (verso__sync_json_get_i64(&v, msg, "version") < 0 || v < 0)
         return fail_conn(m, c, "protocol", "ack needs an integer version >= 0");
-    if (!c->subscribed || (identity && strcmp(identity, c->identity) != 0))
+    if (c->state != VERSO__MASTER_SUBSCRIBED || (identity && strcmp(identity, c->identity) != 0))
         return 0; /* a subscription that ended (resync), or another master's version */
     if (v > c->cursor)
         return fail_conn(m, c, "protocol", "ack of version %lld: only %lld was sent (head %lld)",
@@ -572,7 +747,7 @@ static int ws_message(verso_ws *ws, void *cp, const void *data, size_t len, void
     int rc = 0;
 
     c->last_rx_ms = mono_ms();
-    if (c->error_due) /* the connection is ending */
+    if (c->state == VERSO__MASTER_CLOSING) /* the connection is ending */
         return 0;
     if (verso_json_parse(&doc, data, len, 8, NULL) < 0)
         return fail_conn(m, c, "protocol", "a message is not a JSON object");
@@ -596,13 +771,11 @@ static int ws_open(verso_ws *ws, void **cp, void *arg)
     verso_sync_master *m = arg;
     conn *c = calloc(1, sizeof(*c));
 
-    if (c)
-        c->seq_horizon = -1;
-
     if (!c)
         return -1;
     c->ws = ws;
-    c->hello_due = true;
+    c->seq_horizon = -1;
+    c->state = VERSO__MASTER_HELLO;
     c->connected_ms = unix_ms();
     c->last_rx_ms = c->last_tx_ms = mono_ms();
     snprintf(c->name, sizeof(c->name), "slave");
@@ -654,7 +827,7 @@ static int ws_writeable(verso_ws *ws, void *cp, void *arg)
         if (verso_ws_write(ws, m->out.data, m->out.len) < 0)
             return -1;
         c->last_tx_ms = mono_ms();
-        if (c->error_due) {
+        if (c->state == VERSO__MASTER_CLOSING) {
             verso_ws_close(ws);
             return 0;
         }
@@ -668,16 +841,6 @@ static int ws_writeable(verso_ws *ws, void *cp, void *arg)
 
 /* ---- the tick: notice commits (ours, other handles', other processes') ---- */
 
-static int64_t pragma_int(sqlite3_stmt *st)
-{
-    int64_t v = -1;
-
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    return v;
-}
-
 /*
  * The database under the subscriptions changed identity (a slave master
  * that resynchronised takes a new one) or went back below a cursor (a
@@ -688,43 +851,44 @@ static void check_cursors(verso_sync_master *m)
 {
     for (conn *c = m->conns; c; c = c->next) {
         bool other = strcmp(c->identity, m->info.identity) != 0;
-        if (!c->subscribed && !c->snap)
+        if (c->state != VERSO__MASTER_SUBSCRIBED && c->state != VERSO__MASTER_SNAPSHOT)
             continue;
         if (!other && c->cursor <= m->info.head)
             continue;
         snapshot_end(c);
-        ask_resync(m, c, other ? "identity" : "ahead");
+        enter_resync(m, c, other ? "identity" : "ahead");
         verso_ws_want_write(c->ws);
     }
 }
 
+/* The database's identity and head as read now. */
+static void take_info(verso_sync_master *m, const verso_info *info)
+{
+    if (strcmp(info->identity, m->info.identity) != 0 || info->head < m->info.head) {
+        verso__sync_snap_unref(m->last_snap); /* a copy of the former database */
+        m->last_snap = NULL;
+    }
+    pthread_mutex_lock(&m->lock);
+    m->info = *info;
+    pthread_mutex_unlock(&m->lock);
+    check_cursors(m);
+}
+
 static void refresh(verso_sync_master *m)
 {
-    int64_t dv = pragma_int(m->data_version), sv;
+    bool data, schema;
     verso_info info;
 
     atomic_fetch_add(&m->checks, 1);
-    if (dv == m->last_data_version)
+    (void)verso__db_changed(&data, &schema, m->db, &m->mark); /* on error both: look again */
+    if (!data)
         return;
-    m->last_data_version = dv;
-    sv = pragma_int(m->schema_version);
-    if (sv != m->last_schema_version) {
-        m->last_schema_version = sv;
-        if (verso_db_refresh_schema(m->db) == 0) {
-            for (conn *c = m->conns; c; c = c->next)
-                c->schema_due = c->subscribed;
-        }
+    if (schema && verso_db_refresh_schema(m->db) == 0) {
+        for (conn *c = m->conns; c; c = c->next)
+            c->schema_due = c->state == VERSO__MASTER_SUBSCRIBED;
     }
-    if (verso_db_info(&info, m->db) == 0) {
-        if (strcmp(info.identity, m->info.identity) != 0 || info.head < m->info.head) {
-            verso__sync_snap_unref(m->last_snap); /* a copy of the former database */
-            m->last_snap = NULL;
-        }
-        pthread_mutex_lock(&m->lock);
-        m->info = info;
-        pthread_mutex_unlock(&m->lock);
-        check_cursors(m);
-    }
+    if (verso_db_info(&info, m->db) == 0)
+        take_info(m, &info);
 }
 
 static void update_lag(verso_sync_master *m, conn *c, int64_t now)
@@ -753,7 +917,8 @@ static void tick(verso_rest *srv, void *arg)
     refresh(m);
     for (conn *c = m->conns; c; c = c->next) {
         update_lag(m, c, now);
-        if (now - c->last_rx_ms > 3 * (int64_t)m->o.heartbeat_ms && !c->error_due) {
+        if (now - c->last_rx_ms > 3 * (int64_t)m->o.heartbeat_ms &&
+            c->state != VERSO__MASTER_CLOSING) {
             fail_conn(m, c, "timeout", "nothing received for three heartbeat periods (%d ms)",
                       3 * m->o.heartbeat_ms);
             continue;
@@ -774,7 +939,7 @@ static int status_json(verso_buf *out, void *arg)
 
     pthread_mutex_lock(&m->lock);
     for (conn *c = m->conns; rc == 0 && c; c = c->next) {
-        if (!c->subscribed)
+        if (c->state != VERSO__MASTER_SUBSCRIBED)
             continue;
         rc = verso_buf_printf(out, "%s{\"name\":", first ? "" : ",");
         if (rc == 0)
@@ -850,20 +1015,24 @@ static int metrics_text(verso_buf *out, void *arg)
 
 static int prepare(verso_sync_master *m, char *why, size_t whylen)
 {
-    sqlite3 *s = verso_db_sqlite(m->db);
+    bool data, schema;
 
-    if (sqlite3_prepare_v2(s, "PRAGMA data_version", -1, &m->data_version, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s, "PRAGMA schema_version", -1, &m->schema_version, NULL) != SQLITE_OK) {
-        verso__sync_why(why, whylen, "%s", sqlite3_errmsg(s));
-        return VERSO_EDB;
-    }
-    m->last_data_version = pragma_int(m->data_version);
-    m->last_schema_version = pragma_int(m->schema_version);
-    if (verso_db_info(&m->info, m->db) < 0) {
+    m->mark = VERSO__DB_MARK_INIT;
+    if (verso__db_changed(&data, &schema, m->db, &m->mark) < 0 ||
+        verso_db_info(&m->info, m->db) < 0) {
         verso__sync_why(why, whylen, "%s", verso_db_errmsg(m->db));
         return VERSO_EDB;
     }
     return 0;
+}
+
+static void set_options(verso_sync_master_options *o, const verso_sync_master_options *opts)
+{
+    if (opts)
+        *o = *opts;
+    o->chunk = o->chunk > 0 ? o->chunk : 5000;
+    o->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 5000;
+    o->poll_ms = o->poll_ms > 0 ? o->poll_ms : 250;
 }
 
 int verso_sync_master_new(verso_sync_master **out, const char *db_path,
@@ -880,11 +1049,7 @@ int verso_sync_master_new(verso_sync_master **out, const char *db_path,
     if (!(m = calloc(1, sizeof(*m))))
         return VERSO_ENOMEM;
     pthread_mutex_init(&m->lock, NULL);
-    if (opts)
-        m->o = *opts;
-    m->o.chunk = m->o.chunk > 0 ? m->o.chunk : 5000;
-    m->o.heartbeat_ms = m->o.heartbeat_ms > 0 ? m->o.heartbeat_ms : 5000;
-    m->o.poll_ms = m->o.poll_ms > 0 ? m->o.poll_ms : 250;
+    set_options(&m->o, opts);
     dbo.must_exist = true;
     if (!(m->path = strdup(db_path))) {
         rc = VERSO_ENOMEM;
@@ -943,6 +1108,18 @@ int verso_sync_master_unwatch(verso_sync_master *m, verso_db *db)
     return verso_db_on_commit_remove(db, commit_hook, m);
 }
 
+/* Under m->lock. */
+static void peer_fill(verso_sync_peer *p, const verso_sync_master *m, const conn *c, int64_t now)
+{
+    snprintf(p->name, sizeof(p->name), "%s", c->name);
+    p->cursor = c->cursor;
+    p->acked = c->acked;
+    p->lag_versions = m->info.head > c->acked ? m->info.head - c->acked : 0;
+    p->lag_ms = lag_ms(m, c, now);
+    p->sent_rows = c->sent_rows;
+    p->connected_ms = c->connected_ms;
+}
+
 int verso_sync_master_peers(verso_sync_peer **out, size_t *n, verso_sync_master *m)
 {
     int64_t now = mono_ms();
@@ -952,23 +1129,14 @@ int verso_sync_master_peers(verso_sync_peer **out, size_t *n, verso_sync_master 
     *n = 0;
     pthread_mutex_lock(&m->lock);
     for (conn *c = m->conns; c; c = c->next)
-        count += c->subscribed;
+        count += c->state == VERSO__MASTER_SUBSCRIBED;
     if (count && !(*out = calloc(count, sizeof(**out)))) {
         pthread_mutex_unlock(&m->lock);
         return VERSO_ENOMEM;
     }
     for (conn *c = m->conns; c && i < count; c = c->next) {
-        verso_sync_peer *p = &(*out)[i];
-        if (!c->subscribed)
-            continue;
-        snprintf(p->name, sizeof(p->name), "%s", c->name);
-        p->cursor = c->cursor;
-        p->acked = c->acked;
-        p->lag_versions = m->info.head > c->acked ? m->info.head - c->acked : 0;
-        p->lag_ms = lag_ms(m, c, now);
-        p->sent_rows = c->sent_rows;
-        p->connected_ms = c->connected_ms;
-        i++;
+        if (c->state == VERSO__MASTER_SUBSCRIBED)
+            peer_fill(&(*out)[i++], m, c, now);
     }
     *n = i;
     pthread_mutex_unlock(&m->lock);
@@ -987,8 +1155,6 @@ void verso_sync_master_close(verso_sync_master *m)
         free(c);
     }
     verso__sync_snap_unref(m->last_snap);
-    sqlite3_finalize(m->data_version);
-    sqlite3_finalize(m->schema_version);
     verso_db_close(m->db);
     free(m->path);
     verso_buf_free(&m->out);
