@@ -208,11 +208,11 @@ static int check_format(const cJSON *root, char *why, size_t whylen)
 int verso_fixture_load(verso_db *db, const char *json, size_t len)
 {
     verso_json *doc = NULL;
-    const char *perr = NULL;
+    char perr[160];
     loader ld = {0};
-    int rc = verso_json_parse(&doc, json, len, 0, &perr);
+    int rc = verso_json_parse(&doc, json, len, 0, perr, sizeof perr);
     if (rc < 0)
-        return verso__err(db, rc, "fixture: %s", perr ? perr : verso_strerror(rc));
+        return verso__err(db, rc, "fixture: %s", perr[0] ? perr : verso_strerror(rc));
     if ((rc = check_format(verso_json_root(doc), ld.why, sizeof ld.why)) < 0)
         goto done;
     if ((rc = verso__schema_check(db)) < 0) { /* reloads only what changed */

@@ -807,8 +807,8 @@ fail:
     return rc;
 }
 
-int verso_json_parse(verso_json **out, const char *text, size_t len, int max_depth,
-                     const char **why)
+int verso_json_parse(verso_json **out, const char *text, size_t len, int max_depth, char *why,
+                     size_t whylen)
 {
     prescan ps = {text, len, 0,   max_depth > 0 ? max_depth : JSON_DEFAULT_DEPTH, NULL, 0, 0, NULL,
                   0,    0,   NULL};
@@ -830,8 +830,8 @@ int verso_json_parse(verso_json **out, const char *text, size_t len, int max_dep
 done:
     free(ps.nums);
     free(ps.strs);
-    if (why)
-        *why = rc < 0 ? ps.why : NULL;
+    if (why && whylen)
+        snprintf(why, whylen, "%s", rc < 0 && ps.why ? ps.why : "");
     return rc;
 }
 

@@ -299,7 +299,7 @@ static int parse_after(verso__listq *lq, const char *s, verso__resp *rs)
     int rc = VERSO_EINVAL;
 
     if (b64url_decode(&text, s, strlen(s)) < 0 || !text.len ||
-        verso_json_parse(&lq->after_doc, text.data, text.len, 4, NULL) < 0)
+        verso_json_parse(&lq->after_doc, text.data, text.len, 4, NULL, 0) < 0)
         goto done;
     root = verso_json_root(lq->after_doc);
     if (!cJSON_IsArray(root) || (size_t)cJSON_GetArraySize(root) != lq->q.norder + 1)

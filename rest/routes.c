@@ -362,7 +362,7 @@ static bool members_valid(const verso_rest *srv, const char *members, size_t n)
     verso_json *doc = NULL;
     bool ok = verso_buf_puts(&b, "{") == 0 && verso_buf_append(&b, members, n) == 0 &&
               verso_buf_puts(&b, "}") == 0 &&
-              verso_json_parse(&doc, b.data, b.len, srv->cfg.limits.max_depth, NULL) == 0;
+              verso_json_parse(&doc, b.data, b.len, srv->cfg.limits.max_depth, NULL, 0) == 0;
 
     verso_json_free(doc);
     verso_buf_free(&b);

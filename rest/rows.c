@@ -190,13 +190,14 @@ void verso__route_get(verso__req *rq, verso__resp *rs, const char *table, int64_
 
 static int parse_body(verso_json **doc, verso__req *rq, verso__resp *rs)
 {
-    const char *why = NULL;
-    int rc = verso_json_parse(doc, rq->body, rq->nbody, rq->srv->cfg.limits.max_depth, &why);
+    char why[160];
+    int rc =
+        verso_json_parse(doc, rq->body, rq->nbody, rq->srv->cfg.limits.max_depth, why, sizeof(why));
 
     if (rc == VERSO_ETOOBIG)
         verso__error(rs, 400, "JSON nested too deeply");
     else if (rc < 0)
-        verso__error(rs, 400, "%s", why && !strchr(why, '/') ? why : verso_strerror(rc));
+        verso__error(rs, 400, "%s", why[0] ? why : verso_strerror(rc));
     return rc;
 }
 

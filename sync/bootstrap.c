@@ -167,14 +167,14 @@ static int on_message(const char *data, size_t len, void *arg)
 {
     fetch *f = arg;
     verso__sync_msg m;
-    const char *why = NULL;
-    int rc = verso__sync_msg_read(&m, data, len, &why);
+    char why[160];
+    int rc = verso__sync_msg_read(&m, data, len, why, sizeof(why));
 
     if (rc == 0)
         rc = dispatch(f, &m);
     verso__sync_msg_free(&m);
     if (rc < 0) /* the layer closes the connection */
-        done(f, rc, why ? why : verso_strerror(rc));
+        done(f, rc, why[0] ? why : verso_strerror(rc));
     return rc;
 }
 

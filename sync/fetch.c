@@ -70,7 +70,7 @@ static bool fetch_one(verso__sync_fetch *f, answer *a, int64_t since)
         a->rc = verso__sync_http_get(&a->body, &a->status, f->http, path.data, &f->cancel);
     verso_buf_free(&path);
     if (a->rc < 0 || a->status != 200 ||
-        verso_json_parse(&a->doc, a->body.data ? a->body.data : "", a->body.len, 0, NULL) < 0)
+        verso_json_parse(&a->doc, a->body.data ? a->body.data : "", a->body.len, 0, NULL, 0) < 0)
         return false; /* the applier parses the body again and says what is wrong */
     verso_buf_free(&a->body);
     if (!continues(a->doc, since, &cursor, &more))

@@ -208,7 +208,8 @@ typedef struct verso__sync_msg {
  * is not JSON (*why: the parser's message, static, or NULL), VERSO_ENOMEM.
  * Free with verso__sync_msg_free() in every case (a NULL doc is fine).
  */
-int verso__sync_msg_read(verso__sync_msg *m, const char *text, size_t len, const char **why);
+int verso__sync_msg_read(verso__sync_msg *m, const char *text, size_t len, char *why,
+                         size_t whylen);
 void verso__sync_msg_free(verso__sync_msg *m);
 
 /* What a master's hello announces. */

@@ -749,7 +749,7 @@ static int ws_message(verso_ws *ws, void *cp, const void *data, size_t len, void
     c->last_rx_ms = mono_ms();
     if (c->state == VERSO__MASTER_CLOSING) /* the connection is ending */
         return 0;
-    if (verso_json_parse(&doc, data, len, 8, NULL) < 0)
+    if (verso_json_parse(&doc, data, len, 8, NULL, 0) < 0)
         return fail_conn(m, c, "protocol", "a message is not a JSON object");
     type = verso__sync_json_get_str(verso_json_root(doc), "type");
     while (type && i < n && strcmp(incoming[i].type, type) != 0)

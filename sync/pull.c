@@ -52,11 +52,12 @@ static int get(pull *p, int *status, const char *path, const char *what)
 
 static int parse_body(verso_json **doc, pull *p, const char *what)
 {
-    const char *jwhy = NULL;
-    int rc = verso_json_parse(doc, p->body.data ? p->body.data : "", p->body.len, 0, &jwhy);
+    char jwhy[160];
+    int rc =
+        verso_json_parse(doc, p->body.data ? p->body.data : "", p->body.len, 0, jwhy, sizeof(jwhy));
 
     if (rc < 0) {
-        verso__sync_why(p->why, p->whylen, "%s: bad JSON: %s", what, jwhy ? jwhy : "");
+        verso__sync_why(p->why, p->whylen, "%s: bad JSON: %s", what, jwhy);
         return VERSO_EPROTO;
     }
     return 0;

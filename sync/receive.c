@@ -24,7 +24,7 @@ static const char *find(const char *msg, size_t len, const char *key, size_t n)
 }
 
 /* A snapshot message in the master's form, "data" last: 1 = read, 0 = not in that form. */
-static int read_snapshot(verso__sync_msg *m, const char *text, size_t len, const char **why)
+static int read_snapshot(verso__sync_msg *m, const char *text, size_t len, char *why, size_t whylen)
 {
     static const char prefix[] = "{\"type\":\"snapshot\",", key[] = ",\"data\":\"";
     verso_buf head = VERSO_BUF_INIT;
@@ -37,7 +37,7 @@ static int read_snapshot(verso__sync_msg *m, const char *text, size_t len, const
     rc = verso_buf_append(&head, text, (size_t)(at - text));
     if (rc == 0)
         rc = verso_buf_puts(&head, "}");
-    if (rc == 0 && verso_json_parse(&m->doc, head.data, head.len, 0, why) < 0)
+    if (rc == 0 && verso_json_parse(&m->doc, head.data, head.len, 0, why, whylen) < 0)
         rc = VERSO_EPROTO;
     verso_buf_free(&head);
     if (rc < 0)
@@ -47,16 +47,17 @@ static int read_snapshot(verso__sync_msg *m, const char *text, size_t len, const
     return 1;
 }
 
-int verso__sync_msg_read(verso__sync_msg *m, const char *text, size_t len, const char **why)
+int verso__sync_msg_read(verso__sync_msg *m, const char *text, size_t len, char *why, size_t whylen)
 {
     const cJSON *data;
     int rc;
 
     memset(m, 0, sizeof(*m));
-    *why = NULL;
-    if ((rc = read_snapshot(m, text, len, why)) < 0)
+    if (why && whylen)
+        why[0] = '\0';
+    if ((rc = read_snapshot(m, text, len, why, whylen)) < 0)
         return rc;
-    if (rc == 0 && verso_json_parse(&m->doc, text, len, 0, why) < 0)
+    if (rc == 0 && verso_json_parse(&m->doc, text, len, 0, why, whylen) < 0)
         return VERSO_EPROTO;
     m->type = verso__sync_json_get_str(verso_json_root(m->doc), "type");
     if (m->data || !m->type || strcmp(m->type, "snapshot") != 0)

@@ -452,11 +452,11 @@ static int on_message(const char *data, size_t len, void *arg)
 {
     verso_slave *s = arg;
     verso__sync_msg m;
-    const char *why = NULL;
-    int rc = verso__sync_msg_read(&m, data, len, &why);
+    char why[100];
+    int rc = verso__sync_msg_read(&m, data, len, why, sizeof(why));
 
     if (rc == VERSO_EPROTO)
-        set_error(s, "bad message: %s", why ? why : "");
+        set_error(s, "bad message: %s", why);
     if (rc == 0)
         rc = dispatch(s, &m);
     verso__sync_msg_free(&m);

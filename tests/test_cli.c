@@ -180,7 +180,7 @@ static size_t check_changes(const char *out, int64_t since, const char *only_tab
         const char *nl = strchr(line, '\n');
         assert_non_null(nl);
         verso_json *doc = NULL;
-        assert_int_equal(verso_json_parse(&doc, line, (size_t)(nl - line), 0, NULL), 0);
+        assert_int_equal(verso_json_parse(&doc, line, (size_t)(nl - line), 0, NULL, 0), 0);
         cJSON *o = verso_json_root(doc);
         int64_t v, id;
         cJSON *t = cJSON_GetObjectItem(o, "table");
@@ -414,7 +414,7 @@ static void test_info(void **state)
     verso(&r, NULL, "info", db, NULL);
     expect_ok(&r);
     verso_json *doc = NULL;
-    assert_int_equal(verso_json_parse(&doc, r.out, strlen(r.out), 0, NULL), 0);
+    assert_int_equal(verso_json_parse(&doc, r.out, strlen(r.out), 0, NULL, 0), 0);
     cJSON *o = verso_json_root(doc);
     int64_t head, horizon;
     assert_int_equal(strlen(cJSON_GetObjectItem(o, "identity")->valuestring), 36);

@@ -150,7 +150,7 @@ static bool status_slave(const h_master *m, int64_t *acked, int64_t *lag)
     bool found = false;
 
     assert_int_equal(get(m, "/_status", &body), 200);
-    assert_int_equal(verso_json_parse(&doc, body.data, body.len, 0, NULL), 0);
+    assert_int_equal(verso_json_parse(&doc, body.data, body.len, 0, NULL, 0), 0);
     slaves = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "replication"), "slaves");
     assert_true(cJSON_IsArray(slaves));

@@ -34,7 +34,7 @@ static int status_lags(const h_master *m, int64_t head, int *nbehind, char *why,
 
     *nbehind = 0;
     assert_int_equal(h_http(m, "GET", "/_status", NULL, &body), 200);
-    assert_int_equal(verso_json_parse(&doc, body.data, body.len, 0, NULL), 0);
+    assert_int_equal(verso_json_parse(&doc, body.data, body.len, 0, NULL, 0), 0);
     slaves = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "replication"), "slaves");
     cJSON_ArrayForEach(sl, slaves)

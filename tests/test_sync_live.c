@@ -646,7 +646,7 @@ static int64_t max_master_lag(const h_master *m, int n, const char *field)
     int64_t lag = -1, v;
 
     assert_int_equal(h_http(m, "GET", "/_status", NULL, &body), 200);
-    assert_int_equal(verso_json_parse(&doc, body.data, body.len, 0, NULL), 0);
+    assert_int_equal(verso_json_parse(&doc, body.data, body.len, 0, NULL, 0), 0);
     slaves = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "replication"), "slaves");
     assert_int_equal(cJSON_GetArraySize(slaves), n);

@@ -77,7 +77,7 @@ static int f_message(verso_ws *ws, void *cp, const void *data, size_t len, void 
     const char *type;
     int64_t v = 0;
 
-    if (verso_json_parse(&doc, data, len, 0, NULL) < 0)
+    if (verso_json_parse(&doc, data, len, 0, NULL, 0) < 0)
         return -1;
     type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "type"));
     if (type && !strcmp(type, "subscribe")) {

@@ -198,7 +198,7 @@ static const char *wsc_type(wsc *c, verso_json **doc, int *code, int timeout_ms)
             verso_buf_free(&m.text);
             return "close";
         }
-        if (verso_json_parse(doc, m.text.data, m.text.len, 0, NULL) < 0)
+        if (verso_json_parse(doc, m.text.data, m.text.len, 0, NULL, 0) < 0)
             fail_msg("not JSON from the master: %.200s", m.text.data);
         t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(verso_json_root(*doc), "type"));
         assert_non_null(t);
@@ -258,7 +258,7 @@ static bool status_of(const h_master *m, const char *name, int64_t *acked, int64
     bool found = false;
 
     assert_int_equal(h_http(m, "GET", "/_status", NULL, &body), 200);
-    assert_int_equal(verso_json_parse(&doc, body.data, body.len, 0, NULL), 0);
+    assert_int_equal(verso_json_parse(&doc, body.data, body.len, 0, NULL, 0), 0);
     slaves = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "replication"), "slaves");
     cJSON_ArrayForEach(sl, slaves)

@@ -482,7 +482,7 @@ static int v_walk(const h_master *m, const char *path)
         if ((l = rt_header(&r, "link", link, sizeof link)) && (a = strchr(l, '<')) &&
             (e = strchr(a, '>')) && (size_t)(e - a) < sizeof next)
             snprintf(next, sizeof next, "%.*s", (int)(e - a - 1), a + 1);
-        assert_int_equal(verso_json_parse(&doc, r.body, r.nbody, 0, NULL), 0);
+        assert_int_equal(verso_json_parse(&doc, r.body, r.nbody, 0, NULL, 0), 0);
         cJSON_ArrayForEach(row, verso_json_root(doc))
         {
             int64_t id = 0;

@@ -493,7 +493,7 @@ static void test_error_json_stays_valid(void **state)
 
         req_init(&r, qs[i]);
         assert_int_equal(verso__listq_parse(&lq, &r.rq, g_t, &r.rs), VERSO_EINVAL);
-        assert_int_equal(verso_json_parse(&doc, r.body.data, r.body.len, 8, NULL), 0);
+        assert_int_equal(verso_json_parse(&doc, r.body.data, r.body.len, 8, NULL, 0), 0);
         assert_null(strchr(r.rs.errmsg, '\x01'));
         assert_null(strchr(r.rs.errmsg, '"'));
         verso_json_free(doc);

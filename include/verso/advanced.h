@@ -142,12 +142,12 @@ VERSO_API int verso_apply_abort(verso_db *db);
 /*
  * A parsed JSON document with exact 64-bit integers. Parse limits:
  * max_depth nesting (<= 0: 64). Errors: VERSO_EJSON (with position),
- * VERSO_EUTF8, VERSO_ETOOBIG (nesting). On error *why (may be NULL) gets a
- * static or thread-local message.
+ * VERSO_EUTF8, VERSO_ETOOBIG (nesting). On error why (may be NULL) receives
+ * what is wrong and at which byte (NUL-terminated, cut to whylen).
  */
 typedef struct verso_json verso_json;
 VERSO_API int verso_json_parse(verso_json **out, const char *text, size_t len, int max_depth,
-                               const char **why);
+                               char *why, size_t whylen);
 VERSO_API void verso_json_free(verso_json *doc);
 /* The root as a cJSON tree (borrowed; struct cJSON from <cjson/cJSON.h>). */
 VERSO_API struct cJSON *verso_json_root(const verso_json *doc);
