@@ -75,6 +75,10 @@ struct verso_sync_master {
     verso_info info;
     verso_sync_master_options o;
     verso_ws_handler handler;
+    /* What the server's options held before verso_sync_master_mount(): the
+     * master adds to them and calls the earlier callbacks too. */
+    verso_ws_handler *handlers; /* the earlier endpoints, then ours */
+    verso_rest_options before;
     _Atomic(verso_rest *) srv;
     verso__sync_snap *last_snap; /* shared by slaves bootstrapping at the same head */
     pthread_mutex_t lock;        /* guards the list and the peer-visible fields (state too) */
@@ -913,6 +917,8 @@ static void tick(verso_rest *srv, void *arg)
     verso_sync_master *m = arg;
     int64_t now = mono_ms();
 
+    if (m->before.on_tick)
+        m->before.on_tick(srv, m->before.tick_arg);
     atomic_store(&m->srv, srv);
     refresh(m);
     for (conn *c = m->conns; c; c = c->next) {
@@ -934,7 +940,13 @@ static int status_json(verso_buf *out, void *arg)
 {
     verso_sync_master *m = arg;
     int64_t now = mono_ms();
-    int rc = verso_buf_puts(out, "\"replication\":{\"slaves\":[");
+    size_t mark = out->len;
+    int rc = m->before.status_json ? m->before.status_json(out, m->before.status_arg) : 0;
+
+    if (rc == 0 && out->len > mark)
+        rc = verso_buf_puts(out, ",");
+    if (rc == 0)
+        rc = verso_buf_puts(out, "\"replication\":{\"slaves\":[");
     bool first = true;
 
     pthread_mutex_lock(&m->lock);
@@ -995,7 +1007,11 @@ static int metrics_text(verso_buf *out, void *arg)
     verso_sync_master *m = arg;
     verso_sync_peer *peers = NULL;
     size_t n = 0;
-    int rc = verso_sync_master_peers(&peers, &n, m);
+    int rc = m->before.metrics_text ? m->before.metrics_text(out, m->before.metrics_arg) : 0;
+
+    if (rc < 0)
+        return rc;
+    rc = verso_sync_master_peers(&peers, &n, m);
 
     if (rc == 0)
         rc = verso_buf_printf(out,
@@ -1070,20 +1086,34 @@ done:
     return rc;
 }
 
-void verso_sync_master_mount(verso_sync_master *m, verso_rest_options *ro)
+int verso_sync_master_mount(verso_sync_master *m, verso_rest_options *ro)
 {
-    ro->ws_handlers = &m->handler;
-    ro->nws_handlers = 1;
+    int tick_ms = m->o.poll_ms < m->o.heartbeat_ms / 4 ? m->o.poll_ms : m->o.heartbeat_ms / 4;
+    verso_ws_handler *h;
+
+    if (m->handlers || (ro->nws_handlers && !ro->ws_handlers))
+        return VERSO_EINVAL; /* mounted once, into one server */
+    if (!(h = calloc(ro->nws_handlers + 1, sizeof(*h))))
+        return VERSO_ENOMEM;
+    for (size_t i = 0; i < ro->nws_handlers; i++)
+        h[i] = ro->ws_handlers[i];
+    h[ro->nws_handlers] = m->handler;
+    m->handlers = h;
+    m->before = *ro;
+    ro->ws_handlers = h;
+    ro->nws_handlers++;
     ro->on_tick = tick;
     ro->tick_arg = m;
     ro->tick_on_change = true;
     /* the slow poll, and often enough for heartbeats and silence checks */
-    ro->tick_ms = m->o.poll_ms < m->o.heartbeat_ms / 4 ? m->o.poll_ms : m->o.heartbeat_ms / 4;
-    ro->tick_ms = ro->tick_ms > 0 ? ro->tick_ms : 1;
+    tick_ms = tick_ms > 0 ? tick_ms : 1;
+    if (!m->before.on_tick || m->before.tick_ms <= 0 || tick_ms < m->before.tick_ms)
+        ro->tick_ms = tick_ms;
     ro->status_json = status_json;
     ro->status_arg = m;
     ro->metrics_text = metrics_text;
     ro->metrics_arg = m;
+    return 0;
 }
 
 static void commit_hook(verso_db *db, const verso_change *changes, size_t n, void *arg)
@@ -1158,6 +1188,7 @@ void verso_sync_master_close(verso_sync_master *m)
     verso_db_close(m->db);
     free(m->path);
     verso_buf_free(&m->out);
+    free(m->handlers);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }

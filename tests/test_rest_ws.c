@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "rest_common.h"
+#include "verso/sync.h"
 
 /* ---- server side: an echo endpoint ---- */
 
@@ -116,6 +117,10 @@ static void pause_ms(long ms)
 }
 
 /* ---- client side ---- */
+
+typedef struct h_env_like {
+    int port;
+} h_env_like;
 
 typedef struct client {
     const size_t *sizes; /* messages to send */
@@ -445,9 +450,23 @@ static size_t read_answer(int fd, char *buf, size_t cap)
     return len;
 }
 
+static void raw_upgrade_as(int port, const char *path, const char *proto, const char *token,
+                           char *ans, size_t cap);
+
 /* Sends a WebSocket upgrade for path (token NULL = none) on a new connection
  * and reads the answer into ans. */
 static void raw_upgrade(int port, const char *path, const char *token, char *ans, size_t cap)
+{
+    raw_upgrade_as(port, path, "verso-guarded", token, ans, cap);
+}
+
+static void raw_upgrade_proto(int port, const char *path, const char *proto, char *ans, size_t cap)
+{
+    raw_upgrade_as(port, path, proto, NULL, ans, cap);
+}
+
+static void raw_upgrade_as(int port, const char *path, const char *proto, const char *token,
+                           char *ans, size_t cap)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     struct timeval tv = {5, 0};
@@ -463,8 +482,8 @@ static void raw_upgrade(int port, const char *path, const char *token, char *ans
     n = snprintf(req, sizeof(req),
                  "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: verso-guarded\r\n%s\r\n",
-                 path, auth);
+                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n%s\r\n",
+                 path, proto, auth);
     assert_int_equal(send(fd, req, (size_t)n, 0), n);
     read_answer(fd, ans, cap);
     close(fd);
@@ -502,6 +521,66 @@ static void assert_refused(const char *ans, int status, const char *code)
     assert_non_null(j);
     assert_string_equal(rc_error_code(j), code);
     cJSON_Delete(j);
+}
+
+/* The replication endpoint is added to a server's own endpoints and
+ * callbacks, not written over them: both WebSockets work, both status
+ * members and metrics appear, and the server's own tick still runs. */
+static void test_sync_master_mount_adds(void **state)
+{
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    verso_sync_master *m = NULL;
+    static const size_t sizes[] = {5};
+    client c = {.sizes = sizes, .nsizes = 1};
+    verso_rest *srv = NULL;
+    char why[128], ans[1024];
+    int ticks;
+    rt_resp r;
+    h_env_like env;
+
+    (void)state;
+    o.port = VERSO_REST_PORT_ANY;
+    o.db_path = g_env.path;
+    o.ws_handlers = k_handlers;
+    o.nws_handlers = 2;
+    o.on_tick = on_tick;
+    o.tick_ms = 20;
+    o.status_json = status_json;
+    o.metrics_text = metrics_text;
+    assert_int_equal(verso_sync_master_new(&m, g_env.path, NULL, why, sizeof(why)), 0);
+    assert_int_equal(verso_sync_master_mount(m, &o), 0);
+    assert_int_equal(verso_sync_master_mount(m, &o), VERSO_EINVAL); /* once */
+    assert_int_equal(o.nws_handlers, 3);
+    assert_true(o.tick_ms <= 20);
+    assert_int_equal(verso_rest_start(&srv, NULL, &o, why, sizeof(why)), 0);
+    env = (h_env_like){verso_rest_port(srv)};
+    run_client(&c, env.port, "/_echo", "verso-echo");
+    assert_int_equal(c.echoed, 1);
+    raw_upgrade_proto(env.port, "/_sync", "verso-sync.1", ans, sizeof(ans));
+    assert_int_equal(status_of(ans), 101);
+    ticks = atomic_load(&g_ticks);
+    for (int i = 0; i < 300 && atomic_load(&g_ticks) < ticks + 3; i++)
+        pause_ms(10);
+    assert_true(atomic_load(&g_ticks) >= ticks + 3);
+    {
+        char url[96];
+        cJSON *j;
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/_status", env.port);
+        assert_int_equal(rt_request(&r, "GET", url, NULL, 0, NULL), 0);
+        j = cJSON_Parse(r.body);
+        assert_non_null(j);
+        assert_non_null(cJSON_GetObjectItem(j, "echo"));
+        assert_non_null(cJSON_GetObjectItem(j, "replication"));
+        cJSON_Delete(j);
+        rt_resp_free(&r);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/_metrics", env.port);
+        assert_int_equal(rt_request(&r, "GET", url, NULL, 0, NULL), 0);
+        assert_non_null(strstr(r.body, "verso_echo_test 1\n"));
+        assert_non_null(strstr(r.body, "verso_sync_slaves "));
+        rt_resp_free(&r);
+    }
+    verso_rest_stop(srv);
+    verso_sync_master_close(m);
 }
 
 /* ---- on_close runs on the service thread, also when the server stops ---- */
@@ -655,6 +734,7 @@ int main(void)
         cmocka_unit_test(test_role_checked_at_upgrade),
         cmocka_unit_test(test_refused_upgrade_answers_http),
         cmocka_unit_test(test_on_close_on_service_thread_at_stop),
+        cmocka_unit_test(test_sync_master_mount_adds),
     };
     lws_set_log_level(0, NULL);
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -292,11 +292,16 @@ VERSO_API int verso_sync_master_new(verso_sync_master **out, const char *db_path
                                     size_t whylen);
 
 /*
- * Fills ro's ws_handlers (the /_sync endpoint, role "replicate"), on_tick,
- * tick_ms, tick_on_change, status_json and metrics_text. The server must
- * not use other values for those fields. m must outlive the server.
+ * Adds the replication endpoint to ro: the /_sync WebSocket (role
+ * "replicate") after the endpoints ro already has, and on_tick,
+ * status_json and metrics_text that call the ones ro held before and then
+ * the master's (the earlier on_tick runs at every tick, which comes at
+ * least as often as it asked); tick_ms becomes the smaller of both and
+ * tick_on_change is set. Call it once per master, before
+ * verso_rest_start(); m must outlive the server.
+ * Errors: VERSO_EINVAL (mounted before), VERSO_ENOMEM (ro unchanged).
  */
-VERSO_API void verso_sync_master_mount(verso_sync_master *m, verso_rest_options *ro);
+VERSO_API int verso_sync_master_mount(verso_sync_master *m, verso_rest_options *ro);
 
 /*
  * Pushes commits made through db (an application handle on the same file)
