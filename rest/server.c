@@ -431,10 +431,11 @@ int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *o
     if ((rc = check_tls_files(&srv->cfg, why, whylen)) < 0 ||
         (rc = make_context(srv, why, whylen)) < 0 || (rc = start_tick(srv)) < 0)
         goto done;
-    start_watch(srv);
+    pthread_mutex_lock(&srv->ctx_lock); /* the watcher's thread wakes it from now on */
     srv->ctx_alive = true;
+    pthread_mutex_unlock(&srv->ctx_lock);
+    start_watch(srv);
     if (pthread_create(&srv->thread, NULL, service_main, srv)) {
-        srv->ctx_alive = false;
         rc = VERSO_ENOMEM;
         goto done;
     }
@@ -453,12 +454,17 @@ void verso_rest_stop(verso_rest *srv)
 {
     if (!srv)
         return;
-    verso__watch_stop(srv->watch); /* it wakes the service: first */
+    /* The service ends first (routes read the watcher's figures), then the
+     * watcher: its wake-ups meanwhile find the context gone (ctx_alive). */
     if (srv->thread_started) {
         atomic_store(&srv->stop, 1);
         wake_service(srv);
         pthread_join(srv->thread, NULL);
     }
+    pthread_mutex_lock(&srv->ctx_lock);
+    srv->ctx_alive = false;
+    pthread_mutex_unlock(&srv->ctx_lock);
+    verso__watch_stop(srv->watch);
     if (srv->ctx) /* never served */
         lws_context_destroy(srv->ctx);
     pthread_mutex_destroy(&srv->ctx_lock);

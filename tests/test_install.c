@@ -147,6 +147,16 @@ static void test_exports_only_the_api(void **state)
         assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
         fclose(f);
         api_names(api, sizeof(api), text);
+        /* every function a header declares is marked (a declaration starts
+         * in column 0 with its type; typedefs, macros and members do not) */
+        for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+            nl = strchr(line, '\n');
+            if (nl)
+                *nl = '\0';
+            if (((*line >= 'a' && *line <= 'z') || !strncmp(line, "const ", 6)) &&
+                strstr(line, "verso_") && strchr(line, '(') && strncmp(line, "typedef", 7))
+                fail_msg("%s declares without VERSO_API: %s", headers[i], line);
+        }
         free(text);
     }
     snprintf(cmd, sizeof(cmd), "nm -D --defined-only '%s/prefix/lib/libverso.so'", g_dir);

@@ -183,7 +183,7 @@ VERSO_API void verso_rest_wake(verso_rest *srv);
  * about ms milliseconds (besides its tick_ms period), for work that waits
  * on something that raises no event. A call replaces the one pending.
  * No-op without on_tick or for NULL. */
-void verso_rest_wake_after(verso_rest *srv, int ms);
+VERSO_API void verso_rest_wake_after(verso_rest *srv, int ms);
 
 /* The server's own database handle (service thread only; borrowed). */
 VERSO_API verso_db *verso_rest_db(verso_rest *srv);
