@@ -1,7 +1,9 @@
 #!/bin/sh
 # Sets up, builds and runs the test suite three times: a normal build, an
 # AddressSanitizer + UBSan build, and a ThreadSanitizer build over the
-# threaded units (the REST server and replication: test_rest_*, test_sync_*).
+# threaded units (the REST server and replication: test_rest_*, test_sync_*);
+# then a 20 s smoke of each libFuzzer harness of tests/fuzz when clang is
+# installed (VERSO_FUZZ_SECONDS changes it).
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -36,4 +38,23 @@ for f in "$reports"/report*; do
     cat "$f" >&2
     rc=1
 done
-exit "$rc"
+[ "$rc" -eq 0 ] || exit "$rc"
+
+# A short smoke of every libFuzzer harness (scripts/fuzz.sh runs one longer).
+if command -v clang >/dev/null 2>&1 &&
+    printf 'int LLVMFuzzerTestOneInput(const char *d, long n){(void)d;(void)n;return 0;}' |
+    clang -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1; then
+    for h in tests/fuzz/fuzz_*.c; do
+        t=$(basename "$h" .c)
+        t=${t#fuzz_}
+        echo "fuzz: $t for ${VERSO_FUZZ_SECONDS:-20} s" >&2
+        mkdir -p build-fuzz
+        ./scripts/fuzz.sh "$t" "${VERSO_FUZZ_SECONDS:-20}" >build-fuzz/"$t".log 2>&1 || {
+            tail -40 build-fuzz/"$t".log >&2
+            exit 1
+        }
+    done
+else
+    echo "fuzz: skipped: clang with libFuzzer is not installed (scripts/setup.sh installs it)" >&2
+fi
+exit 0
