@@ -75,7 +75,7 @@ enum verso__dbst {
     VERSO__Q_META_GET,
     VERSO__Q_META_SET,
     VERSO__Q_SCHEMA_VER,
-    VERSO__Q_DATA_VER, /* PRAGMA data_version: commits by other connections */
+    VERSO__Q_DATA_VER,      /* PRAGMA data_version: commits by other connections */
     VERSO__Q_TOMBSTONE,     /* INSERT INTO _verso_tombstones (a duplicate version fails) */
     VERSO__Q_TOMBSTONE_REP, /* INSERT OR REPLACE (apply: re-applying is harmless) */
     VERSO__Q_TOMBSTONE_32,  /* INSERT of VERSO__TOMB_BATCH tombstones */

@@ -162,7 +162,7 @@ static void test_slave_killed_repeatedly(void **state)
         }
         assert_true(atomic_load(&l.txns) > txns);
         pthread_mutex_lock(&l.lock); /* the master at rest while both files are read */
-        if (access(sp, F_OK) == 0) /* absent when killed before it made its file */
+        if (access(sp, F_OK) == 0)   /* absent when killed before it made its file */
             h_assert_integrity(sp);
         if (h_count(sp, "_verso_meta") > 0) /* created once the first connection got going */
             h_assert_cursor_matches_data(mp, sp);
