@@ -191,52 +191,44 @@ static void test_idle_master_does_not_poll(void **state)
     master_stop(&x);
 }
 
-/* The fallback poll set to a minute (ticks every 1.25 s for heartbeats):
- * only the file events can bring the commits in time. */
-static void test_commit_seen_by_event(void **state)
+/* With the fallback poll set to a minute (ticks every 1.25 s for
+ * heartbeats), n commits of another connection (each after a
+ * checkpoint(TRUNCATE) when truncate) reach the live slave at once: only
+ * the file events can bring them in time. */
+static void expect_pushed(const char *name, uint64_t seed, int n, bool truncate, const char *what)
 {
-    char mp[600], sp[600];
+    char mp[600], sp[600], file[64];
     verso_slave *s;
     sqlite3 *other;
     master x;
 
-    (void)state;
-    h_path(mp, sizeof(mp), "event-master.db");
-    h_path(sp, sizeof(sp), "event-slave.db");
-    make_master(mp, 82);
+    snprintf(file, sizeof(file), "%s-master.db", name);
+    h_path(mp, sizeof(mp), file);
+    snprintf(file, sizeof(file), "%s-slave.db", name);
+    h_path(sp, sizeof(sp), file);
+    make_master(mp, seed);
     master_start(&x, mp, 60000);
     s = live_slave(x.h.url, sp, mp);
     other = other_connection(mp);
-    if (median_latency(s, other, mp, 9, false) > 100)
-        fail_msg("commits of another connection are not pushed at once");
+    if (median_latency(s, other, mp, n, truncate) > 100)
+        fail_msg("%s are not pushed at once", what);
     sqlite3_close(other);
     verso_slave_stop(s);
     h_assert_converged(mp, sp);
     master_stop(&x);
 }
 
-/* A checkpoint(TRUNCATE) before each commit: the -wal file is written from
- * its start again, and still watched. */
+static void test_commit_seen_by_event(void **state)
+{
+    (void)state;
+    expect_pushed("event", 82, 9, false, "commits of another connection");
+}
+
+/* The -wal file is written from its start again, and still watched. */
 static void test_commit_after_checkpoint_truncate(void **state)
 {
-    char mp[600], sp[600];
-    verso_slave *s;
-    sqlite3 *other;
-    master x;
-
     (void)state;
-    h_path(mp, sizeof(mp), "trunc-master.db");
-    h_path(sp, sizeof(sp), "trunc-slave.db");
-    make_master(mp, 83);
-    master_start(&x, mp, 60000);
-    s = live_slave(x.h.url, sp, mp);
-    other = other_connection(mp);
-    if (median_latency(s, other, mp, 7, true) > 100)
-        fail_msg("commits after a checkpoint(TRUNCATE) are not pushed at once");
-    sqlite3_close(other);
-    verso_slave_stop(s);
-    h_assert_converged(mp, sp);
-    master_stop(&x);
+    expect_pushed("trunc", 83, 7, true, "commits after a checkpoint(TRUNCATE)");
 }
 
 /* No file events (as on a network file system, or with inotify's limits
