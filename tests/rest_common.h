@@ -74,6 +74,8 @@ static inline void rc_start_with(rc_env *e, const char *tag, verso_rest_options 
     char why[256] = "";
 
     memset(e, 0, sizeof(*e));
+    if (o->port == 0) /* tests run side by side: a free port, not the config's or 8080 */
+        o->port = VERSO_REST_PORT_ANY;
     e->path = strdup(orm_tmp_path(tag));
     e->db = rc_open(e->path);
     assert_int_equal(verso_rest_start(&e->srv, e->db, o, why, sizeof(why)), 0);
@@ -85,7 +87,6 @@ static inline void rc_start_with(rc_env *e, const char *tag, verso_rest_options 
 static inline void rc_start(rc_env *e, const char *tag)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
-    o.port = VERSO_REST_PORT_ANY;
 
     rc_start_with(e, tag, &o);
 }

@@ -56,7 +56,6 @@ static int setup(void **state)
                                               [R_READ_ITEMS] = "read items",
                                               [R_REPL_ITEMS] = "replicate items"};
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
-    o.port = VERSO_REST_PORT_ANY;
     char text[2048] = "# tokens for the auth test\nmax-body 65536\nclient-token ignored\n", h[65];
     char *cfg;
 

@@ -43,7 +43,6 @@ static rc_env g_env;
 static int setup(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
-    o.port = VERSO_REST_PORT_ANY;
 
     (void)state;
     o.ws_handlers = k_handlers;

@@ -23,7 +23,6 @@ static void make_cert(void)
 static int setup(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
-    o.port = VERSO_REST_PORT_ANY;
 
     (void)state;
     make_cert();
