@@ -178,6 +178,9 @@ int verso__detect_triggers(verso_db *db);
 int verso__table_current(verso_table **t, verso_db *db);
 /* Looks a table up by name, refreshing first; VERSO_ENOTFOUND with detail. */
 int verso__table_find(verso_table **out, verso_db *db, const char *name);
+/* The tracked table of that name in the runtime schema as loaded (no reload,
+ * no error text); NULL if none. */
+verso_table *verso__table_lookup(verso_db *db, const char *name);
 /* The runtime table of a C declaration; VERSO_EINVAL if not declared. */
 int verso__table_of_def(verso_table **out, verso_db *db, const verso_table_def *def);
 /* True when the file holds the declared table as declared (nothing to migrate). */
@@ -196,6 +199,8 @@ void verso__stmt_cache_free(verso_table *t);
 int verso__bind_value(sqlite3_stmt *st, int pos, const verso_value *v);
 /* Reads column i of st as a verso_value of column type ct (borrowed). */
 void verso__column_value(verso_value *out, sqlite3_stmt *st, int i, verso_type ct);
+/* Appends {"col": value, ...} for the first n columns of t (orm/json.c). */
+int verso__json_row(verso_buf *b, const verso_table *t, const verso_value *vals, size_t n);
 /* Fills rec from the current row of st; result column k holds def field
  * field_of_result[k] (-1: skip). Clears rec on failure. */
 int verso__read_record(verso_db *db, sqlite3_stmt *st, const verso_table_def *def,

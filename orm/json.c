@@ -26,8 +26,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "verso/orm.h"
+#include "orm/internal.h"
 #include "verso/advanced.h"
+#include "verso/orm.h"
 
 #define JSON_DEFAULT_DEPTH 64
 #define JSON_WHY_MAX       160
@@ -429,8 +430,7 @@ static int put_key(verso_buf *b, const char *name)
     return put_raw(b, ":", 1);
 }
 
-/* Appends {"col": value, ...} for n values named by the columns of t. */
-static int put_row(verso_buf *b, const verso_table *t, const verso_value *vals, size_t n)
+int verso__json_row(verso_buf *b, const verso_table *t, const verso_value *vals, size_t n)
 {
     int rc = put_raw(b, "{", 1);
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -485,7 +485,7 @@ int verso_json_feed_entry(verso_buf *b, const verso_feed_entry *e)
     if (e->deleted)
         rc = put_raw(b, ",\"deleted\":true}", 16);
     else if ((rc = put_raw(b, ",\"row\":", 7)) == 0 &&
-             (rc = put_row(b, e->table, e->values, e->ncolumns)) == 0)
+             (rc = verso__json_row(b, e->table, e->values, e->ncolumns)) == 0)
         rc = put_raw(b, "}", 1);
 done:
     if (rc < 0 && b->data) {

@@ -203,8 +203,6 @@ static int def_field_index(const verso_table_def *def, unsigned flag)
 
 /* ---- the runtime schema ---- */
 
-static verso_table *lookup(verso_db *db, const char *name);
-
 static void table_free(verso_table *t)
 {
     if (!t)
@@ -497,7 +495,7 @@ static int detect_fk_actions(verso_db *db, bool *any)
         sqlite3_bind_text(st, 1, db->tables[i]->name, -1, SQLITE_STATIC);
         while ((src = sqlite3_step(st)) == SQLITE_ROW) {
             const char *parent = (const char *)sqlite3_column_text(st, 0);
-            verso_table *pt = parent ? lookup(db, parent) : NULL;
+            verso_table *pt = parent ? verso__table_lookup(db, parent) : NULL;
             if (pt)
                 pt->user_triggers = *any = true;
         }
@@ -543,7 +541,7 @@ int verso__table_current(verso_table **t, verso_db *db)
 {
     if (!(*t)->retired)
         return 0;
-    verso_table *now = lookup(db, (*t)->name);
+    verso_table *now = verso__table_lookup(db, (*t)->name);
     if (!now)
         return verso__err(db, VERSO_ENOTFOUND, "table %s is no longer tracked", (*t)->name);
     *t = now;
@@ -557,7 +555,7 @@ int verso_db_refresh_schema(verso_db *db)
     return verso__schema_load(db);
 }
 
-static verso_table *lookup(verso_db *db, const char *name)
+verso_table *verso__table_lookup(verso_db *db, const char *name)
 {
     for (size_t i = 0; i < db->ntables; i++)
         if (strcmp(db->tables[i]->name, name) == 0)
@@ -573,7 +571,7 @@ int verso__table_find(verso_table **out, verso_db *db, const char *name)
         return verso__err(db, VERSO_EINVAL, "table name is NULL");
     if ((rc = verso__schema_check(db)) < 0)
         return rc;
-    if (!(*out = lookup(db, name)))
+    if (!(*out = verso__table_lookup(db, name)))
         return verso__err(db, VERSO_ENOTFOUND, "no tracked table named \"%s\"", name);
     return 0;
 }
@@ -608,7 +606,7 @@ const verso_table *verso_db_table_at(const verso_db *db, size_t i)
 
 const verso_table *verso_db_table(const verso_db *db, const char *name)
 {
-    return name ? lookup((verso_db *)db, name) : NULL;
+    return name ? verso__table_lookup((verso_db *)db, name) : NULL;
 }
 
 const char *verso_table_name(const verso_table *t)
@@ -999,7 +997,7 @@ static bool field_current(verso_db *db, const verso_table *t, const verso_field 
 
 bool verso__def_current(verso_db *db, const verso_table_def *def)
 {
-    verso_table *t = lookup(db, def->name);
+    verso_table *t = verso__table_lookup(db, def->name);
     char trig[160];
     bool exists = false;
     if (!t || t->def != def)

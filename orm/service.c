@@ -57,16 +57,11 @@ int verso__db_changed(bool *data, bool *schema, verso_db *db, verso__db_mark *ma
 /* Appends the current row of st (every column of t) as a JSON object. */
 static int row_object(verso_buf *b, sqlite3_stmt *st, const verso_table *t)
 {
-    int rc = verso_buf_puts(b, "{");
-    for (size_t i = 0; rc == 0 && i < t->ncols; i++) {
-        verso_value v;
-        verso__column_value(&v, st, (int)i, t->cols[i].type);
-        if ((rc = verso_buf_puts(b, i ? "," : "")) == 0 &&
-            (rc = verso_json_string(b, t->cols[i].name, strlen(t->cols[i].name))) == 0 &&
-            (rc = verso_buf_puts(b, ":")) == 0)
-            rc = verso_json_value(b, &v, t->cols[i].type);
-    }
-    return rc < 0 ? rc : verso_buf_puts(b, "}");
+    verso_value vals[VERSO__MAX_COLUMNS];
+
+    for (size_t i = 0; i < t->ncols; i++)
+        verso__column_value(&vals[i], st, (int)i, t->cols[i].type);
+    return verso__json_row(b, t, vals, t->ncols);
 }
 
 /* One read; *stale when SQLite had to prepare the statement again (or could
@@ -95,19 +90,11 @@ static int read_once(verso_buf *b, int64_t *version, bool *stale, verso_db *db, 
     return rc;
 }
 
-static verso_table *lookup(verso_db *db, const char *name)
-{
-    for (size_t i = 0; i < db->ntables; i++)
-        if (strcmp(db->tables[i]->name, name) == 0)
-            return db->tables[i];
-    return NULL;
-}
-
 int verso__row_json(verso_buf *b, int64_t *version, bool *reloaded, verso_db *db, const char *table,
                     int64_t id)
 {
     size_t mark = b->len;
-    verso_table *t = lookup(db, table);
+    verso_table *t = verso__table_lookup(db, table);
     bool stale = false;
     int rc;
 
@@ -127,7 +114,7 @@ int verso__row_json(verso_buf *b, int64_t *version, bool *reloaded, verso_db *db
         goto done;
     if (reloaded)
         *reloaded = true;
-    if (!(t = lookup(db, table)))
+    if (!(t = verso__table_lookup(db, table)))
         rc = verso__err(db, VERSO_ENOTFOUND, "no tracked table named \"%s\"", table);
     else
         rc = read_once(b, version, &stale, db, t, id);
@@ -183,7 +170,7 @@ const char *verso__errmsg_public(char *out, size_t n, const verso_db *db)
 
 int verso__row_exists(bool *exists, verso_db *db, const char *table, int64_t id)
 {
-    verso_table *t = lookup(db, table);
+    verso_table *t = verso__table_lookup(db, table);
     int64_t version;
 
     *exists = false;
