@@ -1,4 +1,5 @@
 /* Opening and closing a database, metadata, identity, error detail. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,8 +34,9 @@ int verso__map_sqlite(int src)
         return VERSO_ENOMEM;
     case SQLITE_INTERRUPT:
         return VERSO_EINTERRUPTED;
-    case SQLITE_IOERR:
     case SQLITE_FULL:
+        return VERSO_EFULL;
+    case SQLITE_IOERR:
     case SQLITE_CANTOPEN:
         return VERSO_EIO;
     default:
@@ -42,9 +44,20 @@ int verso__map_sqlite(int src)
     }
 }
 
-int verso__sqlerr(verso_db *db, int src, const char *what)
+/* A write that finds no room fails as SQLITE_FULL from the file's own writes,
+ * but as SQLITE_IOERR_* (the shared-memory index growing, a size hint) where
+ * SQLite only keeps the system's errno: both mean a full disk. */
+static int map_db(verso_db *db, int src)
 {
     int code = verso__map_sqlite(src);
+    int sys = code == VERSO_EIO ? sqlite3_system_errno(db->sq) : 0;
+
+    return sys == ENOSPC || sys == EDQUOT ? VERSO_EFULL : code;
+}
+
+int verso__sqlerr(verso_db *db, int src, const char *what)
+{
+    int code = map_db(db, src);
     if (code == 0)
         return 0;
     verso__err(db, code, "%s: %s", what, sqlite3_errmsg(db->sq));
@@ -58,7 +71,7 @@ int verso__exec(verso_db *db, const char *sql)
     int src = sqlite3_exec(db->sq, sql, NULL, NULL, &msg);
     if (src == SQLITE_OK)
         return 0;
-    int code = verso__map_sqlite(src);
+    int code = map_db(db, src);
     verso__err(db, code, "%s", msg ? msg : sqlite3_errstr(src));
     db->errkind = code == VERSO_ECONSTRAINT ? VERSO__MSG_CONSTRAINT : VERSO__MSG_SQLITE;
     sqlite3_free(msg);
@@ -241,6 +254,20 @@ static int create_identity(verso_db *db)
     return rc;
 }
 
+/* The metadata and the identity come in one transaction: a failed first
+ * open leaves the file as it found it, not half a verso database. */
+static int create_meta(verso_db *db)
+{
+    int rc = verso__exec(db, "BEGIN IMMEDIATE");
+
+    if (rc == 0 && (rc = verso__exec(db, meta_schema)) == 0 &&
+        (rc = prepare_db_statements(db)) == 0 && (rc = create_identity(db)) == 0)
+        rc = verso__exec(db, "COMMIT");
+    if (rc < 0 && !sqlite3_get_autocommit(db->sq))
+        sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
 static int setup_schema(verso_db *db)
 {
     bool implicit;
@@ -328,9 +355,8 @@ static int open_steps(verso_db *db, const char *path, const verso_db_options *o)
         return rc;
     /* A file that already holds everything is opened without a write lock,
      * so opening never waits for another process's long transaction. */
-    if ((rc = prepare_db_statements(db)) < 0 && !o->readonly &&
-        (rc = verso__exec(db, meta_schema)) == 0)
-        rc = prepare_db_statements(db);
+    if ((rc = prepare_db_statements(db)) < 0 && !o->readonly)
+        rc = create_meta(db);
     if (rc < 0 && o->readonly)
         return not_verso(db, rc);
     if (rc == 0)

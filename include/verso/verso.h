@@ -83,7 +83,8 @@ extern "C" {
     X(EIDENTITY, -19, "database identity mismatch")                                                \
     X(ETIMEOUT, -20, "timed out")                                                                  \
     X(EAUTH, -21, "not authorized")                                                                \
-    X(EINTERRUPTED, -22, "interrupted")
+    X(EINTERRUPTED, -22, "interrupted")                                                            \
+    X(EFULL, -23, "disk is full")
 
 typedef enum verso_error {
     VERSO_OK = 0,
