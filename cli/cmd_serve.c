@@ -94,6 +94,20 @@ static int parse_port(int *out, const char *s)
     return 0;
 }
 
+/* Said once when writes start failing for want of space, once when they work again. */
+static void on_disk_full(verso_rest *srv, bool full, void *arg)
+{
+    (void)srv;
+    if (full)
+        fprintf(stderr,
+                "verso serve: the disk of %s is full: writes are refused (HTTP 507) until "
+                "space is freed there; reads go on, and writes resume by themselves\n",
+                (const char *)arg);
+    else
+        fprintf(stderr, "verso serve: writes work again on %s (disk space is back)\n",
+                (const char *)arg);
+}
+
 /* Blocks the stop signals in every thread, then waits for one here. */
 static void wait_for_stop(const sigset_t *set)
 {
@@ -120,6 +134,8 @@ int verso_cli_serve(int argc, char **argv)
     o.db_path = a.db;
     o.host = a.host;
     o.config_path = a.config ? a.config : getenv("VERSO_CONFIG");
+    o.on_disk_full = on_disk_full;
+    o.disk_full_arg = (void *)a.db;
     /* A shell starts background jobs with SIGINT ignored; sigwait needs it back. */
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);

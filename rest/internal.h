@@ -217,6 +217,7 @@ struct verso_rest {
     pthread_mutex_t ctx_lock; /* other threads wake ctx only under it, while ctx_alive */
     bool ctx_alive;
     bool going_away; /* stopping: open WebSockets get a 1001 close frame */
+    bool disk_full;  /* the last write failed for want of space (service thread) */
 
     verso_buf out; /* response bytes, with LWS_PRE headroom */
     verso_buf body;

@@ -106,6 +106,7 @@ static const status_word k_status_words[] = {
     {413, "payload_too_large"},
     {414, "uri_too_long"},
     {500, "internal_error"},
+    {507, "insufficient_storage"},
     {503, "unavailable"},
 };
 
@@ -148,8 +149,19 @@ static const orm_status k_orm_status[] = {
     {VERSO_EJSON, 400},       {VERSO_EUTF8, 400},     {VERSO_ECONFLICT, 412},
     {VERSO_ECONSTRAINT, 409}, {VERSO_EREADONLY, 403}, {VERSO_EHORIZON, 410},
     {VERSO_ETOOBIG, 413},     {VERSO_EBUSY, 503},     {VERSO_EINTERRUPTED, 503},
-    {VERSO_ETIMEOUT, 503},    {VERSO_EAUTH, 403},
+    {VERSO_ETIMEOUT, 503},    {VERSO_EAUTH, 403},     {VERSO_EFULL, 507},
 };
+
+/* Tells the application when writes start failing for want of space and
+ * when they work again: once per change, not per request. */
+static void disk_full(verso_rest *srv, bool full)
+{
+    if (srv->disk_full == full)
+        return;
+    srv->disk_full = full;
+    if (srv->opts.on_disk_full)
+        srv->opts.on_disk_full(srv, full, srv->opts.disk_full_arg);
+}
 
 void verso__error_rc(verso__resp *rs, verso_rest *srv, int rc, const char *msg)
 {
@@ -161,6 +173,13 @@ void verso__error_rc(verso__resp *rs, verso_rest *srv, int rc, const char *msg)
             status = k_orm_status[i].status;
     if (verso__budget_spent(srv->db) || status == 503) {
         verso__error(rs, 503, "the request exceeded its time budget or the database is busy");
+        return;
+    }
+    if (rc == VERSO_EFULL) {
+        disk_full(srv, true);
+        verso__error(rs, 507,
+                     "the disk is full: the server refuses writes until space is freed on the "
+                     "disk of its database; writes resume by themselves, reads keep working");
         return;
     }
     if (status >= 500 || !m || !*m)
@@ -307,6 +326,9 @@ void verso__dispatch(verso__req *rq, verso__resp *rs)
         return;
     }
     call_route(r, rq, rs, &t);
+    if ((rq->method & (VERSO__POST | VERSO__PUT | VERSO__PATCH | VERSO__DELETE)) &&
+        rs->status < 300)
+        disk_full(rq->srv, false);
 }
 
 /* ---- the server's own routes ---- */

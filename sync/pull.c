@@ -354,6 +354,18 @@ static int run(pull *p)
     return rc;
 }
 
+/* The stored cursor still matches the data, so the next pull resumes there. */
+static void full_disk(char *why, size_t whylen)
+{
+    char detail[256];
+
+    snprintf(detail, sizeof(detail), "%s", why && why[0] ? why : "no detail");
+    verso__sync_why(why, whylen,
+                    "the disk of the slave's database is full (%s): nothing of the open "
+                    "transaction was kept; free space and pull again",
+                    detail);
+}
+
 int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *url,
                     const verso_sync_client *opts, char *why, size_t whylen)
 {
@@ -378,7 +390,8 @@ int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *url,
         goto done;
     if ((rc = verso__sync_applier_new(&p.ap, db, p.o)) < 0)
         goto done;
-    rc = run(&p);
+    if ((rc = run(&p)) == VERSO_EFULL)
+        full_disk(why, whylen);
 done:
     verso__sync_applier_free(p.ap);
     verso__sync_http_free(p.http);

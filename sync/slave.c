@@ -69,6 +69,7 @@ struct verso_slave {
     int64_t next_connect_ms;
     int64_t last_tx_ms;
     bool conn_error;     /* last_error was set on this connection: keep it when it drops */
+    bool disk_full;      /* the last apply failed for want of space (last_error says so) */
     bool force_reset;    /* the master asked for a full resynchronisation not committed yet */
     bool reset_pending;  /* the subscription is a full resynchronisation not committed yet */
     int64_t ack_version; /* to acknowledge once subscribed for rows; -1: nothing */
@@ -310,14 +311,47 @@ static int on_snapshot(verso_slave *s, verso__sync_msg *m)
     return rc == 1 ? snapshot_installed(s) : rc;
 }
 
+/*
+ * An apply that failed: its transaction is rolled back with the link, so
+ * the cursor stays with the data. A full disk says so in words an operator
+ * acts on; the link then ends and the backoff retries until space returns.
+ */
+static int apply_failed(verso_slave *s, int rc, const char *what)
+{
+    char msg[sizeof(s->st.last_error)];
+
+    s->disk_full = rc == VERSO_EFULL;
+    if (!s->disk_full) {
+        set_error(s, what, verso__sync_applier_errmsg(s->ap));
+        return rc;
+    }
+    pthread_mutex_lock(&s->lock);
+    snprintf(msg, sizeof(msg),
+             "disk full: applying stopped at version %lld; free space, it resumes by itself",
+             (long long)s->st.cursor);
+    pthread_mutex_unlock(&s->lock);
+    set_error(s, "%s", msg);
+    return rc;
+}
+
+/* The first commit after a full disk ends that condition, and its message. */
+static void disk_back(verso_slave *s)
+{
+    if (!s->disk_full)
+        return;
+    s->disk_full = false;
+    pthread_mutex_lock(&s->lock);
+    s->st.last_error[0] = '\0';
+    pthread_mutex_unlock(&s->lock);
+}
+
 static int commit(verso_slave *s, int64_t to, int64_t head)
 {
     int rc = verso__sync_applier_commit(s->ap, s->master, to);
 
-    if (rc < 0) {
-        set_error(s, "%s", verso__sync_applier_errmsg(s->ap));
-        return rc;
-    }
+    if (rc < 0)
+        return apply_failed(s, rc, "%s");
+    disk_back(s);
     reset_done(s);
     s->retry_ms = 0; /* progress: the next failure starts the backoff afresh */
     ack_later(s, to);
@@ -364,10 +398,8 @@ static int on_changes(verso_slave *s, verso__sync_msg *m)
     }
     rc = verso__sync_applier_entries(s->ap, m->doc, entries, s->reset_pending);
     m->doc = NULL; /* taken over */
-    if (rc < 0) {
-        set_error(s, "apply: %s", verso__sync_applier_errmsg(s->ap));
-        return rc;
-    }
+    if (rc < 0)
+        return apply_failed(s, rc, "apply: %s");
     progress(s, head);
     if (more) {
         publish(s, -1, head, false);

@@ -139,6 +139,13 @@ typedef struct verso_rest_options {
      * enough to be the fallback. GET /_metrics says which applies
      * (verso_commit_watch 1 or 0). Default false. */
     bool tick_on_change;
+
+    /* Told on the service thread when a write fails because the disk is
+     * full (full = true: once, not for each refused request; such writes
+     * are answered 507) and when a write succeeds again (full = false).
+     * Reads go on meanwhile. NULL = not told. */
+    void (*on_disk_full)(verso_rest *srv, bool full, void *arg);
+    void *disk_full_arg;
 } verso_rest_options;
 
 #define VERSO_REST_OPTIONS_INIT                                                                    \

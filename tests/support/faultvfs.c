@@ -8,7 +8,7 @@
 
 typedef struct fault_file {
     sqlite3_file base;
-    bool targeted;
+    const char *name;   /* SQLite keeps it valid until xClose; NULL for temporary files */
     sqlite3_file *real; /* follows this struct in the same allocation */
 } fault_file;
 
@@ -27,16 +27,19 @@ static struct {
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* 0, or the code the call of this kind on f fails with. */
+static bool targeted(const char *name)
+{
+    return g.prefix ? name && strncmp(name, g.prefix, strlen(g.prefix)) == 0 : name != NULL;
+}
+
 static int inject(fault_file *f, unsigned kind)
 {
     int rc = 0;
 
-    if (!f->targeted)
-        return 0;
     pthread_mutex_lock(&g.lock);
-    if (kind == FAULTVFS_WRITE && g.full)
+    if (targeted(f->name) && kind == FAULTVFS_WRITE && g.full)
         rc = SQLITE_FULL;
-    else if (g.mask & kind) {
+    else if (targeted(f->name) && (g.mask & kind)) {
         g.calls++;
         if (g.calls == g.nth || (g.persistent && g.nth > 0 && g.calls > g.nth))
             rc = g.code;
@@ -174,16 +177,6 @@ static const sqlite3_io_methods k_methods = {
     .xUnfetch = f_unfetch,
 };
 
-static bool targeted(const char *name)
-{
-    bool yes;
-
-    pthread_mutex_lock(&g.lock);
-    yes = g.prefix ? name && strncmp(name, g.prefix, strlen(g.prefix)) == 0 : name != NULL;
-    pthread_mutex_unlock(&g.lock);
-    return yes;
-}
-
 static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out)
 {
     fault_file *p = ff(f);
@@ -191,7 +184,7 @@ static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags
 
     (void)vfs;
     p->real = (sqlite3_file *)(p + 1);
-    p->targeted = targeted(name);
+    p->name = name;
     rc = g.real->xOpen(g.real, name, p->real, flags, out);
     /* The unix VFS supplies every method of version 3; a file it refused has none. */
     p->base.pMethods = rc == SQLITE_OK && p->real->pMethods ? &k_methods : NULL;
