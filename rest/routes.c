@@ -106,8 +106,8 @@ static const status_word k_status_words[] = {
     {413, "payload_too_large"},
     {414, "uri_too_long"},
     {500, "internal_error"},
-    {507, "insufficient_storage"},
     {503, "unavailable"},
+    {507, "insufficient_storage"},
 };
 
 static const char *status_code(int status)

@@ -13,8 +13,10 @@
  * database there cannot kill the process with SIGBUS (SQLite's WAL index
  * is mmapped; its pages are written, not only mapped, before use).
  */
+#define _GNU_SOURCE /* unshare */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -673,6 +675,10 @@ static void try_mount(void)
 {
     join(g_mnt, sizeof(g_mnt), g_dir, "mnt");
     mkdir(g_mnt, 0700);
+    /* In a mount namespace of this process where allowed: the tmpfs goes
+     * away with it, even when a failed test never reaches its teardown. */
+    if (unshare(CLONE_NEWNS) == 0)
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
     if (mount("tmpfs", g_mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0700") == 0) {
         g_mounted = true;
         return;
