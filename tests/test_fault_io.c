@@ -244,6 +244,19 @@ static int run_txn(world *w)
     return rc;
 }
 
+/* The transaction, then a checkpoint that truncates the WAL (as the last
+ * close does, and a WAL past its size limit): syncs and truncates of both
+ * files. SQLite's own call: verso has no checkpoint function of its own. */
+static int run_txn_checkpoint(world *w)
+{
+    int rc = run_txn(w);
+
+    if (rc == 0 && sqlite3_wal_checkpoint_v2(w->db->sq, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                             NULL) != SQLITE_OK)
+        rc = VERSO_EIO;
+    return rc;
+}
+
 static int run_feed(world *w)
 {
     verso_feed_options o = VERSO_FEED_OPTIONS_INIT;
@@ -329,6 +342,19 @@ static int run_rest_write(world *w)
 static int run_rest_update(world *w)
 {
     return http(w, "PATCH", "/items/3", "{\"qty\":99}");
+}
+
+static int run_rest_delete(world *w)
+{
+    return http(w, "DELETE", "/items/5", NULL);
+}
+
+static int run_rest_batch(world *w)
+{
+    return http(w, "POST", "/_batch",
+                "[{\"op\":\"insert\",\"table\":\"items\",\"row\":{\"name\":\"b\",\"qty\":1}},"
+                "{\"op\":\"update\",\"table\":\"items\",\"id\":1,\"row\":{\"qty\":42}},"
+                "{\"op\":\"delete\",\"table\":\"items\",\"id\":6}]");
 }
 
 static int run_rest_read(world *w)
@@ -477,10 +503,13 @@ static const op k_ops[] = {
     {"create", build_none, prepare_nothing, run_open, finish_db},
     {"open and migrate", build_v1, prepare_nothing, run_open, finish_db},
     {"transaction", build_items, prepare_open, run_txn, finish_db},
+    {"txn+checkpoint", build_items, prepare_open, run_txn_checkpoint, finish_db},
     {"feed read", build_items, prepare_open, run_feed, finish_db},
     {"fixture load", build_items, prepare_open, run_fixture, finish_db},
     {"REST create", build_items, prepare_rest, run_rest_write, finish_rest},
     {"REST update", build_items, prepare_rest, run_rest_update, finish_rest},
+    {"REST delete", build_items, prepare_rest, run_rest_delete, finish_rest},
+    {"REST batch", build_items, prepare_rest, run_rest_batch, finish_rest},
     {"REST read", build_items, prepare_rest, run_rest_read, finish_rest},
     {"apply", build_apply, prepare_apply, run_apply, finish_apply},
     {"pull", build_pull, prepare_slave, run_pull, finish_db},
@@ -653,13 +682,16 @@ static void sweep_op(const op *o)
 OP_TEST(test_create, 0)
 OP_TEST(test_open_migrate, 1)
 OP_TEST(test_transaction, 2)
-OP_TEST(test_feed_read, 3)
-OP_TEST(test_fixture_load, 4)
-OP_TEST(test_rest_create, 5)
-OP_TEST(test_rest_update, 6)
-OP_TEST(test_rest_read, 7)
-OP_TEST(test_apply, 8)
-OP_TEST(test_pull, 9)
+OP_TEST(test_checkpoint, 3)
+OP_TEST(test_feed_read, 4)
+OP_TEST(test_fixture_load, 5)
+OP_TEST(test_rest_create, 6)
+OP_TEST(test_rest_update, 7)
+OP_TEST(test_rest_delete, 8)
+OP_TEST(test_rest_batch, 9)
+OP_TEST(test_rest_read, 10)
+OP_TEST(test_apply, 11)
+OP_TEST(test_pull, 12)
 
 /* The shim counts what it should: a write transaction meets writes and syncs. */
 static void test_shim_counts(void **state)
@@ -711,10 +743,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shim_counts),  cmocka_unit_test(test_create),
         cmocka_unit_test(test_open_migrate), cmocka_unit_test(test_transaction),
-        cmocka_unit_test(test_feed_read),    cmocka_unit_test(test_fixture_load),
-        cmocka_unit_test(test_rest_create),  cmocka_unit_test(test_rest_update),
-        cmocka_unit_test(test_rest_read),    cmocka_unit_test(test_apply),
-        cmocka_unit_test(test_pull),
+        cmocka_unit_test(test_checkpoint),   cmocka_unit_test(test_feed_read),
+        cmocka_unit_test(test_fixture_load), cmocka_unit_test(test_rest_create),
+        cmocka_unit_test(test_rest_update),  cmocka_unit_test(test_rest_delete),
+        cmocka_unit_test(test_rest_batch),   cmocka_unit_test(test_rest_read),
+        cmocka_unit_test(test_apply),        cmocka_unit_test(test_pull),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
