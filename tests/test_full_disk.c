@@ -20,6 +20,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -156,7 +157,7 @@ static const char k_post[] = "{\"name\":\"posted\",\"qty\":1}";
 /* ---- in-process, through the fault VFS ---- */
 
 typedef struct disk_events {
-    int full, back;
+    atomic_int full, back; /* written on the server's thread */
 } disk_events;
 
 static void on_disk(verso_rest *srv, bool full, void *arg)
@@ -164,21 +165,20 @@ static void on_disk(verso_rest *srv, bool full, void *arg)
     disk_events *e = arg;
 
     (void)srv;
-    if (full)
-        e->full++;
-    else
-        e->back++;
+    atomic_fetch_add(full ? &e->full : &e->back, 1);
 }
 
 static void test_shim_master(void **state)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
-    disk_events ev = {0, 0};
+    disk_events ev;
     verso_rest *srv = NULL;
     char path[700], base[64], why[256] = "", *body = NULL;
     verso_db *db;
 
     (void)state;
+    atomic_init(&ev.full, 0);
+    atomic_init(&ev.back, 0);
     join(path, sizeof(path), g_dir, "shim.db");
     db = open_db(path, false);
     exec_ok(db, "INSERT INTO items(id, name, qty) VALUES (1, 'one', 1), (2, 'two', 2)");
@@ -200,14 +200,14 @@ static void test_shim_master(void **state)
     assert_int_equal(request(base, "DELETE", "/items/2", NULL, NULL), 507);
     assert_int_equal(request(base, "GET", "/items", NULL, NULL), 200);
     assert_int_equal(request(base, "GET", "/items/1", NULL, NULL), 200);
-    assert_int_equal(ev.full, 1); /* once, not per request */
-    assert_int_equal(ev.back, 0);
+    assert_int_equal(atomic_load(&ev.full), 1); /* once, not per request */
+    assert_int_equal(atomic_load(&ev.back), 0);
 
     faultvfs_disk_full(false);
     assert_int_equal(request(base, "POST", "/items", k_post, NULL), 201);
     assert_int_equal(request(base, "DELETE", "/items/2", NULL, NULL), 204);
-    assert_int_equal(ev.full, 1);
-    assert_int_equal(ev.back, 1);
+    assert_int_equal(atomic_load(&ev.full), 1);
+    assert_int_equal(atomic_load(&ev.back), 1);
     verso_rest_stop(srv);
     assert_int_equal(count_rows(db), 2); /* 1 and the posted one: nothing of the refused writes */
     verso_db_close(db);
