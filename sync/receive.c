@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "orm/service.h"
 #include "sync/internal.h"
 
 /* First occurrence of key (n bytes) in msg (len bytes), or NULL. */
@@ -154,6 +155,8 @@ static int install(verso__sync_snaprx *rx, const char *master, int64_t head)
 
     rx->file = NULL;
     rx->offset = 0;
+    if (rc == 0)
+        verso__crashpoint("snapshot.received");
     if (rc == 0)
         rc = verso__sync_snapshot_install(rx->db, rx->path, master, head, rx->why, sizeof(rx->why));
     if (rc < 0)
