@@ -1080,6 +1080,7 @@ int verso_sync_master_new(verso_sync_master **out, const char *db_path,
     }
     if ((rc = prepare(m, why, whylen)) < 0)
         goto done;
+    verso__sync_snapshot_sweep(db_path); /* what a killed master left */
     m->handler = (verso_ws_handler){VERSO_SYNC_PATH, VERSO_SYNC_SUBPROTOCOL, "replicate", ws_open,
                                     ws_message,      ws_writeable,           ws_close,    m};
     *out = m;

@@ -124,6 +124,7 @@ void verso__sync_snaprx_init(verso__sync_snaprx *rx, verso_db *db)
 {
     memset(rx, 0, sizeof(*rx));
     rx->db = db;
+    verso__sync_snapshot_sweep(verso_db_path(db));
 }
 
 void verso__sync_snaprx_discard(verso__sync_snaprx *rx)
@@ -180,7 +181,7 @@ int verso__sync_snaprx_chunk(verso__sync_snaprx *rx, const verso__sync_msg *m)
         goto done;
     if (off == 0) {
         verso__sync_snaprx_discard(rx);
-        snprintf(rx->path, sizeof(rx->path), "%s.snapshot", verso_db_path(rx->db));
+        verso__sync_snapshot_name(rx->path, sizeof(rx->path), verso_db_path(rx->db));
         rc = (rx->file = fopen(rx->path, "wb")) ? 0 : VERSO_EIO;
     }
     if (rx->file && (rc = append(rx, m->data, m->datalen)) == 0 &&
