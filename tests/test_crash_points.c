@@ -80,11 +80,19 @@ static pid_t spawn(const char *const *argv, const char *crash, const char *mark_
     return pid;
 }
 
+/* `verso cmd --quiet [--chunk N] url spath` (cmd may be "pull --chunk=N"). */
 static pid_t spawn_cli(const char *cmd, const char *url, const char *spath, const char *crash,
                        const char *mark)
 {
-    const char *argv[] = {getenv("VERSO_BIN"), cmd, "--quiet", url, spath, NULL};
+    char verb[32], chunk[16] = "";
+    const char *argv[] = {getenv("VERSO_BIN"), verb, "--quiet", url, spath, NULL, NULL, NULL};
 
+    if (sscanf(cmd, "%31[a-z] --chunk=%15[0-9]", verb, chunk) == 2) {
+        argv[3] = "--chunk";
+        argv[4] = chunk;
+        argv[5] = url;
+        argv[6] = spath;
+    }
     return spawn(argv, crash, mark, NULL, "children.log");
 }
 
@@ -456,10 +464,46 @@ static void test_pull_apply_cursor(void **state)
     slave_apply_case("pull", "slave.apply.cursor", true);
 }
 
+/* Pages of one master transaction are one slave transaction: a kill on a later page keeps none. */
+static void test_pull_pages_delete(void **state)
+{
+    (void)state;
+    slave_apply_case("pull --chunk=3", "slave.apply.delete:4", true);
+}
+
 static void test_pull_apply_committed(void **state)
 {
     (void)state;
     slave_apply_case("pull", "slave.apply.committed", false);
+}
+
+/*
+ * A slave that finds another master (another identity) on its URL
+ * resynchronises in one transaction: killed once that transaction removed
+ * its rows, it keeps the former master's exact copy; started again, it
+ * becomes the new master's.
+ */
+static void test_resync_apply_begin(void **state)
+{
+    fixture old, f;
+    pid_t pid;
+    int port;
+
+    (void)state;
+    h_seed(37);
+    fixture_up(&old, "former", 40);
+    master_start(&old.m, old.mpath, 0, NULL, NULL);
+    bootstrap(&old);
+    port = old.m.port;
+    h_master_kill(&old.m, SIGTERM);
+    fixture_up(&f, "resync", 25);
+    master_start(&f.m, f.mpath, port, NULL, NULL);
+    pid = spawn_cli("replicate", f.m.url, old.spath, "slave.apply.begin", f.mark);
+    expect_crash(pid, f.mark, "slave.apply.begin");
+    h_assert_converged(old.mpath, old.spath);
+    converge(&f.m, f.mpath, old.spath, f.db);
+    fixture_down(&f);
+    fixture_down(&old);
 }
 
 /*
@@ -729,7 +773,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_replicate_apply_committed),
         cmocka_unit_test(test_pull_apply_delete),
         cmocka_unit_test(test_pull_apply_cursor),
+        cmocka_unit_test(test_pull_pages_delete),
         cmocka_unit_test(test_pull_apply_committed),
+        cmocka_unit_test(test_resync_apply_begin),
         cmocka_unit_test(test_snapshot_received),
         cmocka_unit_test(test_snapshot_fixing),
         cmocka_unit_test(test_snapshot_fixed),
