@@ -537,6 +537,12 @@ static void test_snapshot_received(void **state)
     snapshot_case("replicate", "snapshot.received");
 }
 
+static void test_snapshot_received_pull(void **state)
+{
+    (void)state;
+    snapshot_case("pull", "snapshot.received");
+}
+
 static void test_snapshot_fixing(void **state)
 {
     (void)state;
@@ -777,6 +783,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pull_apply_committed),
         cmocka_unit_test(test_resync_apply_begin),
         cmocka_unit_test(test_snapshot_received),
+        cmocka_unit_test(test_snapshot_received_pull),
         cmocka_unit_test(test_snapshot_fixing),
         cmocka_unit_test(test_snapshot_fixed),
         cmocka_unit_test(test_snapshot_locked),
