@@ -477,6 +477,77 @@ static void test_pull_apply_committed(void **state)
     slave_apply_case("pull", "slave.apply.committed", false);
 }
 
+/* `verso replicate --port P url spath` serving spath; its URL read from its log into out. */
+static pid_t spawn_cascade(char out[64], const char *url, const char *spath, int port,
+                           const char *crash, const char *mark)
+{
+    char p[16], log[64], logp[700], line[256];
+    const char *argv[] = {getenv("VERSO_BIN"), "replicate", "--port", p, url, spath, NULL};
+    int64_t deadline = h_now_ms() + 20000;
+    pid_t pid;
+
+    snprintf(p, sizeof(p), "%d", port);
+    snprintf(log, sizeof(log), "cascade-%d.log", port);
+    h_path(logp, sizeof(logp), log);
+    unlink(logp);
+    pid = spawn(argv, crash, mark, NULL, log);
+    for (out[0] = '\0'; !out[0] && h_now_ms() < deadline; h_sleep_ms(10)) {
+        FILE *f = fopen(logp, "r");
+        while (f && fgets(line, sizeof(line), f))
+            if (strstr(line, "serving") && strstr(line, "http://"))
+                snprintf(out, 64, "%.*s", (int)strcspn(strstr(line, "http://"), " \r\n"),
+                         strstr(line, "http://"));
+        if (f)
+            fclose(f);
+    }
+    if (!out[0])
+        fail_msg("the cascading slave did not say where it serves");
+    return pid;
+}
+
+/*
+ * A cascading slave B (A -> B -> C) dies inside an apply while C follows
+ * it; started again on its port, A, B and C converge, C never ahead of B.
+ */
+static void test_cascade_apply_cursor(void **state)
+{
+    fixture f;
+    char burl[64], bpath[600], bmark[600];
+    pid_t b, c;
+    int port;
+
+    (void)state;
+    h_seed(38);
+    fixture_up(&f, "cascade", 40);
+    h_path(bpath, sizeof(bpath), "cascade-b.db");
+    h_path(bmark, sizeof(bmark), "cascade-b.mark");
+    master_start(&f.m, f.mpath, 0, NULL, NULL);
+    assert_int_equal(run_to_end(spawn_cli("pull", f.m.url, bpath, NULL, NULL)), 0);
+    b = spawn_cascade(burl, f.m.url, bpath, 0, "slave.apply.cursor:3", bmark);
+    port = atoi(strrchr(burl, ':') + 1);
+    c = spawn_cli("replicate", burl, f.spath, NULL, NULL);
+    if (!wait_cursor(bpath, f.spath, 30000))
+        fail_msg("C did not follow B");
+    load_start(&f.l, f.db);
+    expect_crash(b, bmark, "slave.apply.cursor");
+    load_stop(&f.l);
+    h_assert_integrity(bpath);
+    h_assert_cursor_matches_data(f.mpath, bpath);
+    h_assert_cursor_matches_data(bpath, f.spath); /* C is not ahead of what B kept */
+    b = spawn_cascade(burl, f.m.url, bpath, port, NULL, NULL);
+    h_orm_workload(f.db, 3, 5);
+    if (!wait_cursor(f.mpath, bpath, 30000) || !wait_cursor(bpath, f.spath, 30000))
+        fail_msg("the cascade did not catch up after B's crash");
+    stop(c);
+    stop(b);
+    h_assert_converged(f.mpath, bpath);
+    h_assert_converged(bpath, f.spath);
+    assert_tombstones(f.mpath, bpath);
+    assert_tombstones(bpath, f.spath);
+    assert_no_snapshot_files(bpath);
+    fixture_down(&f);
+}
+
 /*
  * A slave that finds another master (another identity) on its URL
  * resynchronises in one transaction: killed once that transaction removed
@@ -782,6 +853,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pull_pages_delete),
         cmocka_unit_test(test_pull_apply_committed),
         cmocka_unit_test(test_resync_apply_begin),
+        cmocka_unit_test(test_cascade_apply_cursor),
         cmocka_unit_test(test_snapshot_received),
         cmocka_unit_test(test_snapshot_received_pull),
         cmocka_unit_test(test_snapshot_fixing),
