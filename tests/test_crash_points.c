@@ -702,6 +702,49 @@ static void test_master_snapshot_copying(void **state)
     fixture_down(&f);
 }
 
+/* Rows of about 1 KiB, so that a snapshot takes several messages. */
+static void grow(const char *path, int rows)
+{
+    sqlite3 *s = NULL;
+    char sql[300];
+
+    assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+    sqlite3_busy_timeout(s, 5000);
+    snprintf(sql, sizeof(sql),
+             "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < %d) "
+             "INSERT INTO items(name, price, qty) SELECT hex(randomblob(500)), x, x FROM n",
+             rows);
+    assert_int_equal(sqlite3_exec(s, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(s);
+}
+
+/* The master dies between two messages of a snapshot: the empty slave keeps nothing of it. */
+static void test_master_mid_snapshot(void **state)
+{
+    fixture f;
+    pid_t pid;
+    int port;
+
+    (void)state;
+    h_seed(39);
+    fixture_up(&f, "midsnap", 20);
+    grow(f.mpath, 3000);
+    master_start(&f.m, f.mpath, 0, "master.ws.queued:3", f.mark);
+    port = f.m.port;
+    pid = spawn_cli("replicate", f.m.url, f.spath, NULL, NULL);
+    expect_crash(f.m.pid, f.mark, "master.ws.queued");
+    f.m.pid = 0;
+    check_after_crash(f.mpath, f.spath);
+    assert_true(cursor_of(f.spath) <= 0); /* nothing installed */
+    grow(f.mpath, 500);
+    master_start(&f.m, f.mpath, port, NULL, NULL);
+    if (!wait_cursor(f.mpath, f.spath, 30000))
+        fail_msg("the empty slave did not get its snapshot after the master's crash");
+    stop(pid);
+    converge(&f.m, f.mpath, f.spath, f.db);
+    fixture_down(&f);
+}
+
 static void test_master_changes_built(void **state)
 {
     (void)state;
@@ -861,6 +904,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_snapshot_locked),
         cmocka_unit_test(test_snapshot_installed),
         cmocka_unit_test(test_master_snapshot_copying),
+        cmocka_unit_test(test_master_mid_snapshot),
         cmocka_unit_test(test_master_changes_built),
         cmocka_unit_test(test_master_ws_queued),
         cmocka_unit_test(test_rest_changes_built),
