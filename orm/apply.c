@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "orm/internal.h"
+#include "orm/service.h"
 
 static int need_apply(verso_db *db)
 {
@@ -591,6 +592,7 @@ int verso_apply_commit(verso_db *db, const char *master_identity, int64_t versio
         verso__txn_rollback(db);
         return rc;
     }
+    verso__crashpoint("slave.apply.cursor");
     return verso__txn_commit(db);
 }
 

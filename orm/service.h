@@ -8,6 +8,7 @@
 #ifndef VERSO_ORM_SERVICE_H
 #define VERSO_ORM_SERVICE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -118,5 +119,37 @@ int verso__snapshot_install(verso_db *db, const char *file, const char *master, 
 
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t verso__monotonic_ms(void);
+
+/* ---- crash points (orm/crashpoint.c) ---- */
+
+/*
+ * verso__crashpoint(name) marks a place where a kill -9 is worth testing
+ * (stable names, listed in orm/crashpoint.c). Unarmed it costs one relaxed
+ * load and one branch. Armed by the environment (VERSO_CRASH_AT=name or
+ * name:N, read once) or by verso__crashpoint_arm(), the Nth time the
+ * process reaches that point it writes the name (to the file named by
+ * VERSO_CRASH_MARK, else to stderr) and sends itself SIGKILL.
+ * Built without VERSO_CRASHPOINTS the hooks compile to nothing.
+ */
+#ifdef VERSO_CRASHPOINTS
+extern atomic_int verso__crash_state; /* 0 unread, 1 unarmed, 2 armed */
+void verso__crashpoint_reached(const char *name);
+#define verso__crashpoint(name)                                                                    \
+    do {                                                                                           \
+        if (atomic_load_explicit(&verso__crash_state, memory_order_relaxed) != 1)                  \
+            verso__crashpoint_reached(name);                                                       \
+    } while (0)
+#else
+#define verso__crashpoint(name) ((void)0)
+#endif
+
+/*
+ * Arms the points of this process as VERSO_CRASH_AT would ("name" or
+ * "name:N"; NULL disarms), the marker going to the file mark (NULL:
+ * stderr), whatever the environment says. For a forked test child before
+ * it runs library calls. Errors: VERSO_EINVAL (bad spec), VERSO_ESTATE
+ * (built without crash points).
+ */
+int verso__crashpoint_arm(const char *spec, const char *mark);
 
 #endif

@@ -56,8 +56,10 @@ static int fix_copy(sqlite3 *s, const char *identity, const char *master, int64_
                                            : NULL,
                        version);
     }
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK) {
+        verso__crashpoint("snapshot.fixing");
         rc = sqlite3_exec(s, "COMMIT", NULL, NULL, NULL);
+    }
     return rc;
 }
 
@@ -119,6 +121,7 @@ int verso__snapshot_install(verso_db *db, const char *file, const char *master, 
         why_set(why, whylen, "snapshot", sqlite3_errmsg(src));
         goto done;
     }
+    verso__crashpoint("snapshot.fixed");
     bk = sqlite3_backup_init(db->sq, "main", src, "main");
     if (!bk || sqlite3_backup_step(bk, 0) != SQLITE_OK) { /* takes db's write lock */
         why_set(why, whylen, "snapshot install", sqlite3_errmsg(db->sq));
@@ -126,6 +129,7 @@ int verso__snapshot_install(verso_db *db, const char *file, const char *master, 
     }
     if ((rc = still_fits(db, why, whylen)) < 0)
         goto done; /* a backup finished unfinished leaves db as it was */
+    verso__crashpoint("snapshot.locked");
     rc = VERSO_EDB;
     if (sqlite3_backup_step(bk, -1) != SQLITE_DONE) {
         why_set(why, whylen, "snapshot install", sqlite3_errmsg(db->sq));
@@ -136,6 +140,8 @@ done:
     if (bk && sqlite3_backup_finish(bk) != SQLITE_OK && rc == 0)
         rc = VERSO_EDB; /* an unfinished backup is rolled back */
     sqlite3_close(src);
+    if (rc == 0)
+        verso__crashpoint("snapshot.installed");
     if (rc == 0 && (rc = verso_db_refresh_schema(db)) < 0)
         why_set(why, whylen, "snapshot schema", db->errmsg);
     return rc;
@@ -214,6 +220,7 @@ int verso__snapshot_make(int64_t *head, const char *src, const char *path, char 
         why_set(why, whylen, "snapshot copy", sqlite3_errmsg(out));
         goto done;
     }
+    verso__crashpoint("master.snapshot.copying");
     if (sqlite3_backup_finish(bk) != SQLITE_OK ||
         sqlite3_exec(out, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL) != SQLITE_OK ||
         strip_untracked(out) < 0 || (*head = snapshot_head(out)) < 0) {

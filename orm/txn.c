@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "orm/internal.h"
+#include "orm/service.h"
 
 static int step_done(verso_db *db, sqlite3_stmt *st, const char *what)
 {
@@ -112,6 +113,8 @@ static void run_hooks(verso_db *db)
 int verso__txn_commit(verso_db *db)
 {
     int rc = verso__head_flush(db);
+    if (rc == 0 && !db->applying)
+        verso__crashpoint("orm.commit");
     if (rc == 0)
         rc = step_done(db, db->q[VERSO__Q_COMMIT], "COMMIT");
     if (rc < 0) {

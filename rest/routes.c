@@ -621,6 +621,8 @@ static void route_changes(verso__req *rq, verso__resp *rs)
         verso__error_orm(rs, rq->srv, rc);
     else if (rc == 0 && (rc = write_feed(rs->body, f, a.fo.since, &rs->rows)) < 0)
         verso__error_rc(rs, rq->srv, rc, NULL);
+    else if (rc == 0)
+        verso__crashpoint("rest.changes.built");
     if (rc == VERSO_EHORIZON)
         verso__error(rs, 410,
                      "since is older than the tombstone horizon: resynchronise from scratch");

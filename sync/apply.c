@@ -204,6 +204,7 @@ static int apply_delete(verso__sync_applier *a, const verso_table *t, int64_t id
     pending p = {.change = {.table = verso_table_name(t), .id = id, .version = version}};
     int rc = 0, ex = 1;
 
+    verso__crashpoint("slave.apply.delete");
     if (a->on_apply && (ex = kind_of(a, t, id, true, &p.change.kind)) < 0)
         return ex;
     if ((rc = verso_apply_delete(a->db, p.change.table, id, version)) < 0)
@@ -275,6 +276,8 @@ int verso__sync_applier_entries(verso__sync_applier *a, verso_json *doc, const c
     }
     if ((rc = begin(a, reset)) < 0)
         goto done;
+    if (cJSON_GetArraySize(entries) > 0)
+        verso__crashpoint("slave.apply.begin");
     cJSON_ArrayForEach(e, entries)
     {
         if ((rc = apply_entry(a, e)) < 0)
@@ -326,6 +329,7 @@ int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64
         return rc;
     if (reset && (rc = raise_horizon(a, version)) < 0)
         goto fail;
+    verso__crashpoint("slave.apply.written");
     if ((rc = verso_apply_commit(a->db, master, version)) < 0) {
         fail(a, rc, "commit");
         goto fail;
@@ -337,6 +341,7 @@ int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64
     a->txn_rows = 0;
     notify(a, version, reset);
     pending_clear(a);
+    verso__crashpoint("slave.apply.committed");
     return 0;
 fail:
     verso__sync_applier_abort(a);

@@ -176,6 +176,17 @@ int verso__sync_snapshot_install(verso_db *db, const char *file, const char *mas
                                  int64_t version, char *why, size_t whylen);
 
 /*
+ * Snapshot files are named "<db_path>.snapshot-<pid>-<n>", by the process
+ * that makes (master) or receives (slave) them. Removes those beside
+ * db_path whose process is gone (killed while it made or installed one),
+ * and the "<db_path>.snapshot" of earlier versions, with their journals.
+ */
+void verso__sync_snapshot_sweep(const char *db_path);
+
+/* Writes a fresh snapshot file name for db_path into out (n bytes). */
+void verso__sync_snapshot_name(char *out, size_t n, const char *db_path);
+
+/*
  * The master's side: a file snapshot of db_path made on a thread of its
  * own (reference counted; the caller holds one reference). state: 0 while
  * copying, 1 when ready (then fd, size and head are valid: a read-only

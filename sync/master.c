@@ -391,6 +391,8 @@ static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
     if ((rc = changes_entries(b, f, &n)) == 0)
         rc = changes_end(m, c, b, f, from);
     verso_feed_close(f);
+    if (rc == 0)
+        verso__crashpoint("master.changes.built");
     if (!c->in_sequence)
         c->reset = false;
     pthread_mutex_lock(&m->lock);
@@ -830,6 +832,7 @@ static int ws_writeable(verso_ws *ws, void *cp, void *arg)
             break;
         if (verso_ws_write(ws, m->out.data, m->out.len) < 0)
             return -1;
+        verso__crashpoint("master.ws.queued");
         c->last_tx_ms = mono_ms();
         if (c->state == VERSO__MASTER_CLOSING) {
             verso_ws_close(ws);
@@ -1077,6 +1080,7 @@ int verso_sync_master_new(verso_sync_master **out, const char *db_path,
     }
     if ((rc = prepare(m, why, whylen)) < 0)
         goto done;
+    verso__sync_snapshot_sweep(db_path); /* what a killed master left */
     m->handler = (verso_ws_handler){VERSO_SYNC_PATH, VERSO_SYNC_SUBPROTOCOL, "replicate", ws_open,
                                     ws_message,      ws_writeable,           ws_close,    m};
     *out = m;

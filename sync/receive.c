@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "orm/service.h"
 #include "sync/internal.h"
 
 /* First occurrence of key (n bytes) in msg (len bytes), or NULL. */
@@ -123,6 +124,7 @@ void verso__sync_snaprx_init(verso__sync_snaprx *rx, verso_db *db)
 {
     memset(rx, 0, sizeof(*rx));
     rx->db = db;
+    verso__sync_snapshot_sweep(verso_db_path(db));
 }
 
 void verso__sync_snaprx_discard(verso__sync_snaprx *rx)
@@ -155,6 +157,8 @@ static int install(verso__sync_snaprx *rx, const char *master, int64_t head)
     rx->file = NULL;
     rx->offset = 0;
     if (rc == 0)
+        verso__crashpoint("snapshot.received");
+    if (rc == 0)
         rc = verso__sync_snapshot_install(rx->db, rx->path, master, head, rx->why, sizeof(rx->why));
     if (rc < 0)
         return rc;
@@ -177,7 +181,7 @@ int verso__sync_snaprx_chunk(verso__sync_snaprx *rx, const verso__sync_msg *m)
         goto done;
     if (off == 0) {
         verso__sync_snaprx_discard(rx);
-        snprintf(rx->path, sizeof(rx->path), "%s.snapshot", verso_db_path(rx->db));
+        verso__sync_snapshot_name(rx->path, sizeof(rx->path), verso_db_path(rx->db));
         rc = (rx->file = fopen(rx->path, "wb")) ? 0 : VERSO_EIO;
     }
     if (rx->file && (rc = append(rx, m->data, m->datalen)) == 0 &&

@@ -5,8 +5,11 @@
  * file runs the master's copy on a thread of its own and shares it between
  * the slaves that ask while it is fresh).
  */
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,51 @@ static void remove_file(const char *file)
         snprintf(p, sizeof(p), "%s%s", file, suffix[i]);
         unlink(p);
     }
+}
+
+/* ---- names, and what a killed process left ---- */
+
+void verso__sync_snapshot_name(char *out, size_t n, const char *db_path)
+{
+    static atomic_uint counter;
+
+    snprintf(out, n, "%s.snapshot-%ld-%u", db_path, (long)getpid(), atomic_fetch_add(&counter, 1));
+}
+
+/* Whether name (after "<base>.snapshot") is a file whose maker is gone. */
+static bool left_behind(const char *rest)
+{
+    char *end = NULL;
+    long pid;
+
+    if (!*rest || strcmp(rest, "-journal") == 0) /* the one name earlier versions used */
+        return true;
+    if (rest[0] != '-' || (pid = strtol(rest + 1, &end, 10)) <= 0 || *end != '-')
+        return false;
+    /* a pid reused since is taken for alive: the file waits for the next sweep */
+    return pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+void verso__sync_snapshot_sweep(const char *db_path)
+{
+    const char *slash = strrchr(db_path, '/');
+    char dir[700], prefix[300], p[1000];
+    size_t n;
+    struct dirent *e;
+    DIR *d;
+
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - db_path) + 1 : 2,
+             slash ? db_path : "./");
+    n = (size_t)snprintf(prefix, sizeof(prefix), "%s.snapshot", slash ? slash + 1 : db_path);
+    if (n >= sizeof(prefix) || !(d = opendir(dir)))
+        return;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, n) == 0 && left_behind(e->d_name + n)) {
+            snprintf(p, sizeof(p), "%s%s", dir, e->d_name);
+            unlink(p);
+        }
+    }
+    closedir(d);
 }
 
 bool verso__sync_snapshot_fits(verso_db *db)
@@ -93,7 +141,6 @@ static void *snap_run(void *arg)
 
 int verso__sync_snap_start(verso__sync_snap **out, const char *db_path)
 {
-    static atomic_uint counter;
     verso__sync_snap *j = calloc(1, sizeof(*j));
     pthread_t th;
 
@@ -105,8 +152,7 @@ int verso__sync_snap_start(verso__sync_snap **out, const char *db_path)
     pthread_mutex_init(&j->lock, NULL);
     j->fd = -1;
     j->refs = 2; /* the thread and the caller */
-    snprintf(j->path, sizeof(j->path), "%s.snapshot-%ld-%u", db_path, (long)getpid(),
-             atomic_fetch_add(&counter, 1));
+    verso__sync_snapshot_name(j->path, sizeof(j->path), db_path);
     if (pthread_create(&th, NULL, snap_run, j) != 0) {
         j->refs = 1;
         verso__sync_snap_unref(j);

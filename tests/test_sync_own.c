@@ -8,9 +8,12 @@
  * to opt in, and nothing changes, unless the caller opted in; a failed
  * `verso pull` leaves no file behind it did not find.
  */
+#include <glob.h>
+
 #include <cjson/cJSON.h>
 
 #include "sync/internal.h" /* verso__sync_snapshot_install */
+
 #include "sync_harness.h"
 
 /* A user's file: a table holding every storage class, an index, a view, a trigger. */
@@ -418,12 +421,16 @@ static void test_live_collision_is_refused(void **state)
 
 static bool any_file(const char *path)
 {
-    static const char *const suffix[] = {"", "-wal", "-shm", "-journal", ".snapshot"};
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal", ".snapshot*"};
     char p[700];
 
     for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        glob_t g;
+        bool found;
         snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
-        if (access(p, F_OK) == 0)
+        found = glob(p, 0, NULL, &g) == 0 && g.gl_pathc > 0;
+        globfree(&g);
+        if (found)
             return true;
     }
     return false;
