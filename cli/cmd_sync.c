@@ -338,12 +338,15 @@ static void replicate_status(verso_slave *s, int64_t start_ms, bool final)
             (long long)st.lag_versions, (long long)st.lag_ms, final ? "\n" : "");
 }
 
-/* Prints the slave's last failure when it changed: once, not at every retry. */
+/* Prints the slave's last failure when it changed: once, not at every retry.
+ * A failure that cleared and comes back is a new episode, printed again. */
 static void replicate_error(verso_slave *s, const sync_args *a, char *shown, size_t n)
 {
     verso_slave_state st;
 
     verso_slave_state_get(&st, s);
+    if (!st.last_error[0])
+        shown[0] = '\0';
     if (!st.last_error[0] || !strcmp(st.last_error, shown))
         return;
     snprintf(shown, n, "%s", st.last_error);

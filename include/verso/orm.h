@@ -12,6 +12,15 @@
  * Threads: a verso_db handle is used by one thread at a time (like an
  * sqlite3 connection in multi-thread mode). Open one handle per thread; any
  * number of handles and processes may share a file.
+ *
+ * Errors common to every call that reads or writes the file, not repeated
+ * in each "Errors:" list: VERSO_ENOMEM (out of memory), VERSO_EBUSY (another
+ * writer held the lock past busy_timeout_ms), VERSO_EIO (the disk failed a
+ * read, write, sync or lock) and VERSO_EFULL (the disk is full). After any
+ * of them the file holds the state from before the call or, for a commit
+ * that reported an error after its data reached the disk, from after it;
+ * never a mix. The handle stays usable: the same call works once the cause
+ * is gone (docs/hardening.md).
  */
 #ifndef VERSO_ORM_H
 #define VERSO_ORM_H

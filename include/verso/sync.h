@@ -166,7 +166,8 @@ typedef struct verso_pull_result {
  * NULL) receives a one-line reason on failure.
  * Errors: VERSO_EINVAL (bad URL), VERSO_ENET (cannot connect), VERSO_ETIMEOUT,
  * VERSO_EAUTH (401/403), VERSO_EPROTO (unexpected answer), VERSO_ESCHEMA,
- * VERSO_EDB, VERSO_ENOMEM, VERSO_EINTERRUPTED (opts->should_stop said so).
+ * VERSO_EDB, VERSO_ENOMEM, VERSO_EFULL (the slave's disk is full: free
+ * space and pull again), VERSO_EINTERRUPTED (opts->should_stop said so).
  */
 VERSO_API int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *url,
                               const verso_sync_client *opts, char *why, size_t whylen);
