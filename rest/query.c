@@ -290,6 +290,19 @@ static void locate_keys(verso__listq *lq, const verso_table *t)
     }
 }
 
+/* Only the server's own encoding of its keys is accepted: one text per
+ * position, so blanks, other number spellings or stray base64 bits do not
+ * make a second cursor for the same place. */
+static bool cursor_canonical(const verso__listq *lq, const char *s)
+{
+    verso_buf again = VERSO_BUF_INIT;
+    bool ok = verso__listq_cursor_of(&again, lq, lq->after) == 0 && again.len == strlen(s) &&
+              !memcmp(again.data, s, again.len);
+
+    verso_buf_free(&again);
+    return ok;
+}
+
 /* after= is base64url of a JSON array: the order values and the id of the last row. */
 static int parse_after(verso__listq *lq, const char *s, verso__resp *rs)
 {
@@ -315,7 +328,8 @@ static int parse_after(verso__listq *lq, const char *s, verso__resp *rs)
         goto done;
     lq->q.after = lq->after;
     lq->q.nafter = i;
-    rc = 0;
+    if (cursor_canonical(lq, s))
+        rc = 0;
 done:
     verso_buf_free(&text);
     return rc < 0 ? bad(rs, "bad after cursor (it belongs to the same query)", NULL) : 0;
