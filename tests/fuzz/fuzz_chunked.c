@@ -13,8 +13,12 @@
  *     no limit decodes the same under max when it fits, and is 413 when not;
  *   - bytes after the end of the body are ignored (nothing appended);
  *   - a decoded body, chunked again in fuzzer-chosen pieces, decodes back to
- *     the same bytes.
+ *     the same bytes;
+ *   - what is accepted is well framed: lines end with CRLF only, and chunk
+ *     extensions and trailer fields hold no control byte but HTAB (a bare LF
+ *     or CR there is where another parser in front would cut differently).
  */
+#include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +100,48 @@ static void check_rechunk(const run *whole, uint32_t seed)
     verso_buf_free(&again);
 }
 
+static bool is_ctl(uint8_t ch)
+{
+    return (ch < 0x20 && ch != '\t') || ch == 0x7f;
+}
+
+/* Skips the rest of a line (extension or trailer field) and its CRLF. */
+static bool strict_line(const uint8_t *d, size_t n, size_t *at)
+{
+    while (*at < n && !is_ctl(d[*at]))
+        (*at)++;
+    if (*at + 1 >= n || d[*at] != '\r' || d[*at + 1] != '\n')
+        return false;
+    *at += 2;
+    return true;
+}
+
+/* A strict reading of a chunked body (RFC 9112 section 7.1): true if data
+ * starts with a whole, well framed one. Extensions and trailer fields are
+ * only checked for control bytes. */
+static bool strict_framing(const uint8_t *d, size_t n)
+{
+    size_t at = 0;
+
+    for (;;) {
+        uint64_t size = 0;
+        size_t digits = 0;
+        for (; at < n && isxdigit(d[at]); at++, digits++)
+            size = size << 4 | (uint64_t)(isdigit(d[at]) ? d[at] - '0' : (d[at] | 0x20) - 'a' + 10);
+        if (!digits || at == n || (d[at] != ';' && d[at] != '\r') || !strict_line(d, n, &at))
+            return false;
+        if (!size)
+            break;
+        if (size > n - at || n - at - size < 2 || d[at + size] != '\r' || d[at + size + 1] != '\n')
+            return false;
+        at += size + 2;
+    }
+    while (at + 1 < n && !(d[at] == '\r' && d[at + 1] == '\n'))
+        if (!strict_line(d, n, &at))
+            return false;
+    return at + 1 < n;
+}
+
 /* What max does to a body that decoded whole without a limit. */
 static void check_limit(const run *unlimited, const run *limited, size_t max)
 {
@@ -128,6 +174,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_limit(&unlimited, &whole, max);
     if (unlimited.done)
         check_rechunk(&unlimited, seed);
+    if (unlimited.done && !strict_framing(data, size))
+        abort(); /* accepted framing that a strict parser refuses */
     verso_buf_free(&whole.body);
     verso_buf_free(&bytes.body);
     verso_buf_free(&cut.body);
