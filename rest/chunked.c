@@ -1,7 +1,8 @@
 /* rest/chunked.c - the chunked transfer coding of request bodies (RFC 9112
  * section 7.1), one byte of framing at a time, so that a body decodes the
  * same whatever pieces the network cut it into. Extensions and trailer
- * fields are skipped, within a bound on their total size. */
+ * fields are skipped, within a bound on their total size; lines end with
+ * CRLF only. */
 #include <stdint.h>
 #include <string.h>
 
@@ -38,6 +39,14 @@ static int hex_digit(unsigned char ch)
     return -1;
 }
 
+/* Control bytes other than HTAB: never in an extension or a trailer field.
+ * A bare LF or CR there would end the line for a lenient parser in front of
+ * the server and not for this one: two views of where the body ends. */
+static bool is_ctl(unsigned char ch)
+{
+    return (ch < 0x20 && ch != '\t') || ch == 0x7f;
+}
+
 /* The size line of a chunk: 0, or 400 when malformed. */
 static int ck_size(chunked *k, unsigned char ch)
 {
@@ -64,7 +73,7 @@ static int ck_frame(chunked *k, unsigned char ch)
         return ck_size(k, ch);
     case CK_EXT:
         next = ch == '\r' ? CK_SIZE_LF : CK_EXT;
-        ok = ++k->meta <= CK_MAX_META;
+        ok = ++k->meta <= CK_MAX_META && (ch == '\r' || !is_ctl(ch));
         break;
     case CK_SIZE_LF:
         next = k->size ? CK_DATA : CK_LINE;
@@ -83,7 +92,7 @@ static int ck_frame(chunked *k, unsigned char ch)
     case CK_LINE:
     case CK_TRAILER:
         next = ch == '\r' ? (k->state == CK_LINE ? CK_END_LF : CK_TRAILER_LF) : CK_TRAILER;
-        ok = ++k->meta <= CK_MAX_META;
+        ok = ++k->meta <= CK_MAX_META && (ch == '\r' || !is_ctl(ch));
         break;
     case CK_TRAILER_LF:
     case CK_END_LF:
