@@ -434,17 +434,17 @@ static const bad_case k_bad[] = {
     {"after=!!!!", "bad after cursor (it belongs to the same query)"},
     {"after=W", "bad after cursor (it belongs to the same query)"},
     {"after=WzFd=", "bad after cursor (it belongs to the same query)"},
-    {"after=bm90IGpzb24", "bad after cursor (it belongs to the same query)"},         /* not json */
-    {"after=e30", "bad after cursor (it belongs to the same query)"},                 /* {} */
-    {"after=W10", "bad after cursor (it belongs to the same query)"},                 /* [] */
-    {"after=WzEsMl0", "bad after cursor (it belongs to the same query)"},             /* [1,2] */
-    {"after=WyJ4Il0", "bad after cursor (it belongs to the same query)"},             /* ["x"] */
-    {"after=W251bGxd", "bad after cursor (it belongs to the same query)"},            /* [null] */
+    {"after=bm90IGpzb24", "bad after cursor (it belongs to the same query)"}, /* not json */
+    {"after=e30", "bad after cursor (it belongs to the same query)"},         /* {} */
+    {"after=W10", "bad after cursor (it belongs to the same query)"},         /* [] */
+    {"after=WzEsMl0", "bad after cursor (it belongs to the same query)"},     /* [1,2] */
+    {"after=WyJ4Il0", "bad after cursor (it belongs to the same query)"},     /* ["x"] */
+    {"after=W251bGxd", "bad after cursor (it belongs to the same query)"},    /* [null] */
     /* only the server's own spelling of a cursor (fuzz_cursor) */
     {"after=W3siaW50ZWdlciI6N31d", "bad after cursor (it belongs to the same query)"}, /* tagged */
-    {"after=WyA3XQ", "bad after cursor (it belongs to the same query)"}, /* [ 7] */
-    {"after=WzEwXR", "bad after cursor (it belongs to the same query)"}, /* [10], stray bits */
-    {"after=WzEuNV0", "bad after cursor (it belongs to the same query)"},             /* [1.5] */
+    {"after=WyA3XQ", "bad after cursor (it belongs to the same query)"},               /* [ 7] */
+    {"after=WzEwXR", "bad after cursor (it belongs to the same query)"},  /* [10], stray bits */
+    {"after=WzEuNV0", "bad after cursor (it belongs to the same query)"}, /* [1.5] */
     {"after=W3sicmVhbCI6MX1d", "bad after cursor (it belongs to the same query)"},    /* real */
     {"after=W3sidGV4dCI6IjEifV0", "bad after cursor (it belongs to the same query)"}, /* text */
     {"after=W3RydWVd", "bad after cursor (it belongs to the same query)"},            /* [true] */
