@@ -978,7 +978,8 @@ static int conv_base64(verso_value *v, const cJSON *j, verso_type type, conv *cv
     v->type = type;
     v->u.b.p = cv->store;
     v->u.b.n = (size_t)len;
-    cv->store += len;
+    if (len) /* verso_json_to_value() has no store for an empty blob */
+        cv->store += len;
     return 0;
 }
 

@@ -21,31 +21,6 @@ enum {
     ST_DRAIN, /* answered early: dropping the rest until the client closes */
 };
 
-/* Where the chunked body decoder is (RFC 9112 section 7.1). */
-enum {
-    CK_SIZE,       /* hex digits of a chunk size */
-    CK_EXT,        /* a chunk extension, ignored */
-    CK_SIZE_LF,    /* the LF ending the size line */
-    CK_DATA,       /* chunk data */
-    CK_DATA_CR,    /* the CR after the data */
-    CK_DATA_LF,    /* the LF after the data */
-    CK_LINE,       /* start of a trailer line, or of the final CRLF */
-    CK_TRAILER,    /* a trailer field, ignored */
-    CK_TRAILER_LF, /* the LF ending a trailer field */
-    CK_END_LF,     /* the final LF */
-    CK_DONE
-};
-
-#define CK_MAX_DIGITS 16    /* hex digits of a chunk size */
-#define CK_MAX_META   16384 /* bytes of extensions and trailers, in all */
-
-typedef struct chunked {
-    int state;
-    int digits;
-    uint64_t size; /* of the current chunk, then what is left of it */
-    size_t meta;   /* extension and trailer bytes seen */
-} chunked;
-
 typedef struct conn {
     int state;
     unsigned method;
@@ -55,7 +30,7 @@ typedef struct conn {
     bool armed;   /* our first-request timeout is pending */
     bool chunked; /* Transfer-Encoding: chunked, decoded here (libwebsockets does not) */
     bool shut;    /* half-close once libwebsockets has sent what it buffered */
-    chunked ck;
+    verso__chunked ck;
     struct timespec t0;
 } conn;
 
@@ -463,115 +438,18 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
     return process(srv, wsi, c, false);
 }
 
-static int hex_digit(unsigned char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* The size line of a chunk: 0, or 400 when malformed. */
-static int ck_size(chunked *k, unsigned char ch)
-{
-    int h = hex_digit(ch);
-
-    if (h >= 0 && k->digits < CK_MAX_DIGITS) {
-        k->size = k->size << 4 | (uint64_t)h;
-        k->digits++;
-        return 0;
-    }
-    if (!k->digits || h >= 0 || (ch != ';' && ch != '\r'))
-        return 400;
-    k->state = ch == ';' ? CK_EXT : CK_SIZE_LF;
-    return 0;
-}
-
-/* One byte of framing (everything but chunk data): 0, or 400 when malformed. */
-static int ck_frame(chunked *k, unsigned char ch)
-{
-    int next = k->state, ok = 1;
-
-    switch (k->state) {
-    case CK_SIZE:
-        return ck_size(k, ch);
-    case CK_EXT:
-        next = ch == '\r' ? CK_SIZE_LF : CK_EXT;
-        ok = ++k->meta <= CK_MAX_META;
-        break;
-    case CK_SIZE_LF:
-        next = k->size ? CK_DATA : CK_LINE;
-        ok = ch == '\n';
-        break;
-    case CK_DATA_CR:
-        next = CK_DATA_LF;
-        ok = ch == '\r';
-        break;
-    case CK_DATA_LF:
-        k->digits = 0;
-        k->size = 0;
-        next = CK_SIZE;
-        ok = ch == '\n';
-        break;
-    case CK_LINE:
-    case CK_TRAILER:
-        next = ch == '\r' ? (k->state == CK_LINE ? CK_END_LF : CK_TRAILER_LF) : CK_TRAILER;
-        ok = ++k->meta <= CK_MAX_META;
-        break;
-    case CK_TRAILER_LF:
-    case CK_END_LF:
-        next = k->state == CK_END_LF ? CK_DONE : CK_LINE;
-        ok = ch == '\n';
-        break;
-    default:
-        ok = 0;
-    }
-    k->state = next;
-    return ok ? 0 : 400;
-}
-
-/* Decodes a piece of a chunked body into c->body: 0, 400 (malformed),
- * 413 (the decoded body would exceed max) or 500 (out of memory). Bytes
- * after the end of the body are ignored. */
-static int ck_feed(conn *c, const unsigned char *in, size_t len, size_t max)
-{
-    chunked *k = &c->ck;
-    int st = 0;
-
-    while (len && !st && k->state != CK_DONE) {
-        size_t n = k->size < len ? (size_t)k->size : len;
-        if (k->state != CK_DATA) {
-            st = ck_frame(k, *in++);
-            len--;
-        } else if (k->size > max - c->body.len) {
-            st = 413;
-        } else if (verso_buf_append(&c->body, in, n) < 0) {
-            st = 500;
-        } else {
-            in += n;
-            len -= n;
-            k->size -= n;
-            k->state = k->size ? CK_DATA : CK_DATA_CR;
-        }
-    }
-    return st;
-}
-
 /* libwebsockets cannot tell where a chunked body ends, so once it has, the
  * answer says Connection: close and the rest of the connection is drained. */
 static int chunked_body(verso_rest *srv, struct lws *wsi, conn *c, const void *in, size_t len)
 {
-    int st = ck_feed(c, in, len, srv->cfg.limits.max_body);
+    int st = verso__chunked_feed(&c->ck, &c->body, in, len, srv->cfg.limits.max_body);
 
     if (st == 500)
         return -1;
     if (st)
         return reject(srv, wsi, c, st,
                       st == 413 ? "request body too large" : "malformed chunked body");
-    if (c->ck.state != CK_DONE)
+    if (!verso__chunked_done(&c->ck))
         return 0;
     move(srv, wsi, c, ST_DRAIN);
     return process(srv, wsi, c, true);

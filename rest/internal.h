@@ -230,6 +230,12 @@ struct verso_rest {
     verso__metrics metrics;
 };
 
+/* server.c: a server that answers verso__dispatch() without listening: no
+ * libwebsockets context, no thread (tests and fuzzers). opts as for
+ * verso_rest_start (port, TLS and handlers unused). Free with verso_rest_stop(). */
+int verso__rest_open_offline(verso_rest **out, verso_db *db, const verso_rest_options *opts,
+                             char *why, size_t whylen);
+
 /* routes.c: answers rq into rs (rs->body etc. cleared by the caller). */
 void verso__dispatch(verso__req *rq, verso__resp *rs);
 /* Writes {"error":{"code":..,"message":..}} and sets the status. */
@@ -278,6 +284,9 @@ const verso_query *verso__listq_query(const verso__listq *lq);
 bool verso__listq_emit(const verso__listq *lq, size_t i);
 /* Appends the opaque cursor of the current row of it. */
 int verso__listq_cursor(verso_buf *b, const verso__listq *lq, const verso_iter *it);
+/* Appends the cursor of the key values keys[0..norder] (the order terms, then
+ * the id), as verso__listq_cursor() does for a row holding them. */
+int verso__listq_cursor_of(verso_buf *b, const verso__listq *lq, const verso_value *keys);
 /* Appends the query string of rq without after=/offset=, percent-encoded. */
 int verso__query_string_without_cursor(verso_buf *b, const verso__req *rq);
 /* Looks up a parameter; NULL if absent. */
@@ -298,6 +307,22 @@ void verso__http_arm_timeout(verso_rest *srv, struct lws *wsi, void *pss);
 size_t verso__http_pss_size(void);
 /* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF; NUL allowed). */
 bool verso__utf8_valid(const char *s, size_t n);
+
+/* chunked.c: the chunked transfer coding of request bodies (RFC 9112 7.1). */
+typedef struct verso__chunked {
+    int state; /* 0 (all-zero struct): before the first chunk size */
+    int digits;
+    uint64_t size; /* of the current chunk, then what is left of it */
+    size_t meta;   /* extension and trailer bytes seen */
+} verso__chunked;
+
+/* Decodes the next piece of a chunked body, appending its data to body:
+ * 0 (go on, or done: see verso__chunked_done), 400 (malformed), 413 (the
+ * decoded body would exceed max bytes) or 500 (out of memory). Bytes after
+ * the end of the body are ignored. After an error, k is not fed again. */
+int verso__chunked_feed(verso__chunked *k, verso_buf *body, const void *in, size_t len, size_t max);
+/* True once the whole body (last chunk, trailers, final CRLF) was read. */
+bool verso__chunked_done(const verso__chunked *k);
 
 /* ws.c */
 int verso__ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);

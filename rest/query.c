@@ -290,6 +290,19 @@ static void locate_keys(verso__listq *lq, const verso_table *t)
     }
 }
 
+/* Only the server's own encoding of its keys is accepted: one text per
+ * position, so blanks, other number spellings or stray base64 bits do not
+ * make a second cursor for the same place. */
+static bool cursor_canonical(const verso__listq *lq, const char *s)
+{
+    verso_buf again = VERSO_BUF_INIT;
+    bool ok = verso__listq_cursor_of(&again, lq, lq->after) == 0 && again.len == strlen(s) &&
+              !memcmp(again.data, s, again.len);
+
+    verso_buf_free(&again);
+    return ok;
+}
+
 /* after= is base64url of a JSON array: the order values and the id of the last row. */
 static int parse_after(verso__listq *lq, const char *s, verso__resp *rs)
 {
@@ -315,7 +328,8 @@ static int parse_after(verso__listq *lq, const char *s, verso__resp *rs)
         goto done;
     lq->q.after = lq->after;
     lq->q.nafter = i;
-    rc = 0;
+    if (cursor_canonical(lq, s))
+        rc = 0;
 done:
     verso_buf_free(&text);
     return rc < 0 ? bad(rs, "bad after cursor (it belongs to the same query)", NULL) : 0;
@@ -434,22 +448,28 @@ bool verso__listq_emit(const verso__listq *lq, size_t i)
     return !lq->cols || (i < lq->ncols && lq->emit[i]);
 }
 
-int verso__listq_cursor(verso_buf *b, const verso__listq *lq, const verso_iter *it)
+int verso__listq_cursor_of(verso_buf *b, const verso__listq *lq, const verso_value *keys)
 {
     verso_buf json = VERSO_BUF_INIT;
     int rc = verso_buf_puts(&json, "[");
 
-    for (size_t i = 0; rc == 0 && i <= lq->q.norder; i++) {
-        verso_value v;
-        if ((i && (rc = verso_buf_puts(&json, ",")) < 0) ||
-            (rc = verso_iter_value(&v, it, (size_t)lq->key_index[i])) < 0)
-            break;
-        rc = verso_json_value(&json, &v, lq->key_type[i]);
-    }
+    for (size_t i = 0; rc == 0 && i <= lq->q.norder; i++)
+        if ((rc = verso_buf_puts(&json, i ? "," : "")) == 0)
+            rc = verso_json_value(&json, &keys[i], lq->key_type[i]);
     if (rc == 0 && (rc = verso_buf_puts(&json, "]")) == 0)
         rc = b64url_encode(b, json.data, json.len);
     verso_buf_free(&json);
     return rc;
+}
+
+int verso__listq_cursor(verso_buf *b, const verso__listq *lq, const verso_iter *it)
+{
+    verso_value keys[MAX_ORDER + 1];
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && i <= lq->q.norder; i++)
+        rc = verso_iter_value(&keys[i], it, (size_t)lq->key_index[i]);
+    return rc < 0 ? rc : verso__listq_cursor_of(b, lq, keys);
 }
 
 static bool unreserved(unsigned char c)

@@ -400,30 +400,60 @@ static void wake_service(verso_rest *srv)
     pthread_mutex_unlock(&srv->ctx_lock);
 }
 
-int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *opts, char *why,
-                     size_t whylen)
+/* The part of a server that answers requests: options, config, database. */
+static int rest_new(verso_rest **out, verso_db *db, const verso_rest_options *opts, char *why,
+                    size_t whylen)
 {
     verso_rest *srv = NULL;
     const char *path;
     int rc = 0;
 
-    if (out)
-        *out = NULL;
+    *out = NULL;
     why_set(why, whylen, "invalid arguments");
     path = opts && opts->db_path ? opts->db_path : db ? verso_db_path(db) : NULL;
-    if (!out || !opts || !path || opts->version > VERSO_OPTIONS_VERSION)
+    if (!opts || !path || opts->version > VERSO_OPTIONS_VERSION)
         return VERSO_EINVAL;
     if (!(srv = calloc(1, sizeof(*srv))))
         return VERSO_ENOMEM;
     pthread_mutex_init(&srv->ctx_lock, NULL);
     srv->opts = *opts;
     srv->metrics.started_ms = verso_now_ms();
-    if (!(srv->db_path = strdup(path))) {
+    if (!(srv->db_path = strdup(path)))
         rc = VERSO_ENOMEM;
-        goto done;
+    else if ((rc = merge_options(srv, opts, why, whylen)) == 0)
+        rc = open_db(srv, why, whylen);
+    if (rc < 0) {
+        verso_rest_stop(srv);
+        return rc;
     }
-    if ((rc = merge_options(srv, opts, why, whylen)) < 0 || (rc = open_db(srv, why, whylen)) < 0)
-        goto done;
+    *out = srv;
+    return 0;
+}
+
+int verso__rest_open_offline(verso_rest **out, verso_db *db, const verso_rest_options *opts,
+                             char *why, size_t whylen)
+{
+    int rc = rest_new(out, db, opts, why, whylen);
+
+    if (rc == 0)
+        why_set(why, whylen, "%s", "");
+    return rc;
+}
+
+int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *opts, char *why,
+                     size_t whylen)
+{
+    verso_rest *srv = NULL;
+    int rc = 0;
+
+    if (!out) {
+        why_set(why, whylen, "invalid arguments");
+        return VERSO_EINVAL;
+    }
+    if ((rc = rest_new(&srv, db, opts, why, whylen)) < 0) {
+        *out = NULL;
+        return rc;
+    }
     if ((rc = make_protocols(srv, opts)) < 0) {
         why_set(why, whylen, "bad WebSocket handler");
         goto done;

@@ -371,6 +371,8 @@ static void test_chunked_bodies(void **state)
         {CHUNKED_HEAD, "\r\n", NULL},
         {CHUNKED_HEAD, "12345678901234567\r\n", NULL},
         {CHUNKED_HEAD, "2\n{}\r\n0\r\n\r\n", NULL},
+        {CHUNKED_HEAD, "2;a\nb\r\n{}\r\n0\r\n\r\n", NULL},      /* bare LF in an extension */
+        {CHUNKED_HEAD, "2\r\n{}\r\n0\r\n\nX: 1\r\n\r\n", NULL}, /* bare LF as a trailer */
         {"POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 14\r\n"
          "Transfer-Encoding: chunked\r\n\r\n",
          "e\r\n{\"name\":\"cl\"}\r\n0\r\n\r\n", NULL},

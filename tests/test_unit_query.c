@@ -282,9 +282,8 @@ static const ok_case k_ok[] = {
     {"limit=9223372036854775807", "where=[] order=[] cols=[*] limit=1000 offset=0 after=0"},
     {"offset=0", "where=[] order=[] cols=[*] limit=100 offset=0 after=0"},
     {"offset=10000", "where=[] order=[] cols=[*] limit=100 offset=10000 after=0"},
-    /* cursors: [7], [{"integer":7}], [null,1] */
+    /* cursors: [7], [null,1] */
     {"after=Wzdd", "where=[] order=[] cols=[*] limit=100 offset=0 after=1"},
-    {"after=W3siaW50ZWdlciI6N31d", "where=[] order=[] cols=[*] limit=100 offset=0 after=1"},
     {"after=W251bGwsMV0&order=d", "where=[] order=[d] cols=[*] limit=100 offset=0 after=2"},
     /* everything at once */
     {"i=gte.2&d=lt.10&order=d.desc&select=id,s,d&limit=7",
@@ -435,13 +434,17 @@ static const bad_case k_bad[] = {
     {"after=!!!!", "bad after cursor (it belongs to the same query)"},
     {"after=W", "bad after cursor (it belongs to the same query)"},
     {"after=WzFd=", "bad after cursor (it belongs to the same query)"},
-    {"after=bm90IGpzb24", "bad after cursor (it belongs to the same query)"},         /* not json */
-    {"after=e30", "bad after cursor (it belongs to the same query)"},                 /* {} */
-    {"after=W10", "bad after cursor (it belongs to the same query)"},                 /* [] */
-    {"after=WzEsMl0", "bad after cursor (it belongs to the same query)"},             /* [1,2] */
-    {"after=WyJ4Il0", "bad after cursor (it belongs to the same query)"},             /* ["x"] */
-    {"after=W251bGxd", "bad after cursor (it belongs to the same query)"},            /* [null] */
-    {"after=WzEuNV0", "bad after cursor (it belongs to the same query)"},             /* [1.5] */
+    {"after=bm90IGpzb24", "bad after cursor (it belongs to the same query)"}, /* not json */
+    {"after=e30", "bad after cursor (it belongs to the same query)"},         /* {} */
+    {"after=W10", "bad after cursor (it belongs to the same query)"},         /* [] */
+    {"after=WzEsMl0", "bad after cursor (it belongs to the same query)"},     /* [1,2] */
+    {"after=WyJ4Il0", "bad after cursor (it belongs to the same query)"},     /* ["x"] */
+    {"after=W251bGxd", "bad after cursor (it belongs to the same query)"},    /* [null] */
+    /* only the server's own spelling of a cursor (fuzz_cursor) */
+    {"after=W3siaW50ZWdlciI6N31d", "bad after cursor (it belongs to the same query)"}, /* tagged */
+    {"after=WyA3XQ", "bad after cursor (it belongs to the same query)"},               /* [ 7] */
+    {"after=WzEwXR", "bad after cursor (it belongs to the same query)"},  /* [10], stray bits */
+    {"after=WzEuNV0", "bad after cursor (it belongs to the same query)"}, /* [1.5] */
     {"after=W3sicmVhbCI6MX1d", "bad after cursor (it belongs to the same query)"},    /* real */
     {"after=W3sidGV4dCI6IjEifV0", "bad after cursor (it belongs to the same query)"}, /* text */
     {"after=W3RydWVd", "bad after cursor (it belongs to the same query)"},            /* [true] */
