@@ -1192,3 +1192,21 @@ void verso_sync_master_close(verso_sync_master *m)
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
+
+/* ---- a connection driven by hand (internal.h) ---- */
+
+const verso_ws_handler *verso__master_handler(verso_sync_master *m)
+{
+    return &m->handler;
+}
+
+int verso__master_conn_next(verso_sync_master *m, void *cp, verso_buf *b)
+{
+    conn *c = cp;
+    int rc = next_message(m, c, b);
+
+    if (rc < 0 || b->len == 0)
+        return rc;
+    c->last_tx_ms = mono_ms();
+    return c->state == VERSO__MASTER_CLOSING ? 1 : 0;
+}
