@@ -208,6 +208,8 @@ static void one_message(verso_slave *s, sqlite3 *q, verso_buf *before, verso_buf
     int64_t cursor, ack;
     int rc = verso__slave_receive(s, text, len, &out);
 
+    if (getenv("VERSO_FUZZ_VERBOSE")) /* for seeds: what each message did */
+        fprintf(stderr, "%.60s -> %d, sends %.80s\n", text, rc, out.data ? out.data : "");
     dump(after, q);
     check_integrity(q);
     cursor = check_versions(q);
