@@ -282,6 +282,23 @@ static int fail_conn(verso_sync_master *m, conn *c, const char *code, const char
 #endif
     ;
 
+/* Cuts s before a multi-byte character left incomplete at its end: the
+ * text of an error ends with what the slave sent, cut to fit, and must stay
+ * UTF-8 to be sent at all. */
+static void cut_partial_char(char *s)
+{
+    size_t n = strlen(s), i = n, need;
+    unsigned char lead;
+
+    while (i > 0 && n - i < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+        i--;
+    if (i == 0 || (lead = (unsigned char)s[i - 1]) < 0xc0)
+        return;
+    need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+    if (n - (i - 1) < need)
+        s[i - 1] = '\0';
+}
+
 static int fail_conn(verso_sync_master *m, conn *c, const char *code, const char *fmt, ...)
 {
     va_list ap;
@@ -289,6 +306,7 @@ static int fail_conn(verso_sync_master *m, conn *c, const char *code, const char
     va_start(ap, fmt);
     vsnprintf(c->error, sizeof(c->error), fmt, ap);
     va_end(ap);
+    cut_partial_char(c->error);
     snprintf(c->error_code, sizeof(c->error_code), "%s", code);
     snapshot_end(c);
     move(m, c, VERSO__MASTER_CLOSING);
