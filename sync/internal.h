@@ -172,7 +172,9 @@ bool verso__sync_snapshot_fits(verso_db *db);
  * Installs a received snapshot file into db: the copy keeps db's identity,
  * marks every table replicated and stores the cursor (master, version).
  * Refused (VERSO_ESTATE, db untouched) unless verso__sync_snapshot_fits(),
- * checked again under db's write lock. The file is removed.
+ * checked again under db's write lock; refused (VERSO_EPROTO, db untouched)
+ * when the file fails integrity_check or does not hold head version with
+ * nothing newer. The file is removed.
  */
 int verso__sync_snapshot_install(verso_db *db, const char *file, const char *master,
                                  int64_t version, char *why, size_t whylen);
