@@ -110,9 +110,11 @@ int verso__snapshot_make(int64_t *head, const char *src, const char *path, char 
  * Installs the snapshot file into db in one write transaction (backup API):
  * the copy gets db's identity, every table marked replicated, the cursor
  * (master, version) and horizon version. Only into a file that
- * verso__snapshot_fits(), checked again once the write lock is held.
- * Reloads db's runtime schema. The file is modified (not removed).
- * Errors: VERSO_ESTATE (db holds something of its own), VERSO_EDB.
+ * verso__snapshot_fits(), checked again once the write lock is held, and
+ * only a file that passes integrity_check and holds head version with
+ * nothing newer. Reloads db's runtime schema. The file is modified (not
+ * removed). Errors: VERSO_ESTATE (db holds something of its own),
+ * VERSO_EPROTO (the file is damaged or holds another state), VERSO_EDB.
  */
 int verso__snapshot_install(verso_db *db, const char *file, const char *master, int64_t version,
                             char *why, size_t whylen);

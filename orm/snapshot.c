@@ -63,6 +63,65 @@ static int fix_copy(sqlite3 *s, const char *identity, const char *master, int64_
     return rc;
 }
 
+static int64_t snapshot_head(sqlite3 *s);
+
+/* The highest version of what sql reads (a table's version column, the tombstones), or -1. */
+static int64_t top_version(sqlite3 *s, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+
+    if (sqlite3_prepare_v2(s, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* 0 when every tracked row and tombstone of s is at most version, else < 0. */
+static int versions_within(sqlite3 *s, int64_t version)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = top_version(s, "SELECT max(version) FROM _verso_tombstones") <= version ? 0 : -1;
+    int64_t top;
+
+    if (rc == 0 && sqlite3_prepare_v2(s, "SELECT name, version_column FROM _verso_tables", -1, &st,
+                                      NULL) != SQLITE_OK)
+        rc = -1;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        char *sql = sqlite3_mprintf("SELECT max(\"%w\") FROM \"%w\"", sqlite3_column_text(st, 1),
+                                    sqlite3_column_text(st, 0));
+        top = sql ? top_version(s, sql) : -1;
+        sqlite3_free(sql);
+        rc = top >= 0 && top <= version ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/*
+ * A received file is installed only if it is a sound database holding the
+ * state it is announced as: it passes integrity_check, its head is version
+ * and nothing in it is newer, so the cursor stored with it names its data.
+ */
+static int check_copy(sqlite3 *s, int64_t version, char *why, size_t whylen)
+{
+    sqlite3_stmt *st = NULL;
+    const unsigned char *r = NULL;
+    bool ok = sqlite3_prepare_v2(s, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
+              sqlite3_step(st) == SQLITE_ROW && (r = sqlite3_column_text(st, 0)) &&
+              strcmp((const char *)r, "ok") == 0;
+
+    if (!ok)
+        why_set(why, whylen, "snapshot: the file is damaged",
+                r ? (const char *)r : sqlite3_errmsg(s));
+    sqlite3_finalize(st);
+    if (ok && (snapshot_head(s) != version || versions_within(s, version) < 0)) {
+        why_set(why, whylen, "snapshot", "the file does not hold the announced head");
+        ok = false;
+    }
+    return ok ? 0 : VERSO_EPROTO;
+}
+
 /* 1 if the file of s holds an object neither SQLite's nor verso's, 0 if not, < 0 on error. */
 static int own_objects(sqlite3 *s)
 {
@@ -116,8 +175,14 @@ int verso__snapshot_install(verso_db *db, const char *file, const char *master, 
         rc = VERSO_ESTATE;
         goto done;
     }
-    if (sqlite3_open_v2(file, &src, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
-        fix_copy(src, db->identity, master, version) != SQLITE_OK) {
+    if (sqlite3_open_v2(file, &src, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        why_set(why, whylen, "snapshot", sqlite3_errmsg(src));
+        goto done;
+    }
+    if ((rc = check_copy(src, version, why, whylen)) < 0)
+        goto done;
+    rc = VERSO_EDB;
+    if (fix_copy(src, db->identity, master, version) != SQLITE_OK) {
         why_set(why, whylen, "snapshot", sqlite3_errmsg(src));
         goto done;
     }

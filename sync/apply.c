@@ -242,7 +242,7 @@ done:
     return rc;
 }
 
-static int apply_entry(verso__sync_applier *a, const cJSON *e)
+static int apply_entry(verso__sync_applier *a, const cJSON *e, int64_t from, int64_t to)
 {
     const char *tname = verso__sync_json_get_str(e, "table");
     const verso_table *t = tname ? verso_db_table(a->db, tname) : NULL;
@@ -257,6 +257,11 @@ static int apply_entry(verso__sync_applier *a, const cJSON *e)
         snprintf(a->err, sizeof(a->err), "change without id or version in %s", tname);
         return VERSO_EPROTO;
     }
+    if (version <= from || version > to) { /* the cursor to would not name that state */
+        snprintf(a->err, sizeof(a->err), "change of version %lld in a batch from %lld to %lld",
+                 (long long)version, (long long)from, (long long)to);
+        return VERSO_EPROTO;
+    }
     a->txn_rows++;
     if (verso__sync_json_get_bool(e, "deleted"))
         return apply_delete(a, t, id, version);
@@ -264,7 +269,7 @@ static int apply_entry(verso__sync_applier *a, const cJSON *e)
 }
 
 int verso__sync_applier_entries(verso__sync_applier *a, verso_json *doc, const cJSON *entries,
-                                bool reset)
+                                bool reset, int64_t from, int64_t to)
 {
     const cJSON *e;
     int rc = 0;
@@ -280,7 +285,7 @@ int verso__sync_applier_entries(verso__sync_applier *a, verso_json *doc, const c
         verso__crashpoint("slave.apply.begin");
     cJSON_ArrayForEach(e, entries)
     {
-        if ((rc = apply_entry(a, e)) < 0)
+        if ((rc = apply_entry(a, e, from, to)) < 0)
             goto done;
     }
     if (a->on_apply && a->npend > 0) {

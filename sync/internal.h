@@ -77,13 +77,15 @@ void verso__sync_applier_free(verso__sync_applier *a);
 int verso__sync_applier_set_schema(verso__sync_applier *a, verso__sync_schema *s);
 
 /*
- * Applies one message's entries (a JSON array of change objects). The
- * document doc is taken over (kept until commit when callbacks need it,
- * freed otherwise; also on failure). Opens the apply transaction first if
- * none is open (a full reset when reset is true).
+ * Applies one message's entries (a JSON array of change objects), which
+ * continue from version from up to to: a change of a version outside
+ * (from, to] is VERSO_EPROTO. The document doc is taken over (kept until
+ * commit when callbacks need it, freed otherwise; also on failure). Opens
+ * the apply transaction first if none is open (a full reset when reset is
+ * true).
  */
 int verso__sync_applier_entries(verso__sync_applier *a, struct verso_json *doc,
-                                const struct cJSON *entries, bool reset);
+                                const struct cJSON *entries, bool reset, int64_t from, int64_t to);
 
 /* Commits at a snapshot boundary: stores the cursor, runs callbacks. */
 int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64_t version);
@@ -170,7 +172,9 @@ bool verso__sync_snapshot_fits(verso_db *db);
  * Installs a received snapshot file into db: the copy keeps db's identity,
  * marks every table replicated and stores the cursor (master, version).
  * Refused (VERSO_ESTATE, db untouched) unless verso__sync_snapshot_fits(),
- * checked again under db's write lock. The file is removed.
+ * checked again under db's write lock; refused (VERSO_EPROTO, db untouched)
+ * when the file fails integrity_check or does not hold head version with
+ * nothing newer. The file is removed.
  */
 int verso__sync_snapshot_install(verso_db *db, const char *file, const char *master,
                                  int64_t version, char *why, size_t whylen);
@@ -357,6 +361,25 @@ void verso__wsc_service(verso__wsc *c);
 /* Any thread: makes the current or next verso__wsc_service() return. */
 void verso__wsc_wake(verso__wsc *c);
 
+/* ---- A live slave driven by hand (slave.c), for tests and fuzzers ---- */
+
+/*
+ * A slave on db_path (opts may be NULL) with no thread and no connection:
+ * its link is open, waiting for the master's hello. One thread; free with
+ * verso__slave_detached_free() (NULL ok), not verso_slave_stop().
+ */
+int verso__slave_detached(verso_slave **out, const char *db_path, const verso_slave_options *opts,
+                          char *why, size_t whylen);
+/*
+ * Handles data as a message of the master on the open link and returns
+ * what handling it returned (< 0: refused). A refused message or an error
+ * ends the link as a real one would (open transaction rolled back, partial
+ * snapshot removed) and a new link opens at once. out (cleared) receives
+ * the message the slave sends next: subscribe, ack, or nothing.
+ */
+int verso__slave_receive(verso_slave *s, const char *data, size_t len, verso_buf *out);
+void verso__slave_detached_free(verso_slave *s);
+
 /* ---- The master's connection to one slave (master.c) ---- */
 
 /*
@@ -416,6 +439,17 @@ verso__master_next verso__master_choose(const verso__master_facts *f);
 
 /* Whether changes are due (SUBSCRIBED and a first batch, a sequence or the head ahead). */
 bool verso__master_changes_due(const verso__master_facts *f);
+
+/*
+ * A master's connections driven by hand, for tests and fuzzers: its
+ * WebSocket handler (call on_open, on_message and on_close with a NULL
+ * verso_ws), and verso__master_conn_next(), which builds the message the
+ * connection cp sends next into b (cleared; empty when nothing is due)
+ * and gives 1 when the close follows it, as on_writeable would. Service
+ * thread only, like the handler.
+ */
+const verso_ws_handler *verso__master_handler(verso_sync_master *m);
+int verso__master_conn_next(verso_sync_master *m, void *cp, verso_buf *b);
 
 /* Monotonic milliseconds. */
 int64_t verso__sync_mono_ms(void);

@@ -282,6 +282,23 @@ static int fail_conn(verso_sync_master *m, conn *c, const char *code, const char
 #endif
     ;
 
+/* Cuts s before a multi-byte character left incomplete at its end: the
+ * text of an error ends with what the slave sent, cut to fit, and must stay
+ * UTF-8 to be sent at all. */
+static void cut_partial_char(char *s)
+{
+    size_t n = strlen(s), i = n, need;
+    unsigned char lead;
+
+    while (i > 0 && n - i < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+        i--;
+    if (i == 0 || (lead = (unsigned char)s[i - 1]) < 0xc0)
+        return;
+    need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+    if (n - (i - 1) < need)
+        s[i - 1] = '\0';
+}
+
 static int fail_conn(verso_sync_master *m, conn *c, const char *code, const char *fmt, ...)
 {
     va_list ap;
@@ -289,6 +306,7 @@ static int fail_conn(verso_sync_master *m, conn *c, const char *code, const char
     va_start(ap, fmt);
     vsnprintf(c->error, sizeof(c->error), fmt, ap);
     va_end(ap);
+    cut_partial_char(c->error);
     snprintf(c->error_code, sizeof(c->error_code), "%s", code);
     snapshot_end(c);
     move(m, c, VERSO__MASTER_CLOSING);
@@ -1195,4 +1213,22 @@ void verso_sync_master_close(verso_sync_master *m)
     free(m->handlers);
     pthread_mutex_destroy(&m->lock);
     free(m);
+}
+
+/* ---- a connection driven by hand (internal.h) ---- */
+
+const verso_ws_handler *verso__master_handler(verso_sync_master *m)
+{
+    return &m->handler;
+}
+
+int verso__master_conn_next(verso_sync_master *m, void *cp, verso_buf *b)
+{
+    conn *c = cp;
+    int rc = next_message(m, c, b);
+
+    if (rc < 0 || b->len == 0)
+        return rc;
+    c->last_tx_ms = mono_ms();
+    return c->state == VERSO__MASTER_CLOSING ? 1 : 0;
 }

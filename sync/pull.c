@@ -226,7 +226,7 @@ static int apply_answer(pull *p, verso_json *doc, int status, int64_t *since, bo
         return rc;
     }
     rc = verso__sync_applier_entries(p->ap, doc, cJSON_GetObjectItemCaseSensitive(root, "changes"),
-                                     *reset);
+                                     *reset, *since, cursor);
     if (rc < 0) {
         verso__sync_why(p->why, p->whylen, "apply: %s", verso__sync_applier_errmsg(p->ap));
         return rc;

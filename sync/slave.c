@@ -153,6 +153,13 @@ static void link_move(verso_slave *s, verso_slave_link to)
     check(s);
 }
 
+/* The client layer is asked for a writeable report (a detached slave has none). */
+static void want_write(verso_slave *s)
+{
+    if (s->ws)
+        verso__wsc_want_write(s->ws);
+}
+
 /* The only place the subscription changes state; a subscription due is sent at once. */
 static void sub_move(verso_slave *s, sub_state to)
 {
@@ -160,7 +167,7 @@ static void sub_move(verso_slave *s, sub_state to)
     s->sub = to;
     check(s);
     if (to == SUB_DUE || to == SUB_DUE_SNAPSHOT)
-        verso__wsc_want_write(s->ws);
+        want_write(s);
 }
 
 /* ---- shared state ---- */
@@ -220,7 +227,7 @@ static void progress(verso_slave *s, int64_t head)
 static void ack_later(verso_slave *s, int64_t version)
 {
     s->ack_version = version;
-    verso__wsc_want_write(s->ws);
+    want_write(s);
 }
 
 /* The subscription's full resynchronisation is committed. */
@@ -396,7 +403,7 @@ static int on_changes(verso_slave *s, verso__sync_msg *m)
         publish(s, to, head, false);
         return 0;
     }
-    rc = verso__sync_applier_entries(s->ap, m->doc, entries, s->reset_pending);
+    rc = verso__sync_applier_entries(s->ap, m->doc, entries, s->reset_pending, from, to);
     m->doc = NULL; /* taken over */
     if (rc < 0)
         return apply_failed(s, rc, "apply: %s");
@@ -437,12 +444,17 @@ static int on_resync(verso_slave *s, verso__sync_msg *m)
     return 0;
 }
 
+static void link_end(verso_slave *s, const char *why);
+
 static int on_error(verso_slave *s, verso__sync_msg *m)
 {
     const char *msg = verso__sync_json_get_str(verso_json_root(m->doc), "message");
 
     set_error(s, "master: %s", msg ? msg : "error");
-    verso__wsc_close(s->ws, 1000, "the master reported an error"); /* it closes as well */
+    if (s->ws) /* its on_ended() ends the link */
+        verso__wsc_close(s->ws, 1000, "the master reported an error"); /* it closes as well */
+    else
+        link_end(s, "the master reported an error");
     return 0;
 }
 
@@ -759,7 +771,7 @@ static verso_slave *slave_alloc(void)
     return NULL;
 }
 
-/* The database, the applier and the client layer. */
+/* The database, the applier and, unless opts is NULL (a detached slave), the client layer. */
 static int open_parts(verso_slave *s, const char *db_path, const verso_slave_options *opts,
                       char *why, size_t whylen)
 {
@@ -774,8 +786,8 @@ static int open_parts(verso_slave *s, const char *db_path, const verso_slave_opt
     verso__sync_snaprx_init(&s->snap, s->db);
     if ((rc = verso_db_cursor(&c, s->db)) < 0 ||
         (rc = verso__sync_applier_new(&s->ap, s->db, &s->o.client)) < 0 ||
-        (rc = verso__wsc_new(&s->ws, &s->url, opts->client.token, opts->client.insecure,
-                             &link_handler, s)) < 0) {
+        (opts && (rc = verso__wsc_new(&s->ws, &s->url, opts->client.token, opts->client.insecure,
+                                      &link_handler, s)) < 0)) {
         verso__sync_why(why, whylen, "cannot start: %s", verso_strerror(rc));
         return rc;
     }
@@ -859,4 +871,55 @@ int verso_slave_wait(verso_slave *s, int64_t version, int timeout_ms)
     rc = s->st.cursor >= version ? 0 : VERSO_ETIMEOUT;
     pthread_mutex_unlock(&s->lock);
     return rc;
+}
+
+/* ---- a slave without a thread or a connection (internal.h) ---- */
+
+/* A new attempt whose WebSocket is open at once: the master's hello is next. */
+static void detached_connect(verso_slave *s)
+{
+    link_move(s, VERSO_LINK_CONNECTING);
+    on_open(s);
+}
+
+int verso__slave_detached(verso_slave **out, const char *db_path, const verso_slave_options *opts,
+                          char *why, size_t whylen)
+{
+    static const verso_slave_options defaults = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave *s;
+    int rc;
+
+    *out = NULL;
+    verso__sync_why(why, whylen, "%s", "");
+    if (!db_path || !(s = slave_alloc()))
+        return db_path ? VERSO_ENOMEM : VERSO_EINVAL;
+    if ((rc = copy_options(s, opts ? opts : &defaults)) < 0 ||
+        (rc = open_parts(s, db_path, NULL, why, whylen)) < 0) {
+        slave_free(s);
+        return rc;
+    }
+    detached_connect(s);
+    *out = s;
+    return 0;
+}
+
+int verso__slave_receive(verso_slave *s, const char *data, size_t len, verso_buf *out)
+{
+    int rc = on_message(data, len, s);
+
+    if (rc < 0) /* what the client layer does with a failed message */
+        link_end(s, verso_strerror(rc));
+    if (s->link == VERSO_LINK_WAITING)
+        detached_connect(s);
+    s->last_tx_ms = verso__sync_mono_ms(); /* no heartbeat: the caller decides the pace */
+    verso_buf_clear(out);
+    if (next_out(out, s) < 0)
+        verso_buf_clear(out);
+    return rc;
+}
+
+void verso__slave_detached_free(verso_slave *s)
+{
+    if (s)
+        slave_free(s);
 }
