@@ -364,7 +364,7 @@ static int run_rest_read(world *w)
 
 /* ---- a slave: apply (sync/apply.c) and pull (sync/pull.c) ---- */
 
-/* {"schema":[...],"entries":[...],"to":V} of the master's changes since since. */
+/* {"schema":[...],"entries":[...],"from":since,"to":V} of the master's changes since since. */
 static char *batch_since(verso_db *m, int64_t since, int64_t *to)
 {
     verso_feed_options o = VERSO_FEED_OPTIONS_INIT;
@@ -385,7 +385,7 @@ static char *batch_since(verso_db *m, int64_t since, int64_t *to)
     }
     assert_int_equal(rc, 0);
     *to = verso_feed_head(f);
-    verso_buf_printf(&b, "],\"to\":%lld}", (long long)*to);
+    verso_buf_printf(&b, "],\"from\":%lld,\"to\":%lld}", (long long)since, (long long)*to);
     verso_feed_close(f);
     return verso_buf_detach(&b);
 }
@@ -395,18 +395,20 @@ static int apply_batch(verso__sync_applier *a, const char *master, const char *t
     verso__sync_schema schema = {0};
     verso_json *doc = NULL;
     const cJSON *root;
-    int64_t to = 0;
+    int64_t from = 0, to = 0;
     int rc = verso_json_parse(&doc, text, strlen(text), 0, NULL, 0);
 
     assert_int_equal(rc, 0);
     root = verso_json_root(doc);
+    assert_int_equal(verso__sync_json_get_i64(&from, root, "from"), 0);
     assert_int_equal(verso__sync_json_get_i64(&to, root, "to"), 0);
     assert_int_equal(
         verso__sync_schema_parse(&schema, cJSON_GetObjectItem(root, "schema"), NULL, 0), 0);
     rc = verso__sync_applier_set_schema(a, &schema);
     verso__sync_schema_free(&schema);
     if (rc == 0)
-        rc = verso__sync_applier_entries(a, doc, cJSON_GetObjectItem(root, "entries"), false);
+        rc = verso__sync_applier_entries(a, doc, cJSON_GetObjectItem(root, "entries"), false, from,
+                                         to);
     else
         verso_json_free(doc);
     if (rc == 0)
