@@ -65,6 +65,38 @@ static int fix_copy(sqlite3 *s, const char *identity, const char *master, int64_
 
 static int64_t snapshot_head(sqlite3 *s);
 
+static int page_size(sqlite3 *s)
+{
+    sqlite3_stmt *st = NULL;
+    int n = -1;
+
+    if (sqlite3_prepare_v2(s, "PRAGMA main.page_size", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/*
+ * The backup API cannot change the page size of a WAL database: a copy of
+ * a master whose pages differ from the slave's is rebuilt at the slave's
+ * page size first (once, by VACUUM, in rollback-journal mode).
+ */
+static int match_page_size(sqlite3 *src, sqlite3 *dst)
+{
+    char sql[96];
+    int want = page_size(dst);
+
+    if (want <= 0)
+        return SQLITE_ERROR;
+    if (page_size(src) == want)
+        return SQLITE_OK;
+    snprintf(sql, sizeof(sql), "PRAGMA journal_mode=DELETE; PRAGMA page_size=%d; VACUUM;", want);
+    if (sqlite3_exec(src, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return SQLITE_ERROR;
+    return page_size(src) == want ? SQLITE_OK : SQLITE_ERROR;
+}
+
 /* The highest version of what sql reads (a table's version column, the tombstones), or -1. */
 static int64_t top_version(sqlite3 *s, const char *sql)
 {
@@ -182,7 +214,8 @@ int verso__snapshot_install(verso_db *db, const char *file, const char *master, 
     if ((rc = check_copy(src, version, why, whylen)) < 0)
         goto done;
     rc = VERSO_EDB;
-    if (fix_copy(src, db->identity, master, version) != SQLITE_OK) {
+    if (match_page_size(src, db->sq) != SQLITE_OK ||
+        fix_copy(src, db->identity, master, version) != SQLITE_OK) {
         why_set(why, whylen, "snapshot", sqlite3_errmsg(src));
         goto done;
     }

@@ -331,6 +331,54 @@ static void test_pull_snapshot_bootstrap(void **state)
     verso_db_close(db);
 }
 
+/* A master file of another page size than the slave's (512 B, 64 KiB) is
+ * bootstrapped too: the received copy is rebuilt at the slave's page size
+ * (SQLite's backup cannot change the page size of a WAL database), where it
+ * used to fail and be asked for again forever. */
+static void test_pull_snapshot_page_size(void **state)
+{
+    static const int sizes[] = {512, 65536};
+    char mp[600], sp[600], why[256] = "", sql[64];
+    verso_pull_result res;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        h_master m;
+        sqlite3 *raw = NULL;
+        verso_db *db, *sdb = NULL;
+
+        snprintf(sql, sizeof(sql), "pagesize-master-%d.db", sizes[i]);
+        h_path(mp, sizeof(mp), sql);
+        snprintf(sql, sizeof(sql), "pagesize-slave-%d.db", sizes[i]);
+        h_path(sp, sizeof(sp), sql);
+        assert_int_equal(sqlite3_open(mp, &raw), SQLITE_OK);
+        snprintf(sql, sizeof(sql), "PRAGMA page_size=%d; VACUUM;", sizes[i]);
+        assert_int_equal(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(raw);
+        db = h_open(mp);
+        assert_int_equal(h_sql_int(verso_db_sqlite(db), "PRAGMA page_size", 0), sizes[i]);
+        h_seed(9);
+        h_orm_workload(db, 300, 30);
+        h_master_start(&m, mp, NULL);
+        assert_int_equal(verso_db_open(&sdb, sp, NULL, NULL, 0), 0);
+        if (verso_sync_pull(&res, sdb, m.url, NULL, why, sizeof(why)) < 0)
+            fail_msg("pull from a %d-byte-page master: %s", sizes[i], why);
+        assert_true(res.snapshot);
+        assert_int_equal(res.cursor, h_head(mp));
+        verso_db_close(sdb);
+        h_assert_converged(mp, sp);
+        h_orm_workload(db, 20, 5); /* then rows */
+        sdb = h_open(sp);
+        if (verso_sync_pull(&res, sdb, m.url, NULL, why, sizeof(why)) < 0)
+            fail_msg("pull: %s", why);
+        assert_false(res.snapshot);
+        verso_db_close(sdb);
+        h_assert_converged(mp, sp);
+        h_master_kill(&m, SIGTERM);
+        verso_db_close(db);
+    }
+}
+
 /* A slave whose C struct disagrees with the master's table says what differs. */
 typedef struct other_item {
     int64_t id;
@@ -764,6 +812,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_full_read_in_pages_under_a_horizon),
         cmocka_unit_test(test_pull_should_stop),
         cmocka_unit_test(test_pull_snapshot_bootstrap),
+        cmocka_unit_test(test_pull_snapshot_page_size),
         cmocka_unit_test(test_pull_schema_mismatch),
         cmocka_unit_test(test_pull_replaces_local_rows),
         cmocka_unit_test(test_token),
