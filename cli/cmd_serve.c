@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access_log.h"
 #include "cli.h"
+#include "log.h"
 #include "verso/rest.h"
 #include "verso/sync.h"
 
@@ -21,6 +23,7 @@ typedef struct serve_args {
     const char *host;
     const char *port;
     const char *config;
+    const char *access_log;
 } serve_args;
 
 typedef struct serve_option {
@@ -32,19 +35,24 @@ static const serve_option k_options[] = {
     {.name = "--host", .offset = offsetof(serve_args, host)},
     {.name = "--port", .offset = offsetof(serve_args, port)},
     {.name = "--config", .offset = offsetof(serve_args, config)},
+    {.name = "--access-log", .offset = offsetof(serve_args, access_log)},
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: verso serve DB [--host H] [--port P] [--config FILE]\n"
-                 "Serves the tracked tables of DB as JSON, and /_sync for live slaves\n"
-                 "(verso replicate), until SIGINT or SIGTERM.\n"
-                 "  DB              the database file (must exist)\n"
-                 "  --host H        bind address (default 127.0.0.1; any other address\n"
-                 "                  needs an access token in the config file)\n"
-                 "  --port P        TCP port (default 8080; 0 = any free port)\n"
-                 "  --config FILE   tokens, limits and TLS (default $VERSO_CONFIG);\n"
-                 "                  format in docs/rest.md\n");
+    fprintf(out,
+            "usage: verso serve DB [--host H] [--port P] [--config FILE] [--access-log FILE]\n"
+            "Serves the tracked tables of DB as JSON, and /_sync for live slaves\n"
+            "(verso replicate), until SIGINT or SIGTERM.\n"
+            "  DB              the database file (must exist)\n"
+            "  --host H        bind address (default 127.0.0.1; any other address\n"
+            "                  needs an access token in the config file)\n"
+            "  --port P        TCP port (default 8080; 0 = any free port)\n"
+            "  --config FILE   tokens, limits and TLS (default $VERSO_CONFIG);\n"
+            "                  format in docs/rest.md\n"
+            "  --access-log FILE  one JSON line per request, appended to FILE\n"
+            "%s",
+            cli_log_usage);
 }
 
 static int usage_error(const char *what, const char *arg)
@@ -59,8 +67,14 @@ static int parse_args(serve_args *a, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         size_t k = 0;
+        int lo;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return 1;
+        if ((lo = cli_log_option(argc, argv, &i)) != 0) {
+            if (lo < 0)
+                return 2;
+            continue;
+        }
         if (argv[i][0] != '-') {
             if (a->db)
                 return usage_error("unexpected argument ", argv[i]);
@@ -99,13 +113,12 @@ static void on_disk_full(verso_rest *srv, bool full, void *arg)
 {
     (void)srv;
     if (full)
-        fprintf(stderr,
-                "verso serve: the disk of %s is full: writes are refused (HTTP 507) until "
-                "space is freed there; reads go on, and writes resume by themselves\n",
+        cli_log(CLI_ERROR,
+                "the disk of %s is full: writes are refused (HTTP 507) until "
+                "space is freed there; reads go on, and writes resume by themselves",
                 (const char *)arg);
     else
-        fprintf(stderr, "verso serve: writes work again on %s (disk space is back)\n",
-                (const char *)arg);
+        cli_log(CLI_WARN, "writes work again on %s (disk space is back)", (const char *)arg);
 }
 
 /* Blocks the stop signals in every thread, then waits for one here. */
@@ -114,6 +127,13 @@ static void wait_for_stop(const sigset_t *set)
     int sig = 0;
 
     sigwait(set, &sig);
+}
+
+static int serve_fail(FILE *access)
+{
+    if (access)
+        fclose(access);
+    return 1;
 }
 
 int verso_cli_serve(int argc, char **argv)
@@ -125,10 +145,18 @@ int verso_cli_serve(int argc, char **argv)
     char why[512] = "";
     const char *host;
     sigset_t set;
-    int rc = parse_args(&a, argc, argv);
+    FILE *access = NULL;
+    int rc;
 
-    if (rc)
+    cli_log_init("serve");
+    if ((rc = parse_args(&a, argc, argv)) != 0)
         return rc == 1 ? (usage(stdout), 0) : rc;
+    if (a.access_log && !(access = cli_access_log_open(a.access_log)))
+        return 1;
+    if (a.access_log || cli_log_enabled(CLI_DEBUG)) {
+        o.on_access = cli_access_log_write;
+        o.access_arg = access;
+    }
     if (parse_port(&o.port, a.port) < 0)
         return usage_error("--port needs a number from 0 to 65535, not ", a.port);
     o.db_path = a.db;
@@ -146,13 +174,13 @@ int verso_cli_serve(int argc, char **argv)
     /* Every served database is also a replication master (/_sync). */
     if (verso_sync_master_new(&master, a.db, NULL, why, sizeof(why)) < 0) {
         fprintf(stderr, "verso serve: %s\n", why);
-        return 1;
+        return serve_fail(access);
     }
     verso_sync_master_mount(master, &o);
     if (verso_rest_start(&srv, NULL, &o, why, sizeof(why)) < 0) {
         fprintf(stderr, "verso serve: %s\n", why);
         verso_sync_master_close(master);
-        return 1;
+        return serve_fail(access);
     }
     host = verso_rest_host(srv);
     printf("%s://%s%s%s:%d/\n", verso_rest_tls(srv) ? "https" : "http",
@@ -161,5 +189,7 @@ int verso_cli_serve(int argc, char **argv)
     wait_for_stop(&set);
     verso_rest_stop(srv);
     verso_sync_master_close(master);
+    if (access)
+        fclose(access);
     return 0;
 }

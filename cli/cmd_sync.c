@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "log.h"
+#include "progress.h"
 #include "verso/rest.h"
 #include "verso/sync.h"
 
@@ -35,7 +37,7 @@ typedef struct sync_args {
     int chunk;
     int port; /* replicate: also serve the slave's db (cascade); -1 = no */
     bool insecure;
-    bool quiet;
+    int64_t summary_ms; /* --stats-interval: summary lines off a terminal */
     bool replace_tables;
     char token_buf[512];
 } sync_args;
@@ -80,8 +82,10 @@ static void usage(FILE *out, const char *cmd)
             "  --config FILE      client config file with a 'client-token TOKEN' line\n"
             "                     (default $VERSO_CONFIG)\n"
             "  --insecure         https: accept self-signed certificates\n"
-            "  --quiet            no progress on stderr\n",
-            cmd);
+            "  --stats-interval S off a terminal: a summary line every S seconds\n"
+            "                     (default 60; 0 = none)\n"
+            "%s",
+            cmd, cli_log_usage);
     if (strcmp(cmd, "pull") == 0)
         fprintf(out, "  --chunk N          changes per request (default 10000)\n");
     if (strcmp(cmd, "replicate") == 0)
@@ -134,8 +138,10 @@ static int parse_option(sync_args *a, int argc, char **argv, int *i)
         return 1;
     if (!strcmp(o, "--insecure"))
         return a->insecure = true, 0;
-    if (!strcmp(o, "--quiet") || !strcmp(o, "-q"))
-        return a->quiet = true, 0;
+    int rc = cli_log_option(argc, argv, i);
+
+    if (rc != 0)
+        return rc > 0 ? 0 : -1;
     if (!strcmp(o, "--replace-tables"))
         return a->replace_tables = true, 0;
     if (!v)
@@ -149,6 +155,12 @@ static int parse_option(sync_args *a, int argc, char **argv, int *i)
         return parse_int(&a->chunk, v);
     if (!strcmp(o, "--port") && !strcmp(a->cmd, "replicate"))
         return parse_int(&a->port, v);
+    if (!strcmp(o, "--stats-interval")) {
+        int sec = 0;
+        rc = parse_int(&sec, v);
+        a->summary_ms = (int64_t)sec * 1000;
+        return rc;
+    }
     if (!strcmp(o, "--table") && a->ntables < 64)
         return a->tables[a->ntables++] = v, 0;
     return -1;
@@ -162,6 +174,8 @@ static int parse_args(sync_args *a, int argc, char **argv)
     memset(a, 0, sizeof(*a));
     a->cmd = argv[0];
     a->port = -1;
+    a->summary_ms = 60000;
+    cli_log_init(a->cmd);
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] == '-' && argv[i][1] != '\0') {
             if ((rc = parse_option(a, argc, argv, &i)) != 0) {
@@ -195,21 +209,7 @@ static void client_options(verso_sync_client *c, const sync_args *a)
     c->replace_tables = a->replace_tables;
 }
 
-static bool show_progress(const sync_args *a)
-{
-    return !a->quiet && isatty(STDERR_FILENO);
-}
-
 /* ---- pull ---- */
-
-static void pull_progress(const verso_sync_progress *p, void *arg)
-{
-    (void)arg;
-    fprintf(stderr, "\rpull: %lld rows  %.0f rows/s  cursor %lld  lag %lld versions   ",
-            (long long)p->rows, p->elapsed_ms > 0 ? p->rows * 1000.0 / p->elapsed_ms : 0.0,
-            (long long)p->cursor,
-            (long long)(p->master_head > p->cursor ? p->master_head - p->cursor : 0));
-}
 
 /* Creates path if it is missing: true if this call made it (never for
  * SQLite's special names, which are not files of that name). */
@@ -246,11 +246,25 @@ static bool committed_nothing(verso_db *db)
     return verso_db_cursor(&cur, db) == 0 && !cur.master[0] && cur.version == 0;
 }
 
+/* What the pull brought: the snapshot's rows too, not only the changes after it. */
+static void pull_done(const verso_pull_result *res)
+{
+    char snap[96] = "";
+
+    if (res->snapshot)
+        snprintf(snap, sizeof(snap), "file snapshot of %lld rows, then ",
+                 (long long)res->snapshot_rows);
+    cli_log(CLI_INFO, "%s%lld changes, cursor %lld (master %s head %lld)%s", snap,
+            (long long)res->rows, (long long)res->cursor, res->master, (long long)res->master_head,
+            res->resynced ? ", full resync" : "");
+}
+
 int verso_cli_pull(int argc, char **argv)
 {
     char open_why[256] = "";
     verso_sync_client c = VERSO_SYNC_CLIENT_INIT;
     verso_pull_result res;
+    cli_pull progress;
     verso_db *db = NULL;
     sync_args a;
     char why[256];
@@ -260,8 +274,9 @@ int verso_cli_pull(int argc, char **argv)
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     client_options(&c, &a);
-    if (show_progress(&a))
-        c.on_progress = pull_progress;
+    cli_pull_init(&progress, a.summary_ms);
+    c.on_progress = cli_pull_progress;
+    c.progress_arg = &progress;
     created = create_file(a.db);
     if (verso_db_open(&db, a.db, NULL, open_why, sizeof(open_why)) < 0) {
         fprintf(stderr, "verso pull: %s: %s\n", a.db, open_why);
@@ -272,8 +287,7 @@ int verso_cli_pull(int argc, char **argv)
     install_signals();
     c.should_stop = stop_requested;
     rc = verso_sync_pull(&res, db, a.url, &c, why, sizeof(why));
-    if (show_progress(&a))
-        fputc('\n', stderr);
+    cli_status_end();
     unused = rc < 0 && created && committed_nothing(db);
     verso_db_close(db);
     if (unused)
@@ -282,11 +296,7 @@ int verso_cli_pull(int argc, char **argv)
         fprintf(stderr, "verso pull: %s\n", why[0] ? why : verso_strerror(rc));
         return 1;
     }
-    if (!a.quiet)
-        fprintf(stderr, "verso pull: %s%lld changes, cursor %lld (master %s head %lld)%s\n",
-                res.snapshot ? "file snapshot, then " : "", (long long)res.rows,
-                (long long)res.cursor, res.master, (long long)res.master_head,
-                res.resynced ? ", full resync" : "");
+    pull_done(&res);
     return res.cursor >= res.master_head ? 0 : 1;
 }
 
@@ -314,8 +324,7 @@ static int serve_start(serving *sv, const sync_args *a)
         fprintf(stderr, "verso replicate: cannot serve: %s\n", why[0] ? why : verso_strerror(rc));
         return rc;
     }
-    fprintf(stderr, "verso replicate: serving %s on http://127.0.0.1:%d\n", a->db,
-            verso_rest_port(sv->rest));
+    cli_log(CLI_INFO, "serving %s on http://127.0.0.1:%d", a->db, verso_rest_port(sv->rest));
     return 0;
 }
 
@@ -325,22 +334,9 @@ static void serve_stop(serving *sv)
     verso_sync_master_close(sv->master);
 }
 
-static void replicate_status(verso_slave *s, int64_t start_ms, bool final)
-{
-    verso_slave_state st;
-    int64_t el = verso_now_ms() - start_ms;
-
-    verso_slave_state_get(&st, s);
-    fprintf(stderr,
-            "\rreplicate: %s  %lld rows  %.0f rows/s  cursor %lld  lag %lld versions %lld ms   %s",
-            st.connected ? "connected" : "connecting", (long long)st.applied_rows,
-            el > 0 ? st.applied_rows * 1000.0 / el : 0.0, (long long)st.cursor,
-            (long long)st.lag_versions, (long long)st.lag_ms, final ? "\n" : "");
-}
-
 /* Prints the slave's last failure when it changed: once, not at every retry.
  * A failure that cleared and comes back is a new episode, printed again. */
-static void replicate_error(verso_slave *s, const sync_args *a, char *shown, size_t n)
+static void replicate_error(verso_slave *s, char *shown, size_t n)
 {
     verso_slave_state st;
 
@@ -350,7 +346,7 @@ static void replicate_error(verso_slave *s, const sync_args *a, char *shown, siz
     if (!st.last_error[0] || !strcmp(st.last_error, shown))
         return;
     snprintf(shown, n, "%s", st.last_error);
-    fprintf(stderr, "%sverso replicate: %s\n", show_progress(a) ? "\n" : "", shown);
+    cli_log(CLI_ERROR, "%s", shown);
 }
 
 int verso_cli_replicate(int argc, char **argv)
@@ -360,17 +356,21 @@ int verso_cli_replicate(int argc, char **argv)
     serving sv = {0};
     sync_args a;
     char why[256], shown[sizeof(((verso_slave_state *)0)->last_error)] = "";
-    int64_t start = verso_now_ms();
+    cli_replicate progress;
     int rc = parse_args(&a, argc, argv);
 
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     client_options(&o.client, &a);
+    cli_replicate_init(&progress, a.summary_ms);
+    o.on_event = cli_replicate_event;
+    o.event_arg = &progress;
     install_signals();
     if (verso_slave_start(&s, a.db, a.url, &o, why, sizeof(why)) < 0) {
         fprintf(stderr, "verso replicate: %s\n", why);
         return 1;
     }
+    progress.slave = s;
     if (a.port >= 0 && serve_start(&sv, &a) < 0) {
         verso_slave_stop(s);
         return 1;
@@ -378,12 +378,10 @@ int verso_cli_replicate(int argc, char **argv)
     while (!g_stop) {
         struct timespec ts = {0, 200 * 1000000L};
         nanosleep(&ts, NULL);
-        replicate_error(s, &a, shown, sizeof(shown));
-        if (show_progress(&a))
-            replicate_status(s, start, false);
+        replicate_error(s, shown, sizeof(shown));
+        cli_replicate_tick(&progress);
     }
-    if (!a.quiet)
-        replicate_status(s, start, true);
+    cli_replicate_end(&progress);
     if (sv.rest)
         serve_stop(&sv);
     verso_slave_stop(s);

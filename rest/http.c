@@ -32,6 +32,7 @@ typedef struct conn {
     bool shut;    /* half-close once libwebsockets has sent what it buffered */
     verso__chunked ck;
     struct timespec t0;
+    const char *role; /* for the access log: verso__access_role() of the request */
 } conn;
 
 typedef struct method_token {
@@ -207,6 +208,10 @@ static int send_response(verso_rest *srv, struct lws *wsi, conn *c, const verso_
     verso__metrics_record(&srv->metrics, rs->route, rs->status, elapsed(&c->t0), rs->rows);
     if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
         return -1;
+    verso__access_record(srv, wsi,
+                         &(verso__access_entry){c->method, c->path.data, rs->status,
+                                                body ? rs->body->len : 0, elapsed(&c->t0),
+                                                c->role});
     if (close) {
         half_close(srv, wsi, c);
         return 0;
@@ -360,6 +365,7 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
     rq.if_none_match = header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, ifnm, sizeof(ifnm));
     verso__auth_identify(&rq.auth, &srv->cfg,
                          header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz)));
+    c->role = verso__access_role(&rq.auth, &srv->cfg);
     if (rq.method == VERSO__HEAD)
         rq.method = VERSO__GET;
     if (rc < 0 || !params_valid(rq.params, rq.nparams) || !str_valid(rq.path))
@@ -410,6 +416,7 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
     }
     c->state = ST_IDLE;
     c->shut = false;
+    c->role = NULL;
     c->method = method_of(wsi);
     verso_buf_clear(&c->path);
     verso_buf_clear(&c->body);

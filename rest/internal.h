@@ -137,6 +137,21 @@ typedef struct verso__resp {
     char errmsg[200];  /* the message of the last verso__error() */
 } verso__resp;
 
+/* ---- access.c: verso_rest_options.on_access ---- */
+typedef struct verso__access_entry {
+    unsigned method;
+    const char *path; /* without the query */
+    int status;
+    size_t bytes; /* body bytes sent */
+    double seconds;
+    const char *role; /* verso__access_role(); NULL = no token */
+} verso__access_entry;
+
+/* The role a request's token has ("admin", ..., "invalid"); NULL without a token. */
+const char *verso__access_role(const verso__auth *a, const verso__config *c);
+/* Tells on_access, if set. Service thread. */
+void verso__access_record(verso_rest *srv, struct lws *wsi, const verso__access_entry *e);
+
 /* ---- metrics.c ---- */
 #define VERSO__NSTATUS  18 /* counted statuses; the last slot is "other" */
 #define VERSO__NBUCKETS 12 /* latency histogram buckets, then +Inf */

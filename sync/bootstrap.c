@@ -53,6 +53,8 @@ typedef struct fetch {
     int64_t step_ms;    /* when the fetch entered its current state */
     int64_t last_tx_ms; /* when we last sent */
     int64_t hb_ms;      /* heartbeat period: ours, capped by the master's */
+    const verso_sync_client *o;
+    int64_t start_ms, progress_ms; /* for o->on_progress */
     char name[64];
     char why[200];
 } fetch;
@@ -103,10 +105,27 @@ static int on_hello(fetch *f, verso__sync_msg *m)
     return 0;
 }
 
+/* The file's bytes so far, about every 200 ms and at the last chunk. */
+static void snapshot_progress(fetch *f, bool last)
+{
+    int64_t now = verso__sync_mono_ms();
+    verso_sync_progress p = {.phase = VERSO_PHASE_SNAPSHOT, .snapshot_total = f->rx.size};
+
+    if (!f->o->on_progress || (!last && now - f->progress_ms < 200))
+        return;
+    f->progress_ms = now;
+    p.snapshot_bytes = last ? f->rx.size : f->rx.offset;
+    p.elapsed_ms = now - f->start_ms;
+    p.cursor = p.master_head = last ? f->rx.head : 0;
+    f->o->on_progress(&p, f->o->progress_arg);
+}
+
 static int on_snapshot(fetch *f, verso__sync_msg *m)
 {
     int rc = verso__sync_snaprx_chunk(&f->rx, m);
 
+    if (rc >= 0)
+        snapshot_progress(f, rc == 1);
     if (rc == 1)
         close_done(f, 1, NULL);
     else if (rc < 0 && f->rx.why[0])
@@ -256,8 +275,11 @@ int verso__sync_snapshot_fetch(int64_t *version, verso_db *db, const char *url,
                                const verso_sync_client *opts, const verso__sync_cancel *stop,
                                char *why, size_t whylen)
 {
-    fetch f = {
-        .db = db, .hb_ms = 5000, .timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 10000};
+    fetch f = {.db = db,
+               .hb_ms = 5000,
+               .timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 10000,
+               .o = opts,
+               .start_ms = verso__sync_mono_ms()};
     verso__sync_url u;
     int rc;
 

@@ -260,6 +260,7 @@ typedef struct verso__sync_snaprx {
     verso_db *db;   /* borrowed: the database the file replaces */
     FILE *file;     /* the file being written; NULL between snapshots */
     int64_t offset; /* bytes received */
+    int64_t size;   /* the file's size as the master announced it; 0 unknown */
     char path[700];
     char master[37]; /* after the last chunk: the identity and head the installed file holds */
     int64_t head;
@@ -280,6 +281,9 @@ int verso__sync_snaprx_chunk(verso__sync_snaprx *rx, const verso__sync_msg *m);
 
 /* Removes the partial file of a snapshot being received, if any. */
 void verso__sync_snaprx_discard(verso__sync_snaprx *rx);
+
+/* Rows in db's tracked tables (what an installed snapshot brought); 0 on error. */
+int64_t verso__sync_count_rows(verso_db *db);
 
 /* ---- WebSocket client (wsc.c): the slave side's only libwebsockets code ---- */
 

@@ -26,6 +26,7 @@ typedef struct pull {
     int64_t horizon;
     int64_t start_ms;
     int64_t progress_ms;
+    int64_t catchup_from; /* the cursor the rows start from */
     verso_pull_result res;
     char *why;
     size_t whylen;
@@ -165,10 +166,15 @@ static void progress(pull *p, int64_t cursor, bool last)
     if (!p->o->on_progress || (!last && now - p->progress_ms < 200))
         return;
     p->progress_ms = now;
+    memset(&pr, 0, sizeof(pr));
     pr.rows = verso__sync_applier_rows(p->ap);
     pr.cursor = cursor;
     pr.master_head = p->head;
     pr.elapsed_ms = now - p->start_ms;
+    pr.phase = VERSO_PHASE_CATCHUP;
+    pr.snapshot_rows = p->res.snapshot_rows;
+    pr.catchup_from = p->catchup_from;
+    pr.catchup_target = p->head;
     p->o->on_progress(&pr, p->o->progress_arg);
 }
 
@@ -302,6 +308,7 @@ static void bootstrap(pull *p, int64_t *since, int64_t *stored, bool *reset)
     *since = *stored = v;
     *reset = false;
     p->res.snapshot = true;
+    p->res.snapshot_rows = verso__sync_count_rows(p->db);
     if (p->o->on_apply) /* as for a live slave: nothing listed, reload everything */
         p->o->on_apply(NULL, 0, v, true, p->o->apply_arg);
 }
@@ -332,6 +339,8 @@ static int run(pull *p)
         bootstrap(p, &since, &stored, &reset);
     p->res.master_head = p->head;
     memcpy(p->res.master, p->identity, sizeof(p->res.master));
+    p->catchup_from = since;
+    progress(p, stored, true); /* the catch-up starts */
     for (int attempt = 0;; attempt++) {
         rc = stream(p, &since, &reset, &stored);
         if (!retryable(rc) || attempt == 3)

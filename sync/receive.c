@@ -133,6 +133,7 @@ void verso__sync_snaprx_discard(verso__sync_snaprx *rx)
         fclose(rx->file);
     rx->file = NULL;
     rx->offset = 0;
+    rx->size = 0;
     if (rx->path[0])
         unlink(rx->path);
 }
@@ -181,6 +182,8 @@ int verso__sync_snaprx_chunk(verso__sync_snaprx *rx, const verso__sync_msg *m)
         goto done;
     if (off == 0) {
         verso__sync_snaprx_discard(rx);
+        if (verso__sync_json_get_i64(&rx->size, msg, "size") < 0 || rx->size < 0)
+            rx->size = 0;
         verso__sync_snapshot_name(rx->path, sizeof(rx->path), verso_db_path(rx->db));
         rc = (rx->file = fopen(rx->path, "wb")) ? 0 : VERSO_EIO;
     }
@@ -191,4 +194,14 @@ done:
     if (rc < 0)
         verso__sync_snaprx_discard(rx);
     return rc;
+}
+
+int64_t verso__sync_count_rows(verso_db *db)
+{
+    int64_t total = 0, n;
+
+    for (size_t i = 0; i < verso_db_ntables(db); i++)
+        if (verso_query_count(&n, db, verso_table_name(verso_db_table_at(db, i)), NULL, 0) == 0)
+            total += n;
+    return total;
 }

@@ -180,6 +180,39 @@ static void set_error(verso_slave *s, const char *fmt, const char *detail)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* Tells the application (verso_slave_options.on_event), on the slave's thread. */
+static void emit(verso_slave *s, verso_slave_event_kind kind, const char *detail, int64_t rows)
+{
+    verso_slave_event e = {.kind = kind, .detail = detail ? detail : "", .rows = rows};
+
+    if (!s->o.on_event)
+        return;
+    pthread_mutex_lock(&s->lock);
+    e.cursor = s->st.cursor;
+    e.master_head = s->st.master_head;
+    pthread_mutex_unlock(&s->lock);
+    s->o.on_event(&e, s->o.event_arg);
+}
+
+/* The phase moves; a catch-up starts from the cursor towards the head. Lock held. */
+static void phase_locked(verso_slave *s, verso_sync_phase to)
+{
+    s->st.phase = to;
+    if (to == VERSO_PHASE_CATCHUP) {
+        s->st.catchup_from = s->st.cursor;
+        s->st.catchup_target = s->st.master_head;
+    }
+    if (to != VERSO_PHASE_SNAPSHOT)
+        s->st.snapshot_bytes = s->st.snapshot_total = 0;
+}
+
+static void phase(verso_slave *s, verso_sync_phase to)
+{
+    pthread_mutex_lock(&s->lock);
+    phase_locked(s, to);
+    pthread_mutex_unlock(&s->lock);
+}
+
 /* Updates the shared state after the master's head or our cursor moved. */
 static void publish(verso_slave *s, int64_t cursor, int64_t head, bool committed)
 {
@@ -193,6 +226,8 @@ static void publish(verso_slave *s, int64_t cursor, int64_t head, bool committed
     if (s->st.master_head < s->st.cursor)
         s->st.master_head = s->st.cursor;
     s->st.lag_versions = s->st.master_head - s->st.cursor;
+    if (s->st.phase == VERSO_PHASE_CATCHUP && s->st.master_head > s->st.catchup_target)
+        s->st.catchup_target = s->st.master_head;
     if (s->st.lag_versions == 0)
         s->behind_since_ms = 0;
     else if (s->behind_since_ms == 0)
@@ -206,19 +241,42 @@ static void publish(verso_slave *s, int64_t cursor, int64_t head, bool committed
     pthread_mutex_unlock(&s->lock);
 }
 
-static void progress(verso_slave *s, int64_t head)
+/* Catching up and the head reached: the slave is live (said once per catch-up). */
+static void caught_up(verso_slave *s)
+{
+    bool now_live;
+    int64_t rows;
+
+    pthread_mutex_lock(&s->lock);
+    now_live =
+        s->st.phase == VERSO_PHASE_CATCHUP && s->st.lag_versions == 0 && s->link == VERSO_LINK_LIVE;
+    if (now_live)
+        phase_locked(s, VERSO_PHASE_LIVE);
+    rows = s->st.applied_rows;
+    pthread_mutex_unlock(&s->lock);
+    if (now_live)
+        emit(s, VERSO_EVENT_CAUGHT_UP, NULL, rows);
+}
+
+static void progress(verso_slave *s, int64_t head, bool force)
 {
     int64_t now = verso__sync_mono_ms();
-    verso_sync_progress p;
+    verso_sync_progress p = {0};
 
-    if (!s->o.client.on_progress || now - s->progress_ms < 200)
+    if (!s->o.client.on_progress || (!force && now - s->progress_ms < 200))
         return;
     s->progress_ms = now;
     pthread_mutex_lock(&s->lock);
     p.cursor = s->st.cursor;
+    p.phase = s->st.phase;
+    p.snapshot_bytes = s->st.snapshot_bytes;
+    p.snapshot_total = s->st.snapshot_total;
+    p.snapshot_rows = s->st.snapshot_rows;
+    p.catchup_from = s->st.catchup_from;
+    p.catchup_target = s->st.catchup_target;
     pthread_mutex_unlock(&s->lock);
     p.rows = verso__sync_applier_rows(s->ap);
-    p.master_head = head;
+    p.master_head = head >= 0 ? head : p.catchup_target;
     p.elapsed_ms = now - s->start_ms;
     s->o.client.on_progress(&p, s->o.client.progress_arg);
 }
@@ -244,6 +302,19 @@ static void reset_done(verso_slave *s)
 
 /* ---- incoming messages ---- */
 
+/* Why a full resynchronisation is needed (verso__sync_need_reset() said so). */
+static const char *resync_why(const verso_slave *s, const verso_cursor *c,
+                              const verso__sync_hello *h)
+{
+    if (s->force_reset)
+        return "the master asked for it";
+    if (c->master[0] && strcmp(c->master, h->identity) != 0)
+        return "the master's database is another one (identity changed)";
+    if (c->version > h->head)
+        return "the slave is ahead of the master's head (master restored from a backup?)";
+    return "the slave is behind the master's horizon (pruned changes)";
+}
+
 static int on_hello(verso_slave *s, verso__sync_msg *m)
 {
     verso__sync_hello h;
@@ -259,6 +330,8 @@ static int on_hello(verso_slave *s, verso__sync_msg *m)
     if (verso_db_cursor(&c, s->db) < 0)
         return VERSO_EDB;
     s->reset_pending = s->force_reset || verso__sync_need_reset(&c, s->master, h.head, h.horizon);
+    if (s->reset_pending)
+        emit(s, VERSO_EVENT_RESYNC, resync_why(s, &c, &h), 0);
     snapshot = (s->reset_pending || (!c.master[0] && c.version == 0)) && !s->tables &&
                verso__sync_snapshot_fits(s->db);
     s->expected_from = s->reset_pending ? 0 : c.version;
@@ -298,6 +371,8 @@ static int snapshot_installed(verso_slave *s)
 {
     int64_t head = s->snap.head;
 
+    int64_t rows = verso__sync_count_rows(s->db);
+
     sub_move(s, SUB_ROWS);
     s->expected_from = head;
     memcpy(s->master, s->snap.master, sizeof(s->master));
@@ -306,6 +381,12 @@ static int snapshot_installed(verso_slave *s)
     if (s->o.client.on_apply) /* before waiters see the version, as for rows */
         s->o.client.on_apply(NULL, 0, head, true, s->o.client.apply_arg);
     publish(s, head, head, true);
+    pthread_mutex_lock(&s->lock);
+    s->st.snapshot_rows = rows;
+    phase_locked(s, VERSO_PHASE_CATCHUP);
+    pthread_mutex_unlock(&s->lock);
+    emit(s, VERSO_EVENT_BOOTSTRAPPED, NULL, rows);
+    progress(s, head, true);
     return 0;
 }
 
@@ -315,6 +396,13 @@ static int on_snapshot(verso_slave *s, verso__sync_msg *m)
 
     if (rc < 0 && s->snap.why[0])
         set_error(s, "%s", s->snap.why);
+    if (rc == 0) {
+        pthread_mutex_lock(&s->lock);
+        s->st.snapshot_bytes = s->snap.offset;
+        s->st.snapshot_total = s->snap.size;
+        pthread_mutex_unlock(&s->lock);
+        progress(s, -1, false);
+    }
     return rc == 1 ? snapshot_installed(s) : rc;
 }
 
@@ -363,6 +451,7 @@ static int commit(verso_slave *s, int64_t to, int64_t head)
     s->retry_ms = 0; /* progress: the next failure starts the backoff afresh */
     ack_later(s, to);
     publish(s, to, head, true);
+    caught_up(s);
     return 0;
 }
 
@@ -401,13 +490,14 @@ static int on_changes(verso_slave *s, verso__sync_msg *m)
     if (holds(s, entries, from, to, more)) {
         ack_later(s, to);
         publish(s, to, head, false);
+        caught_up(s);
         return 0;
     }
     rc = verso__sync_applier_entries(s->ap, m->doc, entries, s->reset_pending, from, to);
     m->doc = NULL; /* taken over */
     if (rc < 0)
         return apply_failed(s, rc, "apply: %s");
-    progress(s, head);
+    progress(s, head, false);
     if (more) {
         publish(s, -1, head, false);
         return 0;
@@ -434,6 +524,8 @@ static int on_resync(verso_slave *s, verso__sync_msg *m)
     if (!id || strlen(id) != 36)
         return VERSO_EPROTO;
     memcpy(s->master, id, sizeof(s->master));
+    emit(s, VERSO_EVENT_RESYNC, "the master asked for it (its database was replaced or went back)",
+         0);
     s->ack_version = -1; /* of the former subscription */
     verso__sync_applier_abort(s->ap);
     verso__sync_snaprx_discard(&s->snap);
@@ -441,6 +533,7 @@ static int on_resync(verso_slave *s, verso__sync_msg *m)
     s->reset_pending = true;
     s->expected_from = 0;
     sub_move(s, s->sub == SUB_SNAPSHOT ? SUB_DUE_SNAPSHOT : SUB_DUE);
+    phase(s, VERSO_PHASE_CONNECTING);
     return 0;
 }
 
@@ -532,9 +625,13 @@ static int subscribe(verso_slave *s, verso_buf *b)
         sub.identity = c.master;
         sub.cursor = c.version;
     }
-    if (s->link == VERSO_LINK_HELLO)
+    if (s->link == VERSO_LINK_HELLO) {
         link_move(s, VERSO_LINK_LIVE);
+        emit(s, VERSO_EVENT_CONNECTED, s->master, 0);
+    }
     sub_move(s, sub.snapshot ? SUB_SNAPSHOT : SUB_ROWS);
+    phase(s, sub.snapshot ? VERSO_PHASE_SNAPSHOT : VERSO_PHASE_CATCHUP);
+    progress(s, -1, true);
     return verso__sync_subscribe_json(b, &sub);
 }
 
@@ -582,6 +679,8 @@ static uint64_t next_random(uint64_t *seed)
 
 static void link_end(verso_slave *s, const char *why)
 {
+    char last[sizeof(s->st.last_error)];
+    bool was_live;
     int64_t jitter;
 
     verso__sync_snaprx_discard(&s->snap);
@@ -595,8 +694,13 @@ static void link_end(verso_slave *s, const char *why)
     pthread_mutex_lock(&s->lock);
     if (why && !s->conn_error) /* "connection closed" would hide the reason */
         snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
+    phase_locked(s, VERSO_PHASE_CONNECTING);
+    snprintf(last, sizeof(last), "%s", s->st.last_error);
     pthread_mutex_unlock(&s->lock);
+    was_live = s->link == VERSO_LINK_LIVE;
     link_move(s, VERSO_LINK_WAITING);
+    if (was_live)
+        emit(s, VERSO_EVENT_DISCONNECTED, last, 0);
 }
 
 static const struct {
@@ -844,6 +948,21 @@ int verso_slave_state_get(verso_slave_state *out, verso_slave *s)
     out->lag_ms = s->behind_since_ms ? verso__sync_mono_ms() - s->behind_since_ms : 0;
     pthread_mutex_unlock(&s->lock);
     return 0;
+}
+
+const char *verso_sync_phase_name(verso_sync_phase phase)
+{
+    static const char *const names[] = {"connecting", "snapshot", "catch-up", "live"};
+
+    return (unsigned)phase < sizeof(names) / sizeof(names[0]) ? names[phase] : "?";
+}
+
+const char *verso_slave_event_name(verso_slave_event_kind kind)
+{
+    static const char *const names[] = {"connected", "bootstrapped", "caught up", "resync",
+                                        "disconnected"};
+
+    return (unsigned)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
 }
 
 const char *verso_slave_link_name(verso_slave_link link)

@@ -79,6 +79,19 @@ typedef struct verso_rest_limits {
 /* opts.port value meaning "any free port" (read it back with verso_rest_port()). */
 #define VERSO_REST_PORT_ANY (-1)
 
+/* One answered HTTP request (verso_rest_options.on_access). Strings borrowed for the call. */
+typedef struct verso_rest_access {
+    int64_t time_ms;    /* when it was answered (Unix ms) */
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* the path only: the query (which may hold values) is left out */
+    int status;
+    size_t bytes;       /* body bytes sent */
+    double duration_s;  /* from the request's headers to the answer written */
+    const char *remote; /* the peer's address ("" if unknown) */
+    const char *role;   /* the role of the bearer token, "invalid" for an unknown one,
+                           NULL without one; never the token itself */
+} verso_rest_access;
+
 /*
  * Server options. Initialise with VERSO_REST_OPTIONS_INIT.
  *
@@ -146,6 +159,12 @@ typedef struct verso_rest_options {
      * Reads go on meanwhile. NULL = not told. */
     void (*on_disk_full)(verso_rest *srv, bool full, void *arg);
     void *disk_full_arg;
+
+    /* Told of each HTTP request once its answer is written (WebSocket
+     * messages are not requests), on the service thread: for an access
+     * log. NULL = not told. */
+    void (*on_access)(const verso_rest_access *a, void *arg);
+    void *access_arg;
 } verso_rest_options;
 
 #define VERSO_REST_OPTIONS_INIT                                                                    \

@@ -85,16 +85,34 @@ typedef struct verso_sync_change {
 typedef void (*verso_sync_apply_fn)(const verso_sync_change *changes, size_t n, int64_t cursor,
                                     bool reset, void *arg);
 
+/* What a pull or a live slave is doing (verso_sync_progress, verso_slave_state). */
+typedef enum verso_sync_phase {
+    VERSO_PHASE_CONNECTING, /* nothing received yet (live: the link is not up) */
+    VERSO_PHASE_SNAPSHOT,   /* receiving a file snapshot (snapshot_bytes of snapshot_total) */
+    VERSO_PHASE_CATCHUP,    /* applying rows from catchup_from towards catchup_target */
+    VERSO_PHASE_LIVE,       /* live slave: caught up, each master commit applied as it comes */
+} verso_sync_phase;
+
+/* "connecting", "snapshot", "catch-up", "live"; "?" for other values. */
+VERSO_API const char *verso_sync_phase_name(verso_sync_phase phase);
+
 /* Progress of a pull or of a live slave's catch-up. */
 typedef struct verso_sync_progress {
     int64_t rows;        /* changes received in this run */
     int64_t cursor;      /* last committed master version */
     int64_t master_head; /* the master's head as last seen */
     int64_t elapsed_ms;  /* since the run started */
+    verso_sync_phase phase;
+    int64_t snapshot_bytes; /* snapshot: bytes received so far (the file, not base64) */
+    int64_t snapshot_total; /* snapshot: the file's size as the master announced it; 0 unknown */
+    int64_t snapshot_rows;  /* rows the installed snapshot brought (0 before or without one) */
+    int64_t catchup_from;   /* catch-up: the cursor it started from */
+    int64_t catchup_target; /* catch-up: the master head it goes to (pull: the head at start) */
 } verso_sync_progress;
 
-/* Called on the applying thread about every 200 ms while changes arrive (pull and
- * live), and once at the end of a pull. */
+/* Called on the applying thread about every 200 ms while changes or
+ * snapshot chunks arrive (pull and live), at each change of phase, and once
+ * at the end of a pull. */
 typedef void (*verso_sync_progress_fn)(const verso_sync_progress *p, void *arg);
 
 /* Options shared by pull and live slaves. Initialise with VERSO_SYNC_CLIENT_INIT. */
@@ -134,12 +152,13 @@ typedef struct verso_sync_client {
  * ------------------------------------------------------------------ */
 
 typedef struct verso_pull_result {
-    int64_t rows;        /* changes applied */
-    int64_t cursor;      /* the slave's cursor at the end (master version) */
-    int64_t master_head; /* the master's head when the pull started */
-    bool resynced;       /* a full resynchronisation took place */
-    bool snapshot;       /* db (with nothing of its own) was bootstrapped from a file snapshot */
-    char master[37];     /* the master's identity */
+    int64_t rows;          /* changes applied */
+    int64_t cursor;        /* the slave's cursor at the end (master version) */
+    int64_t master_head;   /* the master's head when the pull started */
+    bool resynced;         /* a full resynchronisation took place */
+    bool snapshot;         /* db (with nothing of its own) was bootstrapped from a file snapshot */
+    char master[37];       /* the master's identity */
+    int64_t snapshot_rows; /* rows the file snapshot brought (not counted in rows) */
 } verso_pull_result;
 
 /*
@@ -177,6 +196,7 @@ VERSO_API int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *
  * ------------------------------------------------------------------ */
 
 typedef struct verso_slave verso_slave;
+struct verso_slave_event;
 
 typedef struct verso_slave_options {
     unsigned version; /* VERSO_OPTIONS_VERSION (the INIT macro sets it); 0 = the same */
@@ -189,7 +209,32 @@ typedef struct verso_slave_options {
     int connect_timeout_ms; /* deadline of each step before the link is live: TCP (and TLS)
                                connection, WebSocket upgrade, the master's hello; a step that
                                takes longer ends the attempt; 0 = 3 heartbeat_ms */
+    /* Told of each event of the slave's life (verso_slave_event), on the
+     * slave's thread; it must not call verso_slave_stop(). NULL = none. */
+    void (*on_event)(const struct verso_slave_event *e, void *arg);
+    void *event_arg;
 } verso_slave_options;
+
+/* What happened to a live slave (verso_slave_options.on_event). */
+typedef enum verso_slave_event_kind {
+    VERSO_EVENT_CONNECTED,    /* subscribed: the link is up (detail: the master's identity) */
+    VERSO_EVENT_BOOTSTRAPPED, /* a file snapshot is installed (rows: the rows it brought) */
+    VERSO_EVENT_CAUGHT_UP,    /* the cursor reached the master's head (rows: applied since
+                                 start) */
+    VERSO_EVENT_RESYNC,       /* a full resynchronisation starts (detail: why) */
+    VERSO_EVENT_DISCONNECTED, /* a link that was up ended (detail: why) */
+} verso_slave_event_kind;
+
+typedef struct verso_slave_event {
+    verso_slave_event_kind kind;
+    const char *detail;  /* a few words, borrowed for the call; "" when none */
+    int64_t cursor;      /* the slave's cursor */
+    int64_t master_head; /* the master's head as last seen */
+    int64_t rows;        /* see the kinds */
+} verso_slave_event;
+
+/* "connected", "bootstrapped", "caught up", "resync", "disconnected"; "?" otherwise. */
+VERSO_API const char *verso_slave_event_name(verso_slave_event_kind kind);
 
 #define VERSO_SLAVE_OPTIONS_INIT                                                                   \
     {                                                                                              \
@@ -233,19 +278,25 @@ typedef enum verso_slave_link {
 VERSO_API const char *verso_slave_link_name(verso_slave_link link);
 
 typedef struct verso_slave_state {
-    bool connected;        /* a subscribed WebSocket is up (link is VERSO_LINK_LIVE) */
-    int64_t cursor;        /* last committed master version */
-    int64_t master_head;   /* the master's head as last seen */
-    int64_t lag_versions;  /* master_head - cursor (>= 0) */
-    int64_t lag_ms;        /* how long the slave has been behind; 0 when caught up */
-    int64_t applied_rows;  /* changes applied since start */
-    int64_t commits;       /* slave transactions committed since start */
-    int64_t resyncs;       /* full resynchronisations since start */
-    int64_t reconnects;    /* connections made after the first */
-    char master[37];       /* the master the cursor belongs to ("" before the first commit) */
-    char last_error[128];  /* the last failure ("" if none) */
-    verso_slave_link link; /* where the link is now */
-    int64_t attempts;      /* connection attempts since start */
+    bool connected;         /* a subscribed WebSocket is up (link is VERSO_LINK_LIVE) */
+    int64_t cursor;         /* last committed master version */
+    int64_t master_head;    /* the master's head as last seen */
+    int64_t lag_versions;   /* master_head - cursor (>= 0) */
+    int64_t lag_ms;         /* how long the slave has been behind; 0 when caught up */
+    int64_t applied_rows;   /* changes applied since start */
+    int64_t commits;        /* slave transactions committed since start */
+    int64_t resyncs;        /* full resynchronisations since start */
+    int64_t reconnects;     /* connections made after the first */
+    char master[37];        /* the master the cursor belongs to ("" before the first commit) */
+    char last_error[128];   /* the last failure ("" if none) */
+    verso_slave_link link;  /* where the link is now */
+    int64_t attempts;       /* connection attempts since start */
+    verso_sync_phase phase; /* what the slave is doing (CONNECTING while the link is not live) */
+    int64_t snapshot_bytes; /* the file snapshot being received: bytes so far */
+    int64_t snapshot_total; /* its size as announced; 0 when none is being received */
+    int64_t snapshot_rows;  /* rows the last installed snapshot brought (not in applied_rows) */
+    int64_t catchup_from;   /* the cursor the current catch-up started from */
+    int64_t catchup_target; /* the master head it aims at (raised as the head moves) */
 } verso_slave_state;
 
 /* Copies the slave's state. Any thread. */
