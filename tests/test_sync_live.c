@@ -779,7 +779,9 @@ static void test_cli_replicate_serves(void **state)
     }
     close(fds[1]);
     assert_non_null(err = fdopen(fds[0], "r"));
-    assert_non_null(fgets(line, sizeof(line), err)); /* "verso replicate: serving B on URL" */
+    do /* "verso replicate: serving B on URL", maybe after an event line */
+        assert_non_null(fgets(line, sizeof(line), err));
+    while (!strstr(line, "serving "));
     assert_non_null(url = strstr(line, "http://"));
     url[strcspn(url, "\n")] = '\0';
     h_orm_workload(db, 10, 5);
