@@ -207,7 +207,7 @@ static int bind_field(verso_db *db, sqlite3_stmt *st, int pos, const verso_field
 
 static void *dup_bytes(const void *p, size_t n)
 {
-    char *d = malloc(n + 1);
+    char *d = verso__malloc(n + 1);
     if (d) {
         if (n)
             memcpy(d, p, n);
@@ -267,10 +267,10 @@ void verso_record_clear(const verso_table_def *def, void *rec)
         const verso_field *f = &def->fields[i];
         char *p = (char *)rec + f->offset;
         if (f->type == VERSO_TEXT) {
-            free(*(char **)p);
+            verso__free(*(char **)p);
             *(char **)p = NULL;
         } else if (f->type == VERSO_BLOB) {
-            free(((verso_blob *)p)->data);
+            verso__free(((verso_blob *)p)->data);
             memset(p, 0, sizeof(verso_blob));
         }
     }

@@ -28,7 +28,7 @@ static void on_update(void *arg, int op, const char *dbname, const char *tbl, sq
         return;
     if (x->nins == x->capins) {
         size_t cap = x->capins ? x->capins * 2 : 32;
-        inserted *v = realloc(x->ins, cap * sizeof *v);
+        inserted *v = verso__realloc(x->ins, cap * sizeof *v);
         if (!v) {
             x->oom = true;
             return;
@@ -154,7 +154,7 @@ int verso__fire_end(verso__fired *x, int rc, const verso_table *own, int64_t id,
     else
         collect(db, x, x->lo, db->head); /* what a failed statement left is reported too */
 done:
-    free(x->ins);
+    verso__free(x->ins);
     x->ins = NULL;
     return rc;
 }

@@ -15,6 +15,7 @@
 
 #include "verso/orm.h"
 #include "verso/advanced.h"
+#include "orm/alloc.h"
 
 #define VERSO__MAX_COLUMNS 64
 #define VERSO__MAX_HOOKS   16

@@ -35,7 +35,7 @@ static int param(verso_db *db, qbuild *q, const verso_value *v)
 {
     if (q->nparams == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 16;
-        const verso_value **p = realloc(q->params, cap * sizeof *p);
+        const verso_value **p = verso__realloc(q->params, cap * sizeof *p);
         if (!p)
             return verso__err(db, VERSO_ENOMEM, "out of memory");
         q->params = p;
@@ -289,7 +289,7 @@ int verso_query_open(verso_iter **out, verso_db *db, const verso_query *q)
     *out = NULL;
     if (!q)
         return verso__err(db, VERSO_EINVAL, "query is NULL");
-    if (!(it = calloc(1, sizeof *it)))
+    if (!(it = verso__calloc(1, sizeof *it)))
         return verso__err(db, VERSO_ENOMEM, "out of memory");
     it->db = db;
     if ((rc = verso__table_find(&it->t, db, q->table)) < 0)
@@ -301,7 +301,7 @@ int verso_query_open(verso_iter **out, verso_db *db, const verso_query *q)
     rc = query_build(it, db, q, &b);
 done:
     verso_buf_free(&b.sql);
-    free(b.params);
+    verso__free(b.params);
     if (rc < 0)
         verso_iter_close(it);
     else
@@ -382,7 +382,7 @@ void verso_iter_close(verso_iter *it)
     if (!it)
         return;
     sqlite3_finalize(it->st);
-    free(it);
+    verso__free(it);
 }
 
 int verso_query_count(int64_t *out, verso_db *db, const char *table, const verso_cond *conds,
@@ -409,6 +409,6 @@ int verso_query_count(int64_t *out, verso_db *db, const char *table, const verso
     }
     sqlite3_finalize(st);
     verso_buf_free(&q.sql);
-    free(q.params);
+    verso__free(q.params);
     return rc;
 }

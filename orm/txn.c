@@ -104,7 +104,7 @@ static void run_hooks(verso_db *db)
         db->changes = ch;
         db->capchanges = cap;
     } else {
-        free(ch);
+        verso__free(ch);
     }
     db->nchanges = 0;
 }
@@ -168,7 +168,7 @@ int verso__record_change(verso_db *db, const verso_table *t, int64_t id, int64_t
         return 0;
     if (db->nchanges == db->capchanges) {
         size_t cap = db->capchanges ? db->capchanges * 2 : 64;
-        verso_change *c = realloc(db->changes, cap * sizeof *c);
+        verso_change *c = verso__realloc(db->changes, cap * sizeof *c);
         if (!c)
             return verso__err(db, VERSO_ENOMEM, "out of memory");
         db->changes = c;

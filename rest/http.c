@@ -275,7 +275,7 @@ static int grow_params(verso_rest *srv, size_t n)
 
     if (n <= srv->params_cap)
         return 0;
-    if (!(p = realloc(srv->params, n * sizeof(*p))))
+    if (!(p = verso__realloc(srv->params, n * sizeof(*p))))
         return VERSO_ENOMEM;
     srv->params = p;
     srv->params_cap = n;

@@ -17,6 +17,7 @@
 #include "verso/orm.h"
 #include "verso/advanced.h"
 #include "verso/rest.h"
+#include "orm/alloc.h"
 
 struct lws;
 

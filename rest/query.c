@@ -342,18 +342,18 @@ static int parse_limits(verso__listq *lq, const verso__req *rq, verso__resp *rs)
 static int alloc_listq(verso__listq **out, const verso__req *rq, const verso_table *t)
 {
     size_t arena = 1, ncols = verso_table_ncolumns(t) + MAX_ORDER + 2;
-    verso__listq *lq = calloc(1, sizeof(*lq));
+    verso__listq *lq = verso__calloc(1, sizeof(*lq));
 
     for (size_t i = 0; i < rq->nparams; i++)
         arena += strlen(rq->params[i].value) + 1;
     *out = lq;
     if (!lq)
         return VERSO_ENOMEM;
-    lq->conds = calloc(rq->nparams + 1, sizeof(*lq->conds));
-    lq->lists = calloc(arena, sizeof(*lq->lists));
-    lq->cols = calloc(ncols, sizeof(*lq->cols));
-    lq->emit = calloc(ncols, sizeof(*lq->emit));
-    lq->arena = malloc(arena);
+    lq->conds = verso__calloc(rq->nparams + 1, sizeof(*lq->conds));
+    lq->lists = verso__calloc(arena, sizeof(*lq->lists));
+    lq->cols = verso__calloc(ncols, sizeof(*lq->cols));
+    lq->emit = verso__calloc(ncols, sizeof(*lq->emit));
+    lq->arena = verso__malloc(arena);
     lq->q.conds = lq->conds;
     lq->q.order = lq->order;
     return lq->conds && lq->lists && lq->cols && lq->emit && lq->arena ? 0 : VERSO_ENOMEM;
@@ -396,7 +396,7 @@ int verso__listq_parse(verso__listq **out, const verso__req *rq, const verso_tab
     if ((rc = parse_params(lq, rq, t, rs)) < 0 || (rc = parse_limits(lq, rq, rs)) < 0)
         goto done;
     if (!lq->ncols) {
-        free(lq->cols);
+        verso__free(lq->cols);
         lq->cols = NULL;
     }
     locate_keys(lq, t);
@@ -415,13 +415,13 @@ void verso__listq_free(verso__listq *lq)
         return;
     verso_json_free(lq->after_doc);
     for (size_t i = 0; i <= MAX_ORDER; i++)
-        free(lq->after_store[i]);
-    free(lq->conds);
-    free(lq->lists);
-    free(lq->cols);
-    free(lq->emit);
-    free(lq->arena);
-    free(lq);
+        verso__free(lq->after_store[i]);
+    verso__free(lq->conds);
+    verso__free(lq->lists);
+    verso__free(lq->cols);
+    verso__free(lq->emit);
+    verso__free(lq->arena);
+    verso__free(lq);
 }
 
 const verso_query *verso__listq_query(const verso__listq *lq)

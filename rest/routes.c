@@ -492,8 +492,8 @@ typedef struct feed_args {
 
 static void feed_args_free(feed_args *a)
 {
-    free(a->names);
-    free(a->tables);
+    verso__free(a->names);
+    verso__free(a->tables);
 }
 
 static bool listed(const char *const *names, size_t n, const char *name)
@@ -534,7 +534,8 @@ static int feed_parse(feed_args *a, verso__req *rq, verso__resp *rs)
         a->fo.limit = max;
     if (!tables || !*tables)
         return 0;
-    if (!(a->names = strdup(tables)) || !(a->tables = calloc(strlen(tables) + 1, sizeof(char *))))
+    if (!(a->names = verso__strdup(tables)) ||
+        !(a->tables = verso__calloc(strlen(tables) + 1, sizeof(char *))))
         return 500;
     for (char *save = NULL, *p = strtok_r(a->names, ",", &save); p; p = strtok_r(NULL, ",", &save))
         if (!listed(a->tables, a->fo.ntables, p))

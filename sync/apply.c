@@ -39,7 +39,7 @@ struct verso__sync_applier {
 
 int verso__sync_applier_new(verso__sync_applier **out, verso_db *db, const verso_sync_client *opts)
 {
-    verso__sync_applier *a = calloc(1, sizeof(*a));
+    verso__sync_applier *a = verso__calloc(1, sizeof(*a));
 
     *out = NULL;
     if (!a)
@@ -72,10 +72,10 @@ void verso__sync_applier_free(verso__sync_applier *a)
         return;
     verso__sync_applier_abort(a);
     pending_clear(a);
-    free(a->pend);
-    free(a->docs);
+    verso__free(a->pend);
+    verso__free(a->docs);
     verso__sync_schema_free(&a->schema);
-    free(a);
+    verso__free(a);
 }
 
 static int apply_schema(verso__sync_applier *a);
@@ -164,7 +164,7 @@ static int pending_push(verso__sync_applier *a, const pending *p)
 {
     if (a->npend == a->cappend) {
         size_t cap = a->cappend ? a->cappend * 2 : 64;
-        pending *grown = realloc(a->pend, cap * sizeof(*grown));
+        pending *grown = verso__realloc(a->pend, cap * sizeof(*grown));
         if (!grown)
             return VERSO_ENOMEM;
         a->pend = grown;
@@ -178,7 +178,7 @@ static int doc_keep(verso__sync_applier *a, verso_json *doc)
 {
     if (a->ndocs == a->capdocs) {
         size_t cap = a->capdocs ? a->capdocs * 2 : 8;
-        verso_json **grown = realloc(a->docs, cap * sizeof(*grown));
+        verso_json **grown = verso__realloc(a->docs, cap * sizeof(*grown));
         if (!grown)
             return VERSO_ENOMEM;
         a->docs = grown;
@@ -308,13 +308,13 @@ static void notify(verso__sync_applier *a, int64_t version, bool reset)
 
     if (!a->on_apply)
         return;
-    changes = a->npend ? malloc(a->npend * sizeof(*changes)) : NULL;
+    changes = a->npend ? verso__malloc(a->npend * sizeof(*changes)) : NULL;
     if (a->npend && !changes)
         return;
     for (size_t i = 0; i < a->npend; i++)
         changes[i] = a->pend[i].change;
     a->on_apply(changes, a->npend, version, reset, a->apply_arg);
-    free(changes);
+    verso__free(changes);
 }
 
 int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64_t version)
