@@ -88,9 +88,12 @@ int verso__stmt(sqlite3_stmt **out, verso_db *db, verso_table *t, int kind, uint
         slot->st = NULL;
     }
     verso_buf b = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     build_sql(&b, t, kind, mask);
-    if (!b.data)
+    if (!b.data || verso__nomem_count() != mark) {
+        verso_buf_free(&b);
         return verso__err(db, VERSO_ENOMEM, "out of memory");
+    }
     int src =
         sqlite3_prepare_v3(db->sq, b.data, (int)b.len, SQLITE_PREPARE_PERSISTENT, &slot->st, NULL);
     verso_buf_free(&b);

@@ -319,6 +319,18 @@ static bool up_to_date(verso_db *db)
     return true;
 }
 
+/* verso's tables, all or none (a failure halfway must not leave a file that
+ * looks like a verso database without being one). */
+static int create_meta(verso_db *db)
+{
+    int rc = verso__exec(db, "BEGIN IMMEDIATE");
+    if (rc == 0 && (rc = verso__exec(db, meta_schema)) == 0)
+        rc = verso__exec(db, "COMMIT");
+    if (rc < 0 && !sqlite3_get_autocommit(db->sq))
+        sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
 static int open_steps(verso_db *db, const char *path, const verso_db_options *o)
 {
     int rc;
@@ -329,7 +341,7 @@ static int open_steps(verso_db *db, const char *path, const verso_db_options *o)
     /* A file that already holds everything is opened without a write lock,
      * so opening never waits for another process's long transaction. */
     if ((rc = prepare_db_statements(db)) < 0 && !o->readonly &&
-        (rc = verso__exec(db, meta_schema)) == 0)
+        (rc = create_meta(db)) == 0)
         rc = prepare_db_statements(db);
     if (rc < 0 && o->readonly)
         return not_verso(db, rc);

@@ -53,10 +53,13 @@ static int collect_table(verso_db *db, const exec_ctx *x, const verso_table *t, 
     verso_buf b = VERSO_BUF_INIT;
     sqlite3_stmt *st = NULL;
     int rc = 0, src;
+    unsigned mark = verso__nomem_count();
     verso_buf_printf(&b, "SELECT %s, %s FROM %s WHERE %s > ?1 AND %s <= ?2", t->qcols[t->id_idx],
                      t->qcols[t->ver_idx], t->qname, t->qcols[t->ver_idx], t->qcols[t->ver_idx]);
-    if (!b.data)
+    if (!b.data || verso__nomem_count() != mark) {
+        verso_buf_free(&b);
         return verso__err(db, VERSO_ENOMEM, "out of memory");
+    }
     src = sqlite3_prepare_v2(db->sq, b.data, -1, &st, NULL);
     verso_buf_free(&b);
     if (src != SQLITE_OK)

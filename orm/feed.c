@@ -77,6 +77,7 @@ static int prepare_src(verso_feed *f, feed_src *s, verso_buf *sql, verso_table *
 static int open_table_src(verso_feed *f, feed_src *s, verso_table *t)
 {
     verso_buf sql = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     const char *qv = t->qcols[t->ver_idx];
     s->t = t;
     verso_buf_puts(&sql, "SELECT ");
@@ -84,7 +85,8 @@ static int open_table_src(verso_feed *f, feed_src *s, verso_table *t)
         verso_buf_printf(&sql, "%s%s", c ? ", " : "", t->qcols[c]);
     verso_buf_printf(&sql, " FROM %s WHERE %s > ?1 AND %s <= ?2 ORDER BY %s LIMIT ?3", t->qname, qv,
                      qv, qv);
-    int rc = sql.data ? prepare_src(f, s, &sql, NULL, 0) : verso__err(f->db, VERSO_ENOMEM, "oom");
+    int rc = sql.data && verso__nomem_count() == mark ? prepare_src(f, s, &sql, NULL, 0)
+                                                      : verso__err(f->db, VERSO_ENOMEM, "oom");
     verso_buf_free(&sql);
     return rc;
 }
@@ -92,12 +94,13 @@ static int open_table_src(verso_feed *f, feed_src *s, verso_table *t)
 static int open_tomb_src(verso_feed *f, feed_src *s, verso_table *const *tabs, size_t ntabs)
 {
     verso_buf sql = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     verso_buf_puts(&sql, "SELECT version, tbl, id FROM _verso_tombstones WHERE version > ?1 AND "
                          "version <= ?2 AND tbl IN (''");
     for (size_t i = 0; i < ntabs; i++)
         verso_buf_printf(&sql, ",?%zu", i + 4);
     verso_buf_puts(&sql, ") ORDER BY version LIMIT ?3");
-    int rc = sql.data ? prepare_src(f, s, &sql, tabs, ntabs)
+    int rc = sql.data && verso__nomem_count() == mark ? prepare_src(f, s, &sql, tabs, ntabs)
                       : verso__err(f->db, VERSO_ENOMEM, "out of memory");
     verso_buf_free(&sql);
     return rc;

@@ -782,7 +782,10 @@ static int parse_tree(cJSON **out, prescan *ps)
     const char *end = NULL;
     attach_pos at = {0, 0};
     int rc;
+    unsigned mark = verso__nomem_count();
     cJSON *root = cJSON_ParseWithLengthOpts(ps->text, ps->len, &end, 0);
+    if (!root && verso__nomem_count() != mark)
+        return prescan_fail(ps, VERSO_ENOMEM, "out of memory");
     if (!root) {
         ps->pos = end && end >= ps->text ? (size_t)(end - ps->text) : 0;
         return prescan_fail(ps, VERSO_EJSON, "malformed JSON");

@@ -29,6 +29,7 @@ typedef struct qbuild {
     const verso_value **params;
     size_t nparams, cap;
     verso_value limit, offset;
+    unsigned nomem; /* verso__nomem_count() when the SQL was started */
 } qbuild;
 
 static int param(verso_db *db, qbuild *q, const verso_value *v)
@@ -249,7 +250,7 @@ static int prepare_bound(sqlite3_stmt **out, verso_db *db, qbuild *q)
 {
     int src;
     *out = NULL;
-    if (!q->sql.data)
+    if (!q->sql.data || verso__nomem_count() != q->nomem)
         return verso__err(db, VERSO_ENOMEM, "out of memory");
     if ((src = sqlite3_prepare_v2(db->sq, q->sql.data, (int)q->sql.len, out, NULL)) != SQLITE_OK)
         return verso__sqlerr(db, src, "preparing query");
@@ -388,7 +389,7 @@ void verso_iter_close(verso_iter *it)
 int verso_query_count(int64_t *out, verso_db *db, const char *table, const verso_cond *conds,
                       size_t nconds)
 {
-    qbuild q = {0};
+    qbuild q = {.nomem = verso__nomem_count()};
     verso_table *t;
     sqlite3_stmt *st = NULL;
     bool any = false;

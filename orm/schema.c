@@ -745,9 +745,12 @@ static const col_info *find_col(const col_info *cols, size_t n, const char *name
     return NULL;
 }
 
-static int exec_buf(verso_db *db, verso_buf *b)
+/* Runs the SQL in b, unless an allocation failed on this thread since mark
+ * (an append that failed leaves b without it: never run a partial statement). */
+static int exec_buf(verso_db *db, verso_buf *b, unsigned mark)
 {
-    int rc = b->data ? 0 : verso__err(db, VERSO_ENOMEM, "out of memory");
+    int rc = b->data && verso__nomem_count() == mark ? 0
+                                                     : verso__err(db, VERSO_ENOMEM, "out of memory");
     if (rc == 0)
         rc = verso__exec(db, b->data);
     verso_buf_clear(b);
@@ -798,11 +801,12 @@ static int register_table(verso_db *db, const char *table, const char *idc, cons
 static int version_existing_rows(verso_db *db, const char *qt, const char *qv)
 {
     verso_buf b = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     int rc = verso__head_flush(db);
     if (rc == 0)
         verso_buf_printf(&b, "UPDATE %s SET %s = NULL WHERE %s IS NULL", qt, qv, qv);
     if (rc == 0 && (rc = verso__triggers(db, true)) == 0) {
-        rc = exec_buf(db, &b);
+        rc = exec_buf(db, &b, mark);
         int trc = verso__triggers_restore(db);
         rc = rc < 0 ? rc : trc;
     }
@@ -831,15 +835,16 @@ static int install_tracking(verso_db *db, const char *table, const char *qt, con
                             const char *qv, bool has_version)
 {
     verso_buf b = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     int rc = 0;
     if (!has_version) {
         verso_buf_printf(&b, "ALTER TABLE %s ADD COLUMN %s INTEGER", qt, qv);
-        rc = exec_buf(db, &b);
+        rc = exec_buf(db, &b, mark);
     }
     if (rc == 0) {
         const char *subst[] = {table, qt, qi, qv};
         expand(&b, trigger_sql, subst);
-        rc = exec_buf(db, &b);
+        rc = exec_buf(db, &b, mark);
     }
     if (rc == 0)
         rc = version_existing_rows(db, qt, qv);
@@ -894,6 +899,7 @@ static void column_sql(verso_buf *b, const verso_field *f, bool adding)
 static int create_table(verso_db *db, const verso_table_def *def)
 {
     verso_buf b = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     char *qt = verso__quote(def->name);
     if (!qt)
         return verso__err(db, VERSO_ENOMEM, "out of memory");
@@ -905,7 +911,7 @@ static int create_table(verso_db *db, const verso_table_def *def)
     }
     verso_buf_puts(&b, ")");
     verso__free(qt);
-    int rc = exec_buf(db, &b);
+    int rc = exec_buf(db, &b, mark);
     verso_buf_free(&b);
     return rc;
 }
@@ -940,6 +946,7 @@ static int add_missing_columns(verso_db *db, const verso_table_def *def)
     col_info cols[VERSO__MAX_COLUMNS + 1];
     size_t n;
     verso_buf b = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     char *qt = verso__quote(def->name);
     int rc = qt ? read_cols(cols, &n, db, def->name) : verso__err(db, VERSO_ENOMEM, "no memory");
     for (size_t i = 0; rc == 0 && i < def->nfields; i++) {
@@ -953,7 +960,7 @@ static int add_missing_columns(verso_db *db, const verso_table_def *def)
         } else if (!(f->flags & VERSO_FIELD_VERSION)) {
             verso_buf_printf(&b, "ALTER TABLE %s ADD COLUMN ", qt);
             column_sql(&b, f, true);
-            rc = exec_buf(db, &b);
+            rc = exec_buf(db, &b, mark);
         }
     }
     verso_buf_free(&b);
@@ -964,6 +971,7 @@ static int add_missing_columns(verso_db *db, const verso_table_def *def)
 static int create_field_indexes(verso_db *db, const verso_table_def *def)
 {
     verso_buf b = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < def->nfields; i++) {
         const verso_field *f = &def->fields[i];
@@ -973,7 +981,7 @@ static int create_field_indexes(verso_db *db, const verso_table_def *def)
         verso_buf_printf(&b, "CREATE %sINDEX IF NOT EXISTS \"_verso_%s_%s_%s\" ON \"%s\"(\"%s\")",
                          uniq ? "UNIQUE " : "", def->name, f->name, uniq ? "uniq" : "idx",
                          def->name, f->name);
-        rc = exec_buf(db, &b);
+        rc = exec_buf(db, &b, mark);
     }
     verso_buf_free(&b);
     return rc;

@@ -302,32 +302,42 @@ static int raise_horizon(verso__sync_applier *a, int64_t version)
     return rc;
 }
 
-static void notify(verso__sync_applier *a, int64_t version, bool reset)
+/* The callback's array, made before the commit: once committed, the
+ * changes must reach the callback. */
+static int notify_prepare(verso_sync_change **changes, verso__sync_applier *a)
 {
-    verso_sync_change *changes;
-
-    if (!a->on_apply)
-        return;
-    changes = a->npend ? verso__malloc(a->npend * sizeof(*changes)) : NULL;
-    if (a->npend && !changes)
-        return;
+    *changes = NULL;
+    if (!a->on_apply || !a->npend)
+        return 0;
+    if (!(*changes = verso__malloc(a->npend * sizeof(**changes))))
+        return fail(a, VERSO_ENOMEM, "commit");
     for (size_t i = 0; i < a->npend; i++)
-        changes[i] = a->pend[i].change;
-    a->on_apply(changes, a->npend, version, reset, a->apply_arg);
+        (*changes)[i] = a->pend[i].change;
+    return 0;
+}
+
+static void notify(verso__sync_applier *a, verso_sync_change *changes, int64_t version, bool reset)
+{
+    if (a->on_apply)
+        a->on_apply(changes, a->npend, version, reset, a->apply_arg);
     verso__free(changes);
 }
 
 int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64_t version)
 {
     bool reset = a->reset;
+    verso_sync_change *changes = NULL;
     int rc;
 
     if (!a->open && (rc = begin(a, false)) < 0)
         return rc;
     if (reset && (rc = raise_horizon(a, version)) < 0)
         goto fail;
+    if ((rc = notify_prepare(&changes, a)) < 0)
+        goto fail;
     if ((rc = verso_apply_commit(a->db, master, version)) < 0) {
         fail(a, rc, "commit");
+        verso__free(changes);
         goto fail;
     }
     a->open = false;
@@ -335,7 +345,7 @@ int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64
     a->schema_pending = false;
     a->rows += a->txn_rows;
     a->txn_rows = 0;
-    notify(a, version, reset);
+    notify(a, changes, version, reset);
     pending_clear(a);
     return 0;
 fail:
