@@ -298,19 +298,22 @@ static int parse_after(verso__listq *lq, const char *s, verso__resp *rs)
     size_t i = 0;
     int rc = VERSO_EINVAL;
 
-    if (b64url_decode(&text, s, strlen(s)) < 0 || !text.len ||
-        verso_json_parse(&lq->after_doc, text.data, text.len, 4, NULL, 0) < 0)
+    if ((rc = b64url_decode(&text, s, strlen(s))) < 0 || !text.len ||
+        (rc = verso_json_parse(&lq->after_doc, text.data, text.len, 4, NULL, 0)) < 0)
         goto done;
+    rc = VERSO_EINVAL;
     root = verso_json_root(lq->after_doc);
     if (!cJSON_IsArray(root) || (size_t)cJSON_GetArraySize(root) != lq->q.norder + 1)
         goto done;
     cJSON_ArrayForEach(j, root)
     {
-        if (verso_json_to_value(&lq->after[i], &lq->after_store[i], j, lq->key_col[i], NULL, 0) < 0)
+        if ((rc = verso_json_to_value(&lq->after[i], &lq->after_store[i], j, lq->key_col[i], NULL,
+                                      0)) < 0)
             goto done;
         i++;
     }
     /* the ORM takes only an integer id last: anything else is this client's error */
+    rc = VERSO_EINVAL;
     if (lq->after[lq->q.norder].type != VERSO_INT64)
         goto done;
     lq->q.after = lq->after;
@@ -318,7 +321,11 @@ static int parse_after(verso__listq *lq, const char *s, verso__resp *rs)
     rc = 0;
 done:
     verso_buf_free(&text);
-    return rc < 0 ? bad(rs, "bad after cursor (it belongs to the same query)", NULL) : 0;
+    if (rc == VERSO_ENOMEM)
+        verso__error_nomem(rs);
+    else if (rc < 0)
+        return bad(rs, "bad after cursor (it belongs to the same query)", NULL);
+    return rc;
 }
 
 static int parse_limits(verso__listq *lq, const verso__req *rq, verso__resp *rs)
@@ -389,7 +396,7 @@ int verso__listq_parse(verso__listq **out, const verso__req *rq, const verso_tab
 
     *out = NULL;
     if ((rc = alloc_listq(&lq, rq, t)) < 0) {
-        verso__error(rs, 500, "out of memory");
+        verso__error_nomem(rs);
         goto done;
     }
     lq->q.table = verso_table_name(t);

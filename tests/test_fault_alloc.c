@@ -133,7 +133,7 @@ static void dump_table(char **s, size_t *len, sqlite3 *sq, const char *table, bo
 {
     char sql[300];
     sqlite3_stmt *st;
-    snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\" ORDER BY 1", table);
+    snprintf(sql, sizeof(sql), "SELECT * FROM \"%.200s\" ORDER BY 1", table);
     assert_int_equal(sqlite3_prepare_v2(sq, sql, -1, &st, NULL), SQLITE_OK);
     append(s, len, "[%s]\n", table);
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -255,6 +255,7 @@ typedef struct fa_op {
     bool mask_identity;
     bool meta_ok;      /* a file holding only verso's metadata is acceptable too */
     bool exact_blocks; /* the live block count is back where it was after finish */
+    int stride;        /* past N = 400, only every stride-th N (time; 0: every N) */
 } fa_op;
 
 static const int only_enomem[] = {VERSO_ENOMEM, 0};
@@ -274,13 +275,14 @@ static void record_dump(char ***dumps, size_t *n, char *d)
     (*dumps)[(*n)++] = d;
 }
 
-/* Runs op for N = 1, 2, ... until no allocation fails; returns that N. */
+/* Runs op for N = 1, 2, ... until no allocation fails; returns how many
+ * allocations the operation made then. */
 static long fa_loop(const fa_op *op, faultalloc_mode mode)
 {
     char **dumps = NULL, *before = NULL, *after = NULL;
     size_t ndumps = 0;
-    long n;
-    for (n = 1;; n++) {
+    long n, total = 0;
+    for (n = 1;; n += n >= 400 && op->stride > 1 ? op->stride : 1) {
         fa_ctx c = {0};
         snprintf(c.path, sizeof(c.path), "%s", orm_tmp_path(op->name));
         long blocks = faultalloc_outstanding();
@@ -303,6 +305,7 @@ static long fa_loop(const fa_op *op, faultalloc_mode mode)
                      faultalloc_outstanding() - blocks);
         remove_db(c.path);
         if (nfail == 0) {
+            total = faultalloc_count();
             if (rc != 0)
                 fail_msg("%s: N=%ld: no failure but rc %d", op->name, n, rc);
             after = d;
@@ -331,14 +334,14 @@ static long fa_loop(const fa_op *op, faultalloc_mode mode)
     free(dumps);
     free(before);
     free(after);
-    return n;
+    return total;
 }
 
 static void fa_both(const fa_op *op)
 {
     long n1 = fa_loop(op, FAULTALLOC_ONESHOT);
     long n2 = fa_loop(op, FAULTALLOC_PERSIST);
-    print_message("%-20s %5ld allocations (persistent: %ld)\n", op->name, n1 - 1, n2 - 1);
+    print_message("%-20s %5ld allocations (persistent: %ld)\n", op->name, n1, n2);
 }
 
 /* ---- open and migrate ---- */
@@ -389,16 +392,28 @@ static const int open_errors[] = {VERSO_ENOMEM, 0};
 static void test_open_new(void **state)
 {
     (void)state;
-    const fa_op op = {"open_new",  prep_nothing, run_open_v1, finish_open,
-                      open_errors, true,         true,        true};
+    const fa_op op = {.name = "open_new",
+                      .prepare = prep_nothing,
+                      .run = run_open_v1,
+                      .finish = finish_open,
+                      .errors = open_errors,
+                      .mask_identity = true,
+                      .meta_ok = true,
+                      .exact_blocks = true,
+                      .stride = 3};
     fa_both(&op);
 }
 
 static void test_open_migrate(void **state)
 {
     (void)state;
-    const fa_op op = {"open_migrate", prep_copy, run_open_v2, finish_open,
-                      open_errors,    false,     true};
+    const fa_op op = {.name = "open_migrate",
+                      .prepare = prep_copy,
+                      .run = run_open_v2,
+                      .finish = finish_open,
+                      .errors = open_errors,
+                      .exact_blocks = true,
+                      .stride = 3};
     fa_both(&op);
 }
 
@@ -448,7 +463,11 @@ static void finish_write(fa_ctx *c, int rc, bool failed)
 static void test_txn(void **state)
 {
     (void)state;
-    const fa_op op = {"txn", prep_open, run_txn, finish_write, NULL, false, false, true};
+    const fa_op op = {.name = "txn",
+                      .prepare = prep_open,
+                      .run = run_txn,
+                      .finish = finish_write,
+                      .exact_blocks = true};
     fa_both(&op);
 }
 
@@ -495,7 +514,11 @@ static void test_feed(void **state)
     assert_true(b.len > 100);
     feed_expected = verso_buf_detach(&b);
     verso_db_close(db);
-    const fa_op op = {"feed_json", prep_open, run_feed, finish_close, NULL, false, false, true};
+    const fa_op op = {.name = "feed_json",
+                      .prepare = prep_open,
+                      .run = run_feed,
+                      .finish = finish_close,
+                      .exact_blocks = true};
     fa_both(&op);
     verso_free(feed_expected);
 }
@@ -514,8 +537,11 @@ static int run_fixture(fa_ctx *c)
 static void test_fixture(void **state)
 {
     (void)state;
-    const fa_op op = {"fixture_load", prep_open, run_fixture, finish_write,
-                      NULL,           false,     false,       true};
+    const fa_op op = {.name = "fixture_load",
+                      .prepare = prep_open,
+                      .run = run_fixture,
+                      .finish = finish_write,
+                      .exact_blocks = true};
     fa_both(&op);
 }
 
@@ -620,11 +646,117 @@ static void test_apply(void **state)
 {
     (void)state;
     make_apply_input();
-    const fa_op op = {"apply_batch", prep_slave, run_apply, finish_slave,
-                      apply_errors,  true,       false,     true};
+    const fa_op op = {.name = "apply_batch",
+                      .prepare = prep_slave,
+                      .run = run_apply,
+                      .finish = finish_slave,
+                      .errors = apply_errors,
+                      .mask_identity = true,
+                      .exact_blocks = true,
+                      .stride = 2};
     fa_both(&op);
     verso_free(apply_schema);
     verso_free(apply_entries);
+}
+
+/* ---- REST: one request of each route, the server in this process ---- */
+
+typedef struct fa_rest {
+    verso_rest *srv;
+    const char *method, *path, *body;
+} fa_rest;
+
+static const fa_rest *rest_req; /* the request of the running loop */
+
+static void prep_server(fa_ctx *c)
+{
+    static fa_rest r;
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    char why[256] = "";
+    prep_open(c);
+    r = *rest_req;
+    o.port = VERSO_REST_PORT_ANY;
+    assert_int_equal(verso_rest_start(&r.srv, c->db, &o, why, sizeof(why)), 0);
+    c->state = &r;
+}
+
+/* Whether an answer is the out-of-memory 503: JSON naming the cause. */
+static bool is_nomem_answer(const rt_resp *r)
+{
+    char ct[64];
+    return r->status == 503 && rt_header(r, "content-type", ct, sizeof(ct)) &&
+           strstr(ct, "application/json") && r->body[0] == '{' &&
+           strstr(r->body, "\"unavailable\"") && strstr(r->body, "out of memory") &&
+           strstr(r->body, "retry");
+}
+
+static int run_request(fa_ctx *c)
+{
+    fa_rest *r = c->state;
+    char url[512];
+    rt_resp resp;
+    int rc = 0;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", verso_rest_port(r->srv), r->path);
+    rt_request(&resp, r->method, url, r->body, r->body ? strlen(r->body) : 0, NULL);
+    if (is_nomem_answer(&resp)) {
+        rc = VERSO_ENOMEM;
+    } else if (resp.status < 200 || resp.status >= 300) {
+        fprintf(stderr, "%s %s: %ld %s\n", r->method, r->path, resp.status,
+                resp.body ? resp.body : "");
+        rc = VERSO_EPROTO;
+    }
+    rt_resp_free(&resp);
+    return rc;
+}
+
+static void finish_server(fa_ctx *c, int rc, bool failed)
+{
+    fa_rest *r = c->state;
+    verso_rest_stop(r->srv);
+    r->srv = NULL;
+    finish_write(c, rc, failed);
+}
+
+static void rest_loop(const char *name, const char *method, const char *path, const char *body)
+{
+    const fa_rest r = {NULL, method, path, body};
+    rest_req = &r;
+    const fa_op op = {.name = name,
+                      .prepare = prep_server,
+                      .run = run_request,
+                      .finish = finish_server,
+                      .exact_blocks = true};
+    long n = fa_loop(&op, FAULTALLOC_ONESHOT);
+    print_message("%-20s %5ld allocations\n", name, n);
+}
+
+static void test_rest_reads(void **state)
+{
+    (void)state;
+    rest_loop("GET list", "GET", "/items?qty=gte.20&order=qty.desc&limit=2", NULL);
+    rest_loop("GET list select", "GET", "/items?name=like.item*&id=in.(1,3,4)&select=id,name",
+              NULL);
+    rest_loop("GET list after", "GET", "/items?limit=2&order=qty.desc&after=WzUwLDVd", NULL);
+    rest_loop("GET row", "GET", "/items/2", NULL);
+    rest_loop("GET _changes", "GET", "/_changes?since=0&limit=3&tables=items", NULL);
+    rest_loop("GET _info", "GET", "/_info", NULL);
+    rest_loop("GET _health", "GET", "/_health", NULL);
+    rest_loop("GET _status", "GET", "/_status", NULL);
+    rest_loop("GET _metrics", "GET", "/_metrics", NULL);
+}
+
+static void test_rest_writes(void **state)
+{
+    (void)state;
+    rest_loop("POST row", "POST", "/items", "{\"name\":\"lamp\",\"qty\":4}");
+    rest_loop("POST rows", "POST", "/items", "[{\"name\":\"bulb\",\"qty\":10},{\"name\":\"c\"}]");
+    rest_loop("PATCH row", "PATCH", "/items/4", "{\"qty\":17}");
+    rest_loop("PUT row", "PUT", "/items/4", "{\"name\":\"four\",\"qty\":0}");
+    rest_loop("DELETE row", "DELETE", "/items/5", NULL);
+    rest_loop("POST _batch", "POST", "/_batch",
+              "[{\"op\":\"insert\",\"table\":\"items\",\"row\":{\"name\":\"desk\",\"qty\":1}},"
+              "{\"op\":\"update\",\"table\":\"items\",\"id\":1,\"row\":{\"qty\":42}},"
+              "{\"op\":\"delete\",\"table\":\"items\",\"id\":2}]");
 }
 
 int main(void)
@@ -638,9 +770,10 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_new), cmocka_unit_test(test_open_migrate),
-        cmocka_unit_test(test_txn),      cmocka_unit_test(test_feed),
-        cmocka_unit_test(test_fixture),  cmocka_unit_test(test_apply),
+        cmocka_unit_test(test_open_new),   cmocka_unit_test(test_open_migrate),
+        cmocka_unit_test(test_txn),        cmocka_unit_test(test_feed),
+        cmocka_unit_test(test_fixture),    cmocka_unit_test(test_apply),
+        cmocka_unit_test(test_rest_reads), cmocka_unit_test(test_rest_writes),
     };
     make_template();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
