@@ -116,6 +116,7 @@ struct verso_db {
 
     /* Write transaction. */
     bool txn;            /* a write transaction is open */
+    bool rollback_due;   /* a ROLLBACK failed (out of memory): SQLite's transaction is still open */
     bool explicit_;      /* opened by verso_db_begin / verso_apply_begin */
     bool applying;       /* opened by verso_apply_begin */
     bool reset_identity; /* apply reset: a new identity is written at commit */

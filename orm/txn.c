@@ -54,10 +54,14 @@ int verso__head_flush(verso_db *db)
     return rc;
 }
 
+static void rollback(verso_db *db);
+
 /* The schema is checked once the write lock is held: nothing can change it
  * afterwards but this transaction. */
 int verso__txn_open(verso_db *db)
 {
+    if (db->rollback_due)
+        rollback(db);
     int rc = step_done(db, db->q[VERSO__Q_BEGIN_W], "BEGIN IMMEDIATE");
     if (rc < 0)
         return rc;
@@ -81,10 +85,19 @@ static void clear_state(verso_db *db, bool committed)
         verso__triggers_restore(db);
 }
 
+/* Ends SQLite's transaction; when even that fails (out of memory), the next
+ * write transaction tries again first, or it would never begin. */
+static void rollback(verso_db *db)
+{
+    if (!sqlite3_get_autocommit(db->sq) &&
+        step_done(db, db->q[VERSO__Q_ROLLBACK], "ROLLBACK") < 0 && !sqlite3_get_autocommit(db->sq))
+        sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
+    db->rollback_due = !sqlite3_get_autocommit(db->sq);
+}
+
 void verso__txn_rollback(verso_db *db)
 {
-    if (!sqlite3_get_autocommit(db->sq))
-        step_done(db, db->q[VERSO__Q_ROLLBACK], "ROLLBACK");
+    rollback(db);
     clear_state(db, false);
 }
 

@@ -753,7 +753,9 @@ static int ws_message(verso_ws *ws, void *cp, const void *data, size_t len, void
     c->last_rx_ms = mono_ms();
     if (c->state == VERSO__MASTER_CLOSING) /* the connection is ending */
         return 0;
-    if (verso_json_parse(&doc, data, len, 8, NULL, 0) < 0)
+    if ((rc = verso_json_parse(&doc, data, len, 8, NULL, 0)) == VERSO_ENOMEM)
+        return fail_conn(m, c, "memory", "out of memory reading a message");
+    if (rc < 0)
         return fail_conn(m, c, "protocol", "a message is not a JSON object");
     type = verso__sync_json_get_str(verso_json_root(doc), "type");
     while (type && i < n && strcmp(incoming[i].type, type) != 0)
@@ -887,12 +889,17 @@ static void refresh(verso_sync_master *m)
     (void)verso__db_changed(&data, &schema, m->db, &m->mark); /* on error both: look again */
     if (!data)
         return;
+    /* the mark moved: a look that fails must be made again at the next tick */
     if (schema && verso_db_refresh_schema(m->db) == 0) {
         for (conn *c = m->conns; c; c = c->next)
             c->schema_due = c->state == VERSO__MASTER_SUBSCRIBED;
+    } else if (schema) {
+        m->mark = VERSO__DB_MARK_INIT;
     }
     if (verso_db_info(&info, m->db) == 0)
         take_info(m, &info);
+    else
+        m->mark = VERSO__DB_MARK_INIT;
 }
 
 static void update_lag(verso_sync_master *m, conn *c, int64_t now)

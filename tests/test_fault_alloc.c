@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -276,6 +277,13 @@ static void record_dump(char ***dumps, size_t *n, char *d)
     (*dumps)[(*n)++] = d;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static char *last_after; /* the state after the last loop's success */
 
 /* Runs op for N = 1, 2, ... until no allocation fails; returns how many
@@ -284,9 +292,11 @@ static long fa_loop(const fa_op *op, faultalloc_mode mode)
 {
     char **dumps = NULL, *before = NULL, *after = NULL;
     size_t ndumps = 0;
-    long n, total = 0;
+    long n, total = 0, runs = 0;
+    double t0 = now_s();
     for (n = 1;; n += n >= 400 && op->stride > 1 ? op->stride : 1) {
         fa_ctx c = {0};
+        runs++;
         snprintf(c.path, sizeof(c.path), "%s", orm_tmp_path(op->name));
         long blocks = faultalloc_outstanding();
         op->prepare(&c);
@@ -339,14 +349,15 @@ static long fa_loop(const fa_op *op, faultalloc_mode mode)
     free(before);
     free(last_after);
     last_after = after;
+    print_message("%-16s %-10s %5ld allocations, %5ld runs, %5.1f s\n", op->name,
+                  mode == FAULTALLOC_ONESHOT ? "one-shot" : "persistent", total, runs,
+                  now_s() - t0);
     return total;
 }
 
 static void fa_both(const fa_op *op)
 {
-    long n1 = fa_loop(op, FAULTALLOC_ONESHOT);
-    long n2 = fa_loop(op, FAULTALLOC_PERSIST);
-    print_message("%-20s %5ld allocations (persistent: %ld)\n", op->name, n1, n2);
+    assert_int_equal(fa_loop(op, FAULTALLOC_ONESHOT), fa_loop(op, FAULTALLOC_PERSIST));
 }
 
 /* ---- open and migrate ---- */
@@ -731,8 +742,7 @@ static void rest_loop(const char *name, const char *method, const char *path, co
                       .run = run_request,
                       .finish = finish_server,
                       .exact_blocks = true};
-    long n = fa_loop(&op, FAULTALLOC_ONESHOT);
-    print_message("%-20s %5ld allocations\n", name, n);
+    fa_both(&op);
 }
 
 static void test_rest_reads(void **state)
@@ -825,10 +835,10 @@ static void test_pull(void **state)
                         .run = run_pull,
                         .finish = finish_slave,
                         .errors = pull_errors,
-                        .mask_identity = true};
-    long n1 = fa_loop(&rows, FAULTALLOC_ONESHOT);
-    long n2 = fa_loop(&rows, FAULTALLOC_PERSIST);
-    print_message("%-20s %5ld allocations (persistent: %ld)\n", rows.name, n1, n2);
+                        .mask_identity = true,
+                        .stride = 3};
+    fa_loop(&rows, FAULTALLOC_ONESHOT);
+    fa_loop(&rows, FAULTALLOC_PERSIST);
     master.tables = NULL;
     master.ntables = 0;
     /* When the snapshot cannot be had, the pull reads rows instead: the
@@ -841,10 +851,110 @@ static void test_pull(void **state)
                         .finish = finish_slave,
                         .errors = pull_errors,
                         .mask_identity = true,
-                        .stride = 3};
-    n1 = fa_loop(&snap, FAULTALLOC_ONESHOT);
-    print_message("%-20s %5ld allocations\n", snap.name, n1);
+                        .stride = 5};
+    fa_loop(&snap, FAULTALLOC_ONESHOT);
     free(rows_after);
+    master_stop();
+}
+
+/* ---- a live slave receiving batches ---- */
+
+/* The rows of items (with versions) of the file at path. */
+static char *dump_items(const char *path)
+{
+    char *s = NULL;
+    size_t len = 0;
+    sqlite3 *sq;
+    append(&s, &len, "");
+    assert_int_equal(sqlite3_open_v2(path, &sq, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    dump_table(&s, &len, sq, "items", false);
+    sqlite3_close(sq);
+    return s;
+}
+
+/* Writes on the master from another process (its allocations are not
+ * counted); returns the master's new head. */
+static int64_t master_write(void)
+{
+    char out[256] = "";
+    assert_int_equal(orm_sqlite_shell(master.path,
+                                      "UPDATE items SET qty = qty + 1 WHERE id = 1;"
+                                      "SELECT v FROM _verso_head;",
+                                      out, sizeof(out)),
+                     0);
+    return strtoll(out, NULL, 10);
+}
+
+static verso_slave *live_start(const char *path)
+{
+    static const char *const items[] = {"items"};
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave *s = NULL;
+    char why[256] = "";
+    o.client.tables = items;
+    o.client.ntables = 1;
+    o.retry_min_ms = 1;
+    o.retry_max_ms = 20;
+    assert_int_equal(verso_slave_start(&s, path, master.url, &o, why, sizeof(why)), 0);
+    return s;
+}
+
+/* One batch with the Nth allocation failing: the slave must get it anyway
+ * (it retries by itself), with its file consistent. Returns the failures. */
+static long live_round(verso_slave *s, const char *path, long n, faultalloc_mode mode)
+{
+    faultalloc_arm(n, mode);
+    int64_t head = master_write();
+    int rc = mode == FAULTALLOC_ONESHOT ? verso_slave_wait(s, head, 20000) : 0;
+    /* persistent: until the Nth allocation failed, or the batch got through first */
+    for (double end = now_s() + 5; mode == FAULTALLOC_PERSIST && faultalloc_count() < n &&
+                                   verso_slave_wait(s, head, 1) != 0 && now_s() < end;)
+        ;
+    long nfail = faultalloc_disarm();
+    if (rc == 0)
+        rc = verso_slave_wait(s, head, 20000);
+    if (rc != 0) {
+        verso_slave_state st;
+        verso_slave_state_get(&st, s);
+        fail_msg("live slave: N=%ld: the batch to version %lld never arrived (%s): link %s,"
+                 " cursor %lld, master head %lld, reconnects %lld, last error: %s",
+                 n, (long long)head, verso_errname(rc), verso_slave_link_name(st.link),
+                 (long long)st.cursor, (long long)st.master_head, (long long)st.reconnects,
+                 st.last_error);
+    }
+    char *a = dump_items(master.path), *b = dump_items(path), *d = dump_db(path, false);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    free(d);
+    return nfail;
+}
+
+static void live_loop(faultalloc_mode mode)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s", orm_tmp_path("fa_live"));
+    verso_slave *s = live_start(path);
+    double t0 = now_s();
+    long n, runs = 0;
+    assert_int_equal(verso_slave_wait(s, file_head(master.path), 20000), 0);
+    for (n = 1; live_round(s, path, n, mode) > 0; n += n < 100 ? 1 : 5) {
+        runs++;
+        if (n > CAP)
+            fail_msg("live slave: still failing at N=%ld", n);
+    }
+    verso_slave_stop(s);
+    remove_db(path);
+    print_message("%-16s %-10s %5ld runs, %5.1f s\n", "live slave",
+                  mode == FAULTALLOC_ONESHOT ? "one-shot" : "persistent", runs + 1, now_s() - t0);
+}
+
+static void test_live(void **state)
+{
+    (void)state;
+    master_start();
+    live_loop(FAULTALLOC_ONESHOT);
+    live_loop(FAULTALLOC_PERSIST);
     master_stop();
 }
 
@@ -863,7 +973,7 @@ int main(void)
         cmocka_unit_test(test_txn),        cmocka_unit_test(test_feed),
         cmocka_unit_test(test_fixture),    cmocka_unit_test(test_apply),
         cmocka_unit_test(test_rest_reads), cmocka_unit_test(test_rest_writes),
-        cmocka_unit_test(test_pull),
+        cmocka_unit_test(test_pull),       cmocka_unit_test(test_live),
     };
     make_template();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
