@@ -7,6 +7,15 @@
  * server answers a JSON 503), leak nothing (LeakSanitizer, and the
  * injector's count of live blocks), and leave the database as before or as
  * after (a dump of every table, integrity_check) with no version reused.
+ *
+ * Operations: open (new file; existing file with a migration), writes in a
+ * transaction, a feed read to JSON, a fixture load, a batch through the
+ * slave's applier (sync/apply.c), one request of each REST route (server in
+ * this process; a 503 must be JSON saying the server is out of memory), a
+ * pull from a master in this process (rows; snapshot bootstrap), and a live
+ * slave receiving batches (it must get each one by itself). Every N is
+ * tried up to 400; the longest loops then take every 3rd or 5th N (time).
+ * FA_DEBUG=1 prints each run and writes a mismatching dump to /tmp.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -958,6 +967,46 @@ static void test_live(void **state)
     master_stop();
 }
 
+/* ---- verso_config_allocator ---- */
+
+static void *never_malloc(size_t n, void *user)
+{
+    (void)n;
+    (void)user;
+    return NULL;
+}
+
+static void *never_realloc(void *p, size_t n, void *user)
+{
+    (void)p;
+    (void)n;
+    (void)user;
+    return NULL;
+}
+
+static void never_free(void *p, void *user)
+{
+    (void)p;
+    (void)user;
+}
+
+static void test_config_allocator(void **state)
+{
+    (void)state;
+    verso_allocator a = {never_malloc, never_realloc, never_free, NULL};
+    /* too late: verso has allocated (the template was made) */
+    assert_int_equal(verso_config_allocator(&a), VERSO_ESTATE);
+    assert_int_equal(verso_config_allocator(NULL), VERSO_ESTATE);
+    a.free_fn = NULL;
+    assert_int_equal(verso_config_allocator(&a), VERSO_EINVAL);
+    verso_buf b = VERSO_BUF_INIT; /* still the injector's */
+    long before = faultalloc_outstanding();
+    assert_int_equal(verso_buf_puts(&b, "x"), 0);
+    assert_int_equal(faultalloc_outstanding(), before + 1);
+    verso_buf_free(&b);
+    assert_int_equal(faultalloc_outstanding(), before);
+}
+
 int main(void)
 {
     char tmp[64];
@@ -969,11 +1018,17 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_new),   cmocka_unit_test(test_open_migrate),
-        cmocka_unit_test(test_txn),        cmocka_unit_test(test_feed),
-        cmocka_unit_test(test_fixture),    cmocka_unit_test(test_apply),
-        cmocka_unit_test(test_rest_reads), cmocka_unit_test(test_rest_writes),
-        cmocka_unit_test(test_pull),       cmocka_unit_test(test_live),
+        cmocka_unit_test(test_open_new),
+        cmocka_unit_test(test_open_migrate),
+        cmocka_unit_test(test_txn),
+        cmocka_unit_test(test_feed),
+        cmocka_unit_test(test_fixture),
+        cmocka_unit_test(test_apply),
+        cmocka_unit_test(test_rest_reads),
+        cmocka_unit_test(test_rest_writes),
+        cmocka_unit_test(test_pull),
+        cmocka_unit_test(test_live),
+        cmocka_unit_test(test_config_allocator),
     };
     make_template();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
