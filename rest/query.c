@@ -298,7 +298,7 @@ static int parse_after(verso__listq *lq, const char *s, verso__resp *rs)
     size_t i = 0;
     int rc = VERSO_EINVAL;
 
-    if ((rc = b64url_decode(&text, s, strlen(s))) < 0 || !text.len ||
+    if ((rc = b64url_decode(&text, s, strlen(s))) < 0 || (rc = text.len ? 0 : VERSO_EINVAL) < 0 ||
         (rc = verso_json_parse(&lq->after_doc, text.data, text.len, 4, NULL, 0)) < 0)
         goto done;
     rc = VERSO_EINVAL;
