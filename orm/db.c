@@ -340,8 +340,7 @@ static int open_steps(verso_db *db, const char *path, const verso_db_options *o)
         return rc;
     /* A file that already holds everything is opened without a write lock,
      * so opening never waits for another process's long transaction. */
-    if ((rc = prepare_db_statements(db)) < 0 && !o->readonly &&
-        (rc = create_meta(db)) == 0)
+    if ((rc = prepare_db_statements(db)) < 0 && !o->readonly && (rc = create_meta(db)) == 0)
         rc = prepare_db_statements(db);
     if (rc < 0 && o->readonly)
         return not_verso(db, rc);

@@ -100,8 +100,9 @@ static int open_tomb_src(verso_feed *f, feed_src *s, verso_table *const *tabs, s
     for (size_t i = 0; i < ntabs; i++)
         verso_buf_printf(&sql, ",?%zu", i + 4);
     verso_buf_puts(&sql, ") ORDER BY version LIMIT ?3");
-    int rc = sql.data && verso__nomem_count() == mark ? prepare_src(f, s, &sql, tabs, ntabs)
-                      : verso__err(f->db, VERSO_ENOMEM, "out of memory");
+    int rc = sql.data && verso__nomem_count() == mark
+                 ? prepare_src(f, s, &sql, tabs, ntabs)
+                 : verso__err(f->db, VERSO_ENOMEM, "out of memory");
     verso_buf_free(&sql);
     return rc;
 }

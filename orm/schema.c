@@ -749,8 +749,8 @@ static const col_info *find_col(const col_info *cols, size_t n, const char *name
  * (an append that failed leaves b without it: never run a partial statement). */
 static int exec_buf(verso_db *db, verso_buf *b, unsigned mark)
 {
-    int rc = b->data && verso__nomem_count() == mark ? 0
-                                                     : verso__err(db, VERSO_ENOMEM, "out of memory");
+    int rc =
+        b->data && verso__nomem_count() == mark ? 0 : verso__err(db, VERSO_ENOMEM, "out of memory");
     if (rc == 0)
         rc = verso__exec(db, b->data);
     verso_buf_clear(b);
