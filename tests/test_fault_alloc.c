@@ -1007,6 +1007,54 @@ static void test_config_allocator(void **state)
     assert_int_equal(faultalloc_outstanding(), before);
 }
 
+/* A live slave started and caught up (hello, schema, batch, ack) with the
+ * Nth allocation failing: a clean error from the start, or a slave that
+ * gets there by itself. */
+static long live_start_round(long n)
+{
+    static const char *const items[] = {"items"};
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave *s = NULL;
+    char path[512], why[256] = "";
+    snprintf(path, sizeof(path), "%s", orm_tmp_path("fa_live_start"));
+    o.client.tables = items;
+    o.client.ntables = 1;
+    o.retry_min_ms = 1;
+    o.retry_max_ms = 20;
+    faultalloc_arm(n, FAULTALLOC_ONESHOT);
+    int rc = verso_slave_start(&s, path, master.url, &o, why, sizeof(why));
+    if (rc == 0)
+        rc = verso_slave_wait(s, master_head, 20000);
+    long nfail = faultalloc_disarm();
+    if (rc == VERSO_ENOMEM && !s) {
+        remove_db(path);
+        return nfail;
+    }
+    if (rc != 0)
+        fail_msg("live start: N=%ld: %s %s", n, verso_errname(rc), why);
+    char *a = dump_items(master.path), *b = dump_items(path);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    verso_slave_stop(s);
+    remove_db(path);
+    return nfail;
+}
+
+static void test_live_start(void **state)
+{
+    (void)state;
+    double t0 = now_s();
+    long n, runs = 1;
+    master_start();
+    master_head = file_head(master.path);
+    for (n = 1; live_start_round(n) > 0; n += n < 100 ? 1 : 10)
+        if (++runs > CAP)
+            fail_msg("live start: still failing at N=%ld", n);
+    master_stop();
+    print_message("%-16s %-10s %5ld runs, %5.1f s\n", "live start", "one-shot", runs, now_s() - t0);
+}
+
 int main(void)
 {
     char tmp[64];
@@ -1018,17 +1066,12 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_new),
-        cmocka_unit_test(test_open_migrate),
-        cmocka_unit_test(test_txn),
-        cmocka_unit_test(test_feed),
-        cmocka_unit_test(test_fixture),
-        cmocka_unit_test(test_apply),
-        cmocka_unit_test(test_rest_reads),
-        cmocka_unit_test(test_rest_writes),
-        cmocka_unit_test(test_pull),
-        cmocka_unit_test(test_live),
-        cmocka_unit_test(test_config_allocator),
+        cmocka_unit_test(test_open_new),   cmocka_unit_test(test_open_migrate),
+        cmocka_unit_test(test_txn),        cmocka_unit_test(test_feed),
+        cmocka_unit_test(test_fixture),    cmocka_unit_test(test_apply),
+        cmocka_unit_test(test_rest_reads), cmocka_unit_test(test_rest_writes),
+        cmocka_unit_test(test_pull),       cmocka_unit_test(test_live),
+        cmocka_unit_test(test_live_start), cmocka_unit_test(test_config_allocator),
     };
     make_template();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
