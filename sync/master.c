@@ -1039,12 +1039,13 @@ static int metrics_text(verso_buf *out, void *arg)
 static int prepare(verso_sync_master *m, char *why, size_t whylen)
 {
     bool data, schema;
+    int rc;
 
     m->mark = VERSO__DB_MARK_INIT;
-    if (verso__db_changed(&data, &schema, m->db, &m->mark) < 0 ||
-        verso_db_info(&m->info, m->db) < 0) {
+    if ((rc = verso__db_changed(&data, &schema, m->db, &m->mark)) < 0 ||
+        (rc = verso_db_info(&m->info, m->db)) < 0) {
         verso__sync_why(why, whylen, "%s", verso_db_errmsg(m->db));
-        return VERSO_EDB;
+        return rc == VERSO_ENOMEM ? rc : VERSO_EDB;
     }
     return 0;
 }

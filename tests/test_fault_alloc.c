@@ -1055,6 +1055,42 @@ static void test_live_start(void **state)
     print_message("%-16s %-10s %5ld runs, %5.1f s\n", "live start", "one-shot", runs, now_s() - t0);
 }
 
+/* ---- starting and stopping a server (with a replication master mounted) ---- */
+
+static int run_server_start(fa_ctx *c)
+{
+    static fa_rest r;
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    verso_sync_master *m = NULL;
+    char why[256] = "";
+    o.port = VERSO_REST_PORT_ANY;
+    o.tick_on_change = true;
+    int rc = verso_sync_master_new(&m, c->path, NULL, why, sizeof(why));
+    if (rc == 0 && (rc = verso_sync_master_mount(m, &o)) == 0)
+        rc = verso_rest_start(&r.srv, c->db, &o, why, sizeof(why));
+    if (rc < 0 && getenv("FA_DEBUG"))
+        fprintf(stderr, "start: %s: %s\n", verso_errname(rc), why);
+    verso_rest_stop(r.srv);
+    r.srv = NULL;
+    verso_sync_master_close(m);
+    return rc;
+}
+
+static const int start_errors[] = {VERSO_ENOMEM, 0};
+
+static void test_server_start(void **state)
+{
+    (void)state;
+    const fa_op op = {.name = "server start",
+                      .prepare = prep_open,
+                      .run = run_server_start,
+                      .finish = finish_close,
+                      .errors = start_errors,
+                      .exact_blocks = true,
+                      .stride = 3};
+    fa_both(&op);
+}
+
 int main(void)
 {
     char tmp[64];
@@ -1066,12 +1102,19 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_new),   cmocka_unit_test(test_open_migrate),
-        cmocka_unit_test(test_txn),        cmocka_unit_test(test_feed),
-        cmocka_unit_test(test_fixture),    cmocka_unit_test(test_apply),
-        cmocka_unit_test(test_rest_reads), cmocka_unit_test(test_rest_writes),
-        cmocka_unit_test(test_pull),       cmocka_unit_test(test_live),
-        cmocka_unit_test(test_live_start), cmocka_unit_test(test_config_allocator),
+        cmocka_unit_test(test_open_new),
+        cmocka_unit_test(test_open_migrate),
+        cmocka_unit_test(test_txn),
+        cmocka_unit_test(test_feed),
+        cmocka_unit_test(test_fixture),
+        cmocka_unit_test(test_apply),
+        cmocka_unit_test(test_rest_reads),
+        cmocka_unit_test(test_rest_writes),
+        cmocka_unit_test(test_pull),
+        cmocka_unit_test(test_live),
+        cmocka_unit_test(test_live_start),
+        cmocka_unit_test(test_server_start),
+        cmocka_unit_test(test_config_allocator),
     };
     make_template();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
