@@ -14,7 +14,7 @@
  * this process; a 503 must be JSON saying the server is out of memory), a
  * pull from a master in this process (rows; snapshot bootstrap), and a live
  * slave receiving batches (it must get each one by itself). Every N is
- * tried up to 400; the longest loops then take every 3rd or 5th N (time).
+ * tried up to 400; the longest loops then take every 4th or 5th N (time).
  * FA_DEBUG=1 prints each run and writes a mismatching dump to /tmp.
  */
 #include <setjmp.h>
@@ -425,7 +425,7 @@ static void test_open_new(void **state)
                       .mask_identity = true,
                       .meta_ok = true,
                       .exact_blocks = true,
-                      .stride = 3};
+                      .stride = 5};
     fa_both(&op);
 }
 
@@ -438,7 +438,7 @@ static void test_open_migrate(void **state)
                       .finish = finish_open,
                       .errors = open_errors,
                       .exact_blocks = true,
-                      .stride = 3};
+                      .stride = 5};
     fa_both(&op);
 }
 
@@ -678,7 +678,7 @@ static void test_apply(void **state)
                       .errors = apply_errors,
                       .mask_identity = true,
                       .exact_blocks = true,
-                      .stride = 2};
+                      .stride = 4};
     fa_both(&op);
     verso_free(apply_schema);
     verso_free(apply_entries);
@@ -845,7 +845,7 @@ static void test_pull(void **state)
                         .finish = finish_slave,
                         .errors = pull_errors,
                         .mask_identity = true,
-                        .stride = 3};
+                        .stride = 5};
     fa_loop(&rows, FAULTALLOC_ONESHOT);
     fa_loop(&rows, FAULTALLOC_PERSIST);
     master.tables = NULL;
@@ -1087,7 +1087,7 @@ static void test_server_start(void **state)
                       .finish = finish_close,
                       .errors = start_errors,
                       .exact_blocks = true,
-                      .stride = 3};
+                      .stride = 5};
     fa_both(&op);
 }
 
