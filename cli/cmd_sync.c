@@ -133,14 +133,13 @@ static int parse_option(sync_args *a, int argc, char **argv, int *i)
 {
     const char *o = argv[*i];
     const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    int rc;
 
     if (!strcmp(o, "--help") || !strcmp(o, "-h"))
         return 1;
     if (!strcmp(o, "--insecure"))
         return a->insecure = true, 0;
-    int rc = cli_log_option(argc, argv, i);
-
-    if (rc != 0)
+    if ((rc = cli_log_option(argc, argv, i)) != 0)
         return rc > 0 ? 0 : -1;
     if (!strcmp(o, "--replace-tables"))
         return a->replace_tables = true, 0;
