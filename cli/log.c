@@ -109,10 +109,11 @@ void cli_log(cli_level level, const char *fmt, ...)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
     pthread_mutex_lock(&g.lock);
-    if (g.tty) {
+    if (g.tty) { /* the status line goes; the next update draws it afresh, below */
         status_clear();
+        g.status[0] = '\0';
         fprintf(stderr, "verso %s: %s\n", g.cmd, msg);
-        status_draw();
+        fflush(stderr);
     } else {
         cli_iso_time(ts, sizeof(ts), (long long)verso_now_ms());
         fprintf(stderr, "%s %s verso %s: %s\n", ts, k_names[level], g.cmd, msg);

@@ -108,16 +108,19 @@ static void snapshot_text(char *out, size_t n, int64_t bytes, int64_t total, dou
 static void catchup_text(char *out, size_t n, const verso_sync_progress *p, double vrate,
                          double rrate)
 {
-    char e[32];
-    int64_t done = p->cursor - p->catchup_from, total = p->catchup_target - p->catchup_from;
+    char e[32], committed[48] = "";
+    int64_t at = p->received > p->cursor ? p->received : p->cursor;
+    int64_t done = at - p->catchup_from, total = p->catchup_target - p->catchup_from;
 
-    cli_fmt_eta(e, sizeof(e), eta(p->catchup_target - p->cursor, vrate));
+    cli_fmt_eta(e, sizeof(e), eta(p->catchup_target - at, vrate));
+    if (at > p->cursor) /* a full read commits at its end */
+        snprintf(committed, sizeof(committed), " (committed %lld)", (long long)p->cursor);
     snprintf(out, n,
-             "catch-up %lld of %lld versions (%d%%)  %lld rows  %.0f rows/s  cursor %lld -> "
-             "%lld  ETA %s",
+             "catch-up %lld of %lld versions (%d%%)  %lld rows  %.0f rows/s  at %lld -> %lld%s  "
+             "ETA %s",
              (long long)(done > 0 ? done : 0), (long long)(total > 0 ? total : 0),
-             percent(done, total), (long long)p->rows, rrate, (long long)p->cursor,
-             (long long)p->catchup_target, e);
+             percent(done, total), (long long)p->rows, rrate, (long long)at,
+             (long long)p->catchup_target, committed, e);
 }
 
 /* ---- pull ---- */
@@ -177,7 +180,7 @@ void cli_pull_progress(const verso_sync_progress *pr, void *arg)
         p->next_summary_ms = now + p->summary_ms;
     }
     cli_rate_add(&p->bytes, now, pr->snapshot_bytes);
-    cli_rate_add(&p->versions, now, pr->cursor);
+    cli_rate_add(&p->versions, now, pr->received > pr->cursor ? pr->received : pr->cursor);
     cli_rate_add(&p->rows, now, pr->rows);
     if (pr->phase == VERSO_PHASE_SNAPSHOT)
         snapshot_text(text, sizeof(text), pr->snapshot_bytes, pr->snapshot_total,
@@ -233,7 +236,8 @@ static void replicate_text(char *out, size_t n, cli_replicate *r, const verso_sl
     verso_sync_progress p = {.rows = st->applied_rows,
                              .cursor = st->cursor,
                              .catchup_from = st->catchup_from,
-                             .catchup_target = st->catchup_target};
+                             .catchup_target = st->catchup_target,
+                             .received = st->received};
 
     switch (st->phase) {
     case VERSO_PHASE_SNAPSHOT:
@@ -288,7 +292,7 @@ void cli_replicate_tick(cli_replicate *r)
     r->said_link = true;
     r->link = st.link;
     cli_rate_add(&r->rows, now, st.applied_rows);
-    cli_rate_add(&r->versions, now, st.cursor);
+    cli_rate_add(&r->versions, now, st.received > st.cursor ? st.received : st.cursor);
     cli_rate_add(&r->bytes, now, st.snapshot_bytes);
     replicate_text(text, sizeof(text), r, &st, now);
     cli_status("verso replicate: %s", text);

@@ -27,6 +27,7 @@ typedef struct pull {
     int64_t start_ms;
     int64_t progress_ms;
     int64_t catchup_from; /* the cursor the rows start from */
+    int64_t received;     /* the version the rows read so far reach */
     verso_pull_result res;
     char *why;
     size_t whylen;
@@ -175,6 +176,7 @@ static void progress(pull *p, int64_t cursor, bool last)
     pr.snapshot_rows = p->res.snapshot_rows;
     pr.catchup_from = p->catchup_from;
     pr.catchup_target = p->head;
+    pr.received = p->received > cursor ? p->received : cursor;
     p->o->on_progress(&pr, p->o->progress_arg);
 }
 
@@ -237,7 +239,7 @@ static int apply_answer(pull *p, verso_json *doc, int status, int64_t *since, bo
         verso__sync_why(p->why, p->whylen, "apply: %s", verso__sync_applier_errmsg(p->ap));
         return rc;
     }
-    *since = cursor;
+    *since = p->received = cursor;
     if (!more) {
         if ((rc = verso__sync_applier_commit(p->ap, p->identity, cursor)) < 0) {
             verso__sync_why(p->why, p->whylen, "commit: %s", verso__sync_applier_errmsg(p->ap));

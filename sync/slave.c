@@ -225,6 +225,8 @@ static void publish(verso_slave *s, int64_t cursor, int64_t head, bool committed
         s->st.master_head = head;
     if (s->st.master_head < s->st.cursor)
         s->st.master_head = s->st.cursor;
+    if (s->st.received < s->st.cursor || committed)
+        s->st.received = s->st.cursor;
     s->st.lag_versions = s->st.master_head - s->st.cursor;
     if (s->st.phase == VERSO_PHASE_CATCHUP && s->st.master_head > s->st.catchup_target)
         s->st.catchup_target = s->st.master_head;
@@ -274,6 +276,7 @@ static void progress(verso_slave *s, int64_t head, bool force)
     p.snapshot_rows = s->st.snapshot_rows;
     p.catchup_from = s->st.catchup_from;
     p.catchup_target = s->st.catchup_target;
+    p.received = s->st.received;
     pthread_mutex_unlock(&s->lock);
     p.rows = verso__sync_applier_rows(s->ap);
     p.master_head = head >= 0 ? head : p.catchup_target;
@@ -497,6 +500,9 @@ static int on_changes(verso_slave *s, verso__sync_msg *m)
     m->doc = NULL; /* taken over */
     if (rc < 0)
         return apply_failed(s, rc, "apply: %s");
+    pthread_mutex_lock(&s->lock);
+    s->st.received = to;
+    pthread_mutex_unlock(&s->lock);
     progress(s, head, false);
     if (more) {
         publish(s, -1, head, false);

@@ -73,6 +73,8 @@ static void on_progress(const verso_sync_progress *p, void *arg)
         s->target = p->catchup_target;
         s->snapshot_rows = p->snapshot_rows;
         assert_true(p->cursor >= p->catchup_from);
+        assert_true(p->received >= p->cursor);
+        assert_true(p->received <= p->catchup_target);
     }
 }
 

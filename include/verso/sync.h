@@ -108,6 +108,8 @@ typedef struct verso_sync_progress {
     int64_t snapshot_rows;  /* rows the installed snapshot brought (0 before or without one) */
     int64_t catchup_from;   /* catch-up: the cursor it started from */
     int64_t catchup_target; /* catch-up: the master head it goes to (pull: the head at start) */
+    int64_t received;       /* the master version received and applied in the open
+                               transaction (>= cursor; a full read commits only at its end) */
 } verso_sync_progress;
 
 /* Called on the applying thread about every 200 ms while changes or
@@ -297,6 +299,8 @@ typedef struct verso_slave_state {
     int64_t snapshot_rows;  /* rows the last installed snapshot brought (not in applied_rows) */
     int64_t catchup_from;   /* the cursor the current catch-up started from */
     int64_t catchup_target; /* the master head it aims at (raised as the head moves) */
+    int64_t received;       /* the master version received so far (>= cursor: the open
+                               transaction holds the rest) */
 } verso_slave_state;
 
 /* Copies the slave's state. Any thread. */
