@@ -109,8 +109,7 @@ static void test_preflight(void **state)
     rt_resp_free(&r);
     /* a similar origin is another origin */
     {
-        const char *const h[] = {"Origin: " APP ":443", "Access-Control-Request-Method: GET",
-                                 NULL};
+        const char *const h[] = {"Origin: " APP ":443", "Access-Control-Request-Method: GET", NULL};
         assert_int_equal(rc_call(&r, &e, "OPTIONS", "/items", NULL, h), 403);
         expect_no_cors(&r);
         rt_resp_free(&r);
@@ -218,10 +217,14 @@ static void test_config_file_origins(void **state)
 
 static void test_bad_origins(void **state)
 {
-    static const char *const bad[] = {"https://app.example.com/", "app.example.com",
-                                      "https://app.example.com/x", "https://",
-                                      "https://a.example:", "https://a.example:8o",
-                                      "", "null"};
+    static const char *const bad[] = {"https://app.example.com/",
+                                      "app.example.com",
+                                      "https://app.example.com/x",
+                                      "https://",
+                                      "https://a.example:",
+                                      "https://a.example:8o",
+                                      "",
+                                      "null"};
     char path[512];
 
     (void)state;

@@ -444,6 +444,45 @@ static void test_auth_messages(void **state)
     rc_stop(&e);
 }
 
+static int ws_open(verso_ws *ws, void **conn, void *arg)
+{
+    (void)ws;
+    (void)conn;
+    (void)arg;
+    return 0;
+}
+
+/* A WebSocket refused for its role says which role it needs. */
+static void test_ws_role_message(void **state)
+{
+    static const verso_ws_handler h = {
+        .path = "/_sync", .subprotocol = "verso-sync.1", .role = "replicate", .on_open = ws_open};
+    const char *const up[] = {"Connection: Upgrade",
+                              "Upgrade: websocket",
+                              "Sec-WebSocket-Version: 13",
+                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                              "Sec-WebSocket-Protocol: verso-sync.1",
+                              g_read_hdr,
+                              NULL};
+    char hr[65], text[200], *cfg, *m;
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    rc_env e;
+
+    (void)state;
+    token_hash(hr, "reader-secret");
+    snprintf(text, sizeof(text), "token %s read\n", hr);
+    cfg = rc_write_file("rest_errors_ws.conf", text);
+    o.config_path = cfg;
+    o.ws_handlers = &h;
+    o.nws_handlers = 1;
+    rc_start_with(&e, "rest_errors_ws", &o);
+    free(cfg);
+    m = error_of(&e, "GET", "/_sync", NULL, up, 403);
+    assert_string_equal(m, "this WebSocket needs the role replicate for every table (or admin)");
+    free(m);
+    rc_stop(&e);
+}
+
 /* verso_rest_start with a config file: why is "PATH:LINE: reason". */
 static void expect_config_error(const char *text, int line, const char *reason)
 {
@@ -613,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_hostile_names),
         cmocka_unit_test(test_messages_are_the_requests_own),
         cmocka_unit_test(test_auth_messages),
+        cmocka_unit_test(test_ws_role_message),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_serve_config_error),
         cmocka_unit_test(test_doc_examples),
