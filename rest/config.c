@@ -155,9 +155,9 @@ static int set_value(verso__config *c, const setting *s, const char *v, line_why
     long long n;
 
     if (s->kind == K_STR) {
-        if (!(dup = strdup(v)))
+        if (!(dup = verso__strdup(v)))
             return VERSO_ENOMEM;
-        free(*(char **)((char *)c + s->offset));
+        verso__free(*(char **)((char *)c + s->offset));
         *(char **)((char *)c + s->offset) = dup;
         return 0;
     }
@@ -200,11 +200,11 @@ static int add_grant(verso__config *c, char **w, size_t nw, line_why *why)
     if (!(g.caps = verso__role_caps(w[2])))
         return refuse(why, "token: unknown role \"%s\" (roles: read, write, replicate, admin)",
                       verso__rest_quote(quoted, sizeof(quoted), w[2], 32));
-    if (nw == 4 && !(g.table = strdup(w[3])))
+    if (nw == 4 && !(g.table = verso__strdup(w[3])))
         return VERSO_ENOMEM;
-    grown = realloc(c->grants, (c->ngrants + 1) * sizeof(*grown));
+    grown = verso__realloc(c->grants, (c->ngrants + 1) * sizeof(*grown));
     if (!grown) {
-        free(g.table);
+        verso__free(g.table);
         return VERSO_ENOMEM;
     }
     c->grants = grown;
@@ -262,7 +262,7 @@ static int parse_text(verso__config *c, const char *text, size_t len, const char
                       size_t whylen)
 {
     int rc = 0, lineno = 0;
-    char *copy = malloc(len + 1), reason[320] = "";
+    char *copy = verso__malloc(len + 1), reason[320] = "";
     line_why lw = {reason, sizeof(reason)};
 
     if (!copy)
@@ -289,7 +289,7 @@ static int parse_text(verso__config *c, const char *text, size_t len, const char
         snprintf(why, whylen, "config line %d: %s", lineno, reason);
     if (rc < 0 && why && whylen)
         why[verso__utf8_prefix(why, strlen(why))] = 0;
-    free(copy);
+    verso__free(copy);
     return rc;
 }
 
@@ -332,10 +332,10 @@ int verso__config_add_origin(verso__config *c, const char *origin, char *why, si
                      verso__rest_quote(quoted, sizeof(quoted), origin, 120));
         return VERSO_EINVAL;
     }
-    if (!(dup = strdup(origin)))
+    if (!(dup = verso__strdup(origin)))
         return VERSO_ENOMEM;
-    if (!(grown = realloc(c->origins, (c->norigins + 1) * sizeof(*grown)))) {
-        free(dup);
+    if (!(grown = verso__realloc(c->origins, (c->norigins + 1) * sizeof(*grown)))) {
+        verso__free(dup);
         return VERSO_ENOMEM;
     }
     c->origins = grown;
@@ -370,15 +370,15 @@ void verso__config_free(verso__config *c)
 {
     if (!c)
         return;
-    free(c->host);
-    free(c->tls_cert);
-    free(c->tls_key);
+    verso__free(c->host);
+    verso__free(c->tls_cert);
+    verso__free(c->tls_key);
     for (size_t i = 0; i < c->ngrants; i++)
-        free(c->grants[i].table);
-    free(c->grants);
+        verso__free(c->grants[i].table);
+    verso__free(c->grants);
     for (size_t i = 0; i < c->norigins; i++)
-        free(c->origins[i]);
-    free(c->origins);
+        verso__free(c->origins[i]);
+    verso__free(c->origins);
     memset(c, 0, sizeof(*c));
     c->port = -1;
 }

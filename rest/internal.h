@@ -17,6 +17,7 @@
 #include "verso/orm.h"
 #include "verso/advanced.h"
 #include "verso/rest.h"
+#include "orm/alloc.h"
 
 struct lws;
 
@@ -150,7 +151,14 @@ typedef struct verso__resp {
     const char *cors_origin; /* allowed Origin to name in CORS headers; NULL = none */
     bool preflight;          /* a CORS preflight answer */
     char errmsg[400];        /* the message of the last verso__error() */
+    bool nomem;              /* answer VERSO__NOMEM_BODY (503), built without allocating */
 } verso__resp;
+
+/* The answer when the server ran out of memory: a static text, so that it
+ * can be sent when nothing more can be allocated. */
+#define VERSO__NOMEM_MSG "the server is out of memory; retry the request later"
+#define VERSO__NOMEM_BODY                                                                          \
+    "{\"error\":{\"code\":\"unavailable\",\"message\":\"" VERSO__NOMEM_MSG "\"}}"
 
 /* ---- hints.c: error words that say what to do ---- */
 /* The longest prefix of s[0..n) that is whole, valid UTF-8 characters. */
@@ -294,6 +302,8 @@ void verso__error(verso__resp *rs, int status, const char *fmt, ...)
 /* The 404 for an unknown table; hints `verso track` when the file holds it
  * untracked and the caller may see the server's state. */
 void verso__error_no_table(verso__resp *rs, const verso__req *rq, const char *table);
+/* Answers 503 with VERSO__NOMEM_BODY (see send_response in http.c). */
+void verso__error_nomem(verso__resp *rs);
 /* Maps rc, just returned by a failed ORM call on srv->db, to its HTTP answer,
  * with that call's detail text (verso_db_errmsg) when it cannot leak SQL. Only
  * right after such a call: the handle keeps its last error's text, which
