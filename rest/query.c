@@ -333,14 +333,17 @@ static void locate_keys(verso__listq *lq, const verso_table *t)
 /* Only the server's own encoding of its keys is accepted: one text per
  * position, so blanks, other number spellings or stray base64 bits do not
  * make a second cursor for the same place. */
-static bool cursor_canonical(const verso__listq *lq, const char *s)
+/* 0 when s is the server's own spelling of the keys it decoded to,
+ * VERSO_EINVAL when not, VERSO_ENOMEM when re-encoding them ran out. */
+static int cursor_canonical(const verso__listq *lq, const char *s)
 {
     verso_buf again = VERSO_BUF_INIT;
-    bool ok = verso__listq_cursor_of(&again, lq, lq->after) == 0 && again.len == strlen(s) &&
-              !memcmp(again.data, s, again.len);
+    int rc = verso__listq_cursor_of(&again, lq, lq->after);
 
+    if (rc == 0 && (again.len != strlen(s) || memcmp(again.data, s, again.len)))
+        rc = VERSO_EINVAL;
     verso_buf_free(&again);
-    return ok;
+    return rc == VERSO_ENOMEM ? rc : rc < 0 ? VERSO_EINVAL : 0;
 }
 
 /* after= is base64url of a JSON array: the order values and the id of the last row. */
@@ -371,8 +374,7 @@ static int parse_after(verso__listq *lq, const char *s, verso__resp *rs)
         goto done;
     lq->q.after = lq->after;
     lq->q.nafter = i;
-    if (cursor_canonical(lq, s))
-        rc = 0;
+    rc = cursor_canonical(lq, s);
 done:
     verso_buf_free(&text);
     if (rc == VERSO_ENOMEM)
