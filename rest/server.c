@@ -160,6 +160,25 @@ static int numeric_host(char **host)
     return override(host, num);
 }
 
+/* The options' CORS origins replace the config file's. */
+static int merge_origins(verso__config *c, const verso_rest_options *o, char *why, size_t whylen)
+{
+    int rc = 0;
+
+    if (!o->ncors_origins)
+        return 0;
+    if (!o->cors_origins) {
+        why_set(why, whylen, "cors_origins is NULL but ncors_origins is %zu", o->ncors_origins);
+        return VERSO_EINVAL;
+    }
+    for (size_t i = 0; i < c->norigins; i++)
+        verso__free(c->origins[i]);
+    c->norigins = 0;
+    for (size_t i = 0; rc == 0 && i < o->ncors_origins; i++)
+        rc = verso__config_add_origin(c, o->cors_origins[i] ? o->cors_origins[i] : "", why, whylen);
+    return rc;
+}
+
 static int merge_options(verso_rest *srv, const verso_rest_options *o, char *why, size_t whylen)
 {
     verso__config *c = &srv->cfg;
@@ -171,6 +190,8 @@ static int merge_options(verso_rest *srv, const verso_rest_options *o, char *why
         return VERSO_EINVAL;
     }
     if (o->config_path && (rc = verso__config_load(c, o->config_path, why, whylen)) < 0)
+        return rc;
+    if ((rc = merge_origins(c, o, why, whylen)) < 0)
         return rc;
     verso__limits_merge(&c->limits, &o->limits);
     verso__limits_defaults(&c->limits);

@@ -91,6 +91,7 @@ typedef struct verso_rest_limits {
  *     max-body 1048576          (and the other limits, dashed names)
  *     token <sha256-hex of the token> <role> [<table>]
  *     client-token <token>      (read by the sync clients; ignored here)
+ *     cors-origin <origin>      (one per line; see cors_origins)
  * role is one of read, write, replicate, admin; without a table the role
  * applies to every table and to the server's own routes. Only SHA-256 hashes
  * are stored; comparisons are constant-time. Values given in these options
@@ -146,6 +147,14 @@ typedef struct verso_rest_options {
      * Reads go on meanwhile. NULL = not told. */
     void (*on_disk_full)(verso_rest *srv, bool full, void *arg);
     void *disk_full_arg;
+
+    /* CORS: the origins browsers may call the server from, exactly as a
+     * browser sends them ("https://app.example.com", "http://localhost:3000"),
+     * or "*" for any. Given here, they replace the config file's cors-origin
+     * lines; none (the default) means no CORS headers at all. A malformed
+     * origin (a path, a final slash) is VERSO_EINVAL. Copied at start. */
+    const char *const *cors_origins;
+    size_t ncors_origins;
 } verso_rest_options;
 
 #define VERSO_REST_OPTIONS_INIT                                                                    \
@@ -162,7 +171,8 @@ typedef struct verso_rest_options {
  *
  * Refuses to start (VERSO_EAUTH) when the bind address is not a loopback
  * address and no token is configured. why (may be NULL) receives a
- * one-line reason on failure (NUL-terminated, truncated to whylen).
+ * one-line reason on failure (NUL-terminated, truncated to whylen); a bad
+ * config file line is named as "PATH:LINE: reason".
  * Errors: VERSO_EINVAL (bad options or config file), VERSO_EAUTH,
  * VERSO_ENET (cannot listen, TLS files unusable), VERSO_EDB, VERSO_ENOMEM.
  */
