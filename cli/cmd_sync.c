@@ -41,6 +41,7 @@ typedef struct sync_args {
 } sync_args;
 
 static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_hup; /* replicate: SIGHUP, told and otherwise ignored */
 
 /* verso_sync_client.should_stop of the pull: SIGINT or SIGTERM arrived. */
 static bool stop_requested(void *arg)
@@ -51,8 +52,10 @@ static bool stop_requested(void *arg)
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    g_stop = 1;
+    if (sig == SIGHUP)
+        g_hup = 1;
+    else
+        g_stop = 1;
 }
 
 static void install_signals(void)
@@ -63,6 +66,7 @@ static void install_signals(void)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* systemd's reload must not kill a slave */
 }
 
 static void usage(FILE *out, const char *cmd)
@@ -379,6 +383,9 @@ int verso_cli_replicate(int argc, char **argv)
         struct timespec ts = {0, 200 * 1000000L};
         nanosleep(&ts, NULL);
         replicate_error(s, &a, shown, sizeof(shown));
+        if (g_hup && !(g_hup = 0))
+            fprintf(stderr, "verso replicate: SIGHUP: nothing to reload (options are read at "
+                            "start)\n");
         if (show_progress(&a))
             replicate_status(s, start, false);
     }

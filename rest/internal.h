@@ -149,6 +149,7 @@ typedef struct verso__metrics {
     uint64_t ws_open;
     uint64_t ws_total;
     uint64_t schema_reloads;
+    uint64_t requests_reading; /* requests whose body is arriving: drained at stop */
     int64_t started_ms;
 } verso__metrics;
 
@@ -216,8 +217,10 @@ struct verso_rest {
     atomic_int woken;
     pthread_mutex_t ctx_lock; /* other threads wake ctx only under it, while ctx_alive */
     bool ctx_alive;
-    bool going_away; /* stopping: open WebSockets get a 1001 close frame */
-    bool disk_full;  /* the last write failed for want of space (service thread) */
+    bool going_away;            /* stopping: open WebSockets get a 1001 close frame */
+    bool disk_full;             /* the last write failed for want of space (service thread) */
+    verso__config *reload_next; /* verso_rest_reload(): taken by the service thread */
+    pthread_cond_t reload_done; /* with ctx_lock: reload_next was taken */
 
     verso_buf out; /* response bytes, with LWS_PRE headroom */
     verso_buf body;
@@ -229,6 +232,9 @@ struct verso_rest {
 
     verso__metrics metrics;
 };
+
+/* reload.c: swaps in the config verso_rest_reload() read. Service thread. */
+void verso__reload_apply(verso_rest *srv);
 
 /* server.c: a server that answers verso__dispatch() without listening: no
  * libwebsockets context, no thread (tests and fuzzers). opts as for
@@ -300,7 +306,7 @@ int verso__http_body(verso_rest *srv, struct lws *wsi, void *pss, const void *in
 int verso__http_body_done(verso_rest *srv, struct lws *wsi, void *pss);
 /* LWS_CALLBACK_TIMER: the body limit passed (408) or the drain ended (close). */
 int verso__http_timer(verso_rest *srv, struct lws *wsi, void *pss);
-void verso__http_conn_free(void *pss);
+void verso__http_conn_free(verso_rest *srv, void *pss);
 /* LWS_CALLBACK_HTTP_WRITEABLE: finishes a pending half-close. */
 int verso__http_writeable(verso_rest *srv, struct lws *wsi, void *pss);
 void verso__http_arm_timeout(verso_rest *srv, struct lws *wsi, void *pss);

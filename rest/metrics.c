@@ -85,9 +85,12 @@ int verso__metrics_text(verso_buf *b, const verso__metrics *m)
                             "# TYPE verso_websockets_open gauge\nverso_websockets_open %llu\n"
                             "# TYPE verso_websockets_total counter\nverso_websockets_total %llu\n"
                             "# TYPE verso_schema_reloads_total counter\n"
-                            "verso_schema_reloads_total %llu\n",
+                            "verso_schema_reloads_total %llu\n"
+                            "# TYPE verso_http_requests_reading gauge\n"
+                            "verso_http_requests_reading %llu\n",
                             (unsigned long long)m->rows, (unsigned long long)m->ws_open,
-                            (unsigned long long)m->ws_total, (unsigned long long)m->schema_reloads);
+                            (unsigned long long)m->ws_total, (unsigned long long)m->schema_reloads,
+                            (unsigned long long)m->requests_reading);
 }
 
 int verso__metrics_watch(verso_buf *b, const verso__watch *w)
