@@ -33,7 +33,8 @@ typedef struct sync_args {
     const char *tables[64];
     size_t ntables;
     int chunk;
-    int port; /* replicate: also serve the slave's db (cascade); -1 = no */
+    int port;         /* replicate: also serve the slave's db (cascade); -1 = no */
+    const char *name; /* replicate: the name the master lists it under */
     bool insecure;
     bool quiet;
     bool replace_tables;
@@ -89,8 +90,12 @@ static void usage(FILE *out, const char *cmd)
     if (strcmp(cmd, "pull") == 0)
         fprintf(out, "  --chunk N          changes per request (default 10000)\n");
     if (strcmp(cmd, "replicate") == 0)
-        fprintf(out, "  --port N           also serve DB over REST and /_sync on 127.0.0.1:N\n"
-                     "                     (0 = any free port), for cascading slaves\n");
+        fprintf(out,
+                "  --port N           also serve DB over REST and /_sync on 127.0.0.1:N\n"
+                "                     (0 = any free port), for cascading slaves; its /_status\n"
+                "                     and /_metrics show this slave's upstream state\n"
+                "  --name NAME        the name the master lists this slave under\n"
+                "                     (default host:pid)\n");
 }
 
 static int config_token(sync_args *a)
@@ -153,6 +158,8 @@ static int parse_option(sync_args *a, int argc, char **argv, int *i)
         return parse_int(&a->chunk, v);
     if (!strcmp(o, "--port") && !strcmp(a->cmd, "replicate"))
         return parse_int(&a->port, v);
+    if (!strcmp(o, "--name") && !strcmp(a->cmd, "replicate"))
+        return a->name = v, 0;
     if (!strcmp(o, "--table") && a->ntables < 64)
         return a->tables[a->ntables++] = v, 0;
     return -1;
@@ -302,13 +309,14 @@ typedef struct serving {
 } serving;
 
 /* The slave's own REST server and replication endpoint (cascade). */
-static int serve_start(serving *sv, const sync_args *a)
+static int serve_start(serving *sv, const sync_args *a, verso_slave *s)
 {
     verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
     char why[256] = "";
     int rc;
 
     if ((rc = verso_sync_master_new(&sv->master, a->db, NULL, why, sizeof(why))) == 0) {
+        verso_slave_mount(s, &ro); /* its upstream state in /_status and /_metrics */
         verso_sync_master_mount(sv->master, &ro);
         ro.db_path = a->db;
         ro.port = a->port ? a->port : VERSO_REST_PORT_ANY;
@@ -370,12 +378,13 @@ int verso_cli_replicate(int argc, char **argv)
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     client_options(&o.client, &a);
+    o.name = a.name;
     install_signals();
     if (verso_slave_start(&s, a.db, a.url, &o, why, sizeof(why)) < 0) {
         fprintf(stderr, "verso replicate: %s\n", why);
         return 1;
     }
-    if (a.port >= 0 && serve_start(&sv, &a) < 0) {
+    if (a.port >= 0 && serve_start(&sv, &a, s) < 0) {
         verso_slave_stop(s);
         return 1;
     }

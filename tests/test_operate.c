@@ -104,7 +104,7 @@ static void wait_log(const child *c, const char *text)
         if (strstr(buf, text))
             return;
         if (h_now_ms() > deadline)
-            fail_msg("verso serve never said \"%s\"; it said:\n%s", text, buf);
+            fail_msg("the child never said \"%s\"; it said:\n%s", text, buf);
         h_sleep_ms(10);
     }
 }
@@ -384,11 +384,141 @@ static void test_sigterm_drains_and_exits_0(void **state)
     assert_true(h_file_contains(db, "sent while stopping"));
 }
 
+/* `verso replicate --quiet --name NAME --port 0 URL DB` with stderr into
+ * r->log; its own server's URL is read from the "serving" line. */
+static void replicate(child *r, const child *master, const char *db, const char *name)
+{
+    char *argv[] = {getenv("VERSO_BIN"),
+                    "replicate",
+                    "--quiet",
+                    "--name",
+                    (char *)name,
+                    "--port",
+                    "0",
+                    "--token",
+                    TOK_ADMIN,
+                    (char *)master->url,
+                    (char *)db,
+                    NULL};
+    pid_t parent = getpid();
+    int64_t deadline = h_now_ms() + 10000;
+    char buf[4096], *at;
+
+    h_path(r->log, sizeof(r->log), "replicate.log");
+    unlink(r->log);
+    fflush(NULL);
+    assert_true((r->pid = fork()) >= 0);
+    if (r->pid == 0) {
+        int err = open(r->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int null = open("/dev/null", O_WRONLY);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent || err < 0)
+            _exit(1);
+        dup2(null, STDOUT_FILENO);
+        dup2(err, STDERR_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    for (;;) {
+        FILE *f = fopen(r->log, "r");
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        if ((at = strstr(buf, " on http://")) && strchr(at, '\n'))
+            break;
+        if (h_now_ms() > deadline)
+            fail_msg("verso replicate did not serve; it said:\n%s", buf);
+        h_sleep_ms(10);
+    }
+    at += 4;
+    at[strcspn(at, "\n")] = '\0';
+    snprintf(r->url, sizeof(r->url), "%s", at);
+    r->port = atoi(strrchr(at, ':') + 1);
+}
+
+/* The integer member key of the object "upstream" of GET /_status: a crude
+ * scan is enough, the names are unique in that object. */
+static long long upstream_field(const child *c, const char *key, char *text, size_t n)
+{
+    char *body = NULL, *at, pat[64];
+    long long v = -1;
+
+    assert_int_equal(get(c, "/_status", NULL, &body), 200);
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    if ((at = strstr(body, "\"upstream\":{")) && (at = strstr(at, pat))) {
+        at += strlen(pat);
+        v = atoll(at);
+        if (text)
+            snprintf(text, n, "%.*s", (int)strcspn(at, ",}"), at);
+    }
+    free(body);
+    return v;
+}
+
+static bool caught_up(const child *r, const char *db)
+{
+    char text[16];
+
+    upstream_field(r, "connected", text, sizeof(text));
+    return !strcmp(text, "true") && upstream_field(r, "lag_versions", NULL, 0) == 0 &&
+           upstream_field(r, "cursor", NULL, 0) == h_head(db);
+}
+
+static void test_slave_shows_its_upstream_and_its_name(void **state)
+{
+    char db[600], sdb[600], cfg[600], text[64];
+    int64_t deadline = h_now_ms() + 20000;
+    child m, r;
+    char *body = NULL;
+    verso_db *w;
+
+    (void)state;
+    make_db(db, sizeof(db));
+    h_path(sdb, sizeof(sdb), "slave.db");
+    h_remove_db(sdb);
+    h_path(cfg, sizeof(cfg), "serve.conf");
+    write_file(cfg, k_config);
+    w = h_open(db);
+    h_orm_workload(w, 10, 5);
+    serve(&m, db, cfg);
+    replicate(&r, &m, sdb, "edge-1");
+
+    while (!caught_up(&r, db))
+        if (h_now_ms() > deadline)
+            fail_msg("the slave's /_status never showed it caught up");
+        else
+            h_sleep_ms(20);
+    assert_int_equal(upstream_field(&r, "master_head", NULL, 0), h_head(db));
+    assert_int_equal(upstream_field(&r, "resyncs", NULL, 0), 0);
+    assert_int_equal(upstream_field(&r, "reconnects", NULL, 0), 0);
+    upstream_field(&r, "name", text, sizeof(text));
+    assert_string_equal(text, "\"edge-1\"");
+    assert_int_equal(metric(&r, "verso_upstream_connected"), 1);
+    assert_int_equal(metric(&r, "verso_upstream_lag_versions"), 0);
+    assert_int_equal(metric(&r, "verso_upstream_cursor"), h_head(db));
+    assert_int_equal(metric(&r, "verso_upstream_resyncs_total"), 0);
+
+    /* the master lists it under its name */
+    assert_int_equal(get(&m, "/_status", TOK_ADMIN, &body), 200);
+    assert_non_null(strstr(body, "{\"name\":\"edge-1\""));
+    free(body);
+
+    /* a reload request does not stop a slave; SIGTERM does, with status 0 */
+    kill(r.pid, SIGHUP);
+    wait_log(&r, "nothing to reload");
+    assert_int_equal(upstream_field(&r, "reconnects", NULL, 0), 0);
+    stop(&r, SIGTERM);
+    verso_db_close(w);
+    stop(&m, SIGTERM);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sighup_reloads_tokens_keeping_connections),
         cmocka_unit_test(test_sigterm_drains_and_exits_0),
+        cmocka_unit_test(test_slave_shows_its_upstream_and_its_name),
     };
 
     (void)argc;
