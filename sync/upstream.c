@@ -96,7 +96,7 @@ static int metrics_text(verso_buf *out, void *arg)
     for (size_t i = 0; rc == 0 && i < sizeof(k_metrics) / sizeof(k_metrics[0]); i++)
         rc = verso_buf_printf(out,
                               "# HELP verso_upstream_%s %s\n# TYPE verso_upstream_%s %s\n"
-                              "verso_upstream_%s %.17g\n",
+                              "verso_upstream_%s %.15g\n",
                               k_metrics[i].name, k_metrics[i].help, k_metrics[i].name,
                               k_metrics[i].type, k_metrics[i].name, v[i]);
     return rc;

@@ -456,6 +456,46 @@ static long long upstream_field(const child *c, const char *key, char *text, siz
     return v;
 }
 
+/* Every family has HELP then TYPE, no name carries a millisecond unit, and
+ * promtool (Debian's prometheus package), when installed, finds nothing to
+ * say about the page. */
+static void check_metrics(const child *c, const char *what)
+{
+    char *body = NULL, path[600], cmd[1400], out[4096] = "";
+    const char *promtool = access("/usr/bin/promtool", X_OK) == 0 ? "/usr/bin/promtool" : NULL;
+    FILE *f;
+    size_t n;
+
+    assert_int_equal(get(c, "/_metrics", TOK_ADMIN, &body), 200);
+    for (char *t = body; (t = strstr(t, "# TYPE ")); t++) {
+        char name[128], help[160];
+        sscanf(t + 7, "%127s", name);
+        snprintf(help, sizeof(help), "# HELP %s ", name);
+        if (!strstr(body, help) || strstr(body, help) > t)
+            fail_msg("%s: %s has no HELP line before its TYPE", what, name);
+        if (strstr(name, "_ms") || strstr(name, "milli"))
+            fail_msg("%s: %s is not in base units", what, name);
+    }
+    h_path(path, sizeof(path), "metrics.txt");
+    assert_non_null(f = fopen(path, "w"));
+    fputs(body, f);
+    fclose(f);
+    free(body);
+    if (!promtool) {
+        print_message("skipped: promtool not found (scripts/setup.sh installs Debian's "
+                      "prometheus package when it can); %s checked for HELP and units only\n",
+                      what);
+        return;
+    }
+    snprintf(cmd, sizeof(cmd), "%s check metrics < '%s' 2>&1; echo \"exit $?\"", promtool, path);
+    assert_non_null(f = popen(cmd, "r"));
+    n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    pclose(f);
+    if (strcmp(out, "exit 0\n"))
+        fail_msg("promtool check metrics on %s said:\n%s", what, out);
+}
+
 static bool caught_up(const child *r, const char *db)
 {
     char text[16];
@@ -503,6 +543,8 @@ static void test_slave_shows_its_upstream_and_its_name(void **state)
     assert_int_equal(get(&m, "/_status", TOK_ADMIN, &body), 200);
     assert_non_null(strstr(body, "{\"name\":\"edge-1\""));
     free(body);
+    check_metrics(&m, "the master's /_metrics");
+    check_metrics(&r, "the slave's /_metrics");
 
     /* a reload request does not stop a slave; SIGTERM does, with status 0 */
     kill(r.pid, SIGHUP);
