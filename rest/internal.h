@@ -55,6 +55,7 @@ enum {
     VERSO__R_UPDATE,
     VERSO__R_DELETE,
     VERSO__R_WS,
+    VERSO__R_PRUNE,
     VERSO__NROUTES
 };
 
@@ -232,6 +233,9 @@ struct verso_rest {
 
     verso__metrics metrics;
 };
+
+/* prune.c: POST /_prune. */
+void verso__route_prune(verso__req *rq, verso__resp *rs);
 
 /* reload.c: swaps in the config verso_rest_reload() read. Service thread. */
 void verso__reload_apply(verso_rest *srv);

@@ -9,7 +9,7 @@ static const char *const k_route_names[VERSO__NROUTES] = {
     [VERSO__R_STATUS] = "status", [VERSO__R_METRICS] = "metrics", [VERSO__R_CHANGES] = "changes",
     [VERSO__R_BATCH] = "batch",   [VERSO__R_LIST] = "list",       [VERSO__R_CREATE] = "create",
     [VERSO__R_GET] = "get",       [VERSO__R_UPDATE] = "update",   [VERSO__R_DELETE] = "delete",
-    [VERSO__R_WS] = "websocket",
+    [VERSO__R_WS] = "websocket",  [VERSO__R_PRUNE] = "prune",
 };
 
 /* Counted statuses; the last slot takes any other. */

@@ -555,12 +555,153 @@ static void test_slave_shows_its_upstream_and_its_name(void **state)
     stop(&m, SIGTERM);
 }
 
+/* Runs "$VERSO_BIN ARGS" through the shell; out receives stdout and stderr.
+ * Returns the exit status. */
+static int verso(char *out, size_t n, const char *args)
+{
+    char cmd[2048];
+    FILE *f;
+    size_t got;
+    int status;
+
+    snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", getenv("VERSO_BIN"), args);
+    assert_non_null(f = popen(cmd, "r"));
+    got = fread(out, 1, n - 1, f);
+    out[got] = '\0';
+    status = pclose(f);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int64_t horizon_of(const char *path)
+{
+    verso_db *db = h_open(path);
+    verso_info info;
+
+    assert_int_equal(verso_db_info(&info, db), 0);
+    verso_db_close(db);
+    return info.horizon;
+}
+
+static void delete_items(const char *db, const char *where)
+{
+    char sql[256], out[512];
+
+    snprintf(sql, sizeof(sql), "/usr/bin/sqlite3 -cmd '.timeout 5000' '%s' 'DELETE FROM items %s'",
+             db, where);
+    {
+        FILE *f = popen(sql, "r");
+        size_t n = fread(out, 1, sizeof(out) - 1, f);
+        out[n] = '\0';
+        assert_int_equal(pclose(f), 0);
+    }
+}
+
+static void test_prune_command(void **state)
+{
+    char db[600], args[800], out[2048];
+    int64_t head;
+    verso_db *w;
+
+    (void)state;
+    make_db(db, sizeof(db));
+    w = h_open(db);
+    h_seed(7);
+    h_orm_workload(w, 20, 5);
+    verso_db_close(w);
+    delete_items(db, "WHERE id % 2 = 0");
+    head = h_head(db);
+
+    snprintf(args, sizeof(args), "prune '%s' --keep-versions 2", db);
+    assert_int_equal(verso(out, sizeof(out), args), 0);
+    assert_non_null(strstr(out, "verso prune: horizon "));
+    assert_int_equal(horizon_of(db), head - 2);
+    assert_int_equal(verso(out, sizeof(out), args), 0); /* again: nothing older is left */
+    assert_non_null(strstr(out, "nothing to prune"));
+    snprintf(args, sizeof(args), "prune '%s' --older-than 0s", db);
+    assert_int_equal(verso(out, sizeof(out), args), 0);
+    assert_true(horizon_of(db) >= head - 2);
+
+    snprintf(args, sizeof(args), "prune '%s' --older-than 5x", db);
+    assert_int_equal(verso(out, sizeof(out), args), 2);
+    assert_non_null(
+        strstr(out, "--older-than needs a duration such as 90s, 15m, 12h or 7d, not 5x"));
+    snprintf(args, sizeof(args), "prune '%s' --keep-versions 1 --older-than 1d", db);
+    assert_int_equal(verso(out, sizeof(out), args), 2);
+    assert_non_null(strstr(out, "give one of --keep-versions N or --older-than DURATION"));
+    snprintf(args, sizeof(args), "prune '%s/missing.db' --keep-versions 1", h_dir);
+    assert_int_equal(verso(out, sizeof(out), args), 1);
+    assert_non_null(strstr(out, "verso prune: cannot open "));
+}
+
+static long post_prune(const child *c, const char *token, const char *json, char **body)
+{
+    char url[256], auth[128];
+    const char *hdr[] = {auth, "Content-Type: application/json", NULL};
+    rt_resp r;
+    long st;
+
+    snprintf(url, sizeof(url), "%s/_prune", c->url);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    rt_request(&r, "POST", url, json, strlen(json), hdr);
+    st = r.status;
+    if (body)
+        *body = strdup(r.body ? r.body : "");
+    rt_resp_free(&r);
+    return st;
+}
+
+static void test_prune_route_and_slave_resync(void **state)
+{
+    char db[600], sdb[600], cfg[600], args[1200], out[4096];
+    char *body = NULL;
+    int64_t head;
+    child m;
+    verso_db *w;
+
+    (void)state;
+    make_db(db, sizeof(db));
+    h_path(sdb, sizeof(sdb), "pulled.db");
+    h_remove_db(sdb);
+    h_path(cfg, sizeof(cfg), "serve.conf");
+    write_file(cfg, k_config);
+    w = h_open(db);
+    h_seed(11);
+    h_orm_workload(w, 20, 5);
+    verso_db_close(w);
+    serve(&m, db, cfg);
+    snprintf(args, sizeof(args), "pull --quiet --token %s %s '%s'", TOK_ADMIN, m.url, sdb);
+    assert_int_equal(verso(out, sizeof(out), args), 0);
+
+    /* the master deletes rows, then prunes their tombstones */
+    delete_items(db, "WHERE id % 3 = 0");
+    head = h_head(db);
+    assert_int_equal(post_prune(&m, TOK_READ, "{\"keep_versions\":0}", NULL), 403);
+    assert_int_equal(post_prune(&m, TOK_ADMIN, "{\"keep\":1}", &body), 400);
+    assert_non_null(strstr(body, "keep_versions"));
+    free(body);
+    assert_int_equal(post_prune(&m, TOK_ADMIN, "{\"keep_versions\":0}", &body), 200);
+    snprintf(args, sizeof(args), "{\"horizon\":%lld,\"previous_horizon\":0}", (long long)head);
+    assert_string_equal(body, args);
+    free(body);
+    assert_int_equal(post_prune(&m, TOK_ADMIN, "{\"older_than_seconds\":3600}", &body), 200);
+    free(body);
+
+    /* the slave's cursor is behind the horizon: it resynchronises and converges */
+    snprintf(args, sizeof(args), "pull --token %s %s '%s'", TOK_ADMIN, m.url, sdb);
+    assert_int_equal(verso(out, sizeof(out), args), 0);
+    assert_non_null(strstr(out, "full resync"));
+    h_assert_converged(db, sdb);
+    stop(&m, SIGTERM);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sighup_reloads_tokens_keeping_connections),
         cmocka_unit_test(test_sigterm_drains_and_exits_0),
         cmocka_unit_test(test_slave_shows_its_upstream_and_its_name),
+        cmocka_unit_test(test_prune_command),
+        cmocka_unit_test(test_prune_route_and_slave_resync),
     };
 
     (void)argc;
