@@ -386,7 +386,8 @@ static void test_sigterm_drains_and_exits_0(void **state)
 
 /* `verso replicate --quiet --name NAME --port 0 URL DB` with stderr into
  * r->log; its own server's URL is read from the "serving" line. */
-static void replicate(child *r, const child *master, const char *db, const char *name)
+static void replicate(child *r, const child *master, const char *db, const char *name,
+                      const char *host)
 {
     char *argv[] = {getenv("VERSO_BIN"),
                     "replicate",
@@ -399,7 +400,13 @@ static void replicate(child *r, const child *master, const char *db, const char 
                     TOK_ADMIN,
                     (char *)master->url,
                     (char *)db,
+                    NULL,
+                    NULL,
                     NULL};
+    if (host) { /* after the positional arguments: options may come anywhere */
+        argv[11] = "--host";
+        argv[12] = (char *)host;
+    }
     pid_t parent = getpid();
     int64_t deadline = h_now_ms() + 10000;
     char buf[4096], *at;
@@ -522,7 +529,7 @@ static void test_slave_shows_its_upstream_and_its_name(void **state)
     w = h_open(db);
     h_orm_workload(w, 10, 5);
     serve(&m, db, cfg);
-    replicate(&r, &m, sdb, "edge-1");
+    replicate(&r, &m, sdb, "edge-1", NULL);
 
     while (!caught_up(&r, db))
         if (h_now_ms() > deadline)
@@ -694,6 +701,31 @@ static void test_prune_route_and_slave_resync(void **state)
     stop(&m, SIGTERM);
 }
 
+static void test_replicate_host(void **state)
+{
+    char db[600], sdb[600], cfg[600], args[1200], out[2048];
+    child m, r;
+
+    (void)state;
+    make_db(db, sizeof(db));
+    h_path(sdb, sizeof(sdb), "slave-host.db");
+    h_remove_db(sdb);
+    h_path(cfg, sizeof(cfg), "serve.conf");
+    write_file(cfg, k_config);
+    serve(&m, db, cfg);
+    replicate(&r, &m, sdb, "edge-2", "127.0.0.2");
+    assert_non_null(strstr(r.url, "http://127.0.0.2:"));
+    assert_int_equal(get(&r, "/_health", NULL, NULL), 200);
+    stop(&r, SIGTERM);
+
+    /* any other address needs tokens, as for verso serve */
+    snprintf(args, sizeof(args), "replicate --quiet --port 0 --host 0.0.0.0 %s '%s'", m.url, sdb);
+    assert_int_equal(verso(out, sizeof(out), args), 1);
+    assert_non_null(strstr(out, "verso replicate: cannot serve: "));
+    assert_non_null(strstr(out, "0.0.0.0"));
+    stop(&m, SIGTERM);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -701,6 +733,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sigterm_drains_and_exits_0),
         cmocka_unit_test(test_slave_shows_its_upstream_and_its_name),
         cmocka_unit_test(test_prune_command),
+        cmocka_unit_test(test_replicate_host),
         cmocka_unit_test(test_prune_route_and_slave_resync),
     };
 
