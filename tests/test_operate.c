@@ -726,6 +726,68 @@ static void test_replicate_host(void **state)
     stop(&m, SIGTERM);
 }
 
+static bool file_has(const char *path, const char *text)
+{
+    char buf[8192];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, text) != NULL;
+}
+
+/* The units install under share/verso/systemd, run the installed verso, and
+ * pass `systemd-analyze verify` without a word (when it is there). */
+static void test_systemd_units(void **state)
+{
+    static const char *const units[] = {"verso-serve@", "verso-replicate@"};
+    char args[2048], out[4096], unit[700], exec[700];
+
+    (void)state;
+    assert_non_null(getenv("VERSO_BUILD_DIR"));
+    snprintf(args, sizeof(args), "cmake --install '%s' --prefix '%s/prefix' 2>&1",
+             getenv("VERSO_BUILD_DIR"), h_dir);
+    {
+        FILE *f = popen(args, "r");
+        size_t n = fread(out, 1, sizeof(out) - 1, f);
+        out[n] = '\0';
+        if (pclose(f) != 0)
+            fail_msg("cmake --install failed:\n%s", out);
+    }
+    snprintf(exec, sizeof(exec), "ExecStart=%s/prefix/bin/verso ", h_dir);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(unit, sizeof(unit), "%s/prefix/share/verso/systemd/%s.service", h_dir, units[i]);
+        assert_int_equal(access(unit, R_OK), 0);
+        assert_true(file_has(unit, exec));
+        assert_true(file_has(unit, "\nExecReload=/bin/kill -HUP $MAINPID\n"));
+        assert_true(file_has(unit, "\nRestart=on-failure\n"));
+        assert_true(file_has(unit, "\nNoNewPrivileges=yes\n"));
+        assert_true(file_has(unit, "\nProtectSystem=strict\n"));
+        if (access("/usr/bin/systemd-analyze", X_OK) != 0) {
+            print_message("skipped: systemd-analyze not found; %s checked by content only\n",
+                          units[i]);
+            continue;
+        }
+        /* an instance of the template, as systemctl would start it */
+        snprintf(args, sizeof(args),
+                 "cp '%s' '%s/%sdemo.service' && cd '%s' && "
+                 "systemd-analyze verify './%sdemo.service' 2>&1; echo \"exit $?\"",
+                 unit, h_dir, units[i], h_dir, units[i]);
+        {
+            FILE *f = popen(args, "r");
+            size_t n = fread(out, 1, sizeof(out) - 1, f);
+            out[n] = '\0';
+            pclose(f);
+        }
+        if (strcmp(out, "exit 0\n"))
+            fail_msg("systemd-analyze verify %s said:\n%s", units[i], out);
+    }
+    snprintf(args, sizeof(args), "rm -rf '%s/prefix'", h_dir); /* h_remove_dir() is flat */
+    assert_int_equal(system(args), 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -734,6 +796,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_slave_shows_its_upstream_and_its_name),
         cmocka_unit_test(test_prune_command),
         cmocka_unit_test(test_replicate_host),
+        cmocka_unit_test(test_systemd_units),
         cmocka_unit_test(test_prune_route_and_slave_resync),
     };
 
