@@ -26,7 +26,7 @@
 typedef struct child {
     pid_t pid;
     int port;
-    char url[64];
+    char url[128];
     char log[600]; /* the child's stderr */
 } child;
 
