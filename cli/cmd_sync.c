@@ -95,6 +95,9 @@ static void usage(FILE *out, const char *cmd)
                 "  --port N           also serve DB over REST and /_sync on port N\n"
                 "                     (0 = any free port), for cascading slaves; its /_status\n"
                 "                     and /_metrics show this slave's upstream state\n"
+                "  --host H           with --port: bind address (default 127.0.0.1); any other\n"
+                "                     address needs 'token' lines in the --config file\n"
+                "                     (SIGHUP reloads them)\n"
                 "  --name NAME        the name the master lists this slave under\n"
                 "                     (default host:pid)\n");
 }

@@ -723,6 +723,9 @@ static void test_replicate_host(void **state)
     assert_int_equal(verso(out, sizeof(out), args), 1);
     assert_non_null(strstr(out, "verso replicate: cannot serve: "));
     assert_non_null(strstr(out, "0.0.0.0"));
+    assert_int_equal(verso(out, sizeof(out), "replicate --help"), 0);
+    assert_non_null(strstr(out, "  --host H           with --port: bind address"));
+    assert_non_null(strstr(out, "  --name NAME        the name the master lists"));
     stop(&m, SIGTERM);
 }
 
