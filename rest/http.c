@@ -66,12 +66,15 @@ size_t verso__http_pss_size(void)
     return sizeof(conn);
 }
 
-void verso__http_conn_free(void *pss)
+void verso__http_conn_free(verso_rest *srv, void *pss)
 {
     conn *c = pss;
 
     if (!c)
         return;
+    if (c->state == ST_BODY)
+        srv->metrics.requests_reading--;
+    c->state = ST_IDLE;
     verso_buf_free(&c->path);
     verso_buf_free(&c->body);
 }
@@ -118,6 +121,8 @@ static void arm(verso_rest *srv, struct lws *wsi, conn *c)
 /* The one place a connection changes state. */
 static void move(verso_rest *srv, struct lws *wsi, conn *c, int state)
 {
+    srv->metrics.requests_reading +=
+        (state == ST_BODY) - (c->state == ST_BODY); /* drained at stop */
     c->state = state;
     if (state == ST_DRAIN)
         c->drained = 0;
@@ -471,6 +476,7 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
         lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
         c->armed = false;
     }
+    srv->metrics.requests_reading -= c->state == ST_BODY;
     c->state = ST_IDLE;
     c->shut = false;
     c->method = method_of(wsi);

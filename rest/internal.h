@@ -56,6 +56,7 @@ enum {
     VERSO__R_UPDATE,
     VERSO__R_DELETE,
     VERSO__R_WS,
+    VERSO__R_PRUNE,
     VERSO__NROUTES
 };
 
@@ -204,6 +205,7 @@ typedef struct verso__metrics {
     uint64_t ws_open;
     uint64_t ws_total;
     uint64_t schema_reloads;
+    uint64_t requests_reading; /* requests whose body is arriving: drained at stop */
     int64_t started_ms;
 } verso__metrics;
 
@@ -271,8 +273,10 @@ struct verso_rest {
     atomic_int woken;
     pthread_mutex_t ctx_lock; /* other threads wake ctx only under it, while ctx_alive */
     bool ctx_alive;
-    bool going_away; /* stopping: open WebSockets get a 1001 close frame */
-    bool disk_full;  /* the last write failed for want of space (service thread) */
+    bool going_away;            /* stopping: open WebSockets get a 1001 close frame */
+    bool disk_full;             /* the last write failed for want of space (service thread) */
+    verso__config *reload_next; /* verso_rest_reload(): taken by the service thread */
+    pthread_cond_t reload_done; /* with ctx_lock: reload_next was taken */
 
     verso_buf out; /* response bytes, with LWS_PRE headroom */
     verso_buf body;
@@ -284,6 +288,12 @@ struct verso_rest {
 
     verso__metrics metrics;
 };
+
+/* prune.c: POST /_prune. */
+void verso__route_prune(verso__req *rq, verso__resp *rs);
+
+/* reload.c: swaps in the config verso_rest_reload() read. Service thread. */
+void verso__reload_apply(verso_rest *srv);
 
 /* server.c: a server that answers verso__dispatch() without listening: no
  * libwebsockets context, no thread (tests and fuzzers). opts as for
@@ -360,7 +370,7 @@ int verso__http_body(verso_rest *srv, struct lws *wsi, void *pss, const void *in
 int verso__http_body_done(verso_rest *srv, struct lws *wsi, void *pss);
 /* LWS_CALLBACK_TIMER: the body limit passed (408) or the drain ended (close). */
 int verso__http_timer(verso_rest *srv, struct lws *wsi, void *pss);
-void verso__http_conn_free(void *pss);
+void verso__http_conn_free(verso_rest *srv, void *pss);
 /* LWS_CALLBACK_HTTP_WRITEABLE: finishes a pending half-close. */
 int verso__http_writeable(verso_rest *srv, struct lws *wsi, void *pss);
 void verso__http_arm_timeout(verso_rest *srv, struct lws *wsi, void *pss);

@@ -61,6 +61,12 @@ static const route k_routes[] = {
      .path = "/_batch",
      .methods = VERSO__POST,
      .fixed = verso__route_batch},
+    {.id = VERSO__R_PRUNE,
+     .kind = K_FIXED,
+     .path = "/_prune",
+     .methods = VERSO__POST,
+     .need = VERSO__CAP_ADMIN,
+     .fixed = verso__route_prune},
     {.id = VERSO__R_LIST,
      .kind = K_TABLE,
      .methods = VERSO__GET,
@@ -561,7 +567,10 @@ static void route_metrics(verso__req *rq, verso__resp *rs)
     rs->content_type = "text/plain; version=0.0.4";
     if (rc == 0)
         rc = verso_buf_printf(rs->body,
+                              "# HELP verso_head_version The database's latest version.\n"
                               "# TYPE verso_head_version gauge\nverso_head_version %lld\n"
+                              "# HELP verso_horizon_version Versions up to this one may have "
+                              "lost their tombstones (pruned).\n"
                               "# TYPE verso_horizon_version gauge\nverso_horizon_version %lld\n",
                               (long long)info.head, (long long)info.horizon);
     if (rc == 0)

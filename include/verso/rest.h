@@ -226,6 +226,24 @@ VERSO_API verso_rest *verso_ws_server(verso_ws *ws);
  * current callback; on_close follows. */
 VERSO_API void verso_ws_close(verso_ws *ws);
 
+/*
+ * Reads the config file of opts.config_path again and applies its tokens,
+ * roles and limits to the running server, between two requests: no
+ * connection is dropped, open WebSockets and keep-alive connections go on,
+ * and the next request is checked against the new tokens. What was bound at
+ * start stays: host, port, TLS files and header-timeout-ms (restart for
+ * those). Any thread but the service thread, until verso_rest_stop();
+ * returns once the service thread has the new config (at most about 5 s).
+ *
+ * On failure the server keeps its config unchanged and why (may be NULL)
+ * receives a one-line reason naming the file (and its line for a bad line).
+ * A file left without any token line, when the server had tokens, is
+ * refused too (it would open the server to everyone). Errors: VERSO_EINVAL
+ * (no config file, unreadable, bad line, no token), VERSO_ENOMEM,
+ * VERSO_ESTATE (the service thread did not answer).
+ */
+VERSO_API int verso_rest_reload(verso_rest *srv, char *why, size_t whylen);
+
 #ifdef __cplusplus
 }
 #endif
