@@ -43,7 +43,9 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: verso serve DB [--host H] [--port P] [--config FILE] [--access-log FILE]\n"
             "Serves the tracked tables of DB as JSON, and /_sync for live slaves\n"
-            "(verso replicate), until SIGINT or SIGTERM.\n"
+            "(verso replicate), until SIGINT or SIGTERM (requests under way finish,\n"
+            "WebSockets get a 1001 close, exit status 0). SIGHUP reloads the config\n"
+            "file's tokens, roles and limits without dropping connections.\n"
             "  DB              the database file (must exist)\n"
             "  --host H        bind address (default 127.0.0.1; any other address\n"
             "                  needs an access token in the config file)\n"
@@ -121,12 +123,19 @@ static void on_disk_full(verso_rest *srv, bool full, void *arg)
         cli_log(CLI_WARN, "writes work again on %s (disk space is back)", (const char *)arg);
 }
 
-/* Blocks the stop signals in every thread, then waits for one here. */
-static void wait_for_stop(const sigset_t *set)
+/* The stop and reload signals are blocked in every thread and taken here:
+ * SIGHUP reloads the config file, SIGINT or SIGTERM return. */
+static void wait_for_stop(const sigset_t *set, verso_rest *srv, const char *config)
 {
+    char why[512];
     int sig = 0;
 
-    sigwait(set, &sig);
+    while (sigwait(set, &sig) == 0 && sig == SIGHUP) {
+        if (verso_rest_reload(srv, why, sizeof(why)) == 0)
+            cli_notice("reloaded %s (tokens, roles, limits)", config);
+        else
+            cli_log(CLI_ERROR, "config not reloaded, the old one stays: %s", why);
+    }
 }
 
 static int serve_fail(FILE *access)
@@ -167,7 +176,9 @@ int verso_cli_serve(int argc, char **argv)
     /* A shell starts background jobs with SIGINT ignored; sigwait needs it back. */
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
     sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
@@ -186,7 +197,7 @@ int verso_cli_serve(int argc, char **argv)
     printf("%s://%s%s%s:%d/\n", verso_rest_tls(srv) ? "https" : "http",
            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", verso_rest_port(srv));
     fflush(stdout);
-    wait_for_stop(&set);
+    wait_for_stop(&set, srv, o.config_path ? o.config_path : "(no config file)");
     verso_rest_stop(srv);
     verso_sync_master_close(master);
     if (access)

@@ -35,7 +35,9 @@ typedef struct sync_args {
     const char *tables[64];
     size_t ntables;
     int chunk;
-    int port; /* replicate: also serve the slave's db (cascade); -1 = no */
+    int port;         /* replicate: also serve the slave's db (cascade); -1 = no */
+    const char *name; /* replicate: the name the master lists it under */
+    const char *host; /* replicate --port: the bind address (default 127.0.0.1) */
     bool insecure;
     int64_t summary_ms; /* --stats-interval: summary lines off a terminal */
     bool replace_tables;
@@ -43,6 +45,7 @@ typedef struct sync_args {
 } sync_args;
 
 static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_hup; /* replicate: SIGHUP, reloads the served config */
 
 /* verso_sync_client.should_stop of the pull: SIGINT or SIGTERM arrived. */
 static bool stop_requested(void *arg)
@@ -53,8 +56,10 @@ static bool stop_requested(void *arg)
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    g_stop = 1;
+    if (sig == SIGHUP)
+        g_hup = 1;
+    else
+        g_stop = 1;
 }
 
 static void install_signals(void)
@@ -65,6 +70,7 @@ static void install_signals(void)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* systemd's reload must not kill a slave */
 }
 
 static void usage(FILE *out, const char *cmd)
@@ -89,8 +95,15 @@ static void usage(FILE *out, const char *cmd)
     if (strcmp(cmd, "pull") == 0)
         fprintf(out, "  --chunk N          changes per request (default 10000)\n");
     if (strcmp(cmd, "replicate") == 0)
-        fprintf(out, "  --port N           also serve DB over REST and /_sync on 127.0.0.1:N\n"
-                     "                     (0 = any free port), for cascading slaves\n");
+        fprintf(out,
+                "  --port N           also serve DB over REST and /_sync on port N\n"
+                "                     (0 = any free port), for cascading slaves; its /_status\n"
+                "                     and /_metrics show this slave's upstream state\n"
+                "  --host H           with --port: bind address (default 127.0.0.1); any other\n"
+                "                     address needs 'token' lines in the --config file\n"
+                "                     (SIGHUP reloads them)\n"
+                "  --name NAME        the name the master lists this slave under\n"
+                "                     (default host:pid)\n");
 }
 
 static int config_token(sync_args *a)
@@ -160,6 +173,10 @@ static int parse_option(sync_args *a, int argc, char **argv, int *i)
         a->summary_ms = (int64_t)sec * 1000;
         return rc;
     }
+    if (!strcmp(o, "--host") && !strcmp(a->cmd, "replicate"))
+        return a->host = v, 0;
+    if (!strcmp(o, "--name") && !strcmp(a->cmd, "replicate"))
+        return a->name = v, 0;
     if (!strcmp(o, "--table") && a->ntables < 64)
         return a->tables[a->ntables++] = v, 0;
     return -1;
@@ -304,26 +321,32 @@ int verso_cli_pull(int argc, char **argv)
 typedef struct serving {
     verso_sync_master *master;
     verso_rest *rest;
+    const char *config; /* the served config file, for SIGHUP */
 } serving;
 
 /* The slave's own REST server and replication endpoint (cascade). */
-static int serve_start(serving *sv, const sync_args *a)
+static int serve_start(serving *sv, const sync_args *a, verso_slave *s)
 {
     verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
     char why[256] = "";
     int rc;
 
     if ((rc = verso_sync_master_new(&sv->master, a->db, NULL, why, sizeof(why))) == 0) {
+        verso_slave_mount(s, &ro); /* its upstream state in /_status and /_metrics */
         verso_sync_master_mount(sv->master, &ro);
         ro.db_path = a->db;
         ro.port = a->port ? a->port : VERSO_REST_PORT_ANY;
+        ro.host = a->host;
+        ro.config_path = sv->config = a->config ? a->config : getenv("VERSO_CONFIG");
         rc = verso_rest_start(&sv->rest, NULL, &ro, why, sizeof(why));
     }
     if (rc < 0) {
         fprintf(stderr, "verso replicate: cannot serve: %s\n", why[0] ? why : verso_strerror(rc));
         return rc;
     }
-    cli_log(CLI_INFO, "serving %s on http://127.0.0.1:%d", a->db, verso_rest_port(sv->rest));
+    cli_notice("serving %s on http://%s%s%s:%d", a->db,
+               strchr(verso_rest_host(sv->rest), ':') ? "[" : "", verso_rest_host(sv->rest),
+               strchr(verso_rest_host(sv->rest), ':') ? "]" : "", verso_rest_port(sv->rest));
     return 0;
 }
 
@@ -348,6 +371,19 @@ static void replicate_error(verso_slave *s, char *shown, size_t n)
     cli_log(CLI_ERROR, "%s", shown);
 }
 
+/* SIGHUP: the served config file's tokens, roles and limits, read again. */
+static void replicate_reload(const serving *sv)
+{
+    char why[512];
+
+    if (!sv->rest || !sv->config)
+        cli_notice("SIGHUP: nothing to reload (no --port with --config)");
+    else if (verso_rest_reload(sv->rest, why, sizeof(why)) == 0)
+        cli_notice("reloaded %s (tokens, roles, limits)", sv->config);
+    else
+        cli_log(CLI_ERROR, "config not reloaded, the old one stays: %s", why);
+}
+
 int verso_cli_replicate(int argc, char **argv)
 {
     verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
@@ -364,13 +400,14 @@ int verso_cli_replicate(int argc, char **argv)
     cli_replicate_init(&progress, a.summary_ms);
     o.on_event = cli_replicate_event;
     o.event_arg = &progress;
+    o.name = a.name;
     install_signals();
     if (verso_slave_start(&s, a.db, a.url, &o, why, sizeof(why)) < 0) {
         fprintf(stderr, "verso replicate: %s\n", why);
         return 1;
     }
     progress.slave = s;
-    if (a.port >= 0 && serve_start(&sv, &a) < 0) {
+    if (a.port >= 0 && serve_start(&sv, &a, s) < 0) {
         verso_slave_stop(s);
         return 1;
     }
@@ -378,6 +415,8 @@ int verso_cli_replicate(int argc, char **argv)
         struct timespec ts = {0, 200 * 1000000L};
         nanosleep(&ts, NULL);
         replicate_error(s, shown, sizeof(shown));
+        if (g_hup && !(g_hup = 0))
+            replicate_reload(&sv);
         cli_replicate_tick(&progress);
     }
     cli_replicate_end(&progress);

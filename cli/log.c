@@ -95,16 +95,11 @@ static void status_draw(void)
     fflush(stderr);
 }
 
-void cli_log(cli_level level, const char *fmt, ...)
+static void say(cli_level level, const char *fmt, va_list ap)
 {
     char msg[1024], ts[32];
-    va_list ap;
 
-    if (!cli_log_enabled(level))
-        return;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     for (char *p = msg; *p; p++) /* one line per event, whatever the text held */
         if (*p == '\n' || *p == '\r')
             *p = ' ';
@@ -120,6 +115,26 @@ void cli_log(cli_level level, const char *fmt, ...)
         fflush(stderr);
     }
     pthread_mutex_unlock(&g.lock);
+}
+
+void cli_log(cli_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!cli_log_enabled(level))
+        return;
+    va_start(ap, fmt);
+    say(level, fmt, ap);
+    va_end(ap);
+}
+
+void cli_notice(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    say(CLI_INFO, fmt, ap);
+    va_end(ap);
 }
 
 void cli_status(const char *fmt, ...)

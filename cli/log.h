@@ -35,6 +35,10 @@ void cli_log(cli_level level, const char *fmt, ...) __attribute__((format(printf
 
 bool cli_log_enabled(cli_level level);
 
+/* An info message printed at every level, --quiet included: what a script
+ * reads (the URL a server listens on). Thread-safe. */
+void cli_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* True when a status line is shown: stderr is a terminal and the level is info or more. */
 bool cli_log_tty(void);
 
