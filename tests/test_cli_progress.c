@@ -419,6 +419,32 @@ static void test_replicate_on_a_terminal_shows_live(void **state)
     child_free(&m.c);
 }
 
+/* --quiet: a slave that bootstraps, catches up and stops says nothing */
+static void test_replicate_quiet(void **state)
+{
+    char mp[600], sp[600];
+    char *argv[] = {getenv("VERSO_BIN"), "replicate", "--quiet", NULL, sp, NULL};
+    master m;
+    child c;
+    int64_t count;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "quiet-master.db");
+    h_path(sp, sizeof(sp), "quiet-slave.db");
+    h_remove_db(sp);
+    make_master(mp, &count);
+    serve(&m, mp, 0, NULL);
+    argv[3] = m.url;
+    spawn_pipe(&c, argv);
+    if (!h_wait_cursor(mp, sp, 20000))
+        fail_msg("verso replicate --quiet did not follow");
+    assert_int_equal(stop(&c, SIGTERM), 0);
+    assert_int_equal(c.len, 0);
+    child_free(&c);
+    assert_int_equal(stop(&m.c, SIGTERM), 0);
+    child_free(&m.c);
+}
+
 static long http_get(const char *url, const char *token)
 {
     CURL *c = curl_easy_init();
@@ -522,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_log_level_values),
         cmocka_unit_test(test_replicate_events_in_order),
         cmocka_unit_test(test_replicate_on_a_terminal_shows_live),
+        cmocka_unit_test(test_replicate_quiet),
         cmocka_unit_test(test_serve_access_log),
     };
 
