@@ -6,11 +6,13 @@
  * The config file (--config, else $VERSO_CONFIG) holds access tokens,
  * limits, TLS paths, host and port; the options win over the file.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "verso/rest.h"
@@ -21,6 +23,7 @@ typedef struct serve_args {
     const char *host;
     const char *port;
     const char *config;
+    bool allow_empty; /* serve a file with no tracked table (it becomes a verso database) */
 } serve_args;
 
 typedef struct serve_option {
@@ -36,15 +39,21 @@ static const serve_option k_options[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: verso serve DB [--host H] [--port P] [--config FILE]\n"
-                 "Serves the tracked tables of DB as JSON, and /_sync for live slaves\n"
-                 "(verso replicate), until SIGINT or SIGTERM.\n"
-                 "  DB              the database file (must exist)\n"
-                 "  --host H        bind address (default 127.0.0.1; any other address\n"
-                 "                  needs an access token in the config file)\n"
-                 "  --port P        TCP port (default 8080; 0 = any free port)\n"
-                 "  --config FILE   tokens, limits and TLS (default $VERSO_CONFIG);\n"
-                 "                  format in docs/rest.md\n");
+    fprintf(out,
+            "usage: verso serve DB [--host H] [--port P] [--config FILE] [--allow-empty]\n"
+            "Serves the tracked tables of DB as JSON, and /_sync for live slaves\n"
+            "(verso replicate), until SIGINT or SIGTERM.\n"
+            "  DB              the database file (must exist, with a tracked table:\n"
+            "                  verso track DB TABLE)\n"
+            "  --allow-empty   serve DB even with no tracked table (verso adds its\n"
+            "                  tables to the file and switches it to WAL)\n"
+            "  --host H        bind address (default 127.0.0.1; any other address\n"
+            "                  needs an access token in the config file)\n"
+            "  --port P        TCP port (default 8080; 0 = any free port)\n"
+            "  --config FILE   tokens, limits and TLS (default $VERSO_CONFIG);\n"
+            "                  format in docs/rest.md\n"
+            "\n%s",
+            verso_cli_exit_help());
 }
 
 static int usage_error(const char *what, const char *arg)
@@ -61,6 +70,10 @@ static int parse_args(serve_args *a, int argc, char **argv)
         size_t k = 0;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return 1;
+        if (!strcmp(argv[i], "--allow-empty")) {
+            a->allow_empty = true;
+            continue;
+        }
         if (argv[i][0] != '-') {
             if (a->db)
                 return usage_error("unexpected argument ", argv[i]);
@@ -108,6 +121,49 @@ static void on_disk_full(verso_rest *srv, bool full, void *arg)
                 (const char *)arg);
 }
 
+/* A missing file, or one with no tracked table, is refused with what to do
+ * (before anything opens it read-write: a refused file is left as it was).
+ * 0 to serve, else the exit status. */
+static int check_db(const serve_args *a)
+{
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    verso_db *db = NULL;
+    struct stat st;
+    char why[512] = "";
+    size_t n = 0;
+    int rc;
+
+    if (!strcmp(a->db, ":memory:") || !strncmp(a->db, "file:", 5))
+        return 0;
+    if (stat(a->db, &st) < 0 && errno == ENOENT) {
+        fprintf(stderr,
+                "verso serve: %s does not exist; make one with a table that has an INTEGER "
+                "PRIMARY KEY (sqlite3, or a program with the ORM: docs/orm.md), then run "
+                "`verso track FILE TABLE`\n",
+                a->db);
+        return VERSO_EXIT_DATA;
+    }
+    if (a->allow_empty)
+        return 0;
+    o.must_exist = true;
+    o.readonly = true;
+    rc = verso_db_open(&db, a->db, &o, why, sizeof(why));
+    if (rc == 0)
+        n = verso_db_ntables(db);
+    verso_db_close(db);
+    if (rc < 0 && !strstr(why, "not a verso database")) {
+        fprintf(stderr, "verso serve: %s\n", why);
+        return verso_cli_status(rc);
+    }
+    if (n > 0)
+        return 0;
+    fprintf(stderr,
+            "verso serve: %s has no tracked table, so nothing to serve; track one with "
+            "`verso track %s TABLE` (or give --allow-empty to serve it as it is)\n",
+            a->db, a->db);
+    return VERSO_EXIT_DATA;
+}
+
 /* Blocks the stop signals in every thread, then waits for one here. */
 static void wait_for_stop(const sigset_t *set)
 {
@@ -131,6 +187,8 @@ int verso_cli_serve(int argc, char **argv)
         return rc == 1 ? (usage(stdout), 0) : rc;
     if (parse_port(&o.port, a.port) < 0)
         return usage_error("--port needs a number from 0 to 65535, not ", a.port);
+    if ((rc = check_db(&a)) != 0)
+        return rc;
     o.db_path = a.db;
     o.host = a.host;
     o.config_path = a.config ? a.config : getenv("VERSO_CONFIG");
@@ -144,15 +202,15 @@ int verso_cli_serve(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     /* Every served database is also a replication master (/_sync). */
-    if (verso_sync_master_new(&master, a.db, NULL, why, sizeof(why)) < 0) {
+    if ((rc = verso_sync_master_new(&master, a.db, NULL, why, sizeof(why))) < 0) {
         fprintf(stderr, "verso serve: %s\n", why);
-        return 1;
+        return verso_cli_status(rc);
     }
     verso_sync_master_mount(master, &o);
-    if (verso_rest_start(&srv, NULL, &o, why, sizeof(why)) < 0) {
+    if ((rc = verso_rest_start(&srv, NULL, &o, why, sizeof(why))) < 0) {
         fprintf(stderr, "verso serve: %s\n", why);
         verso_sync_master_close(master);
-        return 1;
+        return verso_cli_status(rc);
     }
     host = verso_rest_host(srv);
     printf("%s://%s%s%s:%d/\n", verso_rest_tls(srv) ? "https" : "http",

@@ -33,7 +33,8 @@ typedef struct sync_args {
     const char *tables[64];
     size_t ntables;
     int chunk;
-    int port; /* replicate: also serve the slave's db (cascade); -1 = no */
+    int port;           /* replicate: also serve the slave's db (cascade); -1 = no */
+    int64_t give_up_ms; /* replicate: exit after this long without a connection; 0 = never */
     bool insecure;
     bool quiet;
     bool replace_tables;
@@ -86,7 +87,11 @@ static void usage(FILE *out, const char *cmd)
         fprintf(out, "  --chunk N          changes per request (default 10000)\n");
     if (strcmp(cmd, "replicate") == 0)
         fprintf(out, "  --port N           also serve DB over REST and /_sync on 127.0.0.1:N\n"
-                     "                     (0 = any free port), for cascading slaves\n");
+                     "                     (0 = any free port), for cascading slaves\n"
+                     "  --give-up-after D  exit (status 75, or 2/3 for a wrong URL or token)\n"
+                     "                     after D without a connection, e.g. 30s, 5m\n"
+                     "                     (default: retry for ever, saying when)\n");
+    fprintf(out, "\n%s", verso_cli_exit_help());
 }
 
 static int config_token(sync_args *a)
@@ -100,7 +105,7 @@ static int config_token(sync_args *a)
     if (!(f = fopen(path, "r"))) {
         fprintf(stderr, "verso %s: cannot read config file %s: %s\n", a->cmd, path,
                 strerror(errno));
-        return -1;
+        return -VERSO_EXIT_AUTH;
     }
     while (fgets(line, sizeof(line), f)) {
         char key[32], value[512];
@@ -149,6 +154,8 @@ static int parse_option(sync_args *a, int argc, char **argv, int *i)
         return parse_int(&a->chunk, v);
     if (!strcmp(o, "--port") && !strcmp(a->cmd, "replicate"))
         return parse_int(&a->port, v);
+    if (!strcmp(o, "--give-up-after") && !strcmp(a->cmd, "replicate"))
+        return verso_cli_parse_duration(&a->give_up_ms, v);
     if (!strcmp(o, "--table") && a->ntables < 64)
         return a->tables[a->ntables++] = v, 0;
     return -1;
@@ -180,8 +187,8 @@ static int parse_args(sync_args *a, int argc, char **argv)
     }
     if (!a->token)
         a->token = getenv("VERSO_TOKEN");
-    if (!a->token && config_token(a) < 0)
-        return 1;
+    if (!a->token && (rc = config_token(a)) < 0)
+        return -rc;
     return 0;
 }
 
@@ -238,6 +245,26 @@ static void remove_db_files(const char *path)
     }
 }
 
+/* A failure to talk to the master: what is wrong with the URL, else the
+ * library's reason, with the URL. Returns the exit status. */
+static int master_failure(const sync_args *a, int rc, const char *why)
+{
+    char msg[1024];
+    int status;
+
+    if (rc == VERSO_EAUTH) {
+        fprintf(stderr, "verso %s: %s: the master refused the token (%s); %s\n", a->cmd, a->url,
+                why, verso_cli_token_hint());
+        return VERSO_EXIT_AUTH;
+    }
+    if ((status = verso_cli_url_problem(msg, sizeof(msg), a->url)) != 0) {
+        fprintf(stderr, "verso %s: %s\n", a->cmd, msg);
+        return status;
+    }
+    fprintf(stderr, "verso %s: %s: %s\n", a->cmd, a->url, why);
+    return verso_cli_status(rc);
+}
+
 /* A pull that committed nothing leaves db as it found it. */
 static bool committed_nothing(verso_db *db)
 {
@@ -263,11 +290,11 @@ int verso_cli_pull(int argc, char **argv)
     if (show_progress(&a))
         c.on_progress = pull_progress;
     created = create_file(a.db);
-    if (verso_db_open(&db, a.db, NULL, open_why, sizeof(open_why)) < 0) {
+    if ((rc = verso_db_open(&db, a.db, NULL, open_why, sizeof(open_why))) < 0) {
         fprintf(stderr, "verso pull: %s: %s\n", a.db, open_why);
         if (created)
             remove_db_files(a.db);
-        return 1;
+        return verso_cli_status(rc);
     }
     install_signals();
     c.should_stop = stop_requested;
@@ -278,9 +305,12 @@ int verso_cli_pull(int argc, char **argv)
     verso_db_close(db);
     if (unused)
         remove_db_files(a.db);
+    if (rc < 0 && (rc == VERSO_ENET || rc == VERSO_ETIMEOUT || rc == VERSO_EPROTO ||
+                   rc == VERSO_EAUTH || rc == VERSO_EINVAL))
+        return master_failure(&a, rc, why[0] ? why : verso_strerror(rc));
     if (rc < 0) {
         fprintf(stderr, "verso pull: %s\n", why[0] ? why : verso_strerror(rc));
-        return 1;
+        return verso_cli_status(rc);
     }
     if (!a.quiet)
         fprintf(stderr, "verso pull: %s%lld changes, cursor %lld (master %s head %lld)%s\n",
@@ -338,19 +368,62 @@ static void replicate_status(verso_slave *s, int64_t start_ms, bool final)
             (long long)st.lag_versions, (long long)st.lag_ms, final ? "\n" : "");
 }
 
-/* Prints the slave's last failure when it changed: once, not at every retry.
- * A failure that cleared and comes back is a new episode, printed again. */
-static void replicate_error(verso_slave *s, const sync_args *a, char *shown, size_t n)
+/* The failure as the user reads it ("URL: cause; hint") and its exit status. */
+static int replicate_cause(const verso_slave_state *st, const sync_args *a, char *msg, size_t n)
+{
+    int status;
+
+    if (strstr(st->last_error, "HTTP 401") || strstr(st->last_error, "HTTP 403")) {
+        snprintf(msg, n, "%s: %s; %s", a->url, st->last_error, verso_cli_token_hint());
+        return VERSO_EXIT_AUTH;
+    }
+    if (strstr(st->last_error, "schema")) {
+        snprintf(msg, n, "%s: %s", a->url, st->last_error);
+        return VERSO_EXIT_DATA;
+    }
+    if (!st->connected && (status = verso_cli_url_problem(msg, n, a->url)) != 0)
+        return status;
+    snprintf(msg, n, "%s: %s", a->url, st->last_error);
+    return VERSO_EXIT_TEMPFAIL;
+}
+
+/* Prints the slave's last failure when it changed: once, not at every retry,
+ * with when the next attempt comes. A failure that cleared and comes back is
+ * a new episode, printed again. Returns the failure's exit status (75 when none). */
+static int replicate_error(verso_slave *s, const sync_args *a, char *shown, size_t n, int status)
 {
     verso_slave_state st;
+    char msg[1024];
 
     verso_slave_state_get(&st, s);
     if (!st.last_error[0])
         shown[0] = '\0';
     if (!st.last_error[0] || !strcmp(st.last_error, shown))
-        return;
+        return st.last_error[0] ? status : VERSO_EXIT_TEMPFAIL;
     snprintf(shown, n, "%s", st.last_error);
-    fprintf(stderr, "%sverso replicate: %s\n", show_progress(a) ? "\n" : "", shown);
+    status = replicate_cause(&st, a, msg, sizeof(msg));
+    verso_slave_state_get(&st, s); /* the probe took a while */
+    fprintf(stderr,
+            "%sverso replicate: %s (retrying: next attempt in %.1f s, then backoff up to 5 s)\n",
+            show_progress(a) ? "\n" : "", msg, st.retry_in_ms / 1000.0);
+    return status;
+}
+
+/* --give-up-after: true (said) when the slave has had no connection for that long. */
+static bool give_up(verso_slave *s, const sync_args *a, int64_t *live_ms)
+{
+    verso_slave_state st;
+    int64_t now = verso_now_ms();
+
+    verso_slave_state_get(&st, s);
+    if (st.connected || !a->give_up_ms)
+        *live_ms = now;
+    if (now - *live_ms < a->give_up_ms || !a->give_up_ms)
+        return false;
+    fprintf(stderr,
+            "%sverso replicate: no connection to %s for %.0f s: giving up (--give-up-after)\n",
+            show_progress(a) ? "\n" : "", a->url, a->give_up_ms / 1000.0);
+    return true;
 }
 
 int verso_cli_replicate(int argc, char **argv)
@@ -359,26 +432,33 @@ int verso_cli_replicate(int argc, char **argv)
     verso_slave *s = NULL;
     serving sv = {0};
     sync_args a;
-    char why[256], shown[sizeof(((verso_slave_state *)0)->last_error)] = "";
-    int64_t start = verso_now_ms();
-    int rc = parse_args(&a, argc, argv);
+    char why[1024], shown[sizeof(((verso_slave_state *)0)->last_error)] = "";
+    int64_t start = verso_now_ms(), live = start;
+    int rc = parse_args(&a, argc, argv), status = VERSO_EXIT_TEMPFAIL;
 
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     client_options(&o.client, &a);
     install_signals();
-    if (verso_slave_start(&s, a.db, a.url, &o, why, sizeof(why)) < 0) {
+    if ((rc = verso_slave_start(&s, a.db, a.url, &o, why, sizeof(why))) < 0) {
+        char msg[1024];
+        if (rc == VERSO_EINVAL && verso_cli_url_problem(msg, sizeof(msg), a.url) != 0)
+            memcpy(why, msg, sizeof(why));
         fprintf(stderr, "verso replicate: %s\n", why);
-        return 1;
+        return verso_cli_status(rc);
     }
-    if (a.port >= 0 && serve_start(&sv, &a) < 0) {
+    if (a.port >= 0 && (rc = serve_start(&sv, &a)) < 0) {
         verso_slave_stop(s);
-        return 1;
+        return verso_cli_status(rc);
     }
     while (!g_stop) {
         struct timespec ts = {0, 200 * 1000000L};
         nanosleep(&ts, NULL);
-        replicate_error(s, &a, shown, sizeof(shown));
+        status = replicate_error(s, &a, shown, sizeof(shown), status);
+        if (give_up(s, &a, &live)) {
+            rc = status;
+            break;
+        }
         if (show_progress(&a))
             replicate_status(s, start, false);
     }
@@ -387,5 +467,5 @@ int verso_cli_replicate(int argc, char **argv)
     if (sv.rest)
         serve_stop(&sv);
     verso_slave_stop(s);
-    return 0;
+    return rc > 0 ? rc : 0;
 }

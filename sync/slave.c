@@ -67,6 +67,7 @@ struct verso_slave {
     int64_t lives;   /* times the link went live */
     int retry_ms;
     int64_t next_connect_ms;
+    int64_t retry_at_ms; /* next_connect_ms for other threads (lock) */
     int64_t last_tx_ms;
     bool conn_error;     /* last_error was set on this connection: keep it when it drops */
     bool disk_full;      /* the last apply failed for want of space (last_error says so) */
@@ -593,6 +594,7 @@ static void link_end(verso_slave *s, const char *why)
     jitter = (int64_t)(next_random(&s->jitter_seed) % (uint64_t)(s->retry_ms / 4 + 1));
     s->next_connect_ms = verso__sync_mono_ms() + s->retry_ms - jitter;
     pthread_mutex_lock(&s->lock);
+    s->retry_at_ms = s->next_connect_ms;
     if (why && !s->conn_error) /* "connection closed" would hide the reason */
         snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", why);
     pthread_mutex_unlock(&s->lock);
@@ -842,6 +844,9 @@ int verso_slave_state_get(verso_slave_state *out, verso_slave *s)
     pthread_mutex_lock(&s->lock);
     *out = s->st;
     out->lag_ms = s->behind_since_ms ? verso__sync_mono_ms() - s->behind_since_ms : 0;
+    out->retry_in_ms = out->link == VERSO_LINK_WAITING && s->retry_at_ms > verso__sync_mono_ms()
+                           ? s->retry_at_ms - verso__sync_mono_ms()
+                           : 0;
     pthread_mutex_unlock(&s->lock);
     return 0;
 }

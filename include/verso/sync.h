@@ -246,6 +246,7 @@ typedef struct verso_slave_state {
     char last_error[128];  /* the last failure ("" if none) */
     verso_slave_link link; /* where the link is now */
     int64_t attempts;      /* connection attempts since start */
+    int64_t retry_in_ms;   /* link WAITING: time left until the next attempt, else 0 */
 } verso_slave_state;
 
 /* Copies the slave's state. Any thread. */
