@@ -245,6 +245,17 @@ static void remove_db_files(const char *path)
     }
 }
 
+/* The first request to an https master failed though a TLS server listens:
+ * most often a certificate the slave does not trust. */
+static bool tls_refused(const sync_args *a, const char *why)
+{
+    return !a->insecure && !strncmp(a->url, "https://", 8) &&
+           (strstr(why, "TLS handshake") || !strcmp(why, "GET /_info: network error"));
+}
+
+static const char k_tls_hint[] = "if the master's certificate is self-signed, add --insecure "
+                                 "(or make its certificate one this machine trusts)";
+
 /* A failure to talk to the master: what is wrong with the URL, else the
  * library's reason, with the URL. Returns the exit status. */
 static int master_failure(const sync_args *a, int rc, const char *why)
@@ -260,6 +271,11 @@ static int master_failure(const sync_args *a, int rc, const char *why)
     if ((status = verso_cli_url_problem(msg, sizeof(msg), a->url)) != 0) {
         fprintf(stderr, "verso %s: %s\n", a->cmd, msg);
         return status;
+    }
+    if (tls_refused(a, why)) {
+        fprintf(stderr, "verso %s: %s: the TLS connection failed (%s); %s\n", a->cmd, a->url, why,
+                k_tls_hint);
+        return VERSO_EXIT_USAGE;
     }
     fprintf(stderr, "verso %s: %s: %s\n", a->cmd, a->url, why);
     return verso_cli_status(rc);
@@ -383,6 +399,10 @@ static int replicate_cause(const verso_slave_state *st, const sync_args *a, char
     }
     if (!st->connected && (status = verso_cli_url_problem(msg, n, a->url)) != 0)
         return status;
+    if (tls_refused(a, st->last_error)) {
+        snprintf(msg, n, "%s: %s; %s", a->url, st->last_error, k_tls_hint);
+        return VERSO_EXIT_USAGE;
+    }
     snprintf(msg, n, "%s: %s", a->url, st->last_error);
     return VERSO_EXIT_TEMPFAIL;
 }

@@ -45,9 +45,11 @@ static int status_error(pull *p, int status, const char *what)
 static int get(pull *p, int *status, const char *path, const char *what)
 {
     int rc = verso__sync_http_get(&p->body, status, p->http, path, p->stop);
+    const char *cause = verso__sync_http_cause(p->http);
 
     if (rc < 0)
-        verso__sync_why(p->why, p->whylen, "%s: %s", what, verso_strerror(rc));
+        verso__sync_why(p->why, p->whylen, "%s: %s", what,
+                        rc == VERSO_ENET && cause[0] ? cause : verso_strerror(rc));
     return rc;
 }
 

@@ -187,28 +187,12 @@ static int stale(enum lws_callback_reasons reason)
                : 0;
 }
 
-/* lws's reason in plain words: its own texts ("HS: ws upgrade response not 101",
- * "connect SSL err 1: ...") are its internals. */
-static const char *plain_cause(const char *why, unsigned status, char *buf, size_t n)
-{
-    if (status && status != 101) {
-        snprintf(buf, n, "the server answered HTTP %u to the WebSocket upgrade on %s", status,
-                 VERSO_SYNC_PATH);
-        return buf;
-    }
-    if (why && (strstr(why, "SSL") || strstr(why, "ssl") || strstr(why, "tls")))
-        return "the TLS handshake failed";
-    if (why && !strncmp(why, "HS:", 3))
-        return "the server's answer to the WebSocket upgrade is not a verso master's";
-    return "cannot connect";
-}
-
 static int connect_failed(verso__wsc *c, struct lws *wsi, const char *why)
 {
     unsigned status = lws_http_client_http_response(wsi);
     char buf[128];
 
-    end(c, VERSO__WSC_FAILED, plain_cause(why, status, buf, sizeof(buf)), status);
+    end(c, VERSO__WSC_FAILED, verso__sync_lws_cause(why, status, buf, sizeof(buf)), status);
     return 0;
 }
 

@@ -372,6 +372,57 @@ static void test_replicate_bad_token(void **state)
     h_master_kill(&m, SIGTERM);
 }
 
+/* An https master whose certificate the slave does not trust, and http:// to it. */
+static void test_tls_master(void **state)
+{
+    h_master m;
+    char mp[600], cfg[600], cert[600], key[600], db[600], url[64], cmd[2048];
+    const char *extra[] = {"--config", cfg, NULL};
+    FILE *f;
+    run_result r;
+
+    (void)state;
+    h_path(cert, sizeof(cert), "cert.pem");
+    h_path(key, sizeof(key), "key.pem");
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout '%s' -out '%s' -days 2 "
+             "-subj /CN=localhost >/dev/null 2>&1",
+             key, cert);
+    if (system(cmd) != 0)
+        skip();
+    h_path(mp, sizeof(mp), "master_tls.db");
+    verso_db_close(h_open(mp));
+    h_path(cfg, sizeof(cfg), "master_tls.conf");
+    assert_non_null(f = fopen(cfg, "w"));
+    fprintf(f, "tls-cert %s\ntls-key %s\n", cert, key);
+    fclose(f);
+    h_master_start(&m, mp, extra);
+    h_path(db, sizeof(db), "pull_tls.db");
+
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d", m.port);
+    run(&r, (const char *[]){"pull", "--quiet", url, db, NULL}, NULL, 20000);
+    assert_int_equal(r.status, 2);
+    assert_one_line(r.err);
+    assert_has(r.err, url);
+    assert_has(r.err, "the TLS handshake failed");
+    assert_has(r.err, "add --insecure");
+    assert_plain(r.err);
+    check_replicate(url, "the TLS handshake failed", 2);
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", m.port);
+    run(&r, (const char *[]){"pull", "--quiet", url, db, NULL}, NULL, 20000);
+    assert_int_equal(r.status, 2);
+    assert_one_line(r.err);
+    assert_has(r.err, "does not answer plain HTTP");
+    assert_has(r.err, "use https://127.0.0.1:");
+    assert_plain(r.err);
+
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d", m.port);
+    run(&r, (const char *[]){"pull", "--quiet", "--insecure", url, db, NULL}, NULL, 20000);
+    assert_int_equal(r.status, 0);
+    h_master_kill(&m, SIGTERM);
+}
+
 static void test_usage_statuses(void **state)
 {
     run_result r;
@@ -457,6 +508,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pull_wrong_path_and_token),
         cmocka_unit_test(test_replicate_wrong_urls),
         cmocka_unit_test(test_replicate_bad_token),
+        cmocka_unit_test(test_tls_master),
         cmocka_unit_test(test_usage_statuses),
         cmocka_unit_test(test_serve_missing_file),
         cmocka_unit_test(test_serve_untracked_file),
