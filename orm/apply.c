@@ -160,7 +160,7 @@ static int column_decl(verso_buf *b, const verso_column *c, bool adding)
                               adding ? zero[c->type] : "");
     else
         rc = verso_buf_printf(b, "%s %s", qc, type);
-    free(qc);
+    verso__free(qc);
     return rc;
 }
 
@@ -179,7 +179,7 @@ static int create_replica(verso_db *db, const char *table, const verso_column *c
         rc = verso_buf_puts(&b, ")");
     rc = rc == 0 ? verso__exec(db, b.data) : verso__err(db, VERSO_ENOMEM, "out of memory");
     verso_buf_free(&b);
-    free(qt);
+    verso__free(qt);
     return rc;
 }
 
@@ -436,7 +436,7 @@ static int drop_object(verso_db *db, const char *type, const char *name)
             rc = renew_identity(db);
     }
     verso_buf_free(&b);
-    free(q);
+    verso__free(q);
     return rc;
 }
 

@@ -88,9 +88,12 @@ int verso__stmt(sqlite3_stmt **out, verso_db *db, verso_table *t, int kind, uint
         slot->st = NULL;
     }
     verso_buf b = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     build_sql(&b, t, kind, mask);
-    if (!b.data)
+    if (!b.data || verso__nomem_count() != mark) {
+        verso_buf_free(&b);
         return verso__err(db, VERSO_ENOMEM, "out of memory");
+    }
     int src =
         sqlite3_prepare_v3(db->sq, b.data, (int)b.len, SQLITE_PREPARE_PERSISTENT, &slot->st, NULL);
     verso_buf_free(&b);
@@ -207,7 +210,7 @@ static int bind_field(verso_db *db, sqlite3_stmt *st, int pos, const verso_field
 
 static void *dup_bytes(const void *p, size_t n)
 {
-    char *d = malloc(n + 1);
+    char *d = verso__malloc(n + 1);
     if (d) {
         if (n)
             memcpy(d, p, n);
@@ -267,10 +270,10 @@ void verso_record_clear(const verso_table_def *def, void *rec)
         const verso_field *f = &def->fields[i];
         char *p = (char *)rec + f->offset;
         if (f->type == VERSO_TEXT) {
-            free(*(char **)p);
+            verso__free(*(char **)p);
             *(char **)p = NULL;
         } else if (f->type == VERSO_BLOB) {
-            free(((verso_blob *)p)->data);
+            verso__free(((verso_blob *)p)->data);
             memset(p, 0, sizeof(verso_blob));
         }
     }

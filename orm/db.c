@@ -299,7 +299,7 @@ static int check_defs(verso_db *db, const verso_db_options *o)
                 return verso__err(db, VERSO_ESCHEMA, "table %s declared twice", o->tables[i]->name);
     }
     if (o->ntables) {
-        db->defs = malloc(o->ntables * sizeof *db->defs);
+        db->defs = verso__malloc(o->ntables * sizeof *db->defs);
         if (!db->defs)
             return verso__err(db, VERSO_ENOMEM, "out of memory");
         memcpy(db->defs, o->tables, o->ntables * sizeof *db->defs);
@@ -349,7 +349,7 @@ static bool up_to_date(verso_db *db)
 static int open_steps(verso_db *db, const char *path, const verso_db_options *o)
 {
     int rc;
-    if (!(db->path = strdup(path)))
+    if (!(db->path = verso__strdup(path)))
         return verso__err(db, VERSO_ENOMEM, "out of memory");
     if ((rc = check_defs(db, o)) < 0 || (rc = connect(db, path, o)) < 0)
         return rc;
@@ -385,7 +385,7 @@ int verso_db_open(verso_db **out, const char *path, const verso_db_options *opts
                 path ? "options of a newer verso (version field)" : "path is NULL", "");
         return VERSO_EINVAL;
     }
-    verso_db *db = calloc(1, sizeof *db);
+    verso_db *db = verso__calloc(1, sizeof *db);
     if (!db) {
         why_set(why, whylen, "%s: %s", path, "out of memory");
         return VERSO_ENOMEM;
@@ -412,10 +412,10 @@ void verso_db_close(verso_db *db)
     for (int i = 0; i < VERSO__Q_COUNT; i++)
         sqlite3_finalize(db->q[i]);
     sqlite3_close_v2(db->sq);
-    free(db->changes);
-    free(db->defs);
-    free(db->path);
-    free(db);
+    verso__free(db->changes);
+    verso__free(db->defs);
+    verso__free(db->path);
+    verso__free(db);
 }
 
 const char *verso_db_errmsg(const verso_db *db)

@@ -28,7 +28,7 @@ static void on_update(void *arg, int op, const char *dbname, const char *tbl, sq
         return;
     if (x->nins == x->capins) {
         size_t cap = x->capins ? x->capins * 2 : 32;
-        inserted *v = realloc(x->ins, cap * sizeof *v);
+        inserted *v = verso__realloc(x->ins, cap * sizeof *v);
         if (!v) {
             x->oom = true;
             return;
@@ -53,10 +53,13 @@ static int collect_table(verso_db *db, const exec_ctx *x, const verso_table *t, 
     verso_buf b = VERSO_BUF_INIT;
     sqlite3_stmt *st = NULL;
     int rc = 0, src;
+    unsigned mark = verso__nomem_count();
     verso_buf_printf(&b, "SELECT %s, %s FROM %s WHERE %s > ?1 AND %s <= ?2", t->qcols[t->id_idx],
                      t->qcols[t->ver_idx], t->qname, t->qcols[t->ver_idx], t->qcols[t->ver_idx]);
-    if (!b.data)
+    if (!b.data || verso__nomem_count() != mark) {
+        verso_buf_free(&b);
         return verso__err(db, VERSO_ENOMEM, "out of memory");
+    }
     src = sqlite3_prepare_v2(db->sq, b.data, -1, &st, NULL);
     verso_buf_free(&b);
     if (src != SQLITE_OK)
@@ -154,7 +157,7 @@ int verso__fire_end(verso__fired *x, int rc, const verso_table *own, int64_t id,
     else
         collect(db, x, x->lo, db->head); /* what a failed statement left is reported too */
 done:
-    free(x->ins);
+    verso__free(x->ins);
     x->ins = NULL;
     return rc;
 }

@@ -77,6 +77,7 @@ static int prepare_src(verso_feed *f, feed_src *s, verso_buf *sql, verso_table *
 static int open_table_src(verso_feed *f, feed_src *s, verso_table *t)
 {
     verso_buf sql = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     const char *qv = t->qcols[t->ver_idx];
     s->t = t;
     verso_buf_puts(&sql, "SELECT ");
@@ -84,7 +85,8 @@ static int open_table_src(verso_feed *f, feed_src *s, verso_table *t)
         verso_buf_printf(&sql, "%s%s", c ? ", " : "", t->qcols[c]);
     verso_buf_printf(&sql, " FROM %s WHERE %s > ?1 AND %s <= ?2 ORDER BY %s LIMIT ?3", t->qname, qv,
                      qv, qv);
-    int rc = sql.data ? prepare_src(f, s, &sql, NULL, 0) : verso__err(f->db, VERSO_ENOMEM, "oom");
+    int rc = sql.data && verso__nomem_count() == mark ? prepare_src(f, s, &sql, NULL, 0)
+                                                      : verso__err(f->db, VERSO_ENOMEM, "oom");
     verso_buf_free(&sql);
     return rc;
 }
@@ -92,13 +94,15 @@ static int open_table_src(verso_feed *f, feed_src *s, verso_table *t)
 static int open_tomb_src(verso_feed *f, feed_src *s, verso_table *const *tabs, size_t ntabs)
 {
     verso_buf sql = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     verso_buf_puts(&sql, "SELECT version, tbl, id FROM _verso_tombstones WHERE version > ?1 AND "
                          "version <= ?2 AND tbl IN (''");
     for (size_t i = 0; i < ntabs; i++)
         verso_buf_printf(&sql, ",?%zu", i + 4);
     verso_buf_puts(&sql, ") ORDER BY version LIMIT ?3");
-    int rc = sql.data ? prepare_src(f, s, &sql, tabs, ntabs)
-                      : verso__err(f->db, VERSO_ENOMEM, "out of memory");
+    int rc = sql.data && verso__nomem_count() == mark
+                 ? prepare_src(f, s, &sql, tabs, ntabs)
+                 : verso__err(f->db, VERSO_ENOMEM, "out of memory");
     verso_buf_free(&sql);
     return rc;
 }
@@ -107,7 +111,7 @@ static int pick_tables(verso_table ***out, size_t *n, verso_feed *f, const verso
 {
     verso_db *db = f->db;
     *n = o->tables ? o->ntables : db->ntables;
-    *out = calloc(*n ? *n : 1, sizeof **out);
+    *out = verso__calloc(*n ? *n : 1, sizeof **out);
     if (!*out)
         return verso__err(db, VERSO_ENOMEM, "out of memory");
     size_t k = 0;
@@ -132,7 +136,7 @@ static int open_sources(verso_feed *f, const verso_feed_options *o)
     verso_table **tabs = NULL;
     size_t n = 0;
     int rc = pick_tables(&tabs, &n, f, o);
-    if (rc == 0 && !(f->src = calloc(n + 1, sizeof *f->src)))
+    if (rc == 0 && !(f->src = verso__calloc(n + 1, sizeof *f->src)))
         rc = verso__err(f->db, VERSO_ENOMEM, "out of memory");
     if (rc == 0) {
         f->nsrc = n + 1;
@@ -140,7 +144,7 @@ static int open_sources(verso_feed *f, const verso_feed_options *o)
     }
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = open_table_src(f, &f->src[i + 1], tabs[i]);
-    free(tabs);
+    verso__free(tabs);
     return rc;
 }
 
@@ -172,7 +176,7 @@ int verso_feed_open(verso_feed **out, verso_db *db, const verso_feed_options *op
                           "transaction");
     if (o->ntables && !o->tables)
         return verso__err(db, VERSO_EINVAL, "tables is NULL but ntables is %zu", o->ntables);
-    if (!(f = calloc(1, sizeof *f)))
+    if (!(f = verso__calloc(1, sizeof *f)))
         return verso__err(db, VERSO_ENOMEM, "out of memory");
     f->db = db;
     f->since = o->since > 0 ? o->since : 0;
@@ -283,12 +287,12 @@ void verso_feed_close(verso_feed *f)
         return;
     for (size_t i = 0; i < f->nsrc; i++)
         sqlite3_finalize(f->src[i].st);
-    free(f->src);
+    verso__free(f->src);
     if (f->began && !sqlite3_get_autocommit(f->db->sq)) {
         sqlite3_stmt *st = f->db->q[VERSO__Q_COMMIT];
         sqlite3_reset(st);
         sqlite3_step(st);
         sqlite3_reset(st);
     }
-    free(f);
+    verso__free(f);
 }

@@ -15,6 +15,7 @@
 
 #include "verso/orm.h"
 #include "verso/advanced.h"
+#include "orm/alloc.h"
 
 #define VERSO__MAX_COLUMNS 64
 #define VERSO__MAX_HOOKS   16
@@ -115,6 +116,7 @@ struct verso_db {
 
     /* Write transaction. */
     bool txn;            /* a write transaction is open */
+    bool rollback_due;   /* a ROLLBACK failed (out of memory): SQLite's transaction is still open */
     bool explicit_;      /* opened by verso_db_begin / verso_apply_begin */
     bool applying;       /* opened by verso_apply_begin */
     bool reset_identity; /* apply reset: a new identity is written at commit */

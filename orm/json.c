@@ -575,7 +575,7 @@ static void *grow(void *arr, size_t *cap, size_t used, size_t elem)
     if (used < *cap)
         return arr;
     size_t n = *cap ? *cap * 2 : 16;
-    void *p = realloc(arr, n * elem);
+    void *p = verso__realloc(arr, n * elem);
     if (p)
         *cap = n;
     return p;
@@ -756,7 +756,7 @@ static int attach_literals(cJSON *node, const prescan *ps, attach_pos *at)
             if (at->num >= ps->nnums)
                 return VERSO_EJSON;
             const numlit *lit = &ps->nums[at->num++];
-            char *s = malloc(lit->len + 1);
+            char *s = verso__malloc(lit->len + 1);
             if (!s)
                 return VERSO_ENOMEM;
             memcpy(s, ps->text + lit->off, lit->len);
@@ -782,7 +782,10 @@ static int parse_tree(cJSON **out, prescan *ps)
     const char *end = NULL;
     attach_pos at = {0, 0};
     int rc;
+    unsigned mark = verso__nomem_count();
     cJSON *root = cJSON_ParseWithLengthOpts(ps->text, ps->len, &end, 0);
+    if (!root && verso__nomem_count() != mark)
+        return prescan_fail(ps, VERSO_ENOMEM, "out of memory");
     if (!root) {
         ps->pos = end && end >= ps->text ? (size_t)(end - ps->text) : 0;
         return prescan_fail(ps, VERSO_EJSON, "malformed JSON");
@@ -821,15 +824,15 @@ int verso_json_parse(verso_json **out, const char *text, size_t len, int max_dep
     }
     if ((rc = prescan_run(&ps)) < 0 || (rc = parse_tree(&root, &ps)) < 0)
         goto done;
-    if (!(*out = malloc(sizeof **out))) {
+    if (!(*out = verso__malloc(sizeof **out))) {
         cJSON_Delete(root);
         rc = prescan_fail(&ps, VERSO_ENOMEM, "out of memory");
         goto done;
     }
     (*out)->root = root;
 done:
-    free(ps.nums);
-    free(ps.strs);
+    verso__free(ps.nums);
+    verso__free(ps.strs);
     if (why && whylen)
         snprintf(why, whylen, "%s", rc < 0 && ps.why ? ps.why : "");
     return rc;
@@ -840,7 +843,7 @@ void verso_json_free(verso_json *doc)
     if (!doc)
         return;
     cJSON_Delete(doc->root);
-    free(doc);
+    verso__free(doc);
 }
 
 cJSON *verso_json_root(const verso_json *doc)
@@ -1176,10 +1179,10 @@ int verso_json_to_value(verso_value *out, void **store, const cJSON *j, const ve
     *store = NULL;
     if (!j || !c)
         return conv_fail(&cv, VERSO_EINVAL, "%s%s", "no value or no column", "");
-    if (need && !(cv.store = *store = malloc(need)))
+    if (need && !(cv.store = *store = verso__malloc(need)))
         return conv_fail(&cv, VERSO_ENOMEM, "%s%s", "out of memory", "");
     if ((rc = conv_value(out, j, c, &cv)) < 0) {
-        free(*store);
+        verso__free(*store);
         *store = NULL;
     }
     return rc;
@@ -1222,8 +1225,8 @@ int verso_json_to_values(const char ***cols, verso_value **vals, size_t *n, cons
     }
     for (const cJSON *j = obj->child; j; j = j->next)
         count++;
-    c = malloc((count ? count : 1) * sizeof *c);
-    v = malloc((count ? count : 1) * sizeof *v + conv_store_size(t, obj));
+    c = verso__malloc((count ? count : 1) * sizeof *c);
+    v = verso__malloc((count ? count : 1) * sizeof *v + conv_store_size(t, obj));
     if (!c || !v) {
         rc = conv_fail(&cv, VERSO_ENOMEM, "%s%s", "out of memory", "");
         goto done;
@@ -1237,7 +1240,7 @@ int verso_json_to_values(const char ***cols, verso_value **vals, size_t *n, cons
     c = NULL;
     v = NULL;
 done:
-    free(c);
-    free(v);
+    verso__free(c);
+    verso__free(v);
     return rc;
 }

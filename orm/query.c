@@ -29,13 +29,14 @@ typedef struct qbuild {
     const verso_value **params;
     size_t nparams, cap;
     verso_value limit, offset;
+    unsigned nomem; /* verso__nomem_count() when the SQL was started */
 } qbuild;
 
 static int param(verso_db *db, qbuild *q, const verso_value *v)
 {
     if (q->nparams == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 16;
-        const verso_value **p = realloc(q->params, cap * sizeof *p);
+        const verso_value **p = verso__realloc(q->params, cap * sizeof *p);
         if (!p)
             return verso__err(db, VERSO_ENOMEM, "out of memory");
         q->params = p;
@@ -249,7 +250,7 @@ static int prepare_bound(sqlite3_stmt **out, verso_db *db, qbuild *q)
 {
     int src;
     *out = NULL;
-    if (!q->sql.data)
+    if (!q->sql.data || verso__nomem_count() != q->nomem)
         return verso__err(db, VERSO_ENOMEM, "out of memory");
     if ((src = sqlite3_prepare_v2(db->sq, q->sql.data, (int)q->sql.len, out, NULL)) != SQLITE_OK)
         return verso__sqlerr(db, src, "preparing query");
@@ -289,7 +290,7 @@ int verso_query_open(verso_iter **out, verso_db *db, const verso_query *q)
     *out = NULL;
     if (!q)
         return verso__err(db, VERSO_EINVAL, "query is NULL");
-    if (!(it = calloc(1, sizeof *it)))
+    if (!(it = verso__calloc(1, sizeof *it)))
         return verso__err(db, VERSO_ENOMEM, "out of memory");
     it->db = db;
     if ((rc = verso__table_find(&it->t, db, q->table)) < 0)
@@ -301,7 +302,7 @@ int verso_query_open(verso_iter **out, verso_db *db, const verso_query *q)
     rc = query_build(it, db, q, &b);
 done:
     verso_buf_free(&b.sql);
-    free(b.params);
+    verso__free(b.params);
     if (rc < 0)
         verso_iter_close(it);
     else
@@ -382,13 +383,13 @@ void verso_iter_close(verso_iter *it)
     if (!it)
         return;
     sqlite3_finalize(it->st);
-    free(it);
+    verso__free(it);
 }
 
 int verso_query_count(int64_t *out, verso_db *db, const char *table, const verso_cond *conds,
                       size_t nconds)
 {
-    qbuild q = {0};
+    qbuild q = {.nomem = verso__nomem_count()};
     verso_table *t;
     sqlite3_stmt *st = NULL;
     bool any = false;
@@ -409,6 +410,6 @@ int verso_query_count(int64_t *out, verso_db *db, const char *table, const verso
     }
     sqlite3_finalize(st);
     verso_buf_free(&q.sql);
-    free(q.params);
+    verso__free(q.params);
     return rc;
 }

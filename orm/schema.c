@@ -35,7 +35,7 @@ static bool ident_loose_ok(const char *s)
 char *verso__quote(const char *s)
 {
     size_t n = strlen(s), k = 0;
-    char *q = malloc(2 * n + 3);
+    char *q = verso__malloc(2 * n + 3);
     if (!q)
         return NULL;
     q[k++] = '"';
@@ -209,14 +209,14 @@ static void table_free(verso_table *t)
         return;
     verso__stmt_cache_free(t);
     for (size_t i = 0; i < t->ncols; i++) {
-        free((char *)t->cols[i].name);
-        free(t->qcols[i]);
+        verso__free((char *)t->cols[i].name);
+        verso__free(t->qcols[i]);
     }
-    free(t->cols);
-    free(t->qcols);
-    free(t->name);
-    free(t->qname);
-    free(t);
+    verso__free(t->cols);
+    verso__free(t->qcols);
+    verso__free(t->name);
+    verso__free(t->qname);
+    verso__free(t);
 }
 
 static void bind_def(verso_table *t, const verso_table_def *def)
@@ -245,11 +245,11 @@ static int add_column(verso_db *db, verso_table *t, sqlite3_stmt *info, const ch
     const char *name = (const char *)sqlite3_column_text(info, 0);
     const char *decl = (const char *)sqlite3_column_text(info, 1);
     verso_column *c = &t->cols[t->ncols];
-    c->name = strdup(name ? name : "");
+    c->name = verso__strdup(name ? name : "");
     t->qcols[t->ncols] = verso__quote(name ? name : "");
     if (!c->name || !t->qcols[t->ncols]) {
-        free((char *)c->name);
-        free(t->qcols[t->ncols]);
+        verso__free((char *)c->name);
+        verso__free(t->qcols[t->ncols]);
         return verso__err(db, VERSO_ENOMEM, "out of memory");
     }
     c->type = verso__decl_type(decl);
@@ -271,8 +271,8 @@ static int load_columns(verso_db *db, verso_table *t, const char *idc, const cha
 {
     sqlite3_stmt *info = NULL;
     int rc = 0, src;
-    t->cols = calloc(VERSO__MAX_COLUMNS, sizeof *t->cols);
-    t->qcols = calloc(VERSO__MAX_COLUMNS, sizeof *t->qcols);
+    t->cols = verso__calloc(VERSO__MAX_COLUMNS, sizeof *t->cols);
+    t->qcols = verso__calloc(VERSO__MAX_COLUMNS, sizeof *t->qcols);
     if (!t->cols || !t->qcols)
         return verso__err(db, VERSO_ENOMEM, "out of memory");
     src = sqlite3_prepare_v2(db->sq, "SELECT name, type, \"notnull\" FROM pragma_table_info(?1)",
@@ -304,18 +304,18 @@ static int table_load(verso_table **out, verso_db *db, sqlite3_stmt *row)
     const char *name = (const char *)sqlite3_column_text(row, 0);
     const char *idc = (const char *)sqlite3_column_text(row, 1);
     const char *verc = (const char *)sqlite3_column_text(row, 2);
-    verso_table *t = calloc(1, sizeof *t);
+    verso_table *t = verso__calloc(1, sizeof *t);
     int rc = 0;
     *out = NULL;
     if (!t)
         return verso__err(db, VERSO_ENOMEM, "out of memory");
     if (!name || !idc || !verc) {
-        free(t);
+        verso__free(t);
         return verso__err(db, VERSO_ESCHEMA, "bad _verso_tables row");
     }
     t->id_idx = t->ver_idx = -1;
     t->replicated = sqlite3_column_int(row, 3) != 0;
-    t->name = strdup(name);
+    t->name = verso__strdup(name);
     t->qname = verso__quote(name);
     if (!t->name || !t->qname)
         rc = verso__err(db, VERSO_ENOMEM, "out of memory");
@@ -382,7 +382,7 @@ static void retire_tables(verso_db *db)
         db->tables[i]->retired = true;
         db->retired[db->nretired++] = db->tables[i];
     }
-    free(db->tables);
+    verso__free(db->tables);
     db->tables = NULL;
     db->ntables = 0;
     db->last_def_table = NULL;
@@ -403,7 +403,7 @@ static int read_tables(verso_table ***out, size_t *nout, verso_db *db)
     if (src != SQLITE_OK)
         return verso__sqlerr(db, src, "reading tracked tables");
     while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        verso_table **g = realloc(tabs, (n + 1) * sizeof *g);
+        verso_table **g = verso__realloc(tabs, (n + 1) * sizeof *g);
         if (!g) {
             rc = verso__err(db, VERSO_ENOMEM, "out of memory");
             break;
@@ -418,7 +418,7 @@ static int read_tables(verso_table ***out, size_t *nout, verso_db *db)
     if (rc < 0) {
         for (size_t i = 0; i < n; i++)
             table_free(tabs[i]);
-        free(tabs);
+        verso__free(tabs);
         return rc;
     }
     *out = tabs;
@@ -437,11 +437,11 @@ int verso__schema_load(verso_db *db)
     if (rc < 0)
         return rc;
     /* Reserve the retired slots first: past this point nothing fails. */
-    verso_table **r = realloc(db->retired, (db->nretired + db->ntables + 1) * sizeof *r);
+    verso_table **r = verso__realloc(db->retired, (db->nretired + db->ntables + 1) * sizeof *r);
     if (!r) {
         for (size_t i = 0; i < n; i++)
             table_free(tabs[i]);
-        free(tabs);
+        verso__free(tabs);
         return verso__err(db, VERSO_ENOMEM, "out of memory");
     }
     db->retired = r;
@@ -460,8 +460,8 @@ void verso__schema_free(verso_db *db)
         table_free(db->tables[i]);
     for (size_t i = 0; i < db->nretired; i++)
         table_free(db->retired[i]);
-    free(db->tables);
-    free(db->retired);
+    verso__free(db->tables);
+    verso__free(db->retired);
     db->tables = db->retired = NULL;
     db->ntables = db->nretired = 0;
 }
@@ -745,9 +745,12 @@ static const col_info *find_col(const col_info *cols, size_t n, const char *name
     return NULL;
 }
 
-static int exec_buf(verso_db *db, verso_buf *b)
+/* Runs the SQL in b, unless an allocation failed on this thread since mark
+ * (an append that failed leaves b without it: never run a partial statement). */
+static int exec_buf(verso_db *db, verso_buf *b, unsigned mark)
 {
-    int rc = b->data ? 0 : verso__err(db, VERSO_ENOMEM, "out of memory");
+    int rc =
+        b->data && verso__nomem_count() == mark ? 0 : verso__err(db, VERSO_ENOMEM, "out of memory");
     if (rc == 0)
         rc = verso__exec(db, b->data);
     verso_buf_clear(b);
@@ -798,11 +801,12 @@ static int register_table(verso_db *db, const char *table, const char *idc, cons
 static int version_existing_rows(verso_db *db, const char *qt, const char *qv)
 {
     verso_buf b = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     int rc = verso__head_flush(db);
     if (rc == 0)
         verso_buf_printf(&b, "UPDATE %s SET %s = NULL WHERE %s IS NULL", qt, qv, qv);
     if (rc == 0 && (rc = verso__triggers(db, true)) == 0) {
-        rc = exec_buf(db, &b);
+        rc = exec_buf(db, &b, mark);
         int trc = verso__triggers_restore(db);
         rc = rc < 0 ? rc : trc;
     }
@@ -831,15 +835,16 @@ static int install_tracking(verso_db *db, const char *table, const char *qt, con
                             const char *qv, bool has_version)
 {
     verso_buf b = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     int rc = 0;
     if (!has_version) {
         verso_buf_printf(&b, "ALTER TABLE %s ADD COLUMN %s INTEGER", qt, qv);
-        rc = exec_buf(db, &b);
+        rc = exec_buf(db, &b, mark);
     }
     if (rc == 0) {
         const char *subst[] = {table, qt, qi, qv};
         expand(&b, trigger_sql, subst);
-        rc = exec_buf(db, &b);
+        rc = exec_buf(db, &b, mark);
     }
     if (rc == 0)
         rc = version_existing_rows(db, qt, qv);
@@ -862,9 +867,9 @@ int verso__track_table(verso_db *db, const char *table, const char *idc, const c
         rc = install_tracking(db, table, qt, qi, qv, find_col(cols, n, verc) != NULL);
     if (rc == 0)
         rc = register_table(db, table, idc, verc, replicated);
-    free(qt);
-    free(qi);
-    free(qv);
+    verso__free(qt);
+    verso__free(qi);
+    verso__free(qv);
     return rc;
 }
 
@@ -888,12 +893,13 @@ static void column_sql(verso_buf *b, const verso_field *f, bool adding)
     else
         verso_buf_printf(b, "%s %s%s", q, verso__type_decl(f->type),
                          (f->flags & VERSO_FIELD_NOTNULL) ? " NOT NULL" : "");
-    free(q);
+    verso__free(q);
 }
 
 static int create_table(verso_db *db, const verso_table_def *def)
 {
     verso_buf b = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     char *qt = verso__quote(def->name);
     if (!qt)
         return verso__err(db, VERSO_ENOMEM, "out of memory");
@@ -904,8 +910,8 @@ static int create_table(verso_db *db, const verso_table_def *def)
         column_sql(&b, &def->fields[i], false);
     }
     verso_buf_puts(&b, ")");
-    free(qt);
-    int rc = exec_buf(db, &b);
+    verso__free(qt);
+    int rc = exec_buf(db, &b, mark);
     verso_buf_free(&b);
     return rc;
 }
@@ -940,6 +946,7 @@ static int add_missing_columns(verso_db *db, const verso_table_def *def)
     col_info cols[VERSO__MAX_COLUMNS + 1];
     size_t n;
     verso_buf b = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     char *qt = verso__quote(def->name);
     int rc = qt ? read_cols(cols, &n, db, def->name) : verso__err(db, VERSO_ENOMEM, "no memory");
     for (size_t i = 0; rc == 0 && i < def->nfields; i++) {
@@ -953,17 +960,18 @@ static int add_missing_columns(verso_db *db, const verso_table_def *def)
         } else if (!(f->flags & VERSO_FIELD_VERSION)) {
             verso_buf_printf(&b, "ALTER TABLE %s ADD COLUMN ", qt);
             column_sql(&b, f, true);
-            rc = exec_buf(db, &b);
+            rc = exec_buf(db, &b, mark);
         }
     }
     verso_buf_free(&b);
-    free(qt);
+    verso__free(qt);
     return rc;
 }
 
 static int create_field_indexes(verso_db *db, const verso_table_def *def)
 {
     verso_buf b = VERSO_BUF_INIT;
+    unsigned mark = verso__nomem_count();
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < def->nfields; i++) {
         const verso_field *f = &def->fields[i];
@@ -973,7 +981,7 @@ static int create_field_indexes(verso_db *db, const verso_table_def *def)
         verso_buf_printf(&b, "CREATE %sINDEX IF NOT EXISTS \"_verso_%s_%s_%s\" ON \"%s\"(\"%s\")",
                          uniq ? "UNIQUE " : "", def->name, f->name, uniq ? "uniq" : "idx",
                          def->name, f->name);
-        rc = exec_buf(db, &b);
+        rc = exec_buf(db, &b, mark);
     }
     verso_buf_free(&b);
     return rc;

@@ -55,10 +55,14 @@ int verso__head_flush(verso_db *db)
     return rc;
 }
 
+static void rollback(verso_db *db);
+
 /* The schema is checked once the write lock is held: nothing can change it
  * afterwards but this transaction. */
 int verso__txn_open(verso_db *db)
 {
+    if (db->rollback_due)
+        rollback(db);
     int rc = step_done(db, db->q[VERSO__Q_BEGIN_W], "BEGIN IMMEDIATE");
     if (rc < 0)
         return rc;
@@ -82,10 +86,19 @@ static void clear_state(verso_db *db, bool committed)
         verso__triggers_restore(db);
 }
 
+/* Ends SQLite's transaction; when even that fails (out of memory), the next
+ * write transaction tries again first, or it would never begin. */
+static void rollback(verso_db *db)
+{
+    if (!sqlite3_get_autocommit(db->sq) &&
+        step_done(db, db->q[VERSO__Q_ROLLBACK], "ROLLBACK") < 0 && !sqlite3_get_autocommit(db->sq))
+        sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
+    db->rollback_due = !sqlite3_get_autocommit(db->sq);
+}
+
 void verso__txn_rollback(verso_db *db)
 {
-    if (!sqlite3_get_autocommit(db->sq))
-        step_done(db, db->q[VERSO__Q_ROLLBACK], "ROLLBACK");
+    rollback(db);
     clear_state(db, false);
 }
 
@@ -105,7 +118,7 @@ static void run_hooks(verso_db *db)
         db->changes = ch;
         db->capchanges = cap;
     } else {
-        free(ch);
+        verso__free(ch);
     }
     db->nchanges = 0;
 }
@@ -171,7 +184,7 @@ int verso__record_change(verso_db *db, const verso_table *t, int64_t id, int64_t
         return 0;
     if (db->nchanges == db->capchanges) {
         size_t cap = db->capchanges ? db->capchanges * 2 : 64;
-        verso_change *c = realloc(db->changes, cap * sizeof *c);
+        verso_change *c = verso__realloc(db->changes, cap * sizeof *c);
         if (!c)
             return verso__err(db, VERSO_ENOMEM, "out of memory");
         db->changes = c;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "orm/alloc.h"
 #include "verso/verso.h"
 
 const char *verso_errname(int code)
@@ -57,7 +58,7 @@ int verso_buf_reserve(verso_buf *b, size_t n)
             return VERSO_ENOMEM;
         cap *= 2;
     }
-    char *p = realloc(b->data, cap);
+    char *p = verso__realloc(b->data, cap);
     if (!p)
         return VERSO_ENOMEM;
     b->data = p;
@@ -109,7 +110,7 @@ void verso_buf_free(verso_buf *b)
 {
     if (!b)
         return;
-    free(b->data);
+    verso__free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }
@@ -118,7 +119,7 @@ char *verso_buf_detach(verso_buf *b)
 {
     char *p = b->data;
     if (!p)
-        p = calloc(1, 1);
+        p = verso__calloc(1, 1);
     b->data = NULL;
     b->len = b->cap = 0;
     return p;
@@ -126,7 +127,7 @@ char *verso_buf_detach(verso_buf *b)
 
 void verso_free(void *p)
 {
-    free(p);
+    verso__free(p);
 }
 
 int64_t verso_now_ms(void)

@@ -125,9 +125,9 @@ static int set_value(verso__config *c, const setting *s, const char *v)
     long long n;
 
     if (s->kind == K_STR) {
-        if (!(dup = strdup(v)))
+        if (!(dup = verso__strdup(v)))
             return VERSO_ENOMEM;
-        free(*(char **)((char *)c + s->offset));
+        verso__free(*(char **)((char *)c + s->offset));
         *(char **)((char *)c + s->offset) = dup;
         return 0;
     }
@@ -154,11 +154,11 @@ static int add_grant(verso__config *c, char **w, size_t nw)
         return VERSO_EINVAL;
     if (!(g.caps = verso__role_caps(w[2])))
         return VERSO_EINVAL;
-    if (nw == 4 && !(g.table = strdup(w[3])))
+    if (nw == 4 && !(g.table = verso__strdup(w[3])))
         return VERSO_ENOMEM;
-    grown = realloc(c->grants, (c->ngrants + 1) * sizeof(*grown));
+    grown = verso__realloc(c->grants, (c->ngrants + 1) * sizeof(*grown));
     if (!grown) {
-        free(g.table);
+        verso__free(g.table);
         return VERSO_ENOMEM;
     }
     c->grants = grown;
@@ -194,7 +194,7 @@ static int parse_line(verso__config *c, char *line)
 int verso__config_parse(verso__config *c, const char *text, size_t len, char *why, size_t whylen)
 {
     int rc = 0, lineno = 0;
-    char *copy = malloc(len + 1);
+    char *copy = verso__malloc(len + 1);
 
     if (!copy)
         return VERSO_ENOMEM;
@@ -214,7 +214,7 @@ int verso__config_parse(verso__config *c, const char *text, size_t len, char *wh
             break;
         }
     }
-    free(copy);
+    verso__free(copy);
     return rc;
 }
 
@@ -245,12 +245,12 @@ void verso__config_free(verso__config *c)
 {
     if (!c)
         return;
-    free(c->host);
-    free(c->tls_cert);
-    free(c->tls_key);
+    verso__free(c->host);
+    verso__free(c->tls_cert);
+    verso__free(c->tls_key);
     for (size_t i = 0; i < c->ngrants; i++)
-        free(c->grants[i].table);
-    free(c->grants);
+        verso__free(c->grants[i].table);
+    verso__free(c->grants);
     memset(c, 0, sizeof(*c));
     c->port = -1;
 }

@@ -186,6 +186,9 @@ int verso__http_writeable(verso_rest *srv, struct lws *wsi, void *pss)
     return 0;
 }
 
+/* The 503 of a server out of memory, in a buffer of the stack. */
+static int send_nomem(verso_rest *srv, struct lws *wsi, conn *c, const verso__resp *rs, bool close);
+
 /* Writes the whole response; returns what the lws callback must return. */
 static int send_response(verso_rest *srv, struct lws *wsi, conn *c, const verso__resp *rs,
                          bool close)
@@ -195,8 +198,8 @@ static int send_response(verso_rest *srv, struct lws *wsi, conn *c, const verso_
     unsigned char *start, *p;
 
     verso_buf_clear(&srv->out);
-    if (verso_buf_reserve(&srv->out, LWS_PRE + room + rs->body->len + 1) < 0)
-        return -1;
+    if (rs->nomem || verso_buf_reserve(&srv->out, LWS_PRE + room + rs->body->len + 1) < 0)
+        return send_nomem(srv, wsi, c, rs, close);
     start = p = (unsigned char *)srv->out.data + LWS_PRE;
     if (add_headers(wsi, rs, close, &p, start + room) < 0)
         return -1;
@@ -205,6 +208,35 @@ static int send_response(verso_rest *srv, struct lws *wsi, conn *c, const verso_
         p += rs->body->len;
     }
     verso__metrics_record(&srv->metrics, rs->route, rs->status, elapsed(&c->t0), rs->rows);
+    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
+        return -1;
+    if (close) {
+        half_close(srv, wsi, c);
+        return 0;
+    }
+    move(srv, wsi, c, ST_IDLE);
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int send_nomem(verso_rest *srv, struct lws *wsi, conn *c, const verso__resp *rs, bool close)
+{
+    static const char text[] = VERSO__NOMEM_BODY;
+    unsigned char out[LWS_PRE + 1024 + sizeof(text)], *start = out + LWS_PRE, *p = start;
+    verso_buf body = {(char *)text, sizeof(text) - 1, sizeof(text)}, none = {0};
+    verso__resp r = {.status = 503,
+                     .route = rs->route,
+                     .body = &body,
+                     .location = &none,
+                     .link = &none,
+                     .etag = -1};
+
+    if (add_headers(wsi, &r, close, &p, start + 1024) < 0)
+        return -1;
+    if (c->method != VERSO__HEAD) {
+        memcpy(p, text, sizeof(text) - 1);
+        p += sizeof(text) - 1;
+    }
+    verso__metrics_record(&srv->metrics, r.route, r.status, elapsed(&c->t0), 0);
     if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
         return -1;
     if (close) {
@@ -250,7 +282,7 @@ static int grow_params(verso_rest *srv, size_t n)
 
     if (n <= srv->params_cap)
         return 0;
-    if (!(p = realloc(srv->params, n * sizeof(*p))))
+    if (!(p = verso__realloc(srv->params, n * sizeof(*p))))
         return VERSO_ENOMEM;
     srv->params = p;
     srv->params_cap = n;
@@ -350,8 +382,11 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
     int rc;
 
     resp_init(&rs, srv);
-    if ((rc = read_params(srv, wsi, &rq.nparams)) == VERSO_ENOMEM)
-        return -1;
+    if ((rc = read_params(srv, wsi, &rq.nparams)) == VERSO_ENOMEM) {
+        verso__error_nomem(&rs);
+        verso_buf_clear(&c->body);
+        return send_response(srv, wsi, c, &rs, close);
+    }
     rq.params = srv->params;
     rq.path = c->path.data;
     rq.body = c->body.data ? c->body.data : (char *)"";
@@ -413,8 +448,7 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
     c->method = method_of(wsi);
     verso_buf_clear(&c->path);
     verso_buf_clear(&c->body);
-    if (verso_buf_puts(&c->path, uri) < 0)
-        return -1;
+    bool nomem = verso_buf_puts(&c->path, uri) < 0;
     clen = content_length(wsi);
     c->chunked = false;
     memset(&c->ck, 0, sizeof(c->ck));
@@ -424,6 +458,8 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
         lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
         move(srv, wsi, c, ST_BODY);
     }
+    if (nomem)
+        return reject(srv, wsi, c, 503, VERSO__NOMEM_MSG);
     if (urllen > srv->cfg.limits.max_url)
         return reject(srv, wsi, c, 414, "URL too long");
     /* Both headers, or another coding, would let two parsers see two different bodies. */
@@ -445,7 +481,7 @@ static int chunked_body(verso_rest *srv, struct lws *wsi, conn *c, const void *i
     int st = verso__chunked_feed(&c->ck, &c->body, in, len, srv->cfg.limits.max_body);
 
     if (st == 500)
-        return -1;
+        return reject(srv, wsi, c, 503, VERSO__NOMEM_MSG);
     if (st)
         return reject(srv, wsi, c, st,
                       st == 413 ? "request body too large" : "malformed chunked body");
@@ -469,7 +505,9 @@ int verso__http_body(verso_rest *srv, struct lws *wsi, void *pss, const void *in
         return chunked_body(srv, wsi, c, in, len);
     if (c->body.len + len > srv->cfg.limits.max_body)
         return reject(srv, wsi, c, 413, "request body too large");
-    return verso_buf_append(&c->body, in, len) < 0 ? -1 : 0;
+    if (verso_buf_append(&c->body, in, len) < 0)
+        return reject(srv, wsi, c, 503, VERSO__NOMEM_MSG);
+    return 0;
 }
 
 int verso__http_body_done(verso_rest *srv, struct lws *wsi, void *pss)

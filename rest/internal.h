@@ -17,6 +17,7 @@
 #include "verso/orm.h"
 #include "verso/advanced.h"
 #include "verso/rest.h"
+#include "orm/alloc.h"
 
 struct lws;
 
@@ -135,7 +136,14 @@ typedef struct verso__resp {
     int64_t etag;      /* > 0: ETag "<etag>" */
     int64_t rows;      /* rows served, for metrics */
     char errmsg[200];  /* the message of the last verso__error() */
+    bool nomem;        /* answer VERSO__NOMEM_BODY (503), built without allocating */
 } verso__resp;
+
+/* The answer when the server ran out of memory: a static text, so that it
+ * can be sent when nothing more can be allocated. */
+#define VERSO__NOMEM_MSG "the server is out of memory; retry the request later"
+#define VERSO__NOMEM_BODY                                                                          \
+    "{\"error\":{\"code\":\"unavailable\",\"message\":\"" VERSO__NOMEM_MSG "\"}}"
 
 /* ---- metrics.c ---- */
 #define VERSO__NSTATUS  18 /* counted statuses; the last slot is "other" */
@@ -244,6 +252,8 @@ void verso__error(verso__resp *rs, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* Answers 503 with VERSO__NOMEM_BODY (see send_response in http.c). */
+void verso__error_nomem(verso__resp *rs);
 /* Maps rc, just returned by a failed ORM call on srv->db, to its HTTP answer,
  * with that call's detail text (verso_db_errmsg) when it cannot leak SQL. Only
  * right after such a call: the handle keeps its last error's text, which

@@ -311,19 +311,22 @@ static int parse_after(verso__listq *lq, const char *s, verso__resp *rs)
     size_t i = 0;
     int rc = VERSO_EINVAL;
 
-    if (b64url_decode(&text, s, strlen(s)) < 0 || !text.len ||
-        verso_json_parse(&lq->after_doc, text.data, text.len, 4, NULL, 0) < 0)
+    if ((rc = b64url_decode(&text, s, strlen(s))) < 0 || (rc = text.len ? 0 : VERSO_EINVAL) < 0 ||
+        (rc = verso_json_parse(&lq->after_doc, text.data, text.len, 4, NULL, 0)) < 0)
         goto done;
+    rc = VERSO_EINVAL;
     root = verso_json_root(lq->after_doc);
     if (!cJSON_IsArray(root) || (size_t)cJSON_GetArraySize(root) != lq->q.norder + 1)
         goto done;
     cJSON_ArrayForEach(j, root)
     {
-        if (verso_json_to_value(&lq->after[i], &lq->after_store[i], j, lq->key_col[i], NULL, 0) < 0)
+        if ((rc = verso_json_to_value(&lq->after[i], &lq->after_store[i], j, lq->key_col[i], NULL,
+                                      0)) < 0)
             goto done;
         i++;
     }
     /* the ORM takes only an integer id last: anything else is this client's error */
+    rc = VERSO_EINVAL;
     if (lq->after[lq->q.norder].type != VERSO_INT64)
         goto done;
     lq->q.after = lq->after;
@@ -332,7 +335,11 @@ static int parse_after(verso__listq *lq, const char *s, verso__resp *rs)
         rc = 0;
 done:
     verso_buf_free(&text);
-    return rc < 0 ? bad(rs, "bad after cursor (it belongs to the same query)", NULL) : 0;
+    if (rc == VERSO_ENOMEM)
+        verso__error_nomem(rs);
+    else if (rc < 0)
+        return bad(rs, "bad after cursor (it belongs to the same query)", NULL);
+    return rc;
 }
 
 static int parse_limits(verso__listq *lq, const verso__req *rq, verso__resp *rs)
@@ -356,18 +363,18 @@ static int parse_limits(verso__listq *lq, const verso__req *rq, verso__resp *rs)
 static int alloc_listq(verso__listq **out, const verso__req *rq, const verso_table *t)
 {
     size_t arena = 1, ncols = verso_table_ncolumns(t) + MAX_ORDER + 2;
-    verso__listq *lq = calloc(1, sizeof(*lq));
+    verso__listq *lq = verso__calloc(1, sizeof(*lq));
 
     for (size_t i = 0; i < rq->nparams; i++)
         arena += strlen(rq->params[i].value) + 1;
     *out = lq;
     if (!lq)
         return VERSO_ENOMEM;
-    lq->conds = calloc(rq->nparams + 1, sizeof(*lq->conds));
-    lq->lists = calloc(arena, sizeof(*lq->lists));
-    lq->cols = calloc(ncols, sizeof(*lq->cols));
-    lq->emit = calloc(ncols, sizeof(*lq->emit));
-    lq->arena = malloc(arena);
+    lq->conds = verso__calloc(rq->nparams + 1, sizeof(*lq->conds));
+    lq->lists = verso__calloc(arena, sizeof(*lq->lists));
+    lq->cols = verso__calloc(ncols, sizeof(*lq->cols));
+    lq->emit = verso__calloc(ncols, sizeof(*lq->emit));
+    lq->arena = verso__malloc(arena);
     lq->q.conds = lq->conds;
     lq->q.order = lq->order;
     return lq->conds && lq->lists && lq->cols && lq->emit && lq->arena ? 0 : VERSO_ENOMEM;
@@ -403,14 +410,14 @@ int verso__listq_parse(verso__listq **out, const verso__req *rq, const verso_tab
 
     *out = NULL;
     if ((rc = alloc_listq(&lq, rq, t)) < 0) {
-        verso__error(rs, 500, "out of memory");
+        verso__error_nomem(rs);
         goto done;
     }
     lq->q.table = verso_table_name(t);
     if ((rc = parse_params(lq, rq, t, rs)) < 0 || (rc = parse_limits(lq, rq, rs)) < 0)
         goto done;
     if (!lq->ncols) {
-        free(lq->cols);
+        verso__free(lq->cols);
         lq->cols = NULL;
     }
     locate_keys(lq, t);
@@ -429,13 +436,13 @@ void verso__listq_free(verso__listq *lq)
         return;
     verso_json_free(lq->after_doc);
     for (size_t i = 0; i <= MAX_ORDER; i++)
-        free(lq->after_store[i]);
-    free(lq->conds);
-    free(lq->lists);
-    free(lq->cols);
-    free(lq->emit);
-    free(lq->arena);
-    free(lq);
+        verso__free(lq->after_store[i]);
+    verso__free(lq->conds);
+    verso__free(lq->lists);
+    verso__free(lq->cols);
+    verso__free(lq->emit);
+    verso__free(lq->arena);
+    verso__free(lq);
 }
 
 const verso_query *verso__listq_query(const verso__listq *lq)

@@ -133,10 +133,25 @@ void verso__error(verso__resp *rs, int status, const char *fmt, ...)
     verso_buf_clear(rs->location);
     verso_buf_clear(rs->link);
     rs->etag = -1;
-    verso_buf_printf(rs->body, "{\"error\":{\"code\":\"%s\",\"message\":", status_code(status));
-    if (verso_json_string(rs->body, msg, strlen(msg)) < 0)
-        verso_buf_puts(rs->body, "\"error\"");
-    verso_buf_puts(rs->body, "}}");
+    rs->nomem = false;
+    if (verso_buf_printf(rs->body,
+                         "{\"error\":{\"code\":\"%s\",\"message\":", status_code(status)) < 0 ||
+        (verso_json_string(rs->body, msg, strlen(msg)) < 0 &&
+         verso_buf_puts(rs->body, "\"error\"") < 0) ||
+        verso_buf_puts(rs->body, "}}") < 0)
+        verso__error_nomem(rs);
+}
+
+void verso__error_nomem(verso__resp *rs)
+{
+    snprintf(rs->errmsg, sizeof(rs->errmsg), "%s", VERSO__NOMEM_MSG);
+    rs->status = 503;
+    rs->nomem = true;
+    rs->content_type = NULL;
+    rs->etag = -1;
+    verso_buf_clear(rs->body);
+    verso_buf_clear(rs->location);
+    verso_buf_clear(rs->link);
 }
 
 typedef struct orm_status {
@@ -168,6 +183,10 @@ void verso__error_rc(verso__resp *rs, verso_rest *srv, int rc, const char *msg)
     int status = 500;
     const char *m = msg;
 
+    if (rc == VERSO_ENOMEM) {
+        verso__error_nomem(rs);
+        return;
+    }
     for (size_t i = 0; i < sizeof(k_orm_status) / sizeof(k_orm_status[0]); i++)
         if (k_orm_status[i].rc == rc)
             status = k_orm_status[i].status;
@@ -456,7 +475,7 @@ static void route_info(verso__req *rq, verso__resp *rs)
     if ((rc = write_head(rs->body, &info)) < 0 || (rc = verso_buf_puts(rs->body, ",\"tables\":")) ||
         (rc = write_tables(rs->body, srv->db)) < 0 ||
         (rc = write_extra_status(rs->body, srv)) < 0 || (rc = verso_buf_puts(rs->body, "}")) < 0)
-        verso__error(rs, 500, "cannot write the answer");
+        verso__error_rc(rs, srv, rc, "cannot write the answer");
 }
 
 static void route_status(verso__req *rq, verso__resp *rs)
@@ -479,7 +498,7 @@ static void route_status(verso__req *rq, verso__resp *rs)
                                (unsigned long long)m->ws_open, srv->port,
                                srv->tls ? "true" : "false")) < 0 ||
         (rc = write_extra_status(rs->body, srv)) < 0 || (rc = verso_buf_puts(rs->body, "}")) < 0)
-        verso__error(rs, 500, "cannot write the answer");
+        verso__error_rc(rs, srv, rc, "cannot write the answer");
 }
 
 static void route_metrics(verso__req *rq, verso__resp *rs)
@@ -501,7 +520,7 @@ static void route_metrics(verso__req *rq, verso__resp *rs)
     if (rc == 0)
         rc = write_extra_metrics(rs->body, srv);
     if (rc < 0)
-        verso__error(rs, 500, "cannot write the metrics");
+        verso__error_rc(rs, srv, rc, "cannot write the metrics");
 }
 
 /* ---- the change feed ---- */
@@ -514,8 +533,8 @@ typedef struct feed_args {
 
 static void feed_args_free(feed_args *a)
 {
-    free(a->names);
-    free(a->tables);
+    verso__free(a->names);
+    verso__free(a->tables);
 }
 
 static bool listed(const char *const *names, size_t n, const char *name)
@@ -556,7 +575,8 @@ static int feed_parse(feed_args *a, verso__req *rq, verso__resp *rs)
         a->fo.limit = max;
     if (!tables || !*tables)
         return 0;
-    if (!(a->names = strdup(tables)) || !(a->tables = calloc(strlen(tables) + 1, sizeof(char *))))
+    if (!(a->names = verso__strdup(tables)) ||
+        !(a->tables = verso__calloc(strlen(tables) + 1, sizeof(char *))))
         return 500;
     for (char *save = NULL, *p = strtok_r(a->names, ",", &save); p; p = strtok_r(NULL, ",", &save))
         if (!listed(a->tables, a->fo.ntables, p))
@@ -628,7 +648,7 @@ static void route_changes(verso__req *rq, verso__resp *rs)
                      "since is older than the tombstone horizon: resynchronise from scratch");
 done:
     if (st == 500)
-        verso__error(rs, 500, "out of memory");
+        verso__error_nomem(rs);
     verso_feed_close(f);
     feed_args_free(&a);
 }

@@ -194,7 +194,9 @@ static int parse_body(verso_json **doc, verso__req *rq, verso__resp *rs)
     int rc =
         verso_json_parse(doc, rq->body, rq->nbody, rq->srv->cfg.limits.max_depth, why, sizeof(why));
 
-    if (rc == VERSO_ETOOBIG)
+    if (rc == VERSO_ENOMEM)
+        verso__error_nomem(rs);
+    else if (rc == VERSO_ETOOBIG)
         verso__error(rs, 400, "JSON nested too deeply");
     else if (rc < 0)
         verso__error(rs, 400, "%s", why[0] ? why : verso_strerror(rc));
@@ -213,8 +215,10 @@ static int to_values(const char ***cols, verso_value **vals, size_t *n, const ve
         verso__error(rs, 400, "clients never set versions: remove \"%s\"", vc->name);
         return VERSO_EINVAL;
     }
-    if ((rc = verso_json_to_values(cols, vals, n, t, obj, why, sizeof(why))) < 0)
-        verso__error(rs, rc == VERSO_ENOMEM ? 500 : 400, "%s", why[0] ? why : verso_strerror(rc));
+    if ((rc = verso_json_to_values(cols, vals, n, t, obj, why, sizeof(why))) == VERSO_ENOMEM)
+        verso__error_nomem(rs);
+    else if (rc < 0)
+        verso__error(rs, 400, "%s", why[0] ? why : verso_strerror(rc));
     return rc;
 }
 

@@ -121,9 +121,9 @@ static int override(char **dst, const char *src)
 
     if (!src)
         return 0;
-    if (!(copy = strdup(src)))
+    if (!(copy = verso__strdup(src)))
         return VERSO_ENOMEM;
-    free(*dst);
+    verso__free(*dst);
     *dst = copy;
     return 0;
 }
@@ -229,8 +229,8 @@ static int make_protocols(verso_rest *srv, const verso_rest_options *o)
 {
     size_t n = o->nws_handlers;
 
-    srv->protocols = calloc(n + 2, sizeof(*srv->protocols));
-    srv->handlers = calloc(n ? n : 1, sizeof(*srv->handlers));
+    srv->protocols = verso__calloc(n + 2, sizeof(*srv->protocols));
+    srv->handlers = verso__calloc(n ? n : 1, sizeof(*srv->handlers));
     if (!srv->protocols || !srv->handlers)
         return VERSO_ENOMEM;
     srv->protocols[0].name = "http";
@@ -319,7 +319,7 @@ static int start_tick(verso_rest *srv)
 
     if (!srv->opts.on_tick)
         return 0;
-    if (!(t = calloc(1, sizeof(*t))))
+    if (!(t = verso__calloc(1, sizeof(*t))))
         return VERSO_ENOMEM;
     t->srv = srv;
     srv->tick_sul = t;
@@ -413,12 +413,12 @@ static int rest_new(verso_rest **out, verso_db *db, const verso_rest_options *op
     path = opts && opts->db_path ? opts->db_path : db ? verso_db_path(db) : NULL;
     if (!opts || !path || opts->version > VERSO_OPTIONS_VERSION)
         return VERSO_EINVAL;
-    if (!(srv = calloc(1, sizeof(*srv))))
+    if (!(srv = verso__calloc(1, sizeof(*srv))))
         return VERSO_ENOMEM;
     pthread_mutex_init(&srv->ctx_lock, NULL);
     srv->opts = *opts;
     srv->metrics.started_ms = verso_now_ms();
-    if (!(srv->db_path = strdup(path)))
+    if (!(srv->db_path = verso__strdup(path)))
         rc = VERSO_ENOMEM;
     else if ((rc = merge_options(srv, opts, why, whylen)) == 0)
         rc = open_db(srv, why, whylen);
@@ -500,17 +500,17 @@ void verso_rest_stop(verso_rest *srv)
     pthread_mutex_destroy(&srv->ctx_lock);
     verso_db_close(srv->db);
     verso__config_free(&srv->cfg);
-    free(srv->tick_sul);
-    free(srv->protocols);
-    free(srv->handlers);
-    free(srv->db_path);
+    verso__free(srv->tick_sul);
+    verso__free(srv->protocols);
+    verso__free(srv->handlers);
+    verso__free(srv->db_path);
     verso_buf_free(&srv->out);
     verso_buf_free(&srv->body);
     verso_buf_free(&srv->location);
     verso_buf_free(&srv->link);
     verso_buf_free(&srv->scratch);
-    free(srv->params);
-    free(srv);
+    verso__free(srv->params);
+    verso__free(srv);
 }
 
 int verso_rest_port(const verso_rest *srv)

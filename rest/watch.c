@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE /* ppoll: re-checks sooner than a millisecond */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -161,24 +162,23 @@ static void *watch_main(void *arg)
 
 static int split_path(verso__watch *w, const char *path)
 {
-    char *real = realpath(path, NULL), *slash;
+    char real[PATH_MAX], *slash;
     static const char *const suffix[] = {"", "-wal", "-journal"};
     int rc = 0;
 
-    if (!real)
+    if (!realpath(path, real))
         return errno == ENOMEM ? VERSO_ENOMEM : VERSO_EIO;
     slash = strrchr(real, '/');
     *slash = '\0';
-    if (!(w->dir = strdup(real[0] ? real : "/")))
+    if (!(w->dir = verso__strdup(real[0] ? real : "/")))
         rc = VERSO_ENOMEM;
     for (size_t i = 0; rc == 0 && i < sizeof(suffix) / sizeof(suffix[0]); i++) {
         size_t n = strlen(slash + 1) + strlen(suffix[i]) + 1;
-        if (!(w->names[i] = malloc(n)))
+        if (!(w->names[i] = verso__malloc(n)))
             rc = VERSO_ENOMEM;
         else
             snprintf(w->names[i], n, "%s%s", slash + 1, suffix[i]);
     }
-    free(real);
     return rc;
 }
 
@@ -198,12 +198,12 @@ static int arm(verso__watch *w)
 
 int verso__watch_start(verso__watch **out, const char *path, void (*fn)(void *arg), void *arg)
 {
-    verso__watch *w = calloc(1, sizeof(*w));
+    verso__watch *w = verso__calloc(1, sizeof(*w));
     int rc = 0;
 
     *out = NULL;
     if (atomic_load(&verso__watch_disabled)) {
-        free(w);
+        verso__free(w);
         return VERSO_EIO;
     }
     if (!w)
@@ -241,9 +241,9 @@ void verso__watch_stop(verso__watch *w)
     if (w->stopfd >= 0)
         close(w->stopfd);
     for (size_t i = 0; i < sizeof(w->names) / sizeof(w->names[0]); i++)
-        free(w->names[i]);
-    free(w->dir);
-    free(w);
+        verso__free(w->names[i]);
+    verso__free(w->dir);
+    verso__free(w);
 }
 
 #else /* no file events here: the caller's poll does it all */

@@ -39,7 +39,7 @@ struct verso__sync_applier {
 
 int verso__sync_applier_new(verso__sync_applier **out, verso_db *db, const verso_sync_client *opts)
 {
-    verso__sync_applier *a = calloc(1, sizeof(*a));
+    verso__sync_applier *a = verso__calloc(1, sizeof(*a));
 
     *out = NULL;
     if (!a)
@@ -72,10 +72,10 @@ void verso__sync_applier_free(verso__sync_applier *a)
         return;
     verso__sync_applier_abort(a);
     pending_clear(a);
-    free(a->pend);
-    free(a->docs);
+    verso__free(a->pend);
+    verso__free(a->docs);
     verso__sync_schema_free(&a->schema);
-    free(a);
+    verso__free(a);
 }
 
 static int apply_schema(verso__sync_applier *a);
@@ -164,7 +164,7 @@ static int pending_push(verso__sync_applier *a, const pending *p)
 {
     if (a->npend == a->cappend) {
         size_t cap = a->cappend ? a->cappend * 2 : 64;
-        pending *grown = realloc(a->pend, cap * sizeof(*grown));
+        pending *grown = verso__realloc(a->pend, cap * sizeof(*grown));
         if (!grown)
             return VERSO_ENOMEM;
         a->pend = grown;
@@ -178,7 +178,7 @@ static int doc_keep(verso__sync_applier *a, verso_json *doc)
 {
     if (a->ndocs == a->capdocs) {
         size_t cap = a->capdocs ? a->capdocs * 2 : 8;
-        verso_json **grown = realloc(a->docs, cap * sizeof(*grown));
+        verso_json **grown = verso__realloc(a->docs, cap * sizeof(*grown));
         if (!grown)
             return VERSO_ENOMEM;
         a->docs = grown;
@@ -310,24 +310,31 @@ static int raise_horizon(verso__sync_applier *a, int64_t version)
     return rc;
 }
 
-static void notify(verso__sync_applier *a, int64_t version, bool reset)
+/* The callback's array, made before the commit: once committed, the
+ * changes must reach the callback. */
+static int notify_prepare(verso_sync_change **changes, verso__sync_applier *a)
 {
-    verso_sync_change *changes;
-
-    if (!a->on_apply)
-        return;
-    changes = a->npend ? malloc(a->npend * sizeof(*changes)) : NULL;
-    if (a->npend && !changes)
-        return;
+    *changes = NULL;
+    if (!a->on_apply || !a->npend)
+        return 0;
+    if (!(*changes = verso__malloc(a->npend * sizeof(**changes))))
+        return fail(a, VERSO_ENOMEM, "commit");
     for (size_t i = 0; i < a->npend; i++)
-        changes[i] = a->pend[i].change;
-    a->on_apply(changes, a->npend, version, reset, a->apply_arg);
-    free(changes);
+        (*changes)[i] = a->pend[i].change;
+    return 0;
+}
+
+static void notify(verso__sync_applier *a, verso_sync_change *changes, int64_t version, bool reset)
+{
+    if (a->on_apply)
+        a->on_apply(changes, a->npend, version, reset, a->apply_arg);
+    verso__free(changes);
 }
 
 int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64_t version)
 {
     bool reset = a->reset;
+    verso_sync_change *changes = NULL;
     int rc;
 
     if (!a->open && (rc = begin(a, false)) < 0)
@@ -335,8 +342,11 @@ int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64
     if (reset && (rc = raise_horizon(a, version)) < 0)
         goto fail;
     verso__crashpoint("slave.apply.written");
+    if ((rc = notify_prepare(&changes, a)) < 0)
+        goto fail;
     if ((rc = verso_apply_commit(a->db, master, version)) < 0) {
         fail(a, rc, "commit");
+        verso__free(changes);
         goto fail;
     }
     a->open = false;
@@ -344,7 +354,7 @@ int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64
     a->schema_pending = false;
     a->rows += a->txn_rows;
     a->txn_rows = 0;
-    notify(a, version, reset);
+    notify(a, changes, version, reset);
     pending_clear(a);
     verso__crashpoint("slave.apply.committed");
     return 0;

@@ -179,9 +179,9 @@ verso_type verso__sync_type_from_name(const char *name)
 void verso__sync_schema_table_free(verso__sync_schema_table *t)
 {
     for (size_t j = 0; j < t->ncolumns; j++)
-        free((char *)t->columns[j].name);
-    free(t->columns);
-    free(t->name);
+        verso__free((char *)t->columns[j].name);
+    verso__free(t->columns);
+    verso__free(t->name);
     memset(t, 0, sizeof(*t));
 }
 
@@ -191,7 +191,7 @@ void verso__sync_schema_free(verso__sync_schema *s)
         return;
     for (size_t i = 0; i < s->ntables; i++)
         verso__sync_schema_table_free(&s->tables[i]);
-    free(s->tables);
+    verso__free(s->tables);
     memset(s, 0, sizeof(*s));
 }
 
@@ -222,7 +222,7 @@ static int schema_columns(verso__sync_schema_table *t, const cJSON *cols, char *
         verso__sync_why(why, whylen, "table %s: no column list", t->name);
         return VERSO_EPROTO;
     }
-    t->columns = calloc((size_t)n, sizeof(*t->columns));
+    t->columns = verso__calloc((size_t)n, sizeof(*t->columns));
     if (!t->columns)
         return VERSO_ENOMEM;
     cJSON_ArrayForEach(col, cols)
@@ -232,7 +232,7 @@ static int schema_columns(verso__sync_schema_table *t, const cJSON *cols, char *
             verso__sync_why(why, whylen, "table %s: column without a name", t->name);
             return VERSO_EPROTO;
         }
-        t->columns[i].name = strdup(name);
+        t->columns[i].name = verso__strdup(name);
         if (!t->columns[i].name)
             return VERSO_ENOMEM;
         t->columns[i].type = verso__sync_type_from_name(verso__sync_json_get_str(col, "type"));
@@ -254,7 +254,7 @@ int verso__sync_schema_parse(verso__sync_schema *out, const cJSON *tables, char 
     }
     if (n == 0)
         return 0;
-    out->tables = calloc((size_t)n, sizeof(*out->tables));
+    out->tables = verso__calloc((size_t)n, sizeof(*out->tables));
     if (!out->tables)
         return VERSO_ENOMEM;
     cJSON_ArrayForEach(t, tables)
@@ -266,7 +266,7 @@ int verso__sync_schema_parse(verso__sync_schema *out, const cJSON *tables, char 
             rc = VERSO_EPROTO;
             goto done;
         }
-        st->name = strdup(name);
+        st->name = verso__strdup(name);
         out->ntables++;
         if (!st->name) {
             rc = VERSO_ENOMEM;

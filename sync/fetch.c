@@ -117,11 +117,11 @@ static void *run(void *arg)
 int verso__sync_fetch_start(verso__sync_fetch **out, verso__sync_http *http, const char *suffix,
                             int64_t since, int64_t target)
 {
-    verso__sync_fetch *f = calloc(1, sizeof(*f));
+    verso__sync_fetch *f = verso__calloc(1, sizeof(*f));
 
     *out = NULL;
-    if (!f || !(f->suffix = strdup(suffix))) {
-        free(f);
+    if (!f || !(f->suffix = verso__strdup(suffix))) {
+        verso__free(f);
         return VERSO_ENOMEM;
     }
     f->http = http;
@@ -134,8 +134,8 @@ int verso__sync_fetch_start(verso__sync_fetch **out, verso__sync_http *http, con
     if (pthread_create(&f->thread, NULL, run, f) != 0) {
         pthread_cond_destroy(&f->cond);
         pthread_mutex_destroy(&f->lock);
-        free(f->suffix);
-        free(f);
+        verso__free(f->suffix);
+        verso__free(f);
         return VERSO_ENOMEM;
     }
     *out = f;
@@ -191,6 +191,6 @@ void verso__sync_fetch_stop(verso__sync_fetch *f)
     }
     pthread_cond_destroy(&f->cond);
     pthread_mutex_destroy(&f->lock);
-    free(f->suffix);
-    free(f);
+    verso__free(f->suffix);
+    verso__free(f);
 }

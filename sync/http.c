@@ -117,7 +117,7 @@ int verso__sync_http_new(verso__sync_http **out, const verso__sync_url *u, const
                          bool insecure, int timeout_ms)
 {
     struct lws_context_creation_info info;
-    verso__sync_http *h = calloc(1, sizeof(*h));
+    verso__sync_http *h = verso__calloc(1, sizeof(*h));
     int rc = VERSO_ENOMEM;
 
     *out = NULL;
@@ -128,7 +128,7 @@ int verso__sync_http_new(verso__sync_http **out, const verso__sync_url *u, const
     h->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     if (token && *token) {
         size_t n = strlen(token) + 8;
-        if (!(h->auth = malloc(n)))
+        if (!(h->auth = verso__malloc(n)))
             goto done;
         snprintf(h->auth, n, "Bearer %s", token);
     }
@@ -159,8 +159,8 @@ void verso__sync_http_free(verso__sync_http *h)
         return;
     if (h->ctx)
         lws_context_destroy(h->ctx);
-    free(h->auth);
-    free(h);
+    verso__free(h->auth);
+    verso__free(h);
 }
 
 static int connect_get(verso__sync_http *h, const char *path)

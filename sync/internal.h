@@ -13,6 +13,7 @@
 #include "verso/advanced.h"
 #include "verso/sync.h"
 #include "verso/verso.h"
+#include "orm/alloc.h"
 
 struct cJSON;
 

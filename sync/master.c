@@ -473,11 +473,11 @@ static int snapshot_read(unsigned char **raw, ssize_t *n, const conn *c, int fd,
     int rc = 0;
 
     *n = -1;
-    if ((*raw = malloc(SNAP_CHUNK)))
+    if ((*raw = verso__malloc(SNAP_CHUNK)))
         *n = pread(fd, *raw, SNAP_CHUNK, (off_t)c->snap_off);
     if (*n < 0 || (*n == 0 && c->snap_off < size)) {
         rc = *raw ? VERSO_EIO : VERSO_ENOMEM;
-        free(*raw);
+        verso__free(*raw);
         *raw = NULL;
     }
     return rc;
@@ -503,7 +503,7 @@ static int msg_snapshot(verso_sync_master *m, conn *c, verso_buf *b)
                           (long long)c->snap_off, last ? "true" : "false");
     if (rc == 0)
         rc = verso_base64_encode(b, raw, (size_t)n);
-    free(raw);
+    verso__free(raw);
     if (rc == 0)
         rc = verso_buf_puts(b, "\"}");
     c->snap_off += n;
@@ -592,8 +592,8 @@ static int next_message(verso_sync_master *m, conn *c, verso_buf *b)
 static void free_tables(conn *c)
 {
     for (size_t i = 0; i < c->ntables; i++)
-        free(c->tables[i]);
-    free(c->tables);
+        verso__free(c->tables[i]);
+    verso__free(c->tables);
     c->tables = NULL;
     c->ntables = 0;
 }
@@ -606,7 +606,7 @@ static int copy_tables(verso_sync_master *m, conn *c, const cJSON *tables, verso
     free_tables(c);
     if (!cJSON_IsArray(tables) || n == 0)
         return 0;
-    if (!(c->tables = calloc((size_t)n, sizeof(char *))))
+    if (!(c->tables = verso__calloc((size_t)n, sizeof(char *))))
         return VERSO_ENOMEM;
     cJSON_ArrayForEach(t, tables)
     {
@@ -614,7 +614,7 @@ static int copy_tables(verso_sync_master *m, conn *c, const cJSON *tables, verso
             verso_buf_printf(err, "unknown table %s", verso_json_cstr(t) ? t->valuestring : "?");
             return VERSO_ENOTFOUND;
         }
-        if (!(c->tables[c->ntables] = strdup(t->valuestring)))
+        if (!(c->tables[c->ntables] = verso__strdup(t->valuestring)))
             return VERSO_ENOMEM;
         c->ntables++;
     }
@@ -773,7 +773,9 @@ static int ws_message(verso_ws *ws, void *cp, const void *data, size_t len, void
     c->last_rx_ms = mono_ms();
     if (c->state == VERSO__MASTER_CLOSING) /* the connection is ending */
         return 0;
-    if (verso_json_parse(&doc, data, len, 8, NULL, 0) < 0)
+    if ((rc = verso_json_parse(&doc, data, len, 8, NULL, 0)) == VERSO_ENOMEM)
+        return fail_conn(m, c, "memory", "out of memory reading a message");
+    if (rc < 0)
         return fail_conn(m, c, "protocol", "a message is not a JSON object");
     type = verso__sync_json_get_str(verso_json_root(doc), "type");
     while (type && i < n && strcmp(incoming[i].type, type) != 0)
@@ -793,7 +795,7 @@ static int ws_message(verso_ws *ws, void *cp, const void *data, size_t len, void
 static int ws_open(verso_ws *ws, void **cp, void *arg)
 {
     verso_sync_master *m = arg;
-    conn *c = calloc(1, sizeof(*c));
+    conn *c = verso__calloc(1, sizeof(*c));
 
     if (!c)
         return -1;
@@ -830,7 +832,7 @@ static void ws_close(verso_ws *ws, void *cp, void *arg)
     pthread_mutex_unlock(&m->lock);
     snapshot_end(c);
     free_tables(c);
-    free(c);
+    verso__free(c);
 }
 
 #define MAX_BURST    4
@@ -908,12 +910,17 @@ static void refresh(verso_sync_master *m)
     (void)verso__db_changed(&data, &schema, m->db, &m->mark); /* on error both: look again */
     if (!data)
         return;
+    /* the mark moved: a look that fails must be made again at the next tick */
     if (schema && verso_db_refresh_schema(m->db) == 0) {
         for (conn *c = m->conns; c; c = c->next)
             c->schema_due = c->state == VERSO__MASTER_SUBSCRIBED;
+    } else if (schema) {
+        m->mark = VERSO__DB_MARK_INIT;
     }
     if (verso_db_info(&info, m->db) == 0)
         take_info(m, &info);
+    else
+        m->mark = VERSO__DB_MARK_INIT;
 }
 
 static void update_lag(verso_sync_master *m, conn *c, int64_t now)
@@ -1053,12 +1060,13 @@ static int metrics_text(verso_buf *out, void *arg)
 static int prepare(verso_sync_master *m, char *why, size_t whylen)
 {
     bool data, schema;
+    int rc;
 
     m->mark = VERSO__DB_MARK_INIT;
-    if (verso__db_changed(&data, &schema, m->db, &m->mark) < 0 ||
-        verso_db_info(&m->info, m->db) < 0) {
+    if ((rc = verso__db_changed(&data, &schema, m->db, &m->mark)) < 0 ||
+        (rc = verso_db_info(&m->info, m->db)) < 0) {
         verso__sync_why(why, whylen, "%s", verso_db_errmsg(m->db));
-        return VERSO_EDB;
+        return rc == VERSO_ENOMEM ? rc : VERSO_EDB;
     }
     return 0;
 }
@@ -1083,12 +1091,12 @@ int verso_sync_master_new(verso_sync_master **out, const char *db_path,
     *out = NULL;
     if (!db_path)
         return VERSO_EINVAL;
-    if (!(m = calloc(1, sizeof(*m))))
+    if (!(m = verso__calloc(1, sizeof(*m))))
         return VERSO_ENOMEM;
     pthread_mutex_init(&m->lock, NULL);
     set_options(&m->o, opts);
     dbo.must_exist = true;
-    if (!(m->path = strdup(db_path))) {
+    if (!(m->path = verso__strdup(db_path))) {
         rc = VERSO_ENOMEM;
         goto done;
     }
@@ -1115,7 +1123,7 @@ int verso_sync_master_mount(verso_sync_master *m, verso_rest_options *ro)
 
     if (m->handlers || (ro->nws_handlers && !ro->ws_handlers))
         return VERSO_EINVAL; /* mounted once, into one server */
-    if (!(h = calloc(ro->nws_handlers + 1, sizeof(*h))))
+    if (!(h = verso__calloc(ro->nws_handlers + 1, sizeof(*h))))
         return VERSO_ENOMEM;
     for (size_t i = 0; i < ro->nws_handlers; i++)
         h[i] = ro->ws_handlers[i];
@@ -1182,7 +1190,7 @@ int verso_sync_master_peers(verso_sync_peer **out, size_t *n, verso_sync_master 
     pthread_mutex_lock(&m->lock);
     for (conn *c = m->conns; c; c = c->next)
         count += c->state == VERSO__MASTER_SUBSCRIBED;
-    if (count && !(*out = calloc(count, sizeof(**out)))) {
+    if (count && !(*out = verso__calloc(count, sizeof(**out)))) {
         pthread_mutex_unlock(&m->lock);
         return VERSO_ENOMEM;
     }
@@ -1204,15 +1212,15 @@ void verso_sync_master_close(verso_sync_master *m)
         m->conns = c->next;
         snapshot_end(c);
         free_tables(c);
-        free(c);
+        verso__free(c);
     }
     verso__sync_snap_unref(m->last_snap);
     verso_db_close(m->db);
-    free(m->path);
+    verso__free(m->path);
     verso_buf_free(&m->out);
-    free(m->handlers);
+    verso__free(m->handlers);
     pthread_mutex_destroy(&m->lock);
-    free(m);
+    verso__free(m);
 }
 
 /* ---- a connection driven by hand (internal.h) ---- */

@@ -140,13 +140,13 @@ void verso__sync_snaprx_discard(verso__sync_snaprx *rx)
 static int append(verso__sync_snaprx *rx, const char *b64, size_t len)
 {
     ptrdiff_t n = verso_base64_decoded_len(b64, len);
-    unsigned char *raw = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    unsigned char *raw = n >= 0 ? verso__malloc((size_t)n + 1) : NULL;
     int rc = VERSO_EPROTO;
 
     if (raw && verso_base64_decode(raw, b64, len) == 0)
         rc = fwrite(raw, 1, (size_t)n, rx->file) == (size_t)n ? 0 : VERSO_EIO;
     rx->offset += rc == 0 ? n : 0;
-    free(raw);
+    verso__free(raw);
     return rc;
 }
 

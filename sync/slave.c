@@ -725,10 +725,10 @@ static int copy_options(verso_slave *s, const verso_slave_options *opts)
     s->o.client.token = NULL;  /* the client layer keeps its own */
     if (!opts->client.tables || !opts->client.ntables)
         return 0;
-    if (!(s->tables = calloc(opts->client.ntables, sizeof(char *))))
+    if (!(s->tables = verso__calloc(opts->client.ntables, sizeof(char *))))
         return VERSO_ENOMEM;
     for (size_t i = 0; i < opts->client.ntables; i++) {
-        if (!(s->tables[i] = strdup(opts->client.tables[i])))
+        if (!(s->tables[i] = verso__strdup(opts->client.tables[i])))
             return VERSO_ENOMEM;
     }
     return 0;
@@ -741,16 +741,16 @@ static void slave_free(verso_slave *s)
     verso__sync_snaprx_discard(&s->snap);
     verso_db_close(s->db);
     for (size_t i = 0; s->tables && i < s->o.client.ntables; i++)
-        free(s->tables[i]);
-    free(s->tables);
+        verso__free(s->tables[i]);
+    verso__free(s->tables);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
-    free(s);
+    verso__free(s);
 }
 
 static verso_slave *slave_alloc(void)
 {
-    verso_slave *s = calloc(1, sizeof(*s));
+    verso_slave *s = verso__calloc(1, sizeof(*s));
     pthread_condattr_t ca;
     int ok;
 
@@ -769,7 +769,7 @@ static verso_slave *slave_alloc(void)
     }
     if (ok)
         pthread_cond_destroy(&s->cond);
-    free(s);
+    verso__free(s);
     return NULL;
 }
 

@@ -141,12 +141,12 @@ static void *snap_run(void *arg)
 
 int verso__sync_snap_start(verso__sync_snap **out, const char *db_path)
 {
-    verso__sync_snap *j = calloc(1, sizeof(*j));
+    verso__sync_snap *j = verso__calloc(1, sizeof(*j));
     pthread_t th;
 
     *out = NULL;
-    if (!j || !(j->src = strdup(db_path))) {
-        free(j);
+    if (!j || !(j->src = verso__strdup(db_path))) {
+        verso__free(j);
         return VERSO_ENOMEM;
     }
     pthread_mutex_init(&j->lock, NULL);
@@ -197,6 +197,6 @@ void verso__sync_snap_unref(verso__sync_snap *j)
     if (j->fd >= 0)
         close(j->fd);
     pthread_mutex_destroy(&j->lock);
-    free(j->src);
-    free(j);
+    verso__free(j->src);
+    verso__free(j);
 }

@@ -258,7 +258,7 @@ static int create_context(verso__wsc *c)
 int verso__wsc_new(verso__wsc **out, const verso__sync_url *u, const char *token, bool insecure,
                    const verso__wsc_handler *h, void *arg)
 {
-    verso__wsc *c = calloc(1, sizeof(*c));
+    verso__wsc *c = verso__calloc(1, sizeof(*c));
     int rc = VERSO_ENOMEM;
 
     *out = NULL;
@@ -270,7 +270,7 @@ int verso__wsc_new(verso__wsc **out, const verso__sync_url *u, const char *token
     c->arg = arg;
     if (token && *token) {
         size_t n = strlen(token) + 8;
-        if (!(c->auth = malloc(n)))
+        if (!(c->auth = verso__malloc(n)))
             goto done;
         snprintf(c->auth, n, "Bearer %s", token);
     }
@@ -295,8 +295,8 @@ void verso__wsc_free(verso__wsc *c)
     verso_buf_free(&c->rx);
     verso_buf_free(&c->msg);
     verso_buf_free(&c->tx);
-    free(c->auth);
-    free(c);
+    verso__free(c->auth);
+    verso__free(c);
 }
 
 static void connect_info(struct lws_client_connect_info *ci, verso__wsc *c, const char *path)

@@ -1,6 +1,7 @@
 /*
  * advanced.h - escape hatches: the SQLite connection under a database, the
- * replication apply calls, and the JSON parser with its cJSON trees.
+ * replication apply calls, the JSON parser with its cJSON trees, and the
+ * allocator.
  *
  * They are public and stable, but they bypass what the rest of the API
  * guarantees, so they live apart and each states its caveats:
@@ -24,6 +25,39 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---------------------------------------------------------------------
+ * The allocator
+ * ------------------------------------------------------------------ */
+
+/*
+ * Where verso's memory comes from: malloc_fn, realloc_fn and free_fn take user as
+ * their last argument. malloc_fn and realloc_fn return NULL on failure (verso
+ * then fails with VERSO_ENOMEM, or the error that documents it; a server
+ * answers 503); realloc_fn(p, n) with p non-NULL keeps p on failure; verso
+ * never asks for 0 bytes nor passes NULL to free.
+ */
+typedef struct verso_allocator {
+    void *(*malloc_fn)(size_t n, void *user);
+    void *(*realloc_fn)(void *p, size_t n, void *user);
+    void (*free_fn)(void *p, void *user);
+    void *user;
+} verso_allocator;
+
+/*
+ * Sets the process-wide allocator of every allocation verso makes itself
+ * (memory freed with verso_free() included) and of cJSON's (through
+ * cJSON_InitHooks: that affects the program's own cJSON calls too; cJSON
+ * then never reallocates). a is copied; NULL restores libc's. SQLite and
+ * libwebsockets keep their own allocators (sqlite3_config(SQLITE_CONFIG_MALLOC)
+ * and lws_set_allocator() set them).
+ *
+ * Call it first, before any other verso call and before any thread uses
+ * verso or cJSON; it is not thread-safe. Errors: VERSO_EINVAL (a member is
+ * NULL), VERSO_ESTATE (too late: verso has already allocated memory, which
+ * must not go to another allocator's free; nothing changed).
+ */
+VERSO_API int verso_config_allocator(const verso_allocator *a);
 
 /* ---------------------------------------------------------------------
  * The SQLite connection

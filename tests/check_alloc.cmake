@@ -1,0 +1,31 @@
+# Fails when orm/, rest/ or sync/ call the C library's allocator directly:
+# verso's allocations go through verso__malloc & co. (orm/alloc.h), so that
+# verso_config_allocator() sees them all. orm/alloc.c is the one exception;
+# a line that must free libc's memory says so with the marker "libc-alloc".
+# Usage: cmake -DSRC=<source dir> -P check_alloc.cmake
+set(bad 0)
+foreach(dir orm rest sync)
+  file(GLOB files ${SRC}/${dir}/*.c ${SRC}/${dir}/*.h)
+  foreach(f ${files})
+    if(f MATCHES "/orm/alloc\\.c$")
+      continue()
+    endif()
+    file(STRINGS ${f} lines)
+    set(n 0)
+    foreach(line IN LISTS lines)
+      math(EXPR n "${n} + 1")
+      if(line MATCHES "libc-alloc")
+        continue()
+      endif()
+      if(line MATCHES "(^|[^A-Za-z0-9_.>])(malloc|calloc|realloc|strdup|strndup|free)[ \t]*\\(")
+        file(RELATIVE_PATH rel ${SRC} ${f})
+        message("${rel}:${n}: direct ${CMAKE_MATCH_2}(): use verso__${CMAKE_MATCH_2}() (orm/alloc.h)")
+        set(bad 1)
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+if(bad)
+  message(FATAL_ERROR "direct C library allocation in orm/, rest/ or sync/")
+endif()
+message("check_alloc: no direct allocation in orm/, rest/, sync/")
