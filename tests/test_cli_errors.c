@@ -25,6 +25,7 @@ typedef struct run_result {
 } run_result;
 
 static int g_seq;
+static char g_lsan[700]; /* "suppressions=<file>": OpenSSL's own allocations */
 
 static void read_file(char *buf, size_t n, const char *path)
 {
@@ -66,6 +67,9 @@ static void run(run_result *r, const char *const *args, const char *env, int tim
         unsetenv("VERSO_TOKEN");
         unsetenv("VERSO_CONFIG");
         unsetenv("VERSO_LWS_LOG");
+        /* libwebsockets 4.1 leaves OpenSSL's client context of a destroyed lws
+         * context allocated (warmcat/libwebsockets#2044; see test_sync_pull). */
+        setenv("LSAN_OPTIONS", g_lsan, 1);
         if (env)
             putenv((char *)env);
         execv(argv[0], argv);
@@ -516,6 +520,15 @@ int main(int argc, char **argv)
 
     H_MAIN_DISPATCH(argc, argv);
     h_init_dir("cli_errors");
+    {
+        char supp[600];
+        FILE *f = fopen(h_path(supp, sizeof(supp), "lsan.supp"), "w");
+        if (f) {
+            fputs("leak:libcrypto.so\nleak:libssl.so\n", f);
+            fclose(f);
+        }
+        snprintf(g_lsan, sizeof(g_lsan), "suppressions=%s", supp);
+    }
     {
         int failed = cmocka_run_group_tests(tests, NULL, NULL);
         h_remove_dir(failed);
