@@ -93,9 +93,12 @@ static void run(run_result *r, const char *const *args, const char *env, int tim
 /* No libwebsockets internals, no HTML page, no raw lws text. */
 static void assert_plain(const char *err)
 {
-    static const char *const internals[] = {
-        "HS:",   "SSL err",   "reason(",       "lws_",
-        "<html", "<!DOCTYPE", "network error", "Unable to connect"};
+    static const char *const internals[] = {"HS:",           "SSL err",
+                                            "reason(",       "lws_",
+                                            "<html",         "<!DOCTYPE",
+                                            "network error", "Unable to connect",
+                                            "] E: ",         "] W: ",
+                                            "] N: " /* libwebsockets' log lines */};
 
     for (size_t i = 0; i < sizeof(internals) / sizeof(internals[0]); i++)
         if (strstr(err, internals[i]))
@@ -197,6 +200,8 @@ static void not_verso_stop(not_verso *p)
     waitpid(p->pid, NULL, 0);
 }
 
+static void check_replicate(const char *url, const char *cause, int status);
+
 /* ---- pull ---- */
 
 static void test_pull_nothing_listening(void **state)
@@ -291,6 +296,8 @@ static void test_pull_wrong_path_and_token(void **state)
     assert_has(r.err, "GET /api/v1/_info");
     assert_has(r.err, "but is not a verso master");
     assert_plain(r.err);
+
+    check_replicate(url, "but is not a verso master", 2);
 
     run(&r, (const char *[]){"pull", "--quiet", m.url, db, NULL}, "VERSO_TOKEN=wrong", 20000);
     assert_int_equal(r.status, 3);
@@ -503,6 +510,55 @@ static void test_serve_untracked_file(void **state)
     assert_int_equal(access(path, F_OK), -1);
 }
 
+/* --allow-empty serves a file with no tracked table: the URL comes on stdout. */
+static void test_serve_allow_empty(void **state)
+{
+    char db[600], line[256] = "";
+    int fds[2];
+    size_t got = 0;
+    pid_t pid, parent = getpid();
+    int status = 0;
+    int64_t deadline = h_now_ms() + 20000;
+    sqlite3 *s;
+
+    (void)state;
+    h_path(db, sizeof(db), "empty_ok.db");
+    assert_int_equal(sqlite3_open(db, &s), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(s, "CREATE TABLE t(id INTEGER PRIMARY KEY)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(s);
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    assert_true((pid = fork()) >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        setenv("LSAN_OPTIONS", g_lsan, 1);
+        execl(getenv("VERSO_BIN"), "verso", "serve", db, "--port", "0", "--allow-empty",
+              (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    while (!strchr(line, '\n') && got + 1 < sizeof(line) && h_now_ms() < deadline) {
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        ssize_t r;
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        if ((r = read(fds[0], line + got, sizeof(line) - 1 - got)) <= 0)
+            break;
+        got += (size_t)r;
+        line[got] = '\0';
+    }
+    close(fds[0]);
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+    assert_true(strncmp(line, "http://127.0.0.1:", 17) == 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -516,6 +572,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_usage_statuses),
         cmocka_unit_test(test_serve_missing_file),
         cmocka_unit_test(test_serve_untracked_file),
+        cmocka_unit_test(test_serve_allow_empty),
     };
 
     H_MAIN_DISPATCH(argc, argv);
