@@ -263,6 +263,13 @@ static int master_failure(const sync_args *a, int rc, const char *why)
     char msg[1024];
     int status;
 
+    if (rc == VERSO_EAUTH && strstr(why, "HTTP 403")) {
+        fprintf(stderr,
+                "verso %s: %s: the token lacks the replicate role (%s); give it that role in "
+                "the master's config file ('token HASH replicate')\n",
+                a->cmd, a->url, why);
+        return VERSO_EXIT_AUTH;
+    }
     if (rc == VERSO_EAUTH) {
         fprintf(stderr, "verso %s: %s: the master refused the token (%s); %s\n", a->cmd, a->url,
                 why, verso_cli_token_hint());
@@ -389,7 +396,12 @@ static int replicate_cause(const verso_slave_state *st, const sync_args *a, char
 {
     int status;
 
-    if (strstr(st->last_error, "HTTP 401") || strstr(st->last_error, "HTTP 403")) {
+    if (strstr(st->last_error, "HTTP 403")) {
+        snprintf(msg, n, "%s: %s; give it that role in the master's config file", a->url,
+                 st->last_error);
+        return VERSO_EXIT_AUTH;
+    }
+    if (strstr(st->last_error, "HTTP 401")) {
         snprintf(msg, n, "%s: %s; %s", a->url, st->last_error, verso_cli_token_hint());
         return VERSO_EXIT_AUTH;
     }

@@ -189,7 +189,7 @@ static int say(diag *d, int status, const char *cause, const char *hint_fmt, con
 
 static int answered(diag *d, const char *reply, size_t got)
 {
-    char cause[160];
+    char cause[700];
     int code = 0;
 
     if (d->u->tls && got > 5 && !strncmp(reply, "HTTP/", 5))
@@ -234,6 +234,49 @@ static int resolve(diag *d, struct addrinfo **res)
     return say(d, VERSO_EXIT_USAGE, cause, "%scheck the host name in the URL", "");
 }
 
+/* A verso master answers GET <u's prefix>/_info (a second, short probe). */
+static bool verso_at(const url_parts *u)
+{
+    struct addrinfo hints, *res = NULL;
+    char reply[4096];
+    int fd = -1;
+    bool silent;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(u->host, u->port, &hints, &res) != 0)
+        return false;
+    for (const struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next)
+        fd = connect_to(ai);
+    freeaddrinfo(res);
+    if (fd < 0)
+        return false;
+    ask_info(fd, u, reply, sizeof(reply), &silent);
+    close(fd);
+    if (strncmp(reply, "HTTP/", 5))
+        return false;
+    if (strstr(reply, " 401 ") ||
+        strstr(reply, " 403 ")) /* verso's JSON error: a token is needed */
+        return strstr(reply, "{\"error\":{\"code\":") != NULL;
+    return strstr(reply, " 200 ") && strstr(reply, "\"identity\"") && strstr(reply, "\"head\"");
+}
+
+/* Not a verso master at the URL's path, but one at the root: the path is wrong. */
+static int wrong_path(diag *d)
+{
+    url_parts root = *d->u;
+    char fixed[600];
+    size_t hostlen = strlen(d->url) - strlen(d->u->prefix) - (d->url[strlen(d->url) - 1] == '/');
+
+    root.prefix[0] = '\0';
+    if (!d->u->prefix[0] || d->u->tls || !verso_at(&root))
+        return d->status;
+    snprintf(fixed, sizeof(fixed), "%.*s", (int)hostlen, d->url);
+    return say(d, VERSO_EXIT_USAGE, "a verso master answers there, but not under this path",
+               "use %s", fixed);
+}
+
 static int probe(diag *d)
 {
     struct addrinfo *res = NULL, *ai;
@@ -262,7 +305,9 @@ static int probe(diag *d)
     if (silent && !d->u->tls)
         return say(d, VERSO_EXIT_TEMPFAIL, "it accepted the connection but sent no answer",
                    "is `verso serve` at %s overloaded or stopped?", d->url);
-    return answered(d, reply, got);
+    if (answered(d, reply, got) == VERSO_EXIT_USAGE && !strncmp(reply, "HTTP/", 5))
+        return wrong_path(d);
+    return d->status;
 }
 
 int verso_cli_url_problem(char *msg, size_t n, const char *url)

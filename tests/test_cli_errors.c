@@ -293,11 +293,10 @@ static void test_pull_wrong_path_and_token(void **state)
     assert_int_equal(r.status, 2);
     assert_one_line(r.err);
     assert_has(r.err, url);
-    assert_has(r.err, "GET /api/v1/_info");
-    assert_has(r.err, "but is not a verso master");
+    assert_has(r.err, "a verso master answers there, but not under this path; use ");
+    assert_has(r.err, m.url);
     assert_plain(r.err);
-
-    check_replicate(url, "but is not a verso master", 2);
+    check_replicate(url, "a verso master answers there, but not under this path", 2);
 
     run(&r, (const char *[]){"pull", "--quiet", m.url, db, NULL}, "VERSO_TOKEN=wrong", 20000);
     assert_int_equal(r.status, 3);
