@@ -37,6 +37,8 @@ int verso_cli_changes(int argc, char **argv);
 int verso_cli_dump(int argc, char **argv);
 int verso_cli_load(int argc, char **argv);
 int verso_cli_info(int argc, char **argv);
+/* Tombstone pruning (cmd_prune.c). */
+int verso_cli_prune(int argc, char **argv);
 
 /* REST server (cmd_serve.c). */
 int verso_cli_serve(int argc, char **argv);

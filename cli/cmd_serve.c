@@ -42,7 +42,9 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: verso serve DB [--host H] [--port P] [--config FILE] [--allow-empty]\n"
             "Serves the tracked tables of DB as JSON, and /_sync for live slaves\n"
-            "(verso replicate), until SIGINT or SIGTERM.\n"
+            "(verso replicate), until SIGINT or SIGTERM (requests under way finish,\n"
+            "WebSockets get a 1001 close, exit status 0). SIGHUP reloads the config\n"
+            "file's tokens, roles and limits without dropping connections.\n"
             "  DB              the database file (must exist, with a tracked table:\n"
             "                  verso track DB TABLE)\n"
             "  --allow-empty   serve DB even with no tracked table (verso adds its\n"
@@ -164,12 +166,19 @@ static int check_db(const serve_args *a)
     return VERSO_EXIT_DATA;
 }
 
-/* Blocks the stop signals in every thread, then waits for one here. */
-static void wait_for_stop(const sigset_t *set)
+/* The stop and reload signals are blocked in every thread and taken here:
+ * SIGHUP reloads the config file, SIGINT or SIGTERM return. */
+static void wait_for_stop(const sigset_t *set, verso_rest *srv, const char *config)
 {
+    char why[512];
     int sig = 0;
 
-    sigwait(set, &sig);
+    while (sigwait(set, &sig) == 0 && sig == SIGHUP) {
+        if (verso_rest_reload(srv, why, sizeof(why)) == 0)
+            fprintf(stderr, "verso serve: reloaded %s (tokens, roles, limits)\n", config);
+        else
+            fprintf(stderr, "verso serve: config not reloaded, the old one stays: %s\n", why);
+    }
 }
 
 int verso_cli_serve(int argc, char **argv)
@@ -197,7 +206,9 @@ int verso_cli_serve(int argc, char **argv)
     /* A shell starts background jobs with SIGINT ignored; sigwait needs it back. */
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
     sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
@@ -216,7 +227,7 @@ int verso_cli_serve(int argc, char **argv)
     printf("%s://%s%s%s:%d/\n", verso_rest_tls(srv) ? "https" : "http",
            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", verso_rest_port(srv));
     fflush(stdout);
-    wait_for_stop(&set);
+    wait_for_stop(&set, srv, o.config_path ? o.config_path : "(no config file)");
     verso_rest_stop(srv);
     verso_sync_master_close(master);
     return 0;

@@ -34,6 +34,8 @@ typedef struct sync_args {
     size_t ntables;
     int chunk;
     int port;           /* replicate: also serve the slave's db (cascade); -1 = no */
+    const char *name;   /* replicate: the name the master lists it under */
+    const char *host;   /* replicate --port: the bind address (default 127.0.0.1) */
     int64_t give_up_ms; /* replicate: exit after this long without a connection; 0 = never */
     bool insecure;
     bool quiet;
@@ -42,6 +44,7 @@ typedef struct sync_args {
 } sync_args;
 
 static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_hup; /* replicate: SIGHUP, reloads the served config */
 
 /* verso_sync_client.should_stop of the pull: SIGINT or SIGTERM arrived. */
 static bool stop_requested(void *arg)
@@ -52,8 +55,10 @@ static bool stop_requested(void *arg)
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    g_stop = 1;
+    if (sig == SIGHUP)
+        g_hup = 1;
+    else
+        g_stop = 1;
 }
 
 static void install_signals(void)
@@ -64,6 +69,7 @@ static void install_signals(void)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* systemd's reload must not kill a slave */
 }
 
 static void usage(FILE *out, const char *cmd)
@@ -86,11 +92,18 @@ static void usage(FILE *out, const char *cmd)
     if (strcmp(cmd, "pull") == 0)
         fprintf(out, "  --chunk N          changes per request (default 10000)\n");
     if (strcmp(cmd, "replicate") == 0)
-        fprintf(out, "  --port N           also serve DB over REST and /_sync on 127.0.0.1:N\n"
-                     "                     (0 = any free port), for cascading slaves\n"
-                     "  --give-up-after D  exit (status 75, or 2/3 for a wrong URL or token)\n"
-                     "                     after D without a connection, e.g. 30s, 5m\n"
-                     "                     (default: retry for ever, saying when)\n");
+        fprintf(out,
+                "  --port N           also serve DB over REST and /_sync on port N\n"
+                "                     (0 = any free port), for cascading slaves; its /_status\n"
+                "                     and /_metrics show this slave's upstream state\n"
+                "  --host H           with --port: bind address (default 127.0.0.1); any other\n"
+                "                     address needs 'token' lines in the --config file\n"
+                "                     (SIGHUP reloads them)\n"
+                "  --name NAME        the name the master lists this slave under\n"
+                "                     (default host:pid)\n"
+                "  --give-up-after D  exit (status 75, or 2/3 for a wrong URL or token)\n"
+                "                     after D without a connection, e.g. 30s, 5m\n"
+                "                     (default: retry for ever, saying when)\n");
     fprintf(out, "\n%s", verso_cli_exit_help());
 }
 
@@ -154,6 +167,10 @@ static int parse_option(sync_args *a, int argc, char **argv, int *i)
         return parse_int(&a->chunk, v);
     if (!strcmp(o, "--port") && !strcmp(a->cmd, "replicate"))
         return parse_int(&a->port, v);
+    if (!strcmp(o, "--host") && !strcmp(a->cmd, "replicate"))
+        return a->host = v, 0;
+    if (!strcmp(o, "--name") && !strcmp(a->cmd, "replicate"))
+        return a->name = v, 0;
     if (!strcmp(o, "--give-up-after") && !strcmp(a->cmd, "replicate"))
         return verso_cli_parse_duration(&a->give_up_ms, v);
     if (!strcmp(o, "--table") && a->ntables < 64)
@@ -348,27 +365,32 @@ int verso_cli_pull(int argc, char **argv)
 typedef struct serving {
     verso_sync_master *master;
     verso_rest *rest;
+    const char *config; /* the served config file, for SIGHUP */
 } serving;
 
 /* The slave's own REST server and replication endpoint (cascade). */
-static int serve_start(serving *sv, const sync_args *a)
+static int serve_start(serving *sv, const sync_args *a, verso_slave *s)
 {
     verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
     char why[256] = "";
     int rc;
 
     if ((rc = verso_sync_master_new(&sv->master, a->db, NULL, why, sizeof(why))) == 0) {
+        verso_slave_mount(s, &ro); /* its upstream state in /_status and /_metrics */
         verso_sync_master_mount(sv->master, &ro);
         ro.db_path = a->db;
         ro.port = a->port ? a->port : VERSO_REST_PORT_ANY;
+        ro.host = a->host;
+        ro.config_path = sv->config = a->config ? a->config : getenv("VERSO_CONFIG");
         rc = verso_rest_start(&sv->rest, NULL, &ro, why, sizeof(why));
     }
     if (rc < 0) {
         fprintf(stderr, "verso replicate: cannot serve: %s\n", why[0] ? why : verso_strerror(rc));
         return rc;
     }
-    fprintf(stderr, "verso replicate: serving %s on http://127.0.0.1:%d\n", a->db,
-            verso_rest_port(sv->rest));
+    fprintf(stderr, "verso replicate: serving %s on http://%s%s%s:%d\n", a->db,
+            strchr(verso_rest_host(sv->rest), ':') ? "[" : "", verso_rest_host(sv->rest),
+            strchr(verso_rest_host(sv->rest), ':') ? "]" : "", verso_rest_port(sv->rest));
     return 0;
 }
 
@@ -458,6 +480,19 @@ static bool give_up(verso_slave *s, const sync_args *a, int64_t *live_ms)
     return true;
 }
 
+/* SIGHUP: the served config file's tokens, roles and limits, read again. */
+static void replicate_reload(const serving *sv)
+{
+    char why[512];
+
+    if (!sv->rest || !sv->config)
+        fprintf(stderr, "verso replicate: SIGHUP: nothing to reload (no --port with --config)\n");
+    else if (verso_rest_reload(sv->rest, why, sizeof(why)) == 0)
+        fprintf(stderr, "verso replicate: reloaded %s (tokens, roles, limits)\n", sv->config);
+    else
+        fprintf(stderr, "verso replicate: config not reloaded, the old one stays: %s\n", why);
+}
+
 int verso_cli_replicate(int argc, char **argv)
 {
     verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
@@ -471,6 +506,7 @@ int verso_cli_replicate(int argc, char **argv)
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     client_options(&o.client, &a);
+    o.name = a.name;
     install_signals();
     if ((rc = verso_slave_start(&s, a.db, a.url, &o, why, sizeof(why))) < 0) {
         char msg[1024];
@@ -479,7 +515,7 @@ int verso_cli_replicate(int argc, char **argv)
         fprintf(stderr, "verso replicate: %s\n", why);
         return verso_cli_status(rc);
     }
-    if (a.port >= 0 && (rc = serve_start(&sv, &a)) < 0) {
+    if (a.port >= 0 && (rc = serve_start(&sv, &a, s)) < 0) {
         verso_slave_stop(s);
         return verso_cli_status(rc);
     }
@@ -491,6 +527,8 @@ int verso_cli_replicate(int argc, char **argv)
             rc = status;
             break;
         }
+        if (g_hup && !(g_hup = 0))
+            replicate_reload(&sv);
         if (show_progress(&a))
             replicate_status(s, start, false);
     }

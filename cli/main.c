@@ -17,6 +17,7 @@ static const command commands[] = {
     {.name = "dump", .fn = verso_cli_dump, .summary = "write tables as a JSON fixture"},
     {.name = "load", .fn = verso_cli_load, .summary = "load a JSON fixture"},
     {.name = "info", .fn = verso_cli_info, .summary = "identity, head, horizon and tables"},
+    {.name = "prune", .fn = verso_cli_prune, .summary = "delete old tombstones, move the horizon"},
     {.name = "serve", .fn = verso_cli_serve, .summary = "serve a database over REST/JSON"},
     {.name = "replicate", .fn = verso_cli_replicate, .summary = "follow a master in real time"},
     {.name = "pull", .fn = verso_cli_pull, .summary = "pull a master's changes once"},

@@ -179,6 +179,22 @@ int verso__row_exists(bool *exists, verso_db *db, const char *table, int64_t id)
     return verso__row_version(&version, exists, db, t, id);
 }
 
+int verso__table_untracked(bool *exists, verso_db *db, const char *name)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(
+        db->sq, "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1", -1, &st,
+        NULL);
+
+    if (src == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        src = sqlite3_step(st);
+    }
+    *exists = src == SQLITE_ROW && !verso__table_lookup(db, name);
+    sqlite3_finalize(st);
+    return src == SQLITE_ROW || src == SQLITE_DONE ? 0 : verso__sqlerr(db, src, "reading schema");
+}
+
 int verso__horizon_raise(verso_db *db, int64_t version)
 {
     if (!db->txn)

@@ -83,6 +83,10 @@ int verso__db_changed(bool *data, bool *schema, verso_db *db, verso__db_mark *ma
  */
 int verso__row_exists(bool *exists, verso_db *db, const char *table, int64_t id);
 
+/* *exists says whether db's file has a table named name (exact spelling)
+ * that db does not track. Errors: VERSO_EDB. */
+int verso__table_untracked(bool *exists, verso_db *db, const char *name);
+
 /*
  * Raises db's tombstone horizon to version inside the open transaction
  * (after a full resynchronisation the slave holds no tombstone older than

@@ -1,6 +1,7 @@
 /* rest/config.c - the config file (one "key value" setting per line) and
  * bearer-token access checks. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,9 +120,38 @@ void verso__limits_defaults(verso_rest_limits *l)
         l->body_timeout_ms = 30000;
 }
 
-static int set_value(verso__config *c, const setting *s, const char *v)
+/* A line's reason for refusal, written where the parser can reach it. */
+typedef struct line_why {
+    char *buf;
+    size_t len;
+} line_why;
+
+static int refuse(line_why *w, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static int refuse(line_why *w, const char *fmt, ...)
 {
-    char *end = NULL, *dup;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(w->buf, w->len, fmt, ap);
+    va_end(ap);
+    return VERSO_EINVAL;
+}
+
+static const char *range_words(int kind)
+{
+    return kind == K_PORT  ? "a whole number from 0 to 65535"
+           : kind == K_INT ? "a whole number from 0 to 2147483647"
+                           : "a whole number, 0 or more";
+}
+
+static int set_value(verso__config *c, const setting *s, const char *v, line_why *w)
+{
+    char *end = NULL, *dup, quoted[80];
     long long n;
 
     if (s->kind == K_STR) {
@@ -135,7 +165,8 @@ static int set_value(verso__config *c, const setting *s, const char *v)
     n = strtoll(v, &end, 10);
     if (errno || *end || end == v || n < 0 || (s->kind == K_INT && n > 0x7fffffff) ||
         (s->kind == K_PORT && n > 65535))
-        return VERSO_EINVAL;
+        return refuse(w, "%s: \"%s\" is not %s", s->name,
+                      verso__rest_quote(quoted, sizeof(quoted), v, 64), range_words(s->kind));
     if (s->kind == K_INT || s->kind == K_PORT)
         *(int *)((char *)c + s->offset) = (int)n;
     else if (s->kind == K_SIZE)
@@ -145,15 +176,30 @@ static int set_value(verso__config *c, const setting *s, const char *v)
     return 0;
 }
 
-static int add_grant(verso__config *c, char **w, size_t nw)
+/* The token itself is never quoted back: it may be a secret. */
+static int bad_hash(const char *word, line_why *w)
+{
+    return refuse(w,
+                  "token: the second word must be the SHA-256 of the token, 64 hex digits%s; "
+                  "make it with: printf %%s TOKEN | sha256sum",
+                  strlen(word) != 64 ? " (this looks like a plain token: only its hash is stored)"
+                                     : "");
+}
+
+static int add_grant(verso__config *c, char **w, size_t nw, line_why *why)
 {
     verso__grant g = {.caps = 0};
     verso__grant *grown;
+    char quoted[80];
 
-    if (nw < 3 || nw > 4 || verso__hex32(g.hash, w[1], strlen(w[1])) < 0)
-        return VERSO_EINVAL;
+    if (nw < 3 || nw > 4)
+        return refuse(why, "a token line is \"token <sha256-hex> <role> [<table>]\" (%zu words)",
+                      nw);
+    if (verso__hex32(g.hash, w[1], strlen(w[1])) < 0)
+        return bad_hash(w[1], why);
     if (!(g.caps = verso__role_caps(w[2])))
-        return VERSO_EINVAL;
+        return refuse(why, "token: unknown role \"%s\" (roles: read, write, replicate, admin)",
+                      verso__rest_quote(quoted, sizeof(quoted), w[2], 32));
     if (nw == 4 && !(g.table = verso__strdup(w[3])))
         return VERSO_ENOMEM;
     grown = verso__realloc(c->grants, (c->ngrants + 1) * sizeof(*grown));
@@ -166,35 +212,58 @@ static int add_grant(verso__config *c, char **w, size_t nw)
     return 0;
 }
 
-static int parse_line(verso__config *c, char *line)
+static int setting_line(verso__config *c, char **w, size_t nw, line_why *why)
 {
-    char *w[5], *save = NULL;
+    char quoted[80];
+
+    for (size_t i = 0; i < sizeof(k_settings) / sizeof(k_settings[0]); i++) {
+        if (strcmp(k_settings[i].name, w[0]))
+            continue;
+        if (nw != 2)
+            return refuse(why, "%s takes one value, not %zu (a comment starts a line)", w[0],
+                          nw - 1);
+        return set_value(c, &k_settings[i], w[1], why);
+    }
+    return refuse(why,
+                  "unknown setting \"%s\" (settings: host, port, tls-cert, tls-key, max-body, "
+                  "max-url, header-timeout-ms, body-timeout-ms, max-depth, max-filters, "
+                  "query-budget-ms, default-limit, max-limit, max-offset, max-changes, "
+                  "max-ws-message, token, client-token, cors-origin)",
+                  verso__rest_quote(quoted, sizeof(quoted), w[0], 40));
+}
+
+static int parse_line(verso__config *c, char *line, line_why *why)
+{
+    char *w[8], *save = NULL;
     size_t nw = 0;
 
     line += strspn(line, " \t\r");
     if (*line == '#')
         return 0;
     for (char *t = strtok_r(line, " \t\r", &save); t; t = strtok_r(NULL, " \t\r", &save)) {
-        if (nw == 5)
-            return VERSO_EINVAL;
+        if (nw == 8)
+            return refuse(why, "too many words");
         w[nw++] = t;
     }
-    if (!nw)
+    if (!nw || !strcmp(w[0], "client-token"))
         return 0;
     if (!strcmp(w[0], "token"))
-        return add_grant(c, w, nw);
-    if (!strcmp(w[0], "client-token"))
-        return 0;
-    for (size_t i = 0; i < sizeof(k_settings) / sizeof(k_settings[0]); i++)
-        if (!strcmp(k_settings[i].name, w[0]))
-            return nw == 2 ? set_value(c, &k_settings[i], w[1]) : VERSO_EINVAL;
-    return VERSO_EINVAL;
+        return add_grant(c, w, nw, why);
+    if (!strcmp(w[0], "cors-origin")) {
+        if (nw != 2)
+            return refuse(why, "cors-origin takes one origin per line, not %zu", nw - 1);
+        return verso__config_add_origin(c, w[1], why->buf, why->len);
+    }
+    return setting_line(c, w, nw, why);
 }
 
-int verso__config_parse(verso__config *c, const char *text, size_t len, char *why, size_t whylen)
+/* name: the file's path, or NULL for text that is not a file. */
+static int parse_text(verso__config *c, const char *text, size_t len, const char *name, char *why,
+                      size_t whylen)
 {
     int rc = 0, lineno = 0;
-    char *copy = verso__malloc(len + 1);
+    char *copy = verso__malloc(len + 1), reason[320] = "";
+    line_why lw = {reason, sizeof(reason)};
 
     if (!copy)
         return VERSO_ENOMEM;
@@ -208,14 +277,70 @@ int verso__config_parse(verso__config *c, const char *text, size_t len, char *wh
         p[n] = 0;
         at += n + 1;
         lineno++;
-        if ((rc = memchr(p, 0, n) ? VERSO_EINVAL : parse_line(c, p)) < 0) {
-            if (why)
-                snprintf(why, whylen, "config line %d: bad setting or token line", lineno);
+        rc = memchr(p, 0, n) ? refuse(&lw, "the line holds a NUL byte") : parse_line(c, p, &lw);
+        if (rc < 0)
             break;
-        }
     }
+    if (rc == VERSO_ENOMEM)
+        snprintf(reason, sizeof(reason), "out of memory");
+    if (rc < 0 && why && whylen && name)
+        snprintf(why, whylen, "%s:%d: %s", name, lineno, reason);
+    else if (rc < 0 && why && whylen)
+        snprintf(why, whylen, "config line %d: %s", lineno, reason);
+    if (rc < 0 && why && whylen)
+        why[verso__utf8_prefix(why, strlen(why))] = 0;
     verso__free(copy);
     return rc;
+}
+
+int verso__config_parse(verso__config *c, const char *text, size_t len, char *why, size_t whylen)
+{
+    return parse_text(c, text, len, NULL, why, whylen);
+}
+
+static bool is_origin(const char *s)
+{
+    const char *host, *end;
+
+    if (!strcmp(s, "*"))
+        return true;
+    if (!(host = strstr(s, "://")) || host == s ||
+        strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789+.-") != (size_t)(host - s))
+        return false;
+    host += 3;
+    end = host + (*host == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":"));
+    if (end == host || (*host == '[' && end[-1] != ']') ||
+        strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-[]:") <
+            (size_t)(end - host))
+        return false;
+    if (!*end)
+        return true;
+    return *end == ':' && end[1] && strspn(end + 1, "0123456789") == strlen(end + 1) &&
+           strlen(end + 1) <= 5;
+}
+
+int verso__config_add_origin(verso__config *c, const char *origin, char *why, size_t whylen)
+{
+    char quoted[160], *dup;
+    char **grown;
+
+    if (!is_origin(origin)) {
+        if (why && whylen)
+            snprintf(why, whylen,
+                     "cors-origin: \"%s\" is not an origin: write scheme://host[:port] as the "
+                     "browser sends it (no path, no final slash), or * for any origin",
+                     verso__rest_quote(quoted, sizeof(quoted), origin, 120));
+        return VERSO_EINVAL;
+    }
+    if (!(dup = verso__strdup(origin)))
+        return VERSO_ENOMEM;
+    if (!(grown = verso__realloc(c->origins, (c->norigins + 1) * sizeof(*grown)))) {
+        verso__free(dup);
+        return VERSO_ENOMEM;
+    }
+    c->origins = grown;
+    c->origins[c->norigins++] = dup;
+    return 0;
 }
 
 int verso__config_load(verso__config *c, const char *path, char *why, size_t whylen)
@@ -227,14 +352,14 @@ int verso__config_load(verso__config *c, const char *path, char *why, size_t why
     FILE *f = fopen(path, "r");
 
     if (!f) {
-        if (why)
-            snprintf(why, whylen, "cannot read config file %s", path);
+        if (why && whylen)
+            snprintf(why, whylen, "cannot read config file %s: %s", path, strerror(errno));
         return VERSO_EINVAL;
     }
     while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
         if ((rc = verso_buf_append(&b, chunk, n)) < 0)
             goto done;
-    rc = verso__config_parse(c, b.data ? b.data : "", b.len, why, whylen);
+    rc = parse_text(c, b.data ? b.data : "", b.len, path, why, whylen);
 done:
     fclose(f);
     verso_buf_free(&b);
@@ -251,6 +376,9 @@ void verso__config_free(verso__config *c)
     for (size_t i = 0; i < c->ngrants; i++)
         verso__free(c->grants[i].table);
     verso__free(c->grants);
+    for (size_t i = 0; i < c->norigins; i++)
+        verso__free(c->origins[i]);
+    verso__free(c->origins);
     memset(c, 0, sizeof(*c));
     c->port = -1;
 }
@@ -309,4 +437,32 @@ int verso__auth_check(const verso__auth *a, const verso__config *c, const char *
         return 401;
     caps = verso__auth_caps(a, c, table);
     return (caps & need) == need ? 0 : 403;
+}
+
+static const char *role_name(unsigned caps)
+{
+    for (size_t i = 0; i < sizeof(k_roles) / sizeof(k_roles[0]); i++)
+        if (k_roles[i].caps == caps)
+            return k_roles[i].name;
+    return "?";
+}
+
+/* Names no table of the config (they come from the config file). */
+void verso__auth_roles(char *out, size_t n, const verso__auth *a, const verso__config *c,
+                       const char *table)
+{
+    size_t o = 0;
+
+    out[0] = 0;
+    for (size_t i = 0; a->state == 1 && i < c->ngrants && o + 1 < n; i++) {
+        const verso__grant *g = &c->grants[i];
+        if (memcmp(g->hash, a->hash, 32) || (g->table && (!table || strcmp(g->table, table))))
+            continue;
+        o += (size_t)snprintf(out + o, n - o, "%s%s (%s)", o ? ", " : "", role_name(g->caps),
+                              g->table ? "this table" : "every table");
+    }
+    if (!o)
+        snprintf(out, n, "%s", table ? "no role on this table" : "no role for the server's routes");
+    else if (o >= n)
+        out[verso__utf8_prefix(out, n - 1)] = 0;
 }

@@ -66,12 +66,15 @@ size_t verso__http_pss_size(void)
     return sizeof(conn);
 }
 
-void verso__http_conn_free(void *pss)
+void verso__http_conn_free(verso_rest *srv, void *pss)
 {
     conn *c = pss;
 
     if (!c)
         return;
+    if (c->state == ST_BODY)
+        srv->metrics.requests_reading--;
+    c->state = ST_IDLE;
     verso_buf_free(&c->path);
     verso_buf_free(&c->body);
 }
@@ -118,6 +121,8 @@ static void arm(verso_rest *srv, struct lws *wsi, conn *c)
 /* The one place a connection changes state. */
 static void move(verso_rest *srv, struct lws *wsi, conn *c, int state)
 {
+    srv->metrics.requests_reading +=
+        (state == ST_BODY) - (c->state == ST_BODY); /* drained at stop */
     c->state = state;
     if (state == ST_DRAIN)
         c->drained = 0;
@@ -128,6 +133,20 @@ static int add_header(struct lws *wsi, enum lws_token_indexes tok, const char *v
                       unsigned char **p, unsigned char *end)
 {
     return lws_add_http_header_by_token(wsi, tok, (const unsigned char *)v, (int)n, p, end);
+}
+
+static int add_cors(struct lws *wsi, const verso__resp *rs, unsigned char **p, unsigned char *end)
+{
+    verso_rest *srv = lws_context_user(lws_get_context(wsi));
+    verso__header h[8];
+    size_t n = verso__cors_headers(h, 8, &srv->cfg, rs);
+
+    for (size_t i = 0; i < n; i++)
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)h[i].name,
+                                        (const unsigned char *)h[i].value, (int)strlen(h[i].value),
+                                        p, end))
+            return -1;
+    return 0;
 }
 
 static int add_headers(struct lws *wsi, const verso__resp *rs, bool close, unsigned char **p,
@@ -157,7 +176,7 @@ static int add_headers(struct lws *wsi, const verso__resp *rs, bool close, unsig
         return -1;
     if (close && add_header(wsi, WSI_TOKEN_CONNECTION, "close", 5, p, end))
         return -1;
-    return lws_finalize_http_header(wsi, p, end) ? -1 : 0;
+    return add_cors(wsi, rs, p, end) || lws_finalize_http_header(wsi, p, end) ? -1 : 0;
 }
 
 /* After an answer with Connection: close, the server ends its side (FIN) and
@@ -335,6 +354,18 @@ static const char *header(struct lws *wsi, enum lws_token_indexes tok, char *buf
     return buf;
 }
 
+/* A header libwebsockets has no token for; NULL when absent. */
+static const char *custom_header(struct lws *wsi, const char *name, char *buf, int len)
+{
+    int nlen = (int)strlen(name), n = lws_hdr_custom_length(wsi, name, nlen);
+
+    if (n < 0)
+        return NULL;
+    if (n >= len || lws_hdr_custom_copy(wsi, buf, len, name, nlen) < 0)
+        buf[0] = 0;
+    return buf;
+}
+
 bool verso__utf8_valid(const char *text, size_t len)
 {
     const unsigned char *s = (const unsigned char *)text, *end = s + len;
@@ -376,7 +407,7 @@ static bool params_valid(const verso__param *p, size_t n)
 
 static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
 {
-    char authz[512], ifm[64], ifnm[256];
+    char authz[512], ifm[64], ifnm[256], origin[256], acrm[32];
     verso__req rq = {.srv = srv, .method = c->method};
     verso__resp rs;
     int rc;
@@ -393,13 +424,15 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
     rq.nbody = c->body.len;
     rq.if_match = header(wsi, WSI_TOKEN_HTTP_IF_MATCH, ifm, sizeof(ifm));
     rq.if_none_match = header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, ifnm, sizeof(ifnm));
+    rq.origin = header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof(origin));
+    rq.acr_method = custom_header(wsi, "access-control-request-method:", acrm, sizeof(acrm));
     verso__auth_identify(&rq.auth, &srv->cfg,
                          header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz)));
     if (rq.method == VERSO__HEAD)
         rq.method = VERSO__GET;
     if (rc < 0 || !params_valid(rq.params, rq.nparams) || !str_valid(rq.path))
         verso__error(&rs, 400, "the URL is not valid UTF-8 or holds a NUL byte");
-    else
+    else if (!verso__cors_preflight(&rq, &rs))
         verso__dispatch(&rq, &rs);
     /* An idle keep-alive connection does not keep a large body's memory. */
     if (c->body.cap > 65536)
@@ -443,6 +476,7 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
         lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
         c->armed = false;
     }
+    srv->metrics.requests_reading -= c->state == ST_BODY;
     c->state = ST_IDLE;
     c->shut = false;
     c->method = method_of(wsi);

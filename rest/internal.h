@@ -56,6 +56,7 @@ enum {
     VERSO__R_UPDATE,
     VERSO__R_DELETE,
     VERSO__R_WS,
+    VERSO__R_PRUNE,
     VERSO__NROUTES
 };
 
@@ -79,6 +80,8 @@ typedef struct verso__config {
     verso_rest_limits limits;
     verso__grant *grants;
     size_t ngrants;
+    char **origins; /* CORS: allowed origins ("*" = any); none by default */
+    size_t norigins;
 } verso__config;
 
 /* Parses config text (format in rest.h) into c (zeroed by the caller, port -1). */
@@ -91,6 +94,10 @@ void verso__limits_merge(verso_rest_limits *dst, const verso_rest_limits *over);
 void verso__limits_defaults(verso_rest_limits *l);
 /* Capabilities of a role name ("read", ...); 0 if unknown. */
 unsigned verso__role_caps(const char *role);
+
+/* Appends origin to c's allowed CORS origins after checking its form
+ * ("*" or scheme://host[:port]); VERSO_EINVAL (why says why), VERSO_ENOMEM. */
+int verso__config_add_origin(verso__config *c, const char *origin, char *why, size_t whylen);
 
 /* Who sent a request. */
 typedef struct verso__auth {
@@ -105,6 +112,11 @@ unsigned verso__auth_caps(const verso__auth *a, const verso__config *c, const ch
 /* 0 when allowed; else the HTTP status to answer (401 or 403). */
 int verso__auth_check(const verso__auth *a, const verso__config *c, const char *table,
                       unsigned need);
+
+/* The roles a's token holds for table (NULL: the server's routes), in words
+ * ("read (every table), write (this table)"), into out (n bytes). */
+void verso__auth_roles(char *out, size_t n, const verso__auth *a, const verso__config *c,
+                       const char *table);
 
 /* ---- requests and responses ---- */
 typedef struct verso__param {
@@ -122,6 +134,8 @@ typedef struct verso__req {
     size_t nbody;
     const char *if_match;      /* NULL when absent */
     const char *if_none_match; /* NULL when absent */
+    const char *origin;        /* Origin header; NULL when absent */
+    const char *acr_method;    /* Access-Control-Request-Method; NULL when absent */
     verso__auth auth;
 } verso__req;
 
@@ -135,8 +149,10 @@ typedef struct verso__resp {
     const char *allow; /* 405 */
     int64_t etag;      /* > 0: ETag "<etag>" */
     int64_t rows;      /* rows served, for metrics */
-    char errmsg[200];  /* the message of the last verso__error() */
-    bool nomem;        /* answer VERSO__NOMEM_BODY (503), built without allocating */
+    const char *cors_origin; /* allowed Origin to name in CORS headers; NULL = none */
+    bool preflight;          /* a CORS preflight answer */
+    char errmsg[400];        /* the message of the last verso__error() */
+    bool nomem;              /* answer VERSO__NOMEM_BODY (503), built without allocating */
 } verso__resp;
 
 /* The answer when the server ran out of memory: a static text, so that it
@@ -144,6 +160,38 @@ typedef struct verso__resp {
 #define VERSO__NOMEM_MSG "the server is out of memory; retry the request later"
 #define VERSO__NOMEM_BODY                                                                          \
     "{\"error\":{\"code\":\"unavailable\",\"message\":\"" VERSO__NOMEM_MSG "\"}}"
+
+/* ---- hints.c: error words that say what to do ---- */
+/* The longest prefix of s[0..n) that is whole, valid UTF-8 characters. */
+size_t verso__utf8_prefix(const char *s, size_t n);
+/* Copies s (NULL = "") into out (n bytes) as valid UTF-8 of at most max
+ * bytes: invalid bytes and control characters become '?', a longer text is cut on a character
+ * boundary and ends with "...". Returns out. */
+const char *verso__rest_quote(char *out, size_t n, const char *s, size_t max);
+/* "id, version, name, ..." bounded to n bytes (cut with "..."). */
+int verso__columns_list(char *out, size_t n, const verso_table *t);
+/* What a value of a column of type t must look like, in words. */
+const char *verso__type_expect(verso_type t);
+/* The 401 or 403 answer for a request that needs need on table (NULL: the
+ * server's routes): the role required and the token's roles. what names the
+ * action ("writing rows"). */
+void verso__error_auth(verso__resp *rs, const verso__req *rq, int status, const char *table,
+                       unsigned need, const char *what);
+
+/* ---- cors.c: browsers' cross-origin requests ---- */
+typedef struct verso__header {
+    const char *name; /* lower case, with the colon: "vary:" */
+    const char *value;
+} verso__header;
+/* Whether origin may read the answers (config origins; none by default). */
+bool verso__cors_allowed(const verso__config *c, const char *origin);
+/* Answers rq when it is a CORS preflight (OPTIONS with Origin and
+ * Access-Control-Request-Method): true then. Sets rs->cors_origin for other
+ * requests from an allowed origin. */
+bool verso__cors_preflight(const verso__req *rq, verso__resp *rs);
+/* The CORS header lines of the answer rs, into out (at most max); their count. */
+size_t verso__cors_headers(verso__header *out, size_t max, const verso__config *c,
+                           const verso__resp *rs);
 
 /* ---- metrics.c ---- */
 #define VERSO__NSTATUS  18 /* counted statuses; the last slot is "other" */
@@ -157,6 +205,7 @@ typedef struct verso__metrics {
     uint64_t ws_open;
     uint64_t ws_total;
     uint64_t schema_reloads;
+    uint64_t requests_reading; /* requests whose body is arriving: drained at stop */
     int64_t started_ms;
 } verso__metrics;
 
@@ -224,8 +273,10 @@ struct verso_rest {
     atomic_int woken;
     pthread_mutex_t ctx_lock; /* other threads wake ctx only under it, while ctx_alive */
     bool ctx_alive;
-    bool going_away; /* stopping: open WebSockets get a 1001 close frame */
-    bool disk_full;  /* the last write failed for want of space (service thread) */
+    bool going_away;            /* stopping: open WebSockets get a 1001 close frame */
+    bool disk_full;             /* the last write failed for want of space (service thread) */
+    verso__config *reload_next; /* verso_rest_reload(): taken by the service thread */
+    pthread_cond_t reload_done; /* with ctx_lock: reload_next was taken */
 
     verso_buf out; /* response bytes, with LWS_PRE headroom */
     verso_buf body;
@@ -237,6 +288,12 @@ struct verso_rest {
 
     verso__metrics metrics;
 };
+
+/* prune.c: POST /_prune. */
+void verso__route_prune(verso__req *rq, verso__resp *rs);
+
+/* reload.c: swaps in the config verso_rest_reload() read. Service thread. */
+void verso__reload_apply(verso_rest *srv);
 
 /* server.c: a server that answers verso__dispatch() without listening: no
  * libwebsockets context, no thread (tests and fuzzers). opts as for
@@ -252,6 +309,9 @@ void verso__error(verso__resp *rs, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* The 404 for an unknown table; hints `verso track` when the file holds it
+ * untracked and the caller may see the server's state. */
+void verso__error_no_table(verso__resp *rs, const verso__req *rq, const char *table);
 /* Answers 503 with VERSO__NOMEM_BODY (see send_response in http.c). */
 void verso__error_nomem(verso__resp *rs);
 /* Maps rc, just returned by a failed ORM call on srv->db, to its HTTP answer,
@@ -310,7 +370,7 @@ int verso__http_body(verso_rest *srv, struct lws *wsi, void *pss, const void *in
 int verso__http_body_done(verso_rest *srv, struct lws *wsi, void *pss);
 /* LWS_CALLBACK_TIMER: the body limit passed (408) or the drain ended (close). */
 int verso__http_timer(verso_rest *srv, struct lws *wsi, void *pss);
-void verso__http_conn_free(void *pss);
+void verso__http_conn_free(verso_rest *srv, void *pss);
 /* LWS_CALLBACK_HTTP_WRITEABLE: finishes a pending half-close. */
 int verso__http_writeable(verso_rest *srv, struct lws *wsi, void *pss);
 void verso__http_arm_timeout(verso_rest *srv, struct lws *wsi, void *pss);

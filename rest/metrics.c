@@ -9,7 +9,7 @@ static const char *const k_route_names[VERSO__NROUTES] = {
     [VERSO__R_STATUS] = "status", [VERSO__R_METRICS] = "metrics", [VERSO__R_CHANGES] = "changes",
     [VERSO__R_BATCH] = "batch",   [VERSO__R_LIST] = "list",       [VERSO__R_CREATE] = "create",
     [VERSO__R_GET] = "get",       [VERSO__R_UPDATE] = "update",   [VERSO__R_DELETE] = "delete",
-    [VERSO__R_WS] = "websocket",
+    [VERSO__R_WS] = "websocket",  [VERSO__R_PRUNE] = "prune",
 };
 
 /* Counted statuses; the last slot takes any other. */
@@ -39,7 +39,8 @@ void verso__metrics_record(verso__metrics *m, int route, int status, double seco
 
 static int write_counts(verso_buf *b, const verso__metrics *m)
 {
-    int rc = verso_buf_puts(b, "# TYPE verso_http_requests_total counter\n");
+    int rc = verso_buf_puts(b, "# HELP verso_http_requests_total HTTP requests answered, by route "
+                               "and status.\n# TYPE verso_http_requests_total counter\n");
 
     for (int r = 0; rc == 0 && r < VERSO__NROUTES; r++)
         for (size_t s = 0; rc == 0 && s < VERSO__NSTATUS; s++) {
@@ -57,7 +58,9 @@ static int write_counts(verso_buf *b, const verso__metrics *m)
 static int write_histogram(verso_buf *b, const verso__metrics *m)
 {
     uint64_t cum = 0;
-    int rc = verso_buf_puts(b, "# TYPE verso_http_request_seconds histogram\n");
+    int rc =
+        verso_buf_puts(b, "# HELP verso_http_request_seconds Time from a request's first "
+                          "byte to its answer.\n# TYPE verso_http_request_seconds histogram\n");
 
     for (size_t i = 0; rc == 0 && i < VERSO__NBUCKETS; i++) {
         cum += m->hist[i];
@@ -74,30 +77,48 @@ static int write_histogram(verso_buf *b, const verso__metrics *m)
     return rc;
 }
 
+/* One metric family of a single sample: HELP, TYPE, the value. */
+static int family(verso_buf *b, const char *name, const char *type, const char *help,
+                  unsigned long long v)
+{
+    return verso_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type,
+                            name, v);
+}
+
 int verso__metrics_text(verso_buf *b, const verso__metrics *m)
 {
     int rc;
 
-    if ((rc = write_counts(b, m)) < 0 || (rc = write_histogram(b, m)) < 0)
+    if ((rc = write_counts(b, m)) < 0 || (rc = write_histogram(b, m)) < 0 ||
+        (rc = family(b, "verso_rows_served_total", "counter",
+                     "Rows sent in answers (lists, gets, changes).", m->rows)) < 0 ||
+        (rc = family(b, "verso_websockets_open", "gauge", "WebSocket connections open now.",
+                     m->ws_open)) < 0 ||
+        (rc = family(b, "verso_websockets_total", "counter", "WebSocket connections accepted.",
+                     m->ws_total)) < 0 ||
+        (rc = family(b, "verso_schema_reloads_total", "counter",
+                     "Times the server re-read the database schema.", m->schema_reloads)) < 0 ||
+        (rc = family(b, "verso_http_requests_reading", "gauge",
+                     "Requests whose body is still arriving (answered before a stop).",
+                     m->requests_reading)) < 0)
         return rc;
     return verso_buf_printf(b,
-                            "# TYPE verso_rows_served_total counter\nverso_rows_served_total %llu\n"
-                            "# TYPE verso_websockets_open gauge\nverso_websockets_open %llu\n"
-                            "# TYPE verso_websockets_total counter\nverso_websockets_total %llu\n"
-                            "# TYPE verso_schema_reloads_total counter\n"
-                            "verso_schema_reloads_total %llu\n",
-                            (unsigned long long)m->rows, (unsigned long long)m->ws_open,
-                            (unsigned long long)m->ws_total, (unsigned long long)m->schema_reloads);
+                            "# HELP verso_start_time_seconds When the server started (Unix "
+                            "time).\n# TYPE verso_start_time_seconds gauge\n"
+                            "verso_start_time_seconds %.3f\n",
+                            m->started_ms / 1000.0);
 }
 
 int verso__metrics_watch(verso_buf *b, const verso__watch *w)
 {
     verso__watch_stats st;
+    int rc;
 
     verso__watch_stats_get(&st, w);
-    return verso_buf_printf(b,
-                            "# TYPE verso_commit_watch gauge\nverso_commit_watch %d\n"
-                            "# TYPE verso_commit_watch_wakeups_total counter\n"
-                            "verso_commit_watch_wakeups_total %llu\n",
-                            st.active, (unsigned long long)st.wakes);
+    if ((rc = family(b, "verso_commit_watch", "gauge",
+                     "1 when commits are seen through file events, 0 when by polling alone.",
+                     st.active)) < 0)
+        return rc;
+    return family(b, "verso_commit_watch_wakeups_total", "counter",
+                  "Wake-ups of the server by file events.", st.wakes);
 }

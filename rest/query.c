@@ -139,13 +139,33 @@ static int typed_value(verso_value *v, const verso_column *c, const char *s)
     }
 }
 
-/* Names are quoted back only when they are plain identifiers. */
 static int bad(verso__resp *rs, const char *what, const char *name)
 {
-    if (name && (!*name || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                        "0123456789_") != strlen(name)))
-        name = "(not a valid name)";
-    verso__error(rs, 400, "%s%s%.64s", what, name ? ": " : "", name ? name : "");
+    verso__error(rs, 400, "%s%s%s", what, name ? ": " : "", name ? name : "");
+    return VERSO_EINVAL;
+}
+
+static const char k_op_list[] = "eq, neq, gt, gte, lt, lte, like, in, is";
+
+/* Names the unknown column (quoted, bounded) and lists the table's columns. */
+static int bad_column(verso__resp *rs, const verso_table *t, const char *name, const char *where)
+{
+    char quoted[80], list[240];
+
+    verso__columns_list(list, sizeof(list), t);
+    verso__error(rs, 400, "unknown column \"%s\"%s: table %s has %s",
+                 verso__rest_quote(quoted, sizeof(quoted), name, 64), where, verso_table_name(t),
+                 list);
+    return VERSO_EINVAL;
+}
+
+static int bad_value(verso__resp *rs, const verso_column *c, const char *value, const char *where)
+{
+    char quoted[80];
+
+    verso__error(rs, 400, "bad value \"%s\"%s for column %s: expected %s",
+                 verso__rest_quote(quoted, sizeof(quoted), value, 64), where, c->name,
+                 verso__type_expect(c->type));
     return VERSO_EINVAL;
 }
 
@@ -164,7 +184,7 @@ static int parse_in(verso__listq *lq, verso_cond *cd, const verso_column *c, cha
     cd->list = lq->lists + lq->nlists;
     for (char *save = NULL, *p = strtok_r(s, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
         if (typed_value(&lq->lists[lq->nlists], c, p) < 0)
-            return bad(rs, "bad value in list for column", c->name);
+            return bad_value(rs, c, p, " in the in list");
         lq->nlists++;
         cd->nlist++;
     }
@@ -182,6 +202,15 @@ static int parse_is(verso_cond *cd, const char *v)
     return 0;
 }
 
+static int bad_is(verso__resp *rs, const verso_column *c, const char *value)
+{
+    char quoted[48];
+
+    verso__error(rs, 400, "bad value \"%s\" for is on column %s: write %s=is.null or %s=is.notnull",
+                 verso__rest_quote(quoted, sizeof(quoted), value, 32), c->name, c->name, c->name);
+    return VERSO_EINVAL;
+}
+
 static int parse_filter(verso__listq *lq, const verso_table *t, const verso__param *p,
                         verso__resp *rs)
 {
@@ -192,32 +221,42 @@ static int parse_filter(verso__listq *lq, const verso_table *t, const verso__par
     size_t k;
 
     if (ci < 0)
-        return bad(rs, "unknown column", p->key);
+        return bad_column(rs, t, p->key, "");
     c = verso_table_column_at(t, (size_t)ci);
     v = arena_dup(lq, p->value);
-    if (!(dot = strchr(v, '.')))
-        return bad(rs, "a filter is op.value, for column", c->name);
+    if (!(dot = strchr(v, '.'))) {
+        verso__error(rs, 400, "a filter is COLUMN=OP.VALUE, e.g. %s=eq.VALUE (operators: %s)",
+                     c->name, k_op_list);
+        return VERSO_EINVAL;
+    }
     *dot++ = 0;
     for (k = 0; k < sizeof(k_ops) / sizeof(k_ops[0]) && strcmp(k_ops[k].name, v); k++)
         ;
-    if (k == sizeof(k_ops) / sizeof(k_ops[0]))
-        return bad(rs, "unknown filter operator for column", c->name);
+    if (k == sizeof(k_ops) / sizeof(k_ops[0])) {
+        char quoted[48];
+        verso__error(rs, 400, "unknown filter operator \"%s\" for column %s (operators: %s)",
+                     verso__rest_quote(quoted, sizeof(quoted), v, 32), c->name, k_op_list);
+        return VERSO_EINVAL;
+    }
     cd->column = c->name;
     cd->op = k_ops[k].cmp;
     lq->q.nconds++;
     if (cd->op == VERSO_IS_NULL)
-        return parse_is(cd, dot) < 0 ? bad(rs, "is takes null or notnull, column", c->name) : 0;
+        return parse_is(cd, dot) < 0 ? bad_is(rs, c, dot) : 0;
     if (cd->op == VERSO_IN)
         return parse_in(lq, cd, c, dot, rs);
     if (cd->op == VERSO_LIKE) {
-        if (c->type != VERSO_TEXT && c->type != VERSO_ANY && c->type != VERSO_UUID)
-            return bad(rs, "like needs a text column", c->name);
+        if (c->type != VERSO_TEXT && c->type != VERSO_ANY && c->type != VERSO_UUID) {
+            verso__error(rs, 400, "like compares text: column %s is %s (use eq, lt, gt, in)",
+                         c->name, verso_type_name(c->type));
+            return VERSO_EINVAL;
+        }
         for (char *s = dot; *s; s++)
             *s = *s == '*' ? '%' : *s;
         cd->value = VERSO_VALUE_TEXT(dot);
         return 0;
     }
-    return typed_value(&cd->value, c, dot) < 0 ? bad(rs, "bad value for column", c->name) : 0;
+    return typed_value(&cd->value, c, dot) < 0 ? bad_value(rs, c, dot, "") : 0;
 }
 
 static int parse_order(verso__listq *lq, const verso_table *t, const char *spec, verso__resp *rs)
@@ -235,9 +274,10 @@ static int parse_order(verso__listq *lq, const verso_table *t, const char *spec,
             desc = !strcmp(dot, "desc");
         }
         if ((ci = verso_table_column_index(t, p)) < 0)
-            return bad(rs, "unknown column in order", p);
+            return bad_column(rs, t, p, " in order=");
         if (verso_table_column_at(t, (size_t)ci)->type == VERSO_BLOB)
-            return bad(rs, "cannot order by a blob column", p);
+            return bad(rs, "cannot order by a blob column",
+                       verso_table_column_at(t, (size_t)ci)->name);
         if (lq->q.norder == MAX_ORDER)
             return bad(rs, "too many order terms", NULL);
         lq->order[lq->q.norder++] = (verso_order){verso_table_column_at(t, (size_t)ci)->name, desc};
@@ -264,7 +304,7 @@ static int parse_select(verso__listq *lq, const verso_table *t, const char *spec
     for (char *save = NULL, *p = strtok_r(s, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
         int ci = verso_table_column_index(t, p);
         if (ci < 0)
-            return bad(rs, "unknown column in select", p);
+            return bad_column(rs, t, p, " in select=");
         if (lq->ncols == verso_table_ncolumns(t) + MAX_ORDER + 1)
             return bad(rs, "too many select terms", NULL);
         add_result_column(lq, verso_table_column_at(t, (size_t)ci)->name, true);
@@ -293,14 +333,17 @@ static void locate_keys(verso__listq *lq, const verso_table *t)
 /* Only the server's own encoding of its keys is accepted: one text per
  * position, so blanks, other number spellings or stray base64 bits do not
  * make a second cursor for the same place. */
-static bool cursor_canonical(const verso__listq *lq, const char *s)
+/* 0 when s is the server's own spelling of the keys it decoded to,
+ * VERSO_EINVAL when not, VERSO_ENOMEM when re-encoding them ran out. */
+static int cursor_canonical(const verso__listq *lq, const char *s)
 {
     verso_buf again = VERSO_BUF_INIT;
-    bool ok = verso__listq_cursor_of(&again, lq, lq->after) == 0 && again.len == strlen(s) &&
-              !memcmp(again.data, s, again.len);
+    int rc = verso__listq_cursor_of(&again, lq, lq->after);
 
+    if (rc == 0 && (again.len != strlen(s) || memcmp(again.data, s, again.len)))
+        rc = VERSO_EINVAL;
     verso_buf_free(&again);
-    return ok;
+    return rc == VERSO_ENOMEM ? rc : rc < 0 ? VERSO_EINVAL : 0;
 }
 
 /* after= is base64url of a JSON array: the order values and the id of the last row. */
@@ -331,8 +374,7 @@ static int parse_after(verso__listq *lq, const char *s, verso__resp *rs)
         goto done;
     lq->q.after = lq->after;
     lq->q.nafter = i;
-    if (cursor_canonical(lq, s))
-        rc = 0;
+    rc = cursor_canonical(lq, s);
 done:
     verso_buf_free(&text);
     if (rc == VERSO_ENOMEM)

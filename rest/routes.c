@@ -61,6 +61,12 @@ static const route k_routes[] = {
      .path = "/_batch",
      .methods = VERSO__POST,
      .fixed = verso__route_batch},
+    {.id = VERSO__R_PRUNE,
+     .kind = K_FIXED,
+     .path = "/_prune",
+     .methods = VERSO__POST,
+     .need = VERSO__CAP_ADMIN,
+     .fixed = verso__route_prune},
     {.id = VERSO__R_LIST,
      .kind = K_TABLE,
      .methods = VERSO__GET,
@@ -126,6 +132,8 @@ void verso__error(verso__resp *rs, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* a cut message stays valid UTF-8: whole characters only */
+    msg[verso__utf8_prefix(msg, strlen(msg))] = 0;
     memcpy(rs->errmsg, msg, sizeof(msg));
     rs->status = status;
     rs->content_type = NULL;
@@ -298,6 +306,36 @@ static const verso_table *find_table(verso_rest *srv, const char *name)
     return verso_db_table(srv->db, name);
 }
 
+/* The file name of the database, for a hint: never its directories. */
+static const char *db_file_name(const verso_rest *srv)
+{
+    const char *slash = srv->db_path ? strrchr(srv->db_path, '/') : NULL;
+
+    return slash ? slash + 1 : srv->db_path ? srv->db_path : "DB";
+}
+
+/* Whether the table exists untracked is told only to a caller who may see
+ * the server's own state (admin, or a server without tokens). */
+void verso__error_no_table(verso__resp *rs, const verso__req *rq, const char *table)
+{
+    char quoted[80], file[80];
+    bool untracked = false;
+
+    verso__rest_quote(quoted, sizeof(quoted), table, 64);
+    if (verso__auth_caps(&rq->auth, &rq->srv->cfg, NULL) & VERSO__CAP_ADMIN)
+        verso__table_untracked(&untracked, rq->srv->db, table);
+    if (!untracked) {
+        verso__error(rs, 404, "no table \"%s\": GET /_info lists the tables this server serves",
+                     quoted);
+        return;
+    }
+    verso__rest_quote(file, sizeof(file), db_file_name(rq->srv), 64);
+    verso__error(rs, 404,
+                 "table \"%s\" exists in the database file but is not tracked: run "
+                 "\"verso track %s %s\" to serve it",
+                 quoted, file, quoted);
+}
+
 static void call_route(const route *r, verso__req *rq, verso__resp *rs, const target *t)
 {
     verso_rest *srv = rq->srv;
@@ -306,12 +344,29 @@ static void call_route(const route *r, verso__req *rq, verso__resp *rs, const ta
     if (r->kind == K_FIXED)
         r->fixed(rq, rs);
     else if (!find_table(srv, t->table))
-        verso__error(rs, 404, "no such table");
+        verso__error_no_table(rs, rq, t->table);
     else if (r->kind == K_TABLE)
         r->table(rq, rs, t->table);
     else
         r->row(rq, rs, t->table, t->id);
     verso__budget_end(srv);
+}
+
+static const char *route_action(const route *r)
+{
+    static const struct {
+        int id;
+        const char *what;
+    } k_actions[] = {
+        {VERSO__R_INFO, "GET /_info"},       {VERSO__R_STATUS, "GET /_status"},
+        {VERSO__R_METRICS, "GET /_metrics"}, {VERSO__R_LIST, "reading rows"},
+        {VERSO__R_GET, "reading rows"},      {VERSO__R_CREATE, "writing rows"},
+        {VERSO__R_UPDATE, "writing rows"},   {VERSO__R_DELETE, "writing rows"},
+    };
+    for (size_t i = 0; i < sizeof(k_actions) / sizeof(k_actions[0]); i++)
+        if (k_actions[i].id == r->id)
+            return k_actions[i].what;
+    return "this request";
 }
 
 void verso__dispatch(verso__req *rq, verso__resp *rs)
@@ -322,7 +377,9 @@ void verso__dispatch(verso__req *rq, verso__resp *rs)
     int st;
 
     if (classify(&t, rq->path)) {
-        verso__error(rs, 404, "no such resource");
+        verso__error(rs, 404,
+                     "no such resource: paths are /TABLE, /TABLE/ID or /_info, /_health, "
+                     "/_status, /_metrics, /_changes, /_batch");
         return;
     }
     for (size_t i = 0; i < sizeof(k_routes) / sizeof(k_routes[0]); i++) {
@@ -340,8 +397,8 @@ void verso__dispatch(verso__req *rq, verso__resp *rs)
     rs->route = r->id;
     if ((st = verso__auth_check(&rq->auth, &rq->srv->cfg, r->kind == K_FIXED ? NULL : t.table,
                                 r->need))) {
-        verso__error(rs, st,
-                     st == 401 ? "a valid bearer token is required" : "this token may not do that");
+        verso__error_auth(rs, rq, st, r->kind == K_FIXED ? NULL : t.table, r->need,
+                          route_action(r));
         return;
     }
     call_route(r, rq, rs, &t);
@@ -510,7 +567,10 @@ static void route_metrics(verso__req *rq, verso__resp *rs)
     rs->content_type = "text/plain; version=0.0.4";
     if (rc == 0)
         rc = verso_buf_printf(rs->body,
+                              "# HELP verso_head_version The database's latest version.\n"
                               "# TYPE verso_head_version gauge\nverso_head_version %lld\n"
+                              "# HELP verso_horizon_version Versions up to this one may have "
+                              "lost their tombstones (pruned).\n"
                               "# TYPE verso_horizon_version gauge\nverso_horizon_version %lld\n",
                               (long long)info.head, (long long)info.horizon);
     if (rc == 0)
@@ -600,6 +660,15 @@ static int feed_auth(const feed_args *a, verso__req *rq)
     return st;
 }
 
+/* The first requested table the token may not read the feed of (NULL: all). */
+static const char *feed_denied(const feed_args *a, verso__req *rq)
+{
+    for (size_t i = 0; i < a->fo.ntables; i++)
+        if (verso__auth_check(&rq->auth, &rq->srv->cfg, a->fo.tables[i], VERSO__CAP_FEED))
+            return a->fo.tables[i];
+    return NULL;
+}
+
 /* "cursor" and "more" are known only once the feed is read, so they follow "changes". */
 static int write_feed(verso_buf *b, verso_feed *f, int64_t since, int64_t *rows)
 {
@@ -632,9 +701,8 @@ static void route_changes(verso__req *rq, verso__resp *rs)
     if ((st = feed_parse(&a, rq, rs)))
         goto done;
     if ((st = feed_auth(&a, rq))) {
-        verso__error(rs, st,
-                     st == 401 ? "a valid bearer token is required"
-                               : "this token may not read the change feed");
+        verso__error_auth(rs, rq, st, feed_denied(&a, rq), VERSO__CAP_FEED,
+                          "reading the change feed");
         goto done;
     }
     if ((rc = verso_feed_open(&f, rq->srv->db, &a.fo)) < 0 && rc != VERSO_EHORIZON)

@@ -203,6 +203,23 @@ static int parse_body(verso_json **doc, verso__req *rq, verso__resp *rs)
     return rc;
 }
 
+/* A member that names no column: the answer names it and lists the columns. */
+static bool unknown_member(verso__resp *rs, const verso_table *t, const cJSON *obj)
+{
+    char quoted[80], list[240];
+
+    for (const cJSON *j = obj->child; j; j = j->next) {
+        if (j->string && verso_table_column_index(t, j->string) >= 0)
+            continue;
+        verso__columns_list(list, sizeof(list), t);
+        verso__error(rs, 400, "unknown column \"%s\": table %s has %s",
+                     verso__rest_quote(quoted, sizeof(quoted), j->string, 64), verso_table_name(t),
+                     list);
+        return true;
+    }
+    return false;
+}
+
 /* Converts obj to column values; the version column is refused. */
 static int to_values(const char ***cols, verso_value **vals, size_t *n, const verso_table *t,
                      const cJSON *obj, verso__resp *rs)
@@ -215,6 +232,8 @@ static int to_values(const char ***cols, verso_value **vals, size_t *n, const ve
         verso__error(rs, 400, "clients never set versions: remove \"%s\"", vc->name);
         return VERSO_EINVAL;
     }
+    if (unknown_member(rs, t, obj))
+        return VERSO_EINVAL;
     if ((rc = verso_json_to_values(cols, vals, n, t, obj, why, sizeof(why))) == VERSO_ENOMEM)
         verso__error_nomem(rs);
     else if (rc < 0)
@@ -494,13 +513,11 @@ static int batch_decode(batch_item *it, verso__req *rq, verso__resp *rs, cJSON *
         return VERSO_EINVAL;
     }
     if ((st = verso__auth_check(&rq->auth, &rq->srv->cfg, tn->valuestring, VERSO__CAP_WRITE))) {
-        verso__error(rs, st,
-                     st == 401 ? "a valid bearer token is required"
-                               : "this token may not write that table");
+        verso__error_auth(rs, rq, st, tn->valuestring, VERSO__CAP_WRITE, "writing rows");
         return VERSO_EAUTH;
     }
     if (tn->valuestring[0] == '_' || !(it->t = verso_db_table(rq->srv->db, tn->valuestring))) {
-        verso__error(rs, 404, "no such table");
+        verso__error_no_table(rs, rq, tn->valuestring);
         return VERSO_ENOTFOUND;
     }
     it->row = cJSON_GetObjectItemCaseSensitive(op, "row");
@@ -572,7 +589,7 @@ void verso__route_batch(verso__req *rq, verso__resp *rs)
     int rc, failed = 0;
 
     if (rq->srv->cfg.ngrants && rq->auth.state != 1) {
-        verso__error(rs, 401, "a valid bearer token is required");
+        verso__error_auth(rs, rq, 401, NULL, VERSO__CAP_WRITE, "writing rows");
         goto done;
     }
     if (parse_body(&doc, rq, rs) < 0)

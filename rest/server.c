@@ -56,6 +56,7 @@ static void once_fired(lws_sorted_usec_list_t *sul)
 
 static void on_cancelled(verso_rest *srv)
 {
+    verso__reload_apply(srv);
     if (atomic_exchange(&srv->woken, 0))
         run_tick(srv);
 }
@@ -86,7 +87,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return verso__http_timer(srv, wsi, user);
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        verso__http_conn_free(user);
+        verso__http_conn_free(srv, user);
         break;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         on_cancelled(srv);
@@ -160,6 +161,25 @@ static int numeric_host(char **host)
     return override(host, num);
 }
 
+/* The options' CORS origins replace the config file's. */
+static int merge_origins(verso__config *c, const verso_rest_options *o, char *why, size_t whylen)
+{
+    int rc = 0;
+
+    if (!o->ncors_origins)
+        return 0;
+    if (!o->cors_origins) {
+        why_set(why, whylen, "cors_origins is NULL but ncors_origins is %zu", o->ncors_origins);
+        return VERSO_EINVAL;
+    }
+    for (size_t i = 0; i < c->norigins; i++)
+        verso__free(c->origins[i]);
+    c->norigins = 0;
+    for (size_t i = 0; rc == 0 && i < o->ncors_origins; i++)
+        rc = verso__config_add_origin(c, o->cors_origins[i] ? o->cors_origins[i] : "", why, whylen);
+    return rc;
+}
+
 static int merge_options(verso_rest *srv, const verso_rest_options *o, char *why, size_t whylen)
 {
     verso__config *c = &srv->cfg;
@@ -171,6 +191,8 @@ static int merge_options(verso_rest *srv, const verso_rest_options *o, char *why
         return VERSO_EINVAL;
     }
     if (o->config_path && (rc = verso__config_load(c, o->config_path, why, whylen)) < 0)
+        return rc;
+    if ((rc = merge_origins(c, o, why, whylen)) < 0)
         return rc;
     verso__limits_merge(&c->limits, &o->limits);
     verso__limits_defaults(&c->limits);
@@ -349,6 +371,22 @@ static void wake_fired(lws_sorted_usec_list_t *sul)
     (void)sul;
 }
 
+/* On stop, requests whose body is still arriving are read and answered
+ * first, for at most 10 s: a client is not cut off mid-upload. */
+static void drain_requests(verso_rest *srv)
+{
+    lws_sorted_usec_list_t wake;
+    int64_t t0 = verso__monotonic_ms();
+
+    memset(&wake, 0, sizeof(wake));
+    while (srv->metrics.requests_reading && verso__monotonic_ms() - t0 < 10000) {
+        lws_sul_schedule(srv->ctx, 0, &wake, wake_fired, 50 * LWS_US_PER_MS);
+        if (lws_service(srv->ctx, 0) < 0)
+            break;
+    }
+    lws_sul_schedule(srv->ctx, 0, &wake, wake_fired, LWS_SET_TIMER_USEC_CANCEL);
+}
+
 static void close_websockets(verso_rest *srv)
 {
     lws_sorted_usec_list_t wake;
@@ -383,6 +421,7 @@ static void *service_main(void *arg)
         if (lws_service(srv->ctx, 0) < 0)
             break;
     close_websockets(srv);
+    drain_requests(srv);
     pthread_mutex_lock(&srv->ctx_lock);
     srv->ctx_alive = false;
     pthread_mutex_unlock(&srv->ctx_lock);
@@ -416,6 +455,7 @@ static int rest_new(verso_rest **out, verso_db *db, const verso_rest_options *op
     if (!(srv = verso__calloc(1, sizeof(*srv))))
         return VERSO_ENOMEM;
     pthread_mutex_init(&srv->ctx_lock, NULL);
+    pthread_cond_init(&srv->reload_done, NULL);
     srv->opts = *opts;
     srv->metrics.started_ms = verso_now_ms();
     if (!(srv->db_path = verso__strdup(path)))
@@ -498,6 +538,7 @@ void verso_rest_stop(verso_rest *srv)
     if (srv->ctx) /* never served */
         lws_context_destroy(srv->ctx);
     pthread_mutex_destroy(&srv->ctx_lock);
+    pthread_cond_destroy(&srv->reload_done);
     verso_db_close(srv->db);
     verso__config_free(&srv->cfg);
     verso__free(srv->tick_sul);

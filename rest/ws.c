@@ -163,10 +163,14 @@ static int confirm_upgrade(verso_rest *srv, struct lws *wsi)
         return refuse(srv, wsi, 400, "only WebSocket upgrades are served");
     if (!(h = handler_at(srv, wsi)))
         return refuse(srv, wsi, 404, "no WebSocket endpoint at this path");
-    if ((status = role_status(srv, wsi, h)))
+    if ((status = role_status(srv, wsi, h))) {
+        snprintf(msg, sizeof(msg), "this WebSocket needs the role %s for every table (or admin)",
+                 h->role ? h->role : "admin");
         return refuse(srv, wsi, status,
-                      status == 401 ? "a valid bearer token is required"
-                                    : "this token may not open this WebSocket");
+                      status == 401 ? "a bearer token this server knows is required: send the "
+                                      "header \"Authorization: Bearer TOKEN\""
+                                    : msg);
+    }
     if (picks_handler(srv, wsi, h))
         return 0;
     snprintf(msg, sizeof(msg), "this endpoint needs the WebSocket subprotocol %s", h->subprotocol);

@@ -7,6 +7,9 @@ uuid-dev libcmocka-dev libcurl4-openssl-dev libssl-dev openssl curl wrk"
 # The fuzzers (scripts/fuzz.sh) need clang and its libFuzzer runtime; without
 # them everything else still builds and the test script says it skipped them.
 FUZZ_PKGS="clang libclang-rt-14-dev"
+# promtool (Debian's prometheus package) checks the /_metrics page in
+# tests/test_operate.c; without it that check says it skipped.
+OPT_PKGS="prometheus"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -16,7 +19,12 @@ for p in $FUZZ_PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         fuzz_missing="$fuzz_missing $p"
 done
-[ -z "$missing" ] && [ -z "$fuzz_missing" ] && exit 0
+opt_missing=""
+for p in $OPT_PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        opt_missing="$opt_missing $p"
+done
+[ -z "$missing" ] && [ -z "$fuzz_missing" ] && [ -z "$opt_missing" ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
@@ -31,4 +39,10 @@ if [ -n "$fuzz_missing" ]; then
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -qq --no-install-recommends $fuzz_missing ||
         echo "setup: could not install$fuzz_missing: the fuzzers will be skipped" >&2
+fi
+if [ -n "$opt_missing" ]; then
+    echo "setup: installing$opt_missing (promtool, for the metrics check)" >&2
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq --no-install-recommends $opt_missing ||
+        echo "setup: could not install$opt_missing: the promtool check will be skipped" >&2
 fi

@@ -470,4 +470,21 @@ void verso__sync_why(char *why, size_t whylen, const char *fmt, ...)
 #endif
     ;
 
+/* ---- upstream.c: a live slave's own state in its REST server ---- */
+
+/* What verso_slave_mount() chained: the callbacks the options held before. */
+typedef struct verso__upstream {
+    int (*status_json)(verso_buf *out, void *arg);
+    void *status_arg;
+    int (*metrics_text)(verso_buf *out, void *arg);
+    void *metrics_arg;
+    bool mounted;
+} verso__upstream;
+
+/* slave.c: the slave's upstream record and the name it gives its master. */
+verso__upstream *verso__slave_upstream(verso_slave *s);
+const char *verso__slave_name(const verso_slave *s);
+/* Copies name into dst (cap bytes), cut at a UTF-8 character boundary. */
+void verso__sync_copy_name(char *dst, size_t cap, const char *name);
+
 #endif

@@ -1014,21 +1014,28 @@ static int label_value(verso_buf *out, const char *v)
     return rc;
 }
 
-static int metrics_peer(verso_buf *out, const verso_sync_peer *p, size_t i)
+/* One sample of family k for slave p (the n label keeps equal names apart). */
+static int metrics_peer(verso_buf *out, const verso_sync_peer *p, size_t i, int k)
 {
-    static const char *const names[] = {"verso_sync_slave_lag_versions", "verso_sync_slave_lag_ms"};
-    int64_t values[] = {p->lag_versions, p->lag_ms};
-    int rc = 0;
+    static const char *const names[] = {"verso_sync_slave_lag_versions",
+                                        "verso_sync_slave_lag_seconds"};
+    int rc = verso_buf_printf(out, "%s{slave=\"", names[k]);
 
-    for (size_t k = 0; rc == 0 && k < 2; k++) {
-        rc = verso_buf_printf(out, "%s{slave=\"", names[k]);
-        if (rc == 0)
-            rc = label_value(out, p->name);
-        if (rc == 0)
-            rc = verso_buf_printf(out, "\",n=\"%zu\"} %lld\n", i, (long long)values[k]);
-    }
+    if (rc == 0)
+        rc = label_value(out, p->name);
+    if (rc == 0 && k == 0)
+        rc = verso_buf_printf(out, "\",n=\"%zu\"} %lld\n", i, (long long)p->lag_versions);
+    else if (rc == 0)
+        rc = verso_buf_printf(out, "\",n=\"%zu\"} %.15g\n", i, p->lag_ms / 1000.0);
     return rc;
 }
+
+static const char k_lag_help[2][160] = {
+    "# HELP verso_sync_slave_lag_versions Master versions a slave has not acknowledged.\n"
+    "# TYPE verso_sync_slave_lag_versions gauge\n",
+    "# HELP verso_sync_slave_lag_seconds How long a slave has been behind; 0 when caught up.\n"
+    "# TYPE verso_sync_slave_lag_seconds gauge\n",
+};
 
 static int metrics_text(verso_buf *out, void *arg)
 {
@@ -1043,14 +1050,17 @@ static int metrics_text(verso_buf *out, void *arg)
 
     if (rc == 0)
         rc = verso_buf_printf(out,
+                              "# HELP verso_sync_slaves Live slaves subscribed now.\n"
                               "# TYPE verso_sync_slaves gauge\nverso_sync_slaves %zu\n"
-                              "# TYPE verso_sync_commit_checks_total counter\n"
-                              "verso_sync_commit_checks_total %llu\n"
-                              "# TYPE verso_sync_slave_lag_versions gauge\n"
-                              "# TYPE verso_sync_slave_lag_ms gauge\n",
+                              "# HELP verso_sync_commit_checks_total Checks for new commits to "
+                              "push.\n# TYPE verso_sync_commit_checks_total counter\n"
+                              "verso_sync_commit_checks_total %llu\n",
                               n, (unsigned long long)atomic_load(&m->checks));
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = metrics_peer(out, &peers[i], i);
+    for (int k = 0; rc == 0 && k < 2; k++) { /* a family's samples follow its TYPE line */
+        rc = verso_buf_puts(out, k_lag_help[k]);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            rc = metrics_peer(out, &peers[i], i, k);
+    }
     verso_free(peers);
     return rc;
 }

@@ -78,6 +78,7 @@ struct verso_slave {
     char master[37];      /* the identity of the latest hello, resync or snapshot */
     int64_t master_hb_ms; /* the master's heartbeat period (hello) */
     int64_t start_ms, progress_ms;
+    verso__upstream up; /* verso_slave_mount() */
 };
 
 /* ---- the link and the subscription ---- */
@@ -164,7 +165,10 @@ static void want_write(verso_slave *s)
 /* The only place the subscription changes state; a subscription due is sent at once. */
 static void sub_move(verso_slave *s, sub_state to)
 {
-    assert(sub_allowed(s->sub, to));
+    bool ok = sub_allowed(s->sub, to); /* evaluated under NDEBUG too: no unused function */
+
+    assert(ok);
+    (void)ok;
     s->sub = to;
     check(s);
     if (to == SUB_DUE || to == SUB_DUE_SNAPSHOT)
@@ -715,7 +719,10 @@ static int copy_options(verso_slave *s, const verso_slave_options *opts)
 
     gethostname(host, sizeof(host) - 1);
     snprintf(s->name, sizeof(s->name), "%s:%ld", host, (long)getpid());
+    if (opts->name && opts->name[0]) /* --name: a stable name for the master's list */
+        verso__sync_copy_name(s->name, sizeof(s->name), opts->name);
     s->o = *opts;
+    s->o.name = NULL; /* copied into s->name */
     s->o.heartbeat_ms = s->o.heartbeat_ms > 0 ? s->o.heartbeat_ms : 5000;
     s->o.retry_min_ms = s->o.retry_min_ms > 0 ? s->o.retry_min_ms : 100;
     s->o.retry_max_ms = s->o.retry_max_ms > 0 ? s->o.retry_max_ms : 5000;
@@ -849,6 +856,16 @@ int verso_slave_state_get(verso_slave_state *out, verso_slave *s)
                            : 0;
     pthread_mutex_unlock(&s->lock);
     return 0;
+}
+
+verso__upstream *verso__slave_upstream(verso_slave *s)
+{
+    return &s->up;
+}
+
+const char *verso__slave_name(const verso_slave *s)
+{
+    return s->name;
 }
 
 const char *verso_slave_link_name(verso_slave_link link)

@@ -1,7 +1,8 @@
 /*
  * docs/orm.md stays true: the C program under "A complete example" is
  * extracted, compiled against this build's library, run on a new database,
- * and its output compared with the text block that follows it.
+ * and its output compared with the text block that follows it; the same for
+ * the allocator example of docs/hardening.md.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -64,18 +65,34 @@ static const char *sanitize_flags(void)
     return flags ? flags : "";
 }
 
+static void run_example(const char *doc_name, const char *heading);
+
 static void test_example_compiles_runs_and_prints_the_documented_output(void **state)
 {
     (void)state;
+    run_example("orm.md", "## A complete example");
+}
+
+/* docs/hardening.md: a program's own allocator (verso_config_allocator). */
+static void test_allocator_example(void **state)
+{
+    (void)state;
+    run_example("hardening.md", "## Allocation failure");
+}
+
+/* Compiles the first C block after heading in docs/doc_name, runs it on a
+ * new database and compares its output with the text block after it. */
+static void run_example(const char *doc_name, const char *heading)
+{
     const char *src = getenv("VERSO_SOURCE_DIR"), *build = getenv("VERSO_BUILD_DIR");
     if (!src || !build)
         fail_msg("VERSO_SOURCE_DIR and VERSO_BUILD_DIR must be set (run under ctest)");
     if (system("cc --version >/dev/null 2>&1") != 0)
         skip();
     char path[1024], prog[1100], exe[1100], cmd[4096];
-    snprintf(path, sizeof path, "%s/docs/orm.md", src);
+    snprintf(path, sizeof path, "%s/docs/%s", src, doc_name);
     char *doc = slurp(path);
-    const char *p = strstr(doc, "## A complete example");
+    const char *p = strstr(doc, heading);
     assert_non_null(p);
     char *code = block(&p, "c"), *expect = block(&p, "text");
 
@@ -114,6 +131,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_compiles_runs_and_prints_the_documented_output),
+        cmocka_unit_test(test_allocator_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -256,7 +256,8 @@ static void test_bad_config(void **state)
     o.db_path = g_env.path;
     o.config_path = cfg;
     assert_int_equal(verso_rest_start(&srv, NULL, &o, why, sizeof(why)), VERSO_EINVAL);
-    assert_non_null(strstr(why, "line 2"));
+    assert_non_null(strstr(why, ":2: unknown setting \"no-such-setting\""));
+    assert_int_equal(strncmp(why, cfg, strlen(cfg)), 0);
     free(cfg);
     cfg = rc_write_file("rest_bad2.conf", "token abcd read\n");
     o.config_path = cfg;

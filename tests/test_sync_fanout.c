@@ -82,7 +82,7 @@ static void assert_lags(const h_master *m, int64_t head)
     assert_non_null(strstr(body.data, "verso_sync_slaves 50\n"));
     assert_int_equal(metric_lines(body.data, "verso_sync_slave_lag_versions", &zero), NSLAVES);
     assert_int_equal(zero, NSLAVES);
-    assert_int_equal(metric_lines(body.data, "verso_sync_slave_lag_ms", &zero), NSLAVES);
+    assert_int_equal(metric_lines(body.data, "verso_sync_slave_lag_seconds", &zero), NSLAVES);
     assert_int_equal(zero, NSLAVES);
     verso_buf_free(&body);
 }

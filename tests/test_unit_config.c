@@ -145,7 +145,7 @@ static void test_numbers(void **state)
                 got = c.limits.max_offset;
         } else {
             assert_int_equal(rc, VERSO_EINVAL);
-            assert_string_equal(why, "config line 1: bad setting or token line");
+            assert_int_equal(strncmp(why, "config line 1: ", 15), 0);
         }
         if (got != cases[i].want)
             fail_msg("\"%s\": got %lld, want %lld", cases[i].line, (long long)got,
@@ -233,8 +233,8 @@ static void test_bad_lines(void **state)
 
         if (parse(&c, cases[i].text, 0, why, sizeof(why)) != VERSO_EINVAL)
             fail_msg("\"%s\" accepted", cases[i].text);
-        snprintf(want, sizeof(want), "config line %d: bad setting or token line", cases[i].line);
-        if (strcmp(why, want))
+        snprintf(want, sizeof(want), "config line %d: ", cases[i].line);
+        if (strncmp(why, want, strlen(want)))
             fail_msg("\"%s\": \"%s\", want \"%s\"", cases[i].text, why, want);
         verso__config_free(&c);
     }
@@ -256,8 +256,8 @@ static void test_bad_lines(void **state)
         snprintf(lines, sizeof(lines), tokens[i].fmt, h, h);
         if (parse(&c, lines, 0, why, sizeof(why)) != VERSO_EINVAL)
             fail_msg("\"%s\" accepted", lines);
-        snprintf(want, sizeof(want), "config line %d: bad setting or token line", tokens[i].line);
-        assert_string_equal(why, want);
+        snprintf(want, sizeof(want), "config line %d: ", tokens[i].line);
+        assert_int_equal(strncmp(why, want, strlen(want)), 0);
         verso__config_free(&c);
     }
     snprintf(lines, sizeof(lines), "token %s read", bad_hex);
@@ -290,11 +290,11 @@ static void test_nul_byte(void **state)
     token_hash(h, "secret");
     n = (size_t)snprintf(text, sizeof(text), "port 1%c\ntoken %s admin\n", 0, h);
     assert_int_equal(parse(&c, text, n, why, sizeof(why)), VERSO_EINVAL);
-    assert_string_equal(why, "config line 1: bad setting or token line");
+    assert_string_equal(why, "config line 1: the line holds a NUL byte");
     verso__config_free(&c);
     n = (size_t)snprintf(text, sizeof(text), "port 1\n%c\ntoken %s admin\n", 0, h);
     assert_int_equal(parse(&c, text, n, why, sizeof(why)), VERSO_EINVAL);
-    assert_string_equal(why, "config line 2: bad setting or token line");
+    assert_string_equal(why, "config line 2: the line holds a NUL byte");
     verso__config_free(&c);
 }
 
@@ -581,7 +581,8 @@ static void test_load(void **state)
     fclose(f);
     cfg_init(&c);
     assert_int_equal(verso__config_load(&c, path, why, sizeof(why)), VERSO_EINVAL);
-    assert_string_equal(why, "config line 2003: bad setting or token line");
+    assert_non_null(strstr(why, ":2003: port: \"nine\" is not a whole number from 0 to 65535"));
+    assert_int_equal(strncmp(why, path, strlen(path)), 0);
     verso__config_free(&c);
 
     f = fopen(path, "w");
@@ -594,7 +595,7 @@ static void test_load(void **state)
     remove(path);
     cfg_init(&c);
     assert_int_equal(verso__config_load(&c, path, why, sizeof(why)), VERSO_EINVAL);
-    snprintf(want, sizeof(want), "cannot read config file %s", path);
+    snprintf(want, sizeof(want), "cannot read config file %s: No such file or directory", path);
     assert_string_equal(why, want);
     verso__config_free(&c);
 }
@@ -633,7 +634,9 @@ static void test_port_bounds(void **state)
     o.config_path = cfg;
     assert_int_equal(verso_rest_start(&srv, db, &o, why, sizeof(why)), VERSO_EINVAL);
     assert_null(srv);
-    assert_string_equal(why, "config line 2: bad setting or token line");
+    assert_int_equal(strncmp(why, cfg, strlen(cfg)), 0);
+    assert_string_equal(why + strlen(cfg),
+                        ":2: port: \"65536\" is not a whole number from 0 to 65535");
     remove(cfg);
     verso_db_close(db);
 }

@@ -189,6 +189,8 @@ typedef struct verso_slave_options {
     int connect_timeout_ms; /* deadline of each step before the link is live: TCP (and TLS)
                                connection, WebSocket upgrade, the master's hello; a step that
                                takes longer ends the attempt; 0 = 3 heartbeat_ms */
+    const char *name;       /* the name the master lists this slave under (its /_status and
+                               /_metrics); at most 63 bytes are kept; NULL or "" = host:pid */
 } verso_slave_options;
 
 #define VERSO_SLAVE_OPTIONS_INIT                                                                   \
@@ -251,6 +253,17 @@ typedef struct verso_slave_state {
 
 /* Copies the slave's state. Any thread. */
 VERSO_API int verso_slave_state_get(verso_slave_state *out, verso_slave *s);
+
+/*
+ * Shows the slave's own upstream state in a REST server's GET /_status (an
+ * "upstream" object: name, connected, link, master, cursor, master_head,
+ * lag_versions, lag_seconds, reconnects, resyncs, attempts, applied_rows,
+ * last_error) and GET /_metrics (verso_upstream_* lines), for a slave that
+ * also serves its database (cascade). Chains status_json and metrics_text
+ * as verso_sync_master_mount() does: call it before verso_rest_start();
+ * s must outlive the server. Errors: VERSO_EINVAL (NULL, or mounted before).
+ */
+VERSO_API int verso_slave_mount(verso_slave *s, verso_rest_options *ro);
 
 /*
  * Read-your-writes: waits until the slave has committed master version

@@ -72,6 +72,11 @@ static bool config_same(const verso__config *a, const verso__config *b)
             !str_same(a->grants[i].table, b->grants[i].table) ||
             a->grants[i].caps != b->grants[i].caps)
             return false;
+    if (a->norigins != b->norigins)
+        return false;
+    for (size_t i = 0; i < a->norigins; i++)
+        if (strcmp(a->origins[i], b->origins[i]))
+            return false;
     return true;
 }
 
@@ -110,15 +115,21 @@ static void write_config(verso_buf *b, const verso__config *c)
                          c->grants[i].table ? " " : "",
                          c->grants[i].table ? c->grants[i].table : "");
     }
+    for (size_t i = 0; i < c->norigins; i++)
+        verso_buf_printf(b, "cors-origin %s\n", c->origins[i]);
 }
 
 static int parse(verso__config *c, const char *text, size_t len)
 {
-    char why[128];
+    char why[128] = "";
+    int rc;
 
     memset(c, 0, sizeof(*c));
     c->port = -1;
-    return verso__config_parse(c, text, len, why, sizeof(why));
+    rc = verso__config_parse(c, text, len, why, sizeof(why));
+    if (rc < 0 && (strncmp(why, "config line ", 12) || !verso__utf8_valid(why, strlen(why))))
+        abort(); /* a refusal names the line, in valid UTF-8, whatever the text */
+    return rc;
 }
 
 static void check_reparse(const verso__config *c1, const char *text, size_t len)

@@ -182,6 +182,9 @@ static int check_answer(const req *r)
                                        "message")) {
         abort(); /* 5xx, or an error without its object */
     }
+    if (st >= 400 &&
+        (strlen(r->rs.errmsg) >= 400 || !verso__utf8_valid(r->rs.errmsg, strlen(r->rs.errmsg))))
+        abort(); /* a message quotes the client's text bounded, as valid UTF-8 */
     verso_json_free(doc);
     return st;
 }
