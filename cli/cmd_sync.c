@@ -386,6 +386,8 @@ static int serve_start(serving *sv, const sync_args *a, verso_slave *s)
     }
     if (rc < 0) {
         fprintf(stderr, "verso replicate: cannot serve: %s\n", why[0] ? why : verso_strerror(rc));
+        verso_sync_master_close(sv->master); /* the server did not start: nothing uses it */
+        sv->master = NULL;
         return rc;
     }
     fprintf(stderr, "verso replicate: serving %s on http://%s%s%s:%d\n", a->db,
