@@ -2,12 +2,34 @@
 #ifndef VERSO_CLI_H
 #define VERSO_CLI_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /*
  * A sub-command. argv[0] is the sub-command name; returns the process exit
- * status (0 success, 1 failure, 2 usage error). Errors go to stderr in one
- * line: "verso <cmd>: <message>".
+ * status (VERSO_EXIT_*). Errors go to stderr in one line:
+ * "verso <cmd>: <message>".
  */
 typedef int (*verso_cli_fn)(int argc, char **argv);
+
+/* Exit statuses: "fix the command" (2, 3, 4) apart from "retrying may help" (75). */
+#define VERSO_EXIT_OK       0
+#define VERSO_EXIT_FAILURE  1  /* anything else (I/O, internal) */
+#define VERSO_EXIT_USAGE    2  /* options, arguments, a URL that is not a verso master */
+#define VERSO_EXIT_AUTH     3  /* token refused, config file unreadable */
+#define VERSO_EXIT_DATA     4  /* database missing, not tracked, schema conflict, disk full */
+#define VERSO_EXIT_TEMPFAIL 75 /* network, busy database: retrying may help (EX_TEMPFAIL) */
+
+/* Helpers (hints.c). */
+int verso_cli_status(int rc);           /* the exit status of a VERSO_E* code */
+const char *verso_cli_token_hint(void); /* where a token comes from */
+const char *verso_cli_exit_help(void);  /* the exit statuses, for --help */
+/* What is wrong with a master URL ("URL: cause; hint" in msg) and its exit
+ * status; 0 (msg "") when the URL answers like a verso master. Blocks a few
+ * seconds at most. */
+int verso_cli_url_problem(char *msg, size_t n, const char *url);
+/* "30s", "5m", "1h", "250ms", "10" (seconds): 0, else -1. */
+int verso_cli_parse_duration(int64_t *ms, const char *s);
 
 /* Database commands (cmd_orm.c). */
 int verso_cli_track(int argc, char **argv);

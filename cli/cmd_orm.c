@@ -122,7 +122,7 @@ static int parse_opt(cli_args *a, const cli_spec *s, int argc, char **argv, int 
 
 static void print_help(const cli_spec *s)
 {
-    printf("usage: verso %s %s\n\n%s", s->name, s->usage, s->help);
+    printf("usage: verso %s %s\n\n%s\n%s", s->name, s->usage, s->help, verso_cli_exit_help());
 }
 
 /* 0: run the command; otherwise the exit status (help printed: 0 via -1). */
@@ -171,12 +171,14 @@ static int open_db(verso_db **db, const cli_spec *s, const char *path, bool read
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     o.must_exist = true;
     o.readonly = readonly;
-    if (verso_db_open(db, path, &o, open_why, sizeof(open_why)) < 0) {
+    int rc = verso_db_open(db, path, &o, open_why, sizeof(open_why));
+    if (rc < 0) {
         const char *m = open_why;
         size_t n = strlen(path);
         if (strncmp(m, path, n) == 0 && m[n] == ':') /* the detail names the path already */
             m += n + 1 + (m[n + 1] == ' ');
-        return fail(s, "cannot open %s: %s", path, m);
+        fail(s, "cannot open %s: %s", path, m);
+        return verso_cli_status(rc);
     }
     return 0;
 }
@@ -184,7 +186,8 @@ static int open_db(verso_db **db, const cli_spec *s, const char *path, bool read
 static int db_fail(const cli_spec *s, verso_db *db, int rc)
 {
     const char *m = verso_db_errmsg(db);
-    return fail(s, "%s", m && m[0] ? m : verso_strerror(rc));
+    fail(s, "%s", m && m[0] ? m : verso_strerror(rc));
+    return verso_cli_status(rc);
 }
 
 static int write_out(const cli_spec *s, const verso_buf *b)

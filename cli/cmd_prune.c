@@ -16,17 +16,18 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: verso prune DB --keep-versions N | --older-than DURATION\n"
-                 "Deletes old tombstones (records of deleted rows) and moves the horizon;\n"
-                 "readers and slaves whose cursor is below it resynchronise with a full copy.\n"
-                 "  DB                      the database file (must exist)\n"
-                 "  --keep-versions N       keep the tombstones of the last N versions\n"
-                 "  --older-than DURATION   delete tombstones written more than DURATION ago:\n"
-                 "                          a number with a unit, s, m, h or d (90m, 7d);\n"
-                 "                          a bare number is seconds\n"
-                 "example: verso prune app.db --older-than 30d\n"
-                 "exit status: 0 done, 1 the database could not be opened or written,\n"
-                 "2 usage error\n");
+    fprintf(out,
+            "usage: verso prune DB --keep-versions N | --older-than DURATION\n"
+            "Deletes old tombstones (records of deleted rows) and moves the horizon;\n"
+            "readers and slaves whose cursor is below it resynchronise with a full copy.\n"
+            "  DB                      the database file (must exist)\n"
+            "  --keep-versions N       keep the tombstones of the last N versions\n"
+            "  --older-than DURATION   delete tombstones written more than DURATION ago:\n"
+            "                          a number with a unit, s, m, h or d (90m, 7d);\n"
+            "                          a bare number is seconds\n"
+            "example: verso prune app.db --older-than 30d\n"
+            "\n%s",
+            verso_cli_exit_help());
 }
 
 static int usage_error(const char *what, const char *arg)
@@ -155,15 +156,15 @@ int verso_cli_prune(int argc, char **argv)
         return usage_error("--older-than needs a duration such as 90s, 15m, 12h or 7d, not ",
                            a.older);
     o.must_exist = true;
-    if (verso_db_open(&db, a.db, &o, why, sizeof(why)) < 0) {
+    if ((rc = verso_db_open(&db, a.db, &o, why, sizeof(why))) < 0) {
         fprintf(stderr, "verso prune: cannot open %s: %s\n", a.db, why);
-        return 1;
+        return verso_cli_status(rc);
     }
     if ((rc = verso_db_info(&before, db)) < 0 || (rc = prune(&horizon, db, &a, n)) < 0) {
         fprintf(stderr, "verso prune: %s: %s\n", a.db,
                 verso_db_errmsg(db)[0] ? verso_db_errmsg(db) : verso_strerror(rc));
         verso_db_close(db);
-        return 1;
+        return verso_cli_status(rc);
     }
     verso_db_close(db);
     if (horizon == before.horizon)

@@ -6,11 +6,13 @@
  * The config file (--config, else $VERSO_CONFIG) holds access tokens,
  * limits, TLS paths, host and port; the options win over the file.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "access_log.h"
 #include "cli.h"
@@ -24,6 +26,7 @@ typedef struct serve_args {
     const char *port;
     const char *config;
     const char *access_log;
+    bool allow_empty; /* serve a file with no tracked table (it becomes a verso database) */
 } serve_args;
 
 typedef struct serve_option {
@@ -41,20 +44,25 @@ static const serve_option k_options[] = {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: verso serve DB [--host H] [--port P] [--config FILE] [--access-log FILE]\n"
+            "usage: verso serve DB [--host H] [--port P] [--config FILE] [--allow-empty]\n"
+            "       [--access-log FILE] [--log-level LEVEL | --quiet | --verbose]\n"
             "Serves the tracked tables of DB as JSON, and /_sync for live slaves\n"
             "(verso replicate), until SIGINT or SIGTERM (requests under way finish,\n"
             "WebSockets get a 1001 close, exit status 0). SIGHUP reloads the config\n"
             "file's tokens, roles and limits without dropping connections.\n"
-            "  DB              the database file (must exist)\n"
+            "  DB              the database file (must exist, with a tracked table:\n"
+            "                  verso track DB TABLE)\n"
+            "  --allow-empty   serve DB even with no tracked table (verso adds its\n"
+            "                  tables to the file and switches it to WAL)\n"
             "  --host H        bind address (default 127.0.0.1; any other address\n"
             "                  needs an access token in the config file)\n"
             "  --port P        TCP port (default 8080; 0 = any free port)\n"
             "  --config FILE   tokens, limits and TLS (default $VERSO_CONFIG);\n"
             "                  format in docs/rest.md\n"
             "  --access-log FILE  one JSON line per request, appended to FILE\n"
-            "%s",
-            cli_log_usage);
+            "%s"
+            "\n%s",
+            cli_log_usage, verso_cli_exit_help());
 }
 
 static int usage_error(const char *what, const char *arg)
@@ -72,6 +80,10 @@ static int parse_args(serve_args *a, int argc, char **argv)
         int lo;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return 1;
+        if (!strcmp(argv[i], "--allow-empty")) {
+            a->allow_empty = true;
+            continue;
+        }
         if ((lo = cli_log_option(argc, argv, &i)) != 0) {
             if (lo < 0)
                 return 2;
@@ -123,6 +135,49 @@ static void on_disk_full(verso_rest *srv, bool full, void *arg)
         cli_log(CLI_WARN, "writes work again on %s (disk space is back)", (const char *)arg);
 }
 
+/* A missing file, or one with no tracked table, is refused with what to do
+ * (before anything opens it read-write: a refused file is left as it was).
+ * 0 to serve, else the exit status. */
+static int check_db(const serve_args *a)
+{
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    verso_db *db = NULL;
+    struct stat st;
+    char why[512] = "";
+    size_t n = 0;
+    int rc;
+
+    if (!strcmp(a->db, ":memory:") || !strncmp(a->db, "file:", 5))
+        return 0;
+    if (stat(a->db, &st) < 0 && errno == ENOENT) {
+        fprintf(stderr,
+                "verso serve: %s does not exist; make one with a table that has an INTEGER "
+                "PRIMARY KEY (sqlite3, or a program with the ORM: docs/orm.md), then run "
+                "`verso track FILE TABLE`\n",
+                a->db);
+        return VERSO_EXIT_DATA;
+    }
+    if (a->allow_empty)
+        return 0;
+    o.must_exist = true;
+    o.readonly = true;
+    rc = verso_db_open(&db, a->db, &o, why, sizeof(why));
+    if (rc == 0)
+        n = verso_db_ntables(db);
+    verso_db_close(db);
+    if (rc < 0 && !strstr(why, "not a verso database")) {
+        fprintf(stderr, "verso serve: %s\n", why);
+        return verso_cli_status(rc);
+    }
+    if (n > 0)
+        return 0;
+    fprintf(stderr,
+            "verso serve: %s has no tracked table, so nothing to serve; track one with "
+            "`verso track %s TABLE` (or give --allow-empty to serve it as it is)\n",
+            a->db, a->db);
+    return VERSO_EXIT_DATA;
+}
+
 /* The stop and reload signals are blocked in every thread and taken here:
  * SIGHUP reloads the config file, SIGINT or SIGTERM return. */
 static void wait_for_stop(const sigset_t *set, verso_rest *srv, const char *config)
@@ -138,11 +193,11 @@ static void wait_for_stop(const sigset_t *set, verso_rest *srv, const char *conf
     }
 }
 
-static int serve_fail(FILE *access)
+static int serve_fail(FILE *access, int rc)
 {
     if (access)
         fclose(access);
-    return 1;
+    return verso_cli_status(rc);
 }
 
 int verso_cli_serve(int argc, char **argv)
@@ -160,14 +215,16 @@ int verso_cli_serve(int argc, char **argv)
     cli_log_init("serve");
     if ((rc = parse_args(&a, argc, argv)) != 0)
         return rc == 1 ? (usage(stdout), 0) : rc;
+    if (parse_port(&o.port, a.port) < 0)
+        return usage_error("--port needs a number from 0 to 65535, not ", a.port);
+    if ((rc = check_db(&a)) != 0)
+        return rc;
     if (a.access_log && !(access = cli_access_log_open(a.access_log)))
         return 1;
     if (a.access_log || cli_log_enabled(CLI_DEBUG)) {
         o.on_access = cli_access_log_write;
         o.access_arg = access;
     }
-    if (parse_port(&o.port, a.port) < 0)
-        return usage_error("--port needs a number from 0 to 65535, not ", a.port);
     o.db_path = a.db;
     o.host = a.host;
     o.config_path = a.config ? a.config : getenv("VERSO_CONFIG");
@@ -183,15 +240,15 @@ int verso_cli_serve(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     /* Every served database is also a replication master (/_sync). */
-    if (verso_sync_master_new(&master, a.db, NULL, why, sizeof(why)) < 0) {
+    if ((rc = verso_sync_master_new(&master, a.db, NULL, why, sizeof(why))) < 0) {
         fprintf(stderr, "verso serve: %s\n", why);
-        return serve_fail(access);
+        return serve_fail(access, rc);
     }
     verso_sync_master_mount(master, &o);
-    if (verso_rest_start(&srv, NULL, &o, why, sizeof(why)) < 0) {
+    if ((rc = verso_rest_start(&srv, NULL, &o, why, sizeof(why))) < 0) {
         fprintf(stderr, "verso serve: %s\n", why);
         verso_sync_master_close(master);
-        return serve_fail(access);
+        return serve_fail(access, rc);
     }
     host = verso_rest_host(srv);
     printf("%s://%s%s%s:%d/\n", verso_rest_tls(srv) ? "https" : "http",

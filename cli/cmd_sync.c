@@ -35,9 +35,10 @@ typedef struct sync_args {
     const char *tables[64];
     size_t ntables;
     int chunk;
-    int port;         /* replicate: also serve the slave's db (cascade); -1 = no */
-    const char *name; /* replicate: the name the master lists it under */
-    const char *host; /* replicate --port: the bind address (default 127.0.0.1) */
+    int port;           /* replicate: also serve the slave's db (cascade); -1 = no */
+    const char *name;   /* replicate: the name the master lists it under */
+    const char *host;   /* replicate --port: the bind address (default 127.0.0.1) */
+    int64_t give_up_ms; /* replicate: exit after this long without a connection; 0 = never */
     bool insecure;
     int64_t summary_ms; /* --stats-interval: summary lines off a terminal */
     bool replace_tables;
@@ -103,7 +104,11 @@ static void usage(FILE *out, const char *cmd)
                 "                     address needs 'token' lines in the --config file\n"
                 "                     (SIGHUP reloads them)\n"
                 "  --name NAME        the name the master lists this slave under\n"
-                "                     (default host:pid)\n");
+                "                     (default host:pid)\n"
+                "  --give-up-after D  exit (status 75, or 2/3 for a wrong URL or token)\n"
+                "                     after D without a connection, e.g. 30s, 5m\n"
+                "                     (default: retry for ever, saying when)\n");
+    fprintf(out, "\n%s", verso_cli_exit_help());
 }
 
 static int config_token(sync_args *a)
@@ -117,7 +122,7 @@ static int config_token(sync_args *a)
     if (!(f = fopen(path, "r"))) {
         fprintf(stderr, "verso %s: cannot read config file %s: %s\n", a->cmd, path,
                 strerror(errno));
-        return -1;
+        return -VERSO_EXIT_AUTH;
     }
     while (fgets(line, sizeof(line), f)) {
         char key[32], value[512];
@@ -177,6 +182,8 @@ static int parse_option(sync_args *a, int argc, char **argv, int *i)
         return a->host = v, 0;
     if (!strcmp(o, "--name") && !strcmp(a->cmd, "replicate"))
         return a->name = v, 0;
+    if (!strcmp(o, "--give-up-after") && !strcmp(a->cmd, "replicate"))
+        return verso_cli_parse_duration(&a->give_up_ms, v);
     if (!strcmp(o, "--table") && a->ntables < 64)
         return a->tables[a->ntables++] = v, 0;
     return -1;
@@ -210,8 +217,8 @@ static int parse_args(sync_args *a, int argc, char **argv)
     }
     if (!a->token)
         a->token = getenv("VERSO_TOKEN");
-    if (!a->token && config_token(a) < 0)
-        return 1;
+    if (!a->token && (rc = config_token(a)) < 0)
+        return -rc;
     return 0;
 }
 
@@ -254,6 +261,49 @@ static void remove_db_files(const char *path)
     }
 }
 
+/* The first request to an https master failed though a TLS server listens:
+ * most often a certificate the slave does not trust. */
+static bool tls_refused(const sync_args *a, const char *why)
+{
+    return !a->insecure && !strncmp(a->url, "https://", 8) &&
+           (strstr(why, "TLS handshake") || !strcmp(why, "GET /_info: network error"));
+}
+
+static const char k_tls_hint[] = "if the master's certificate is self-signed, add --insecure "
+                                 "(or make its certificate one this machine trusts)";
+
+/* A failure to talk to the master: what is wrong with the URL, else the
+ * library's reason, with the URL. Returns the exit status. */
+static int master_failure(const sync_args *a, int rc, const char *why)
+{
+    char msg[1024];
+    int status;
+
+    if (rc == VERSO_EAUTH && strstr(why, "HTTP 403")) {
+        fprintf(stderr,
+                "verso %s: %s: the token lacks the replicate role (%s); give it that role in "
+                "the master's config file ('token HASH replicate')\n",
+                a->cmd, a->url, why);
+        return VERSO_EXIT_AUTH;
+    }
+    if (rc == VERSO_EAUTH) {
+        fprintf(stderr, "verso %s: %s: the master refused the token (%s); %s\n", a->cmd, a->url,
+                why, verso_cli_token_hint());
+        return VERSO_EXIT_AUTH;
+    }
+    if ((status = verso_cli_url_problem(msg, sizeof(msg), a->url)) != 0) {
+        fprintf(stderr, "verso %s: %s\n", a->cmd, msg);
+        return status;
+    }
+    if (tls_refused(a, why)) {
+        fprintf(stderr, "verso %s: %s: the TLS connection failed (%s); %s\n", a->cmd, a->url, why,
+                k_tls_hint);
+        return VERSO_EXIT_USAGE;
+    }
+    fprintf(stderr, "verso %s: %s: %s\n", a->cmd, a->url, why);
+    return verso_cli_status(rc);
+}
+
 /* A pull that committed nothing leaves db as it found it. */
 static bool committed_nothing(verso_db *db)
 {
@@ -294,11 +344,11 @@ int verso_cli_pull(int argc, char **argv)
     c.on_progress = cli_pull_progress;
     c.progress_arg = &progress;
     created = create_file(a.db);
-    if (verso_db_open(&db, a.db, NULL, open_why, sizeof(open_why)) < 0) {
+    if ((rc = verso_db_open(&db, a.db, NULL, open_why, sizeof(open_why))) < 0) {
         fprintf(stderr, "verso pull: %s: %s\n", a.db, open_why);
         if (created)
             remove_db_files(a.db);
-        return 1;
+        return verso_cli_status(rc);
     }
     install_signals();
     c.should_stop = stop_requested;
@@ -308,9 +358,12 @@ int verso_cli_pull(int argc, char **argv)
     verso_db_close(db);
     if (unused)
         remove_db_files(a.db);
+    if (rc < 0 && (rc == VERSO_ENET || rc == VERSO_ETIMEOUT || rc == VERSO_EPROTO ||
+                   rc == VERSO_EAUTH || rc == VERSO_EINVAL))
+        return master_failure(&a, rc, why[0] ? why : verso_strerror(rc));
     if (rc < 0) {
         fprintf(stderr, "verso pull: %s\n", why[0] ? why : verso_strerror(rc));
-        return 1;
+        return verso_cli_status(rc);
     }
     pull_done(&res);
     return res.cursor >= res.master_head ? 0 : 1;
@@ -342,6 +395,8 @@ static int serve_start(serving *sv, const sync_args *a, verso_slave *s)
     }
     if (rc < 0) {
         fprintf(stderr, "verso replicate: cannot serve: %s\n", why[0] ? why : verso_strerror(rc));
+        verso_sync_master_close(sv->master); /* the server did not start: nothing uses it */
+        sv->master = NULL;
         return rc;
     }
     cli_notice("serving %s on http://%s%s%s:%d", a->db,
@@ -356,19 +411,69 @@ static void serve_stop(serving *sv)
     verso_sync_master_close(sv->master);
 }
 
-/* Prints the slave's last failure when it changed: once, not at every retry.
- * A failure that cleared and comes back is a new episode, printed again. */
-static void replicate_error(verso_slave *s, char *shown, size_t n)
+/* The failure as the user reads it ("URL: cause; hint") and its exit status. */
+static int replicate_cause(const verso_slave_state *st, const sync_args *a, char *msg, size_t n)
+{
+    int status;
+
+    if (strstr(st->last_error, "HTTP 403")) {
+        snprintf(msg, n, "%s: %s; give it that role in the master's config file", a->url,
+                 st->last_error);
+        return VERSO_EXIT_AUTH;
+    }
+    if (strstr(st->last_error, "HTTP 401")) {
+        snprintf(msg, n, "%s: %s; %s", a->url, st->last_error, verso_cli_token_hint());
+        return VERSO_EXIT_AUTH;
+    }
+    if (strstr(st->last_error, "schema")) {
+        snprintf(msg, n, "%s: %s", a->url, st->last_error);
+        return VERSO_EXIT_DATA;
+    }
+    if (!st->connected && (status = verso_cli_url_problem(msg, n, a->url)) != 0)
+        return status;
+    if (tls_refused(a, st->last_error)) {
+        snprintf(msg, n, "%s: %s; %s", a->url, st->last_error, k_tls_hint);
+        return VERSO_EXIT_USAGE;
+    }
+    snprintf(msg, n, "%s: %s", a->url, st->last_error);
+    return VERSO_EXIT_TEMPFAIL;
+}
+
+/* Prints the slave's last failure when it changed: once, not at every retry,
+ * with when the next attempt comes. A failure that cleared and comes back is
+ * a new episode, printed again. Returns the failure's exit status (75 when none). */
+static int replicate_error(verso_slave *s, const sync_args *a, char *shown, size_t n, int status)
 {
     verso_slave_state st;
+    char msg[1024];
 
     verso_slave_state_get(&st, s);
     if (!st.last_error[0])
         shown[0] = '\0';
     if (!st.last_error[0] || !strcmp(st.last_error, shown))
-        return;
+        return st.last_error[0] ? status : VERSO_EXIT_TEMPFAIL;
     snprintf(shown, n, "%s", st.last_error);
-    cli_log(CLI_ERROR, "%s", shown);
+    status = replicate_cause(&st, a, msg, sizeof(msg));
+    verso_slave_state_get(&st, s); /* the probe took a while */
+    cli_log(CLI_ERROR, "%s (retrying: next attempt in %.1f s, then backoff up to 5 s)", msg,
+            st.retry_in_ms / 1000.0);
+    return status;
+}
+
+/* --give-up-after: true (said) when the slave has had no connection for that long. */
+static bool give_up(verso_slave *s, const sync_args *a, int64_t *live_ms)
+{
+    verso_slave_state st;
+    int64_t now = verso_now_ms();
+
+    verso_slave_state_get(&st, s);
+    if (st.connected || !a->give_up_ms)
+        *live_ms = now;
+    if (now - *live_ms < a->give_up_ms || !a->give_up_ms)
+        return false;
+    cli_log(CLI_ERROR, "no connection to %s for %.0f s: giving up (--give-up-after)", a->url,
+            a->give_up_ms / 1000.0);
+    return true;
 }
 
 /* SIGHUP: the served config file's tokens, roles and limits, read again. */
@@ -390,9 +495,10 @@ int verso_cli_replicate(int argc, char **argv)
     verso_slave *s = NULL;
     serving sv = {0};
     sync_args a;
-    char why[256], shown[sizeof(((verso_slave_state *)0)->last_error)] = "";
+    char why[1024], shown[sizeof(((verso_slave_state *)0)->last_error)] = "";
     cli_replicate progress;
-    int rc = parse_args(&a, argc, argv);
+    int64_t live = verso_now_ms();
+    int rc = parse_args(&a, argc, argv), status = VERSO_EXIT_TEMPFAIL;
 
     if (rc != 0)
         return rc < 0 ? 0 : rc;
@@ -402,19 +508,26 @@ int verso_cli_replicate(int argc, char **argv)
     o.event_arg = &progress;
     o.name = a.name;
     install_signals();
-    if (verso_slave_start(&s, a.db, a.url, &o, why, sizeof(why)) < 0) {
+    if ((rc = verso_slave_start(&s, a.db, a.url, &o, why, sizeof(why))) < 0) {
+        char msg[1024];
+        if (rc == VERSO_EINVAL && verso_cli_url_problem(msg, sizeof(msg), a.url) != 0)
+            memcpy(why, msg, sizeof(why));
         fprintf(stderr, "verso replicate: %s\n", why);
-        return 1;
+        return verso_cli_status(rc);
     }
     progress.slave = s;
-    if (a.port >= 0 && serve_start(&sv, &a, s) < 0) {
+    if (a.port >= 0 && (rc = serve_start(&sv, &a, s)) < 0) {
         verso_slave_stop(s);
-        return 1;
+        return verso_cli_status(rc);
     }
     while (!g_stop) {
         struct timespec ts = {0, 200 * 1000000L};
         nanosleep(&ts, NULL);
-        replicate_error(s, shown, sizeof(shown));
+        status = replicate_error(s, &a, shown, sizeof(shown), status);
+        if (give_up(s, &a, &live)) {
+            rc = status;
+            break;
+        }
         if (g_hup && !(g_hup = 0))
             replicate_reload(&sv);
         cli_replicate_tick(&progress);
@@ -423,5 +536,5 @@ int verso_cli_replicate(int argc, char **argv)
     if (sv.rest)
         serve_stop(&sv);
     verso_slave_stop(s);
-    return 0;
+    return rc > 0 ? rc : 0;
 }

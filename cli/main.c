@@ -32,6 +32,8 @@ static void usage(FILE *out)
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun 'verso <command> --help' for a command's arguments.\n");
+    if (out == stdout) /* --help; a usage error stays short */
+        fprintf(out, "\n%s", verso_cli_exit_help());
 }
 
 static const command *find_command(const char *name)

@@ -101,6 +101,8 @@ int main(int argc, char **argv)
         goto fail;
     verso_sync_master_mount(m, &ro); /* /_sync, commit watch, status and metrics */
     ro.port = argc > 2 ? atoi(argv[2]) : VERSO_REST_PORT_DEFAULT;
+    if (argc > 2 && ro.port == 0)
+        ro.port = VERSO_REST_PORT_ANY; /* "0": a free port, as the usage says */
     if (verso_rest_start(&srv, db, &ro, why, sizeof(why)) < 0)
         goto fail;
     verso_sync_master_watch(m, db); /* push our own commits at once */

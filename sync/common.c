@@ -333,3 +333,17 @@ bool verso__sync_cancelled(const verso__sync_cancel *c)
 {
     return c && ((c->flag && atomic_load(c->flag)) || (c->fn && c->fn(c->arg)));
 }
+
+const char *verso__sync_lws_cause(const char *lws_why, unsigned status, char *buf, size_t n)
+{
+    if (status && status != 101) {
+        snprintf(buf, n, "the server answered HTTP %u to the WebSocket upgrade on %s", status,
+                 VERSO_SYNC_PATH);
+        return buf;
+    }
+    if (lws_why && (strstr(lws_why, "SSL") || strstr(lws_why, "ssl") || strstr(lws_why, "tls")))
+        return "the TLS handshake failed";
+    if (lws_why && !strncmp(lws_why, "HS:", 3))
+        return "the server's answer to the WebSocket upgrade is not a verso master's";
+    return "cannot connect";
+}

@@ -24,6 +24,7 @@ struct verso__sync_http {
     int status;
     int rc;
     bool done;
+    char cause[128];            /* why the request could not connect, in plain words */
     lws_sorted_usec_list_t sul; /* bounds each wait so timeouts and stop are noticed */
 };
 
@@ -63,6 +64,15 @@ static void finish(verso__sync_http *h, int rc)
     h->done = true;
 }
 
+/* lws's own text (its internals) becomes a plain cause. */
+static void connection_error(verso__sync_http *h, const char *lws_why)
+{
+    char buf[128];
+
+    snprintf(h->cause, sizeof(h->cause), "%s", verso__sync_lws_cause(lws_why, 0, buf, sizeof(buf)));
+    finish(h, VERSO_ENET);
+}
+
 static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                    size_t len)
 {
@@ -73,7 +83,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     switch (reason) {
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        finish(h, VERSO_ENET);
+        connection_error(h, in);
         return 0;
     case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
         h->status = (int)lws_http_client_http_response(wsi);
@@ -174,7 +184,14 @@ static int connect_get(verso__sync_http *h, const char *path)
     h->connecting = true; /* callbacks may run inside the call, before it returns the wsi */
     h->wsi = lws_client_connect_via_info(&ci);
     h->connecting = false;
+    if (!h->wsi && !h->done)
+        snprintf(h->cause, sizeof(h->cause), "cannot connect");
     return h->wsi || h->done ? 0 : VERSO_ENET;
+}
+
+const char *verso__sync_http_cause(const verso__sync_http *h)
+{
+    return h->cause;
 }
 
 int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, const char *path_query,
@@ -189,6 +206,7 @@ int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, cons
     h->status = 0;
     h->rc = 0;
     h->done = false;
+    h->cause[0] = '\0';
     if ((rc = verso_buf_printf(&path, "%s%s", h->url.prefix, path_query)) < 0)
         goto done;
     if ((rc = connect_get(h, path.data)) < 0)

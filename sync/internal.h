@@ -133,6 +133,12 @@ bool verso__sync_cancelled(const verso__sync_cancel *c);
 
 int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, const char *path_query,
                          const verso__sync_cancel *stop);
+/* Why the last request could not connect, in plain words ("" if it did). */
+const char *verso__sync_http_cause(const verso__sync_http *h);
+/* libwebsockets' connection-error text (its internals: "HS: ws upgrade
+ * response not 101", "connect SSL err 1: ...") and HTTP status, in plain
+ * words; buf (n bytes) may hold the answer. */
+const char *verso__sync_lws_cause(const char *lws_why, unsigned status, char *buf, size_t n);
 
 /*
  * Read-ahead of GET /_changes?since=N<suffix> on a thread of its own, from

@@ -36,19 +36,22 @@ typedef struct pull {
 static int status_error(pull *p, int status, const char *what)
 {
     int rc = (status == 401 || status == 403) ? VERSO_EAUTH : VERSO_EPROTO;
-    int n = (int)(p->body.len > 200 ? 200 : p->body.len);
+    const char *b = p->body.data && p->body.data[0] == '{' ? p->body.data : "";
+    int n = (int)strcspn(b, "\r\n"); /* a JSON error on one line; never an HTML page */
 
-    verso__sync_why(p->why, p->whylen, "%s: HTTP %d %.*s", what, status, n,
-                    p->body.data ? p->body.data : "");
+    verso__sync_why(p->why, p->whylen, "%s: HTTP %d%s%.*s", what, status, n ? " " : "",
+                    n > 200 ? 200 : n, b);
     return rc;
 }
 
 static int get(pull *p, int *status, const char *path, const char *what)
 {
     int rc = verso__sync_http_get(&p->body, status, p->http, path, p->stop);
+    const char *cause = verso__sync_http_cause(p->http);
 
     if (rc < 0)
-        verso__sync_why(p->why, p->whylen, "%s: %s", what, verso_strerror(rc));
+        verso__sync_why(p->why, p->whylen, "%s: %s", what,
+                        rc == VERSO_ENET && cause[0] ? cause : verso_strerror(rc));
     return rc;
 }
 

@@ -192,7 +192,10 @@ static int stale(enum lws_callback_reasons reason)
 
 static int connect_failed(verso__wsc *c, struct lws *wsi, const char *why)
 {
-    end(c, VERSO__WSC_FAILED, why ? why : "connection failed", lws_http_client_http_response(wsi));
+    unsigned status = lws_http_client_http_response(wsi);
+    char buf[128];
+
+    end(c, VERSO__WSC_FAILED, verso__sync_lws_cause(why, status, buf, sizeof(buf)), status);
     return 0;
 }
 

@@ -186,7 +186,7 @@ static void test_refusals(void **state)
     (void)state;
     spawn(&p, (const char *[]){"serve", g_db, "--host", "0.0.0.0", "--port", "0", NULL}, NULL);
     assert_false(read_url(&p));
-    assert_int_equal(finish(&p, 0), 1);
+    assert_int_equal(finish(&p, 0), 3); /* access: the config file needs a token */
     spawn(&p, (const char *[]){"serve", NULL}, NULL);
     assert_false(read_url(&p));
     assert_int_equal(finish(&p, 0), 2);
@@ -195,7 +195,7 @@ static void test_refusals(void **state)
     assert_int_equal(finish(&p, 0), 2);
     spawn(&p, (const char *[]){"serve", "/nonexistent/dir/x.db", "--port", "0", NULL}, NULL);
     assert_false(read_url(&p));
-    assert_int_equal(finish(&p, 0), 1);
+    assert_int_equal(finish(&p, 0), 4); /* data: no such database file */
 }
 
 int main(void)

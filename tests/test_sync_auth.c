@@ -214,7 +214,7 @@ static int occurrences(const char *path, const char *text)
 /* `verso replicate` with a wrong token says so on stderr, once. */
 static void test_cli_reports_once(void **state)
 {
-    static const char msg[] = "verso replicate: not authorized (HTTP 401)";
+    static const char msg[] = "not authorized (HTTP 401)";
     char errp[600], *args[] = {getenv("VERSO_BIN"), "replicate", "--quiet", NULL, NULL, NULL};
     env e;
     pid_t pid;

@@ -376,6 +376,8 @@ static void test_samples(void **state)
         fail_msg("samples/master did not start: %s", line);
     assert_non_null(url = strstr(line, "http://"));
     url[strcspn(url, " \n")] = '\0';
+    /* "0" is a free port (the kernel's ephemeral range), not the default 8080 */
+    assert_null(strstr(url, ":8080"));
     snprintf(m.url, sizeof(m.url), "%s", url);
     pargs[1] = sargs[1] = m.url;
 

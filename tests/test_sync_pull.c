@@ -271,7 +271,7 @@ static void test_pull_command(void **state)
     }
     {
         const char *args[] = {"verso", "pull", "--quiet", "http://127.0.0.1:1", sp, NULL};
-        assert_int_equal(run_cli(args), 1);
+        assert_int_equal(run_cli(args), 75); /* nothing listening: retrying may help */
     }
     {
         const char *args[] = {"verso", "pull", m.url, NULL};

@@ -295,6 +295,7 @@ typedef struct verso_slave_state {
     char last_error[128];   /* the last failure ("" if none) */
     verso_slave_link link;  /* where the link is now */
     int64_t attempts;       /* connection attempts since start */
+    int64_t retry_in_ms;    /* link WAITING: time left until the next attempt, else 0 */
     verso_sync_phase phase; /* what the slave is doing (CONNECTING while the link is not live) */
     int64_t snapshot_bytes; /* the file snapshot being received: bytes so far */
     int64_t snapshot_total; /* its size as announced; 0 when none is being received */
