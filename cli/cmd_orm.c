@@ -477,7 +477,7 @@ static int info_column(verso_buf *b, const verso_column *c, bool first)
         rc = verso_buf_printf(b, ", \"type\": \"%s\"%s%s%s}", verso_type_name(c->type),
                               c->flags & VERSO_FIELD_ID ? ", \"id\": true" : "",
                               c->flags & VERSO_FIELD_VERSION ? ", \"version\": true" : "",
-                              c->flags & VERSO_FIELD_NOTNULL ? ", \"not_null\": true" : "");
+                              c->flags & VERSO_FIELD_NOTNULL ? ", \"notnull\": true" : "");
     return rc;
 }
 
