@@ -39,23 +39,25 @@ static const serve_option k_options[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: verso serve DB [--host H] [--port P] [--config FILE] [--allow-empty]\n"
-            "Serves the tracked tables of DB as JSON, and /_sync for live slaves\n"
-            "(verso replicate), until SIGINT or SIGTERM (requests under way finish,\n"
-            "WebSockets get a 1001 close, exit status 0). SIGHUP reloads the config\n"
-            "file's tokens, roles and limits without dropping connections.\n"
-            "  DB              the database file (must exist, with a tracked table:\n"
-            "                  verso track DB TABLE)\n"
-            "  --allow-empty   serve DB even with no tracked table (verso adds its\n"
-            "                  tables to the file and switches it to WAL)\n"
-            "  --host H        bind address (default 127.0.0.1; any other address\n"
-            "                  needs an access token in the config file)\n"
-            "  --port P        TCP port (default 8080; 0 = any free port)\n"
-            "  --config FILE   tokens, limits and TLS (default $VERSO_CONFIG);\n"
-            "                  format in docs/rest.md\n"
-            "\n%s",
-            verso_cli_exit_help());
+    fprintf(out, "usage: verso serve DB [--host H] [--port P] [--config FILE] [--allow-empty]\n\n"
+                 "Serves the tracked tables of DB as JSON, and /_sync for live slaves\n"
+                 "(verso replicate), until SIGINT or SIGTERM (requests under way finish,\n"
+                 "WebSockets get a 1001 close, exit status 0). SIGHUP reloads the config\n"
+                 "file's tokens, roles and limits without dropping connections.\n\n"
+                 "arguments:\n"
+                 "  DB              the database file (must exist, with a tracked table:\n"
+                 "                  verso track DB TABLE)\n\n"
+                 "options:\n"
+                 "  --allow-empty   serve DB even with no tracked table (verso adds its\n"
+                 "                  tables to the file and switches it to WAL)\n"
+                 "  --host H        bind address (default 127.0.0.1; any other address\n"
+                 "                  needs an access token in the config file)\n"
+                 "  --port P        TCP port (default 8080; 0 = any free port)\n"
+                 "  --config FILE   tokens, limits and TLS (default $VERSO_CONFIG);\n"
+                 "                  format in docs/rest.md\n");
+    verso_cli_help_end(out,
+                       "  verso serve shop.db --port 8080\n"
+                       "  verso serve shop.db --host 0.0.0.0 --config /etc/verso/verso.conf\n");
 }
 
 static int usage_error(const char *what, const char *arg)
