@@ -208,6 +208,20 @@ int verso__http_writeable(verso_rest *srv, struct lws *wsi, void *pss)
 /* The 503 of a server out of memory, in a buffer of the stack. */
 static int send_nomem(verso_rest *srv, struct lws *wsi, conn *c, const verso__resp *rs, bool close);
 
+/* Writes the answer start..p, then half-closes or waits for the next request. */
+static int write_answer(verso_rest *srv, struct lws *wsi, conn *c, unsigned char *start,
+                        unsigned char *p, bool close)
+{
+    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
+        return -1;
+    if (close) {
+        half_close(srv, wsi, c);
+        return 0;
+    }
+    move(srv, wsi, c, ST_IDLE);
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 /* Writes the whole response; returns what the lws callback must return. */
 static int send_response(verso_rest *srv, struct lws *wsi, conn *c, const verso__resp *rs,
                          bool close)
@@ -227,14 +241,7 @@ static int send_response(verso_rest *srv, struct lws *wsi, conn *c, const verso_
         p += rs->body->len;
     }
     verso__metrics_record(&srv->metrics, rs->route, rs->status, elapsed(&c->t0), rs->rows);
-    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
-        return -1;
-    if (close) {
-        half_close(srv, wsi, c);
-        return 0;
-    }
-    move(srv, wsi, c, ST_IDLE);
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return write_answer(srv, wsi, c, start, p, close);
 }
 
 static int send_nomem(verso_rest *srv, struct lws *wsi, conn *c, const verso__resp *rs, bool close)
@@ -256,14 +263,7 @@ static int send_nomem(verso_rest *srv, struct lws *wsi, conn *c, const verso__re
         p += sizeof(text) - 1;
     }
     verso__metrics_record(&srv->metrics, r.route, r.status, elapsed(&c->t0), 0);
-    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
-        return -1;
-    if (close) {
-        half_close(srv, wsi, c);
-        return 0;
-    }
-    move(srv, wsi, c, ST_IDLE);
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return write_answer(srv, wsi, c, start, p, close);
 }
 
 static void resp_init(verso__resp *rs, verso_rest *srv)

@@ -805,33 +805,52 @@ static int open_parts(verso_slave *s, const char *db_path, const verso_slave_opt
     return 0;
 }
 
-int verso_slave_start(verso_slave **out, const char *db_path, const char *url,
+/* A slave with its options and database; url NULL: no client (detached). */
+static int slave_make(verso_slave **out, const char *db_path, const char *url,
                       const verso_slave_options *opts, char *why, size_t whylen)
 {
     static const verso_slave_options defaults = VERSO_SLAVE_OPTIONS_INIT;
     verso_slave *s;
-    int rc;
+    int rc = 0;
 
     *out = NULL;
     verso__sync_why(why, whylen, "%s", "");
     if (!db_path || !(s = slave_alloc()))
         return db_path ? VERSO_ENOMEM : VERSO_EINVAL;
     opts = opts ? opts : &defaults;
-    if (verso__sync_url_parse(&s->url, url) < 0) {
-        verso__sync_why(why, whylen, "bad URL %s", url ? url : "(null)");
+    if (url && verso__sync_url_parse(&s->url, url) < 0) {
+        verso__sync_why(why, whylen, "bad URL %s", url);
         rc = VERSO_EINVAL;
-        goto done;
     }
-    if ((rc = copy_options(s, opts)) < 0 || (rc = open_parts(s, db_path, opts, why, whylen)) < 0)
-        goto done;
-    s->start_ms = verso__sync_mono_ms();
-    rc = pthread_create(&s->thread, NULL, run, s) == 0 ? 0 : VERSO_ENOMEM;
-done:
-    if (rc < 0)
+    if (rc == 0 && (rc = copy_options(s, opts)) == 0)
+        rc = open_parts(s, db_path, url ? opts : NULL, why, whylen);
+    if (rc < 0) {
         slave_free(s);
-    else
-        *out = s;
-    return rc;
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int verso_slave_start(verso_slave **out, const char *db_path, const char *url,
+                      const verso_slave_options *opts, char *why, size_t whylen)
+{
+    int rc;
+
+    if (!url) {
+        *out = NULL;
+        verso__sync_why(why, whylen, "bad URL (null)");
+        return VERSO_EINVAL;
+    }
+    if ((rc = slave_make(out, db_path, url, opts, why, whylen)) < 0)
+        return rc;
+    (*out)->start_ms = verso__sync_mono_ms();
+    if (pthread_create(&(*out)->thread, NULL, run, *out) != 0) {
+        slave_free(*out);
+        *out = NULL;
+        return VERSO_ENOMEM;
+    }
+    return 0;
 }
 
 void verso_slave_stop(verso_slave *s)
@@ -907,22 +926,11 @@ static void detached_connect(verso_slave *s)
 int verso__slave_detached(verso_slave **out, const char *db_path, const verso_slave_options *opts,
                           char *why, size_t whylen)
 {
-    static const verso_slave_options defaults = VERSO_SLAVE_OPTIONS_INIT;
-    verso_slave *s;
-    int rc;
+    int rc = slave_make(out, db_path, NULL, opts, why, whylen);
 
-    *out = NULL;
-    verso__sync_why(why, whylen, "%s", "");
-    if (!db_path || !(s = slave_alloc()))
-        return db_path ? VERSO_ENOMEM : VERSO_EINVAL;
-    if ((rc = copy_options(s, opts ? opts : &defaults)) < 0 ||
-        (rc = open_parts(s, db_path, NULL, why, whylen)) < 0) {
-        slave_free(s);
-        return rc;
-    }
-    detached_connect(s);
-    *out = s;
-    return 0;
+    if (rc == 0)
+        detached_connect(*out);
+    return rc;
 }
 
 int verso__slave_receive(verso_slave *s, const char *data, size_t len, verso_buf *out)
