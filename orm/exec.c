@@ -241,9 +241,14 @@ int verso_db_exec(verso_db *db, const char *sql)
     if ((rc = verso__wbegin(db, &implicit)) < 0)
         return rc;
     fk_pragma fk = {.refuse = !implicit, .value = -1};
-    sqlite3_set_authorizer(db->sq, on_authorize, &fk);
+    /* setting an authorizer expires the connection's statements: only when
+     * the SQL may hold the pragma */
+    bool fk_watch = sqlite3_strlike("%foreign_keys%", sql, 0) == 0;
+    if (fk_watch)
+        sqlite3_set_authorizer(db->sq, on_authorize, &fk);
     rc = exec_steps(db, sql);
-    sqlite3_set_authorizer(db->sq, NULL, NULL);
+    if (fk_watch)
+        sqlite3_set_authorizer(db->sq, NULL, NULL);
     if (fk.refused)
         rc = fk_apply(db, &fk, rc);
     rc = verso__wend(db, implicit, rc);
