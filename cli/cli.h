@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /*
  * A sub-command. argv[0] is the sub-command name; returns the process exit
@@ -24,6 +25,9 @@ typedef int (*verso_cli_fn)(int argc, char **argv);
 int verso_cli_status(int rc);           /* the exit status of a VERSO_E* code */
 const char *verso_cli_token_hint(void); /* where a token comes from */
 const char *verso_cli_exit_help(void);  /* the exit statuses, for --help */
+/* Ends a --help after its option lines: --help itself, examples (lines
+ * "  verso ...\n"), exit statuses (help.c). */
+void verso_cli_help_end(FILE *out, const char *examples);
 /* What is wrong with a master URL ("URL: cause; hint" in msg) and its exit
  * status; 0 (msg "") when the URL answers like a verso master. Blocks a few
  * seconds at most. */

@@ -24,10 +24,11 @@ typedef struct cli_opt {
 } cli_opt;
 
 typedef struct cli_spec {
-    const char *name;  /* "changes" */
-    const char *usage; /* arguments after the command name */
-    const char *help;  /* what it does, options */
-    size_t npos;       /* positional arguments required */
+    const char *name;     /* "changes" */
+    const char *usage;    /* arguments after the command name */
+    const char *help;     /* what it does, then "options:" and its option lines */
+    const char *examples; /* "  verso ...\n" lines */
+    size_t npos;          /* positional arguments required */
     const cli_opt *opts;
     size_t nopts;
 } cli_spec;
@@ -122,7 +123,8 @@ static int parse_opt(cli_args *a, const cli_spec *s, int argc, char **argv, int 
 
 static void print_help(const cli_spec *s)
 {
-    printf("usage: verso %s %s\n\n%s\n%s", s->name, s->usage, s->help, verso_cli_exit_help());
+    printf("usage: verso %s %s\n\n%s", s->name, s->usage, s->help);
+    verso_cli_help_end(stdout, s->examples);
 }
 
 /* 0: run the command; otherwise the exit status (help printed: 0 via -1). */
@@ -218,6 +220,8 @@ static const cli_spec track_spec = {
             "TABLE needs an INTEGER PRIMARY KEY. Running it again changes nothing.\n\n"
             "options:\n"
             "  --column NAME   name of the version column (default: version)\n",
+    .examples = "  verso track shop.db items\n"
+                "  verso track shop.db orders --column rev\n",
     .npos = 2,
     .opts = track_opts,
     .nopts = sizeof track_opts / sizeof track_opts[0],
@@ -272,6 +276,8 @@ static const cli_spec changes_spec = {
         "  --since V   start after version V (default 0: everything)\n"
         "  --limit N   print at most N changes (default: all)\n"
         "  --table T   only table T; repeat for several tables (default: all)\n",
+    .examples = "  verso changes shop.db\n"
+                "  verso changes shop.db --since 120 --table items --limit 100\n",
     .npos = 1,
     .opts = changes_opts,
     .nopts = sizeof changes_opts / sizeof changes_opts[0],
@@ -346,6 +352,8 @@ static const cli_spec dump_spec = {
             "their version column. 'verso load' reads it back.\n\n"
             "options:\n"
             "  --table T   only table T\n",
+    .examples = "  verso dump shop.db > shop.json\n"
+                "  verso dump shop.db --table items\n",
     .npos = 1,
     .opts = dump_opts,
     .nopts = sizeof dump_opts / sizeof dump_opts[0],
@@ -388,7 +396,10 @@ static const cli_spec load_spec = {
     .help = "Loads a JSON fixture (the format 'verso dump' writes) into DB, in one\n"
             "transaction: a row whose id exists is updated, any other row is inserted with\n"
             "its id. Every loaded row gets a new version. On any error nothing changes.\n"
-            "FILE '-' reads standard input.\n",
+            "FILE '-' reads standard input.\n\n"
+            "options:\n",
+    .examples = "  verso load copy.db shop.json\n"
+                "  verso dump shop.db | verso load copy.db -\n",
     .npos = 2,
     .opts = NULL,
     .nopts = 0,
@@ -462,7 +473,9 @@ static const cli_spec info_spec = {
     .help = "Prints the database identity (a UUID made at creation), the head version\n"
             "(highest committed version), the horizon (deletions up to it may have been\n"
             "pruned), the replication cursor if DB is a replica, and every tracked table\n"
-            "with its columns and types, as JSON.\n",
+            "with its columns and types, as JSON.\n\n"
+            "options:\n",
+    .examples = "  verso info shop.db\n",
     .npos = 1,
     .opts = NULL,
     .nopts = 0,
@@ -477,7 +490,7 @@ static int info_column(verso_buf *b, const verso_column *c, bool first)
         rc = verso_buf_printf(b, ", \"type\": \"%s\"%s%s%s}", verso_type_name(c->type),
                               c->flags & VERSO_FIELD_ID ? ", \"id\": true" : "",
                               c->flags & VERSO_FIELD_VERSION ? ", \"version\": true" : "",
-                              c->flags & VERSO_FIELD_NOTNULL ? ", \"not_null\": true" : "");
+                              c->flags & VERSO_FIELD_NOTNULL ? ", \"notnull\": true" : "");
     return rc;
 }
 

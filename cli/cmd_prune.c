@@ -16,18 +16,18 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: verso prune DB --keep-versions N | --older-than DURATION\n"
-            "Deletes old tombstones (records of deleted rows) and moves the horizon;\n"
-            "readers and slaves whose cursor is below it resynchronise with a full copy.\n"
-            "  DB                      the database file (must exist)\n"
-            "  --keep-versions N       keep the tombstones of the last N versions\n"
-            "  --older-than DURATION   delete tombstones written more than DURATION ago:\n"
-            "                          a number with a unit, s, m, h or d (90m, 7d);\n"
-            "                          a bare number is seconds\n"
-            "example: verso prune app.db --older-than 30d\n"
-            "\n%s",
-            verso_cli_exit_help());
+    fprintf(out, "usage: verso prune DB --keep-versions N | --older-than DURATION\n\n"
+                 "Deletes old tombstones (records of deleted rows) and moves the horizon;\n"
+                 "readers and slaves whose cursor is below it resynchronise with a full copy.\n\n"
+                 "arguments:\n"
+                 "  DB                      the database file (must exist)\n\n"
+                 "options:\n"
+                 "  --keep-versions N       keep the tombstones of the last N versions\n"
+                 "  --older-than DURATION   delete tombstones written more than DURATION ago:\n"
+                 "                          a number with a unit, s, m, h or d (90m, 7d);\n"
+                 "                          a bare number is seconds\n");
+    verso_cli_help_end(out, "  verso prune app.db --older-than 30d\n"
+                            "  verso prune app.db --keep-versions 100000\n");
 }
 
 static int usage_error(const char *what, const char *arg)

@@ -44,14 +44,15 @@ static const serve_option k_options[] = {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: verso serve DB [--host H] [--port P] [--config FILE] [--allow-empty]\n"
-            "       [--access-log FILE] [--log-level LEVEL | --quiet | --verbose]\n"
+            "usage: verso serve DB [--host H] [--port P] [--config FILE] [--allow-empty]\n\n"
             "Serves the tracked tables of DB as JSON, and /_sync for live slaves\n"
             "(verso replicate), until SIGINT or SIGTERM (requests under way finish,\n"
             "WebSockets get a 1001 close, exit status 0). SIGHUP reloads the config\n"
-            "file's tokens, roles and limits without dropping connections.\n"
+            "file's tokens, roles and limits without dropping connections.\n\n"
+            "arguments:\n"
             "  DB              the database file (must exist, with a tracked table:\n"
-            "                  verso track DB TABLE)\n"
+            "                  verso track DB TABLE)\n\n"
+            "options:\n"
             "  --allow-empty   serve DB even with no tracked table (verso adds its\n"
             "                  tables to the file and switches it to WAL)\n"
             "  --host H        bind address (default 127.0.0.1; any other address\n"
@@ -60,9 +61,11 @@ static void usage(FILE *out)
             "  --config FILE   tokens, limits and TLS (default $VERSO_CONFIG);\n"
             "                  format in docs/rest.md\n"
             "  --access-log FILE  one JSON line per request, appended to FILE\n"
-            "%s"
-            "\n%s",
-            cli_log_usage, verso_cli_exit_help());
+            "%s",
+            cli_log_usage);
+    verso_cli_help_end(out,
+                       "  verso serve shop.db --port 8080\n"
+                       "  verso serve shop.db --host 0.0.0.0 --config /etc/verso/verso.conf\n");
 }
 
 static int usage_error(const char *what, const char *arg)

@@ -74,14 +74,37 @@ static void install_signals(void)
     sigaction(SIGHUP, &sa, NULL); /* systemd's reload must not kill a slave */
 }
 
+static const char *sync_description(const char *cmd)
+{
+    if (strcmp(cmd, "pull") == 0)
+        return "Brings DB up to date with the master at URL once and exits: a first run\n"
+               "copies the master (a file snapshot, or its rows), later runs fetch the\n"
+               "changes since DB's cursor.\n";
+    return "Follows the master at URL in real time over a WebSocket: bootstraps DB like\n"
+           "pull, then applies each master transaction as it commits, and reconnects\n"
+           "after a network error (saying when) until SIGINT or SIGTERM.\n";
+}
+
+static const char *sync_examples(const char *cmd)
+{
+    if (strcmp(cmd, "pull") == 0)
+        return "  verso pull http://127.0.0.1:8080 replica.db\n"
+               "  VERSO_TOKEN=secret verso pull --table items https://master:8443 replica.db\n";
+    return "  verso replicate http://127.0.0.1:8080 replica.db\n"
+           "  verso replicate --port 8081 --name edge-1 http://master:8080 replica.db\n"
+           "  verso replicate --give-up-after 5m http://master:8080 replica.db\n";
+}
+
 static void usage(FILE *out, const char *cmd)
 {
     fprintf(out,
-            "usage: verso %s [options] URL DB\n"
+            "usage: verso %s [options] URL DB\n\n%s\n"
+            "arguments:\n"
             "  URL                the master's base URL, e.g. http://127.0.0.1:8080\n"
             "  DB                 the slave's database file (created if missing); its own\n"
             "                     tables, views, indexes and triggers are left alone, and a\n"
-            "                     file snapshot of the master is used only when it has none\n"
+            "                     file snapshot of the master is used only when it has none\n\n"
+            "options:\n"
             "  --table NAME       follow only this table (repeatable)\n"
             "  --replace-tables   a master table whose name an object of DB already has\n"
             "                     replaces that object (default: refused, DB unchanged)\n"
@@ -92,7 +115,7 @@ static void usage(FILE *out, const char *cmd)
             "  --stats-interval S off a terminal: a summary line every S seconds\n"
             "                     (default 60; 0 = none)\n"
             "%s",
-            cmd, cli_log_usage);
+            cmd, sync_description(cmd), cli_log_usage);
     if (strcmp(cmd, "pull") == 0)
         fprintf(out, "  --chunk N          changes per request (default 10000)\n");
     if (strcmp(cmd, "replicate") == 0)
@@ -108,7 +131,7 @@ static void usage(FILE *out, const char *cmd)
                 "  --give-up-after D  exit (status 75, or 2/3 for a wrong URL or token)\n"
                 "                     after D without a connection, e.g. 30s, 5m\n"
                 "                     (default: retry for ever, saying when)\n");
-    fprintf(out, "\n%s", verso_cli_exit_help());
+    verso_cli_help_end(out, sync_examples(cmd));
 }
 
 static int config_token(sync_args *a)

@@ -28,12 +28,20 @@ static const command commands[] = {
 static void usage(FILE *out)
 {
     fprintf(out, "usage: verso <command> [arguments]\n"
-                 "       verso help <command> | --help | --version\n\ncommands:\n");
+                 "       verso help <command> | --help | --version\n\n");
+    if (out == stdout)
+        fprintf(out, "Versions the rows of SQLite tables (a version per write, a tombstone per\n"
+                     "delete), serves them over REST/JSON, and replicates them from a master\n"
+                     "to slaves.\n\n");
+    fprintf(out, "commands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun 'verso <command> --help' for a command's arguments.\n");
     if (out == stdout) /* --help; a usage error stays short */
-        fprintf(out, "\n%s", verso_cli_exit_help());
+        fprintf(out,
+                "\nexamples:\n  verso track shop.db items\n  verso serve shop.db --port 8080\n"
+                "  verso replicate http://127.0.0.1:8080 replica.db\n\n%s",
+                verso_cli_exit_help());
 }
 
 static const command *find_command(const char *name)

@@ -162,6 +162,52 @@ done:
     return rc;
 }
 
+/* PRAGMA foreign_keys is a no-op inside a transaction, and verso_db_exec
+ * always runs in one: the setting is noted while the SQL is prepared and
+ * applied on the connection once the implicit transaction has committed;
+ * inside an explicit transaction it is refused before it runs. */
+typedef struct fk_pragma {
+    bool refuse; /* an explicit transaction is open */
+    int value;   /* -1: not set by the SQL, else 0 or 1 */
+    bool refused;
+} fk_pragma;
+
+static int fk_boolean(const char *v)
+{
+    static const char *const yes[] = {"on", "yes", "true"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        if (sqlite3_stricmp(v, yes[i]) == 0)
+            return 1;
+    return atoi(v) != 0;
+}
+
+static int on_authorize(void *arg, int action, const char *name, const char *value,
+                        const char *schema, const char *trigger)
+{
+    fk_pragma *fk = arg;
+    (void)schema;
+    (void)trigger;
+    if (action != SQLITE_PRAGMA || !name || !value || sqlite3_stricmp(name, "foreign_keys") != 0)
+        return SQLITE_OK;
+    if (fk->refuse) {
+        fk->refused = true;
+        return SQLITE_DENY;
+    }
+    fk->value = fk_boolean(value);
+    return SQLITE_OK;
+}
+
+static int fk_apply(verso_db *db, const fk_pragma *fk, int rc)
+{
+    if (fk->refused)
+        return verso__err(db, VERSO_ESTATE,
+                          "PRAGMA foreign_keys takes effect only outside a transaction: run it "
+                          "with verso_db_exec() before verso_db_begin() or after the commit");
+    if (rc < 0 || fk->value < 0)
+        return rc;
+    return verso__exec(db, fk->value ? "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF");
+}
+
 static int exec_steps(verso_db *db, const char *sql)
 {
     verso__fired x;
@@ -194,6 +240,17 @@ int verso_db_exec(verso_db *db, const char *sql)
         return verso__err(db, VERSO_EINVAL, "sql is NULL");
     if ((rc = verso__wbegin(db, &implicit)) < 0)
         return rc;
+    fk_pragma fk = {.refuse = !implicit, .value = -1};
+    /* setting an authorizer expires the connection's statements: only when
+     * the SQL may hold the pragma */
+    bool fk_watch = sqlite3_strlike("%foreign_keys%", sql, 0) == 0;
+    if (fk_watch)
+        sqlite3_set_authorizer(db->sq, on_authorize, &fk);
     rc = exec_steps(db, sql);
-    return verso__wend(db, implicit, rc);
+    if (fk_watch)
+        sqlite3_set_authorizer(db->sq, NULL, NULL);
+    if (fk.refused)
+        rc = fk_apply(db, &fk, rc);
+    rc = verso__wend(db, implicit, rc);
+    return fk.refused ? rc : fk_apply(db, &fk, rc);
 }

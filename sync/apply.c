@@ -214,6 +214,34 @@ static int apply_delete(verso__sync_applier *a, const verso_table *t, int64_t id
     return rc;
 }
 
+/* True when column idx of t is among cols, holding the integer want. */
+static bool holds(const verso_table *t, int idx, const char *const *cols, const verso_value *vals,
+                  size_t n, int64_t want)
+{
+    const verso_column *c = idx >= 0 ? verso_table_column_at(t, (size_t)idx) : NULL;
+
+    for (size_t i = 0; c && i < n; i++)
+        if (cols[i] && strcmp(cols[i], c->name) == 0)
+            return vals[i].type == VERSO_INT64 && vals[i].u.i == want;
+    return false;
+}
+
+/* A row carries its entry's id and version (docs/protocol.md, "A change"):
+ * the version written is the row's, so one beyond the batch would move the
+ * slave past the state it commits. */
+static int row_matches_entry(verso__sync_applier *a, const verso_table *t, int64_t id,
+                             int64_t version, const char *const *cols, const verso_value *vals,
+                             size_t n)
+{
+    if (holds(t, verso_table_id_index(t), cols, vals, n, id) &&
+        holds(t, verso_table_version_index(t), cols, vals, n, version))
+        return 0;
+    snprintf(a->err, sizeof(a->err),
+             "a row of %s does not carry its change's id %lld and version %lld",
+             verso_table_name(t), (long long)id, (long long)version);
+    return VERSO_EPROTO;
+}
+
 static int apply_upsert(verso__sync_applier *a, const verso_table *t, int64_t id, int64_t version,
                         const cJSON *row)
 {
@@ -225,6 +253,8 @@ static int apply_upsert(verso__sync_applier *a, const verso_table *t, int64_t id
         return rc;
     if ((rc = verso_json_to_values(&p.cols, &p.vals, &n, t, row, a->err, sizeof(a->err))) < 0)
         return rc;
+    if ((rc = row_matches_entry(a, t, id, version, p.cols, p.vals, n)) < 0)
+        goto done;
     if ((rc = verso_apply_upsert(a->db, p.change.table, p.cols, p.vals, n)) < 0) {
         fail(a, rc, p.change.table);
         goto done;

@@ -73,6 +73,13 @@ static void test_example_compiles_runs_and_prints_the_documented_output(void **s
     run_example("orm.md", "## A complete example");
 }
 
+/* docs/orm.md "A query, page by page": verso_query_open, keyset pagination, count. */
+static void test_query_example(void **state)
+{
+    (void)state;
+    run_example("orm.md", "### A query, page by page");
+}
+
 /* docs/hardening.md: a program's own allocator (verso_config_allocator). */
 static void test_allocator_example(void **state)
 {
@@ -132,6 +139,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_compiles_runs_and_prints_the_documented_output),
         cmocka_unit_test(test_allocator_example),
+        cmocka_unit_test(test_query_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -153,6 +153,43 @@ static void test_entry_not_after_from_refused(void **state)
     assert_cursor(f, MASTER, 4);
 }
 
+/* Regression (fuzz_slave_msgs): a row whose own "version" (or "id") differs
+ * from its entry's was written with the row's: the version check of the
+ * entry passed, and the stored cursor was raised past "to" (ack 4, cursor
+ * 8). The batch is refused and nothing is written. */
+static void test_row_disagreeing_with_its_entry_refused(void **state)
+{
+    fixture *f = *state;
+    static const char *const bad[] = {
+        "{\"table\":\"items\",\"id\":1,\"version\":4,\"row\":{\"id\":1,\"version\":8,"
+        "\"name\":\"n\"}}",
+        "{\"table\":\"items\",\"id\":1,\"version\":4,\"row\":{\"id\":2,\"version\":4,"
+        "\"name\":\"n\"}}",
+        "{\"table\":\"items\",\"id\":1,\"version\":4,\"row\":{\"id\":1,\"name\":\"n\"}}",
+        "{\"table\":\"items\",\"id\":1,\"version\":4,\"row\":{\"version\":4,\"name\":\"n\"}}",
+        "{\"table\":\"items\",\"id\":1,\"version\":4,\"row\":{\"id\":1,\"version\":{"
+        "\"text\":\"4\"},\"name\":\"n\"}}",
+    };
+    char msg[512];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(msg, sizeof(msg),
+                 "{\"type\":\"changes\",\"entries\":[%s],\"from\":0,\"to\":4,\"more\":false,"
+                 "\"head\":4}",
+                 bad[i]);
+        assert_int_equal(receive(f, msg), VERSO_EPROTO);
+        assert_int_equal(count_items(f), 0);
+        assert_cursor(f, "", 0);
+        /* the link ended: the next connection starts with hello and schema */
+        assert_int_equal(receive(f, k_hello), 0);
+        assert_int_equal(receive(f, k_schema), 0);
+    }
+    assert_int_equal(receive(f, "{\"type\":\"changes\",\"entries\":[" ROW(
+                                    1, 4) "],\"from\":0,\"to\":4,\"more\":false,\"head\":4}"),
+                     0);
+    assert_cursor(f, MASTER, 4);
+}
+
 /* ---- file snapshots ---- */
 
 /* A master file with rows, its snapshot's bytes (malloc'd) in *raw, the head it holds. */
@@ -283,6 +320,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sequence_commits_at_its_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_beyond_to_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_not_after_from_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_disagreeing_with_its_entry_refused, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_installs, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_snapshot_refused, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_head_mismatch_refused, setup_empty, teardown),

@@ -434,7 +434,9 @@ VERSO_API int verso_row_delete(verso_db *db, const char *table, int64_t id, int6
  * Runs one or more SQL statements on db. Writes to tracked tables get
  * versions and tombstones (from the triggers) and are reported to the
  * commit hooks. Outside an explicit transaction the statements run in one
- * transaction of their own.
+ * transaction of their own. `PRAGMA foreign_keys=ON|OFF` takes effect on
+ * db's connection when that transaction commits; inside verso_db_begin() it
+ * is refused (VERSO_ESTATE: SQLite ignores it in a transaction).
  */
 VERSO_API int verso_db_exec(verso_db *db, const char *sql);
 
