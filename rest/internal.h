@@ -146,9 +146,9 @@ typedef struct verso__resp {
     verso_buf *body;
     verso_buf *location; /* empty = no header */
     verso_buf *link;
-    const char *allow; /* 405 */
-    int64_t etag;      /* > 0: ETag "<etag>" */
-    int64_t rows;      /* rows served, for metrics */
+    const char *allow;       /* 405 */
+    int64_t etag;            /* > 0: ETag "<etag>" */
+    int64_t rows;            /* rows served, for metrics */
     const char *cors_origin; /* allowed Origin to name in CORS headers; NULL = none */
     bool preflight;          /* a CORS preflight answer */
     char errmsg[400];        /* the message of the last verso__error() */
