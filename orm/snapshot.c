@@ -63,18 +63,26 @@ static int fix_copy(sqlite3 *s, const char *identity, const char *master, int64_
     return rc;
 }
 
-static int64_t snapshot_head(sqlite3 *s);
+/* The integer in the first column of sql's first row (NULL reads 0), -1 on error. */
+static int64_t sql_i64(sqlite3 *s, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+
+    if (sqlite3_prepare_v2(s, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int64_t snapshot_head(sqlite3 *s)
+{
+    return sql_i64(s, "SELECT v FROM _verso_head");
+}
 
 static int page_size(sqlite3 *s)
 {
-    sqlite3_stmt *st = NULL;
-    int n = -1;
-
-    if (sqlite3_prepare_v2(s, "PRAGMA main.page_size", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return n;
+    return (int)sql_i64(s, "PRAGMA main.page_size");
 }
 
 /*
@@ -97,24 +105,12 @@ static int match_page_size(sqlite3 *src, sqlite3 *dst)
     return page_size(src) == want ? SQLITE_OK : SQLITE_ERROR;
 }
 
-/* The highest version of what sql reads (a table's version column, the tombstones), or -1. */
-static int64_t top_version(sqlite3 *s, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-
-    if (sqlite3_prepare_v2(s, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* 0 when every tracked row and tombstone of s is at most version, else < 0. */
 static int versions_within(sqlite3 *s, int64_t version)
 {
     sqlite3_stmt *st = NULL;
-    int rc = top_version(s, "SELECT max(version) FROM _verso_tombstones") <= version ? 0 : -1;
-    int64_t top;
+    int64_t top = sql_i64(s, "SELECT max(version) FROM _verso_tombstones");
+    int rc = top >= 0 && top <= version ? 0 : -1; /* -1: unreadable, refused too */
 
     if (rc == 0 && sqlite3_prepare_v2(s, "SELECT name, version_column FROM _verso_tables", -1, &st,
                                       NULL) != SQLITE_OK)
@@ -122,7 +118,7 @@ static int versions_within(sqlite3 *s, int64_t version)
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
         char *sql = sqlite3_mprintf("SELECT max(\"%w\") FROM \"%w\"", sqlite3_column_text(st, 1),
                                     sqlite3_column_text(st, 0));
-        top = sql ? top_version(s, sql) : -1;
+        top = sql ? sql_i64(s, sql) : -1;
         sqlite3_free(sql);
         rc = top >= 0 && top <= version ? 0 : -1;
     }
@@ -246,18 +242,6 @@ done:
 }
 
 /* ---- making one ---- */
-
-static int64_t snapshot_head(sqlite3 *s)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-
-    if (sqlite3_prepare_v2(s, "SELECT v FROM _verso_head", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
 
 /* Appends "DROP TABLE "name";" with the name's quotes doubled. */
 static int drop_statement(verso_buf *b, const char *name)
