@@ -46,7 +46,7 @@ static int role_status(verso_rest *srv, struct lws *wsi, const verso_ws_handler 
         (n > 0 && lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION) < 0))
         return 401;
     verso__auth_identify(&a, &srv->cfg, n > 0 ? authz : NULL);
-    return verso__auth_check(&a, &srv->cfg, NULL, need);
+    return verso__auth_check(&a, &srv->cfg, NULL, NULL, need);
 }
 
 /* The upgrade request must target the handler's path and carry its role. */
