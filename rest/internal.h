@@ -141,7 +141,9 @@ typedef struct verso__req {
     const char *if_none_match; /* NULL when absent */
     const char *origin;        /* Origin header; NULL when absent */
     const char *acr_method;    /* Access-Control-Request-Method; NULL when absent */
+    const char *content_type;  /* Content-Type header; NULL when absent */
     verso__auth auth;
+    const char *db; /* the database of a dir server's /db/<name>/ route; NULL otherwise */
 } verso__req;
 
 typedef struct verso__resp {
@@ -307,6 +309,7 @@ struct verso_rest {
     size_t params_cap;
 
     verso__metrics metrics;
+    struct verso__dir *dir; /* a dir server (opts.db_dir); NULL otherwise (rest/dir.h) */
 };
 
 /* prune.c: POST /_prune. */
