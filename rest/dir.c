@@ -12,7 +12,6 @@
  * needs its place (least recently used first). Its name is checked before
  * any use: it never reaches a path otherwise.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -32,37 +31,19 @@
 
 /* ---- names ---- */
 
-static bool alnum(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-bool verso__dir_name_ok(const char *name, size_t n)
-{
-    if (n < 1 || n > VERSO__DBNAME_MAX || !alnum((unsigned char)name[0]))
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (!alnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-')
-            return false;
-    return true;
-}
-
 /* The 400 for a name that fails the rule, quoting it safely. */
 static void error_name(verso__resp *rs, const char *name, size_t n)
 {
-    char raw[200], quoted[240];
+    char why[400];
 
-    snprintf(raw, sizeof(raw), "%.*s", (int)(n < sizeof(raw) - 1 ? n : sizeof(raw) - 1), name);
-    verso__rest_quote(quoted, sizeof(quoted), raw, 64);
-    verso__error(rs, 400, "\"%s\" is not a database name: " NAME_RULE, quoted);
+    verso__dbname_check(name, n, why, sizeof(why));
+    verso__error(rs, 400, "%s", why);
 }
 
 /* DIR/<name>.db; false when it does not fit. */
 static bool db_file(char *out, size_t n, const verso__dir *d, const char *name)
 {
-    int len = snprintf(out, n, "%s/%s.db", d->path, name);
-
-    return len > 0 && (size_t)len < n;
+    return verso__dbfile_path(out, n, d->path, name) == 0;
 }
 
 /* ---- open databases ---- */
@@ -254,7 +235,7 @@ static void route_db(verso__dir *d, verso__req *rq, verso__resp *rs, const char 
     verso__dbinst *in;
     int st;
 
-    if (!verso__dir_name_ok(s, n)) {
+    if (!verso__dbname_valid(s, n)) {
         error_name(rs, s, n);
         return;
     }
@@ -351,22 +332,17 @@ static void route_root(verso__dir *d, verso__req *rq, verso__resp *rs, const roo
         rs->allow = "GET, HEAD";
         return;
     }
-    if ((st = verso__auth_check(&rq->auth, &rq->srv->cfg, NULL, r->need))) {
+    if ((st = verso__auth_check(&rq->auth, &rq->srv->cfg, NULL, NULL, r->need))) {
         verso__error_auth(rs, rq, st, NULL, r->need, r->what);
         return;
     }
     r->fn(d, rq, rs);
 }
 
+/* The name is checked by the admin routes before any use. */
 static void route_databases(verso__req *rq, verso__resp *rs, const char *rest)
 {
-    const char *name = *rest == '/' ? rest + 1 : NULL;
-
-    if (name && !verso__dir_name_ok(name, strlen(name))) {
-        error_name(rs, name, strlen(name));
-        return;
-    }
-    verso__route_databases(rq, rs, name);
+    verso__route_databases(rq, rs, *rest == '/' ? rest + 1 : NULL);
 }
 
 void verso__dir_dispatch(verso__req *rq, verso__resp *rs)
@@ -391,14 +367,6 @@ void verso__dir_dispatch(verso__req *rq, verso__resp *rs)
     verso__error(rs, 404,
                  "this server serves databases: use /db/<name>/<table>; GET /_databases lists "
                  "them");
-}
-
-/* Until the admin routes are merged in (rest/admin.c defines the real one). */
-__attribute__((weak)) void verso__route_databases(verso__req *rq, verso__resp *rs, const char *name)
-{
-    (void)rq;
-    (void)name;
-    verso__error(rs, 501, "the /_databases routes are not built into this server");
 }
 
 /* ---- the contract of rest/dir.h ---- */
@@ -449,7 +417,7 @@ int verso__dir_head(verso__dir *d, const char *name, int64_t *head, char *identi
     struct stat st;
     int rc;
 
-    if (!d || !name || !verso__dir_name_ok(name, strlen(name)))
+    if (!d || !name || !verso__dbname_valid(name, strlen(name)))
         return VERSO_EINVAL;
     if ((in = verso__dir_find(d, name))) {
         if ((rc = verso_db_info(&info, in->rest->db)) < 0)
@@ -575,63 +543,9 @@ void verso__dir_close(verso__dir *d)
 
 /* ---- the databases of DIR ---- */
 
-static bool db_entry(const char *f, char *name)
-{
-    size_t n = strlen(f);
-
-    if (n < 4 || strcmp(f + n - 3, ".db") || !verso__dir_name_ok(f, n - 3))
-        return false;
-    memcpy(name, f, n - 3);
-    name[n - 3] = 0;
-    return true;
-}
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(a, b);
-}
-
-/* The names of DIR, sorted, into *out (n of them; verso__free). */
-static int list_names(char (**out)[VERSO__DBNAME_MAX + 1], size_t *n, const verso__dir *d)
-{
-    char(*names)[VERSO__DBNAME_MAX + 1] = NULL, name[VERSO__DBNAME_MAX + 1];
-    size_t cap = 0;
-    DIR *dir = opendir(d->path);
-    struct dirent *e;
-    int rc = 0;
-
-    *n = 0;
-    while (rc == 0 && dir && (e = readdir(dir))) {
-        if (!db_entry(e->d_name, name))
-            continue;
-        if (*n == cap) {
-            void *p = verso__realloc(names, (cap = cap ? cap * 2 : 64) * sizeof(*names));
-            if (!p) {
-                rc = VERSO_ENOMEM;
-                break;
-            }
-            names = p;
-        }
-        memcpy(names[(*n)++], name, sizeof(name));
-    }
-    if (dir)
-        closedir(dir);
-    if (rc == 0 && *n)
-        qsort(names, *n, sizeof(*names), by_name);
-    *out = names;
-    return dir ? rc : VERSO_EIO;
-}
-
 int verso__dir_scan(verso__dir *d, int (*fn)(const char *name, void *arg), void *arg)
 {
-    char(*names)[VERSO__DBNAME_MAX + 1] = NULL;
-    size_t n = 0;
-    int rc = list_names(&names, &n, d);
-
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = fn(names[i], arg);
-    verso__free(names);
-    return rc;
+    return verso__dbfile_scan(d->path, fn, arg);
 }
 
 static int count_one(const char *name, void *arg)

@@ -328,7 +328,7 @@ void verso__direvents_tick(verso__dir *d)
 
 void verso__dir_changed(verso__dir *d, const char *name)
 {
-    if (!d || !d->events || !name || !verso__dir_name_ok(name, strlen(name)))
+    if (!d || !d->events || !name || !verso__dbname_valid(name, strlen(name)))
         return;
     mark_hot(name, d);
     verso_rest_wake(d->srv);
@@ -341,13 +341,14 @@ void verso__dir_deleted(verso__dir *d, const char *name)
 
 /* ---- the WebSocket ---- */
 
-/* Whether c's token may follow name. */
+/* Whether c's token may follow name: admin of the server, or the right to
+ * replicate that database. */
 static bool may_see(const verso__dir *d, const evconn *c, const char *name)
 {
-    (void)d;
-    (void)c;
-    (void)name;
-    return true;
+    const verso__config *cfg = &d->srv->cfg;
+
+    return verso__auth_check(&c->auth, cfg, NULL, NULL, VERSO__CAP_ADMIN) == 0 ||
+           verso__auth_check(&c->auth, cfg, name, NULL, VERSO__CAP_FEED) == 0;
 }
 
 typedef struct list_ctx {
@@ -473,7 +474,7 @@ static void ev_close(verso_ws *ws, void *cp, void *arg)
 
 verso_ws_handler verso__direvents_handler(verso__dir *d)
 {
-    return (verso_ws_handler){.path = "/_databases",
+    return (verso_ws_handler){.path = VERSO__DIREVENTS_PATH,
                               .subprotocol = SUBPROTOCOL,
                               .role = "replicate",
                               .on_open = ev_open,

@@ -48,7 +48,9 @@ static int role_status(verso_rest *srv, struct lws *wsi, const verso_ws_handler 
         (n > 0 && lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION) < 0))
         return 401;
     verso__auth_identify(&a, &srv->cfg, n > 0 ? authz : NULL);
-    return verso__auth_check(&a, &srv->cfg, NULL, need);
+    if (srv->dir && lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_GET_URI) > 0)
+        return verso__dir_ws_auth(srv->dir, authz, &a, need); /* tokens scoped to databases */
+    return verso__auth_check(&a, &srv->cfg, NULL, NULL, need);
 }
 
 /* A handler's path matches uri exactly, or segment for segment where its
