@@ -58,11 +58,11 @@ int verso__dbname_check(const char *name, size_t len, char *why, size_t whylen)
         memcpy(shown + n - 3, "...", 3);
     verso__rest_quote(quoted, sizeof(quoted), shown, sizeof(shown));
     if (len == 0)
-        snprintf(why, whylen, "%s: the name is empty", k_rule);
+        snprintf(why, whylen, "the database name is empty: %s", k_rule);
     else if (len > VERSO__DBNAME_MAX)
-        snprintf(why, whylen, "%s: \"%s\" is %zu bytes long", k_rule, quoted, len);
+        snprintf(why, whylen, "\"%s\" (%zu bytes) is not a database name: %s", quoted, len, k_rule);
     else
-        snprintf(why, whylen, "%s: \"%s\" is not one", k_rule, quoted);
+        snprintf(why, whylen, "\"%s\" is not a database name: %s", quoted, k_rule);
     return VERSO_EINVAL;
 }
 

@@ -160,6 +160,7 @@ typedef struct verso__resp {
     bool preflight;          /* a CORS preflight answer */
     char errmsg[400];        /* the message of the last verso__error() */
     bool nomem;              /* answer VERSO__NOMEM_BODY (503), built without allocating */
+    int retry_after;         /* > 0: Retry-After: <seconds> */
 } verso__resp;
 
 /* ---- access.c: verso_rest_options.on_access ---- */

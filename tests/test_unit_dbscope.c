@@ -64,15 +64,15 @@ static void test_db_lines_refused(void **state)
         const char *rest; /* after "token HASH " */
         const char *why;
     } cases[] = {
-        {"read db=", "token: db=: database names are 1 to 64 letters"},
-        {"read db=..", "token: db=: database names are"},
-        {"read db=a.db", "token: db=: database names are"},
-        {"read db=a/b", "token: db=: database names are"},
-        {"read db=%2e%2e", "token: db=: database names are"},
-        {"read db=\xef\xbd\x81", "token: db=: database names are"},
-        {"read db=-a", "token: db=: database names are"},
+        {"read db=", "token: db=: the database name is empty: database names are 1 to 64 letters"},
+        {"read db=..", "is not a database name: database names are"},
+        {"read db=a.db", "is not a database name: database names are"},
+        {"read db=a/b", "is not a database name: database names are"},
+        {"read db=%2e%2e", "is not a database name: database names are"},
+        {"read db=\xef\xbd\x81", "is not a database name: database names are"},
+        {"read db=-a", "is not a database name: database names are"},
         {"read db=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-         "is 65 bytes long"},
+         "(65 bytes) is not a database name"},
         {"read db=a db=b", "db= is given once, before the table"},
         {"read items db=a", "a token line is \"token <sha256-hex> <role> [db=<name>] [<table>]\""},
         {"read db=a items extra", "a token line is"},
@@ -110,7 +110,7 @@ static void test_db_line_in_file(void **state)
     c.port = -1;
     assert_int_equal(verso__config_load(&c, path, why, sizeof(why)), VERSO_EINVAL);
     assert_int_equal(strncmp(why, path, strlen(path)), 0);
-    assert_non_null(strstr(why, ":3: token: db=: database names are"));
+    assert_non_null(strstr(why, ":3: token: db=: \"../etc\" is not a database name"));
     verso__config_free(&c);
     remove(path);
 }
