@@ -381,14 +381,6 @@ void verso__dir_dispatch(verso__req *rq, verso__resp *rs)
                  "them");
 }
 
-/* Until the admin routes are merged in (rest/admin.c defines the real one). */
-__attribute__((weak)) void verso__route_databases(verso__req *rq, verso__resp *rs, const char *name)
-{
-    (void)rq;
-    (void)name;
-    verso__error(rs, 501, "the /_databases routes are not built into this server");
-}
-
 /* ---- the contract of rest/dir.h ---- */
 
 const char *verso__dir_path(const verso__dir *d)
