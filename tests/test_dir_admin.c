@@ -711,6 +711,103 @@ static void test_scoped_slave(void **state)
     verso_slave_stop(s);
 }
 
+/* ---- the examples of docs/databases-admin.md ---- */
+
+static char *read_doc(void)
+{
+    const char *src = getenv("VERSO_SOURCE_DIR");
+    char path[1024], *text;
+
+    assert_non_null(src);
+    snprintf(path, sizeof(path), "%s/docs/databases-admin.md", src);
+    read_file(path, &text);
+    return text;
+}
+
+/* Runs one example with sh -e; its output (stdout and stderr) into out. */
+static void run_example(const char *block, size_t n, char *out, size_t outlen)
+{
+    char script[700], cmd[2000];
+    const char *bin = getenv("VERSO_BIN");
+    size_t got = 0;
+    FILE *f;
+
+    snprintf(script, sizeof(script), "%s/example.sh", W.root);
+    f = fopen(script, "w");
+    assert_non_null(f);
+    fwrite(block, 1, n, f);
+    fclose(f);
+    assert_non_null(bin);
+    snprintf(cmd, sizeof(cmd), "PATH=\"$(dirname '%s'):$PATH\" VERSO_URL='%s' sh -e '%s' 2>&1", bin,
+             W.base, script);
+    f = popen(cmd, "r");
+    assert_non_null(f);
+    got = fread(out, 1, outlen - 1, f);
+    out[got] = 0;
+    if (pclose(f) != 0)
+        fail_msg("example failed:\n%.*s\noutput:\n%s", (int)n, block, out);
+}
+
+/* Whether the pieces of want between "…" appear in out, in order. */
+static bool matches(const char *out, const char *want, size_t n)
+{
+    static const char ellipsis[] = "\xe2\x80\xa6";
+    const char *at = out, *end = want + n;
+
+    while (want < end) {
+        const char *cut = strstr(want, ellipsis);
+        size_t len = (cut && cut < end ? cut : end) - want;
+        char piece[1024];
+        snprintf(piece, sizeof(piece), "%.*s", (int)len, want);
+        if (!(at = strstr(at, piece)))
+            return false;
+        at += len;
+        want += len + (cut && cut < end ? sizeof(ellipsis) - 1 : 0);
+    }
+    return true;
+}
+
+/* The text block right after an example, if any: its lines must show. */
+static bool check_text(const char *after, const char *out, int example)
+{
+    const char *text = after + strspn(after, "\n"), *end;
+
+    if (strncmp(text, "```text\n", 8))
+        return false;
+    text += 8;
+    end = strstr(text, "\n```");
+    assert_non_null(end);
+    while (text < end) {
+        const char *nl = memchr(text, '\n', (size_t)(end - text + 1));
+        size_t len = (size_t)((nl ? nl : end) - text);
+        if (!matches(out, text, len))
+            fail_msg("example %d: output\n%s\nlacks\n%.*s", example, out, (int)len, text);
+        text += len + 1;
+    }
+    return true;
+}
+
+static void test_doc_examples(void **state)
+{
+    char *doc = read_doc(), out[8192];
+    const char *p = doc, *start, *end;
+    int blocks = 0, checked = 0;
+
+    (void)state;
+    while ((p = strstr(p, "\n```sh\n"))) {
+        start = p + 7;
+        end = strstr(start, "\n```\n");
+        assert_non_null(end);
+        run_example(start, (size_t)(end - start + 1), out, sizeof(out));
+        blocks++;
+        p = end + 4;
+        checked += check_text(p, out, blocks);
+    }
+    assert_true(blocks >= 7);
+    assert_true(checked >= 7);
+    free(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -723,6 +820,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crlf_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scoped_slave, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_doc_examples, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
