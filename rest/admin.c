@@ -318,25 +318,14 @@ static void route_item(verso__req *rq, verso__resp *rs, const char *name)
     }
 }
 
-/* Whether the token may replicate at least one database (a grant with the
- * feed capability, scoped or not). */
-static bool feeds_somewhere(const verso__req *rq)
-{
-    const verso__config *c = &rq->srv->cfg;
-
-    for (size_t i = 0; rq->auth.state == 1 && i < c->ngrants; i++)
-        if (!memcmp(c->grants[i].hash, rq->auth.hash, 32) && (c->grants[i].caps & VERSO__CAP_FEED))
-            return true;
-    return false;
-}
-
 /* 0 when rq may do what it asks; else the 401 or 403 is written. */
 static int admin_auth(verso__req *rq, verso__resp *rs, const char *name)
 {
     bool get = rq->method == VERSO__GET;
     int st = verso__auth_check(&rq->auth, &rq->srv->cfg, NULL, NULL, VERSO__CAP_ADMIN);
 
-    if (st == 403 && get && (name ? may_list(rq, name) : feeds_somewhere(rq)))
+    if (st == 403 && get &&
+        (name ? may_list(rq, name) : verso__auth_any(&rq->auth, &rq->srv->cfg, VERSO__CAP_FEED)))
         st = 0;
     if (st)
         verso__error_auth(rs, rq, st, NULL, get ? VERSO__CAP_FEED : VERSO__CAP_ADMIN,

@@ -63,7 +63,7 @@ static int role_status(verso_rest *srv, struct lws *wsi, const verso_ws_handler 
     char authz[512], db[VERSO__DBNAME_MAX + 1];
     verso__auth a;
     unsigned need = h->role ? verso__role_caps(h->role) : 0;
-    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION), st;
 
     if (h->role && !need)
         return 403;
@@ -71,7 +71,13 @@ static int role_status(verso_rest *srv, struct lws *wsi, const verso_ws_handler 
         (n > 0 && lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION) < 0))
         return 401;
     verso__auth_identify(&a, &srv->cfg, n > 0 ? authz : NULL);
-    return verso__auth_check(&a, &srv->cfg, upgrade_db(db, sizeof(db), wsi, h), NULL, need);
+    st = verso__auth_check(&a, &srv->cfg, upgrade_db(db, sizeof(db), wsi, h), NULL, need);
+    /* a dir server's events channel: open to a token with the role on some
+     * database (it hears only of those) */
+    if (st == 403 && srv->dir && !strcmp(h->path, "/_databases") &&
+        verso__auth_any(&a, &srv->cfg, need))
+        st = 0;
+    return st;
 }
 
 /* A handler's path matches uri exactly, or segment for segment where its

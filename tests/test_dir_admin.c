@@ -6,7 +6,10 @@
  * or outside DIR; tokens scoped to databases.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <ftw.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -627,6 +630,35 @@ static void restart_with_tokens(void)
     start_server(config);
 }
 
+/* The status line's code of a WebSocket upgrade to path with token. */
+static int upgrade_status(const char *path, const char *proto, const char *token)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)verso_rest_port(W.srv))};
+    struct timeval tv = {5, 0};
+    char rq[1024], ans[256] = "";
+    int fd = socket(AF_INET, SOCK_STREAM, 0), n, got = 0;
+
+    assert_true(fd >= 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    n = snprintf(rq, sizeof(rq),
+                 "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n"
+                 "Authorization: Bearer %s\r\n\r\n",
+                 path, proto, token);
+    assert_int_equal(send(fd, rq, (size_t)n, MSG_NOSIGNAL), n);
+    while (got < (int)sizeof(ans) - 1 && !strstr(ans, "\r\n") &&
+           (n = (int)recv(fd, ans + got, sizeof(ans) - 1 - got, 0)) > 0)
+        ans[got += n] = 0;
+    close(fd);
+    if (getenv("VERBOSE"))
+        printf("upgrade %s: [%s]\n", path, ans);
+    return strncmp(ans, "HTTP/1.", 7) ? 0 : atoi(ans + 9);
+}
+
 static void test_tokens(void **state)
 {
     char names[128];
@@ -664,6 +696,13 @@ static void test_tokens(void **state)
     assert_int_equal(status_h("GET", "/db/b/_changes", "rep-b"), 200);
     assert_int_equal(status_h("GET", "/db/a/_changes", "rep-b"), 403);
     assert_int_equal(status_h("DELETE", "/_databases/b", "rep-b"), 403);
+    /* WebSocket upgrades: the database's grants decide /db/<name>/_sync;
+     * the events channel takes a token that may replicate some database */
+    assert_int_equal(upgrade_status("/db/b/_sync", "verso-sync.1", "rep-b"), 101);
+    assert_int_equal(upgrade_status("/db/a/_sync", "verso-sync.1", "rep-b"), 403);
+    assert_int_equal(upgrade_status("/db/a/_sync", "verso-sync.1", "read-a"), 403);
+    assert_int_equal(upgrade_status("/_databases", "verso-databases.1", "rep-b"), 101);
+    assert_int_equal(upgrade_status("/_databases", "verso-databases.1", "read-a"), 403);
     /* the server's admin sees and does everything */
     names_listed(names, sizeof(names), "root");
     assert_string_equal(names, "a,b,c,x,");
