@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "orm/dbfile.h"
@@ -335,4 +336,32 @@ int verso__dbfile_remove(const char *dir, const char *name, char *why, size_t wh
     remove_sides(path);
     sync_dir(dir);
     return 0;
+}
+
+/* ---- leftovers ---- */
+
+static bool is_leftover(int dfd, const char *e, time_t before)
+{
+    struct stat st;
+
+    if (strncmp(e, ".verso-new-", 11) && strncmp(e, ".verso-upload-", 14))
+        return false;
+    return fstatat(dfd, e, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+           st.st_mtime <= before;
+}
+
+int verso__dbfile_sweep(const char *dir, int min_age_s)
+{
+    DIR *d = opendir(dir);
+    time_t before = time(NULL) - min_age_s;
+    struct dirent *e;
+    int n = 0;
+
+    if (!d)
+        return VERSO_EIO;
+    while ((e = readdir(d)))
+        if (is_leftover(dirfd(d), e->d_name, before) && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            n++;
+    closedir(d);
+    return n;
 }

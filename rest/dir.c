@@ -525,6 +525,7 @@ int verso__dir_open(verso_rest *srv, char *why, size_t whylen)
 
     if ((rc = check_dir(o->db_dir, why, whylen)) < 0)
         return rc;
+    verso__dbfile_sweep(o->db_dir, 300); /* what a process that died mid-creation left */
     if (!(d = verso__calloc(1, sizeof(*d))) || !(d->path = verso__strdup(o->db_dir))) {
         verso__free(d);
         return VERSO_ENOMEM;
