@@ -260,6 +260,22 @@ static void test_list_and_create_empty(void **state)
     assert_int_equal(status("GET", "/db/t1/_info"), 200);
     assert_int_equal(status("PUT", "/_databases/t1"), 409);
     assert_int_equal(status("PUT", "/_databases/a"), 409);
+    /* a file in DIR that is no database is listed, with what is unknown null */
+    {
+        char p[700];
+        FILE *f;
+        snprintf(p, sizeof(p), "%s/broken.db", W.dir);
+        f = fopen(p, "w");
+        fputs("not a database", f);
+        fclose(f);
+        j = get_json("/_databases/broken", 200, NULL);
+        assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "head")));
+        assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "identity")));
+        assert_int_equal(cJSON_GetObjectItem(j, "size")->valueint, 14);
+        cJSON_Delete(j);
+        names_listed(names, sizeof(names), NULL);
+        assert_string_equal(names, "a,b,broken,c,t1,");
+    }
     assert_int_equal(status("POST", "/_databases"), 405);
     assert_int_equal(status("POST", "/_databases/x"), 405);
     assert_false(in_dir("x.db"));
