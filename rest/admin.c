@@ -70,27 +70,35 @@ static int64_t db_size(const char *dir, const char *name)
     return file_size(path) + file_size(wal);
 }
 
+/* ,"identity":"..." with the text escaped (it comes from the file); null
+ * when unknown. */
+static int identity_json(verso_buf *b, const char *identity)
+{
+    int rc = verso_buf_puts(b, ",\"identity\":");
+
+    if (rc == 0)
+        rc =
+            identity ? verso_json_string(b, identity, strlen(identity)) : verso_buf_puts(b, "null");
+    return rc;
+}
+
 /* {"name":..,"size":..,"head":..,"identity":..,"followers":..}; a database
  * that cannot be opened has head and identity null. */
 static int entry_json(verso_buf *b, verso__dir *d, const char *name)
 {
-    char identity[64] = "";
+    char identity[64] = "", head_text[24] = "null";
     int64_t head = 0;
     int rc = verso__dir_head(d, name, &head, identity, sizeof(identity));
 
     if (rc == VERSO_ENOTFOUND)
         return rc;
-    if (rc < 0)
-        return verso_buf_printf(b,
-                                "{\"name\":\"%s\",\"size\":%lld,\"head\":null,"
-                                "\"identity\":null,\"followers\":%d}",
-                                name, (long long)db_size(verso__dir_path(d), name),
-                                verso__dir_followers(d, name));
-    return verso_buf_printf(b,
-                            "{\"name\":\"%s\",\"size\":%lld,\"head\":%lld,\"identity\":\"%s\","
-                            "\"followers\":%d}",
-                            name, (long long)db_size(verso__dir_path(d), name), (long long)head,
-                            identity, verso__dir_followers(d, name));
+    if (rc == 0)
+        snprintf(head_text, sizeof(head_text), "%lld", (long long)head);
+    if (verso_buf_printf(b, "{\"name\":\"%s\",\"size\":%lld,\"head\":%s", name,
+                         (long long)db_size(verso__dir_path(d), name), head_text) < 0 ||
+        identity_json(b, rc == 0 ? identity : NULL) < 0)
+        return VERSO_ENOMEM;
+    return verso_buf_printf(b, ",\"followers\":%d}", verso__dir_followers(d, name));
 }
 
 /* ---- access ---- */
@@ -264,8 +272,8 @@ static void put_one(verso__req *rq, verso__resp *rs, const char *name)
     }
     rs->status = 201;
     if (verso_buf_printf(rs->location, "/db/%s/", name) < 0 ||
-        verso_buf_printf(rs->body, "{\"name\":\"%s\",\"head\":%lld,\"identity\":\"%s\"}", name,
-                         (long long)head, identity) < 0)
+        verso_buf_printf(rs->body, "{\"name\":\"%s\",\"head\":%lld", name, (long long)head) < 0 ||
+        identity_json(rs->body, identity) < 0 || verso_buf_puts(rs->body, "}") < 0)
         verso__error_nomem(rs);
 }
 
@@ -318,25 +326,14 @@ static void route_item(verso__req *rq, verso__resp *rs, const char *name)
     }
 }
 
-/* Whether the token may replicate at least one database (a grant with the
- * feed capability, scoped or not). */
-static bool feeds_somewhere(const verso__req *rq)
-{
-    const verso__config *c = &rq->srv->cfg;
-
-    for (size_t i = 0; rq->auth.state == 1 && i < c->ngrants; i++)
-        if (!memcmp(c->grants[i].hash, rq->auth.hash, 32) && (c->grants[i].caps & VERSO__CAP_FEED))
-            return true;
-    return false;
-}
-
 /* 0 when rq may do what it asks; else the 401 or 403 is written. */
 static int admin_auth(verso__req *rq, verso__resp *rs, const char *name)
 {
     bool get = rq->method == VERSO__GET;
     int st = verso__auth_check(&rq->auth, &rq->srv->cfg, NULL, NULL, VERSO__CAP_ADMIN);
 
-    if (st == 403 && get && (name ? may_list(rq, name) : feeds_somewhere(rq)))
+    if (st == 403 && get &&
+        (name ? may_list(rq, name) : verso__auth_any(&rq->auth, &rq->srv->cfg, VERSO__CAP_FEED)))
         st = 0;
     if (st)
         verso__error_auth(rs, rq, st, NULL, get ? VERSO__CAP_FEED : VERSO__CAP_ADMIN,

@@ -471,6 +471,18 @@ int verso__auth_check(const verso__auth *a, const verso__config *c, const char *
     return (caps & need) == need ? 0 : 403;
 }
 
+bool verso__auth_any(const verso__auth *a, const verso__config *c, unsigned need)
+{
+    if (!c->ngrants)
+        return true;
+    for (size_t i = 0; a->state == 1 && i < c->ngrants; i++) {
+        const verso__grant *g = &c->grants[i];
+        if (!memcmp(g->hash, a->hash, 32) && !g->table && (g->caps & need) == need)
+            return true;
+    }
+    return false;
+}
+
 static const char *role_name(unsigned caps)
 {
     for (size_t i = 0; i < sizeof(k_roles) / sizeof(k_roles[0]); i++)

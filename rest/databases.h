@@ -75,6 +75,12 @@ int verso__dbfile_from(const char *dir, const char *name, const char *from, char
  * VERSO_ENOTFOUND, VERSO_EIO. */
 int verso__dbfile_remove(const char *dir, const char *name, char *why, size_t whylen);
 
+/* Removes the temporary files these functions and the admin routes leave
+ * in dir when a process dies mid-way (".verso-new-*", ".verso-upload-*"
+ * and their side files) once unmodified for min_age_s seconds: the dir
+ * server calls it at start. The number removed, or VERSO_EIO. */
+int verso__dbfile_sweep(const char *dir, int min_age_s);
+
 /* rest/admin.c: GET /_databases (name NULL), PUT and DELETE
  * /_databases/<name> on a dir server (rq->srv->dir). */
 void verso__route_databases(struct verso__req *rq, struct verso__resp *rs, const char *name);

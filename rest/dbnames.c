@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "orm/dbfile.h"
@@ -58,11 +59,11 @@ int verso__dbname_check(const char *name, size_t len, char *why, size_t whylen)
         memcpy(shown + n - 3, "...", 3);
     verso__rest_quote(quoted, sizeof(quoted), shown, sizeof(shown));
     if (len == 0)
-        snprintf(why, whylen, "%s: the name is empty", k_rule);
+        snprintf(why, whylen, "the database name is empty: %s", k_rule);
     else if (len > VERSO__DBNAME_MAX)
-        snprintf(why, whylen, "%s: \"%s\" is %zu bytes long", k_rule, quoted, len);
+        snprintf(why, whylen, "\"%s\" (%zu bytes) is not a database name: %s", quoted, len, k_rule);
     else
-        snprintf(why, whylen, "%s: \"%s\" is not one", k_rule, quoted);
+        snprintf(why, whylen, "\"%s\" is not a database name: %s", quoted, k_rule);
     return VERSO_EINVAL;
 }
 
@@ -335,4 +336,32 @@ int verso__dbfile_remove(const char *dir, const char *name, char *why, size_t wh
     remove_sides(path);
     sync_dir(dir);
     return 0;
+}
+
+/* ---- leftovers ---- */
+
+static bool is_leftover(int dfd, const char *e, time_t before)
+{
+    struct stat st;
+
+    if (strncmp(e, ".verso-new-", 11) && strncmp(e, ".verso-upload-", 14))
+        return false;
+    return fstatat(dfd, e, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+           st.st_mtime <= before;
+}
+
+int verso__dbfile_sweep(const char *dir, int min_age_s)
+{
+    DIR *d = opendir(dir);
+    time_t before = time(NULL) - min_age_s;
+    struct dirent *e;
+    int n = 0;
+
+    if (!d)
+        return VERSO_EIO;
+    while ((e = readdir(d)))
+        if (is_leftover(dirfd(d), e->d_name, before) && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            n++;
+    closedir(d);
+    return n;
 }

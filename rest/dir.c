@@ -26,8 +26,6 @@
 #define DEFAULT_MAX_OPEN 128
 #define DEFAULT_IDLE_MS  60000
 #define DIR_TICK_MS      250
-#define NAME_RULE                                                                                  \
-    "database names are 1 to 64 letters, digits, '_' or '-', starting with a letter or a digit"
 
 /* ---- names ---- */
 
@@ -513,6 +511,7 @@ int verso__dir_open(verso_rest *srv, char *why, size_t whylen)
 
     if ((rc = check_dir(o->db_dir, why, whylen)) < 0)
         return rc;
+    verso__dbfile_sweep(o->db_dir, 300); /* what a process that died mid-creation left */
     if (!(d = verso__calloc(1, sizeof(*d))) || !(d->path = verso__strdup(o->db_dir))) {
         verso__free(d);
         return VERSO_ENOMEM;

@@ -129,30 +129,6 @@ void verso__dirws_release(verso__dbinst *in)
     in->mtick = NULL;
 }
 
-/* Whether a's token may replicate some database (a grant with the feed
- * capability, scoped to a database or not). */
-static bool feeds_somewhere(const verso__config *c, const verso__auth *a)
-{
-    for (size_t i = 0; a->state == 1 && i < c->ngrants; i++)
-        if (!memcmp(c->grants[i].hash, a->hash, 32) && (c->grants[i].caps & VERSO__CAP_FEED))
-            return true;
-    return false;
-}
-
-int verso__dir_ws_auth(verso__dir *d, const char *uri, const verso__auth *a, unsigned need)
-{
-    const verso__config *c = &d->srv->cfg;
-    char name[VERSO__DBNAME_MAX + 1];
-    int st;
-
-    if (sync_name(name, uri))
-        return verso__auth_check(a, c, name, NULL, need);
-    st = verso__auth_check(a, c, NULL, NULL, need);
-    if (st == 403 && !strcmp(uri, VERSO__DIREVENTS_PATH) && feeds_somewhere(c, a))
-        st = 0;
-    return st;
-}
-
 int verso__dir_upgrade(verso__dir *d, const char *uri, char *msg, size_t n)
 {
     char name[VERSO__DBNAME_MAX + 1], why[256] = "";

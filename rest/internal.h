@@ -118,6 +118,11 @@ unsigned verso__auth_caps(const verso__auth *a, const verso__config *c, const ch
 int verso__auth_check(const verso__auth *a, const verso__config *c, const char *db,
                       const char *table, unsigned need);
 
+/* Whether some grant of a's token for whole databases (no table; any db= or
+ * none) holds need: who may list the databases it may replicate. True when
+ * no token is configured. */
+bool verso__auth_any(const verso__auth *a, const verso__config *c, unsigned need);
+
 /* The roles a's token holds for table of db (as verso__auth_caps), in words
  * ("read (every table), write (this table)"), into out (n bytes). */
 void verso__auth_roles(char *out, size_t n, const verso__auth *a, const verso__config *c,

@@ -265,7 +265,7 @@ static void test_name_why_bounded(void **state)
     name[5000] = 0;
     assert_int_equal(verso__dbname_check(name, 5000, why, sizeof(why)), VERSO_EINVAL);
     assert_true(strlen(why) < 250);
-    assert_non_null(strstr(why, "5000 bytes"));
+    assert_non_null(strstr(why, "(5000 bytes) is not a database name"));
     assert_int_equal(verso__dbname_check("a\0b", 3, why, sizeof(why)), VERSO_EINVAL);
     assert_non_null(strstr(why, "\"a?b\""));
 }
@@ -728,6 +728,41 @@ static void test_from(void **state)
     free(before);
 }
 
+/* Temporary files of a process that died mid-way go; nothing else does. */
+static void test_sweep(void **state)
+{
+    fx *f = *state;
+    static const char *const gone[] = {".verso-new-a-123456", ".verso-new-a-123456-wal",
+                                       ".verso-upload-XyZ123", ".verso-upload-XyZ123-journal"};
+    static const char *const kept[] = {"a.db", ".verso-spool-1", ".hidden", "x.verso-new-1",
+                                       ".verso-newer"};
+    char p[1200], why[400];
+    struct timespec old[2] = {{.tv_sec = 1000}, {.tv_sec = 1000}};
+
+    assert_int_equal(verso__dbfile_create(f->dir, "a", why, sizeof(why)), 0);
+    for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
+        path_of(p, sizeof(p), f, gone[i]);
+        write_file(p, "x", 1);
+        assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
+    }
+    for (size_t i = 1; i < sizeof(kept) / sizeof(kept[0]); i++) {
+        path_of(p, sizeof(p), f, kept[i]);
+        write_file(p, "x", 1);
+        assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
+    }
+    path_of(p, sizeof(p), f, ".verso-upload-fresh"); /* being written now: kept */
+    write_file(p, "x", 1);
+    assert_int_equal(verso__dbfile_sweep(f->dir, 300), 4);
+    for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+        assert_false(exists(f->dir, gone[i]));
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        assert_true(exists(f->dir, kept[i]));
+    assert_true(exists(f->dir, ".verso-upload-fresh"));
+    assert_int_equal(verso__dbfile_sweep(f->dir, 0), 1);
+    path_of(p, sizeof(p), f, "missing");
+    assert_int_equal(verso__dbfile_sweep(p, 0), VERSO_EIO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -746,6 +781,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_adopt_corrupt_says_integrity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_name_taken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_from, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,7 +81,7 @@ static void test_examples_run(void **state)
     assert_non_null(strstr(all.data, "\"changes\":[{\"table\":\"items\",\"id\":1,\"version\":1"));
     assert_non_null(strstr(all.data, "this server serves databases: use /db/<name>/<table>"));
     assert_true(strstr(all.data, "\n404\n") || strstr(all.data, "\n400\n"));
-    assert_non_null(strstr(all.data, "\\\"-x\\\" is not one"));
+    assert_non_null(strstr(all.data, "\\\"-x\\\" is not a database name"));
     assert_non_null(strstr(all.data, "\"databases\":2,"));
     assert_non_null(strstr(all.data, "verso_database_head_version{database=\"tenant-1\"} 1\n"));
     assert_non_null(strstr(all.data, "\n204\n"));

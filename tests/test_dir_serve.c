@@ -511,7 +511,7 @@ static void test_bad_name_message(void **state)
 
     (void)state;
     assert_int_equal(call(&r, "GET", "/db/-a/items", NULL), 400);
-    assert_non_null(strstr(r.body, "\\\"-a\\\" is not one"));
+    assert_non_null(strstr(r.body, "\\\"-a\\\" is not a database name"));
     assert_non_null(strstr(r.body, "1 to 64 letters, digits"));
     rt_resp_free(&r);
 }

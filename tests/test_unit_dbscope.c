@@ -64,15 +64,15 @@ static void test_db_lines_refused(void **state)
         const char *rest; /* after "token HASH " */
         const char *why;
     } cases[] = {
-        {"read db=", "token: db=: database names are 1 to 64 letters"},
-        {"read db=..", "token: db=: database names are"},
-        {"read db=a.db", "token: db=: database names are"},
-        {"read db=a/b", "token: db=: database names are"},
-        {"read db=%2e%2e", "token: db=: database names are"},
-        {"read db=\xef\xbd\x81", "token: db=: database names are"},
-        {"read db=-a", "token: db=: database names are"},
+        {"read db=", "token: db=: the database name is empty: database names are 1 to 64 letters"},
+        {"read db=..", "is not a database name: database names are"},
+        {"read db=a.db", "is not a database name: database names are"},
+        {"read db=a/b", "is not a database name: database names are"},
+        {"read db=%2e%2e", "is not a database name: database names are"},
+        {"read db=\xef\xbd\x81", "is not a database name: database names are"},
+        {"read db=-a", "is not a database name: database names are"},
         {"read db=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-         "is 65 bytes long"},
+         "(65 bytes) is not a database name"},
         {"read db=a db=b", "db= is given once, before the table"},
         {"read items db=a", "a token line is \"token <sha256-hex> <role> [db=<name>] [<table>]\""},
         {"read db=a items extra", "a token line is"},
@@ -110,7 +110,7 @@ static void test_db_line_in_file(void **state)
     c.port = -1;
     assert_int_equal(verso__config_load(&c, path, why, sizeof(why)), VERSO_EINVAL);
     assert_int_equal(strncmp(why, path, strlen(path)), 0);
-    assert_non_null(strstr(why, ":3: token: db=: database names are"));
+    assert_non_null(strstr(why, ":3: token: db=: \"../etc\" is not a database name"));
     verso__config_free(&c);
     remove(path);
 }
@@ -190,12 +190,54 @@ static void test_db_roles_in_words(void **state)
     verso__config_free(&c);
 }
 
+/* Who may list the databases it may replicate (GET /_databases, the
+ * events channel): a grant for whole databases with the role, any db=. */
+static void test_auth_any(void **state)
+{
+    static const struct {
+        const char *token;
+        bool feed, admin;
+    } cases[] = {
+        {"rep-a", true, false},  {"read-a", false, false}, {"rep-table", false, false},
+        {"admin-x", true, true}, {"root", true, true},     {"nobody", false, false},
+    };
+    char h[5][65], text[1024], header[64], why[256];
+    verso__config c;
+
+    (void)state;
+    token_hash(h[0], "rep-a");
+    token_hash(h[1], "read-a");
+    token_hash(h[2], "rep-table");
+    token_hash(h[3], "admin-x");
+    token_hash(h[4], "root");
+    snprintf(text, sizeof(text),
+             "token %s replicate db=a\ntoken %s read db=a\ntoken %s replicate items\n"
+             "token %s admin db=x\ntoken %s admin\n",
+             h[0], h[1], h[2], h[3], h[4]);
+    assert_int_equal(parse(&c, text, why, sizeof(why)), 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        verso__auth a;
+        snprintf(header, sizeof(header), "Bearer %s", cases[i].token);
+        verso__auth_identify(&a, &c, header);
+        if (verso__auth_any(&a, &c, VERSO__CAP_FEED) != cases[i].feed ||
+            verso__auth_any(&a, &c, VERSO__CAP_ADMIN) != cases[i].admin)
+            fail_msg("%s", cases[i].token);
+    }
+    verso__config_free(&c);
+    memset(&c, 0, sizeof(c));
+    {
+        verso__auth a;
+        verso__auth_identify(&a, &c, NULL);
+        assert_true(verso__auth_any(&a, &c, VERSO__CAP_ADMIN)); /* no token configured */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_db_lines),          cmocka_unit_test(test_db_lines_refused),
         cmocka_unit_test(test_db_line_in_file),   cmocka_unit_test(test_db_matrix),
-        cmocka_unit_test(test_db_roles_in_words),
+        cmocka_unit_test(test_db_roles_in_words), cmocka_unit_test(test_auth_any),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
