@@ -27,7 +27,8 @@ typedef struct verso__dbinst {
     void *mmetrics_arg;
     verso__dirconn *conns; /* its /_sync WebSockets: they pin it open */
     int pins;
-    int64_t used_ms; /* monotonic: the last request or WebSocket close */
+    int64_t used_ms;   /* monotonic: the last request or WebSocket close */
+    uint64_t dev, ino; /* the file it opened: one renamed over it is another database */
 } verso__dbinst;
 
 struct verso__dir {

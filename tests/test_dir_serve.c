@@ -230,6 +230,41 @@ static void test_server_routes(void **state)
     rt_resp_free(&r);
 }
 
+static int64_t count_rows(const char *path, const char *like);
+
+/* A database file replaced while open (a restore: its -wal and -shm
+ * removed, another file renamed over it) is served as the new file at the
+ * next request, not as the old one the server still held open. */
+static void test_file_replaced(void **state)
+{
+    char fresh[700], path[700], id0[64];
+    cJSON *j;
+
+    (void)state;
+    assert_int_equal(status("POST", "/db/a/items", "{\"name\":\"old\"}"), 201);
+    j = get_json("/db/a/_info", 200);
+    snprintf(id0, sizeof(id0), "%s", cJSON_GetObjectItem(j, "identity")->valuestring);
+    cJSON_Delete(j);
+    snprintf(fresh, sizeof(fresh), "%s/fresh.db", W.root);
+    make_db(fresh, "NEW", 3);
+    db_path(path, sizeof(path), "a");
+    { /* as a restore does: the old -wal and -shm go, the new file is renamed in */
+        char side[720];
+        snprintf(side, sizeof(side), "%s-wal", path);
+        unlink(side);
+        snprintf(side, sizeof(side), "%s-shm", path);
+        unlink(side);
+    }
+    assert_int_equal(rename(fresh, path), 0);
+    assert_int_equal(array_size("/db/a/items"), 3);
+    j = get_json("/db/a/_info", 200);
+    assert_string_not_equal(cJSON_GetObjectItem(j, "identity")->valuestring, id0);
+    assert_int_equal(cJSON_GetObjectItem(j, "head")->valueint, 3);
+    cJSON_Delete(j);
+    assert_int_equal(status("POST", "/db/a/items", "{\"name\":\"after\"}"), 201);
+    assert_int_equal(count_rows(path, "%"), 4);
+}
+
 /* ---- metrics ---- */
 
 /* Every family has HELP then TYPE, and promtool (when installed) finds
@@ -524,6 +559,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_live_slave_one_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_name_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_replaced, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
