@@ -106,6 +106,22 @@ static bool evict_lru(verso__dir *d)
     return victim != NULL;
 }
 
+/* Whether the file is a verso database already, looked at read-only: the
+ * read-write open of the instance would make any SQLite file one, and a
+ * request must not change a file the user put there. VERSO_ESCHEMA: not one. */
+static int verso_file(const char *path)
+{
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    verso_db *db = NULL;
+    int rc;
+
+    o.must_exist = true;
+    o.readonly = true;
+    rc = verso_db_open(&db, path, &o, NULL, 0);
+    verso_db_close(db);
+    return rc;
+}
+
 static int inst_new(verso__dbinst **out, verso__dir *d, const char *name, const char *path)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
@@ -115,6 +131,10 @@ static int inst_new(verso__dbinst **out, verso__dir *d, const char *name, const 
     *out = NULL;
     if (!in)
         return VERSO_ENOMEM;
+    if ((rc = verso_file(path)) < 0) {
+        verso__free(in);
+        return rc;
+    }
     snprintf(in->name, sizeof(in->name), "%s", name);
     o.db_path = path;
     o.limits = d->srv->cfg.limits;
@@ -175,7 +195,14 @@ int verso__dir_get(verso__dbinst **out, verso__dir *d, const char *name, char *m
                  d->max_open, d->max_open);
         return 503;
     }
-    if ((rc = inst_new(out, d, name, path)) < 0) {
+    if ((rc = inst_new(out, d, name, path)) == VERSO_ESCHEMA) {
+        snprintf(msg, n,
+                 "%s.db is not a verso database: make it one with `verso track FILE TABLE`, or "
+                 "move it out of the directory and adopt it with PUT /_databases/<name>",
+                 name);
+        return 409;
+    }
+    if (rc < 0) {
         snprintf(msg, n, "database \"%s\" cannot be opened: %s", name,
                  rc == VERSO_ENOMEM ? "out of memory" : "it is not a usable verso database");
         return rc == VERSO_ENOMEM || rc == VERSO_EBUSY ? 503 : 500;

@@ -231,6 +231,7 @@ static void test_server_routes(void **state)
 }
 
 static int64_t count_rows(const char *path, const char *like);
+static int raw_status(const char *method, const char *path, bool upgrade);
 
 /* A database file replaced while open (a restore: its -wal and -shm
  * removed, another file renamed over it) is served as the new file at the
@@ -263,6 +264,39 @@ static void test_file_replaced(void **state)
     cJSON_Delete(j);
     assert_int_equal(status("POST", "/db/a/items", "{\"name\":\"after\"}"), 201);
     assert_int_equal(count_rows(path, "%"), 4);
+}
+
+/* A SQLite file of DIR that is not a verso database is not served (nor
+ * turned into one by a request): 409 saying how to make it one. */
+static void test_plain_sqlite_refused(void **state)
+{
+    char path[700], out[64] = "";
+    struct stat s0, s1;
+    rt_resp r;
+
+    (void)state;
+    db_path(path, sizeof(path), "plain");
+    assert_int_equal(orm_sqlite_shell(path,
+                                      "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+                                      "INSERT INTO t(v) VALUES('x');",
+                                      out, sizeof(out)),
+                     0);
+    assert_int_equal(stat(path, &s0), 0);
+    assert_int_equal(call(&r, "GET", "/db/plain/t", NULL), 409);
+    assert_non_null(strstr(r.body, "not a verso database"));
+    rt_resp_free(&r);
+    assert_int_equal(status("POST", "/db/plain/t", "{\"v\":\"y\"}"), 409);
+    assert_int_equal(raw_status("GET", "/db/plain/_sync", true), 409);
+    assert_int_equal(stat(path, &s1), 0);
+    assert_int_equal(s0.st_size, s1.st_size);
+    assert_int_equal(s0.st_mtime, s1.st_mtime);
+    assert_int_equal(orm_sqlite_shell(path,
+                                      "SELECT count(*) FROM sqlite_master WHERE name LIKE "
+                                      "'\\_verso\\_%' ESCAPE '\\';",
+                                      out, sizeof(out)),
+                     0);
+    assert_int_equal(atoi(out), 0);
+    assert_int_equal(status("GET", "/db/a/items", NULL), 200);
 }
 
 /* ---- metrics ---- */
@@ -560,6 +594,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_name_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_sqlite_refused, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
