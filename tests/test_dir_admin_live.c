@@ -265,6 +265,28 @@ static void test_scoped_tokens(void **state)
     verso_slave_stop(s);
 }
 
+/* A reload of the config reaches every database, open or not: the
+ * instances share the server's config. */
+static void test_reload_reaches_databases(void **state)
+{
+    const char *adm = k_tokens[0], *repa = k_tokens[1];
+    char path[700], h[65], why[256] = "";
+    FILE *f;
+
+    (void)state;
+    assert_int_equal(dc_status("GET", "/db/a/_changes", repa, NULL), 200); /* a is open */
+    sha256_hex(h, adm);
+    snprintf(path, sizeof(path), "%s/verso.conf", DC.root);
+    assert_non_null(f = fopen(path, "w"));
+    fprintf(f, "token %s admin\n", h); /* the replicate token is gone */
+    fclose(f);
+    assert_int_equal(verso_rest_reload(DC.srv, why, sizeof(why)), 0);
+    assert_int_equal(dc_status("GET", "/db/a/_changes", repa, NULL), 401);
+    assert_int_equal(dc_status("GET", "/db/b/_changes", repa, NULL), 401);
+    assert_int_equal(dc_status("GET", "/db/a/_changes", adm, NULL), 200);
+    assert_int_equal(dc_status("GET", "/_databases", repa, NULL), 401);
+}
+
 static void test_hostile_admin_names(void **state)
 {
     static const char *const names[] = {
@@ -308,6 +330,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_adopt_delete, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_delete_followed, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_scoped_tokens, setup_tokens, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_reaches_databases, setup_tokens, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_admin_names, setup_open, teardown),
     };
 
