@@ -26,14 +26,10 @@
 #define DEFAULT_MAX_OPEN 128
 #define DEFAULT_IDLE_MS  60000
 #define DIR_TICK_MS      250
+#define NAME_RULE                                                                                  \
+    "database names are 1 to 64 letters, digits, '_' or '-', starting with a letter or a digit"
 
 /* ---- names ---- */
-
-/* The rule is rest/dbnames.c's. */
-bool verso__dir_name_ok(const char *name, size_t n)
-{
-    return verso__dbname_valid(name, n);
-}
 
 /* The 400 for a name that fails the rule, quoting it safely. */
 static void error_name(verso__resp *rs, const char *name, size_t n)
@@ -47,9 +43,7 @@ static void error_name(verso__resp *rs, const char *name, size_t n)
 /* DIR/<name>.db; false when it does not fit. */
 static bool db_file(char *out, size_t n, const verso__dir *d, const char *name)
 {
-    int len = snprintf(out, n, "%s/%s.db", d->path, name);
-
-    return len > 0 && (size_t)len < n;
+    return verso__dbfile_path(out, n, d->path, name) == 0;
 }
 
 /* ---- open databases ---- */
@@ -241,7 +235,7 @@ static void route_db(verso__dir *d, verso__req *rq, verso__resp *rs, const char 
     verso__dbinst *in;
     int st;
 
-    if (!verso__dir_name_ok(s, n)) {
+    if (!verso__dbname_valid(s, n)) {
         error_name(rs, s, n);
         return;
     }
@@ -263,8 +257,7 @@ static void route_db(verso__dir *d, verso__req *rq, verso__resp *rs, const char 
 
 /* ---- the server's own routes ---- */
 
-/* Calls fn for each database file name of DIR (not sorted). */
-static size_t count_databases(const verso__dir *d);
+static size_t count_databases(verso__dir *d);
 
 static void route_health(verso__dir *d, verso__req *rq, verso__resp *rs)
 {
@@ -346,15 +339,10 @@ static void route_root(verso__dir *d, verso__req *rq, verso__resp *rs, const roo
     r->fn(d, rq, rs);
 }
 
+/* The name is checked by the admin routes before any use. */
 static void route_databases(verso__req *rq, verso__resp *rs, const char *rest)
 {
-    const char *name = *rest == '/' ? rest + 1 : NULL;
-
-    if (name && !verso__dir_name_ok(name, strlen(name))) {
-        error_name(rs, name, strlen(name));
-        return;
-    }
-    verso__route_databases(rq, rs, name);
+    verso__route_databases(rq, rs, *rest == '/' ? rest + 1 : NULL);
 }
 
 void verso__dir_dispatch(verso__req *rq, verso__resp *rs)
@@ -429,7 +417,7 @@ int verso__dir_head(verso__dir *d, const char *name, int64_t *head, char *identi
     struct stat st;
     int rc;
 
-    if (!d || !name || !verso__dir_name_ok(name, strlen(name)))
+    if (!d || !name || !verso__dbname_valid(name, strlen(name)))
         return VERSO_EINVAL;
     if ((in = verso__dir_find(d, name))) {
         if ((rc = verso_db_info(&info, in->rest->db)) < 0)
@@ -554,31 +542,24 @@ void verso__dir_close(verso__dir *d)
     verso__free(d);
 }
 
-/* ---- counting ---- */
+/* ---- the databases of DIR ---- */
 
-#include <dirent.h>
-
-static bool db_entry(const char *f, char *name)
+int verso__dir_scan(verso__dir *d, int (*fn)(const char *name, void *arg), void *arg)
 {
-    size_t n = strlen(f);
-
-    if (n < 4 || strcmp(f + n - 3, ".db") || !verso__dir_name_ok(f, n - 3))
-        return false;
-    memcpy(name, f, n - 3);
-    name[n - 3] = 0;
-    return true;
+    return verso__dbfile_scan(d->path, fn, arg);
 }
 
-static size_t count_databases(const verso__dir *d)
+static int count_one(const char *name, void *arg)
 {
-    char name[VERSO__DBNAME_MAX + 1];
-    DIR *dir = opendir(d->path);
-    struct dirent *e;
+    (void)name;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static size_t count_databases(verso__dir *d)
+{
     size_t n = 0;
 
-    while (dir && (e = readdir(dir)))
-        n += db_entry(e->d_name, name);
-    if (dir)
-        closedir(dir);
+    verso__dir_scan(d, count_one, &n);
     return n;
 }

@@ -5,8 +5,9 @@
 #ifndef VERSO_REST_DIRINT_H
 #define VERSO_REST_DIRINT_H
 
-#include "rest/databases.h"
 #include "rest/dir.h"
+
+#include "rest/databases.h"
 
 typedef struct verso__dirconn verso__dirconn;
 typedef struct verso__dirwatch verso__dirwatch;
@@ -45,9 +46,6 @@ struct verso__dir {
     verso__direvents *events;
 };
 
-/* True when name[0..n) is a database name: 1..64 bytes of [A-Za-z0-9_-],
- * the first a letter or a digit. */
-bool verso__dir_name_ok(const char *name, size_t n);
 /* The open instance of name, opened when closed (the least recently used
  * idle one closed first at the cap): 0, or the HTTP status (404, 503, 500)
  * with msg. */
@@ -73,6 +71,26 @@ int verso__direvents_open(verso__dir *d);
 void verso__direvents_close(verso__dir *d);
 /* Drains the DIR watch, announces new heads, sends heartbeats. */
 void verso__direvents_tick(verso__dir *d);
+
+/* For /_metrics: event subscribers, messages sent, DIR watch events. */
+void verso__direvents_stats(const verso__dir *d, size_t *subscribers, uint64_t *sent,
+                            uint64_t *watch_events);
+
+/* dirwatch.c: one inotify watch on DIR (a thread of its own). fn(arg) runs
+ * on that thread after events that concern a database. VERSO_EIO where
+ * file events are unavailable, VERSO_ENOMEM. */
+int verso__dirwatch_start(verso__dirwatch **out, const char *dir, void (*fn)(void *arg), void *arg);
+/* Stops and joins the thread. NULL: no-op. */
+void verso__dirwatch_stop(verso__dirwatch *w);
+/* Calls fn for each database name events concerned since the last call;
+ * true when events were lost (look at every database). Any thread. */
+bool verso__dirwatch_take(verso__dirwatch *w, void (*fn)(const char *name, void *arg), void *arg);
+/* Events seen so far. Any thread. */
+uint64_t verso__dirwatch_events(verso__dirwatch *w);
+
+/* dir.c: calls fn for each database name of DIR, sorted (verso__dbfile_scan);
+ * stops at fn's first non-zero return, which it returns. */
+int verso__dir_scan(verso__dir *d, int (*fn)(const char *name, void *arg), void *arg);
 
 /* dirmetrics.c: the dir server's lines of GET /_metrics (per-database
  * series labelled database="<name>"). */

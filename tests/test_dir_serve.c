@@ -230,6 +230,47 @@ static void test_server_routes(void **state)
     rt_resp_free(&r);
 }
 
+/* ---- metrics ---- */
+
+/* Every family has HELP then TYPE, and promtool (when installed) finds
+ * nothing to say about the page at path. */
+static char *check_metrics(const char *path)
+{
+    const char *promtool = access("/usr/bin/promtool", X_OK) == 0 ? "/usr/bin/promtool" : NULL;
+    char file[700], cmd[1600], out[4096] = "";
+    char *body;
+    rt_resp r;
+    size_t n;
+    FILE *f;
+
+    assert_int_equal(call(&r, "GET", path, NULL), 200);
+    body = strdup(r.body);
+    rt_resp_free(&r);
+    for (char *t = body; (t = strstr(t, "# TYPE ")); t++) {
+        char name[128], help[160];
+        sscanf(t + 7, "%127s", name);
+        snprintf(help, sizeof(help), "# HELP %s ", name);
+        if (!strstr(body, help) || strstr(body, help) > t)
+            fail_msg("%s: %s has no HELP line before its TYPE", path, name);
+    }
+    if (!promtool) {
+        print_message("skipped: promtool not found; %s checked for HELP lines only\n", path);
+        return body;
+    }
+    snprintf(file, sizeof(file), "%s/metrics.txt", W.root);
+    assert_non_null(f = fopen(file, "w"));
+    fputs(body, f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "%s check metrics < '%s' 2>&1; echo \"exit $?\"", promtool, file);
+    assert_non_null(f = popen(cmd, "r"));
+    n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    pclose(f);
+    if (strcmp(out, "exit 0\n"))
+        fail_msg("promtool check metrics on %s said:\n%s", path, out);
+    return body;
+}
+
 /* ---- a live slave on one database while another is written ---- */
 
 typedef struct writer {
@@ -321,6 +362,19 @@ static void test_live_slave_one_database(void **state)
         cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "replication"), "slaves")),
         1);
     cJSON_Delete(j);
+    {
+        char *m = check_metrics("/_metrics");
+        assert_non_null(strstr(m, "verso_database_slaves{database=\"a\"} 1\n"));
+        assert_non_null(strstr(m, "verso_database_slaves{database=\"b\"} 0\n"));
+        assert_non_null(strstr(m, "verso_database_head_version{database=\"b\"} 60\n"));
+        assert_non_null(strstr(m, "verso_database_slave_lag_versions{database=\"a\",slave="));
+        assert_non_null(strstr(m, "verso_databases_open 2\n"));
+        assert_non_null(strstr(m, "verso_http_requests_total{route="));
+        free(m);
+        m = check_metrics("/db/a/_metrics");
+        assert_non_null(strstr(m, "verso_sync_slaves 1\n"));
+        free(m);
+    }
     verso_slave_stop(s);
     {
         char apath[700];
