@@ -238,7 +238,9 @@ static int adopt_body(verso__req *rq, const char *name, char *why, size_t whylen
     return rc;
 }
 
-/* Which kind of creation the request asks for; 0, or the error written. */
+/* Which kind of creation the request asks for; 0, or the error written. A
+ * SQLite file announced with no bytes is an upload, refused as empty, not
+ * a request for an empty database. */
 static int put_kind(verso__req *rq, verso__resp *rs, const char **from, bool *adopt)
 {
     *from = verso__param_get(rq, "from");
@@ -247,7 +249,7 @@ static int put_kind(verso__req *rq, verso__resp *rs, const char **from, bool *ad
         verso__error(rs, 400, "PUT /_databases/<name>?from=<database> takes no body");
         return -1;
     }
-    if (*from || !body_len(rq))
+    if (*from || (!body_len(rq) && !is_sqlite_type(rq->content_type)))
         return 0;
     if (!is_sqlite_type(rq->content_type)) {
         verso__error(rs, 415,
