@@ -5,8 +5,9 @@
 #ifndef VERSO_REST_DIRINT_H
 #define VERSO_REST_DIRINT_H
 
-#include "rest/databases.h"
 #include "rest/dir.h"
+
+#include "rest/databases.h"
 
 typedef struct verso__dirconn verso__dirconn;
 typedef struct verso__dirwatch verso__dirwatch;

@@ -1,4 +1,6 @@
-/*
+/* (tests/test_dir_admin_events.c: written by i11-dir as test_dir_admin.c; renamed at the merge
+ * into i11-names, whose tests/test_dir_admin.c covers the routes themselves.)
+ *
  * The admin routes (rest/admin.c) on a real dir server: creation, adoption
  * and deletion seen by the events channel and the /db/<name>/ routes, a
  * followed database refused deletion unless forced (its slave is cut off),
