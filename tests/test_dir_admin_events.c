@@ -44,7 +44,8 @@ static int setup_tokens(void **state)
 {
     static const char *const grants[] = {"admin", "replicate db=a", "write db=b"};
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
-    char text[1024] = "", path[700], h[65];
+    static char path[700]; /* the server keeps it (verso_rest_reload reads it again) */
+    char text[1024] = "", h[65];
     FILE *f;
 
     (void)state;
@@ -282,7 +283,8 @@ static void test_reload_reaches_databases(void **state)
     assert_non_null(f = fopen(path, "w"));
     fprintf(f, "token %s admin\n", h); /* the replicate token is gone */
     fclose(f);
-    assert_int_equal(verso_rest_reload(DC.srv, why, sizeof(why)), 0);
+    if (verso_rest_reload(DC.srv, why, sizeof(why)) < 0)
+        fail_msg("reload: %s", why);
     assert_int_equal(dc_status("GET", "/db/a/_changes", repa, NULL), 401);
     assert_int_equal(dc_status("GET", "/db/b/_changes", repa, NULL), 401);
     assert_int_equal(dc_status("GET", "/db/a/_changes", adm, NULL), 200);
