@@ -453,6 +453,35 @@ static void test_live_slave_one_database(void **state)
     }
 }
 
+/* Commits by another handle on the file (as another process would) reach
+ * the live slave too: the DIR watch wakes the database's master. */
+static void test_live_slave_other_writer(void **state)
+{
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    char url[128], spath[700], apath[700], why[256] = "";
+    verso_slave *s = NULL;
+    verso_db *db;
+
+    (void)state;
+    snprintf(spath, sizeof(spath), "%s/slave-a.db", W.root);
+    snprintf(url, sizeof(url), "%s/db/a", W.base);
+    db_path(apath, sizeof(apath), "a");
+    o.heartbeat_ms = 1000;
+    o.retry_min_ms = 20;
+    o.retry_max_ms = 300;
+    assert_int_equal(verso_slave_start(&s, spath, url, &o, why, sizeof(why)), 0);
+    wait_slave(s, 0);
+    db = rc_open(apath);
+    for (int i = 0; i < 20; i++) {
+        rc_item it = {.name = "by-hand", .qty = i};
+        assert_int_equal(verso_record_insert(db, &rc_item_def, &it), 0);
+    }
+    verso_db_close(db);
+    wait_slave(s, 20);
+    verso_slave_stop(s);
+    assert_int_equal(count_rows(spath, "by-hand"), 20);
+}
+
 /* ---- hostile names ---- */
 
 static int raw_status(const char *method, const char *path, bool upgrade)
@@ -591,6 +620,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_databases_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_slave_one_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_slave_other_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_name_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_replaced, setup, teardown),
