@@ -602,6 +602,28 @@ static void test_hostile_names(void **state)
     assert_int_equal(count_rows(W.secret, "SECRET-ROW"), 3);
 }
 
+/* A server of a directory or of a database, not both; DIR must be one. */
+static void test_options_refused(void **state)
+{
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    char why[256] = "", path[700];
+    verso_rest *srv = NULL;
+
+    (void)state;
+    db_path(path, sizeof(path), "a");
+    o.port = VERSO_REST_PORT_ANY;
+    o.db_dir = W.dir;
+    o.db_path = path;
+    assert_int_equal(verso_rest_start(&srv, NULL, &o, why, sizeof(why)), VERSO_EINVAL);
+    assert_null(srv);
+    assert_non_null(strstr(why, "not both"));
+    o.db_path = NULL;
+    o.db_dir = path; /* a file */
+    assert_int_equal(verso_rest_start(&srv, NULL, &o, why, sizeof(why)), VERSO_EINVAL);
+    assert_null(srv);
+    assert_non_null(strstr(why, "is not a directory"));
+}
+
 /* The 400 quotes the name and states the rule. */
 static void test_bad_name_message(void **state)
 {
@@ -623,6 +645,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_live_slave_other_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_name_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_options_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_sqlite_refused, setup, teardown),
     };
