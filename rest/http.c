@@ -296,7 +296,9 @@ static int stream_more(verso_rest *srv, struct lws *wsi, conn *c)
             return stream_end(srv, wsi, c, true);
         c->sent += (int64_t)n;
     }
-    if (c->sent == len)
+    /* ended once libwebsockets has written what it holds: a stop that
+     * follows would drop it */
+    if (c->sent == len && !lws_partial_buffered(wsi))
         return stream_end(srv, wsi, c, false);
     arm(srv, wsi, c);
     lws_callback_on_writable(wsi);
@@ -608,11 +610,21 @@ static bool wants_spool(struct lws *wsi, conn *c)
                                header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ct, sizeof(ct)));
 }
 
+/* Nothing is spooled for a client without a token the server knows: it
+ * would fill the disk before hearing 401. */
 static int spool_start(verso_rest *srv, struct lws *wsi, conn *c, int64_t clen)
 {
-    char dir[4096];
+    char dir[4096], authz[512];
+    verso__req rq = {.srv = srv};
+    verso__resp rs = {.body = &srv->body, .location = &srv->location, .link = &srv->link};
     int rc;
 
+    verso__auth_identify(&rq.auth, &srv->cfg,
+                         header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz)));
+    if (srv->cfg.ngrants && rq.auth.state != 1) {
+        verso__error_auth(&rs, &rq, 401, NULL, VERSO__CAP_WRITE, "writing rows");
+        return reject(srv, wsi, c, 401, rs.errmsg);
+    }
     if (clen > srv->cfg.limits.max_blob)
         return reject(srv, wsi, c, 413, "request body too large (max-blob)");
     if ((rc = verso__spool_open(&c->spool, verso__spool_dir(dir, sizeof(dir), srv))) < 0)
