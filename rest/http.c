@@ -652,6 +652,21 @@ static int spool_body(verso_rest *srv, struct lws *wsi, conn *c, const void *in,
     return 0;
 }
 
+/* A client that sent "Expect: 100-continue" waits for this before it sends
+ * its body (curl: a second), once the server means to read it. */
+static int continue_body(struct lws *wsi)
+{
+    static const char k[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    unsigned char buf[LWS_PRE + sizeof(k)];
+    char expect[32];
+
+    if (!header(wsi, WSI_TOKEN_HTTP_EXPECT, expect, sizeof(expect)) ||
+        strcasecmp(expect, "100-continue"))
+        return 0;
+    memcpy(buf + LWS_PRE, k, sizeof(k) - 1);
+    return lws_write(wsi, buf + LWS_PRE, sizeof(k) - 1, LWS_WRITE_HTTP) < 0 ? -1 : 0;
+}
+
 int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char *uri)
 {
     conn *c = pss;
@@ -694,12 +709,14 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
         return reject(srv, wsi, c, 400,
                       "only Transfer-Encoding: chunked, without Content-Length, is accepted");
     c->chunked = te != NULL;
-    if (c->state == ST_BODY && wants_spool(wsi, c))
-        return spool_start(srv, wsi, c, clen);
+    if (c->state == ST_BODY && wants_spool(wsi, c)) {
+        int rc = spool_start(srv, wsi, c, clen);
+        return rc || c->state != ST_BODY ? rc : continue_body(wsi);
+    }
     if (clen > (int64_t)srv->cfg.limits.max_body)
         return reject(srv, wsi, c, 413, "request body too large");
     if (c->state == ST_BODY)
-        return 0;
+        return continue_body(wsi);
     return process(srv, wsi, c, false);
 }
 

@@ -44,6 +44,7 @@
 #include <curl/curl.h>
 #include <sqlite3.h>
 
+#include "rest/internal.h" /* verso__spool_wanted, verso__spool_room */
 #include "verso/advanced.h"
 #include "verso/orm.h"
 #include "verso/rest.h"
@@ -946,8 +947,6 @@ static void test_get_auth(void **state)
 
 /* ---- PUT ---- */
 
-extern _Atomic long long verso__spool_room; /* rest/spool.c, tests only */
-
 /* The value of files row id is pattern seed of len bytes, version v. */
 static void assert_value(int64_t id, unsigned seed, int64_t len, int64_t v)
 {
@@ -978,6 +977,39 @@ static int raw_put(const char *head, const unsigned char *body, size_t n, size_t
     st = raw_headers(fd, answer, sizeof(answer), &got);
     close(fd);
     return st;
+}
+
+/* "Expect: 100-continue": the interim answer comes before the body is sent
+ * (curl would wait a second for it); a body refused by its length gets the
+ * refusal instead. */
+static void test_put_expect_continue(void **state)
+{
+    static unsigned char body[5000];
+    char head[512], answer[4096];
+    const char *fmt = "PUT /files/1/data HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                      "Content-Length: %d\r\n\r\n";
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    int64_t got;
+    int fd;
+
+    (void)state;
+    o.limits.max_blob = 10000;
+    server_start(&o);
+    pat_fill(body, sizeof(body), 91, 0);
+    fd = raw_connect(E.port, 0);
+    snprintf(head, sizeof(head), fmt, (int)sizeof(body));
+    raw_send(fd, head, strlen(head));
+    assert_int_equal(raw_headers(fd, answer, sizeof(answer), &got), 100);
+    assert_int_equal(got, 0);
+    raw_send(fd, body, sizeof(body));
+    assert_int_equal(raw_headers(fd, answer, sizeof(answer), &got), 200);
+    close(fd);
+    assert_value(1, 91, sizeof(body), row_version(1));
+    fd = raw_connect(E.port, 0);
+    snprintf(head, sizeof(head), fmt, 20000);
+    raw_send(fd, head, strlen(head));
+    assert_int_equal(raw_headers(fd, answer, sizeof(answer), &got), 413);
+    close(fd);
 }
 
 /* Content-Length and chunked bodies, from curl and trickled by hand, and
@@ -1154,6 +1186,66 @@ static void test_put_errors(void **state)
     assert_int_equal(request("GET", "/files/1/data", NULL, NULL, NULL, &s), 404);
 }
 
+/* Which bodies go to a spool file, decided on the path as sent (a dir
+ * server's /db/<name> prefix included). */
+static void test_spool_wanted(void **state)
+{
+    static const struct {
+        unsigned method;
+        const char *path, *ct;
+        bool want;
+    } cases[] = {
+        {VERSO__PUT, "/files/1/data", "application/octet-stream", true},
+        {VERSO__PUT, "/files/1/data", NULL, true},
+        {VERSO__PUT, "/files/1/data", "image/png", true},
+        {VERSO__PUT, "/files/1/data", "application/json", false},
+        {VERSO__PUT, "/files/1/data", "application/json; charset=utf-8", false},
+        {VERSO__GET, "/files/1/data", NULL, false},
+        {VERSO__POST, "/files/1/data", NULL, false},
+        {VERSO__PUT, "/files/1", NULL, false},
+        {VERSO__PUT, "/files", NULL, false},
+        {VERSO__PUT, "/files/x/data", NULL, false},
+        {VERSO__PUT, "/files/1/", NULL, false},
+        {VERSO__PUT, "/files/1/data/more", NULL, false},
+        {VERSO__PUT, "/_info/1/data", NULL, false},
+        {VERSO__PUT, "/db/shop/files/1/data", NULL, true},
+        {VERSO__PUT, "/db/shop/files/1/data", "application/json", false},
+        {VERSO__PUT, "/db/shop/files/1", NULL, false},
+        {VERSO__PUT, "/_databases/shop", "application/vnd.sqlite3", true},
+        {VERSO__PUT, "/_databases/shop", "APPLICATION/VND.SQLITE3", true},
+        {VERSO__PUT, "/_databases/shop", "application/octet-stream", false},
+        {VERSO__PUT, "/_databases/shop", NULL, false},
+        {VERSO__PUT, "/_databases", "application/vnd.sqlite3", false},
+        {VERSO__PUT, "", NULL, false},
+        {VERSO__PUT, "files/1/data", NULL, false},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (verso__spool_wanted(cases[i].method, cases[i].path, cases[i].ct) != cases[i].want)
+            fail_msg("%s %s: want %d", cases[i].path, cases[i].ct ? cases[i].ct : "-",
+                     cases[i].want);
+}
+
+/* A blob value with no bytes but a length is that many zeros (the ORM used
+ * to read them past the end of an empty string). */
+static void test_orm_zero_blob(void **state)
+{
+    static const unsigned char zeros[4096];
+    const char *cols[] = {"data"};
+    verso_value v = {.type = VERSO_BLOB, .u.b = {NULL, sizeof(zeros)}};
+    int64_t id = 0;
+    sink s;
+
+    (void)state;
+    assert_int_equal(verso_row_update(NULL, E.db, "files", 1, cols, &v, 1, 0), 0);
+    assert_int_equal(verso_row_insert(&id, NULL, E.db, "files", cols, &v, 1), 0);
+    server_default();
+    assert_int_equal(request("GET", "/files/1/data", NULL, NULL, NULL, &s), 200);
+    assert_int_equal(s.got, sizeof(zeros));
+    assert_memory_equal(s.keep, zeros, sizeof(zeros) - 1);
+}
+
 /* Spool files of a process that died are removed at start; those of a
  * live one (another server on the same directory) are not. */
 static void test_spool_swept(void **state)
@@ -1302,11 +1394,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_drained_at_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_expect_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_if_match, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_aborted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_wanted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_orm_zero_blob, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_swept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_serve_memory, setup, teardown),
     };
