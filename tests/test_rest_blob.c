@@ -136,7 +136,7 @@ static void on_disk_full(verso_rest *srv, bool full, void *arg)
 
 /* A table with the blob column last (SQLite then never builds the row in
  * memory), every storage class, and rows 1..4. */
-static void make_db(void)
+static void make_db(bool notes)
 {
     verso_db_options o = VERSO_DB_OPTIONS_INIT;
     char why[256] = "";
@@ -146,29 +146,43 @@ static void make_db(void)
                                          "INTEGER, name TEXT, qty INTEGER, ratio REAL, data BLOB)"),
                      0);
     assert_int_equal(verso_db_track(E.db, "files", "version"), 0);
-    assert_int_equal(verso_db_exec(E.db, "CREATE TABLE notes(id INTEGER PRIMARY KEY, version "
-                                         "INTEGER, body BLOB)"),
-                     0);
-    assert_int_equal(verso_db_track(E.db, "notes", "version"), 0);
     assert_int_equal(verso_db_exec(E.db, "INSERT INTO files(id, name, qty, ratio, data) VALUES "
                                          "(1, 'one', 7, 0.5, NULL), (2, 'two', 8, 1.5, x'00ff'), "
                                          "(3, 'three', 9, 2.5, NULL), (4, 'four', 10, 3.5, NULL)"),
                      0);
+    if (!notes)
+        return;
+    assert_int_equal(verso_db_exec(E.db, "CREATE TABLE notes(id INTEGER PRIMARY KEY, version "
+                                         "INTEGER, body BLOB)"),
+                     0);
+    assert_int_equal(verso_db_track(E.db, "notes", "version"), 0);
     assert_int_equal(verso_db_exec(E.db, "INSERT INTO notes(id, body) VALUES (1, x'01')"), 0);
 }
 
-static int setup(void **state)
+static int setup_common(bool notes)
 {
     const char *tmp = getenv("VERSO_TEST_TMP");
 
-    (void)state;
     memset(&E, 0, sizeof(E));
     pthread_mutex_init(&E.lock, NULL);
     snprintf(E.dir, sizeof(E.dir), "%s/blob-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     assert_non_null(mkdtemp(E.dir));
     snprintf(E.path, sizeof(E.path), "%s/b.db", E.dir);
-    make_db();
+    make_db(notes);
     return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return setup_common(true);
+}
+
+/* The world of docs/databases-blobs.md: the table files alone. */
+static int setup_doc(void **state)
+{
+    (void)state;
+    return setup_common(false);
 }
 
 static void server_start(verso_rest_options *o)
@@ -1381,6 +1395,94 @@ static void test_serve_memory(void **state)
         assert_true(after - before < 32 * 1024);
 }
 
+/* ---- docs/databases-blobs.md ---- */
+
+static char *read_doc(void)
+{
+    const char *src = getenv("VERSO_SOURCE_DIR");
+    char path[1024];
+    char *text;
+    long n;
+    FILE *f;
+
+    assert_non_null(src);
+    snprintf(path, sizeof(path), "%s/docs/databases-blobs.md", src);
+    assert_non_null(f = fopen(path, "r"));
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    assert_non_null(text = calloc(1, (size_t)n + 1));
+    assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return text;
+}
+
+/* Runs one block with sh -e in the test's directory; appends its output. */
+static void run_block(const char *block, size_t n, char *all, size_t cap)
+{
+    char script[700], cmd[1600], line[4096];
+    FILE *f, *p;
+    int status;
+
+    snprintf(script, sizeof(script), "%s/example.sh", E.dir);
+    assert_non_null(f = fopen(script, "w"));
+    fwrite(block, 1, n, f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "cd '%s' && sh -e '%s' 2>&1", E.dir, script);
+    assert_non_null(p = popen(cmd, "r"));
+    while (fgets(line, sizeof(line), p))
+        strncat(all, line, cap - strlen(all) - 1);
+    status = pclose(p);
+    if (status != 0)
+        fail_msg("example failed (%d):\n%.*s", status, (int)n, block);
+}
+
+/* Every ```sh example of the page runs, in order, and answers what the
+ * page says it answers. */
+static void test_docs_examples(void **state)
+{
+    static const char *const answers[] = {
+        "{\"id\":1,\"version\":5,\"size\":3000000}",
+        "same bytes",
+        "content-type: application/octet-stream",
+        "content-length: 3000000",
+        "etag: \"5\"",
+        "HTTP/1.1 206",
+        "content-range: bytes 0-9/3000000",
+        "content-range: bytes 2999900-2999999/3000000",
+        "416",
+        "files: row 1 has version 5, not 4",
+        "column data of row 3 is NULL",
+        "\none\n",
+    };
+    static char all[16384];
+    char *doc = read_doc();
+    int blocks = 0;
+
+    (void)state;
+    server_default();
+    setenv("VERSO_URL", E.base, 1);
+    all[0] = 0;
+    for (char *p = strstr(doc, "\n```sh\n"); p; p = strstr(p, "\n```sh\n")) {
+        char *start = p + 7, *end = strstr(start, "\n```");
+        assert_non_null(end);
+        run_block(start, (size_t)(end - start + 1), all, sizeof(all));
+        blocks++;
+        p = end + 4;
+    }
+    free(doc);
+    assert_int_equal(blocks, 5);
+    for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++)
+        if (!strstr(all, answers[i]))
+            fail_msg("the examples did not answer \"%s\":\n%s", answers[i], all);
+    /* and the page shows these answers */
+    doc = read_doc();
+    for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++)
+        if (!strstr(doc, answers[i]) && i != 11)
+            fail_msg("the page does not show \"%s\"", answers[i]);
+    free(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1404,6 +1506,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_orm_zero_blob, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_swept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_serve_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_docs_examples, setup_doc, teardown),
     };
 
     curl_global_init(CURL_GLOBAL_ALL);
