@@ -930,6 +930,30 @@ static void test_get_drained_at_stop(void **state)
     assert_int_equal(r.got, 4 * MiB);
 }
 
+/* A client that leaves mid-download is logged with what it got, and a stop
+ * that follows does not wait for its answer. */
+static void test_get_client_leaves(void **state)
+{
+    char head[4096];
+    int64_t got, t0;
+    sink s;
+    int fd;
+
+    (void)state;
+    server_default();
+    assert_int_equal(put_pattern("/files/1/data", 14, 16 * MiB, false, &s, NULL), 200);
+    fd = raw_connect(E.port, 4096);
+    raw_get(fd, "/files/1/data");
+    assert_int_equal(raw_headers(fd, head, sizeof(head), &got), 200);
+    close(fd);
+    assert_true(access_bytes("/files/1/data", 200) < (size_t)(16 * MiB));
+    t0 = now_ms();
+    verso_rest_stop(E.srv);
+    E.srv = NULL;
+    print_message("stop after a client left mid-download: %lld ms\n", (long long)(now_ms() - t0));
+    assert_true(now_ms() - t0 < 5000); /* the drain waits 10 s for answers it thinks under way */
+}
+
 /* The read role is needed, for that table. */
 static void test_get_auth(void **state)
 {
@@ -1532,6 +1556,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_stalled_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_slow_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_drained_at_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_client_leaves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_bodies, setup, teardown),
