@@ -561,6 +561,7 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
     rq.acr_method = custom_header(wsi, "access-control-request-method:", acrm, sizeof(acrm));
     rq.range = header(wsi, WSI_TOKEN_HTTP_RANGE, range, sizeof(range));
     rq.content_type = header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ctype, sizeof(ctype));
+    verso__spool_seal(&c->spool);
     rq.spool_path = c->spool.path;
     rq.spool_len = c->spool.len;
     verso__auth_identify(&rq.auth, &srv->cfg,

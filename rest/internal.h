@@ -390,7 +390,7 @@ void verso__route_blob_put(verso__req *rq, verso__resp *rs, const char *table, i
 
 /* spool.c: request bodies that go to a file instead of memory. */
 typedef struct verso__spool {
-    int fd; /* -1: none */
+    int fd; /* meaningful only while path is set */
     int64_t len;
     char *path; /* DIR/.verso-spool-<pid>-XXXXXX */
 } verso__spool;
@@ -405,6 +405,10 @@ const char *verso__spool_dir(char *out, size_t n, const verso_rest *srv);
 int verso__spool_open(verso__spool *s, const char *dir);
 /* Appends n bytes: VERSO_EFULL (no space), VERSO_EIO. */
 int verso__spool_write(verso__spool *s, const void *p, size_t n);
+/* Closes the file, which stays, before the route reads it: the route may
+ * rename it into a database, and closing a descriptor of a file drops the
+ * process's POSIX locks on it, SQLite's included. */
+void verso__spool_seal(verso__spool *s);
 /* Closes and removes the file. s may be unopened. */
 void verso__spool_close(verso__spool *s);
 /* Removes the spool files in dir left by processes that no longer run. */
