@@ -472,8 +472,6 @@ static int rest_new(verso_rest **out, verso_db *db, const verso_rest_options *op
         rc = VERSO_ENOMEM;
     else if ((rc = merge_options(srv, opts, why, whylen)) == 0)
         rc = open_db(srv, why, whylen);
-    if (rc == 0)
-        sweep_spool(srv);
     if (rc < 0) {
         verso_rest_stop(srv);
         return rc;
@@ -506,6 +504,7 @@ int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *o
         *out = NULL;
         return rc;
     }
+    sweep_spool(srv);
     if ((rc = make_protocols(srv, opts)) < 0) {
         why_set(why, whylen, "bad WebSocket handler");
         goto done;
