@@ -539,7 +539,8 @@ static bool params_valid(const verso__param *p, size_t n)
 
 static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
 {
-    char authz[512], ifm[64], ifnm[256], origin[256], acrm[32], range[128], ctype[128];
+    char authz[512], ifm[64], ifnm[256], origin[256], acrm[32], ctype[128];
+    char range[128];
     verso__req rq = {.srv = srv, .method = c->method};
     verso__resp rs;
     int rc;
@@ -559,16 +560,16 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
     rq.if_none_match = header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, ifnm, sizeof(ifnm));
     rq.origin = header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof(origin));
     rq.acr_method = custom_header(wsi, "access-control-request-method:", acrm, sizeof(acrm));
-    rq.range = header(wsi, WSI_TOKEN_HTTP_RANGE, range, sizeof(range));
     rq.content_type = header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ctype, sizeof(ctype));
-    verso__spool_seal(&c->spool);
-    rq.spool_path = c->spool.path;
-    rq.spool_len = c->spool.len;
     verso__auth_identify(&rq.auth, &srv->cfg,
                          header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz)));
     c->role = verso__access_role(&rq.auth, &srv->cfg);
     if (rq.method == VERSO__HEAD)
         rq.method = VERSO__GET;
+    rq.range = header(wsi, WSI_TOKEN_HTTP_RANGE, range, sizeof(range));
+    verso__spool_seal(&c->spool);
+    rq.spool_path = c->spool.path;
+    rq.spool_len = c->spool.len;
     if (rc < 0 || !params_valid(rq.params, rq.nparams) || !str_valid(rq.path))
         verso__error(&rs, 400, "the URL is not valid UTF-8 or holds a NUL byte");
     else if (!verso__cors_preflight(&rq, &rs))

@@ -134,15 +134,15 @@ typedef struct verso__req {
     size_t nparams;
     char *body; /* NUL-terminated, writable */
     size_t nbody;
+    const char *spool_path;    /* the body, spooled to this file (spool.c); NULL: in body */
+    int64_t spool_len;         /* bytes in spool_path */
     const char *if_match;      /* NULL when absent */
     const char *if_none_match; /* NULL when absent */
+    const char *range;         /* Range header; NULL when absent */
     const char *origin;        /* Origin header; NULL when absent */
     const char *acr_method;    /* Access-Control-Request-Method; NULL when absent */
+    const char *content_type;  /* Content-Type header; NULL when absent */
     verso__auth auth;
-    const char *range;        /* Range header; NULL when absent */
-    const char *content_type; /* NULL when absent */
-    const char *spool_path;   /* the body, spooled to this file (spool.c); NULL: in body */
-    int64_t spool_len;        /* bytes in spool_path */
 } verso__req;
 
 /* A response body made piece by piece as the socket takes it (http.c sends
@@ -166,13 +166,13 @@ typedef struct verso__resp {
     const char *allow;       /* 405 */
     int64_t etag;            /* > 0: ETag "<etag>" */
     int64_t rows;            /* rows served, for metrics */
+    verso__stream *stream;   /* the body of a 200 or 206 instead of body; freed by http.c */
+    bool ranges;             /* Accept-Ranges: bytes */
+    char content_range[64];  /* Content-Range value; "" = none */
     const char *cors_origin; /* allowed Origin to name in CORS headers; NULL = none */
     bool preflight;          /* a CORS preflight answer */
     char errmsg[400];        /* the message of the last verso__error() */
     bool nomem;              /* answer VERSO__NOMEM_BODY (503), built without allocating */
-    verso__stream *stream;   /* the body of a 200 or 206 instead of body; freed by http.c */
-    bool ranges;             /* Accept-Ranges: bytes */
-    char content_range[64];  /* Content-Range value; "" = none */
 } verso__resp;
 
 /* ---- access.c: verso_rest_options.on_access ---- */
