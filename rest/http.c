@@ -85,7 +85,7 @@ void verso__http_conn_free(verso_rest *srv, struct lws *wsi, void *pss)
         srv->metrics.requests_reading--;
     if (c->state == ST_SEND) { /* the client left mid-answer */
         stream_record(srv, wsi, c);
-        srv->metrics.answers_writing--;
+        srv->metrics.answers_writing--; /* else every stop waits its whole drain for it */
     }
     verso__spool_close(&c->spool);
     c->state = ST_IDLE;
@@ -540,10 +540,10 @@ static bool params_valid(const verso__param *p, size_t n)
 static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
 {
     char authz[512], ifm[64], ifnm[256], origin[256], acrm[32], ctype[128];
-    char range[128];
     verso__req rq = {.srv = srv, .method = c->method};
     verso__resp rs;
     int rc;
+    char range[128];
 
     resp_init(&rs, srv);
     if ((rc = read_params(srv, wsi, &rq.nparams)) == VERSO_ENOMEM) {

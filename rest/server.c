@@ -504,7 +504,6 @@ int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *o
         *out = NULL;
         return rc;
     }
-    sweep_spool(srv);
     if ((rc = make_protocols(srv, opts)) < 0) {
         why_set(why, whylen, "bad WebSocket handler");
         goto done;
@@ -515,6 +514,7 @@ int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *o
     pthread_mutex_lock(&srv->ctx_lock); /* the watcher's thread wakes it from now on */
     srv->ctx_alive = true;
     pthread_mutex_unlock(&srv->ctx_lock);
+    sweep_spool(srv);
     start_watch(srv);
     if (pthread_create(&srv->thread, NULL, service_main, srv)) {
         rc = VERSO_ENOMEM;
