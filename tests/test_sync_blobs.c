@@ -1,0 +1,653 @@
+/*
+ * Long blobs in replication (docs/protocol.md, "blob_fetch"): a BLOB
+ * longer than VERSO_SYNC_BLOB_INLINE travels as {"blob_fetch":N} and the
+ * slave fetches its bytes with GET <table>/<id>/<column>?version=V, written
+ * into the row in the same transaction as the batch and the cursor.
+ *
+ * - the feed never loads such a blob (SQLite's memory high-water mark);
+ * - the applier writes a blob from a source in chunks, shows it to the
+ *   callback as data NULL + length, and rolls back on a 412;
+ * - end to end with `verso serve` as the master: 0 B, 256 KiB, 256 KiB + 1,
+ *   1 MB and 64 MiB blobs by `verso pull` (rows) and `verso replicate`
+ *   (file snapshot, then live), identical byte for byte, with the peak RSS
+ *   (VmHWM, or the child's ru_maxrss) of master and slaves under RSS_BOUND;
+ * - a row updated between the read and the fetch (412): the pull reads
+ *   again and converges, and gives up with a clear error if it never stops;
+ * - a slave killed mid-fetch keeps its old row and cursor (never zeros),
+ *   and converges after a restart.
+ */
+#include <inttypes.h>
+#include <sys/resource.h>
+
+#include <cjson/cJSON.h>
+
+#include "support/internal.h"
+#include "sync_harness.h"
+
+#define MiB       (1024 * 1024)
+#define KiB       1024
+#define RSS_BOUND (48 * MiB) /* the stated bound: peak RSS while a 64 MiB blob passes */
+
+#define TOKEN      "s3cret-token"
+#define TOKEN_HASH "a81e611a041b13f078bf8ebe5dab4d4fd63fcc5594661c918bec093a2f416a7e"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0 /* ASan's quarantine and shadow make RSS meaningless: figures printed only */
+#endif
+
+typedef struct file_row {
+    int64_t id;
+    int64_t version;
+    char *name;
+    verso_blob data;
+} file_row;
+
+static const verso_field file_fields[] = {
+    VERSO_FIELD_ID_OF(file_row, id),
+    VERSO_FIELD_VERSION_OF(file_row, version),
+    VERSO_FIELD(file_row, name, VERSO_TEXT, 0),
+    VERSO_FIELD(file_row, data, VERSO_BLOB, 0),
+};
+static const verso_table_def files_table = VERSO_TABLE_DEF("files", file_row, file_fields);
+static const verso_table_def *const files_tables[] = {&files_table};
+
+/* ---- helpers ---- */
+
+static unsigned char pattern(int64_t seed, int64_t i)
+{
+    uint64_t x = (uint64_t)i * 2654435761u + (uint64_t)seed * 40503u + (uint64_t)(i >> 16);
+    return (unsigned char)(x >> 11 ^ x ^ 0x5a);
+}
+
+static sqlite3 *sq_open(const char *path, bool rw)
+{
+    sqlite3 *s = NULL;
+
+    assert_int_equal(
+        sqlite3_open_v2(path, &s, rw ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY, NULL),
+        SQLITE_OK);
+    sqlite3_busy_timeout(s, 10000);
+    return s;
+}
+
+static void sq_exec(sqlite3 *s, const char *sql)
+{
+    char *err = NULL;
+
+    if (sqlite3_exec(s, sql, NULL, NULL, &err) != SQLITE_OK)
+        fail_msg("%s: %s", sql, err ? err : "?");
+}
+
+/* A verso database with the table files (id, version, name, data). */
+static void make_master(const char *path)
+{
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    verso_db *db = NULL;
+    char why[256] = "";
+
+    o.tables = files_tables;
+    o.ntables = 1;
+    if (verso_db_open(&db, path, &o, why, sizeof(why)) < 0)
+        fail_msg("%s: %s", path, why);
+    verso_db_close(db);
+}
+
+/* Plain SQL on path, as another program would write it (the triggers give
+ * the version): row id gets a blob of size bytes of pattern seed, written
+ * with incremental I/O inside the same transaction. */
+static void put_blob(const char *path, int64_t id, int64_t size, int64_t seed)
+{
+    sqlite3 *s = sq_open(path, true);
+    sqlite3_stmt *st = NULL;
+    sqlite3_blob *b = NULL;
+    unsigned char *buf = malloc(64 * KiB);
+
+    assert_non_null(buf);
+    sq_exec(s, "BEGIN IMMEDIATE");
+    assert_int_equal(sqlite3_prepare_v2(s,
+                                        "INSERT INTO files(id, name, data) VALUES (?1, ?2, "
+                                        "zeroblob(?3)) ON CONFLICT(id) DO UPDATE SET "
+                                        "name = excluded.name, data = excluded.data",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, "seeded", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, size);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    if (size > 0) {
+        assert_int_equal(sqlite3_blob_open(s, "main", "files", "data", id, 1, &b), SQLITE_OK);
+        for (int64_t off = 0; off < size; off += 64 * KiB) {
+            int n = size - off < 64 * KiB ? (int)(size - off) : 64 * KiB;
+            for (int i = 0; i < n; i++)
+                buf[i] = pattern(seed, off + i);
+            assert_int_equal(sqlite3_blob_write(b, buf, n, (int)off), SQLITE_OK);
+        }
+        sqlite3_blob_close(b);
+    }
+    sq_exec(s, "COMMIT");
+    sqlite3_close(s);
+    free(buf);
+}
+
+static int64_t sq_int(const char *path, const char *sql, int64_t bind)
+{
+    sqlite3 *s = sq_open(path, false);
+    int64_t v = h_sql_int(s, sql, bind);
+
+    sqlite3_close(s);
+    return v;
+}
+
+/* Row id of files: same version and same bytes in both files (read in
+ * chunks), and the slave's blob is not zeros where the master's is not. */
+static void assert_row_equal(const char *mpath, const char *spath, int64_t id)
+{
+    sqlite3 *m = sq_open(mpath, false), *s = sq_open(spath, false);
+    sqlite3_blob *bm = NULL, *bs = NULL;
+    unsigned char *x = malloc(64 * KiB), *y = malloc(64 * KiB);
+    const char *q = "SELECT version FROM files WHERE id = ?1";
+    const char *qt = "SELECT typeof(data) = 'blob' FROM files WHERE id = ?1";
+    int len;
+
+    assert_non_null(x);
+    assert_non_null(y);
+    sq_exec(m, "BEGIN");
+    sq_exec(s, "BEGIN");
+    assert_int_equal(h_sql_int(m, q, id), h_sql_int(s, q, id));
+    assert_int_equal(h_sql_int(s, qt, id), 1);
+    assert_int_equal(sqlite3_blob_open(m, "main", "files", "data", id, 0, &bm), SQLITE_OK);
+    assert_int_equal(sqlite3_blob_open(s, "main", "files", "data", id, 0, &bs), SQLITE_OK);
+    len = sqlite3_blob_bytes(bm);
+    assert_int_equal(len, sqlite3_blob_bytes(bs));
+    for (int off = 0; off < len; off += 64 * KiB) {
+        int n = len - off < 64 * KiB ? len - off : 64 * KiB;
+        assert_int_equal(sqlite3_blob_read(bm, x, n, off), SQLITE_OK);
+        assert_int_equal(sqlite3_blob_read(bs, y, n, off), SQLITE_OK);
+        if (memcmp(x, y, (size_t)n) != 0)
+            fail_msg("row %lld: bytes differ in [%d, %d)", (long long)id, off, off + n);
+    }
+    sqlite3_blob_close(bm);
+    sqlite3_blob_close(bs);
+    sqlite3_close(m);
+    sqlite3_close(s);
+    free(x);
+    free(y);
+}
+
+/* id's blob in path holds size bytes of the pattern of seed (never zeros), read in chunks. */
+static void assert_pattern(const char *path, int64_t id, int64_t seed, int64_t size)
+{
+    sqlite3 *s = sq_open(path, false);
+    sqlite3_blob *b = NULL;
+    unsigned char *buf = malloc(64 * KiB);
+
+    assert_non_null(buf);
+    assert_int_equal(sqlite3_blob_open(s, "main", "files", "data", id, 0, &b), SQLITE_OK);
+    assert_int_equal(sqlite3_blob_bytes(b), size);
+    for (int64_t off = 0; off < size; off += 64 * KiB) {
+        int n = size - off < 64 * KiB ? (int)(size - off) : 64 * KiB;
+        assert_int_equal(sqlite3_blob_read(b, buf, n, (int)off), SQLITE_OK);
+        for (int i = 0; i < n; i++)
+            if (buf[i] != pattern(seed, off + i))
+                fail_msg("row %lld: not the bytes of seed %lld at %lld", (long long)id,
+                         (long long)seed, (long long)(off + i));
+    }
+    sqlite3_blob_close(b);
+    sqlite3_close(s);
+    free(buf);
+}
+
+/* VmHWM of pid in bytes (-1 if unreadable). */
+static int64_t vm_hwm(pid_t pid)
+{
+    char path[64], line[256];
+    int64_t kb = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmHWM: %" SCNd64, &kb) == 1)
+            break;
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
+static void check_rss(const char *who, int64_t bytes)
+{
+    printf("# peak RSS of %s: %.1f MiB (bound %d MiB%s)\n", who, (double)bytes / MiB,
+           RSS_BOUND / MiB, SANITIZED ? ", not asserted under ASan" : "");
+    fflush(stdout);
+    assert_true(bytes > 0);
+    if (!SANITIZED && bytes >= RSS_BOUND)
+        fail_msg("%s peaked at %.1f MiB, bound %d MiB", who, (double)bytes / MiB, RSS_BOUND / MiB);
+}
+
+/* ---- children ---- */
+
+typedef struct child {
+    pid_t pid;
+    FILE *out;
+} child;
+
+static void spawn(child *c, char *const *argv, const char *env, bool capture)
+{
+    pid_t parent = getpid();
+    int fds[2] = {-1, -1};
+
+    if (capture)
+        assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    c->pid = fork();
+    assert_true(c->pid >= 0);
+    if (c->pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        if (env)
+            putenv((char *)env);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        if (capture) {
+            dup2(fds[1], STDOUT_FILENO);
+            close(fds[0]);
+            close(fds[1]);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    c->out = NULL;
+    if (capture) {
+        close(fds[1]);
+        assert_non_null(c->out = fdopen(fds[0], "r"));
+    }
+}
+
+/* Ends c (sig), reaps it; its peak RSS from the kernel's accounting. */
+static int64_t reap(child *c, int sig, int *status)
+{
+    struct rusage ru;
+    int st = 0;
+    int64_t deadline = h_now_ms() + 10000;
+
+    if (c->pid <= 0)
+        return -1;
+    if (sig)
+        kill(c->pid, sig);
+    while (wait4(c->pid, &st, WNOHANG, &ru) == 0) {
+        if (h_now_ms() > deadline) {
+            kill(c->pid, SIGKILL);
+            wait4(c->pid, &st, 0, &ru);
+            break;
+        }
+        h_sleep_ms(5);
+    }
+    c->pid = -1;
+    if (c->out)
+        fclose(c->out);
+    c->out = NULL;
+    if (status)
+        *status = st;
+    return (int64_t)ru.ru_maxrss * 1024;
+}
+
+static child g_kids[4]; /* killed at the end of each test, passed or not */
+
+static void write_config(const char *path)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    fprintf(f, "token " TOKEN_HASH " replicate\n");
+    fclose(f);
+}
+
+static void serve_start(child *c, h_master *m, const char *db)
+{
+    char cfg[600];
+    char line[sizeof(m->url)] = "";
+    char *colon;
+
+    h_path(cfg, sizeof(cfg), "server.conf");
+    write_config(cfg);
+    {
+        char *argv[] = {getenv("VERSO_BIN"), "serve", (char *)db, "--port", "0",
+                        "--config",          cfg,     NULL};
+        spawn(c, argv, NULL, true);
+    }
+    if (!fgets(line, sizeof(line), c->out))
+        fail_msg("verso serve did not start");
+    line[strcspn(line, "\n")] = '\0';
+    if (line[0] && line[strlen(line) - 1] == '/')
+        line[strlen(line) - 1] = '\0';
+    assert_non_null(colon = strrchr(line, ':'));
+    m->port = atoi(colon + 1);
+    m->pid = c->pid;
+    assert_true(m->port > 0);
+    snprintf(m->url, sizeof(m->url), "%s", line);
+}
+
+static bool wait_cursor(const char *spath, int64_t want, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+
+    while (h_now_ms() < deadline) {
+        if (access(spath, F_OK) == 0 && h_cursor(spath, NULL) >= want)
+            return true;
+        h_sleep_ms(20);
+    }
+    return false;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(g_kids, 0, sizeof(g_kids));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(g_kids) / sizeof(g_kids[0]); i++)
+        if (g_kids[i].pid > 0)
+            reap(&g_kids[i], SIGKILL, NULL);
+    return 0;
+}
+
+/* No temporary blob file is left beside the slave. */
+static void assert_no_blob_files(void)
+{
+    DIR *d = opendir(h_dir);
+    struct dirent *e;
+
+    assert_non_null(d);
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".blob-"))
+            fail_msg("left behind: %s", e->d_name);
+    closedir(d);
+}
+
+/* ---- the feed ---- */
+
+static verso_db *open_files(const char *path)
+{
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    verso_db *db = NULL;
+
+    o.tables = files_tables;
+    o.ntables = 1;
+    assert_int_equal(verso_db_open(&db, path, &o, NULL, 0), 0);
+    return db;
+}
+
+/* The entries of a full read of db, with blob_inline, each checked by fn. */
+static void read_feed(verso_db *db, int64_t blob_inline,
+                      void (*fn)(const verso_feed_entry *e, verso_buf *json))
+{
+    verso_feed_options fo = VERSO_FEED_OPTIONS_INIT;
+    verso_feed *f = NULL;
+    const verso_feed_entry *e;
+    verso_buf json = VERSO_BUF_INIT;
+
+    fo.blob_inline = blob_inline;
+    assert_int_equal(verso_feed_open(&f, db, &fo), 0);
+    while (verso_feed_next(&e, f) == 1) {
+        verso_buf_clear(&json);
+        assert_int_equal(verso_json_feed_entry(&json, e), 0);
+        fn(e, &json);
+    }
+    verso_feed_close(f);
+    verso_buf_free(&json);
+}
+
+static void check_inline(const verso_feed_entry *e, verso_buf *json)
+{
+    const verso_value *name = &e->values[2], *data = &e->values[3];
+    char want[64];
+
+    switch (e->id) {
+    case 1: /* 0 B, exactly the limit: inline */
+    case 2:
+        assert_int_equal(data->type, VERSO_BLOB);
+        assert_int_equal(data->u.b.n, e->id == 1 ? 0 : VERSO_SYNC_BLOB_INLINE);
+        assert_true(e->id == 1 || data->u.b.p != NULL);
+        assert_null(strstr(json->data, "blob_fetch"));
+        break;
+    case 3: /* one byte more, and 1 MiB: its length only */
+    case 4:
+        assert_int_equal(data->type, VERSO_BLOB);
+        assert_null(data->u.b.p);
+        snprintf(want, sizeof(want), "\"data\":{\"blob_fetch\":%d}",
+                 e->id == 3 ? VERSO_SYNC_BLOB_INLINE + 1 : MiB);
+        assert_non_null(strstr(json->data, want));
+        break;
+    case 5: /* a long blob in a text column, an integer in the blob column */
+        assert_int_equal(name->type, VERSO_BLOB);
+        assert_null(name->u.b.p);
+        assert_int_equal(name->u.b.n, 300 * KiB);
+        assert_non_null(strstr(json->data, "\"name\":{\"blob_fetch\":307200}"));
+        assert_int_equal(data->type, VERSO_INT64);
+        assert_int_equal(data->u.i, 307201);
+        break;
+    default: /* long text stays inline */
+        assert_int_equal(name->type, VERSO_TEXT);
+        assert_int_equal(name->u.b.n, 300 * KiB);
+        break;
+    }
+}
+
+static void check_loaded(const verso_feed_entry *e, verso_buf *json)
+{
+    (void)json;
+    assert_true(e->values[3].type != VERSO_BLOB || e->values[3].u.b.p || !e->values[3].u.b.n);
+    assert_true(e->values[2].type != VERSO_BLOB || e->values[2].u.b.p);
+}
+
+static void test_feed_long_blob_as_length(void **state)
+{
+    const int64_t sizes[] = {0, VERSO_SYNC_BLOB_INLINE, VERSO_SYNC_BLOB_INLINE + 1, MiB};
+    char mp[600];
+    sqlite3 *s;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "feed.db");
+    make_master(mp);
+    for (int i = 0; i < 4; i++)
+        put_blob(mp, i + 1, sizes[i], i);
+    s = sq_open(mp, true);
+    sq_exec(s, "INSERT INTO files(id, name, data) VALUES (5, zeroblob(307200), 307201),"
+               "(6, printf('%.*c', 307200, 'x'), NULL)");
+    sqlite3_close(s);
+    db = open_files(mp);
+    read_feed(db, VERSO_SYNC_BLOB_INLINE, check_inline);
+    read_feed(db, 0, check_loaded); /* without the option every value is read, as before */
+    verso_db_close(db);
+}
+
+static void nothing(const verso_feed_entry *e, verso_buf *json)
+{
+    (void)e;
+    (void)json;
+}
+
+/* SQLite's own memory high-water mark while the feed reads a 32 MiB blob:
+ * with blob_inline it never holds it; without, it does (the control). */
+static void test_feed_does_not_load_long_blob(void **state)
+{
+    char mp[600];
+    sqlite3_int64 cur, hi;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "feedmem.db");
+    make_master(mp);
+    put_blob(mp, 1, 32 * MiB, 7);
+    db = open_files(mp);
+    sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hi, 1);
+    read_feed(db, VERSO_SYNC_BLOB_INLINE, nothing);
+    sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hi, 1);
+    printf("# SQLite memory high-water reading a 32 MiB blob's change: %.1f MiB\n",
+           (double)hi / MiB);
+    assert_true(hi < 8 * MiB);
+    read_feed(db, 0, nothing);
+    sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hi, 1);
+    assert_true(hi > 32 * MiB); /* the measure sees a load */
+    verso_db_close(db);
+}
+
+/* ---- the applier, from a local source ---- */
+
+#define IDENT "0d6c0000-0000-4000-8000-000000000001"
+
+typedef struct src_state {
+    int gets, conflicts_left, fail_at; /* fail_at: fill fails at this offset (-1 never) */
+    int64_t version, n;
+} src_state;
+
+static int src_get(void *arg, const char *table, int64_t id, const char *column, int64_t version,
+                   int64_t n, char *why, size_t whylen)
+{
+    src_state *st = arg;
+
+    assert_string_equal(table, "files");
+    assert_int_equal(id, 1);
+    assert_string_equal(column, "data");
+    st->gets++;
+    st->version = version;
+    st->n = n;
+    if (st->conflicts_left > 0) {
+        st->conflicts_left--;
+        snprintf(why, whylen, "changed (HTTP 412)");
+        return VERSO_ECONFLICT;
+    }
+    return 0;
+}
+
+static int src_fill(unsigned char *buf, size_t len, int64_t off, void *arg)
+{
+    src_state *st = arg;
+
+    if (st->fail_at >= 0 && off >= st->fail_at)
+        return VERSO_EIO;
+    for (size_t i = 0; i < len; i++)
+        buf[i] = pattern(9, off + (int64_t)i);
+    return 0;
+}
+
+static int g_seen_n = -1;
+
+static void on_apply(const verso_sync_change *c, size_t n, int64_t cursor, bool reset, void *arg)
+{
+    (void)cursor;
+    (void)reset;
+    (void)arg;
+    assert_int_equal(n, 1);
+    for (size_t i = 0; i < c[0].ncolumns; i++)
+        if (!strcmp(c[0].columns[i], "data")) {
+            assert_int_equal(c[0].values[i].type, VERSO_BLOB);
+            assert_null(c[0].values[i].u.b.p);
+            g_seen_n = (int)c[0].values[i].u.b.n;
+        }
+}
+
+static const char k_schema[] =
+    "[{\"name\":\"files\",\"columns\":[{\"name\":\"id\",\"type\":\"int64\",\"id\":true},"
+    "{\"name\":\"version\",\"type\":\"int64\",\"version\":true},{\"name\":\"name\",\"type\":"
+    "\"text\"},{\"name\":\"data\",\"type\":\"blob\"}]}]";
+
+/* One batch {id 1, version 3, data: {"blob_fetch": N}} applied with source st; rc of the apply. */
+static int apply_one(verso_db *db, src_state *st, bool with_source)
+{
+    verso_sync_client cl = VERSO_SYNC_CLIENT_INIT;
+    verso__sync_blob_source src = {src_get, src_fill, NULL, st};
+    verso__sync_applier *a = NULL;
+    verso__sync_schema schema = {0};
+    verso_json *sdoc = NULL, *doc = NULL;
+    char text[256], why[256] = "";
+    int rc;
+
+    cl.on_apply = on_apply;
+    assert_int_equal(verso__sync_applier_new(&a, db, &cl), 0);
+    if (with_source)
+        verso__sync_applier_set_blobs(a, &src);
+    assert_int_equal(verso_json_parse(&sdoc, k_schema, strlen(k_schema), 0, NULL, 0), 0);
+    assert_int_equal(verso__sync_schema_parse(&schema, verso_json_root(sdoc), why, sizeof(why)), 0);
+    verso_json_free(sdoc);
+    assert_int_equal(verso__sync_applier_set_schema(a, &schema), 0);
+    snprintf(text, sizeof(text),
+             "[{\"table\":\"files\",\"id\":1,\"version\":3,\"row\":{\"id\":1,\"version\":3,"
+             "\"name\":\"big\",\"data\":{\"blob_fetch\":%d}}}]",
+             3 * MiB + 5);
+    assert_int_equal(verso_json_parse(&doc, text, strlen(text), 0, NULL, 0), 0);
+    rc = verso__sync_applier_entries(a, doc, verso_json_root(doc), false, 0, 3);
+    if (rc == 0)
+        rc = verso__sync_applier_commit(a, IDENT, 3);
+    if (rc < 0)
+        printf("# apply: %s\n", verso__sync_applier_errmsg(a));
+    verso__sync_schema_free(&schema);
+    verso__sync_applier_free(a);
+    return rc;
+}
+
+static void test_applier_writes_blob_from_source(void **state)
+{
+    char sp[600];
+    src_state st = {.fail_at = -1};
+    verso_db *db = NULL;
+    verso_cursor c;
+
+    (void)state;
+    h_path(sp, sizeof(sp), "applier.db");
+    assert_int_equal(verso_db_open(&db, sp, NULL, NULL, 0), 0);
+
+    /* no source (a slave with no master URL): refused, nothing written */
+    assert_int_equal(apply_one(db, &st, false), VERSO_EPROTO);
+    /* the row changed on the master (412): rolled back, the cursor stays */
+    st.conflicts_left = 1;
+    assert_int_equal(apply_one(db, &st, true), VERSO_ECONFLICT);
+    assert_int_equal(verso_db_cursor(&c, db), 0);
+    assert_int_equal(c.version, 0);
+    /* the source fails mid-blob: rolled back, no zero-filled row */
+    st.fail_at = MiB;
+    assert_int_equal(apply_one(db, &st, true), VERSO_EIO);
+    assert_int_equal(sq_int(sp, "SELECT count(*) FROM sqlite_master WHERE name = 'files'", 0), 0);
+    /* and then it works: the bytes, the callback's view, the cursor */
+    st.fail_at = -1;
+    assert_int_equal(apply_one(db, &st, true), 0);
+    assert_int_equal(st.version, 3);
+    assert_int_equal(st.n, 3 * MiB + 5);
+    assert_int_equal(g_seen_n, 3 * MiB + 5);
+    assert_int_equal(verso_db_cursor(&c, db), 0);
+    assert_int_equal(c.version, 3);
+    verso_db_close(db);
+    assert_pattern(sp, 1, 9, 3 * MiB + 5);
+    h_assert_integrity(sp);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_feed_long_blob_as_length),
+        cmocka_unit_test(test_feed_does_not_load_long_blob),
+        cmocka_unit_test(test_applier_writes_blob_from_source),
+    };
+    int failed;
+
+    H_MAIN_DISPATCH(argc, argv);
+    h_init_dir("sync_blobs");
+    failed = cmocka_run_group_tests(tests, setup, teardown);
+    h_remove_dir(failed);
+    return failed;
+}
