@@ -274,11 +274,11 @@ static void spawn(child *c, char *const *argv, const char *env, bool capture)
 }
 
 /* Ends c (sig), reaps it; its peak RSS from the kernel's accounting. */
-static int64_t reap(child *c, int sig, int *status)
+static int64_t reap(child *c, int sig, int *status, int timeout_ms)
 {
     struct rusage ru;
     int st = 0;
-    int64_t deadline = h_now_ms() + 10000;
+    int64_t deadline = h_now_ms() + timeout_ms;
 
     if (c->pid <= 0)
         return -1;
@@ -361,7 +361,7 @@ static int teardown(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(g_kids) / sizeof(g_kids[0]); i++)
         if (g_kids[i].pid > 0)
-            reap(&g_kids[i], SIGKILL, NULL);
+            reap(&g_kids[i], SIGKILL, NULL, 10000);
     return 0;
 }
 
@@ -636,12 +636,267 @@ static void test_applier_writes_blob_from_source(void **state)
     h_assert_integrity(sp);
 }
 
+/* ---- end to end: verso serve, verso pull, verso replicate ---- */
+
+enum { K_SERVE, K_SLAVE };
+
+static void serve(h_master *m, const char *mp)
+{
+    serve_start(&g_kids[K_SERVE], m, mp);
+}
+
+static void pull_child(const h_master *m, const char *sp, bool rows)
+{
+    char *argv[] = {getenv("VERSO_BIN"), "pull", "--quiet", "--token", TOKEN, (char *)m->url,
+                    (char *)sp, NULL, NULL, NULL};
+    if (rows) { /* a table filter: rows, not a file snapshot */
+        argv[5] = "--table";
+        argv[6] = "files";
+        argv[7] = (char *)m->url;
+        argv[8] = (char *)sp;
+    }
+    spawn(&g_kids[K_SLAVE], argv, NULL, false);
+}
+
+static void replicate_child(const h_master *m, const char *sp, const char *env)
+{
+    char *argv[] = {getenv("VERSO_BIN"), "replicate", "--quiet", "--token", TOKEN,
+                    (char *)m->url,      (char *)sp,  NULL};
+    spawn(&g_kids[K_SLAVE], argv, env, false);
+}
+
+static void assert_rows_equal(const char *mp, const char *sp, int64_t nrows)
+{
+    for (int64_t id = 1; id <= nrows; id++)
+        assert_row_equal(mp, sp, id);
+    h_assert_integrity(sp);
+    assert_int_equal(h_cursor(sp, NULL), h_head(mp));
+}
+
+/* verso pull by rows: every size, the 64 MiB blob included, within the bound. */
+static void test_pull_by_rows(void **state)
+{
+    const int64_t sizes[] = {0, VERSO_SYNC_BLOB_INLINE, VERSO_SYNC_BLOB_INLINE + 1, MiB, 64 * MiB};
+    char mp[600], sp[600];
+    h_master m;
+    int status = -1;
+    int64_t rss, t0;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "pull-master.db");
+    h_path(sp, sizeof(sp), "pull-slave.db");
+    make_master(mp);
+    for (int i = 0; i < 5; i++)
+        put_blob(mp, i + 1, sizes[i], 100 + i);
+    serve(&m, mp);
+    t0 = h_now_ms();
+    pull_child(&m, sp, true);
+    rss = reap(&g_kids[K_SLAVE], 0, &status, 60000);
+    printf("# verso pull of 65.8 MiB of blobs by rows: %lld ms\n", (long long)(h_now_ms() - t0));
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    check_rss("verso pull", rss);
+    check_rss("verso serve (pull)", vm_hwm(m.pid));
+    assert_rows_equal(mp, sp, 5);
+    assert_pattern(sp, 5, 104, 64 * MiB);
+    assert_no_blob_files();
+    reap(&g_kids[K_SERVE], SIGTERM, NULL, 10000);
+}
+
+/* verso replicate: a file snapshot holding a 64 MiB blob, then long blobs live. */
+static void test_replicate_snapshot_then_live(void **state)
+{
+    const int64_t sizes[] = {0, VERSO_SYNC_BLOB_INLINE + 1, MiB, 64 * MiB};
+    char mp[600], sp[600];
+    h_master m;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "live-master.db");
+    h_path(sp, sizeof(sp), "live-slave.db");
+    make_master(mp);
+    put_blob(mp, 1, KiB, 200);
+    put_blob(mp, 2, 64 * MiB, 201);
+    serve(&m, mp);
+    replicate_child(&m, sp, NULL);
+    if (!wait_cursor(sp, h_head(mp), 60000))
+        fail_msg("the live slave did not bootstrap");
+    assert_rows_equal(mp, sp, 2);
+    check_rss("verso replicate (file snapshot)", vm_hwm(g_kids[K_SLAVE].pid));
+    check_rss("verso serve (file snapshot)", vm_hwm(m.pid));
+
+    for (int i = 0; i < 4; i++) /* rows 3..6, then row 2 replaced: live batches */
+        put_blob(mp, i + 3, sizes[i], 300 + i);
+    put_blob(mp, 2, VERSO_SYNC_BLOB_INLINE + 7, 202);
+    if (!wait_cursor(sp, h_head(mp), 60000))
+        fail_msg("the live slave did not follow");
+    assert_rows_equal(mp, sp, 6);
+    assert_pattern(sp, 6, 303, 64 * MiB);
+    check_rss("verso replicate (live)", vm_hwm(g_kids[K_SLAVE].pid));
+    check_rss("verso serve (live)", vm_hwm(m.pid));
+    assert_no_blob_files();
+    reap(&g_kids[K_SLAVE], SIGTERM, NULL, 10000);
+    reap(&g_kids[K_SERVE], SIGTERM, NULL, 10000);
+}
+
+/* The hook of the slave's fetch: the row changes on the master first. */
+typedef struct hook_state {
+    const char *mp;
+    int calls, changes; /* changes: how many calls update the row (-1: all) */
+} hook_state;
+
+static void change_row(const char *table, int64_t id, const char *column, void *arg)
+{
+    hook_state *h = arg;
+    sqlite3 *s;
+
+    (void)table;
+    (void)column;
+    if (h->changes >= 0 && h->calls++ >= h->changes)
+        return;
+    if (h->changes < 0)
+        h->calls++;
+    s = sq_open(h->mp, true);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(s, "UPDATE files SET name = 'changed ' || version "
+                                           "WHERE id = ?1", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_int64(st, 1, id);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(s);
+}
+
+static int g_fetched_shown;
+
+static void count_fetched(const verso_sync_change *c, size_t n, int64_t cursor, bool reset,
+                          void *arg)
+{
+    (void)cursor;
+    (void)reset;
+    (void)arg;
+    for (size_t k = 0; k < n; k++)
+        for (size_t i = 0; i < c[k].ncolumns; i++)
+            if (c[k].values[i].type == VERSO_BLOB && !c[k].values[i].u.b.p &&
+                c[k].values[i].u.b.n > VERSO_SYNC_BLOB_INLINE)
+                g_fetched_shown++;
+}
+
+static int pull_in_process(const h_master *m, const char *sp, char *why, size_t whylen)
+{
+    static const char *const tables[] = {"files"};
+    verso_sync_client cl = VERSO_SYNC_CLIENT_INIT;
+    verso_db *db = NULL;
+    int rc;
+
+    cl.token = TOKEN;
+    cl.tables = tables;
+    cl.ntables = 1;
+    cl.on_apply = count_fetched;
+    assert_int_equal(verso_db_open(&db, sp, NULL, NULL, 0), 0);
+    rc = verso_sync_pull(NULL, db, m->url, &cl, why, whylen);
+    verso_db_close(db);
+    return rc;
+}
+
+/* A row updated between the read and the fetch: 412, read again, converge;
+ * a row that never stops changing: a clear error, nothing committed. */
+static void test_row_changed_before_fetch(void **state)
+{
+    char mp[600], sp[600], why[256] = "";
+    hook_state h = {.changes = 1};
+    h_master m;
+    int64_t cursor;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "c412-master.db");
+    h_path(sp, sizeof(sp), "c412-slave.db");
+    make_master(mp);
+    put_blob(mp, 1, MiB, 400);
+    serve(&m, mp);
+    h.mp = mp;
+    verso__blobfetch_hook = change_row;
+    verso__blobfetch_hook_arg = &h;
+    if (pull_in_process(&m, sp, why, sizeof(why)) < 0)
+        fail_msg("pull: %s", why);
+    assert_true(h.calls >= 2); /* the first fetch was refused, the second one taken */
+    assert_int_equal(g_fetched_shown, 1);
+    assert_rows_equal(mp, sp, 1);
+    assert_int_equal(sq_int(sp, "SELECT name LIKE 'changed %' FROM files WHERE id = 1", 0), 1);
+
+    cursor = h_cursor(sp, NULL);
+    put_blob(mp, 1, 2 * MiB, 401);
+    h.changes = -1; /* every fetch finds the row changed */
+    h.calls = 0;
+    assert_int_equal(pull_in_process(&m, sp, why, sizeof(why)), VERSO_ECONFLICT);
+    printf("# %s\n", why);
+    assert_non_null(strstr(why, "changed on the master"));
+    assert_true(h.calls >= 4);
+    assert_int_equal(h_cursor(sp, NULL), cursor); /* nothing committed */
+    assert_pattern(sp, 1, 400, MiB);
+    verso__blobfetch_hook = NULL;
+    h_assert_integrity(sp);
+    assert_no_blob_files();
+    reap(&g_kids[K_SERVE], SIGTERM, NULL, 10000);
+}
+
+/* A slave killed at a crash point of the fetch keeps its old row and
+ * cursor (never zeros in their place), and converges once restarted. */
+static void kill_mid_fetch(const char *point)
+{
+    char mp[600], sp[600], env[128];
+    h_master m;
+    int64_t old_version, old_cursor;
+    int status = 0;
+
+    h_path(mp, sizeof(mp), "kill-master.db");
+    h_path(sp, sizeof(sp), "kill-slave.db");
+    h_remove_db(mp);
+    h_remove_db(sp);
+    make_master(mp);
+    put_blob(mp, 1, MiB, 500);
+    serve(&m, mp);
+    replicate_child(&m, sp, NULL);
+    if (!wait_cursor(sp, h_head(mp), 30000))
+        fail_msg("the slave did not start");
+    reap(&g_kids[K_SLAVE], SIGTERM, NULL, 10000);
+    old_version = sq_int(sp, "SELECT version FROM files WHERE id = ?1", 1);
+    old_cursor = h_cursor(sp, NULL);
+
+    put_blob(mp, 1, 16 * MiB, 501);
+    snprintf(env, sizeof(env), "VERSO_CRASH_AT=%s", point);
+    replicate_child(&m, sp, env);
+    reap(&g_kids[K_SLAVE], 0, &status, 30000);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    h_assert_integrity(sp);
+    assert_int_equal(h_cursor(sp, NULL), old_cursor);
+    assert_int_equal(sq_int(sp, "SELECT version FROM files WHERE id = ?1", 1), old_version);
+    assert_pattern(sp, 1, 500, MiB);
+    assert_no_blob_files(); /* the temporary file was unlinked when made */
+
+    replicate_child(&m, sp, NULL);
+    if (!wait_cursor(sp, h_head(mp), 30000))
+        fail_msg("the slave did not converge after the crash");
+    assert_rows_equal(mp, sp, 1);
+    assert_pattern(sp, 1, 501, 16 * MiB);
+    reap(&g_kids[K_SLAVE], SIGTERM, NULL, 10000);
+    reap(&g_kids[K_SERVE], SIGTERM, NULL, 10000);
+}
+
+static void test_kill_mid_fetch(void **state)
+{
+    (void)state;
+    kill_mid_fetch("slave.blob.received:40"); /* the body part-way in */
+    kill_mid_fetch("slave.apply.blob");       /* the row written with zeros, before the fetch */
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_feed_long_blob_as_length),
         cmocka_unit_test(test_feed_does_not_load_long_blob),
         cmocka_unit_test(test_applier_writes_blob_from_source),
+        cmocka_unit_test_setup_teardown(test_pull_by_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replicate_snapshot_then_live, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_changed_before_fetch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_mid_fetch, setup, teardown),
     };
     int failed;
 
