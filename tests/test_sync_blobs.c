@@ -146,6 +146,33 @@ static int64_t sq_int(const char *path, const char *sql, int64_t bind)
     return v;
 }
 
+/* The head of path, read with plain SQL (h_head() would declare its own tables there). */
+static int64_t head_of(const char *path)
+{
+    return sq_int(path, "SELECT v FROM _verso_head", 0);
+}
+
+/* The stored cursor of path; -1 before it has one (or before the file exists). */
+static int64_t cursor_of(const char *path)
+{
+    sqlite3 *s = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+
+    if (access(path, F_OK) != 0)
+        return -1;
+
+    if (sqlite3_open_v2(path, &s, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_busy_timeout(s, 2000) == SQLITE_OK &&
+        sqlite3_prepare_v2(s, "SELECT value FROM _verso_meta WHERE key = 'cursor_version'", -1, &st,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(s);
+    return v;
+}
+
 /* Row id of files: same version and same bytes in both files (read in
  * chunks), and the slave's blob is not zeros where the master's is not. */
 static void assert_row_equal(const char *mpath, const char *spath, int64_t id)
@@ -342,7 +369,7 @@ static bool wait_cursor(const char *spath, int64_t want, int timeout_ms)
     int64_t deadline = h_now_ms() + timeout_ms;
 
     while (h_now_ms() < deadline) {
-        if (access(spath, F_OK) == 0 && h_cursor(spath, NULL) >= want)
+        if (access(spath, F_OK) == 0 && cursor_of(spath) >= want)
             return true;
         h_sleep_ms(20);
     }
@@ -647,8 +674,8 @@ static void serve(h_master *m, const char *mp)
 
 static void pull_child(const h_master *m, const char *sp, bool rows)
 {
-    char *argv[] = {getenv("VERSO_BIN"), "pull", "--quiet", "--token", TOKEN, (char *)m->url,
-                    (char *)sp, NULL, NULL, NULL};
+    char *argv[] = {getenv("VERSO_BIN"), "pull",     "--quiet", "--token", TOKEN,
+                    (char *)m->url,      (char *)sp, NULL,      NULL,      NULL};
     if (rows) { /* a table filter: rows, not a file snapshot */
         argv[5] = "--table";
         argv[6] = "files";
@@ -670,7 +697,7 @@ static void assert_rows_equal(const char *mp, const char *sp, int64_t nrows)
     for (int64_t id = 1; id <= nrows; id++)
         assert_row_equal(mp, sp, id);
     h_assert_integrity(sp);
-    assert_int_equal(h_cursor(sp, NULL), h_head(mp));
+    assert_int_equal(cursor_of(sp), head_of(mp));
 }
 
 /* verso pull by rows: every size, the 64 MiB blob included, within the bound. */
@@ -717,7 +744,7 @@ static void test_replicate_snapshot_then_live(void **state)
     put_blob(mp, 2, 64 * MiB, 201);
     serve(&m, mp);
     replicate_child(&m, sp, NULL);
-    if (!wait_cursor(sp, h_head(mp), 60000))
+    if (!wait_cursor(sp, head_of(mp), 60000))
         fail_msg("the live slave did not bootstrap");
     assert_rows_equal(mp, sp, 2);
     check_rss("verso replicate (file snapshot)", vm_hwm(g_kids[K_SLAVE].pid));
@@ -726,7 +753,7 @@ static void test_replicate_snapshot_then_live(void **state)
     for (int i = 0; i < 4; i++) /* rows 3..6, then row 2 replaced: live batches */
         put_blob(mp, i + 3, sizes[i], 300 + i);
     put_blob(mp, 2, VERSO_SYNC_BLOB_INLINE + 7, 202);
-    if (!wait_cursor(sp, h_head(mp), 60000))
+    if (!wait_cursor(sp, head_of(mp), 60000))
         fail_msg("the live slave did not follow");
     assert_rows_equal(mp, sp, 6);
     assert_pattern(sp, 6, 303, 64 * MiB);
@@ -756,8 +783,11 @@ static void change_row(const char *table, int64_t id, const char *column, void *
         h->calls++;
     s = sq_open(h->mp, true);
     sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(s, "UPDATE files SET name = 'changed ' || version "
-                                           "WHERE id = ?1", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(s,
+                                        "UPDATE files SET name = 'changed ' || version "
+                                        "WHERE id = ?1",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
     sqlite3_bind_int64(st, 1, id);
     assert_int_equal(sqlite3_step(st), SQLITE_DONE);
     sqlite3_finalize(st);
@@ -821,7 +851,7 @@ static void test_row_changed_before_fetch(void **state)
     assert_rows_equal(mp, sp, 1);
     assert_int_equal(sq_int(sp, "SELECT name LIKE 'changed %' FROM files WHERE id = 1", 0), 1);
 
-    cursor = h_cursor(sp, NULL);
+    cursor = cursor_of(sp);
     put_blob(mp, 1, 2 * MiB, 401);
     h.changes = -1; /* every fetch finds the row changed */
     h.calls = 0;
@@ -829,10 +859,53 @@ static void test_row_changed_before_fetch(void **state)
     printf("# %s\n", why);
     assert_non_null(strstr(why, "changed on the master"));
     assert_true(h.calls >= 4);
-    assert_int_equal(h_cursor(sp, NULL), cursor); /* nothing committed */
+    assert_int_equal(cursor_of(sp), cursor); /* nothing committed */
     assert_pattern(sp, 1, 400, MiB);
     verso__blobfetch_hook = NULL;
     h_assert_integrity(sp);
+    assert_no_blob_files();
+    reap(&g_kids[K_SERVE], SIGTERM, NULL, 10000);
+}
+
+/* The same for a live slave: the link is dropped, the slave resubscribes
+ * from its cursor and converges. */
+static void test_live_row_changed_before_fetch(void **state)
+{
+    static const char *const tables[] = {"files"};
+    char mp[600], sp[600], why[256] = "";
+    hook_state h = {.changes = 1};
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave_state st;
+    verso_slave *s = NULL;
+    h_master m;
+    int64_t want;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "l412-master.db");
+    h_path(sp, sizeof(sp), "l412-slave.db");
+    make_master(mp);
+    put_blob(mp, 1, MiB, 600);
+    serve(&m, mp);
+    h.mp = mp;
+    verso__blobfetch_hook = change_row;
+    verso__blobfetch_hook_arg = &h;
+    o.client.token = TOKEN;
+    o.client.tables = tables; /* rows, not a file snapshot */
+    o.client.ntables = 1;
+    want = head_of(mp) + 1; /* the first fetch finds the row changed: the later head */
+    if (verso_slave_start(&s, sp, m.url, &o, why, sizeof(why)) < 0)
+        fail_msg("slave: %s", why);
+    if (verso_slave_wait(s, want, 30000) < 0) {
+        verso_slave_state_get(&st, s);
+        verso_slave_stop(s);
+        fail_msg("live slave stuck at %lld: %s", (long long)st.cursor, st.last_error);
+    }
+    verso_slave_state_get(&st, s);
+    verso_slave_stop(s);
+    verso__blobfetch_hook = NULL;
+    assert_true(h.calls >= 2);
+    assert_true(st.reconnects >= 1 || st.attempts >= 2); /* it read again from its cursor */
+    assert_rows_equal(mp, sp, 1);
     assert_no_blob_files();
     reap(&g_kids[K_SERVE], SIGTERM, NULL, 10000);
 }
@@ -854,11 +927,11 @@ static void kill_mid_fetch(const char *point)
     put_blob(mp, 1, MiB, 500);
     serve(&m, mp);
     replicate_child(&m, sp, NULL);
-    if (!wait_cursor(sp, h_head(mp), 30000))
+    if (!wait_cursor(sp, head_of(mp), 30000))
         fail_msg("the slave did not start");
     reap(&g_kids[K_SLAVE], SIGTERM, NULL, 10000);
     old_version = sq_int(sp, "SELECT version FROM files WHERE id = ?1", 1);
-    old_cursor = h_cursor(sp, NULL);
+    old_cursor = cursor_of(sp);
 
     put_blob(mp, 1, 16 * MiB, 501);
     snprintf(env, sizeof(env), "VERSO_CRASH_AT=%s", point);
@@ -866,13 +939,13 @@ static void kill_mid_fetch(const char *point)
     reap(&g_kids[K_SLAVE], 0, &status, 30000);
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     h_assert_integrity(sp);
-    assert_int_equal(h_cursor(sp, NULL), old_cursor);
+    assert_int_equal(cursor_of(sp), old_cursor);
     assert_int_equal(sq_int(sp, "SELECT version FROM files WHERE id = ?1", 1), old_version);
     assert_pattern(sp, 1, 500, MiB);
     assert_no_blob_files(); /* the temporary file was unlinked when made */
 
     replicate_child(&m, sp, NULL);
-    if (!wait_cursor(sp, h_head(mp), 30000))
+    if (!wait_cursor(sp, head_of(mp), 30000))
         fail_msg("the slave did not converge after the crash");
     assert_rows_equal(mp, sp, 1);
     assert_pattern(sp, 1, 501, 16 * MiB);
@@ -896,6 +969,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_pull_by_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicate_snapshot_then_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_changed_before_fetch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_row_changed_before_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_mid_fetch, setup, teardown),
     };
     int failed;
