@@ -87,7 +87,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return verso__http_timer(srv, wsi, user);
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        verso__http_conn_free(srv, user);
+        verso__http_conn_free(srv, wsi, user);
         break;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         on_cancelled(srv);
@@ -372,14 +372,16 @@ static void wake_fired(lws_sorted_usec_list_t *sul)
 }
 
 /* On stop, requests whose body is still arriving are read and answered
- * first, for at most 10 s: a client is not cut off mid-upload. */
+ * first, and streamed answers sent, for at most 10 s: a client is not cut
+ * off mid-upload or mid-download. */
 static void drain_requests(verso_rest *srv)
 {
     lws_sorted_usec_list_t wake;
     int64_t t0 = verso__monotonic_ms();
 
     memset(&wake, 0, sizeof(wake));
-    while (srv->metrics.requests_reading && verso__monotonic_ms() - t0 < 10000) {
+    while ((srv->metrics.requests_reading || srv->metrics.answers_writing) &&
+           verso__monotonic_ms() - t0 < 10000) {
         lws_sul_schedule(srv->ctx, 0, &wake, wake_fired, 50 * LWS_US_PER_MS);
         if (lws_service(srv->ctx, 0) < 0)
             break;
@@ -439,6 +441,14 @@ static void wake_service(verso_rest *srv)
     pthread_mutex_unlock(&srv->ctx_lock);
 }
 
+/* Spool files of servers that died (spool.c). */
+static void sweep_spool(const verso_rest *srv)
+{
+    char dir[4096];
+
+    verso__spool_sweep(verso__spool_dir(dir, sizeof(dir), srv));
+}
+
 /* The part of a server that answers requests: options, config, database. */
 static int rest_new(verso_rest **out, verso_db *db, const verso_rest_options *opts, char *why,
                     size_t whylen)
@@ -462,6 +472,8 @@ static int rest_new(verso_rest **out, verso_db *db, const verso_rest_options *op
         rc = VERSO_ENOMEM;
     else if ((rc = merge_options(srv, opts, why, whylen)) == 0)
         rc = open_db(srv, why, whylen);
+    if (rc == 0)
+        sweep_spool(srv);
     if (rc < 0) {
         verso_rest_stop(srv);
         return rc;
