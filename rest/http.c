@@ -83,8 +83,10 @@ void verso__http_conn_free(verso_rest *srv, struct lws *wsi, void *pss)
         return;
     if (c->state == ST_BODY)
         srv->metrics.requests_reading--;
-    if (c->state == ST_SEND) /* the client left mid-answer */
+    if (c->state == ST_SEND) { /* the client left mid-answer */
         stream_record(srv, wsi, c);
+        srv->metrics.answers_writing--; /* else every stop waits its whole drain for it */
+    }
     verso__spool_close(&c->spool);
     c->state = ST_IDLE;
     verso_buf_free(&c->path);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 
@@ -306,7 +307,7 @@ static void mark_fetches(const fetch *fx, size_t nfx, const char **cols, verso_v
 {
     for (size_t k = 0; k < nfx; k++)
         for (size_t i = 0; i < n; i++)
-            if (cols[i] && strcmp(cols[i], fx[k].column) == 0)
+            if (cols[i] && strcasecmp(cols[i], fx[k].column) == 0) /* SQL names: any case */
                 vals[i] = (verso_value){.type = VERSO_BLOB, .u.b = {NULL, (size_t)fx[k].n}};
 }
 
