@@ -782,6 +782,7 @@ static void test_replicate_snapshot_then_live(void **state)
 typedef struct hook_state {
     const char *mp;
     int calls, changes; /* changes: how many calls update the row (-1: all) */
+    bool delete;        /* delete the row instead */
 } hook_state;
 
 static void change_row(const char *table, int64_t id, const char *column, void *arg)
@@ -798,8 +799,9 @@ static void change_row(const char *table, int64_t id, const char *column, void *
     s = sq_open(h->mp, true);
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_prepare_v2(s,
-                                        "UPDATE files SET name = 'changed ' || version "
-                                        "WHERE id = ?1",
+                                        h->delete ? "DELETE FROM files WHERE id = ?1"
+                                                  : "UPDATE files SET name = 'changed ' || "
+                                                    "version WHERE id = ?1",
                                         -1, &st, NULL),
                      SQLITE_OK);
     sqlite3_bind_int64(st, 1, id);
@@ -864,6 +866,18 @@ static void test_row_changed_before_fetch(void **state)
     assert_int_equal(g_fetched_shown, 1);
     assert_rows_equal(mp, sp, 1);
     assert_int_equal(sq_int(sp, "SELECT name LIKE 'changed %' FROM files WHERE id = 1", 0), 1);
+
+    /* deleted between the read and the fetch (the master answers 404): read again */
+    put_blob(mp, 2, MiB, 402);
+    h.changes = 1;
+    h.calls = 0;
+    h.delete = true;
+    if (pull_in_process(&m, sp, why, sizeof(why)) < 0)
+        fail_msg("pull: %s", why);
+    assert_int_equal(h.calls, 1);
+    assert_int_equal(sq_int(sp, "SELECT count(*) FROM files WHERE id = 2", 0), 0);
+    assert_int_equal(cursor_of(sp), head_of(mp));
+    h.delete = false;
 
     cursor = cursor_of(sp);
     put_blob(mp, 1, 2 * MiB, 401);
