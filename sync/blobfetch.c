@@ -140,7 +140,9 @@ static int file_open(verso__blobfetch *f, int64_t n, char *why, size_t whylen)
     return 0;
 }
 
-/* What a status other than 200 means for the apply. */
+/* What a status other than 200 means for the apply: 412 and 404 (the row
+ * changed or was deleted after the change was read) send the slave back to
+ * its cursor, to read the row's later state. */
 static int refused(int status, const verso_buf *body, const char *what, char *why, size_t whylen)
 {
     const char *b = body->data && body->data[0] == '{' ? body->data : "";
@@ -149,6 +151,12 @@ static int refused(int status, const verso_buf *body, const char *what, char *wh
     if (status == 412) {
         verso__sync_why(why, whylen,
                         "%s changed on the master since the change was read (HTTP 412)", what);
+        return VERSO_ECONFLICT;
+    }
+    if (status == 404) { /* the row deleted since the read; reading again shows its deletion */
+        verso__sync_why(why, whylen,
+                        "%s is gone on the master since the change was read (HTTP 404%s%.*s)",
+                        what, n ? ": " : "", n > 160 ? 160 : n, b);
         return VERSO_ECONFLICT;
     }
     verso__sync_why(why, whylen, "fetching %s: HTTP %d%s%.*s", what, status, n ? " " : "",
