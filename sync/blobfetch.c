@@ -25,13 +25,16 @@ struct verso__blobfetch {
     int timeout_ms;
     char dir_tmpl[720]; /* "<db_path>.blob-XXXXXX" */
     const verso__sync_cancel *stop;
-    verso__sync_http *http; /* made at the first fetch */
-    int fd;                 /* the current blob's file, -1 none */
-    int64_t got;            /* bytes written to it */
-    int64_t want;           /* its announced length */
+    verso__sync_http *http;     /* made at the first fetch */
+    int fd;                     /* the current blob's file, -1 none */
+    int64_t got;                /* bytes written to it */
+    int64_t want;               /* its announced length */
+    const char *table, *column; /* the current fetch's, for the test hook */
+    int64_t id;
 };
 
-void (*verso__blobfetch_hook)(const char *table, int64_t id, const char *column, void *arg);
+void (*verso__blobfetch_hook)(const char *table, int64_t id, const char *column, int64_t received,
+                              void *arg);
 void *verso__blobfetch_hook_arg;
 
 int verso__blobfetch_new(verso__blobfetch **out, const verso__sync_url *u, const char *token,
@@ -109,6 +112,8 @@ static int sink(const void *p, size_t n, void *arg)
     const char *c = p;
 
     verso__crashpoint("slave.blob.received");
+    if (verso__blobfetch_hook)
+        verso__blobfetch_hook(f->table, f->id, f->column, f->got, verso__blobfetch_hook_arg);
     if (f->got + (int64_t)n > f->want)
         return VERSO_EPROTO;
     while (n > 0) {
@@ -155,8 +160,8 @@ static int refused(int status, const verso_buf *body, const char *what, char *wh
     }
     if (status == 404) { /* the row deleted since the read; reading again shows its deletion */
         verso__sync_why(why, whylen,
-                        "%s is gone on the master since the change was read (HTTP 404%s%.*s)",
-                        what, n ? ": " : "", n > 160 ? 160 : n, b);
+                        "%s is gone on the master since the change was read (HTTP 404%s%.*s)", what,
+                        n ? ": " : "", n > 160 ? 160 : n, b);
         return VERSO_ECONFLICT;
     }
     verso__sync_why(why, whylen, "fetching %s: HTTP %d%s%.*s", what, status, n ? " " : "",
@@ -206,8 +211,11 @@ int verso__blobfetch_get(verso__blobfetch *f, const char *table, int64_t id, con
         verso__sync_why(why, whylen, "fetching %s: %s", what, verso_strerror(rc));
         return rc;
     }
+    f->table = table;
+    f->id = id;
+    f->column = column;
     if (verso__blobfetch_hook)
-        verso__blobfetch_hook(table, id, column, verso__blobfetch_hook_arg);
+        verso__blobfetch_hook(table, id, column, -1, verso__blobfetch_hook_arg);
     if ((rc = make_path(&path, table, id, column, version)) == 0 &&
         (rc = file_open(f, n, why, whylen)) == 0)
         rc = transfer(f, path.data, what, why, whylen);

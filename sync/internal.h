@@ -262,8 +262,10 @@ int verso__blobfetch_fill(unsigned char *buf, size_t len, int64_t offset, void *
 void verso__blobfetch_end(verso__blobfetch *f);
 /* The applier's source over f. */
 void verso__blobfetch_source(verso__sync_blob_source *out, verso__blobfetch *f);
-/* Tests only: called before each GET (the row may be changed there). */
-extern void (*verso__blobfetch_hook)(const char *table, int64_t id, const char *column, void *arg);
+/* Tests only: called before each GET (received -1) and as its body arrives
+ * (received: bytes so far); the row may be changed there. */
+extern void (*verso__blobfetch_hook)(const char *table, int64_t id, const char *column,
+                                     int64_t received, void *arg);
 extern void *verso__blobfetch_hook_arg;
 
 /* ---- The slave side of /_sync's messages (receive.c), for the live slave and the bootstrap ----

@@ -783,15 +783,23 @@ typedef struct hook_state {
     const char *mp;
     int calls, changes; /* changes: how many calls update the row (-1: all) */
     bool delete;        /* delete the row instead */
+    int64_t at;         /* acts before the GET (-1), or once this many bytes arrived */
+    bool fired;
 } hook_state;
 
-static void change_row(const char *table, int64_t id, const char *column, void *arg)
+static void change_row(const char *table, int64_t id, const char *column, int64_t received,
+                       void *arg)
 {
     hook_state *h = arg;
     sqlite3 *s;
 
     (void)table;
     (void)column;
+    if (received == -1) /* before a GET */
+        h->fired = false;
+    if (h->at < 0 ? received != -1 : (received < h->at || h->fired))
+        return;
+    h->fired = true; /* once per GET */
     if (h->changes >= 0 && h->calls++ >= h->changes)
         return;
     if (h->changes < 0)
@@ -847,7 +855,7 @@ static int pull_in_process(const h_master *m, const char *sp, char *why, size_t 
 static void test_row_changed_before_fetch(void **state)
 {
     char mp[600], sp[600], why[256] = "";
-    hook_state h = {.changes = 1};
+    hook_state h = {.changes = 1, .at = -1};
     h_master m;
     int64_t cursor;
 
@@ -895,13 +903,42 @@ static void test_row_changed_before_fetch(void **state)
     serve_stop();
 }
 
+/* The row changes while its blob is being sent: the master ends the body
+ * early, and the slave reads again. */
+static void test_row_changed_mid_stream(void **state)
+{
+    char mp[600], sp[600], why[256] = "";
+    hook_state h = {.changes = 1, .at = 64 * KiB};
+    h_master m;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "cmid-master.db");
+    h_path(sp, sizeof(sp), "cmid-slave.db");
+    make_master(mp);
+    put_blob(mp, 1, 32 * MiB, 700);
+    serve(&m, mp);
+    h.mp = mp;
+    verso__blobfetch_hook = change_row;
+    verso__blobfetch_hook_arg = &h;
+    if (pull_in_process(&m, sp, why, sizeof(why)) < 0) {
+        verso__blobfetch_hook = NULL;
+        fail_msg("pull: %s", why);
+    }
+    verso__blobfetch_hook = NULL;
+    assert_int_equal(h.calls, 2); /* changed once, mid-body; then a whole fetch */
+    assert_rows_equal(mp, sp, 1);
+    assert_int_equal(sq_int(sp, "SELECT name LIKE 'changed %' FROM files WHERE id = 1", 0), 1);
+    assert_no_blob_files();
+    serve_stop();
+}
+
 /* The same for a live slave: the link is dropped, the slave resubscribes
  * from its cursor and converges. */
 static void test_live_row_changed_before_fetch(void **state)
 {
     static const char *const tables[] = {"files"};
     char mp[600], sp[600], why[256] = "";
-    hook_state h = {.changes = 1};
+    hook_state h = {.changes = 1, .at = -1};
     verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
     verso_slave_state st;
     verso_slave *s = NULL;
@@ -997,6 +1034,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_pull_by_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicate_snapshot_then_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_changed_before_fetch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_changed_mid_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_row_changed_before_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_mid_fetch, setup, teardown),
     };
