@@ -187,7 +187,13 @@ static int transfer(verso__blobfetch *f, const char *path, const char *what, cha
                         rc == VERSO_EPROTO ? "more bytes than announced" : verso_strerror(rc));
     else if (status != 200)
         rc = refused(status, &err, what, why, whylen);
-    else if ((length >= 0 && length != f->want) || f->got != f->want) {
+    else if (length == f->want && f->got < f->want) {
+        /* the master ends the body early when the row changes while it is sent */
+        verso__sync_why(why, whylen,
+                        "%s changed on the master while it was sent (%lld of %lld bytes)", what,
+                        (long long)f->got, (long long)f->want);
+        rc = VERSO_ECONFLICT;
+    } else if ((length >= 0 && length != f->want) || f->got != f->want) {
         verso__sync_why(why, whylen,
                         "fetching %s: %lld bytes (Content-Length %lld) where %lld were announced",
                         what, (long long)f->got, (long long)length, (long long)f->want);
