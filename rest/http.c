@@ -298,7 +298,9 @@ static int stream_more(verso_rest *srv, struct lws *wsi, conn *c)
             return stream_end(srv, wsi, c, true);
         c->sent += (int64_t)n;
     }
-    if (c->sent == len)
+    /* ended once libwebsockets has written what it holds: a stop that
+     * follows would drop it */
+    if (c->sent == len && !lws_partial_buffered(wsi))
         return stream_end(srv, wsi, c, false);
     arm(srv, wsi, c);
     lws_callback_on_writable(wsi);
@@ -537,10 +539,11 @@ static bool params_valid(const verso__param *p, size_t n)
 
 static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
 {
-    char authz[512], ifm[64], ifnm[256], origin[256], acrm[32], range[128], ctype[128];
+    char authz[512], ifm[64], ifnm[256], origin[256], acrm[32], ctype[128];
     verso__req rq = {.srv = srv, .method = c->method};
     verso__resp rs;
     int rc;
+    char range[128];
 
     resp_init(&rs, srv);
     if ((rc = read_params(srv, wsi, &rq.nparams)) == VERSO_ENOMEM) {
@@ -557,15 +560,16 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
     rq.if_none_match = header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, ifnm, sizeof(ifnm));
     rq.origin = header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof(origin));
     rq.acr_method = custom_header(wsi, "access-control-request-method:", acrm, sizeof(acrm));
-    rq.range = header(wsi, WSI_TOKEN_HTTP_RANGE, range, sizeof(range));
     rq.content_type = header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ctype, sizeof(ctype));
-    rq.spool_path = c->spool.path;
-    rq.spool_len = c->spool.len;
     verso__auth_identify(&rq.auth, &srv->cfg,
                          header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz)));
     c->role = verso__access_role(&rq.auth, &srv->cfg);
     if (rq.method == VERSO__HEAD)
         rq.method = VERSO__GET;
+    rq.range = header(wsi, WSI_TOKEN_HTTP_RANGE, range, sizeof(range));
+    verso__spool_seal(&c->spool);
+    rq.spool_path = c->spool.path;
+    rq.spool_len = c->spool.len;
     if (rc < 0 || !params_valid(rq.params, rq.nparams) || !str_valid(rq.path))
         verso__error(&rs, 400, "the URL is not valid UTF-8 or holds a NUL byte");
     else if (!verso__cors_preflight(&rq, &rs))
@@ -610,11 +614,21 @@ static bool wants_spool(struct lws *wsi, conn *c)
                                header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ct, sizeof(ct)));
 }
 
+/* Nothing is spooled for a client without a token the server knows: it
+ * would fill the disk before hearing 401. */
 static int spool_start(verso_rest *srv, struct lws *wsi, conn *c, int64_t clen)
 {
-    char dir[4096];
+    char dir[4096], authz[512];
+    verso__req rq = {.srv = srv};
+    verso__resp rs = {.body = &srv->body, .location = &srv->location, .link = &srv->link};
     int rc;
 
+    verso__auth_identify(&rq.auth, &srv->cfg,
+                         header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz)));
+    if (srv->cfg.ngrants && rq.auth.state != 1) {
+        verso__error_auth(&rs, &rq, 401, NULL, VERSO__CAP_WRITE, "writing rows");
+        return reject(srv, wsi, c, 401, rs.errmsg);
+    }
     if (clen > srv->cfg.limits.max_blob)
         return reject(srv, wsi, c, 413, "request body too large (max-blob)");
     if ((rc = verso__spool_open(&c->spool, verso__spool_dir(dir, sizeof(dir), srv))) < 0)
@@ -640,6 +654,21 @@ static int spool_body(verso_rest *srv, struct lws *wsi, conn *c, const void *in,
     if ((rc = verso__spool_write(&c->spool, in, len)) < 0)
         return reject_rc(srv, wsi, c, rc, 500, "cannot store the request body");
     return 0;
+}
+
+/* A client that sent "Expect: 100-continue" waits for this before it sends
+ * its body (curl: a second), once the server means to read it. */
+static int continue_body(struct lws *wsi)
+{
+    static const char k[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    unsigned char buf[LWS_PRE + sizeof(k)];
+    char expect[32];
+
+    if (!header(wsi, WSI_TOKEN_HTTP_EXPECT, expect, sizeof(expect)) ||
+        strcasecmp(expect, "100-continue"))
+        return 0;
+    memcpy(buf + LWS_PRE, k, sizeof(k) - 1);
+    return lws_write(wsi, buf + LWS_PRE, sizeof(k) - 1, LWS_WRITE_HTTP) < 0 ? -1 : 0;
 }
 
 int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char *uri)
@@ -684,12 +713,14 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
         return reject(srv, wsi, c, 400,
                       "only Transfer-Encoding: chunked, without Content-Length, is accepted");
     c->chunked = te != NULL;
-    if (c->state == ST_BODY && wants_spool(wsi, c))
-        return spool_start(srv, wsi, c, clen);
+    if (c->state == ST_BODY && wants_spool(wsi, c)) {
+        int rc = spool_start(srv, wsi, c, clen);
+        return rc || c->state != ST_BODY ? rc : continue_body(wsi);
+    }
     if (clen > (int64_t)srv->cfg.limits.max_body)
         return reject(srv, wsi, c, 413, "request body too large");
     if (c->state == ST_BODY)
-        return 0;
+        return continue_body(wsi);
     return process(srv, wsi, c, false);
 }
 

@@ -134,15 +134,15 @@ typedef struct verso__req {
     size_t nparams;
     char *body; /* NUL-terminated, writable */
     size_t nbody;
+    const char *spool_path;    /* the body, spooled to this file (spool.c); NULL: in body */
+    int64_t spool_len;         /* bytes in spool_path */
     const char *if_match;      /* NULL when absent */
     const char *if_none_match; /* NULL when absent */
+    const char *range;         /* Range header; NULL when absent */
     const char *origin;        /* Origin header; NULL when absent */
     const char *acr_method;    /* Access-Control-Request-Method; NULL when absent */
+    const char *content_type;  /* Content-Type header; NULL when absent */
     verso__auth auth;
-    const char *range;        /* Range header; NULL when absent */
-    const char *content_type; /* NULL when absent */
-    const char *spool_path;   /* the body, spooled to this file (spool.c); NULL: in body */
-    int64_t spool_len;        /* bytes in spool_path */
 } verso__req;
 
 /* A response body made piece by piece as the socket takes it (http.c sends
@@ -166,13 +166,13 @@ typedef struct verso__resp {
     const char *allow;       /* 405 */
     int64_t etag;            /* > 0: ETag "<etag>" */
     int64_t rows;            /* rows served, for metrics */
+    verso__stream *stream;   /* the body of a 200 or 206 instead of body; freed by http.c */
+    bool ranges;             /* Accept-Ranges: bytes */
+    char content_range[64];  /* Content-Range value; "" = none */
     const char *cors_origin; /* allowed Origin to name in CORS headers; NULL = none */
     bool preflight;          /* a CORS preflight answer */
     char errmsg[400];        /* the message of the last verso__error() */
     bool nomem;              /* answer VERSO__NOMEM_BODY (503), built without allocating */
-    verso__stream *stream;   /* the body of a 200 or 206 instead of body; freed by http.c */
-    bool ranges;             /* Accept-Ranges: bytes */
-    char content_range[64];  /* Content-Range value; "" = none */
 } verso__resp;
 
 /* ---- access.c: verso_rest_options.on_access ---- */
@@ -390,7 +390,7 @@ void verso__route_blob_put(verso__req *rq, verso__resp *rs, const char *table, i
 
 /* spool.c: request bodies that go to a file instead of memory. */
 typedef struct verso__spool {
-    int fd; /* -1: none */
+    int fd; /* meaningful only while path is set */
     int64_t len;
     char *path; /* DIR/.verso-spool-<pid>-XXXXXX */
 } verso__spool;
@@ -405,6 +405,10 @@ const char *verso__spool_dir(char *out, size_t n, const verso_rest *srv);
 int verso__spool_open(verso__spool *s, const char *dir);
 /* Appends n bytes: VERSO_EFULL (no space), VERSO_EIO. */
 int verso__spool_write(verso__spool *s, const void *p, size_t n);
+/* Closes the file, which stays, before the route reads it: the route may
+ * rename it into a database, and closing a descriptor of a file drops the
+ * process's POSIX locks on it, SQLite's included. */
+void verso__spool_seal(verso__spool *s);
 /* Closes and removes the file. s may be unopened. */
 void verso__spool_close(verso__spool *s);
 /* Removes the spool files in dir left by processes that no longer run. */

@@ -416,10 +416,9 @@ void verso__dispatch(verso__req *rq, verso__resp *rs)
     int st;
 
     if (classify(&t, rq->path)) {
-        verso__error(
-            rs, 404,
-            "no such resource: paths are /TABLE, /TABLE/ID, /TABLE/ID/COLUMN or /_info, /_health, "
-            "/_status, /_metrics, /_changes, /_batch");
+        verso__error(rs, 404,
+                     "no such resource: paths are /TABLE, /TABLE/ID or /_info, /_health, "
+                     "/_status, /_metrics, /_changes, /_batch");
         return;
     }
     for (size_t i = 0; i < sizeof(k_routes) / sizeof(k_routes[0]); i++) {

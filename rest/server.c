@@ -472,8 +472,6 @@ static int rest_new(verso_rest **out, verso_db *db, const verso_rest_options *op
         rc = VERSO_ENOMEM;
     else if ((rc = merge_options(srv, opts, why, whylen)) == 0)
         rc = open_db(srv, why, whylen);
-    if (rc == 0)
-        sweep_spool(srv);
     if (rc < 0) {
         verso_rest_stop(srv);
         return rc;
@@ -516,6 +514,7 @@ int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *o
     pthread_mutex_lock(&srv->ctx_lock); /* the watcher's thread wakes it from now on */
     srv->ctx_alive = true;
     pthread_mutex_unlock(&srv->ctx_lock);
+    sweep_spool(srv);
     start_watch(srv);
     if (pthread_create(&srv->thread, NULL, service_main, srv)) {
         rc = VERSO_ENOMEM;

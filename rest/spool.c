@@ -129,6 +129,15 @@ int verso__spool_write(verso__spool *s, const void *p, size_t n)
     return 0;
 }
 
+void verso__spool_seal(verso__spool *s)
+{
+    if (!s->path) /* unopened: fd may be 0, the all-zero state */
+        return;
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+}
+
 void verso__spool_close(verso__spool *s)
 {
     if (!s->path)
