@@ -725,11 +725,12 @@ static void assert_rows_equal(const char *mp, const char *sp, int64_t nrows)
     assert_int_equal(cursor_of(sp), head_of(mp));
 }
 
-/* verso pull by rows: every size, the 64 MiB blob included, within the bound. */
+/* verso pull by rows: every size, the 64 MiB blob included, within the bound; and
+ * again from that slave (cascading). */
 static void test_pull_by_rows(void **state)
 {
     const int64_t sizes[] = {0, VERSO_SYNC_BLOB_INLINE, VERSO_SYNC_BLOB_INLINE + 1, MiB, 64 * MiB};
-    char mp[600], sp[600];
+    char mp[600], sp[600], sp2[600];
     h_master m;
     int status = -1;
     int64_t rss, t0;
@@ -750,6 +751,17 @@ static void test_pull_by_rows(void **state)
     check_rss("verso serve (pull)", vm_hwm(m.pid), false);
     assert_rows_equal(mp, sp, 5);
     assert_pattern(sp, 5, 104, 64 * MiB);
+    assert_no_blob_files();
+    serve_stop();
+
+    /* cascading: the slave's file served in turn, a second tier pulls from it */
+    h_path(sp2, sizeof(sp2), "pull-slave2.db");
+    serve(&m, sp);
+    pull_child(&m, sp2, true);
+    reap(&g_kids[K_SLAVE], 0, &status, 60000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_rows_equal(sp, sp2, 5);
+    assert_int_equal(cursor_of(sp2), cursor_of(sp));
     assert_no_blob_files();
     serve_stop();
 }
