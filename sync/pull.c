@@ -423,8 +423,7 @@ int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *url,
     p.start_ms = p.progress_ms = verso__sync_mono_ms();
     if ((rc = verso__sync_http_new(&p.http, &u, p.o->token, p.o->insecure, p.o->timeout_ms)) < 0)
         goto done;
-    if ((rc = verso__sync_applier_new(&p.ap, db, p.o)) < 0 ||
-        (rc = blobs_new(&p, &u)) < 0)
+    if ((rc = verso__sync_applier_new(&p.ap, db, p.o)) < 0 || (rc = blobs_new(&p, &u)) < 0)
         goto done;
     if ((rc = run(&p)) == VERSO_EFULL)
         full_disk(why, whylen);
