@@ -176,6 +176,25 @@ int verso__snapshot_make(int64_t *head, const char *src, const char *path, char 
 int verso__snapshot_install(verso_db *db, const char *file, const char *master, int64_t version,
                             char *why, size_t whylen);
 
+/*
+ * Where the bytes of an applied blob come from: fills buf with the len bytes
+ * at offset. 0, or a negative VERSO_E* that ends the write.
+ */
+typedef int (*verso__blob_fill_fn)(unsigned char *buf, size_t len, int64_t offset, void *arg);
+
+/*
+ * Inside the apply transaction (orm/applyblob.c): writes the n bytes fill()
+ * gives into column of row id of the replicated table, which must hold a
+ * blob of exactly n bytes (the zeroblob verso_apply_upsert() wrote for a
+ * blob value with data NULL). Incremental blob I/O in chunks of 64 KiB: no
+ * buffer of the blob's size. Does not move any version. On failure the
+ * caller aborts the transaction. Errors: VERSO_ESTATE (not applying),
+ * VERSO_ENOTFOUND (no such table or row), VERSO_EPROTO (the value is not a
+ * blob of n bytes), fill()'s error, VERSO_EDB, VERSO_EFULL, VERSO_ENOMEM.
+ */
+int verso__apply_blob(verso_db *db, const char *table, int64_t id, const char *column, int64_t n,
+                      verso__blob_fill_fn fill, void *arg);
+
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t verso__monotonic_ms(void);
 

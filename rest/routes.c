@@ -8,6 +8,7 @@
 #include "orm/service.h"
 #include "rest/dir.h"
 #include "rest/internal.h"
+#include "verso/sync.h"
 
 enum { K_FIXED, K_TABLE, K_ROW, K_CELL };
 
@@ -657,6 +658,7 @@ static int feed_parse(feed_args *a, verso__req *rq, verso__resp *rs)
     int max = rq->srv->cfg.limits.max_changes;
 
     a->fo.limit = max < 1000 ? max : 1000;
+    a->fo.blob_inline = VERSO_SYNC_BLOB_INLINE; /* longer blobs: {"blob_fetch":N} */
     if (since && (verso__parse_i64(&a->fo.since, since) < 0 || a->fo.since < 0)) {
         verso__error(rs, 400,
                      "since must be a non-negative integer (a version; 0 reads everything)");
