@@ -299,6 +299,55 @@ static void test_plain_sqlite_refused(void **state)
     assert_int_equal(status("GET", "/db/a/items", NULL), 200);
 }
 
+/* The blob routes under /db/<name>/: a raw PUT (its body spooled in DIR,
+ * even when the server's working directory is gone) and a ranged GET. */
+static void test_blob_routes(void **state)
+{
+    char cwd[700], gone[700], range[64];
+    rt_resp r;
+
+    (void)state;
+    { /* DIR/files.db: a table with a BLOB column */
+        verso_db_options o = VERSO_DB_OPTIONS_INIT;
+        verso_db *db = NULL;
+        db_path(gone, sizeof(gone), "files");
+        assert_int_equal(verso_db_open(&db, gone, &o, NULL, 0), 0);
+        assert_int_equal(verso_db_exec(db, "CREATE TABLE files(id INTEGER PRIMARY KEY, data BLOB)"),
+                         0);
+        assert_int_equal(verso_db_track(db, "files", NULL), 0);
+        assert_int_equal(verso_db_exec(db, "INSERT INTO files(data) VALUES (NULL)"), 0);
+        verso_db_close(db);
+    }
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    snprintf(gone, sizeof(gone), "%s/gone", W.root);
+    assert_int_equal(mkdir(gone, 0700), 0);
+    assert_int_equal(chdir(gone), 0);
+    assert_int_equal(rmdir(gone), 0);
+    {
+        const char *h[] = {"Content-Type: application/octet-stream", NULL};
+        char url[256];
+        snprintf(url, sizeof(url), "%s/db/files/files/1/data", W.base);
+        rt_request(&r, "PUT", url, "hello blob", 10, h);
+        assert_int_equal(chdir(cwd), 0);
+        if (r.status != 200)
+            fail_msg("PUT: %ld %s", r.status, r.body ? r.body : "");
+        rt_resp_free(&r);
+    }
+    {
+        const char *h[] = {"Range: bytes=0-4", NULL};
+        char url[256];
+        snprintf(url, sizeof(url), "%s/db/files/files/1/data", W.base);
+        rt_request(&r, "GET", url, NULL, 0, h);
+        assert_int_equal(r.status, 206);
+        assert_int_equal(r.nbody, 5);
+        assert_memory_equal(r.body, "hello", 5);
+        assert_non_null(rt_header(&r, "content-range", range, sizeof(range)));
+        assert_string_equal(range, "bytes 0-4/10");
+        rt_resp_free(&r);
+    }
+    assert_int_equal(status("GET", "/db/a/files/1/data", NULL), 404);
+}
+
 /* ---- metrics ---- */
 
 /* Every family has HELP then TYPE, and promtool (when installed) finds
@@ -646,6 +695,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_name_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_options_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blob_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_sqlite_refused, setup, teardown),
     };
