@@ -232,6 +232,8 @@ static void test_server_routes(void **state)
 
 static int64_t count_rows(const char *path, const char *like);
 static int raw_status(const char *method, const char *path, bool upgrade);
+static int64_t head_of(const char *name);
+static void wait_slave(verso_slave *s, int64_t head);
 
 /* A database file replaced while open (a restore: its -wal and -shm
  * removed, another file renamed over it) is served as the new file at the
@@ -346,6 +348,57 @@ static void test_blob_routes(void **state)
         rt_resp_free(&r);
     }
     assert_int_equal(status("GET", "/db/a/files/1/data", NULL), 404);
+}
+
+/* A live slave of /db/files gets a row whose blob is too long to travel
+ * inline: it fetches the bytes from /db/files/files/1/data?version=V. */
+static void test_live_slave_large_blob(void **state)
+{
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    size_t n = VERSO_SYNC_BLOB_INLINE + 4096;
+    char url[128], spath[700], path[700], why[256] = "", out[64] = "";
+    char *big = malloc(n);
+    verso_slave *s = NULL;
+    verso_db *db = NULL;
+    rt_resp r;
+
+    (void)state;
+    assert_non_null(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)('a' + i % 26);
+    {
+        verso_db_options dbo = VERSO_DB_OPTIONS_INIT;
+        db_path(path, sizeof(path), "files");
+        assert_int_equal(verso_db_open(&db, path, &dbo, NULL, 0), 0);
+        assert_int_equal(verso_db_exec(db, "CREATE TABLE files(id INTEGER PRIMARY KEY, data BLOB)"),
+                         0);
+        assert_int_equal(verso_db_track(db, "files", NULL), 0);
+        assert_int_equal(verso_db_exec(db, "INSERT INTO files(data) VALUES (NULL)"), 0);
+        verso_db_close(db);
+    }
+    {
+        const char *h[] = {"Content-Type: application/octet-stream", NULL};
+        snprintf(url, sizeof(url), "%s/db/files/files/1/data", W.base);
+        rt_request(&r, "PUT", url, big, n, h);
+        assert_int_equal(r.status, 200);
+        rt_resp_free(&r);
+    }
+    snprintf(spath, sizeof(spath), "%s/slave-files.db", W.root);
+    snprintf(url, sizeof(url), "%s/db/files", W.base);
+    o.heartbeat_ms = 1000;
+    o.retry_min_ms = 20;
+    o.retry_max_ms = 300;
+    assert_int_equal(verso_slave_start(&s, spath, url, &o, why, sizeof(why)), 0);
+    wait_slave(s, head_of("files"));
+    verso_slave_stop(s);
+    assert_int_equal(orm_sqlite_shell(spath,
+                                      "SELECT length(data) || ':' || substr(data, 1, 3) FROM "
+                                      "files WHERE id = 1;",
+                                      out, sizeof(out)),
+                     0);
+    snprintf(path, sizeof(path), "%zu:abc\n", n);
+    assert_string_equal(out, path);
+    free(big);
 }
 
 /* ---- metrics ---- */
@@ -696,6 +749,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_name_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_options_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_routes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_slave_large_blob, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_sqlite_refused, setup, teardown),
     };
