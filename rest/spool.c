@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "rest/dir.h"
 #include "rest/internal.h"
 
 #define SPOOL_PREFIX "/.verso-spool-"
@@ -73,6 +74,11 @@ const char *verso__spool_dir(char *out, size_t n, const verso_rest *srv)
 {
     const char *path = srv->db_path ? srv->db_path : ".";
     const char *slash = strrchr(path, '/');
+
+    if (srv->dir) { /* a dir server: DIR itself, where uploads are renamed into place */
+        snprintf(out, n, "%s", verso__dir_path(srv->dir));
+        return out;
+    }
 
     if (!slash)
         snprintf(out, n, ".");
