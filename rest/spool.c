@@ -80,6 +80,11 @@ const char *verso__spool_dir(char *out, size_t n, const verso_rest *srv)
     }
     const char *slash = strrchr(path, '/');
 
+    if (srv->dir) { /* a dir server: DIR itself, where uploads are renamed into place */
+        snprintf(out, n, "%s", verso__dir_path(srv->dir));
+        return out;
+    }
+
     if (!slash)
         snprintf(out, n, ".");
     else if (slash == path)
