@@ -51,8 +51,8 @@ const char *verso_sync_all_event_name(verso_sync_all_event_kind kind)
 
 static bool name_byte(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 bool verso__all_name_ok(const char *name, size_t len)
@@ -259,8 +259,8 @@ static void settle(verso_sync_all *a, verso__all_rec *r)
         db_path(path, sizeof(path), a, r->name, false);
         remove_files(path);
         a->st.removed++;
-        verso__all_queue(a, VERSO_ALL_REMOVED, r->name, "deleted on the master", r->cursor,
-                         r->head, 0);
+        verso__all_queue(a, VERSO_ALL_REMOVED, r->name, "deleted on the master", r->cursor, r->head,
+                         0);
     }
     rec_drop(a, r);
 }
@@ -619,8 +619,8 @@ static verso_sync_all *all_alloc(void)
     pthread_condattr_destroy(&ca);
     if (ok && pthread_mutex_init(&a->lock, NULL) == 0) {
         if (pthread_mutex_init(&a->emit_lock, NULL) == 0) {
-            a->jitter = (uint64_t)verso__sync_mono_us() ^ (uint64_t)getpid() << 32 ^
-                        (uint64_t)(uintptr_t)a;
+            a->jitter =
+                (uint64_t)verso__sync_mono_us() ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)a;
             return a;
         }
         pthread_mutex_destroy(&a->lock);

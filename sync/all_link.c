@@ -22,7 +22,7 @@
 
 #include "sync/all.h"
 
-#define TO(state) (1u << (state))
+#define TO(state)    (1u << (state))
 #define IGNORED_SAID 10 /* names refused in one message that are told one by one */
 
 static const struct {
@@ -37,8 +37,8 @@ static const struct {
     [VERSO__ALL_LISTING] = {"listing", TO(VERSO__ALL_LIVE) | TO(VERSO__ALL_WAITING),
                             "timed out waiting for the server's list of databases",
                             "connection closed before the list of databases"},
-    [VERSO__ALL_LIVE] = {"live", TO(VERSO__ALL_WAITING),
-                         "timed out: nothing heard from the server", "connection closed"},
+    [VERSO__ALL_LIVE] = {"live", TO(VERSO__ALL_WAITING), "timed out: nothing heard from the server",
+                         "connection closed"},
 };
 
 static void link_move(verso_sync_all *a, verso__all_link to)
@@ -123,7 +123,8 @@ static void said_more(verso_sync_all *a, int64_t said)
 
     if (said <= IGNORED_SAID)
         return;
-    snprintf(more, sizeof(more), "and %lld more names like these", (long long)(said - IGNORED_SAID));
+    snprintf(more, sizeof(more), "and %lld more names like these",
+             (long long)(said - IGNORED_SAID));
     verso__all_queue(a, VERSO_ALL_IGNORED, "...", more, 0, 0, 0);
 }
 
@@ -137,7 +138,11 @@ static int read_list(verso_sync_all *a, const cJSON *list, entry **out, int *n)
     if (!cJSON_IsArray(list))
         return refuse(a, "the server's list of databases is not an array%s", "");
     if (*n > VERSO__ALL_LIST_MAX)
-        return refuse(a, "the server lists more than " "100000" " databases%s", "");
+        return refuse(a,
+                      "the server lists more than "
+                      "100000"
+                      " databases%s",
+                      "");
     if (*n && !(*out = verso__calloc((size_t)*n, sizeof(**out))))
         return VERSO_ENOMEM;
     cJSON_ArrayForEach(o, list)

@@ -1,0 +1,893 @@
+/*
+ * The --all slave (sync/all.c): every database of a `verso serve --dir`
+ * followed into a directory.
+ *
+ * Against real servers (children of $VERSO_BIN): 100 databases copied,
+ * then followed while databases are created and deleted and rows written,
+ * with at most workers + 1 connections of the slave to the master at any
+ * moment (its sockets counted in /proc); the master restarted on the same
+ * port (reconnect and reconcile); --keep-deleted; a failing database that
+ * does not stop the others; a database followed by URL/db/NAME (pull and
+ * live); a second tier fed by `verso serve --dir` over the slave's
+ * directory and followed by `verso replicate --all`.
+ *
+ * Against a fake events server (a verso_rest with its own /_databases
+ * WebSocket): hostile names, malformed JSON, a message over the limit, a
+ * list too long, an entry without a head, a head that goes backwards:
+ * nothing outside the directory is touched and the errors say what was
+ * wrong.
+ */
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <cjson/cJSON.h>
+
+#include "sync_harness.h"
+
+/* ---- child processes ---- */
+
+typedef struct child {
+    pid_t pid;
+    FILE *out;
+} child;
+
+static void spawn(child *c, char *const *argv, bool capture)
+{
+    pid_t parent = getpid();
+    int fds[2] = {-1, -1};
+
+    if (capture)
+        assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    c->pid = fork();
+    assert_true(c->pid >= 0);
+    if (c->pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        dup2(null, STDOUT_FILENO);
+        if (!getenv("VERSO_TEST_VERBOSE"))
+            dup2(null, STDERR_FILENO);
+        if (capture) {
+            dup2(fds[1], STDOUT_FILENO);
+            close(fds[0]);
+            close(fds[1]);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    c->out = NULL;
+    if (capture) {
+        close(fds[1]);
+        assert_non_null(c->out = fdopen(fds[0], "r"));
+    }
+}
+
+/* Children to kill whatever happens to the test. */
+static child *g_children[8];
+
+static void track(child *c)
+{
+    for (size_t i = 0; i < 8; i++)
+        if (!g_children[i]) {
+            g_children[i] = c;
+            return;
+        }
+}
+
+static void stop(child *c)
+{
+    int status;
+
+    for (size_t i = 0; i < 8; i++)
+        if (g_children[i] == c)
+            g_children[i] = NULL;
+    if (c->pid <= 0)
+        return;
+    kill(c->pid, SIGTERM);
+    for (int i = 0; i < 1000 && waitpid(c->pid, &status, WNOHANG) == 0; i++)
+        h_sleep_ms(10);
+    if (kill(c->pid, SIGKILL) == 0)
+        waitpid(c->pid, &status, 0);
+    if (c->out)
+        fclose(c->out);
+    c->pid = 0;
+    c->out = NULL;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < 8; i++)
+        if (g_children[i])
+            stop(g_children[i]);
+    return 0;
+}
+
+/* `verso serve --dir DIR --port PORT` (0: any); returns its port. */
+static int serve_dir(child *c, const char *dir, int port)
+{
+    char p[16], line[128] = "";
+    char *argv[] = {getenv("VERSO_BIN"), "serve", "--dir", (char *)dir, "--port", p, NULL};
+    char *colon;
+
+    snprintf(p, sizeof(p), "%d", port);
+    for (int attempt = 0; attempt < 50; attempt++) {
+        spawn(c, argv, true);
+        track(c);
+        if (fgets(line, sizeof(line), c->out))
+            break;
+        stop(c); /* the port of a server just stopped may take a moment */
+        h_sleep_ms(100);
+    }
+    assert_non_null(colon = strrchr(line, ':'));
+    return atoi(colon + 1);
+}
+
+/* ---- databases ---- */
+
+static void db_in(char *out, size_t n, const char *dir, const char *name)
+{
+    snprintf(out, n, "%.500s/%.64s.db", dir, name);
+}
+
+/* A new database dir/name.db with rows items, made aside and renamed in. */
+static void make_db(const char *dir, const char *name, int rows)
+{
+    char tmp[700], path[700];
+    verso_db *db;
+
+    snprintf(tmp, sizeof(tmp), "%s/.tmp-%s.db", dir, name);
+    db_in(path, sizeof(path), dir, name);
+    db = h_open(tmp);
+    assert_int_equal(verso_db_begin(db), 0);
+    for (int i = 0; i < rows; i++) {
+        h_item it = {.name = "item", .price = i, .qty = i};
+        assert_int_equal(verso_record_insert(db, &h_items, &it), 0);
+    }
+    assert_int_equal(verso_db_commit(db), 0);
+    verso_db_close(db);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+static void write_db(const char *dir, const char *name, int ntx)
+{
+    char path[700];
+    verso_db *db;
+
+    db_in(path, sizeof(path), dir, name);
+    db = h_open(path);
+    h_orm_workload(db, ntx, 3);
+    verso_db_close(db);
+}
+
+static void drop_db(const char *dir, const char *name)
+{
+    char path[700];
+
+    db_in(path, sizeof(path), dir, name);
+    h_remove_db(path);
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0;
+}
+
+/* The database names of dir (valid *.db files), sorted; count returned. */
+static int names_of(const char *dir, char names[][65], int max)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) && n < max) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] != '.' && len > 3 && len < 68 && !strcmp(e->d_name + len - 3, ".db"))
+            snprintf(names[n++], 65, "%.*s", (int)len - 3, e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, 65, (int (*)(const void *, const void *))strcmp);
+    return n;
+}
+
+/* Every database of m has its copy in s at the same identity and head (and no other, unless
+ * keep); false otherwise, without asserting. */
+static bool converged(const char *m, const char *s, bool keep)
+{
+    static char mn[400][65], sn[400][65];
+    int nm = names_of(m, mn, 400), ns = names_of(s, sn, 400);
+
+    if (keep ? ns < nm : ns != nm)
+        return false;
+    for (int i = 0, j = 0; i < nm; i++, j++) {
+        char mp[700], sp[700], id[37];
+        verso_db *db;
+        verso_info info;
+        while (keep && j < ns && strcmp(sn[j], mn[i]) < 0)
+            j++;
+        if (j >= ns || strcmp(mn[i], sn[j]))
+            return false;
+        db_in(mp, sizeof(mp), m, mn[i]);
+        db_in(sp, sizeof(sp), s, sn[j]);
+        db = h_open(mp);
+        assert_int_equal(verso_db_info(&info, db), 0);
+        verso_db_close(db);
+        if (h_cursor(sp, id) != info.head || strcmp(id, info.identity))
+            return false;
+    }
+    return true;
+}
+
+static bool wait_converged(const char *m, const char *s, bool keep, int ms)
+{
+    int64_t deadline = h_now_ms() + ms;
+
+    while (h_now_ms() < deadline) {
+        if (converged(m, s, keep))
+            return true;
+        h_sleep_ms(100);
+    }
+    return converged(m, s, keep);
+}
+
+static void assert_all_equal(const char *m, const char *s)
+{
+    static char mn[400][65];
+    int nm = names_of(m, mn, 400);
+
+    for (int i = 0; i < nm; i++) {
+        char mp[700], sp[700];
+        db_in(mp, sizeof(mp), m, mn[i]);
+        db_in(sp, sizeof(sp), s, mn[i]);
+        h_assert_converged(mp, sp);
+    }
+}
+
+/* ---- the slave's connections to a port, from /proc ---- */
+
+/* Inodes of the sockets of this process. */
+static int my_sockets(unsigned long *inodes, int max)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    if (!d)
+        return 0;
+    while ((e = readdir(d)) && n < max) {
+        char link[64], target[64];
+        ssize_t len;
+        snprintf(link, sizeof(link), "/proc/self/fd/%.40s", e->d_name);
+        if ((len = readlink(link, target, sizeof(target) - 1)) <= 0)
+            continue;
+        target[len] = '\0';
+        if (sscanf(target, "socket:[%lu]", &inodes[n]) == 1)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Established TCP connections of this process to 127.0.0.1:port. */
+static int connections_to(int port)
+{
+    static const char *const files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+    unsigned long inodes[1024];
+    int n = my_sockets(inodes, 1024), count = 0;
+
+    for (size_t f = 0; f < 2; f++) {
+        FILE *in = fopen(files[f], "r");
+        char line[512];
+        if (!in)
+            continue;
+        while (fgets(line, sizeof(line), in)) {
+            unsigned rport, state;
+            unsigned long inode;
+            if (sscanf(line, " %*d: %*[0-9A-Fa-f]:%*x %*[0-9A-Fa-f]:%x %x %*s %*s %*s %*s %*s %lu",
+                       &rport, &state, &inode) != 3 ||
+                (int)rport != port || state != 1)
+                continue;
+            for (int i = 0; i < n; i++)
+                count += inodes[i] == inode;
+        }
+        fclose(in);
+    }
+    return count;
+}
+
+typedef struct sampler {
+    pthread_t t;
+    int port;
+    atomic_int stop;
+    atomic_int max;
+    atomic_long samples;
+} sampler;
+
+static void *sample(void *arg)
+{
+    sampler *s = arg;
+
+    while (!atomic_load(&s->stop)) {
+        int c = connections_to(atomic_load(&s->port));
+        if (c > atomic_load(&s->max))
+            atomic_store(&s->max, c);
+        atomic_fetch_add(&s->samples, 1);
+        h_sleep_ms(1);
+    }
+    return NULL;
+}
+
+/* ---- the slave in this process ---- */
+
+static atomic_int g_ignored_events, g_created_events;
+static char g_ignored_name[300];
+
+static void on_event(const verso_sync_all_event *e, void *arg)
+{
+    (void)arg;
+    if (e->kind == VERSO_ALL_IGNORED) {
+        if (!strcmp(e->name, "../x"))
+            snprintf(g_ignored_name, sizeof(g_ignored_name), "%s", e->name);
+        atomic_fetch_add(&g_ignored_events, 1);
+    }
+    if (e->kind == VERSO_ALL_CREATED)
+        atomic_fetch_add(&g_created_events, 1);
+    if (getenv("VERSO_TEST_VERBOSE"))
+        fprintf(stderr, "event %s %s %s rows %lld\n", verso_sync_all_event_name(e->kind), e->name,
+                e->detail, (long long)e->rows);
+}
+
+static verso_sync_all *all_start(const char *dir, int port, int workers, bool keep)
+{
+    verso_sync_all_options o = VERSO_SYNC_ALL_OPTIONS_INIT;
+    verso_sync_all *a = NULL;
+    char url[64], why[256] = "";
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+    o.workers = workers;
+    o.keep_deleted = keep;
+    o.retry_max_ms = 500;
+    o.on_event = on_event;
+    if (verso_sync_all_start(&a, dir, url, &o, why, sizeof(why)) < 0)
+        fail_msg("verso_sync_all_start: %s", why);
+    return a;
+}
+
+static void sub(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "%s/%s", h_dir, name);
+    mkdir(out, 0755);
+}
+
+/* ---- real servers ---- */
+
+static void test_follow_100(void **state)
+{
+    char m[600], s[600], k[600], name[32];
+    child master = {0};
+    sampler smp = {0};
+    verso_sync_all *a, *kept;
+    verso_sync_all_state st;
+    int port;
+
+    (void)state;
+    sub(m, sizeof(m), "m100");
+    sub(s, sizeof(s), "s100");
+    sub(k, sizeof(k), "k100");
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof(name), "db%03d", i);
+        make_db(m, name, 5);
+    }
+    port = serve_dir(&master, m, 0);
+    a = all_start(s, port, 2, false);
+    kept = all_start(k, port, 1, true);
+    atomic_store(&smp.port, port);
+    pthread_create(&smp.t, NULL, sample, &smp);
+    if (!wait_converged(m, s, false, 60000))
+        fail_msg("the copy of 100 databases did not converge");
+    /* followed while databases come and go and rows are written */
+    for (int round = 0; round < 20; round++) {
+        snprintf(name, sizeof(name), "new%02d", round);
+        make_db(m, name, 3);
+        snprintf(name, sizeof(name), "db%03d", round);
+        drop_db(m, name);
+        snprintf(name, sizeof(name), "db%03d", 50 + (int)(h_rand() % 50));
+        write_db(m, name, 2);
+        h_sleep_ms(20);
+    }
+    if (!wait_converged(m, s, false, 60000))
+        fail_msg("the --all slave did not converge after creations and deletions");
+    assert_all_equal(m, s);
+    assert_true(wait_converged(m, k, true, 60000));
+    assert_true(exists(k) && converged(m, k, true));
+    {
+        char p[700];
+        db_in(p, sizeof(p), k, "db000"); /* deleted on the master, kept */
+        assert_true(exists(p));
+        db_in(p, sizeof(p), s, "db000"); /* removed */
+        assert_false(exists(p));
+    }
+    atomic_store(&smp.stop, 1);
+    pthread_join(smp.t, NULL);
+    /* two slaves of this process: 2 + 1 and 1 + 1 connections at most */
+    printf("# connections to the master at most %d (%ld samples)\n", atomic_load(&smp.max),
+           (long)atomic_load(&smp.samples));
+    assert_true(atomic_load(&smp.samples) > 100);
+    assert_true(atomic_load(&smp.max) <= (2 + 1) + (1 + 1));
+    assert_int_equal(verso_sync_all_state_get(&st, a), 0);
+    assert_true(st.connected);
+    assert_int_equal(st.databases, 100);
+    assert_int_equal(st.in_sync, 100);
+    assert_int_equal(st.errors, 0);
+    assert_true(st.created >= 120 && st.removed >= 20);
+    verso_sync_all_stop(kept);
+
+    /* the link killed: the master restarts on the same port, changed meanwhile */
+    stop(&master);
+    assert_true(verso_sync_all_state_get(&st, a) == 0);
+    drop_db(m, "db050");
+    make_db(m, "late", 4);
+    write_db(m, "db060", 3);
+    assert_int_equal(serve_dir(&master, m, port), port);
+    if (!wait_converged(m, s, false, 60000))
+        fail_msg("no reconcile after the master restarted");
+    assert_int_equal(verso_sync_all_state_get(&st, a), 0);
+    assert_true(st.reconnects >= 1);
+    assert_all_equal(m, s);
+    verso_sync_all_stop(a);
+    stop(&master);
+}
+
+/* A database whose copy cannot be made (a table of the slave's own in the way) fails alone. */
+static void test_failure_isolated(void **state)
+{
+    char m[600], s[600], p[700];
+    child master = {0};
+    verso_sync_all *a;
+    verso_sync_all_db *dbs = NULL;
+    size_t n = 0;
+    sqlite3 *db;
+    bool bad_failed = false;
+    int port;
+
+    (void)state;
+    sub(m, sizeof(m), "miso");
+    sub(s, sizeof(s), "siso");
+    make_db(m, "bad", 2);
+    make_db(m, "good1", 2);
+    make_db(m, "good2", 2);
+    db_in(p, sizeof(p), s, "bad");
+    assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "CREATE TABLE items(x); INSERT INTO items VALUES(42)", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    port = serve_dir(&master, m, 0);
+    a = all_start(s, port, 2, false);
+    for (int64_t deadline = h_now_ms() + 30000; h_now_ms() < deadline && !bad_failed;) {
+        h_sleep_ms(50);
+        assert_int_equal(verso_sync_all_databases(&dbs, &n, a), 0);
+        for (size_t i = 0; i < n; i++)
+            bad_failed = bad_failed || (!strcmp(dbs[i].name, "bad") && dbs[i].failures >= 2 &&
+                                        strstr(dbs[i].last_error, "items"));
+        verso_free(dbs);
+    }
+    assert_true(bad_failed);
+    for (int i = 1; i <= 2; i++) {
+        char mp[700], sp[700], nm[8];
+        snprintf(nm, sizeof(nm), "good%d", i);
+        db_in(mp, sizeof(mp), m, nm);
+        db_in(sp, sizeof(sp), s, nm);
+        assert_true(h_wait_cursor(mp, sp, 30000));
+        h_assert_converged(mp, sp);
+    }
+    assert_int_equal(h_count(p, "items"), 1); /* the slave's own table untouched */
+    verso_sync_all_stop(a);
+    stop(&master);
+}
+
+/* verso replicate / pull URL/db/NAME FILE: a database of a server of databases. */
+static void test_one_database_by_prefix(void **state)
+{
+    char m[600], s[600], mp[700], sp[700], pp[700], url[128];
+    child master = {0}, slave = {0};
+    int port, status;
+
+    (void)state;
+    sub(m, sizeof(m), "mone");
+    sub(s, sizeof(s), "sone");
+    make_db(m, "tenant-1", 3);
+    make_db(m, "tenant-2", 7);
+    port = serve_dir(&master, m, 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/db/tenant-1", port);
+    db_in(mp, sizeof(mp), m, "tenant-1");
+    db_in(sp, sizeof(sp), s, "live");
+    db_in(pp, sizeof(pp), s, "pulled");
+    {
+        char *argv[] = {getenv("VERSO_BIN"), "replicate", url, sp, NULL};
+        spawn(&slave, argv, false);
+        track(&slave);
+    }
+    assert_true(h_wait_cursor(mp, sp, 30000));
+    write_db(m, "tenant-1", 5);
+    write_db(m, "tenant-2", 5);
+    assert_true(h_wait_cursor(mp, sp, 30000));
+    h_assert_converged(mp, sp);
+    {
+        char *argv[] = {getenv("VERSO_BIN"), "pull", url, pp, NULL};
+        child c;
+        spawn(&c, argv, false);
+        waitpid(c.pid, &status, 0);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    h_assert_converged(mp, pp);
+    stop(&slave);
+    stop(&master);
+}
+
+/* Two tiers: the --all slave's directory served with --dir feeds `verso replicate --all`. */
+static void test_cascade(void **state)
+{
+    char m[600], s[600], t[600], url[64], wk[8] = "2", name[16];
+    child master = {0}, tier = {0}, cli = {0};
+    verso_sync_all *a;
+    int port, port2;
+
+    (void)state;
+    sub(m, sizeof(m), "mcas");
+    sub(s, sizeof(s), "scas");
+    sub(t, sizeof(t), "tcas");
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "c%d", i);
+        make_db(m, name, 4);
+    }
+    port = serve_dir(&master, m, 0);
+    a = all_start(s, port, 2, false);
+    assert_true(wait_converged(m, s, false, 30000));
+    port2 = serve_dir(&tier, s, 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", port2);
+    {
+        char *argv[] = {getenv("VERSO_BIN"), "replicate", "--all", "--workers", wk, url, t, NULL};
+        spawn(&cli, argv, false);
+        track(&cli);
+    }
+    assert_true(wait_converged(m, t, false, 30000));
+    make_db(m, "c-new", 2);
+    drop_db(m, "c3");
+    write_db(m, "c5", 4);
+    if (!wait_converged(m, t, false, 30000))
+        fail_msg("the second tier did not converge");
+    assert_all_equal(m, t);
+    stop(&cli);
+    stop(&tier);
+    verso_sync_all_stop(a);
+    stop(&master);
+}
+
+/* ---- a fake events server ---- */
+
+typedef struct fake {
+    verso_rest *srv;
+    verso_db *db;
+    int port;
+    const char *const *script; /* messages sent at each connection, then silence */
+    size_t nscript;
+    char *big; /* a built message sent first when set */
+    atomic_int connections;
+} fake;
+
+static fake g_fake;
+
+typedef struct fconn {
+    size_t next;
+} fconn;
+
+static int fake_open(verso_ws *ws, void **conn, void *arg)
+{
+    fconn *c = calloc(1, sizeof(*c));
+
+    (void)arg;
+    atomic_fetch_add(&g_fake.connections, 1);
+    *conn = c;
+    verso_ws_want_write(ws);
+    return c ? 0 : -1;
+}
+
+static int fake_message(verso_ws *ws, void *conn, const void *data, size_t len, void *arg)
+{
+    (void)ws, (void)conn, (void)data, (void)len, (void)arg;
+    return 0;
+}
+
+static int fake_writeable(verso_ws *ws, void *conn, void *arg)
+{
+    fconn *c = conn;
+    size_t total = g_fake.nscript + (g_fake.big != NULL);
+
+    (void)arg;
+    if (c->next >= total)
+        return 0;
+    if (g_fake.big && c->next == 0)
+        verso_ws_write(ws, g_fake.big, strlen(g_fake.big));
+    else {
+        const char *m = g_fake.script[c->next - (g_fake.big != NULL)];
+        verso_ws_write(ws, m, strlen(m));
+    }
+    c->next++;
+    verso_ws_want_write(ws);
+    return 0;
+}
+
+static void fake_close(verso_ws *ws, void *conn, void *arg)
+{
+    (void)ws, (void)arg;
+    free(conn);
+}
+
+static const verso_ws_handler k_fake = {
+    .path = VERSO_DATABASES_PATH,
+    .subprotocol = VERSO_DATABASES_SUBPROTOCOL,
+    .role = NULL,
+    .on_open = fake_open,
+    .on_message = fake_message,
+    .on_writeable = fake_writeable,
+    .on_close = fake_close,
+};
+
+static void fake_start(const char *const *script, size_t n, char *big)
+{
+    verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
+    char path[700], why[256] = "";
+
+    memset(&g_fake, 0, sizeof(g_fake));
+    g_fake.script = script;
+    g_fake.nscript = n;
+    g_fake.big = big;
+    snprintf(path, sizeof(path), "%s/fake.db", h_dir);
+    g_fake.db = h_open(path);
+    ro.port = VERSO_REST_PORT_ANY;
+    ro.ws_handlers = &k_fake;
+    ro.nws_handlers = 1;
+    if (verso_rest_start(&g_fake.srv, g_fake.db, &ro, why, sizeof(why)) < 0)
+        fail_msg("fake server: %s", why);
+    g_fake.port = verso_rest_port(g_fake.srv);
+}
+
+static void fake_stop(void)
+{
+    verso_rest_stop(g_fake.srv);
+    verso_db_close(g_fake.db);
+    free(g_fake.big);
+    memset(&g_fake, 0, sizeof(g_fake));
+}
+
+/* Waits until the slave's link error holds text. */
+static bool wait_error(verso_sync_all *a, const char *text, int ms)
+{
+    verso_sync_all_state st;
+
+    for (int64_t deadline = h_now_ms() + ms; h_now_ms() < deadline; h_sleep_ms(20)) {
+        assert_int_equal(verso_sync_all_state_get(&st, a), 0);
+        if (strstr(st.last_error, text))
+            return true;
+    }
+    return false;
+}
+
+/* Every entry of dir is a database or a copy being made of a valid name. */
+static void assert_only_valid(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, ".."))
+            continue;
+        if (!strncmp(n, ".verso-new-", 11))
+            n += 11;
+        if (!strchr(n, '.') || n[0] == '.' ||
+            n[strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789-_")] != '.')
+            fail_msg("unexpected file %s in %s", e->d_name, dir);
+    }
+    closedir(d);
+}
+
+static void test_hostile_names(void **state)
+{
+    static const char *const script[] = {
+        "{\"type\":\"databases\",\"databases\":["
+        "{\"name\":\"../x\",\"identity\":\"00000000-0000-0000-0000-000000000001\",\"head\":1},"
+        "{\"name\":\"..\"},{\"name\":\".\"},{\"name\":\"a/b\"},{\"name\":\"%2e%2e\"},"
+        "{\"name\":\"a\\u0000b\"},{\"name\":\"\"},{\"name\":\"-a\"},{\"name\":\"a.db\"},"
+        "{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"},"
+        "{\"name\":\"\\uff41\"},{\"name\":\"\\u0430\"},{\"name\":\"a \"},{\"name\":\"a.\"},"
+        "{\"name\":\"a\\\\b\"},{\"name\":\"/etc/passwd\"},{\"name\":\"_x\"},"
+        "{\"name\":\"ok\",\"identity\":\"00000000-0000-0000-0000-000000000002\",\"head\":3}]}",
+        "{\"type\":\"database\",\"name\":\"../../y\","
+        "\"identity\":\"00000000-0000-0000-0000-000000000003\",\"head\":2}",
+        "{\"type\":\"deleted\",\"name\":\"../x\"}",
+        "{\"type\":\"heartbeat\"}",
+    };
+    char dir[600], sentinel[700], y[700];
+    verso_sync_all *a;
+    verso_sync_all_state st;
+    verso_sync_all_db *dbs;
+    size_t n;
+    FILE *f;
+
+    (void)state;
+    sub(dir, sizeof(dir), "hostile");
+    snprintf(sentinel, sizeof(sentinel), "%s/x.db", h_dir);
+    assert_non_null(f = fopen(sentinel, "w"));
+    fputs("not to be touched", f);
+    fclose(f);
+    snprintf(y, sizeof(y), "%s/../y.db", h_dir);
+    atomic_store(&g_ignored_events, 0);
+    g_ignored_name[0] = '\0';
+    fake_start(script, sizeof(script) / sizeof(script[0]), NULL);
+    a = all_start(dir, g_fake.port, 2, false);
+    for (int64_t deadline = h_now_ms() + 20000; h_now_ms() < deadline; h_sleep_ms(20)) {
+        assert_int_equal(verso_sync_all_state_get(&st, a), 0);
+        if (st.ignored >= 19 && st.errors >= 1)
+            break;
+    }
+    assert_true(st.connected);
+    assert_int_equal(st.ignored, 19); /* 17 names of the list, the announcement, the deletion */
+    assert_int_equal(st.databases, 1);
+    assert_int_equal(st.errors, 1); /* "ok" cannot be pulled from this server: said, retried */
+    assert_int_equal(verso_sync_all_databases(&dbs, &n, a), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(dbs[0].name, "ok");
+    assert_true(strstr(dbs[0].last_error, "404") != NULL);
+    verso_free(dbs);
+    assert_string_equal(g_ignored_name, "../x");
+    assert_true(atomic_load(&g_ignored_events) >= 11); /* ten said one by one, then a summary */
+    verso_sync_all_stop(a);
+    fake_stop();
+    assert_true(h_file_contains(sentinel, "not to be touched"));
+    assert_false(exists(y));
+    assert_only_valid(dir);
+}
+
+static void test_malformed(void **state)
+{
+    static const char *const bad_json[] = {"{\"type\":\"databases\",\"databases\":[{"};
+    static const char *const no_head[] = {
+        "{\"type\":\"databases\",\"databases\":[{\"name\":\"a\","
+        "\"identity\":\"00000000-0000-0000-0000-000000000001\"}]}"};
+    static const char *const not_array[] = {"{\"type\":\"databases\",\"databases\":{}}"};
+    static const char *const no_type[] = {"[1,2,3]"};
+    static const struct {
+        const char *const *script;
+        const char *error;
+    } cases[] = {
+        {bad_json, "malformed JSON"},
+        {no_head, "no identity or head"},
+        {not_array, "not an array"},
+        {no_type, "without a type"},
+    };
+    char dir[600];
+
+    (void)state;
+    sub(dir, sizeof(dir), "malformed");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        verso_sync_all *a;
+        verso_sync_all_state st;
+        fake_start(cases[i].script, 1, NULL);
+        a = all_start(dir, g_fake.port, 1, false);
+        if (!wait_error(a, cases[i].error, 20000))
+            fail_msg("case %zu: no error saying \"%s\"", i, cases[i].error);
+        for (int64_t deadline = h_now_ms() + 20000;
+             h_now_ms() < deadline && atomic_load(&g_fake.connections) < 2;)
+            h_sleep_ms(20); /* it retries */
+        assert_true(atomic_load(&g_fake.connections) >= 2);
+        assert_int_equal(verso_sync_all_state_get(&st, a), 0);
+        assert_false(st.connected);
+        assert_int_equal(st.databases, 0);
+        verso_sync_all_stop(a);
+        fake_stop();
+    }
+    assert_only_valid(dir);
+}
+
+static char *big_list(int n, int pad)
+{
+    verso_buf b = VERSO_BUF_INIT;
+    char *out;
+
+    assert_int_equal(verso_buf_puts(&b, "{\"type\":\"databases\",\"databases\":["), 0);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(verso_buf_printf(&b,
+                                          "%s{\"name\":\"d%07d\",\"identity\":"
+                                          "\"00000000-0000-0000-0000-000000000001\",\"head\":%d}",
+                                          i ? "," : "", i, pad),
+                         0);
+    assert_int_equal(verso_buf_puts(&b, "]}"), 0);
+    out = strdup(b.data);
+    verso_buf_free(&b);
+    return out;
+}
+
+static void test_huge(void **state)
+{
+    char dir[600];
+    verso_sync_all_options o = VERSO_SYNC_ALL_OPTIONS_INIT;
+    verso_sync_all *a = NULL;
+    char url[64], why[256];
+
+    (void)state;
+    sub(dir, sizeof(dir), "huge");
+    /* a message over the limit */
+    fake_start(NULL, 0, big_list(3000, 1));
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", g_fake.port);
+    o.max_message = 65536;
+    assert_int_equal(verso_sync_all_start(&a, dir, url, &o, why, sizeof(why)), 0);
+    assert_true(wait_error(a, "over 65536 bytes", 20000));
+    verso_sync_all_stop(a);
+    fake_stop();
+    /* a list too long */
+    fake_start(NULL, 0, big_list(100001, 1));
+    a = all_start(dir, g_fake.port, 2, false);
+    assert_true(wait_error(a, "more than 100000", 30000));
+    verso_sync_all_stop(a);
+    fake_stop();
+    assert_only_valid(dir);
+    {
+        char names[4][65];
+        assert_int_equal(names_of(dir, names, 4), 0); /* nothing of a refused list applied */
+    }
+}
+
+/* Removes dir and what it holds (directories of files). */
+static void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    while (d && (e = readdir(d))) {
+        char p[1024];
+        struct stat st;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            remove_tree(p);
+        else
+            unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_hostile_names, teardown),
+        cmocka_unit_test_teardown(test_malformed, teardown),
+        cmocka_unit_test_teardown(test_huge, teardown),
+        cmocka_unit_test_teardown(test_follow_100, teardown),
+        cmocka_unit_test_teardown(test_failure_isolated, teardown),
+        cmocka_unit_test_teardown(test_one_database_by_prefix, teardown),
+        cmocka_unit_test_teardown(test_cascade, teardown),
+    };
+    int failed;
+
+    if (argc > 1) /* a pattern: the tests to run */
+        cmocka_set_test_filter(argv[1]);
+    h_init_dir("sync_all");
+    h_seed(11);
+    failed = cmocka_run_group_tests(tests, NULL, NULL);
+    if (!failed)
+        remove_tree(h_dir);
+    return failed;
+}
