@@ -1,5 +1,6 @@
 /*
  * verso serve DB [--host H] [--port P] [--config FILE]
+ * verso serve --dir DIR [--max-open N] [--idle-close SECONDS] [...]
  *
  * Serves the tracked tables of DB over REST/JSON until SIGINT or SIGTERM,
  * then stops cleanly. Prints the URL it listens on (one line on stdout).
@@ -26,6 +27,9 @@ typedef struct serve_args {
     const char *port;
     const char *config;
     const char *access_log;
+    const char *dir;        /* --dir: every database DIR/<name>.db */
+    const char *max_open;   /* --max-open N */
+    const char *idle_close; /* --idle-close SECONDS */
     bool allow_empty; /* serve a file with no tracked table (it becomes a verso database) */
 } serve_args;
 
@@ -39,12 +43,16 @@ static const serve_option k_options[] = {
     {.name = "--port", .offset = offsetof(serve_args, port)},
     {.name = "--config", .offset = offsetof(serve_args, config)},
     {.name = "--access-log", .offset = offsetof(serve_args, access_log)},
+    {.name = "--dir", .offset = offsetof(serve_args, dir)},
+    {.name = "--max-open", .offset = offsetof(serve_args, max_open)},
+    {.name = "--idle-close", .offset = offsetof(serve_args, idle_close)},
 };
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: verso serve DB [--host H] [--port P] [--config FILE] [--allow-empty]\n\n"
+            "usage: verso serve DB [--host H] [--port P] [--config FILE] [--allow-empty]\n"
+            "       verso serve --dir DIR [--max-open N] [--idle-close SECONDS] [options]\n\n"
             "Serves the tracked tables of DB as JSON, and /_sync for live slaves\n"
             "(verso replicate), until SIGINT or SIGTERM (requests under way finish,\n"
             "WebSockets get a 1001 close, exit status 0). SIGHUP reloads the config\n"
@@ -53,6 +61,11 @@ static void usage(FILE *out)
             "  DB              the database file (must exist, with a tracked table:\n"
             "                  verso track DB TABLE)\n\n"
             "options:\n"
+            "  --dir DIR       serve every database DIR/<name>.db under /db/<name>/\n"
+            "                  (GET /_databases lists them; docs/databases.md)\n"
+            "  --max-open N    with --dir: databases open at once (default 128)\n"
+            "  --idle-close S  with --dir: close a database unused for S seconds\n"
+            "                  (default 60; its next request reopens it)\n"
             "  --allow-empty   serve DB even with no tracked table (verso adds its\n"
             "                  tables to the file and switches it to WAL)\n"
             "  --host H        bind address (default 127.0.0.1; any other address\n"
@@ -106,7 +119,11 @@ static int parse_args(serve_args *a, int argc, char **argv)
             return usage_error("missing value for ", argv[i]);
         *(const char **)((char *)a + k_options[k].offset) = argv[++i];
     }
-    return a->db ? 0 : usage_error("missing argument ", "DB");
+    if (a->dir && a->db)
+        return usage_error("give DB or --dir DIR, not both: ", a->db);
+    if (!a->dir && (a->max_open || a->idle_close))
+        return usage_error("--max-open and --idle-close go with ", "--dir DIR");
+    return a->db || a->dir ? 0 : usage_error("missing argument ", "DB");
 }
 
 static int parse_port(int *out, const char *s)
@@ -122,6 +139,22 @@ static int parse_port(int *out, const char *s)
     if (!*s || *end || v < 0 || v > 65535)
         return -1;
     *out = v == 0 ? VERSO_REST_PORT_ANY : (int)v;
+    return 0;
+}
+
+/* A whole number from 1 to max, for --max-open and --idle-close; NULL: 0. */
+static int parse_count(int *out, const char *s, long max)
+{
+    char *end = NULL;
+    long v;
+
+    *out = 0;
+    if (!s)
+        return 0;
+    v = strtol(s, &end, 10);
+    if (!*s || *end || v < 1 || v > max)
+        return -1;
+    *out = (int)v;
     return 0;
 }
 
@@ -220,7 +253,13 @@ int verso_cli_serve(int argc, char **argv)
         return rc == 1 ? (usage(stdout), 0) : rc;
     if (parse_port(&o.port, a.port) < 0)
         return usage_error("--port needs a number from 0 to 65535, not ", a.port);
-    if ((rc = check_db(&a)) != 0)
+    if (parse_count(&o.max_open, a.max_open, 1000000) < 0)
+        return usage_error("--max-open needs a number from 1 to 1000000, not ", a.max_open);
+    if (parse_count(&o.idle_close_ms, a.idle_close, 2000000) < 0)
+        return usage_error("--idle-close needs a number of seconds from 1 to 2000000, not ",
+                           a.idle_close);
+    o.idle_close_ms *= 1000;
+    if (!a.dir && (rc = check_db(&a)) != 0)
         return rc;
     if (a.access_log && !(access = cli_access_log_open(a.access_log)))
         return 1;
@@ -229,10 +268,11 @@ int verso_cli_serve(int argc, char **argv)
         o.access_arg = access;
     }
     o.db_path = a.db;
+    o.db_dir = a.dir;
     o.host = a.host;
     o.config_path = a.config ? a.config : getenv("VERSO_CONFIG");
     o.on_disk_full = on_disk_full;
-    o.disk_full_arg = (void *)a.db;
+    o.disk_full_arg = (void *)(a.db ? a.db : a.dir);
     /* A shell starts background jobs with SIGINT ignored; sigwait needs it back. */
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
@@ -242,12 +282,14 @@ int verso_cli_serve(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    /* Every served database is also a replication master (/_sync). */
-    if ((rc = verso_sync_master_new(&master, a.db, NULL, why, sizeof(why))) < 0) {
+    /* Every served database is also a replication master (/_sync; with
+     * --dir, each /db/<name>/_sync has its own, made by the server). */
+    if (!a.dir && (rc = verso_sync_master_new(&master, a.db, NULL, why, sizeof(why))) < 0) {
         fprintf(stderr, "verso serve: %s\n", why);
         return serve_fail(access, rc);
     }
-    verso_sync_master_mount(master, &o);
+    if (master)
+        verso_sync_master_mount(master, &o);
     if ((rc = verso_rest_start(&srv, NULL, &o, why, sizeof(why))) < 0) {
         fprintf(stderr, "verso serve: %s\n", why);
         verso_sync_master_close(master);

@@ -175,6 +175,10 @@ static int add_headers(struct lws *wsi, const verso__resp *rs, bool close, unsig
         return -1;
     if (rs->allow && add_header(wsi, WSI_TOKEN_HTTP_ALLOW, rs->allow, strlen(rs->allow), p, end))
         return -1;
+    if (rs->retry_after > 0 &&
+        add_header(wsi, WSI_TOKEN_HTTP_RETRY_AFTER, num,
+                   (size_t)snprintf(num, sizeof(num), "%d", rs->retry_after), p, end))
+        return -1;
     if (close && add_header(wsi, WSI_TOKEN_CONNECTION, "close", 5, p, end))
         return -1;
     return add_cors(wsi, rs, p, end) || lws_finalize_http_header(wsi, p, end) ? -1 : 0;

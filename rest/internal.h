@@ -137,6 +137,7 @@ typedef struct verso__req {
     const char *origin;        /* Origin header; NULL when absent */
     const char *acr_method;    /* Access-Control-Request-Method; NULL when absent */
     verso__auth auth;
+    const char *db; /* the database of a dir server's /db/<name>/ route; NULL otherwise */
 } verso__req;
 
 typedef struct verso__resp {
@@ -153,6 +154,7 @@ typedef struct verso__resp {
     bool preflight;          /* a CORS preflight answer */
     char errmsg[400];        /* the message of the last verso__error() */
     bool nomem;              /* answer VERSO__NOMEM_BODY (503), built without allocating */
+    int retry_after;         /* > 0: Retry-After: <seconds> */
 } verso__resp;
 
 /* ---- access.c: verso_rest_options.on_access ---- */
@@ -302,6 +304,7 @@ struct verso_rest {
     size_t params_cap;
 
     verso__metrics metrics;
+    struct verso__dir *dir; /* a dir server (opts.db_dir); NULL otherwise (rest/dir.h) */
 };
 
 /* prune.c: POST /_prune. */

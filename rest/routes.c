@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "orm/service.h"
+#include "rest/dir.h"
 #include "rest/internal.h"
 
 enum { K_FIXED, K_TABLE, K_ROW };
@@ -376,6 +377,10 @@ void verso__dispatch(verso__req *rq, verso__resp *rs)
     const route *r = NULL;
     int st;
 
+    if (rq->srv->dir) {
+        verso__dir_dispatch(rq, rs);
+        return;
+    }
     if (classify(&t, rq->path)) {
         verso__error(rs, 404,
                      "no such resource: paths are /TABLE, /TABLE/ID or /_info, /_health, "

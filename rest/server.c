@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "orm/service.h"
+#include "rest/dir.h"
 #include "rest/internal.h"
 #include "rest/lwslog.h"
 
@@ -359,7 +360,7 @@ static void watch_fired(void *arg)
 /* Without file events (see verso__watch_start) the server runs on its ticks alone. */
 static void start_watch(verso_rest *srv)
 {
-    if (srv->opts.on_tick && srv->opts.tick_on_change)
+    if (srv->opts.on_tick && srv->opts.tick_on_change && srv->db_path)
         verso__watch_start(&srv->watch, srv->db_path, watch_fired, srv);
 }
 
@@ -450,7 +451,7 @@ static int rest_new(verso_rest **out, verso_db *db, const verso_rest_options *op
     *out = NULL;
     why_set(why, whylen, "invalid arguments");
     path = opts && opts->db_path ? opts->db_path : db ? verso_db_path(db) : NULL;
-    if (!opts || !path || opts->version > VERSO_OPTIONS_VERSION)
+    if (!opts || (!path && !opts->db_dir) || opts->version > VERSO_OPTIONS_VERSION)
         return VERSO_EINVAL;
     if (!(srv = verso__calloc(1, sizeof(*srv))))
         return VERSO_ENOMEM;
@@ -458,7 +459,10 @@ static int rest_new(verso_rest **out, verso_db *db, const verso_rest_options *op
     pthread_cond_init(&srv->reload_done, NULL);
     srv->opts = *opts;
     srv->metrics.started_ms = verso_now_ms();
-    if (!(srv->db_path = verso__strdup(path)))
+    if (opts->db_dir) {
+        if ((rc = merge_options(srv, opts, why, whylen)) == 0)
+            rc = verso__dir_open(srv, why, whylen);
+    } else if (!(srv->db_path = verso__strdup(path)))
         rc = VERSO_ENOMEM;
     else if ((rc = merge_options(srv, opts, why, whylen)) == 0)
         rc = open_db(srv, why, whylen);
@@ -494,7 +498,7 @@ int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *o
         *out = NULL;
         return rc;
     }
-    if ((rc = make_protocols(srv, opts)) < 0) {
+    if ((rc = make_protocols(srv, &srv->opts)) < 0) {
         why_set(why, whylen, "bad WebSocket handler");
         goto done;
     }
@@ -537,6 +541,7 @@ void verso_rest_stop(verso_rest *srv)
     verso__watch_stop(srv->watch);
     if (srv->ctx) /* never served */
         lws_context_destroy(srv->ctx);
+    verso__dir_close(srv->dir);
     pthread_mutex_destroy(&srv->ctx_lock);
     pthread_cond_destroy(&srv->reload_done);
     verso_db_close(srv->db);

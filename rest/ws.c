@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "rest/dir.h"
 #include "rest/internal.h"
 
 struct verso_ws {
@@ -17,6 +18,7 @@ struct verso_ws {
     verso_buf tx;
     bool opened;
     bool closing;
+    bool away; /* verso__ws_close_away() */
     bool too_big;
 };
 
@@ -49,13 +51,29 @@ static int role_status(verso_rest *srv, struct lws *wsi, const verso_ws_handler 
     return verso__auth_check(&a, &srv->cfg, NULL, need);
 }
 
+/* A handler's path matches uri exactly, or segment for segment where its
+ * path holds "*" (a dir server's "/db/<name>/_sync": one segment). */
+static bool path_match(const char *pattern, const char *uri)
+{
+    const char *star = strchr(pattern, '*');
+    size_t pre = star ? (size_t)(star - pattern) : 0;
+    const char *rest;
+
+    if (!star)
+        return !strcmp(pattern, uri);
+    if (strncmp(pattern, uri, pre))
+        return false;
+    rest = uri + pre + strcspn(uri + pre, "/");
+    return rest > uri + pre && !strcmp(rest, star + 1);
+}
+
 /* The upgrade request must target the handler's path and carry its role. */
 static int filter(verso_rest *srv, struct lws *wsi, const verso_ws_handler *h)
 {
     char uri[256];
     int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
 
-    if (n <= 0 || strcmp(uri, h->path))
+    if (n <= 0 || !path_match(h->path, uri))
         return -1;
     return role_status(srv, wsi, h) ? -1 : 0;
 }
@@ -67,7 +85,7 @@ static const verso_ws_handler *handler_at(verso_rest *srv, struct lws *wsi)
     if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
         return NULL;
     for (size_t i = 0; i < srv->nhandlers; i++)
-        if (!strcmp(uri, srv->handlers[i].path))
+        if (path_match(srv->handlers[i].path, uri))
             return &srv->handlers[i];
     return NULL;
 }
@@ -152,8 +170,8 @@ static int refuse(verso_rest *srv, struct lws *wsi, int status, const char *msg)
 static int confirm_upgrade(verso_rest *srv, struct lws *wsi)
 {
     const verso_ws_handler *h;
-    char up[64];
-    char msg[160];
+    char up[64], uri[256];
+    char msg[320];
     int n = lws_hdr_total_length(wsi, WSI_TOKEN_UPGRADE), status;
 
     if (n <= 0)
@@ -171,6 +189,9 @@ static int confirm_upgrade(verso_rest *srv, struct lws *wsi)
                                       "header \"Authorization: Bearer TOKEN\""
                                     : msg);
     }
+    if (srv->dir && strchr(h->path, '*') && lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) > 0 &&
+        (status = verso__dir_upgrade(srv->dir, uri, msg, sizeof(msg))))
+        return refuse(srv, wsi, status, msg);
     if (picks_handler(srv, wsi, h))
         return 0;
     snprintf(msg, sizeof(msg), "this endpoint needs the WebSocket subprotocol %s", h->subprotocol);
@@ -225,6 +246,10 @@ static int writeable(verso_ws *ws)
     if (ws->srv->going_away) {
         lws_close_reason(ws->wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)away,
                          sizeof(away) - 1);
+        return -1;
+    }
+    if (ws->away) {
+        lws_close_reason(ws->wsi, LWS_CLOSE_STATUS_GOINGAWAY, NULL, 0);
         return -1;
     }
     if (ws->closing) {
@@ -308,4 +333,28 @@ void verso_ws_close(verso_ws *ws)
         return;
     ws->closing = true;
     lws_callback_on_writable(ws->wsi);
+}
+
+void verso__ws_close_away(verso_ws *ws)
+{
+    if (!ws)
+        return;
+    ws->away = true;
+    lws_callback_on_writable(ws->wsi);
+}
+
+int verso__ws_uri(verso_ws *ws, char *out, size_t n)
+{
+    return lws_hdr_copy(ws->wsi, out, (int)n, WSI_TOKEN_GET_URI) > 0 ? 0 : VERSO_EINVAL;
+}
+
+void verso__ws_auth(verso_ws *ws, verso__auth *a)
+{
+    char authz[512];
+    int n = lws_hdr_total_length(ws->wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+
+    if (n >= (int)sizeof(authz) ||
+        (n > 0 && lws_hdr_copy(ws->wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION) < 0))
+        authz[0] = 0, n = 1; /* unknown: no token this server knows */
+    verso__auth_identify(a, &ws->srv->cfg, n > 0 ? authz : NULL);
 }

@@ -174,6 +174,17 @@ typedef struct verso_rest_options {
      * log. NULL = not told. */
     void (*on_access)(const verso_rest_access *a, void *arg);
     void *access_arg;
+
+    /* A server of many databases (verso serve --dir): every verso database
+     * DIR/<name>.db is served under /db/<name>/ with every route of a
+     * one-database server (and /db/<name>/_sync for live slaves); db and
+     * db_path are then NULL. Names are 1 to 64 letters, digits, '_' or '-',
+     * starting with a letter or digit. At most max_open databases are open
+     * at once (0 = 128); one unused for idle_close_ms (0 = 60000) is closed,
+     * and reopened by its next request. See docs/databases.md. */
+    const char *db_dir;
+    int max_open;
+    int idle_close_ms;
 } verso_rest_options;
 
 #define VERSO_REST_OPTIONS_INIT                                                                    \

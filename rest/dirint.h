@@ -1,0 +1,82 @@
+/*
+ * rest/dirint.h - shared by the files of the dir server only (dir.c,
+ * dirws.c, dirwatch.c, direvents.c). Service thread unless said otherwise.
+ */
+#ifndef VERSO_REST_DIRINT_H
+#define VERSO_REST_DIRINT_H
+
+#include "rest/dir.h"
+
+#define VERSO__DBNAME_MAX 64
+
+typedef struct verso__dirconn verso__dirconn;
+typedef struct verso__dirwatch verso__dirwatch;
+typedef struct verso__direvents verso__direvents;
+
+/* One open database: its REST instance and, once a slave came, its master. */
+typedef struct verso__dbinst {
+    struct verso__dbinst *next;
+    char name[VERSO__DBNAME_MAX + 1];
+    verso_rest *rest;    /* the offline instance (verso__rest_open_offline) */
+    void *master;        /* verso_sync_master, lazily (dirws.c) */
+    verso_ws_handler mh; /* the master's endpoint, called by ours */
+    void (*mtick)(verso_rest *srv, void *arg);
+    void *mtick_arg;
+    int (*mstatus)(verso_buf *out, void *arg); /* the master's /_status members */
+    void *mstatus_arg;
+    int (*mmetrics)(verso_buf *out, void *arg);
+    void *mmetrics_arg;
+    verso__dirconn *conns; /* its /_sync WebSockets: they pin it open */
+    int pins;
+    int64_t used_ms; /* monotonic: the last request or WebSocket close */
+} verso__dbinst;
+
+struct verso__dir {
+    verso_rest *srv;
+    char *path;
+    int max_open;
+    int idle_ms;
+    verso__dbinst *open; /* most recently used first */
+    size_t nopen;
+    uint64_t opens, closes, refused; /* for /_status and /_metrics */
+    verso_ws_handler *handlers;      /* the caller's endpoints, then ours */
+    void (*user_tick)(verso_rest *srv, void *arg);
+    void *user_tick_arg;
+    verso__dirwatch *watch;
+    verso__direvents *events;
+};
+
+/* True when name[0..n) is a database name: 1..64 bytes of [A-Za-z0-9_-],
+ * the first a letter or a digit. */
+bool verso__dir_name_ok(const char *name, size_t n);
+/* The open instance of name, opened when closed (the least recently used
+ * idle one closed first at the cap): 0, or the HTTP status (404, 503, 500)
+ * with msg. */
+int verso__dir_get(verso__dbinst **out, verso__dir *d, const char *name, char *msg, size_t n);
+/* The instance of name when open; NULL otherwise. */
+verso__dbinst *verso__dir_find(verso__dir *d, const char *name);
+/* Copies the server's config into the instance (shared, never freed by it). */
+void verso__dir_share_config(verso__dir *d, verso__dbinst *in);
+
+/* dirws.c: the /db/<name>/_sync endpoint and each instance's master. */
+verso_ws_handler verso__dirws_sync_handler(verso__dir *d);
+/* Creates in's master if it has none; VERSO_* code. */
+int verso__dirws_master(verso__dbinst *in, char *why, size_t whylen);
+/* Ends in's WebSockets (close 1001) and closes its master. */
+void verso__dirws_release(verso__dbinst *in);
+/* Subscribed slaves of in's master. */
+int verso__dirws_followers(verso__dbinst *in);
+
+/* direvents.c: the events WebSocket (/_databases, verso-databases.1) and
+ * the DIR watch's effects. */
+verso_ws_handler verso__direvents_handler(verso__dir *d);
+int verso__direvents_open(verso__dir *d);
+void verso__direvents_close(verso__dir *d);
+/* Drains the DIR watch, announces new heads, sends heartbeats. */
+void verso__direvents_tick(verso__dir *d);
+
+/* dirmetrics.c: the dir server's lines of GET /_metrics (per-database
+ * series labelled database="<name>"). */
+int verso__dir_metrics(verso_buf *b, verso__dir *d);
+
+#endif
