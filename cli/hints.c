@@ -150,8 +150,8 @@ static size_t ask(int fd, const url_parts *u, const char *path, char *buf, size_
 {
     char req[1024];
     size_t got = 0;
-    int len = snprintf(req, sizeof(req), "GET %s%s HTTP/1.0\r\nHost: %s\r\n\r\n", u->prefix,
-                       path, u->host);
+    int len = snprintf(req, sizeof(req), "GET %s%s HTTP/1.0\r\nHost: %s\r\n\r\n", u->prefix, path,
+                       u->host);
 
     *silent = false;
     buf[0] = '\0';
@@ -189,7 +189,26 @@ static int say(diag *d, int status, const char *cause, const char *hint_fmt, con
     return d->status = status;
 }
 
-static int answered_dir(diag *d, int code);
+static int answered_dir(diag *d, int code, const char *reply);
+static int server_error(diag *d, int code, const char *said);
+
+/* The message of a verso JSON error in reply ("" when none), printable, cut. */
+static bool server_says(const char *reply, char *out, size_t n)
+{
+    const char *m = strstr(reply, "{\"error\":{");
+    size_t o = 0;
+
+    out[0] = '\0';
+    if (!m || !(m = strstr(m, "\"message\":\"")))
+        return false;
+    for (m += 11; *m && *m != '"' && o + 1 < n && o < 200; m++) {
+        if (*m == '\\' && m[1])
+            m++;
+        out[o++] = (unsigned char)*m >= 0x20 && *m != 0x7f ? *m : '?';
+    }
+    out[o] = '\0';
+    return o > 0;
+}
 
 static int answered(diag *d, const char *reply, size_t got)
 {
@@ -208,9 +227,11 @@ static int answered(diag *d, const char *reply, size_t got)
     if (code == 401 || code == 403)
         return 0; /* the token's business */
     if (!strcmp(d->path, VERSO_DATABASES_PATH))
-        return code == 200 && strstr(reply, "\"databases\"") ? 0 : answered_dir(d, code);
+        return code == 200 && strstr(reply, "\"databases\"") ? 0 : answered_dir(d, code, reply);
     if (code == 200 && strstr(reply, "\"identity\"") && strstr(reply, "\"head\""))
         return 0; /* a verso master: the URL is right */
+    if (server_says(reply, cause, 220))
+        return server_error(d, code, cause);
     snprintf(cause, sizeof(cause),
              "it answered (HTTP %d to GET %s/_info) but is not a verso master", code, d->u->prefix);
     return say(d, VERSO_EXIT_USAGE, cause,
@@ -270,8 +291,37 @@ static bool verso_at(const url_parts *u, const char *path)
     return strstr(reply, " 200 ") && strstr(reply, "\"identity\"") && strstr(reply, "\"head\"");
 }
 
+/* The URL without its path (d->url up to the prefix), into out. */
+static void base_url(char *out, size_t n, const diag *d, const char *prefix_end)
+{
+    size_t keep = strlen(d->url) - strlen(d->u->prefix) - (d->url[strlen(d->url) - 1] == '/');
+
+    snprintf(out, n, "%.*s%.*s", (int)keep, d->url, (int)(prefix_end - d->u->prefix), d->u->prefix);
+}
+
+/* A verso server answered with an error of its own: say it, with what to do. */
+static int server_error(diag *d, int code, const char *said)
+{
+    char cause[600], base[600];
+    const char *db = strstr(d->u->prefix, "/db/");
+
+    snprintf(cause, sizeof(cause), "the server answered HTTP %d to GET %s%s: %s", code,
+             d->u->prefix, d->path, said);
+    if (db && !strchr(db + 4, '/')) {
+        base_url(base, sizeof(base), d, db);
+        return say(d, VERSO_EXIT_USAGE, cause,
+                   "GET %s/_databases lists the databases of that server", base);
+    }
+    if (strstr(said, "serves databases"))
+        return say(d, VERSO_EXIT_USAGE, cause,
+                   "follow one of its databases at %s/db/NAME, or all of them with "
+                   "`verso replicate --all URL DIR`",
+                   d->url);
+    return say(d, VERSO_EXIT_USAGE, cause, "check the URL's path%s", "");
+}
+
 /* --all at a URL that is not a server of databases: a one-database server, or nothing verso. */
-static int answered_dir(diag *d, int code)
+static int answered_dir(diag *d, int code, const char *reply)
 {
     char cause[700];
 
@@ -279,6 +329,8 @@ static int answered_dir(diag *d, int code)
         return say(d, VERSO_EXIT_USAGE,
                    "a one-database server answers there (GET /_info), not a server of databases",
                    "follow it with `verso replicate %s FILE`, without --all", d->url);
+    if (server_says(reply, cause, 220))
+        return server_error(d, code, cause);
     snprintf(cause, sizeof(cause),
              "it answered (HTTP %d to GET %s" VERSO_DATABASES_PATH ") but is not a verso server "
              "of databases",
@@ -289,27 +341,6 @@ static int answered_dir(diag *d, int code)
                "");
 }
 
-/* URL/db/NAME where the server of databases has no NAME: 1 (said), else 0. */
-static int no_such_database(diag *d)
-{
-    url_parts root = *d->u;
-    const char *name = strrchr(d->u->prefix, '/');
-    char cause[400];
-
-    if (!name || name - d->u->prefix < 3 || strncmp(name - 3, "/db", 3))
-        return 0;
-    root.prefix[name - 3 - d->u->prefix] = '\0';
-    if (!verso_at(&root, VERSO_DATABASES_PATH))
-        return 0;
-    snprintf(cause, sizeof(cause), "the server of databases there has no database %.100s",
-             name + 1);
-    snprintf(root.host, sizeof(root.host), "%.*s", (int)(strlen(d->url) - strlen(name) - 3),
-             d->url);
-    say(d, VERSO_EXIT_USAGE, cause, "GET %s/_databases lists them (an admin or replicate token)",
-        root.host);
-    return 1;
-}
-
 /* Not a verso master at the URL's path, but one at the root: the path is wrong. */
 static int wrong_path(diag *d)
 {
@@ -318,8 +349,6 @@ static int wrong_path(diag *d)
     size_t hostlen = strlen(d->url) - strlen(d->u->prefix) - (d->url[strlen(d->url) - 1] == '/');
 
     root.prefix[0] = '\0';
-    if (!d->u->tls && no_such_database(d))
-        return d->status;
     if (!d->u->prefix[0] || d->u->tls || !verso_at(&root, "/_info"))
         return d->status;
     snprintf(fixed, sizeof(fixed), "%.*s", (int)hostlen, d->url);
