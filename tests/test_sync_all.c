@@ -641,7 +641,7 @@ static const verso_ws_handler k_fake = {
     .on_close = fake_close,
 };
 
-static void fake_start(const char *const *script, size_t n, char *big)
+static void fake_start_dir(const char *const *script, size_t n, char *big, const char *dir)
 {
     verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
     char path[700], why[256] = "";
@@ -651,13 +651,20 @@ static void fake_start(const char *const *script, size_t n, char *big)
     g_fake.nscript = n;
     g_fake.big = big;
     snprintf(path, sizeof(path), "%s/fake.db", h_dir);
-    g_fake.db = h_open(path);
+    if (!dir)
+        g_fake.db = h_open(path);
+    ro.db_dir = dir; /* the real databases behind the fake events */
     ro.port = VERSO_REST_PORT_ANY;
     ro.ws_handlers = &k_fake;
     ro.nws_handlers = 1;
     if (verso_rest_start(&g_fake.srv, g_fake.db, &ro, why, sizeof(why)) < 0)
         fail_msg("fake server: %s", why);
     g_fake.port = verso_rest_port(g_fake.srv);
+}
+
+static void fake_start(const char *const *script, size_t n, char *big)
+{
+    fake_start_dir(script, n, big, NULL);
 }
 
 static void fake_stop(void)
@@ -869,12 +876,105 @@ static void remove_tree(const char *dir)
     rmdir(dir);
 }
 
+/*
+ * A server that announces heads going backwards (and never reached) for a
+ * real database: each announcement costs one pull at most, the copy stays
+ * at the master's true head, and nothing loops.
+ */
+static void test_head_backwards(void **state)
+{
+    static char list[300], back1[300], back2[300], other[300];
+    const char *const script[] = {list, back1, back2, other};
+    char m[600], s[600], mp[700], sp[700];
+    verso_sync_all *a;
+    verso_sync_all_state st;
+    verso_db *db;
+    char id[37];
+    int64_t pulls;
+
+    (void)state;
+    sub(m, sizeof(m), "mback");
+    sub(s, sizeof(s), "sback");
+    make_db(m, "a", 5);
+    make_db(m, "b", 2);
+    db_in(mp, sizeof(mp), m, "a");
+    db_in(sp, sizeof(sp), s, "a");
+    db = h_open(mp);
+    snprintf(id, sizeof(id), "%s", verso_db_identity(db));
+    verso_db_close(db);
+    snprintf(list, sizeof(list),
+             "{\"type\":\"databases\",\"databases\":[{\"name\":\"a\",\"identity\":\"%s\",\"head\":5}]}",
+             id);
+    snprintf(back1, sizeof(back1),
+             "{\"type\":\"database\",\"name\":\"a\",\"identity\":\"%s\",\"head\":2}", id);
+    snprintf(back2, sizeof(back2),
+             "{\"type\":\"database\",\"name\":\"a\",\"identity\":\"%s\",\"head\":1}", id);
+    db_in(mp, sizeof(mp), m, "b");
+    db = h_open(mp);
+    snprintf(other, sizeof(other),
+             "{\"type\":\"database\",\"name\":\"b\",\"identity\":\"%s\",\"head\":2}",
+             verso_db_identity(db));
+    verso_db_close(db);
+    db_in(mp, sizeof(mp), m, "a");
+    fake_start_dir(script, 4, NULL, m);
+    a = all_start(s, g_fake.port, 1, false);
+    for (int64_t deadline = h_now_ms() + 30000; h_now_ms() < deadline; h_sleep_ms(20)) {
+        assert_int_equal(verso_sync_all_state_get(&st, a), 0);
+        if (st.created == 2 && st.pulling == 0)
+            break;
+    }
+    assert_int_equal(st.created, 2);
+    h_assert_converged(mp, sp);
+    pulls = st.pulls;
+    assert_true(pulls <= 4); /* a, b, and one per announcement of a at most */
+    for (int64_t until = h_now_ms() + 500; h_now_ms() < until; h_sleep_ms(20)) {
+        assert_int_equal(verso_sync_all_state_get(&st, a), 0);
+        assert_true(st.pulls <= 4); /* no loop chasing a head the master does not have */
+    }
+    assert_int_equal(st.errors, 0);
+    assert_int_equal(st.in_sync, 1); /* b; a is not at the head announced last */
+    assert_int_equal(h_cursor(sp, NULL), 5);
+    verso_sync_all_stop(a);
+    fake_stop();
+}
+
+/* What verso_sync_all_start refuses. */
+static void test_start_errors(void **state)
+{
+    verso_sync_all_options o = VERSO_SYNC_ALL_OPTIONS_INIT;
+    verso_sync_all *a = (verso_sync_all *)1;
+    char file[700], why[256], url[400];
+    FILE *f;
+
+    (void)state;
+    snprintf(file, sizeof(file), "%s/a-file", h_dir);
+    assert_non_null(f = fopen(file, "w"));
+    fclose(f);
+    assert_int_equal(verso_sync_all_start(&a, file, "http://127.0.0.1:1", NULL, why, sizeof(why)),
+                     VERSO_EIO);
+    assert_null(a);
+    assert_true(strstr(why, "not a directory") != NULL);
+    assert_int_equal(verso_sync_all_start(&a, h_dir, "ftp://h", NULL, why, sizeof(why)),
+                     VERSO_EINVAL);
+    o.workers = 65;
+    assert_int_equal(verso_sync_all_start(&a, h_dir, "http://127.0.0.1:1", &o, why, sizeof(why)),
+                     VERSO_EINVAL);
+    assert_true(strstr(why, "workers") != NULL);
+    memset(url, 'p', sizeof(url));
+    memcpy(url, "http://h/", 9);
+    url[9 + 200] = '\0'; /* a prefix with no room left for /db/<name> */
+    assert_int_equal(verso_sync_all_start(&a, h_dir, url, NULL, why, sizeof(why)), VERSO_EINVAL);
+    verso_sync_all_stop(NULL);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_hostile_names, teardown),
         cmocka_unit_test_teardown(test_malformed, teardown),
         cmocka_unit_test_teardown(test_huge, teardown),
+        cmocka_unit_test_teardown(test_head_backwards, teardown),
+        cmocka_unit_test(test_start_errors),
         cmocka_unit_test_teardown(test_follow_100, teardown),
         cmocka_unit_test_teardown(test_failure_isolated, teardown),
         cmocka_unit_test_teardown(test_one_database_by_prefix, teardown),
