@@ -158,8 +158,11 @@ static int rec_cmp(const void *key, const void *elem)
 
 verso__all_rec *verso__all_find(verso_sync_all *a, const char *name)
 {
-    verso__all_rec **r = bsearch(name, a->recs, a->nrecs, sizeof(*a->recs), rec_cmp);
+    verso__all_rec **r;
 
+    if (!a->nrecs)
+        return NULL;
+    r = bsearch(name, a->recs, a->nrecs, sizeof(*a->recs), rec_cmp);
     return r ? *r : NULL;
 }
 

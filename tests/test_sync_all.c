@@ -902,9 +902,10 @@ static void test_head_backwards(void **state)
     db = h_open(mp);
     snprintf(id, sizeof(id), "%s", verso_db_identity(db));
     verso_db_close(db);
-    snprintf(list, sizeof(list),
-             "{\"type\":\"databases\",\"databases\":[{\"name\":\"a\",\"identity\":\"%s\",\"head\":5}]}",
-             id);
+    snprintf(
+        list, sizeof(list),
+        "{\"type\":\"databases\",\"databases\":[{\"name\":\"a\",\"identity\":\"%s\",\"head\":5}]}",
+        id);
     snprintf(back1, sizeof(back1),
              "{\"type\":\"database\",\"name\":\"a\",\"identity\":\"%s\",\"head\":2}", id);
     snprintf(back2, sizeof(back2),
