@@ -12,6 +12,7 @@
  * needs its place (least recently used first). Its name is checked before
  * any use: it never reaches a path otherwise.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -275,8 +276,7 @@ static void route_db(verso__dir *d, verso__req *rq, verso__resp *rs, const char 
 
 /* ---- the server's own routes ---- */
 
-/* Calls fn for each database file name of DIR (not sorted). */
-static size_t count_databases(const verso__dir *d);
+static size_t count_databases(verso__dir *d);
 
 static void route_health(verso__dir *d, verso__req *rq, verso__resp *rs)
 {
@@ -573,9 +573,7 @@ void verso__dir_close(verso__dir *d)
     verso__free(d);
 }
 
-/* ---- counting ---- */
-
-#include <dirent.h>
+/* ---- the databases of DIR ---- */
 
 static bool db_entry(const char *f, char *name)
 {
@@ -588,16 +586,65 @@ static bool db_entry(const char *f, char *name)
     return true;
 }
 
-static size_t count_databases(const verso__dir *d)
+static int by_name(const void *a, const void *b)
 {
-    char name[VERSO__DBNAME_MAX + 1];
+    return strcmp(a, b);
+}
+
+/* The names of DIR, sorted, into *out (n of them; verso__free). */
+static int list_names(char (**out)[VERSO__DBNAME_MAX + 1], size_t *n, const verso__dir *d)
+{
+    char(*names)[VERSO__DBNAME_MAX + 1] = NULL, name[VERSO__DBNAME_MAX + 1];
+    size_t cap = 0;
     DIR *dir = opendir(d->path);
     struct dirent *e;
-    size_t n = 0;
+    int rc = 0;
 
-    while (dir && (e = readdir(dir)))
-        n += db_entry(e->d_name, name);
+    *n = 0;
+    while (rc == 0 && dir && (e = readdir(dir))) {
+        if (!db_entry(e->d_name, name))
+            continue;
+        if (*n == cap) {
+            void *p = verso__realloc(names, (cap = cap ? cap * 2 : 64) * sizeof(*names));
+            if (!p) {
+                rc = VERSO_ENOMEM;
+                break;
+            }
+            names = p;
+        }
+        memcpy(names[(*n)++], name, sizeof(name));
+    }
     if (dir)
         closedir(dir);
+    if (rc == 0 && *n)
+        qsort(names, *n, sizeof(*names), by_name);
+    *out = names;
+    return dir ? rc : VERSO_EIO;
+}
+
+int verso__dir_scan(verso__dir *d, int (*fn)(const char *name, void *arg), void *arg)
+{
+    char(*names)[VERSO__DBNAME_MAX + 1] = NULL;
+    size_t n = 0;
+    int rc = list_names(&names, &n, d);
+
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = fn(names[i], arg);
+    verso__free(names);
+    return rc;
+}
+
+static int count_one(const char *name, void *arg)
+{
+    (void)name;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static size_t count_databases(verso__dir *d)
+{
+    size_t n = 0;
+
+    verso__dir_scan(d, count_one, &n);
     return n;
 }

@@ -75,6 +75,26 @@ void verso__direvents_close(verso__dir *d);
 /* Drains the DIR watch, announces new heads, sends heartbeats. */
 void verso__direvents_tick(verso__dir *d);
 
+/* For /_metrics: event subscribers, messages sent, DIR watch events. */
+void verso__direvents_stats(const verso__dir *d, size_t *subscribers, uint64_t *sent,
+                            uint64_t *watch_events);
+
+/* dirwatch.c: one inotify watch on DIR (a thread of its own). fn(arg) runs
+ * on that thread after events that concern a database. VERSO_EIO where
+ * file events are unavailable, VERSO_ENOMEM. */
+int verso__dirwatch_start(verso__dirwatch **out, const char *dir, void (*fn)(void *arg), void *arg);
+/* Stops and joins the thread. NULL: no-op. */
+void verso__dirwatch_stop(verso__dirwatch *w);
+/* Calls fn for each database name events concerned since the last call;
+ * true when events were lost (look at every database). Any thread. */
+bool verso__dirwatch_take(verso__dirwatch *w, void (*fn)(const char *name, void *arg), void *arg);
+/* Events seen so far. Any thread. */
+uint64_t verso__dirwatch_events(verso__dirwatch *w);
+
+/* dir.c: calls fn for each database name of DIR, sorted; stops at fn's
+ * first negative return, which it returns. */
+int verso__dir_scan(verso__dir *d, int (*fn)(const char *name, void *arg), void *arg);
+
 /* dirmetrics.c: the dir server's lines of GET /_metrics (per-database
  * series labelled database="<name>"). */
 int verso__dir_metrics(verso_buf *b, verso__dir *d);

@@ -189,7 +189,8 @@ static int confirm_upgrade(verso_rest *srv, struct lws *wsi)
                                       "header \"Authorization: Bearer TOKEN\""
                                     : msg);
     }
-    if (srv->dir && strchr(h->path, '*') && lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) > 0 &&
+    if (srv->dir && strchr(h->path, '*') &&
+        lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) > 0 &&
         (status = verso__dir_upgrade(srv->dir, uri, msg, sizeof(msg))))
         return refuse(srv, wsi, status, msg);
     if (picks_handler(srv, wsi, h))
