@@ -496,6 +496,60 @@ static void test_keep_deleted(void **state)
     stop(&master);
 }
 
+/*
+ * A slave stopped and started again reads its directory: copies resume from
+ * their cursors (nothing copied again), one deleted meanwhile is removed, a
+ * file that is not a replica is left alone, a copy left half made is
+ * finished or dropped.
+ */
+static void test_slave_restart(void **state)
+{
+    char m[600], s[600], p[700], name[16];
+    child master = {0};
+    verso_sync_all *a;
+    verso_sync_all_state st;
+    sqlite3 *db;
+    FILE *f;
+    int port;
+
+    (void)state;
+    sub(m, sizeof(m), "mrestart");
+    sub(s, sizeof(s), "srestart");
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof(name), "r%d", i);
+        make_db(m, name, 3);
+    }
+    port = serve_dir(&master, m, 0);
+    a = all_start(s, port, 2, false);
+    assert_true(wait_state(a, 5, 60000));
+    verso_sync_all_stop(a);
+    drop_db(m, "r0");
+    write_db(m, "r1", 3);
+    make_db(m, "r9", 2);
+    db_in(p, sizeof(p), s, "mine"); /* the user's own file, not a replica */
+    assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    snprintf(p, sizeof(p), "%s/.verso-new-gone.db", s); /* a copy left half made, of nothing */
+    assert_non_null(f = fopen(p, "w"));
+    fclose(f);
+    a = all_start(s, port, 2, false);
+    assert_true(wait_state(a, 5, 60000));
+    assert_true(wait_converged(m, s, true, 10000));
+    assert_int_equal(verso_sync_all_state_get(&st, a), 0);
+    assert_int_equal(st.created, 1); /* r9 only */
+    assert_int_equal(st.removed, 1); /* r0 */
+    db_in(p, sizeof(p), s, "r0");
+    assert_false(exists(p));
+    db_in(p, sizeof(p), s, "mine");
+    assert_true(exists(p));
+    snprintf(p, sizeof(p), "%s/.verso-new-gone.db", s);
+    assert_false(exists(p));
+    assert_all_equal(m, s);
+    verso_sync_all_stop(a);
+    stop(&master);
+}
+
 /* A database whose copy cannot be made (a table of the slave's own in the way) fails alone. */
 static void test_failure_isolated(void **state)
 {
@@ -1032,6 +1086,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test_teardown(test_follow_100, teardown),
         cmocka_unit_test_teardown(test_keep_deleted, teardown),
+        cmocka_unit_test_teardown(test_slave_restart, teardown),
         cmocka_unit_test_teardown(test_failure_isolated, teardown),
         cmocka_unit_test_teardown(test_one_database_by_prefix, teardown),
         cmocka_unit_test_teardown(test_cascade, teardown),

@@ -424,7 +424,8 @@ typedef enum verso_sync_all_event_kind {
     VERSO_ALL_REMOVED,      /* deleted on the master: its file is removed from the directory */
     VERSO_ALL_KEPT,         /* deleted on the master, its file kept and no longer followed
                                (keep_deleted, or a file that is not a replica; detail: which) */
-    VERSO_ALL_FAILED,       /* a database's pull failed (detail: why); retried with backoff */
+    VERSO_ALL_FAILED,       /* a database's pull failed (detail: why); retried with backoff
+                               (rows: milliseconds until the retry) */
     VERSO_ALL_IGNORED,      /* the master listed a name that fails the naming rule (name: the
                                name made printable and cut; detail: the rule); never a path */
     VERSO_ALL_ERROR,        /* the events link failed (detail: why), e.g. a malformed message */
