@@ -1047,6 +1047,83 @@ static void test_head_backwards(void **state)
     fake_stop();
 }
 
+/* ---- docs/databases-all.md stays true ---- */
+
+static char *slurp(const char *path)
+{
+    verso_buf b = VERSO_BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    FILE *f = fopen(path, "rb");
+
+    if (!f)
+        fail_msg("cannot read %s", path);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        assert_int_equal(verso_buf_append(&b, chunk, n), 0);
+    fclose(f);
+    return verso_buf_detach(&b);
+}
+
+/* The body of the first ```tag block at or after *from (malloc'd). */
+static char *block(const char **from, const char *tag)
+{
+    char fence[32];
+    const char *start, *end;
+    char *s;
+
+    snprintf(fence, sizeof(fence), "```%s\n", tag);
+    assert_non_null(start = strstr(*from, fence));
+    start += strlen(fence);
+    assert_non_null(end = strstr(start, "\n```"));
+    *from = end + 4;
+    assert_non_null(s = strndup(start, (size_t)(end - start) + 1));
+    return s;
+}
+
+/* The program under "A complete example" compiles, runs and prints the block after it. */
+static void test_doc_example(void **state)
+{
+    const char *src = getenv("VERSO_SOURCE_DIR"), *build = getenv("VERSO_BUILD_DIR"), *p;
+    const char *flags = getenv("VERSO_SANITIZE_FLAGS");
+    char path[1024], prog[1100], exe[1100], cmd[4096], chunk[512], scratch[600];
+    verso_buf got = VERSO_BUF_INIT;
+    char *doc, *code, *expect;
+    size_t n;
+    FILE *f;
+
+    (void)state;
+    if (!src || !build)
+        fail_msg("VERSO_SOURCE_DIR and VERSO_BUILD_DIR must be set (run under ctest)");
+    snprintf(path, sizeof(path), "%s/docs/databases-all.md", src);
+    doc = slurp(path);
+    assert_non_null(p = strstr(doc, "### A complete example"));
+    code = block(&p, "c");
+    expect = block(&p, "text");
+    sub(scratch, sizeof(scratch), "doc");
+    snprintf(prog, sizeof(prog), "%s/example.c", scratch);
+    snprintf(exe, sizeof(exe), "%s/example", scratch);
+    assert_non_null(f = fopen(prog, "wb"));
+    fputs(code, f);
+    assert_int_equal(fclose(f), 0);
+    snprintf(cmd, sizeof(cmd),
+             "cc -std=c11 -Wall -Wextra -Wpedantic -Werror %s -I'%s/include' '%s' -o '%s' "
+             "'%s/libverso.a' $(pkg-config --libs sqlite3 uuid libcjson libwebsockets) -lm "
+             "-lpthread",
+             flags ? flags : "", src, prog, exe, build);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "'%s' '%s'", exe, scratch);
+    assert_non_null(f = popen(cmd, "r"));
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        assert_int_equal(verso_buf_append(&got, chunk, n), 0);
+    assert_int_equal(pclose(f), 0);
+    assert_non_null(got.data);
+    assert_string_equal(got.data, expect);
+    verso_buf_free(&got);
+    free(code);
+    free(expect);
+    free(doc);
+}
+
 /* What verso_sync_all_start refuses. */
 static void test_start_errors(void **state)
 {
@@ -1084,6 +1161,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_huge, teardown),
         cmocka_unit_test_teardown(test_head_backwards, teardown),
         cmocka_unit_test(test_start_errors),
+        cmocka_unit_test(test_doc_example),
         cmocka_unit_test_teardown(test_follow_100, teardown),
         cmocka_unit_test_teardown(test_keep_deleted, teardown),
         cmocka_unit_test_teardown(test_slave_restart, teardown),
