@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "rest/databases.h"
 #include "rest/internal.h"
 
 enum { K_STR, K_INT, K_PORT, K_SIZE, K_I64 };
@@ -186,24 +187,46 @@ static int bad_hash(const char *word, line_why *w)
                                      : "");
 }
 
+/* "db=<name>": the database a grant is scoped to, checked as every name is. */
+static int grant_db(verso__grant *g, const char *word, line_why *why)
+{
+    char reason[200];
+    const char *name = word + 3;
+
+    if (verso__dbname_check(name, strlen(name), reason, sizeof(reason)) < 0)
+        return refuse(why, "token: db=: %s", reason);
+    return (g->db = verso__strdup(name)) ? 0 : VERSO_ENOMEM;
+}
+
 static int add_grant(verso__config *c, char **w, size_t nw, line_why *why)
 {
     verso__grant g = {.caps = 0};
     verso__grant *grown;
     char quoted[80];
+    size_t at = 3;
+    int rc = 0;
 
-    if (nw < 3 || nw > 4)
-        return refuse(why, "a token line is \"token <sha256-hex> <role> [<table>]\" (%zu words)",
+    if (nw < 3 || nw > 5 || (nw == 5 && strncmp(w[3], "db=", 3)))
+        return refuse(why,
+                      "a token line is \"token <sha256-hex> <role> [db=<name>] [<table>]\" "
+                      "(%zu words)",
                       nw);
     if (verso__hex32(g.hash, w[1], strlen(w[1])) < 0)
         return bad_hash(w[1], why);
     if (!(g.caps = verso__role_caps(w[2])))
         return refuse(why, "token: unknown role \"%s\" (roles: read, write, replicate, admin)",
                       verso__rest_quote(quoted, sizeof(quoted), w[2], 32));
-    if (nw == 4 && !(g.table = verso__strdup(w[3])))
-        return VERSO_ENOMEM;
-    grown = verso__realloc(c->grants, (c->ngrants + 1) * sizeof(*grown));
+    if (nw > at && !strncmp(w[at], "db=", 3) && (rc = grant_db(&g, w[at++], why)) < 0)
+        return rc;
+    if (nw > at && !strncmp(w[at], "db=", 3)) {
+        verso__free(g.db);
+        return refuse(why, "token: db= is given once, before the table");
+    }
+    if (nw > at && !(g.table = verso__strdup(w[at])))
+        rc = VERSO_ENOMEM;
+    grown = rc ? NULL : verso__realloc(c->grants, (c->ngrants + 1) * sizeof(*grown));
     if (!grown) {
+        verso__free(g.db);
         verso__free(g.table);
         return VERSO_ENOMEM;
     }
@@ -373,8 +396,10 @@ void verso__config_free(verso__config *c)
     verso__free(c->host);
     verso__free(c->tls_cert);
     verso__free(c->tls_key);
-    for (size_t i = 0; i < c->ngrants; i++)
+    for (size_t i = 0; i < c->ngrants; i++) {
+        verso__free(c->grants[i].db);
         verso__free(c->grants[i].table);
+    }
     verso__free(c->grants);
     for (size_t i = 0; i < c->norigins; i++)
         verso__free(c->origins[i]);
@@ -408,7 +433,16 @@ void verso__auth_identify(verso__auth *a, const verso__config *c, const char *he
     a->state = found ? 1 : -1;
 }
 
-unsigned verso__auth_caps(const verso__auth *a, const verso__config *c, const char *table)
+/* Whether g counts for (db, table): a grant without db= counts everywhere,
+ * one with db= only inside that database; likewise for the table. */
+static bool grant_applies(const verso__grant *g, const char *db, const char *table)
+{
+    return (!g->db || (db && !strcmp(g->db, db))) &&
+           (!g->table || (table && !strcmp(g->table, table)));
+}
+
+unsigned verso__auth_caps(const verso__auth *a, const verso__config *c, const char *db,
+                          const char *table)
 {
     unsigned caps = 0;
 
@@ -418,16 +452,14 @@ unsigned verso__auth_caps(const verso__auth *a, const verso__config *c, const ch
         return 0;
     for (size_t i = 0; i < c->ngrants; i++) {
         const verso__grant *g = &c->grants[i];
-        if (memcmp(g->hash, a->hash, 32))
-            continue;
-        if (!g->table || (table && !strcmp(g->table, table)))
+        if (!memcmp(g->hash, a->hash, 32) && grant_applies(g, db, table))
             caps |= g->caps;
     }
     return caps;
 }
 
-int verso__auth_check(const verso__auth *a, const verso__config *c, const char *table,
-                      unsigned need)
+int verso__auth_check(const verso__auth *a, const verso__config *c, const char *db,
+                      const char *table, unsigned need)
 {
     unsigned caps;
 
@@ -435,8 +467,20 @@ int verso__auth_check(const verso__auth *a, const verso__config *c, const char *
         return 0;
     if (a->state != 1)
         return 401;
-    caps = verso__auth_caps(a, c, table);
+    caps = verso__auth_caps(a, c, db, table);
     return (caps & need) == need ? 0 : 403;
+}
+
+bool verso__auth_any(const verso__auth *a, const verso__config *c, unsigned need)
+{
+    if (!c->ngrants)
+        return true;
+    for (size_t i = 0; a->state == 1 && i < c->ngrants; i++) {
+        const verso__grant *g = &c->grants[i];
+        if (!memcmp(g->hash, a->hash, 32) && !g->table && (g->caps & need) == need)
+            return true;
+    }
+    return false;
 }
 
 static const char *role_name(unsigned caps)
@@ -447,22 +491,31 @@ static const char *role_name(unsigned caps)
     return "?";
 }
 
-/* Names no table of the config (they come from the config file). */
+static const char *grant_scope(const verso__grant *g)
+{
+    return g->db ? (g->table ? "this table of this database" : "this database")
+                 : (g->table ? "this table" : "every table");
+}
+
+/* Names no table or database of the config (they come from the config file). */
 void verso__auth_roles(char *out, size_t n, const verso__auth *a, const verso__config *c,
-                       const char *table)
+                       const char *db, const char *table)
 {
     size_t o = 0;
 
     out[0] = 0;
     for (size_t i = 0; a->state == 1 && i < c->ngrants && o + 1 < n; i++) {
         const verso__grant *g = &c->grants[i];
-        if (memcmp(g->hash, a->hash, 32) || (g->table && (!table || strcmp(g->table, table))))
+        if (memcmp(g->hash, a->hash, 32) || !grant_applies(g, db, table))
             continue;
         o += (size_t)snprintf(out + o, n - o, "%s%s (%s)", o ? ", " : "", role_name(g->caps),
-                              g->table ? "this table" : "every table");
+                              grant_scope(g));
     }
     if (!o)
-        snprintf(out, n, "%s", table ? "no role on this table" : "no role for the server's routes");
+        snprintf(out, n, "%s",
+                 table ? "no role on this table"
+                 : db  ? "no role on this database"
+                       : "no role for the server's routes");
     else if (o >= n)
         out[verso__utf8_prefix(out, n - 1)] = 0;
 }

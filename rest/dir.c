@@ -12,7 +12,6 @@
  * needs its place (least recently used first). Its name is checked before
  * any use: it never reaches a path otherwise.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -27,42 +26,22 @@
 #define DEFAULT_MAX_OPEN 128
 #define DEFAULT_IDLE_MS  60000
 #define DIR_TICK_MS      250
-#define NAME_RULE                                                                                  \
-    "database names are 1 to 64 letters, digits, '_' or '-', starting with a letter or a digit"
 
 /* ---- names ---- */
-
-static bool alnum(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-bool verso__dir_name_ok(const char *name, size_t n)
-{
-    if (n < 1 || n > VERSO__DBNAME_MAX || !alnum((unsigned char)name[0]))
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (!alnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-')
-            return false;
-    return true;
-}
 
 /* The 400 for a name that fails the rule, quoting it safely. */
 static void error_name(verso__resp *rs, const char *name, size_t n)
 {
-    char raw[200], quoted[240];
+    char why[400];
 
-    snprintf(raw, sizeof(raw), "%.*s", (int)(n < sizeof(raw) - 1 ? n : sizeof(raw) - 1), name);
-    verso__rest_quote(quoted, sizeof(quoted), raw, 64);
-    verso__error(rs, 400, "\"%s\" is not a database name: " NAME_RULE, quoted);
+    verso__dbname_check(name, n, why, sizeof(why));
+    verso__error(rs, 400, "%s", why);
 }
 
 /* DIR/<name>.db; false when it does not fit. */
 static bool db_file(char *out, size_t n, const verso__dir *d, const char *name)
 {
-    int len = snprintf(out, n, "%s/%s.db", d->path, name);
-
-    return len > 0 && (size_t)len < n;
+    return verso__dbfile_path(out, n, d->path, name) == 0;
 }
 
 /* ---- open databases ---- */
@@ -127,6 +106,22 @@ static bool evict_lru(verso__dir *d)
     return victim != NULL;
 }
 
+/* Whether the file is a verso database already, looked at read-only: the
+ * read-write open of the instance would make any SQLite file one, and a
+ * request must not change a file the user put there. VERSO_ESCHEMA: not one. */
+static int verso_file(const char *path)
+{
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    verso_db *db = NULL;
+    int rc;
+
+    o.must_exist = true;
+    o.readonly = true;
+    rc = verso_db_open(&db, path, &o, NULL, 0);
+    verso_db_close(db);
+    return rc;
+}
+
 static int inst_new(verso__dbinst **out, verso__dir *d, const char *name, const char *path)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
@@ -136,6 +131,10 @@ static int inst_new(verso__dbinst **out, verso__dir *d, const char *name, const 
     *out = NULL;
     if (!in)
         return VERSO_ENOMEM;
+    if ((rc = verso_file(path)) < 0) {
+        verso__free(in);
+        return rc;
+    }
     snprintf(in->name, sizeof(in->name), "%s", name);
     o.db_path = path;
     o.limits = d->srv->cfg.limits;
@@ -153,17 +152,38 @@ static int inst_new(verso__dbinst **out, verso__dir *d, const char *name, const 
     return 0;
 }
 
+/* DIR/<name>.db, and whether it is a regular file (st then describes it). */
+static bool file_of(char *path, size_t n, struct stat *st, const verso__dir *d, const char *name)
+{
+    return db_file(path, n, d, name) && stat(path, st) == 0 && S_ISREG(st->st_mode);
+}
+
+/* The open instance of name while it still serves the file DIR/<name>.db
+ * (exists: the file is there, st describes it); one whose file was
+ * removed or replaced (renamed over, restored) is closed: NULL. */
+static verso__dbinst *find_current(verso__dir *d, const char *name, bool exists,
+                                   const struct stat *st)
+{
+    verso__dbinst *in = verso__dir_find(d, name);
+
+    if (!in || (exists && in->dev == (uint64_t)st->st_dev && in->ino == (uint64_t)st->st_ino))
+        return in;
+    inst_close(d, in);
+    return NULL;
+}
+
 int verso__dir_get(verso__dbinst **out, verso__dir *d, const char *name, char *msg, size_t n)
 {
     char path[PATH_MAX];
     struct stat st;
+    bool exists = file_of(path, sizeof(path), &st, d, name);
     int rc;
 
-    if ((*out = verso__dir_find(d, name))) {
+    if ((*out = find_current(d, name, exists, &st))) {
         touch(d, *out);
         return 0;
     }
-    if (!db_file(path, sizeof(path), d, name) || stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (!exists) {
         snprintf(msg, n, "no database \"%s\": GET /_databases lists them", name);
         return 404;
     }
@@ -175,11 +195,20 @@ int verso__dir_get(verso__dbinst **out, verso__dir *d, const char *name, char *m
                  d->max_open, d->max_open);
         return 503;
     }
-    if ((rc = inst_new(out, d, name, path)) < 0) {
+    if ((rc = inst_new(out, d, name, path)) == VERSO_ESCHEMA) {
+        snprintf(msg, n,
+                 "%s.db is not a verso database: make it one with `verso track FILE TABLE`, or "
+                 "move it out of the directory and adopt it with PUT /_databases/<name>",
+                 name);
+        return 409;
+    }
+    if (rc < 0) {
         snprintf(msg, n, "database \"%s\" cannot be opened: %s", name,
                  rc == VERSO_ENOMEM ? "out of memory" : "it is not a usable verso database");
         return rc == VERSO_ENOMEM || rc == VERSO_EBUSY ? 503 : 500;
     }
+    (*out)->dev = (uint64_t)st.st_dev;
+    (*out)->ino = (uint64_t)st.st_ino;
     (*out)->next = d->open;
     d->open = *out;
     d->nopen++;
@@ -254,7 +283,7 @@ static void route_db(verso__dir *d, verso__req *rq, verso__resp *rs, const char 
     verso__dbinst *in;
     int st;
 
-    if (!verso__dir_name_ok(s, n)) {
+    if (!verso__dbname_valid(s, n)) {
         error_name(rs, s, n);
         return;
     }
@@ -351,22 +380,17 @@ static void route_root(verso__dir *d, verso__req *rq, verso__resp *rs, const roo
         rs->allow = "GET, HEAD";
         return;
     }
-    if ((st = verso__auth_check(&rq->auth, &rq->srv->cfg, NULL, r->need))) {
+    if ((st = verso__auth_check(&rq->auth, &rq->srv->cfg, NULL, NULL, r->need))) {
         verso__error_auth(rs, rq, st, NULL, r->need, r->what);
         return;
     }
     r->fn(d, rq, rs);
 }
 
+/* The name is checked by the admin routes before any use. */
 static void route_databases(verso__req *rq, verso__resp *rs, const char *rest)
 {
-    const char *name = *rest == '/' ? rest + 1 : NULL;
-
-    if (name && !verso__dir_name_ok(name, strlen(name))) {
-        error_name(rs, name, strlen(name));
-        return;
-    }
-    verso__route_databases(rq, rs, name);
+    verso__route_databases(rq, rs, *rest == '/' ? rest + 1 : NULL);
 }
 
 void verso__dir_dispatch(verso__req *rq, verso__resp *rs)
@@ -391,14 +415,6 @@ void verso__dir_dispatch(verso__req *rq, verso__resp *rs)
     verso__error(rs, 404,
                  "this server serves databases: use /db/<name>/<table>; GET /_databases lists "
                  "them");
-}
-
-/* Until the admin routes are merged in (rest/admin.c defines the real one). */
-__attribute__((weak)) void verso__route_databases(verso__req *rq, verso__resp *rs, const char *name)
-{
-    (void)rq;
-    (void)name;
-    verso__error(rs, 501, "the /_databases routes are not built into this server");
 }
 
 /* ---- the contract of rest/dir.h ---- */
@@ -449,16 +465,19 @@ int verso__dir_head(verso__dir *d, const char *name, int64_t *head, char *identi
     struct stat st;
     int rc;
 
-    if (!d || !name || !verso__dir_name_ok(name, strlen(name)))
+    bool exists;
+
+    if (!d || !name || !verso__dbname_valid(name, strlen(name)))
         return VERSO_EINVAL;
-    if ((in = verso__dir_find(d, name))) {
+    exists = file_of(path, sizeof(path), &st, d, name);
+    if ((in = find_current(d, name, exists, &st))) {
         if ((rc = verso_db_info(&info, in->rest->db)) < 0)
             return rc;
         *head = info.head;
         snprintf(identity, idlen, "%s", info.identity);
         return 0;
     }
-    if (!db_file(path, sizeof(path), d, name) || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+    if (!exists)
         return VERSO_ENOTFOUND;
     return head_closed(path, head, identity, idlen);
 }
@@ -545,6 +564,7 @@ int verso__dir_open(verso_rest *srv, char *why, size_t whylen)
 
     if ((rc = check_dir(o->db_dir, why, whylen)) < 0)
         return rc;
+    verso__dbfile_sweep(o->db_dir, 300); /* what a process that died mid-creation left */
     if (!(d = verso__calloc(1, sizeof(*d))) || !(d->path = verso__strdup(o->db_dir))) {
         verso__free(d);
         return VERSO_ENOMEM;
@@ -575,63 +595,9 @@ void verso__dir_close(verso__dir *d)
 
 /* ---- the databases of DIR ---- */
 
-static bool db_entry(const char *f, char *name)
-{
-    size_t n = strlen(f);
-
-    if (n < 4 || strcmp(f + n - 3, ".db") || !verso__dir_name_ok(f, n - 3))
-        return false;
-    memcpy(name, f, n - 3);
-    name[n - 3] = 0;
-    return true;
-}
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(a, b);
-}
-
-/* The names of DIR, sorted, into *out (n of them; verso__free). */
-static int list_names(char (**out)[VERSO__DBNAME_MAX + 1], size_t *n, const verso__dir *d)
-{
-    char(*names)[VERSO__DBNAME_MAX + 1] = NULL, name[VERSO__DBNAME_MAX + 1];
-    size_t cap = 0;
-    DIR *dir = opendir(d->path);
-    struct dirent *e;
-    int rc = 0;
-
-    *n = 0;
-    while (rc == 0 && dir && (e = readdir(dir))) {
-        if (!db_entry(e->d_name, name))
-            continue;
-        if (*n == cap) {
-            void *p = verso__realloc(names, (cap = cap ? cap * 2 : 64) * sizeof(*names));
-            if (!p) {
-                rc = VERSO_ENOMEM;
-                break;
-            }
-            names = p;
-        }
-        memcpy(names[(*n)++], name, sizeof(name));
-    }
-    if (dir)
-        closedir(dir);
-    if (rc == 0 && *n)
-        qsort(names, *n, sizeof(*names), by_name);
-    *out = names;
-    return dir ? rc : VERSO_EIO;
-}
-
 int verso__dir_scan(verso__dir *d, int (*fn)(const char *name, void *arg), void *arg)
 {
-    char(*names)[VERSO__DBNAME_MAX + 1] = NULL;
-    size_t n = 0;
-    int rc = list_names(&names, &n, d);
-
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = fn(names[i], arg);
-    verso__free(names);
-    return rc;
+    return verso__dbfile_scan(d->path, fn, arg);
 }
 
 static int count_one(const char *name, void *arg)

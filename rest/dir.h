@@ -50,16 +50,14 @@ void verso__dir_dispatch(verso__req *rq, verso__resp *rs);
  * opened now, else the HTTP status (400, 404, 503) with msg (n bytes). */
 int verso__dir_upgrade(verso__dir *d, const char *uri, char *msg, size_t n);
 
+/* The path of the events WebSocket. */
+#define VERSO__DIREVENTS_PATH "/_databases"
+
 /* ws.c: the request URI of an open WebSocket (at on_open), into out. */
 int verso__ws_uri(verso_ws *ws, char *out, size_t n);
 /* ws.c: who opened ws (the Authorization header of its upgrade; at on_open). */
 void verso__ws_auth(verso_ws *ws, verso__auth *a);
 /* ws.c: closes ws with status 1001 (going away), soon; on_close follows. */
 void verso__ws_close_away(verso_ws *ws);
-
-/* ---- between the files of the dir server ---- */
-
-/* The admin routes (rest/admin.c, helper i11-names). */
-void verso__route_databases(verso__req *rq, verso__resp *rs, const char *name);
 
 #endif

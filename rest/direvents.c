@@ -24,8 +24,8 @@
 
 #define HEARTBEAT_MS 5000
 #define HOT_MS       600 /* how long a name is looked at again after its last event */
-#define HOT_GAP_MIN  2
-#define HOT_GAP_MAX  100
+#define HOT_GAP_MIN  10  /* between two looks at one name */
+#define HOT_GAP_MAX  200
 #define QUEUE_MAX    4096 /* messages a subscriber may be behind */
 #define WRITE_BURST  16
 #define SUBPROTOCOL  "verso-databases.1"
@@ -39,7 +39,9 @@ typedef struct known {
 
 typedef struct hot {
     char name[VERSO__DBNAME_MAX + 1];
-    int64_t last_ms;
+    int64_t last_ms; /* its last event */
+    int64_t next_ms; /* its next look */
+    int64_t look_ms; /* its last look; 0 = none yet */
 } hot;
 
 typedef struct evmsg {
@@ -250,8 +252,11 @@ static void mark_hot(const char *name, void *arg)
     int64_t now = verso__monotonic_ms();
 
     for (size_t i = 0; i < e->nh; i++) {
-        if (!strcmp(e->h[i].name, name)) {
-            e->h[i].last_ms = now;
+        if (!strcmp(e->h[i].name, name)) { /* soon, but not more often than HOT_GAP_MIN */
+            hot *h = &e->h[i];
+            int64_t next = h->look_ms + HOT_GAP_MIN > now ? h->look_ms + HOT_GAP_MIN : now;
+            h->last_ms = now;
+            h->next_ms = next < h->next_ms ? next : h->next_ms;
             return;
         }
     }
@@ -264,7 +269,9 @@ static void mark_hot(const char *name, void *arg)
         e->caph = cap;
     }
     snprintf(e->h[e->nh].name, sizeof(e->h[e->nh].name), "%s", name);
-    e->h[e->nh++].last_ms = now;
+    e->h[e->nh].last_ms = e->h[e->nh].next_ms = now;
+    e->h[e->nh].look_ms = 0;
+    e->nh++;
 }
 
 static int mark_hot_scan(const char *name, void *arg)
@@ -283,29 +290,48 @@ static void mark_all(verso__dir *d)
     verso__dir_scan(d, mark_hot_scan, d);
 }
 
-/* Looks at each hot name once; the next look is due in the returned ms (0: none). */
+/* Without subscribers a name is looked at once (was it removed?), not read. */
+static void look_quiet(verso__dir *d)
+{
+    verso__direvents *e = d->events;
+
+    for (size_t i = 0; i < e->nh; i++)
+        look(d, e->h[i].name);
+    e->nh = 0;
+}
+
+/* Looks at each hot name that is due: at once after its first event, then
+ * at gaps of half the time since its last event (HOT_GAP_MIN to
+ * HOT_GAP_MAX), until HOT_MS after it. The next look is due in the
+ * returned ms (0: none). */
 static int look_hot(verso__dir *d)
 {
     verso__direvents *e = d->events;
-    int64_t now = verso__monotonic_ms(), youngest = -1;
+    int64_t now = verso__monotonic_ms(), soonest = -1;
     size_t keep = 0;
 
+    if (!e->nconns) {
+        look_quiet(d);
+        return 0;
+    }
     for (size_t i = 0; i < e->nh; i++) {
-        int64_t age = now - e->h[i].last_ms;
-        look(d, e->h[i].name);
-        if (age >= HOT_MS)
-            continue;
-        e->h[keep++] = e->h[i];
-        if (youngest < 0 || age < youngest)
-            youngest = age;
+        hot *h = &e->h[i];
+        int64_t age = now - h->last_ms, gap = age / 2;
+        if (now >= h->next_ms) {
+            look(d, h->name);
+            h->look_ms = now;
+            if (age >= HOT_MS)
+                continue;
+            h->next_ms = now + (gap < HOT_GAP_MIN   ? HOT_GAP_MIN
+                                : gap > HOT_GAP_MAX ? HOT_GAP_MAX
+                                                    : gap);
+        }
+        e->h[keep++] = *h;
+        if (soonest < 0 || h->next_ms - now < soonest)
+            soonest = h->next_ms - now;
     }
     e->nh = keep;
-    if (youngest < 0)
-        return 0;
-    youngest /= 4;
-    return (int)(youngest < HOT_GAP_MIN   ? HOT_GAP_MIN
-                 : youngest > HOT_GAP_MAX ? HOT_GAP_MAX
-                                          : youngest);
+    return soonest < 0 ? 0 : (int)(soonest > 0 ? soonest : 1);
 }
 
 void verso__direvents_tick(verso__dir *d)
@@ -328,7 +354,7 @@ void verso__direvents_tick(verso__dir *d)
 
 void verso__dir_changed(verso__dir *d, const char *name)
 {
-    if (!d || !d->events || !name || !verso__dir_name_ok(name, strlen(name)))
+    if (!d || !d->events || !name || !verso__dbname_valid(name, strlen(name)))
         return;
     mark_hot(name, d);
     verso_rest_wake(d->srv);
@@ -341,13 +367,14 @@ void verso__dir_deleted(verso__dir *d, const char *name)
 
 /* ---- the WebSocket ---- */
 
-/* Whether c's token may follow name. */
+/* Whether c's token may follow name: admin of the server, or the right to
+ * replicate that database. */
 static bool may_see(const verso__dir *d, const evconn *c, const char *name)
 {
-    (void)d;
-    (void)c;
-    (void)name;
-    return true;
+    const verso__config *cfg = &d->srv->cfg;
+
+    return verso__auth_check(&c->auth, cfg, NULL, NULL, VERSO__CAP_ADMIN) == 0 ||
+           verso__auth_check(&c->auth, cfg, name, NULL, VERSO__CAP_FEED) == 0;
 }
 
 typedef struct list_ctx {
@@ -473,7 +500,7 @@ static void ev_close(verso_ws *ws, void *cp, void *arg)
 
 verso_ws_handler verso__direvents_handler(verso__dir *d)
 {
-    return (verso_ws_handler){.path = "/_databases",
+    return (verso_ws_handler){.path = VERSO__DIREVENTS_PATH,
                               .subprotocol = SUBPROTOCOL,
                               .role = "replicate",
                               .on_open = ev_open,

@@ -5,9 +5,8 @@
 #ifndef VERSO_REST_DIRINT_H
 #define VERSO_REST_DIRINT_H
 
+#include "rest/databases.h"
 #include "rest/dir.h"
-
-#define VERSO__DBNAME_MAX 64
 
 typedef struct verso__dirconn verso__dirconn;
 typedef struct verso__dirwatch verso__dirwatch;
@@ -28,7 +27,8 @@ typedef struct verso__dbinst {
     void *mmetrics_arg;
     verso__dirconn *conns; /* its /_sync WebSockets: they pin it open */
     int pins;
-    int64_t used_ms; /* monotonic: the last request or WebSocket close */
+    int64_t used_ms;   /* monotonic: the last request or WebSocket close */
+    uint64_t dev, ino; /* the file it opened: one renamed over it is another database */
 } verso__dbinst;
 
 struct verso__dir {
@@ -46,9 +46,6 @@ struct verso__dir {
     verso__direvents *events;
 };
 
-/* True when name[0..n) is a database name: 1..64 bytes of [A-Za-z0-9_-],
- * the first a letter or a digit. */
-bool verso__dir_name_ok(const char *name, size_t n);
 /* The open instance of name, opened when closed (the least recently used
  * idle one closed first at the cap): 0, or the HTTP status (404, 503, 500)
  * with msg. */
@@ -91,8 +88,8 @@ bool verso__dirwatch_take(verso__dirwatch *w, void (*fn)(const char *name, void 
 /* Events seen so far. Any thread. */
 uint64_t verso__dirwatch_events(verso__dirwatch *w);
 
-/* dir.c: calls fn for each database name of DIR, sorted; stops at fn's
- * first negative return, which it returns. */
+/* dir.c: calls fn for each database name of DIR, sorted (verso__dbfile_scan);
+ * stops at fn's first non-zero return, which it returns. */
 int verso__dir_scan(verso__dir *d, int (*fn)(const char *name, void *arg), void *arg);
 
 /* dirmetrics.c: the dir server's lines of GET /_metrics (per-database

@@ -49,7 +49,7 @@ static bool name_of(char *out, const char *file)
 
     for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
         size_t k = strlen(suffix[i]);
-        if (n > k && !strcmp(file + n - k, suffix[i]) && verso__dir_name_ok(file, n - k)) {
+        if (n > k && !strcmp(file + n - k, suffix[i]) && verso__dbname_valid(file, n - k)) {
             memcpy(out, file, n - k);
             out[n - k] = 0;
             return true;

@@ -38,7 +38,7 @@ static bool sync_name(char *name, const char *uri)
     if (strncmp(uri, "/db/", 4) || !(slash = strchr(s, '/')) || strcmp(slash, SYNC_SUFFIX))
         return false;
     n = (size_t)(slash - s);
-    if (!verso__dir_name_ok(s, n))
+    if (!verso__dbname_valid(s, n))
         return false;
     memcpy(name, s, n);
     name[n] = 0;
@@ -71,6 +71,8 @@ int verso__dirws_master(verso__dbinst *in, char *why, size_t whylen)
     in->mmetrics_arg = ro.metrics_arg;
     in->rest->opts.status_json = ro.status_json; /* /db/<name>/_status lists its slaves */
     in->rest->opts.status_arg = ro.status_arg;
+    in->rest->opts.metrics_text = ro.metrics_text; /* and /db/<name>/_metrics their lag */
+    in->rest->opts.metrics_arg = ro.metrics_arg;
     return 0;
 }
 
@@ -121,6 +123,7 @@ void verso__dirws_release(verso__dbinst *in)
     in->conns = NULL;
     in->pins = 0;
     in->rest->opts.status_json = NULL;
+    in->rest->opts.metrics_text = NULL;
     master_close(in); /* frees its connections */
     in->master = NULL;
     in->mtick = NULL;

@@ -125,7 +125,7 @@ void verso__error_auth(verso__resp *rs, const verso__req *rq, int status, const 
                                          : "the bearer token is not one this server knows");
         return;
     }
-    verso__auth_roles(roles, sizeof(roles), &rq->auth, &rq->srv->cfg, table);
+    verso__auth_roles(roles, sizeof(roles), &rq->auth, &rq->srv->cfg, rq->db, table);
     if (table)
         verso__rest_quote(quoted, sizeof(quoted), table, 64);
     verso__error(rs, status, "%s needs the role %s%s%s%s%s; this token has %s", what, role,

@@ -420,7 +420,7 @@ static bool params_valid(const verso__param *p, size_t n)
 
 static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
 {
-    char authz[512], ifm[64], ifnm[256], origin[256], acrm[32];
+    char authz[512], ifm[64], ifnm[256], origin[256], acrm[32], ctype[128];
     verso__req rq = {.srv = srv, .method = c->method};
     verso__resp rs;
     int rc;
@@ -439,6 +439,7 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
     rq.if_none_match = header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, ifnm, sizeof(ifnm));
     rq.origin = header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof(origin));
     rq.acr_method = custom_header(wsi, "access-control-request-method:", acrm, sizeof(acrm));
+    rq.content_type = header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ctype, sizeof(ctype));
     verso__auth_identify(&rq.auth, &srv->cfg,
                          header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz)));
     c->role = verso__access_role(&rq.auth, &srv->cfg);

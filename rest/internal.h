@@ -69,6 +69,7 @@ int verso__hex32(unsigned char out[32], const char *hex, size_t n);
 typedef struct verso__grant {
     unsigned char hash[32]; /* SHA-256 of the token */
     char *table;            /* NULL = every table and the server's routes */
+    char *db;               /* db=<name>: only that database's routes; NULL = every database */
     unsigned caps;
 } verso__grant;
 
@@ -107,16 +108,25 @@ typedef struct verso__auth {
 
 /* Identifies the bearer token in an Authorization header value (may be NULL). */
 void verso__auth_identify(verso__auth *a, const verso__config *c, const char *header);
-/* Capabilities for table (NULL = the server's own routes). Everything if no token is configured. */
-unsigned verso__auth_caps(const verso__auth *a, const verso__config *c, const char *table);
+/* Capabilities for table (NULL = the database's own routes) of the database
+ * db (NULL = a one-database server, or the server-wide routes of a dir
+ * server: only grants without db= count there). Everything if no token is
+ * configured. */
+unsigned verso__auth_caps(const verso__auth *a, const verso__config *c, const char *db,
+                          const char *table);
 /* 0 when allowed; else the HTTP status to answer (401 or 403). */
-int verso__auth_check(const verso__auth *a, const verso__config *c, const char *table,
-                      unsigned need);
+int verso__auth_check(const verso__auth *a, const verso__config *c, const char *db,
+                      const char *table, unsigned need);
 
-/* The roles a's token holds for table (NULL: the server's routes), in words
+/* Whether some grant of a's token for whole databases (no table; any db= or
+ * none) holds need: who may list the databases it may replicate. True when
+ * no token is configured. */
+bool verso__auth_any(const verso__auth *a, const verso__config *c, unsigned need);
+
+/* The roles a's token holds for table of db (as verso__auth_caps), in words
  * ("read (every table), write (this table)"), into out (n bytes). */
 void verso__auth_roles(char *out, size_t n, const verso__auth *a, const verso__config *c,
-                       const char *table);
+                       const char *db, const char *table);
 
 /* ---- requests and responses ---- */
 typedef struct verso__param {
@@ -136,6 +146,7 @@ typedef struct verso__req {
     const char *if_none_match; /* NULL when absent */
     const char *origin;        /* Origin header; NULL when absent */
     const char *acr_method;    /* Access-Control-Request-Method; NULL when absent */
+    const char *content_type;  /* Content-Type header; NULL when absent */
     verso__auth auth;
     const char *db; /* the database of a dir server's /db/<name>/ route; NULL otherwise */
 } verso__req;

@@ -323,7 +323,7 @@ void verso__error_no_table(verso__resp *rs, const verso__req *rq, const char *ta
     bool untracked = false;
 
     verso__rest_quote(quoted, sizeof(quoted), table, 64);
-    if (verso__auth_caps(&rq->auth, &rq->srv->cfg, NULL) & VERSO__CAP_ADMIN)
+    if (verso__auth_caps(&rq->auth, &rq->srv->cfg, rq->db, NULL) & VERSO__CAP_ADMIN)
         verso__table_untracked(&untracked, rq->srv->db, table);
     if (!untracked) {
         verso__error(rs, 404, "no table \"%s\": GET /_info lists the tables this server serves",
@@ -400,8 +400,8 @@ void verso__dispatch(verso__req *rq, verso__resp *rs)
         return;
     }
     rs->route = r->id;
-    if ((st = verso__auth_check(&rq->auth, &rq->srv->cfg, r->kind == K_FIXED ? NULL : t.table,
-                                r->need))) {
+    if ((st = verso__auth_check(&rq->auth, &rq->srv->cfg, rq->db,
+                                r->kind == K_FIXED ? NULL : t.table, r->need))) {
         verso__error_auth(rs, rq, st, r->kind == K_FIXED ? NULL : t.table, r->need,
                           route_action(r));
         return;
@@ -659,9 +659,9 @@ static int feed_auth(const feed_args *a, verso__req *rq)
     int st = 0;
 
     if (!a->fo.ntables)
-        return verso__auth_check(&rq->auth, &rq->srv->cfg, NULL, VERSO__CAP_FEED);
+        return verso__auth_check(&rq->auth, &rq->srv->cfg, rq->db, NULL, VERSO__CAP_FEED);
     for (size_t i = 0; !st && i < a->fo.ntables; i++)
-        st = verso__auth_check(&rq->auth, &rq->srv->cfg, a->fo.tables[i], VERSO__CAP_FEED);
+        st = verso__auth_check(&rq->auth, &rq->srv->cfg, rq->db, a->fo.tables[i], VERSO__CAP_FEED);
     return st;
 }
 
@@ -669,7 +669,7 @@ static int feed_auth(const feed_args *a, verso__req *rq)
 static const char *feed_denied(const feed_args *a, verso__req *rq)
 {
     for (size_t i = 0; i < a->fo.ntables; i++)
-        if (verso__auth_check(&rq->auth, &rq->srv->cfg, a->fo.tables[i], VERSO__CAP_FEED))
+        if (verso__auth_check(&rq->auth, &rq->srv->cfg, rq->db, a->fo.tables[i], VERSO__CAP_FEED))
             return a->fo.tables[i];
     return NULL;
 }

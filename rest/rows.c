@@ -512,7 +512,8 @@ static int batch_decode(batch_item *it, verso__req *rq, verso__resp *rs, cJSON *
         verso__error(rs, 400, "each operation needs \"op\" (insert, update, delete) and \"table\"");
         return VERSO_EINVAL;
     }
-    if ((st = verso__auth_check(&rq->auth, &rq->srv->cfg, tn->valuestring, VERSO__CAP_WRITE))) {
+    if ((st = verso__auth_check(&rq->auth, &rq->srv->cfg, rq->db, tn->valuestring,
+                                VERSO__CAP_WRITE))) {
         verso__error_auth(rs, rq, st, tn->valuestring, VERSO__CAP_WRITE, "writing rows");
         return VERSO_EAUTH;
     }

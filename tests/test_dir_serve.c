@@ -230,6 +230,116 @@ static void test_server_routes(void **state)
     rt_resp_free(&r);
 }
 
+static int64_t count_rows(const char *path, const char *like);
+static int raw_status(const char *method, const char *path, bool upgrade);
+
+/* A database file replaced while open (a restore: its -wal and -shm
+ * removed, another file renamed over it) is served as the new file at the
+ * next request, not as the old one the server still held open. */
+static void test_file_replaced(void **state)
+{
+    char fresh[700], path[700], id0[64];
+    cJSON *j;
+
+    (void)state;
+    assert_int_equal(status("POST", "/db/a/items", "{\"name\":\"old\"}"), 201);
+    j = get_json("/db/a/_info", 200);
+    snprintf(id0, sizeof(id0), "%s", cJSON_GetObjectItem(j, "identity")->valuestring);
+    cJSON_Delete(j);
+    snprintf(fresh, sizeof(fresh), "%s/fresh.db", W.root);
+    make_db(fresh, "NEW", 3);
+    db_path(path, sizeof(path), "a");
+    { /* as a restore does: the old -wal and -shm go, the new file is renamed in */
+        char side[720];
+        snprintf(side, sizeof(side), "%s-wal", path);
+        unlink(side);
+        snprintf(side, sizeof(side), "%s-shm", path);
+        unlink(side);
+    }
+    assert_int_equal(rename(fresh, path), 0);
+    assert_int_equal(array_size("/db/a/items"), 3);
+    j = get_json("/db/a/_info", 200);
+    assert_string_not_equal(cJSON_GetObjectItem(j, "identity")->valuestring, id0);
+    assert_int_equal(cJSON_GetObjectItem(j, "head")->valueint, 3);
+    cJSON_Delete(j);
+    assert_int_equal(status("POST", "/db/a/items", "{\"name\":\"after\"}"), 201);
+    assert_int_equal(count_rows(path, "%"), 4);
+}
+
+/* A SQLite file of DIR that is not a verso database is not served (nor
+ * turned into one by a request): 409 saying how to make it one. */
+static void test_plain_sqlite_refused(void **state)
+{
+    char path[700], out[64] = "";
+    struct stat s0, s1;
+    rt_resp r;
+
+    (void)state;
+    db_path(path, sizeof(path), "plain");
+    assert_int_equal(orm_sqlite_shell(path,
+                                      "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+                                      "INSERT INTO t(v) VALUES('x');",
+                                      out, sizeof(out)),
+                     0);
+    assert_int_equal(stat(path, &s0), 0);
+    assert_int_equal(call(&r, "GET", "/db/plain/t", NULL), 409);
+    assert_non_null(strstr(r.body, "not a verso database"));
+    rt_resp_free(&r);
+    assert_int_equal(status("POST", "/db/plain/t", "{\"v\":\"y\"}"), 409);
+    assert_int_equal(raw_status("GET", "/db/plain/_sync", true), 409);
+    assert_int_equal(stat(path, &s1), 0);
+    assert_int_equal(s0.st_size, s1.st_size);
+    assert_int_equal(s0.st_mtime, s1.st_mtime);
+    assert_int_equal(orm_sqlite_shell(path,
+                                      "SELECT count(*) FROM sqlite_master WHERE name LIKE "
+                                      "'\\_verso\\_%' ESCAPE '\\';",
+                                      out, sizeof(out)),
+                     0);
+    assert_int_equal(atoi(out), 0);
+    assert_int_equal(status("GET", "/db/a/items", NULL), 200);
+}
+
+/* ---- metrics ---- */
+
+/* Every family has HELP then TYPE, and promtool (when installed) finds
+ * nothing to say about the page at path. */
+static char *check_metrics(const char *path)
+{
+    const char *promtool = access("/usr/bin/promtool", X_OK) == 0 ? "/usr/bin/promtool" : NULL;
+    char file[700], cmd[1600], out[4096] = "";
+    char *body;
+    rt_resp r;
+    size_t n;
+    FILE *f;
+
+    assert_int_equal(call(&r, "GET", path, NULL), 200);
+    body = strdup(r.body);
+    rt_resp_free(&r);
+    for (char *t = body; (t = strstr(t, "# TYPE ")); t++) {
+        char name[128], help[160];
+        sscanf(t + 7, "%127s", name);
+        snprintf(help, sizeof(help), "# HELP %s ", name);
+        if (!strstr(body, help) || strstr(body, help) > t)
+            fail_msg("%s: %s has no HELP line before its TYPE", path, name);
+    }
+    if (!promtool) {
+        print_message("skipped: promtool not found; %s checked for HELP lines only\n", path);
+        return body;
+    }
+    snprintf(file, sizeof(file), "%s/metrics.txt", W.root);
+    assert_non_null(f = fopen(file, "w"));
+    fputs(body, f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "%s check metrics < '%s' 2>&1; echo \"exit $?\"", promtool, file);
+    assert_non_null(f = popen(cmd, "r"));
+    n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    pclose(f);
+    if (strcmp(out, "exit 0\n"))
+        fail_msg("promtool check metrics on %s said:\n%s", path, out);
+    return body;
+}
+
 /* ---- a live slave on one database while another is written ---- */
 
 typedef struct writer {
@@ -321,6 +431,19 @@ static void test_live_slave_one_database(void **state)
         cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "replication"), "slaves")),
         1);
     cJSON_Delete(j);
+    {
+        char *m = check_metrics("/_metrics");
+        assert_non_null(strstr(m, "verso_database_slaves{database=\"a\"} 1\n"));
+        assert_non_null(strstr(m, "verso_database_slaves{database=\"b\"} 0\n"));
+        assert_non_null(strstr(m, "verso_database_head_version{database=\"b\"} 60\n"));
+        assert_non_null(strstr(m, "verso_database_slave_lag_versions{database=\"a\",slave="));
+        assert_non_null(strstr(m, "verso_databases_open 2\n"));
+        assert_non_null(strstr(m, "verso_http_requests_total{route="));
+        free(m);
+        m = check_metrics("/db/a/_metrics");
+        assert_non_null(strstr(m, "verso_sync_slaves 1\n"));
+        free(m);
+    }
     verso_slave_stop(s);
     {
         char apath[700];
@@ -470,6 +593,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_live_slave_one_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_name_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_sqlite_refused, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -519,8 +519,9 @@ static void test_config_errors(void **state)
     expect_config_error("port eighty\n", 1,
                         "port: \"eighty\" is not a whole number from 0 to 65535");
     expect_config_error("\n\nhost a b\n", 3, "host takes one value, not 2");
-    expect_config_error("token\n", 1,
-                        "a token line is \"token <sha256-hex> <role> [<table>]\" (1 words)");
+    expect_config_error(
+        "token\n", 1,
+        "a token line is \"token <sha256-hex> <role> [db=<name>] [<table>]\" (1 words)");
     expect_config_error("cors-origin https://app.example.com/\n", 1,
                         "cors-origin: \"https://app.example.com/\" is not an origin");
     /* the plain token itself is never repeated */

@@ -415,14 +415,14 @@ static void test_access_matrix(void **state)
             snprintf(header, sizeof(header), "Basic YWRtaW4tdG9r"), want_state = -1;
         verso__auth_identify(&a, &c, hdr);
         assert_int_equal(a.state, want_state);
-        if (verso__auth_caps(&a, &c, cases[i].table) != cases[i].caps)
+        if (verso__auth_caps(&a, &c, NULL, cases[i].table) != cases[i].caps)
             fail_msg("case %zu: token %d on %s: caps %u, want %u", i, cases[i].token,
                      cases[i].table ? cases[i].table : "(server)",
-                     verso__auth_caps(&a, &c, cases[i].table), cases[i].caps);
+                     verso__auth_caps(&a, &c, NULL, cases[i].table), cases[i].caps);
         /* the check agrees with the caps for every single need */
         for (unsigned need = 0; need <= VERSO__CAP_ALL; need++) {
             int want = !need ? 0 : a.state != 1 ? 401 : (cases[i].caps & need) == need ? 0 : 403;
-            assert_int_equal(verso__auth_check(&a, &c, cases[i].table, need), want);
+            assert_int_equal(verso__auth_check(&a, &c, NULL, cases[i].table, need), want);
         }
     }
     verso__config_free(&c);
@@ -433,8 +433,8 @@ static void test_access_matrix(void **state)
     for (size_t i = 0; i < sizeof(anyone) / sizeof(anyone[0]); i++) {
         verso__auth a;
         verso__auth_identify(&a, &c, anyone[i]);
-        assert_int_equal(verso__auth_caps(&a, &c, "items"), VERSO__CAP_ALL);
-        assert_int_equal(verso__auth_check(&a, &c, NULL, VERSO__CAP_ADMIN), 0);
+        assert_int_equal(verso__auth_caps(&a, &c, NULL, "items"), VERSO__CAP_ALL);
+        assert_int_equal(verso__auth_check(&a, &c, NULL, NULL, VERSO__CAP_ADMIN), 0);
     }
 }
 
@@ -472,7 +472,7 @@ static void test_bearer_forms(void **state)
         verso__auth_identify(&a, &c, cases[i].header);
         if (a.state != cases[i].state)
             fail_msg("\"%s\": state %d, want %d", cases[i].header, a.state, cases[i].state);
-        assert_int_equal(verso__auth_check(&a, &c, "t", VERSO__CAP_READ),
+        assert_int_equal(verso__auth_check(&a, &c, NULL, "t", VERSO__CAP_READ),
                          cases[i].state == 1 ? 0 : 401);
     }
     verso__config_free(&c);

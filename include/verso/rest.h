@@ -102,11 +102,12 @@ typedef struct verso_rest_access {
  *     tls-cert /path/cert.pem
  *     tls-key  /path/key.pem
  *     max-body 1048576          (and the other limits, dashed names)
- *     token <sha256-hex of the token> <role> [<table>]
+ *     token <sha256-hex of the token> <role> [db=<name>] [<table>]
  *     client-token <token>      (read by the sync clients; ignored here)
  *     cors-origin <origin>      (one per line; see cors_origins)
  * role is one of read, write, replicate, admin; without a table the role
- * applies to every table and to the server's own routes. Only SHA-256 hashes
+ * applies to every table and to the server's own routes; with db=<name> only
+ * to that database's routes on a dir server. Only SHA-256 hashes
  * are stored; comparisons are constant-time. Values given in these options
  * win over the file (host != NULL, port >= 0, tls paths != NULL, limits != 0).
  */

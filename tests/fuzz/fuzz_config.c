@@ -70,7 +70,7 @@ static bool config_same(const verso__config *a, const verso__config *b)
     for (size_t i = 0; i < a->ngrants; i++)
         if (memcmp(a->grants[i].hash, b->grants[i].hash, 32) ||
             !str_same(a->grants[i].table, b->grants[i].table) ||
-            a->grants[i].caps != b->grants[i].caps)
+            !str_same(a->grants[i].db, b->grants[i].db) || a->grants[i].caps != b->grants[i].caps)
             return false;
     if (a->norigins != b->norigins)
         return false;
@@ -111,7 +111,8 @@ static void write_config(verso_buf *b, const verso__config *c)
                      l->max_changes, l->max_ws_message, l->body_timeout_ms);
     for (size_t i = 0; i < c->ngrants; i++) {
         hex_of(hex, c->grants[i].hash);
-        verso_buf_printf(b, "token %s %s%s%s\n", hex, role_of(c->grants[i].caps),
+        verso_buf_printf(b, "token %s %s%s%s%s%s\n", hex, role_of(c->grants[i].caps),
+                         c->grants[i].db ? " db=" : "", c->grants[i].db ? c->grants[i].db : "",
                          c->grants[i].table ? " " : "",
                          c->grants[i].table ? c->grants[i].table : "");
     }
@@ -166,12 +167,12 @@ static void check_token(const verso__config *c, const char *token, const char *r
 
     verso_buf_printf(&h, "bEaReR %s", token);
     verso__auth_identify(&a, c, h.data);
-    if (*token && (a.state != 1 || (verso__auth_caps(&a, c, table) & need) != need))
+    if (*token && (a.state != 1 || (verso__auth_caps(&a, c, NULL, table) & need) != need))
         abort();             /* the granted token is not known, or lacks its role */
     verso_buf_puts(&h, "!"); /* another token */
     verso__auth_identify(&a, c, h.data);
     verso__sha256(other, h.data + 7, h.len - 7);
-    if (!listed(c, other) && (a.state != -1 || verso__auth_caps(&a, c, table)))
+    if (!listed(c, other) && (a.state != -1 || verso__auth_caps(&a, c, NULL, table)))
         abort(); /* an unlisted token is let in */
     verso_buf_free(&h);
 }
