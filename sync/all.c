@@ -30,6 +30,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "rest/databases.h"
 #include "sync/all.h"
 
 static const char *const k_event_names[] = {
@@ -49,20 +50,10 @@ const char *verso_sync_all_event_name(verso_sync_all_event_kind kind)
 
 /* ---- names and paths ---- */
 
-static bool name_byte(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-}
-
+/* One rule with the server's (rest/dbnames.c). */
 bool verso__all_name_ok(const char *name, size_t len)
 {
-    if (!name || len < 1 || len > VERSO__ALL_NAME_MAX || name[0] == '_' || name[0] == '-')
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!name_byte((unsigned char)name[i]))
-            return false;
-    return true;
+    return verso__dbname_valid(name, len);
 }
 
 void verso__all_printable(char *out, size_t n, const char *s, size_t len)

@@ -9,6 +9,10 @@
  *   seq_pull_100_s         verso_sync_pull() of each database in turn into
  *                          an empty file (the baseline)
  *   all_copy_vs_seq_ratio  all / sequential, formed inside each round
+ *   *_cold_s               the same against a server just started (its
+ *                          databases not opened yet); the figures without
+ *                          _cold are against a server that served them
+ *                          moments before
  *
  * Usage: all_bench [N [ROUNDS [WORKERS]]]: N rows per database (default
  * 1000, also VERSO_BENCH_ROWS); ROUNDS (default 5, also
@@ -18,6 +22,7 @@
  * _median, _min and _max lines; one line per round on stderr.
  */
 #include <dirent.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,16 +154,48 @@ static double all_copy(const char *url, const char *into, int workers)
     return t;
 }
 
+static verso_rest *server_start(const char *m, int port)
+{
+    verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
+    verso_rest *srv = NULL;
+    char why[256] = "";
+
+    ro.db_dir = m;
+    ro.port = port;
+    for (int i = 0; i < 100; i++) { /* the port of the server just stopped may take a moment */
+        struct timespec ts = {0, 50000000L};
+        if (verso_rest_start(&srv, NULL, &ro, why, sizeof(why)) == 0)
+            return srv;
+        nanosleep(&ts, NULL);
+    }
+    die("server", why);
+    return NULL;
+}
+
+/* One measurement; cold: against a server started for it. */
+static double measure(verso_rest **srv, const char *m, const char *s, bool all, bool cold,
+                      int workers)
+{
+    char url[64];
+    int port = verso_rest_port(*srv);
+
+    if (cold) {
+        verso_rest_stop(*srv);
+        *srv = server_start(m, port);
+    }
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+    return all ? all_copy(url, s, workers) : seq_pulls(url, s);
+}
+
 int main(int argc, char **argv)
 {
     const char *env = getenv("VERSO_BENCH_ROWS");
     int rows = argc > 1 ? atoi(argv[1]) : env ? atoi(env) : 1000;
     int rounds = bench_rounds(argc > 2 ? argv[2] : NULL);
     int workers = argc > 3 ? atoi(argv[3]) : 2;
-    verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
     verso_rest *srv = NULL;
-    bench_series all = {0}, seq = {0}, ratio = {0};
-    char m[600], s[600], url[64], why[256] = "";
+    bench_series all = {0}, seq = {0}, ratio = {0}, call = {0}, cseq = {0}, cratio = {0};
+    char m[600], s[600];
 
     if (rows < 1 || rounds < 1 || workers < 1 || workers > 64)
         die("usage", "all_bench [ROWS [ROUNDS [WORKERS]]]");
@@ -172,31 +209,43 @@ int main(int argc, char **argv)
         snprintf(p, sizeof(p), "%s/db%03d.db", m, i);
         make_db(p, rows);
     }
-    ro.db_dir = m;
-    ro.port = VERSO_REST_PORT_ANY;
-    if (verso_rest_start(&srv, NULL, &ro, why, sizeof(why)) < 0)
-        die("server", why);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", verso_rest_port(srv));
+    srv = server_start(m, VERSO_REST_PORT_ANY);
     for (int r = 0; r < rounds; r++) {
-        double a, q;
-        if (r % 2) {
-            q = seq_pulls(url, s);
-            a = all_copy(url, s, workers);
-        } else {
-            a = all_copy(url, s, workers);
-            q = seq_pulls(url, s);
+        bool first = r % 2 == 0; /* which goes first alternates */
+        double ca, cq, a, q;
+        ca = measure(&srv, m, s, first, true, workers);
+        cq = measure(&srv, m, s, !first, true, workers);
+        if (!first) {
+            double t = ca;
+            ca = cq;
+            cq = t;
         }
+        a = measure(&srv, m, s, first, false, workers);
+        q = measure(&srv, m, s, !first, false, workers);
+        if (!first) {
+            double t = a;
+            a = q;
+            q = t;
+        }
+        bench_add(&call, ca);
+        bench_add(&cseq, cq);
         bench_add(&all, a);
         bench_add(&seq, q);
-        fprintf(stderr, "all_bench: round %d/%d: --all %.3f s, sequential pulls %.3f s\n", r + 1,
-                rounds, a, q);
+        fprintf(stderr,
+                "all_bench: round %d/%d: --all %.3f s (cold %.3f s), sequential pulls %.3f s "
+                "(cold %.3f s)\n",
+                r + 1, rounds, a, ca, q, cq);
     }
     bench_ratio(&ratio, &all, &seq);
+    bench_ratio(&cratio, &call, &cseq);
     printf("all_databases %d\nall_rows_per_database %d\nall_workers %d\nall_rounds %d\n", NDB, rows,
            workers, rounds);
     bench_print_spread("all_copy_100_s", &all, 3);
     bench_print_spread("seq_pull_100_s", &seq, 3);
     bench_print_spread("all_copy_vs_seq_ratio", &ratio, 2);
+    bench_print_spread("all_copy_100_cold_s", &call, 3);
+    bench_print_spread("seq_pull_100_cold_s", &cseq, 3);
+    bench_print_spread("all_copy_vs_seq_cold_ratio", &cratio, 2);
     verso_rest_stop(srv);
     fresh_dir(m);
     fresh_dir(s);
