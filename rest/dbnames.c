@@ -272,6 +272,57 @@ int verso__dbfile_create(const char *dir, const char *name, char *why, size_t wh
     return rc;
 }
 
+/* Whether the file src and the directory dir are on one file system (a
+ * link from one to the other can be made). */
+static bool same_fs(const char *src, const char *dir)
+{
+    struct stat a, b;
+
+    return stat(src, &a) == 0 && stat(dir, &b) == 0 && a.st_dev == b.st_dev;
+}
+
+static int copy_bytes(int in, int out)
+{
+    char buf[65536];
+    ssize_t n;
+
+    while ((n = read(in, buf, sizeof(buf))) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        for (ssize_t done = 0, k; n > 0 && done < n; done += k)
+            if ((k = write(out, buf + done, (size_t)(n - done))) <= 0)
+                return VERSO_EIO;
+        if (n < 0)
+            return VERSO_EIO;
+    }
+    return fsync(out) == 0 ? 0 : VERSO_EIO;
+}
+
+/* src lives elsewhere (a spool on another file system): copied to a
+ * temporary file of DIR, then named; src goes as a rename would take it. */
+static int install_copy(const char *src, const char *dest, const char *dir, const char *name,
+                        char *why, size_t whylen)
+{
+    char tmp[PATH_MAX] = "";
+    int in = -1, out = -1, rc = temp_file(tmp, sizeof(tmp), dir, name, why, whylen);
+
+    if (rc == 0 && ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0 ||
+                    (out = open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC)) < 0))
+        rc = VERSO_EIO;
+    if (rc == 0)
+        rc = copy_bytes(in, out);
+    if (in >= 0)
+        close(in);
+    if (out >= 0 && close(out) < 0 && rc == 0)
+        rc = VERSO_EIO;
+    if (rc == VERSO_EIO && why && whylen && tmp[0])
+        snprintf(why, whylen, "cannot copy the upload into the server's directory");
+    if (rc == 0 && (rc = install(tmp, dest, dir, name, why, whylen)) == 0)
+        unlink(src);
+    discard(tmp);
+    return rc;
+}
+
 int verso__dbfile_adopt(const char *dir, const char *name, const char *src, char *why,
                         size_t whylen)
 {
@@ -290,7 +341,8 @@ int verso__dbfile_adopt(const char *dir, const char *name, const char *src, char
         why_set(why, whylen, "the upload is a SQLite database but %s", reason, NULL);
         return rc;
     }
-    return install(src, dest, dir, name, why, whylen);
+    return same_fs(src, dir) ? install(src, dest, dir, name, why, whylen)
+                             : install_copy(src, dest, dir, name, why, whylen);
 }
 
 int verso__dbfile_from(const char *dir, const char *name, const char *from, char *why,

@@ -26,6 +26,8 @@
 #define DEFAULT_MAX_OPEN 128
 #define DEFAULT_IDLE_MS  60000
 #define DIR_TICK_MS      250
+#define NAME_RULE                                                                                  \
+    "database names are 1 to 64 letters, digits, '_' or '-', starting with a letter or a digit"
 
 /* ---- names ---- */
 

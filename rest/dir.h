@@ -50,6 +50,12 @@ void verso__dir_dispatch(verso__req *rq, verso__resp *rs);
  * opened now, else the HTTP status (400, 404, 503) with msg (n bytes). */
 int verso__dir_upgrade(verso__dir *d, const char *uri, char *msg, size_t n);
 
+/* The role check of a WebSocket upgrade to uri on a dir server: 0, 401 or
+ * 403. /db/<name>/_sync takes the grants of that database; /_databases a
+ * token that may replicate some database (verso__auth_any with the feed
+ * capability, as GET /_databases; it then hears of those only). */
+int verso__dir_ws_auth(verso__dir *d, const char *uri, const verso__auth *a, unsigned need);
+
 /* The path of the events WebSocket. */
 #define VERSO__DIREVENTS_PATH "/_databases"
 

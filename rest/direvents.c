@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "orm/service.h"
 #include "rest/dirint.h"
@@ -30,11 +31,19 @@
 #define WRITE_BURST  16
 #define SUBPROTOCOL  "verso-databases.1"
 
+/* What the files of a database looked like (sizes, modification times in
+ * ns; wal_size -1: no -wal): while they look the same, the database holds
+ * the same commits, and a closed one need not be opened to say so. */
+typedef struct filesig {
+    int64_t db_size, db_mtime, wal_size, wal_mtime;
+} filesig;
+
 typedef struct known {
     char name[VERSO__DBNAME_MAX + 1];
     char identity[37];
     int64_t head;
-    bool valid; /* false: changed since it was read */
+    filesig sig;  /* at the last read */
+    bool settled; /* sig can be trusted: no commit may have been on its way then */
 } known;
 
 typedef struct hot {
@@ -71,7 +80,8 @@ struct verso__direvents {
     uint64_t next_seq;
     evconn *conns;
     size_t nconns;
-    uint64_t sent; /* messages written, for /_metrics */
+    uint64_t sent;  /* messages written, for /_metrics */
+    uint64_t reads; /* heads read by opening a closed database */
 };
 
 /* ---- known databases ---- */
@@ -194,18 +204,66 @@ static bool file_exists(const verso__dir *d, const char *name)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+static int64_t ns_of(const struct timespec *t)
+{
+    return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+static bool sig_of(filesig *s, const verso__dir *d, const char *name)
+{
+    char path[4200];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s.db", d->path, name);
+    if (stat(path, &st) < 0)
+        return false;
+    s->db_size = (int64_t)st.st_size;
+    s->db_mtime = ns_of(&st.st_mtim);
+    snprintf(path, sizeof(path), "%s/%s.db-wal", d->path, name);
+    s->wal_size = s->wal_mtime = -1;
+    if (stat(path, &st) == 0) {
+        s->wal_size = (int64_t)st.st_size;
+        s->wal_mtime = ns_of(&st.st_mtim);
+    }
+    return true;
+}
+
+static bool sig_equal(const filesig *a, const filesig *b)
+{
+    return a->db_size == b->db_size && a->db_mtime == b->db_mtime && a->wal_size == b->wal_size &&
+           a->wal_mtime == b->wal_mtime;
+}
+
+/* A commit is visible a moment after its last write to the -wal: a read
+ * made while the -wal was written lately may have missed one. */
+static bool sig_settled(const filesig *s)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    return s->wal_size <= 0 || ns_of(&now) - s->wal_mtime >= (int64_t)HOT_MS * 1000000;
+}
+
 /* Reads name's head into its known entry (added when new); the entry, or
- * NULL when the database cannot be read now (being created, removed). */
+ * NULL when the database cannot be read now (being created, removed). A
+ * closed database is opened for it only when its files changed since a
+ * settled read. */
 static known *refresh(verso__dir *d, const char *name, bool *changed)
 {
     verso__direvents *e = d->events;
+    bool open = verso__dir_find(d, name) != NULL, found, have;
     char identity[37] = "";
     int64_t head = 0;
-    bool found;
+    filesig sig;
     size_t at;
     known *k;
 
     *changed = false;
+    have = sig_of(&sig, d, name);
+    at = known_pos(e, name, &found);
+    if (!open && found && have && e->k[at].settled && sig_equal(&sig, &e->k[at].sig))
+        return &e->k[at];
+    e->reads += !open;
     if (verso__dir_head(d, name, &head, identity, sizeof(identity)) < 0)
         return NULL;
     at = known_pos(e, name, &found);
@@ -215,7 +273,8 @@ static known *refresh(verso__dir *d, const char *name, bool *changed)
     *changed = !found || k->head != head || strcmp(k->identity, identity);
     k->head = head;
     snprintf(k->identity, sizeof(k->identity), "%s", identity);
-    k->valid = true;
+    k->sig = sig;
+    k->settled = have && sig_settled(&sig);
     return k;
 }
 
@@ -234,11 +293,8 @@ static void look(verso__dir *d, const char *name)
         }
         return;
     }
-    if (!e->nconns) { /* nobody listens: read it when someone does */
-        if (found)
-            e->k[at].valid = false;
+    if (!e->nconns) /* nobody listens: read it when someone does */
         return;
-    }
     if ((k = refresh(d, name, &changed)) && changed)
         push_state(e, k);
 }
@@ -387,12 +443,10 @@ typedef struct list_ctx {
 static int list_one(const char *name, void *arg)
 {
     list_ctx *x = arg;
-    verso__direvents *e = x->d->events;
-    bool found, changed;
-    size_t at = known_pos(e, name, &found);
-    known *k = found && e->k[at].valid ? &e->k[at] : refresh(x->d, name, &changed);
+    bool changed;
+    known *k;
 
-    if (!k || !may_see(x->d, x->c, name))
+    if (!may_see(x->d, x->c, name) || !(k = refresh(x->d, name, &changed)))
         return 0;
     x->rc = verso_buf_printf(&x->c->list, "%s{\"name\":\"%s\",\"identity\":\"%s\",\"head\":%lld}",
                              x->n++ ? "," : "", k->name, k->identity, (long long)k->head);
@@ -550,13 +604,13 @@ void verso__direvents_close(verso__dir *d)
     d->watch = NULL;
 }
 
-/* For /_metrics. */
-void verso__direvents_stats(const verso__dir *d, size_t *subscribers, uint64_t *sent,
-                            uint64_t *watch_events)
+void verso__direvents_stats_get(verso__direvents_stats *out, const verso__dir *d)
 {
     const verso__direvents *e = d->events;
 
-    *subscribers = e ? e->nconns : 0;
-    *sent = e ? e->sent : 0;
-    *watch_events = verso__dirwatch_events(d->watch);
+    memset(out, 0, sizeof(*out));
+    out->subscribers = e ? e->nconns : 0;
+    out->sent = e ? e->sent : 0;
+    out->reads = e ? e->reads : 0;
+    out->watch_events = verso__dirwatch_events(d->watch);
 }

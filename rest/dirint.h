@@ -5,8 +5,9 @@
 #ifndef VERSO_REST_DIRINT_H
 #define VERSO_REST_DIRINT_H
 
-#include "rest/databases.h"
 #include "rest/dir.h"
+
+#include "rest/databases.h"
 
 typedef struct verso__dirconn verso__dirconn;
 typedef struct verso__dirwatch verso__dirwatch;
@@ -72,9 +73,14 @@ void verso__direvents_close(verso__dir *d);
 /* Drains the DIR watch, announces new heads, sends heartbeats. */
 void verso__direvents_tick(verso__dir *d);
 
-/* For /_metrics: event subscribers, messages sent, DIR watch events. */
-void verso__direvents_stats(const verso__dir *d, size_t *subscribers, uint64_t *sent,
-                            uint64_t *watch_events);
+/* For /_metrics. */
+typedef struct verso__direvents_stats {
+    size_t subscribers;    /* open events WebSockets */
+    uint64_t sent;         /* messages written to them */
+    uint64_t watch_events; /* DIR watch events on database files */
+    uint64_t reads;        /* heads read by opening a closed database */
+} verso__direvents_stats;
+void verso__direvents_stats_get(verso__direvents_stats *out, const verso__dir *d);
 
 /* dirwatch.c: one inotify watch on DIR (a thread of its own). fn(arg) runs
  * on that thread after events that concern a database. VERSO_EIO where

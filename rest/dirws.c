@@ -129,6 +129,21 @@ void verso__dirws_release(verso__dbinst *in)
     in->mtick = NULL;
 }
 
+int verso__dir_ws_auth(verso__dir *d, const char *uri, const verso__auth *a, unsigned need)
+{
+    const verso__config *c = &d->srv->cfg;
+    char name[VERSO__DBNAME_MAX + 1];
+    int st;
+
+    if (sync_name(name, uri))
+        return verso__auth_check(a, c, name, NULL, need);
+    st = verso__auth_check(a, c, NULL, NULL, need);
+    /* as GET /_databases: a grant for whole databases, any db= */
+    if (st == 403 && !strcmp(uri, VERSO__DIREVENTS_PATH) && verso__auth_any(a, c, VERSO__CAP_FEED))
+        st = 0;
+    return st;
+}
+
 int verso__dir_upgrade(verso__dir *d, const char *uri, char *msg, size_t n)
 {
     char name[VERSO__DBNAME_MAX + 1], why[256] = "";

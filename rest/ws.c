@@ -6,7 +6,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "rest/databases.h"
 #include "rest/dir.h"
 #include "rest/internal.h"
 
@@ -35,35 +34,13 @@ static const verso_ws_handler *handler_of(struct lws *wsi)
     return p ? p->user : NULL;
 }
 
-static bool path_match(const char *pattern, const char *uri);
-
-/* The database a "/db/<name>/..." handler's upgrade names, into db (NULL
- * for a handler without "*": the grants without db= decide). */
-static const char *upgrade_db(char *db, size_t n, struct lws *wsi, const verso_ws_handler *h)
-{
-    const char *star = strchr(h->path, '*');
-    char uri[256];
-    size_t pre, len;
-
-    if (!star || lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
-        !path_match(h->path, uri))
-        return NULL;
-    pre = (size_t)(star - h->path);
-    len = strcspn(uri + pre, "/");
-    if (!verso__dbname_valid(uri + pre, len) || len >= n)
-        return NULL;
-    memcpy(db, uri + pre, len);
-    db[len] = 0;
-    return db;
-}
-
 /* The role check's answer for the upgrade request: 0, 401 or 403. */
 static int role_status(verso_rest *srv, struct lws *wsi, const verso_ws_handler *h)
 {
-    char authz[512], db[VERSO__DBNAME_MAX + 1];
+    char authz[512];
     verso__auth a;
     unsigned need = h->role ? verso__role_caps(h->role) : 0;
-    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION), st;
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
 
     if (h->role && !need)
         return 403;
@@ -71,13 +48,9 @@ static int role_status(verso_rest *srv, struct lws *wsi, const verso_ws_handler 
         (n > 0 && lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION) < 0))
         return 401;
     verso__auth_identify(&a, &srv->cfg, n > 0 ? authz : NULL);
-    st = verso__auth_check(&a, &srv->cfg, upgrade_db(db, sizeof(db), wsi, h), NULL, need);
-    /* a dir server's events channel: open to a token with the role on some
-     * database (it hears only of those) */
-    if (st == 403 && srv->dir && !strcmp(h->path, "/_databases") &&
-        verso__auth_any(&a, &srv->cfg, need))
-        st = 0;
-    return st;
+    if (srv->dir && lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_GET_URI) > 0)
+        return verso__dir_ws_auth(srv->dir, authz, &a, need); /* tokens scoped to databases */
+    return verso__auth_check(&a, &srv->cfg, NULL, NULL, need);
 }
 
 /* A handler's path matches uri exactly, or segment for segment where its

@@ -763,6 +763,35 @@ static void test_sweep(void **state)
     assert_int_equal(verso__dbfile_sweep(p, 0), VERSO_EIO);
 }
 
+/* An upload spooled on another file system is copied in, then named. */
+static void test_adopt_other_fs(void **state)
+{
+    fx *f = *state;
+    char up[256] = "/dev/shm/verso-dbnames-XXXXXX", p[1200], why[400], l[2048];
+    struct stat a, b;
+    int fd;
+
+    if ((fd = mkstemp(up)) < 0) {
+        skip();
+        return;
+    }
+    close(fd);
+    if (stat(up, &a) < 0 || stat(f->dir, &b) < 0 || a.st_dev == b.st_dev) {
+        unlink(up);
+        skip(); /* one file system here: the copy path is not reached */
+        return;
+    }
+    unlink(up);
+    sql(up, "CREATE TABLE t(id INTEGER PRIMARY KEY, v); INSERT INTO t(v) VALUES (1), (2)");
+    assert_int_equal(verso__dbfile_adopt(f->dir, "moved", up, why, sizeof(why)), 0);
+    assert_int_equal(access(up, F_OK), -1); /* taken, as a rename would */
+    listing(l, sizeof(l), f->dir); /* no temporary file left */
+    if (strncmp(l, "moved.db ", 9) || strchr(l, '\n')[1])
+        fail_msg("DIR holds:\n%s", l);
+    path_of(p, sizeof(p), f, "moved.db");
+    assert_int_equal(sql_int(p, "SELECT count(*) FROM t"), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -782,6 +811,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_adopt_name_taken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_from, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_adopt_other_fs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -378,6 +378,10 @@ static void test_adopt_refused(void **state)
     assert_int_equal(put_file(&r, "x", bad, nbad, "application/vnd.sqlite3"), 400);
     assert_non_null(strstr(r.body, "integrity_check"));
     rt_resp_free(&r);
+    /* a SQLite file announced with no bytes is an empty upload, not "create" */
+    assert_int_equal(put_file(&r, "x", "", 0, "application/vnd.sqlite3"), 400);
+    assert_non_null(strstr(r.body, "it is empty (0 bytes)"));
+    rt_resp_free(&r);
     /* a SQLite body with another type: 415, saying what is accepted */
     assert_int_equal(put_file(&r, "x", good, ngood, "application/json"), 415);
     assert_non_null(strstr(r.body, "application/vnd.sqlite3"));

@@ -85,7 +85,7 @@ static void test_serves_and_stops(void **state)
     assert_true(!strncmp(line, "http://127.0.0.1:", 17));
     if (line[strlen(line) - 1] == '/')
         line[strlen(line) - 1] = 0;
-    snprintf(DC.base, sizeof(DC.base), "%s", line);
+    snprintf(DC.base, sizeof(DC.base), "%.63s", line);
     assert_int_equal(dc_status("POST", "/db/a/items", NULL, "{\"name\":\"cli\"}"), 201);
     assert_int_equal(dc_call(&r, "GET", "/_status", NULL, NULL, NULL, 0), 200);
     assert_non_null(strstr(r.body, "\"max_open\":4,\"idle_close_ms\":30000"));

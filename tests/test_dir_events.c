@@ -140,6 +140,49 @@ static void test_coalesced(void **state)
     dc_events_stop(&c);
 }
 
+/* A counter of GET /_metrics. */
+static long long metric(const char *name)
+{
+    char pat[128];
+    rt_resp r;
+    const char *at;
+    long long v = -1;
+
+    assert_int_equal(dc_call(&r, "GET", "/_metrics", NULL, NULL, NULL, 0), 200);
+    snprintf(pat, sizeof(pat), "\n%s ", name);
+    if ((at = strstr(r.body, pat)))
+        v = atoll(at + strlen(pat));
+    rt_resp_free(&r);
+    return v;
+}
+
+/* With a subscriber and every database closed, the server goes quiet:
+ * reading a closed database's head (which opens it) must not itself make
+ * the events that call for another read. */
+static void test_quiet_when_idle(void **state)
+{
+    dc_events c;
+    int at = 0;
+    long long reads, watch;
+    int64_t deadline;
+
+    (void)state;
+    dc_events_start(&c, "/_databases", NULL);
+    cJSON_Delete(dc_wait_msg(&c, &at, "databases", NULL));
+    deadline = dc_now_ms() + 8000;
+    do { /* quiet: no read and no file event over a whole second */
+        reads = metric("verso_databases_head_reads_total");
+        watch = metric("verso_dir_watch_events_total");
+        dc_sleep_ms(1000);
+    } while ((metric("verso_databases_head_reads_total") != reads ||
+              metric("verso_dir_watch_events_total") != watch) &&
+             dc_now_ms() < deadline);
+    assert_int_equal(metric("verso_databases_head_reads_total"), reads);
+    assert_int_equal(metric("verso_dir_watch_events_total"), watch);
+    assert_true(reads <= 3 * 3); /* the list, and a look or two after each first open */
+    dc_events_stop(&c);
+}
+
 static void test_heartbeat(void **state)
 {
     dc_events c;
@@ -188,6 +231,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_list_then_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_coalesced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quiet_when_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
     };
