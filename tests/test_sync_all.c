@@ -400,32 +400,6 @@ static void sub(char *out, size_t n, const char *name)
 
 /* ---- real servers ---- */
 
-/*
- * Opens every database of m on the server (GET /db/<name>/_info): the
- * first open of a database by a server just started is slow (docs), and
- * what this test measures is the slave.
- */
-static void warm(const char *m, int port)
-{
-    static char names[400][65];
-    int n = names_of(m, names, 400);
-
-    for (int i = 0; i < n; i++) {
-        CURL *c = curl_easy_init();
-        char url[256];
-        long status = 0;
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/db/%.64s/_info", port, names[i]);
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_discard);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-        assert_int_equal(curl_easy_perform(c), CURLE_OK);
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        assert_int_equal(status, 200);
-        curl_easy_cleanup(c);
-    }
-}
-
 /* The slave's state says n databases, every one in sync, no pull running. */
 static bool wait_state(verso_sync_all *a, int64_t n, int ms)
 {
@@ -455,7 +429,6 @@ static void test_follow_100(void **state)
         make_db(m, name, 5);
     }
     port = serve_dir(&master, m, 0);
-    warm(m, port);
     sampler_start(port);
     a = all_start(s, port, 2, false);
     if (!wait_state(a, 100, 120000) || !wait_converged(m, s, false, 10000))
@@ -491,7 +464,6 @@ static void test_follow_100(void **state)
     make_db(m, "late", 4);
     write_db(m, "db060", 3);
     assert_int_equal(serve_dir(&master, m, port), port);
-    warm(m, port);
     if (!wait_state(a, 100, 120000) || !wait_converged(m, s, false, 10000))
         fail_msg("no reconcile after the master restarted");
     assert_int_equal(verso_sync_all_state_get(&st, a), 0);
