@@ -114,13 +114,19 @@ static int teardown(void **state)
     return 0;
 }
 
-/* `verso serve --dir DIR --port PORT` (0: any); returns its port. */
-static int serve_dir(child *c, const char *dir, int port)
+/* `verso serve --dir DIR --port PORT` (0: any), or `verso serve FILE` when file; its port. */
+static int serve_any(child *c, const char *dir, int port, bool file)
 {
     char p[16], line[128] = "";
     char *argv[] = {getenv("VERSO_BIN"), "serve", "--dir", (char *)dir, "--port", p, NULL};
     char *colon;
 
+    if (file) { /* verso serve FILE --port P */
+        argv[2] = (char *)dir;
+        argv[3] = "--port";
+        argv[4] = p;
+        argv[5] = NULL;
+    }
     snprintf(p, sizeof(p), "%d", port);
     for (int attempt = 0; attempt < 50; attempt++) {
         spawn(c, argv, true);
@@ -132,6 +138,27 @@ static int serve_dir(child *c, const char *dir, int port)
     }
     assert_non_null(colon = strrchr(line, ':'));
     return atoi(colon + 1);
+}
+
+static int serve_dir(child *c, const char *dir, int port)
+{
+    return serve_any(c, dir, port, false);
+}
+
+/* Runs the command line cmd (a shell's), its stderr into out; its exit status. */
+static int run_capture(const char *cmd, char *out, size_t n)
+{
+    char full[2048];
+    FILE *f;
+    size_t got;
+    int status;
+
+    snprintf(full, sizeof(full), "%s 2>&1", cmd);
+    assert_non_null(f = popen(full, "r"));
+    got = fread(out, 1, n - 1, f);
+    out[got] = '\0';
+    status = pclose(f);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* ---- databases ---- */
@@ -1147,6 +1174,53 @@ static void test_doc_example(void **state)
     free(doc);
 }
 
+/* What the commands say when the URL is not the right one (cli/hints.c). */
+static void test_cli_diagnosis(void **state)
+{
+    char m[600], s[600], one[700], cmd[1500], out[4096];
+    child dirsrv = {0}, onesrv = {0};
+    const char *bin = getenv("VERSO_BIN");
+    int port, port1;
+
+    (void)state;
+    sub(m, sizeof(m), "mdiag");
+    sub(s, sizeof(s), "sdiag");
+    make_db(m, "acme", 1);
+    snprintf(one, sizeof(one), "%s/one.db", s);
+    make_db(s, "one", 1);
+    port = serve_dir(&dirsrv, m, 0);
+    port1 = serve_any(&onesrv, one, 0, true);
+    /* a database the server does not have */
+    snprintf(cmd, sizeof(cmd), "'%s' pull http://127.0.0.1:%d/db/acmee '%s/x.db'", bin, port, s);
+    assert_int_equal(run_capture(cmd, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "no database"));
+    assert_non_null(strstr(out, "/_databases lists the databases of that server"));
+    /* the root of a server of databases given where a database is expected */
+    snprintf(cmd, sizeof(cmd), "'%s' pull http://127.0.0.1:%d '%s/x.db'", bin, port, s);
+    assert_int_equal(run_capture(cmd, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "/db/NAME"));
+    assert_non_null(strstr(out, "--all"));
+    /* --all at a one-database server */
+    snprintf(cmd, sizeof(cmd), "'%s' replicate --all --give-up-after 2s http://127.0.0.1:%d '%s/d'",
+             bin, port1, s);
+    assert_int_equal(run_capture(cmd, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "a one-database server answers there"));
+    /* options that do not go with --all, and --workers out of range */
+    snprintf(cmd, sizeof(cmd), "'%s' replicate --all --table t http://127.0.0.1:%d '%s/d'", bin,
+             port, s);
+    assert_int_equal(run_capture(cmd, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "do not apply"));
+    snprintf(cmd, sizeof(cmd), "'%s' replicate --all --workers 65 http://127.0.0.1:%d '%s/d'", bin,
+             port, s);
+    assert_int_equal(run_capture(cmd, out, sizeof(out)), 2);
+    snprintf(cmd, sizeof(cmd),
+             "'%s' replicate --keep-deleted http://127.0.0.1:%d/db/acme '%s/a.db'", bin, port, s);
+    assert_int_equal(run_capture(cmd, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "go with --all"));
+    stop(&onesrv);
+    stop(&dirsrv);
+}
+
 /* What verso_sync_all_start refuses. */
 static void test_start_errors(void **state)
 {
@@ -1185,6 +1259,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_head_backwards, teardown),
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_doc_example),
+        cmocka_unit_test_teardown(test_cli_diagnosis, teardown),
         cmocka_unit_test_teardown(test_follow_100, teardown),
         cmocka_unit_test_teardown(test_keep_deleted, teardown),
         cmocka_unit_test_teardown(test_slave_restart, teardown),
