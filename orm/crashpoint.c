@@ -17,6 +17,10 @@
  *                          write of a batch of changes
  *   slave.apply.delete     slave: before a deletion (the rows before it in
  *                          the batch written)
+ *   slave.apply.blob       slave: a row with a long blob written (zeros
+ *                          where the blob goes), before its fetch
+ *   slave.blob.received    slave: a piece of a long blob's body received
+ *                          (name:N: the Nth piece, mid-fetch)
  *   slave.apply.written    slave: the batch's data written, cursor not yet
  *   slave.apply.cursor     slave: cursor and head written, before COMMIT
  *   slave.apply.committed  slave: after COMMIT, before the ack or the next

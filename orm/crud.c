@@ -127,7 +127,9 @@ int verso__bind_value(sqlite3_stmt *st, int pos, const verso_value *v)
     case VERSO_UUID:
         return sqlite3_bind_text64(st, pos, v->u.b.p ? v->u.b.p : "", v->u.b.n, SQLITE_STATIC,
                                    SQLITE_UTF8);
-    case VERSO_BLOB:
+    case VERSO_BLOB: /* no bytes but a length: that many zeros, filled in later */
+        if (!v->u.b.p && v->u.b.n)
+            return sqlite3_bind_zeroblob64(st, pos, v->u.b.n);
         return sqlite3_bind_blob64(st, pos, v->u.b.p ? v->u.b.p : "", v->u.b.n, SQLITE_STATIC);
     default:
         return sqlite3_bind_null(st, pos);

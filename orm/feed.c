@@ -17,6 +17,7 @@
 typedef struct feed_src {
     verso_table *t; /* NULL for the deletion log */
     sqlite3_stmt *st;
+    bool masked; /* the last result column says which values are long blobs (blob_inline) */
     bool has;
     int64_t version;
 } feed_src;
@@ -26,7 +27,7 @@ struct verso_feed {
     feed_src *src; /* src[0] is the deletion log */
     size_t nsrc;
     int last; /* source of the entry handed out last, -1 none */
-    int64_t head, horizon, since, limit, count, lastv, seq_horizon;
+    int64_t head, horizon, since, limit, count, lastv, seq_horizon, blob_inline;
     bool more, done, began;
     char identity[37];
     verso_feed_entry e;
@@ -71,7 +72,36 @@ static int prepare_src(verso_feed *f, feed_src *s, verso_buf *sql, verso_table *
     sqlite3_bind_int64(s->st, 3, f->limit > 0 ? f->limit + 1 : -1);
     for (size_t i = 0; !s->t && i < ntabs; i++)
         sqlite3_bind_text(s->st, (int)i + 4, tabs[i]->name, -1, SQLITE_STATIC);
+    if (s->masked)
+        sqlite3_bind_int64(s->st, 4, f->blob_inline);
     return src_step(f, s);
+}
+
+/*
+ * With blob_inline, a long blob is never loaded: typeof() and length() of a
+ * column read its header only, and the CASE reads the value only when it is
+ * short. Such a value reads as its length; the mask column (bit c for
+ * column c) tells it from an integer.
+ */
+static void select_columns(verso_buf *sql, const verso_table *t, bool masked)
+{
+    for (size_t c = 0; c < t->ncols; c++) {
+        const char *q = t->qcols[c];
+        if (!masked || (int)c == t->id_idx || (int)c == t->ver_idx)
+            verso_buf_printf(sql, "%s%s", c ? ", " : "", q);
+        else
+            verso_buf_printf(sql,
+                             "%sCASE WHEN typeof(%s) = 'blob' AND length(%s) > ?4 "
+                             "THEN length(%s) ELSE %s END",
+                             c ? ", " : "", q, q, q, q);
+    }
+    if (!masked)
+        return;
+    verso_buf_puts(sql, ", 0");
+    for (size_t c = 0; c < t->ncols; c++)
+        if ((int)c != t->id_idx && (int)c != t->ver_idx)
+            verso_buf_printf(sql, " | ((typeof(%s) = 'blob' AND length(%s) > ?4) << %zu)",
+                             t->qcols[c], t->qcols[c], c);
 }
 
 static int open_table_src(verso_feed *f, feed_src *s, verso_table *t)
@@ -80,9 +110,9 @@ static int open_table_src(verso_feed *f, feed_src *s, verso_table *t)
     unsigned mark = verso__nomem_count();
     const char *qv = t->qcols[t->ver_idx];
     s->t = t;
+    s->masked = f->blob_inline > 0;
     verso_buf_puts(&sql, "SELECT ");
-    for (size_t c = 0; c < t->ncols; c++)
-        verso_buf_printf(&sql, "%s%s", c ? ", " : "", t->qcols[c]);
+    select_columns(&sql, t, s->masked);
     verso_buf_printf(&sql, " FROM %s WHERE %s > ?1 AND %s <= ?2 ORDER BY %s LIMIT ?3", t->qname, qv,
                      qv, qv);
     int rc = sql.data && verso__nomem_count() == mark ? prepare_src(f, s, &sql, NULL, 0)
@@ -183,6 +213,7 @@ int verso_feed_open(verso_feed **out, verso_db *db, const verso_feed_options *op
     f->lastv = f->since;
     f->limit = o->limit;
     f->seq_horizon = o->sequence_horizon > 0 ? o->sequence_horizon : -1;
+    f->blob_inline = o->blob_inline > 0 ? o->blob_inline : 0;
     f->last = -1;
     rc = begin_read(f);
     if (rc == 0)
@@ -217,8 +248,14 @@ static void fill_entry(verso_feed *f, feed_src *s)
     e->id = sqlite3_column_int64(s->st, s->t->id_idx);
     e->deleted = false;
     e->ncolumns = s->t->ncols;
-    for (size_t c = 0; c < s->t->ncols; c++)
-        verso__column_value(&f->vals[c], s->st, (int)c, s->t->cols[c].type);
+    uint64_t big = s->masked ? (uint64_t)sqlite3_column_int64(s->st, (int)s->t->ncols) : 0;
+    for (size_t c = 0; c < s->t->ncols; c++) {
+        if (big >> c & 1) /* a long blob: its length only (verso_feed_options.blob_inline) */
+            f->vals[c] = (verso_value){.type = VERSO_BLOB,
+                                       .u.b = {NULL, (size_t)sqlite3_column_int64(s->st, (int)c)}};
+        else
+            verso__column_value(&f->vals[c], s->st, (int)c, s->t->cols[c].type);
+    }
     e->values = f->vals;
 }
 

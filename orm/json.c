@@ -358,6 +358,14 @@ static int put_tagged_bytes(verso_buf *b, const char *tag, const unsigned char *
     return rc == 0 ? put_raw(b, "}", 1) : rc;
 }
 
+static int put_blob_fetch(verso_buf *b, size_t n)
+{
+    int rc = put_tag(b, "blob_fetch");
+    if (rc == 0)
+        rc = put_int64(b, (int64_t)n);
+    return rc == 0 ? put_raw(b, "}", 1) : rc;
+}
+
 static bool uuid_canonical(const char *s, size_t n)
 {
     if (n != 36)
@@ -412,6 +420,8 @@ int verso_json_value(verso_buf *b, const verso_value *v, verso_type column_type)
     case VERSO_UUID:
         return put_text_value(b, v, column_type);
     case VERSO_BLOB:
+        if (!v->u.b.p && v->u.b.n) /* not read: fetched apart (verso_feed_options.blob_inline) */
+            return put_blob_fetch(b, v->u.b.n);
         if (column_type == VERSO_BLOB)
             return put_base64(b, v->u.b.p, v->u.b.n);
         return put_tagged_bytes(b, "blob", v->u.b.p, v->u.b.n);

@@ -56,6 +56,59 @@ bool verso__budget_spent(const verso_db *db);
  */
 const char *verso__errmsg_public(char *out, size_t n, const verso_db *db);
 
+/* ---- one column's raw value, in pieces (orm/blob.c; the blob routes) ---- */
+
+typedef struct verso__cell verso__cell;
+
+typedef struct verso__cell_info {
+    verso_type type; /* the value's storage class: VERSO_NULL, INT64, DOUBLE, TEXT or BLOB */
+    int64_t len;     /* bytes of a TEXT or BLOB value, else 0 */
+    int64_t version; /* the row's version */
+} verso__cell_info;
+
+/*
+ * Opens column of row id of the tracked table for reading, on two read-only
+ * connections of its own to db's file: one holds a read snapshot until
+ * verso__cell_close() (what is read is the value of info->version, whatever
+ * commits later), the other notices a newer version. info is filled for
+ * any value; only TEXT and BLOB values can be read. The caller closes *out
+ * (also when the value is not readable). Independent of db afterwards but
+ * for error details. Errors: VERSO_ENOTFOUND (no such table, column or row:
+ * the detail says which), VERSO_EBUSY, VERSO_EDB, VERSO_ENOMEM.
+ */
+int verso__cell_open(verso__cell **out, verso__cell_info *info, verso_db *db, const char *table,
+                     int64_t id, const char *column);
+
+/*
+ * Reads n bytes at off of the value. First checks that the row still has
+ * the version it had at open (one PRAGMA when nothing was committed since
+ * the last check, plus a read of the version when something was). Needs
+ * nothing of the verso_db it was opened with (which may be closed by now).
+ * Errors (no detail): VERSO_ECONFLICT (the row was changed or deleted),
+ * VERSO_EINVAL (not a TEXT or BLOB value, or off/n outside it), VERSO_EBUSY,
+ * VERSO_EDB.
+ */
+int verso__cell_read(verso__cell *c, void *buf, size_t n, int64_t off);
+
+/* Ends the snapshot and closes the connections. NULL: no-op. */
+void verso__cell_close(verso__cell *c);
+
+/*
+ * Sets column (declared BLOB, or untyped) of row id of the tracked table to
+ * len bytes supplied by fill (called in order for pieces of at most 64 KiB;
+ * returns 0 or a negative VERSO_E*), in one write transaction (or inside
+ * the open one): zeroblob(len) with the row's new version, then
+ * incremental writes. expect > 0: the row must have that version. *version
+ * gets the new one. Memory stays bounded when the column is the row's last
+ * with data; SQLite builds the row in memory otherwise.
+ * Errors: VERSO_ENOTFOUND (table, column, row), VERSO_ECONFLICT (expect),
+ * VERSO_EREADONLY (replicated table), VERSO_ETYPE (column type),
+ * VERSO_ETOOBIG (len above 2 GiB - 1), fill's error, VERSO_EFULL, VERSO_EDB.
+ */
+int verso__cell_write(int64_t *version, verso_db *db, const char *table, int64_t id,
+                      const char *column, int64_t len, int64_t expect,
+                      int (*fill)(void *buf, size_t n, void *arg), void *arg);
+
 /* ---- replication (sync/) ---- */
 
 /* Where verso__db_changed() last looked: the file's data and schema
@@ -122,6 +175,25 @@ int verso__snapshot_make(int64_t *head, const char *src, const char *path, char 
  */
 int verso__snapshot_install(verso_db *db, const char *file, const char *master, int64_t version,
                             char *why, size_t whylen);
+
+/*
+ * Where the bytes of an applied blob come from: fills buf with the len bytes
+ * at offset. 0, or a negative VERSO_E* that ends the write.
+ */
+typedef int (*verso__blob_fill_fn)(unsigned char *buf, size_t len, int64_t offset, void *arg);
+
+/*
+ * Inside the apply transaction (orm/applyblob.c): writes the n bytes fill()
+ * gives into column of row id of the replicated table, which must hold a
+ * blob of exactly n bytes (the zeroblob verso_apply_upsert() wrote for a
+ * blob value with data NULL). Incremental blob I/O in chunks of 64 KiB: no
+ * buffer of the blob's size. Does not move any version. On failure the
+ * caller aborts the transaction. Errors: VERSO_ESTATE (not applying),
+ * VERSO_ENOTFOUND (no such table or row), VERSO_EPROTO (the value is not a
+ * blob of n bytes), fill()'s error, VERSO_EDB, VERSO_EFULL, VERSO_ENOMEM.
+ */
+int verso__apply_blob(verso_db *db, const char *table, int64_t id, const char *column, int64_t n,
+                      verso__blob_fill_fn fill, void *arg);
 
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t verso__monotonic_ms(void);

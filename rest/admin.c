@@ -187,13 +187,12 @@ static bool is_sqlite_type(const char *ct)
  * these two read rq->spool_len and rq->spool_path (a file in DIR). */
 static size_t body_len(const verso__req *rq)
 {
-    return rq->nbody;
+    return rq->spool_path ? (size_t)rq->spool_len : rq->nbody;
 }
 
 static const char *body_file(const verso__req *rq)
 {
-    (void)rq;
-    return NULL;
+    return rq->spool_path;
 }
 
 /* The body, held in memory, to a new temporary dot-file of DIR. */

@@ -37,6 +37,7 @@ static const setting k_settings[] = {
     {.name = "max-changes", .kind = K_INT, .offset = LIM(max_changes)},
     {.name = "max-ws-message", .kind = K_SIZE, .offset = LIM(max_ws_message)},
     {.name = "body-timeout-ms", .kind = K_INT, .offset = LIM(body_timeout_ms)},
+    {.name = "max-blob", .kind = K_I64, .offset = LIM(max_blob)},
 };
 
 typedef struct role {
@@ -73,6 +74,7 @@ static const limit_field k_limit_fields[] = {
     LIMIT(max_body),    LIMIT(max_url),         LIMIT(header_timeout_ms), LIMIT(max_depth),
     LIMIT(max_filters), LIMIT(query_budget_ms), LIMIT(default_limit),     LIMIT(max_limit),
     LIMIT(max_offset),  LIMIT(max_changes),     LIMIT(max_ws_message),    LIMIT(body_timeout_ms),
+    LIMIT(max_blob),
 };
 
 static bool all_zero(const unsigned char *p, size_t n)
@@ -119,6 +121,8 @@ void verso__limits_defaults(verso_rest_limits *l)
         l->max_ws_message = 16u << 20;
     if (l->body_timeout_ms <= 0)
         l->body_timeout_ms = 30000;
+    if (l->max_blob <= 0)
+        l->max_blob = (int64_t)1 << 30;
 }
 
 /* A line's reason for refusal, written where the parser can reach it. */
@@ -251,7 +255,7 @@ static int setting_line(verso__config *c, char **w, size_t nw, line_why *why)
                   "unknown setting \"%s\" (settings: host, port, tls-cert, tls-key, max-body, "
                   "max-url, header-timeout-ms, body-timeout-ms, max-depth, max-filters, "
                   "query-budget-ms, default-limit, max-limit, max-offset, max-changes, "
-                  "max-ws-message, token, client-token, cors-origin)",
+                  "max-ws-message, max-blob, token, client-token, cors-origin)",
                   verso__rest_quote(quoted, sizeof(quoted), w[0], 40));
 }
 

@@ -19,6 +19,7 @@ enum {
     ST_IDLE,  /* waiting for, or answering, a request without a body */
     ST_BODY,  /* reading the body: 408 once the body limit has passed */
     ST_DRAIN, /* answered early: dropping the rest until the client closes */
+    ST_SEND,  /* sending a streamed answer: closed once it waits body-timeout for the client */
 };
 
 typedef struct conn {
@@ -32,7 +33,12 @@ typedef struct conn {
     bool shut;    /* half-close once libwebsockets has sent what it buffered */
     verso__chunked ck;
     struct timespec t0;
-    const char *role; /* for the access log: verso__access_role() of the request */
+    const char *role;      /* for the access log: verso__access_role() of the request */
+    verso__spool spool;    /* ST_BODY: the body goes to this file (spool.path set) */
+    verso__stream *stream; /* ST_SEND: the answer's body */
+    int64_t sent;          /* ST_SEND: its bytes sent */
+    int status, route;     /* ST_SEND: of the answer, for the metrics and the access log */
+    bool close_after;      /* ST_SEND: the answer says Connection: close */
 } conn;
 
 typedef struct method_token {
@@ -67,7 +73,9 @@ size_t verso__http_pss_size(void)
     return sizeof(conn);
 }
 
-void verso__http_conn_free(verso_rest *srv, void *pss)
+static void stream_record(verso_rest *srv, struct lws *wsi, conn *c);
+
+void verso__http_conn_free(verso_rest *srv, struct lws *wsi, void *pss)
 {
     conn *c = pss;
 
@@ -75,6 +83,11 @@ void verso__http_conn_free(verso_rest *srv, void *pss)
         return;
     if (c->state == ST_BODY)
         srv->metrics.requests_reading--;
+    if (c->state == ST_SEND) { /* the client left mid-answer */
+        stream_record(srv, wsi, c);
+        srv->metrics.answers_writing--; /* else every stop waits its whole drain for it */
+    }
+    verso__spool_close(&c->spool);
     c->state = ST_IDLE;
     verso_buf_free(&c->path);
     verso_buf_free(&c->body);
@@ -110,6 +123,10 @@ static void arm(verso_rest *srv, struct lws *wsi, conn *c)
         lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
         return;
     }
+    if (c->state == ST_SEND) { /* from the last progress */
+        lws_set_timer_usecs(wsi, (lws_usec_t)ms * LWS_US_PER_MS);
+        return;
+    }
     if (c->state == ST_BODY) {
         int64_t tick = (l->header_timeout_ms + 999) / 1000 * 500;
         ms -= (int64_t)(elapsed(&c->t0) * 1000);
@@ -124,6 +141,7 @@ static void move(verso_rest *srv, struct lws *wsi, conn *c, int state)
 {
     srv->metrics.requests_reading +=
         (state == ST_BODY) - (c->state == ST_BODY); /* drained at stop */
+    srv->metrics.answers_writing += (state == ST_SEND) - (c->state == ST_SEND);
     c->state = state;
     if (state == ST_DRAIN)
         c->drained = 0;
@@ -156,12 +174,18 @@ static int add_headers(struct lws *wsi, const verso__resp *rs, bool close, unsig
     char num[32];
     bool nobody = rs->status == 204 || rs->status == 304;
     const char *ct = rs->content_type ? rs->content_type : "application/json";
+    long long len = rs->stream ? (long long)rs->stream->len : (long long)rs->body->len;
 
     if (lws_add_http_header_status(wsi, (unsigned)rs->status, p, end))
         return -1;
     if (!nobody && (add_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ct, strlen(ct), p, end) ||
                     add_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, num,
-                               (size_t)snprintf(num, sizeof(num), "%zu", rs->body->len), p, end)))
+                               (size_t)snprintf(num, sizeof(num), "%lld", len), p, end)))
+        return -1;
+    if (rs->ranges && add_header(wsi, WSI_TOKEN_HTTP_ACCEPT_RANGES, "bytes", 5, p, end))
+        return -1;
+    if (rs->content_range[0] && add_header(wsi, WSI_TOKEN_HTTP_CONTENT_RANGE, rs->content_range,
+                                           strlen(rs->content_range), p, end))
         return -1;
     if (rs->etag > 0 &&
         add_header(wsi, WSI_TOKEN_HTTP_ETAG, num,
@@ -199,10 +223,14 @@ static void half_close(verso_rest *srv, struct lws *wsi, conn *c)
         shutdown(lws_get_socket_fd(wsi), SHUT_WR);
 }
 
+static int stream_more(verso_rest *srv, struct lws *wsi, conn *c);
+
 int verso__http_writeable(verso_rest *srv, struct lws *wsi, void *pss)
 {
     conn *c = pss;
 
+    if (c && c->state == ST_SEND)
+        return stream_more(srv, wsi, c);
     if (c && c->shut && !lws_partial_buffered(wsi)) {
         c->shut = false;
         half_close(srv, wsi, c);
@@ -227,9 +255,81 @@ static int write_answer(verso_rest *srv, struct lws *wsi, conn *c, unsigned char
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+/* ---- streamed answers: a piece each time the socket takes more ---- */
+
+#define STREAM_PIECE 65536
+
+/* Tells the metrics and the access log about a streamed answer, and frees it. */
+static void stream_record(verso_rest *srv, struct lws *wsi, conn *c)
+{
+    verso__metrics_record(&srv->metrics, c->route, c->status, elapsed(&c->t0), 1);
+    verso__access_record(srv, wsi,
+                         &(verso__access_entry){c->method, c->path.data, c->status, (size_t)c->sent,
+                                                elapsed(&c->t0), c->role});
+    c->stream->free(c->stream);
+    c->stream = NULL;
+}
+
+/* The body was sent (or cannot be: broken, the row changed, the client
+ * stalled; the connection then closes before its end). */
+static int stream_end(verso_rest *srv, struct lws *wsi, conn *c, bool broken)
+{
+    stream_record(srv, wsi, c);
+    move(srv, wsi, c, ST_IDLE);
+    if (broken)
+        return -1;
+    if (c->close_after) {
+        half_close(srv, wsi, c);
+        return 0;
+    }
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* A few pieces while the socket takes them without queueing. */
+static int stream_more(verso_rest *srv, struct lws *wsi, conn *c)
+{
+    int64_t len = c->stream->len;
+
+    verso_buf_clear(&srv->out);
+    if (verso_buf_reserve(&srv->out, LWS_PRE + STREAM_PIECE) < 0)
+        return stream_end(srv, wsi, c, true);
+    for (int i = 0; i < 8 && c->sent < len && !(i && lws_send_pipe_choked(wsi)); i++) {
+        size_t n = len - c->sent < STREAM_PIECE ? (size_t)(len - c->sent) : STREAM_PIECE;
+        unsigned char *p = (unsigned char *)srv->out.data + LWS_PRE;
+        if (c->stream->read(c->stream, p, n) < 0 ||
+            lws_write(wsi, p, n,
+                      c->sent + (int64_t)n == len ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
+            return stream_end(srv, wsi, c, true);
+        c->sent += (int64_t)n;
+    }
+    /* ended once libwebsockets has written what it holds: a stop that
+     * follows would drop it */
+    if (c->sent == len && !lws_partial_buffered(wsi))
+        return stream_end(srv, wsi, c, false);
+    arm(srv, wsi, c);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* Writes the headers; the body follows in stream_more(). */
+static int stream_start(verso_rest *srv, struct lws *wsi, conn *c, verso__resp *rs,
+                        unsigned char *start, unsigned char *p, bool close)
+{
+    c->stream = rs->stream;
+    rs->stream = NULL;
+    c->sent = 0;
+    c->status = rs->status;
+    c->route = rs->route;
+    c->close_after = close;
+    move(srv, wsi, c, ST_SEND);
+    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
+        return stream_end(srv, wsi, c, true);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
 /* Writes the whole response; returns what the lws callback must return. */
-static int send_response(verso_rest *srv, struct lws *wsi, conn *c, const verso__resp *rs,
-                         bool close)
+static int answer(verso_rest *srv, struct lws *wsi, conn *c, verso__resp *rs, bool close)
 {
     size_t room = 1024 + rs->location->len + rs->link->len;
     bool body = c->method != VERSO__HEAD && rs->status != 204 && rs->status != 304;
@@ -241,6 +341,8 @@ static int send_response(verso_rest *srv, struct lws *wsi, conn *c, const verso_
     start = p = (unsigned char *)srv->out.data + LWS_PRE;
     if (add_headers(wsi, rs, close, &p, start + room) < 0)
         return -1;
+    if (rs->stream && body)
+        return stream_start(srv, wsi, c, rs, start, p, close);
     if (body && rs->body->len) {
         memcpy(p, rs->body->data, rs->body->len);
         p += rs->body->len;
@@ -279,6 +381,17 @@ static int send_nomem(verso_rest *srv, struct lws *wsi, conn *c, const verso__re
     return write_answer(srv, wsi, c, start, p, close);
 }
 
+/* The same; a streamed body (rs->stream) is taken over or freed. */
+static int send_response(verso_rest *srv, struct lws *wsi, conn *c, verso__resp *rs, bool close)
+{
+    int rc = answer(srv, wsi, c, rs, close);
+
+    if (rs->stream) /* HEAD, or no answer could be written */
+        rs->stream->free(rs->stream);
+    rs->stream = NULL;
+    return rc;
+}
+
 static void resp_init(verso__resp *rs, verso_rest *srv)
 {
     memset(rs, 0, sizeof(*rs));
@@ -293,19 +406,29 @@ static void resp_init(verso__resp *rs, verso_rest *srv)
 }
 
 /* Answers with an error before the body was read: the connection closes once
- * the client's body is drained, so the client reads the answer. */
-static int reject(verso_rest *srv, struct lws *wsi, conn *c, int status, const char *msg)
+ * the client's body is drained, so the client reads the answer. rc < 0: the
+ * answer to that code (a full disk: 507), else status and msg. */
+static int reject_rc(verso_rest *srv, struct lws *wsi, conn *c, int rc, int status, const char *msg)
 {
     verso__resp rs;
     bool body_follows = c->state == ST_BODY;
 
     resp_init(&rs, srv);
-    verso__error(&rs, status, "%s", msg);
+    if (rc < 0)
+        verso__error_rc(&rs, srv, rc, msg);
+    else
+        verso__error(&rs, status, "%s", msg);
     if (!body_follows)
         return send_response(srv, wsi, c, &rs, false);
     move(srv, wsi, c, ST_DRAIN);
     verso_buf_free(&c->body);
+    verso__spool_close(&c->spool);
     return send_response(srv, wsi, c, &rs, true);
+}
+
+static int reject(verso_rest *srv, struct lws *wsi, conn *c, int status, const char *msg)
+{
+    return reject_rc(srv, wsi, c, 0, status, msg);
 }
 
 static int grow_params(verso_rest *srv, size_t n)
@@ -424,11 +547,13 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
     verso__req rq = {.srv = srv, .method = c->method};
     verso__resp rs;
     int rc;
+    char range[128];
 
     resp_init(&rs, srv);
     if ((rc = read_params(srv, wsi, &rq.nparams)) == VERSO_ENOMEM) {
         verso__error_nomem(&rs);
         verso_buf_clear(&c->body);
+        verso__spool_close(&c->spool);
         return send_response(srv, wsi, c, &rs, close);
     }
     rq.params = srv->params;
@@ -445,6 +570,10 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
     c->role = verso__access_role(&rq.auth, &srv->cfg);
     if (rq.method == VERSO__HEAD)
         rq.method = VERSO__GET;
+    rq.range = header(wsi, WSI_TOKEN_HTTP_RANGE, range, sizeof(range));
+    verso__spool_seal(&c->spool);
+    rq.spool_path = c->spool.path;
+    rq.spool_len = c->spool.len;
     if (rc < 0 || !params_valid(rq.params, rq.nparams) || !str_valid(rq.path))
         verso__error(&rs, 400, "the URL is not valid UTF-8 or holds a NUL byte");
     else if (!verso__cors_preflight(&rq, &rs))
@@ -453,6 +582,7 @@ static int process(verso_rest *srv, struct lws *wsi, conn *c, bool close)
     if (c->body.cap > 65536)
         verso_buf_free(&c->body);
     verso_buf_clear(&c->body);
+    verso__spool_close(&c->spool);
     return send_response(srv, wsi, c, &rs, close);
 }
 
@@ -478,6 +608,73 @@ static bool is_chunked(const char *te)
     return n == 7 && !strncasecmp(te, "chunked", 7);
 }
 
+/* ---- bodies spooled to a file (spool.c) ---- */
+
+static bool wants_spool(struct lws *wsi, conn *c)
+{
+    char ct[128];
+
+    return verso__spool_wanted(c->method, c->path.data,
+                               header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ct, sizeof(ct)));
+}
+
+/* Nothing is spooled for a client without a token the server knows: it
+ * would fill the disk before hearing 401. */
+static int spool_start(verso_rest *srv, struct lws *wsi, conn *c, int64_t clen)
+{
+    char dir[4096], authz[512];
+    verso__req rq = {.srv = srv};
+    verso__resp rs = {.body = &srv->body, .location = &srv->location, .link = &srv->link};
+    int rc;
+
+    verso__auth_identify(&rq.auth, &srv->cfg,
+                         header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz)));
+    if (srv->cfg.ngrants && rq.auth.state != 1) {
+        verso__error_auth(&rs, &rq, 401, NULL, VERSO__CAP_WRITE, "writing rows");
+        return reject(srv, wsi, c, 401, rs.errmsg);
+    }
+    if (clen > srv->cfg.limits.max_blob)
+        return reject(srv, wsi, c, 413, "request body too large (max-blob)");
+    if ((rc = verso__spool_open(&c->spool, verso__spool_dir(dir, sizeof(dir), srv))) < 0)
+        return reject_rc(srv, wsi, c, rc, 500, "cannot store the request body");
+    return 0;
+}
+
+/* Writes what the chunked decoder left in c->body to the spool file. */
+static int spool_flush(conn *c)
+{
+    int rc = c->body.len ? verso__spool_write(&c->spool, c->body.data, c->body.len) : 0;
+
+    verso_buf_clear(&c->body);
+    return rc;
+}
+
+static int spool_body(verso_rest *srv, struct lws *wsi, conn *c, const void *in, size_t len)
+{
+    int rc;
+
+    if (c->spool.len + (int64_t)len > srv->cfg.limits.max_blob)
+        return reject(srv, wsi, c, 413, "request body too large (max-blob)");
+    if ((rc = verso__spool_write(&c->spool, in, len)) < 0)
+        return reject_rc(srv, wsi, c, rc, 500, "cannot store the request body");
+    return 0;
+}
+
+/* A client that sent "Expect: 100-continue" waits for this before it sends
+ * its body (curl: a second), once the server means to read it. */
+static int continue_body(struct lws *wsi)
+{
+    static const char k[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    unsigned char buf[LWS_PRE + sizeof(k)];
+    char expect[32];
+
+    if (!header(wsi, WSI_TOKEN_HTTP_EXPECT, expect, sizeof(expect)) ||
+        strcasecmp(expect, "100-continue"))
+        return 0;
+    memcpy(buf + LWS_PRE, k, sizeof(k) - 1);
+    return lws_write(wsi, buf + LWS_PRE, sizeof(k) - 1, LWS_WRITE_HTTP) < 0 ? -1 : 0;
+}
+
 int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char *uri)
 {
     conn *c = pss;
@@ -492,6 +689,9 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
         c->armed = false;
     }
     srv->metrics.requests_reading -= c->state == ST_BODY;
+    if (c->state == ST_SEND) /* not expected: lws waits for the answer's end */
+        verso__http_conn_free(srv, wsi, c);
+    verso__spool_close(&c->spool);
     c->state = ST_IDLE;
     c->shut = false;
     c->role = NULL;
@@ -516,11 +716,15 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
     if (te && (clen >= 0 || !is_chunked(te)))
         return reject(srv, wsi, c, 400,
                       "only Transfer-Encoding: chunked, without Content-Length, is accepted");
+    c->chunked = te != NULL;
+    if (c->state == ST_BODY && wants_spool(wsi, c)) {
+        int rc = spool_start(srv, wsi, c, clen);
+        return rc || c->state != ST_BODY ? rc : continue_body(wsi);
+    }
     if (clen > (int64_t)srv->cfg.limits.max_body)
         return reject(srv, wsi, c, 413, "request body too large");
-    c->chunked = te != NULL;
     if (c->state == ST_BODY)
-        return 0;
+        return continue_body(wsi);
     return process(srv, wsi, c, false);
 }
 
@@ -528,8 +732,12 @@ int verso__http_request(verso_rest *srv, struct lws *wsi, void *pss, const char 
  * answer says Connection: close and the rest of the connection is drained. */
 static int chunked_body(verso_rest *srv, struct lws *wsi, conn *c, const void *in, size_t len)
 {
-    int st = verso__chunked_feed(&c->ck, &c->body, in, len, srv->cfg.limits.max_body);
+    size_t max = c->spool.path ? (size_t)(srv->cfg.limits.max_blob - c->spool.len)
+                               : srv->cfg.limits.max_body;
+    int st = verso__chunked_feed(&c->ck, &c->body, in, len, max), rc;
 
+    if (!st && c->spool.path && (rc = spool_flush(c)) < 0)
+        return reject_rc(srv, wsi, c, rc, 500, "cannot store the request body");
     if (st == 500)
         return reject(srv, wsi, c, 503, VERSO__NOMEM_MSG);
     if (st)
@@ -553,6 +761,8 @@ int verso__http_body(verso_rest *srv, struct lws *wsi, void *pss, const void *in
         return -1;
     if (c->chunked)
         return chunked_body(srv, wsi, c, in, len);
+    if (c->spool.path)
+        return spool_body(srv, wsi, c, in, len);
     if (c->body.len + len > srv->cfg.limits.max_body)
         return reject(srv, wsi, c, 413, "request body too large");
     if (verso_buf_append(&c->body, in, len) < 0)
@@ -578,6 +788,8 @@ int verso__http_timer(verso_rest *srv, struct lws *wsi, void *pss)
         return 0;
     if (c->state == ST_DRAIN)
         return -1;
+    if (c->state == ST_SEND) /* the client took nothing for body-timeout */
+        return stream_end(srv, wsi, c, true);
     if (elapsed(&c->t0) * 1000 < srv->cfg.limits.body_timeout_ms) {
         lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
         arm(srv, wsi, c);

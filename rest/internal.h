@@ -57,6 +57,8 @@ enum {
     VERSO__R_DELETE,
     VERSO__R_WS,
     VERSO__R_PRUNE,
+    VERSO__R_BLOB_GET,
+    VERSO__R_BLOB_PUT,
     VERSO__NROUTES
 };
 
@@ -142,14 +144,28 @@ typedef struct verso__req {
     size_t nparams;
     char *body; /* NUL-terminated, writable */
     size_t nbody;
+    const char *spool_path;    /* the body, spooled to this file (spool.c); NULL: in body */
+    int64_t spool_len;         /* bytes in spool_path */
     const char *if_match;      /* NULL when absent */
     const char *if_none_match; /* NULL when absent */
+    const char *range;         /* Range header; NULL when absent */
     const char *origin;        /* Origin header; NULL when absent */
     const char *acr_method;    /* Access-Control-Request-Method; NULL when absent */
     const char *content_type;  /* Content-Type header; NULL when absent */
     verso__auth auth;
     const char *db; /* the database of a dir server's /db/<name>/ route; NULL otherwise */
 } verso__req;
+
+/* A response body made piece by piece as the socket takes it (http.c sends
+ * it; blob.c makes one). Owned by the verso__resp that holds it. */
+typedef struct verso__stream verso__stream;
+struct verso__stream {
+    int64_t len; /* the body's bytes (Content-Length) */
+    /* Writes the next min(n, bytes left) bytes into buf: 0, or a negative
+     * VERSO_E* to end the connection without completing the body. */
+    int (*read)(verso__stream *s, void *buf, size_t n);
+    void (*free)(verso__stream *s);
+};
 
 typedef struct verso__resp {
     int status;
@@ -161,6 +177,9 @@ typedef struct verso__resp {
     const char *allow;       /* 405 */
     int64_t etag;            /* > 0: ETag "<etag>" */
     int64_t rows;            /* rows served, for metrics */
+    verso__stream *stream;   /* the body of a 200 or 206 instead of body; freed by http.c */
+    bool ranges;             /* Accept-Ranges: bytes */
+    char content_range[64];  /* Content-Range value; "" = none */
     const char *cors_origin; /* allowed Origin to name in CORS headers; NULL = none */
     bool preflight;          /* a CORS preflight answer */
     char errmsg[400];        /* the message of the last verso__error() */
@@ -234,6 +253,7 @@ typedef struct verso__metrics {
     uint64_t ws_total;
     uint64_t schema_reloads;
     uint64_t requests_reading; /* requests whose body is arriving: drained at stop */
+    uint64_t answers_writing;  /* streamed answers being sent: drained at stop */
     int64_t started_ms;
 } verso__metrics;
 
@@ -372,6 +392,44 @@ void verso__route_batch(verso__req *rq, verso__resp *rs);
 int verso__write_row_by_id(verso_buf *b, int64_t *version, verso_rest *srv, const verso_table *t,
                            int64_t id);
 
+/* "7", W/"7" or 7 -> 7; "*" -> 0 (any); VERSO_EINVAL otherwise (rows.c). */
+int verso__parse_etag(int64_t *out, const char *s);
+
+/* blob.c: GET and PUT /<table>/<id>/<column>, the raw bytes of one value. */
+void verso__route_blob_get(verso__req *rq, verso__resp *rs, const char *table, int64_t id,
+                           const char *column);
+void verso__route_blob_put(verso__req *rq, verso__resp *rs, const char *table, int64_t id,
+                           const char *column);
+
+/* spool.c: request bodies that go to a file instead of memory. */
+typedef struct verso__spool {
+    int fd; /* meaningful only while path is set */
+    int64_t len;
+    char *path; /* DIR/.verso-spool-<pid>-XXXXXX */
+} verso__spool;
+/* Whether a request's body goes to a spool file: PUT /<table>/<id>/<column>
+ * (also under /db/<name>/) with a content type other than application/json,
+ * and PUT /_databases/<name> with application/vnd.sqlite3. ct may be NULL. */
+bool verso__spool_wanted(unsigned method, const char *path, const char *ct);
+/* The directory of the spool files: the database's. */
+const char *verso__spool_dir(char *out, size_t n, const verso_rest *srv);
+/* Creates the spool file in dir (s zeroed by the caller, fd -1 on failure).
+ * VERSO_EFULL, VERSO_EIO, VERSO_ENOMEM. */
+int verso__spool_open(verso__spool *s, const char *dir);
+/* Appends n bytes: VERSO_EFULL (no space), VERSO_EIO. */
+int verso__spool_write(verso__spool *s, const void *p, size_t n);
+/* Closes the file, which stays, before the route reads it: the route may
+ * rename it into a database, and closing a descriptor of a file drops the
+ * process's POSIX locks on it, SQLite's included. */
+void verso__spool_seal(verso__spool *s);
+/* Closes and removes the file. s may be unopened. */
+void verso__spool_close(verso__spool *s);
+/* Removes the spool files in dir left by processes that no longer run. */
+void verso__spool_sweep(const char *dir);
+/* Tests only: when >= 0, spool writes past this many bytes in all fail as
+ * on a full disk. */
+extern _Atomic long long verso__spool_room;
+
 /* query.c: the query string grammar. */
 typedef struct verso__listq verso__listq;
 /* Builds a query for table t from the request parameters. On failure writes the 400. */
@@ -399,7 +457,7 @@ int verso__http_body(verso_rest *srv, struct lws *wsi, void *pss, const void *in
 int verso__http_body_done(verso_rest *srv, struct lws *wsi, void *pss);
 /* LWS_CALLBACK_TIMER: the body limit passed (408) or the drain ended (close). */
 int verso__http_timer(verso_rest *srv, struct lws *wsi, void *pss);
-void verso__http_conn_free(verso_rest *srv, void *pss);
+void verso__http_conn_free(verso_rest *srv, struct lws *wsi, void *pss);
 /* LWS_CALLBACK_HTTP_WRITEABLE: finishes a pending half-close. */
 int verso__http_writeable(verso_rest *srv, struct lws *wsi, void *pss);
 void verso__http_arm_timeout(verso_rest *srv, struct lws *wsi, void *pss);

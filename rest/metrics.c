@@ -5,11 +5,14 @@
 #include "rest/internal.h"
 
 static const char *const k_route_names[VERSO__NROUTES] = {
-    [VERSO__R_NONE] = "none",     [VERSO__R_HEALTH] = "health",   [VERSO__R_INFO] = "info",
-    [VERSO__R_STATUS] = "status", [VERSO__R_METRICS] = "metrics", [VERSO__R_CHANGES] = "changes",
-    [VERSO__R_BATCH] = "batch",   [VERSO__R_LIST] = "list",       [VERSO__R_CREATE] = "create",
-    [VERSO__R_GET] = "get",       [VERSO__R_UPDATE] = "update",   [VERSO__R_DELETE] = "delete",
-    [VERSO__R_WS] = "websocket",  [VERSO__R_PRUNE] = "prune",
+    [VERSO__R_NONE] = "none",         [VERSO__R_HEALTH] = "health",
+    [VERSO__R_INFO] = "info",         [VERSO__R_STATUS] = "status",
+    [VERSO__R_METRICS] = "metrics",   [VERSO__R_CHANGES] = "changes",
+    [VERSO__R_BATCH] = "batch",       [VERSO__R_LIST] = "list",
+    [VERSO__R_CREATE] = "create",     [VERSO__R_GET] = "get",
+    [VERSO__R_UPDATE] = "update",     [VERSO__R_DELETE] = "delete",
+    [VERSO__R_WS] = "websocket",      [VERSO__R_PRUNE] = "prune",
+    [VERSO__R_BLOB_GET] = "blob_get", [VERSO__R_BLOB_PUT] = "blob_put",
 };
 
 /* Counted statuses; the last slot takes any other. */

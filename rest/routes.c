@@ -8,8 +8,9 @@
 #include "orm/service.h"
 #include "rest/dir.h"
 #include "rest/internal.h"
+#include "verso/sync.h"
 
-enum { K_FIXED, K_TABLE, K_ROW };
+enum { K_FIXED, K_TABLE, K_ROW, K_CELL };
 
 typedef struct route {
     int id;
@@ -20,6 +21,8 @@ typedef struct route {
     void (*fixed)(verso__req *rq, verso__resp *rs);
     void (*table)(verso__req *rq, verso__resp *rs, const char *table);
     void (*row)(verso__req *rq, verso__resp *rs, const char *table, int64_t id);
+    void (*cell)(verso__req *rq, verso__resp *rs, const char *table, int64_t id,
+                 const char *column);
 } route;
 
 static void route_health(verso__req *rq, verso__resp *rs);
@@ -93,6 +96,16 @@ static const route k_routes[] = {
      .methods = VERSO__DELETE,
      .need = VERSO__CAP_WRITE,
      .row = verso__route_delete},
+    {.id = VERSO__R_BLOB_GET,
+     .kind = K_CELL,
+     .methods = VERSO__GET,
+     .need = VERSO__CAP_READ,
+     .cell = verso__route_blob_get},
+    {.id = VERSO__R_BLOB_PUT,
+     .kind = K_CELL,
+     .methods = VERSO__PUT,
+     .need = VERSO__CAP_WRITE,
+     .cell = verso__route_blob_put},
 };
 
 typedef struct status_word {
@@ -112,6 +125,8 @@ static const status_word k_status_words[] = {
     {412, "precondition_failed"},
     {413, "payload_too_large"},
     {414, "uri_too_long"},
+    {415, "unsupported_media_type"},
+    {416, "range_not_satisfiable"},
     {500, "internal_error"},
     {503, "unavailable"},
     {507, "insufficient_storage"},
@@ -233,7 +248,30 @@ typedef struct target {
     int kind;
     char table[65];
     int64_t id;
+    char column[128];
 } target;
+
+/* "ID" or "ID/COLUMN" after a table: 0 ok, 404 otherwise. */
+static int classify_row(target *t, const char *rest)
+{
+    char num[24];
+    const char *col = strchr(rest, '/');
+    size_t n = col ? (size_t)(col - rest) : strlen(rest), m;
+
+    if (!n || n >= sizeof(num))
+        return 404;
+    memcpy(num, rest, n);
+    num[n] = 0;
+    t->kind = K_ROW;
+    if (col) {
+        m = strlen(++col);
+        if (!m || m >= sizeof(t->column) || strchr(col, '/'))
+            return 404;
+        memcpy(t->column, col, m + 1);
+        t->kind = K_CELL;
+    }
+    return verso__parse_i64(&t->id, num) < 0 ? 404 : 0;
+}
 
 /* 0 ok, 404 otherwise. */
 static int classify(target *t, const char *path)
@@ -255,10 +293,7 @@ static int classify(target *t, const char *path)
         t->kind = K_FIXED;
     if (!slash || !slash[1])
         return slash && t->kind == K_FIXED ? 404 : 0;
-    if (t->kind == K_FIXED || strchr(slash + 1, '/'))
-        return 404;
-    t->kind = K_ROW;
-    return verso__parse_i64(&t->id, slash + 1) < 0 ? 404 : 0;
+    return t->kind == K_FIXED ? 404 : classify_row(t, slash + 1);
 }
 
 static bool route_matches_path(const route *r, const target *t, const char *path)
@@ -278,6 +313,7 @@ static const char *allow_header(unsigned m)
         {VERSO__POST, "POST"},
         {VERSO__GET | VERSO__POST, "GET, HEAD, POST"},
         {VERSO__GET | VERSO__PUT | VERSO__PATCH | VERSO__DELETE, "GET, HEAD, PUT, PATCH, DELETE"},
+        {VERSO__GET | VERSO__PUT, "GET, HEAD, PUT"},
     };
     for (size_t i = 0; i < sizeof(k_allow) / sizeof(k_allow[0]); i++)
         if (k_allow[i].m == m)
@@ -348,8 +384,10 @@ static void call_route(const route *r, verso__req *rq, verso__resp *rs, const ta
         verso__error_no_table(rs, rq, t->table);
     else if (r->kind == K_TABLE)
         r->table(rq, rs, t->table);
-    else
+    else if (r->kind == K_ROW)
         r->row(rq, rs, t->table, t->id);
+    else
+        r->cell(rq, rs, t->table, t->id, t->column);
     verso__budget_end(srv);
 }
 
@@ -363,6 +401,7 @@ static const char *route_action(const route *r)
         {VERSO__R_METRICS, "GET /_metrics"}, {VERSO__R_LIST, "reading rows"},
         {VERSO__R_GET, "reading rows"},      {VERSO__R_CREATE, "writing rows"},
         {VERSO__R_UPDATE, "writing rows"},   {VERSO__R_DELETE, "writing rows"},
+        {VERSO__R_BLOB_GET, "reading rows"}, {VERSO__R_BLOB_PUT, "writing rows"},
     };
     for (size_t i = 0; i < sizeof(k_actions) / sizeof(k_actions[0]); i++)
         if (k_actions[i].id == r->id)
@@ -619,6 +658,7 @@ static int feed_parse(feed_args *a, verso__req *rq, verso__resp *rs)
     int max = rq->srv->cfg.limits.max_changes;
 
     a->fo.limit = max < 1000 ? max : 1000;
+    a->fo.blob_inline = VERSO_SYNC_BLOB_INLINE; /* longer blobs: {"blob_fetch":N} */
     if (since && (verso__parse_i64(&a->fo.since, since) < 0 || a->fo.since < 0)) {
         verso__error(rs, 400,
                      "since must be a non-negative integer (a version; 0 reads everything)");

@@ -23,8 +23,7 @@ int verso__write_row_by_id(verso_buf *b, int64_t *version, verso_rest *srv, cons
 
 /* ---- ETags ---- */
 
-/* "7", W/"7" or 7 -> 7; "*" -> 0 (any); VERSO_EINVAL otherwise. */
-static int parse_etag(int64_t *out, const char *s)
+int verso__parse_etag(int64_t *out, const char *s)
 {
     char num[24];
     size_t n;
@@ -151,7 +150,7 @@ static bool etag_listed(const char *list, int64_t version)
         if (n < sizeof(one)) {
             memcpy(one, list, n);
             one[n] = 0;
-            if (parse_etag(&want, one) == 0 && (want == 0 || want == version))
+            if (verso__parse_etag(&want, one) == 0 && (want == 0 || want == version))
                 return true;
         }
         list += strcspn(list, ",");
@@ -363,7 +362,7 @@ static int expected_version(int64_t *out, verso__req *rq, cJSON *obj, const vers
     int rc = 0;
 
     *out = 0;
-    if (rq->if_match && (parse_etag(out, rq->if_match) < 0)) {
+    if (rq->if_match && (verso__parse_etag(out, rq->if_match) < 0)) {
         verso__error(rs, 400, "bad If-Match header");
         rc = VERSO_EINVAL;
     } else if (v && (!cJSON_IsNumber(v) || verso_json_int64(&body, v) < 0 || body < 1)) {

@@ -88,7 +88,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return verso__http_timer(srv, wsi, user);
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        verso__http_conn_free(srv, user);
+        verso__http_conn_free(srv, wsi, user);
         break;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         on_cancelled(srv);
@@ -373,14 +373,16 @@ static void wake_fired(lws_sorted_usec_list_t *sul)
 }
 
 /* On stop, requests whose body is still arriving are read and answered
- * first, for at most 10 s: a client is not cut off mid-upload. */
+ * first, and streamed answers sent, for at most 10 s: a client is not cut
+ * off mid-upload or mid-download. */
 static void drain_requests(verso_rest *srv)
 {
     lws_sorted_usec_list_t wake;
     int64_t t0 = verso__monotonic_ms();
 
     memset(&wake, 0, sizeof(wake));
-    while (srv->metrics.requests_reading && verso__monotonic_ms() - t0 < 10000) {
+    while ((srv->metrics.requests_reading || srv->metrics.answers_writing) &&
+           verso__monotonic_ms() - t0 < 10000) {
         lws_sul_schedule(srv->ctx, 0, &wake, wake_fired, 50 * LWS_US_PER_MS);
         if (lws_service(srv->ctx, 0) < 0)
             break;
@@ -438,6 +440,14 @@ static void wake_service(verso_rest *srv)
     if (srv->ctx_alive)
         lws_cancel_service(srv->ctx);
     pthread_mutex_unlock(&srv->ctx_lock);
+}
+
+/* Spool files of servers that died (spool.c). */
+static void sweep_spool(const verso_rest *srv)
+{
+    char dir[4096];
+
+    verso__spool_sweep(verso__spool_dir(dir, sizeof(dir), srv));
 }
 
 /* The part of a server that answers requests: options, config, database. */
@@ -508,6 +518,7 @@ int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *o
     pthread_mutex_lock(&srv->ctx_lock); /* the watcher's thread wakes it from now on */
     srv->ctx_alive = true;
     pthread_mutex_unlock(&srv->ctx_lock);
+    sweep_spool(srv);
     start_watch(srv);
     if (pthread_create(&srv->thread, NULL, service_main, srv)) {
         rc = VERSO_ENOMEM;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 
@@ -34,8 +35,15 @@ struct verso__sync_applier {
     size_t ndocs, capdocs;
     pending *pend;
     size_t npend, cappend;
+    verso__sync_blob_source blobs; /* get NULL: none */
     char err[256];
 };
+
+/* A long blob of a row: the bytes are fetched apart (protocol.md, "blob_fetch"). */
+typedef struct fetch {
+    const char *column; /* in the row's JSON */
+    int64_t n;
+} fetch;
 
 int verso__sync_applier_new(verso__sync_applier **out, verso_db *db, const verso_sync_client *opts)
 {
@@ -91,6 +99,13 @@ int verso__sync_applier_set_schema(verso__sync_applier *a, verso__sync_schema *s
     if (a->open && (rc = apply_schema(a)) < 0) /* mid-transaction: rows of it may follow */
         verso__sync_applier_abort(a);
     return rc;
+}
+
+void verso__sync_applier_set_blobs(verso__sync_applier *a, const verso__sync_blob_source *src)
+{
+    memset(&a->blobs, 0, sizeof(a->blobs));
+    if (src)
+        a->blobs = *src;
 }
 
 bool verso__sync_applier_open(const verso__sync_applier *a)
@@ -242,23 +257,102 @@ static int row_matches_entry(verso__sync_applier *a, const verso_table *t, int64
     return VERSO_EPROTO;
 }
 
+/* The length of a {"blob_fetch":N} value, else -1 (-2: such a tag with a bad N). */
+static int64_t fetch_length(const cJSON *v)
+{
+    int64_t n;
+
+    if (!cJSON_IsObject(v) || !v->child || v->child->next || !v->child->string ||
+        strcmp(v->child->string, "blob_fetch") != 0)
+        return -1;
+    return verso__sync_json_get_i64(&n, v, "blob_fetch") == 0 && n > 0 && n <= INT32_MAX ? n : -2;
+}
+
+/*
+ * Takes the long blobs out of row: each becomes null for the JSON
+ * conversion (then a blob with data NULL, written as zeroblob(N)), and is
+ * listed in fx for the fetch.
+ */
+static int take_fetches(verso__sync_applier *a, cJSON *row, fetch *fx, size_t *nfx)
+{
+    cJSON *m;
+
+    *nfx = 0;
+    cJSON_ArrayForEach(m, row)
+    {
+        int64_t n = fetch_length(m);
+        if (n == -1)
+            continue;
+        if (n < 0 || !m->string || *nfx == VERSO__SYNC_MAX_FETCH) {
+            snprintf(a->err, sizeof(a->err), "column %s: a bad {\"blob_fetch\": N}",
+                     m->string ? m->string : "?");
+            return VERSO_EPROTO;
+        }
+        if (!a->blobs.get) {
+            snprintf(a->err, sizeof(a->err),
+                     "column %s: a long blob to fetch, but no master to fetch it from", m->string);
+            return VERSO_EPROTO;
+        }
+        fx[(*nfx)++] = (fetch){m->string, n};
+        cJSON_Delete(m->child);
+        m->child = NULL;
+        m->type = cJSON_NULL;
+    }
+    return 0;
+}
+
+/* The values of the fetched columns: blobs of their length, data NULL. */
+static void mark_fetches(const fetch *fx, size_t nfx, const char **cols, verso_value *vals,
+                         size_t n)
+{
+    for (size_t k = 0; k < nfx; k++)
+        for (size_t i = 0; i < n; i++)
+            if (cols[i] && strcasecmp(cols[i], fx[k].column) == 0) /* SQL names: any case */
+                vals[i] = (verso_value){.type = VERSO_BLOB, .u.b = {NULL, (size_t)fx[k].n}};
+}
+
+/* Fetches each long blob and writes it into the row, inside the apply transaction. */
+static int write_fetches(verso__sync_applier *a, const verso_table *t, int64_t id, int64_t version,
+                         const fetch *fx, size_t nfx)
+{
+    int rc = 0;
+
+    for (size_t k = 0; rc == 0 && k < nfx; k++) {
+        verso__crashpoint("slave.apply.blob");
+        rc = a->blobs.get(a->blobs.arg, verso_table_name(t), id, fx[k].column, version, fx[k].n,
+                          a->err, sizeof(a->err));
+        if (rc == 0 && (rc = verso__apply_blob(a->db, verso_table_name(t), id, fx[k].column,
+                                               fx[k].n, a->blobs.fill, a->blobs.arg)) < 0)
+            fail(a, rc, "writing a fetched blob");
+        if (a->blobs.end)
+            a->blobs.end(a->blobs.arg);
+    }
+    return rc;
+}
+
 static int apply_upsert(verso__sync_applier *a, const verso_table *t, int64_t id, int64_t version,
-                        const cJSON *row)
+                        cJSON *row)
 {
     pending p = {.change = {.table = verso_table_name(t), .id = id, .version = version}};
-    size_t n = 0;
+    fetch fx[VERSO__SYNC_MAX_FETCH];
+    size_t n = 0, nfx = 0;
     int rc;
 
     if (a->on_apply && (rc = kind_of(a, t, id, false, &p.change.kind)) < 0)
         return rc;
+    if (cJSON_IsObject(row) && (rc = take_fetches(a, row, fx, &nfx)) < 0)
+        return rc;
     if ((rc = verso_json_to_values(&p.cols, &p.vals, &n, t, row, a->err, sizeof(a->err))) < 0)
         return rc;
+    mark_fetches(fx, nfx, p.cols, p.vals, n);
     if ((rc = row_matches_entry(a, t, id, version, p.cols, p.vals, n)) < 0)
         goto done;
     if ((rc = verso_apply_upsert(a->db, p.change.table, p.cols, p.vals, n)) < 0) {
         fail(a, rc, p.change.table);
         goto done;
     }
+    if ((rc = write_fetches(a, t, id, version, fx, nfx)) < 0)
+        goto done;
     if (a->on_apply) {
         p.change.ncolumns = n;
         p.change.columns = p.cols;

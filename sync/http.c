@@ -21,6 +21,10 @@ struct verso__sync_http {
     struct lws *wsi; /* the request in progress; callbacks of older ones are ignored */
     bool connecting;
     verso_buf *body;
+    verso__sync_http_sink sink; /* set: a 200's body goes there instead of body */
+    void *sink_arg;
+    int64_t length; /* the answer's Content-Length, -1 when it has none */
+    int64_t rx_ms;  /* when bytes last arrived */
     int status;
     int rc;
     bool done;
@@ -73,6 +77,35 @@ static void connection_error(verso__sync_http *h, const char *lws_why)
     finish(h, VERSO_ENET);
 }
 
+static int64_t content_length(struct lws *wsi)
+{
+    char buf[32];
+    char *end;
+    long long n;
+
+    if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+        return -1;
+    n = strtoll(buf, &end, 10);
+    return end != buf && *end == '\0' && n >= 0 ? n : -1;
+}
+
+/* A 200's body goes to the sink when there is one; any other (an error's
+ * JSON) to the buffer, at most 4 KiB of it then. */
+static void received(verso__sync_http *h, const void *in, size_t len)
+{
+    int rc = 0;
+
+    h->rx_ms = verso__sync_mono_ms();
+    if (h->done)
+        return;
+    if (h->sink && h->status == 200)
+        rc = h->sink(in, len, h->sink_arg);
+    else if (h->body && (!h->sink || h->body->len + len <= 4096))
+        rc = verso_buf_append(h->body, in, len);
+    if (rc < 0)
+        finish(h, rc);
+}
+
 static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                    size_t len)
 {
@@ -87,12 +120,12 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
         return 0;
     case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
         h->status = (int)lws_http_client_http_response(wsi);
+        h->length = content_length(wsi);
         return 0;
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
         return on_append_header(h, wsi, in, len);
     case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
-        if (h->body && !h->done && verso_buf_append(h->body, in, len) < 0)
-            finish(h, VERSO_ENOMEM);
+        received(h, in, len);
         return 0;
     case LWS_CALLBACK_RECEIVE_CLIENT_HTTP:
         return on_receive(wsi);
@@ -194,16 +227,28 @@ const char *verso__sync_http_cause(const verso__sync_http *h)
     return h->cause;
 }
 
-int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, const char *path_query,
-                         const verso__sync_cancel *stop)
+/* With a sink the deadline is timeout_ms without a byte; else for the whole answer. */
+static bool overdue(const verso__sync_http *h, int64_t start)
+{
+    int64_t now = verso__sync_mono_ms();
+
+    if (h->sink)
+        return now > (h->rx_ms > start ? h->rx_ms : start) + h->timeout_ms;
+    return now > start + h->timeout_ms;
+}
+
+static int request(verso_buf *body, int *status, verso__sync_http *h, const char *path_query,
+                   const verso__sync_cancel *stop)
 {
     verso_buf path = VERSO_BUF_INIT;
-    int64_t deadline = verso__sync_mono_ms() + h->timeout_ms;
+    int64_t start = verso__sync_mono_ms();
     int rc;
 
     verso_buf_clear(body);
     h->body = body;
     h->status = 0;
+    h->length = -1;
+    h->rx_ms = 0;
     h->rc = 0;
     h->done = false;
     h->cause[0] = '\0';
@@ -216,7 +261,7 @@ int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, cons
             rc = VERSO_EINTERRUPTED;
             goto done;
         }
-        if (verso__sync_mono_ms() > deadline) {
+        if (overdue(h, start)) {
             rc = VERSO_ETIMEOUT;
             goto done;
         }
@@ -228,5 +273,26 @@ done:
     h->body = NULL;
     h->wsi = NULL;
     verso_buf_free(&path);
+    return rc;
+}
+
+int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, const char *path_query,
+                         const verso__sync_cancel *stop)
+{
+    h->sink = NULL;
+    return request(body, status, h, path_query, stop);
+}
+
+int verso__sync_http_stream(int *status, int64_t *length, verso_buf *errbody, verso__sync_http *h,
+                            const char *path_query, verso__sync_http_sink sink, void *arg,
+                            const verso__sync_cancel *stop)
+{
+    int rc;
+
+    h->sink = sink;
+    h->sink_arg = arg;
+    rc = request(errbody, status, h, path_query, stop);
+    *length = h->length;
+    h->sink = NULL;
     return rc;
 }

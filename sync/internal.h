@@ -88,6 +88,27 @@ int verso__sync_applier_set_schema(verso__sync_applier *a, verso__sync_schema *s
 int verso__sync_applier_entries(verso__sync_applier *a, struct verso_json *doc,
                                 const struct cJSON *entries, bool reset, int64_t from, int64_t to);
 
+/*
+ * Where the applier gets the bytes of a long blob, a {"blob_fetch":N}
+ * value (protocol.md): get() makes the n bytes of table's row id, column,
+ * at row version, ready (0; VERSO_ECONFLICT when the row moved past that
+ * version on the master: the caller rolls back and reads again from its
+ * cursor; other errors with why), fill() reads them in chunks, end()
+ * releases them.
+ */
+#define VERSO__SYNC_MAX_FETCH 64 /* long blobs in one row: one per column at most */
+
+typedef struct verso__sync_blob_source {
+    int (*get)(void *arg, const char *table, int64_t id, const char *column, int64_t version,
+               int64_t n, char *why, size_t whylen);
+    int (*fill)(unsigned char *buf, size_t len, int64_t offset, void *arg);
+    void (*end)(void *arg);
+    void *arg;
+} verso__sync_blob_source;
+
+/* Sets (copies; NULL: none) the source of long blobs. Without one such a value is VERSO_EPROTO. */
+void verso__sync_applier_set_blobs(verso__sync_applier *a, const verso__sync_blob_source *src);
+
 /* Commits at a snapshot boundary: stores the cursor, runs callbacks. */
 int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64_t version);
 
@@ -133,6 +154,17 @@ bool verso__sync_cancelled(const verso__sync_cancel *c);
 
 int verso__sync_http_get(verso_buf *body, int *status, verso__sync_http *h, const char *path_query,
                          const verso__sync_cancel *stop);
+/*
+ * The same GET with a 200's body handed to sink piece by piece as it
+ * arrives (never held whole; a sink's negative code ends the request with
+ * it); any other status's body (an error's JSON, at most 4 KiB) goes to
+ * errbody. *length: the answer's Content-Length, -1 when absent. The
+ * timeout counts from the last byte received, not from the start.
+ */
+typedef int (*verso__sync_http_sink)(const void *p, size_t n, void *arg);
+int verso__sync_http_stream(int *status, int64_t *length, verso_buf *errbody, verso__sync_http *h,
+                            const char *path_query, verso__sync_http_sink sink, void *arg,
+                            const verso__sync_cancel *stop);
 /* Why the last request could not connect, in plain words ("" if it did). */
 const char *verso__sync_http_cause(const verso__sync_http *h);
 /* libwebsockets' connection-error text (its internals: "HS: ws upgrade
@@ -209,6 +241,32 @@ int verso__sync_snap_start(verso__sync_snap **out, const char *db_path);
 int verso__sync_snap_state(verso__sync_snap *s, int *fd, int64_t *size, int64_t *head);
 void verso__sync_snap_ref(verso__sync_snap *s);
 void verso__sync_snap_unref(verso__sync_snap *s); /* NULL ok */
+
+/* ---- Long blobs fetched apart (blobfetch.c) ---- */
+
+/*
+ * A fetcher of long blobs from the master at u (copied), with token
+ * (copied; NULL or "" none), timeout_ms without a byte, temporary files
+ * "<db_path>.blob-XXXXXX" (unlinked at once), stop (borrowed, may be NULL).
+ * One thread. VERSO_ENOMEM.
+ */
+typedef struct verso__blobfetch verso__blobfetch;
+int verso__blobfetch_new(verso__blobfetch **out, const verso__sync_url *u, const char *token,
+                         bool insecure, int timeout_ms, const char *db_path,
+                         const verso__sync_cancel *stop);
+void verso__blobfetch_free(verso__blobfetch *f); /* NULL ok */
+/* GET <prefix>/<table>/<id>/<column>?version=V into the file, checking the length is n. */
+int verso__blobfetch_get(verso__blobfetch *f, const char *table, int64_t id, const char *column,
+                         int64_t version, int64_t n, char *why, size_t whylen);
+int verso__blobfetch_fill(unsigned char *buf, size_t len, int64_t offset, void *arg);
+void verso__blobfetch_end(verso__blobfetch *f);
+/* The applier's source over f. */
+void verso__blobfetch_source(verso__sync_blob_source *out, verso__blobfetch *f);
+/* Tests only: called before each GET (received -1) and as its body arrives
+ * (received: bytes so far); the row may be changed there. */
+extern void (*verso__blobfetch_hook)(const char *table, int64_t id, const char *column,
+                                     int64_t received, void *arg);
+extern void *verso__blobfetch_hook_arg;
 
 /* ---- The slave side of /_sync's messages (receive.c), for the live slave and the bootstrap ----
  */

@@ -347,6 +347,7 @@ static int changes_open(verso_feed **f, verso_sync_master *m, conn *c, verso_buf
     fo.tables = (const char *const *)c->tables;
     fo.ntables = c->ntables;
     fo.sequence_horizon = c->seq_horizon > 0 ? c->seq_horizon : 0;
+    fo.blob_inline = VERSO_SYNC_BLOB_INLINE; /* longer blobs: {"blob_fetch":N}, fetched apart */
     if ((rc = verso_feed_open(f, m->db, &fo)) < 0)
         return rc == VERSO_EHORIZON ? send_resync(m, c, b, "horizon") : rc;
     if (c->seq_horizon < 0)

@@ -19,6 +19,7 @@ typedef struct pull {
     const verso__sync_cancel *stop;
     verso__sync_http *http;
     verso__sync_applier *ap;
+    verso__blobfetch *blobs;
     verso_buf body;
     verso_buf query;
     char identity[37];
@@ -318,10 +319,12 @@ static void bootstrap(pull *p, int64_t *since, int64_t *stored, bool *reset)
         p->o->on_apply(NULL, 0, v, true, p->o->apply_arg);
 }
 
-/* Failures a fresh look at the master can cure: pruned, recreated, new table. */
+/* Failures a fresh look at the master can cure: pruned, recreated, new table, a long
+ * blob's row changed between the read and the fetch (HTTP 412). */
 static bool retryable(int rc)
 {
-    return rc == VERSO_EHORIZON || rc == VERSO_EIDENTITY || rc == VERSO_ENOTFOUND;
+    return rc == VERSO_EHORIZON || rc == VERSO_EIDENTITY || rc == VERSO_ENOTFOUND ||
+           rc == VERSO_ECONFLICT;
 }
 
 static int run(pull *p)
@@ -362,6 +365,10 @@ static int run(pull *p)
         verso__sync_why(p->why, p->whylen, "the master refuses a full read (horizon)");
     else if (rc == VERSO_EIDENTITY)
         verso__sync_why(p->why, p->whylen, "the master's identity changed during the pull");
+    else if (rc == VERSO_ECONFLICT)
+        verso__sync_why(p->why, p->whylen,
+                        "a row with a long blob changed on the master between each read and its "
+                        "fetch, 4 times: giving up (pull again)");
     p->res.cursor = stored;
     p->res.rows = verso__sync_applier_rows(p->ap);
     progress(p, stored, true);
@@ -378,6 +385,20 @@ static void full_disk(char *why, size_t whylen)
                     "the disk of the slave's database is full (%s): nothing of the open "
                     "transaction was kept; free space and pull again",
                     detail);
+}
+
+/* Long blobs come with GETs of their own, beside the feed's read-ahead. */
+static int blobs_new(pull *p, const verso__sync_url *u)
+{
+    verso__sync_blob_source src;
+    int rc = verso__blobfetch_new(&p->blobs, u, p->o->token, p->o->insecure, p->o->timeout_ms,
+                                  verso_db_path(p->db), p->stop);
+
+    if (rc < 0)
+        return rc;
+    verso__blobfetch_source(&src, p->blobs);
+    verso__sync_applier_set_blobs(p->ap, &src);
+    return 0;
 }
 
 int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *url,
@@ -402,12 +423,13 @@ int verso_sync_pull(verso_pull_result *out, verso_db *db, const char *url,
     p.start_ms = p.progress_ms = verso__sync_mono_ms();
     if ((rc = verso__sync_http_new(&p.http, &u, p.o->token, p.o->insecure, p.o->timeout_ms)) < 0)
         goto done;
-    if ((rc = verso__sync_applier_new(&p.ap, db, p.o)) < 0)
+    if ((rc = verso__sync_applier_new(&p.ap, db, p.o)) < 0 || (rc = blobs_new(&p, &u)) < 0)
         goto done;
     if ((rc = run(&p)) == VERSO_EFULL)
         full_disk(why, whylen);
 done:
     verso__sync_applier_free(p.ap);
+    verso__blobfetch_free(p.blobs);
     verso__sync_http_free(p.http);
     verso_buf_free(&p.body);
     verso_buf_free(&p.query);

@@ -58,6 +58,8 @@ struct verso_slave {
     char name[64];
     verso_db *db;
     verso__sync_applier *ap;
+    verso__blobfetch *blobs; /* long blobs, fetched on this thread while a batch applies */
+    verso__sync_cancel cancel;
     verso__wsc *ws;
     verso__sync_snaprx snap;
 
@@ -855,6 +857,7 @@ static void slave_free(verso_slave *s)
 {
     verso__wsc_free(s->ws);
     verso__sync_applier_free(s->ap);
+    verso__blobfetch_free(s->blobs);
     verso__sync_snaprx_discard(&s->snap);
     verso_db_close(s->db);
     for (size_t i = 0; s->tables && i < s->o.client.ntables; i++)
@@ -890,6 +893,23 @@ static verso_slave *slave_alloc(void)
     return NULL;
 }
 
+/* A long blob is fetched on the slave's thread while its batch applies: the
+ * socket is not read meanwhile, as for any apply (the flow control). */
+static int blobs_new(verso_slave *s, const verso_slave_options *opts)
+{
+    verso__sync_blob_source src;
+    int rc;
+
+    s->cancel.flag = &s->stop;
+    rc = verso__blobfetch_new(&s->blobs, &s->url, opts->client.token, opts->client.insecure,
+                              opts->client.timeout_ms, verso_db_path(s->db), &s->cancel);
+    if (rc < 0)
+        return rc;
+    verso__blobfetch_source(&src, s->blobs);
+    verso__sync_applier_set_blobs(s->ap, &src);
+    return 0;
+}
+
 /* The database, the applier and, unless opts is NULL (a detached slave), the client layer. */
 static int open_parts(verso_slave *s, const char *db_path, const verso_slave_options *opts,
                       char *why, size_t whylen)
@@ -906,7 +926,8 @@ static int open_parts(verso_slave *s, const char *db_path, const verso_slave_opt
     if ((rc = verso_db_cursor(&c, s->db)) < 0 ||
         (rc = verso__sync_applier_new(&s->ap, s->db, &s->o.client)) < 0 ||
         (opts && (rc = verso__wsc_new(&s->ws, &s->url, opts->client.token, opts->client.insecure,
-                                      &link_handler, s)) < 0)) {
+                                      &link_handler, s)) < 0) ||
+        (opts && (rc = blobs_new(s, opts)) < 0)) {
         verso__sync_why(why, whylen, "cannot start: %s", verso_strerror(rc));
         return rc;
     }

@@ -456,6 +456,12 @@ typedef struct verso_feed_options {
      * from below the horizon as long as the horizon is still that one
      * (nothing those pages need was pruned since). 0 = no such claim. */
     int64_t sequence_horizon;
+    /* 0: every value is read. > 0: a BLOB longer than this many bytes is
+     * not read (its length only): the entry's value has type VERSO_BLOB,
+     * data NULL and n its length, and verso_json_feed_entry() writes it
+     * {"blob_fetch":N} (replication fetches the bytes apart; see
+     * VERSO_SYNC_BLOB_INLINE in verso/sync.h). */
+    int64_t blob_inline;
 } verso_feed_options;
 
 #define VERSO_FEED_OPTIONS_INIT                                                                    \
@@ -553,6 +559,8 @@ VERSO_API int verso_db_cursor(verso_cursor *out, verso_db *db);
  * other value is a one-member object naming its storage class:
  * {"integer":N}, {"real":X} (or "Infinity", "-Infinity"), {"text":"..."},
  * {"text_base64":"..."} (text that is not valid UTF-8), {"blob":"..."}.
+ * A blob value with data NULL and n > 0 (a feed read with blob_inline)
+ * is written {"blob_fetch":n}: its bytes are not in the JSON.
  * ------------------------------------------------------------------ */
 
 /* Appends v as the JSON of a value in a column of type column_type. */

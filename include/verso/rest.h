@@ -72,7 +72,11 @@ typedef struct verso_rest_limits {
     int max_changes;       /* largest limit= of /_changes; default 10000 */
     size_t max_ws_message; /* reassembled WebSocket message; default 16 MiB */
     int body_timeout_ms;   /* time to send a whole request body once its headers are
-                              in; default 30000; 408, then the connection closes */
+                              in; default 30000; 408, then the connection closes.
+                              Also the longest a streamed answer may wait for the
+                              client to take more (the connection closes) */
+    int64_t max_blob;      /* a raw body (PUT /TABLE/ID/COLUMN, a database file),
+                              spooled to a file; default 1 GiB (413 beyond) */
 } verso_rest_limits;
 
 #define VERSO_REST_PORT_DEFAULT 8080

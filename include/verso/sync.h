@@ -51,6 +51,15 @@ extern "C" {
 #define VERSO_SYNC_SUBPROTOCOL "verso-sync.1"
 #define VERSO_SYNC_PATH        "/_sync"
 
+/*
+ * A BLOB longer than this many bytes (256 KiB) does not travel inline in
+ * the change stream (/_changes, the live batches): it is the tagged value
+ * {"blob_fetch":N} and the slave fetches its bytes with
+ * GET <table>/<id>/<column>?version=V, applied in the same transaction as
+ * the row (docs/protocol.md).
+ */
+#define VERSO_SYNC_BLOB_INLINE (256 * 1024)
+
 /* ---------------------------------------------------------------------
  * What a slave applied
  * ------------------------------------------------------------------ */
@@ -60,7 +69,10 @@ extern "C" {
  * on the slave), VERSO_CHANGE_UPDATE or VERSO_CHANGE_DELETE. For inserts
  * and updates columns/values hold the master's row (all columns, id and
  * version included); for deletes ncolumns is 0. Everything is borrowed for
- * the duration of the callback.
+ * the duration of the callback. A blob longer than VERSO_SYNC_BLOB_INLINE
+ * (fetched apart from the stream, written straight into the database) is
+ * shown as a VERSO_BLOB value with data (u.b.p) NULL and u.b.n its length:
+ * read the bytes from the slave's database if needed.
  */
 typedef struct verso_sync_change {
     verso_change_kind kind;

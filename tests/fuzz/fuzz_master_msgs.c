@@ -2,8 +2,9 @@
  * libFuzzer harness: a master's handling of what a slave sends on /_sync
  * (subscribe, ack, heartbeat, anything else), through the master's own
  * WebSocket handler without libwebsockets (verso__master_handler(),
- * verso__master_conn_next()), on a database with rows, a deletion and two
- * tables. The input is one connection: messages separated by '\n'.
+ * verso__master_conn_next()), on a database with rows (one with a blob
+ * long enough to be sent as {"blob_fetch":N}), a deletion and two tables.
+ * The input is one connection: messages separated by '\n'.
  *
  * Properties beyond "no crash, no leak":
  *   - every message the master sends is a JSON object of a type
@@ -46,6 +47,7 @@ static void dump(verso_buf *b)
 
     verso_buf_clear(b);
     fo.limit = 100000;
+    fo.blob_inline = VERSO_SYNC_BLOB_INLINE; /* as the master reads it: the long blob's length */
     if (verso_db_info(&info, g_obs) < 0 || verso_feed_open(&f, g_obs, &fo) < 0)
         abort();
     verso_buf_printf(b, "%s %lld %lld\n", info.identity, (long long)info.head,
@@ -71,6 +73,8 @@ static void make_master(const char *path)
         "UPDATE items SET qty = qty - 1 WHERE id = 2",
         "DELETE FROM items WHERE id = 3",
         "INSERT INTO notes(body, extra) VALUES (x'61', 1.5)",
+        /* a long blob: sent as {"blob_fetch":262145}, never read by the feed */
+        "INSERT INTO notes(body, extra) VALUES (zeroblob(262145), x'01')",
     };
     char why[256];
     verso_db *db;
