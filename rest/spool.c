@@ -73,6 +73,11 @@ bool verso__spool_wanted(unsigned method, const char *path, const char *ct)
 const char *verso__spool_dir(char *out, size_t n, const verso_rest *srv)
 {
     const char *path = srv->db_path ? srv->db_path : ".";
+
+    if (srv->dir) { /* a dir server: its DIR, where uploads become databases */
+        snprintf(out, n, "%s", verso__dir_path(srv->dir));
+        return out;
+    }
     const char *slash = strrchr(path, '/');
 
     if (srv->dir) { /* a dir server: DIR itself, where uploads are renamed into place */
