@@ -105,10 +105,11 @@ static void write_config(verso_buf *b, const verso__config *c)
     verso_buf_printf(b,
                      "max-body %zu\nmax-url %zu\nheader-timeout-ms %d\nmax-depth %d\n"
                      "max-filters %d\nquery-budget-ms %d\ndefault-limit %d\nmax-limit %d\n"
-                     "max-offset %lld\nmax-changes %d\nmax-ws-message %zu\nbody-timeout-ms %d\n",
+                     "max-offset %lld\nmax-changes %d\nmax-ws-message %zu\nbody-timeout-ms %d\n"
+                     "max-blob %lld\n",
                      l->max_body, l->max_url, l->header_timeout_ms, l->max_depth, l->max_filters,
                      l->query_budget_ms, l->default_limit, l->max_limit, (long long)l->max_offset,
-                     l->max_changes, l->max_ws_message, l->body_timeout_ms);
+                     l->max_changes, l->max_ws_message, l->body_timeout_ms, (long long)l->max_blob);
     for (size_t i = 0; i < c->ngrants; i++) {
         hex_of(hex, c->grants[i].hash);
         verso_buf_printf(b, "token %s %s%s%s%s%s\n", hex, role_of(c->grants[i].caps),
