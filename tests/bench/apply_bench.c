@@ -4,7 +4,8 @@
  *
  *   apply_baseline_rows_per_s  the rows, parsed already, written by a loop of
  *       prepared INSERT ... ON CONFLICT(id) DO UPDATE, one transaction per
- *       100-row batch (plain SQLite, WAL, synchronous=NORMAL like the slave)
+ *       100-row batch (plain SQLite, WAL, synchronous=NORMAL like the slave,
+ *       the table with the index on its version column a tracked table has)
  *   apply_slave_rows_per_s     the same batches as the master encodes them
  *       (verso_feed + verso_json_feed_entry + the changes trailer, as
  *       sync/master.c writes them), each handed as its JSON text to the live
@@ -186,7 +187,8 @@ static double run_baseline(const batch *bs, size_t nb, const char *path)
         die(path, sqlite3_errmsg(q));
     sq_exec(q, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                "CREATE TABLE items(id INTEGER PRIMARY KEY, version INTEGER, name TEXT,"
-               " price REAL, qty INTEGER)");
+               " price REAL, qty INTEGER);"
+               "CREATE INDEX items_version ON items(version)"); /* as a tracked table */
     if (sqlite3_prepare_v2(q,
                            "INSERT INTO items(id, version, name, price, qty) VALUES(?,?,?,?,?)"
                            " ON CONFLICT(id) DO UPDATE SET version=excluded.version,"
