@@ -509,6 +509,7 @@ void verso__sync_applier_abort(verso__sync_applier *a)
 /* ---- the fast path: a message scanned without a JSON tree (scan.c) ---- */
 
 bool verso__sync_scan_off;
+atomic_llong verso__sync_scan_taken;
 
 /* The value of v for column c when the general conversion gives the same
  * (verso_json_to_values, conv_value); 0 when not: the general path decides. */
@@ -653,6 +654,7 @@ int verso__sync_applier_scanned(verso__sync_applier *a, bool reset)
 {
     int rc;
 
+    atomic_fetch_add_explicit(&verso__sync_scan_taken, 1, memory_order_relaxed);
     if ((rc = begin(a, reset)) < 0)
         goto done;
     if (a->scan.ne > 0)

@@ -123,8 +123,9 @@ int verso__sync_applier_scan(verso__sync_applier *a, const char *text, size_t le
 void verso__sync_applier_scanned_header(const verso__sync_applier *a, int64_t *from, int64_t *to,
                                         int64_t *head, bool *more, size_t *n);
 int verso__sync_applier_scanned(verso__sync_applier *a, bool reset);
-/* Tests only: true sends every message to the general path. */
+/* Tests only: true sends every message to the general path; messages the fast path applied. */
 extern bool verso__sync_scan_off;
+extern atomic_llong verso__sync_scan_taken;
 
 /* Commits at a snapshot boundary: stores the cursor, runs callbacks. */
 int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64_t version);
