@@ -600,10 +600,11 @@ static int scan_entries_ok(verso__sync_applier *a)
     int rc = scan_room(a);
 
     for (size_t i = 0; rc == 0 && i < a->scan.ne; i++) {
-        const verso__scan_entry *e = &a->scan.e[i];
+        verso__scan_entry *e = &a->scan.e[i];
         const verso_table *t = verso_db_table(a->db, e->table);
         if (!t || e->version <= a->scan.from || e->version > a->scan.to)
             return 0;
+        e->resolved = t;
         if (!e->deleted && !scan_row(a, t, e))
             return 0;
     }
@@ -637,9 +638,10 @@ static int scanned_entry(verso__sync_applier *a, const verso__scan_entry *e)
     const verso_table *t = verso_db_table(a->db, e->table);
     int rc;
 
-    if (!t) {
-        snprintf(a->err, sizeof(a->err), "change for unknown table %s", e->table);
-        return VERSO_ENOTFOUND;
+    if (t != e->resolved) { /* another connection changed the schema since the scan */
+        snprintf(a->err, sizeof(a->err), "table %s changed during the apply; reading again",
+                 e->table);
+        return VERSO_ESTATE;
     }
     a->txn_rows++;
     if (e->deleted)

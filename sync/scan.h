@@ -27,7 +27,8 @@ typedef struct verso__scan_entry {
     const char *table; /* NUL-terminated */
     int64_t id, version;
     bool deleted;
-    size_t first, n; /* its row's members: keys[first..first+n), vals[...] */
+    size_t first, n;      /* its row's members: keys[first..first+n), vals[...] */
+    const void *resolved; /* the reader's own: what the table name resolved to */
 } verso__scan_entry;
 
 /* One message; the arrays are kept from message to message (no allocation once warm). */
