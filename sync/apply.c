@@ -511,6 +511,47 @@ void verso__sync_applier_abort(verso__sync_applier *a)
 bool verso__sync_scan_off;
 atomic_llong verso__sync_scan_taken;
 
+/*
+ * The double of a JSON number literal (p, n bytes) without strtod() when
+ * that is exact: at most 15 digits (an integer below 2^53) scaled by a
+ * power of ten up to 22 (exact too) is one correctly rounded operation,
+ * the value strtod() gives. false: use strtod().
+ */
+static bool quick_double(double *out, const char *p, size_t n)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = p[0] == '-', nd = 0, frac = 0;
+    int64_t m = 0, e = 0, esign = 1;
+    bool dot = false;
+
+    for (; i < n && ((p[i] >= '0' && p[i] <= '9') || (p[i] == '.' && !dot)); i++) {
+        if (p[i] == '.') {
+            dot = true;
+            continue;
+        }
+        if (++nd > 15)
+            return false;
+        m = m * 10 + (p[i] - '0');
+        frac += dot;
+    }
+    if (i < n) { /* e or E, sign, at most three digits */
+        i += 1 + (p[i + 1] == '+' || p[i + 1] == '-');
+        esign = p[i - 1] == '-' ? -1 : 1;
+        if (n - i > 3)
+            return false;
+        for (; i < n; i++)
+            e = e * 10 + (p[i] - '0');
+    }
+    e = esign * e - (int64_t)frac;
+    if (e < -22 || e > 22)
+        return false;
+    *out = e < 0 ? (double)m / pow10[-e] : (double)m * pow10[e];
+    *out = p[0] == '-' ? -*out : *out;
+    return true;
+}
+
 /* The value of v for column c when the general conversion gives the same
  * (verso_json_to_values, conv_value); 0 when not: the general path decides. */
 static int scan_value(verso_value *out, const verso__scan_val *v, const verso_column *c)
@@ -528,7 +569,8 @@ static int scan_value(verso_value *out, const verso__scan_val *v, const verso_co
     case VERSO_DOUBLE: /* from the literal, as tag_real: "-0" is -0.0 */
         if (v->kind != VERSO__SCAN_INT && v->kind != VERSO__SCAN_NUM)
             return 0;
-        d = strtod(v->p, NULL); /* the literal ends at a delimiter */
+        if (!quick_double(&d, v->p, v->n))
+            d = strtod(v->p, NULL); /* the literal ends at a delimiter */
         *out = VERSO_VALUE_DOUBLE(d);
         return isfinite(d);
     case VERSO_BOOL:
