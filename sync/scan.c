@@ -113,20 +113,20 @@ static int integer(cur *c, int64_t *out)
 /* A member name or table name: printable ASCII without escapes, copied with its NUL. */
 static int name(cur *c, const char **out)
 {
-    size_t i, start;
-    char *dst;
+    char *dst = c->s->arena + c->s->used;
+    size_t i = c->i + 1, k = 0;
 
-    if (!EAT(c, "\""))
+    if (i > c->len || c->t[c->i] != '"')
         return NO;
-    for (start = i = c->i; i < c->len && c->t[i] != '"'; i++)
+    for (; i < c->len && c->t[i] != '"'; i++) {
         if (c->t[i] < 0x20 || c->t[i] > 0x7e || c->t[i] == '\\')
             return NO;
+        dst[k++] = (char)c->t[i];
+    }
     if (i >= c->len)
         return NO;
-    dst = c->s->arena + c->s->used;
-    memcpy(dst, c->t + start, i - start);
-    dst[i - start] = '\0';
-    c->s->used += i - start + 1;
+    dst[k] = '\0';
+    c->s->used += k + 1;
     c->i = i + 1;
     *out = dst;
     return 1;
