@@ -109,6 +109,24 @@ typedef struct verso__sync_blob_source {
 /* Sets (copies; NULL: none) the source of long blobs. Without one such a value is VERSO_EPROTO. */
 void verso__sync_applier_set_blobs(verso__sync_applier *a, const verso__sync_blob_source *src);
 
+/*
+ * The fast path of a changes message (scan.c): 1 when text is one in the
+ * master's own form that the general path (verso__sync_msg_read(), then
+ * verso__sync_applier_entries()) would apply whole, read without a JSON
+ * tree: its numbers from verso__sync_applier_scanned_header() (n entries),
+ * its entries applied by verso__sync_applier_scanned(), as
+ * verso__sync_applier_entries() does. 0: the general path must read it
+ * (another form, on_apply set, a schema to check first, or an entry it
+ * would refuse); VERSO_ENOMEM. text must outlive the applied call.
+ */
+int verso__sync_applier_scan(verso__sync_applier *a, const char *text, size_t len);
+void verso__sync_applier_scanned_header(const verso__sync_applier *a, int64_t *from, int64_t *to,
+                                        int64_t *head, bool *more, size_t *n);
+int verso__sync_applier_scanned(verso__sync_applier *a, bool reset);
+/* Tests only: true sends every message to the general path; messages the fast path applied. */
+extern bool verso__sync_scan_off;
+extern atomic_llong verso__sync_scan_taken;
+
 /* Commits at a snapshot boundary: stores the cursor, runs callbacks. */
 int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64_t version);
 

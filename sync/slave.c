@@ -466,45 +466,35 @@ static int commit(verso_slave *s, int64_t to, int64_t head)
 }
 
 /* An empty batch at the cursor we stored for this master: nothing to write. */
-static bool holds(const verso_slave *s, const cJSON *entries, int64_t from, int64_t to, bool more)
+static bool holds(const verso_slave *s, size_t nentries, int64_t from, int64_t to, bool more)
 {
     return !more && to == from && !s->reset_pending && !verso__sync_applier_open(s->ap) &&
-           cJSON_GetArraySize(entries) == 0 && strcmp(s->st.master, s->master) == 0;
+           nentries == 0 && strcmp(s->st.master, s->master) == 0;
 }
 
-/* A batch continues where the previous one ended (protocol.md, "changes"). */
-static int in_sequence(verso_slave *s, const cJSON *msg, int64_t *from, int64_t *to, int64_t *head)
+/* A batch continues where the previous one ended (protocol.md, "changes"); read: its
+ * numbers are integers. */
+static int in_sequence(verso_slave *s, bool read, int64_t from, int64_t to)
 {
-    if (verso__sync_json_get_i64(from, msg, "from") < 0 ||
-        verso__sync_json_get_i64(to, msg, "to") < 0 ||
-        verso__sync_json_get_i64(head, msg, "head") < 0 || *from != s->expected_from ||
-        *to < *from) {
+    if (!read || from != s->expected_from || to < from) {
         set_error(s, "%s", "changes out of sequence");
         return VERSO_EPROTO;
     }
-    s->expected_from = *to;
+    s->expected_from = to;
     return 0;
 }
 
-static int on_changes(verso_slave *s, verso__sync_msg *m)
+static int held(verso_slave *s, int64_t to, int64_t head)
 {
-    const cJSON *msg = verso_json_root(m->doc);
-    const cJSON *entries = cJSON_GetObjectItemCaseSensitive(msg, "entries");
-    bool more = verso__sync_json_get_bool(msg, "more");
-    int64_t from, to, head;
-    int rc;
+    ack_later(s, to);
+    publish(s, to, head, false);
+    caught_up(s);
+    return 0;
+}
 
-    rows_instead(s);
-    if ((rc = in_sequence(s, msg, &from, &to, &head)) < 0)
-        return rc;
-    if (holds(s, entries, from, to, more)) {
-        ack_later(s, to);
-        publish(s, to, head, false);
-        caught_up(s);
-        return 0;
-    }
-    rc = verso__sync_applier_entries(s->ap, m->doc, entries, s->reset_pending, from, to);
-    m->doc = NULL; /* taken over */
+/* After a batch's entries were applied (rc). */
+static int applied(verso_slave *s, int rc, int64_t to, int64_t head, bool more)
+{
     if (rc < 0)
         return apply_failed(s, rc, "apply: %s");
     pthread_mutex_lock(&s->lock);
@@ -516,6 +506,52 @@ static int on_changes(verso_slave *s, verso__sync_msg *m)
         return 0;
     }
     return commit(s, to, head);
+}
+
+static int on_changes(verso_slave *s, verso__sync_msg *m)
+{
+    const cJSON *msg = verso_json_root(m->doc);
+    const cJSON *entries = cJSON_GetObjectItemCaseSensitive(msg, "entries");
+    bool more = verso__sync_json_get_bool(msg, "more");
+    int64_t from = 0, to = 0, head = 0;
+    bool read = verso__sync_json_get_i64(&from, msg, "from") == 0 &&
+                verso__sync_json_get_i64(&to, msg, "to") == 0 &&
+                verso__sync_json_get_i64(&head, msg, "head") == 0;
+    int rc;
+
+    rows_instead(s);
+    if ((rc = in_sequence(s, read, from, to)) < 0)
+        return rc;
+    if (holds(s, (size_t)cJSON_GetArraySize(entries), from, to, more))
+        return held(s, to, head);
+    rc = verso__sync_applier_entries(s->ap, m->doc, entries, s->reset_pending, from, to);
+    m->doc = NULL; /* taken over */
+    return applied(s, rc, to, head, more);
+}
+
+/* A changes message in the master's own form, read by the applier without
+ * a JSON tree (scan.c); *taken false: another form, for on_changes(). */
+static int on_scanned(verso_slave *s, const char *data, size_t len, bool *taken)
+{
+    int64_t from, to, head;
+    bool more;
+    size_t n;
+    int rc;
+
+    *taken = false;
+    if (!(TO(s->sub) & (TO(SUB_SNAPSHOT) | TO(SUB_ROWS))) || verso__sync_scan_off ||
+        (rc = verso__sync_applier_scan(s->ap, data, len)) == 0)
+        return 0;
+    *taken = true;
+    if (rc < 0)
+        return rc;
+    verso__sync_applier_scanned_header(s->ap, &from, &to, &head, &more, &n);
+    rows_instead(s);
+    if ((rc = in_sequence(s, true, from, to)) < 0)
+        return rc;
+    if (holds(s, n, from, to, more))
+        return held(s, to, head);
+    return applied(s, verso__sync_applier_scanned(s->ap, s->reset_pending), to, head, more);
 }
 
 static int on_heartbeat(verso_slave *s, verso__sync_msg *m)
@@ -603,8 +639,12 @@ static int on_message(const char *data, size_t len, void *arg)
     verso_slave *s = arg;
     verso__sync_msg m;
     char why[100];
-    int rc = verso__sync_msg_read(&m, data, len, why, sizeof(why));
+    bool taken;
+    int rc = on_scanned(s, data, len, &taken);
 
+    if (taken)
+        return rc;
+    rc = verso__sync_msg_read(&m, data, len, why, sizeof(why));
     if (rc == VERSO_EPROTO)
         set_error(s, "bad message: %s", why);
     if (rc == 0)
