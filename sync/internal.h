@@ -519,6 +519,9 @@ bool verso__master_changes_due(const verso__master_facts *f);
  */
 const verso_ws_handler *verso__master_handler(verso_sync_master *m);
 int verso__master_conn_next(verso_sync_master *m, void *cp, verso_buf *b);
+/* Reads of changes encoded (one per commit for the ring, plus private reads) and messages sent
+ * from the ring, since m was made. Any thread. */
+void verso__master_counts(verso_sync_master *m, uint64_t *encodings, uint64_t *ring_sends);
 
 /* Monotonic milliseconds. */
 int64_t verso__sync_mono_ms(void);
