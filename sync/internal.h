@@ -427,6 +427,8 @@ int64_t verso__wsc_silent_ms(const verso__wsc *c);
 void verso__wsc_timer(verso__wsc *c, int64_t ms);
 /* Runs the event loop once: returns after some event, a timer or verso__wsc_wake(). */
 void verso__wsc_service(verso__wsc *c);
+/* Whether bytes from the peer wait in the socket, not read yet (a message is arriving). */
+bool verso__wsc_pending(const verso__wsc *c);
 /* Any thread: makes the current or next verso__wsc_service() return. */
 void verso__wsc_wake(verso__wsc *c);
 
