@@ -13,9 +13,9 @@
 typedef struct verso__ring_msg {
     char *data; /* owned */
     size_t len;
-    int64_t to;     /* its "to" */
-    int64_t rows;   /* its entries */
-    bool more;      /* true but for the segment's last message */
+    int64_t to;   /* its "to" */
+    int64_t rows; /* its entries */
+    bool more;    /* true but for the segment's last message */
 } verso__ring_msg;
 
 /*

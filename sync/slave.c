@@ -534,7 +534,7 @@ static int on_changes(verso_slave *s, verso__sync_msg *m)
     }
     if (!verso__sync_applier_open(s->ap))
         s->committed_ms = verso__sync_mono_ms(); /* a new transaction: its 100 ms start */
-    s->commit_due = false; /* the transaction goes on past that state */
+    s->commit_due = false;                       /* the transaction goes on past that state */
     rc = verso__sync_applier_entries(s->ap, m->doc, entries, s->reset_pending, from, to);
     m->doc = NULL; /* taken over */
     if (rc < 0)
@@ -1129,7 +1129,7 @@ int verso__slave_receive(verso_slave *s, const char *data, size_t len, verso_buf
 
     if (rc == 0)
         rc = commit_due(s); /* nothing else is waiting */
-    if (rc < 0) /* what the client layer does with a failed message */
+    if (rc < 0)             /* what the client layer does with a failed message */
         link_end(s, verso_strerror(rc));
     if (s->link == VERSO_LINK_WAITING)
         detached_connect(s);
