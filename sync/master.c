@@ -741,11 +741,14 @@ static bool changes_due(const verso_sync_master *m, const conn *c)
     return verso__master_changes_due(&f);
 }
 
+/* The ring's next segment for c was read after the look that announced its tables: c needs no
+ * look of its own (a thousand slaves, one look per commit). */
 static int step_refresh(verso_sync_master *m, conn *c, verso_buf *b)
 {
-    (void)c;
     (void)b;
-    refresh(m);
+    if (!ring_eligible(m, c) ||
+        (!c->ring_seq && (c->in_sequence || !verso__ring_at(&m->ring, c->cursor))))
+        refresh(m);
     return 0;
 }
 
@@ -1107,6 +1110,8 @@ static void refresh(verso_sync_master *m)
     if (!data)
         return;
     /* the mark moved: a look that fails must be made again at the next tick */
+    if (schema) /* segments encoded under the former schema: slaves read on their own again */
+        verso__ring_clear(&m->ring);
     if (schema && verso_db_refresh_schema(m->db) == 0) {
         for (conn *c = m->conns; c; c = c->next)
             c->schema_due = c->state == VERSO__MASTER_SUBSCRIBED;
