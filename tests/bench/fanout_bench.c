@@ -15,7 +15,12 @@
  *       the serve process's resident memory with N idle subscribers, less
  *       its memory before the first one connected, divided by N
  *   fanout_<N>_delivered
- *       the fraction of (row, subscriber) pairs received by the end
+ *       the fraction of (row, subscriber) pairs received by the end (the
+ *       writes and 2 s more)
+ *   fanout_<N>_client_cpu_pct
+ *       this process's CPU (the subscribers and the writer) over the same
+ *       time, % of one core: near 100 the subscribers, not the master, set
+ *       the pace (one thread parses every message of every subscriber)
  *
  * Usage: fanout_bench VERSO_BIN [BEFORE_BIN|-] [DIR [SECONDS [N,N,...]]]
  * (defaults: no before, /tmp, 5 s, 1,10,100,1000). With BEFORE_BIN the
@@ -374,8 +379,18 @@ static int64_t percentile(double q)
 }
 
 typedef struct figures {
-    double p50_ms, p99_ms, cpu_us_per_row, rss_kb, delivered;
+    double p50_ms, p99_ms, cpu_us_per_row, rss_kb, delivered, client_pct;
 } figures;
+
+/* This process's CPU in microseconds. */
+static int64_t self_us(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+           ru.ru_stime.tv_usec;
+}
 
 static void remove_db(const char *path)
 {
@@ -395,7 +410,7 @@ static figures round_of(const char *bin, const char *dir, int n, int seconds)
     figures fg = {0};
     struct lws_context *ctx;
     verso_db *db = NULL;
-    int64_t rss0, c0, c1;
+    int64_t rss0, c0, c1, s0, w0;
     pthread_t t;
     pid_t pid;
     int port, status;
@@ -421,12 +436,15 @@ static figures round_of(const char *bin, const char *dir, int n, int seconds)
     service(ctx, 1000, NULL, 0); /* idle */
     fg.rss_kb = (double)(rss_kb(pid) - rss0) / n;
     c0 = cpu_us(pid);
+    s0 = self_us();
+    w0 = mono_us();
     pthread_create(&t, NULL, write_loop, &w);
     while (!atomic_load(&w.done))
         lws_service(ctx, 0);
     pthread_join(t, NULL);
     service(ctx, 2000, NULL, 0); /* the last commits arrive */
     c1 = cpu_us(pid);
+    fg.client_pct = 100.0 * (double)(self_us() - s0) / (double)(mono_us() - w0);
     lws_context_destroy(ctx); /* adds each subscriber's rows to g.rows */
     fg.p50_ms = percentile(0.50) / 1000.0;
     fg.p99_ms = percentile(0.99) / 1000.0;
@@ -444,7 +462,8 @@ static void print(int n, const char *suffix, const figures *f)
            f->p99_ms);
     printf("fanout_%d_cpu_us_per_row%s %.3f\nfanout_%d_rss_kb_per_subscriber%s %.1f\n", n, suffix,
            f->cpu_us_per_row, n, suffix, f->rss_kb);
-    printf("fanout_%d_delivered%s %.4f\n", n, suffix, f->delivered);
+    printf("fanout_%d_delivered%s %.4f\nfanout_%d_client_cpu_pct%s %.1f\n", n, suffix, f->delivered,
+           n, suffix, f->client_pct);
     fflush(stdout);
 }
 
