@@ -746,8 +746,7 @@ static bool changes_due(const verso_sync_master *m, const conn *c)
 static int step_refresh(verso_sync_master *m, conn *c, verso_buf *b)
 {
     (void)b;
-    if (!ring_eligible(m, c) ||
-        (!c->ring_seq && (c->in_sequence || !verso__ring_at(&m->ring, c->cursor))))
+    if (!ring_eligible(m, c) || !ring_segment(m, c))
         refresh(m);
     return 0;
 }

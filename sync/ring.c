@@ -65,7 +65,7 @@ int verso__ring_add(verso__ring *r, int64_t from, int64_t to, verso__ring_msg *m
     verso__ring_seg *s;
     size_t bytes = 0;
 
-    if ((r->end >= 0 && from != r->end) || to < from || n == 0) {
+    if ((r->end >= 0 && from != r->end) || to <= from || n == 0) {
         verso__ring_msgs_free(msgs, n);
         return VERSO_EINVAL;
     }
@@ -92,7 +92,6 @@ const verso__ring_seg *verso__ring_at(const verso__ring *r, int64_t from)
         else
             hi = mid;
     }
-    /* an empty segment (from == to) is followed by one with the same from: take the first */
     return lo < r->n && nth(r, lo)->from == from ? nth(r, lo) : NULL;
 }
 

@@ -53,7 +53,7 @@ void verso__ring_free(verso__ring *r);
 void verso__ring_clear(verso__ring *r);
 
 /*
- * Appends the segment (from, to] made of msgs (n messages, taken over, also
+ * Appends the segment (from, to], from < to, made of msgs (n messages, taken over, also
  * on failure). from must equal end, unless end is -1. Evicts the oldest
  * segments beyond the bounds. VERSO_ENOMEM, VERSO_EINVAL (not contiguous).
  */
