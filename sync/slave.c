@@ -5,7 +5,7 @@
  * flow control); a slave transaction is committed only when a changes
  * message ends at a master snapshot head (more == false), and then not
  * always at once: while more is already waiting on the socket, several
- * such states go into one transaction, committed at the latest 100 ms
+ * such states go into one transaction, committed once 50 ms
  * (COMMIT_EVERY_MS) or COMMIT_ROWS rows after the previous commit. After any
  * failure the connection is dropped, the open transaction rolled back,
  * and the slave reconnects with backoff and resumes from its stored
@@ -476,7 +476,7 @@ static int commit(verso_slave *s, int64_t to, int64_t head)
     return 0;
 }
 
-#define COMMIT_EVERY_MS 100
+#define COMMIT_EVERY_MS 50
 #define COMMIT_ROWS     4096
 
 /* The open transaction ends at a master state (commit_due): whether to commit it now rather
@@ -533,7 +533,7 @@ static int on_changes(verso_slave *s, verso__sync_msg *m)
         return 0;
     }
     if (!verso__sync_applier_open(s->ap))
-        s->committed_ms = verso__sync_mono_ms(); /* a new transaction: its 100 ms start */
+        s->committed_ms = verso__sync_mono_ms(); /* a new transaction: its clock starts */
     s->commit_due = false;                       /* the transaction goes on past that state */
     rc = verso__sync_applier_entries(s->ap, m->doc, entries, s->reset_pending, from, to);
     m->doc = NULL; /* taken over */

@@ -319,11 +319,11 @@ static void test_no_stall(void **state)
     no_stall(NULL);
 }
 
-/* Each commit's segment is many messages (7 changes each): slaves are sent them part-way, and
+/* Each commit's segment is several messages (40 changes each): slaves are sent them part-way, and
  * commit only at segment ends. */
 static void test_no_stall_small_messages(void **state)
 {
-    const char *extra[] = {"--chunk", "7", NULL};
+    const char *extra[] = {"--chunk", "40", NULL};
 
     (void)state;
     no_stall(extra);
