@@ -452,6 +452,8 @@ int64_t verso__wsc_silent_ms(const verso__wsc *c);
 void verso__wsc_timer(verso__wsc *c, int64_t ms);
 /* Runs the event loop once: returns after some event, a timer or verso__wsc_wake(). */
 void verso__wsc_service(verso__wsc *c);
+/* Whether bytes from the peer wait in the socket, not read yet (a message is arriving). */
+bool verso__wsc_pending(const verso__wsc *c);
 /* Any thread: makes the current or next verso__wsc_service() return. */
 void verso__wsc_wake(verso__wsc *c);
 
@@ -544,6 +546,9 @@ bool verso__master_changes_due(const verso__master_facts *f);
  */
 const verso_ws_handler *verso__master_handler(verso_sync_master *m);
 int verso__master_conn_next(verso_sync_master *m, void *cp, verso_buf *b);
+/* Reads of changes encoded (one per commit for the ring, plus private reads) and messages sent
+ * from the ring, since m was made. Any thread. */
+void verso__master_counts(verso_sync_master *m, uint64_t *encodings, uint64_t *ring_sends);
 
 /* Monotonic milliseconds. */
 int64_t verso__sync_mono_ms(void);

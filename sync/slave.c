@@ -3,7 +3,10 @@
  * the master; this file is the protocol. Messages are applied on that
  * thread as they arrive (the socket is not read meanwhile, which is the
  * flow control); a slave transaction is committed only when a changes
- * message ends at a master snapshot head (more == false). After any
+ * message ends at a master snapshot head (more == false), and then not
+ * always at once: while more is already waiting on the socket, several
+ * such states go into one transaction, committed once 50 ms
+ * (COMMIT_EVERY_MS) or COMMIT_ROWS rows after the previous commit. After any
  * failure the connection is dropped, the open transaction rolled back,
  * and the slave reconnects with backoff and resumes from its stored
  * cursor.
@@ -76,6 +79,10 @@ struct verso_slave {
     bool force_reset;    /* the master asked for a full resynchronisation not committed yet */
     bool reset_pending;  /* the subscription is a full resynchronisation not committed yet */
     int64_t ack_version; /* to acknowledge once subscribed for rows; -1: nothing */
+    bool commit_due;     /* the open transaction ends at a master state: due_to, due_head */
+    int64_t due_to, due_head;
+    int64_t committed_ms;   /* monotonic, the last commit (or the start of the open transaction) */
+    int64_t committed_rows; /* the applier's rows at the last commit */
     int64_t expected_from;
     char master[37];      /* the identity of the latest hello, resync or snapshot */
     int64_t master_hb_ms; /* the master's heartbeat period (hello) */
@@ -337,6 +344,7 @@ static int on_hello(verso_slave *s, verso__sync_msg *m)
     s->master_hb_ms = h.heartbeat_ms;
     s->ack_version = -1; /* the subscription's cursor says it */
     verso__sync_applier_abort(s->ap);
+    s->commit_due = false;
     if (verso_db_cursor(&c, s->db) < 0)
         return VERSO_EDB;
     s->reset_pending = s->force_reset || verso__sync_need_reset(&c, s->master, h.head, h.horizon);
@@ -454,8 +462,11 @@ static int commit(verso_slave *s, int64_t to, int64_t head)
 {
     int rc = verso__sync_applier_commit(s->ap, s->master, to);
 
+    s->commit_due = false;
     if (rc < 0)
         return apply_failed(s, rc, "%s");
+    s->committed_ms = verso__sync_mono_ms();
+    s->committed_rows = verso__sync_applier_rows(s->ap);
     disk_back(s);
     reset_done(s);
     s->retry_ms = 0; /* progress: the next failure starts the backoff afresh */
@@ -463,6 +474,24 @@ static int commit(verso_slave *s, int64_t to, int64_t head)
     publish(s, to, head, true);
     caught_up(s);
     return 0;
+}
+
+#define COMMIT_EVERY_MS 50
+#define COMMIT_ROWS     4096
+
+/* The open transaction ends at a master state (commit_due): whether to commit it now rather
+ * than take the next state, already arriving, into it too. */
+static bool commit_now(const verso_slave *s)
+{
+    return verso__sync_mono_ms() - s->committed_ms >= COMMIT_EVERY_MS ||
+           verso__sync_applier_rows(s->ap) - s->committed_rows >= COMMIT_ROWS || !s->ws ||
+           !verso__wsc_pending(s->ws);
+}
+
+/* Commits the master state the open transaction ends at, if it ends at one. */
+static int commit_due(verso_slave *s)
+{
+    return s->commit_due ? commit(s, s->due_to, s->due_head) : 0;
 }
 
 /* An empty batch at the cursor we stored for this master: nothing to write. */
@@ -492,6 +521,15 @@ static int held(verso_slave *s, int64_t to, int64_t head)
     return 0;
 }
 
+/* Before a batch's entries are applied: the open transaction goes on past
+ * the master state it may have ended at. */
+static void begin_apply(verso_slave *s)
+{
+    if (!verso__sync_applier_open(s->ap))
+        s->committed_ms = verso__sync_mono_ms(); /* a new transaction: its clock starts */
+    s->commit_due = false;
+}
+
 /* After a batch's entries were applied (rc). */
 static int applied(verso_slave *s, int rc, int64_t to, int64_t head, bool more)
 {
@@ -501,11 +539,13 @@ static int applied(verso_slave *s, int rc, int64_t to, int64_t head, bool more)
     s->st.received = to;
     pthread_mutex_unlock(&s->lock);
     progress(s, head, false);
-    if (more) {
-        publish(s, -1, head, false);
+    publish(s, -1, head, false);
+    if (more)
         return 0;
-    }
-    return commit(s, to, head);
+    s->commit_due = true;
+    s->due_to = to;
+    s->due_head = head;
+    return commit_now(s) ? commit(s, to, head) : 0;
 }
 
 static int on_changes(verso_slave *s, verso__sync_msg *m)
@@ -524,6 +564,7 @@ static int on_changes(verso_slave *s, verso__sync_msg *m)
         return rc;
     if (holds(s, (size_t)cJSON_GetArraySize(entries), from, to, more))
         return held(s, to, head);
+    begin_apply(s);
     rc = verso__sync_applier_entries(s->ap, m->doc, entries, s->reset_pending, from, to);
     m->doc = NULL; /* taken over */
     return applied(s, rc, to, head, more);
@@ -551,6 +592,7 @@ static int on_scanned(verso_slave *s, const char *data, size_t len, bool *taken)
         return rc;
     if (holds(s, n, from, to, more))
         return held(s, to, head);
+    begin_apply(s);
     return applied(s, verso__sync_applier_scanned(s->ap, s->reset_pending), to, head, more);
 }
 
@@ -577,6 +619,7 @@ static int on_resync(verso_slave *s, verso__sync_msg *m)
          0);
     s->ack_version = -1; /* of the former subscription */
     verso__sync_applier_abort(s->ap);
+    s->commit_due = false;
     verso__sync_snaprx_discard(&s->snap);
     s->force_reset = true;
     s->reset_pending = true;
@@ -738,6 +781,7 @@ static void link_end(verso_slave *s, const char *why)
 
     verso__sync_snaprx_discard(&s->snap);
     verso__sync_applier_abort(s->ap);
+    s->commit_due = false;
     sub_move(s, SUB_NONE);
     s->retry_ms = s->retry_ms ? s->retry_ms * 2 : s->o.retry_min_ms;
     if (s->retry_ms > s->o.retry_max_ms)
@@ -831,6 +875,8 @@ static void on_timer(void *arg)
     } else if (expired(s, now)) {
         set_error(s, "%s", steps[s->link].timeout);
         verso__wsc_kill(s->ws, steps[s->link].timeout);
+    } else if (s->link == VERSO_LINK_LIVE && s->commit_due && commit_due(s) < 0) {
+        verso__wsc_close(s->ws, 1011, "apply failed");
     } else if (s->link == VERSO_LINK_LIVE) {
         if (now - s->last_tx_ms >= heartbeat_period(s))
             verso__wsc_want_write(s->ws);
@@ -856,9 +902,15 @@ static void *run(void *arg)
     verso_slave *s = arg;
 
     verso__wsc_timer(s->ws, 1);
-    while (!atomic_load(&s->stop))
+    while (!atomic_load(&s->stop)) {
         verso__wsc_service(s->ws);
+        /* the messages that were waiting are applied: commit what they led to */
+        if (s->commit_due && !verso__wsc_pending(s->ws) && commit_due(s) < 0)
+            verso__wsc_close(s->ws, 1011, "apply failed");
+    }
+    (void)commit_due(s); /* a master state already applied is worth keeping */
     verso__sync_applier_abort(s->ap);
+    s->commit_due = false;
     return NULL;
 }
 
@@ -1123,7 +1175,9 @@ int verso__slave_receive(verso_slave *s, const char *data, size_t len, verso_buf
 {
     int rc = on_message(data, len, s);
 
-    if (rc < 0) /* what the client layer does with a failed message */
+    if (rc == 0)
+        rc = commit_due(s); /* nothing else is waiting */
+    if (rc < 0)             /* what the client layer does with a failed message */
         link_end(s, verso_strerror(rc));
     if (s->link == VERSO_LINK_WAITING)
         detached_connect(s);
