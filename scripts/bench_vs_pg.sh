@@ -10,7 +10,8 @@
 # usage: scripts/bench_vs_pg.sh [--install] [--rounds N] [--rows N] [--seconds S]
 #        [--lag-seconds S] [--parts bootstrap,lag,sustained]
 #   --install  apt-get install PostgreSQL 15 and libpq when missing
-#   BUILD=dir selects the build directory (default build)
+#   BUILD=dir selects the build directory (default build); KEEP_TMP=1 keeps
+#   the temporary directory (cluster logs) instead of removing it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -63,7 +64,7 @@ cleanup() {
     for d in "${STARTED[@]}"; do
         "${AS[@]}" "$PGBIN/pg_ctl" -D "$d" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
     done
-    rm -rf "$TMP"
+    if [ -n "${KEEP_TMP:-}" ]; then echo "bench_vs_pg.sh: kept $TMP" >&2; else rm -rf "$TMP"; fi
     exit $rc
 }
 trap cleanup EXIT
@@ -102,6 +103,7 @@ max_worker_processes = 16
 # the launcher starts at most one worker per this interval (default 5 s):
 # a subscription created soon after another would wait for it
 wal_retrieve_retry_interval = 100ms
+log_line_prefix = '%m [%p] '
 EOF
         if "${AS[@]}" "$PGBIN/pg_ctl" -D "$d" -l "$TMP/$1.log" -w -t 60 start >/dev/null; then
             "$PGBIN/psql" -qAt -h 127.0.0.1 -p "$port" -U postgres -d postgres \

@@ -77,7 +77,7 @@ static const verso_field row_fields[] = {
 static const verso_table_def items = VERSO_TABLE_DEF("items", row, row_fields);
 static const verso_table_def *const tables[] = {&items};
 
-enum { TX_ROWS = 100, SAMPLE_US = 2000, MAX_CHANGES = 1 << 20 };
+enum { TX_ROWS = 100, SAMPLE_US = 2000, MAX_SAMPLES = 1 << 20 };
 
 static struct config {
     const char *pub, *sub, *verso, *dir;
@@ -751,33 +751,30 @@ static void verso_lag_round(void)
 
 /* ---- sustained ---- */
 
-/* A thread reads the subscriber's max(id) every SAMPLE_US and keeps the
- * times at which it changed. */
+/* A thread reads the subscriber's max(id) every SAMPLE_US and keeps every
+ * reading with its time. */
 typedef struct sampler {
     int64_t (*read)(void *ctx);
     void *ctx;
     pthread_t thread;
     atomic_bool stop;
-    atomic_llong last; /* latest value read */
-    int64_t *at;       /* change times, ns */
-    atomic_int nat;
+    int64_t *t, *v; /* readings: time (ns) and value */
+    atomic_int n;   /* readings stored */
 } sampler;
 
 static void *sampler_loop(void *arg)
 {
     sampler *s = arg;
-    int64_t prev = s->read(s->ctx), next = now_ns();
+    int64_t next = now_ns();
 
-    atomic_store(&s->last, prev);
     while (!atomic_load(&s->stop)) {
         int64_t v = s->read(s->ctx), t = now_ns();
-        int n = atomic_load(&s->nat);
-        if (v != prev && n < MAX_CHANGES) {
-            s->at[n] = t;
-            atomic_store(&s->nat, n + 1);
+        int n = atomic_load(&s->n);
+        if (n < MAX_SAMPLES) {
+            s->t[n] = t;
+            s->v[n] = v;
+            atomic_store(&s->n, n + 1);
         }
-        prev = v;
-        atomic_store(&s->last, v);
         next += SAMPLE_US * 1000;
         if (next < t)
             next = t;
@@ -788,36 +785,55 @@ static void *sampler_loop(void *arg)
 
 static void sampler_start(sampler *s)
 {
-    if (!(s->at = malloc(MAX_CHANGES * sizeof(int64_t))))
+    s->t = malloc(MAX_SAMPLES * sizeof(int64_t));
+    s->v = malloc(MAX_SAMPLES * sizeof(int64_t));
+    if (!s->t || !s->v)
         die("sampler", "out of memory");
-    atomic_store(&s->nat, 0);
+    atomic_store(&s->n, 0);
     atomic_store(&s->stop, false);
     if (pthread_create(&s->thread, NULL, sampler_loop, s) != 0)
         die("thread", "cannot start");
+    while (atomic_load(&s->n) == 0) /* a first reading before the writer starts */
+        sleep_until(now_ns() + 1000000);
 }
 
 static void sampler_stop(sampler *s)
 {
     atomic_store(&s->stop, true);
     pthread_join(s->thread, NULL);
+    free(s->t);
+    free(s->v);
 }
 
-/* Longest time in [t0, t1] with no change seen; the end counts when rows
- * were still to apply. */
-static double longest_gap_ms(sampler *s, int64_t t0, int64_t t1, bool behind)
+static int64_t sampler_last(sampler *s)
 {
-    int64_t prev = t0, gap = 0;
-    int n = atomic_load(&s->nat);
+    return s->v[atomic_load(&s->n) - 1];
+}
 
-    for (int i = 0; i < n && s->at[i] <= t1; i++) {
-        if (s->at[i] - prev > gap)
-            gap = s->at[i] - prev;
-        if (s->at[i] > prev)
-            prev = s->at[i];
+/* Longest time in [t0, t1] with no change seen (*stall; the end counts when
+ * rows were still to apply) and between two readings (*step), in ms. */
+static void sampler_gaps(sampler *s, int64_t t0, int64_t t1, bool behind, double *stall,
+                         double *step)
+{
+    int n = atomic_load(&s->n);
+    int64_t since = t0, gap = 0, prev_t = t0, big = 0;
+
+    for (int i = 1; i < n && s->t[i] <= t1; i++) {
+        if (s->t[i] < t0)
+            continue;
+        if (s->t[i] - prev_t > big)
+            big = s->t[i] - prev_t;
+        prev_t = s->t[i];
+        if (s->v[i] != s->v[i - 1]) {
+            if (s->t[i] - since > gap)
+                gap = s->t[i] - since;
+            since = s->t[i];
+        }
     }
-    if (behind && t1 - prev > gap)
-        gap = t1 - prev;
-    return (double)gap / 1e6;
+    if (behind && t1 - since > gap)
+        gap = t1 - since;
+    *stall = (double)gap / 1e6;
+    *step = (double)big / 1e6;
 }
 
 /* One side of the sustained test. */
@@ -835,7 +851,7 @@ typedef struct sus_side {
 static double sustained_run(sus_side *sd, int64_t first_id, double rate, const char *prefix)
 {
     int64_t t0 = now_ns(), end = t0 + (int64_t)cfg.seconds * 1000000000, id = first_id, t1;
-    double pub_rows, sub_rows, secs;
+    double pub_rows, sub_rows, secs, stall, step;
     char name[128];
     int tx = 0;
 
@@ -849,7 +865,7 @@ static double sustained_run(sus_side *sd, int64_t first_id, double rate, const c
         tx++;
     }
     t1 = now_ns();
-    sub_rows = (double)(atomic_load(&sd->smp.last) - (first_id - 1));
+    sub_rows = (double)(sampler_last(&sd->smp) - (first_id - 1));
     if (sub_rows < 0)
         sub_rows = 0;
     sd->next_id = id;
@@ -861,8 +877,11 @@ static double sustained_run(sus_side *sd, int64_t first_id, double rate, const c
     record(name, sub_rows / secs);
     snprintf(name, sizeof(name), "%s_backlog_rows", prefix);
     record(name, pub_rows - sub_rows);
+    sampler_gaps(&sd->smp, t0, t1, pub_rows > sub_rows, &stall, &step);
     snprintf(name, sizeof(name), "%s_max_gap_ms", prefix);
-    record(name, longest_gap_ms(&sd->smp, t0, t1, pub_rows > sub_rows));
+    record(name, stall);
+    snprintf(name, sizeof(name), "%s_max_sample_step_ms", prefix);
+    record(name, step);
     if (sd->drain(sd->ctx, id - 1) < 0)
         fprintf(stderr, "vs_pg_bench: %s: the subscriber did not drain its backlog\n", prefix);
     return sub_rows / secs;
@@ -942,7 +961,6 @@ static double pg_sustained_round(double rate)
     sub = sustained_run(&sd, pg_next_id, rate, rate > 0 ? "pg_paced" : "pg_sustained");
     pg_next_id = sd.next_id;
     sampler_stop(&sd.smp);
-    free(sd.smp.at);
     PQfinish(p.writer);
     PQfinish(p.reader);
     return sub;
@@ -1006,7 +1024,6 @@ static void verso_sustained_round(double rate)
     sampler_start(&sd.smp);
     sustained_run(&sd, 2, rate, rate > 0 ? "verso_paced" : "verso_sustained");
     sampler_stop(&sd.smp);
-    free(sd.smp.at);
     sqlite3_finalize(v.max);
     sqlite3_close(v.reader);
     verso_slave_stop(v.slave);
