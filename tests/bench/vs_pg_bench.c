@@ -1032,33 +1032,55 @@ static void verso_sustained_round(double rate)
 
 /* ---- rounds ---- */
 
+/* Before each side's part: both clusters write their dirty pages out and the
+ * kernel its dirty files, so that neither side pays for the other's writes
+ * (a checkpoint spread over minutes, writeback of the last run's files). */
+static void settle(void)
+{
+    pg_exec(pub_db, "CHECKPOINT");
+    pg_exec(sub_db, "CHECKPOINT");
+    sync();
+}
+
 static void round_boot(bool verso_first)
 {
-    for (int k = 0; k < 2; k++)
-        (k == 0) == verso_first ? verso_boot_round() : pg_boot_round();
+    for (int k = 0; k < 2; k++) {
+        settle();
+        if ((k == 0) == verso_first)
+            verso_boot_round();
+        else
+            pg_boot_round();
+    }
 }
 
 static void round_lag(bool verso_first)
 {
-    for (int k = 0; k < 2; k++)
-        (k == 0) == verso_first ? verso_lag_round() : pg_lag_round();
+    for (int k = 0; k < 2; k++) {
+        settle();
+        if ((k == 0) == verso_first)
+            verso_lag_round();
+        else
+            pg_lag_round();
+    }
 }
 
+/* Unpaced, then paced at the rows/s PostgreSQL's subscriber reached. */
 static void round_sustained(bool verso_first)
 {
     double pg_rate = 0;
 
-    if (verso_first)
-        verso_sustained_round(0);
-    pg_rate = pg_sustained_round(0);
-    if (!verso_first)
-        verso_sustained_round(0);
-    record("pace_rows_per_s", pg_rate);
-    if (verso_first)
-        verso_sustained_round(pg_rate);
-    pg_sustained_round(pg_rate);
-    if (!verso_first)
-        verso_sustained_round(pg_rate);
+    for (int k = 0; k < 4; k++) {
+        bool verso = (k % 2 == 0) == verso_first;
+        settle();
+        if (k == 2)
+            record("pace_rows_per_s", pg_rate);
+        if (verso)
+            verso_sustained_round(k < 2 ? 0 : pg_rate);
+        else if (k < 2)
+            pg_rate = pg_sustained_round(0);
+        else
+            pg_sustained_round(pg_rate);
+    }
 }
 
 /* ---- report ---- */
