@@ -2,6 +2,8 @@
 #ifndef VERSO_CLI_H
 #define VERSO_CLI_H
 
+#include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +34,9 @@ void verso_cli_help_end(FILE *out, const char *examples);
  * status; 0 (msg "") when the URL answers like a verso master. Blocks a few
  * seconds at most. */
 int verso_cli_url_problem(char *msg, size_t n, const char *url);
+/* The same for the base URL of a server of databases (verso serve --dir), probed at
+ * GET <prefix>/_databases: a one-database server there is told apart. */
+int verso_cli_dir_url_problem(char *msg, size_t n, const char *url);
 /* "30s", "5m", "1h", "250ms", "10" (seconds): 0, else -1. */
 int verso_cli_parse_duration(int64_t *ms, const char *s);
 
@@ -50,5 +55,15 @@ int verso_cli_serve(int argc, char **argv);
 /* Replication (cmd_sync.c). */
 int verso_cli_replicate(int argc, char **argv);
 int verso_cli_pull(int argc, char **argv);
+
+/* replicate --all (cmd_all.c): every database of a server into a directory. */
+typedef struct cli_all_args {
+    const char *url, *dir, *token;
+    bool insecure, replace_tables, keep_deleted;
+    int workers;                     /* 0 = the library's default */
+    int64_t summary_ms, give_up_ms;  /* --stats-interval, --give-up-after (0 = never) */
+    const volatile sig_atomic_t *stop; /* set by SIGINT / SIGTERM */
+} cli_all_args;
+int verso_cli_replicate_all(const cli_all_args *a);
 
 #endif

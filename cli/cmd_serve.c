@@ -56,7 +56,9 @@ static void usage(FILE *out)
             "Serves the tracked tables of DB as JSON, and /_sync for live slaves\n"
             "(verso replicate), until SIGINT or SIGTERM (requests under way finish,\n"
             "WebSockets get a 1001 close, exit status 0). SIGHUP reloads the config\n"
-            "file's tokens, roles and limits without dropping connections.\n\n"
+            "file's tokens, roles and limits without dropping connections.\n"
+            "With --dir DIR, serves every verso database DIR/<name>.db the same\n"
+            "way under /db/<name>/, opening each on demand.\n\n"
             "arguments:\n"
             "  DB              the database file (must exist, with a tracked table:\n"
             "                  verso track DB TABLE)\n\n"
@@ -78,7 +80,8 @@ static void usage(FILE *out)
             cli_log_usage);
     verso_cli_help_end(out,
                        "  verso serve shop.db --port 8080\n"
-                       "  verso serve shop.db --host 0.0.0.0 --config /etc/verso/verso.conf\n");
+                       "  verso serve shop.db --host 0.0.0.0 --config /etc/verso/verso.conf\n"
+                       "  verso serve --dir /srv/tenants --max-open 256\n");
 }
 
 static int usage_error(const char *what, const char *arg)

@@ -42,6 +42,9 @@ typedef struct sync_args {
     bool insecure;
     int64_t summary_ms; /* --stats-interval: summary lines off a terminal */
     bool replace_tables;
+    bool all;          /* replicate --all: URL is a server of databases, DB a directory */
+    bool keep_deleted; /* --all: databases deleted on the master stay */
+    int workers;       /* --all: pulls at a time (0 = 2) */
     char token_buf[512];
 } sync_args;
 
@@ -82,7 +85,9 @@ static const char *sync_description(const char *cmd)
                "changes since DB's cursor.\n";
     return "Follows the master at URL in real time over a WebSocket: bootstraps DB like\n"
            "pull, then applies each master transaction as it commits, and reconnects\n"
-           "after a network error (saying when) until SIGINT or SIGTERM.\n";
+           "after a network error (saying when) until SIGINT or SIGTERM. A database of\n"
+           "a server of databases is URL/db/NAME; with --all, every database of that\n"
+           "server follows into the directory DIR, created and removed as on the master.\n";
 }
 
 static const char *sync_examples(const char *cmd)
@@ -91,6 +96,8 @@ static const char *sync_examples(const char *cmd)
         return "  verso pull http://127.0.0.1:8080 replica.db\n"
                "  VERSO_TOKEN=secret verso pull --table items https://master:8443 replica.db\n";
     return "  verso replicate http://127.0.0.1:8080 replica.db\n"
+           "  verso replicate http://127.0.0.1:8080/db/tenant-1 tenant-1.db\n"
+           "  verso replicate --all --workers 4 http://127.0.0.1:8080 replicas/\n"
            "  verso replicate --port 8081 --name edge-1 http://master:8080 replica.db\n"
            "  verso replicate --give-up-after 5m http://master:8080 replica.db\n";
 }
@@ -98,7 +105,7 @@ static const char *sync_examples(const char *cmd)
 static void usage(FILE *out, const char *cmd)
 {
     fprintf(out,
-            "usage: verso %s [options] URL DB\n\n%s\n"
+            "usage: verso %s [options] URL DB%s\n\n%s\n"
             "arguments:\n"
             "  URL                the master's base URL, e.g. http://127.0.0.1:8080\n"
             "  DB                 the slave's database file (created if missing); its own\n"
@@ -115,7 +122,8 @@ static void usage(FILE *out, const char *cmd)
             "  --stats-interval S off a terminal: a summary line every S seconds\n"
             "                     (default 60; 0 = none)\n"
             "%s",
-            cmd, sync_description(cmd), cli_log_usage);
+            cmd, strcmp(cmd, "replicate") ? "" : "\n       verso replicate --all [options] URL DIR",
+            sync_description(cmd), cli_log_usage);
     if (strcmp(cmd, "pull") == 0)
         fprintf(out, "  --chunk N          changes per request (default 10000)\n");
     if (strcmp(cmd, "replicate") == 0)
@@ -130,7 +138,13 @@ static void usage(FILE *out, const char *cmd)
                 "                     (default host:pid)\n"
                 "  --give-up-after D  exit (status 75, or 2/3 for a wrong URL or token)\n"
                 "                     after D without a connection, e.g. 30s, 5m\n"
-                "                     (default: retry for ever, saying when)\n");
+                "                     (default: retry for ever, saying when)\n"
+                "  --all              URL is a server of databases (verso serve --dir) and DB\n"
+                "                     a directory: follow every database into DB/NAME.db\n"
+                "                     (docs/databases.md)\n"
+                "  --keep-deleted     --all: a database deleted on the master stays in DB\n"
+                "  --workers N        --all: databases pulled at a time, 1 to 64 (default 2);\n"
+                "                     at most N+1 connections to the server\n");
     verso_cli_help_end(out, sync_examples(cmd));
 }
 
@@ -184,6 +198,8 @@ static int parse_option(sync_args *a, int argc, char **argv, int *i)
         return rc > 0 ? 0 : -1;
     if (!strcmp(o, "--replace-tables"))
         return a->replace_tables = true, 0;
+    if (!strcmp(a->cmd, "replicate") && (!strcmp(o, "--all") || !strcmp(o, "--keep-deleted")))
+        return *(!strcmp(o, "--all") ? &a->all : &a->keep_deleted) = true, 0;
     if (!v)
         return -1;
     (*i)++;
@@ -205,6 +221,8 @@ static int parse_option(sync_args *a, int argc, char **argv, int *i)
         return a->host = v, 0;
     if (!strcmp(o, "--name") && !strcmp(a->cmd, "replicate"))
         return a->name = v, 0;
+    if (!strcmp(o, "--workers") && !strcmp(a->cmd, "replicate"))
+        return parse_int(&a->workers, v) || a->workers < 1 || a->workers > 64 ? -1 : 0;
     if (!strcmp(o, "--give-up-after") && !strcmp(a->cmd, "replicate"))
         return verso_cli_parse_duration(&a->give_up_ms, v);
     if (!strcmp(o, "--table") && a->ntables < 64)
@@ -512,6 +530,25 @@ static void replicate_reload(const serving *sv)
         cli_log(CLI_ERROR, "config not reloaded, the old one stays: %s", why);
 }
 
+/* --all: the directory slave of cmd_all.c, with what it takes of the options. */
+static int replicate_all(const sync_args *a)
+{
+    cli_all_args x = {.url = a->url, .dir = a->db, .token = a->token, .insecure = a->insecure,
+                      .replace_tables = a->replace_tables, .keep_deleted = a->keep_deleted,
+                      .workers = a->workers, .summary_ms = a->summary_ms,
+                      .give_up_ms = a->give_up_ms, .stop = &g_stop};
+
+    if (!a->all || a->ntables || a->port >= 0 || a->host || a->name) {
+        fprintf(stderr, "verso replicate: %s\n",
+                !a->all ? "--keep-deleted and --workers go with --all"
+                        : "--all follows every database and table: --table, --port, --host and "
+                          "--name do not apply (serve the directory with verso serve --dir)");
+        return VERSO_EXIT_USAGE;
+    }
+    install_signals();
+    return verso_cli_replicate_all(&x);
+}
+
 int verso_cli_replicate(int argc, char **argv)
 {
     verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
@@ -525,6 +562,8 @@ int verso_cli_replicate(int argc, char **argv)
 
     if (rc != 0)
         return rc < 0 ? 0 : rc;
+    if (a.all || a.keep_deleted || a.workers)
+        return replicate_all(&a);
     client_options(&o.client, &a);
     cli_replicate_init(&progress, a.summary_ms);
     o.on_event = cli_replicate_event;

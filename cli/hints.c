@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "verso/sync.h"
 #include "verso/verso.h"
 
 #define PROBE_MS 2000
@@ -143,14 +144,14 @@ static int connect_to(const struct addrinfo *ai)
     return fd;
 }
 
-/* Sends a plain GET <prefix>/_info and reads what comes back (NUL-terminated);
+/* Sends a plain GET <prefix><path> and reads what comes back (NUL-terminated);
  * *silent when nothing came before the deadline. */
-static size_t ask_info(int fd, const url_parts *u, char *buf, size_t n, bool *silent)
+static size_t ask(int fd, const url_parts *u, const char *path, char *buf, size_t n, bool *silent)
 {
     char req[1024];
     size_t got = 0;
-    int len =
-        snprintf(req, sizeof(req), "GET %s/_info HTTP/1.0\r\nHost: %s\r\n\r\n", u->prefix, u->host);
+    int len = snprintf(req, sizeof(req), "GET %s%s HTTP/1.0\r\nHost: %s\r\n\r\n", u->prefix, path,
+                       u->host);
 
     *silent = false;
     buf[0] = '\0';
@@ -172,6 +173,7 @@ static size_t ask_info(int fd, const url_parts *u, char *buf, size_t n, bool *si
 
 typedef struct diag {
     int status;
+    const char *path; /* what is asked: "/_info" (a database), "/_databases" (--all) */
     const char *url;
     const url_parts *u;
     char *msg;
@@ -185,6 +187,27 @@ static int say(diag *d, int status, const char *cause, const char *hint_fmt, con
     if (k > 0 && (size_t)k < d->n)
         snprintf(d->msg + k, d->n - (size_t)k, hint_fmt, arg);
     return d->status = status;
+}
+
+static int answered_dir(diag *d, int code, const char *reply);
+static int server_error(diag *d, int code, const char *said);
+
+/* The message of a verso JSON error in reply ("" when none), printable, cut. */
+static bool server_says(const char *reply, char *out, size_t n)
+{
+    const char *m = strstr(reply, "{\"error\":{");
+    size_t o = 0;
+
+    out[0] = '\0';
+    if (!m || !(m = strstr(m, "\"message\":\"")))
+        return false;
+    for (m += 11; *m && *m != '"' && o + 1 < n && o < 200; m++) {
+        if (*m == '\\' && m[1])
+            m++;
+        out[o++] = (unsigned char)*m >= 0x20 && *m != 0x7f ? *m : '?';
+    }
+    out[o] = '\0';
+    return o > 0;
 }
 
 static int answered(diag *d, const char *reply, size_t got)
@@ -203,8 +226,12 @@ static int answered(diag *d, const char *reply, size_t got)
     sscanf(reply, "HTTP/%*s %d", &code);
     if (code == 401 || code == 403)
         return 0; /* the token's business */
+    if (!strcmp(d->path, VERSO_DATABASES_PATH))
+        return code == 200 && strstr(reply, "\"databases\"") ? 0 : answered_dir(d, code, reply);
     if (code == 200 && strstr(reply, "\"identity\"") && strstr(reply, "\"head\""))
         return 0; /* a verso master: the URL is right */
+    if (server_says(reply, cause, 220))
+        return server_error(d, code, cause);
     snprintf(cause, sizeof(cause),
              "it answered (HTTP %d to GET %s/_info) but is not a verso master", code, d->u->prefix);
     return say(d, VERSO_EXIT_USAGE, cause,
@@ -234,8 +261,8 @@ static int resolve(diag *d, struct addrinfo **res)
     return say(d, VERSO_EXIT_USAGE, cause, "%scheck the host name in the URL", "");
 }
 
-/* A verso master answers GET <u's prefix>/_info (a second, short probe). */
-static bool verso_at(const url_parts *u)
+/* A verso master answers GET <u's prefix><path> (a second, short probe). */
+static bool verso_at(const url_parts *u, const char *path)
 {
     struct addrinfo hints, *res = NULL;
     char reply[4096];
@@ -252,14 +279,66 @@ static bool verso_at(const url_parts *u)
     freeaddrinfo(res);
     if (fd < 0)
         return false;
-    ask_info(fd, u, reply, sizeof(reply), &silent);
+    ask(fd, u, path, reply, sizeof(reply), &silent);
     close(fd);
     if (strncmp(reply, "HTTP/", 5))
         return false;
     if (strstr(reply, " 401 ") ||
         strstr(reply, " 403 ")) /* verso's JSON error: a token is needed */
         return strstr(reply, "{\"error\":{\"code\":") != NULL;
+    if (!strcmp(path, VERSO_DATABASES_PATH))
+        return strstr(reply, " 200 ") && strstr(reply, "\"databases\"");
     return strstr(reply, " 200 ") && strstr(reply, "\"identity\"") && strstr(reply, "\"head\"");
+}
+
+/* The URL without its path (d->url up to the prefix), into out. */
+static void base_url(char *out, size_t n, const diag *d, const char *prefix_end)
+{
+    size_t keep = strlen(d->url) - strlen(d->u->prefix) - (d->url[strlen(d->url) - 1] == '/');
+
+    snprintf(out, n, "%.*s%.*s", (int)keep, d->url, (int)(prefix_end - d->u->prefix), d->u->prefix);
+}
+
+/* A verso server answered with an error of its own: say it, with what to do. */
+static int server_error(diag *d, int code, const char *said)
+{
+    char cause[600], base[600];
+    const char *db = strstr(d->u->prefix, "/db/");
+
+    snprintf(cause, sizeof(cause), "the server answered HTTP %d to GET %s%s: %s", code,
+             d->u->prefix, d->path, said);
+    if (db && !strchr(db + 4, '/')) {
+        base_url(base, sizeof(base), d, db);
+        return say(d, VERSO_EXIT_USAGE, cause,
+                   "GET %s/_databases lists the databases of that server", base);
+    }
+    if (strstr(said, "serves databases"))
+        return say(d, VERSO_EXIT_USAGE, cause,
+                   "follow one of its databases at %s/db/NAME, or all of them with "
+                   "`verso replicate --all URL DIR`",
+                   d->url);
+    return say(d, VERSO_EXIT_USAGE, cause, "check the URL's path%s", "");
+}
+
+/* --all at a URL that is not a server of databases: a one-database server, or nothing verso. */
+static int answered_dir(diag *d, int code, const char *reply)
+{
+    char cause[700];
+
+    if (verso_at(d->u, "/_info"))
+        return say(d, VERSO_EXIT_USAGE,
+                   "a one-database server answers there (GET /_info), not a server of databases",
+                   "follow it with `verso replicate %s FILE`, without --all", d->url);
+    if (server_says(reply, cause, 220))
+        return server_error(d, code, cause);
+    snprintf(cause, sizeof(cause),
+             "it answered (HTTP %d to GET %s" VERSO_DATABASES_PATH ") but is not a verso server "
+             "of databases",
+             code, d->u->prefix);
+    return say(d, VERSO_EXIT_USAGE, cause,
+               "check the URL's host, port and path: it must be the base URL `verso serve --dir` "
+               "printed, such as http://127.0.0.1:8080%s",
+               "");
 }
 
 /* Not a verso master at the URL's path, but one at the root: the path is wrong. */
@@ -270,7 +349,7 @@ static int wrong_path(diag *d)
     size_t hostlen = strlen(d->url) - strlen(d->u->prefix) - (d->url[strlen(d->url) - 1] == '/');
 
     root.prefix[0] = '\0';
-    if (!d->u->prefix[0] || d->u->tls || !verso_at(&root))
+    if (!d->u->prefix[0] || d->u->tls || !verso_at(&root, "/_info"))
         return d->status;
     snprintf(fixed, sizeof(fixed), "%.*s", (int)hostlen, d->url);
     return say(d, VERSO_EXIT_USAGE, "a verso master answers there, but not under this path",
@@ -300,20 +379,34 @@ static int probe(diag *d)
     if (fd < 0)
         return say(d, VERSO_EXIT_TEMPFAIL, strerror(err), "is `verso serve` running at %s?",
                    d->url);
-    got = ask_info(fd, d->u, reply, sizeof(reply), &silent);
+    got = ask(fd, d->u, d->path, reply, sizeof(reply), &silent);
     close(fd);
     if (silent && !d->u->tls)
         return say(d, VERSO_EXIT_TEMPFAIL, "it accepted the connection but sent no answer",
                    "is `verso serve` at %s overloaded or stopped?", d->url);
-    if (answered(d, reply, got) == VERSO_EXIT_USAGE && !strncmp(reply, "HTTP/", 5))
+    if (answered(d, reply, got) == VERSO_EXIT_USAGE && !strncmp(reply, "HTTP/", 5) &&
+        strcmp(d->path, VERSO_DATABASES_PATH))
         return wrong_path(d);
     return d->status;
+}
+
+int verso_cli_dir_url_problem(char *msg, size_t n, const char *url)
+{
+    url_parts u;
+    diag d = {.status = 0, .path = VERSO_DATABASES_PATH, .url = url, .u = &u, .msg = msg, .n = n};
+
+    msg[0] = '\0';
+    if (parse_url(&u, url) < 0) {
+        snprintf(msg, n, "%s: not a server URL; write it as http://HOST:PORT (or https://)", url);
+        return VERSO_EXIT_USAGE;
+    }
+    return probe(&d);
 }
 
 int verso_cli_url_problem(char *msg, size_t n, const char *url)
 {
     url_parts u;
-    diag d = {.status = 0, .url = url, .u = &u, .msg = msg, .n = n};
+    diag d = {.status = 0, .path = "/_info", .url = url, .u = &u, .msg = msg, .n = n};
 
     msg[0] = '\0';
     if (parse_url(&u, url) < 0) {

@@ -182,9 +182,8 @@ static bool is_sqlite_type(const char *ct)
            (!ct[n] || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
 }
 
-/* The request's body: its length, and its file when it was spooled to one.
- * Until the spool of rest/spool.c is merged the body is in memory; then
- * these two read rq->spool_len and rq->spool_path (a file in DIR). */
+/* The request's body: its length, and its file when it was spooled to one
+ * (rest/spool.c: a file in DIR, removed after the request). */
 static size_t body_len(const verso__req *rq)
 {
     return rq->spool_path ? (size_t)rq->spool_len : rq->nbody;

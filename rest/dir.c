@@ -108,6 +108,22 @@ static bool evict_lru(verso__dir *d)
     return victim != NULL;
 }
 
+/* Whether the file is a verso database already, looked at read-only: the
+ * read-write open of the instance would make any SQLite file one, and a
+ * request must not change a file the user put there. VERSO_ESCHEMA: not one. */
+static int verso_file(const char *path)
+{
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    verso_db *db = NULL;
+    int rc;
+
+    o.must_exist = true;
+    o.readonly = true;
+    rc = verso_db_open(&db, path, &o, NULL, 0);
+    verso_db_close(db);
+    return rc;
+}
+
 static int inst_new(verso__dbinst **out, verso__dir *d, const char *name, const char *path)
 {
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
@@ -117,6 +133,10 @@ static int inst_new(verso__dbinst **out, verso__dir *d, const char *name, const 
     *out = NULL;
     if (!in)
         return VERSO_ENOMEM;
+    if ((rc = verso_file(path)) < 0) {
+        verso__free(in);
+        return rc;
+    }
     snprintf(in->name, sizeof(in->name), "%s", name);
     o.db_path = path;
     o.limits = d->srv->cfg.limits;
@@ -134,17 +154,38 @@ static int inst_new(verso__dbinst **out, verso__dir *d, const char *name, const 
     return 0;
 }
 
+/* DIR/<name>.db, and whether it is a regular file (st then describes it). */
+static bool file_of(char *path, size_t n, struct stat *st, const verso__dir *d, const char *name)
+{
+    return db_file(path, n, d, name) && stat(path, st) == 0 && S_ISREG(st->st_mode);
+}
+
+/* The open instance of name while it still serves the file DIR/<name>.db
+ * (exists: the file is there, st describes it); one whose file was
+ * removed or replaced (renamed over, restored) is closed: NULL. */
+static verso__dbinst *find_current(verso__dir *d, const char *name, bool exists,
+                                   const struct stat *st)
+{
+    verso__dbinst *in = verso__dir_find(d, name);
+
+    if (!in || (exists && in->dev == (uint64_t)st->st_dev && in->ino == (uint64_t)st->st_ino))
+        return in;
+    inst_close(d, in);
+    return NULL;
+}
+
 int verso__dir_get(verso__dbinst **out, verso__dir *d, const char *name, char *msg, size_t n)
 {
     char path[PATH_MAX];
     struct stat st;
+    bool exists = file_of(path, sizeof(path), &st, d, name);
     int rc;
 
-    if ((*out = verso__dir_find(d, name))) {
+    if ((*out = find_current(d, name, exists, &st))) {
         touch(d, *out);
         return 0;
     }
-    if (!db_file(path, sizeof(path), d, name) || stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (!exists) {
         snprintf(msg, n, "no database \"%s\": GET /_databases lists them", name);
         return 404;
     }
@@ -156,11 +197,20 @@ int verso__dir_get(verso__dbinst **out, verso__dir *d, const char *name, char *m
                  d->max_open, d->max_open);
         return 503;
     }
-    if ((rc = inst_new(out, d, name, path)) < 0) {
+    if ((rc = inst_new(out, d, name, path)) == VERSO_ESCHEMA) {
+        snprintf(msg, n,
+                 "%s.db is not a verso database: make it one with `verso track FILE TABLE`, or "
+                 "move it out of the directory and adopt it with PUT /_databases/<name>",
+                 name);
+        return 409;
+    }
+    if (rc < 0) {
         snprintf(msg, n, "database \"%s\" cannot be opened: %s", name,
                  rc == VERSO_ENOMEM ? "out of memory" : "it is not a usable verso database");
         return rc == VERSO_ENOMEM || rc == VERSO_EBUSY ? 503 : 500;
     }
+    (*out)->dev = (uint64_t)st.st_dev;
+    (*out)->ino = (uint64_t)st.st_ino;
     (*out)->next = d->open;
     d->open = *out;
     d->nopen++;
@@ -417,16 +467,19 @@ int verso__dir_head(verso__dir *d, const char *name, int64_t *head, char *identi
     struct stat st;
     int rc;
 
+    bool exists;
+
     if (!d || !name || !verso__dbname_valid(name, strlen(name)))
         return VERSO_EINVAL;
-    if ((in = verso__dir_find(d, name))) {
+    exists = file_of(path, sizeof(path), &st, d, name);
+    if ((in = find_current(d, name, exists, &st))) {
         if ((rc = verso_db_info(&info, in->rest->db)) < 0)
             return rc;
         *head = info.head;
         snprintf(identity, idlen, "%s", info.identity);
         return 0;
     }
-    if (!db_file(path, sizeof(path), d, name) || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+    if (!exists)
         return VERSO_ENOTFOUND;
     return head_closed(path, head, identity, idlen);
 }

@@ -52,14 +52,15 @@ int verso__dir_upgrade(verso__dir *d, const char *uri, char *msg, size_t n);
 
 /* The role check of a WebSocket upgrade to uri on a dir server: 0, 401 or
  * 403. /db/<name>/_sync takes the grants of that database; /_databases a
- * token that may replicate some database (it then hears of those only). */
+ * token that may replicate some database (verso__auth_any with the feed
+ * capability, as GET /_databases; it then hears of those only). */
 int verso__dir_ws_auth(verso__dir *d, const char *uri, const verso__auth *a, unsigned need);
 
-/* ws.c: the request URI of an open WebSocket (at on_open), into out. */
-int verso__ws_uri(verso_ws *ws, char *out, size_t n);
 /* The path of the events WebSocket. */
 #define VERSO__DIREVENTS_PATH "/_databases"
 
+/* ws.c: the request URI of an open WebSocket (at on_open), into out. */
+int verso__ws_uri(verso_ws *ws, char *out, size_t n);
 /* ws.c: who opened ws (the Authorization header of its upgrade; at on_open). */
 void verso__ws_auth(verso_ws *ws, verso__auth *a);
 /* ws.c: closes ws with status 1001 (going away), soon; on_close follows. */

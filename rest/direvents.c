@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "orm/service.h"
 #include "rest/dirint.h"
@@ -28,13 +29,23 @@
 #define HOT_GAP_MAX  200
 #define QUEUE_MAX    4096 /* messages a subscriber may be behind */
 #define WRITE_BURST  16
+#define LIST_STEP    32 /* databases read per turn for an opening list: a closed one is opened */
 #define SUBPROTOCOL  "verso-databases.1"
+
+/* What the files of a database looked like (sizes, modification times in
+ * ns; a -wal that is missing or empty is 0, 0: reading a closed database
+ * creates an empty one): while they look the same, the database holds the
+ * same commits, and a closed one need not be opened to say so. */
+typedef struct filesig {
+    int64_t db_size, db_mtime, wal_size, wal_mtime;
+} filesig;
 
 typedef struct known {
     char name[VERSO__DBNAME_MAX + 1];
     char identity[37];
     int64_t head;
-    bool valid; /* false: changed since it was read */
+    filesig sig;  /* at the last read */
+    bool settled; /* sig can be trusted: no commit may have been on its way then */
 } known;
 
 typedef struct hot {
@@ -56,7 +67,10 @@ typedef struct evconn {
     struct evconn *next;
     verso_ws *ws;
     verso__auth auth;
-    verso_buf list; /* the opening message, until sent */
+    verso_buf list; /* the opening message, built LIST_STEP databases at a time */
+    char (*names)[VERSO__DBNAME_MAX + 1]; /* the databases of DIR at open */
+    size_t nnames, at, listed;            /* at: the next to list */
+    bool listing;                         /* the list is not sent yet */
     uint64_t next_seq;
     int64_t last_tx_ms;
 } evconn;
@@ -71,7 +85,8 @@ struct verso__direvents {
     uint64_t next_seq;
     evconn *conns;
     size_t nconns;
-    uint64_t sent; /* messages written, for /_metrics */
+    uint64_t sent;  /* messages written, for /_metrics */
+    uint64_t reads; /* heads read by opening a closed database */
 };
 
 /* ---- known databases ---- */
@@ -194,18 +209,66 @@ static bool file_exists(const verso__dir *d, const char *name)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+static int64_t ns_of(const struct timespec *t)
+{
+    return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+static bool sig_of(filesig *s, const verso__dir *d, const char *name)
+{
+    char path[4200];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s.db", d->path, name);
+    if (stat(path, &st) < 0)
+        return false;
+    s->db_size = (int64_t)st.st_size;
+    s->db_mtime = ns_of(&st.st_mtim);
+    snprintf(path, sizeof(path), "%s/%s.db-wal", d->path, name);
+    s->wal_size = s->wal_mtime = 0; /* none, or empty: no commit in it either way */
+    if (stat(path, &st) == 0 && st.st_size > 0) {
+        s->wal_size = (int64_t)st.st_size;
+        s->wal_mtime = ns_of(&st.st_mtim);
+    }
+    return true;
+}
+
+static bool sig_equal(const filesig *a, const filesig *b)
+{
+    return a->db_size == b->db_size && a->db_mtime == b->db_mtime && a->wal_size == b->wal_size &&
+           a->wal_mtime == b->wal_mtime;
+}
+
+/* A commit is visible a moment after its last write to the -wal: a read
+ * made while the -wal was written lately may have missed one. */
+static bool sig_settled(const filesig *s)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    return s->wal_size <= 0 || ns_of(&now) - s->wal_mtime >= (int64_t)HOT_MS * 1000000;
+}
+
 /* Reads name's head into its known entry (added when new); the entry, or
- * NULL when the database cannot be read now (being created, removed). */
+ * NULL when the database cannot be read now (being created, removed). A
+ * closed database is opened for it only when its files changed since a
+ * settled read. */
 static known *refresh(verso__dir *d, const char *name, bool *changed)
 {
     verso__direvents *e = d->events;
+    bool open = verso__dir_find(d, name) != NULL, found, have;
     char identity[37] = "";
     int64_t head = 0;
-    bool found;
+    filesig sig;
     size_t at;
     known *k;
 
     *changed = false;
+    have = sig_of(&sig, d, name);
+    at = known_pos(e, name, &found);
+    if (!open && found && have && e->k[at].settled && sig_equal(&sig, &e->k[at].sig))
+        return &e->k[at];
+    e->reads += !open;
     if (verso__dir_head(d, name, &head, identity, sizeof(identity)) < 0)
         return NULL;
     at = known_pos(e, name, &found);
@@ -215,7 +278,8 @@ static known *refresh(verso__dir *d, const char *name, bool *changed)
     *changed = !found || k->head != head || strcmp(k->identity, identity);
     k->head = head;
     snprintf(k->identity, sizeof(k->identity), "%s", identity);
-    k->valid = true;
+    k->sig = sig;
+    k->settled = have && sig_settled(&sig);
     return k;
 }
 
@@ -234,11 +298,8 @@ static void look(verso__dir *d, const char *name)
         }
         return;
     }
-    if (!e->nconns) { /* nobody listens: read it when someone does */
-        if (found)
-            e->k[at].valid = false;
+    if (!e->nconns) /* nobody listens: read it when someone does */
         return;
-    }
     if ((k = refresh(d, name, &changed)) && changed)
         push_state(e, k);
 }
@@ -377,45 +438,46 @@ static bool may_see(const verso__dir *d, const evconn *c, const char *name)
            verso__auth_check(&c->auth, cfg, name, NULL, VERSO__CAP_FEED) == 0;
 }
 
-typedef struct list_ctx {
-    verso__dir *d;
-    evconn *c;
-    int n;
-    int rc;
-} list_ctx;
-
-static int list_one(const char *name, void *arg)
+static int collect(const char *name, void *arg)
 {
-    list_ctx *x = arg;
-    verso__direvents *e = x->d->events;
-    bool found, changed;
-    size_t at = known_pos(e, name, &found);
-    known *k = found && e->k[at].valid ? &e->k[at] : refresh(x->d, name, &changed);
+    evconn *c = arg;
 
-    if (!k || !may_see(x->d, x->c, name))
-        return 0;
-    x->rc = verso_buf_printf(&x->c->list, "%s{\"name\":\"%s\",\"identity\":\"%s\",\"head\":%lld}",
-                             x->n++ ? "," : "", k->name, k->identity, (long long)k->head);
-    return x->rc;
+    if (c->nnames % 64 == 0) {
+        void *p = verso__realloc(c->names, (c->nnames + 64) * sizeof(*c->names));
+        if (!p)
+            return VERSO_ENOMEM;
+        c->names = p;
+    }
+    snprintf(c->names[c->nnames++], sizeof(*c->names), "%s", name);
+    return 0;
 }
 
+static void conn_free(evconn *c)
+{
+    verso_buf_free(&c->list);
+    verso__free(c->names);
+    verso__free(c);
+}
+
+/* The list is built over several turns of the service thread (the first
+ * one after a start opens every closed database), so other requests are
+ * served meanwhile; changes from the open on wait in the queue after it. */
 static int ev_open(verso_ws *ws, void **cp, void *arg)
 {
     verso__dir *d = arg;
     verso__direvents *e = d->events;
     evconn *c = verso__calloc(1, sizeof(*c));
-    list_ctx x = {.d = d, .c = c};
 
     if (!c)
         return -1;
     c->ws = ws;
     verso__ws_auth(ws, &c->auth);
-    if (verso_buf_puts(&c->list, "{\"type\":\"databases\",\"databases\":[") < 0 ||
-        verso__dir_scan(d, list_one, &x) < 0 || x.rc < 0 || verso_buf_puts(&c->list, "]}") < 0) {
-        verso_buf_free(&c->list);
-        verso__free(c);
+    if (verso__dir_scan(d, collect, c) != 0 ||
+        verso_buf_puts(&c->list, "{\"type\":\"databases\",\"databases\":[") < 0) {
+        conn_free(c);
         return -1;
     }
+    c->listing = true;
     c->next_seq = e->next_seq;
     c->last_tx_ms = verso__monotonic_ms();
     c->next = e->conns;
@@ -424,6 +486,28 @@ static int ev_open(verso_ws *ws, void **cp, void *arg)
     *cp = c;
     verso_ws_want_write(ws);
     return 0;
+}
+
+/* Lists the next LIST_STEP databases; 1 when the list is complete. */
+static int list_step(verso__dir *d, evconn *c)
+{
+    bool changed;
+    known *k;
+
+    for (size_t n = 0; c->at < c->nnames && n < LIST_STEP; c->at++) {
+        const char *name = c->names[c->at];
+        if (!may_see(d, c, name))
+            continue;
+        n++;
+        if (!(k = refresh(d, name, &changed)))
+            continue;
+        if (verso_buf_printf(&c->list, "%s{\"name\":\"%s\",\"identity\":\"%s\",\"head\":%lld}",
+                             c->listed++ ? "," : "", k->name, k->identity, (long long)k->head) < 0)
+            return VERSO_ENOMEM;
+    }
+    if (c->at < c->nnames)
+        return 0;
+    return verso_buf_puts(&c->list, "]}") < 0 ? VERSO_ENOMEM : 1;
 }
 
 static int ev_message(verso_ws *ws, void *cp, const void *data, size_t len, void *arg)
@@ -452,10 +536,20 @@ static int ev_writeable(verso_ws *ws, void *cp, void *arg)
     evconn *c = cp;
     int sent = 0;
 
-    if (c->list.len) {
+    if (c->listing) {
+        int rc = list_step(d, c);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) { /* more next turn: other requests are served meanwhile */
+            verso_ws_want_write(ws);
+            return 0;
+        }
         if (send_text(c, c->list.data, c->list.len) < 0)
             return -1;
         verso_buf_free(&c->list);
+        verso__free(c->names);
+        c->names = NULL;
+        c->listing = false;
         sent++;
     }
     for (evmsg *m = e->first; m && sent < WRITE_BURST && !verso_ws_choked(ws); m = m->next) {
@@ -493,8 +587,7 @@ static void ev_close(verso_ws *ws, void *cp, void *arg)
             break;
         }
     }
-    verso_buf_free(&c->list);
-    verso__free(c);
+    conn_free(c);
     trim(e);
 }
 
@@ -535,8 +628,7 @@ void verso__direvents_close(verso__dir *d)
     while (e->conns) { /* the context is gone: nothing will close them */
         evconn *c = e->conns;
         e->conns = c->next;
-        verso_buf_free(&c->list);
-        verso__free(c);
+        conn_free(c);
     }
     while (e->first) {
         evmsg *m = e->first;
@@ -550,13 +642,13 @@ void verso__direvents_close(verso__dir *d)
     d->watch = NULL;
 }
 
-/* For /_metrics. */
-void verso__direvents_stats(const verso__dir *d, size_t *subscribers, uint64_t *sent,
-                            uint64_t *watch_events)
+void verso__direvents_stats_get(verso__direvents_stats *out, const verso__dir *d)
 {
     const verso__direvents *e = d->events;
 
-    *subscribers = e ? e->nconns : 0;
-    *sent = e ? e->sent : 0;
-    *watch_events = verso__dirwatch_events(d->watch);
+    memset(out, 0, sizeof(*out));
+    out->subscribers = e ? e->nconns : 0;
+    out->sent = e ? e->sent : 0;
+    out->reads = e ? e->reads : 0;
+    out->watch_events = verso__dirwatch_events(d->watch);
 }

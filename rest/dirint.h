@@ -28,7 +28,8 @@ typedef struct verso__dbinst {
     void *mmetrics_arg;
     verso__dirconn *conns; /* its /_sync WebSockets: they pin it open */
     int pins;
-    int64_t used_ms; /* monotonic: the last request or WebSocket close */
+    int64_t used_ms;   /* monotonic: the last request or WebSocket close */
+    uint64_t dev, ino; /* the file it opened: one renamed over it is another database */
 } verso__dbinst;
 
 struct verso__dir {
@@ -72,9 +73,14 @@ void verso__direvents_close(verso__dir *d);
 /* Drains the DIR watch, announces new heads, sends heartbeats. */
 void verso__direvents_tick(verso__dir *d);
 
-/* For /_metrics: event subscribers, messages sent, DIR watch events. */
-void verso__direvents_stats(const verso__dir *d, size_t *subscribers, uint64_t *sent,
-                            uint64_t *watch_events);
+/* For /_metrics. */
+typedef struct verso__direvents_stats {
+    size_t subscribers;    /* open events WebSockets */
+    uint64_t sent;         /* messages written to them */
+    uint64_t watch_events; /* DIR watch events on database files */
+    uint64_t reads;        /* heads read by opening a closed database */
+} verso__direvents_stats;
+void verso__direvents_stats_get(verso__direvents_stats *out, const verso__dir *d);
 
 /* dirwatch.c: one inotify watch on DIR (a thread of its own). fn(arg) runs
  * on that thread after events that concern a database. VERSO_EIO where

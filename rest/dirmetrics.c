@@ -25,11 +25,10 @@ static int family(verso_buf *b, const char *name, const char *type, const char *
 
 static int server_lines(verso_buf *b, verso__dir *d)
 {
-    size_t subs;
-    uint64_t sent, events;
+    verso__direvents_stats st;
     int rc;
 
-    verso__direvents_stats(d, &subs, &sent, &events);
+    verso__direvents_stats_get(&st, d);
     rc = family(b, "verso_databases_open", "gauge", "Databases open now.");
     if (rc == 0)
         rc = verso_buf_printf(b, "verso_databases_open %zu\n", d->nopen);
@@ -59,18 +58,25 @@ static int server_lines(verso_buf *b, verso__dir *d)
         rc = family(b, "verso_databases_subscribers", "gauge",
                     "Open events WebSockets (/_databases).");
     if (rc == 0)
-        rc = verso_buf_printf(b, "verso_databases_subscribers %zu\n", subs);
+        rc = verso_buf_printf(b, "verso_databases_subscribers %zu\n", st.subscribers);
     if (rc == 0)
         rc = family(b, "verso_databases_events_sent_total", "counter",
                     "Messages written to events WebSockets.");
     if (rc == 0)
         rc = verso_buf_printf(b, "verso_databases_events_sent_total %llu\n",
-                              (unsigned long long)sent);
+                              (unsigned long long)st.sent);
     if (rc == 0)
         rc = family(b, "verso_dir_watch_events_total", "counter",
                     "File events on the databases of DIR (one inotify watch).");
     if (rc == 0)
-        rc = verso_buf_printf(b, "verso_dir_watch_events_total %llu\n", (unsigned long long)events);
+        rc = verso_buf_printf(b, "verso_dir_watch_events_total %llu\n",
+                              (unsigned long long)st.watch_events);
+    if (rc == 0)
+        rc = family(b, "verso_databases_head_reads_total", "counter",
+                    "Heads read for the events channel by opening a closed database.");
+    if (rc == 0)
+        rc = verso_buf_printf(b, "verso_databases_head_reads_total %llu\n",
+                              (unsigned long long)st.reads);
     return rc;
 }
 

@@ -118,8 +118,9 @@ static void *watch_main(void *arg)
 
 static int arm(verso__dirwatch *w, const char *dir)
 {
-    const uint32_t mask = IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
-                          IN_MOVED_TO | IN_ONLYDIR;
+    /* not IN_CLOSE_WRITE: a reader closes the -wal it opened read-write */
+    const uint32_t mask =
+        IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
 
     w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -411,7 +411,7 @@ typedef struct verso__spool {
  * (also under /db/<name>/) with a content type other than application/json,
  * and PUT /_databases/<name> with application/vnd.sqlite3. ct may be NULL. */
 bool verso__spool_wanted(unsigned method, const char *path, const char *ct);
-/* The directory of the spool files: the database's. */
+/* The directory of the spool files: the database's (a dir server's DIR). */
 const char *verso__spool_dir(char *out, size_t n, const verso_rest *srv);
 /* Creates the spool file in dir (s zeroed by the caller, fd -1 on failure).
  * VERSO_EFULL, VERSO_EIO, VERSO_ENOMEM. */

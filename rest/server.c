@@ -461,8 +461,11 @@ static int rest_new(verso_rest **out, verso_db *db, const verso_rest_options *op
     *out = NULL;
     why_set(why, whylen, "invalid arguments");
     path = opts && opts->db_path ? opts->db_path : db ? verso_db_path(db) : NULL;
-    if (!opts || (!path && !opts->db_dir) || opts->version > VERSO_OPTIONS_VERSION)
+    if (!opts || !path == !opts->db_dir || opts->version > VERSO_OPTIONS_VERSION) {
+        if (opts && path && opts->db_dir)
+            why_set(why, whylen, "a database (db or db_path) or a directory (db_dir), not both");
         return VERSO_EINVAL;
+    }
     if (!(srv = verso__calloc(1, sizeof(*srv))))
         return VERSO_ENOMEM;
     pthread_mutex_init(&srv->ctx_lock, NULL);

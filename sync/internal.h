@@ -408,6 +408,13 @@ void verso__wsc_free(verso__wsc *c);
  * connection refused at once).
  */
 void verso__wsc_connect(verso__wsc *c, const char *path);
+/*
+ * The subprotocol the next attempts ask for (static; default
+ * VERSO_SYNC_SUBPROTOCOL) and the largest message they accept (0 = no
+ * limit): a longer one ends the attempt, closed with 1009 and the why
+ * "message too large", before it is held whole.
+ */
+void verso__wsc_limits(verso__wsc *c, const char *subprotocol, size_t max_message);
 /* Asks for on_writeable once the open WebSocket can send; nothing when none is open. */
 void verso__wsc_want_write(verso__wsc *c);
 /*

@@ -49,6 +49,8 @@ struct verso__wsc {
     verso__sync_url url;
     char *auth; /* "Bearer <token>" or NULL */
     bool insecure;
+    const char *subprotocol; /* asked for in the upgrade (static) */
+    size_t max_message;      /* 0 = no limit */
     wsc_state state;
     struct lws *wsi;   /* of the current attempt, once lws named it */
     uintptr_t attempt; /* number of the current attempt, carried by its wsi */
@@ -139,6 +141,10 @@ static int received(verso__wsc *c, struct lws *wsi, const void *in, size_t len)
     int rc;
 
     c->heard_ms = verso__sync_mono_ms();
+    if (c->max_message && c->rx.len + len > c->max_message) {
+        verso__wsc_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+        return after(c, wsi);
+    }
     if (verso_buf_append(&c->rx, in, len) < 0)
         return failed(c, wsi, VERSO_ENOMEM);
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
@@ -269,6 +275,7 @@ int verso__wsc_new(verso__wsc **out, const verso__sync_url *u, const char *token
         return VERSO_ENOMEM;
     c->url = *u;
     c->insecure = insecure;
+    c->subprotocol = VERSO_SYNC_SUBPROTOCOL;
     c->h = h;
     c->arg = arg;
     if (token && *token) {
@@ -311,7 +318,8 @@ static void connect_info(struct lws_client_connect_info *ci, verso__wsc *c, cons
     ci->path = path;
     ci->host = c->url.host;
     ci->origin = c->url.host;
-    ci->protocol = VERSO_SYNC_SUBPROTOCOL;
+    ci->protocol = c->subprotocol;
+    ci->local_protocol_name = VERSO_SYNC_SUBPROTOCOL; /* our one lws_protocols entry */
     ci->opaque_user_data = (void *)c->attempt;
     if (c->url.tls) {
         ci->ssl_connection = LCCSCF_USE_SSL;
@@ -338,6 +346,12 @@ void verso__wsc_connect(verso__wsc *c, const char *path)
         end(c, VERSO__WSC_FAILED, "cannot connect", 0);
     else
         c->wsi = wsi;
+}
+
+void verso__wsc_limits(verso__wsc *c, const char *subprotocol, size_t max_message)
+{
+    c->subprotocol = subprotocol;
+    c->max_message = max_message;
 }
 
 void verso__wsc_want_write(verso__wsc *c)

@@ -44,7 +44,8 @@ static int setup_tokens(void **state)
 {
     static const char *const grants[] = {"admin", "replicate db=a", "write db=b"};
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
-    char text[1024] = "", path[700], h[65];
+    static char path[700]; /* the server keeps it (verso_rest_reload reads it again) */
+    char text[1024] = "", h[65];
     FILE *f;
 
     (void)state;
@@ -267,6 +268,29 @@ static void test_scoped_tokens(void **state)
     verso_slave_stop(s);
 }
 
+/* A reload of the config reaches every database, open or not: the
+ * instances share the server's config. */
+static void test_reload_reaches_databases(void **state)
+{
+    const char *adm = k_tokens[0], *repa = k_tokens[1];
+    char path[700], h[65], why[256] = "";
+    FILE *f;
+
+    (void)state;
+    assert_int_equal(dc_status("GET", "/db/a/_changes", repa, NULL), 200); /* a is open */
+    sha256_hex(h, adm);
+    snprintf(path, sizeof(path), "%s/verso.conf", DC.root);
+    assert_non_null(f = fopen(path, "w"));
+    fprintf(f, "token %s admin\n", h); /* the replicate token is gone */
+    fclose(f);
+    if (verso_rest_reload(DC.srv, why, sizeof(why)) < 0)
+        fail_msg("reload: %s", why);
+    assert_int_equal(dc_status("GET", "/db/a/_changes", repa, NULL), 401);
+    assert_int_equal(dc_status("GET", "/db/b/_changes", repa, NULL), 401);
+    assert_int_equal(dc_status("GET", "/db/a/_changes", adm, NULL), 200);
+    assert_int_equal(dc_status("GET", "/_databases", repa, NULL), 401);
+}
+
 static void test_hostile_admin_names(void **state)
 {
     static const char *const names[] = {
@@ -310,6 +334,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_adopt_delete, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_delete_followed, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_scoped_tokens, setup_tokens, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_reaches_databases, setup_tokens, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_admin_names, setup_open, teardown),
     };
 

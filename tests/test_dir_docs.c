@@ -90,10 +90,69 @@ static void test_examples_run(void **state)
     free(doc);
 }
 
+/* docs/databases.md: the tour's ```sh blocks run in order, in a scratch
+ * directory, with verso on PATH, against the same server. */
+static void test_tour_runs(void **state)
+{
+    const char *src = getenv("VERSO_SOURCE_DIR"), *bin = getenv("VERSO_BIN");
+    char path[1024], cmd[3000], line[4096], *doc;
+    verso_buf all = VERSO_BUF_INIT, text = VERSO_BUF_INIT;
+    int blocks = 0;
+    FILE *f;
+
+    (void)state;
+    assert_non_null(src);
+    assert_non_null(bin);
+    snprintf(path, sizeof(path), "%s/docs/databases.md", src);
+    assert_non_null(f = fopen(path, "r"));
+    while (fgets(line, sizeof(line), f))
+        verso_buf_puts(&text, line);
+    fclose(f);
+    doc = verso_buf_detach(&text);
+    for (char *p = strstr(doc, "\n```sh\n"); p; p = strstr(p, "\n```sh\n")) {
+        char *start = p + 7, *end = strstr(start, "\n```");
+        FILE *out;
+        int status;
+
+        assert_non_null(end);
+        snprintf(path, sizeof(path), "%s/tour.sh", DC.root);
+        assert_non_null(out = fopen(path, "w"));
+        fwrite(start, 1, (size_t)(end - start + 1), out);
+        fclose(out);
+        snprintf(cmd, sizeof(cmd), "cd '%s' && PATH=\"$(dirname '%s'):$PATH\" sh -e tour.sh 2>&1",
+                 DC.root, bin);
+        assert_non_null(out = popen(cmd, "r"));
+        while (fgets(line, sizeof(line), out))
+            verso_buf_puts(&all, line);
+        status = pclose(out);
+        if (status != 0)
+            fprintf(stderr, "tour block %d failed (%d); output so far:\n%s\n", blocks, status,
+                    all.data ? all.data : "");
+        assert_int_equal(status, 0);
+        blocks++;
+        p = end + 4;
+    }
+    assert_int_equal(blocks, 5);
+    assert_non_null(strstr(all.data, "{\"name\":\"photos\",\"head\":0,"));
+    assert_non_null(strstr(all.data, "{\"id\":1,\"title\":\"sunset\",\"version\":1,"));
+    assert_non_null(strstr(all.data, "{\"id\":1,\"version\":2,\"size\":1000000}"));
+    assert_non_null(strstr(all.data, "the same bytes\n"));
+    assert_non_null(strstr(all.data, "{\"name\":\"albums\",\"head\":0,"));
+    assert_non_null(strstr(all.data, "\"name\":\"template\"\n\"name\":\"photos\"") ||
+                    strstr(all.data, "\"name\":\"albums\"\n\"name\":\"photos\"\n"));
+    assert_non_null(strstr(all.data, "1|sunset|2|1000000\n"));
+    assert_non_null(strstr(all.data, "\n204\n"));
+    assert_non_null(strstr(all.data, "no database \\\"albums\\\""));
+    assert_null(strstr(all.data, "internal_error"));
+    verso_buf_free(&all);
+    free(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_examples_run),
+        cmocka_unit_test(test_tour_runs),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "dir_common.h"
+#include "verso/sync.h"
 
 static int setup(void **state)
 {
@@ -140,6 +141,85 @@ static void test_coalesced(void **state)
     dc_events_stop(&c);
 }
 
+/* A counter of GET /_metrics. */
+static long long metric(const char *name)
+{
+    char pat[128];
+    rt_resp r;
+    const char *at;
+    long long v = -1;
+
+    assert_int_equal(dc_call(&r, "GET", "/_metrics", NULL, NULL, NULL, 0), 200);
+    snprintf(pat, sizeof(pat), "\n%s ", name);
+    if ((at = strstr(r.body, pat)))
+        v = atoll(at + strlen(pat));
+    rt_resp_free(&r);
+    return v;
+}
+
+/* With a subscriber and every database closed, the server goes quiet:
+ * reading a closed database's head (which opens it) must not itself make
+ * the events that call for another read. */
+static void test_quiet_when_idle(void **state)
+{
+    dc_events c;
+    int at = 0;
+    long long reads, watch;
+    int64_t deadline;
+
+    (void)state;
+    dc_events_start(&c, "/_databases", NULL);
+    cJSON_Delete(dc_wait_msg(&c, &at, "databases", NULL));
+    deadline = dc_now_ms() + 8000;
+    do { /* quiet: no read and no file event over a whole second */
+        reads = metric("verso_databases_head_reads_total");
+        watch = metric("verso_dir_watch_events_total");
+        dc_sleep_ms(1000);
+    } while ((metric("verso_databases_head_reads_total") != reads ||
+              metric("verso_dir_watch_events_total") != watch) &&
+             dc_now_ms() < deadline);
+    assert_int_equal(metric("verso_databases_head_reads_total"), reads);
+    assert_int_equal(metric("verso_dir_watch_events_total"), watch);
+    assert_int_equal(reads, 3); /* the list's, once each */
+    dc_events_stop(&c);
+}
+
+/* Stopping the server closes the events WebSocket and a live slave's
+ * /db/<name>/_sync (1001), with nothing left behind. */
+static void test_stop_with_subscribers(void **state)
+{
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    char url[128], spath[700], why[256] = "";
+    verso_slave *s = NULL;
+    verso_slave_state st;
+    int64_t deadline;
+    dc_events c;
+    int at = 0;
+
+    (void)state;
+    snprintf(spath, sizeof(spath), "%s/slave.db", DC.root);
+    snprintf(url, sizeof(url), "%s/db/a", DC.base);
+    o.retry_min_ms = 20;
+    o.retry_max_ms = 300;
+    assert_int_equal(verso_slave_start(&s, spath, url, &o, why, sizeof(why)), 0);
+    dc_events_start(&c, "/_databases", NULL);
+    cJSON_Delete(dc_wait_msg(&c, &at, "databases", NULL));
+    deadline = dc_now_ms() + 10000;
+    do {
+        dc_sleep_ms(10);
+        assert_int_equal(verso_slave_state_get(&st, s), 0);
+    } while (st.phase != VERSO_PHASE_LIVE && dc_now_ms() < deadline);
+    assert_int_equal(st.phase, VERSO_PHASE_LIVE);
+    verso_rest_stop(DC.srv);
+    DC.srv = NULL;
+    deadline = dc_now_ms() + 10000;
+    while (!atomic_load(&c.closed) && dc_now_ms() < deadline)
+        dc_sleep_ms(10);
+    assert_true(atomic_load(&c.closed));
+    dc_events_stop(&c);
+    verso_slave_stop(s);
+}
+
 static void test_heartbeat(void **state)
 {
     dc_events c;
@@ -188,6 +268,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_list_then_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_coalesced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quiet_when_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_with_subscribers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
     };

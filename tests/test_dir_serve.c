@@ -230,6 +230,177 @@ static void test_server_routes(void **state)
     rt_resp_free(&r);
 }
 
+static int64_t count_rows(const char *path, const char *like);
+static int raw_status(const char *method, const char *path, bool upgrade);
+static int64_t head_of(const char *name);
+static void wait_slave(verso_slave *s, int64_t head);
+
+/* A database file replaced while open (a restore: its -wal and -shm
+ * removed, another file renamed over it) is served as the new file at the
+ * next request, not as the old one the server still held open. */
+static void test_file_replaced(void **state)
+{
+    char fresh[700], path[700], id0[64];
+    cJSON *j;
+
+    (void)state;
+    assert_int_equal(status("POST", "/db/a/items", "{\"name\":\"old\"}"), 201);
+    j = get_json("/db/a/_info", 200);
+    snprintf(id0, sizeof(id0), "%s", cJSON_GetObjectItem(j, "identity")->valuestring);
+    cJSON_Delete(j);
+    snprintf(fresh, sizeof(fresh), "%s/fresh.db", W.root);
+    make_db(fresh, "NEW", 3);
+    db_path(path, sizeof(path), "a");
+    { /* as a restore does: the old -wal and -shm go, the new file is renamed in */
+        char side[720];
+        snprintf(side, sizeof(side), "%s-wal", path);
+        unlink(side);
+        snprintf(side, sizeof(side), "%s-shm", path);
+        unlink(side);
+    }
+    assert_int_equal(rename(fresh, path), 0);
+    assert_int_equal(array_size("/db/a/items"), 3);
+    j = get_json("/db/a/_info", 200);
+    assert_string_not_equal(cJSON_GetObjectItem(j, "identity")->valuestring, id0);
+    assert_int_equal(cJSON_GetObjectItem(j, "head")->valueint, 3);
+    cJSON_Delete(j);
+    assert_int_equal(status("POST", "/db/a/items", "{\"name\":\"after\"}"), 201);
+    assert_int_equal(count_rows(path, "%"), 4);
+}
+
+/* A SQLite file of DIR that is not a verso database is not served (nor
+ * turned into one by a request): 409 saying how to make it one. */
+static void test_plain_sqlite_refused(void **state)
+{
+    char path[700], out[64] = "";
+    struct stat s0, s1;
+    rt_resp r;
+
+    (void)state;
+    db_path(path, sizeof(path), "plain");
+    assert_int_equal(orm_sqlite_shell(path,
+                                      "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+                                      "INSERT INTO t(v) VALUES('x');",
+                                      out, sizeof(out)),
+                     0);
+    assert_int_equal(stat(path, &s0), 0);
+    assert_int_equal(call(&r, "GET", "/db/plain/t", NULL), 409);
+    assert_non_null(strstr(r.body, "not a verso database"));
+    rt_resp_free(&r);
+    assert_int_equal(status("POST", "/db/plain/t", "{\"v\":\"y\"}"), 409);
+    assert_int_equal(raw_status("GET", "/db/plain/_sync", true), 409);
+    assert_int_equal(stat(path, &s1), 0);
+    assert_int_equal(s0.st_size, s1.st_size);
+    assert_int_equal(s0.st_mtime, s1.st_mtime);
+    assert_int_equal(orm_sqlite_shell(path,
+                                      "SELECT count(*) FROM sqlite_master WHERE name LIKE "
+                                      "'\\_verso\\_%' ESCAPE '\\';",
+                                      out, sizeof(out)),
+                     0);
+    assert_int_equal(atoi(out), 0);
+    assert_int_equal(status("GET", "/db/a/items", NULL), 200);
+}
+
+/* The blob routes under /db/<name>/: a raw PUT (its body spooled in DIR,
+ * even when the server's working directory is gone) and a ranged GET. */
+static void test_blob_routes(void **state)
+{
+    char cwd[700], gone[700], range[64];
+    rt_resp r;
+
+    (void)state;
+    { /* DIR/files.db: a table with a BLOB column */
+        verso_db_options o = VERSO_DB_OPTIONS_INIT;
+        verso_db *db = NULL;
+        db_path(gone, sizeof(gone), "files");
+        assert_int_equal(verso_db_open(&db, gone, &o, NULL, 0), 0);
+        assert_int_equal(verso_db_exec(db, "CREATE TABLE files(id INTEGER PRIMARY KEY, data BLOB)"),
+                         0);
+        assert_int_equal(verso_db_track(db, "files", NULL), 0);
+        assert_int_equal(verso_db_exec(db, "INSERT INTO files(data) VALUES (NULL)"), 0);
+        verso_db_close(db);
+    }
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    snprintf(gone, sizeof(gone), "%s/gone", W.root);
+    assert_int_equal(mkdir(gone, 0700), 0);
+    assert_int_equal(chdir(gone), 0);
+    assert_int_equal(rmdir(gone), 0);
+    {
+        const char *h[] = {"Content-Type: application/octet-stream", NULL};
+        char url[256];
+        snprintf(url, sizeof(url), "%s/db/files/files/1/data", W.base);
+        rt_request(&r, "PUT", url, "hello blob", 10, h);
+        assert_int_equal(chdir(cwd), 0);
+        if (r.status != 200)
+            fail_msg("PUT: %ld %s", r.status, r.body ? r.body : "");
+        rt_resp_free(&r);
+    }
+    {
+        const char *h[] = {"Range: bytes=0-4", NULL};
+        char url[256];
+        snprintf(url, sizeof(url), "%s/db/files/files/1/data", W.base);
+        rt_request(&r, "GET", url, NULL, 0, h);
+        assert_int_equal(r.status, 206);
+        assert_int_equal(r.nbody, 5);
+        assert_memory_equal(r.body, "hello", 5);
+        assert_non_null(rt_header(&r, "content-range", range, sizeof(range)));
+        assert_string_equal(range, "bytes 0-4/10");
+        rt_resp_free(&r);
+    }
+    assert_int_equal(status("GET", "/db/a/files/1/data", NULL), 404);
+}
+
+/* A live slave of /db/files gets a row whose blob is too long to travel
+ * inline: it fetches the bytes from /db/files/files/1/data?version=V. */
+static void test_live_slave_large_blob(void **state)
+{
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    size_t n = VERSO_SYNC_BLOB_INLINE + 4096;
+    char url[128], spath[700], path[700], why[256] = "", out[64] = "";
+    char *big = malloc(n);
+    verso_slave *s = NULL;
+    verso_db *db = NULL;
+    rt_resp r;
+
+    (void)state;
+    assert_non_null(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)('a' + i % 26);
+    {
+        verso_db_options dbo = VERSO_DB_OPTIONS_INIT;
+        db_path(path, sizeof(path), "files");
+        assert_int_equal(verso_db_open(&db, path, &dbo, NULL, 0), 0);
+        assert_int_equal(verso_db_exec(db, "CREATE TABLE files(id INTEGER PRIMARY KEY, data BLOB)"),
+                         0);
+        assert_int_equal(verso_db_track(db, "files", NULL), 0);
+        assert_int_equal(verso_db_exec(db, "INSERT INTO files(data) VALUES (NULL)"), 0);
+        verso_db_close(db);
+    }
+    {
+        const char *h[] = {"Content-Type: application/octet-stream", NULL};
+        snprintf(url, sizeof(url), "%s/db/files/files/1/data", W.base);
+        rt_request(&r, "PUT", url, big, n, h);
+        assert_int_equal(r.status, 200);
+        rt_resp_free(&r);
+    }
+    snprintf(spath, sizeof(spath), "%s/slave-files.db", W.root);
+    snprintf(url, sizeof(url), "%s/db/files", W.base);
+    o.heartbeat_ms = 1000;
+    o.retry_min_ms = 20;
+    o.retry_max_ms = 300;
+    assert_int_equal(verso_slave_start(&s, spath, url, &o, why, sizeof(why)), 0);
+    wait_slave(s, head_of("files"));
+    verso_slave_stop(s);
+    assert_int_equal(orm_sqlite_shell(spath,
+                                      "SELECT length(data) || ':' || substr(data, 1, 3) FROM "
+                                      "files WHERE id = 1;",
+                                      out, sizeof(out)),
+                     0);
+    snprintf(path, sizeof(path), "%zu:abc\n", n);
+    assert_string_equal(out, path);
+    free(big);
+}
+
 /* ---- metrics ---- */
 
 /* Every family has HELP then TYPE, and promtool (when installed) finds
@@ -384,6 +555,35 @@ static void test_live_slave_one_database(void **state)
     }
 }
 
+/* Commits by another handle on the file (as another process would) reach
+ * the live slave too: the DIR watch wakes the database's master. */
+static void test_live_slave_other_writer(void **state)
+{
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    char url[128], spath[700], apath[700], why[256] = "";
+    verso_slave *s = NULL;
+    verso_db *db;
+
+    (void)state;
+    snprintf(spath, sizeof(spath), "%s/slave-a.db", W.root);
+    snprintf(url, sizeof(url), "%s/db/a", W.base);
+    db_path(apath, sizeof(apath), "a");
+    o.heartbeat_ms = 1000;
+    o.retry_min_ms = 20;
+    o.retry_max_ms = 300;
+    assert_int_equal(verso_slave_start(&s, spath, url, &o, why, sizeof(why)), 0);
+    wait_slave(s, 0);
+    db = rc_open(apath);
+    for (int i = 0; i < 20; i++) {
+        rc_item it = {.name = "by-hand", .qty = i};
+        assert_int_equal(verso_record_insert(db, &rc_item_def, &it), 0);
+    }
+    verso_db_close(db);
+    wait_slave(s, 20);
+    verso_slave_stop(s);
+    assert_int_equal(count_rows(spath, "by-hand"), 20);
+}
+
 /* ---- hostile names ---- */
 
 static int raw_status(const char *method, const char *path, bool upgrade)
@@ -504,6 +704,28 @@ static void test_hostile_names(void **state)
     assert_int_equal(count_rows(W.secret, "SECRET-ROW"), 3);
 }
 
+/* A server of a directory or of a database, not both; DIR must be one. */
+static void test_options_refused(void **state)
+{
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    char why[256] = "", path[700];
+    verso_rest *srv = NULL;
+
+    (void)state;
+    db_path(path, sizeof(path), "a");
+    o.port = VERSO_REST_PORT_ANY;
+    o.db_dir = W.dir;
+    o.db_path = path;
+    assert_int_equal(verso_rest_start(&srv, NULL, &o, why, sizeof(why)), VERSO_EINVAL);
+    assert_null(srv);
+    assert_non_null(strstr(why, "not both"));
+    o.db_path = NULL;
+    o.db_dir = path; /* a file */
+    assert_int_equal(verso_rest_start(&srv, NULL, &o, why, sizeof(why)), VERSO_EINVAL);
+    assert_null(srv);
+    assert_non_null(strstr(why, "is not a directory"));
+}
+
 /* The 400 quotes the name and states the rule. */
 static void test_bad_name_message(void **state)
 {
@@ -522,8 +744,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_databases_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_slave_one_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_slave_other_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_name_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_options_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blob_routes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_slave_large_blob, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_sqlite_refused, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

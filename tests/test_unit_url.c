@@ -1,6 +1,9 @@
 /* sync/common.c in isolation: the master URL a slave or a pull is given
  * (verso__sync_url_parse) and the query values it sends
- * (verso__sync_query_append), from tables of good and hostile inputs. */
+ * (verso__sync_query_append), from tables of good and hostile inputs; the
+ * base URL of one database of a server of databases (URL/db/NAME), whose
+ * prefix every request keeps; and the names the --all slave accepts from
+ * a server (sync/all.c) before they become paths. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +15,7 @@
 #include <cmocka.h>
 
 #include "support/internal.h"
+#include "sync/all.h"
 
 typedef struct url_case {
     const char *url;
@@ -48,6 +52,11 @@ static const url_case k_good[] = {
     {"http://[::ffff:127.0.0.1]:5", false, "::ffff:127.0.0.1", 5, ""},
     {"http://my_host.local-1:7", false, "my_host.local-1", 7, ""},
     {"http://xn--bcher-kva.example", false, "xn--bcher-kva.example", 80, ""},
+    /* one database of a server of databases */
+    {"http://127.0.0.1:8080/db/tenant-1", false, "127.0.0.1", 8080, "/db/tenant-1"},
+    {"http://127.0.0.1:8080/db/tenant-1/", false, "127.0.0.1", 8080, "/db/tenant-1"},
+    {"https://h/api/v2/db/A_b-9", true, "h", 443, "/api/v2/db/A_b-9"},
+    {"http://[::1]:9/db/x//", false, "::1", 9, "/db/x"},
     /* the longest host and prefix that fit */
     {"http://"
      "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh"
@@ -241,12 +250,88 @@ static void test_query_append(void **state)
     }
 }
 
+/* The prefix reaches every request: what the clients put on the request line is prefix + path. */
+static void test_prefix_requests(void **state)
+{
+    static const struct {
+        const char *url, *path, *want;
+    } cases[] = {
+        {"http://h:1/db/t1", "/_info", "/db/t1/_info"},
+        {"http://h:1/db/t1/", "/_changes?since=0&limit=10", "/db/t1/_changes?since=0&limit=10"},
+        {"http://h:1/proxy/db/t1", VERSO_SYNC_PATH, "/proxy/db/t1/_sync"},
+        {"http://h:1", VERSO_DATABASES_PATH, "/_databases"},
+        {"http://h:1/edge/", VERSO_DATABASES_PATH, "/edge/_databases"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        verso__sync_url u;
+        char line[600];
+        assert_int_equal(verso__sync_url_parse(&u, cases[i].url), 0);
+        snprintf(line, sizeof(line), "%s%s", u.prefix, cases[i].path);
+        assert_string_equal(line, cases[i].want);
+    }
+}
+
+/* Names a server of databases may list: only these become DIR/<name>.db. */
+static void test_database_names(void **state)
+{
+    static const char *const good[] = {
+        "a",      "Z",
+        "0",      "tenant-1",
+        "a_b",    "A-_9",
+        "9lives", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678901"};
+    static const char *const bad[] = {
+        "",
+        ".",
+        "..",
+        "../x",
+        "a/b",
+        "%2e%2e",
+        "a%2fb",
+        "-a",
+        "_a",
+        "a.db",
+        "a.",
+        "a ",
+        " a",
+        "a\\b",
+        "\xef\xbd\x81",
+        "\xd0\xb0",
+        "a\tb",
+        "/etc/passwd",
+        ".hidden",
+        "a:b",
+        "a*",
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789012"};
+    char out[32];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        if (!verso__all_name_ok(good[i], strlen(good[i])))
+            fail_msg("\"%s\" refused", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (verso__all_name_ok(bad[i], strlen(bad[i])))
+            fail_msg("\"%s\" accepted", bad[i]);
+    assert_false(verso__all_name_ok("a\0b", 3)); /* a NUL inside */
+    assert_false(verso__all_name_ok(NULL, 0));
+    verso__all_printable(out, sizeof(out), "../x", 4);
+    assert_string_equal(out, "../x");
+    verso__all_printable(out, sizeof(out), "a\0\"\n", 4);
+    assert_string_equal(out, "a\\x00\\x22\\x0a");
+    verso__all_printable(out, 12, "aaaaaaaaaaaaaaaaaaaaaaaaa", 25);
+    assert_string_equal(out, "aaaaaaa..."); /* cut to fit 12 bytes */
+    verso__all_printable(out, sizeof(out), "", 0);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_urls),    cmocka_unit_test(test_bad_urls),
-        cmocka_unit_test(test_prefix_bound), cmocka_unit_test(test_every_byte),
-        cmocka_unit_test(test_query_append),
+        cmocka_unit_test(test_good_urls),      cmocka_unit_test(test_bad_urls),
+        cmocka_unit_test(test_prefix_bound),   cmocka_unit_test(test_every_byte),
+        cmocka_unit_test(test_query_append),   cmocka_unit_test(test_prefix_requests),
+        cmocka_unit_test(test_database_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

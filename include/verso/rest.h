@@ -199,7 +199,8 @@ typedef struct verso_rest_options {
 
 /*
  * Starts a server for the database file of db (or opts->db_path; db may then
- * be NULL), listening on opts->host:opts->port, on a new service thread.
+ * be NULL), or for every database of the directory opts->db_dir (db and
+ * db_path NULL), listening on opts->host:opts->port, on a new service thread.
  * The server opens its own handles on the file; db is only read for its
  * path during the call. *out receives the server, to stop with
  * verso_rest_stop().
@@ -237,7 +238,8 @@ VERSO_API void verso_rest_wake(verso_rest *srv);
  * No-op without on_tick or for NULL. */
 VERSO_API void verso_rest_wake_after(verso_rest *srv, int ms);
 
-/* The server's own database handle (service thread only; borrowed). */
+/* The server's own database handle (service thread only; borrowed); NULL
+ * for a server of a directory (opts.db_dir). */
 VERSO_API verso_db *verso_rest_db(verso_rest *srv);
 
 /*

@@ -417,6 +417,134 @@ VERSO_API int verso_sync_master_peers(verso_sync_peer **out, size_t *n, verso_sy
 /* Frees the master. The server it was mounted in must be stopped. NULL is a no-op. */
 VERSO_API void verso_sync_master_close(verso_sync_master *m);
 
+/* ---------------------------------------------------------------------
+ * Every database of a server (verso serve --dir): one directory of replicas
+ * ------------------------------------------------------------------ */
+
+#define VERSO_DATABASES_SUBPROTOCOL "verso-databases.1"
+#define VERSO_DATABASES_PATH        "/_databases"
+
+typedef struct verso_sync_all verso_sync_all;
+
+/* What happened to a --all slave (verso_sync_all_options.on_event). */
+typedef enum verso_sync_all_event_kind {
+    VERSO_ALL_CONNECTED,    /* the events link is up and listed the databases (rows: how many) */
+    VERSO_ALL_DISCONNECTED, /* the events link ended (detail: why); it reconnects with backoff */
+    VERSO_ALL_CREATED,      /* a new database was copied and renamed into the directory (rows:
+                               the changes or snapshot rows it brought) */
+    VERSO_ALL_PULLED,       /* a database caught up (rows: changes applied) */
+    VERSO_ALL_REMOVED,      /* deleted on the master: its file is removed from the directory */
+    VERSO_ALL_KEPT,         /* deleted on the master, its file kept and no longer followed
+                               (keep_deleted, or a file that is not a replica; detail: which) */
+    VERSO_ALL_FAILED,       /* a database's pull failed (detail: why); retried with backoff
+                               (rows: milliseconds until the retry) */
+    VERSO_ALL_IGNORED,      /* the master listed a name that fails the naming rule (name: the
+                               name made printable and cut; detail: the rule); never a path */
+    VERSO_ALL_ERROR,        /* the events link failed (detail: why), e.g. a malformed message */
+} verso_sync_all_event_kind;
+
+typedef struct verso_sync_all_event {
+    verso_sync_all_event_kind kind;
+    const char *name;    /* the database; "" for the link's events. Borrowed for the call */
+    const char *detail;  /* a few words; "" when none. Borrowed for the call */
+    int64_t cursor;      /* the local copy's cursor */
+    int64_t master_head; /* the head the master announced */
+    int64_t rows;        /* see the kinds */
+} verso_sync_all_event;
+
+/* "connected", "disconnected", "created", "pulled", "removed", "kept", "failed", "ignored",
+ * "error"; "?" otherwise. */
+VERSO_API const char *verso_sync_all_event_name(verso_sync_all_event_kind kind);
+
+typedef struct verso_sync_all_options {
+    unsigned version;         /* VERSO_OPTIONS_VERSION (the INIT macro sets it); 0 = the same */
+    verso_sync_client client; /* token, insecure, chunk, timeout_ms, replace_tables of every
+                                 pull; tables, on_apply, on_progress, should_stop are ignored */
+    int workers;              /* pulls at a time (connections besides the events link);
+                                 0 = 2; at most 64 */
+    bool keep_deleted;        /* a database deleted on the master stays in the directory */
+    int retry_min_ms;         /* first retry delay, of the link and of a failed database; 0 = 100 */
+    int retry_max_ms;         /* retry delay cap (doubling with jitter); 0 = 5000 */
+    int silence_ms;           /* events link: nothing heard for this long ends it; 0 = 15000 */
+    int connect_timeout_ms;   /* events link: connection, upgrade and first list; 0 = 10000 */
+    size_t max_message;       /* events link: a longer message is refused; 0 = 16 MiB */
+    /* Told of each event, on one of the slave's threads, one call at a time; it must not
+     * call verso_sync_all_stop(). NULL = none. */
+    void (*on_event)(const verso_sync_all_event *e, void *arg);
+    void *event_arg;
+} verso_sync_all_options;
+
+#define VERSO_SYNC_ALL_OPTIONS_INIT                                                                \
+    {                                                                                              \
+        .version = VERSO_OPTIONS_VERSION, .client = VERSO_SYNC_CLIENT_INIT                         \
+    }
+
+/*
+ * Follows every database of the server at url (its base URL; the server
+ * is a `verso serve --dir`) into the directory dir (created if missing,
+ * one level): the database <name> is the file dir/<name>.db, with its own
+ * cursor, brought up to date by verso_sync_pull() from url/db/<name>.
+ * One WebSocket to url/_databases (subprotocol VERSO_DATABASES_SUBPROTOCOL)
+ * hears the list and each new head, and at most opts->workers pulls run at
+ * a time: at most workers + 1 connections to the server. A new database is
+ * copied into dir/.verso-new-<name>.db and renamed to dir/<name>.db once
+ * complete and closed (never over an existing file). A database deleted
+ * on the master is removed (the file, -wal, -shm, -journal) when the file
+ * is a replica (it has a cursor), unless opts->keep_deleted; either way it
+ * is no longer followed. A name that fails the rule of database names (1
+ * to 64 ASCII letters, digits, '_' or '-', the first a letter or digit) is
+ * ignored, never used as a path. The link reconnects after any failure
+ * with backoff; the full list it hears at each connection reconciles dir
+ * (missing: deleted; announced head or identity unlike the copy's: pull).
+ * A database whose pull fails is retried with its own backoff, the
+ * others go on; its error shows in verso_sync_all_databases().
+ * Files of dir are read at start: copies already there resume from their
+ * cursors. opts may be NULL. *out receives the slave, to stop with
+ * verso_sync_all_stop(). Errors: VERSO_EINVAL (bad URL, workers),
+ * VERSO_EIO (dir is not a directory and cannot be made one; why),
+ * VERSO_ENOMEM.
+ */
+VERSO_API int verso_sync_all_start(verso_sync_all **out, const char *dir, const char *url,
+                                   const verso_sync_all_options *opts, char *why, size_t whylen);
+
+/* Stops the threads (running pulls are interrupted, nothing of their open transactions
+ * kept) and frees the slave. Any thread but the slave's. NULL is a no-op. */
+VERSO_API void verso_sync_all_stop(verso_sync_all *a);
+
+typedef struct verso_sync_all_state {
+    bool connected;       /* the events link is up and has listed the databases */
+    int64_t databases;    /* databases the master lists (with valid names) */
+    int64_t in_sync;      /* of those, copies at the identity and head last announced */
+    int64_t errors;       /* of those, whose last pull failed */
+    int64_t pulling;      /* pulls running now */
+    int64_t pulls;        /* pulls done since start (successful) */
+    int64_t created;      /* databases copied in since start */
+    int64_t removed;      /* databases removed since start */
+    int64_t ignored;      /* names refused since start */
+    int64_t reconnects;   /* events links made after the first */
+    char last_error[128]; /* the events link's last failure ("" if none) */
+} verso_sync_all_state;
+
+/* Copies the state. Any thread. Errors: VERSO_EINVAL (NULL). */
+VERSO_API int verso_sync_all_state_get(verso_sync_all_state *out, verso_sync_all *a);
+
+/* One followed database. */
+typedef struct verso_sync_all_db {
+    char name[65];
+    char identity[37];    /* the master's, as announced */
+    int64_t master_head;  /* the master's head, as announced */
+    char master[37];      /* the identity the local copy's cursor belongs to ("" none) */
+    int64_t cursor;       /* the local copy's cursor */
+    bool in_sync;         /* cursor and master are the announced head and identity */
+    bool pulling;         /* a pull runs now */
+    int64_t failures;     /* consecutive failed pulls (0 after a good one) */
+    char last_error[128]; /* the last failure ("" after a good pull) */
+} verso_sync_all_db;
+
+/* Copies the databases the master lists, sorted by name, into *out (free
+ * with verso_free(); NULL when *n is 0). Any thread. VERSO_ENOMEM. */
+VERSO_API int verso_sync_all_databases(verso_sync_all_db **out, size_t *n, verso_sync_all *a);
+
 #ifdef __cplusplus
 }
 #endif

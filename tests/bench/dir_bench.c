@@ -332,6 +332,7 @@ int main(int argc, char **argv)
         make_db(path);
     }
     make_db(one);
+    sync(); /* the new files' writeback is not the servers' to pay for */
     serve(&sd, "--dir", dir);
     serve(&so, one, NULL);
     hd = handle();
