@@ -821,12 +821,13 @@ static int64_t sampler_last(sampler *s)
 }
 
 /* Longest time in [t0, t1] with no change seen (*stall; the end counts when
- * rows were still to apply) and between two readings (*step), in ms. */
+ * rows were still to apply) and between two readings (*step), in ms; when
+ * that longest gap began, in s from t0 (*stall_at). */
 static void sampler_gaps(sampler *s, int64_t t0, int64_t t1, bool behind, double *stall,
-                         double *step)
+                         double *step, double *stall_at)
 {
     int n = atomic_load(&s->n);
-    int64_t since = t0, gap = 0, prev_t = t0, big = 0;
+    int64_t since = t0, gap = 0, prev_t = t0, big = 0, gap_from = t0;
 
     for (int i = 1; i < n && s->t[i] <= t1; i++) {
         if (s->t[i] < t0)
@@ -836,13 +837,14 @@ static void sampler_gaps(sampler *s, int64_t t0, int64_t t1, bool behind, double
         prev_t = s->t[i];
         if (s->v[i] != s->v[i - 1]) {
             if (s->t[i] - since > gap)
-                gap = s->t[i] - since;
+                gap = s->t[i] - since, gap_from = since;
             since = s->t[i];
         }
     }
     if (behind && t1 - since > gap)
-        gap = t1 - since;
+        gap = t1 - since, gap_from = since;
     *stall = (double)gap / 1e6;
+    *stall_at = (double)(gap_from - t0) / 1e9;
     *step = (double)big / 1e6;
 }
 
@@ -861,7 +863,7 @@ typedef struct sus_side {
 static double sustained_run(sus_side *sd, int64_t first_id, double rate, const char *prefix)
 {
     int64_t t0 = now_ns(), end = t0 + (int64_t)cfg.seconds * 1000000000, id = first_id, t1;
-    double pub_rows, sub_rows, secs, stall, step;
+    double pub_rows, sub_rows, secs, stall, step, stall_at;
     char name[128];
     int tx = 0;
 
@@ -887,9 +889,11 @@ static double sustained_run(sus_side *sd, int64_t first_id, double rate, const c
     record(name, sub_rows / secs);
     snprintf(name, sizeof(name), "%s_backlog_rows", prefix);
     record(name, pub_rows - sub_rows);
-    sampler_gaps(&sd->smp, t0, t1, pub_rows > sub_rows, &stall, &step);
+    sampler_gaps(&sd->smp, t0, t1, pub_rows > sub_rows, &stall, &step, &stall_at);
     snprintf(name, sizeof(name), "%s_max_gap_ms", prefix);
     record(name, stall);
+    fprintf(stderr, "vs_pg_bench:   (%s: the longest gap began %.3f s into the window)\n", prefix,
+            stall_at);
     snprintf(name, sizeof(name), "%s_max_sample_step_ms", prefix);
     record(name, step);
     if (sd->drain(sd->ctx, id - 1) < 0)
