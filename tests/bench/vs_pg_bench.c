@@ -1106,7 +1106,8 @@ static void print_figure(const char *name, int decimals)
             bench_print_spread(name, &figs[i].s, decimals);
 }
 
-/* ratio_<name> = verso figure / pg figure, per round */
+/* ratio_<name> = verso figure / pg figure, per round; keepup_<name> = a
+ * subscriber's rows/s / its publisher's */
 static const struct ratio {
     const char *name, *verso, *pg;
 } ratios[] = {
@@ -1125,6 +1126,11 @@ static const struct ratio {
     {"ratio_sustained_max_gap", "verso_sustained_max_gap_ms", "pg_sustained_max_gap_ms"},
     {"ratio_paced_sub_rows", "verso_paced_sub_rows_per_s", "pg_paced_sub_rows_per_s"},
     {"ratio_paced_max_gap", "verso_paced_max_gap_ms", "pg_paced_max_gap_ms"},
+    /* each side's subscriber rows/s over its own publisher's, same run (issue 12: >= 0.9) */
+    {"keepup_verso_sustained", "verso_sustained_sub_rows_per_s", "verso_sustained_pub_rows_per_s"},
+    {"keepup_pg_sustained", "pg_sustained_sub_rows_per_s", "pg_sustained_pub_rows_per_s"},
+    {"keepup_verso_paced", "verso_paced_sub_rows_per_s", "verso_paced_pub_rows_per_s"},
+    {"keepup_pg_paced", "pg_paced_sub_rows_per_s", "pg_paced_pub_rows_per_s"},
 };
 
 static bool ends_with(const char *s, const char *tail)
