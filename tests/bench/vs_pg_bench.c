@@ -848,6 +848,70 @@ static void sampler_gaps(sampler *s, int64_t t0, int64_t t1, bool behind, double
     *step = (double)big / 1e6;
 }
 
+/* The writer's commits in a sustained run: return time, last id written. */
+typedef struct commits {
+    int64_t *t, *id;
+    int n, cap;
+} commits;
+
+static void commits_add(commits *c, int64_t t, int64_t id)
+{
+    if (c->n < c->cap) {
+        c->t[c->n] = t;
+        c->id[c->n++] = id;
+    }
+}
+
+/* From reading value v, unchanged over [a, b): how long of it the subscriber
+ * had rows to apply (from the first commit past v, or a if earlier). */
+static int64_t behind_span(const commits *c, int *k, int64_t v, int64_t a, int64_t b)
+{
+    int64_t from;
+
+    while (*k < c->n && c->id[*k] <= v)
+        (*k)++;
+    if (*k == c->n)
+        return 0;
+    from = c->t[*k] > a ? c->t[*k] : a;
+    return b > from ? b - from : 0;
+}
+
+/* Longest time in [t0, t1] during which the subscriber's reading did not
+ * change while the writer had committed rows past it, in ms: the issue's
+ * "no commit while it has changes to apply". */
+static double stall_behind_ms(sampler *s, const commits *c, int64_t t0, int64_t t1)
+{
+    int n = atomic_load(&s->n), i = 0, k = 0;
+    int64_t v, a = t0, worst = 0, span;
+
+    while (i + 1 < n && s->t[i + 1] <= t0)
+        i++;
+    for (v = s->v[i]; i < n && s->t[i] <= t1; i++) {
+        if (s->t[i] <= t0 || s->v[i] == v)
+            continue;
+        if ((span = behind_span(c, &k, v, a, s->t[i])) > worst)
+            worst = span;
+        a = s->t[i];
+        v = s->v[i];
+    }
+    if ((span = behind_span(c, &k, v, a, t1)) > worst)
+        worst = span;
+    return (double)worst / 1e6;
+}
+
+/* Longest time in [t0, t1] between two of the writer's commits, in ms. */
+static double pub_gap_ms(const commits *c, int64_t t0, int64_t t1)
+{
+    int64_t prev = t0, worst = 0;
+
+    for (int i = 0; i < c->n; i++) {
+        if (c->t[i] - prev > worst)
+            worst = c->t[i] - prev;
+        prev = c->t[i];
+    }
+    return (double)(t1 - prev > worst ? t1 - prev : worst) / 1e6;
+}
+
 /* One side of the sustained test. */
 typedef struct sus_side {
     void (*write_tx)(void *ctx, int64_t first_id); /* TX_ROWS rows, committed */
@@ -866,7 +930,12 @@ static double sustained_run(sus_side *sd, int64_t first_id, double rate, const c
     double pub_rows, sub_rows, secs, stall, step, stall_at;
     char name[128];
     int tx = 0;
+    commits c = {.cap = cfg.seconds * 10000 + 16};
 
+    c.t = malloc((size_t)c.cap * sizeof(int64_t));
+    c.id = malloc((size_t)c.cap * sizeof(int64_t));
+    if (!c.t || !c.id)
+        die("commits", "out of memory");
     while (now_ns() < end) {
         if (rate > 0)
             sleep_until(t0 + (int64_t)(1e9 * TX_ROWS * tx / rate));
@@ -875,6 +944,7 @@ static double sustained_run(sus_side *sd, int64_t first_id, double rate, const c
         sd->write_tx(sd->ctx, id);
         id += TX_ROWS;
         tx++;
+        commits_add(&c, now_ns(), id - 1);
     }
     t1 = now_ns();
     sub_rows = (double)(sampler_last(&sd->smp) - (first_id - 1));
@@ -896,6 +966,12 @@ static double sustained_run(sus_side *sd, int64_t first_id, double rate, const c
             stall_at);
     snprintf(name, sizeof(name), "%s_max_sample_step_ms", prefix);
     record(name, step);
+    snprintf(name, sizeof(name), "%s_max_stall_ms", prefix);
+    record(name, stall_behind_ms(&sd->smp, &c, t0, t1));
+    snprintf(name, sizeof(name), "%s_pub_max_gap_ms", prefix);
+    record(name, pub_gap_ms(&c, t0, t1));
+    free(c.t);
+    free(c.id);
     if (sd->drain(sd->ctx, id - 1) < 0)
         fprintf(stderr, "vs_pg_bench: %s: the subscriber did not drain its backlog\n", prefix);
     return sub_rows / secs;
@@ -1126,6 +1202,8 @@ static const struct ratio {
     {"ratio_sustained_max_gap", "verso_sustained_max_gap_ms", "pg_sustained_max_gap_ms"},
     {"ratio_paced_sub_rows", "verso_paced_sub_rows_per_s", "pg_paced_sub_rows_per_s"},
     {"ratio_paced_max_gap", "verso_paced_max_gap_ms", "pg_paced_max_gap_ms"},
+    {"ratio_sustained_max_stall", "verso_sustained_max_stall_ms", "pg_sustained_max_stall_ms"},
+    {"ratio_paced_max_stall", "verso_paced_max_stall_ms", "pg_paced_max_stall_ms"},
     /* each side's subscriber rows/s over its own publisher's, same run (issue 12: >= 0.9) */
     {"keepup_verso_sustained", "verso_sustained_sub_rows_per_s", "verso_sustained_pub_rows_per_s"},
     {"keepup_pg_sustained", "pg_sustained_sub_rows_per_s", "pg_sustained_pub_rows_per_s"},
