@@ -27,8 +27,11 @@
  *       (PostgreSQL: one prepared 100-row INSERT per transaction, one round
  *       trip; verso: 100 verso_record_insert between begin and commit; master
  *       in the writer's process); a thread reads max(id) on the subscriber
- *       every 2 ms: subscriber rows/s, backlog at the end, longest time in
- *       the window with no change seen. Then the same paced at the rows/s
+ *       every 2 ms: subscriber rows/s, backlog at the end, the longest time
+ *       with no change seen while the writer had committed past the reading
+ *       (_max_stall_ms), with no change at all (_max_gap_ms), between two
+ *       readings (_max_sample_step_ms) and between two of the writer's
+ *       commits (_pub_max_gap_ms). Then the same paced at the rows/s
  *       PostgreSQL's subscriber reached in that round (_paced_)
  *
  * Usage: vs_pg_bench --pub CONNINFO --sub CONNINFO --verso BIN --dir DIR
