@@ -783,6 +783,8 @@ static void *sampler_loop(void *arg)
     while (!atomic_load(&s->stop)) {
         int64_t v = s->read(s->ctx), t = now_ns();
         int n = atomic_load(&s->n);
+        if (v < 0 && n > 0) /* a read that failed (busy) repeats the last one */
+            v = s->v[n - 1];
         if (n < MAX_SAMPLES) {
             s->t[n] = t;
             s->v[n] = v;
