@@ -61,6 +61,10 @@ STARTED=()
 
 cleanup() {
     local rc=$?
+    if [ -n "${DRIVER:-}" ]; then
+        kill "$DRIVER" 2>/dev/null || true
+        wait "$DRIVER" 2>/dev/null || true
+    fi
     for d in "${STARTED[@]}"; do
         "${AS[@]}" "$PGBIN/pg_ctl" -D "$d" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
     done
@@ -126,9 +130,12 @@ mkdir -p "$TMP/verso"
 LIMIT=$((600 + ROUNDS * (8 * SECONDS_ + 4 * LAG_SECONDS + 300)))
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg);" \
     "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), verso $(git rev-parse --short HEAD)"
+# in the background, so that a signal to this script runs the cleanup at once
 timeout --signal=TERM --kill-after=10 "$LIMIT" "$BUILD/bench/vs_pg_bench" \
     --pub "host=127.0.0.1 port=$PUB_PORT user=postgres dbname=bench" \
     --sub "host=127.0.0.1 port=$SUB_PORT user=postgres dbname=bench" \
     --verso "$BUILD/verso" --dir "$TMP/verso" \
     --rounds "$ROUNDS" --rows "$ROWS" --seconds "$SECONDS_" --lag-seconds "$LAG_SECONDS" \
-    --parts "$PARTS"
+    --parts "$PARTS" &
+DRIVER=$!
+wait "$DRIVER"
