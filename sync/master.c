@@ -571,7 +571,9 @@ static int ring_encode(verso_sync_master *m, verso_feed *f)
     if (head > m->info.head)
         m->info.head = head;
     pthread_mutex_unlock(&m->lock);
-    return verso__ring_add(&m->ring, from, head, msgs, n);
+    if ((rc = verso__ring_add(&m->ring, from, head, msgs, n)) == 0)
+        verso__crashpoint("master.changes.built"); /* encoded, not yet sent to anyone */
+    return rc;
 }
 
 /*
