@@ -60,8 +60,8 @@ int verso_cli_pull(int argc, char **argv);
 typedef struct cli_all_args {
     const char *url, *dir, *token;
     bool insecure, replace_tables, keep_deleted;
-    int workers;                     /* 0 = the library's default */
-    int64_t summary_ms, give_up_ms;  /* --stats-interval, --give-up-after (0 = never) */
+    int workers;                       /* 0 = the library's default */
+    int64_t summary_ms, give_up_ms;    /* --stats-interval, --give-up-after (0 = never) */
     const volatile sig_atomic_t *stop; /* set by SIGINT / SIGTERM */
 } cli_all_args;
 int verso_cli_replicate_all(const cli_all_args *a);

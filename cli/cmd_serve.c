@@ -30,7 +30,7 @@ typedef struct serve_args {
     const char *dir;        /* --dir: every database DIR/<name>.db */
     const char *max_open;   /* --max-open N */
     const char *idle_close; /* --idle-close SECONDS */
-    bool allow_empty; /* serve a file with no tracked table (it becomes a verso database) */
+    bool allow_empty;       /* serve a file with no tracked table (it becomes a verso database) */
 } serve_args;
 
 typedef struct serve_option {
@@ -78,10 +78,9 @@ static void usage(FILE *out)
             "  --access-log FILE  one JSON line per request, appended to FILE\n"
             "%s",
             cli_log_usage);
-    verso_cli_help_end(out,
-                       "  verso serve shop.db --port 8080\n"
-                       "  verso serve shop.db --host 0.0.0.0 --config /etc/verso/verso.conf\n"
-                       "  verso serve --dir /srv/tenants --max-open 256\n");
+    verso_cli_help_end(out, "  verso serve shop.db --port 8080\n"
+                            "  verso serve shop.db --host 0.0.0.0 --config /etc/verso/verso.conf\n"
+                            "  verso serve --dir /srv/tenants --max-open 256\n");
 }
 
 static int usage_error(const char *what, const char *arg)

@@ -533,10 +533,16 @@ static void replicate_reload(const serving *sv)
 /* --all: the directory slave of cmd_all.c, with what it takes of the options. */
 static int replicate_all(const sync_args *a)
 {
-    cli_all_args x = {.url = a->url, .dir = a->db, .token = a->token, .insecure = a->insecure,
-                      .replace_tables = a->replace_tables, .keep_deleted = a->keep_deleted,
-                      .workers = a->workers, .summary_ms = a->summary_ms,
-                      .give_up_ms = a->give_up_ms, .stop = &g_stop};
+    cli_all_args x = {.url = a->url,
+                      .dir = a->db,
+                      .token = a->token,
+                      .insecure = a->insecure,
+                      .replace_tables = a->replace_tables,
+                      .keep_deleted = a->keep_deleted,
+                      .workers = a->workers,
+                      .summary_ms = a->summary_ms,
+                      .give_up_ms = a->give_up_ms,
+                      .stop = &g_stop};
 
     if (!a->all || a->ntables || a->port >= 0 || a->host || a->name) {
         fprintf(stderr, "verso replicate: %s\n",

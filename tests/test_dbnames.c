@@ -789,7 +789,7 @@ static void test_adopt_other_fs(void **state)
     sql(up, "CREATE TABLE t(id INTEGER PRIMARY KEY, v); INSERT INTO t(v) VALUES (1), (2)");
     assert_int_equal(verso__dbfile_adopt(f->dir, "moved", up, why, sizeof(why)), 0);
     assert_int_equal(access(up, F_OK), -1); /* taken, as a rename would */
-    listing(l, sizeof(l), f->dir); /* no temporary file left */
+    listing(l, sizeof(l), f->dir);          /* no temporary file left */
     if (strncmp(l, "moved.db ", 9) || strchr(l, '\n')[1])
         fail_msg("DIR holds:\n%s", l);
     path_of(p, sizeof(p), f, "moved.db");
