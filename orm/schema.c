@@ -626,6 +626,9 @@ const verso_column *verso_table_column_at(const verso_table *t, size_t i)
 
 int verso_table_column_index(const verso_table *t, const char *name)
 {
+    for (size_t i = 0; name && i < t->ncols; i++) /* its own name: no comparison (apply) */
+        if (t->cols[i].name == name)
+            return (int)i;
     for (size_t i = 0; name && i < t->ncols; i++)
         if (sqlite3_stricmp(t->cols[i].name, name) == 0)
             return (int)i;

@@ -3,6 +3,7 @@
  * through verso_apply_*, one slave transaction per snapshot boundary, and
  * reports what changed to the application's callback after each commit.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "orm/service.h"
 #include "sync/internal.h"
+#include "sync/scan.h"
 
 /* A change kept for the callback until its transaction commits. */
 typedef struct pending {
@@ -36,6 +38,10 @@ struct verso__sync_applier {
     pending *pend;
     size_t npend, cappend;
     verso__sync_blob_source blobs; /* get NULL: none */
+    verso__sync_scan scan;         /* the fast path's message (scan.c) */
+    const char **scols;            /* its rows' column names and values, as scan.v */
+    verso_value *svals;
+    size_t capsv;
     char err[256];
 };
 
@@ -82,6 +88,9 @@ void verso__sync_applier_free(verso__sync_applier *a)
     pending_clear(a);
     verso__free(a->pend);
     verso__free(a->docs);
+    verso__sync_scan_free(&a->scan);
+    verso__free(a->scols);
+    verso__free(a->svals);
     verso__sync_schema_free(&a->schema);
     verso__free(a);
 }
@@ -495,4 +504,209 @@ void verso__sync_applier_abort(verso__sync_applier *a)
     a->reset = false;
     a->txn_rows = 0; /* rolled back: they will come again */
     pending_clear(a);
+}
+
+/* ---- the fast path: a message scanned without a JSON tree (scan.c) ---- */
+
+bool verso__sync_scan_off;
+atomic_llong verso__sync_scan_taken;
+
+/*
+ * The double of a JSON number literal (p, n bytes) without strtod() when
+ * that is exact: at most 15 digits (an integer below 2^53) scaled by a
+ * power of ten up to 22 (exact too) is one correctly rounded operation,
+ * the value strtod() gives. false: use strtod().
+ */
+static bool quick_double(double *out, const char *p, size_t n)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = p[0] == '-', nd = 0, frac = 0;
+    int64_t m = 0, e = 0, esign = 1;
+    bool dot = false;
+
+    for (; i < n && ((p[i] >= '0' && p[i] <= '9') || (p[i] == '.' && !dot)); i++) {
+        if (p[i] == '.') {
+            dot = true;
+            continue;
+        }
+        if (++nd > 15)
+            return false;
+        m = m * 10 + (p[i] - '0');
+        frac += dot;
+    }
+    if (i < n) { /* e or E, sign, at most three digits */
+        i += 1 + (p[i + 1] == '+' || p[i + 1] == '-');
+        esign = p[i - 1] == '-' ? -1 : 1;
+        if (n - i > 3)
+            return false;
+        for (; i < n; i++)
+            e = e * 10 + (p[i] - '0');
+    }
+    e = esign * e - (int64_t)frac;
+    if (e < -22 || e > 22)
+        return false;
+    *out = e < 0 ? (double)m / pow10[-e] : (double)m * pow10[e];
+    *out = p[0] == '-' ? -*out : *out;
+    return true;
+}
+
+/* The value of v for column c when the general conversion gives the same
+ * (verso_json_to_values, conv_value); 0 when not: the general path decides. */
+static int scan_value(verso_value *out, const verso__scan_val *v, const verso_column *c)
+{
+    double d;
+
+    if (v->kind == VERSO__SCAN_NULL) {
+        *out = VERSO_VALUE_NULL;
+        return 1;
+    }
+    switch (c->type) {
+    case VERSO_INT64:
+        *out = VERSO_VALUE_INT(v->i);
+        return v->kind == VERSO__SCAN_INT;
+    case VERSO_DOUBLE: /* from the literal, as tag_real: "-0" is -0.0 */
+        if (v->kind != VERSO__SCAN_INT && v->kind != VERSO__SCAN_NUM)
+            return 0;
+        if (!quick_double(&d, v->p, v->n))
+            d = strtod(v->p, NULL); /* the literal ends at a delimiter */
+        *out = VERSO_VALUE_DOUBLE(d);
+        return isfinite(d);
+    case VERSO_BOOL:
+        *out = VERSO_VALUE_BOOL(v->kind == VERSO__SCAN_TRUE);
+        return v->kind == VERSO__SCAN_TRUE || v->kind == VERSO__SCAN_FALSE;
+    case VERSO_TEXT:
+        *out = (verso_value){.type = VERSO_TEXT, .u.b = {v->p, v->n}};
+        return v->kind == VERSO__SCAN_STR;
+    case VERSO_ANY:
+        if (v->kind == VERSO__SCAN_STR)
+            *out = (verso_value){.type = VERSO_TEXT, .u.b = {v->p, v->n}};
+        else if (v->kind == VERSO__SCAN_INT || v->kind == VERSO__SCAN_TRUE ||
+                 v->kind == VERSO__SCAN_FALSE)
+            *out = VERSO_VALUE_INT(v->kind == VERSO__SCAN_INT ? v->i : v->kind == VERSO__SCAN_TRUE);
+        return v->kind != VERSO__SCAN_NUM;
+    default: /* blobs and UUIDs decode into a store: the general path */
+        return 0;
+    }
+}
+
+/* The column named key, at pos when the row lists every column in order (the master's rows). */
+static int column_of(const verso_table *t, const char *key, size_t pos)
+{
+    const verso_column *c = pos < verso_table_ncolumns(t) ? verso_table_column_at(t, pos) : NULL;
+
+    return c && strcmp(c->name, key) == 0 ? (int)pos : verso_table_column_index(t, key);
+}
+
+/* A row's members as columns of t, each once, with the entry's id and version. */
+static int scan_row(verso__sync_applier *a, const verso_table *t, const verso__scan_entry *e)
+{
+    uint64_t seen = 0;
+
+    for (size_t k = e->first; k < e->first + e->n; k++) {
+        int ci = column_of(t, a->scan.keys[k], k - e->first);
+        if (ci < 0 || ci >= 64 || (seen >> ci & 1))
+            return 0;
+        seen |= 1ull << ci;
+        a->scols[k] = verso_table_column_at(t, (size_t)ci)->name;
+        if (!scan_value(&a->svals[k], &a->scan.v[k], verso_table_column_at(t, (size_t)ci)))
+            return 0;
+    }
+    return holds(t, verso_table_id_index(t), a->scols + e->first, a->svals + e->first, e->n,
+                 e->id) &&
+           holds(t, verso_table_version_index(t), a->scols + e->first, a->svals + e->first, e->n,
+                 e->version);
+}
+
+static int scan_room(verso__sync_applier *a)
+{
+    const char **c;
+    verso_value *v;
+
+    if (a->scan.nv <= a->capsv)
+        return 0;
+    if (!(c = verso__realloc(a->scols, a->scan.nv * sizeof(*c))))
+        return VERSO_ENOMEM;
+    a->scols = c;
+    if (!(v = verso__realloc(a->svals, a->scan.nv * sizeof(*v))))
+        return VERSO_ENOMEM;
+    a->svals = v;
+    a->capsv = a->scan.nv;
+    return 0;
+}
+
+/* 1 when every entry would pass the general path's checks on its own. */
+static int scan_entries_ok(verso__sync_applier *a)
+{
+    int rc = scan_room(a);
+
+    for (size_t i = 0; rc == 0 && i < a->scan.ne; i++) {
+        verso__scan_entry *e = &a->scan.e[i];
+        const verso_table *t = verso_db_table(a->db, e->table);
+        if (!t || e->version <= a->scan.from || e->version > a->scan.to)
+            return 0;
+        e->resolved = t;
+        if (!e->deleted && !scan_row(a, t, e))
+            return 0;
+    }
+    return rc < 0 ? rc : 1;
+}
+
+int verso__sync_applier_scan(verso__sync_applier *a, const char *text, size_t len)
+{
+    int rc;
+
+    /* callbacks keep rows past the message; a schema to check first may change the tables */
+    if (a->on_apply || (!a->open && a->schema_pending))
+        return 0;
+    if ((rc = verso__sync_scan_changes(&a->scan, text, len)) != 1)
+        return rc;
+    return a->scan.to >= a->scan.from ? scan_entries_ok(a) : 0;
+}
+
+void verso__sync_applier_scanned_header(const verso__sync_applier *a, int64_t *from, int64_t *to,
+                                        int64_t *head, bool *more, size_t *n)
+{
+    *from = a->scan.from;
+    *to = a->scan.to;
+    *head = a->scan.head;
+    *more = a->scan.more;
+    *n = a->scan.ne;
+}
+
+static int scanned_entry(verso__sync_applier *a, const verso__scan_entry *e)
+{
+    const verso_table *t = verso_db_table(a->db, e->table);
+    int rc;
+
+    if (t != e->resolved) { /* another connection changed the schema since the scan */
+        snprintf(a->err, sizeof(a->err), "table %s changed during the apply; reading again",
+                 e->table);
+        return VERSO_ESTATE;
+    }
+    a->txn_rows++;
+    if (e->deleted)
+        return apply_delete(a, t, e->id, e->version);
+    if ((rc = verso_apply_upsert(a->db, verso_table_name(t), a->scols + e->first,
+                                 a->svals + e->first, e->n)) < 0)
+        return fail(a, rc, verso_table_name(t));
+    return 0;
+}
+
+int verso__sync_applier_scanned(verso__sync_applier *a, bool reset)
+{
+    int rc;
+
+    atomic_fetch_add_explicit(&verso__sync_scan_taken, 1, memory_order_relaxed);
+    if ((rc = begin(a, reset)) < 0)
+        goto done;
+    if (a->scan.ne > 0)
+        verso__crashpoint("slave.apply.begin");
+    for (size_t i = 0; rc == 0 && i < a->scan.ne; i++)
+        rc = scanned_entry(a, &a->scan.e[i]);
+done:
+    if (rc < 0)
+        verso__sync_applier_abort(a);
+    return rc;
 }

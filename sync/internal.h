@@ -109,6 +109,24 @@ typedef struct verso__sync_blob_source {
 /* Sets (copies; NULL: none) the source of long blobs. Without one such a value is VERSO_EPROTO. */
 void verso__sync_applier_set_blobs(verso__sync_applier *a, const verso__sync_blob_source *src);
 
+/*
+ * The fast path of a changes message (scan.c): 1 when text is one in the
+ * master's own form that the general path (verso__sync_msg_read(), then
+ * verso__sync_applier_entries()) would apply whole, read without a JSON
+ * tree: its numbers from verso__sync_applier_scanned_header() (n entries),
+ * its entries applied by verso__sync_applier_scanned(), as
+ * verso__sync_applier_entries() does. 0: the general path must read it
+ * (another form, on_apply set, a schema to check first, or an entry it
+ * would refuse); VERSO_ENOMEM. text must outlive the applied call.
+ */
+int verso__sync_applier_scan(verso__sync_applier *a, const char *text, size_t len);
+void verso__sync_applier_scanned_header(const verso__sync_applier *a, int64_t *from, int64_t *to,
+                                        int64_t *head, bool *more, size_t *n);
+int verso__sync_applier_scanned(verso__sync_applier *a, bool reset);
+/* Tests only: true sends every message to the general path; messages the fast path applied. */
+extern bool verso__sync_scan_off;
+extern atomic_llong verso__sync_scan_taken;
+
 /* Commits at a snapshot boundary: stores the cursor, runs callbacks. */
 int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64_t version);
 
@@ -434,6 +452,8 @@ int64_t verso__wsc_silent_ms(const verso__wsc *c);
 void verso__wsc_timer(verso__wsc *c, int64_t ms);
 /* Runs the event loop once: returns after some event, a timer or verso__wsc_wake(). */
 void verso__wsc_service(verso__wsc *c);
+/* Whether bytes from the peer wait in the socket, not read yet (a message is arriving). */
+bool verso__wsc_pending(const verso__wsc *c);
 /* Any thread: makes the current or next verso__wsc_service() return. */
 void verso__wsc_wake(verso__wsc *c);
 
@@ -526,6 +546,9 @@ bool verso__master_changes_due(const verso__master_facts *f);
  */
 const verso_ws_handler *verso__master_handler(verso_sync_master *m);
 int verso__master_conn_next(verso_sync_master *m, void *cp, verso_buf *b);
+/* Reads of changes encoded (one per commit for the ring, plus private reads) and messages sent
+ * from the ring, since m was made. Any thread. */
+void verso__master_counts(verso_sync_master *m, uint64_t *encodings, uint64_t *ring_sends);
 
 /* Monotonic milliseconds. */
 int64_t verso__sync_mono_ms(void);

@@ -35,6 +35,7 @@
 
 #include "orm/service.h"
 #include "sync/internal.h"
+#include "sync/ring.h"
 
 /* One slave's connection: its state (verso__master_state, moved by move()
  * only) and what each state needs. */
@@ -58,6 +59,8 @@ typedef struct conn {
     int64_t last_tx_ms;      /* monotonic */
     int64_t sent_rows;
     int64_t connected_ms;   /* wall clock (Unix ms), for the peer list */
+    uint64_t ring_seq;      /* SUBSCRIBED: the ring segment being sent (0: none) */
+    size_t ring_next;       /* its next message */
     verso__sync_snap *snap; /* SNAPSHOT: the snapshot being sent */
     int64_t snap_off;
     char name[64];
@@ -84,6 +87,9 @@ struct verso_sync_master {
     pthread_mutex_t lock;        /* guards the list and the peer-visible fields (state too) */
     conn *conns;
     verso_buf out;
+    verso__ring ring;                /* recent commits, read and encoded once (service thread) */
+    atomic_uint_fast64_t encodings;  /* changes reads encoded: ring segments and private reads */
+    atomic_uint_fast64_t ring_sends; /* messages sent from the ring */
 };
 
 /* Wall-clock time, for the "time" members of messages. */
@@ -99,6 +105,7 @@ static int64_t mono_ms(void)
 }
 
 static void snapshot_end(conn *c);
+static int ring_extend(verso_sync_master *m, verso_feed **keep);
 
 /* ---- the connection's state ---- */
 
@@ -261,6 +268,7 @@ static void enter_resync(verso_sync_master *m, conn *c, const char *reason)
     c->in_sequence = false;
     c->seq_len = 0;
     c->seq_horizon = -1;
+    c->ring_seq = 0;
     snprintf(c->resync_reason, sizeof(c->resync_reason), "%s", reason);
     move(m, c, VERSO__MASTER_RESYNC);
 }
@@ -397,19 +405,83 @@ static int changes_end(verso_sync_master *m, conn *c, verso_buf *b, verso_feed *
                             (long long)unix_ms(), c->reset && from == 0 ? ",\"reset\":true" : "");
 }
 
-/* Reads one chunk from c's cursor into b as a changes message. */
+/* Whether c may be sent the ring's segments: every table, the master's identity, no reset. */
+static bool ring_eligible(const verso_sync_master *m, const conn *c)
+{
+    return c->state == VERSO__MASTER_SUBSCRIBED && c->ntables == 0 && !c->reset &&
+           m->ring.end >= 0 && strcmp(c->identity, m->ring.identity) == 0;
+}
+
+/* The ring's segment c continues, or the one starting at its cursor when it is at a boundary. */
+static const verso__ring_seg *ring_segment(verso_sync_master *m, conn *c)
+{
+    const verso__ring_seg *s;
+
+    if (c->ring_seq) {
+        if (!(s = verso__ring_seq(&m->ring, c->ring_seq)))
+            c->ring_seq = 0; /* evicted mid-way: the sequence goes on with reads of its own */
+        return s;
+    }
+    if (c->in_sequence || !(s = verso__ring_at(&m->ring, c->cursor)))
+        return NULL;
+    c->ring_next = 0;
+    return s;
+}
+
+/* Sends c the next message of the ring already encoded, if it can continue from there: 1. */
+static int ring_send(verso_sync_master *m, conn *c, verso_buf *b)
+{
+    const verso__ring_seg *s = ring_eligible(m, c) ? ring_segment(m, c) : NULL;
+    const verso__ring_msg *msg;
+
+    if (!s)
+        return 0;
+    msg = &s->msgs[c->ring_next++];
+    if (verso_buf_append(b, msg->data, msg->len) < 0)
+        return VERSO_ENOMEM;
+    c->batch_due = false;
+    pthread_mutex_lock(&m->lock);
+    c->cursor = msg->to;
+    c->sent_rows += msg->rows;
+    pthread_mutex_unlock(&m->lock);
+    c->in_sequence = msg->more;
+    c->seq_len = msg->more ? c->seq_len + 1 : 0;
+    c->ring_seq = msg->more ? s->seq : 0;
+    atomic_fetch_add(&m->ring_sends, 1);
+    return 1;
+}
+
+/*
+ * Reads one chunk from c's cursor into b as a changes message: from the
+ * ring when c's cursor is one of its boundaries, else by a read of c's
+ * own. That read shares the snapshot of the ring's newest segment, so a
+ * read that reaches its head leaves c at the ring's end: from then on c is
+ * served from the ring.
+ */
 static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
 {
-    verso_feed *f = NULL;
+    verso_feed *f = NULL, *rf = NULL;
     int64_t from = c->cursor, n = 0;
     int rc;
 
-    c->batch_due = false;
-    if ((rc = changes_open(&f, m, c, b)) < 0 || !f)
+    if ((rc = ring_send(m, c, b)) != 0)
+        return rc < 0 ? rc : 0;
+    if (c->ntables == 0 && !c->reset && (rc = ring_extend(m, &rf)) < 0)
         return rc;
+    if ((rc = ring_send(m, c, b)) != 0) {
+        verso_feed_close(rf);
+        return rc < 0 ? rc : 0;
+    }
+    c->batch_due = false;
+    atomic_fetch_add(&m->encodings, 1);
+    if ((rc = changes_open(&f, m, c, b)) < 0 || !f) {
+        verso_feed_close(rf);
+        return rc;
+    }
     if ((rc = changes_entries(b, f, &n)) == 0)
         rc = changes_end(m, c, b, f, from);
     verso_feed_close(f);
+    verso_feed_close(rf);
     if (rc == 0)
         verso__crashpoint("master.changes.built");
     if (!c->in_sequence)
@@ -417,6 +489,129 @@ static int msg_changes(verso_sync_master *m, conn *c, verso_buf *b)
     pthread_mutex_lock(&m->lock);
     c->sent_rows += n;
     pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* ---- the ring: each commit read and encoded once for every slave ---- */
+
+/* Whether a subscription could be served from the ring: else it is not kept up. */
+static bool ring_wanted(const verso_sync_master *m)
+{
+    for (const conn *c = m->conns; c; c = c->next)
+        if (c->state == VERSO__MASTER_SUBSCRIBED && c->ntables == 0 && !c->reset)
+            return true;
+    return false;
+}
+
+/* Ends the message of the entries so far: (from, to], more when the segment goes on. */
+static int ring_msg_end(verso__ring_msg *msg, verso_buf *b, int64_t from, int64_t head)
+{
+    int rc = verso_buf_printf(b,
+                              "],\"from\":%lld,\"to\":%lld,\"more\":%s,\"head\":%lld,"
+                              "\"time\":%lld}",
+                              (long long)from, (long long)msg->to, msg->more ? "true" : "false",
+                              (long long)head, (long long)unix_ms());
+
+    msg->data = b->data; /* taken over */
+    msg->len = b->len;
+    *b = (verso_buf)VERSO_BUF_INIT;
+    return rc;
+}
+
+/* One message of at most chunk entries from f, starting with *e (the feed's pending entry). */
+static int ring_msg(verso__ring_msg *msg, verso_feed *f, const verso_feed_entry **e, int *more,
+                    int64_t from, int chunk)
+{
+    verso_buf b = VERSO_BUF_INIT;
+    int rc = verso_buf_puts(&b, "{\"type\":\"changes\",\"entries\":[");
+
+    msg->to = from;
+    while (rc == 0 && *more == 1 && msg->rows < chunk) {
+        rc = msg->rows++ ? verso_buf_puts(&b, ",") : 0;
+        if (rc == 0)
+            rc = verso_json_feed_entry(&b, *e);
+        msg->to = (*e)->version;
+        if (rc == 0 && (rc = verso_feed_next(e, f)) >= 0)
+            *more = rc, rc = 0;
+    }
+    msg->more = *more == 1;
+    if (!msg->more)
+        msg->to = verso_feed_head(f);
+    if (rc == 0)
+        rc = ring_msg_end(msg, &b, from, verso_feed_head(f));
+    verso_buf_free(&b);
+    return rc;
+}
+
+/* Encodes what f reads, (ring end, head], as the ring's next segment. */
+static int ring_encode(verso_sync_master *m, verso_feed *f)
+{
+    const verso_feed_entry *e = NULL;
+    verso__ring_msg *msgs = NULL, *grown;
+    int64_t from = m->ring.end, head = verso_feed_head(f);
+    size_t n = 0;
+    int more = verso_feed_next(&e, f), rc = more < 0 ? more : 0;
+
+    while (rc == 0 && (n == 0 || msgs[n - 1].more)) {
+        if (!(grown = verso__realloc(msgs, (n + 1) * sizeof(*msgs)))) {
+            rc = VERSO_ENOMEM;
+            break;
+        }
+        msgs = grown;
+        memset(&msgs[n], 0, sizeof(*msgs));
+        rc = ring_msg(&msgs[n], f, &e, &more, n ? msgs[n - 1].to : from, m->o.chunk);
+        n++;
+    }
+    if (rc < 0) {
+        verso__ring_msgs_free(msgs, n);
+        return rc;
+    }
+    atomic_fetch_add(&m->encodings, 1);
+    pthread_mutex_lock(&m->lock);
+    if (head > m->info.head)
+        m->info.head = head;
+    pthread_mutex_unlock(&m->lock);
+    if ((rc = verso__ring_add(&m->ring, from, head, msgs, n)) == 0)
+        verso__crashpoint("master.changes.built"); /* encoded, not yet sent to anyone */
+    return rc;
+}
+
+/*
+ * Brings the ring up to the head in one read transaction: (end, head] as
+ * one segment. With keep, the read stays open in *keep (or NULL) for the
+ * caller, whose own feed then shares its snapshot.
+ */
+static int ring_extend(verso_sync_master *m, verso_feed **keep)
+{
+    verso_feed_options fo = VERSO_FEED_OPTIONS_INIT;
+    verso_feed *f = NULL;
+    int rc;
+
+    if (keep)
+        *keep = NULL;
+    if (!keep && !ring_wanted(m)) {
+        verso__ring_clear(&m->ring); /* nobody to share it with: no work per commit */
+        return 0;
+    }
+    if (m->ring.end < 0 || strcmp(m->ring.identity, m->info.identity) != 0) {
+        verso__ring_clear(&m->ring);
+        m->ring.end = m->info.head; /* a snapshot head: a state of the master */
+        memcpy(m->ring.identity, m->info.identity, sizeof(m->ring.identity));
+    }
+    fo.since = m->ring.end;
+    fo.blob_inline = VERSO_SYNC_BLOB_INLINE;
+    if ((rc = verso_feed_open(&f, m->db, &fo)) < 0) {
+        verso__ring_clear(&m->ring); /* e.g. pruned past its end: restarts at the head */
+        return rc == VERSO_EHORIZON ? 0 : rc;
+    }
+    if (strcmp(verso_feed_identity(f), m->ring.identity) != 0 || verso_feed_head(f) < m->ring.end)
+        verso__ring_clear(&m->ring); /* another database under it: check_cursors() tells slaves */
+    else if (verso_feed_head(f) > m->ring.end)
+        rc = ring_encode(m, f);
+    if (rc == 0 && keep)
+        *keep = f;
+    else
+        verso_feed_close(f);
     return rc;
 }
 
@@ -460,6 +655,7 @@ static void snapshot_done(verso_sync_master *m, conn *c, int64_t head)
     c->schema_due = true;
     c->batch_due = true;
     c->reset = false;
+    c->ring_seq = 0;
     pthread_mutex_lock(&m->lock);
     c->cursor = head;
     c->acked = -1; /* until the slave says it installed it */
@@ -547,11 +743,13 @@ static bool changes_due(const verso_sync_master *m, const conn *c)
     return verso__master_changes_due(&f);
 }
 
+/* The ring's next segment for c was read after the look that announced its tables: c needs no
+ * look of its own (a thousand slaves, one look per commit). */
 static int step_refresh(verso_sync_master *m, conn *c, verso_buf *b)
 {
-    (void)c;
     (void)b;
-    refresh(m);
+    if (!ring_eligible(m, c) || !ring_segment(m, c))
+        refresh(m);
     return 0;
 }
 
@@ -707,6 +905,7 @@ static int on_subscribe(verso_sync_master *m, verso_ws *ws, conn *c, const cJSON
     c->batch_due = true; /* even at the head: the slave learns it is there */
     c->in_sequence = false;
     c->seq_len = 0;
+    c->ring_seq = 0;
     snprintf(c->resync_reason, sizeof(c->resync_reason), "%s", reason ? reason : "");
     pthread_mutex_lock(&m->lock); /* the peer list reads these */
     if (name)
@@ -912,6 +1111,8 @@ static void refresh(verso_sync_master *m)
     if (!data)
         return;
     /* the mark moved: a look that fails must be made again at the next tick */
+    if (schema) /* segments encoded under the former schema: slaves read on their own again */
+        verso__ring_clear(&m->ring);
     if (schema && verso_db_refresh_schema(m->db) == 0) {
         for (conn *c = m->conns; c; c = c->next)
             c->schema_due = c->state == VERSO__MASTER_SUBSCRIBED;
@@ -922,6 +1123,8 @@ static void refresh(verso_sync_master *m)
         take_info(m, &info);
     else
         m->mark = VERSO__DB_MARK_INIT;
+    if (ring_extend(m, NULL) < 0)
+        verso__ring_clear(&m->ring); /* slaves read on their own until the next commit */
 }
 
 static void update_lag(verso_sync_master *m, conn *c, int64_t now)
@@ -1055,8 +1258,17 @@ static int metrics_text(verso_buf *out, void *arg)
                               "# TYPE verso_sync_slaves gauge\nverso_sync_slaves %zu\n"
                               "# HELP verso_sync_commit_checks_total Checks for new commits to "
                               "push.\n# TYPE verso_sync_commit_checks_total counter\n"
-                              "verso_sync_commit_checks_total %llu\n",
-                              n, (unsigned long long)atomic_load(&m->checks));
+                              "verso_sync_commit_checks_total %llu\n"
+                              "# HELP verso_sync_encodings_total Reads of changes encoded: one "
+                              "per commit shared by every slave at the head, plus slaves' own.\n"
+                              "# TYPE verso_sync_encodings_total counter\n"
+                              "verso_sync_encodings_total %llu\n"
+                              "# HELP verso_sync_ring_sends_total Messages sent from the ring of "
+                              "encoded commits.\n# TYPE verso_sync_ring_sends_total counter\n"
+                              "verso_sync_ring_sends_total %llu\n",
+                              n, (unsigned long long)atomic_load(&m->checks),
+                              (unsigned long long)atomic_load(&m->encodings),
+                              (unsigned long long)atomic_load(&m->ring_sends));
     for (int k = 0; rc == 0 && k < 2; k++) { /* a family's samples follow its TYPE line */
         rc = verso_buf_puts(out, k_lag_help[k]);
         for (size_t i = 0; rc == 0 && i < n; i++)
@@ -1089,6 +1301,8 @@ static void set_options(verso_sync_master_options *o, const verso_sync_master_op
     o->chunk = o->chunk > 0 ? o->chunk : 5000;
     o->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 5000;
     o->poll_ms = o->poll_ms > 0 ? o->poll_ms : 250;
+    o->ring_segments = o->ring_segments > 0 ? o->ring_segments : 4096;
+    o->ring_bytes = o->ring_bytes > 0 ? o->ring_bytes : (int64_t)64 << 20;
 }
 
 int verso_sync_master_new(verso_sync_master **out, const char *db_path,
@@ -1106,6 +1320,8 @@ int verso_sync_master_new(verso_sync_master **out, const char *db_path,
         return VERSO_ENOMEM;
     pthread_mutex_init(&m->lock, NULL);
     set_options(&m->o, opts);
+    if ((rc = verso__ring_init(&m->ring, (size_t)m->o.ring_segments, (size_t)m->o.ring_bytes)) < 0)
+        goto done;
     dbo.must_exist = true;
     if (!(m->path = verso__strdup(db_path))) {
         rc = VERSO_ENOMEM;
@@ -1226,6 +1442,7 @@ void verso_sync_master_close(verso_sync_master *m)
         verso__free(c);
     }
     verso__sync_snap_unref(m->last_snap);
+    verso__ring_free(&m->ring);
     verso_db_close(m->db);
     verso__free(m->path);
     verso_buf_free(&m->out);
@@ -1239,6 +1456,12 @@ void verso_sync_master_close(verso_sync_master *m)
 const verso_ws_handler *verso__master_handler(verso_sync_master *m)
 {
     return &m->handler;
+}
+
+void verso__master_counts(verso_sync_master *m, uint64_t *encodings, uint64_t *ring_sends)
+{
+    *encodings = atomic_load(&m->encodings);
+    *ring_sends = atomic_load(&m->ring_sends);
 }
 
 int verso__master_conn_next(verso_sync_master *m, void *cp, verso_buf *b)

@@ -3,7 +3,10 @@
  * the master; this file is the protocol. Messages are applied on that
  * thread as they arrive (the socket is not read meanwhile, which is the
  * flow control); a slave transaction is committed only when a changes
- * message ends at a master snapshot head (more == false). After any
+ * message ends at a master snapshot head (more == false), and then not
+ * always at once: while more is already waiting on the socket, several
+ * such states go into one transaction, committed once 50 ms
+ * (COMMIT_EVERY_MS) or COMMIT_ROWS rows after the previous commit. After any
  * failure the connection is dropped, the open transaction rolled back,
  * and the slave reconnects with backoff and resumes from its stored
  * cursor.
@@ -76,6 +79,10 @@ struct verso_slave {
     bool force_reset;    /* the master asked for a full resynchronisation not committed yet */
     bool reset_pending;  /* the subscription is a full resynchronisation not committed yet */
     int64_t ack_version; /* to acknowledge once subscribed for rows; -1: nothing */
+    bool commit_due;     /* the open transaction ends at a master state: due_to, due_head */
+    int64_t due_to, due_head;
+    int64_t committed_ms;   /* monotonic, the last commit (or the start of the open transaction) */
+    int64_t committed_rows; /* the applier's rows at the last commit */
     int64_t expected_from;
     char master[37];      /* the identity of the latest hello, resync or snapshot */
     int64_t master_hb_ms; /* the master's heartbeat period (hello) */
@@ -337,6 +344,7 @@ static int on_hello(verso_slave *s, verso__sync_msg *m)
     s->master_hb_ms = h.heartbeat_ms;
     s->ack_version = -1; /* the subscription's cursor says it */
     verso__sync_applier_abort(s->ap);
+    s->commit_due = false;
     if (verso_db_cursor(&c, s->db) < 0)
         return VERSO_EDB;
     s->reset_pending = s->force_reset || verso__sync_need_reset(&c, s->master, h.head, h.horizon);
@@ -454,8 +462,11 @@ static int commit(verso_slave *s, int64_t to, int64_t head)
 {
     int rc = verso__sync_applier_commit(s->ap, s->master, to);
 
+    s->commit_due = false;
     if (rc < 0)
         return apply_failed(s, rc, "%s");
+    s->committed_ms = verso__sync_mono_ms();
+    s->committed_rows = verso__sync_applier_rows(s->ap);
     disk_back(s);
     reset_done(s);
     s->retry_ms = 0; /* progress: the next failure starts the backoff afresh */
@@ -465,25 +476,76 @@ static int commit(verso_slave *s, int64_t to, int64_t head)
     return 0;
 }
 
-/* An empty batch at the cursor we stored for this master: nothing to write. */
-static bool holds(const verso_slave *s, const cJSON *entries, int64_t from, int64_t to, bool more)
+#define COMMIT_EVERY_MS 50
+#define COMMIT_ROWS     4096
+
+/* The open transaction ends at a master state (commit_due): whether to commit it now rather
+ * than take the next state, already arriving, into it too. */
+static bool commit_now(const verso_slave *s)
 {
-    return !more && to == from && !s->reset_pending && !verso__sync_applier_open(s->ap) &&
-           cJSON_GetArraySize(entries) == 0 && strcmp(s->st.master, s->master) == 0;
+    return verso__sync_mono_ms() - s->committed_ms >= COMMIT_EVERY_MS ||
+           verso__sync_applier_rows(s->ap) - s->committed_rows >= COMMIT_ROWS || !s->ws ||
+           !verso__wsc_pending(s->ws);
 }
 
-/* A batch continues where the previous one ended (protocol.md, "changes"). */
-static int in_sequence(verso_slave *s, const cJSON *msg, int64_t *from, int64_t *to, int64_t *head)
+/* Commits the master state the open transaction ends at, if it ends at one. */
+static int commit_due(verso_slave *s)
 {
-    if (verso__sync_json_get_i64(from, msg, "from") < 0 ||
-        verso__sync_json_get_i64(to, msg, "to") < 0 ||
-        verso__sync_json_get_i64(head, msg, "head") < 0 || *from != s->expected_from ||
-        *to < *from) {
+    return s->commit_due ? commit(s, s->due_to, s->due_head) : 0;
+}
+
+/* An empty batch at the cursor we stored for this master: nothing to write. */
+static bool holds(const verso_slave *s, size_t nentries, int64_t from, int64_t to, bool more)
+{
+    return !more && to == from && !s->reset_pending && !verso__sync_applier_open(s->ap) &&
+           nentries == 0 && strcmp(s->st.master, s->master) == 0;
+}
+
+/* A batch continues where the previous one ended (protocol.md, "changes"); read: its
+ * numbers are integers. */
+static int in_sequence(verso_slave *s, bool read, int64_t from, int64_t to)
+{
+    if (!read || from != s->expected_from || to < from) {
         set_error(s, "%s", "changes out of sequence");
         return VERSO_EPROTO;
     }
-    s->expected_from = *to;
+    s->expected_from = to;
     return 0;
+}
+
+static int held(verso_slave *s, int64_t to, int64_t head)
+{
+    ack_later(s, to);
+    publish(s, to, head, false);
+    caught_up(s);
+    return 0;
+}
+
+/* Before a batch's entries are applied: the open transaction goes on past
+ * the master state it may have ended at. */
+static void begin_apply(verso_slave *s)
+{
+    if (!verso__sync_applier_open(s->ap))
+        s->committed_ms = verso__sync_mono_ms(); /* a new transaction: its clock starts */
+    s->commit_due = false;
+}
+
+/* After a batch's entries were applied (rc). */
+static int applied(verso_slave *s, int rc, int64_t to, int64_t head, bool more)
+{
+    if (rc < 0)
+        return apply_failed(s, rc, "apply: %s");
+    pthread_mutex_lock(&s->lock);
+    s->st.received = to;
+    pthread_mutex_unlock(&s->lock);
+    progress(s, head, false);
+    publish(s, -1, head, false);
+    if (more)
+        return 0;
+    s->commit_due = true;
+    s->due_to = to;
+    s->due_head = head;
+    return commit_now(s) ? commit(s, to, head) : 0;
 }
 
 static int on_changes(verso_slave *s, verso__sync_msg *m)
@@ -491,31 +553,47 @@ static int on_changes(verso_slave *s, verso__sync_msg *m)
     const cJSON *msg = verso_json_root(m->doc);
     const cJSON *entries = cJSON_GetObjectItemCaseSensitive(msg, "entries");
     bool more = verso__sync_json_get_bool(msg, "more");
-    int64_t from, to, head;
+    int64_t from = 0, to = 0, head = 0;
+    bool read = verso__sync_json_get_i64(&from, msg, "from") == 0 &&
+                verso__sync_json_get_i64(&to, msg, "to") == 0 &&
+                verso__sync_json_get_i64(&head, msg, "head") == 0;
     int rc;
 
     rows_instead(s);
-    if ((rc = in_sequence(s, msg, &from, &to, &head)) < 0)
+    if ((rc = in_sequence(s, read, from, to)) < 0)
         return rc;
-    if (holds(s, entries, from, to, more)) {
-        ack_later(s, to);
-        publish(s, to, head, false);
-        caught_up(s);
-        return 0;
-    }
+    if (holds(s, (size_t)cJSON_GetArraySize(entries), from, to, more))
+        return held(s, to, head);
+    begin_apply(s);
     rc = verso__sync_applier_entries(s->ap, m->doc, entries, s->reset_pending, from, to);
     m->doc = NULL; /* taken over */
-    if (rc < 0)
-        return apply_failed(s, rc, "apply: %s");
-    pthread_mutex_lock(&s->lock);
-    s->st.received = to;
-    pthread_mutex_unlock(&s->lock);
-    progress(s, head, false);
-    if (more) {
-        publish(s, -1, head, false);
+    return applied(s, rc, to, head, more);
+}
+
+/* A changes message in the master's own form, read by the applier without
+ * a JSON tree (scan.c); *taken false: another form, for on_changes(). */
+static int on_scanned(verso_slave *s, const char *data, size_t len, bool *taken)
+{
+    int64_t from, to, head;
+    bool more;
+    size_t n;
+    int rc;
+
+    *taken = false;
+    if (!(TO(s->sub) & (TO(SUB_SNAPSHOT) | TO(SUB_ROWS))) || verso__sync_scan_off ||
+        (rc = verso__sync_applier_scan(s->ap, data, len)) == 0)
         return 0;
-    }
-    return commit(s, to, head);
+    *taken = true;
+    if (rc < 0)
+        return rc;
+    verso__sync_applier_scanned_header(s->ap, &from, &to, &head, &more, &n);
+    rows_instead(s);
+    if ((rc = in_sequence(s, true, from, to)) < 0)
+        return rc;
+    if (holds(s, n, from, to, more))
+        return held(s, to, head);
+    begin_apply(s);
+    return applied(s, verso__sync_applier_scanned(s->ap, s->reset_pending), to, head, more);
 }
 
 static int on_heartbeat(verso_slave *s, verso__sync_msg *m)
@@ -541,6 +619,7 @@ static int on_resync(verso_slave *s, verso__sync_msg *m)
          0);
     s->ack_version = -1; /* of the former subscription */
     verso__sync_applier_abort(s->ap);
+    s->commit_due = false;
     verso__sync_snaprx_discard(&s->snap);
     s->force_reset = true;
     s->reset_pending = true;
@@ -603,8 +682,12 @@ static int on_message(const char *data, size_t len, void *arg)
     verso_slave *s = arg;
     verso__sync_msg m;
     char why[100];
-    int rc = verso__sync_msg_read(&m, data, len, why, sizeof(why));
+    bool taken;
+    int rc = on_scanned(s, data, len, &taken);
 
+    if (taken)
+        return rc;
+    rc = verso__sync_msg_read(&m, data, len, why, sizeof(why));
     if (rc == VERSO_EPROTO)
         set_error(s, "bad message: %s", why);
     if (rc == 0)
@@ -698,6 +781,7 @@ static void link_end(verso_slave *s, const char *why)
 
     verso__sync_snaprx_discard(&s->snap);
     verso__sync_applier_abort(s->ap);
+    s->commit_due = false;
     sub_move(s, SUB_NONE);
     s->retry_ms = s->retry_ms ? s->retry_ms * 2 : s->o.retry_min_ms;
     if (s->retry_ms > s->o.retry_max_ms)
@@ -791,6 +875,8 @@ static void on_timer(void *arg)
     } else if (expired(s, now)) {
         set_error(s, "%s", steps[s->link].timeout);
         verso__wsc_kill(s->ws, steps[s->link].timeout);
+    } else if (s->link == VERSO_LINK_LIVE && s->commit_due && commit_due(s) < 0) {
+        verso__wsc_close(s->ws, 1011, "apply failed");
     } else if (s->link == VERSO_LINK_LIVE) {
         if (now - s->last_tx_ms >= heartbeat_period(s))
             verso__wsc_want_write(s->ws);
@@ -816,9 +902,15 @@ static void *run(void *arg)
     verso_slave *s = arg;
 
     verso__wsc_timer(s->ws, 1);
-    while (!atomic_load(&s->stop))
+    while (!atomic_load(&s->stop)) {
         verso__wsc_service(s->ws);
+        /* the messages that were waiting are applied: commit what they led to */
+        if (s->commit_due && !verso__wsc_pending(s->ws) && commit_due(s) < 0)
+            verso__wsc_close(s->ws, 1011, "apply failed");
+    }
+    (void)commit_due(s); /* a master state already applied is worth keeping */
     verso__sync_applier_abort(s->ap);
+    s->commit_due = false;
     return NULL;
 }
 
@@ -1083,7 +1175,9 @@ int verso__slave_receive(verso_slave *s, const char *data, size_t len, verso_buf
 {
     int rc = on_message(data, len, s);
 
-    if (rc < 0) /* what the client layer does with a failed message */
+    if (rc == 0)
+        rc = commit_due(s); /* nothing else is waiting */
+    if (rc < 0)             /* what the client layer does with a failed message */
         link_end(s, verso_strerror(rc));
     if (s->link == VERSO_LINK_WAITING)
         detached_connect(s);

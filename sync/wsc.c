@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include <libwebsockets.h>
 
@@ -405,6 +406,14 @@ void verso__wsc_timer(verso__wsc *c, int64_t ms)
 void verso__wsc_service(verso__wsc *c)
 {
     lws_service(c->ctx, 0);
+}
+
+bool verso__wsc_pending(const verso__wsc *c)
+{
+    int n = 0;
+    lws_sockfd_type fd = c->wsi ? lws_get_socket_fd(c->wsi) : -1;
+
+    return fd >= 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
 }
 
 void verso__wsc_wake(verso__wsc *c)

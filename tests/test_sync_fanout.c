@@ -2,12 +2,14 @@
  * Fan-out: 50 live slaves follow one master process while it is written
  * to; all converge to the master, versions included, and the master lists
  * them with their lag: each at the head, lag 0, in /_status and /_metrics.
+ * Then 100 (MAXSLAVES) in one process, served from the master's ring.
  */
 #include <cjson/cJSON.h>
 
 #include "sync_harness.h"
 
-#define NSLAVES 50
+#define NSLAVES   50
+#define MAXSLAVES 100
 
 /* One slave of /_status is behind head: acked, lag in versions and ms. */
 static bool behind(const cJSON *sl, int64_t head, char *why, size_t n)
@@ -66,46 +68,49 @@ static int metric_lines(const char *text, const char *metric, int *zero)
 
 /* The master's view agrees: every slave listed at head with no lag (its
  * acks reach the master after the commit verso_slave_wait() saw). */
-static void assert_lags(const h_master *m, int64_t head)
+static void assert_lags(const h_master *m, int64_t head, int nslaves)
 {
+    char line[40];
     int64_t deadline = h_now_ms() + 10000;
     verso_buf body = VERSO_BUF_INIT;
     char why[160] = "";
     int listed, nbehind, zero;
 
-    while ((listed = status_lags(m, head, &nbehind, why, sizeof(why))) != NSLAVES || nbehind) {
+    while ((listed = status_lags(m, head, &nbehind, why, sizeof(why))) != nslaves || nbehind) {
         if (h_now_ms() > deadline)
             fail_msg("/_status lists %d slaves, %d behind (%s)", listed, nbehind, why);
         h_sleep_ms(20);
     }
     assert_int_equal(h_http(m, "GET", "/_metrics", NULL, &body), 200);
-    assert_non_null(strstr(body.data, "verso_sync_slaves 50\n"));
-    assert_int_equal(metric_lines(body.data, "verso_sync_slave_lag_versions", &zero), NSLAVES);
-    assert_int_equal(zero, NSLAVES);
-    assert_int_equal(metric_lines(body.data, "verso_sync_slave_lag_seconds", &zero), NSLAVES);
-    assert_int_equal(zero, NSLAVES);
+    snprintf(line, sizeof(line), "verso_sync_slaves %d\n", nslaves);
+    assert_non_null(strstr(body.data, line));
+    assert_int_equal(metric_lines(body.data, "verso_sync_slave_lag_versions", &zero), nslaves);
+    assert_int_equal(zero, nslaves);
+    assert_int_equal(metric_lines(body.data, "verso_sync_slave_lag_seconds", &zero), nslaves);
+    assert_int_equal(zero, nslaves);
     verso_buf_free(&body);
 }
 
-static void test_fanout(void **state)
+static void fanout(int nslaves)
 {
-    char mp[600], sp[NSLAVES][600], name[32];
-    verso_slave *s[NSLAVES];
+    static char sp[MAXSLAVES][600];
+    char mp[600], name[32];
+    verso_slave *s[MAXSLAVES];
     h_master m;
     verso_db *db;
     int64_t head;
 
-    (void)state;
-    h_path(mp, sizeof(mp), "fan-master.db");
+    snprintf(name, sizeof(name), "fan-master-%d.db", nslaves);
+    h_path(mp, sizeof(mp), name);
     db = h_open(mp);
     h_seed(31);
     h_seed_accounts(db, 10);
     h_orm_workload(db, 50, 10);
     h_master_start(&m, mp, NULL);
-    for (int i = 0; i < NSLAVES; i++) {
+    for (int i = 0; i < nslaves; i++) {
         verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
         char why[256] = "";
-        snprintf(name, sizeof(name), "fan-slave-%d.db", i);
+        snprintf(name, sizeof(name), "fan-slave-%d-%d.db", nslaves, i);
         h_path(sp[i], sizeof(sp[i]), name);
         o.heartbeat_ms = 1000;
         o.retry_min_ms = 50;
@@ -119,23 +124,36 @@ static void test_fanout(void **state)
         h_sql_workload(mp, 2);
     }
     head = h_head(mp);
-    for (int i = 0; i < NSLAVES; i++) {
+    for (int i = 0; i < nslaves; i++) {
         if (verso_slave_wait(s[i], head, 30000) < 0)
             fail_msg("slave %d did not reach %lld", i, (long long)head);
     }
-    assert_lags(&m, head);
-    for (int i = 0; i < NSLAVES; i++)
+    assert_lags(&m, head, nslaves);
+    for (int i = 0; i < nslaves; i++)
         verso_slave_stop(s[i]);
-    for (int i = 0; i < NSLAVES; i++)
+    for (int i = 0; i < nslaves; i++)
         h_assert_converged(mp, sp[i]);
     h_master_kill(&m, SIGTERM);
     verso_db_close(db);
+}
+
+static void test_fanout(void **state)
+{
+    (void)state;
+    fanout(NSLAVES);
+}
+
+static void test_hundred(void **state)
+{
+    (void)state;
+    fanout(MAXSLAVES);
 }
 
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fanout),
+        cmocka_unit_test(test_hundred),
     };
 
     H_MAIN_DISPATCH(argc, argv);

@@ -355,6 +355,11 @@ typedef struct verso_sync_master_options {
                          seen through file events (Linux inotify) within a millisecond or
                          so; this period alone applies where those are unavailable (network
                          file systems, inotify limits exhausted); 0 = 250 */
+    /* The ring of recent commits, each read and encoded once and sent to every slave at that
+     * point (docs/protocol.md): at most this many commits and bytes; 0 = 4096, 64 MiB. A slave
+     * further behind reads on its own until it reaches the ring. */
+    int ring_segments;
+    int64_t ring_bytes;
 } verso_sync_master_options;
 
 #define VERSO_SYNC_MASTER_OPTIONS_INIT                                                             \

@@ -20,7 +20,11 @@
  *   - PRAGMA integrity_check is ok (a snapshot installs a valid database
  *     or leaves the former one as it was: a refused last chunk is a
  *     refused message);
- *   - what the slave sends is a subscribe, an ack or a heartbeat.
+ *   - what the slave sends is a subscribe, an ack or a heartbeat;
+ *   - differential: a twin slave on a copy of the same file gets the same
+ *     messages through the general path only (verso__sync_scan_off), and
+ *     both agree on every message's result and on the data after it
+ *     (every table, but the identity a reset draws and a tombstone's time).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -79,11 +83,11 @@ static void copy_file(const char *from, const char *to)
         abort();
 }
 
-static void fresh(char *path, size_t cap, int mode)
+static void fresh(char *path, size_t cap, int mode, const char *name)
 {
     char src[128], side[160];
 
-    snprintf(path, cap, "%s/s.db", g_dir);
+    snprintf(path, cap, "%s/%s", g_dir, name);
     snprintf(src, sizeof(src), "%s/%s", g_dir, mode ? "own.db" : "empty.db");
     for (size_t i = 0; i < 3; i++) {
         snprintf(side, sizeof(side), "%s%s", path,
@@ -93,8 +97,19 @@ static void fresh(char *path, size_t cap, int mode)
     copy_file(src, path);
 }
 
+/* What a table's dump selects: for the twins' comparison, not what a reset draws at random or
+ * a tombstone's time. */
+static char *select_all(const char *table, bool twin)
+{
+    if (twin && strcmp(table, "_verso_meta") == 0)
+        return sqlite3_mprintf("SELECT * FROM _verso_meta WHERE key <> 'identity' ORDER BY rowid");
+    if (twin && strcmp(table, "_verso_tombstones") == 0)
+        return sqlite3_mprintf("SELECT version, tbl, id FROM _verso_tombstones ORDER BY rowid");
+    return sqlite3_mprintf("SELECT * FROM \"%w\" ORDER BY rowid", table);
+}
+
 /* Every table of the file, in name order, every row in rowid order, with storage classes. */
-static void dump(verso_buf *b, sqlite3 *q)
+static void dump_as(verso_buf *b, sqlite3 *q, bool twin)
 {
     sqlite3_stmt *tables, *rows;
 
@@ -104,8 +119,7 @@ static void dump(verso_buf *b, sqlite3 *q)
                            -1, &tables, NULL) != SQLITE_OK)
         abort();
     while (sqlite3_step(tables) == SQLITE_ROW) {
-        char *sql = sqlite3_mprintf("SELECT * FROM \"%w\" ORDER BY rowid",
-                                    (const char *)sqlite3_column_text(tables, 0));
+        char *sql = select_all((const char *)sqlite3_column_text(tables, 0), twin);
         if (!sql || sqlite3_prepare_v2(q, sql, -1, &rows, NULL) != SQLITE_OK)
             abort();
         sqlite3_free(sql);
@@ -125,6 +139,11 @@ static void dump(verso_buf *b, sqlite3 *q)
     }
     sqlite3_finalize(tables);
     sqlite3_exec(q, "COMMIT", NULL, NULL, NULL);
+}
+
+static void dump(verso_buf *b, sqlite3 *q)
+{
+    dump_as(b, q, false);
 }
 
 static int64_t scalar(sqlite3 *q, const char *sql)
@@ -224,12 +243,51 @@ static int64_t look(verso_buf *after, const verso_buf *before, sqlite3 *q, int64
     return cursor;
 }
 
-static void one_message(verso_slave *s, sqlite3 *q, int64_t *seen, verso_buf *before,
+/* The twin: the general path only. */
+typedef struct twin {
+    verso_slave *s;
+    sqlite3 *q;
+} twin;
+
+static int twin_receive(twin *t, const char *text, size_t len)
+{
+    verso_buf out = VERSO_BUF_INIT;
+    int rc;
+
+    verso__sync_scan_off = true;
+    rc = verso__slave_receive(t->s, text, len, &out);
+    verso__sync_scan_off = false;
+    verso_buf_free(&out);
+    return rc;
+}
+
+static void twin_compare(twin *t, sqlite3 *q, int rc, int twin_rc)
+{
+    verso_buf a = VERSO_BUF_INIT, b = VERSO_BUF_INIT;
+
+    if (rc != twin_rc) {
+        fprintf(stderr, "the fast path returned %d, the general path %d\n", rc, twin_rc);
+        abort();
+    }
+    dump_as(&a, q, true);
+    dump_as(&b, t->q, true);
+    if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0) {
+        fprintf(stderr, "the fast and general paths wrote different data:\n%.*s\n---\n%.*s\n",
+                (int)a.len, a.data, (int)b.len, b.data);
+        abort();
+    }
+    verso_buf_free(&a);
+    verso_buf_free(&b);
+}
+
+static void one_message(verso_slave *s, twin *t, sqlite3 *q, int64_t *seen, verso_buf *before,
                         verso_buf *after, const char *text, size_t len)
 {
     verso_buf out = VERSO_BUF_INIT;
     int64_t cursor, ack;
     int rc = verso__slave_receive(s, text, len, &out);
+
+    twin_compare(t, q, rc, twin_receive(t, text, len));
 
     if (getenv("VERSO_FUZZ_VERBOSE")) /* for seeds: what each message did */
         fprintf(stderr, "%.60s -> %d, sends %.80s\n", text, rc, out.data ? out.data : "");
@@ -252,17 +310,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     verso_buf a = VERSO_BUF_INIT, b = VERSO_BUF_INIT;
     const char *p, *end;
-    char path[128], why[256];
+    char path[128], tpath[128], why[256];
     verso_slave *s = NULL;
     sqlite3 *q = NULL;
+    twin t = {NULL, NULL};
     int64_t seen;
 
     if (size < 1)
         return 0;
-    fresh(path, sizeof(path), data[0] & 1);
+    fresh(path, sizeof(path), data[0] & 1, "s.db");
+    fresh(tpath, sizeof(tpath), data[0] & 1, "t.db");
     if (verso__slave_detached(&s, path, NULL, why, sizeof(why)) < 0 ||
-        sqlite3_open_v2(path, &q, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        sqlite3_open_v2(path, &q, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        verso__slave_detached(&t.s, tpath, NULL, why, sizeof(why)) < 0 ||
+        sqlite3_open_v2(tpath, &t.q, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
         abort();
+    sqlite3_busy_timeout(t.q, 1000);
     sqlite3_busy_timeout(q, 1000);
     dump(&a, q);
     seen = scalar(q, "PRAGMA data_version");
@@ -270,12 +333,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
         verso_buf tmp;
-        one_message(s, q, &seen, &a, &b, p, len);
+        one_message(s, &t, q, &seen, &a, &b, p, len);
         tmp = a, a = b, b = tmp; /* the state after is the next one's before */
         p += len + 1;
     }
     verso__slave_detached_free(s);
+    verso__slave_detached_free(t.s);
     sqlite3_close(q);
+    sqlite3_close(t.q);
     verso_buf_free(&a);
     verso_buf_free(&b);
     return 0;

@@ -1,0 +1,347 @@
+/*
+ * The master's ring of encoded commits (docs/protocol.md, "The ring"):
+ * slaves at the head share one read and one encoding per commit, and a
+ * live slave under writers that never pause commits a state of the master
+ * at least every 100 ms, never in steps of seconds.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <cjson/cJSON.h>
+
+#include "sync_harness.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SLOW 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SLOW 1
+#endif
+#endif
+#ifndef SLOW
+#define SLOW 0
+#endif
+
+/* ---- one encoding per commit ---- */
+
+/* The value of a counter of the master's /_metrics. */
+static int64_t metric(const h_master *m, const char *name)
+{
+    verso_buf body = VERSO_BUF_INIT;
+    const char *p;
+    int64_t v = -1;
+    size_t len = strlen(name);
+
+    assert_int_equal(h_http(m, "GET", "/_metrics", NULL, &body), 200);
+    for (p = body.data; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (!strncmp(p, name, len) && p[len] == ' ') {
+            v = strtoll(p + len + 1, NULL, 10);
+            break;
+        }
+    }
+    verso_buf_free(&body);
+    if (v < 0)
+        fail_msg("no %s in /_metrics", name);
+    return v;
+}
+
+#define NSHARED  10
+#define NCOMMITS 20
+
+static void wait_all(verso_slave **s, int n, int64_t head)
+{
+    for (int i = 0; i < n; i++) {
+        if (verso_slave_wait(s[i], head, 30000) < 0)
+            fail_msg("slave %d did not reach %lld", i, (long long)head);
+    }
+}
+
+static void test_one_encoding(void **state)
+{
+    char mp[600], sp[NSHARED][600], name[32];
+    verso_slave *s[NSHARED];
+    int64_t enc0, sends0, enc, sends;
+    h_master m;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "ring-master.db");
+    db = h_open(mp);
+    h_seed(7);
+    h_orm_workload(db, 20, 10);
+    h_master_start(&m, mp, NULL);
+    for (int i = 0; i < NSHARED; i++) {
+        verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+        char why[256] = "";
+        snprintf(name, sizeof(name), "ring-slave-%d.db", i);
+        h_path(sp[i], sizeof(sp[i]), name);
+        o.retry_min_ms = 50;
+        h_db_options(&o.db);
+        if (verso_slave_start(&s[i], sp[i], m.url, &o, why, sizeof(why)) < 0)
+            fail_msg("slave %d: %s", i, why);
+    }
+    wait_all(s, NSHARED, h_head(mp));
+    enc0 = metric(&m, "verso_sync_encodings_total");
+    sends0 = metric(&m, "verso_sync_ring_sends_total");
+    for (int k = 0; k < NCOMMITS; k++) { /* one commit at a time, every slave at its head */
+        h_orm_workload(db, 1, 10);
+        wait_all(s, NSHARED, h_head(mp));
+    }
+    enc = metric(&m, "verso_sync_encodings_total") - enc0;
+    sends = metric(&m, "verso_sync_ring_sends_total") - sends0;
+    /* each commit was read and encoded once for all ten, and sent to each from the ring */
+    if (enc != NCOMMITS || sends < NSHARED * NCOMMITS)
+        fail_msg("%d commits, %d slaves: %lld encodings, %lld ring sends", NCOMMITS, NSHARED,
+                 (long long)enc, (long long)sends);
+    for (int i = 0; i < NSHARED; i++)
+        verso_slave_stop(s[i]);
+    for (int i = 0; i < NSHARED; i++)
+        h_assert_converged(mp, sp[i]);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
+/* ---- no stalls under writers that never pause ---- */
+
+#define NWRITERS    3
+#define WRITE_MS    3000
+#define MAX_COMMITS 200000
+
+/* What the slave's callback saw: when each commit came, and whether it was a master state. */
+typedef struct seen {
+    const char *path;
+    sqlite3 *rd; /* the slave's file, read on the slave's thread right after each commit */
+    int64_t *at_ms;
+    atomic_int n;
+    atomic_int broken; /* commits that showed a state the master never had */
+    char why[160];
+} seen;
+
+/*
+ * Every writer's transaction inserts 98 items and moves accounts 1 and 2
+ * by +98 and -98: the last item's id (ids are given in commit order) is
+ * account 1's balance, and minus account 2's. Cheap to check (no scan)
+ * after every commit, on both tables, of rows rewritten by every commit.
+ */
+static void on_apply(const verso_sync_change *c, size_t n, int64_t cursor, bool reset, void *arg)
+{
+    seen *sn = arg;
+    int i = atomic_load(&sn->n);
+    int64_t items, plus, minus;
+
+    (void)c;
+    (void)n;
+    (void)reset;
+    if (i < MAX_COMMITS)
+        sn->at_ms[i] = h_now_ms();
+    atomic_store(&sn->n, i + 1);
+    if (!sn->rd && sqlite3_open_v2(sn->path, &sn->rd, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        return;
+    sqlite3_exec(sn->rd, "BEGIN", NULL, NULL, NULL); /* the three from one state */
+    items = h_sql_int(sn->rd, "SELECT COALESCE(MAX(id), 0) + ? FROM items", 0);
+    plus = h_sql_int(sn->rd, "SELECT balance FROM accounts WHERE id = ?", 1);
+    minus = h_sql_int(sn->rd, "SELECT balance FROM accounts WHERE id = ?", 2);
+    sqlite3_exec(sn->rd, "COMMIT", NULL, NULL, NULL);
+    if ((items != plus || plus != -minus) && atomic_fetch_add(&sn->broken, 1) == 0)
+        snprintf(sn->why, sizeof(sn->why), "at %lld: last item %lld, accounts %lld and %lld",
+                 (long long)cursor, (long long)items, (long long)plus, (long long)minus);
+}
+
+/* When the writers' transactions committed. */
+static int64_t commit_ms[MAX_COMMITS];
+static atomic_int ncommits;
+
+typedef struct writer {
+    pthread_t t;
+    const char *path;
+    atomic_int *stop;
+    int64_t rows;
+    unsigned seed;
+} writer;
+
+/* 100-row transactions as fast as they go: 98 items, and accounts 1 and 2 moved to match. */
+static void *write_loop(void *arg)
+{
+    writer *w = arg;
+    sqlite3 *s = NULL;
+    char sql[900];
+
+    if (sqlite3_open(w->path, &s) != SQLITE_OK)
+        return NULL;
+    sqlite3_busy_timeout(s, 10000);
+    while (!atomic_load(w->stop)) {
+        unsigned k = (w->seed = w->seed * 1103515245u + 12345u) % 1000;
+        snprintf(sql, sizeof(sql),
+                 "BEGIN IMMEDIATE;"
+                 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 98) "
+                 "INSERT INTO items(name, price, qty) SELECT 'w', 1.5, %u FROM c;"
+                 "UPDATE accounts SET balance = balance + 98 WHERE id = 1;"
+                 "UPDATE accounts SET balance = balance - 98 WHERE id = 2;"
+                 "COMMIT;",
+                 k);
+        if (sqlite3_exec(s, sql, NULL, NULL, NULL) != SQLITE_OK) {
+            sqlite3_exec(s, "ROLLBACK", NULL, NULL, NULL);
+            continue;
+        }
+        w->rows += 100;
+        int i = atomic_fetch_add(&ncommits, 1);
+        if (i < MAX_COMMITS)
+            commit_ms[i] = h_now_ms();
+    }
+    sqlite3_close(s);
+    return NULL;
+}
+
+/* The first master commit after ms (a time of the commits' order), or INT64_MAX. */
+static int64_t next_commit(int64_t ms)
+{
+    int n = atomic_load(&ncommits) < MAX_COMMITS ? atomic_load(&ncommits) : MAX_COMMITS;
+    int64_t first = INT64_MAX;
+
+    for (int i = 0; i < n; i++) /* writers race to the array: not quite sorted */
+        if (commit_ms[i] > ms && commit_ms[i] < first)
+            first = commit_ms[i];
+    return first;
+}
+
+/*
+ * The longest time the slave had changes to apply and committed none:
+ * between two of its commits a and b, from the first master commit after
+ * a (when it had something again) to b.
+ */
+static int64_t longest_gap(const seen *sn, int64_t from_ms, int64_t to_ms, int64_t *at)
+{
+    int n = atomic_load(&sn->n) < MAX_COMMITS ? atomic_load(&sn->n) : MAX_COMMITS;
+    int64_t gap = 0, prev = from_ms;
+
+    for (int i = 0; i < n && sn->at_ms[i] <= to_ms; i++) {
+        int64_t since;
+        if (sn->at_ms[i] < from_ms)
+            continue;
+        since = next_commit(prev);
+        if (since < sn->at_ms[i] && sn->at_ms[i] - since > gap) {
+            gap = sn->at_ms[i] - since;
+            *at = since - from_ms;
+        }
+        prev = sn->at_ms[i];
+    }
+    return gap;
+}
+
+/* The longest time without a master commit while the writers ran. */
+static int64_t master_gap(int64_t from_ms, int64_t to_ms)
+{
+    int64_t gap = 0, prev = from_ms, next;
+
+    while ((next = next_commit(prev)) <= to_ms) {
+        gap = next - prev > gap ? next - prev : gap;
+        prev = next;
+    }
+    return gap;
+}
+
+/* Writers that never pause for WRITE_MS, a live slave; the master started with extra. */
+static void no_stall(const char *const *extra)
+{
+    char mp[600], sp[600], why[256] = "";
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    writer w[NWRITERS];
+    atomic_int stop = 0;
+    seen sn = {.path = sp};
+    int64_t t0, t1, t2, gap, pause, at = 0, rows = 0, limit;
+    verso_slave *s;
+    h_master m;
+    static int run;
+
+    snprintf(why, sizeof(why), "stall-master-%d.db", run);
+    h_path(mp, sizeof(mp), why);
+    snprintf(why, sizeof(why), "stall-slave-%d.db", run++);
+    h_path(sp, sizeof(sp), why);
+    atomic_store(&ncommits, 0);
+    verso_db_close(h_open(mp));
+    {
+        sqlite3 *q = NULL;
+        assert_int_equal(sqlite3_open(mp, &q), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(q, "INSERT INTO accounts(id, balance) VALUES (1, 0), (2, 0)",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(q);
+    }
+    assert_non_null(sn.at_ms = calloc(MAX_COMMITS, sizeof(int64_t)));
+    h_master_start(&m, mp, extra);
+    h_db_options(&o.db);
+    o.client.on_apply = on_apply;
+    o.client.apply_arg = &sn;
+    if (verso_slave_start(&s, sp, m.url, &o, why, sizeof(why)) < 0)
+        fail_msg("slave: %s", why);
+    assert_int_equal(verso_slave_wait(s, h_head(mp), 30000), 0);
+    t0 = h_now_ms();
+    for (int i = 0; i < NWRITERS; i++) {
+        w[i] = (writer){.path = mp, .stop = &stop, .seed = 11u * (unsigned)i + 1};
+        assert_int_equal(pthread_create(&w[i].t, NULL, write_loop, &w[i]), 0);
+    }
+    h_sleep_ms(WRITE_MS);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < NWRITERS; i++) {
+        pthread_join(w[i].t, NULL);
+        rows += w[i].rows;
+    }
+    t1 = h_now_ms();
+    if (verso_slave_wait(s, h_head(mp), 120000) < 0)
+        fail_msg("the slave did not reach %lld", (long long)h_head(mp));
+    t2 = h_now_ms();
+    verso_slave_stop(s);
+    if (sn.rd)
+        sqlite3_close(sn.rd);
+    gap = longest_gap(&sn, t0, t2, &at);
+    /* 100 ms and a margin, plus what the machine took from everyone: the writers' own longest
+     * pause (a loaded 2-core machine stops processes for 100-200 ms; main's stall is seconds) */
+    pause = master_gap(t0, t1);
+    limit = (SLOW ? 400 : 150) + pause;
+    print_message("%lld rows in %lld ms (%d commits, longest pause %lld ms); slave done %lld ms "
+                  "later; %d slave commits; longest without one while behind %lld ms (at %lld "
+                  "ms)\n",
+                  (long long)rows, (long long)(t1 - t0), atomic_load(&ncommits), (long long)pause,
+                  (long long)(t2 - t1), atomic_load(&sn.n), (long long)gap, (long long)at);
+    if (atomic_load(&sn.broken))
+        fail_msg("%d commits were not master states: %s", atomic_load(&sn.broken), sn.why);
+    if (gap > limit)
+        fail_msg("no commit for %lld ms (at %lld ms of %lld; limit %lld)", (long long)gap,
+                 (long long)at, (long long)(t2 - t0), (long long)limit);
+    h_assert_converged(mp, sp);
+    h_master_kill(&m, SIGTERM);
+    free(sn.at_ms);
+}
+
+static void test_no_stall(void **state)
+{
+    (void)state;
+    no_stall(NULL);
+}
+
+/* Each commit's segment is several messages (40 changes each): slaves are sent them part-way, and
+ * commit only at segment ends. */
+static void test_no_stall_small_messages(void **state)
+{
+    const char *extra[] = {"--chunk", "40", NULL};
+
+    (void)state;
+    no_stall(extra);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_one_encoding),
+        cmocka_unit_test(test_no_stall),
+        cmocka_unit_test(test_no_stall_small_messages),
+    };
+
+    H_MAIN_DISPATCH(argc, argv);
+    h_init_dir("sync_ring");
+    {
+        int failed = cmocka_run_group_tests(tests, NULL, NULL);
+        h_remove_dir(failed);
+        return failed;
+    }
+}
