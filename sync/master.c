@@ -530,6 +530,9 @@ static int ring_msg(verso__ring_msg *msg, verso_feed *f, const verso_feed_entry 
         rc = msg->rows++ ? verso_buf_puts(&b, ",") : 0;
         if (rc == 0)
             rc = verso_json_feed_entry(&b, *e);
+        for (size_t i = 0; i < (*e)->ncolumns; i++) /* {"blob_fetch":N}: see verso__ring_at() */
+            msg->fetches |= (*e)->values[i].type == VERSO_BLOB && !(*e)->values[i].u.b.p &&
+                            (*e)->values[i].u.b.n > 0;
         msg->to = (*e)->version;
         if (rc == 0 && (rc = verso_feed_next(e, f)) >= 0)
             *more = rc, rc = 0;

@@ -64,17 +64,20 @@ int verso__ring_add(verso__ring *r, int64_t from, int64_t to, verso__ring_msg *m
 {
     verso__ring_seg *s;
     size_t bytes = 0;
+    bool fetches = false;
 
     if ((r->end >= 0 && from != r->end) || to <= from || n == 0) {
         verso__ring_msgs_free(msgs, n);
         return VERSO_EINVAL;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         bytes += msgs[i].len;
+        fetches |= msgs[i].fetches;
+    }
     while (r->n > 0 && (r->n == r->cap || r->bytes + bytes > r->max_bytes))
         drop_oldest(r);
     s = nth(r, r->n);
-    *s = (verso__ring_seg){r->next_seq++, from, to, msgs, n, bytes};
+    *s = (verso__ring_seg){r->next_seq++, from, to, msgs, n, bytes, fetches};
     r->n++;
     r->bytes += bytes;
     r->end = to;
@@ -92,7 +95,9 @@ const verso__ring_seg *verso__ring_at(const verso__ring *r, int64_t from)
         else
             hi = mid;
     }
-    return lo < r->n && nth(r, lo)->from == from ? nth(r, lo) : NULL;
+    if (lo == r->n || nth(r, lo)->from != from)
+        return NULL;
+    return nth(r, lo)->fetches && lo + 1 < r->n ? NULL : nth(r, lo);
 }
 
 const verso__ring_seg *verso__ring_seq(const verso__ring *r, uint64_t seq)

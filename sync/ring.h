@@ -16,6 +16,7 @@ typedef struct verso__ring_msg {
     int64_t to;   /* its "to" */
     int64_t rows; /* its entries */
     bool more;    /* true but for the segment's last message */
+    bool fetches; /* some entry has a {"blob_fetch":N} value: it names a version of a row */
 } verso__ring_msg;
 
 /*
@@ -29,6 +30,7 @@ typedef struct verso__ring_seg {
     verso__ring_msg *msgs;
     size_t nmsgs;
     size_t bytes;
+    bool fetches; /* one of its messages has */
 } verso__ring_seg;
 
 /*
@@ -59,7 +61,15 @@ void verso__ring_clear(verso__ring *r);
  */
 int verso__ring_add(verso__ring *r, int64_t from, int64_t to, verso__ring_msg *msgs, size_t n);
 
-/* The segment starting at boundary from, or NULL. */
+/*
+ * The segment starting at boundary from, or NULL. A segment whose entries
+ * name blob versions to fetch (fetches) is given only while it is the
+ * newest: once a later commit is in the ring, the row it names may have
+ * changed, its blob version is gone from the master (the fetch gets 412),
+ * and a slave sent back to its cursor would be sent the same version again,
+ * forever. Past that point a slave reads from its cursor on its own, which
+ * sees the row as it is now.
+ */
 const verso__ring_seg *verso__ring_at(const verso__ring *r, int64_t from);
 /* The segment numbered seq while it is held, or NULL. */
 const verso__ring_seg *verso__ring_seq(const verso__ring *r, uint64_t seq);

@@ -1013,6 +1013,77 @@ static void test_live_row_changed_before_fetch(void **state)
     serve_stop();
 }
 
+/* The same for a slave of every table, served from the master's ring of
+ * encoded commits: the segment that names the old version must not be sent
+ * again to the slave that goes back to its cursor (it would fetch that
+ * version forever), and a second slave that joins at the old boundary must
+ * not be sent it either. */
+static void test_ring_row_changed_before_fetch(void **state)
+{
+    char mp[600], sp[600], sp2[600], why[256] = "";
+    hook_state h = {.changes = 1, .at = -1};
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave_state st;
+    verso_slave *s = NULL, *s2 = NULL;
+    h_master m;
+    int64_t want, boundary;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "r412-master.db");
+    h_path(sp, sizeof(sp), "r412-slave.db");
+    h_path(sp2, sizeof(sp2), "r412-slave2.db");
+    make_master(mp);
+    put_blob(mp, 1, 1024, 800); /* short: inline */
+    serve(&m, mp);
+    o.client.token = TOKEN; /* every table: file snapshot, then the ring */
+    o.retry_min_ms = 20;
+    if (verso_slave_start(&s, sp, m.url, &o, why, sizeof(why)) < 0)
+        fail_msg("slave: %s", why);
+    if (verso_slave_wait(s, head_of(mp), 30000) < 0)
+        fail_msg("slave did not reach the head");
+    if (verso_slave_start(&s2, sp2, m.url, &o, why, sizeof(why)) < 0)
+        fail_msg("slave 2: %s", why);
+    if (verso_slave_wait(s2, head_of(mp), 30000) < 0)
+        fail_msg("slave 2 did not reach the head");
+    verso_slave_stop(s2); /* at a boundary of the ring */
+    boundary = cursor_of(sp2);
+    assert_int_equal(boundary, head_of(mp));
+
+    h.mp = mp;
+    verso__blobfetch_hook = change_row;
+    verso__blobfetch_hook_arg = &h;
+    put_blob(mp, 1, MiB, 801); /* one commit: one segment of the ring, with a blob_fetch */
+    want = head_of(mp) + 1;    /* the first fetch finds the row changed: the later head */
+    if (verso_slave_wait(s, want, 30000) < 0) {
+        verso_slave_state_get(&st, s);
+        verso_slave_stop(s);
+        verso__blobfetch_hook = NULL;
+        fail_msg("live slave stuck at %lld of %lld (fetches %d): %s", (long long)st.cursor,
+                 (long long)want, h.calls, st.last_error);
+    }
+    verso__blobfetch_hook = NULL;
+    assert_true(h.calls >= 2);
+    assert_rows_equal(mp, sp, 1);
+
+    /* the second slave joins at the old boundary: the stale segment is still in the ring */
+    if (verso_slave_start(&s2, sp2, m.url, &o, why, sizeof(why)) < 0)
+        fail_msg("slave 2: %s", why);
+    if (verso_slave_wait(s2, head_of(mp), 30000) < 0) {
+        verso_slave_state_get(&st, s2);
+        verso_slave_stop(s2);
+        fail_msg("slave 2 stuck at %lld of %lld: %s", (long long)st.cursor,
+                 (long long)head_of(mp), st.last_error);
+    }
+    verso_slave_state_get(&st, s2);
+    assert_int_equal(st.resyncs, 0); /* it went on from its cursor */
+    verso_slave_stop(s2);
+    verso_slave_stop(s);
+    assert_rows_equal(mp, sp, 1);
+    assert_rows_equal(mp, sp2, 1);
+    assert_no_blob_files();
+    serve_stop();
+}
+
 /* A slave killed at a crash point of the fetch keeps its old row and
  * cursor (never zeros in their place), and converges once restarted. */
 static void kill_mid_fetch(const char *point)
@@ -1074,6 +1145,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_row_changed_before_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_changed_mid_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_row_changed_before_fetch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_row_changed_before_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_mid_fetch, setup, teardown),
     };
     int failed;

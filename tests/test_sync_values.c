@@ -406,7 +406,15 @@ static void test_values_replicate_exactly(void **state)
 
     /* a second round on the same slaves: updates over existing rows */
     v_write(mp, 300, 900);
-    assert_int_equal(verso_slave_wait(live, h_head(mp), 60000), 0);
+    if (verso_slave_wait(live, h_head(mp), 60000) < 0) {
+        verso_slave_state st;
+        verso_slave_state_get(&st, live);
+        fail_msg("live slave stuck at %lld of %lld in the second round (received %lld, seen head "
+                 "%lld, link %d, phase %d, commits %lld): %s",
+                 (long long)st.cursor, (long long)h_head(mp), (long long)st.received,
+                 (long long)st.master_head, (int)st.link, (int)st.phase, (long long)st.commits,
+                 st.last_error);
+    }
     v_assert_same(mp, lp, true, "live, second round");
     v_pull(m.url, rp, NULL, 0, false);
     v_assert_same(mp, rp, true, "pull, second round");

@@ -92,11 +92,34 @@ static void test_evict(void **state)
     verso__ring_free(&r);
 }
 
+/* A segment naming blob versions to fetch is given only while it is the newest. */
+static void test_fetches_only_newest(void **state)
+{
+    verso__ring r;
+    verso__ring_msg *m;
+
+    (void)state;
+    assert_int_equal(verso__ring_init(&r, 8, 1 << 20), 0);
+    add(&r, 10, 20, 1, 10);
+    m = msgs_of(2, 10, 20, 30);
+    m[1].fetches = true; /* any one of its messages */
+    assert_int_equal(verso__ring_add(&r, 20, 30, m, 2), 0);
+    assert_true(verso__ring_at(&r, 20)->fetches);
+    assert_non_null(verso__ring_at(&r, 20)); /* the newest: the versions it names are current */
+    add(&r, 30, 31, 1, 10);
+    assert_null(verso__ring_at(&r, 20)); /* a later commit may have changed them */
+    assert_non_null(verso__ring_at(&r, 10));
+    assert_non_null(verso__ring_at(&r, 30));
+    assert_false(verso__ring_at(&r, 30)->fetches);
+    verso__ring_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_find),
         cmocka_unit_test(test_evict),
+        cmocka_unit_test(test_fetches_only_newest),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
