@@ -90,6 +90,7 @@ struct verso_sync_master {
     verso__ring ring;                /* recent commits, read and encoded once (service thread) */
     atomic_uint_fast64_t encodings;  /* changes reads encoded: ring segments and private reads */
     atomic_uint_fast64_t ring_sends; /* messages sent from the ring */
+    atomic_uint_fast64_t ring_merges; /* of them, messages that carried several segments */
 };
 
 /* Wall-clock time, for the "time" members of messages. */
@@ -428,21 +429,89 @@ static const verso__ring_seg *ring_segment(verso_sync_master *m, conn *c)
     return s;
 }
 
-/* Sends c the next message of the ring already encoded, if it can continue from there: 1. */
+#define MERGE_BYTES ((size_t)256 << 10) /* one message of merged segments: at most this much */
+
+/*
+ * The ring's segments after s that can go with it in one message: each of
+ * one message, together at most chunk entries and MERGE_BYTES. Slaves that
+ * fall behind by several commits (the master busy with a thousand of them)
+ * then get one message and one system call for all of them, not one per
+ * commit: the more they lag, the larger the messages, so the lag stops
+ * growing. Returns the last segment to take (s itself when none).
+ */
+static const verso__ring_seg *ring_merge_end(const verso_sync_master *m, const verso__ring_seg *s)
+{
+    const verso__ring_seg *last = s, *t;
+    int64_t rows = s->msgs[0].rows;
+    size_t bytes = s->msgs[0].len;
+
+    if (s->nmsgs != 1)
+        return s;
+    while ((t = verso__ring_at(&m->ring, last->to)) && t->nmsgs == 1 &&
+           rows + t->msgs[0].rows <= m->o.chunk && bytes + t->msgs[0].entries_len < MERGE_BYTES) {
+        rows += t->msgs[0].rows;
+        bytes += t->msgs[0].entries_len + 1;
+        last = t;
+    }
+    return last;
+}
+
+/* One changes message (s->from, last->to] of the entries of the segments s..last. */
+static int ring_merged(verso_sync_master *m, const verso__ring_seg *s, const verso__ring_seg *last,
+                       verso_buf *b, int64_t *rows)
+{
+    const verso__ring_seg *t = s;
+    int rc = verso_buf_append(b, s->msgs[0].data, s->msgs[0].entries_off);
+    bool first = true;
+
+    for (*rows = 0; rc == 0; t = verso__ring_at(&m->ring, t->to)) {
+        const verso__ring_msg *msg = &t->msgs[0];
+        if (msg->entries_len && !first)
+            rc = verso_buf_puts(b, ",");
+        if (rc == 0 && msg->entries_len)
+            rc = verso_buf_append(b, msg->data + msg->entries_off, msg->entries_len);
+        first = first && !msg->entries_len;
+        *rows += msg->rows;
+        if (t == last)
+            break;
+    }
+    if (rc == 0)
+        rc = verso_buf_printf(b,
+                              "],\"from\":%lld,\"to\":%lld,\"more\":false,\"head\":%lld,"
+                              "\"time\":%lld}",
+                              (long long)s->from, (long long)last->to,
+                              (long long)last->msgs[0].head, (long long)unix_ms());
+    return rc < 0 ? VERSO_ENOMEM : 0;
+}
+
+/* Sends c the next message of the ring already encoded, if it can continue from there: 1.
+ * At a segment's start, the segments after it that fit go in the same message. */
 static int ring_send(verso_sync_master *m, conn *c, verso_buf *b)
 {
     const verso__ring_seg *s = ring_eligible(m, c) ? ring_segment(m, c) : NULL;
+    const verso__ring_seg *last = s && c->ring_next == 0 ? ring_merge_end(m, s) : s;
     const verso__ring_msg *msg;
+    int64_t rows = 0;
 
     if (!s)
         return 0;
-    msg = &s->msgs[c->ring_next++];
-    if (verso_buf_append(b, msg->data, msg->len) < 0)
-        return VERSO_ENOMEM;
+    if (last != s) {
+        if (ring_merged(m, s, last, b, &rows) < 0)
+            return VERSO_ENOMEM;
+        atomic_fetch_add(&m->ring_merges, 1);
+        s = last;
+        msg = &s->msgs[0];
+        c->ring_next = 1;
+    } else {
+        msg = &s->msgs[c->ring_next++];
+        rows = msg->rows;
+        if (verso_buf_append(b, msg->data, msg->len) < 0)
+            return VERSO_ENOMEM;
+    }
     c->batch_due = false;
     pthread_mutex_lock(&m->lock);
     c->cursor = msg->to;
-    c->sent_rows += msg->rows;
+    c->sent_rows += rows;
     pthread_mutex_unlock(&m->lock);
     c->in_sequence = msg->more;
     c->seq_len = msg->more ? c->seq_len + 1 : 0;
@@ -526,6 +595,7 @@ static int ring_msg(verso__ring_msg *msg, verso_feed *f, const verso_feed_entry 
     int rc = verso_buf_puts(&b, "{\"type\":\"changes\",\"entries\":[");
 
     msg->to = from;
+    msg->entries_off = b.len;
     while (rc == 0 && *more == 1 && msg->rows < chunk) {
         rc = msg->rows++ ? verso_buf_puts(&b, ",") : 0;
         if (rc == 0)
@@ -540,6 +610,8 @@ static int ring_msg(verso__ring_msg *msg, verso_feed *f, const verso_feed_entry 
     msg->more = *more == 1;
     if (!msg->more)
         msg->to = verso_feed_head(f);
+    msg->entries_len = b.len - msg->entries_off;
+    msg->head = verso_feed_head(f);
     if (rc == 0)
         rc = ring_msg_end(msg, &b, from, verso_feed_head(f));
     verso_buf_free(&b);
@@ -789,6 +861,14 @@ static int next_message(verso_sync_master *m, conn *c, verso_buf *b)
     return rc;
 }
 
+/* Whether next_message() would send c something now. */
+static bool owed(const verso_sync_master *m, const conn *c)
+{
+    verso__master_facts f = facts_of(m, c, false);
+
+    return verso__master_choose(&f) != VERSO__NEXT_NONE;
+}
+
 /* ---- incoming messages ---- */
 
 static void free_tables(conn *c)
@@ -988,7 +1068,7 @@ static int ws_message(verso_ws *ws, void *cp, const void *data, size_t len, void
     else
         rc = fail_conn(m, c, "protocol", "unknown message type %.40s", type ? type : "(none)");
     verso_json_free(doc);
-    if (rc == 0)
+    if (rc == 0 && owed(m, c)) /* an ack at the head owes nothing: no turn of the loop for it */
         verso_ws_want_write(ws);
     return rc;
 }
@@ -1268,10 +1348,15 @@ static int metrics_text(verso_buf *out, void *arg)
                               "verso_sync_encodings_total %llu\n"
                               "# HELP verso_sync_ring_sends_total Messages sent from the ring of "
                               "encoded commits.\n# TYPE verso_sync_ring_sends_total counter\n"
-                              "verso_sync_ring_sends_total %llu\n",
+                              "verso_sync_ring_sends_total %llu\n"
+                              "# HELP verso_sync_ring_merged_total Messages from the ring that "
+                              "carried several commits to a slave behind.\n"
+                              "# TYPE verso_sync_ring_merged_total counter\n"
+                              "verso_sync_ring_merged_total %llu\n",
                               n, (unsigned long long)atomic_load(&m->checks),
                               (unsigned long long)atomic_load(&m->encodings),
-                              (unsigned long long)atomic_load(&m->ring_sends));
+                              (unsigned long long)atomic_load(&m->ring_sends),
+                              (unsigned long long)atomic_load(&m->ring_merges));
     for (int k = 0; rc == 0 && k < 2; k++) { /* a family's samples follow its TYPE line */
         rc = verso_buf_puts(out, k_lag_help[k]);
         for (size_t i = 0; rc == 0 && i < n; i++)

@@ -17,6 +17,8 @@ typedef struct verso__ring_msg {
     int64_t rows; /* its entries */
     bool more;    /* true but for the segment's last message */
     bool fetches; /* some entry has a {"blob_fetch":N} value: it names a version of a row */
+    size_t entries_off, entries_len; /* the text of its entries, between "[" and "]" */
+    int64_t head;                    /* its "head" */
 } verso__ring_msg;
 
 /*

@@ -101,6 +101,58 @@ static void test_one_encoding(void **state)
     verso_db_close(db);
 }
 
+/* A slave that comes back at a boundary of the ring gets the commits it
+ * missed merged: a few messages for twenty commits, with no read of its own,
+ * and applies them to the master's state. */
+static void test_merged_catch_up(void **state)
+{
+    char mp[600], sp[2][600];
+    verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
+    verso_slave *s[2];
+    int64_t enc0, merged0, sends0, enc, merged, sends;
+    char why[256] = "";
+    h_master m;
+    verso_db *db;
+
+    (void)state;
+    h_path(mp, sizeof(mp), "merge-master.db");
+    h_path(sp[0], sizeof(sp[0]), "merge-live.db");
+    h_path(sp[1], sizeof(sp[1]), "merge-back.db");
+    db = h_open(mp);
+    h_seed(11);
+    h_orm_workload(db, 20, 10);
+    h_master_start(&m, mp, NULL);
+    o.retry_min_ms = 50;
+    h_db_options(&o.db);
+    for (int i = 0; i < 2; i++)
+        if (verso_slave_start(&s[i], sp[i], m.url, &o, why, sizeof(why)) < 0)
+            fail_msg("slave %d: %s", i, why);
+    wait_all(s, 2, h_head(mp));
+    verso_slave_stop(s[1]); /* at the ring's end: a boundary */
+    for (int k = 0; k < NCOMMITS; k++) { /* one segment per commit: the live slave takes each */
+        h_orm_workload(db, 1, 10);
+        wait_all(s, 1, h_head(mp));
+    }
+    enc0 = metric(&m, "verso_sync_encodings_total");
+    merged0 = metric(&m, "verso_sync_ring_merged_total");
+    sends0 = metric(&m, "verso_sync_ring_sends_total");
+    if (verso_slave_start(&s[1], sp[1], m.url, &o, why, sizeof(why)) < 0)
+        fail_msg("slave: %s", why);
+    wait_all(&s[1], 1, h_head(mp));
+    enc = metric(&m, "verso_sync_encodings_total") - enc0;
+    merged = metric(&m, "verso_sync_ring_merged_total") - merged0;
+    sends = metric(&m, "verso_sync_ring_sends_total") - sends0;
+    if (enc != 0 || merged < 1 || sends >= NCOMMITS)
+        fail_msg("%d commits missed: %lld reads of its own, %lld merged messages of %lld sent",
+                 NCOMMITS, (long long)enc, (long long)merged, (long long)sends);
+    for (int i = 0; i < 2; i++)
+        verso_slave_stop(s[i]);
+    for (int i = 0; i < 2; i++)
+        h_assert_converged(mp, sp[i]);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+}
+
 /* ---- no stalls under writers that never pause ---- */
 
 #define NWRITERS    3
@@ -333,6 +385,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_encoding),
+        cmocka_unit_test(test_merged_catch_up),
         cmocka_unit_test(test_no_stall),
         cmocka_unit_test(test_no_stall_small_messages),
     };
