@@ -240,6 +240,8 @@ static int connect(verso_db *db, const char *path, const verso_db_options *o)
     if (rc < 0 || o->readonly)
         return rc;
     rc = verso__exec(db, "PRAGMA journal_mode=WAL");
+    if (rc == 0 && sqlite3_db_filename(db->sq, "main") && *sqlite3_db_filename(db->sq, "main"))
+        db->wal_path = sqlite3_filename_wal(sqlite3_db_filename(db->sq, "main"));
     if (rc == 0)
         rc = verso__exec(db, o->synchronous_full ? "PRAGMA synchronous=FULL"
                                                  : "PRAGMA synchronous=NORMAL");

@@ -86,6 +86,8 @@ enum verso__dbst {
 struct verso_db {
     sqlite3 *sq;
     char *path;
+    const char *wal_path; /* SQLite's -wal name (owned by SQLite), NULL for a memory database */
+    sqlite3_int64 changes_at_begin; /* sqlite3_total_changes64() when the write transaction began */
     char identity[37];
     char errmsg[VERSO__ERRLEN];
     /* Where errmsg came from: verso's own words, SQLite's text of a

@@ -9,8 +9,10 @@
  * write on the sqlite3 handle in between would otherwise hand out a version
  * twice; the transaction fails instead.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "orm/internal.h"
 #include "orm/service.h"
@@ -59,6 +61,22 @@ static void rollback(verso_db *db);
 
 /* The schema is checked once the write lock is held: nothing can change it
  * afterwards but this transaction. */
+/*
+ * After a commit that wrote, in WAL mode: the -wal file's times are set to
+ * now. The commit is visible by then, and the IN_ATTRIB event tells a
+ * server watching the file from another process (rest/watch.c) at once,
+ * instead of at its next re-check after the write events, which come
+ * before the commit is visible. SQLite reads no file time; one system
+ * call per commit, and a failure (rollback mode: no -wal) changes nothing.
+ */
+static void signal_commit(const verso_db *db)
+{
+    /* rows written (by triggers too) or the schema changed: something to see */
+    if (db->wal_path &&
+        (sqlite3_total_changes64(db->sq) != db->changes_at_begin || db->schema_in_txn))
+        (void)utimensat(AT_FDCWD, db->wal_path, NULL, 0);
+}
+
 int verso__txn_open(verso_db *db)
 {
     if (db->rollback_due)
@@ -69,6 +87,7 @@ int verso__txn_open(verso_db *db)
     db->txn = true;
     db->schema_in_txn = false;
     db->nchanges = 0;
+    db->changes_at_begin = sqlite3_total_changes64(db->sq);
     if ((rc = verso__head_reload(db)) < 0 || (rc = verso__schema_recheck(db)) < 0)
         verso__txn_rollback(db);
     return rc;
@@ -134,6 +153,7 @@ int verso__txn_commit(verso_db *db)
         verso__txn_rollback(db);
         return rc;
     }
+    signal_commit(db);
     if (db->reset_identity)
         memcpy(db->identity, db->new_identity, sizeof db->identity);
     size_t n = db->nchanges;

@@ -291,6 +291,7 @@ typedef struct verso__watch_stats {
     uint64_t events;  /* events on the database's files */
     uint64_t ignored; /* events on other files of the directory */
     uint64_t wakes;   /* calls to fn */
+    uint64_t signals; /* commits made through verso that said so (IN_ATTRIB; orm/txn.c) */
     bool active;      /* the watch stands (false: its directory went away; NULL w) */
 } verso__watch_stats;
 

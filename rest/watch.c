@@ -21,6 +21,12 @@
  * is about 45 wake-ups after an isolated commit, at most about 1000 a
  * second under any write load, and none while the files are left alone
  * (the thread sleeps in ppoll() without a timeout).
+ *
+ * A commit made through verso says so itself: once it is visible, it sets
+ * the -wal file's times (orm/txn.c), an IN_ATTRIB event. Those come on a
+ * second inotify watch of their own, polled even between re-checks, so
+ * such a commit is seen at once; write events alone go on waiting for the
+ * re-checks.
  */
 #define _GNU_SOURCE /* ppoll: re-checks sooner than a millisecond */
 #include <errno.h>
@@ -48,7 +54,8 @@
 atomic_bool verso__watch_disabled;
 
 struct verso__watch {
-    int ifd;    /* inotify */
+    int ifd;    /* inotify: writes, creations, deletions, renames */
+    int afd;    /* inotify: attribute changes only (a commit made through verso) */
     int stopfd; /* eventfd: stop the thread */
     int wd;
     char *dir;
@@ -57,7 +64,7 @@ struct verso__watch {
     void *arg;
     pthread_t thread;
     bool started;
-    atomic_uint_fast64_t events, ignored, wakes;
+    atomic_uint_fast64_t events, ignored, wakes, signals;
     atomic_bool lost; /* the watch ended (directory removed or unmounted) */
 };
 
@@ -79,15 +86,15 @@ static bool ours(const verso__watch *w, const char *name)
     return false;
 }
 
-/* Reads what is queued: 1 if one event concerns the database's files (or
- * events were lost), 0 if none does, -1 when the watch itself ended. */
-static int drain(verso__watch *w)
+/* Reads what is queued on fd: 1 if one event concerns the database's files
+ * (or events were lost), 0 if none does, -1 when the watch itself ended. */
+static int drain(verso__watch *w, int fd)
 {
     _Alignas(struct inotify_event) char buf[4096];
     int found = 0;
     ssize_t n;
 
-    while ((n = read(w->ifd, buf, sizeof(buf))) > 0) {
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
         for (char *p = buf; p < buf + n;) {
             const struct inotify_event *e = (const struct inotify_event *)p;
             p += sizeof(*e) + e->len;
@@ -95,7 +102,7 @@ static int drain(verso__watch *w)
                 atomic_store(&w->lost, true);
                 found = found ? found : -1;
             } else if ((e->mask & IN_Q_OVERFLOW) || (e->len && ours(w, e->name))) {
-                atomic_fetch_add(&w->events, 1);
+                atomic_fetch_add(fd == w->afd ? &w->signals : &w->events, 1);
                 found = 1;
             } else {
                 atomic_fetch_add(&w->ignored, 1);
@@ -128,7 +135,8 @@ static void *watch_main(void *arg)
     int64_t next = 0, last_event = 0, gap = 0; /* gap == 0: asleep */
 
     for (;;) {
-        struct pollfd p[2] = {{.fd = w->stopfd, .events = POLLIN},
+        struct pollfd p[3] = {{.fd = w->stopfd, .events = POLLIN},
+                              {.fd = w->afd, .events = POLLIN},
                               {.fd = w->ifd, .events = POLLIN}};
         int64_t now = mono_us(), left = next > now ? next - now : 0;
         struct timespec ts = {(time_t)(left / 1000000), (long)(left % 1000000) * 1000};
@@ -136,14 +144,18 @@ static void *watch_main(void *arg)
          * (under a stream of commits the thread wakes once a millisecond,
          * not once a write) */
         bool fast = gap && gap <= STEP_US, lost = atomic_load(&w->lost);
-        int found = 0;
+        int found = 0, committed = 0;
 
-        if (ppoll(p, lost || fast ? 1 : 2, gap ? &ts : NULL, NULL) < 0 && errno != EINTR)
+        if (ppoll(p, lost ? 1 : fast ? 2 : 3, gap ? &ts : NULL, NULL) < 0 && errno != EINTR)
             break;
         if (p[0].revents)
             break;
-        if (!lost && (fast || p[1].revents))
-            found = drain(w);
+        if (!lost && p[1].revents)
+            committed = drain(w, w->afd);
+        if (!lost && (fast || p[2].revents))
+            found = drain(w, w->ifd);
+        if (committed < 0)
+            found = -1;
         now = mono_us();
         if (found > 0)
             last_event = now;
@@ -155,6 +167,8 @@ static void *watch_main(void *arg)
             wake(w);
             gap = next_gap(gap, now - last_event);
             next = now + gap;
+        } else if (committed > 0) { /* a commit visible now: one look, no re-checks after it */
+            wake(w);
         }
     }
     return NULL;
@@ -188,10 +202,12 @@ static int arm(verso__watch *w)
         IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
 
     w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    w->afd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->ifd < 0 || w->stopfd < 0)
+    if (w->ifd < 0 || w->afd < 0 || w->stopfd < 0)
         return errno == ENOMEM ? VERSO_ENOMEM : VERSO_EIO;
-    if ((w->wd = inotify_add_watch(w->ifd, w->dir, mask)) < 0)
+    if ((w->wd = inotify_add_watch(w->ifd, w->dir, mask)) < 0 ||
+        inotify_add_watch(w->afd, w->dir, IN_ATTRIB | IN_ONLYDIR) < 0)
         return errno == ENOMEM ? VERSO_ENOMEM : VERSO_EIO;
     return 0;
 }
@@ -208,7 +224,7 @@ int verso__watch_start(verso__watch **out, const char *path, void (*fn)(void *ar
     }
     if (!w)
         return VERSO_ENOMEM;
-    w->ifd = w->stopfd = -1;
+    w->ifd = w->afd = w->stopfd = -1;
     w->fn = fn;
     w->arg = arg;
     if ((rc = split_path(w, path)) < 0 || (rc = arm(w)) < 0)
@@ -238,6 +254,8 @@ void verso__watch_stop(verso__watch *w)
     }
     if (w->ifd >= 0)
         close(w->ifd);
+    if (w->afd >= 0)
+        close(w->afd);
     if (w->stopfd >= 0)
         close(w->stopfd);
     for (size_t i = 0; i < sizeof(w->names) / sizeof(w->names[0]); i++)
@@ -272,5 +290,6 @@ void verso__watch_stats_get(verso__watch_stats *out, const verso__watch *w)
     out->events = atomic_load(&w->events);
     out->ignored = atomic_load(&w->ignored);
     out->wakes = atomic_load(&w->wakes);
+    out->signals = atomic_load(&w->signals);
     out->active = !atomic_load(&w->lost);
 }

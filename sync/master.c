@@ -87,9 +87,9 @@ struct verso_sync_master {
     pthread_mutex_t lock;        /* guards the list and the peer-visible fields (state too) */
     conn *conns;
     verso_buf out;
-    verso__ring ring;                /* recent commits, read and encoded once (service thread) */
-    atomic_uint_fast64_t encodings;  /* changes reads encoded: ring segments and private reads */
-    atomic_uint_fast64_t ring_sends; /* messages sent from the ring */
+    verso__ring ring;                 /* recent commits, read and encoded once (service thread) */
+    atomic_uint_fast64_t encodings;   /* changes reads encoded: ring segments and private reads */
+    atomic_uint_fast64_t ring_sends;  /* messages sent from the ring */
     atomic_uint_fast64_t ring_merges; /* of them, messages that carried several segments */
 };
 

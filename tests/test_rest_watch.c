@@ -8,6 +8,7 @@
  * runs it once more later.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -161,6 +162,82 @@ static void test_commit_by_another_connection(void **state)
     wait_seen(w, before, "a commit");
     assert_true(atomic_load(&calls) >= 1);
     sqlite3_close(s);
+    verso__watch_stop(w);
+}
+
+/* The -wal file's times set (what a commit made through verso does once it
+ * is visible, orm/txn.c): one wake-up at once, with no re-checks after it
+ * (they are for write events, which come before a commit is visible). */
+static void test_signal_wakes_once(void **state)
+{
+    char db[600], wal[620];
+    atomic_int calls = 0;
+    verso__watch *w;
+    verso__watch_stats before, after;
+    sqlite3 *s;
+
+    (void)state;
+    path_of(db, sizeof(db), "signal.db");
+    snprintf(wal, sizeof(wal), "%s-wal", db);
+    make_db(db);
+    s = open_conn(db);
+    insert(s); /* the -wal file exists */
+    w = watch(db, &calls);
+    before = settle(w);
+    assert_int_equal(utimensat(AT_FDCWD, wal, NULL, 0), 0);
+    after = settle(w);
+    assert_int_equal(after.signals, before.signals + 1);
+    assert_int_equal(after.events, before.events);
+    assert_int_equal(after.wakes, before.wakes + 1); /* once, no tail of re-checks */
+    sqlite3_close(s);
+    verso__watch_stop(w);
+}
+
+/* Waits (bounded) until the watcher counted n signals. */
+static void wait_signals(const verso__watch *w, uint64_t n)
+{
+    int64_t deadline = mono_ms() + 5000;
+
+    while (stats(w).signals < n) {
+        if (mono_ms() > deadline)
+            fail_msg("%llu signals, not %llu", (unsigned long long)stats(w).signals,
+                     (unsigned long long)n);
+        pause_ms(1);
+    }
+}
+
+/* Which commits say so: one through verso that wrote, once; one through
+ * verso that wrote nothing, and one by plain SQLite, never. Each is
+ * followed by a writing verso commit, so a signal of theirs would show as
+ * a count one too high once that last one is seen. */
+static void test_verso_commits_signal(void **state)
+{
+    char db[600];
+    atomic_int calls = 0;
+    verso__watch *w;
+    verso_db *v = NULL;
+    sqlite3 *s;
+    uint64_t base;
+
+    (void)state;
+    path_of(db, sizeof(db), "signals.db");
+    make_db(db);
+    assert_int_equal(verso_db_open(&v, db, NULL, NULL, 0), 0);
+    s = open_conn(db);
+    insert(s);
+    w = watch(db, &calls);
+    base = settle(w).signals;
+    assert_int_equal(verso_db_exec(v, "INSERT INTO t VALUES (2)"), 0);
+    wait_signals(w, base + 1);
+    assert_int_equal(settle(w).signals, base + 1);
+    assert_int_equal(verso_db_begin(v), 0); /* writes nothing */
+    assert_int_equal(verso_db_commit(v), 0);
+    insert(s); /* plain SQLite */
+    assert_int_equal(verso_db_exec(v, "INSERT INTO t VALUES (3)"), 0);
+    wait_signals(w, base + 2);
+    assert_int_equal(settle(w).signals, base + 2);
+    sqlite3_close(s);
+    verso_db_close(v);
     verso__watch_stop(w);
 }
 
@@ -472,6 +549,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_commit_by_another_connection),
+        cmocka_unit_test(test_signal_wakes_once),
+        cmocka_unit_test(test_verso_commits_signal),
         cmocka_unit_test(test_wal_deleted_and_recreated),
         cmocka_unit_test(test_commit_after_checkpoint_truncate),
         cmocka_unit_test(test_rename_over),

@@ -1071,8 +1071,8 @@ static void test_ring_row_changed_before_fetch(void **state)
     if (verso_slave_wait(s2, head_of(mp), 30000) < 0) {
         verso_slave_state_get(&st, s2);
         verso_slave_stop(s2);
-        fail_msg("slave 2 stuck at %lld of %lld: %s", (long long)st.cursor,
-                 (long long)head_of(mp), st.last_error);
+        fail_msg("slave 2 stuck at %lld of %lld: %s", (long long)st.cursor, (long long)head_of(mp),
+                 st.last_error);
     }
     verso_slave_state_get(&st, s2);
     assert_int_equal(st.resyncs, 0); /* it went on from its cursor */

@@ -128,7 +128,7 @@ static void test_merged_catch_up(void **state)
         if (verso_slave_start(&s[i], sp[i], m.url, &o, why, sizeof(why)) < 0)
             fail_msg("slave %d: %s", i, why);
     wait_all(s, 2, h_head(mp));
-    verso_slave_stop(s[1]); /* at the ring's end: a boundary */
+    verso_slave_stop(s[1]);              /* at the ring's end: a boundary */
     for (int k = 0; k < NCOMMITS; k++) { /* one segment per commit: the live slave takes each */
         h_orm_workload(db, 1, 10);
         wait_all(s, 1, h_head(mp));
