@@ -22,10 +22,13 @@
  *       time, % of one core: near 100 the subscribers, not the master, set
  *       the pace (one thread parses every message of every subscriber)
  *
- * Usage: fanout_bench VERSO_BIN [BEFORE_BIN|-] [DIR [SECONDS [N,N,...]]]
+ * Usage: fanout_bench VERSO_BIN [BEFORE_BIN|bare:BARE_BIN|-] [DIR [SECONDS [N,N,...]]]
  * (defaults: no before, /tmp, 5 s, 1,10,100,1000). With BEFORE_BIN the
  * same figures follow for that `verso` with the suffix _before, measured
- * right after (interleaved per N), then the ratios after/before.
+ * right after (interleaved per N), then the ratios after/before. With
+ * bare:BARE_BIN (tests/bench/bare_ws_fanout) the baseline is libwebsockets
+ * alone: a server that sends each commit's message, built once, to every
+ * subscriber, told of the commit on a pipe; suffix _bare.
  */
 #include <errno.h>
 #include <signal.h>
@@ -91,25 +94,39 @@ static void die(const char *what, const char *detail)
 
 /* ---- the master process ---- */
 
-/* `bin serve db --port 0`; *pid and the port (from its first output line). */
-static int serve(pid_t *pid, const char *bin, const char *db)
+/* The bare server's stdin (bare_ws_fanout): the writer tells it each commit there; -1 for verso. */
+static int g_notify = -1;
+
+/* `bin serve db --port 0`, or with bare the baseline server bin (told of commits on a pipe,
+ * g_notify); *pid and the port (from its first output line). */
+static int serve(pid_t *pid, const char *bin, const char *db, bool bare)
 {
     char url[256];
-    int fds[2];
+    int fds[2], in[2] = {-1, -1};
     FILE *out;
     const char *p;
 
-    if (pipe(fds) != 0)
+    if (pipe(fds) != 0 || (bare && pipe(in) != 0))
         die("pipe", strerror(errno));
     if ((*pid = fork()) == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
         close(fds[1]);
+        if (bare) {
+            dup2(in[0], STDIN_FILENO);
+            close(in[0]);
+            close(in[1]);
+            execl(bin, bin, (char *)NULL);
+        }
         execl(bin, bin, "serve", db, "--port", "0", (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
+    if (bare) {
+        close(in[0]);
+        g_notify = in[1];
+    }
     if (!(out = fdopen(fds[0], "r")) || !fgets(url, (int)sizeof(url), out))
         die(bin, "serve did not start");
     fclose(out);
@@ -183,6 +200,8 @@ static void *write_loop(void *arg)
         atomic_store(&ntx, i + 1);
         if (sqlite3_exec(s, sql, NULL, NULL, NULL) != SQLITE_OK)
             die("insert", sqlite3_errmsg(s));
+        if (g_notify >= 0 && dprintf(g_notify, "%d\n", i) < 0)
+            die("bare server", strerror(errno));
     }
     sqlite3_close(s);
     atomic_store(&w->done, 1);
@@ -402,7 +421,7 @@ static void remove_db(const char *path)
     }
 }
 
-static figures round_of(const char *bin, const char *dir, int n, int seconds)
+static figures round_of(const char *bin, const char *dir, int n, int seconds, bool bare)
 {
     verso_db_options dbo = VERSO_DB_OPTIONS_INIT;
     char path[600], why[256] = "";
@@ -426,7 +445,7 @@ static figures round_of(const char *bin, const char *dir, int n, int seconds)
     g.subscribed = g.closed = 0;
     g.rows = g.samples = 0;
     atomic_store(&ntx, 0);
-    port = serve(&pid, bin, path);
+    port = serve(&pid, bin, path, bare);
     sleep_us(300000);
     rss0 = rss_kb(pid);
     ctx = subscribers(port, n);
@@ -450,6 +469,9 @@ static figures round_of(const char *bin, const char *dir, int n, int seconds)
     fg.p99_ms = percentile(0.99) / 1000.0;
     fg.delivered = (double)g.rows / ((double)atomic_load(&ntx) * ROWS_PER_TX * n);
     fg.cpu_us_per_row = g.rows ? (double)(c1 - c0) / (double)g.rows : 0;
+    if (g_notify >= 0)
+        close(g_notify); /* the bare server ends at EOF */
+    g_notify = -1;
     kill(pid, SIGTERM);
     waitpid(pid, &status, 0);
     remove_db(path);
@@ -494,15 +516,17 @@ int main(int argc, char **argv)
         die("memory", "histogram");
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
         int n = atoi(tok);
-        figures a = round_of(bin, dir, n, seconds), b;
+        bool bare = before && strncmp(before, "bare:", 5) == 0;
+        figures a = round_of(bin, dir, n, seconds, false), b;
         print(n, "", &a);
         if (!before)
             continue;
-        b = round_of(before, dir, n, seconds);
-        print(n, "_before", &b);
-        printf("fanout_%d_p99_ratio %.3f\nfanout_%d_cpu_ratio %.3f\nfanout_%d_rss_ratio %.3f\n", n,
-               ratio(a.p99_ms, b.p99_ms), n, ratio(a.cpu_us_per_row, b.cpu_us_per_row), n,
-               ratio(a.rss_kb, b.rss_kb));
+        b = round_of(bare ? before + 5 : before, dir, n, seconds, bare);
+        print(n, bare ? "_bare" : "_before", &b);
+        printf("fanout_%d_p50_ratio %.3f\nfanout_%d_p99_ratio %.3f\nfanout_%d_cpu_ratio "
+               "%.3f\nfanout_%d_rss_ratio %.3f\n",
+               n, ratio(a.p50_ms, b.p50_ms), n, ratio(a.p99_ms, b.p99_ms), n,
+               ratio(a.cpu_us_per_row, b.cpu_us_per_row), n, ratio(a.rss_kb, b.rss_kb));
         fflush(stdout);
     }
     free(g.hist);
