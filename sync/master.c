@@ -48,6 +48,8 @@ typedef struct conn {
     bool in_sequence;    /* SUBSCRIBED: the last message had more == true */
     bool reset;          /* SUBSCRIBED: the subscription is a full resynchronisation */
     int seq_len;         /* messages of the current sequence so far */
+    int64_t seq_head;    /* SUBSCRIBED, in a sequence of its own reads: the snapshot head of the
+                            last; messages from the ring say more until a boundary at or past it */
     int64_t seq_horizon; /* horizon of the subscription's first read (-1 before): later reads
                             may start below the horizon while it has not moved */
     char **tables;
@@ -91,6 +93,7 @@ struct verso_sync_master {
     atomic_uint_fast64_t encodings;   /* changes reads encoded: ring segments and private reads */
     atomic_uint_fast64_t ring_sends;  /* messages sent from the ring */
     atomic_uint_fast64_t ring_merges; /* of them, messages that carried several segments */
+    atomic_uint_fast64_t ring_joins;  /* messages that went on with a slave's own catch-up reads */
 };
 
 /* Wall-clock time, for the "time" members of messages. */
@@ -398,6 +401,7 @@ static int changes_end(verso_sync_master *m, conn *c, verso_buf *b, verso_feed *
     pthread_mutex_unlock(&m->lock);
     c->in_sequence = verso_feed_more(f);
     c->seq_len = c->in_sequence ? c->seq_len + 1 : 0;
+    c->seq_head = c->in_sequence ? head : 0;
     return verso_buf_printf(b,
                             "],\"from\":%lld,\"to\":%lld,\"more\":%s,\"head\":%lld,"
                             "\"time\":%lld%s}",
@@ -423,9 +427,15 @@ static const verso__ring_seg *ring_segment(verso_sync_master *m, conn *c)
             c->ring_seq = 0; /* evicted mid-way: the sequence goes on with reads of its own */
         return s;
     }
-    if (c->in_sequence || !(s = verso__ring_at(&m->ring, c->cursor)))
+    if ((s = verso__ring_at(&m->ring, c->cursor))) {
+        c->ring_next = 0;
+        return s;
+    }
+    if (!c->in_sequence || !(s = verso__ring_within(&m->ring, c->cursor)))
         return NULL;
-    c->ring_next = 0;
+    /* a sequence of its own reached into the ring: on from the message holding its cursor */
+    for (c->ring_next = 0; s->msgs[c->ring_next].to <= c->cursor; c->ring_next++)
+        ;
     return s;
 }
 
@@ -484,17 +494,74 @@ static int ring_merged(verso_sync_master *m, const verso__ring_seg *s, const ver
     return rc < 0 ? VERSO_ENOMEM : 0;
 }
 
+/* c was sent msg of segment s (saying more, holding rows entries): 1. */
+static int ring_sent(verso_sync_master *m, conn *c, const verso__ring_seg *s,
+                     const verso__ring_msg *msg, bool more, int64_t rows)
+{
+    c->batch_due = false;
+    pthread_mutex_lock(&m->lock);
+    c->cursor = msg->to;
+    c->sent_rows += rows;
+    pthread_mutex_unlock(&m->lock);
+    c->in_sequence = more;
+    c->seq_len = more ? c->seq_len + 1 : 0;
+    c->seq_head = more ? c->seq_head : 0;
+    c->ring_seq = msg->more ? s->seq : 0;
+    atomic_fetch_add(&m->ring_sends, 1);
+    return 1;
+}
+
+/*
+ * The entries of msg above c's cursor, as a message of c's own: from its
+ * cursor, and more while c's own reads went further than msg (a sequence
+ * that reached into the ring commits only at a boundary at or past the
+ * head of its last read: before it, rows it read past its cursor are not
+ * yet matched by the ring's). *more and *rows: what it says and holds.
+ */
+static int ring_tail(const conn *c, const verso__ring_msg *msg, verso_buf *b, bool *more,
+                     int64_t *rows)
+{
+    int64_t j = 0;
+    int rc;
+
+    while (j < msg->rows && msg->vers[j] <= c->cursor)
+        j++;
+    *more = msg->more || c->seq_head > msg->to;
+    *rows = msg->rows - j;
+    rc = verso_buf_append(b, msg->data, msg->entries_off);
+    if (rc == 0 && j < msg->rows)
+        rc = verso_buf_append(b, msg->data + msg->offs[j],
+                              msg->entries_off + msg->entries_len - msg->offs[j]);
+    if (rc == 0)
+        rc = verso_buf_printf(b,
+                              "],\"from\":%lld,\"to\":%lld,\"more\":%s,\"head\":%lld,"
+                              "\"time\":%lld}",
+                              (long long)c->cursor, (long long)msg->to, *more ? "true" : "false",
+                              (long long)msg->head, (long long)unix_ms());
+    return rc < 0 ? VERSO_ENOMEM : 0;
+}
+
 /* Sends c the next message of the ring already encoded, if it can continue from there: 1.
  * At a segment's start, the segments after it that fit go in the same message. */
 static int ring_send(verso_sync_master *m, conn *c, verso_buf *b)
 {
     const verso__ring_seg *s = ring_eligible(m, c) ? ring_segment(m, c) : NULL;
-    const verso__ring_seg *last = s && c->ring_next == 0 ? ring_merge_end(m, s) : s;
+    const verso__ring_seg *last =
+        s && c->ring_next == 0 && !c->in_sequence ? ring_merge_end(m, s) : s;
     const verso__ring_msg *msg;
     int64_t rows = 0;
+    bool more;
 
     if (!s)
         return 0;
+    msg = &s->msgs[c->ring_next];
+    if (c->in_sequence && !c->ring_seq) { /* a sequence of its own goes on from the ring */
+        if (ring_tail(c, msg, b, &more, &rows) < 0)
+            return VERSO_ENOMEM;
+        atomic_fetch_add(&m->ring_joins, 1);
+        c->ring_next++;
+        return ring_sent(m, c, s, msg, more, rows);
+    }
     if (last != s) {
         if (ring_merged(m, s, last, b, &rows) < 0)
             return VERSO_ENOMEM;
@@ -502,22 +569,18 @@ static int ring_send(verso_sync_master *m, conn *c, verso_buf *b)
         s = last;
         msg = &s->msgs[0];
         c->ring_next = 1;
+    } else if (c->seq_head > msg->to) { /* still short of where its own reads went */
+        if (ring_tail(c, msg, b, &more, &rows) < 0)
+            return VERSO_ENOMEM;
+        c->ring_next++;
+        return ring_sent(m, c, s, msg, more, rows);
     } else {
-        msg = &s->msgs[c->ring_next++];
+        c->ring_next++;
         rows = msg->rows;
         if (verso_buf_append(b, msg->data, msg->len) < 0)
             return VERSO_ENOMEM;
     }
-    c->batch_due = false;
-    pthread_mutex_lock(&m->lock);
-    c->cursor = msg->to;
-    c->sent_rows += rows;
-    pthread_mutex_unlock(&m->lock);
-    c->in_sequence = msg->more;
-    c->seq_len = msg->more ? c->seq_len + 1 : 0;
-    c->ring_seq = msg->more ? s->seq : 0;
-    atomic_fetch_add(&m->ring_sends, 1);
-    return 1;
+    return ring_sent(m, c, s, msg, msg->more, rows);
 }
 
 /*
@@ -587,6 +650,28 @@ static int ring_msg_end(verso__ring_msg *msg, verso_buf *b, int64_t from, int64_
     return rc;
 }
 
+/* Notes where msg's next entry (its rows-th) starts and its version. */
+static int ring_index(verso__ring_msg *msg, size_t off, int64_t version)
+{
+    size_t n = (size_t)msg->rows;
+
+    if (n == msg->index_cap) {
+        size_t cap = n ? 2 * n : 16;
+        size_t *o = verso__realloc(msg->offs, cap * sizeof(*o));
+        int64_t *v;
+        if (!o)
+            return VERSO_ENOMEM;
+        msg->offs = o;
+        if (!(v = verso__realloc(msg->vers, cap * sizeof(*v))))
+            return VERSO_ENOMEM;
+        msg->vers = v;
+        msg->index_cap = cap;
+    }
+    msg->offs[n] = off;
+    msg->vers[n] = version;
+    return 0;
+}
+
 /* One message of at most chunk entries from f, starting with *e (the feed's pending entry). */
 static int ring_msg(verso__ring_msg *msg, verso_feed *f, const verso_feed_entry **e, int *more,
                     int64_t from, int chunk)
@@ -597,7 +682,10 @@ static int ring_msg(verso__ring_msg *msg, verso_feed *f, const verso_feed_entry 
     msg->to = from;
     msg->entries_off = b.len;
     while (rc == 0 && *more == 1 && msg->rows < chunk) {
-        rc = msg->rows++ ? verso_buf_puts(&b, ",") : 0;
+        rc = msg->rows ? verso_buf_puts(&b, ",") : 0;
+        if (rc == 0)
+            rc = ring_index(msg, b.len, (*e)->version);
+        msg->rows++;
         if (rc == 0)
             rc = verso_json_feed_entry(&b, *e);
         for (size_t i = 0; i < (*e)->ncolumns; i++) /* {"blob_fetch":N}: see verso__ring_at() */
@@ -1352,11 +1440,16 @@ static int metrics_text(verso_buf *out, void *arg)
                               "# HELP verso_sync_ring_merged_total Messages from the ring that "
                               "carried several commits to a slave behind.\n"
                               "# TYPE verso_sync_ring_merged_total counter\n"
-                              "verso_sync_ring_merged_total %llu\n",
+                              "verso_sync_ring_merged_total %llu\n"
+                              "# HELP verso_sync_ring_joins_total Messages from the ring that "
+                              "went on with a slave's own catch-up reads.\n"
+                              "# TYPE verso_sync_ring_joins_total counter\n"
+                              "verso_sync_ring_joins_total %llu\n",
                               n, (unsigned long long)atomic_load(&m->checks),
                               (unsigned long long)atomic_load(&m->encodings),
                               (unsigned long long)atomic_load(&m->ring_sends),
-                              (unsigned long long)atomic_load(&m->ring_merges));
+                              (unsigned long long)atomic_load(&m->ring_merges),
+                              (unsigned long long)atomic_load(&m->ring_joins));
     for (int k = 0; rc == 0 && k < 2; k++) { /* a family's samples follow its TYPE line */
         rc = verso_buf_puts(out, k_lag_help[k]);
         for (size_t i = 0; rc == 0 && i < n; i++)

@@ -11,8 +11,11 @@
 
 void verso__ring_msgs_free(verso__ring_msg *msgs, size_t n)
 {
-    for (size_t i = 0; msgs && i < n; i++)
+    for (size_t i = 0; msgs && i < n; i++) {
         verso__free(msgs[i].data);
+        verso__free(msgs[i].offs);
+        verso__free(msgs[i].vers);
+    }
     verso__free(msgs);
 }
 
@@ -71,7 +74,7 @@ int verso__ring_add(verso__ring *r, int64_t from, int64_t to, verso__ring_msg *m
         return VERSO_EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
-        bytes += msgs[i].len;
+        bytes += msgs[i].len + (size_t)msgs[i].rows * (sizeof(size_t) + sizeof(int64_t));
         fetches |= msgs[i].fetches;
     }
     while (r->n > 0 && (r->n == r->cap || r->bytes + bytes > r->max_bytes))
@@ -84,20 +87,39 @@ int verso__ring_add(verso__ring *r, int64_t from, int64_t to, verso__ring_msg *m
     return 0;
 }
 
-const verso__ring_seg *verso__ring_at(const verso__ring *r, int64_t from)
+/* The index of the first segment whose from is at least v (n if none). */
+static size_t first_from(const verso__ring *r, int64_t v)
 {
     size_t lo = 0, hi = r->n;
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (nth(r, mid)->from < from)
+        if (nth(r, mid)->from < v)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo == r->n || nth(r, lo)->from != from)
-        return NULL;
-    return nth(r, lo)->fetches && lo + 1 < r->n ? NULL : nth(r, lo);
+    return lo;
+}
+
+/* Segment i, unless it names blob versions and is not the newest. */
+static const verso__ring_seg *usable(const verso__ring *r, size_t i)
+{
+    return nth(r, i)->fetches && i + 1 < r->n ? NULL : nth(r, i);
+}
+
+const verso__ring_seg *verso__ring_at(const verso__ring *r, int64_t from)
+{
+    size_t i = first_from(r, from);
+
+    return i < r->n && nth(r, i)->from == from ? usable(r, i) : NULL;
+}
+
+const verso__ring_seg *verso__ring_within(const verso__ring *r, int64_t v)
+{
+    size_t i = first_from(r, v); /* the segment before it starts below v */
+
+    return i > 0 && nth(r, i - 1)->from < v && v < nth(r, i - 1)->to ? usable(r, i - 1) : NULL;
 }
 
 const verso__ring_seg *verso__ring_seq(const verso__ring *r, uint64_t seq)

@@ -19,6 +19,9 @@ typedef struct verso__ring_msg {
     bool fetches; /* some entry has a {"blob_fetch":N} value: it names a version of a row */
     size_t entries_off, entries_len; /* the text of its entries, between "[" and "]" */
     int64_t head;                    /* its "head" */
+    size_t *offs;     /* owned, rows entries: where each entry's text starts in data */
+    int64_t *vers;    /* owned, rows entries: each entry's version (increasing) */
+    size_t index_cap; /* entries offs and vers have room for */
 } verso__ring_msg;
 
 /*
@@ -73,6 +76,13 @@ int verso__ring_add(verso__ring *r, int64_t from, int64_t to, verso__ring_msg *m
  * sees the row as it is now.
  */
 const verso__ring_seg *verso__ring_at(const verso__ring *r, int64_t from);
+/*
+ * The segment holding version v strictly inside it (from < v < to), under
+ * the same rule as verso__ring_at() for segments that name blob versions,
+ * or NULL.
+ */
+const verso__ring_seg *verso__ring_within(const verso__ring *r, int64_t v);
+
 /* The segment numbered seq while it is held, or NULL. */
 const verso__ring_seg *verso__ring_seq(const verso__ring *r, uint64_t seq);
 

@@ -148,6 +148,8 @@ int h_master_main(int argc, char **argv)
             mo.chunk = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--port"))
             port = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--ring-segments"))
+            mo.ring_segments = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--heartbeat"))
             mo.heartbeat_ms = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--config"))
