@@ -94,6 +94,8 @@ struct verso_sync_master {
     atomic_uint_fast64_t ring_sends;  /* messages sent from the ring */
     atomic_uint_fast64_t ring_merges; /* of them, messages that carried several segments */
     atomic_uint_fast64_t ring_joins;  /* messages that went on with a slave's own catch-up reads */
+    int64_t swept_ms;                 /* when tick() last went through the slaves (monotonic) */
+    bool moved; /* refresh() saw the database move since tick() last went through the slaves */
 };
 
 /* Wall-clock time, for the "time" members of messages. */
@@ -326,7 +328,7 @@ static int fail_conn(verso_sync_master *m, conn *c, const char *code, const char
     return 0;
 }
 
-static void refresh(verso_sync_master *m);
+static bool refresh(verso_sync_master *m);
 
 /*
  * A slave commits only when a read reaches its snapshot's head. Should the
@@ -1272,7 +1274,8 @@ static void take_info(verso_sync_master *m, const verso_info *info)
     check_cursors(m);
 }
 
-static void refresh(verso_sync_master *m)
+/* Looks for commits; true when the database moved. */
+static bool refresh(verso_sync_master *m)
 {
     bool data, schema;
     verso_info info;
@@ -1280,7 +1283,7 @@ static void refresh(verso_sync_master *m)
     atomic_fetch_add(&m->checks, 1);
     (void)verso__db_changed(&data, &schema, m->db, &m->mark); /* on error both: look again */
     if (!data)
-        return;
+        return false;
     /* the mark moved: a look that fails must be made again at the next tick */
     if (schema) /* segments encoded under the former schema: slaves read on their own again */
         verso__ring_clear(&m->ring);
@@ -1296,6 +1299,8 @@ static void refresh(verso_sync_master *m)
         m->mark = VERSO__DB_MARK_INIT;
     if (ring_extend(m, NULL) < 0)
         verso__ring_clear(&m->ring); /* slaves read on their own until the next commit */
+    m->moved = true;
+    return true;
 }
 
 static void update_lag(verso_sync_master *m, conn *c, int64_t now)
@@ -1315,6 +1320,8 @@ static int64_t lag_ms(const verso_sync_master *m, const conn *c, int64_t now)
     return c->acked < m->info.head && c->behind_since_ms ? now - c->behind_since_ms : 0;
 }
 
+#define SWEEP_MS 20 /* the longest a tick that found no commit skips the slaves */
+
 static void tick(verso_rest *srv, void *arg)
 {
     verso_sync_master *m = arg;
@@ -1323,8 +1330,19 @@ static void tick(verso_rest *srv, void *arg)
     if (m->before.on_tick)
         m->before.on_tick(srv, m->before.tick_arg);
     atomic_store(&m->srv, srv);
+    /* A look that found nothing new costs nothing per slave: the file watch looks again and
+     * again after other processes' writes, and a thousand slaves would make each look a
+     * thousand. Heartbeats, timeouts and lag times are swept at least every SWEEP_MS. */
     refresh(m);
+    bool sweep = m->moved || now - m->swept_ms >= SWEEP_MS || now < m->swept_ms;
+    m->swept_ms = sweep ? now : m->swept_ms;
+    m->moved = false;
     for (conn *c = m->conns; c; c = c->next) {
+        if (!sweep) {
+            if (c->snap) /* a snapshot being copied is looked at every tick */
+                verso_ws_want_write(c->ws);
+            continue;
+        }
         update_lag(m, c, now);
         if (now - c->last_rx_ms > 3 * (int64_t)m->o.heartbeat_ms &&
             c->state != VERSO__MASTER_CLOSING) {
