@@ -220,7 +220,7 @@ typedef struct sub {
 
 static struct {
     int subscribed, closed;
-    int64_t rows;
+    int64_t rows, bytes, msgs; /* bytes and changes messages received by every subscriber */
     uint32_t *hist;
     int64_t samples;
 } g;
@@ -265,6 +265,8 @@ static void on_message(struct lws *wsi, sub *s)
     const char *id;
 
     if (strncmp(s->rx, "{\"type\":\"changes\"", 17) == 0) {
+        g.msgs++;
+        g.bytes += (int64_t)s->len;
         on_changes(wsi, s, mono_us());
     } else if (strstr(s->rx, "\"type\":\"hello\"") && (id = strstr(s->rx, "\"identity\":\""))) {
         snprintf(s->identity, sizeof(s->identity), "%.36s", id + 12);
@@ -398,7 +400,8 @@ static int64_t percentile(double q)
 }
 
 typedef struct figures {
-    double p50_ms, p99_ms, cpu_us_per_row, rss_kb, delivered, client_pct;
+    double p50_ms, p99_ms, cpu_us_per_row, rss_kb, delivered, client_pct, bytes_per_row,
+        rows_per_msg;
 } figures;
 
 /* This process's CPU in microseconds. */
@@ -443,7 +446,7 @@ static figures round_of(const char *bin, const char *dir, int n, int seconds, bo
     verso_db_close(db);
     memset(g.hist, 0, HIST_N * sizeof(*g.hist));
     g.subscribed = g.closed = 0;
-    g.rows = g.samples = 0;
+    g.rows = g.samples = g.bytes = g.msgs = 0;
     atomic_store(&ntx, 0);
     port = serve(&pid, bin, path, bare);
     sleep_us(300000);
@@ -469,6 +472,8 @@ static figures round_of(const char *bin, const char *dir, int n, int seconds, bo
     fg.p99_ms = percentile(0.99) / 1000.0;
     fg.delivered = (double)g.rows / ((double)atomic_load(&ntx) * ROWS_PER_TX * n);
     fg.cpu_us_per_row = g.rows ? (double)(c1 - c0) / (double)g.rows : 0;
+    fg.bytes_per_row = g.rows ? (double)g.bytes / (double)g.rows : 0;
+    fg.rows_per_msg = g.msgs ? (double)g.rows / (double)g.msgs : 0;
     if (g_notify >= 0)
         close(g_notify); /* the bare server ends at EOF */
     g_notify = -1;
@@ -486,6 +491,8 @@ static void print(int n, const char *suffix, const figures *f)
            f->cpu_us_per_row, n, suffix, f->rss_kb);
     printf("fanout_%d_delivered%s %.4f\nfanout_%d_client_cpu_pct%s %.1f\n", n, suffix, f->delivered,
            n, suffix, f->client_pct);
+    printf("fanout_%d_bytes_per_row%s %.1f\nfanout_%d_rows_per_message%s %.2f\n", n, suffix,
+           f->bytes_per_row, n, suffix, f->rows_per_msg);
     fflush(stdout);
 }
 
