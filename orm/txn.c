@@ -69,12 +69,11 @@ static void rollback(verso_db *db);
  * before the commit is visible. SQLite reads no file time; one system
  * call per commit, and a failure (rollback mode: no -wal) changes nothing.
  */
-static void signal_commit(const verso_db *db)
+static bool commit_wrote(const verso_db *db)
 {
     /* rows written (by triggers too) or the schema changed: something to see */
-    if (db->wal_path &&
-        (sqlite3_total_changes64(db->sq) != db->changes_at_begin || db->schema_in_txn))
-        (void)utimensat(AT_FDCWD, db->wal_path, NULL, 0);
+    return db->wal_path &&
+           (sqlite3_total_changes64(db->sq) != db->changes_at_begin || db->schema_in_txn);
 }
 
 int verso__txn_open(verso_db *db)
@@ -153,14 +152,16 @@ int verso__txn_commit(verso_db *db)
         verso__txn_rollback(db);
         return rc;
     }
-    signal_commit(db);
+    bool wrote = commit_wrote(db);
     if (db->reset_identity)
         memcpy(db->identity, db->new_identity, sizeof db->identity);
     size_t n = db->nchanges;
     clear_state(db, true);
     db->nchanges = n;
-    run_hooks(db);
+    run_hooks(db); /* in-process watchers (a master's) first: they need no file event */
     db->nchanges = 0;
+    if (wrote)
+        (void)utimensat(AT_FDCWD, db->wal_path, NULL, 0);
     return 0;
 }
 
