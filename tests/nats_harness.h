@@ -27,6 +27,7 @@
 #endif
 
 #include "sync_harness.h"
+#include "verso/nats.h"
 
 /* True when a nats-server binary is on PATH (the tests skip otherwise). */
 bool hn_have_server(void);
@@ -60,6 +61,29 @@ bool hn_wait_info(int port, int timeout_ms);
 void hn_kill_all(void);
 /* Removes h_dir/<name> recursively (a server's store): for a passing test. */
 void hn_remove_tree(const char *path);
+
+/* ---- other children: `verso publish`, `verso replicate`, the sqlite3 shell ---- */
+
+typedef struct hn_proc {
+    pid_t pid; /* 0 when not running */
+    FILE *out; /* its stdout and stderr, merged (NULL when not captured) */
+} hn_proc;
+
+/* Starts argv (argv[0] is a path) with stdout and stderr into p->out (capture) or
+ * /dev/null; it dies with the test (PR_SET_PDEATHSIG, atexit). */
+void hn_proc_spawn(hn_proc *p, char *const *argv, bool capture);
+/* Waits at most timeout_ms for p to exit: its exit code, 128 + signal, or -1 (still running). */
+int hn_proc_wait(hn_proc *p, int timeout_ms);
+/* Sends sig, waits (SIGKILL after 10 s) and returns what hn_proc_wait returns. */
+int hn_proc_kill(hn_proc *p, int sig);
+/* Reads p's output lines until one contains text (true) or timeout_ms pass / EOF (false);
+ * everything read is appended to all (may be NULL), truncated to n bytes. */
+bool hn_proc_read_until(hn_proc *p, const char *text, int timeout_ms, char *all, size_t n);
+/* Runs argv to its end (at most timeout_ms); returns its exit code (-1 on timeout) and its
+ * output in out (may be NULL). */
+int hn_run(char *const *argv, int timeout_ms, char *out, size_t n);
+/* One transaction through the sqlite3 shell program on db. */
+void hn_shell(const char *db, const char *sql);
 
 #define HN_NODES 3
 
@@ -111,7 +135,27 @@ typedef struct hn_chain {
 
 bool hn_chain_check(hn_chain *out, jsCtx *js, const char *stream, const char *prefix, char *why,
                     size_t whylen);
+/* hn_chain_check on a new connection to urls; fails the test with why when the chain is broken. */
+void hn_assert_chain(hn_chain *out, const char *urls, const char *stream, const char *prefix);
 
 #endif /* VERSO_HAVE_NATS */
+
+/* ---- verso's publisher and follower in this process (every build has the symbols) ---- */
+
+/* Starts a publisher of db to urls on stream (o may be NULL: defaults, the test tables,
+ * fast retries); fails the test with why otherwise. */
+verso_nats_publisher *hn_pub_start(const char *db, const char *urls, const char *stream,
+                                   verso_nats_publish_options *o);
+/* Starts a follower of nats://.../stream into db, bootstrapping from master_url (may be
+ * NULL); o may be NULL. Fails the test with why otherwise. */
+verso_nats_follower *hn_follow_start(const char *db, const char *urls, const char *stream,
+                                     const char *master_url, verso_nats_follow_options *o);
+/* Writes "nats://h:p[,h:p...]/stream" for urls ("nats://h:p[,nats://h:p...]") into buf. */
+const char *hn_follow_url(char *buf, size_t n, const char *urls, const char *stream);
+/* Waits (bounded) until the follower's cursor is the master file's head under its identity;
+ * fails the test with the follower's state otherwise. */
+void hn_follow_wait_head(verso_nats_follower *f, const char *mpath, int timeout_ms);
+/* Waits (bounded) until the publisher's stream holds the master file's head. */
+void hn_pub_wait_head(verso_nats_publisher *p, const char *mpath, int timeout_ms);
 
 #endif

@@ -616,3 +616,234 @@ bool hn_chain_check(hn_chain *out, jsCtx *js, const char *stream, const char *pr
 }
 
 #endif /* VERSO_HAVE_NATS */
+
+/* ---- other children ---- */
+
+static void hn_proc_exec(char *const *argv, int outfd, pid_t parent)
+{
+    int null = open("/dev/null", O_WRONLY);
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+    dup2(outfd >= 0 ? outfd : null, STDOUT_FILENO);
+    dup2(outfd >= 0 ? outfd : null, STDERR_FILENO);
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+    execv(argv[0], argv);
+    _exit(127);
+}
+
+void hn_proc_spawn(hn_proc *p, char *const *argv, bool capture)
+{
+    pid_t parent = getpid();
+    int fds[2] = {-1, -1};
+
+    if (capture)
+        assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    p->pid = fork();
+    assert_true(p->pid >= 0);
+    if (p->pid == 0)
+        hn_proc_exec(argv, fds[1], parent);
+    hn_child_add(p->pid);
+    p->out = NULL;
+    if (capture) {
+        close(fds[1]);
+        assert_non_null(p->out = fdopen(fds[0], "r"));
+    }
+}
+
+int hn_proc_wait(hn_proc *p, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    int status = 0;
+    pid_t r;
+
+    if (p->pid <= 0)
+        return -1;
+    while ((r = waitpid(p->pid, &status, WNOHANG)) == 0) {
+        if (h_now_ms() > deadline)
+            return -1;
+        h_sleep_ms(10);
+    }
+    hn_child_remove(p->pid);
+    p->pid = 0;
+    if (p->out)
+        fclose(p->out);
+    p->out = NULL;
+    if (r < 0)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int hn_proc_kill(hn_proc *p, int sig)
+{
+    int rc;
+
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, sig);
+    if ((rc = hn_proc_wait(p, 10000)) == -1) {
+        kill(p->pid, SIGKILL);
+        rc = hn_proc_wait(p, 10000);
+    }
+    return rc;
+}
+
+bool hn_proc_read_until(hn_proc *p, const char *text, int timeout_ms, char *all, size_t n)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    char line[1024];
+
+    while (p->out && h_now_ms() < deadline) {
+        struct pollfd pf = {.fd = fileno(p->out), .events = POLLIN};
+        if (poll(&pf, 1, 50) <= 0)
+            continue;
+        if (!fgets(line, sizeof(line), p->out))
+            return false;
+        if (all && strlen(all) + strlen(line) < n)
+            strcat(all, line);
+        if (strstr(line, text))
+            return true;
+    }
+    return false;
+}
+
+int hn_run(char *const *argv, int timeout_ms, char *out, size_t n)
+{
+    hn_proc p;
+    int rc;
+
+    if (out && n)
+        out[0] = '\0';
+    hn_proc_spawn(&p, argv, true);
+    hn_proc_read_until(&p, "\x01never\x01", timeout_ms, out, n); /* to EOF */
+    if ((rc = hn_proc_wait(&p, 2000)) == -1)
+        hn_proc_kill(&p, SIGKILL); /* still running: rc stays -1 */
+    return rc;
+}
+
+void hn_shell(const char *db, const char *sql)
+{
+    char *argv[] = {"/usr/bin/sqlite3", "-bail",     "-cmd", ".timeout 5000",
+                    (char *)db,         (char *)sql, NULL};
+    char out[1024];
+
+    if (hn_run(argv, 20000, out, sizeof(out)) != 0)
+        fail_msg("sqlite3 %s: %s", sql, out);
+}
+
+/* ---- verso's publisher and follower ---- */
+
+verso_nats_publisher *hn_pub_start(const char *db, const char *urls, const char *stream,
+                                   verso_nats_publish_options *o)
+{
+    verso_nats_publish_options d = VERSO_NATS_PUBLISH_OPTIONS_INIT;
+    verso_nats_publisher *p = NULL;
+    char why[256] = "";
+    int rc;
+
+    if (!o) {
+        o = &d;
+        o->snapshot_every_ms = -1;
+    }
+    o->stream = stream;
+    if (!o->db.ntables)
+        h_db_options(&o->db);
+    o->retry_min_ms = o->retry_min_ms ? o->retry_min_ms : 20;
+    o->retry_max_ms = o->retry_max_ms ? o->retry_max_ms : 300;
+    if ((rc = verso_nats_publish_start(&p, db, urls, o, why, sizeof(why))) < 0)
+        fail_msg("publisher of %s to %s: %s (%s)", db, urls, why, verso_strerror(rc));
+    return p;
+}
+
+const char *hn_follow_url(char *buf, size_t n, const char *urls, const char *stream)
+{
+    char list[512], *save = NULL;
+    size_t off = (size_t)snprintf(buf, n, "nats://");
+
+    snprintf(list, sizeof(list), "%s", urls);
+    for (char *u = strtok_r(list, ",", &save); u && off < n; u = strtok_r(NULL, ",", &save)) {
+        if (!strncmp(u, "nats://", 7))
+            u += 7;
+        off += (size_t)snprintf(buf + off, n - off, "%s%s", off > 7 ? "," : "", u);
+    }
+    if (off < n)
+        snprintf(buf + off, n - off, "/%s", stream);
+    return buf;
+}
+
+verso_nats_follower *hn_follow_start(const char *db, const char *urls, const char *stream,
+                                     const char *master_url, verso_nats_follow_options *o)
+{
+    verso_nats_follow_options d = VERSO_NATS_FOLLOW_OPTIONS_INIT;
+    verso_nats_follower *f = NULL;
+    char why[256] = "", url[600];
+    int rc;
+
+    if (!o)
+        o = &d;
+    if (!o->slave.db.ntables)
+        h_db_options(&o->slave.db);
+    o->master_url = master_url;
+    o->slave.retry_min_ms = o->slave.retry_min_ms ? o->slave.retry_min_ms : 20;
+    o->slave.retry_max_ms = o->slave.retry_max_ms ? o->slave.retry_max_ms : 300;
+    hn_follow_url(url, sizeof(url), urls, stream);
+    if ((rc = verso_nats_follow_start(&f, db, url, o, why, sizeof(why))) < 0)
+        fail_msg("follower of %s into %s: %s (%s)", url, db, why, verso_strerror(rc));
+    return f;
+}
+
+void hn_follow_wait_head(verso_nats_follower *f, const char *mpath, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    verso_slave_state st;
+    verso_info info;
+
+    for (;;) {
+        verso_db *db = h_open(mpath);
+        assert_int_equal(verso_db_info(&info, db), 0);
+        verso_db_close(db);
+        assert_int_equal(verso_nats_follow_state_get(&st, f), 0);
+        if (st.cursor == info.head && !strcmp(st.master, info.identity))
+            return;
+        if (h_now_ms() > deadline)
+            fail_msg("follower at %lld of %s, master head %lld of %s (link %s, resyncs %lld, "
+                     "error '%s')",
+                     (long long)st.cursor, st.master, (long long)info.head, info.identity,
+                     verso_slave_link_name(st.link), (long long)st.resyncs, st.last_error);
+        h_sleep_ms(20);
+    }
+}
+
+void hn_pub_wait_head(verso_nats_publisher *p, const char *mpath, int timeout_ms)
+{
+    int64_t head = h_head(mpath);
+    verso_nats_publish_state st;
+
+    if (verso_nats_publish_wait(p, head, timeout_ms) == 0)
+        return;
+    verso_nats_publish_state_get(&st, p);
+    fail_msg("publisher: stream at %lld, head %lld (connected %d, error '%s')",
+             (long long)st.published, (long long)head, st.connected, st.last_error);
+}
+
+#ifdef VERSO_HAVE_NATS
+
+void hn_assert_chain(hn_chain *out, const char *urls, const char *stream, const char *prefix)
+{
+    char why[512];
+    jsCtx *js = NULL;
+    natsConnection *nc = hn_connect(urls, &js, why, sizeof(why));
+    bool ok;
+
+    if (!nc)
+        fail_msg("connect: %s", why);
+    ok = hn_chain_check(out, js, stream, prefix, why, sizeof(why));
+    hn_disconnect(nc, js);
+    if (!ok)
+        fail_msg("stream %s: %s", stream, why);
+}
+
+#endif
