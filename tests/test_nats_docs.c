@@ -64,7 +64,7 @@ static void replace(char *line, size_t n, const char *from, const char *to)
 
 static void run_line(const char *line, hn_proc *bg, int *nbg)
 {
-    char cmd[2300], out[4096];
+    char cmd[2700], out[4096];
     size_t len = strlen(line);
     bool background = len > 2 && !strcmp(line + len - 2, " &");
     char *argv[] = {"/bin/sh", "-c", cmd, NULL};
@@ -83,7 +83,7 @@ static void test_example_runs(void **state)
 {
     const char *src = getenv("VERSO_SOURCE_DIR"), *bin = getenv("VERSO_BIN");
     char path[600], nport[16], hport[16], *doc, *sh, *expect, *lines[MAX_LINES], *save = NULL;
-    char cmd[2300], out[4096] = "";
+    char cmd[2700], out[4096] = "";
     char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     hn_proc bg[MAX_BG];
     int nlines = 0, nbg = 0;
