@@ -75,6 +75,8 @@ struct verso_nats_follower {
     uint64_t seen_seq; /* the stream sequence last handled */
     int64_t lives;     /* subscriptions made */
     bool pull_first;   /* the next round starts with a pull from the master */
+    bool reset_first;  /* a database never replicated follows the stream from 0: its first
+                          transaction is a full reset (rows of its own tables go) */
     bool fatal;        /* stopped: what is wrong needs the operator (last_error) */
     int retry_ms;
     uint64_t seed;
@@ -414,8 +416,14 @@ static int probe_at(probe *pr, verso_nats_follower *f, uint64_t seq)
     id = verso__nats_hdr(m, VERSO__HDR_IDENTITY);
     pr->kind = id && strcmp(id, f->identity) == 0 ? 0 : -1;
     if (pr->kind == 0 && verso__nats_hdr_i64(&pr->from, m, VERSO__HDR_FROM) == 0 &&
-        verso__nats_hdr_i64(&pr->to, m, VERSO__HDR_TO) == 0)
+        verso__nats_hdr_i64(&pr->to, m, VERSO__HDR_TO) == 0) {
         pr->kind = 1;
+    } else if (pr->kind == 0) { /* a master message: a point of the chain, at its head */
+        char mid[37];
+        if (verso__nats_master_read(mid, &pr->from, m) < 0)
+            pr->kind = -1;
+        pr->to = pr->from;
+    }
     natsMsg_Destroy(m);
     return 0;
 }
@@ -467,18 +475,7 @@ static int find_start(uint64_t *start, verso_nats_follower *f)
     if ((rc = probe_at(&pr, f, lo)) < 0)
         return rc;
     if (pr.kind < 0 || pr.from > f->cursor)
-        return PULL;    /* retention dropped the messages after the cursor */
-    if (pr.kind == 0) { /* the identity's master message: its chain starts at its head */
-        natsMsg *m = NULL;
-        char id[37];
-        int64_t head = -1;
-        if ((rc = verso__nats_get(&m, &f->c, f->stream, lo, f->why, sizeof(f->why))) < 0)
-            return rc;
-        rc = m ? verso__nats_master_read(id, &head, m) : VERSO_EPROTO;
-        natsMsg_Destroy(m);
-        if (rc < 0 || head > f->cursor)
-            return PULL;
-    }
+        return PULL; /* retention dropped the messages after the cursor */
     *start = pr.kind == 1 && pr.to > f->cursor ? lo : lo + 1;
     pthread_mutex_lock(&f->lock);
     if (pr.to > f->st.master_head)
@@ -487,8 +484,31 @@ static int find_start(uint64_t *start, verso_nats_follower *f)
     return GO_ON;
 }
 
-/* The identity the stream follows now (its last master message). */
-static int stream_identity(verso_nats_follower *f)
+/* The tables a master message announces become the applier's (checked or created at the
+ * next transaction). */
+static int take_schema(verso_nats_follower *f, natsMsg *m)
+{
+    verso__sync_schema schema = {0};
+    verso_json *doc = NULL;
+    const cJSON *tables;
+    int rc =
+        verso_json_parse(&doc, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL, 0);
+
+    if (rc < 0)
+        return VERSO_EPROTO;
+    tables = cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "tables");
+    if (tables)
+        rc = verso__sync_schema_parse(&schema, tables, f->why, sizeof(f->why));
+    verso_json_free(doc);
+    if (rc == 0 && tables)
+        rc = verso__sync_applier_set_schema(f->ap, &schema);
+    verso__sync_schema_free(&schema);
+    return rc;
+}
+
+/* The identity the stream follows now (its last master message); with schema, its tables
+ * become the applier's. */
+static int stream_master(verso_nats_follower *f, bool schema)
 {
     natsMsg *m = NULL;
     int64_t head;
@@ -502,10 +522,17 @@ static int stream_identity(verso_nats_follower *f)
         return VERSO_ENOTFOUND;
     }
     rc = verso__nats_master_read(f->identity, &head, m);
+    if (rc == 0 && schema)
+        rc = take_schema(f, m);
     natsMsg_Destroy(m);
     if (rc < 0)
         verso__sync_why(f->why, sizeof(f->why), "stream %s: unreadable master message", f->stream);
     return rc;
+}
+
+static int stream_identity(verso_nats_follower *f)
+{
+    return stream_master(f, false);
 }
 
 /* ---- applying ---- */
@@ -583,6 +610,7 @@ static int commit_at(verso_nats_follower *f, int64_t to, natsMsg *m)
         return apply_failed(f, rc, m);
     f->cursor = to;
     f->retry_ms = 0;
+    f->reset_first = false;
     publish(f, to, true);
     return 0;
 }
@@ -623,7 +651,7 @@ static int apply_msg(verso_nats_follower *f, natsMsg *m, const chunk *c)
         skip_held(entries, f->cursor); /* joining inside the message */
         from = f->cursor;
     }
-    rc = verso__sync_applier_entries(f->ap, doc, entries, false, from, c->to);
+    rc = verso__sync_applier_entries(f->ap, doc, entries, f->reset_first, from, c->to);
     if (rc < 0)
         return apply_failed(f, rc, m);
     f->expected = c->to;
@@ -659,6 +687,13 @@ static int foreign(verso_nats_follower *f)
     return RELOCATE;
 }
 
+static bool is_master(const verso_nats_follower *f, natsMsg *m)
+{
+    const char *subject = natsMsg_GetSubject(m);
+
+    return subject && strcmp(subject, f->subj_master) == 0;
+}
+
 static int on_msg(verso_nats_follower *f, natsMsg *m)
 {
     jsMsgMetaData *meta = NULL;
@@ -673,6 +708,8 @@ static int on_msg(verso_nats_follower *f, natsMsg *m)
     }
     if (!id || strcmp(id, f->identity) != 0)
         return foreign(f);
+    if (is_master(f, m))
+        return take_schema(f, m) < 0 ? VERSO_EPROTO : GO_ON; /* the tables from here on */
     if (read_headers(&c, m) < 0) {
         verso__sync_applier_abort(f->ap);
         verso__sync_why(f->why, sizeof(f->why), "stream message without readable Verso- headers");
@@ -797,9 +834,11 @@ static int align(verso_nats_follower *f)
     verso_cursor c;
     int rc;
 
-    if ((rc = stream_identity(f)) < 0 || (rc = read_cursor(f, &c)) < 0)
+    if ((rc = stream_master(f, true)) < 0 || (rc = read_cursor(f, &c)) < 0)
         return rc;
-    if (strcmp(c.master, f->identity) == 0 && !f->pull_first)
+    f->reset_first = !c.master[0] && !f->pull_first; /* never replicated: the stream may hold
+                                                        its identity from 0 (find_start) */
+    if ((strcmp(c.master, f->identity) == 0 || f->reset_first) && !f->pull_first)
         return 0;
     if (c.master[0] && strcmp(c.master, f->identity) != 0)
         emit(f, VERSO_EVENT_RESYNC, "the stream's master is another database (identity changed)",
@@ -837,13 +876,14 @@ static int session(verso_nats_follower *f)
             break;
         if (tries == 2 || (!f->master_url && !verso__sync_snapshot_fits(f->db))) {
             verso__sync_why(f->why, sizeof(f->why),
-                            "the stream no longer holds the changes after version %lld "
-                            "(retention)%s",
+                            "the stream does not hold the changes after version %lld (it "
+                            "starts later, or retention dropped them)%s",
                             (long long)f->cursor,
-                            f->master_url ? "" : ": resynchronising needs --master");
+                            f->master_url ? "" : ": following it needs --master");
             return VERSO_EHORIZON;
         }
         f->pull_first = true; /* the cursor is behind what the stream holds: bootstrap again */
+        f->reset_first = false;
     }
     if ((rc = subscribe(f, start)) < 0)
         return rc;

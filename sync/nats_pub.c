@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "orm/service.h"
 #include "rest/internal.h"
 #include "sync/nats.h"
@@ -71,6 +73,7 @@ struct verso_nats_publisher {
     int retry_ms;
     uint64_t seed;
     int64_t snap_due_ms; /* monotonic; -1: no snapshots */
+    verso_json *schema;  /* the tables the stream's last master message of ours announced */
     char why[256];
 };
 
@@ -303,21 +306,93 @@ static int publish(verso_nats_publisher *p, const out_msg *om)
     return p->conflict ? VERSO_ECONFLICT : verso__nats_rc(s);
 }
 
-/* The "<P>.master" message: this identity's chain starts at head. */
-static int publish_master(verso_nats_publisher *p, int64_t head)
+/* The tables of a master message's body (NULL when it has none). */
+static verso_json *body_tables(const char *body, size_t len)
 {
-    char body[160], msg_id[48];
-    out_msg m = {.subject = p->subj_master, .data = body, .msg_id = msg_id, .expect = true};
-    int rc;
+    verso_json *doc = NULL;
 
-    m.len = (size_t)snprintf(
-        body, sizeof(body), "{\"type\":\"master\",\"identity\":\"%s\",\"head\":%lld,\"time\":%lld}",
-        p->identity, (long long)head, (long long)verso_now_ms());
-    snprintf(msg_id, sizeof(msg_id), "%s:master", p->identity);
+    if (verso_json_parse(&doc, body, len, 0, NULL, 0) < 0)
+        return NULL;
+    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "tables"))) {
+        verso_json_free(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+static bool same_tables(const verso_json *a, const verso_json *b)
+{
+    return a && b &&
+           cJSON_Compare(cJSON_GetObjectItemCaseSensitive(verso_json_root(a), "tables"),
+                         cJSON_GetObjectItemCaseSensitive(verso_json_root(b), "tables"), true);
+}
+
+/* The master message's body: identity, the head its chain goes on from, the tables. */
+static int master_body(verso_buf *b, verso_nats_publisher *p, int64_t head)
+{
+    int rc =
+        verso_buf_printf(b,
+                         "{\"type\":\"master\",\"identity\":\"%s\",\"head\":%lld,\"time\":%lld,"
+                         "\"tables\":",
+                         p->identity, (long long)head, (long long)verso_now_ms());
+
+    if (rc == 0)
+        rc = verso__sync_schema_json(b, p->db, NULL, 0);
+    return rc == 0 ? verso_buf_puts(b, "}") : rc;
+}
+
+/*
+ * A "<P>.master" message: this identity's chain goes on from head, with these tables. The
+ * first of an identity has the id "<identity>:master"; one for a schema that changed later
+ * "<identity>:master:<head>:<n>" (n: the stream's last sequence, unique).
+ */
+static int publish_master(verso_nats_publisher *p, int64_t head, bool first)
+{
+    char msg_id[96];
+    verso_buf body = VERSO_BUF_INIT;
+    out_msg m = {.subject = p->subj_master, .msg_id = msg_id, .expect = true};
+    int rc = verso__db_schema_sync(NULL, p->db);
+
+    if (rc == 0)
+        rc = master_body(&body, p, head);
+    if (first)
+        snprintf(msg_id, sizeof(msg_id), "%s:master", p->identity);
+    else
+        snprintf(msg_id, sizeof(msg_id), "%s:master:%lld:%llu", p->identity, (long long)head,
+                 (unsigned long long)p->last_seq);
+    m.data = body.data;
+    m.len = body.len;
     add_header(&m, VERSO__HDR_IDENTITY, p->identity);
-    if ((rc = publish(p, &m)) == 0)
+    if (rc == 0 && (rc = publish(p, &m)) == 0) {
         p->published = head;
+        verso_json_free(p->schema);
+        p->schema = body_tables(body.data, body.len);
+    } else if (rc != VERSO_ECONFLICT && rc != VERSO_ENET && rc != VERSO_ETIMEOUT) {
+        verso__sync_why(p->why, sizeof(p->why), "master message: %s", verso_strerror(rc));
+    }
+    verso_buf_free(&body);
     return rc;
+}
+
+/* A master message is due when the tables changed since the last one (read before a chain). */
+static int schema_check(verso_nats_publisher *p, int64_t head)
+{
+    verso_buf b = VERSO_BUF_INIT;
+    verso_json *now;
+    bool same;
+    int rc = verso_buf_puts(&b, "{\"tables\":");
+
+    if (rc == 0)
+        rc = verso__sync_schema_json(&b, p->db, NULL, 0);
+    if (rc == 0)
+        rc = verso_buf_puts(&b, "}");
+    now = rc == 0 ? body_tables(b.data, b.len) : NULL;
+    same = same_tables(now, p->schema);
+    verso_json_free(now);
+    verso_buf_free(&b);
+    if (rc < 0)
+        return rc;
+    return same ? 0 : publish_master(p, head, false);
 }
 
 /* The identity a stream message names ("" when none). */
@@ -367,6 +442,23 @@ static int tail_of_ours(bool *found, verso_nats_publisher *p, natsMsg *last_chan
     return 0;
 }
 
+/* The tables the stream's last master message of ours announced (none: a master message
+ * follows before the next chain). */
+static int last_schema(verso_nats_publisher *p)
+{
+    natsMsg *mm = NULL;
+    char id[37];
+    int rc = verso__nats_get_last(&mm, &p->c, p->stream, p->subj_master, p->why, sizeof(p->why));
+
+    verso_json_free(p->schema);
+    p->schema = NULL;
+    msg_identity(id, mm);
+    if (rc == 0 && mm && strcmp(id, p->identity) == 0)
+        p->schema = body_tables(natsMsg_GetData(mm), (size_t)natsMsg_GetDataLength(mm));
+    natsMsg_Destroy(mm);
+    return rc;
+}
+
 /* Reads the stream's tail: where to go on from (the resume rule). */
 static int resume(verso_nats_publisher *p)
 {
@@ -389,8 +481,10 @@ static int resume(verso_nats_publisher *p)
         return rc;
     rc = tail_of_ours(&found, p, last);
     natsMsg_Destroy(last);
-    if (rc == 0 && !found)
-        rc = publish_master(p, info.head);
+    if (rc == 0 && !found) /* a stream never written: from 0, so followers need no bootstrap */
+        rc = publish_master(p, p->last_seq == 0 ? 0 : info.head, true);
+    else if (rc == 0)
+        rc = last_schema(p);
     if (rc == 0 && p->published > info.head) {
         verso__sync_why(p->why, sizeof(p->why),
                         "the stream holds version %lld of database %s, beyond its head %lld "
@@ -485,7 +579,9 @@ static int chain_open(verso_nats_publisher *p, chain *ch)
 
     fo.since = p->published;
     fo.blob_inline = VERSO_SYNC_BLOB_INLINE;
-    if ((rc = verso_feed_open(&ch->f, p->db, &fo)) < 0) {
+    if ((rc = verso__db_schema_sync(NULL, p->db)) == 0)
+        rc = verso_feed_open(&ch->f, p->db, &fo);
+    if (rc < 0) {
         verso__sync_why(p->why, sizeof(p->why), "reading changes since %lld: %s",
                         (long long)p->published,
                         rc == VERSO_EHORIZON ? "pruned (the database's horizon passed the stream)"
@@ -496,12 +592,14 @@ static int chain_open(verso_nats_publisher *p, chain *ch)
     ch->from = p->published;
     if (strcmp(verso_feed_identity(ch->f), p->identity) != 0 || ch->head < p->published)
         p->resumed = false; /* another database under the path: a new chain, a master message */
+    if (p->resumed && ch->head > p->published && (rc = schema_check(p, p->published)) < 0)
+        p->resumed = false;
     if (!p->resumed || ch->head == p->published) {
         set_published(p, ch->head);
         verso_feed_close(ch->f);
         ch->f = NULL;
     }
-    return 0;
+    return rc;
 }
 
 /* Publishes what the database holds beyond the stream, as one chain. 1 when it did. */
@@ -706,6 +804,7 @@ static void pub_free(verso_nats_publisher *p)
 {
     verso__watch_stop(p->watch);
     verso__nats_close(&p->c);
+    verso_json_free(p->schema);
     verso_db_close(p->db);
     verso__free(p->path);
     verso__free(p->servers);
