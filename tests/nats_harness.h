@@ -135,6 +135,9 @@ typedef struct hn_chain {
 
 bool hn_chain_check(hn_chain *out, jsCtx *js, const char *stream, const char *prefix, char *why,
                     size_t whylen);
+/* Prints every message of the stream (sequence, subject, Verso-* headers, Nats-Msg-Id, the
+ * first bytes of the body) to f: what a failing test shows. */
+void hn_dump_stream(FILE *f, const char *urls, const char *stream);
 /* hn_chain_check on a new connection to urls; fails the test with why when the chain is broken. */
 void hn_assert_chain(hn_chain *out, const char *urls, const char *stream, const char *prefix);
 

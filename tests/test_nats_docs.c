@@ -146,6 +146,8 @@ int main(int argc, char **argv)
         printf("# skipped: nats-server is not installed (scripts/setup.sh installs it)\n");
         return 0;
     }
+    if (getenv("VERSO_TEST_ONLY")) /* a development aid: one test by name (glob) */
+        cmocka_set_test_filter(getenv("VERSO_TEST_ONLY"));
     h_init_dir("nats_docs");
     failed = cmocka_run_group_tests(tests, NULL, NULL);
     hn_kill_all();

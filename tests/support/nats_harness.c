@@ -784,8 +784,7 @@ verso_nats_follower *hn_follow_start(const char *db, const char *urls, const cha
 
     if (!o)
         o = &d;
-    if (!o->slave.db.ntables)
-        h_db_options(&o->slave.db);
+    /* no C tables: a follower's file takes the master's (a file snapshot needs that too) */
     o->master_url = master_url;
     o->slave.retry_min_ms = o->slave.retry_min_ms ? o->slave.retry_min_ms : 20;
     o->slave.retry_max_ms = o->slave.retry_max_ms ? o->slave.retry_max_ms : 300;
@@ -830,6 +829,41 @@ void hn_pub_wait_head(verso_nats_publisher *p, const char *mpath, int timeout_ms
 }
 
 #ifdef VERSO_HAVE_NATS
+
+static const char *hn_hdr(natsMsg *m, const char *key)
+{
+    const char *v = NULL;
+
+    return natsMsgHeader_Get(m, key, &v) == NATS_OK && v ? v : "-";
+}
+
+void hn_dump_stream(FILE *f, const char *urls, const char *stream)
+{
+    char why[256];
+    jsCtx *js = NULL;
+    natsConnection *nc = hn_connect(urls, &js, why, sizeof(why));
+    uint64_t first = 0, last = 0;
+
+    if (!nc || !hn_stream_info(js, stream, &first, &last, NULL)) {
+        fprintf(f, "# stream %s: cannot read it\n", stream);
+        hn_disconnect(nc, js);
+        return;
+    }
+    fprintf(f, "# stream %s, sequences %llu..%llu\n", stream, (unsigned long long)first,
+            (unsigned long long)last);
+    for (uint64_t seq = first; last > 0 && seq <= last; seq++) {
+        natsMsg *m = NULL;
+        jsErrCode jerr = 0;
+        if (js_GetMsg(&m, js, stream, seq, NULL, &jerr) != NATS_OK)
+            continue;
+        fprintf(f, "#  %llu %s id=%.8s from=%s to=%s more=%s msgid=%s body=%.60s\n",
+                (unsigned long long)seq, natsMsg_GetSubject(m), hn_hdr(m, "Verso-Identity"),
+                hn_hdr(m, "Verso-From"), hn_hdr(m, "Verso-To"), hn_hdr(m, "Verso-More"),
+                hn_hdr(m, "Nats-Msg-Id"), natsMsg_GetData(m) ? natsMsg_GetData(m) : "");
+        natsMsg_Destroy(m);
+    }
+    hn_disconnect(nc, js);
+}
 
 void hn_assert_chain(hn_chain *out, const char *urls, const char *stream, const char *prefix)
 {
