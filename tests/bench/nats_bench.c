@@ -4,22 +4,23 @@
  * "name value" lines (bench_rounds.h: the bare name is the median of the
  * rounds, then _median, _min, _max):
  *
- *   direct_p50_us / direct_p99_us   a one-row commit on the master ->
+ *   direct_p50_us / direct_p99_us   a one-row commit on the master file by
+ *       another connection (as the sqlite3 shell or another process makes it) ->
  *       the live slave's commit of that version (verso_slave_start on the
  *       master's /_sync WebSocket, the master in this process)
  *   nats_p50_us / nats_p99_us       the same commit -> the JetStream
  *       follower's commit of it (verso_nats_publish_start on the master
  *       file, a nats-server -js child on 127.0.0.1, verso_nats_follow_start)
  *   ratio_p50 / ratio_p99           nats / direct, formed in each round
+ *   orm_*                           the same figures for a commit through the master's own
+ *       handle (verso_record_insert; the master watches it: verso_sync_master_watch)
  *   burst_direct_ms / burst_nats_ms a transaction of BURST rows -> each
  *       follower's commit of it
  *
  * Each commit is timed on both paths at once (the followers' on_apply
  * callbacks stamp the time they commit a version), so both see the same
  * machine load; commits are spaced 20-50 ms so each finds everything idle.
- * Commits go through a plain SQLite connection (another program's commit,
- * as the sqlite3 shell makes it): the master and the publisher both notice
- * it on their own.
+ * Each round makes COMMITS commits of each kind, then a burst.
  *
  * Usage: nats_bench [DIR [COMMITS [ROUNDS]]] (defaults /tmp, 100, 5; or
  * VERSO_BENCH_ROUNDS). Needs nats-server on PATH.
@@ -220,25 +221,45 @@ static int64_t head_of(verso_db *reader)
     return info.head;
 }
 
+typedef struct lat {
+    bench_series dp50, dp99, np50, np99, r50, r99;
+} lat;
+
 typedef struct series {
-    bench_series dp50, dp99, np50, np99, r50, r99, bd, bn, rb;
+    lat ext, orm;
+    bench_series bd, bn, rb;
 } series;
 
-static void round_latency(series *out, sqlite3 *s, verso_db *reader, int commits, int round)
+/* One commit of one row: through the plain connection s, or (s NULL) through the master's
+ * own handle db (the ORM, watched by the master: verso_sync_master_watch). */
+static void commit_one(sqlite3 *s, verso_db *db, int round, int i)
+{
+    char name[64];
+
+    snprintf(name, sizeof(name), "r%d c%d", round, i);
+    if (s) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "INSERT INTO items(name, price) VALUES ('%s', %d.5)", name, i);
+        if (sqlite3_exec(s, sql, NULL, NULL, NULL) != SQLITE_OK)
+            die("insert", sqlite3_errmsg(s));
+    } else {
+        row r = {.name = name, .price = i + 0.5};
+        if (verso_record_insert(db, &items, &r) < 0)
+            die("insert", verso_db_errmsg(db));
+    }
+}
+
+static void round_latency(lat *out, sqlite3 *s, verso_db *reader, int commits, int round)
 {
     int64_t *d = calloc((size_t)commits, sizeof(*d)), *n = calloc((size_t)commits, sizeof(*n));
 
     if (!d || !n)
         die("memory", "calloc");
     for (int i = 0; i < commits; i++) {
-        char sql[128];
         int64_t t0;
         sleep_us(20000 + rand() % 30000);
-        snprintf(sql, sizeof(sql), "INSERT INTO items(name, price) VALUES ('r%d c%d', %d.5)", round,
-                 i, i);
         t0 = mono_us();
-        if (sqlite3_exec(s, sql, NULL, NULL, NULL) != SQLITE_OK)
-            die("insert", sqlite3_errmsg(s));
+        commit_one(s, reader, round, i);
         wait_both(head_of(reader), t0, &d[i], &n[i]);
     }
     bench_add(&out->dp50, pct(d, commits, 50));
@@ -267,17 +288,31 @@ static void round_burst(series *out, sqlite3 *s, verso_db *reader, int round)
     bench_add(&out->bn, (double)n / 1000.0);
 }
 
+static void report_lat(const char *prefix, lat *l)
+{
+    char name[64];
+
+    bench_ratio(&l->r50, &l->np50, &l->dp50);
+    bench_ratio(&l->r99, &l->np99, &l->dp99);
+    snprintf(name, sizeof(name), "%sdirect_p50_us", prefix);
+    bench_print_spread(name, &l->dp50, 0);
+    snprintf(name, sizeof(name), "%sdirect_p99_us", prefix);
+    bench_print_spread(name, &l->dp99, 0);
+    snprintf(name, sizeof(name), "%snats_p50_us", prefix);
+    bench_print_spread(name, &l->np50, 0);
+    snprintf(name, sizeof(name), "%snats_p99_us", prefix);
+    bench_print_spread(name, &l->np99, 0);
+    snprintf(name, sizeof(name), "%sratio_p50", prefix);
+    bench_print_spread(name, &l->r50, 2);
+    snprintf(name, sizeof(name), "%sratio_p99", prefix);
+    bench_print_spread(name, &l->r99, 2);
+}
+
 static void report(series *s)
 {
-    bench_ratio(&s->r50, &s->np50, &s->dp50);
-    bench_ratio(&s->r99, &s->np99, &s->dp99);
+    report_lat("", &s->ext);
+    report_lat("orm_", &s->orm);
     bench_ratio(&s->rb, &s->bn, &s->bd);
-    bench_print_spread("direct_p50_us", &s->dp50, 0);
-    bench_print_spread("direct_p99_us", &s->dp99, 0);
-    bench_print_spread("nats_p50_us", &s->np50, 0);
-    bench_print_spread("nats_p99_us", &s->np99, 0);
-    bench_print_spread("ratio_p50", &s->r50, 2);
-    bench_print_spread("ratio_p99", &s->r99, 2);
     bench_print_spread("burst_direct_ms", &s->bd, 1);
     bench_print_spread("burst_nats_ms", &s->bn, 1);
     bench_print_spread("ratio_burst", &s->rb, 2);
@@ -315,6 +350,7 @@ static void rig_master(rig *r, verso_db_options *dbo)
     if (verso_sync_master_new(&r->m, r->mpath, &mo, why, sizeof(why)) < 0)
         die("master", why);
     verso_sync_master_mount(r->m, &ro);
+    verso_sync_master_watch(r->m, r->db); /* the ORM's commits wake the master at once */
     ro.port = VERSO_REST_PORT_ANY;
     if (verso_rest_start(&r->srv, r->db, &ro, why, sizeof(why)) < 0)
         die("rest", why);
@@ -355,6 +391,7 @@ static void rig_stop(rig *r)
     verso_nats_follow_stop(r->f);
     verso_nats_publish_stop(r->pub);
     verso_slave_stop(r->sl);
+    verso_sync_master_unwatch(r->m, r->db);
     verso_rest_stop(r->srv);
     verso_sync_master_close(r->m);
     verso_db_close(r->db);
@@ -399,10 +436,11 @@ int main(int argc, char **argv)
         die(r.mpath, "cannot open");
     sqlite3_busy_timeout(s, 5000);
     srand(13);
-    round_latency(&out, s, r.db, 5, -1); /* warm-up: both links up and idle */
+    round_latency(&out.ext, s, r.db, 5, -1); /* warm-up: both links up and idle */
     memset(&out, 0, sizeof(out));
     for (int i = 0; i < rounds; i++) {
-        round_latency(&out, s, r.db, commits, i);
+        round_latency(&out.ext, s, r.db, commits, i);
+        round_latency(&out.orm, NULL, r.db, commits, i);
         round_burst(&out, s, r.db, i);
     }
     printf("commits_per_round %d\nrounds %d\nburst_rows %d\n", commits, rounds, BURST);
