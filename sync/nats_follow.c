@@ -385,11 +385,19 @@ static int bootstrap(verso_nats_follower *f)
 {
     int rc = VERSO_ENET;
 
+    char pull_why[sizeof(f->why)] = "";
+
     set_phase(f, VERSO_PHASE_SNAPSHOT);
-    if (f->master_url)
-        rc = pull_master(f);
+    if (f->master_url && (rc = pull_master(f)) < 0)
+        memcpy(pull_why, f->why, sizeof(pull_why));
     if (!f->master_url || rc == VERSO_ENET || rc == VERSO_ETIMEOUT)
         rc = snap_from_stream(f);
+    if (rc < 0 && pull_why[0]) { /* both failed: say why the master could not help either */
+        char snap_why[sizeof(f->why)];
+        memcpy(snap_why, f->why, sizeof(snap_why));
+        verso__sync_why(f->why, sizeof(f->why), "master %s: %s; %s", f->master_url, pull_why,
+                        snap_why);
+    }
     set_phase(f, VERSO_PHASE_CONNECTING);
     return rc;
 }

@@ -1,0 +1,367 @@
+/*
+ * i13-core's own checks of the NATS publisher and follower (the hostile
+ * tests are test_nats_*.c of the harness' author): a follower converges
+ * through the stream; a publisher stopped and started again under writes
+ * leaves a chain without duplicate or gap; a master recreated under the
+ * same path (a new identity) makes its followers resynchronise; a long blob
+ * is fetched from --master; the snapshot stream bootstraps an empty file
+ * when there is no master; a stream that exists with other subjects is
+ * refused naming them; the CLI's publish and replicate nats:// converge.
+ * Without libnats: skipped, saying why.
+ */
+#include <stdatomic.h>
+
+#include "nats_harness.h"
+
+#ifdef VERSO_HAVE_NATS
+
+static hn_server ns;
+
+static int setup_server(void **state)
+{
+    (void)state;
+    hn_start(&ns, "nats");
+    return 0;
+}
+
+static int teardown_server(void **state)
+{
+    (void)state;
+    hn_kill(&ns, SIGKILL);
+    return 0;
+}
+
+static atomic_int g_events[8];
+
+static void count_event(const verso_slave_event *e, void *arg)
+{
+    (void)arg;
+    if ((unsigned)e->kind < 8)
+        atomic_fetch_add(&g_events[e->kind], 1);
+}
+
+/* Publish and follow: with and without --master, the follower holds the master's state. */
+static void test_publish_follow_converge(void **state)
+{
+    char mpath[600], s1[600], s2[600];
+    verso_nats_publisher *pub;
+    verso_nats_follower *f1, *f2;
+    verso_nats_publish_state ps;
+    verso_slave_state st;
+    hn_chain chain;
+    h_master m;
+    verso_db *db;
+
+    (void)state;
+    h_seed(7);
+    h_path(mpath, sizeof(mpath), "conv_m.db");
+    h_path(s1, sizeof(s1), "conv_s1.db");
+    h_path(s2, sizeof(s2), "conv_s2.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 10, 5);
+    h_master_start(&m, mpath, NULL);
+    pub = hn_pub_start(mpath, ns.url, "CORE", NULL);
+    f1 = hn_follow_start(s1, ns.url, "CORE", m.url, NULL); /* bootstraps over HTTP */
+    f2 = hn_follow_start(s2, ns.url, "CORE", NULL, NULL);  /* the stream from 0 alone */
+    for (int i = 0; i < 5; i++) {
+        h_orm_workload(db, 10, 5);
+        h_sql_workload(mpath, 3);
+    }
+    hn_pub_wait_head(pub, mpath, 20000);
+    hn_follow_wait_head(f1, mpath, 20000);
+    hn_follow_wait_head(f2, mpath, 20000);
+    assert_int_equal(verso_nats_publish_state_get(&ps, pub), 0);
+    assert_true(ps.connected);
+    assert_true(ps.messages > 0);
+    assert_int_equal(ps.published, h_head(mpath));
+    assert_int_equal(verso_nats_follow_state_get(&st, f2), 0);
+    assert_int_equal(st.resyncs, 0);
+    assert_int_equal(st.lag_versions, 0);
+    verso_nats_follow_stop(f1);
+    verso_nats_follow_stop(f2);
+    h_assert_converged(mpath, s1);
+    h_assert_converged(mpath, s2);
+    hn_assert_chain(&chain, ns.url, "CORE", "verso.CORE");
+    assert_int_equal(chain.last_to, h_head(mpath));
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+    h_master_kill(&m, SIGTERM);
+}
+
+/* A publisher stopped and started again while the master writes: one chain, no duplicate. */
+static void test_resume_no_duplicate(void **state)
+{
+    char mpath[600], spath[600];
+    verso_nats_publisher *pub;
+    verso_nats_follower *f;
+    verso_nats_publish_state ps;
+    hn_chain chain;
+    verso_db *db;
+
+    (void)state;
+    h_seed(11);
+    h_path(mpath, sizeof(mpath), "resume_m.db");
+    h_path(spath, sizeof(spath), "resume_s.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 5, 3);
+    pub = hn_pub_start(mpath, ns.url, "RESUME", NULL);
+    f = hn_follow_start(spath, ns.url, "RESUME", NULL, NULL);
+    for (int round = 0; round < 4; round++) {
+        h_orm_workload(db, 10, 4);
+        hn_pub_wait_head(pub, mpath, 20000);
+        verso_nats_publish_stop(pub); /* stopped between two commits */
+        h_orm_workload(db, 5, 4);     /* written while nobody publishes */
+        pub = hn_pub_start(mpath, ns.url, "RESUME", NULL);
+    }
+    hn_pub_wait_head(pub, mpath, 20000);
+    hn_follow_wait_head(f, mpath, 20000);
+    assert_int_equal(verso_nats_publish_state_get(&ps, pub), 0);
+    hn_assert_chain(&chain, ns.url, "RESUME", "verso.RESUME");
+    assert_int_equal(chain.identities, 1);
+    assert_int_equal(chain.masters, 1); /* restarts do not announce the identity again */
+    assert_int_equal(chain.last_to, h_head(mpath));
+    verso_nats_follow_stop(f);
+    h_assert_converged(mpath, spath);
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+}
+
+/* A master recreated under its path has another identity: followers resynchronise. */
+static void test_identity_change_resync(void **state)
+{
+    char mpath[600], spath[600], before[37];
+    verso_nats_follow_options fo = VERSO_NATS_FOLLOW_OPTIONS_INIT;
+    verso_nats_publisher *pub;
+    verso_nats_follower *f;
+    verso_slave_state st;
+    hn_chain chain;
+    h_master m;
+    verso_db *db;
+
+    (void)state;
+    memset(g_events, 0, sizeof(g_events));
+    h_seed(17);
+    h_path(mpath, sizeof(mpath), "ident_m.db");
+    h_path(spath, sizeof(spath), "ident_s.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 20, 5);
+    h_master_start(&m, mpath, NULL);
+    pub = hn_pub_start(mpath, ns.url, "IDENT", NULL);
+    fo.slave.on_event = count_event;
+    f = hn_follow_start(spath, ns.url, "IDENT", m.url, &fo);
+    hn_follow_wait_head(f, mpath, 20000);
+    h_cursor(spath, before);
+    verso_nats_publish_stop(pub);
+    h_master_kill(&m, SIGTERM);
+    verso_db_close(db);
+    h_remove_db(mpath); /* a new database under the same path */
+    db = h_open(mpath);
+    h_orm_workload(db, 7, 3);
+    h_master_start_port(&m, mpath, m.port); /* the follower's --master */
+    pub = hn_pub_start(mpath, ns.url, "IDENT", NULL);
+    h_orm_workload(db, 7, 3);
+    hn_pub_wait_head(pub, mpath, 20000);
+    hn_follow_wait_head(f, mpath, 20000);
+    assert_int_equal(verso_nats_follow_state_get(&st, f), 0);
+    assert_string_not_equal(st.master, before);
+    assert_true(atomic_load(&g_events[VERSO_EVENT_RESYNC]) >= 1);
+    verso_nats_follow_stop(f);
+    h_assert_converged(mpath, spath);
+    hn_assert_chain(&chain, ns.url, "IDENT", "verso.IDENT");
+    assert_int_equal(chain.identities, 2);
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+    h_master_kill(&m, SIGTERM);
+}
+
+/* A blob longer than the inline limit travels as blob_fetch: fetched from --master. */
+static void test_long_blob_fetched(void **state)
+{
+    char mpath[600], spath[600], sql[200];
+    verso_nats_publisher *pub;
+    verso_nats_follower *f;
+    h_master m;
+    verso_db *db;
+
+    (void)state;
+    h_path(mpath, sizeof(mpath), "blob_m.db");
+    h_path(spath, sizeof(spath), "blob_s.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 3, 2);
+    h_master_start(&m, mpath, NULL);
+    pub = hn_pub_start(mpath, ns.url, "BLOB", NULL);
+    f = hn_follow_start(spath, ns.url, "BLOB", m.url, NULL);
+    hn_follow_wait_head(f, mpath, 20000);
+    snprintf(sql, sizeof(sql), "INSERT INTO items(name, price, qty) VALUES (randomblob(%d), 1, 2);",
+             VERSO_SYNC_BLOB_INLINE + 1000);
+    hn_shell(mpath, sql);
+    hn_pub_wait_head(pub, mpath, 20000);
+    hn_follow_wait_head(f, mpath, 20000);
+    verso_nats_follow_stop(f);
+    h_assert_converged(mpath, spath);
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+    h_master_kill(&m, SIGTERM);
+}
+
+/* No master: an empty file is bootstrapped from the snapshot stream (the stream itself starts
+ * after the seed, as for a second identity). */
+static void test_snapshot_stream_bootstrap(void **state)
+{
+    char mpath[600], spath[600];
+    verso_nats_publish_options po = VERSO_NATS_PUBLISH_OPTIONS_INIT;
+    verso_nats_follow_options fo = VERSO_NATS_FOLLOW_OPTIONS_INIT;
+    verso_nats_publish_state ps;
+    verso_nats_publisher *pub;
+    verso_nats_follower *f = NULL;
+    verso_slave_state st;
+    verso_db *db;
+    char url[600], why[256] = "";
+    int64_t deadline;
+
+    (void)state;
+    h_path(mpath, sizeof(mpath), "snap_m.db");
+    h_path(spath, sizeof(spath), "snap_s.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 3, 3);
+    /* the stream already holds another identity, so this one's chain starts at its head */
+    pub = hn_pub_start(mpath, ns.url, "CORE", NULL);
+    verso_nats_publish_stop(pub);
+    h_orm_workload(db, 10, 3);
+    po.snapshot_every_ms = 60000;
+    pub = hn_pub_start(mpath, ns.url, "CORE", &po);
+    deadline = h_now_ms() + 20000;
+    do {
+        assert_int_equal(verso_nats_publish_state_get(&ps, pub), 0);
+        if (ps.snapshots == 0)
+            h_sleep_ms(20);
+    } while (ps.snapshots == 0 && h_now_ms() < deadline);
+    assert_int_equal(ps.snapshots, 1);
+    h_orm_workload(db, 5, 3);
+    /* a file with nothing of its own (no C tables declared): a snapshot may replace it */
+    hn_follow_url(url, sizeof(url), ns.url, "CORE");
+    fo.slave.retry_min_ms = 20;
+    fo.slave.retry_max_ms = 300;
+    assert_int_equal(verso_nats_follow_start(&f, spath, url, &fo, why, sizeof(why)), 0);
+    hn_pub_wait_head(pub, mpath, 20000);
+    hn_follow_wait_head(f, mpath, 20000);
+    assert_int_equal(verso_nats_follow_state_get(&st, f), 0);
+    assert_true(st.snapshot_rows > 0);
+    verso_nats_follow_stop(f);
+    h_assert_converged(mpath, spath);
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+}
+
+/* A stream that exists with other subjects is refused, and the reason names them. */
+static void test_incompatible_stream_refused(void **state)
+{
+    char mpath[600], why[512] = "";
+    verso_nats_publish_options po = VERSO_NATS_PUBLISH_OPTIONS_INIT;
+    verso_nats_publisher *pub = NULL;
+    jsStreamConfig sc;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    const char *subjects[] = {"other.things"};
+    natsConnection *nc;
+    jsCtx *js = NULL;
+    verso_db *db;
+
+    (void)state;
+    h_path(mpath, sizeof(mpath), "refuse_m.db");
+    db = h_open(mpath);
+    nc = hn_connect(ns.url, &js, why, sizeof(why));
+    assert_non_null(nc);
+    jsStreamConfig_Init(&sc);
+    sc.Name = "TAKEN";
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    assert_int_equal(js_AddStream(&si, js, &sc, NULL, &jerr), NATS_OK);
+    jsStreamInfo_Destroy(si);
+    hn_disconnect(nc, js);
+    po.stream = "TAKEN";
+    po.snapshot_every_ms = -1;
+    h_db_options(&po.db);
+    assert_int_equal(verso_nats_publish_start(&pub, mpath, ns.url, &po, why, sizeof(why)),
+                     VERSO_ECONFLICT);
+    assert_null(pub);
+    assert_non_null(strstr(why, "other.things"));
+    assert_non_null(strstr(why, "verso.TAKEN.changes"));
+    verso_db_close(db);
+}
+
+/* verso publish and verso replicate nats://: the command-line pair converges. */
+static void test_cli_publish_replicate(void **state)
+{
+    char mpath[600], spath[600], out[4096] = "";
+    const char *bin = getenv("VERSO_BIN");
+    hn_proc pub = {0}, rep = {0};
+    verso_db *db;
+
+    (void)state;
+    if (!bin)
+        skip();
+    h_path(mpath, sizeof(mpath), "cli_m.db");
+    h_path(spath, sizeof(spath), "cli_s.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 5, 3);
+    char url[600];
+    snprintf(url, sizeof(url), "%s/CLI", ns.url);
+    char *pargv[] = {(char *)bin, "publish",          mpath, ns.url, "--stream",
+                     "CLI",       "--snapshot-every", "off", NULL};
+    char *rargv[] = {(char *)bin, "replicate", url, spath, NULL};
+    hn_proc_spawn(&pub, pargv, true);
+    assert_true(hn_proc_read_until(&pub, "stream connected", 20000, out, sizeof(out)));
+    hn_proc_spawn(&rep, rargv, false);
+    h_orm_workload(db, 10, 3);
+    assert_true(h_wait_cursor(mpath, spath, 20000));
+    assert_int_equal(hn_proc_kill(&rep, SIGTERM), 0);
+    assert_int_equal(hn_proc_kill(&pub, SIGTERM), 0);
+    h_assert_converged(mpath, spath);
+    verso_db_close(db);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_publish_follow_converge),
+        cmocka_unit_test(test_resume_no_duplicate),
+        cmocka_unit_test(test_identity_change_resync),
+        cmocka_unit_test(test_long_blob_fetched),
+        cmocka_unit_test(test_snapshot_stream_bootstrap),
+        cmocka_unit_test(test_incompatible_stream_refused),
+        cmocka_unit_test(test_cli_publish_replicate),
+    };
+    int failed;
+
+    H_MAIN_DISPATCH(argc, argv);
+    if (!hn_have_server()) {
+        printf("# skipped: nats-server is not installed (scripts/setup.sh installs it)\n");
+        return 0;
+    }
+    h_init_dir("nats_core");
+    failed = cmocka_run_group_tests(tests, setup_server, teardown_server);
+    hn_kill_all();
+    if (!failed)
+        hn_remove_tree(ns.dir);
+    h_remove_dir(failed);
+    return failed;
+}
+
+#else
+
+static void test_skipped(void **state)
+{
+    (void)state;
+    printf("# skipped: verso was built without libnats (install libnats-dev and rebuild)\n");
+    skip();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_skipped)};
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#endif
