@@ -6,10 +6,12 @@
  * same path (a new identity) makes its followers resynchronise; a long blob
  * is fetched from --master; the snapshot stream bootstraps an empty file
  * when there is no master; a stream that exists with other subjects is
- * refused naming them; the CLI's publish and replicate nats:// converge.
+ * refused naming them; the CLI's publish and replicate nats:// converge;
+ * both reconnect by themselves when nats-server is killed and restarted.
  * Without libnats: skipped, saying why.
  */
 #include <stdatomic.h>
+#include <sys/stat.h>
 
 #include "nats_harness.h"
 
@@ -321,6 +323,117 @@ static void test_cli_publish_replicate(void **state)
     verso_db_close(db);
 }
 
+/* nats-server killed and started again (same port, same store) under writes: publisher and
+ * follower reconnect by themselves and converge. */
+static void test_server_restart(void **state)
+{
+    char mpath[600], spath[600];
+    verso_nats_publisher *pub;
+    verso_nats_follower *f;
+    verso_slave_state st;
+    hn_chain chain;
+    verso_db *db;
+
+    (void)state;
+    h_seed(23);
+    h_path(mpath, sizeof(mpath), "restart_m.db");
+    h_path(spath, sizeof(spath), "restart_s.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 5, 3);
+    pub = hn_pub_start(mpath, ns.url, "RESTART", NULL);
+    f = hn_follow_start(spath, ns.url, "RESTART", NULL, NULL);
+    hn_follow_wait_head(f, mpath, 20000);
+    hn_kill(&ns, SIGKILL);
+    h_orm_workload(db, 10, 3); /* while the server is down */
+    hn_restart(&ns);
+    assert_true(hn_js_wait(ns.url, 1, 20000));
+    h_orm_workload(db, 10, 3);
+    hn_pub_wait_head(pub, mpath, 30000);
+    hn_follow_wait_head(f, mpath, 30000);
+    assert_int_equal(verso_nats_follow_state_get(&st, f), 0);
+    assert_int_equal(st.resyncs, 0);
+    verso_nats_follow_stop(f);
+    h_assert_converged(mpath, spath);
+    hn_assert_chain(&chain, ns.url, "RESTART", "verso.RESTART");
+    assert_int_equal(chain.last_to, h_head(mpath));
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+}
+
+/* ---- docs/nats.md's example, compiled against this build and run ---- */
+
+static char *slurp(const char *path)
+{
+    verso_buf b = VERSO_BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    FILE *f = fopen(path, "rb");
+
+    if (!f)
+        fail_msg("cannot read %s", path);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        assert_int_equal(verso_buf_append(&b, chunk, n), 0);
+    fclose(f);
+    return verso_buf_detach(&b);
+}
+
+/* The body of the first ```tag block at or after *from (verso_free). */
+static char *block(const char **from, const char *tag)
+{
+    char fence[32];
+    const char *start, *end;
+    verso_buf b = VERSO_BUF_INIT;
+
+    snprintf(fence, sizeof(fence), "```%s\n", tag);
+    assert_non_null(start = strstr(*from, fence));
+    start += strlen(fence);
+    assert_non_null(end = strstr(start, "\n```"));
+    *from = end + 4;
+    assert_int_equal(verso_buf_append(&b, start, (size_t)(end - start) + 1), 0);
+    return verso_buf_detach(&b);
+}
+
+static void test_doc_example(void **state)
+{
+    const char *src = getenv("VERSO_SOURCE_DIR"), *build = getenv("VERSO_BUILD_DIR"), *p;
+    const char *flags = getenv("VERSO_SANITIZE_FLAGS");
+    char path[1024], dir[700], prog[1100], exe[1100], cmd[4096], out[512] = "";
+    char *doc, *code, *expect;
+    size_t n;
+    FILE *f;
+
+    (void)state;
+    if (!src || !build)
+        skip();
+    snprintf(path, sizeof(path), "%s/docs/nats.md", src);
+    doc = slurp(path);
+    assert_non_null(p = strstr(doc, "## A complete example"));
+    code = block(&p, "c");
+    expect = block(&p, "text");
+    h_path(dir, sizeof(dir), "doc");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(prog, sizeof(prog), "%s/example.c", dir);
+    snprintf(exe, sizeof(exe), "%s/example", dir);
+    assert_non_null(f = fopen(prog, "wb"));
+    fputs(code, f);
+    assert_int_equal(fclose(f), 0);
+    snprintf(cmd, sizeof(cmd),
+             "cc -std=c11 -Wall -Wextra -Wpedantic -Werror %s -I'%s/include' '%s' -o '%s' "
+             "'%s/libverso.a' $(pkg-config --libs sqlite3 uuid libcjson libwebsockets libnats) "
+             "-lm -lpthread",
+             flags ? flags : "", src, prog, exe, build);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "cd '%s' && ./example '%s'", dir, ns.url);
+    assert_non_null(f = popen(cmd, "r"));
+    n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = 0;
+    assert_int_equal(pclose(f), 0);
+    assert_string_equal(out, expect);
+    verso_free(code);
+    verso_free(expect);
+    verso_free(doc);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +444,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_snapshot_stream_bootstrap),
         cmocka_unit_test(test_incompatible_stream_refused),
         cmocka_unit_test(test_cli_publish_replicate),
+        cmocka_unit_test(test_server_restart),
+        cmocka_unit_test(test_doc_example),
     };
     int failed;
 
