@@ -323,6 +323,35 @@ static void test_cli_publish_replicate(void **state)
     verso_db_close(db);
 }
 
+/* verso serve --publish: the server's database goes to the stream too. */
+static void test_cli_serve_publish(void **state)
+{
+    char mpath[600], spath[600], out[4096] = "";
+    const char *bin = getenv("VERSO_BIN");
+    verso_nats_follower *f;
+    hn_proc srv = {0};
+    verso_db *db;
+
+    (void)state;
+    if (!bin)
+        skip();
+    h_path(mpath, sizeof(mpath), "serve_m.db");
+    h_path(spath, sizeof(spath), "serve_s.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 5, 3);
+    char *argv[] = {(char *)bin, "serve",    mpath,    "--port",           "0",   "--publish",
+                    ns.url,      "--stream", "SERVED", "--snapshot-every", "off", NULL};
+    hn_proc_spawn(&srv, argv, true);
+    assert_true(hn_proc_read_until(&srv, "stream connected", 20000, out, sizeof(out)));
+    f = hn_follow_start(spath, ns.url, "SERVED", NULL, NULL);
+    h_orm_workload(db, 10, 3);
+    hn_follow_wait_head(f, mpath, 20000);
+    verso_nats_follow_stop(f);
+    assert_int_equal(hn_proc_kill(&srv, SIGTERM), 0);
+    h_assert_converged(mpath, spath);
+    verso_db_close(db);
+}
+
 /* nats-server killed and started again (same port, same store) under writes: publisher and
  * follower reconnect by themselves and converge. */
 static void test_server_restart(void **state)
@@ -444,6 +473,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_snapshot_stream_bootstrap),
         cmocka_unit_test(test_incompatible_stream_refused),
         cmocka_unit_test(test_cli_publish_replicate),
+        cmocka_unit_test(test_cli_serve_publish),
         cmocka_unit_test(test_server_restart),
         cmocka_unit_test(test_doc_example),
     };
