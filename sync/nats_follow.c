@@ -810,6 +810,10 @@ static int consume(verso_nats_follower *f)
         natsMsg *m = NULL;
         jsMsgMetaData *meta = NULL;
         natsStatus s = natsSubscription_NextMsg(&m, f->sub, NEXT_WAIT_MS);
+        if (s == NATS_TIMEOUT && !verso__nats_connected(&f->c)) {
+            verso__sync_why(f->why, sizeof(f->why), "NATS connection lost: reconnecting");
+            return VERSO_ENET;
+        }
         if (s == NATS_TIMEOUT) {
             if (verso__sync_mono_ms() - idle_since >= IDLE_CHECK_MS) {
                 idle_since = verso__sync_mono_ms();
@@ -911,8 +915,8 @@ static void *run(void *arg)
             continue; /* RELOCATE: search again at once */
         set_error(f, f->why);
         set_link(f, VERSO_LINK_WAITING);
-        if (rc == VERSO_ENET && !verso__nats_connected(&f->c))
-            verso__nats_close(&f->c); /* libnats keeps trying; a failed first connection not */
+        if (f->c.nc && natsConnection_IsClosed(f->c.nc))
+            verso__nats_close(&f->c); /* libnats reconnects an open one by itself */
         f->retry_ms = verso__nats_backoff(f->retry_ms, f->o.slave.retry_min_ms,
                                           f->o.slave.retry_max_ms, &f->seed);
         pthread_mutex_lock(&f->lock);

@@ -735,7 +735,14 @@ static int snapshot_maybe(verso_nats_publisher *p)
  * when due. 1 when something was published (look again at once). */
 static int round_once(verso_nats_publisher *p)
 {
-    int rc = p->resumed ? 0 : resume(p);
+    int rc;
+
+    if (!verso__nats_connected(&p->c)) { /* libnats reconnects: read the tail again then */
+        p->resumed = false;
+        verso__sync_why(p->why, sizeof(p->why), "NATS connection lost: reconnecting");
+        return VERSO_ENET;
+    }
+    rc = p->resumed ? 0 : resume(p);
 
     if (rc == 0)
         rc = publish_pending(p);
