@@ -352,6 +352,40 @@ static void test_cli_serve_publish(void **state)
     verso_db_close(db);
 }
 
+/* A table tracked on the master while followers run: a new master message brings its schema,
+ * and a follower without --master takes it. */
+static void test_schema_change(void **state)
+{
+    char mpath[600], spath[600];
+    verso_nats_publisher *pub;
+    verso_nats_follower *f;
+    hn_chain chain;
+    verso_db *db;
+
+    (void)state;
+    h_path(mpath, sizeof(mpath), "schema_m.db");
+    h_path(spath, sizeof(spath), "schema_s.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 5, 3);
+    pub = hn_pub_start(mpath, ns.url, "SCHEMA", NULL);
+    f = hn_follow_start(spath, ns.url, "SCHEMA", NULL, NULL);
+    hn_follow_wait_head(f, mpath, 20000);
+    hn_shell(mpath, "CREATE TABLE extra(id INTEGER PRIMARY KEY, note TEXT);");
+    assert_int_equal(verso_db_track(db, "extra", NULL), 0);
+    assert_int_equal(verso_db_exec(db, "INSERT INTO extra(note) VALUES ('a'), ('b'), ('c')"), 0);
+    h_orm_workload(db, 3, 3);
+    hn_pub_wait_head(pub, mpath, 20000);
+    hn_follow_wait_head(f, mpath, 20000);
+    verso_nats_follow_stop(f);
+    assert_int_equal(h_count(spath, "extra"), 3);
+    h_assert_table_equal(mpath, spath, "extra");
+    h_assert_converged(mpath, spath);
+    hn_assert_chain(&chain, ns.url, "SCHEMA", "verso.SCHEMA");
+    assert_int_equal(chain.masters, 2); /* the identity's, then the new tables' */
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+}
+
 /* nats-server killed and started again (same port, same store) under writes: publisher and
  * follower reconnect by themselves and converge. */
 static void test_server_restart(void **state)
@@ -474,6 +508,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_incompatible_stream_refused),
         cmocka_unit_test(test_cli_publish_replicate),
         cmocka_unit_test(test_cli_serve_publish),
+        cmocka_unit_test(test_schema_change),
         cmocka_unit_test(test_server_restart),
         cmocka_unit_test(test_doc_example),
     };
