@@ -74,6 +74,7 @@ struct verso_nats_follower {
     int64_t expected;  /* the from of the next message; -1: the first after a search */
     uint64_t seen_seq; /* the stream sequence last handled */
     int64_t lives;     /* subscriptions made */
+    int odd;           /* messages out of place in a row (out_of_place()) */
     bool pull_first;   /* the next round starts with a pull from the master */
     bool reset_first;  /* a database never replicated follows the stream from 0: its first
                           transaction is a full reset (rows of its own tables go) */
@@ -639,6 +640,30 @@ static int placed(verso_nats_follower *f, const chunk *c, bool *skip)
     return c->from == f->expected ? GO_ON : RELOCATE;
 }
 
+/*
+ * A message of our identity that does not fit where it is: no readable headers, a body that
+ * is not the changes message its headers announce, or one that does not continue the chain.
+ * Written by something else than a publisher (the one that writes the chain goes on after
+ * it), it is skipped; several in a row are a real gap: the open transaction goes, and the
+ * position is searched again from the cursor.
+ */
+#define MAX_ODD 16
+
+static int out_of_place(verso_nats_follower *f, const char *what)
+{
+    char why[sizeof(f->why)];
+
+    snprintf(why, sizeof(why), "%s", what);
+    if (++f->odd <= MAX_ODD) {
+        verso__sync_why(f->why, sizeof(f->why), "skipped a stream message: %s", why);
+        return GO_ON;
+    }
+    verso__sync_applier_abort(f->ap);
+    f->odd = 0;
+    verso__sync_why(f->why, sizeof(f->why), "%s", why);
+    return VERSO_EPROTO;
+}
+
 static int apply_msg(verso_nats_follower *f, natsMsg *m, const chunk *c)
 {
     verso_json *doc = NULL;
@@ -648,11 +673,12 @@ static int apply_msg(verso_nats_follower *f, natsMsg *m, const chunk *c)
         verso_json_parse(&doc, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL, 0);
 
     if (rc < 0 || !body_matches(verso_json_root(doc), c)) {
+        char what[128];
         verso_json_free(doc);
-        verso__sync_why(f->why, sizeof(f->why),
-                        "stream message (%lld, %lld]: not a changes message matching its headers",
-                        (long long)c->from, (long long)c->to);
-        return VERSO_EPROTO;
+        snprintf(what, sizeof(what),
+                 "stream message (%lld, %lld]: not a changes message matching its headers",
+                 (long long)c->from, (long long)c->to);
+        return out_of_place(f, what);
     }
     entries = cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "entries");
     if (!verso__sync_applier_open(f->ap) && c->from < f->cursor) {
@@ -663,6 +689,7 @@ static int apply_msg(verso_nats_follower *f, natsMsg *m, const chunk *c)
     if (rc < 0)
         return apply_failed(f, rc, m);
     f->expected = c->to;
+    f->odd = 0;
     pthread_mutex_lock(&f->lock);
     f->st.received = c->to;
     pthread_mutex_unlock(&f->lock);
@@ -706,6 +733,7 @@ static int on_msg(verso_nats_follower *f, natsMsg *m)
 {
     jsMsgMetaData *meta = NULL;
     const char *id = verso__nats_hdr(m, VERSO__HDR_IDENTITY);
+    char what[160];
     chunk c;
     bool skip;
     int rc;
@@ -718,23 +746,17 @@ static int on_msg(verso_nats_follower *f, natsMsg *m)
         return foreign(f);
     if (is_master(f, m))
         return take_schema(f, m) < 0 ? VERSO_EPROTO : GO_ON; /* the tables from here on */
-    if (read_headers(&c, m) < 0) {
-        verso__sync_applier_abort(f->ap);
-        verso__sync_why(f->why, sizeof(f->why), "stream message without readable Verso- headers");
-        return VERSO_EPROTO;
+    if (read_headers(&c, m) < 0)
+        return out_of_place(f, "no readable Verso- headers");
+    if ((rc = placed(f, &c, &skip)) == RELOCATE) {
+        snprintf(what, sizeof(what),
+                 "gap in the stream: a message from %lld where %lld was expected",
+                 (long long)c.from, (long long)(f->expected < 0 ? f->cursor : f->expected));
+        return out_of_place(f, what);
     }
+    if (skip)
+        return GO_ON;
     publish(f, c.to, false);
-    if ((rc = placed(f, &c, &skip)) != GO_ON || skip) {
-        if (rc == RELOCATE) {
-            verso__sync_applier_abort(f->ap);
-            verso__sync_why(f->why, sizeof(f->why),
-                            "gap in the stream: a message from %lld where %lld was expected",
-                            (long long)c.from,
-                            (long long)(f->expected < 0 ? f->cursor : f->expected));
-            return VERSO_EPROTO;
-        }
-        return rc;
-    }
     return apply_msg(f, m, &c);
 }
 
@@ -756,6 +778,7 @@ static int subscribe(verso_nats_follower *f, uint64_t start)
         return verso__nats_rc(s);
     }
     f->expected = -1;
+    f->odd = 0;
     f->seen_seq = start - 1;
     set_link(f, VERSO_LINK_LIVE);
     set_phase(f, VERSO_PHASE_CATCHUP);

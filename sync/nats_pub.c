@@ -69,6 +69,7 @@ struct verso_nats_publisher {
     uint64_t last_seq; /* the stream's last sequence, as expected by the next publish */
     bool resumed;      /* the tail was read since the last failure */
     bool conflict;     /* the last failure was another writer's message in the stream */
+    bool known;        /* published is the stream's position for this identity (a resume ran) */
     bool fatal;        /* stopped: another publisher, or a change the server cannot take */
     int retry_ms;
     uint64_t seed;
@@ -423,13 +424,6 @@ static int tail_of_ours(bool *found, verso_nats_publisher *p, natsMsg *last_chan
         }
         return 0;
     }
-    if (p->conflict && id[0]) {
-        p->fatal = true;
-        verso__sync_why(p->why, sizeof(p->why),
-                        "another publisher (database %s) writes to stream %s: stopped", id,
-                        p->stream);
-        return VERSO_ECONFLICT;
-    }
     if ((rc = verso__nats_get_last(&mm, &p->c, p->stream, p->subj_master, p->why, sizeof(p->why))) <
         0)
         return rc;
@@ -439,6 +433,58 @@ static int tail_of_ours(bool *found, verso_nats_publisher *p, natsMsg *last_chan
         p->published = head;
     }
     natsMsg_Destroy(mm);
+    return 0;
+}
+
+/* Whether m's body is a changes message from..to (a sibling publisher's, not garbage). */
+static bool changes_body(natsMsg *m, int64_t from, int64_t to)
+{
+    verso_json *doc = NULL;
+    const cJSON *root;
+    const char *type;
+    int64_t f = -1, t = -1;
+    bool ok;
+
+    if (verso_json_parse(&doc, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL, 0) <
+        0)
+        return false;
+    root = verso_json_root(doc);
+    type = verso__sync_json_get_str(root, "type");
+    ok = type && strcmp(type, "changes") == 0 && verso__sync_json_get_i64(&f, root, "from") == 0 &&
+         verso__sync_json_get_i64(&t, root, "to") == 0 && f == from && t == to;
+    verso_json_free(doc);
+    return ok;
+}
+
+/*
+ * After another writer's message (the publish expected another last sequence): a publisher of
+ * another database announced itself with a master message (we stop: two databases cannot share
+ * a stream), a sibling publisher of ours went on (we go on from its Verso-To), or a message out
+ * of place was written (we keep our position: followers skip it).
+ */
+static int after_conflict(verso_nats_publisher *p, natsMsg *last, int64_t head)
+{
+    natsMsg *mm = NULL;
+    char id[37];
+    int64_t from = -1, to = -1;
+    int rc = verso__nats_get_last(&mm, &p->c, p->stream, p->subj_master, p->why, sizeof(p->why));
+
+    msg_identity(id, mm);
+    natsMsg_Destroy(mm);
+    if (rc < 0)
+        return rc;
+    if (id[0] && strcmp(id, p->identity) != 0) {
+        p->fatal = true;
+        verso__sync_why(p->why, sizeof(p->why),
+                        "another publisher (database %s) writes to stream %s: stopped", id,
+                        p->stream);
+        return VERSO_ECONFLICT;
+    }
+    msg_identity(id, last);
+    if (strcmp(id, p->identity) == 0 && verso__nats_hdr_i64(&from, last, VERSO__HDR_FROM) == 0 &&
+        verso__nats_hdr_i64(&to, last, VERSO__HDR_TO) == 0 && from == p->published && to > from &&
+        to <= head && changes_body(last, from, to))
+        p->published = to;
     return 0;
 }
 
@@ -472,6 +518,8 @@ static int resume(verso_nats_publisher *p)
         verso__sync_why(p->why, sizeof(p->why), "%s", verso_db_errmsg(p->db));
         return rc;
     }
+    if (strcmp(p->identity, info.identity) != 0)
+        p->known = false; /* another database under the path */
     memcpy(p->identity, info.identity, sizeof(p->identity));
     if ((rc = ensure_streams(p, p->why, sizeof(p->why))) < 0 ||
         (rc = verso__nats_stream_seqs(&first, &p->last_seq, &p->c, p->stream, p->why,
@@ -479,7 +527,10 @@ static int resume(verso_nats_publisher *p)
         (rc = verso__nats_get_last(&last, &p->c, p->stream, p->subj_changes, p->why,
                                    sizeof(p->why))) < 0)
         return rc;
-    rc = tail_of_ours(&found, p, last);
+    if (p->conflict && p->known) /* our position is known: the tail may not be ours */
+        found = (rc = after_conflict(p, last, info.head)) == 0;
+    else
+        rc = tail_of_ours(&found, p, last);
     natsMsg_Destroy(last);
     if (rc == 0 && !found) /* a stream never written: from 0, so followers need no bootstrap */
         rc = publish_master(p, p->last_seq == 0 ? 0 : info.head, true);
@@ -495,7 +546,7 @@ static int resume(verso_nats_publisher *p)
     if (rc < 0)
         return rc;
     p->conflict = false;
-    p->resumed = true;
+    p->resumed = p->known = true;
     set_published(p, info.head);
     set_connected(p, true);
     return 0;
@@ -591,7 +642,7 @@ static int chain_open(verso_nats_publisher *p, chain *ch)
     ch->head = verso_feed_head(ch->f);
     ch->from = p->published;
     if (strcmp(verso_feed_identity(ch->f), p->identity) != 0 || ch->head < p->published)
-        p->resumed = false; /* another database under the path: a new chain, a master message */
+        p->resumed = p->known = false; /* another database under the path: a master message */
     if (p->resumed && ch->head > p->published && (rc = schema_check(p, p->published)) < 0)
         p->resumed = false;
     if (!p->resumed || ch->head == p->published) {

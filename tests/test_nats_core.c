@@ -386,6 +386,93 @@ static void test_schema_change(void **state)
     verso_db_close(db);
 }
 
+/* Writes one message with the given headers (name, value pairs; NULL-terminated) to subject. */
+static void inject(jsCtx *js, const char *subject, const char *body, const char *const *hdrs)
+{
+    natsMsg *m = NULL;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+
+    assert_int_equal(natsMsg_Create(&m, subject, NULL, body, (int)strlen(body)), NATS_OK);
+    for (size_t i = 0; hdrs[i]; i += 2)
+        assert_int_equal(natsMsgHeader_Set(m, hdrs[i], hdrs[i + 1]), NATS_OK);
+    assert_int_equal(js_PublishMsg(&pa, js, m, NULL, &jerr), NATS_OK);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+}
+
+/* Messages that are not the publisher's, written into the stream between its own: a gap, a
+ * body that is not its headers' changes message, bad JSON, another identity. The follower
+ * skips them and commits only the master's states; the publisher keeps its position. */
+static void test_hostile_messages(void **state)
+{
+    char mpath[600], spath[600], id[37], from[24], to[24], why[256] = "";
+    verso_nats_publisher *pub;
+    verso_nats_follower *f;
+    verso_nats_publish_state ps;
+    natsConnection *nc;
+    jsCtx *js = NULL;
+    verso_db *db;
+
+    (void)state;
+    h_seed(29);
+    h_path(mpath, sizeof(mpath), "hostile_m.db");
+    h_path(spath, sizeof(spath), "hostile_s.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 5, 3);
+    pub = hn_pub_start(mpath, ns.url, "HOSTILE", NULL);
+    f = hn_follow_start(spath, ns.url, "HOSTILE", NULL, NULL);
+    hn_pub_wait_head(pub, mpath, 20000);
+    hn_follow_wait_head(f, mpath, 20000);
+    assert_non_null(nc = hn_connect(ns.url, &js, why, sizeof(why)));
+    assert_int_equal(verso_nats_publish_state_get(&ps, pub), 0);
+    snprintf(id, sizeof(id), "%s", ps.identity);
+    snprintf(from, sizeof(from), "%lld", (long long)ps.published);
+    snprintf(to, sizeof(to), "%lld", (long long)ps.published + 1);
+    {
+        const char *gap[] = {"Verso-Identity", id,           "Verso-From", "999999", "Verso-To",
+                             "1000000",        "Verso-More", "0",          NULL};
+        const char *bad[] = {"Verso-Identity", id,  "Verso-From", from, "Verso-To", to,
+                             "Verso-More",     "0", NULL};
+        const char *other[] = {"Verso-Identity",
+                               "00000000-0000-0000-0000-000000000000",
+                               "Verso-From",
+                               from,
+                               "Verso-To",
+                               to,
+                               "Verso-More",
+                               "0",
+                               NULL};
+        inject(js, "verso.HOSTILE.changes",
+               "{\"type\":\"changes\",\"entries\":[],\"from\":999999,\"to\":1000000,"
+               "\"more\":false,\"head\":1000000,\"time\":0}",
+               gap);
+        h_orm_workload(db, 3, 3);
+        hn_pub_wait_head(pub, mpath, 20000);
+        assert_int_equal(verso_nats_publish_state_get(&ps, pub), 0);
+        snprintf(from, sizeof(from), "%lld", (long long)ps.published);
+        snprintf(to, sizeof(to), "%lld", (long long)ps.published + 1);
+        inject(js, "verso.HOSTILE.changes", "{not json", bad);
+        inject(js, "verso.HOSTILE.changes", "{\"type\":\"hello\"}", bad);
+        inject(js, "verso.HOSTILE.changes",
+               "{\"type\":\"changes\",\"entries\":[],\"from\":1,\"to\":2,\"more\":false,"
+               "\"head\":2,\"time\":0}",
+               other);
+    }
+    hn_disconnect(nc, js);
+    for (int i = 0; i < 3; i++)
+        h_orm_workload(db, 5, 3);
+    hn_pub_wait_head(pub, mpath, 20000);
+    hn_follow_wait_head(f, mpath, 20000);
+    assert_int_equal(verso_nats_publish_state_get(&ps, pub), 0);
+    assert_int_equal(ps.published, h_head(mpath));
+    verso_nats_follow_stop(f);
+    h_assert_converged(mpath, spath);
+    h_assert_cursor_matches_data(mpath, spath);
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+}
+
 /* nats-server killed and started again (same port, same store) under writes: publisher and
  * follower reconnect by themselves and converge. */
 static void test_server_restart(void **state)
@@ -509,6 +596,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cli_publish_replicate),
         cmocka_unit_test(test_cli_serve_publish),
         cmocka_unit_test(test_schema_change),
+        cmocka_unit_test(test_hostile_messages),
         cmocka_unit_test(test_server_restart),
         cmocka_unit_test(test_doc_example),
     };
