@@ -486,6 +486,8 @@ static int find_start(uint64_t *start, verso_nats_follower *f)
     if (pr.kind < 0 || pr.from > f->cursor)
         return PULL; /* retention dropped the messages after the cursor */
     *start = pr.kind == 1 && pr.to > f->cursor ? lo : lo + 1;
+    if ((rc = probe_at(&pr, f, last)) < 0) /* the stream's tail: the head as far as it knows */
+        return rc;
     pthread_mutex_lock(&f->lock);
     if (pr.to > f->st.master_head)
         f->st.master_head = pr.to;
@@ -515,6 +517,26 @@ static int take_schema(verso_nats_follower *f, natsMsg *m)
     return rc;
 }
 
+/* Without a master message (retention dropped it): the identity of the last changes message;
+ * the tables stay what they were. */
+static int identity_of_changes(verso_nats_follower *f)
+{
+    natsMsg *m = NULL;
+    const char *id;
+    int rc = verso__nats_get_last(&m, &f->c, f->stream, f->subj_changes, f->why, sizeof(f->why));
+
+    id = m ? verso__nats_hdr(m, VERSO__HDR_IDENTITY) : NULL;
+    if (rc == 0 && id && strlen(id) == 36)
+        memcpy(f->identity, id, 37);
+    else if (rc == 0)
+        rc = VERSO_ENOTFOUND;
+    natsMsg_Destroy(m);
+    if (rc == VERSO_ENOTFOUND)
+        verso__sync_why(f->why, sizeof(f->why),
+                        "stream %s has no master message yet: is a publisher running?", f->stream);
+    return rc;
+}
+
 /* The identity the stream follows now (its last master message); with schema, its tables
  * become the applier's. */
 static int stream_master(verso_nats_follower *f, bool schema)
@@ -525,11 +547,8 @@ static int stream_master(verso_nats_follower *f, bool schema)
 
     if (rc < 0)
         return rc;
-    if (!m) {
-        verso__sync_why(f->why, sizeof(f->why),
-                        "stream %s has no master message yet: is a publisher running?", f->stream);
-        return VERSO_ENOTFOUND;
-    }
+    if (!m)
+        return identity_of_changes(f);
     rc = verso__nats_master_read(f->identity, &head, m);
     if (rc == 0 && schema)
         rc = take_schema(f, m);

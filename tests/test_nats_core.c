@@ -473,6 +473,44 @@ static void test_hostile_messages(void **state)
     verso_db_close(db);
 }
 
+/* A follower whose cursor the stream no longer reaches (max_msgs dropped the messages after
+ * it, and the identity's master message with them) catches up from --master and goes on. */
+static void test_behind_retention(void **state)
+{
+    char mpath[600], spath[600];
+    verso_nats_publish_options po = VERSO_NATS_PUBLISH_OPTIONS_INIT;
+    verso_nats_publisher *pub;
+    verso_nats_follower *f;
+    h_master m;
+    verso_db *db;
+
+    (void)state;
+    h_path(mpath, sizeof(mpath), "ret_m.db");
+    h_path(spath, sizeof(spath), "ret_s.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 5, 3);
+    h_master_start(&m, mpath, NULL);
+    po.max_msgs = 4;
+    po.snapshot_every_ms = -1;
+    pub = hn_pub_start(mpath, ns.url, "RETAIN", &po);
+    f = hn_follow_start(spath, ns.url, "RETAIN", m.url, NULL);
+    hn_follow_wait_head(f, mpath, 20000);
+    verso_nats_follow_stop(f);
+    for (int i = 0; i < 12; i++) { /* one message each: the stream keeps the last 4 */
+        h_orm_workload(db, 1, 2);
+        hn_pub_wait_head(pub, mpath, 20000);
+    }
+    f = hn_follow_start(spath, ns.url, "RETAIN", m.url, NULL);
+    hn_follow_wait_head(f, mpath, 20000);
+    h_orm_workload(db, 3, 2); /* and it follows the stream again */
+    hn_follow_wait_head(f, mpath, 20000);
+    verso_nats_follow_stop(f);
+    h_assert_converged(mpath, spath);
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+    h_master_kill(&m, SIGTERM);
+}
+
 /* nats-server killed and started again (same port, same store) under writes: publisher and
  * follower reconnect by themselves and converge. */
 static void test_server_restart(void **state)
@@ -597,6 +635,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cli_serve_publish),
         cmocka_unit_test(test_schema_change),
         cmocka_unit_test(test_hostile_messages),
+        cmocka_unit_test(test_behind_retention),
         cmocka_unit_test(test_server_restart),
         cmocka_unit_test(test_doc_example),
     };
