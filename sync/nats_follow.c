@@ -683,21 +683,69 @@ static int out_of_place(verso_nats_follower *f, const char *what)
     return VERSO_EPROTO;
 }
 
+/* A message's entries are in the open transaction: the chain goes on, or commits. */
+static int applied(verso_nats_follower *f, natsMsg *m, const chunk *c)
+{
+    f->expected = c->to;
+    f->odd = 0;
+    pthread_mutex_lock(&f->lock);
+    f->st.received = c->to;
+    pthread_mutex_unlock(&f->lock);
+    return c->more ? GO_ON : commit_at(f, c->to, m);
+}
+
+static int not_its_headers(verso_nats_follower *f, const chunk *c)
+{
+    char what[128];
+
+    snprintf(what, sizeof(what),
+             "stream message (%lld, %lld]: not a changes message matching its headers",
+             (long long)c->from, (long long)c->to);
+    return out_of_place(f, what);
+}
+
+/*
+ * The fast path (scan.c) of a message in the publisher's own form, read without a JSON tree;
+ * not when the message must be cut (joining inside it) or opens a reset. *taken false: the
+ * general path reads it.
+ */
+static int apply_scanned(verso_nats_follower *f, natsMsg *m, const chunk *c, bool *taken)
+{
+    int64_t from, to, head;
+    bool more;
+    size_t n;
+    int rc;
+
+    *taken = false;
+    if (verso__sync_scan_off || f->reset_first ||
+        (!verso__sync_applier_open(f->ap) && c->from < f->cursor))
+        return 0;
+    rc = verso__sync_applier_scan(f->ap, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+    if (rc <= 0)
+        return rc;
+    *taken = true;
+    verso__sync_applier_scanned_header(f->ap, &from, &to, &head, &more, &n);
+    if (from != c->from || to != c->to || more != c->more)
+        return not_its_headers(f, c);
+    if ((rc = verso__sync_applier_scanned(f->ap, false)) < 0)
+        return apply_failed(f, rc, m);
+    return applied(f, m, c);
+}
+
 static int apply_msg(verso_nats_follower *f, natsMsg *m, const chunk *c)
 {
     verso_json *doc = NULL;
     cJSON *entries;
     int64_t from = c->from;
-    int rc =
-        verso_json_parse(&doc, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL, 0);
+    bool taken;
+    int rc = apply_scanned(f, m, c, &taken);
 
+    if (rc < 0 || taken)
+        return rc;
+    rc = verso_json_parse(&doc, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL, 0);
     if (rc < 0 || !body_matches(verso_json_root(doc), c)) {
-        char what[128];
         verso_json_free(doc);
-        snprintf(what, sizeof(what),
-                 "stream message (%lld, %lld]: not a changes message matching its headers",
-                 (long long)c->from, (long long)c->to);
-        return out_of_place(f, what);
+        return not_its_headers(f, c);
     }
     entries = cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "entries");
     if (!verso__sync_applier_open(f->ap) && c->from < f->cursor) {
@@ -707,12 +755,7 @@ static int apply_msg(verso_nats_follower *f, natsMsg *m, const chunk *c)
     rc = verso__sync_applier_entries(f->ap, doc, entries, f->reset_first, from, c->to);
     if (rc < 0)
         return apply_failed(f, rc, m);
-    f->expected = c->to;
-    f->odd = 0;
-    pthread_mutex_lock(&f->lock);
-    f->st.received = c->to;
-    pthread_mutex_unlock(&f->lock);
-    return c->more ? GO_ON : commit_at(f, c->to, m);
+    return applied(f, m, c);
 }
 
 /* Whether the stream's master is another database now (its master message says so). */

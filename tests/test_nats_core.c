@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "nats_harness.h"
+#include "sync/internal.h"
 
 #ifdef VERSO_HAVE_NATS
 
@@ -53,6 +54,7 @@ static void test_publish_follow_converge(void **state)
     hn_chain chain;
     h_master m;
     verso_db *db;
+    long long taken;
 
     (void)state;
     h_seed(7);
@@ -62,6 +64,7 @@ static void test_publish_follow_converge(void **state)
     db = h_open(mpath);
     h_orm_workload(db, 10, 5);
     h_master_start(&m, mpath, NULL);
+    taken = atomic_load(&verso__sync_scan_taken);
     pub = hn_pub_start(mpath, ns.url, "CORE", NULL);
     f1 = hn_follow_start(s1, ns.url, "CORE", m.url, NULL); /* bootstraps over HTTP */
     f2 = hn_follow_start(s2, ns.url, "CORE", NULL, NULL);  /* the stream from 0 alone */
@@ -79,6 +82,7 @@ static void test_publish_follow_converge(void **state)
     assert_int_equal(verso_nats_follow_state_get(&st, f2), 0);
     assert_int_equal(st.resyncs, 0);
     assert_int_equal(st.lag_versions, 0);
+    assert_true(atomic_load(&verso__sync_scan_taken) > taken); /* the fast path reads them */
     verso_nats_follow_stop(f1);
     verso_nats_follow_stop(f2);
     h_assert_converged(mpath, s1);
