@@ -319,8 +319,7 @@ int main(int argc, char **argv)
     failed = cmocka_run_group_tests(tests, setup_server, teardown_server);
     hn_kill_all();
     if (!failed)
-        hn_remove_tree(ns.dir);
-    h_remove_dir(failed);
+        hn_remove_tree(h_dir); /* the servers' stores too */
     return failed;
 }
 

@@ -161,7 +161,8 @@ int main(void)
     h_init_dir("nats_harness");
     failed = cmocka_run_group_tests(tests, NULL, NULL);
     hn_kill_all();
-    h_remove_dir(failed);
+    if (!failed)
+        hn_remove_tree(h_dir); /* the servers' stores too */
     nats_Close();
     return failed;
 }

@@ -1,0 +1,433 @@
+/*
+ * The change stream through NATS JetStream when things break, with real
+ * processes: `verso publish` killed (kill -9) and restarted under writes
+ * (the stream keeps a contiguous chain per identity and no Nats-Msg-Id
+ * twice), nats-server killed and restarted (publisher and follower
+ * reconnect by themselves), a 3-node cluster with the stream replicated 3
+ * times and its leader killed during writes, the master recreated (new
+ * identity: followers resynchronise), a follower behind the stream's
+ * retention (resynchronises), the master unreachable (bootstrap from the
+ * snapshot stream). Without libnats: skipped, saying why.
+ */
+#include "nats_harness.h"
+
+#ifdef VERSO_HAVE_NATS
+
+/* The stream's last Verso-To on <prefix>.changes (-1 when none or unreachable). */
+static int64_t stream_last_to(const char *urls, const char *stream, const char *prefix)
+{
+    char why[256], subj[128];
+    jsCtx *js = NULL;
+    natsConnection *nc = hn_connect(urls, &js, why, sizeof(why));
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    int64_t to = -1;
+
+    snprintf(subj, sizeof(subj), "%s.changes", prefix);
+    if (nc && js_GetLastMsg(&m, js, stream, subj, NULL, &jerr) == NATS_OK) {
+        to = hn_header_int(m, "Verso-To");
+        natsMsg_Destroy(m);
+    }
+    hn_disconnect(nc, js);
+    return to;
+}
+
+static uint64_t stream_last_seq(const char *urls, const char *stream)
+{
+    char why[256];
+    jsCtx *js = NULL;
+    natsConnection *nc = hn_connect(urls, &js, why, sizeof(why));
+    uint64_t last = 0;
+
+    if (nc)
+        hn_stream_info(js, stream, NULL, &last, NULL);
+    hn_disconnect(nc, js);
+    return last;
+}
+
+/* `verso publish DB URL --stream NAME [extra...]`, its output captured. */
+static void publish_proc(hn_proc *p, const char *db, const char *url, const char *stream,
+                         const char *extra)
+{
+    char *argv[12] = {getenv("VERSO_BIN"), "publish",  (char *)db,
+                      (char *)url,         "--stream", (char *)stream};
+    int n = 6;
+
+    if (extra)
+        argv[n++] = (char *)extra;
+    argv[n] = NULL;
+    assert_non_null(argv[0]);
+    hn_proc_spawn(p, argv, true);
+}
+
+/* ---- the publisher killed under writes ---- */
+
+static void test_publisher_kill9(void **state)
+{
+    char mpath[600], spath[600], why[256];
+    verso_nats_follower *f;
+    verso_slave_state st;
+    hn_server ns;
+    hn_chain chain;
+    hn_proc pub;
+    verso_db *db;
+    int64_t deadline;
+
+    (void)state;
+    h_seed(9);
+    hn_start(&ns, "kill9");
+    h_path(mpath, sizeof(mpath), "kill9_m.db");
+    h_path(spath, sizeof(spath), "kill9_s.db");
+    db = h_open(mpath);
+    f = hn_follow_start(spath, ns.url, "K9", NULL, NULL);
+    for (int round = 0; round < 4; round++) {
+        uint64_t seq0 = stream_last_seq(ns.url, "K9");
+        publish_proc(&pub, mpath, ns.url, "K9", NULL);
+        /* kill it while it publishes: once the stream moved, writes still going */
+        deadline = h_now_ms() + 20000;
+        while (stream_last_seq(ns.url, "K9") < seq0 + 3) {
+            h_orm_workload(db, 2, 3);
+            if (h_now_ms() > deadline)
+                fail_msg("round %d: `verso publish` published nothing", round);
+        }
+        h_orm_workload(db, 3, 3);
+        assert_int_equal(hn_proc_kill(&pub, SIGKILL), 128 + SIGKILL);
+        h_orm_workload(db, 5, 3); /* written while no publisher runs */
+    }
+    publish_proc(&pub, mpath, ns.url, "K9", NULL);
+    deadline = h_now_ms() + 20000;
+    while (stream_last_to(ns.url, "K9", "verso.K9") != h_head(mpath))
+        if (h_now_ms() > deadline)
+            fail_msg("stream at %lld, head %lld",
+                     (long long)stream_last_to(ns.url, "K9", "verso.K9"), (long long)h_head(mpath));
+        else
+            h_sleep_ms(20);
+    hn_assert_chain(&chain, ns.url, "K9", "verso.K9");
+    assert_int_equal(chain.identities, 1);
+    assert_int_equal(chain.last_to, h_head(mpath));
+    hn_follow_wait_head(f, mpath, 20000);
+    assert_int_equal(verso_nats_follow_state_get(&st, f), 0);
+    assert_int_equal(st.resyncs, 0); /* a publisher restart costs a follower nothing */
+    verso_nats_follow_stop(f);
+    assert_int_equal(hn_proc_kill(&pub, SIGTERM), 0);
+    verso_db_close(db);
+    h_assert_converged(mpath, spath);
+    (void)why;
+    hn_kill(&ns, SIGKILL);
+}
+
+/* ---- nats-server killed and restarted ---- */
+
+static void server_restart(int sig, const char *name)
+{
+    char mpath[600], spath[600], mfile[64], sfile[64];
+    verso_nats_publisher *pub;
+    verso_nats_follower *f;
+    verso_nats_publish_state ps;
+    hn_server ns;
+    hn_chain chain;
+    verso_db *db;
+
+    h_seed(11);
+    hn_start(&ns, name);
+    snprintf(mfile, sizeof(mfile), "%s_m.db", name);
+    snprintf(sfile, sizeof(sfile), "%s_s.db", name);
+    h_path(mpath, sizeof(mpath), mfile);
+    h_path(spath, sizeof(spath), sfile);
+    db = h_open(mpath);
+    pub = hn_pub_start(mpath, ns.url, "RS", NULL);
+    f = hn_follow_start(spath, ns.url, "RS", NULL, NULL);
+    h_orm_workload(db, 20, 3);
+    hn_follow_wait_head(f, mpath, 20000);
+    for (int i = 0; i < 2; i++) {
+        hn_kill(&ns, sig);
+        h_orm_workload(db, 20, 3); /* while the server is down */
+        hn_restart(&ns);
+        h_orm_workload(db, 10, 3);
+        hn_pub_wait_head(pub, mpath, 30000);
+        hn_follow_wait_head(f, mpath, 30000);
+    }
+    assert_int_equal(verso_nats_publish_state_get(&ps, pub), 0);
+    assert_true(ps.connected);
+    hn_assert_chain(&chain, ns.url, "RS", "verso.RS");
+    assert_int_equal(chain.identities, 1);
+    verso_nats_follow_stop(f);
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+    h_assert_converged(mpath, spath);
+    hn_kill(&ns, SIGKILL);
+}
+
+static void test_server_kill9(void **state)
+{
+    (void)state;
+    server_restart(SIGKILL, "srvkill");
+}
+
+static void test_server_sigterm(void **state)
+{
+    (void)state;
+    server_restart(SIGTERM, "srvterm");
+}
+
+/* ---- a 3-node cluster, stream R3, its leader killed during writes ---- */
+
+static int stream_leader(const char *urls, const char *stream, const hn_cluster *c)
+{
+    char why[256];
+    jsCtx *js = NULL;
+    natsConnection *nc = hn_connect(urls, &js, why, sizeof(why));
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    int leader = -1;
+
+    if (nc && js_GetStreamInfo(&si, js, stream, NULL, &jerr) == NATS_OK) {
+        for (int i = 0; i < HN_NODES && si->Cluster && si->Cluster->Leader; i++)
+            if (!strcmp(si->Cluster->Leader, c->node[i].name))
+                leader = i;
+        if (si->Config->Replicas != 3)
+            leader = -2;
+        jsStreamInfo_Destroy(si);
+    }
+    hn_disconnect(nc, js);
+    return leader;
+}
+
+static void test_cluster_leader_killed(void **state)
+{
+    char mpath[600], s1[600], s2[600];
+    verso_nats_publish_options po = VERSO_NATS_PUBLISH_OPTIONS_INIT;
+    verso_nats_publisher *pub;
+    verso_nats_follower *f1, *f2;
+    hn_cluster c;
+    hn_chain chain;
+    verso_db *db;
+    int leader;
+
+    (void)state;
+    h_seed(3);
+    hn_cluster_start(&c, "cl");
+    h_path(mpath, sizeof(mpath), "cl_m.db");
+    h_path(s1, sizeof(s1), "cl_s1.db");
+    h_path(s2, sizeof(s2), "cl_s2.db");
+    db = h_open(mpath);
+    po.replicas = 3;
+    po.snapshot_every_ms = -1;
+    pub = hn_pub_start(mpath, c.urls, "R3", &po);
+    f1 = hn_follow_start(s1, c.urls, "R3", NULL, NULL);
+    f2 = hn_follow_start(s2, c.urls, "R3", NULL, NULL);
+    h_orm_workload(db, 20, 3);
+    hn_pub_wait_head(pub, mpath, 20000);
+    leader = stream_leader(c.urls, "R3", &c);
+    if (leader < 0)
+        fail_msg("stream R3: no leader or not 3 replicas (%d)", leader);
+    h_orm_workload(db, 10, 3);
+    hn_kill(&c.node[leader], SIGKILL);
+    h_orm_workload(db, 30, 3); /* the remaining two elect a new leader meanwhile */
+    hn_pub_wait_head(pub, mpath, 30000);
+    hn_follow_wait_head(f1, mpath, 30000);
+    hn_follow_wait_head(f2, mpath, 30000);
+    hn_restart(&c.node[leader]);
+    h_orm_workload(db, 10, 3);
+    hn_follow_wait_head(f1, mpath, 30000);
+    hn_follow_wait_head(f2, mpath, 30000);
+    hn_assert_chain(&chain, c.urls, "R3", "verso.R3");
+    assert_int_equal(chain.last_to, h_head(mpath));
+    verso_nats_follow_stop(f1);
+    verso_nats_follow_stop(f2);
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+    h_assert_converged(mpath, s1);
+    h_assert_converged(mpath, s2);
+    hn_cluster_stop(&c);
+}
+
+/* ---- the master recreated ---- */
+
+static void test_master_recreated(void **state)
+{
+    char mpath[600], spath[600], old[37];
+    verso_nats_publisher *pub;
+    verso_nats_follower *f;
+    verso_slave_state st;
+    verso_info info;
+    hn_server ns;
+    hn_chain chain;
+    h_master m;
+    verso_db *db;
+    int port;
+
+    (void)state;
+    h_seed(17);
+    hn_start(&ns, "recreate");
+    h_path(mpath, sizeof(mpath), "rec_m.db");
+    h_path(spath, sizeof(spath), "rec_s.db");
+    h_master_start(&m, mpath, NULL);
+    port = m.port;
+    db = h_open(mpath);
+    h_orm_workload(db, 20, 4);
+    pub = hn_pub_start(mpath, ns.url, "REC", NULL);
+    f = hn_follow_start(spath, ns.url, "REC", m.url, NULL);
+    h_orm_workload(db, 10, 4);
+    hn_follow_wait_head(f, mpath, 20000);
+    assert_int_equal(verso_db_info(&info, db), 0);
+    snprintf(old, sizeof(old), "%s", info.identity);
+    /* a new master file: a new identity, fewer rows, its versions reused */
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+    h_master_kill(&m, SIGTERM);
+    h_remove_db(mpath);
+    db = h_open(mpath);
+    h_orm_workload(db, 5, 2);
+    h_master_start_port(&m, mpath, port);
+    pub = hn_pub_start(mpath, ns.url, "REC", NULL);
+    h_orm_workload(db, 5, 2);
+    assert_int_equal(verso_db_info(&info, db), 0);
+    assert_string_not_equal(info.identity, old);
+    hn_follow_wait_head(f, mpath, 30000);
+    assert_int_equal(verso_nats_follow_state_get(&st, f), 0);
+    assert_true(st.resyncs >= 1);
+    assert_string_equal(st.master, info.identity);
+    hn_assert_chain(&chain, ns.url, "REC", "verso.REC");
+    assert_int_equal(chain.identities, 2);
+    assert_true(chain.masters >= 2);
+    verso_nats_follow_stop(f);
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+    h_assert_converged(mpath, spath);
+    h_master_kill(&m, SIGTERM);
+    hn_kill(&ns, SIGKILL);
+}
+
+/* ---- behind the stream's retention ---- */
+
+static void test_behind_retention(void **state)
+{
+    char mpath[600], spath[600];
+    verso_nats_publish_options po = VERSO_NATS_PUBLISH_OPTIONS_INIT;
+    verso_nats_publisher *pub;
+    verso_nats_follower *f;
+    verso_slave_state st;
+    hn_server ns;
+    h_master m;
+    verso_db *db;
+
+    (void)state;
+    h_seed(19);
+    hn_start(&ns, "retention");
+    h_path(mpath, sizeof(mpath), "ret_m.db");
+    h_path(spath, sizeof(spath), "ret_s.db");
+    h_master_start(&m, mpath, NULL);
+    db = h_open(mpath);
+    po.max_msgs = 20;
+    po.snapshot_every_ms = -1;
+    pub = hn_pub_start(mpath, ns.url, "RET", &po);
+    f = hn_follow_start(spath, ns.url, "RET", m.url, NULL);
+    h_orm_workload(db, 10, 3);
+    hn_follow_wait_head(f, mpath, 20000);
+    verso_nats_follow_stop(f);
+    h_orm_workload(db, 60, 3); /* 60 messages: the follower's next one is gone */
+    hn_pub_wait_head(pub, mpath, 20000);
+    f = hn_follow_start(spath, ns.url, "RET", m.url, NULL);
+    hn_follow_wait_head(f, mpath, 30000);
+    assert_int_equal(verso_nats_follow_state_get(&st, f), 0);
+    assert_true(st.resyncs >= 1);
+    h_orm_workload(db, 5, 3); /* and it follows the stream again */
+    hn_follow_wait_head(f, mpath, 20000);
+    verso_nats_follow_stop(f);
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+    h_assert_converged(mpath, spath);
+    h_master_kill(&m, SIGTERM);
+    hn_kill(&ns, SIGKILL);
+}
+
+/* ---- the master unreachable: the snapshot stream ---- */
+
+static void test_bootstrap_from_snapshot_stream(void **state)
+{
+    char mpath[600], spath[600], dead[64];
+    verso_nats_publish_options po = VERSO_NATS_PUBLISH_OPTIONS_INIT;
+    verso_nats_publisher *pub;
+    verso_nats_follower *f;
+    verso_nats_publish_state ps;
+    verso_slave_state st;
+    hn_server ns;
+    verso_db *db;
+    int64_t deadline;
+
+    (void)state;
+    h_seed(23);
+    hn_start(&ns, "snap");
+    h_path(mpath, sizeof(mpath), "snap_m.db");
+    h_path(spath, sizeof(spath), "snap_s.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 40, 5); /* before the stream: only a snapshot has these */
+    po.snapshot_every_ms = 0;  /* at start (and every 10 min) */
+    pub = hn_pub_start(mpath, ns.url, "SNAP", &po);
+    deadline = h_now_ms() + 20000;
+    do {
+        assert_int_equal(verso_nats_publish_state_get(&ps, pub), 0);
+        if (h_now_ms() > deadline)
+            fail_msg("no snapshot stored (error '%s')", ps.last_error);
+        h_sleep_ms(20);
+    } while (ps.snapshots < 1);
+    h_orm_workload(db, 10, 3);
+    /* a master URL where nothing listens */
+    snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", hn_free_port());
+    f = hn_follow_start(spath, ns.url, "SNAP", dead, NULL);
+    hn_follow_wait_head(f, mpath, 30000);
+    h_orm_workload(db, 10, 3);
+    hn_follow_wait_head(f, mpath, 20000);
+    assert_int_equal(verso_nats_follow_state_get(&st, f), 0);
+    assert_true(st.snapshot_rows > 0);
+    verso_nats_follow_stop(f);
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+    h_assert_converged(mpath, spath);
+    hn_kill(&ns, SIGKILL);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_publisher_kill9),
+        cmocka_unit_test(test_server_kill9),
+        cmocka_unit_test(test_server_sigterm),
+        cmocka_unit_test(test_cluster_leader_killed),
+        cmocka_unit_test(test_master_recreated),
+        cmocka_unit_test(test_behind_retention),
+        cmocka_unit_test(test_bootstrap_from_snapshot_stream),
+    };
+    int failed;
+
+    H_MAIN_DISPATCH(argc, argv);
+    if (!hn_have_server()) {
+        printf("# skipped: nats-server is not installed (scripts/setup.sh installs it)\n");
+        return 0;
+    }
+    h_init_dir("nats_faults");
+    failed = cmocka_run_group_tests(tests, NULL, NULL);
+    hn_kill_all();
+    if (!failed)
+        hn_remove_tree(h_dir); /* the servers' stores too */
+    return failed;
+}
+
+#else
+
+static void test_skipped(void **state)
+{
+    (void)state;
+    printf("# skipped: verso was built without libnats (install libnats-dev and rebuild)\n");
+    skip();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_skipped)};
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#endif
