@@ -129,6 +129,11 @@ int cli_publish_start(verso_nats_publisher **out, const char *db, const cli_publ
         fprintf(stderr, "verso %s: --stream NAME is required with a NATS URL\n", cmd);
         return VERSO_EXIT_USAGE;
     }
+    if (strncmp(p->url, "nats://", 7) != 0) {
+        fprintf(stderr, "verso %s: the NATS URL is nats://HOST:PORT[,HOST:PORT...], not '%s'\n",
+                cmd, p->url);
+        return VERSO_EXIT_USAGE;
+    }
     o.stream = p->stream;
     o.subject = p->subject;
     o.replicas = p->replicas;
@@ -142,7 +147,9 @@ int cli_publish_start(verso_nats_publisher **out, const char *db, const cli_publ
         return 0;
     }
     fprintf(stderr, "verso %s: %s\n", cmd, why[0] ? why : verso_strerror(rc));
-    return rc == VERSO_ECONFLICT || rc == VERSO_EINVAL ? VERSO_EXIT_FAILURE : verso_cli_status(rc);
+    if (rc == VERSO_EINVAL) /* a stream name, a subject: the command is wrong */
+        return VERSO_EXIT_USAGE;
+    return rc == VERSO_ECONFLICT ? VERSO_EXIT_FAILURE : verso_cli_status(rc);
 }
 
 void cli_publish_tick(verso_nats_publisher *p, verso_nats_publish_state *last)

@@ -76,6 +76,7 @@ struct verso_nats_follower {
     int64_t lives;     /* subscriptions made */
     int odd;           /* messages out of place in a row (out_of_place()) */
     bool pull_first;   /* the next round starts with a pull from the master */
+    bool resync_due;   /* a bootstrap under way counts as a resynchronisation */
     bool reset_first;  /* a database never replicated follows the stream from 0: its first
                           transaction is a full reset (rows of its own tables go) */
     bool fatal;        /* stopped: what is wrong needs the operator (last_error) */
@@ -791,6 +792,26 @@ static bool is_master(const verso_nats_follower *f, natsMsg *m)
     return subject && strcmp(subject, f->subj_master) == 0;
 }
 
+/* A message without a change too long for the stream: the state is read from the master. */
+static int incomplete(verso_nats_follower *f, const chunk *c)
+{
+    verso__sync_applier_abort(f->ap);
+    f->expected = -1;
+    if (!f->master_url) {
+        f->fatal = true;
+        verso__sync_why(f->why, sizeof(f->why),
+                        "the change at version %lld is too long for the stream's messages: "
+                        "following this stream needs --master to read it",
+                        (long long)c->to);
+        return VERSO_ETOOBIG;
+    }
+    f->pull_first = true;
+    verso__sync_why(f->why, sizeof(f->why),
+                    "the change at version %lld is too long for the stream: read from the master",
+                    (long long)c->to);
+    return PULL;
+}
+
 static int on_msg(verso_nats_follower *f, natsMsg *m)
 {
     jsMsgMetaData *meta = NULL;
@@ -819,6 +840,8 @@ static int on_msg(verso_nats_follower *f, natsMsg *m)
     if (skip)
         return GO_ON;
     publish(f, c.to, false);
+    if ((id = verso__nats_hdr(m, VERSO__HDR_INCOMPLETE)) && !strcmp(id, "1"))
+        return incomplete(f, &c);
     return apply_msg(f, m, &c);
 }
 
@@ -929,22 +952,28 @@ static int consume(verso_nats_follower *f)
 static int align(verso_nats_follower *f)
 {
     verso_cursor c;
+    int64_t resyncs = f->st.resyncs; /* this thread is the only writer */
+    bool fresh;
     int rc;
 
+    f->reset_first = false;
     if ((rc = stream_master(f, true)) < 0 || (rc = read_cursor(f, &c)) < 0)
         return rc;
-    f->reset_first = !c.master[0] && !f->pull_first; /* never replicated: the stream may hold
-                                                        its identity from 0 (find_start) */
-    if ((strcmp(c.master, f->identity) == 0 || f->reset_first) && !f->pull_first)
+    if (strcmp(c.master, f->identity) == 0 && !f->pull_first)
         return 0;
-    if (c.master[0] && strcmp(c.master, f->identity) != 0)
+    fresh = !c.master[0] && !f->pull_first;
+    if (c.master[0] && strcmp(c.master, f->identity) != 0) {
         emit(f, VERSO_EVENT_RESYNC, "the stream's master is another database (identity changed)",
              0);
+        f->resync_due = true;
+    }
     rc = bootstrap(f);
+    if (rc < 0 && fresh) { /* no bootstrap at hand: the stream may hold its identity from 0 */
+        f->reset_first = true;
+        return 0;
+    }
     f->pull_first = false;
-    if (rc < 0)
-        return rc;
-    if ((rc = read_cursor(f, &c)) < 0)
+    if (rc < 0 || (rc = read_cursor(f, &c)) < 0)
         return rc;
     if (strcmp(c.master, f->identity) != 0) {
         verso__sync_why(f->why, sizeof(f->why),
@@ -953,6 +982,10 @@ static int align(verso_nats_follower *f)
                         c.master[0] ? c.master : "(none)", f->identity);
         return VERSO_ESTATE;
     }
+    pthread_mutex_lock(&f->lock);
+    f->st.resyncs += f->resync_due && f->st.resyncs == resyncs;
+    pthread_mutex_unlock(&f->lock);
+    f->resync_due = false;
     return 0;
 }
 
@@ -979,8 +1012,12 @@ static int session(verso_nats_follower *f)
                             f->master_url ? "" : ": following it needs --master");
             return VERSO_EHORIZON;
         }
+        if (!f->reset_first) {
+            emit(f, VERSO_EVENT_RESYNC,
+                 "the stream no longer holds the changes after the cursor (retention)", 0);
+            f->resync_due = true;
+        }
         f->pull_first = true; /* the cursor is behind what the stream holds: bootstrap again */
-        f->reset_first = false;
     }
     if ((rc = subscribe(f, start)) < 0)
         return rc;

@@ -436,6 +436,16 @@ static int tail_of_ours(bool *found, verso_nats_publisher *p, natsMsg *last_chan
     return 0;
 }
 
+/* Whether m has the id a publisher gives the changes message (from, to] of identity. */
+static bool ours(natsMsg *m, const char *identity, int64_t from, int64_t to)
+{
+    const char *id = verso__nats_hdr(m, "Nats-Msg-Id");
+    char want[96];
+
+    snprintf(want, sizeof(want), "%s:%lld:%lld", identity, (long long)from, (long long)to);
+    return id && strcmp(id, want) == 0;
+}
+
 /* Whether m's body is a changes message from..to (a sibling publisher's, not garbage). */
 static bool changes_body(natsMsg *m, int64_t from, int64_t to)
 {
@@ -483,7 +493,7 @@ static int after_conflict(verso_nats_publisher *p, natsMsg *last, int64_t head)
     msg_identity(id, last);
     if (strcmp(id, p->identity) == 0 && verso__nats_hdr_i64(&from, last, VERSO__HDR_FROM) == 0 &&
         verso__nats_hdr_i64(&to, last, VERSO__HDR_TO) == 0 && from == p->published && to > from &&
-        to <= head && changes_body(last, from, to))
+        to <= head && ours(last, id, from, to) && changes_body(last, from, to))
         p->published = to;
     return 0;
 }
@@ -559,51 +569,81 @@ typedef struct chain {
     int more;                  /* 1: e holds one */
     int64_t from, head;
     verso_buf b;
+    verso_buf entry; /* the pending entry, encoded (before the feed moves on) */
+    bool encoded;
+    int64_t n; /* entries in b */
 } chain;
 
+/* Encodes the pending entry once: whether it fits the message is known by its size. */
+static int chain_encode(chain *ch)
+{
+    if (ch->encoded)
+        return 0;
+    verso_buf_clear(&ch->entry);
+    ch->encoded = true;
+    return verso_json_feed_entry(&ch->entry, ch->e);
+}
+
+static int chain_end(chain *ch, int64_t to, bool incomplete)
+{
+    return verso_buf_printf(
+        &ch->b, "],\"from\":%lld,\"to\":%lld,\"more\":%s,\"head\":%lld,\"time\":%lld%s}",
+        (long long)ch->from, (long long)to, ch->more == 1 ? "true" : "false", (long long)ch->head,
+        (long long)verso_now_ms(), incomplete ? ",\"incomplete\":true" : "");
+}
+
+/* The next message: at most max entries and MAX_BODY bytes, unless one entry alone is longer. */
 static int chain_msg(chain *ch, int max, int64_t *to)
 {
-    int64_t n = 0;
     int rc = verso_buf_puts(&ch->b, "{\"type\":\"changes\",\"entries\":[");
 
     *to = ch->from;
-    while (rc == 0 && ch->more == 1 && n < max && (n == 0 || ch->b.len < MAX_BODY)) {
-        rc = n++ ? verso_buf_puts(&ch->b, ",") : 0;
+    ch->n = 0;
+    while (rc == 0 && ch->more == 1 && ch->n < max && (rc = chain_encode(ch)) == 0) {
+        if (ch->n && ch->b.len + ch->entry.len + 1 > MAX_BODY)
+            break; /* the entry opens the next message */
+        rc = ch->n++ ? verso_buf_puts(&ch->b, ",") : 0;
         if (rc == 0)
-            rc = verso_json_feed_entry(&ch->b, ch->e);
+            rc = verso_buf_append(&ch->b, ch->entry.data, ch->entry.len);
         *to = ch->e->version;
+        ch->encoded = false;
         if (rc == 0 && (rc = verso_feed_next(&ch->e, ch->f)) >= 0)
             ch->more = rc, rc = 0;
     }
     if (ch->more != 1)
         *to = ch->head;
-    if (rc == 0)
-        rc = verso_buf_printf(
-            &ch->b, "],\"from\":%lld,\"to\":%lld,\"more\":%s,\"head\":%lld,\"time\":%lld}",
-            (long long)ch->from, (long long)*to, ch->more == 1 ? "true" : "false",
-            (long long)ch->head, (long long)verso_now_ms());
-    return rc;
+    return rc == 0 ? chain_end(ch, *to, false) : rc;
+}
+
+/*
+ * One entry longer than the server takes in a message (its max_payload): the message says
+ * so instead of carrying it ("incomplete", header Verso-Incomplete), and a follower reads that
+ * state from the master (docs/protocol.md).
+ */
+static int chain_incomplete(verso_nats_publisher *p, chain *ch, int64_t to)
+{
+    verso_buf_clear(&ch->b);
+    if (verso_buf_puts(&ch->b, "{\"type\":\"changes\",\"entries\":[") < 0 ||
+        chain_end(ch, to, true) < 0)
+        return VERSO_ENOMEM;
+    verso__sync_why(p->why, sizeof(p->why),
+                    "a change at version %lld is longer than the NATS server's max_payload "
+                    "(%lld bytes): followers read it from the master",
+                    (long long)to, (long long)natsConnection_GetMaxPayload(p->c.nc));
+    return 1;
 }
 
 static int publish_changes(verso_nats_publisher *p, chain *ch, int64_t to)
 {
     char from_s[24], to_s[24], msg_id[96];
-    out_msg m = {.subject = p->subj_changes,
-                 .data = ch->b.data,
-                 .len = ch->b.len,
-                 .msg_id = msg_id,
-                 .expect = true};
-    int rc;
+    out_msg m = {.subject = p->subj_changes, .msg_id = msg_id, .expect = true};
+    int rc = 0;
 
-    if ((int64_t)ch->b.len > natsConnection_GetMaxPayload(p->c.nc)) {
-        p->fatal = true;
-        verso__sync_why(p->why, sizeof(p->why),
-                        "a change after version %lld takes %zu bytes, more than the NATS server's "
-                        "max_payload (%lld): raise it in the server's configuration",
-                        (long long)ch->from, ch->b.len,
-                        (long long)natsConnection_GetMaxPayload(p->c.nc));
-        return VERSO_ETOOBIG;
-    }
+    if ((int64_t)ch->b.len > natsConnection_GetMaxPayload(p->c.nc) &&
+        (rc = chain_incomplete(p, ch, to)) < 0)
+        return rc;
+    m.data = ch->b.data;
+    m.len = ch->b.len;
     snprintf(from_s, sizeof(from_s), "%lld", (long long)ch->from);
     snprintf(to_s, sizeof(to_s), "%lld", (long long)to);
     snprintf(msg_id, sizeof(msg_id), "%s:%s:%s", p->identity, from_s, to_s);
@@ -611,6 +651,8 @@ static int publish_changes(verso_nats_publisher *p, chain *ch, int64_t to)
     add_header(&m, VERSO__HDR_FROM, from_s);
     add_header(&m, VERSO__HDR_TO, to_s);
     add_header(&m, VERSO__HDR_MORE, ch->more == 1 ? "1" : "0");
+    if (rc == 1)
+        add_header(&m, VERSO__HDR_INCOMPLETE, "1");
     if ((rc = publish(p, &m)) < 0)
         return rc;
     p->published = ch->from = to;
@@ -674,6 +716,7 @@ static int publish_pending(verso_nats_publisher *p)
     }
     verso_feed_close(ch.f);
     verso_buf_free(&ch.b);
+    verso_buf_free(&ch.entry);
     return rc < 0 ? rc : 1;
 }
 
@@ -909,6 +952,10 @@ int verso_nats_publish_start(verso_nats_publisher **out, const char *db_path, co
     *out = NULL;
     if (!db_path || !nats_url || !o) {
         verso__sync_why(why, whylen, "database path, NATS URL and options are required");
+        return VERSO_EINVAL;
+    }
+    if (strncmp(nats_url, "nats://", 7) != 0) {
+        verso__sync_why(why, whylen, "bad NATS URL %s: nats://HOST:PORT[,HOST:PORT...]", nats_url);
         return VERSO_EINVAL;
     }
     if (!(p = verso__calloc(1, sizeof(*p))))
