@@ -210,6 +210,64 @@ static void test_long_blob_fetched(void **state)
     h_master_kill(&m, SIGTERM);
 }
 
+/* The row of a long blob changes on the master before the follower fetches it (412): the
+ * follower reads that state from the master by a pull, then rejoins the stream. */
+typedef struct blob_hook {
+    const char *mpath;
+    atomic_int calls;
+} blob_hook;
+
+static void change_before_fetch(const char *table, int64_t id, const char *column, int64_t received,
+                                void *arg)
+{
+    blob_hook *h = arg;
+    char sql[200];
+
+    (void)column;
+    if (received != -1 || atomic_fetch_add(&h->calls, 1) != 0)
+        return;
+    snprintf(sql, sizeof(sql), "UPDATE %s SET name = randomblob(%d) WHERE id = %lld;", table,
+             VERSO_SYNC_BLOB_INLINE + 77, (long long)id);
+    hn_shell(h->mpath, sql);
+}
+
+static void test_blob_changed_before_fetch(void **state)
+{
+    char mpath[600], spath[600], sql[200];
+    verso_nats_publisher *pub;
+    verso_nats_follower *f;
+    blob_hook h = {0};
+    h_master m;
+    verso_db *db;
+
+    (void)state;
+    h_path(mpath, sizeof(mpath), "b412_m.db");
+    h_path(spath, sizeof(spath), "b412_s.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 3, 2);
+    h_master_start(&m, mpath, NULL);
+    pub = hn_pub_start(mpath, ns.url, "B412", NULL);
+    f = hn_follow_start(spath, ns.url, "B412", m.url, NULL);
+    hn_follow_wait_head(f, mpath, 20000);
+    h.mpath = mpath;
+    verso__blobfetch_hook_arg = &h;
+    verso__blobfetch_hook = change_before_fetch;
+    snprintf(sql, sizeof(sql), "INSERT INTO items(name, price, qty) VALUES (randomblob(%d), 1, 2);",
+             VERSO_SYNC_BLOB_INLINE + 1000);
+    hn_shell(mpath, sql);
+    hn_pub_wait_head(pub, mpath, 20000);
+    hn_follow_wait_head(f, mpath, 20000);
+    h_orm_workload(db, 3, 2); /* and the stream again */
+    hn_follow_wait_head(f, mpath, 20000);
+    verso_nats_follow_stop(f);
+    verso__blobfetch_hook = NULL;
+    assert_true(atomic_load(&h.calls) >= 2); /* refused once (412), fetched again */
+    h_assert_converged(mpath, spath);
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+    h_master_kill(&m, SIGTERM);
+}
+
 /* No master: an empty file is bootstrapped from the snapshot stream (the stream itself starts
  * after the seed, as for a second identity). */
 static void test_snapshot_stream_bootstrap(void **state)
@@ -633,6 +691,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_resume_no_duplicate),
         cmocka_unit_test(test_identity_change_resync),
         cmocka_unit_test(test_long_blob_fetched),
+        cmocka_unit_test(test_blob_changed_before_fetch),
         cmocka_unit_test(test_snapshot_stream_bootstrap),
         cmocka_unit_test(test_incompatible_stream_refused),
         cmocka_unit_test(test_cli_publish_replicate),
