@@ -126,6 +126,8 @@ static void set_phase(verso_nats_follower *f, verso_sync_phase phase)
 {
     pthread_mutex_lock(&f->lock);
     f->st.phase = phase;
+    if (phase != VERSO_PHASE_SNAPSHOT)
+        f->st.snapshot_bytes = f->st.snapshot_total = 0;
     if (phase == VERSO_PHASE_CATCHUP) {
         f->st.catchup_from = f->st.cursor;
         f->st.catchup_target = f->st.master_head;
@@ -225,6 +227,17 @@ static int pull_master(verso_nats_follower *f)
     return 0;
 }
 
+/* The snapshot's bytes so far, and its size as far as its parts tell (256 KiB each). */
+static void snap_progress(verso_nats_follower *f, int n, int64_t parts)
+{
+    pthread_mutex_lock(&f->lock);
+    f->st.snapshot_bytes += n;
+    f->st.snapshot_total = parts * 256 * 1024;
+    if (f->st.snapshot_total < f->st.snapshot_bytes)
+        f->st.snapshot_total = f->st.snapshot_bytes;
+    pthread_mutex_unlock(&f->lock);
+}
+
 /* Reads the parts of the snapshot on subject into file; 0 when complete and intact. */
 static int snap_read_parts(verso_nats_follower *f, const char *subject, int64_t parts,
                            const char *sha, FILE *file)
@@ -262,6 +275,8 @@ static int snap_read_parts(verso_nats_follower *f, const char *subject, int64_t 
                    (size_t)natsMsg_GetDataLength(m)) {
             verso__sync_why(f->why, sizeof(f->why), "writing the snapshot: disk full?");
             rc = VERSO_EIO;
+        } else {
+            snap_progress(f, natsMsg_GetDataLength(m), parts);
         }
         natsMsg_Destroy(m);
     }
