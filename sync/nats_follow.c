@@ -370,8 +370,10 @@ static int snap_from_stream(verso_nats_follower *f)
     }
     set_phase(f, VERSO_PHASE_SNAPSHOT);
     verso__sync_snapshot_name(file, sizeof(file), verso_db_path(f->db));
-    if (!(fp = fopen(file, "wb")))
+    if (!(fp = fopen(file, "wb"))) {
+        verso__sync_why(f->why, sizeof(f->why), "cannot write the snapshot file %s", file);
         return VERSO_EIO;
+    }
     rc = snap_read_parts(f, subject, parts, sha, fp);
     if (fclose(fp) != 0 && rc == 0)
         rc = VERSO_EIO;
