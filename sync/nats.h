@@ -13,10 +13,12 @@
 #define VERSO__HDR_FROM     "Verso-From"
 #define VERSO__HDR_TO       "Verso-To"
 #define VERSO__HDR_MORE     "Verso-More"
-#define VERSO__HDR_VERSION  "Verso-Version"
-#define VERSO__HDR_PART     "Verso-Part"
-#define VERSO__HDR_PARTS    "Verso-Parts"
-#define VERSO__HDR_SHA256   "Verso-Sha256"
+#define VERSO__HDR_INCOMPLETE                                                                      \
+    "Verso-Incomplete" /* "1": an entry too long, read it from the master */
+#define VERSO__HDR_VERSION "Verso-Version"
+#define VERSO__HDR_PART    "Verso-Part"
+#define VERSO__HDR_PARTS   "Verso-Parts"
+#define VERSO__HDR_SHA256  "Verso-Sha256"
 
 #define VERSO__NATS_SUBJECT_MAX 200
 

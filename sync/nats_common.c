@@ -99,8 +99,10 @@ static int split_servers(char **urls, int *n, const char *servers)
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         bool scheme = len > 7 && strncmp(p, "nats://", 7) == 0;
+        const char *other = strstr(p, "://"); /* http://, tls://: not what we speak */
 
-        if (len == 0 || (scheme && len == 7) || *n == MAX_SERVERS)
+        if (len == 0 || (scheme && len == 7) || *n == MAX_SERVERS ||
+            (other && other < p + len && !scheme))
             return VERSO_EINVAL;
         if (!(urls[*n] = verso__malloc(len + 8)))
             return VERSO_ENOMEM;

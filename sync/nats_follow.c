@@ -74,7 +74,9 @@ struct verso_nats_follower {
     int64_t expected;  /* the from of the next message; -1: the first after a search */
     uint64_t seen_seq; /* the stream sequence last handled */
     int64_t lives;     /* subscriptions made */
+    int odd;           /* messages out of place in a row (out_of_place()) */
     bool pull_first;   /* the next round starts with a pull from the master */
+    bool resync_due;   /* a bootstrap under way counts as a resynchronisation */
     bool reset_first;  /* a database never replicated follows the stream from 0: its first
                           transaction is a full reset (rows of its own tables go) */
     bool fatal;        /* stopped: what is wrong needs the operator (last_error) */
@@ -124,6 +126,8 @@ static void set_phase(verso_nats_follower *f, verso_sync_phase phase)
 {
     pthread_mutex_lock(&f->lock);
     f->st.phase = phase;
+    if (phase != VERSO_PHASE_SNAPSHOT)
+        f->st.snapshot_bytes = f->st.snapshot_total = 0;
     if (phase == VERSO_PHASE_CATCHUP) {
         f->st.catchup_from = f->st.cursor;
         f->st.catchup_target = f->st.master_head;
@@ -223,6 +227,17 @@ static int pull_master(verso_nats_follower *f)
     return 0;
 }
 
+/* The snapshot's bytes so far, and its size as far as its parts tell (256 KiB each). */
+static void snap_progress(verso_nats_follower *f, int n, int64_t parts)
+{
+    pthread_mutex_lock(&f->lock);
+    f->st.snapshot_bytes += n;
+    f->st.snapshot_total = parts * 256 * 1024;
+    if (f->st.snapshot_total < f->st.snapshot_bytes)
+        f->st.snapshot_total = f->st.snapshot_bytes;
+    pthread_mutex_unlock(&f->lock);
+}
+
 /* Reads the parts of the snapshot on subject into file; 0 when complete and intact. */
 static int snap_read_parts(verso_nats_follower *f, const char *subject, int64_t parts,
                            const char *sha, FILE *file)
@@ -260,6 +275,8 @@ static int snap_read_parts(verso_nats_follower *f, const char *subject, int64_t 
                    (size_t)natsMsg_GetDataLength(m)) {
             verso__sync_why(f->why, sizeof(f->why), "writing the snapshot: disk full?");
             rc = VERSO_EIO;
+        } else {
+            snap_progress(f, natsMsg_GetDataLength(m), parts);
         }
         natsMsg_Destroy(m);
     }
@@ -353,8 +370,10 @@ static int snap_from_stream(verso_nats_follower *f)
     }
     set_phase(f, VERSO_PHASE_SNAPSHOT);
     verso__sync_snapshot_name(file, sizeof(file), verso_db_path(f->db));
-    if (!(fp = fopen(file, "wb")))
+    if (!(fp = fopen(file, "wb"))) {
+        verso__sync_why(f->why, sizeof(f->why), "cannot write the snapshot file %s", file);
         return VERSO_EIO;
+    }
     rc = snap_read_parts(f, subject, parts, sha, fp);
     if (fclose(fp) != 0 && rc == 0)
         rc = VERSO_EIO;
@@ -385,11 +404,19 @@ static int bootstrap(verso_nats_follower *f)
 {
     int rc = VERSO_ENET;
 
+    char pull_why[sizeof(f->why)] = "";
+
     set_phase(f, VERSO_PHASE_SNAPSHOT);
-    if (f->master_url)
-        rc = pull_master(f);
+    if (f->master_url && (rc = pull_master(f)) < 0)
+        memcpy(pull_why, f->why, sizeof(pull_why));
     if (!f->master_url || rc == VERSO_ENET || rc == VERSO_ETIMEOUT)
         rc = snap_from_stream(f);
+    if (rc < 0 && pull_why[0]) { /* both failed: say why the master could not help either */
+        char snap_why[sizeof(f->why)];
+        memcpy(snap_why, f->why, sizeof(snap_why));
+        verso__sync_why(f->why, sizeof(f->why), "master %s: %s; %s", f->master_url, pull_why,
+                        snap_why);
+    }
     set_phase(f, VERSO_PHASE_CONNECTING);
     return rc;
 }
@@ -477,6 +504,8 @@ static int find_start(uint64_t *start, verso_nats_follower *f)
     if (pr.kind < 0 || pr.from > f->cursor)
         return PULL; /* retention dropped the messages after the cursor */
     *start = pr.kind == 1 && pr.to > f->cursor ? lo : lo + 1;
+    if ((rc = probe_at(&pr, f, last)) < 0) /* the stream's tail: the head as far as it knows */
+        return rc;
     pthread_mutex_lock(&f->lock);
     if (pr.to > f->st.master_head)
         f->st.master_head = pr.to;
@@ -506,6 +535,26 @@ static int take_schema(verso_nats_follower *f, natsMsg *m)
     return rc;
 }
 
+/* Without a master message (retention dropped it): the identity of the last changes message;
+ * the tables stay what they were. */
+static int identity_of_changes(verso_nats_follower *f)
+{
+    natsMsg *m = NULL;
+    const char *id;
+    int rc = verso__nats_get_last(&m, &f->c, f->stream, f->subj_changes, f->why, sizeof(f->why));
+
+    id = m ? verso__nats_hdr(m, VERSO__HDR_IDENTITY) : NULL;
+    if (rc == 0 && id && strlen(id) == 36)
+        memcpy(f->identity, id, 37);
+    else if (rc == 0)
+        rc = VERSO_ENOTFOUND;
+    natsMsg_Destroy(m);
+    if (rc == VERSO_ENOTFOUND)
+        verso__sync_why(f->why, sizeof(f->why),
+                        "stream %s has no master message yet: is a publisher running?", f->stream);
+    return rc;
+}
+
 /* The identity the stream follows now (its last master message); with schema, its tables
  * become the applier's. */
 static int stream_master(verso_nats_follower *f, bool schema)
@@ -516,11 +565,8 @@ static int stream_master(verso_nats_follower *f, bool schema)
 
     if (rc < 0)
         return rc;
-    if (!m) {
-        verso__sync_why(f->why, sizeof(f->why),
-                        "stream %s has no master message yet: is a publisher running?", f->stream);
-        return VERSO_ENOTFOUND;
-    }
+    if (!m)
+        return identity_of_changes(f);
     rc = verso__nats_master_read(f->identity, &head, m);
     if (rc == 0 && schema)
         rc = take_schema(f, m);
@@ -631,20 +677,93 @@ static int placed(verso_nats_follower *f, const chunk *c, bool *skip)
     return c->from == f->expected ? GO_ON : RELOCATE;
 }
 
+/*
+ * A message of our identity that does not fit where it is: no readable headers, a body that
+ * is not the changes message its headers announce, or one that does not continue the chain.
+ * Written by something else than a publisher (the one that writes the chain goes on after
+ * it), it is skipped; several in a row are a real gap: the open transaction goes, and the
+ * position is searched again from the cursor.
+ */
+#define MAX_ODD 16
+
+static int out_of_place(verso_nats_follower *f, const char *what)
+{
+    char why[sizeof(f->why)];
+
+    snprintf(why, sizeof(why), "%s", what);
+    if (++f->odd <= MAX_ODD) {
+        verso__sync_why(f->why, sizeof(f->why), "skipped a stream message: %s", why);
+        return GO_ON;
+    }
+    verso__sync_applier_abort(f->ap);
+    f->odd = 0;
+    verso__sync_why(f->why, sizeof(f->why), "%s", why);
+    return VERSO_EPROTO;
+}
+
+/* A message's entries are in the open transaction: the chain goes on, or commits. */
+static int applied(verso_nats_follower *f, natsMsg *m, const chunk *c)
+{
+    f->expected = c->to;
+    f->odd = 0;
+    pthread_mutex_lock(&f->lock);
+    f->st.received = c->to;
+    pthread_mutex_unlock(&f->lock);
+    return c->more ? GO_ON : commit_at(f, c->to, m);
+}
+
+static int not_its_headers(verso_nats_follower *f, const chunk *c)
+{
+    char what[128];
+
+    snprintf(what, sizeof(what),
+             "stream message (%lld, %lld]: not a changes message matching its headers",
+             (long long)c->from, (long long)c->to);
+    return out_of_place(f, what);
+}
+
+/*
+ * The fast path (scan.c) of a message in the publisher's own form, read without a JSON tree;
+ * not when the message must be cut (joining inside it) or opens a reset. *taken false: the
+ * general path reads it.
+ */
+static int apply_scanned(verso_nats_follower *f, natsMsg *m, const chunk *c, bool *taken)
+{
+    int64_t from, to, head;
+    bool more;
+    size_t n;
+    int rc;
+
+    *taken = false;
+    if (verso__sync_scan_off || f->reset_first ||
+        (!verso__sync_applier_open(f->ap) && c->from < f->cursor))
+        return 0;
+    rc = verso__sync_applier_scan(f->ap, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+    if (rc <= 0)
+        return rc;
+    *taken = true;
+    verso__sync_applier_scanned_header(f->ap, &from, &to, &head, &more, &n);
+    if (from != c->from || to != c->to || more != c->more)
+        return not_its_headers(f, c);
+    if ((rc = verso__sync_applier_scanned(f->ap, false)) < 0)
+        return apply_failed(f, rc, m);
+    return applied(f, m, c);
+}
+
 static int apply_msg(verso_nats_follower *f, natsMsg *m, const chunk *c)
 {
     verso_json *doc = NULL;
     cJSON *entries;
     int64_t from = c->from;
-    int rc =
-        verso_json_parse(&doc, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL, 0);
+    bool taken;
+    int rc = apply_scanned(f, m, c, &taken);
 
+    if (rc < 0 || taken)
+        return rc;
+    rc = verso_json_parse(&doc, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL, 0);
     if (rc < 0 || !body_matches(verso_json_root(doc), c)) {
         verso_json_free(doc);
-        verso__sync_why(f->why, sizeof(f->why),
-                        "stream message (%lld, %lld]: not a changes message matching its headers",
-                        (long long)c->from, (long long)c->to);
-        return VERSO_EPROTO;
+        return not_its_headers(f, c);
     }
     entries = cJSON_GetObjectItemCaseSensitive(verso_json_root(doc), "entries");
     if (!verso__sync_applier_open(f->ap) && c->from < f->cursor) {
@@ -654,11 +773,7 @@ static int apply_msg(verso_nats_follower *f, natsMsg *m, const chunk *c)
     rc = verso__sync_applier_entries(f->ap, doc, entries, f->reset_first, from, c->to);
     if (rc < 0)
         return apply_failed(f, rc, m);
-    f->expected = c->to;
-    pthread_mutex_lock(&f->lock);
-    f->st.received = c->to;
-    pthread_mutex_unlock(&f->lock);
-    return c->more ? GO_ON : commit_at(f, c->to, m);
+    return applied(f, m, c);
 }
 
 /* Whether the stream's master is another database now (its master message says so). */
@@ -694,10 +809,31 @@ static bool is_master(const verso_nats_follower *f, natsMsg *m)
     return subject && strcmp(subject, f->subj_master) == 0;
 }
 
+/* A message without a change too long for the stream: the state is read from the master. */
+static int incomplete(verso_nats_follower *f, const chunk *c)
+{
+    verso__sync_applier_abort(f->ap);
+    f->expected = -1;
+    if (!f->master_url) {
+        f->fatal = true;
+        verso__sync_why(f->why, sizeof(f->why),
+                        "the change at version %lld is too long for the stream's messages: "
+                        "following this stream needs --master to read it",
+                        (long long)c->to);
+        return VERSO_ETOOBIG;
+    }
+    f->pull_first = true;
+    verso__sync_why(f->why, sizeof(f->why),
+                    "the change at version %lld is too long for the stream: read from the master",
+                    (long long)c->to);
+    return PULL;
+}
+
 static int on_msg(verso_nats_follower *f, natsMsg *m)
 {
     jsMsgMetaData *meta = NULL;
     const char *id = verso__nats_hdr(m, VERSO__HDR_IDENTITY);
+    char what[160];
     chunk c;
     bool skip;
     int rc;
@@ -710,23 +846,19 @@ static int on_msg(verso_nats_follower *f, natsMsg *m)
         return foreign(f);
     if (is_master(f, m))
         return take_schema(f, m) < 0 ? VERSO_EPROTO : GO_ON; /* the tables from here on */
-    if (read_headers(&c, m) < 0) {
-        verso__sync_applier_abort(f->ap);
-        verso__sync_why(f->why, sizeof(f->why), "stream message without readable Verso- headers");
-        return VERSO_EPROTO;
+    if (read_headers(&c, m) < 0)
+        return out_of_place(f, "no readable Verso- headers");
+    if ((rc = placed(f, &c, &skip)) == RELOCATE) {
+        snprintf(what, sizeof(what),
+                 "gap in the stream: a message from %lld where %lld was expected",
+                 (long long)c.from, (long long)(f->expected < 0 ? f->cursor : f->expected));
+        return out_of_place(f, what);
     }
+    if (skip)
+        return GO_ON;
     publish(f, c.to, false);
-    if ((rc = placed(f, &c, &skip)) != GO_ON || skip) {
-        if (rc == RELOCATE) {
-            verso__sync_applier_abort(f->ap);
-            verso__sync_why(f->why, sizeof(f->why),
-                            "gap in the stream: a message from %lld where %lld was expected",
-                            (long long)c.from,
-                            (long long)(f->expected < 0 ? f->cursor : f->expected));
-            return VERSO_EPROTO;
-        }
-        return rc;
-    }
+    if ((id = verso__nats_hdr(m, VERSO__HDR_INCOMPLETE)) && !strcmp(id, "1"))
+        return incomplete(f, &c);
     return apply_msg(f, m, &c);
 }
 
@@ -748,6 +880,7 @@ static int subscribe(verso_nats_follower *f, uint64_t start)
         return verso__nats_rc(s);
     }
     f->expected = -1;
+    f->odd = 0;
     f->seen_seq = start - 1;
     set_link(f, VERSO_LINK_LIVE);
     set_phase(f, VERSO_PHASE_CATCHUP);
@@ -802,6 +935,10 @@ static int consume(verso_nats_follower *f)
         natsMsg *m = NULL;
         jsMsgMetaData *meta = NULL;
         natsStatus s = natsSubscription_NextMsg(&m, f->sub, NEXT_WAIT_MS);
+        if (s == NATS_TIMEOUT && !verso__nats_connected(&f->c)) {
+            verso__sync_why(f->why, sizeof(f->why), "NATS connection lost: reconnecting");
+            return VERSO_ENET;
+        }
         if (s == NATS_TIMEOUT) {
             if (verso__sync_mono_ms() - idle_since >= IDLE_CHECK_MS) {
                 idle_since = verso__sync_mono_ms();
@@ -832,22 +969,28 @@ static int consume(verso_nats_follower *f)
 static int align(verso_nats_follower *f)
 {
     verso_cursor c;
+    int64_t resyncs = f->st.resyncs; /* this thread is the only writer */
+    bool fresh;
     int rc;
 
+    f->reset_first = false;
     if ((rc = stream_master(f, true)) < 0 || (rc = read_cursor(f, &c)) < 0)
         return rc;
-    f->reset_first = !c.master[0] && !f->pull_first; /* never replicated: the stream may hold
-                                                        its identity from 0 (find_start) */
-    if ((strcmp(c.master, f->identity) == 0 || f->reset_first) && !f->pull_first)
+    if (strcmp(c.master, f->identity) == 0 && !f->pull_first)
         return 0;
-    if (c.master[0] && strcmp(c.master, f->identity) != 0)
+    fresh = !c.master[0] && !f->pull_first;
+    if (c.master[0] && strcmp(c.master, f->identity) != 0) {
         emit(f, VERSO_EVENT_RESYNC, "the stream's master is another database (identity changed)",
              0);
+        f->resync_due = true;
+    }
     rc = bootstrap(f);
+    if (rc < 0 && fresh) { /* no bootstrap at hand: the stream may hold its identity from 0 */
+        f->reset_first = true;
+        return 0;
+    }
     f->pull_first = false;
-    if (rc < 0)
-        return rc;
-    if ((rc = read_cursor(f, &c)) < 0)
+    if (rc < 0 || (rc = read_cursor(f, &c)) < 0)
         return rc;
     if (strcmp(c.master, f->identity) != 0) {
         verso__sync_why(f->why, sizeof(f->why),
@@ -856,6 +999,10 @@ static int align(verso_nats_follower *f)
                         c.master[0] ? c.master : "(none)", f->identity);
         return VERSO_ESTATE;
     }
+    pthread_mutex_lock(&f->lock);
+    f->st.resyncs += f->resync_due && f->st.resyncs == resyncs;
+    pthread_mutex_unlock(&f->lock);
+    f->resync_due = false;
     return 0;
 }
 
@@ -882,8 +1029,12 @@ static int session(verso_nats_follower *f)
                             f->master_url ? "" : ": following it needs --master");
             return VERSO_EHORIZON;
         }
+        if (!f->reset_first) {
+            emit(f, VERSO_EVENT_RESYNC,
+                 "the stream no longer holds the changes after the cursor (retention)", 0);
+            f->resync_due = true;
+        }
         f->pull_first = true; /* the cursor is behind what the stream holds: bootstrap again */
-        f->reset_first = false;
     }
     if ((rc = subscribe(f, start)) < 0)
         return rc;
@@ -903,8 +1054,8 @@ static void *run(void *arg)
             continue; /* RELOCATE: search again at once */
         set_error(f, f->why);
         set_link(f, VERSO_LINK_WAITING);
-        if (rc == VERSO_ENET && !verso__nats_connected(&f->c))
-            verso__nats_close(&f->c); /* libnats keeps trying; a failed first connection not */
+        if (f->c.nc && natsConnection_IsClosed(f->c.nc))
+            verso__nats_close(&f->c); /* libnats reconnects an open one by itself */
         f->retry_ms = verso__nats_backoff(f->retry_ms, f->o.slave.retry_min_ms,
                                           f->o.slave.retry_max_ms, &f->seed);
         pthread_mutex_lock(&f->lock);

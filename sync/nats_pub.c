@@ -69,6 +69,7 @@ struct verso_nats_publisher {
     uint64_t last_seq; /* the stream's last sequence, as expected by the next publish */
     bool resumed;      /* the tail was read since the last failure */
     bool conflict;     /* the last failure was another writer's message in the stream */
+    bool known;        /* published is the stream's position for this identity (a resume ran) */
     bool fatal;        /* stopped: another publisher, or a change the server cannot take */
     int retry_ms;
     uint64_t seed;
@@ -423,13 +424,6 @@ static int tail_of_ours(bool *found, verso_nats_publisher *p, natsMsg *last_chan
         }
         return 0;
     }
-    if (p->conflict && id[0]) {
-        p->fatal = true;
-        verso__sync_why(p->why, sizeof(p->why),
-                        "another publisher (database %s) writes to stream %s: stopped", id,
-                        p->stream);
-        return VERSO_ECONFLICT;
-    }
     if ((rc = verso__nats_get_last(&mm, &p->c, p->stream, p->subj_master, p->why, sizeof(p->why))) <
         0)
         return rc;
@@ -439,6 +433,68 @@ static int tail_of_ours(bool *found, verso_nats_publisher *p, natsMsg *last_chan
         p->published = head;
     }
     natsMsg_Destroy(mm);
+    return 0;
+}
+
+/* Whether m has the id a publisher gives the changes message (from, to] of identity. */
+static bool ours(natsMsg *m, const char *identity, int64_t from, int64_t to)
+{
+    const char *id = verso__nats_hdr(m, "Nats-Msg-Id");
+    char want[96];
+
+    snprintf(want, sizeof(want), "%s:%lld:%lld", identity, (long long)from, (long long)to);
+    return id && strcmp(id, want) == 0;
+}
+
+/* Whether m's body is a changes message from..to (a sibling publisher's, not garbage). */
+static bool changes_body(natsMsg *m, int64_t from, int64_t to)
+{
+    verso_json *doc = NULL;
+    const cJSON *root;
+    const char *type;
+    int64_t f = -1, t = -1;
+    bool ok;
+
+    if (verso_json_parse(&doc, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL, 0) <
+        0)
+        return false;
+    root = verso_json_root(doc);
+    type = verso__sync_json_get_str(root, "type");
+    ok = type && strcmp(type, "changes") == 0 && verso__sync_json_get_i64(&f, root, "from") == 0 &&
+         verso__sync_json_get_i64(&t, root, "to") == 0 && f == from && t == to;
+    verso_json_free(doc);
+    return ok;
+}
+
+/*
+ * After another writer's message (the publish expected another last sequence): a publisher of
+ * another database announced itself with a master message (we stop: two databases cannot share
+ * a stream), a sibling publisher of ours went on (we go on from its Verso-To), or a message out
+ * of place was written (we keep our position: followers skip it).
+ */
+static int after_conflict(verso_nats_publisher *p, natsMsg *last, int64_t head)
+{
+    natsMsg *mm = NULL;
+    char id[37];
+    int64_t from = -1, to = -1;
+    int rc = verso__nats_get_last(&mm, &p->c, p->stream, p->subj_master, p->why, sizeof(p->why));
+
+    msg_identity(id, mm);
+    natsMsg_Destroy(mm);
+    if (rc < 0)
+        return rc;
+    if (id[0] && strcmp(id, p->identity) != 0) {
+        p->fatal = true;
+        verso__sync_why(p->why, sizeof(p->why),
+                        "another publisher (database %s) writes to stream %s: stopped", id,
+                        p->stream);
+        return VERSO_ECONFLICT;
+    }
+    msg_identity(id, last);
+    if (strcmp(id, p->identity) == 0 && verso__nats_hdr_i64(&from, last, VERSO__HDR_FROM) == 0 &&
+        verso__nats_hdr_i64(&to, last, VERSO__HDR_TO) == 0 && from == p->published && to > from &&
+        to <= head && ours(last, id, from, to) && changes_body(last, from, to))
+        p->published = to;
     return 0;
 }
 
@@ -472,6 +528,8 @@ static int resume(verso_nats_publisher *p)
         verso__sync_why(p->why, sizeof(p->why), "%s", verso_db_errmsg(p->db));
         return rc;
     }
+    if (strcmp(p->identity, info.identity) != 0)
+        p->known = false; /* another database under the path */
     memcpy(p->identity, info.identity, sizeof(p->identity));
     if ((rc = ensure_streams(p, p->why, sizeof(p->why))) < 0 ||
         (rc = verso__nats_stream_seqs(&first, &p->last_seq, &p->c, p->stream, p->why,
@@ -479,7 +537,10 @@ static int resume(verso_nats_publisher *p)
         (rc = verso__nats_get_last(&last, &p->c, p->stream, p->subj_changes, p->why,
                                    sizeof(p->why))) < 0)
         return rc;
-    rc = tail_of_ours(&found, p, last);
+    if (p->conflict && p->known) /* our position is known: the tail may not be ours */
+        found = (rc = after_conflict(p, last, info.head)) == 0;
+    else
+        rc = tail_of_ours(&found, p, last);
     natsMsg_Destroy(last);
     if (rc == 0 && !found) /* a stream never written: from 0, so followers need no bootstrap */
         rc = publish_master(p, p->last_seq == 0 ? 0 : info.head, true);
@@ -495,7 +556,7 @@ static int resume(verso_nats_publisher *p)
     if (rc < 0)
         return rc;
     p->conflict = false;
-    p->resumed = true;
+    p->resumed = p->known = true;
     set_published(p, info.head);
     set_connected(p, true);
     return 0;
@@ -508,51 +569,81 @@ typedef struct chain {
     int more;                  /* 1: e holds one */
     int64_t from, head;
     verso_buf b;
+    verso_buf entry; /* the pending entry, encoded (before the feed moves on) */
+    bool encoded;
+    int64_t n; /* entries in b */
 } chain;
 
+/* Encodes the pending entry once: whether it fits the message is known by its size. */
+static int chain_encode(chain *ch)
+{
+    if (ch->encoded)
+        return 0;
+    verso_buf_clear(&ch->entry);
+    ch->encoded = true;
+    return verso_json_feed_entry(&ch->entry, ch->e);
+}
+
+static int chain_end(chain *ch, int64_t to, bool incomplete)
+{
+    return verso_buf_printf(
+        &ch->b, "],\"from\":%lld,\"to\":%lld,\"more\":%s,\"head\":%lld,\"time\":%lld%s}",
+        (long long)ch->from, (long long)to, ch->more == 1 ? "true" : "false", (long long)ch->head,
+        (long long)verso_now_ms(), incomplete ? ",\"incomplete\":true" : "");
+}
+
+/* The next message: at most max entries and MAX_BODY bytes, unless one entry alone is longer. */
 static int chain_msg(chain *ch, int max, int64_t *to)
 {
-    int64_t n = 0;
     int rc = verso_buf_puts(&ch->b, "{\"type\":\"changes\",\"entries\":[");
 
     *to = ch->from;
-    while (rc == 0 && ch->more == 1 && n < max && (n == 0 || ch->b.len < MAX_BODY)) {
-        rc = n++ ? verso_buf_puts(&ch->b, ",") : 0;
+    ch->n = 0;
+    while (rc == 0 && ch->more == 1 && ch->n < max && (rc = chain_encode(ch)) == 0) {
+        if (ch->n && ch->b.len + ch->entry.len + 1 > MAX_BODY)
+            break; /* the entry opens the next message */
+        rc = ch->n++ ? verso_buf_puts(&ch->b, ",") : 0;
         if (rc == 0)
-            rc = verso_json_feed_entry(&ch->b, ch->e);
+            rc = verso_buf_append(&ch->b, ch->entry.data, ch->entry.len);
         *to = ch->e->version;
+        ch->encoded = false;
         if (rc == 0 && (rc = verso_feed_next(&ch->e, ch->f)) >= 0)
             ch->more = rc, rc = 0;
     }
     if (ch->more != 1)
         *to = ch->head;
-    if (rc == 0)
-        rc = verso_buf_printf(
-            &ch->b, "],\"from\":%lld,\"to\":%lld,\"more\":%s,\"head\":%lld,\"time\":%lld}",
-            (long long)ch->from, (long long)*to, ch->more == 1 ? "true" : "false",
-            (long long)ch->head, (long long)verso_now_ms());
-    return rc;
+    return rc == 0 ? chain_end(ch, *to, false) : rc;
+}
+
+/*
+ * One entry longer than the server takes in a message (its max_payload): the message says
+ * so instead of carrying it ("incomplete", header Verso-Incomplete), and a follower reads that
+ * state from the master (docs/protocol.md).
+ */
+static int chain_incomplete(verso_nats_publisher *p, chain *ch, int64_t to)
+{
+    verso_buf_clear(&ch->b);
+    if (verso_buf_puts(&ch->b, "{\"type\":\"changes\",\"entries\":[") < 0 ||
+        chain_end(ch, to, true) < 0)
+        return VERSO_ENOMEM;
+    verso__sync_why(p->why, sizeof(p->why),
+                    "a change at version %lld is longer than the NATS server's max_payload "
+                    "(%lld bytes): followers read it from the master",
+                    (long long)to, (long long)natsConnection_GetMaxPayload(p->c.nc));
+    return 1;
 }
 
 static int publish_changes(verso_nats_publisher *p, chain *ch, int64_t to)
 {
     char from_s[24], to_s[24], msg_id[96];
-    out_msg m = {.subject = p->subj_changes,
-                 .data = ch->b.data,
-                 .len = ch->b.len,
-                 .msg_id = msg_id,
-                 .expect = true};
-    int rc;
+    out_msg m = {.subject = p->subj_changes, .msg_id = msg_id, .expect = true};
+    int rc = 0;
 
-    if ((int64_t)ch->b.len > natsConnection_GetMaxPayload(p->c.nc)) {
-        p->fatal = true;
-        verso__sync_why(p->why, sizeof(p->why),
-                        "a change after version %lld takes %zu bytes, more than the NATS server's "
-                        "max_payload (%lld): raise it in the server's configuration",
-                        (long long)ch->from, ch->b.len,
-                        (long long)natsConnection_GetMaxPayload(p->c.nc));
-        return VERSO_ETOOBIG;
-    }
+    if ((int64_t)ch->b.len > natsConnection_GetMaxPayload(p->c.nc) &&
+        (rc = chain_incomplete(p, ch, to)) < 0)
+        return rc;
+    m.data = ch->b.data;
+    m.len = ch->b.len;
     snprintf(from_s, sizeof(from_s), "%lld", (long long)ch->from);
     snprintf(to_s, sizeof(to_s), "%lld", (long long)to);
     snprintf(msg_id, sizeof(msg_id), "%s:%s:%s", p->identity, from_s, to_s);
@@ -560,6 +651,8 @@ static int publish_changes(verso_nats_publisher *p, chain *ch, int64_t to)
     add_header(&m, VERSO__HDR_FROM, from_s);
     add_header(&m, VERSO__HDR_TO, to_s);
     add_header(&m, VERSO__HDR_MORE, ch->more == 1 ? "1" : "0");
+    if (rc == 1)
+        add_header(&m, VERSO__HDR_INCOMPLETE, "1");
     if ((rc = publish(p, &m)) < 0)
         return rc;
     p->published = ch->from = to;
@@ -591,7 +684,7 @@ static int chain_open(verso_nats_publisher *p, chain *ch)
     ch->head = verso_feed_head(ch->f);
     ch->from = p->published;
     if (strcmp(verso_feed_identity(ch->f), p->identity) != 0 || ch->head < p->published)
-        p->resumed = false; /* another database under the path: a new chain, a master message */
+        p->resumed = p->known = false; /* another database under the path: a master message */
     if (p->resumed && ch->head > p->published && (rc = schema_check(p, p->published)) < 0)
         p->resumed = false;
     if (!p->resumed || ch->head == p->published) {
@@ -623,6 +716,7 @@ static int publish_pending(verso_nats_publisher *p)
     }
     verso_feed_close(ch.f);
     verso_buf_free(&ch.b);
+    verso_buf_free(&ch.entry);
     return rc < 0 ? rc : 1;
 }
 
@@ -735,7 +829,14 @@ static int snapshot_maybe(verso_nats_publisher *p)
  * when due. 1 when something was published (look again at once). */
 static int round_once(verso_nats_publisher *p)
 {
-    int rc = p->resumed ? 0 : resume(p);
+    int rc;
+
+    if (!verso__nats_connected(&p->c)) { /* libnats reconnects: read the tail again then */
+        p->resumed = false;
+        verso__sync_why(p->why, sizeof(p->why), "NATS connection lost: reconnecting");
+        return VERSO_ENET;
+    }
+    rc = p->resumed ? 0 : resume(p);
 
     if (rc == 0)
         rc = publish_pending(p);
@@ -851,6 +952,10 @@ int verso_nats_publish_start(verso_nats_publisher **out, const char *db_path, co
     *out = NULL;
     if (!db_path || !nats_url || !o) {
         verso__sync_why(why, whylen, "database path, NATS URL and options are required");
+        return VERSO_EINVAL;
+    }
+    if (strncmp(nats_url, "nats://", 7) != 0) {
+        verso__sync_why(why, whylen, "bad NATS URL %s: nats://HOST:PORT[,HOST:PORT...]", nats_url);
         return VERSO_EINVAL;
     }
     if (!(p = verso__calloc(1, sizeof(*p))))
