@@ -295,6 +295,37 @@ static void test_bad_json(void **state)
     h_assert_converged(x->mpath, x->spath);
 }
 
+/* Many re-positions while the stream is written: the follower drops and re-creates its
+ * consumer each time (libnats 3.4 frees a subscription the read loop may still hold unless
+ * the follower waits for it: findings 5). */
+static void test_reposition_storm(void **state)
+{
+    fixture *x;
+    char body[512];
+    verso_slave_state st;
+    int64_t r0, h, deadline;
+
+    (void)state;
+    x = fixture_start("STORM");
+    assert_int_equal(verso_nats_follow_state_get(&st, x->f), 0);
+    r0 = st.reconnects + st.resyncs;
+    deadline = h_now_ms() + 6000;
+    for (int round = 0; h_now_ms() < deadline; round++) {
+        h = h_head(x->mpath);
+        for (int k = 0; k < 4; k++) { /* several in a row: a gap, the position searched again */
+            poison_body(body, sizeof(body), h + 100 + k, h + 101 + k, h + 101 + k, false);
+            inject(x, x->identity, h + 100 + k, h + 101 + k, false, body);
+        }
+        h_transfer(x->db);
+        h_transfer(x->db);
+    }
+    expect_converged(x, "a storm of gaps");
+    assert_int_equal(verso_nats_follow_state_get(&st, x->f), 0);
+    print_message("# %lld re-positions or resyncs\n", (long long)(st.reconnects + st.resyncs - r0));
+    fixture_stop(x);
+    h_assert_converged(x->mpath, x->spath);
+}
+
 /* ---- a row longer than a message ---- */
 
 /* A 3 MiB row does not fit NATS' max_payload (1 MiB by default): the stream says the state is
@@ -364,6 +395,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_torn_chain),
         cmocka_unit_test(test_duplicate),
         cmocka_unit_test(test_bad_json),
+        cmocka_unit_test(test_reposition_storm),
         cmocka_unit_test(test_long_row),
     };
     int failed;
