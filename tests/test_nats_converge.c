@@ -317,6 +317,8 @@ int main(int argc, char **argv)
     }
     if (getenv("VERSO_TEST_ONLY")) /* a development aid: one test by name (glob) */
         cmocka_set_test_filter(getenv("VERSO_TEST_ONLY"));
+    if (getenv("VERSO_TEST_SKIP"))
+        cmocka_set_skip_filter(getenv("VERSO_TEST_SKIP"));
     h_init_dir("nats_converge");
     failed = cmocka_run_group_tests(tests, setup_server, teardown_server);
     hn_kill_all();

@@ -160,6 +160,8 @@ int main(void)
     }
     if (getenv("VERSO_TEST_ONLY")) /* a development aid: one test by name (glob) */
         cmocka_set_test_filter(getenv("VERSO_TEST_ONLY"));
+    if (getenv("VERSO_TEST_SKIP"))
+        cmocka_set_skip_filter(getenv("VERSO_TEST_SKIP"));
     h_init_dir("nats_harness");
     failed = cmocka_run_group_tests(tests, NULL, NULL);
     hn_kill_all();
