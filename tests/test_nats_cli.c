@@ -75,7 +75,7 @@ static void wait_stream_head(const char *stream, const char *mpath)
 
 static void test_publish_runs_and_stops(void **state)
 {
-    char mpath[600];
+    char mpath[600], out[4096] = "";
     char *argv[] = {bin(), "publish", mpath, ns.url, "--stream", "CLI1", NULL};
     hn_chain chain;
     hn_proc p;
@@ -87,6 +87,10 @@ static void test_publish_runs_and_stops(void **state)
     db = h_open(mpath);
     h_orm_workload(db, 5, 3);
     hn_proc_spawn(&p, argv, true);
+    /* a line per state change: started, then connected */
+    if (!hn_proc_read_until(&p, "stream connected", 20000, out, sizeof(out)) ||
+        !strstr(out, "CLI1"))
+        fail_msg("verso publish said: %s", out);
     h_orm_workload(db, 10, 3);
     wait_stream_head("CLI1", mpath);
     hn_shell(mpath, "INSERT INTO items(name, price, qty) VALUES ('from the shell', 1.5, 2)");
@@ -95,6 +99,42 @@ static void test_publish_runs_and_stops(void **state)
     assert_int_equal(chain.masters, 1);
     assert_int_equal(hn_proc_kill(&p, SIGTERM), 0);
     verso_db_close(db);
+}
+
+/* The creation options reach the stream's configuration. */
+static void test_publish_options(void **state)
+{
+    char mpath[600], why[256];
+    char *argv[] = {bin(),       "publish",     mpath,         ns.url,      "--stream",
+                    "OPTS",      "--max-msgs",  "50",          "--max-age", "3600",
+                    "--subject", "shop.events", "--max-bytes", "1000000",   NULL};
+    jsCtx *js = NULL;
+    natsConnection *nc;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    hn_proc p;
+    int64_t deadline = h_now_ms() + 20000;
+
+    (void)state;
+    h_path(mpath, sizeof(mpath), "opts.db");
+    verso_db_close(h_open(mpath));
+    hn_proc_spawn(&p, argv, true);
+    if (!(nc = hn_connect(ns.url, &js, why, sizeof(why))))
+        fail_msg("connect: %s", why);
+    while (js_GetStreamInfo(&si, js, "OPTS", NULL, &jerr) != NATS_OK) {
+        if (h_now_ms() > deadline)
+            fail_msg("verso publish did not create stream OPTS");
+        h_sleep_ms(20);
+    }
+    assert_int_equal(si->Config->MaxMsgs, 50);
+    assert_int_equal(si->Config->MaxBytes, 1000000);
+    assert_int_equal(si->Config->MaxAge, (int64_t)3600 * 1000000000);
+    assert_int_equal(si->Config->SubjectsLen, 2);
+    assert_true(!strcmp(si->Config->Subjects[0], "shop.events.changes") ||
+                !strcmp(si->Config->Subjects[1], "shop.events.changes"));
+    jsStreamInfo_Destroy(si);
+    hn_disconnect(nc, js);
+    assert_int_equal(hn_proc_kill(&p, SIGTERM), 0);
 }
 
 static void expect_refused(const char *stream, const char *field)
@@ -258,11 +298,9 @@ static int teardown_server(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_publish_runs_and_stops),
-        cmocka_unit_test(test_publish_refuses_stream),
-        cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_serve_publish),
-        cmocka_unit_test(test_replicate_nats),
+        cmocka_unit_test(test_publish_runs_and_stops), cmocka_unit_test(test_publish_options),
+        cmocka_unit_test(test_publish_refuses_stream), cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_serve_publish),          cmocka_unit_test(test_replicate_nats),
     };
     int failed;
 
