@@ -90,9 +90,7 @@ static const char *sync_description(const char *cmd)
            "pull, then applies each master transaction as it commits, and reconnects\n"
            "after a network error (saying when) until SIGINT or SIGTERM. A database of\n"
            "a server of databases is URL/db/NAME; with --all, every database of that\n"
-           "server follows into the directory DIR, created and removed as on the master.\n"
-           "A URL nats://HOST:PORT/STREAM follows the stream a `verso publish` writes to\n"
-           "NATS JetStream instead of the master itself (docs/nats.md).\n";
+           "server follows into the directory DIR, created and removed as on the master.\n";
 }
 
 static const char *sync_examples(const char *cmd)
@@ -151,9 +149,10 @@ static void usage(FILE *out, const char *cmd)
                 "  --keep-deleted     --all: a database deleted on the master stays in DB\n"
                 "  --workers N        --all: databases pulled at a time, 1 to 64 (default 2);\n"
                 "                     at most N+1 connections to the server\n"
-                "  --master URL       URL nats://HOST:PORT[,HOST:PORT...]/STREAM: the master's\n"
-                "                     base URL, for the bootstrap and long blobs (default:\n"
-                "                     the stream's snapshots only; docs/nats.md)\n"
+                "  --master URL       with a URL nats://HOST:PORT[,...]/STREAM (the stream a\n"
+                "                     `verso publish` writes: docs/nats.md), the master's base\n"
+                "                     URL, for the bootstrap and long blobs (default: the\n"
+                "                     stream's snapshots only)\n"
                 "  --nats-token T     URL nats://...: the NATS server's auth token\n");
     verso_cli_help_end(out, sync_examples(cmd));
 }
