@@ -402,6 +402,112 @@ static void test_bootstrap_from_snapshot_stream(void **state)
     hn_kill(&ns, SIGKILL);
 }
 
+/* ---- two publishers on one stream ---- */
+
+/* Two publishers of the same database (a restart overlapping the old one): the chain stays one
+ * contiguous chain, no message twice; the follower converges. */
+static void test_sibling_publishers(void **state)
+{
+    char mpath[600], spath[600];
+    verso_nats_publisher *a, *b;
+    verso_nats_follower *f;
+    hn_server ns;
+    hn_chain chain;
+    verso_db *db;
+
+    (void)state;
+    h_seed(29);
+    hn_start(&ns, "siblings");
+    h_path(mpath, sizeof(mpath), "sib_m.db");
+    h_path(spath, sizeof(spath), "sib_s.db");
+    db = h_open(mpath);
+    a = hn_pub_start(mpath, ns.url, "SIB", NULL);
+    b = hn_pub_start(mpath, ns.url, "SIB", NULL);
+    f = hn_follow_start(spath, ns.url, "SIB", NULL, NULL);
+    for (int i = 0; i < 40; i++)
+        h_orm_workload(db, 1, 4);
+    hn_pub_wait_head(a, mpath, 20000);
+    hn_pub_wait_head(b, mpath, 20000);
+    hn_follow_wait_head(f, mpath, 20000);
+    hn_assert_chain(&chain, ns.url, "SIB", "verso.SIB");
+    assert_int_equal(chain.identities, 1);
+    assert_int_equal(chain.last_to, h_head(mpath));
+    verso_nats_follow_stop(f);
+    verso_nats_publish_stop(a);
+    verso_nats_publish_stop(b);
+    verso_db_close(db);
+    h_assert_converged(mpath, spath);
+    hn_kill(&ns, SIGKILL);
+}
+
+/* A publisher of another database on the same stream: the first one stops saying so (two
+ * databases cannot share a stream), the stream keeps a contiguous chain per identity; a
+ * follower bootstrapping from the first database's master says it cannot go on, one from the
+ * second's converges to it. */
+static void test_two_databases_one_stream(void **state)
+{
+    char apath[600], bpath[600], s1[600], s2[600];
+    verso_nats_publisher *a, *b;
+    verso_nats_follower *fa, *fb;
+    verso_nats_publish_state as;
+    verso_slave_state st;
+    hn_server ns;
+    hn_chain chain;
+    h_master ma, mb;
+    verso_db *da, *dbb;
+    int64_t deadline;
+
+    (void)state;
+    h_seed(37);
+    hn_start(&ns, "twodbs");
+    h_path(apath, sizeof(apath), "two_a.db");
+    h_path(bpath, sizeof(bpath), "two_b.db");
+    h_path(s1, sizeof(s1), "two_s1.db");
+    h_path(s2, sizeof(s2), "two_s2.db");
+    da = h_open(apath);
+    dbb = h_open(bpath);
+    h_orm_workload(dbb, 10, 3);
+    h_master_start(&ma, apath, NULL);
+    h_master_start(&mb, bpath, NULL);
+    a = hn_pub_start(apath, ns.url, "TWO", NULL);
+    fa = hn_follow_start(s1, ns.url, "TWO", ma.url, NULL);
+    h_orm_workload(da, 10, 3);
+    hn_follow_wait_head(fa, apath, 20000);
+    b = hn_pub_start(bpath, ns.url, "TWO", NULL);
+    deadline = h_now_ms() + 20000;
+    do { /* a keeps writing; it must notice b and stop */
+        h_orm_workload(da, 1, 2);
+        assert_int_equal(verso_nats_publish_state_get(&as, a), 0);
+        if (h_now_ms() > deadline)
+            fail_msg("the first publisher did not notice the second (error '%s')", as.last_error);
+        h_sleep_ms(20);
+    } while (!strstr(as.last_error, "another"));
+    h_orm_workload(dbb, 5, 3);
+    fb = hn_follow_start(s2, ns.url, "TWO", mb.url, NULL);
+    hn_follow_wait_head(fb, bpath, 30000);
+    deadline = h_now_ms() + 20000;
+    do { /* fa's master is not the stream's any more: it says so and keeps a's state */
+        assert_int_equal(verso_nats_follow_state_get(&st, fa), 0);
+        if (h_now_ms() > deadline)
+            fail_msg("follower of a: cursor %lld of %s, error '%s'", (long long)st.cursor,
+                     st.master, st.last_error);
+        h_sleep_ms(20);
+    } while (!strstr(st.last_error, "stream follows"));
+    hn_assert_chain(&chain, ns.url, "TWO", "verso.TWO");
+    assert_int_equal(chain.identities, 2);
+    verso_nats_follow_stop(fa);
+    verso_nats_follow_stop(fb);
+    verso_nats_publish_stop(a);
+    verso_nats_publish_stop(b);
+    verso_db_close(da);
+    verso_db_close(dbb);
+    h_assert_converged(bpath, s2);
+    h_assert_integrity(s1);
+    h_master_kill(&ma, SIGTERM);
+    h_master_kill(&mb, SIGTERM);
+    hn_kill(&ns, SIGKILL);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +518,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_master_recreated),
         cmocka_unit_test(test_behind_retention),
         cmocka_unit_test(test_bootstrap_from_snapshot_stream),
+        cmocka_unit_test(test_sibling_publishers),
+        cmocka_unit_test(test_two_databases_one_stream),
     };
     int failed;
 

@@ -876,8 +876,10 @@ void hn_assert_chain(hn_chain *out, const char *urls, const char *stream, const 
         fail_msg("connect: %s", why);
     ok = hn_chain_check(out, js, stream, prefix, why, sizeof(why));
     hn_disconnect(nc, js);
-    if (!ok)
+    if (!ok) {
+        hn_dump_stream(stderr, urls, stream);
         fail_msg("stream %s: %s", stream, why);
+    }
 }
 
 #endif
