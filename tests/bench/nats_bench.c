@@ -10,7 +10,7 @@
  *       master's /_sync WebSocket, the master in this process)
  *   nats_p50_us / nats_p99_us       the same commit -> the JetStream
  *       follower's commit of it (verso_nats_publish_start on the master
- *       file, a nats-server -js child on 127.0.0.1, verso_nats_follow_start)
+ *       file, nats-server -js children on 127.0.0.1, verso_nats_follow_start)
  *   ratio_p50 / ratio_p99           nats / direct, formed in each round
  *   orm_*                           the same figures for a commit through the master's own
  *       handle (verso_record_insert; the master watches it: verso_sync_master_watch)
@@ -22,8 +22,9 @@
  * machine load; commits are spaced 20-50 ms so each finds everything idle.
  * Each round makes COMMITS commits of each kind, then a burst.
  *
- * Usage: nats_bench [DIR [COMMITS [ROUNDS]]] (defaults /tmp, 100, 5; or
- * VERSO_BENCH_ROUNDS). Needs nats-server on PATH.
+ * Usage: nats_bench [DIR [COMMITS [ROUNDS [REPLICAS]]]] (defaults /tmp, 100,
+ * 5 or VERSO_BENCH_ROUNDS, 1). REPLICAS 3 runs a 3-node JetStream cluster on
+ * 127.0.0.1 and a stream of 3 replicas. Needs nats-server on PATH.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -125,21 +126,19 @@ static int answers_info(int port)
     return ok;
 }
 
-static pid_t nats_start(int port, const char *store)
+/* nats-server -js with config conf (written by the caller), answering on port. */
+static pid_t nats_start(int port, const char *conf)
 {
-    char p[16];
     pid_t pid;
     int64_t deadline = mono_us() + 15000000;
 
-    snprintf(p, sizeof(p), "%d", port);
     fflush(NULL);
     if ((pid = fork()) == 0) {
         int null = open("/dev/null", O_WRONLY);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(null, STDOUT_FILENO);
         dup2(null, STDERR_FILENO);
-        execlp("nats-server", "nats-server", "-js", "-a", "127.0.0.1", "-p", p, "-sd", store,
-               (char *)NULL);
+        execlp("nats-server", "nats-server", "-js", "-c", conf, (char *)NULL);
         _exit(127);
     }
     while (!answers_info(port)) {
@@ -148,6 +147,43 @@ static pid_t nats_start(int port, const char *store)
         sleep_us(20000);
     }
     return pid;
+}
+
+#define MAX_NODES 3
+
+/* n servers (1, or 3 in a cluster) under store; their client ports into ports. */
+static void nats_cluster(pid_t *pids, int *ports, int n, const char *store)
+{
+    int cports[MAX_NODES];
+    char cmd[700];
+
+    snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", store);
+    if (system(cmd) != 0)
+        die(store, "cannot make it");
+    for (int i = 0; i < n; i++) {
+        ports[i] = free_port();
+        cports[i] = free_port();
+    }
+    for (int i = 0; i < n; i++) {
+        char conf[700];
+        FILE *f;
+        snprintf(conf, sizeof(conf), "%s/n%d.conf", store, i);
+        if (!(f = fopen(conf, "w")))
+            die(conf, strerror(errno));
+        fprintf(f, "server_name: n%d\nlisten: \"127.0.0.1:%d\"\n", i, ports[i]);
+        fprintf(f, "jetstream { store_dir: \"%s/n%d\" }\n", store, i);
+        if (n > 1) {
+            fprintf(f, "cluster { name: bench\n listen: \"127.0.0.1:%d\"\n routes: [", cports[i]);
+            for (int k = 0, first = 1; k < n; k++)
+                if (k != i) {
+                    fprintf(f, "%s \"nats-route://127.0.0.1:%d\"", first ? "" : ",", cports[k]);
+                    first = 0;
+                }
+            fprintf(f, " ] }\n");
+        }
+        fclose(f);
+        pids[i] = nats_start(ports[i], conf);
+    }
 }
 
 /* ---- arrival stamps ---- */
@@ -319,8 +355,9 @@ static void report(series *s)
 }
 
 typedef struct rig {
-    char mpath[600], spath[600], fpath[600], store[600], nurl[64], furl[128], murl[64];
-    pid_t nats;
+    char mpath[600], spath[600], fpath[600], store[600], nurl[256], furl[256], murl[64];
+    pid_t nats[MAX_NODES];
+    int nodes;
     verso_db *db;
     verso_sync_master *m;
     verso_rest *srv;
@@ -357,27 +394,47 @@ static void rig_master(rig *r, verso_db_options *dbo)
     snprintf(r->murl, sizeof(r->murl), "http://127.0.0.1:%d", verso_rest_port(r->srv));
 }
 
+/* The publisher, retried while a new cluster elects its JetStream leader (bounded). */
+static void rig_publisher(rig *r, verso_db_options *dbo)
+{
+    verso_nats_publish_options po = VERSO_NATS_PUBLISH_OPTIONS_INIT;
+    char why[256] = "";
+    int64_t deadline = mono_us() + 30000000;
+
+    po.stream = "BENCH";
+    po.snapshot_every_ms = -1;
+    po.replicas = r->nodes;
+    po.db = *dbo;
+    while (verso_nats_publish_start(&r->pub, r->mpath, r->nurl, &po, why, sizeof(why)) < 0) {
+        if (mono_us() > deadline)
+            die("publisher", why);
+        sleep_us(200000);
+    }
+}
+
 static void rig_followers(rig *r, verso_db_options *dbo)
 {
     verso_slave_options so = VERSO_SLAVE_OPTIONS_INIT;
-    verso_nats_publish_options po = VERSO_NATS_PUBLISH_OPTIONS_INIT;
     verso_nats_follow_options fo = VERSO_NATS_FOLLOW_OPTIONS_INIT;
     char why[256] = "";
-    int port = free_port();
+    int ports[MAX_NODES];
+    size_t on = 0, of = 0;
 
-    r->nats = nats_start(port, r->store);
-    snprintf(r->nurl, sizeof(r->nurl), "nats://127.0.0.1:%d", port);
-    snprintf(r->furl, sizeof(r->furl), "nats://127.0.0.1:%d/BENCH", port);
+    nats_cluster(r->nats, ports, r->nodes, r->store);
+    of = (size_t)snprintf(r->furl, sizeof(r->furl), "nats://");
+    for (int i = 0; i < r->nodes; i++) {
+        on += (size_t)snprintf(r->nurl + on, sizeof(r->nurl) - on, "%snats://127.0.0.1:%d",
+                               i ? "," : "", ports[i]);
+        of += (size_t)snprintf(r->furl + of, sizeof(r->furl) - of, "%s127.0.0.1:%d", i ? "," : "",
+                               ports[i]);
+    }
+    snprintf(r->furl + of, sizeof(r->furl) - of, "/BENCH");
     so.db = *dbo;
     so.client.on_apply = on_apply;
     so.client.apply_arg = &direct_stamp;
     if (verso_slave_start(&r->sl, r->spath, r->murl, &so, why, sizeof(why)) < 0)
         die("slave", why);
-    po.stream = "BENCH";
-    po.snapshot_every_ms = -1;
-    po.db = *dbo;
-    if (verso_nats_publish_start(&r->pub, r->mpath, r->nurl, &po, why, sizeof(why)) < 0)
-        die("publisher", why);
+    rig_publisher(r, dbo);
     fo.slave.db = *dbo;
     fo.slave.client.on_apply = on_apply;
     fo.slave.client.apply_arg = &nats_stamp;
@@ -395,8 +452,10 @@ static void rig_stop(rig *r)
     verso_rest_stop(r->srv);
     verso_sync_master_close(r->m);
     verso_db_close(r->db);
-    kill(r->nats, SIGKILL);
-    waitpid(r->nats, NULL, 0);
+    for (int i = 0; i < r->nodes; i++) {
+        kill(r->nats[i], SIGKILL);
+        waitpid(r->nats[i], NULL, 0);
+    }
     for (const char *p = r->mpath; p; p = p == r->mpath   ? r->spath
                                           : p == r->spath ? r->fpath
                                                           : NULL) {
@@ -419,13 +478,15 @@ int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "/tmp";
     int commits = argc > 2 ? atoi(argv[2]) : 100, rounds = bench_rounds(argc > 3 ? argv[3] : NULL);
+    int replicas = argc > 4 ? atoi(argv[4]) : 1;
     verso_db_options dbo = VERSO_DB_OPTIONS_INIT;
     series out;
     sqlite3 *s = NULL;
     rig r = {0};
 
-    if (commits < 2 || rounds < 1)
-        die("usage", "nats_bench [DIR [COMMITS [ROUNDS]]]");
+    if (commits < 2 || rounds < 1 || (replicas != 1 && replicas != 3))
+        die("usage", "nats_bench [DIR [COMMITS [ROUNDS [REPLICAS (1 or 3)]]]]");
+    r.nodes = replicas;
     memset(&out, 0, sizeof(out));
     dbo.tables = tables;
     dbo.ntables = 1;
@@ -443,7 +504,8 @@ int main(int argc, char **argv)
         round_latency(&out.orm, NULL, r.db, commits, i);
         round_burst(&out, s, r.db, i);
     }
-    printf("commits_per_round %d\nrounds %d\nburst_rows %d\n", commits, rounds, BURST);
+    printf("commits_per_round %d\nrounds %d\nburst_rows %d\nreplicas %d\n", commits, rounds, BURST,
+           replicas);
     report(&out);
     sqlite3_close(s);
     rig_stop(&r);
