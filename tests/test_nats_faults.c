@@ -9,6 +9,9 @@
  * retention (resynchronises), the master unreachable (bootstrap from the
  * snapshot stream). Without libnats: skipped, saying why.
  */
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "nats_harness.h"
 
 #ifdef VERSO_HAVE_NATS
@@ -57,6 +60,53 @@ static void publish_proc(hn_proc *p, const char *db, const char *url, const char
         argv[n++] = (char *)extra;
     argv[n] = NULL;
     assert_non_null(argv[0]);
+    hn_proc_spawn(p, argv, true);
+}
+
+/* ---- a publisher in a child process with a small chunk ---- */
+
+static volatile sig_atomic_t publisher_stop;
+
+static void publisher_on_term(int sig)
+{
+    (void)sig;
+    publisher_stop = 1;
+}
+
+/* main() of "--nats-publisher DB URL STREAM CHUNK": publishes until SIGTERM (exit 0), SIGKILL,
+ * 5 minutes, or the test is gone. */
+static int publisher_main(char **argv)
+{
+    verso_nats_publish_options o = VERSO_NATS_PUBLISH_OPTIONS_INIT;
+    verso_nats_publisher *p = NULL;
+    char why[256] = "";
+    pid_t parent = getppid();
+
+    o.chunk = atoi(argv[5]);
+    o.snapshot_every_ms = -1;
+    o.stream = argv[4];
+    o.retry_min_ms = 20;
+    o.retry_max_ms = 300;
+    if (verso_nats_publish_start(&p, argv[2], argv[3], &o, why, sizeof(why)) < 0) {
+        fprintf(stderr, "publisher: %s\n", why);
+        return 1;
+    }
+    signal(SIGTERM, publisher_on_term);
+    for (int64_t t0 = h_now_ms();
+         !publisher_stop && getppid() == parent && h_now_ms() - t0 < 300000;)
+        h_sleep_ms(20);
+    verso_nats_publish_stop(p);
+    return 0;
+}
+
+static void publisher_child(hn_proc *p, const char *db, const char *url, const char *stream,
+                            int chunk)
+{
+    char c[16];
+    char *argv[] = {
+        "/proc/self/exe", "--nats-publisher", (char *)db, (char *)url, (char *)stream, c, NULL};
+
+    snprintf(c, sizeof(c), "%d", chunk);
     hn_proc_spawn(p, argv, true);
 }
 
@@ -113,6 +163,111 @@ static void test_publisher_kill9(void **state)
     verso_db_close(db);
     h_assert_converged(mpath, spath);
     (void)why;
+    hn_kill(&ns, SIGKILL);
+}
+
+/* The publisher killed in the middle of a chain (one transaction of 3000 rows in messages of
+ * 10): its successor goes on from the torn chain's last message; the follower shows the
+ * transaction whole or not at all, and the stream stays one chain with no message twice. */
+typedef struct count_watch {
+    const char *path;
+    atomic_bool stop;
+    atomic_long reads, torn;
+    int64_t before, after, seen;
+} count_watch;
+
+static void *watch_count(void *arg)
+{
+    count_watch *w = arg;
+
+    while (!atomic_load(&w->stop)) {
+        int64_t n = h_count(w->path, "items");
+        if (n < 0)
+            continue;
+        atomic_fetch_add(&w->reads, 1);
+        if (n != w->before && n != w->after) {
+            w->seen = n;
+            atomic_fetch_add(&w->torn, 1);
+        }
+    }
+    return NULL;
+}
+
+static bool last_more(const char *urls, const char *stream, const char *prefix)
+{
+    char why[256], subj[128];
+    jsCtx *js = NULL;
+    natsConnection *nc = hn_connect(urls, &js, why, sizeof(why));
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    bool more = false;
+
+    snprintf(subj, sizeof(subj), "%s.changes", prefix);
+    if (nc && js_GetLastMsg(&m, js, stream, subj, NULL, &jerr) == NATS_OK) {
+        more = hn_header_int(m, "Verso-More") == 1;
+        natsMsg_Destroy(m);
+    }
+    hn_disconnect(nc, js);
+    return more;
+}
+
+static void test_publisher_kill9_mid_chain(void **state)
+{
+    char mpath[600], spath[600];
+    verso_nats_follower *f;
+    count_watch w = {0};
+    hn_server ns;
+    hn_chain chain;
+    hn_proc pub;
+    pthread_t t;
+    verso_db *db;
+    uint64_t seq0;
+    int64_t deadline;
+    bool torn;
+
+    (void)state;
+    h_seed(43);
+    hn_start(&ns, "midchain");
+    h_path(mpath, sizeof(mpath), "mid_m.db");
+    h_path(spath, sizeof(spath), "mid_s.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 5, 3);
+    publisher_child(&pub, mpath, ns.url, "MID", 10);
+    f = hn_follow_start(spath, ns.url, "MID", NULL, NULL);
+    hn_follow_wait_head(f, mpath, 20000);
+    w.path = spath;
+    w.before = h_count(mpath, "items");
+    w.after = w.before + 3000;
+    assert_int_equal(pthread_create(&t, NULL, watch_count, &w), 0);
+    seq0 = stream_last_seq(ns.url, "MID");
+    assert_int_equal(verso_db_begin(db), 0);
+    for (int i = 0; i < 3000; i++) {
+        h_item it = {.name = "chain", .price = i, .qty = i};
+        assert_int_equal(verso_record_insert(db, &h_items, &it), 0);
+    }
+    assert_int_equal(verso_db_commit(db), 0);
+    deadline = h_now_ms() + 20000;
+    while (stream_last_seq(ns.url, "MID") < seq0 + 5)
+        if (h_now_ms() > deadline)
+            fail_msg("the publisher did not start the chain");
+    assert_int_equal(hn_proc_kill(&pub, SIGKILL), 128 + SIGKILL);
+    torn = last_more(ns.url, "MID", "verso.MID");
+    publisher_child(&pub, mpath, ns.url, "MID", 10);
+    hn_follow_wait_head(f, mpath, 30000);
+    atomic_store(&w.stop, true);
+    pthread_join(t, NULL);
+    if (atomic_load(&w.torn))
+        fail_msg("the follower showed %lld items, between %lld and %lld", (long long)w.seen,
+                 (long long)w.before, (long long)w.after);
+    hn_assert_chain(&chain, ns.url, "MID", "verso.MID");
+    assert_int_equal(chain.identities, 1);
+    assert_true(chain.messages >= 300);
+    print_message("# killed with the chain %s\n", torn ? "torn (more: 1 last)" : "complete");
+    assert_true(torn); /* else the kill came too late to test anything */
+    verso_nats_follow_stop(f);
+    assert_int_equal(hn_proc_kill(&pub, SIGTERM), 0);
+    verso_db_close(db);
+    h_assert_converged(mpath, spath);
     hn_kill(&ns, SIGKILL);
 }
 
@@ -512,6 +667,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_publisher_kill9),
+        cmocka_unit_test(test_publisher_kill9_mid_chain),
         cmocka_unit_test(test_server_kill9),
         cmocka_unit_test(test_server_sigterm),
         cmocka_unit_test(test_cluster_leader_killed),
@@ -523,6 +679,8 @@ int main(int argc, char **argv)
     };
     int failed;
 
+    if (argc == 6 && !strcmp(argv[1], "--nats-publisher"))
+        return publisher_main(argv);
     H_MAIN_DISPATCH(argc, argv);
     if (!hn_have_server()) {
         printf("# skipped: nats-server is not installed (scripts/setup.sh installs it)\n");
