@@ -50,6 +50,27 @@ static void shell_round(const char *mpath, int n)
     }
 }
 
+/* The sqlite3 shell running n transactions from a script, in the background. */
+static void shell_start(hn_proc *p, const char *mpath, int n)
+{
+    char script[600], read[700];
+    char *argv[] = {"/usr/bin/sqlite3", "-bail", "-cmd", ".timeout 20000",
+                    (char *)mpath,      read,    NULL};
+    FILE *f;
+
+    h_path(script, sizeof(script), "shell_load.sql");
+    assert_non_null(f = fopen(script, "w"));
+    for (int i = 0; i < n; i++)
+        fprintf(f,
+                "BEGIN IMMEDIATE; INSERT INTO items(name, price, qty) VALUES ('bg-%d', %d.25, %d);"
+                "UPDATE items SET price = price + 1 WHERE id = (SELECT MIN(id) FROM items);"
+                "COMMIT;\n",
+                i, i, i % 7);
+    fclose(f);
+    snprintf(read, sizeof(read), ".read %s", script);
+    hn_proc_spawn(p, argv, true);
+}
+
 static void test_converge_orm_rest_shell(void **state)
 {
     char mpath[600], s1[600], s2[600];
@@ -57,6 +78,7 @@ static void test_converge_orm_rest_shell(void **state)
     verso_nats_follower *f1, *f2;
     verso_slave_state st;
     verso_info info;
+    hn_proc sh;
     h_master m;
     hn_chain chain;
     verso_db *db;
@@ -74,11 +96,16 @@ static void test_converge_orm_rest_shell(void **state)
     h_rest_workload(&m, mpath, 20);
     hn_shell(mpath, odd_values_sql);
     f2 = hn_follow_start(s2, ns.url, "CONV", m.url, NULL); /* joins mid-stream */
+    shell_start(&sh, mpath, 100); /* 100 transactions of another program, meanwhile: */
     for (int round = 0; round < 3; round++) {
         h_orm_workload(db, 10, 4);
         shell_round(mpath, 3);
         h_rest_workload(&m, mpath, 10);
     }
+    assert_int_equal(hn_proc_wait(&sh, 30000), 0);
+    assert_int_equal(
+        h_sql_int(verso_db_sqlite(db), "SELECT COUNT(*) FROM items WHERE name LIKE 'bg-%'", 0),
+        100);
     hn_pub_wait_head(pub, mpath, 20000);
     hn_follow_wait_head(f1, mpath, 20000);
     hn_follow_wait_head(f2, mpath, 20000);
