@@ -168,8 +168,25 @@ void verso__nats_close(verso__nats_conn *c)
 {
     jsCtx_Destroy(c->js);
     if (c->nc)
-        natsConnection_Destroy(c->nc); /* closes it */
+        natsConnection_Destroy(c->nc); /* closes it: its read loop ends */
+    for (int i = 0; i < c->nretired; i++)
+        natsSubscription_Destroy(c->retired[i]);
     memset(c, 0, sizeof(*c));
+}
+
+#define SUB_END_FLUSH_MS 2000
+
+void verso__nats_sub_end(verso__nats_conn *c, natsSubscription *sub)
+{
+    if (!sub)
+        return;
+    natsSubscription_Unsubscribe(sub);
+    if (!c->nc || natsConnection_FlushTimeout(c->nc, SUB_END_FLUSH_MS) == NATS_OK ||
+        natsConnection_IsClosed(c->nc) || c->nretired == VERSO__NATS_RETIRED_MAX) {
+        natsSubscription_Destroy(sub);
+        return;
+    }
+    c->retired[c->nretired++] = sub;
 }
 
 bool verso__nats_connected(const verso__nats_conn *c)

@@ -280,7 +280,7 @@ static int snap_read_parts(verso_nats_follower *f, const char *subject, int64_t 
         }
         natsMsg_Destroy(m);
     }
-    natsSubscription_Destroy(sub);
+    verso__nats_sub_end(&f->c, sub);
     return atomic_load(&f->stop) ? VERSO_EINTERRUPTED : rc;
 }
 
@@ -893,8 +893,7 @@ static void unsubscribe(verso_nats_follower *f)
     bool was = f->sub != NULL;
 
     verso__sync_applier_abort(f->ap);
-    if (f->sub)
-        natsSubscription_Destroy(f->sub);
+    verso__nats_sub_end(&f->c, f->sub);
     f->sub = NULL;
     if (was && f->st.link == VERSO_LINK_LIVE)
         emit(f, VERSO_EVENT_DISCONNECTED, f->why, 0);
@@ -1153,8 +1152,7 @@ static int open_parts(verso_nats_follower *f, const char *db_path, char *why, si
 
 static void follower_free(verso_nats_follower *f)
 {
-    if (f->sub)
-        natsSubscription_Destroy(f->sub);
+    verso__nats_sub_end(&f->c, f->sub);
     verso__nats_close(&f->c);
     verso__blobfetch_free(f->blobs);
     verso__sync_applier_free(f->ap);
