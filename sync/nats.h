@@ -89,6 +89,13 @@ void verso__nats_nap(const atomic_int *stop, int64_t ms);
 /* The next backoff delay after cur (0: min), doubling up to max, with jitter from *seed. */
 int verso__nats_backoff(int cur, int min, int max, uint64_t *seed);
 
+/* Whether m has the Nats-Msg-Id a publisher gives the changes message (from, to] of identity,
+ * "<identity>:<from>:<to>": anything else was written by something else, not by a publisher. */
+bool verso__nats_chain_id(natsMsg *m, const char *identity, int64_t from, int64_t to);
+/* Whether m has the Nats-Msg-Id of a publisher's master message of identity
+ * ("<identity>:master" or "<identity>:master:..."). */
+bool verso__nats_master_id(natsMsg *m, const char *identity);
+
 /* The identity and head a "<P>.master" message announces. VERSO_EPROTO. */
 int verso__nats_master_read(char identity[37], int64_t *head, natsMsg *m);
 

@@ -369,6 +369,24 @@ int verso__nats_backoff(int cur, int min, int max, uint64_t *seed)
     return next - (int)((*seed >> 33) % (uint64_t)(next / 4 + 1)); /* up to a quarter less */
 }
 
+bool verso__nats_chain_id(natsMsg *m, const char *identity, int64_t from, int64_t to)
+{
+    const char *id = verso__nats_hdr(m, "Nats-Msg-Id");
+    char want[96];
+
+    snprintf(want, sizeof(want), "%s:%lld:%lld", identity, (long long)from, (long long)to);
+    return id && strcmp(id, want) == 0;
+}
+
+bool verso__nats_master_id(natsMsg *m, const char *identity)
+{
+    const char *id = verso__nats_hdr(m, "Nats-Msg-Id");
+    size_t n = strlen(identity);
+
+    return id && strncmp(id, identity, n) == 0 && strncmp(id + n, ":master", 7) == 0 &&
+           (id[n + 7] == '\0' || id[n + 7] == ':');
+}
+
 int verso__nats_master_read(char identity[37], int64_t *head, natsMsg *m)
 {
     verso_json *doc = NULL;

@@ -436,16 +436,6 @@ static int tail_of_ours(bool *found, verso_nats_publisher *p, natsMsg *last_chan
     return 0;
 }
 
-/* Whether m has the id a publisher gives the changes message (from, to] of identity. */
-static bool ours(natsMsg *m, const char *identity, int64_t from, int64_t to)
-{
-    const char *id = verso__nats_hdr(m, "Nats-Msg-Id");
-    char want[96];
-
-    snprintf(want, sizeof(want), "%s:%lld:%lld", identity, (long long)from, (long long)to);
-    return id && strcmp(id, want) == 0;
-}
-
 /* Whether m's body is a changes message from..to (a sibling publisher's, not garbage). */
 static bool changes_body(natsMsg *m, int64_t from, int64_t to)
 {
@@ -493,7 +483,7 @@ static int after_conflict(verso_nats_publisher *p, natsMsg *last, int64_t head)
     msg_identity(id, last);
     if (strcmp(id, p->identity) == 0 && verso__nats_hdr_i64(&from, last, VERSO__HDR_FROM) == 0 &&
         verso__nats_hdr_i64(&to, last, VERSO__HDR_TO) == 0 && from == p->published && to > from &&
-        to <= head && ours(last, id, from, to) && changes_body(last, from, to))
+        to <= head && verso__nats_chain_id(last, id, from, to) && changes_body(last, from, to))
         p->published = to;
     return 0;
 }
