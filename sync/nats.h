@@ -22,10 +22,15 @@
 
 #define VERSO__NATS_SUBJECT_MAX 200
 
-/* A connection and its JetStream context. */
+#define VERSO__NATS_RETIRED_MAX 8
+
+/* A connection and its JetStream context; subscriptions whose end could not be confirmed
+ * (verso__nats_sub_end()) wait here for the connection's close. */
 typedef struct verso__nats_conn {
     natsConnection *nc;
     jsCtx *js;
+    natsSubscription *retired[VERSO__NATS_RETIRED_MAX];
+    int nretired;
 } verso__nats_conn;
 
 /*
@@ -37,6 +42,14 @@ typedef struct verso__nats_conn {
 int verso__nats_connect(verso__nats_conn *c, const char *servers, const char *token, char *why,
                         size_t whylen);
 void verso__nats_close(verso__nats_conn *c); /* zeroes c; an empty c is fine */
+/*
+ * Ends sub (NULL is fine). libnats 3.4 may still be handling one of its messages in its read
+ * loop while another thread destroys it (nats.c issue #637, fixed in 3.6): a use after free.
+ * So: unsubscribe (no new message reaches it), flush (the server's PONG comes after every
+ * message it sent before the UNSUB, and the read loop handles them in order), then destroy.
+ * When the flush fails, sub is kept until verso__nats_close().
+ */
+void verso__nats_sub_end(verso__nats_conn *c, natsSubscription *sub);
 /* True while the connection is up (not reconnecting). */
 bool verso__nats_connected(const verso__nats_conn *c);
 
@@ -75,6 +88,13 @@ int verso__nats_stream_seqs(uint64_t *first, uint64_t *last, verso__nats_conn *c
 void verso__nats_nap(const atomic_int *stop, int64_t ms);
 /* The next backoff delay after cur (0: min), doubling up to max, with jitter from *seed. */
 int verso__nats_backoff(int cur, int min, int max, uint64_t *seed);
+
+/* Whether m has the Nats-Msg-Id a publisher gives the changes message (from, to] of identity,
+ * "<identity>:<from>:<to>": anything else was written by something else, not by a publisher. */
+bool verso__nats_chain_id(natsMsg *m, const char *identity, int64_t from, int64_t to);
+/* Whether m has the Nats-Msg-Id of a publisher's master message of identity
+ * ("<identity>:master" or "<identity>:master:..."). */
+bool verso__nats_master_id(natsMsg *m, const char *identity);
 
 /* The identity and head a "<P>.master" message announces. VERSO_EPROTO. */
 int verso__nats_master_read(char identity[37], int64_t *head, natsMsg *m);

@@ -168,8 +168,25 @@ void verso__nats_close(verso__nats_conn *c)
 {
     jsCtx_Destroy(c->js);
     if (c->nc)
-        natsConnection_Destroy(c->nc); /* closes it */
+        natsConnection_Destroy(c->nc); /* closes it: its read loop ends */
+    for (int i = 0; i < c->nretired; i++)
+        natsSubscription_Destroy(c->retired[i]);
     memset(c, 0, sizeof(*c));
+}
+
+#define SUB_END_FLUSH_MS 2000
+
+void verso__nats_sub_end(verso__nats_conn *c, natsSubscription *sub)
+{
+    if (!sub)
+        return;
+    natsSubscription_Unsubscribe(sub);
+    if (!c->nc || natsConnection_FlushTimeout(c->nc, SUB_END_FLUSH_MS) == NATS_OK ||
+        natsConnection_IsClosed(c->nc) || c->nretired == VERSO__NATS_RETIRED_MAX) {
+        natsSubscription_Destroy(sub);
+        return;
+    }
+    c->retired[c->nretired++] = sub;
 }
 
 bool verso__nats_connected(const verso__nats_conn *c)
@@ -350,6 +367,24 @@ int verso__nats_backoff(int cur, int min, int max, uint64_t *seed)
 
     *seed = *seed * 6364136223846793005ULL + 1442695040888963407ULL;
     return next - (int)((*seed >> 33) % (uint64_t)(next / 4 + 1)); /* up to a quarter less */
+}
+
+bool verso__nats_chain_id(natsMsg *m, const char *identity, int64_t from, int64_t to)
+{
+    const char *id = verso__nats_hdr(m, "Nats-Msg-Id");
+    char want[96];
+
+    snprintf(want, sizeof(want), "%s:%lld:%lld", identity, (long long)from, (long long)to);
+    return id && strcmp(id, want) == 0;
+}
+
+bool verso__nats_master_id(natsMsg *m, const char *identity)
+{
+    const char *id = verso__nats_hdr(m, "Nats-Msg-Id");
+    size_t n = strlen(identity);
+
+    return id && strncmp(id, identity, n) == 0 && strncmp(id + n, ":master", 7) == 0 &&
+           (id[n + 7] == '\0' || id[n + 7] == ':');
 }
 
 int verso__nats_master_read(char identity[37], int64_t *head, natsMsg *m)

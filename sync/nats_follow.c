@@ -280,7 +280,7 @@ static int snap_read_parts(verso_nats_follower *f, const char *subject, int64_t 
         }
         natsMsg_Destroy(m);
     }
-    natsSubscription_Destroy(sub);
+    verso__nats_sub_end(&f->c, sub);
     return atomic_load(&f->stop) ? VERSO_EINTERRUPTED : rc;
 }
 
@@ -423,34 +423,57 @@ static int bootstrap(verso_nats_follower *f)
 
 /* ---- the position ---- */
 
-/* What the search reads of a message: -2 missing, -1 not of the identity; else its from/to
- * (a master message of the identity: from = to = -1, before every changes message). */
+static bool is_master(const verso_nats_follower *f, natsMsg *m)
+{
+    const char *subject = natsMsg_GetSubject(m);
+
+    return subject && strcmp(subject, f->subj_master) == 0;
+}
+
+/*
+ * What the search reads of a message. Points of the chain are the identity's messages in a
+ * publisher's form (their Nats-Msg-Id): its master messages (from = to = their head) and its
+ * changes messages. Anything else (another identity, or a message of ours written by
+ * something else: a gap, garbage) is no point: the search steps over it.
+ */
 typedef struct probe {
-    int kind; /* -2 none, -1 other identity, 0 master message, 1 changes */
+    int kind;  /* -2 none, -1 no point, 0 master message, 1 changes */
+    bool mine; /* Verso-Identity is the identity's (a point or not) */
     int64_t from, to;
 } probe;
+
+static void probe_read(probe *pr, verso_nats_follower *f, natsMsg *m)
+{
+    const char *id = verso__nats_hdr(m, VERSO__HDR_IDENTITY);
+    char mid[37];
+
+    pr->mine = id && strcmp(id, f->identity) == 0;
+    if (!pr->mine)
+        return;
+    if (is_master(f, m)) {
+        if (verso__nats_master_id(m, f->identity) &&
+            verso__nats_master_read(mid, &pr->from, m) == 0 && strcmp(mid, f->identity) == 0)
+            pr->kind = 0;
+        pr->to = pr->from;
+    } else if (verso__nats_hdr_i64(&pr->from, m, VERSO__HDR_FROM) == 0 &&
+               verso__nats_hdr_i64(&pr->to, m, VERSO__HDR_TO) == 0 && pr->to >= pr->from &&
+               verso__nats_chain_id(m, f->identity, pr->from, pr->to)) {
+        pr->kind = 1;
+    }
+}
 
 static int probe_at(probe *pr, verso_nats_follower *f, uint64_t seq)
 {
     natsMsg *m = NULL;
-    const char *id;
     int rc = verso__nats_get(&m, &f->c, f->stream, seq, f->why, sizeof(f->why));
 
     pr->kind = -2;
+    pr->mine = false;
     pr->from = pr->to = -1;
     if (rc < 0 || !m)
         return rc;
-    id = verso__nats_hdr(m, VERSO__HDR_IDENTITY);
-    pr->kind = id && strcmp(id, f->identity) == 0 ? 0 : -1;
-    if (pr->kind == 0 && verso__nats_hdr_i64(&pr->from, m, VERSO__HDR_FROM) == 0 &&
-        verso__nats_hdr_i64(&pr->to, m, VERSO__HDR_TO) == 0) {
-        pr->kind = 1;
-    } else if (pr->kind == 0) { /* a master message: a point of the chain, at its head */
-        char mid[37];
-        if (verso__nats_master_read(mid, &pr->from, m) < 0)
-            pr->kind = -1;
-        pr->to = pr->from;
-    }
+    pr->kind = -1;
+    probe_read(pr, f, m);
     natsMsg_Destroy(m);
     return 0;
 }
@@ -466,7 +489,7 @@ static int first_of_identity(uint64_t *out, verso_nats_follower *f, uint64_t lo,
         uint64_t mid = lo + (hi - lo) / 2;
         if ((rc = probe_at(&pr, f, mid)) < 0)
             return rc;
-        if (pr.kind >= 0)
+        if (pr.mine)
             hi = mid;
         else
             lo = mid + 1;
@@ -475,42 +498,99 @@ static int first_of_identity(uint64_t *out, verso_nats_follower *f, uint64_t lo,
     return 0;
 }
 
+#define MAX_STEP_OVER 256 /* messages that are no point stepped over in one look */
+
+/* The first point of the chain in [seq, hi] (*at 0: none, or too many messages that are
+ * no point). */
+static int point_from(uint64_t *at, probe *pr, verso_nats_follower *f, uint64_t seq, uint64_t hi)
+{
+    int rc;
+
+    *at = 0;
+    for (int n = 0; seq <= hi && n < MAX_STEP_OVER; seq++, n++) {
+        if ((rc = probe_at(pr, f, seq)) < 0)
+            return rc;
+        if (pr->kind >= 0) {
+            *at = seq;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* The last point in [lo, hi] whose from is at or below the cursor (*best 0: none). Points are
+ * in the order of their from; what lies between them is stepped over. */
+static int last_point_at_cursor(uint64_t *best, verso_nats_follower *f, uint64_t lo, uint64_t hi)
+{
+    probe pr;
+    uint64_t at;
+    int rc;
+
+    *best = 0;
+    while (lo <= hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if ((rc = point_from(&at, &pr, f, mid, hi)) < 0)
+            return rc;
+        if (at && pr.from <= f->cursor) {
+            *best = at;
+            lo = at + 1;
+        } else if (mid == lo) {
+            break;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return 0;
+}
+
+/* The stream's tail: the head as far as it knows. */
+static int note_tail(verso_nats_follower *f, uint64_t last)
+{
+    probe pr;
+    int rc = probe_at(&pr, f, last);
+
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&f->lock);
+    if (pr.kind >= 0 && pr.to > f->st.master_head)
+        f->st.master_head = pr.to;
+    pthread_mutex_unlock(&f->lock);
+    return 0;
+}
+
 /*
- * The sequence to read from: the last message of the identity whose from is at or below the
- * cursor. PULL when the cursor is below what the stream holds of the identity.
+ * The sequence to read from: the last point of the identity whose from is at or below the
+ * cursor. PULL when the stream cannot continue the cursor: it holds nothing of the identity
+ * at or below it (retention), or a hole (the point found ends at or below the cursor and the
+ * next point starts above it: the message from the cursor is not in the stream).
  */
 static int find_start(uint64_t *start, verso_nats_follower *f)
 {
-    uint64_t first, last, lo, hi;
-    probe pr;
+    uint64_t first, last, lo, best, next = 0;
+    probe pr, nx;
     int rc;
 
     if ((rc = verso__nats_stream_seqs(&first, &last, &f->c, f->stream, f->why, sizeof(f->why))) < 0)
         return rc;
     if (last == 0 || (rc = first_of_identity(&lo, f, first, last)) < 0)
         return last == 0 ? PULL : rc;
-    hi = last;
-    while (lo < hi) { /* the last sequence whose from <= cursor */
-        uint64_t mid = lo + (hi - lo + 1) / 2;
-        if ((rc = probe_at(&pr, f, mid)) < 0)
-            return rc;
-        if (pr.kind >= 0 && pr.from <= f->cursor)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    if ((rc = probe_at(&pr, f, lo)) < 0)
+    if ((rc = last_point_at_cursor(&best, f, lo, last)) < 0)
         return rc;
-    if (pr.kind < 0 || pr.from > f->cursor)
+    if (!best)
         return PULL; /* retention dropped the messages after the cursor */
-    *start = pr.kind == 1 && pr.to > f->cursor ? lo : lo + 1;
-    if ((rc = probe_at(&pr, f, last)) < 0) /* the stream's tail: the head as far as it knows */
+    if ((rc = probe_at(&pr, f, best)) < 0 ||
+        (best < last && (rc = point_from(&next, &nx, f, best + 1, last)) < 0))
         return rc;
-    pthread_mutex_lock(&f->lock);
-    if (pr.to > f->st.master_head)
-        f->st.master_head = pr.to;
-    pthread_mutex_unlock(&f->lock);
-    return GO_ON;
+    if (pr.kind < 0)
+        return PULL; /* gone since */
+    if (pr.to <= f->cursor && best < last && next) {
+        verso__sync_why(f->why, sizeof(f->why),
+                        "the stream has no message from version %lld (a hole before %lld)",
+                        (long long)f->cursor, (long long)nx.from);
+        return PULL;
+    }
+    *start = pr.kind == 1 && pr.to > f->cursor ? best : best + 1;
+    return note_tail(f, last);
 }
 
 /* The tables a master message announces become the applier's (checked or created at the
@@ -802,13 +882,6 @@ static int foreign(verso_nats_follower *f)
     return RELOCATE;
 }
 
-static bool is_master(const verso_nats_follower *f, natsMsg *m)
-{
-    const char *subject = natsMsg_GetSubject(m);
-
-    return subject && strcmp(subject, f->subj_master) == 0;
-}
-
 /* A message without a change too long for the stream: the state is read from the master. */
 static int incomplete(verso_nats_follower *f, const chunk *c)
 {
@@ -829,6 +902,15 @@ static int incomplete(verso_nats_follower *f, const chunk *c)
     return PULL;
 }
 
+/* A message of the identity without a publisher's Nats-Msg-Id: something else wrote it; it is
+ * no part of the chain and is stepped over (it does not count as a gap either). */
+static int not_published(verso_nats_follower *f, const char *what)
+{
+    verso__sync_why(f->why, sizeof(f->why),
+                    "skipped a stream message: %s without a publisher's Nats-Msg-Id", what);
+    return GO_ON;
+}
+
 static int on_msg(verso_nats_follower *f, natsMsg *m)
 {
     jsMsgMetaData *meta = NULL;
@@ -844,10 +926,14 @@ static int on_msg(verso_nats_follower *f, natsMsg *m)
     }
     if (!id || strcmp(id, f->identity) != 0)
         return foreign(f);
+    if (is_master(f, m) && !verso__nats_master_id(m, f->identity))
+        return not_published(f, "a master message");
     if (is_master(f, m))
         return take_schema(f, m) < 0 ? VERSO_EPROTO : GO_ON; /* the tables from here on */
     if (read_headers(&c, m) < 0)
         return out_of_place(f, "no readable Verso- headers");
+    if (!verso__nats_chain_id(m, f->identity, c.from, c.to))
+        return not_published(f, "a changes message");
     if ((rc = placed(f, &c, &skip)) == RELOCATE) {
         snprintf(what, sizeof(what),
                  "gap in the stream: a message from %lld where %lld was expected",
@@ -893,8 +979,7 @@ static void unsubscribe(verso_nats_follower *f)
     bool was = f->sub != NULL;
 
     verso__sync_applier_abort(f->ap);
-    if (f->sub)
-        natsSubscription_Destroy(f->sub);
+    verso__nats_sub_end(&f->c, f->sub);
     f->sub = NULL;
     if (was && f->st.link == VERSO_LINK_LIVE)
         emit(f, VERSO_EVENT_DISCONNECTED, f->why, 0);
@@ -1153,8 +1238,7 @@ static int open_parts(verso_nats_follower *f, const char *db_path, char *why, si
 
 static void follower_free(verso_nats_follower *f)
 {
-    if (f->sub)
-        natsSubscription_Destroy(f->sub);
+    verso__nats_sub_end(&f->c, f->sub);
     verso__nats_close(&f->c);
     verso__blobfetch_free(f->blobs);
     verso__sync_applier_free(f->ap);

@@ -436,16 +436,6 @@ static int tail_of_ours(bool *found, verso_nats_publisher *p, natsMsg *last_chan
     return 0;
 }
 
-/* Whether m has the id a publisher gives the changes message (from, to] of identity. */
-static bool ours(natsMsg *m, const char *identity, int64_t from, int64_t to)
-{
-    const char *id = verso__nats_hdr(m, "Nats-Msg-Id");
-    char want[96];
-
-    snprintf(want, sizeof(want), "%s:%lld:%lld", identity, (long long)from, (long long)to);
-    return id && strcmp(id, want) == 0;
-}
-
 /* Whether m's body is a changes message from..to (a sibling publisher's, not garbage). */
 static bool changes_body(natsMsg *m, int64_t from, int64_t to)
 {
@@ -466,17 +456,53 @@ static bool changes_body(natsMsg *m, int64_t from, int64_t to)
     return ok;
 }
 
+/* Whether m is a sibling publisher's changes message that continues our chain (from
+ * published, within our database's head): its Verso-To is then our position. */
+static bool continues(verso_nats_publisher *p, natsMsg *m, int64_t head, int64_t *to)
+{
+    const char *subject = natsMsg_GetSubject(m);
+    char id[37];
+    int64_t from = -1;
+
+    msg_identity(id, m);
+    return subject && strcmp(subject, p->subj_changes) == 0 && strcmp(id, p->identity) == 0 &&
+           verso__nats_hdr_i64(&from, m, VERSO__HDR_FROM) == 0 &&
+           verso__nats_hdr_i64(to, m, VERSO__HDR_TO) == 0 && from == p->published && *to > from &&
+           *to <= head && verso__nats_chain_id(m, id, from, *to) && changes_body(m, from, *to);
+}
+
+#define MAX_SIBLING_READ 10000 /* messages read after our last to follow a sibling's chain */
+
+/* Follows the chain sibling publishers of our database wrote in (seq, last]: every message
+ * that continues our position moves it on (so what they published is not published again). */
+static int follow_siblings(verso_nats_publisher *p, uint64_t seq, uint64_t last, int64_t head)
+{
+    if (last > seq && last - seq > MAX_SIBLING_READ)
+        seq = last - MAX_SIBLING_READ;
+    for (seq++; seq <= last; seq++) {
+        natsMsg *m = NULL;
+        int64_t to = -1;
+        int rc = verso__nats_get(&m, &p->c, p->stream, seq, p->why, sizeof(p->why));
+        if (rc < 0)
+            return rc;
+        if (m && continues(p, m, head, &to))
+            p->published = to;
+        natsMsg_Destroy(m);
+    }
+    return 0;
+}
+
 /*
- * After another writer's message (the publish expected another last sequence): a publisher of
- * another database announced itself with a master message (we stop: two databases cannot share
- * a stream), a sibling publisher of ours went on (we go on from its Verso-To), or a message out
- * of place was written (we keep our position: followers skip it).
+ * After another writer's message (the publish expected another last sequence than the
+ * stream's, which it knew as seq): a publisher of another database announced itself with a
+ * master message (we stop: two databases cannot share a stream), sibling publishers of ours
+ * went on (we go on from where their chain ends), or messages out of place were written (we
+ * keep our position: followers skip them).
  */
-static int after_conflict(verso_nats_publisher *p, natsMsg *last, int64_t head)
+static int after_conflict(verso_nats_publisher *p, uint64_t seq, int64_t head)
 {
     natsMsg *mm = NULL;
     char id[37];
-    int64_t from = -1, to = -1;
     int rc = verso__nats_get_last(&mm, &p->c, p->stream, p->subj_master, p->why, sizeof(p->why));
 
     msg_identity(id, mm);
@@ -490,12 +516,7 @@ static int after_conflict(verso_nats_publisher *p, natsMsg *last, int64_t head)
                         p->stream);
         return VERSO_ECONFLICT;
     }
-    msg_identity(id, last);
-    if (strcmp(id, p->identity) == 0 && verso__nats_hdr_i64(&from, last, VERSO__HDR_FROM) == 0 &&
-        verso__nats_hdr_i64(&to, last, VERSO__HDR_TO) == 0 && from == p->published && to > from &&
-        to <= head && ours(last, id, from, to) && changes_body(last, from, to))
-        p->published = to;
-    return 0;
+    return follow_siblings(p, seq, p->last_seq, head);
 }
 
 /* The tables the stream's last master message of ours announced (none: a master message
@@ -520,7 +541,7 @@ static int resume(verso_nats_publisher *p)
 {
     verso_info info;
     natsMsg *last = NULL;
-    uint64_t first;
+    uint64_t first, known_seq;
     bool found = false;
     int rc;
 
@@ -531,6 +552,7 @@ static int resume(verso_nats_publisher *p)
     if (strcmp(p->identity, info.identity) != 0)
         p->known = false; /* another database under the path */
     memcpy(p->identity, info.identity, sizeof(p->identity));
+    known_seq = p->last_seq; /* the sequence our last publish expected or got */
     if ((rc = ensure_streams(p, p->why, sizeof(p->why))) < 0 ||
         (rc = verso__nats_stream_seqs(&first, &p->last_seq, &p->c, p->stream, p->why,
                                       sizeof(p->why))) < 0 ||
@@ -538,7 +560,7 @@ static int resume(verso_nats_publisher *p)
                                    sizeof(p->why))) < 0)
         return rc;
     if (p->conflict && p->known) /* our position is known: the tail may not be ours */
-        found = (rc = after_conflict(p, last, info.head)) == 0;
+        found = (rc = after_conflict(p, known_seq, info.head)) == 0;
     else
         rc = tail_of_ours(&found, p, last);
     natsMsg_Destroy(last);
