@@ -991,7 +991,7 @@ static int idle_check(verso_nats_follower *f)
 {
     natsMsg *m = NULL;
     bool changed = false;
-    int64_t to = -1;
+    int64_t from = -1, to = -1;
     const char *id;
     int rc = master_changed(&changed, f);
 
@@ -1001,8 +1001,10 @@ static int idle_check(verso_nats_follower *f)
         0)
         return rc;
     id = m ? verso__nats_hdr(m, VERSO__HDR_IDENTITY) : NULL;
-    if (id && strcmp(id, f->identity) == 0)
-        verso__nats_hdr_i64(&to, m, VERSO__HDR_TO);
+    if (!id || strcmp(id, f->identity) != 0 || verso__nats_hdr_i64(&from, m, VERSO__HDR_FROM) < 0 ||
+        verso__nats_hdr_i64(&to, m, VERSO__HDR_TO) < 0 ||
+        !verso__nats_chain_id(m, f->identity, from, to))
+        to = -1; /* not a publisher's message of ours: no sign of what we lack */
     natsMsg_Destroy(m);
     if (to > (f->expected > f->cursor ? f->expected : f->cursor))
         return RELOCATE;

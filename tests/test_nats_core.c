@@ -535,6 +535,65 @@ static void test_hostile_messages(void **state)
     verso_db_close(db);
 }
 
+/* Bursts of messages in a publisher's form (its Nats-Msg-Id) that do not continue the chain,
+ * while the master writes: each burst is a gap the follower cannot skip, so it drops its
+ * subscription and searches again, many times over (the subscription's end is what libnats
+ * 3.4 got wrong: findings 5); a hole is read from --master. It converges. */
+static void test_reposition_churn(void **state)
+{
+    char mpath[600], spath[600], why[256] = "", num[2][24], msgid[96];
+    verso_nats_publish_state ps;
+    verso_nats_publisher *pub;
+    verso_nats_follower *f;
+    verso_slave_state st;
+    natsConnection *nc;
+    jsCtx *js = NULL;
+    int64_t deadline, lives;
+    h_master m;
+    verso_db *db;
+
+    (void)state;
+    h_seed(31);
+    h_path(mpath, sizeof(mpath), "churn_m.db");
+    h_path(spath, sizeof(spath), "churn_s.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 5, 3);
+    h_master_start(&m, mpath, NULL);
+    pub = hn_pub_start(mpath, ns.url, "CHURN", NULL);
+    f = hn_follow_start(spath, ns.url, "CHURN", m.url, NULL);
+    hn_follow_wait_head(f, mpath, 20000);
+    assert_non_null(nc = hn_connect(ns.url, &js, why, sizeof(why)));
+    assert_int_equal(verso_nats_publish_state_get(&ps, pub), 0);
+    assert_int_equal(verso_nats_follow_state_get(&st, f), 0);
+    lives = st.reconnects + st.resyncs;
+    deadline = h_now_ms() + 4000;
+    for (int64_t k = 1000000; h_now_ms() < deadline; k += 100) {
+        for (int64_t i = k; i < k + 20; i++) { /* more than the follower skips in a row */
+            const char *hdrs[] = {"Verso-Identity", ps.identity, "Verso-From", num[0],
+                                  "Verso-To",       num[1],      "Verso-More", "0",
+                                  "Nats-Msg-Id",    msgid,       NULL};
+            snprintf(num[0], sizeof(num[0]), "%lld", (long long)i);
+            snprintf(num[1], sizeof(num[1]), "%lld", (long long)i + 1);
+            snprintf(msgid, sizeof(msgid), "%s:%s:%s", ps.identity, num[0], num[1]);
+            inject(js, "verso.CHURN.changes", "{\"type\":\"changes\"}", hdrs);
+        }
+        h_orm_workload(db, 2, 2);
+    }
+    hn_disconnect(nc, js);
+    h_orm_workload(db, 3, 2);
+    hn_follow_wait_head(f, mpath, 30000);
+    assert_int_equal(verso_nats_follow_state_get(&st, f), 0);
+    print_message("# %lld re-positions or resyncs\n",
+                  (long long)(st.reconnects + st.resyncs - lives));
+    assert_true(st.reconnects + st.resyncs - lives >= 3);
+    verso_nats_follow_stop(f);
+    h_assert_converged(mpath, spath);
+    h_assert_cursor_matches_data(mpath, spath);
+    verso_nats_publish_stop(pub);
+    verso_db_close(db);
+    h_master_kill(&m, SIGTERM);
+}
+
 /* A follower whose cursor the stream no longer reaches (max_msgs dropped the messages after
  * it, and the identity's master message with them) catches up from --master and goes on. */
 static void test_behind_retention(void **state)
@@ -698,6 +757,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cli_serve_publish),
         cmocka_unit_test(test_schema_change),
         cmocka_unit_test(test_hostile_messages),
+        cmocka_unit_test(test_reposition_churn),
         cmocka_unit_test(test_behind_retention),
         cmocka_unit_test(test_server_restart),
         cmocka_unit_test(test_doc_example),
