@@ -49,6 +49,27 @@ int verso_cli_info(int argc, char **argv);
 /* Tombstone pruning (cmd_prune.c). */
 int verso_cli_prune(int argc, char **argv);
 
+/* NATS JetStream publisher (cmd_publish.c): verso publish, and serve --publish. */
+struct verso_nats_publisher;
+struct verso_nats_publish_state;
+typedef struct cli_publish_args {
+    const char *url; /* nats://HOST:PORT[,...] */
+    const char *stream, *subject, *nats_token;
+    int replicas;
+    int64_t max_age_ms, max_bytes, max_msgs, snapshot_every_ms;
+} cli_publish_args;
+int verso_cli_publish(int argc, char **argv);
+/* The option lines of the stream options, for a --help. */
+extern const char cli_publish_usage[];
+/* Takes argv[*i] when it is a stream option (moving *i past its value): 1 taken, 0 not one of
+ * them, -1 bad value (said on stderr, "verso CMD: ..."). */
+int cli_publish_option(cli_publish_args *p, const char *cmd, int argc, char **argv, int *i);
+/* Starts the publisher of db; 0, else the exit status (the reason said on stderr). */
+int cli_publish_start(struct verso_nats_publisher **out, const char *db, const cli_publish_args *p,
+                      const char *cmd);
+/* Says what changed since last (connection, errors, snapshots); every 200 ms or so. */
+void cli_publish_tick(struct verso_nats_publisher *p, struct verso_nats_publish_state *last);
+
 /* REST server (cmd_serve.c). */
 int verso_cli_serve(int argc, char **argv);
 

@@ -18,6 +18,7 @@
 #include "access_log.h"
 #include "cli.h"
 #include "log.h"
+#include "verso/nats.h"
 #include "verso/rest.h"
 #include "verso/sync.h"
 
@@ -31,6 +32,7 @@ typedef struct serve_args {
     const char *max_open;   /* --max-open N */
     const char *idle_close; /* --idle-close SECONDS */
     bool allow_empty;       /* serve a file with no tracked table (it becomes a verso database) */
+    cli_publish_args pub;   /* --publish NATS_URL and the stream's options */
 } serve_args;
 
 typedef struct serve_option {
@@ -76,11 +78,16 @@ static void usage(FILE *out)
             "  --config FILE   tokens, limits and TLS (default $VERSO_CONFIG);\n"
             "                  format in docs/rest.md\n"
             "  --access-log FILE  one JSON line per request, appended to FILE\n"
-            "%s",
-            cli_log_usage);
-    verso_cli_help_end(out, "  verso serve shop.db --port 8080\n"
-                            "  verso serve shop.db --host 0.0.0.0 --config /etc/verso/verso.conf\n"
-                            "  verso serve --dir /srv/tenants --max-open 256\n");
+            "  --publish URL   also append DB's changes to a NATS JetStream stream\n"
+            "                  (URL nats://HOST:PORT[,...]; --stream NAME required;\n"
+            "                  as verso publish does, with its options:)\n"
+            "%s%s",
+            cli_publish_usage, cli_log_usage);
+    verso_cli_help_end(out,
+                       "  verso serve shop.db --port 8080\n"
+                       "  verso serve shop.db --host 0.0.0.0 --config /etc/verso/verso.conf\n"
+                       "  verso serve --dir /srv/tenants --max-open 256\n"
+                       "  verso serve shop.db --publish nats://127.0.0.1:4222 --stream SHOP\n");
 }
 
 static int usage_error(const char *what, const char *arg)
@@ -102,9 +109,14 @@ static int parse_args(serve_args *a, int argc, char **argv)
             a->allow_empty = true;
             continue;
         }
-        if ((lo = cli_log_option(argc, argv, &i)) != 0) {
+        if ((lo = cli_log_option(argc, argv, &i)) != 0 ||
+            (lo = cli_publish_option(&a->pub, "serve", argc, argv, &i)) != 0) {
             if (lo < 0)
                 return 2;
+            continue;
+        }
+        if (!strcmp(argv[i], "--publish") && i + 1 < argc) {
+            a->pub.url = argv[++i];
             continue;
         }
         if (argv[i][0] != '-') {
@@ -125,6 +137,10 @@ static int parse_args(serve_args *a, int argc, char **argv)
         return usage_error("give DB or --dir DIR, not both: ", a->db);
     if (!a->dir && (a->max_open || a->idle_close))
         return usage_error("--max-open and --idle-close go with ", "--dir DIR");
+    if (a->pub.url && a->dir)
+        return usage_error("--publish serves one database: give DB, not ", "--dir DIR");
+    if (!a->pub.url && a->pub.stream)
+        return usage_error("--stream and the stream options go with ", "--publish NATS_URL");
     return a->db || a->dir ? 0 : usage_error("missing argument ", "DB");
 }
 
@@ -218,12 +234,21 @@ static int check_db(const serve_args *a)
 
 /* The stop and reload signals are blocked in every thread and taken here:
  * SIGHUP reloads the config file, SIGINT or SIGTERM return. */
-static void wait_for_stop(const sigset_t *set, verso_rest *srv, const char *config)
+static void wait_for_stop(const sigset_t *set, verso_rest *srv, const char *config,
+                          verso_nats_publisher *pub)
 {
+    struct timespec tick = {0, 500 * 1000000L};
+    verso_nats_publish_state last = {0};
     char why[512];
     int sig = 0;
 
-    while (sigwait(set, &sig) == 0 && sig == SIGHUP) {
+    for (;;) {
+        sig = sigtimedwait(set, NULL, &tick); /* a publisher's news between signals */
+        cli_publish_tick(pub, &last);
+        if (sig < 0)
+            continue;
+        if (sig != SIGHUP)
+            return;
         if (verso_rest_reload(srv, why, sizeof(why)) == 0)
             cli_notice("reloaded %s (tokens, roles, limits)", config);
         else
@@ -244,6 +269,7 @@ int verso_cli_serve(int argc, char **argv)
     verso_rest_options o = VERSO_REST_OPTIONS_INIT;
     verso_rest *srv = NULL;
     verso_sync_master *master = NULL;
+    verso_nats_publisher *pub = NULL;
     char why[512] = "";
     const char *host;
     sigset_t set;
@@ -301,7 +327,15 @@ int verso_cli_serve(int argc, char **argv)
     printf("%s://%s%s%s:%d/\n", verso_rest_tls(srv) ? "https" : "http",
            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", verso_rest_port(srv));
     fflush(stdout);
-    wait_for_stop(&set, srv, o.config_path ? o.config_path : "(no config file)");
+    if (a.pub.url && (rc = cli_publish_start(&pub, a.db, &a.pub, "serve")) != 0) {
+        verso_rest_stop(srv);
+        verso_sync_master_close(master);
+        if (access)
+            fclose(access);
+        return rc; /* an exit status */
+    }
+    wait_for_stop(&set, srv, o.config_path ? o.config_path : "(no config file)", pub);
+    verso_nats_publish_stop(pub);
     verso_rest_stop(srv);
     verso_sync_master_close(master);
     if (access)

@@ -23,6 +23,7 @@
 #include "cli.h"
 #include "log.h"
 #include "progress.h"
+#include "verso/nats.h"
 #include "verso/rest.h"
 #include "verso/sync.h"
 
@@ -42,9 +43,11 @@ typedef struct sync_args {
     bool insecure;
     int64_t summary_ms; /* --stats-interval: summary lines off a terminal */
     bool replace_tables;
-    bool all;          /* replicate --all: URL is a server of databases, DB a directory */
-    bool keep_deleted; /* --all: databases deleted on the master stay */
-    int workers;       /* --all: pulls at a time (0 = 2) */
+    bool all;               /* replicate --all: URL is a server of databases, DB a directory */
+    bool keep_deleted;      /* --all: databases deleted on the master stay */
+    int workers;            /* --all: pulls at a time (0 = 2) */
+    const char *master;     /* replicate nats://: the master's URL (bootstrap, long blobs) */
+    const char *nats_token; /* replicate nats://: the NATS server's token */
     char token_buf[512];
 } sync_args;
 
@@ -99,7 +102,8 @@ static const char *sync_examples(const char *cmd)
            "  verso replicate http://127.0.0.1:8080/db/tenant-1 tenant-1.db\n"
            "  verso replicate --all --workers 4 http://127.0.0.1:8080 replicas/\n"
            "  verso replicate --port 8081 --name edge-1 http://master:8080 replica.db\n"
-           "  verso replicate --give-up-after 5m http://master:8080 replica.db\n";
+           "  verso replicate --give-up-after 5m http://master:8080 replica.db\n"
+           "  verso replicate --master http://master:8080 nats://127.0.0.1:4222/SHOP replica.db\n";
 }
 
 static void usage(FILE *out, const char *cmd)
@@ -144,7 +148,12 @@ static void usage(FILE *out, const char *cmd)
                 "                     (docs/databases.md)\n"
                 "  --keep-deleted     --all: a database deleted on the master stays in DB\n"
                 "  --workers N        --all: databases pulled at a time, 1 to 64 (default 2);\n"
-                "                     at most N+1 connections to the server\n");
+                "                     at most N+1 connections to the server\n"
+                "  --master URL       with a URL nats://HOST:PORT[,...]/STREAM (the stream a\n"
+                "                     `verso publish` writes: docs/nats.md), the master's base\n"
+                "                     URL, for the bootstrap and long blobs (default: the\n"
+                "                     stream's snapshots only)\n"
+                "  --nats-token T     URL nats://...: the NATS server's auth token\n");
     verso_cli_help_end(out, sync_examples(cmd));
 }
 
@@ -223,6 +232,10 @@ static int parse_option(sync_args *a, int argc, char **argv, int *i)
         return a->name = v, 0;
     if (!strcmp(o, "--workers") && !strcmp(a->cmd, "replicate"))
         return parse_int(&a->workers, v) || a->workers < 1 || a->workers > 64 ? -1 : 0;
+    if (!strcmp(o, "--master") && !strcmp(a->cmd, "replicate"))
+        return a->master = v, 0;
+    if (!strcmp(o, "--nats-token") && !strcmp(a->cmd, "replicate"))
+        return a->nats_token = v, 0;
     if (!strcmp(o, "--give-up-after") && !strcmp(a->cmd, "replicate"))
         return verso_cli_parse_duration(&a->give_up_ms, v);
     if (!strcmp(o, "--table") && a->ntables < 64)
@@ -418,15 +431,42 @@ typedef struct serving {
     const char *config; /* the served config file, for SIGHUP */
 } serving;
 
+/* What serves the replica's upstream state: a live slave or a NATS follower. */
+typedef struct upstream {
+    int (*state)(verso_slave_state *out, void *self);
+    int (*mount)(void *self, verso_rest_options *ro);
+    void *self;
+} upstream;
+
+static int slave_state(verso_slave_state *out, void *self)
+{
+    return verso_slave_state_get(out, self);
+}
+
+static int slave_mount(void *self, verso_rest_options *ro)
+{
+    return verso_slave_mount(self, ro);
+}
+
+static int follower_state(verso_slave_state *out, void *self)
+{
+    return verso_nats_follow_state_get(out, self);
+}
+
+static int follower_mount(void *self, verso_rest_options *ro)
+{
+    return verso_nats_follow_mount(self, ro);
+}
+
 /* The slave's own REST server and replication endpoint (cascade). */
-static int serve_start(serving *sv, const sync_args *a, verso_slave *s)
+static int serve_start(serving *sv, const sync_args *a, const upstream *up)
 {
     verso_rest_options ro = VERSO_REST_OPTIONS_INIT;
     char why[256] = "";
     int rc;
 
     if ((rc = verso_sync_master_new(&sv->master, a->db, NULL, why, sizeof(why))) == 0) {
-        verso_slave_mount(s, &ro); /* its upstream state in /_status and /_metrics */
+        up->mount(up->self, &ro); /* its upstream state in /_status and /_metrics */
         verso_sync_master_mount(sv->master, &ro);
         ro.db_path = a->db;
         ro.port = a->port ? a->port : VERSO_REST_PORT_ANY;
@@ -470,7 +510,8 @@ static int replicate_cause(const verso_slave_state *st, const sync_args *a, char
         snprintf(msg, n, "%s: %s", a->url, st->last_error);
         return VERSO_EXIT_DATA;
     }
-    if (!st->connected && (status = verso_cli_url_problem(msg, n, a->url)) != 0)
+    if (!st->connected && strncmp(a->url, "nats://", 7) &&
+        (status = verso_cli_url_problem(msg, n, a->url)) != 0)
         return status;
     if (tls_refused(a, st->last_error)) {
         snprintf(msg, n, "%s: %s; %s", a->url, st->last_error, k_tls_hint);
@@ -483,31 +524,31 @@ static int replicate_cause(const verso_slave_state *st, const sync_args *a, char
 /* Prints the slave's last failure when it changed: once, not at every retry,
  * with when the next attempt comes. A failure that cleared and comes back is
  * a new episode, printed again. Returns the failure's exit status (75 when none). */
-static int replicate_error(verso_slave *s, const sync_args *a, char *shown, size_t n, int status)
+static int replicate_error(const upstream *s, const sync_args *a, char *shown, size_t n, int status)
 {
     verso_slave_state st;
     char msg[1024];
 
-    verso_slave_state_get(&st, s);
+    s->state(&st, s->self);
     if (!st.last_error[0])
         shown[0] = '\0';
     if (!st.last_error[0] || !strcmp(st.last_error, shown))
         return st.last_error[0] ? status : VERSO_EXIT_TEMPFAIL;
     snprintf(shown, n, "%s", st.last_error);
     status = replicate_cause(&st, a, msg, sizeof(msg));
-    verso_slave_state_get(&st, s); /* the probe took a while */
+    s->state(&st, s->self); /* the probe took a while */
     cli_log(CLI_ERROR, "%s (retrying: next attempt in %.1f s, then backoff up to 5 s)", msg,
             st.retry_in_ms / 1000.0);
     return status;
 }
 
 /* --give-up-after: true (said) when the slave has had no connection for that long. */
-static bool give_up(verso_slave *s, const sync_args *a, int64_t *live_ms)
+static bool give_up(const upstream *s, const sync_args *a, int64_t *live_ms)
 {
     verso_slave_state st;
     int64_t now = verso_now_ms();
 
-    verso_slave_state_get(&st, s);
+    s->state(&st, s->self);
     if (st.connected || !a->give_up_ms)
         *live_ms = now;
     if (now - *live_ms < a->give_up_ms || !a->give_up_ms)
@@ -555,21 +596,92 @@ static int replicate_all(const sync_args *a)
     return verso_cli_replicate_all(&x);
 }
 
+/* Runs until SIGINT / SIGTERM (or --give-up-after): the replica's errors, reloads, progress. */
+static int replicate_loop(const upstream *up, const sync_args *a, serving *sv,
+                          cli_replicate *progress)
+{
+    char shown[sizeof(((verso_slave_state *)0)->last_error)] = "";
+    int64_t live = verso_now_ms();
+    int rc = 0, status = VERSO_EXIT_TEMPFAIL;
+
+    while (!g_stop) {
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+        status = replicate_error(up, a, shown, sizeof(shown), status);
+        if (give_up(up, a, &live)) {
+            rc = status;
+            break;
+        }
+        if (g_hup && !(g_hup = 0))
+            replicate_reload(sv);
+        cli_replicate_tick(progress);
+    }
+    cli_replicate_end(progress);
+    return rc;
+}
+
+/* replicate nats://HOST:PORT/STREAM DB: a follower of the stream (docs/nats.md). */
+static int replicate_nats(const sync_args *a)
+{
+    verso_nats_follow_options o = VERSO_NATS_FOLLOW_OPTIONS_INIT;
+    verso_nats_follower *f = NULL;
+    serving sv = {0};
+    cli_replicate progress;
+    upstream up = {follower_state, follower_mount, NULL};
+    char why[1024];
+    int rc;
+
+    if (a->ntables) {
+        fprintf(stderr, "verso replicate: a NATS stream carries every table: --table does not "
+                        "apply\n");
+        return VERSO_EXIT_USAGE;
+    }
+    client_options(&o.slave.client, a);
+    cli_replicate_init(&progress, a->summary_ms);
+    o.slave.on_event = cli_replicate_event;
+    o.slave.event_arg = &progress;
+    o.slave.name = a->name;
+    o.master_url = a->master;
+    o.nats_token = a->nats_token;
+    install_signals();
+    if ((rc = verso_nats_follow_start(&f, a->db, a->url, &o, why, sizeof(why))) < 0) {
+        fprintf(stderr, "verso replicate: %s\n", why[0] ? why : verso_strerror(rc));
+        return verso_cli_status(rc);
+    }
+    up.self = progress.self = f;
+    progress.state = follower_state;
+    if (a->port >= 0 && (rc = serve_start(&sv, a, &up)) < 0) {
+        verso_nats_follow_stop(f);
+        return verso_cli_status(rc);
+    }
+    rc = replicate_loop(&up, a, &sv, &progress);
+    if (sv.rest)
+        serve_stop(&sv);
+    verso_nats_follow_stop(f);
+    return rc;
+}
+
 int verso_cli_replicate(int argc, char **argv)
 {
     verso_slave_options o = VERSO_SLAVE_OPTIONS_INIT;
     verso_slave *s = NULL;
     serving sv = {0};
     sync_args a;
-    char why[1024], shown[sizeof(((verso_slave_state *)0)->last_error)] = "";
+    char why[1024];
     cli_replicate progress;
-    int64_t live = verso_now_ms();
-    int rc = parse_args(&a, argc, argv), status = VERSO_EXIT_TEMPFAIL;
+    upstream up = {slave_state, slave_mount, NULL};
+    int rc = parse_args(&a, argc, argv);
 
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     if (a.all || a.keep_deleted || a.workers)
         return replicate_all(&a);
+    if (!strncmp(a.url, "nats://", 7))
+        return replicate_nats(&a);
+    if (a.master || a.nats_token) {
+        fprintf(stderr, "verso replicate: --master and --nats-token go with a nats:// URL\n");
+        return VERSO_EXIT_USAGE;
+    }
     client_options(&o.client, &a);
     cli_replicate_init(&progress, a.summary_ms);
     o.on_event = cli_replicate_event;
@@ -583,24 +695,12 @@ int verso_cli_replicate(int argc, char **argv)
         fprintf(stderr, "verso replicate: %s\n", why);
         return verso_cli_status(rc);
     }
-    progress.slave = s;
-    if (a.port >= 0 && (rc = serve_start(&sv, &a, s)) < 0) {
+    up.self = progress.slave = s;
+    if (a.port >= 0 && (rc = serve_start(&sv, &a, &up)) < 0) {
         verso_slave_stop(s);
         return verso_cli_status(rc);
     }
-    while (!g_stop) {
-        struct timespec ts = {0, 200 * 1000000L};
-        nanosleep(&ts, NULL);
-        status = replicate_error(s, &a, shown, sizeof(shown), status);
-        if (give_up(s, &a, &live)) {
-            rc = status;
-            break;
-        }
-        if (g_hup && !(g_hup = 0))
-            replicate_reload(&sv);
-        cli_replicate_tick(&progress);
-    }
-    cli_replicate_end(&progress);
+    rc = replicate_loop(&up, &a, &sv, &progress);
     if (sv.rest)
         serve_stop(&sv);
     verso_slave_stop(s);

@@ -21,6 +21,7 @@ static const command commands[] = {
     {.name = "serve", .fn = verso_cli_serve, .summary = "serve a database over REST/JSON"},
     {.name = "replicate", .fn = verso_cli_replicate, .summary = "follow a master in real time"},
     {.name = "pull", .fn = verso_cli_pull, .summary = "pull a master's changes once"},
+    {.name = "publish", .fn = verso_cli_publish, .summary = "append changes to a NATS stream"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

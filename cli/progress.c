@@ -278,13 +278,18 @@ static void replicate_summary(cli_replicate *r, const verso_slave_state *st, int
     r->last_rows = st->applied_rows;
 }
 
+static int replicate_state(verso_slave_state *st, cli_replicate *r)
+{
+    return r->state ? r->state(st, r->self) : verso_slave_state_get(st, r->slave);
+}
+
 void cli_replicate_tick(cli_replicate *r)
 {
     verso_slave_state st;
     int64_t now = mono_ms();
     char text[256];
 
-    if (verso_slave_state_get(&st, r->slave) < 0)
+    if (replicate_state(&st, r) < 0)
         return;
     if (!r->said_link || st.link != r->link)
         cli_log(CLI_DEBUG, "link: %s (attempt %lld)", verso_slave_link_name(st.link),
@@ -304,7 +309,7 @@ void cli_replicate_end(cli_replicate *r)
     verso_slave_state st;
 
     cli_status_end();
-    if (verso_slave_state_get(&st, r->slave) < 0)
+    if (replicate_state(&st, r) < 0)
         return;
     cli_log(CLI_INFO,
             "stopped: cursor %lld, master head %lld, %lld rows applied, %lld from a snapshot, "

@@ -44,6 +44,9 @@ void cli_pull_progress(const verso_sync_progress *pr, void *arg);
 /* ---- replicate ---- */
 typedef struct cli_replicate {
     verso_slave *slave;
+    /* the state read instead of slave's when set (verso replicate nats://: the follower's) */
+    int (*state)(verso_slave_state *out, void *self);
+    void *self;
     cli_rate rows, versions, bytes;
     int64_t summary_ms, next_summary_ms, last_rows;
     int64_t snapshot_rows; /* brought by the last snapshot (the slave's thread) */

@@ -3,7 +3,8 @@
 # Runs apt-get only when something is missing; uses sudo when not root.
 set -eu
 PKGS="build-essential cmake pkg-config libsqlite3-dev sqlite3 libwebsockets-dev libcjson-dev \
-uuid-dev libcmocka-dev libcurl4-openssl-dev libssl-dev openssl curl wrk"
+uuid-dev libcmocka-dev libcurl4-openssl-dev libssl-dev openssl curl wrk \
+nats-server libnats-dev"
 # The fuzzers (scripts/fuzz.sh) need clang and its libFuzzer runtime; without
 # them everything else still builds and the test script says it skipped them.
 FUZZ_PKGS="clang libclang-rt-14-dev"

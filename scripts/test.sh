@@ -31,7 +31,7 @@ rc=0
 (cd build-tsan &&
     TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 \
 suppressions=$supp log_path=$reports/report" \
-    ctest --output-on-failure -j "$JOBS" -R 'test_rest|test_sync|test_dir') || rc=$?
+    ctest --output-on-failure -j "$JOBS" -R 'test_rest|test_sync|test_dir|test_nats') || rc=$?
 for f in "$reports"/report*; do
     [ -e "$f" ] || continue
     echo "ThreadSanitizer: $f" >&2

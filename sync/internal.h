@@ -571,7 +571,14 @@ typedef struct verso__upstream {
     int (*metrics_text)(verso_buf *out, void *arg);
     void *metrics_arg;
     bool mounted;
+    int (*state)(verso_slave_state *out, void *self); /* the state shown, of self */
+    void *self;
+    const char *name; /* borrowed for self's life */
 } verso__upstream;
+
+/* Chains up's pages into ro (state, self and name set): verso_slave_mount() and the NATS
+ * follower's. VERSO_EINVAL (mounted before). */
+int verso__upstream_mount(verso__upstream *up, verso_rest_options *ro);
 
 /* slave.c: the slave's upstream record and the name it gives its master. */
 verso__upstream *verso__slave_upstream(verso_slave *s);

@@ -1,7 +1,7 @@
 /* sync/upstream.c - a live slave's view of its master, in the slave's own
  * REST server (verso_slave_mount): an "upstream" object in GET /_status and
  * verso_upstream_* lines in GET /_metrics. Read through
- * verso_slave_state_get(), so any thread may ask. */
+ * verso_slave_state_get() (or a NATS follower's), so any thread may ask. */
 #include <string.h>
 
 #include "sync/internal.h"
@@ -17,12 +17,12 @@ void verso__sync_copy_name(char *dst, size_t cap, const char *name)
     dst[n] = 0;
 }
 
-static int status_strings(verso_buf *out, verso_slave *s, const verso_slave_state *st)
+static int status_strings(verso_buf *out, const verso__upstream *up, const verso_slave_state *st)
 {
     int rc = verso_buf_puts(out, "\"upstream\":{\"name\":");
 
     if (rc == 0)
-        rc = verso_json_string(out, verso__slave_name(s), strlen(verso__slave_name(s)));
+        rc = verso_json_string(out, up->name, strlen(up->name));
     if (rc == 0)
         rc = verso_buf_printf(out, ",\"link\":\"%s\",\"master\":\"%s\",\"last_error\":",
                               verso_slave_link_name(st->link), st->master);
@@ -33,17 +33,16 @@ static int status_strings(verso_buf *out, verso_slave *s, const verso_slave_stat
 
 static int status_json(verso_buf *out, void *arg)
 {
-    verso_slave *s = arg;
-    verso__upstream *up = verso__slave_upstream(s);
+    verso__upstream *up = arg;
     verso_slave_state st;
     size_t mark = out->len;
     int rc = up->status_json ? up->status_json(out, up->status_arg) : 0;
 
-    verso_slave_state_get(&st, s);
+    up->state(&st, up->self);
     if (rc == 0 && out->len > mark)
         rc = verso_buf_puts(out, ",");
     if (rc == 0)
-        rc = status_strings(out, s, &st);
+        rc = status_strings(out, up, &st);
     if (rc == 0)
         rc = verso_buf_printf(
             out,
@@ -77,12 +76,11 @@ static const upstream_metric k_metrics[] = {
 
 static int metrics_text(verso_buf *out, void *arg)
 {
-    verso_slave *s = arg;
-    verso__upstream *up = verso__slave_upstream(s);
+    verso__upstream *up = arg;
     verso_slave_state st;
     int rc = up->metrics_text ? up->metrics_text(out, up->metrics_arg) : 0;
 
-    verso_slave_state_get(&st, s);
+    up->state(&st, up->self);
     const double v[] = {st.connected,
                         (double)st.cursor,
                         (double)st.master_head,
@@ -102,11 +100,9 @@ static int metrics_text(verso_buf *out, void *arg)
     return rc;
 }
 
-int verso_slave_mount(verso_slave *s, verso_rest_options *ro)
+int verso__upstream_mount(verso__upstream *up, verso_rest_options *ro)
 {
-    verso__upstream *up;
-
-    if (!s || !ro || (up = verso__slave_upstream(s))->mounted)
+    if (!ro || up->mounted)
         return VERSO_EINVAL;
     up->status_json = ro->status_json;
     up->status_arg = ro->status_arg;
@@ -114,8 +110,26 @@ int verso_slave_mount(verso_slave *s, verso_rest_options *ro)
     up->metrics_arg = ro->metrics_arg;
     up->mounted = true;
     ro->status_json = status_json;
-    ro->status_arg = s;
+    ro->status_arg = up;
     ro->metrics_text = metrics_text;
-    ro->metrics_arg = s;
+    ro->metrics_arg = up;
     return 0;
+}
+
+static int slave_state(verso_slave_state *out, void *self)
+{
+    return verso_slave_state_get(out, self);
+}
+
+int verso_slave_mount(verso_slave *s, verso_rest_options *ro)
+{
+    verso__upstream *up;
+
+    if (!s)
+        return VERSO_EINVAL;
+    up = verso__slave_upstream(s);
+    up->state = slave_state;
+    up->self = s;
+    up->name = verso__slave_name(s);
+    return verso__upstream_mount(up, ro);
 }

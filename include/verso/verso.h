@@ -84,7 +84,8 @@ extern "C" {
     X(ETIMEOUT, -20, "timed out")                                                                  \
     X(EAUTH, -21, "not authorized")                                                                \
     X(EINTERRUPTED, -22, "interrupted")                                                            \
-    X(EFULL, -23, "disk is full")
+    X(EFULL, -23, "disk is full")                                                                  \
+    X(ENOTSUP, -24, "not supported by this build")
 
 typedef enum verso_error {
     VERSO_OK = 0,

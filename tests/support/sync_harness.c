@@ -466,7 +466,8 @@ bool h_same_value(sqlite3_stmt *a, sqlite3_stmt *b, int i)
     default: {
         int n = sqlite3_column_bytes(a, i);
         return n == sqlite3_column_bytes(b, i) &&
-               memcmp(sqlite3_column_blob(a, i), sqlite3_column_blob(b, i), (size_t)n) == 0;
+               (n == 0 || /* an empty value's pointer is NULL: memcmp may not take it */
+                memcmp(sqlite3_column_blob(a, i), sqlite3_column_blob(b, i), (size_t)n) == 0);
     }
     }
 }
