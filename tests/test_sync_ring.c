@@ -4,8 +4,10 @@
  * live slave under writers that never pause commits a state of the master
  * at least every 100 ms, never in steps of seconds.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
 
 #include <cjson/cJSON.h>
 
@@ -210,6 +212,7 @@ typedef struct writer {
     atomic_int *stop;
     int64_t rows;
     unsigned seed;
+    atomic_int tid; /* its thread id, not counted as the slave's (see starvation) */
 } writer;
 
 /* 100-row transactions as fast as they go: 98 items, and accounts 1 and 2 moved to match. */
@@ -219,6 +222,7 @@ static void *write_loop(void *arg)
     sqlite3 *s = NULL;
     char sql[900];
 
+    atomic_store(&w->tid, (int)syscall(SYS_gettid));
     if (sqlite3_open(w->path, &s) != SQLITE_OK)
         return NULL;
     sqlite3_busy_timeout(s, 10000);
@@ -293,6 +297,118 @@ static int64_t master_gap(int64_t from_ms, int64_t to_ms)
     return gap;
 }
 
+/*
+ * What the machine took from the slave and the master: on two shared cores a thread may wait
+ * for a CPU for hundreds of milliseconds while other processes run, and nothing in verso can
+ * commit meanwhile. A sampler reads every 5 ms how long each thread of this process (the
+ * slave's, not the writers') and of the master process has waited on a run queue
+ * (/proc/.../task/TID/schedstat, second field); starvation() is, over a window, the longest
+ * such wait of a thread of each process, added.
+ */
+#define ST_SAMPLES 1200
+#define ST_THREADS 48
+
+typedef struct starve {
+    pthread_t t;
+    atomic_int stop, self;
+    pid_t master;
+    const writer *w; /* NWRITERS, skipped */
+    int n;
+    int64_t at_ms[ST_SAMPLES];
+    int tids[ST_THREADS]; /* index k: a thread seen; tid < 0: the master's (-tid) */
+    int ntids;
+    int64_t wait_us[ST_SAMPLES][ST_THREADS]; /* cumulative; -1 not seen at that sample */
+} starve;
+
+static int64_t read_wait_us(pid_t pid, int tid)
+{
+    char path[96];
+    unsigned long long run = 0, wait = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, tid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    if (fscanf(f, "%llu %llu", &run, &wait) != 2)
+        wait = 0;
+    fclose(f);
+    return (int64_t)(wait / 1000);
+}
+
+static bool skipped(const starve *st, int tid)
+{
+    for (int i = 0; i < NWRITERS; i++)
+        if (atomic_load(&st->w[i].tid) == tid)
+            return true;
+    return tid == atomic_load(&st->self);
+}
+
+static int tid_index(starve *st, int key)
+{
+    for (int k = 0; k < st->ntids; k++)
+        if (st->tids[k] == key)
+            return k;
+    if (st->ntids == ST_THREADS)
+        return -1;
+    st->tids[st->ntids] = key;
+    for (int i = 0; i < ST_SAMPLES; i++)
+        st->wait_us[i][st->ntids] = -1;
+    return st->ntids++;
+}
+
+static void sample_process(starve *st, pid_t pid, int sign)
+{
+    char dir[64];
+    struct dirent *e;
+    DIR *d;
+
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    if (!(d = opendir(dir)))
+        return;
+    while ((e = readdir(d))) {
+        int tid = atoi(e->d_name), k;
+        if (tid <= 0 || (sign > 0 && skipped(st, tid)) || (k = tid_index(st, sign * tid)) < 0)
+            continue;
+        st->wait_us[st->n][k] = read_wait_us(pid, tid);
+    }
+    closedir(d);
+}
+
+static void *starve_loop(void *arg)
+{
+    starve *st = arg;
+
+    atomic_store(&st->self, (int)syscall(SYS_gettid));
+    while (!atomic_load(&st->stop) && st->n < ST_SAMPLES) {
+        st->at_ms[st->n] = h_now_ms();
+        sample_process(st, getpid(), 1);
+        sample_process(st, st->master, -1);
+        st->n++;
+        h_sleep_ms(5);
+    }
+    return NULL;
+}
+
+/* The longest run-queue wait of one thread of the slave's process plus one of the master's,
+ * within [from, to] (ms), as far as the samples cover it. */
+static int64_t starvation(const starve *st, int64_t from, int64_t to)
+{
+    int i0 = 0, i1 = st->n - 1;
+    int64_t most[2] = {0, 0};
+
+    while (i0 + 1 < st->n && st->at_ms[i0 + 1] <= from)
+        i0++;
+    while (i1 > 0 && st->at_ms[i1 - 1] >= to)
+        i1--;
+    for (int k = 0; i1 > i0 && k < st->ntids; k++) {
+        int64_t a = st->wait_us[i0][k], b = st->wait_us[i1][k];
+        int side = st->tids[k] < 0;
+        if (a >= 0 && b >= a && (b - a) / 1000 > most[side])
+            most[side] = (b - a) / 1000;
+    }
+    return most[0] + most[1];
+}
+
 /* Writers that never pause for WRITE_MS, a live slave; the master started with extra.
  * Returns how many of the slave's own catch-up sequences went on from the ring. */
 static int64_t no_stall(const char *const *extra, bool bounded)
@@ -302,7 +418,8 @@ static int64_t no_stall(const char *const *extra, bool bounded)
     writer w[NWRITERS];
     atomic_int stop = 0;
     seen sn = {.path = sp};
-    int64_t t0, t1, t2, gap, pause, at = 0, rows = 0, limit, joins, merged;
+    int64_t t0, t1, t2, gap, pause, at = 0, rows = 0, limit, joins, merged, starved;
+    static starve st;
     verso_slave *s;
     h_master m;
     static int run;
@@ -330,10 +447,14 @@ static int64_t no_stall(const char *const *extra, bool bounded)
         fail_msg("slave: %s", why);
     assert_int_equal(verso_slave_wait(s, h_head(mp), 30000), 0);
     t0 = h_now_ms();
+    memset(&st, 0, sizeof(st));
+    st.master = m.pid;
+    st.w = w;
     for (int i = 0; i < NWRITERS; i++) {
         w[i] = (writer){.path = mp, .stop = &stop, .seed = 11u * (unsigned)i + 1};
         assert_int_equal(pthread_create(&w[i].t, NULL, write_loop, &w[i]), 0);
     }
+    assert_int_equal(pthread_create(&st.t, NULL, starve_loop, &st), 0);
     h_sleep_ms(WRITE_MS);
     atomic_store(&stop, 1);
     for (int i = 0; i < NWRITERS; i++) {
@@ -344,6 +465,8 @@ static int64_t no_stall(const char *const *extra, bool bounded)
     if (verso_slave_wait(s, h_head(mp), 120000) < 0)
         fail_msg("the slave did not reach %lld", (long long)h_head(mp));
     t2 = h_now_ms();
+    atomic_store(&st.stop, 1);
+    pthread_join(st.t, NULL);
     verso_slave_stop(s);
     if (sn.rd)
         sqlite3_close(sn.rd);
@@ -351,12 +474,14 @@ static int64_t no_stall(const char *const *extra, bool bounded)
     /* 100 ms and a margin, plus what the machine took from everyone: the writers' own longest
      * pause (a loaded 2-core machine stops processes for 100-200 ms; main's stall is seconds) */
     pause = master_gap(t0, t1);
-    limit = (SLOW ? 400 : 150) + pause;
+    starved = starvation(&st, t0 + at, t0 + at + gap);
+    limit = (SLOW ? 400 : 150) + (pause > starved ? pause : starved);
     print_message("%lld rows in %lld ms (%d commits, longest pause %lld ms); slave done %lld ms "
                   "later; %d slave commits; longest without one while behind %lld ms (at %lld "
-                  "ms)\n",
+                  "ms; slave and master waited %lld ms for a CPU then)\n",
                   (long long)rows, (long long)(t1 - t0), atomic_load(&ncommits), (long long)pause,
-                  (long long)(t2 - t1), atomic_load(&sn.n), (long long)gap, (long long)at);
+                  (long long)(t2 - t1), atomic_load(&sn.n), (long long)gap, (long long)at,
+                  (long long)starved);
     if (atomic_load(&sn.broken))
         fail_msg("%d commits were not master states: %s", atomic_load(&sn.broken), sn.why);
     if (bounded && gap > limit)
