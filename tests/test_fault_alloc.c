@@ -933,7 +933,16 @@ static long live_round(verso_slave *s, const char *path, long n, faultalloc_mode
                  st.last_error);
     }
     char *a = dump_items(master.path), *b = dump_items(path), *d = dump_db(path, false);
-    assert_string_equal(a, b);
+    if (strcmp(a, b) != 0) {
+        verso_slave_state st;
+        verso_slave_state_get(&st, s);
+        fail_msg("live slave, N=%ld (%s): the slave's cursor %lld (master head %lld, head written "
+                 "%lld, commits %lld, reconnects %lld, last error %s) but its rows differ:\n%s\n"
+                 "master:\n%s",
+                 n, mode == FAULTALLOC_ONESHOT ? "one-shot" : "persistent", (long long)st.cursor,
+                 (long long)st.master_head, (long long)head, (long long)st.commits,
+                 (long long)st.reconnects, st.last_error, b, a);
+    }
     free(a);
     free(b);
     free(d);
