@@ -128,7 +128,8 @@ static void api_names(char *list, size_t cap, const char *text)
 static void test_exports_only_the_api(void **state)
 {
     static char api[32768] = "\n", exported[32768] = "\n";
-    static const char *const headers[] = {"verso.h", "orm.h", "rest.h", "sync.h", "advanced.h", "nats.h"};
+    static const char *const headers[] = {"verso.h", "orm.h",      "rest.h",
+                                          "sync.h",  "advanced.h", "nats.h"};
     char cmd[1200], line[256];
     int nexp = 0, napi = 0;
     FILE *p;
