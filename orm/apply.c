@@ -607,6 +607,7 @@ int verso_apply_abort(verso_db *db)
 int verso_db_cursor(verso_cursor *out, verso_db *db)
 {
     memset(out, 0, sizeof *out);
+    verso__settle(db); /* never the cursor of a transaction that failed to end */
     int rc = verso__meta_get_text(out->master, sizeof out->master, db, "cursor_master");
     if (rc == 0)
         rc = verso__meta_get_int(&out->version, db, "cursor_version");

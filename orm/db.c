@@ -449,6 +449,8 @@ int verso_db_info(verso_info *out, verso_db *db)
                               " (SELECT value FROM _verso_meta WHERE key = 'horizon'),"
                               " (SELECT value FROM _verso_meta WHERE key = 'identity')";
     sqlite3_stmt *st = NULL;
+
+    verso__settle(db);
     memset(out, 0, sizeof *out);
     int src = sqlite3_prepare_v2(db->sq, sql, -1, &st, NULL);
     if (src == SQLITE_OK)

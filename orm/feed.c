@@ -204,6 +204,7 @@ int verso_feed_open(verso_feed **out, verso_db *db, const verso_feed_options *op
         return verso__err(db, VERSO_ESTATE,
                           "the change feed cannot be read inside a write "
                           "transaction");
+    verso__settle(db);
     if (o->ntables && !o->tables)
         return verso__err(db, VERSO_EINVAL, "tables is NULL but ntables is %zu", o->ntables);
     if (!(f = verso__calloc(1, sizeof *f)))

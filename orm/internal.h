@@ -226,6 +226,9 @@ void verso__after_error(verso_db *db);
 int verso__txn_open(verso_db *db);
 int verso__txn_commit(verso_db *db);
 void verso__txn_rollback(verso_db *db);
+/* Outside a verso transaction, ends the one SQLite still holds after a ROLLBACK that failed
+ * (rollback_due): a read must not see what that transaction wrote. */
+void verso__settle(verso_db *db);
 /* Writes the C counter to _verso_head (before statements that fire triggers). */
 int verso__head_flush(verso_db *db);
 /* Re-reads _verso_head into the counter (after statements that fired triggers). */

@@ -114,6 +114,12 @@ static void rollback(verso_db *db)
     db->rollback_due = !sqlite3_get_autocommit(db->sq);
 }
 
+void verso__settle(verso_db *db)
+{
+    if (!db->txn && db->rollback_due)
+        rollback(db);
+}
+
 void verso__txn_rollback(verso_db *db)
 {
     rollback(db);
