@@ -138,6 +138,11 @@ bool hn_chain_check(hn_chain *out, jsCtx *js, const char *stream, const char *pr
 /* Prints every message of the stream (sequence, subject, Verso-* headers, Nats-Msg-Id, the
  * first bytes of the body) to f: what a failing test shows. */
 void hn_dump_stream(FILE *f, const char *urls, const char *stream);
+/* When set, a changes message that repeats a range the chain already holds (from below and to
+ * at most where it stands) is accepted: two publishers of one database may race to publish the
+ * same states (harmless to followers: a duplicate of what they have). Never a gap. */
+extern bool hn_chain_allow_redundant;
+
 /* hn_chain_check on a new connection to urls; fails the test with why when the chain is broken. */
 void hn_assert_chain(hn_chain *out, const char *urls, const char *stream, const char *prefix);
 
