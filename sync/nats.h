@@ -99,4 +99,7 @@ bool verso__nats_master_id(natsMsg *m, const char *identity);
 /* The identity and head a "<P>.master" message announces. VERSO_EPROTO. */
 int verso__nats_master_read(char identity[37], int64_t *head, natsMsg *m);
 
+/* The CLOCK_REALTIME time ms from now, for pthread_cond_timedwait(). */
+struct timespec verso__nats_deadline(int ms);
+
 #endif

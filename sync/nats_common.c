@@ -164,6 +164,18 @@ int verso__nats_connect(verso__nats_conn *c, const char *servers, const char *to
     return rc;
 }
 
+struct timespec verso__nats_deadline(int ms)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    t.tv_sec += t.tv_nsec / 1000000000L;
+    t.tv_nsec %= 1000000000L;
+    return t;
+}
+
 void verso__nats_close(verso__nats_conn *c)
 {
     jsCtx_Destroy(c->js);

@@ -1308,11 +1308,7 @@ int verso_nats_follow_wait(verso_nats_follower *f, int64_t version, int timeout_
 
     if (!f)
         return VERSO_EINVAL;
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_sec += timeout_ms / 1000;
-    t.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    t.tv_sec += t.tv_nsec / 1000000000L;
-    t.tv_nsec %= 1000000000L;
+    t = verso__nats_deadline(timeout_ms);
     pthread_mutex_lock(&f->lock);
     while (f->st.cursor < version && rc == 0)
         rc = pthread_cond_timedwait(&f->cond, &f->lock, &t);

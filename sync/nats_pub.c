@@ -122,12 +122,8 @@ static void on_file_event(void *arg)
 /* Waits for a commit (a file event), at most ms. */
 static void wait_commit(verso_nats_publisher *p, int ms)
 {
-    struct timespec t;
+    struct timespec t = verso__nats_deadline(ms);
 
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_nsec += (long)ms * 1000000L;
-    t.tv_sec += t.tv_nsec / 1000000000L;
-    t.tv_nsec %= 1000000000L;
     pthread_mutex_lock(&p->lock);
     while (!p->wake && !atomic_load(&p->stop))
         if (pthread_cond_timedwait(&p->cond, &p->lock, &t) != 0)
@@ -1015,11 +1011,7 @@ int verso_nats_publish_wait(verso_nats_publisher *p, int64_t v, int timeout_ms)
 
     if (!p)
         return VERSO_EINVAL;
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_sec += timeout_ms / 1000;
-    t.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    t.tv_sec += t.tv_nsec / 1000000000L;
-    t.tv_nsec %= 1000000000L;
+    t = verso__nats_deadline(timeout_ms);
     pthread_mutex_lock(&p->lock);
     while (p->st.published < v && rc == 0)
         rc = pthread_cond_timedwait(&p->cond, &p->lock, &t);
