@@ -111,6 +111,10 @@ void verso__stmt_cache_free(verso_table *t)
         sqlite3_finalize(t->slots[i].st);
         t->slots[i].st = NULL;
     }
+    for (size_t i = 0; i < 2; i++) {
+        sqlite3_finalize(t->feed_st[i]);
+        t->feed_st[i] = NULL;
+    }
 }
 
 /* ---- values ---- */

@@ -204,6 +204,9 @@ static const char *const db_sql[VERSO__Q_COUNT] = {
     [VERSO__Q_TOMBSTONE_REP] = "INSERT OR REPLACE INTO _verso_tombstones(version, tbl, id, at) "
                                "VALUES (?1, ?2, ?3, ?4)",
     [VERSO__Q_TOMBSTONE_32] = "INSERT INTO _verso_tombstones(version, tbl, id, at) VALUES " TOMB32,
+    [VERSO__Q_INFO] = "SELECT (SELECT v FROM _verso_head),"
+                      " (SELECT value FROM _verso_meta WHERE key = 'horizon'),"
+                      " (SELECT value FROM _verso_meta WHERE key = 'identity')",
 };
 
 static int prepare_db_statements(verso_db *db)
@@ -416,6 +419,7 @@ void verso_db_close(verso_db *db)
     verso__schema_free(db);
     for (int i = 0; i < VERSO__Q_COUNT; i++)
         sqlite3_finalize(db->q[i]);
+    sqlite3_finalize(db->tomb_st);
     sqlite3_close_v2(db->sq);
     verso__free(db->changes);
     verso__free(db->defs);
@@ -445,16 +449,12 @@ const char *verso_db_identity(const verso_db *db)
 
 int verso_db_info(verso_info *out, verso_db *db)
 {
-    static const char sql[] = "SELECT (SELECT v FROM _verso_head),"
-                              " (SELECT value FROM _verso_meta WHERE key = 'horizon'),"
-                              " (SELECT value FROM _verso_meta WHERE key = 'identity')";
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = db->q[VERSO__Q_INFO];
 
     verso__settle(db);
     memset(out, 0, sizeof *out);
-    int src = sqlite3_prepare_v2(db->sq, sql, -1, &st, NULL);
-    if (src == SQLITE_OK)
-        src = sqlite3_step(st);
+    sqlite3_reset(st);
+    int src = sqlite3_step(st);
     int rc = src == SQLITE_ROW ? 0 : verso__sqlerr(db, src, "reading info");
     if (rc == 0) {
         out->head = sqlite3_column_int64(st, 0);
@@ -462,6 +462,6 @@ int verso_db_info(verso_info *out, verso_db *db)
         const unsigned char *id = sqlite3_column_text(st, 2);
         snprintf(out->identity, sizeof out->identity, "%s", id ? (const char *)id : "");
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return rc;
 }

@@ -19,6 +19,7 @@ typedef struct feed_src {
     sqlite3_stmt *st;
     bool masked; /* the last result column says which values are long blobs (blob_inline) */
     bool has;
+    size_t ntabs; /* the deletion log's: tables named in its statement */
     int64_t version;
 } feed_src;
 
@@ -60,12 +61,33 @@ static int read_snapshot(verso_feed *f)
     return 0;
 }
 
+/*
+ * A source's statement: the one its table (or, for the deletion log, the
+ * handle) keeps between feeds, else one prepared from sql. Preparing costs
+ * more than a small read, and a master reads once per commit.
+ */
+static sqlite3_stmt **kept_stmt(verso_feed *f, const feed_src *s, size_t ntabs)
+{
+    if (s->t)
+        return &s->t->feed_st[s->masked];
+    return f->db->tomb_n == ntabs ? &f->db->tomb_st : NULL;
+}
+
 static int prepare_src(verso_feed *f, feed_src *s, verso_buf *sql, verso_table *const *tabs,
                        size_t ntabs)
 {
-    int src = sqlite3_prepare_v2(f->db->sq, sql->data, (int)sql->len, &s->st, NULL);
+    sqlite3_stmt **kept = kept_stmt(f, s, ntabs);
+    int src = SQLITE_OK;
+    if (kept && *kept) { /* taken: a second feed open at once prepares its own */
+        s->st = *kept;
+        *kept = NULL;
+    } else {
+        src = sqlite3_prepare_v3(f->db->sq, sql->data, (int)sql->len, SQLITE_PREPARE_PERSISTENT,
+                                 &s->st, NULL);
+    }
     if (src != SQLITE_OK)
         return verso__sqlerr(f->db, src, "preparing the change feed");
+    s->ntabs = ntabs;
     sqlite3_bind_int64(s->st, 1, f->since);
     sqlite3_bind_int64(s->st, 2, f->head);
     /* one row more than the limit tells whether more changes follow */
@@ -111,12 +133,15 @@ static int open_table_src(verso_feed *f, feed_src *s, verso_table *t)
     const char *qv = t->qcols[t->ver_idx];
     s->t = t;
     s->masked = f->blob_inline > 0;
-    verso_buf_puts(&sql, "SELECT ");
-    select_columns(&sql, t, s->masked);
-    verso_buf_printf(&sql, " FROM %s WHERE %s > ?1 AND %s <= ?2 ORDER BY %s LIMIT ?3", t->qname, qv,
-                     qv, qv);
-    int rc = sql.data && verso__nomem_count() == mark ? prepare_src(f, s, &sql, NULL, 0)
-                                                      : verso__err(f->db, VERSO_ENOMEM, "oom");
+    if (!t->feed_st[s->masked]) {
+        verso_buf_puts(&sql, "SELECT ");
+        select_columns(&sql, t, s->masked);
+        verso_buf_printf(&sql, " FROM %s WHERE %s > ?1 AND %s <= ?2 ORDER BY %s LIMIT ?3", t->qname,
+                         qv, qv, qv);
+    }
+    int rc = (sql.data || t->feed_st[s->masked]) && verso__nomem_count() == mark
+                 ? prepare_src(f, s, &sql, NULL, 0)
+                 : verso__err(f->db, VERSO_ENOMEM, "oom");
     verso_buf_free(&sql);
     return rc;
 }
@@ -125,12 +150,15 @@ static int open_tomb_src(verso_feed *f, feed_src *s, verso_table *const *tabs, s
 {
     verso_buf sql = VERSO_BUF_INIT;
     unsigned mark = verso__nomem_count();
-    verso_buf_puts(&sql, "SELECT version, tbl, id FROM _verso_tombstones WHERE version > ?1 AND "
-                         "version <= ?2 AND tbl IN (''");
-    for (size_t i = 0; i < ntabs; i++)
-        verso_buf_printf(&sql, ",?%zu", i + 4);
-    verso_buf_puts(&sql, ") ORDER BY version LIMIT ?3");
-    int rc = sql.data && verso__nomem_count() == mark
+    bool kept = f->db->tomb_st && f->db->tomb_n == ntabs;
+    if (!kept) {
+        verso_buf_puts(&sql, "SELECT version, tbl, id FROM _verso_tombstones WHERE version > ?1 "
+                             "AND version <= ?2 AND tbl IN (''");
+        for (size_t i = 0; i < ntabs; i++)
+            verso_buf_printf(&sql, ",?%zu", i + 4);
+        verso_buf_puts(&sql, ") ORDER BY version LIMIT ?3");
+    }
+    int rc = (sql.data || kept) && verso__nomem_count() == mark
                  ? prepare_src(f, s, &sql, tabs, ntabs)
                  : verso__err(f->db, VERSO_ENOMEM, "out of memory");
     verso_buf_free(&sql);
@@ -319,12 +347,33 @@ bool verso_feed_more(const verso_feed *f)
     return f->more || !f->done;
 }
 
+/* Keeps s's statement for the next feed, unless one is kept already or its table was replaced
+ * by a schema reload (a retired table keeps no statements). */
+static void give_back(verso_feed *f, feed_src *s)
+{
+    sqlite3_stmt **kept = s->t && s->t->retired ? NULL : kept_stmt(f, s, s->ntabs);
+    if (!s->st)
+        return;
+    if (!s->t && !f->db->tomb_st) { /* the deletion log's slot is for any number of tables */
+        f->db->tomb_n = s->ntabs;
+        kept = &f->db->tomb_st;
+    }
+    if (kept && !*kept) {
+        sqlite3_reset(s->st);
+        sqlite3_clear_bindings(s->st);
+        *kept = s->st;
+    } else {
+        sqlite3_finalize(s->st);
+    }
+    s->st = NULL;
+}
+
 void verso_feed_close(verso_feed *f)
 {
     if (!f)
         return;
     for (size_t i = 0; i < f->nsrc; i++)
-        sqlite3_finalize(f->src[i].st);
+        give_back(f, &f->src[i]);
     verso__free(f->src);
     if (f->began && !sqlite3_get_autocommit(f->db->sq)) {
         sqlite3_stmt *st = f->db->q[VERSO__Q_COMMIT];

@@ -62,6 +62,9 @@ struct verso_table {
     uint64_t def_mask;                            /* columns covered by def */
     verso__stmt_slot slots[VERSO__STMT_CACHE];
     unsigned next_victim;
+    /* The change feed's statement over this table, without and with the long-blob mask:
+     * a feed takes it while open and gives it back at close (feed.c). */
+    sqlite3_stmt *feed_st[2];
 };
 
 /* Statements of the handle itself, prepared once at open. */
@@ -80,6 +83,7 @@ enum verso__dbst {
     VERSO__Q_TOMBSTONE,     /* INSERT INTO _verso_tombstones (a duplicate version fails) */
     VERSO__Q_TOMBSTONE_REP, /* INSERT OR REPLACE (apply: re-applying is harmless) */
     VERSO__Q_TOMBSTONE_32,  /* INSERT of VERSO__TOMB_BATCH tombstones */
+    VERSO__Q_INFO,          /* head, horizon and identity in one row (verso_db_info) */
     VERSO__Q_COUNT
 };
 
@@ -96,6 +100,9 @@ struct verso_db {
     enum { VERSO__MSG_OWN, VERSO__MSG_CONSTRAINT, VERSO__MSG_SQLITE } errkind;
     bool readonly;
     sqlite3_stmt *q[VERSO__Q_COUNT];
+    /* The change feed's deletion-log statement for tomb_n tables, while no feed holds it. */
+    sqlite3_stmt *tomb_st;
+    size_t tomb_n;
 
     /* Runtime schema. A reload keeps the object of every table whose
      * description did not change; replaced tables are kept until close
