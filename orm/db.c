@@ -222,6 +222,40 @@ static int prepare_db_statements(verso_db *db)
     return 0;
 }
 
+/*
+ * SQLite checkpoints the WAL inside the COMMIT that takes it past 1,000 pages (its
+ * wal_autocheckpoint default), before verso's commit hooks run: a master's slaves then heard of
+ * that commit a checkpoint later (milliseconds, with a sync when synchronous=FULL). verso keeps
+ * the threshold and the PASSIVE mode but runs the checkpoint once the commit's watchers were
+ * told (verso__commit_tail: after the hooks; a slave's applier, after its callback). Commits verso
+ * does not make (SQL run through verso_db_exec outside a transaction) checkpoint at once, as SQLite
+ * would.
+ */
+#define CKPT_FRAMES 1000
+
+static int wal_hook(void *arg, sqlite3 *sq, const char *name, int frames)
+{
+    verso_db *db = arg;
+
+    if (frames < CKPT_FRAMES)
+        return SQLITE_OK;
+    if (db->ckpt_defer || db->tail_hold)
+        db->ckpt_due = true;
+    else
+        (void)sqlite3_wal_checkpoint_v2(sq, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
+
+void verso__checkpoint_due(verso_db *db)
+{
+    if (!db->ckpt_due)
+        return;
+    db->ckpt_due = false;
+    /* errors (SQLITE_BUSY under a reader) are SQLite's own autocheckpoint's: the next one
+     * retries */
+    (void)sqlite3_wal_checkpoint_v2(db->sq, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+}
+
 static int connect(verso_db *db, const char *path, const verso_db_options *o)
 {
     int flags = o->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
@@ -245,6 +279,8 @@ static int connect(verso_db *db, const char *path, const verso_db_options *o)
     rc = verso__exec(db, "PRAGMA journal_mode=WAL");
     if (rc == 0 && sqlite3_db_filename(db->sq, "main") && *sqlite3_db_filename(db->sq, "main"))
         db->wal_path = sqlite3_filename_wal(sqlite3_db_filename(db->sq, "main"));
+    if (rc == 0)
+        sqlite3_wal_hook(db->sq, wal_hook, db);
     if (rc == 0)
         rc = verso__exec(db, o->synchronous_full ? "PRAGMA synchronous=FULL"
                                                  : "PRAGMA synchronous=NORMAL");

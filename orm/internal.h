@@ -99,6 +99,10 @@ struct verso_db {
      * first two are shown to a server's clients (verso__errmsg_public). */
     enum { VERSO__MSG_OWN, VERSO__MSG_CONSTRAINT, VERSO__MSG_SQLITE } errkind;
     bool readonly;
+    /* A commit's tail (txn.c verso__commit_tail): the -wal signal to other processes and a
+     * checkpoint made due (db.c wal_hook; ckpt_defer during COMMIT), after the in-process
+     * hooks; with tail_hold, when the caller says (a slave's applier, after its callback). */
+    bool ckpt_defer, ckpt_due, signal_due, tail_hold;
     sqlite3_stmt *q[VERSO__Q_COUNT];
     /* The change feed's deletion-log statement for tomb_n tables, while no feed holds it. */
     sqlite3_stmt *tomb_st;
@@ -179,6 +183,7 @@ int verso__schema_load(verso_db *db);
 void verso__schema_free(verso_db *db);
 /* Reloads the schema if another connection changed it (outside transactions). */
 int verso__schema_check(verso_db *db);
+
 /* Reloads the schema if its version changed, inside a transaction too (the
  * caller holds the write lock, or the schema is its own). */
 int verso__schema_recheck(verso_db *db);

@@ -141,6 +141,17 @@ int verso__row_exists(bool *exists, verso_db *db, const char *table, int64_t id)
 int verso__table_untracked(bool *exists, verso_db *db, const char *name);
 
 /*
+ * What a commit does once its in-process hooks ran (txn.c): it sets the -wal file's times for
+ * other processes' watches (a commit that wrote), then runs the WAL checkpoint SQLite would
+ * have run inside the COMMIT at 1,000 pages (db.c). With hold set, verso__commit_tail() waits
+ * for the caller: a slave's applier calls it after its callback, so a reader in the slave's
+ * process hears of the commit first.
+ */
+void verso__commit_tail_hold(verso_db *db, bool hold);
+void verso__commit_tail(verso_db *db);
+void verso__checkpoint_due(verso_db *db);
+
+/*
  * Raises db's tombstone horizon to version inside the open transaction
  * (after a full resynchronisation the slave holds no tombstone older than
  * the master version it now equals, so its own slaves behind that must

@@ -147,13 +147,28 @@ static void run_hooks(verso_db *db)
     db->nchanges = 0;
 }
 
+void verso__commit_tail_hold(verso_db *db, bool hold)
+{
+    db->tail_hold = hold;
+}
+
+void verso__commit_tail(verso_db *db)
+{
+    if (db->signal_due && db->wal_path)
+        (void)utimensat(AT_FDCWD, db->wal_path, NULL, 0);
+    db->signal_due = false;
+    verso__checkpoint_due(db);
+}
+
 int verso__txn_commit(verso_db *db)
 {
     int rc = verso__head_flush(db);
     if (rc == 0 && !db->applying)
         verso__crashpoint("orm.commit");
+    db->ckpt_defer = true; /* after the hooks and the signal below */
     if (rc == 0)
         rc = step_done(db, db->q[VERSO__Q_COMMIT], "COMMIT");
+    db->ckpt_defer = false;
     if (rc < 0) {
         verso__txn_rollback(db);
         return rc;
@@ -166,8 +181,9 @@ int verso__txn_commit(verso_db *db)
     db->nchanges = n;
     run_hooks(db); /* in-process watchers (a master's) first: they need no file event */
     db->nchanges = 0;
-    if (wrote)
-        (void)utimensat(AT_FDCWD, db->wal_path, NULL, 0);
+    db->signal_due = wrote;
+    if (!db->tail_hold)
+        verso__commit_tail(db);
     return 0;
 }
 

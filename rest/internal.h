@@ -286,6 +286,16 @@ extern atomic_bool verso__watch_disabled;
 /* Stops and joins the thread: fn is not running and is not called after
  * this returns. Not from fn. NULL: no-op. */
 void verso__watch_stop(verso__watch *w);
+/*
+ * The descriptor that turns readable when a commit made through verso said
+ * so (-1 without one), for the caller's own poll loop: after
+ * verso__watch_signals_elsewhere() the watch's thread no longer polls it, and
+ * the caller calls verso__watch_signalled() when it is readable: nonzero
+ * when it held a signal (or the watch ended): look at the database now.
+ */
+int verso__watch_signal_fd(verso__watch *w);
+void verso__watch_signals_elsewhere(verso__watch *w);
+int verso__watch_signalled(verso__watch *w);
 
 typedef struct verso__watch_stats {
     uint64_t events;  /* events on the database's files */
@@ -293,6 +303,7 @@ typedef struct verso__watch_stats {
     uint64_t wakes;   /* calls to fn */
     uint64_t signals; /* commits made through verso that said so (IN_ATTRIB; orm/txn.c) */
     bool active;      /* the watch stands (false: its directory went away; NULL w) */
+    bool in_loop;     /* signals are polled by the server's loop (verso__watch_signals_elsewhere) */
 } verso__watch_stats;
 
 /* Counters of w (all zero for NULL). Any thread. */

@@ -2,6 +2,7 @@
  * service thread, ticks and wake-ups. The lws callback switch lives here and
  * only dispatches. */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <libwebsockets.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "orm/service.h"
 #include "rest/dir.h"
@@ -248,11 +250,39 @@ static int open_db(verso_rest *srv, char *why, size_t whylen)
     return 0;
 }
 
+/* The file watch's commit signals, polled by this loop (adopt_signals). */
+static int signal_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len)
+{
+    verso_rest *srv = lws_context_user(lws_get_context(wsi));
+
+    (void)user;
+    (void)in;
+    (void)len;
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        if (srv->watch && verso__watch_signalled(srv->watch))
+            run_tick(srv);
+        return 0;
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+    case LWS_CALLBACK_PROTOCOL_INIT:
+    case LWS_CALLBACK_PROTOCOL_DESTROY:
+    case LWS_CALLBACK_GET_THREAD_ID:
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+    case LWS_CALLBACK_WSI_CREATE:
+    case LWS_CALLBACK_WSI_DESTROY:
+    case LWS_CALLBACK_RAW_ADOPT_FILE:
+        return 0;
+    default: /* nothing else is bound to this protocol */
+        return -1;
+    }
+}
+
 static int make_protocols(verso_rest *srv, const verso_rest_options *o)
 {
     size_t n = o->nws_handlers;
 
-    srv->protocols = verso__calloc(n + 2, sizeof(*srv->protocols));
+    srv->protocols = verso__calloc(n + 3, sizeof(*srv->protocols));
     srv->handlers = verso__calloc(n ? n : 1, sizeof(*srv->handlers));
     if (!srv->protocols || !srv->handlers)
         return VERSO_ENOMEM;
@@ -269,6 +299,8 @@ static int make_protocols(verso_rest *srv, const verso_rest_options *o)
         srv->protocols[i + 1].rx_buffer_size = 65536;
         srv->protocols[i + 1].user = &srv->handlers[i];
     }
+    srv->protocols[n + 1].name = "verso-commit-signal"; /* adopt_signals(): no WebSocket's */
+    srv->protocols[n + 1].callback = signal_callback;
     srv->nhandlers = n;
     return 0;
 }
@@ -355,6 +387,27 @@ static int start_tick(verso_rest *srv)
 static void watch_fired(void *arg)
 {
     verso_rest_wake(arg);
+}
+
+/*
+ * A commit made through verso is seen by this loop itself (a copy of the
+ * watch's signal descriptor, adopted as a raw file): one thread hop less
+ * than through the watch's thread. Before the service thread starts. If
+ * libwebsockets refuses it, the watch's thread goes on doing it.
+ */
+static void adopt_signals(verso_rest *srv)
+{
+    int fd = srv->watch ? verso__watch_signal_fd(srv->watch) : -1;
+    lws_sock_file_fd_type u;
+
+    if (fd < 0 || (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        return;
+    u.filefd = fd;
+    if (lws_adopt_descriptor_vhost(srv->vhost, LWS_ADOPT_RAW_FILE_DESC, u, "verso-commit-signal",
+                                   NULL))
+        verso__watch_signals_elsewhere(srv->watch);
+    else
+        close(fd);
 }
 
 /* Without file events (see verso__watch_start) the server runs on its ticks alone. */
@@ -523,6 +576,7 @@ int verso_rest_start(verso_rest **out, verso_db *db, const verso_rest_options *o
     pthread_mutex_unlock(&srv->ctx_lock);
     sweep_spool(srv);
     start_watch(srv);
+    adopt_signals(srv);
     if (pthread_create(&srv->thread, NULL, service_main, srv)) {
         rc = VERSO_ENOMEM;
         goto done;

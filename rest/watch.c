@@ -26,7 +26,9 @@
  * the -wal file's times (orm/txn.c), an IN_ATTRIB event. Those come on a
  * second inotify watch of their own, polled even between re-checks, so
  * such a commit is seen at once; write events alone go on waiting for the
- * re-checks.
+ * re-checks. The server's own service loop polls that second watch
+ * (verso__watch_signal_fd): the commit then reaches the tick with no
+ * thread in between; until it does, and where it cannot, this thread does.
  */
 #define _GNU_SOURCE /* ppoll: re-checks sooner than a millisecond */
 #include <errno.h>
@@ -65,7 +67,8 @@ struct verso__watch {
     pthread_t thread;
     bool started;
     atomic_uint_fast64_t events, ignored, wakes, signals;
-    atomic_bool lost; /* the watch ended (directory removed or unmounted) */
+    atomic_bool lost;          /* the watch ended (directory removed or unmounted) */
+    atomic_bool afd_elsewhere; /* the server's service loop polls afd (verso__watch_signal_fd) */
 };
 
 #ifdef __linux__
@@ -135,9 +138,10 @@ static void *watch_main(void *arg)
     int64_t next = 0, last_event = 0, gap = 0; /* gap == 0: asleep */
 
     for (;;) {
-        struct pollfd p[3] = {{.fd = w->stopfd, .events = POLLIN},
-                              {.fd = w->afd, .events = POLLIN},
-                              {.fd = w->ifd, .events = POLLIN}};
+        struct pollfd p[3] = {
+            {.fd = w->stopfd, .events = POLLIN},
+            {.fd = atomic_load(&w->afd_elsewhere) ? -1 : w->afd, .events = POLLIN},
+            {.fd = w->ifd, .events = POLLIN}};
         int64_t now = mono_us(), left = next > now ? next - now : 0;
         struct timespec ts = {(time_t)(left / 1000000), (long)(left % 1000000) * 1000};
         /* a re-check is due within a millisecond: events can wait for it
@@ -241,6 +245,25 @@ done:
     return rc;
 }
 
+int verso__watch_signal_fd(verso__watch *w)
+{
+    return w ? w->afd : -1;
+}
+
+void verso__watch_signals_elsewhere(verso__watch *w)
+{
+    atomic_store(&w->afd_elsewhere, true);
+}
+
+int verso__watch_signalled(verso__watch *w)
+{
+    int found = drain(w, w->afd);
+
+    if (found)
+        atomic_fetch_add(&w->wakes, 1);
+    return found;
+}
+
 void verso__watch_stop(verso__watch *w)
 {
     uint64_t one = 1;
@@ -280,6 +303,23 @@ void verso__watch_stop(verso__watch *w)
     (void)w;
 }
 
+int verso__watch_signal_fd(verso__watch *w)
+{
+    (void)w;
+    return -1;
+}
+
+void verso__watch_signals_elsewhere(verso__watch *w)
+{
+    (void)w;
+}
+
+int verso__watch_signalled(verso__watch *w)
+{
+    (void)w;
+    return 0;
+}
+
 #endif
 
 void verso__watch_stats_get(verso__watch_stats *out, const verso__watch *w)
@@ -292,4 +332,7 @@ void verso__watch_stats_get(verso__watch_stats *out, const verso__watch *w)
     out->wakes = atomic_load(&w->wakes);
     out->signals = atomic_load(&w->signals);
     out->active = !atomic_load(&w->lost);
+#ifdef __linux__
+    out->in_loop = atomic_load(&w->afd_elsewhere);
+#endif
 }

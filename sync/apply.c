@@ -477,7 +477,11 @@ int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64
     verso__crashpoint("slave.apply.written");
     if ((rc = notify_prepare(&changes, a)) < 0)
         goto fail;
-    if ((rc = verso_apply_commit(a->db, master, version)) < 0) {
+    verso__commit_tail_hold(a->db, true); /* signal and checkpoint after the callback */
+    rc = verso_apply_commit(a->db, master, version);
+    verso__commit_tail_hold(a->db, false);
+    if (rc < 0) {
+        verso__commit_tail(a->db);
         fail(a, rc, "commit");
         verso__free(changes);
         goto fail;
@@ -488,6 +492,7 @@ int verso__sync_applier_commit(verso__sync_applier *a, const char *master, int64
     a->rows += a->txn_rows;
     a->txn_rows = 0;
     notify(a, changes, version, reset);
+    verso__commit_tail(a->db);
     pending_clear(a);
     verso__crashpoint("slave.apply.committed");
     return 0;

@@ -488,6 +488,37 @@ static void test_server_ticks_on_commit(void **state)
     verso_rest_stop(srv);
 }
 
+/* A commit made through verso reaches the server's tick through its own loop (the watch's
+ * signal descriptor adopted there), each one, with the watch's counters still right. */
+static void test_server_polls_signals(void **state)
+{
+    char db[600];
+    ticks t = {0};
+    verso_rest *srv;
+    verso_db *v = NULL;
+    uint64_t base;
+
+    (void)state;
+    path_of(db, sizeof(db), "inloop.db");
+    make_db(db);
+    srv = start_server(db, &t, true);
+    assert_non_null(srv->watch);
+    assert_true(stats(srv->watch).in_loop);
+    assert_int_equal(verso_db_open(&v, db, NULL, NULL, 0), 0);
+    base = settle(srv->watch).signals;
+    for (int i = 0; i < 3; i++) {
+        char sql[64];
+        int before = atomic_load(&t.n);
+        snprintf(sql, sizeof(sql), "INSERT INTO t VALUES (%d)", 10 + i);
+        assert_int_equal(verso_db_exec(v, sql), 0);
+        wait_signals(srv->watch, base + (uint64_t)i + 1);
+        wait_ticks(&t, before, "a commit made through verso");
+    }
+    assert_int_equal(settle(srv->watch).signals, base + 3);
+    verso_db_close(v);
+    verso_rest_stop(srv);
+}
+
 /* Without tick_on_change there is no watch, and the metrics say nothing of one. */
 static void test_server_without_watch(void **state)
 {
@@ -558,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_quiet_when_idle),
         cmocka_unit_test(test_start_fails_without_the_file),
         cmocka_unit_test(test_server_ticks_on_commit),
+        cmocka_unit_test(test_server_polls_signals),
         cmocka_unit_test(test_server_without_watch),
         cmocka_unit_test(test_wake_after),
     };

@@ -689,6 +689,81 @@ static void test_applier_writes_blob_from_source(void **state)
     h_assert_integrity(sp);
 }
 
+/* The slave database's size when the applier's callback ran (a checkpoint grows it). */
+static const char *g_ckpt_path;
+static off_t g_ckpt_at_callback;
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_size;
+}
+
+static void on_apply_size(const verso_sync_change *c, size_t n, int64_t cursor, bool reset,
+                          void *arg)
+{
+    (void)c;
+    (void)n;
+    (void)cursor;
+    (void)reset;
+    (void)arg;
+    g_ckpt_at_callback = file_size(g_ckpt_path);
+}
+
+/*
+ * A slave's commit that takes its WAL past SQLite's checkpoint threshold checkpoints after the
+ * applier's callback (the moment a slave's reader hears of the commit), not inside the commit;
+ * and the WAL stays bounded.
+ */
+static void test_applier_checkpoints_after_callback(void **state)
+{
+    char sp[600], wal[700], *text = malloc(500000);
+    verso_sync_client cl = VERSO_SYNC_CLIENT_INIT;
+    verso__sync_applier *a = NULL;
+    verso__sync_schema schema = {0};
+    verso_json *sdoc = NULL;
+    verso_db *db = NULL;
+    char why[256] = "";
+    int after = 0;
+    off_t wal_max = 0;
+
+    (void)state;
+    assert_non_null(text);
+    h_path(sp, sizeof(sp), "ckpt.db");
+    snprintf(wal, sizeof(wal), "%s-wal", sp);
+    g_ckpt_path = sp;
+    assert_int_equal(verso_db_open(&db, sp, NULL, NULL, 0), 0);
+    cl.on_apply = on_apply_size;
+    assert_int_equal(verso__sync_applier_new(&a, db, &cl), 0);
+    assert_int_equal(verso_json_parse(&sdoc, k_schema, strlen(k_schema), 0, NULL, 0), 0);
+    assert_int_equal(verso__sync_schema_parse(&schema, verso_json_root(sdoc), why, sizeof(why)), 0);
+    verso_json_free(sdoc);
+    assert_int_equal(verso__sync_applier_set_schema(a, &schema), 0);
+    for (int i = 1; i <= 40; i++) { /* ~100 pages a commit */
+        verso_json *doc = NULL;
+        int n = snprintf(text, 500000,
+                         "[{\"table\":\"files\",\"id\":%d,\"version\":%d,\"row\":{\"id\":%d,"
+                         "\"version\":%d,\"name\":\"",
+                         i, i, i, i);
+        memset(text + n, 'x', 400000);
+        snprintf(text + n + 400000, 100, "\"}}]");
+        assert_int_equal(verso_json_parse(&doc, text, strlen(text), 0, NULL, 0), 0);
+        assert_int_equal(verso__sync_applier_entries(a, doc, verso_json_root(doc), false, i - 1, i),
+                         0);
+        assert_int_equal(verso__sync_applier_commit(a, IDENT, i), 0); /* it took doc */
+        after += file_size(sp) != g_ckpt_at_callback;
+        wal_max = file_size(wal) > wal_max ? file_size(wal) : wal_max;
+    }
+    assert_true(after >= 2);
+    assert_true(wal_max < (off_t)1200 * (4096 + 24) + 32);
+    verso__sync_schema_free(&schema);
+    verso__sync_applier_free(a);
+    verso_db_close(db);
+    free(text);
+    h_assert_integrity(sp);
+}
+
 /* ---- end to end: verso serve, verso pull, verso replicate ---- */
 
 enum { K_SERVE, K_SLAVE };
@@ -1140,6 +1215,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_feed_long_blob_as_length),
         cmocka_unit_test(test_feed_does_not_load_long_blob),
         cmocka_unit_test(test_applier_writes_blob_from_source),
+        cmocka_unit_test(test_applier_checkpoints_after_callback),
         cmocka_unit_test_setup_teardown(test_pull_by_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicate_snapshot_then_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_changed_before_fetch, setup, teardown),
