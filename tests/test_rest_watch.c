@@ -488,6 +488,19 @@ static void test_server_ticks_on_commit(void **state)
     verso_rest_stop(srv);
 }
 
+/* Descriptors open in this process. */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
 /* A commit made through verso reaches the server's tick through its own loop (the watch's
  * signal descriptor adopted there), each one, with the watch's counters still right. */
 static void test_server_polls_signals(void **state)
@@ -517,6 +530,11 @@ static void test_server_polls_signals(void **state)
     assert_int_equal(settle(srv->watch).signals, base + 3);
     verso_db_close(v);
     verso_rest_stop(srv);
+    /* the adopted copy of the descriptor goes with its server: none left over */
+    int fds = open_fds();
+    for (int i = 0; i < 5; i++)
+        verso_rest_stop(start_server(db, &t, true));
+    assert_int_equal(open_fds(), fds);
 }
 
 /* Without tick_on_change there is no watch, and the metrics say nothing of one. */
