@@ -75,6 +75,14 @@ typedef struct key {
     bool deleted;
 } key;
 
+static void key_of(key *k, const verso_feed_entry *e)
+{
+    snprintf(k->table, sizeof k->table, "%s", e->table_name);
+    k->id = e->id;
+    k->version = e->version;
+    k->deleted = e->deleted;
+}
+
 static size_t read_all(key *out, size_t max, verso_db *db, int64_t since, int64_t limit,
                        const char *const *tables, size_t ntables, int *pages)
 {
@@ -92,10 +100,7 @@ static size_t read_all(key *out, size_t max, verso_db *db, int64_t since, int64_
         int64_t got = 0;
         while (verso_feed_next(&e, f) == 1) {
             assert_true(n < max);
-            snprintf(out[n].table, sizeof out[n].table, "%s", e->table_name);
-            out[n].id = e->id;
-            out[n].version = e->version;
-            out[n].deleted = e->deleted;
+            key_of(&out[n], e);
             assert_true(e->version > since);
             assert_true(e->version <= verso_feed_head(f));
             n++;
@@ -272,10 +277,7 @@ static size_t read_once(key *out, size_t max, verso_db *db, const char *const *t
     assert_int_equal(verso_feed_open(&f, db, &fo), 0);
     while (verso_feed_next(&e, f) == 1) {
         assert_true(n < max);
-        snprintf(out[n].table, sizeof out[n].table, "%s", e->table_name);
-        out[n].id = e->id;
-        out[n].version = e->version;
-        out[n].deleted = e->deleted;
+        key_of(&out[n], e);
         for (size_t c = 0; c < e->ncolumns; c++)
             if (e->values[c].type == VERSO_BLOB && !e->values[c].u.b.p && e->values[c].u.b.n == 100)
                 ++*long_blobs; /* a long blob read as its length only */
