@@ -337,12 +337,28 @@ int verso__nats_get(natsMsg **out, verso__nats_conn *c, const char *stream, uint
     return get_done(out, s, jerr, "reading the stream", why, whylen);
 }
 
+/*
+ * nats-server 2.9.10 (Debian 12's) can crash (a nil message in its msg-get handler) when a
+ * "last message of a subject" request reaches a stream its publisher is creating at that
+ * moment: a follower or a reader started beside the publisher hit it about one start in two
+ * (tests/test_nats_core.c test_reader_beside_creation). The stream's state is asked first
+ * (stream info does not crash) and the request made only when the stream holds messages: an
+ * empty one has no last message anyway.
+ */
 int verso__nats_get_last(natsMsg **out, verso__nats_conn *c, const char *stream,
                          const char *subject, char *why, size_t whylen)
 {
+    jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = js_GetLastMsg(out, c->js, stream, subject, NULL, &jerr);
+    natsStatus s = js_GetStreamInfo(&si, c->js, stream, NULL, &jerr);
+    bool empty = s == NATS_OK && si->State.Msgs == 0;
 
+    jsStreamInfo_Destroy(si);
+    *out = NULL;
+    if (empty)
+        return 0;
+    if (s == NATS_OK)
+        s = js_GetLastMsg(out, c->js, stream, subject, NULL, &jerr);
     return get_done(out, s, jerr, "reading the stream's last message", why, whylen);
 }
 

@@ -113,6 +113,10 @@ bool hn_stream_info(jsCtx *js, const char *stream, uint64_t *first, uint64_t *la
 
 /* The value of header key of m as an int64 (-1 when missing or not a number). */
 int64_t hn_header_int(natsMsg *m, const char *key);
+/* The last message of subject in stream (NULL: none, or no stream): asked only once the
+ * stream holds messages, as sync/nats_common.c does (nats-server 2.9.10 can crash on a
+ * last-message request that meets the stream's creation). */
+natsMsg *hn_last_msg(jsCtx *js, const char *stream, const char *subject);
 
 /*
  * Reads a whole stream (js_GetMsg from its first to its last sequence) and

@@ -49,11 +49,10 @@ static int64_t stream_last_to(const char *stream)
     jsCtx *js = NULL;
     natsConnection *nc = hn_connect(ns.url, &js, why, sizeof(why));
     natsMsg *m = NULL;
-    jsErrCode jerr = 0;
     int64_t to = -1;
 
     snprintf(subj, sizeof(subj), "verso.%s.changes", stream);
-    if (nc && js_GetLastMsg(&m, js, stream, subj, NULL, &jerr) == NATS_OK) {
+    if (nc && (m = hn_last_msg(js, stream, subj))) {
         to = hn_header_int(m, "Verso-To");
         natsMsg_Destroy(m);
     }

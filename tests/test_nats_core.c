@@ -10,11 +10,14 @@
  * both reconnect by themselves when nats-server is killed and restarted.
  * Without libnats: skipped, saying why.
  */
+#include <pthread.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 
 #include "nats_harness.h"
 #include "sync/internal.h"
+#include "sync/nats.h"
 
 #ifdef VERSO_HAVE_NATS
 
@@ -743,6 +746,76 @@ static void test_doc_example(void **state)
     verso_free(doc);
 }
 
+/* A reader asking for a stream's last master message as fast as it can, until told to stop. */
+typedef struct last_reader {
+    const char *stream, *subject;
+    atomic_bool stop;
+    atomic_int asked, found, errors;
+} last_reader;
+
+static void *read_last(void *arg)
+{
+    last_reader *r = arg;
+    verso__nats_conn c = {0};
+    char why[256];
+
+    if (verso__nats_connect(&c, ns.url, NULL, why, sizeof(why)) < 0) {
+        atomic_fetch_add(&r->errors, 1);
+        return NULL;
+    }
+    while (!atomic_load(&r->stop)) {
+        natsMsg *m = NULL;
+        int rc = verso__nats_get_last(&m, &c, r->stream, r->subject, why, sizeof(why));
+        atomic_fetch_add(&r->asked, 1);
+        if (rc < 0)
+            atomic_fetch_add(&r->errors, 1);
+        else if (m)
+            atomic_fetch_add(&r->found, 1);
+        natsMsg_Destroy(m);
+    }
+    verso__nats_close(&c);
+    return NULL;
+}
+
+/*
+ * A reader of the stream's last message started beside the publisher that creates the stream
+ * (a follower started with its master): nats-server 2.9.10 crashed on such a request about
+ * one start in two. Eight starts: the server stays up and the reader finds the message.
+ */
+static void test_reader_beside_creation(void **state)
+{
+    char mpath[600], stream[32], subject[64];
+    verso_db *db;
+
+    (void)state;
+    h_path(mpath, sizeof(mpath), "beside_m.db");
+    db = h_open(mpath);
+    h_orm_workload(db, 5, 2);
+    for (int round = 0; round < 8; round++) {
+        last_reader r = {.stream = stream, .subject = subject};
+        verso_nats_publisher *pub;
+        pthread_t t;
+        int status;
+        snprintf(stream, sizeof(stream), "BESIDE%d", round);
+        snprintf(subject, sizeof(subject), "verso.%s.master", stream);
+        assert_int_equal(pthread_create(&t, NULL, read_last, &r), 0);
+        while (atomic_load(&r.asked) < 3 && !atomic_load(&r.errors))
+            h_sleep_ms(1); /* the reader is asking before the stream exists */
+        pub = hn_pub_start(mpath, ns.url, stream, NULL);
+        hn_pub_wait_head(pub, mpath, 20000);
+        for (int64_t end = h_now_ms() + 5000; !atomic_load(&r.found) && h_now_ms() < end;)
+            h_sleep_ms(1);
+        atomic_store(&r.stop, true);
+        pthread_join(t, NULL);
+        if (waitpid(ns.pid, &status, WNOHANG) != 0)
+            fail_msg("round %d: nats-server exited (log %s)", round, ns.log);
+        assert_int_equal(atomic_load(&r.errors), 0);
+        assert_true(atomic_load(&r.found) > 0);
+        verso_nats_publish_stop(pub);
+    }
+    verso_db_close(db);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -761,6 +834,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_behind_retention),
         cmocka_unit_test(test_server_restart),
         cmocka_unit_test(test_doc_example),
+        cmocka_unit_test(test_reader_beside_creation),
     };
     int failed;
 

@@ -23,11 +23,10 @@ static int64_t stream_last_to(const char *urls, const char *stream, const char *
     jsCtx *js = NULL;
     natsConnection *nc = hn_connect(urls, &js, why, sizeof(why));
     natsMsg *m = NULL;
-    jsErrCode jerr = 0;
     int64_t to = -1;
 
     snprintf(subj, sizeof(subj), "%s.changes", prefix);
-    if (nc && js_GetLastMsg(&m, js, stream, subj, NULL, &jerr) == NATS_OK) {
+    if (nc && (m = hn_last_msg(js, stream, subj))) {
         to = hn_header_int(m, "Verso-To");
         natsMsg_Destroy(m);
     }
@@ -199,11 +198,10 @@ static bool last_more(const char *urls, const char *stream, const char *prefix)
     jsCtx *js = NULL;
     natsConnection *nc = hn_connect(urls, &js, why, sizeof(why));
     natsMsg *m = NULL;
-    jsErrCode jerr = 0;
     bool more = false;
 
     snprintf(subj, sizeof(subj), "%s.changes", prefix);
-    if (nc && js_GetLastMsg(&m, js, stream, subj, NULL, &jerr) == NATS_OK) {
+    if (nc && (m = hn_last_msg(js, stream, subj))) {
         more = hn_header_int(m, "Verso-More") == 1;
         natsMsg_Destroy(m);
     }

@@ -437,6 +437,18 @@ int64_t hn_header_int(natsMsg *m, const char *key)
     return *end ? -1 : (int64_t)x;
 }
 
+natsMsg *hn_last_msg(jsCtx *js, const char *stream, const char *subject)
+{
+    uint64_t first, last, msgs = 0;
+    jsErrCode jerr = 0;
+    natsMsg *m = NULL;
+
+    if (!hn_stream_info(js, stream, &first, &last, &msgs) || msgs == 0 ||
+        js_GetLastMsg(&m, js, stream, subject, NULL, &jerr) != NATS_OK)
+        return NULL;
+    return m;
+}
+
 /* ---- the chain check ---- */
 
 #define HN_MAX_IDS 16
