@@ -107,6 +107,38 @@ static void test_one_encoding(void **state)
 /* A slave that comes back at a boundary of the ring gets the commits it
  * missed merged: a few messages for twenty commits, with no read of its own,
  * and applies them to the master's state. */
+/*
+ * A master at <name>-master.db (seeded, 200 changes; extra: its command-line options) and two
+ * slaves of it, <name>-live.db and <name>-back.db (options *o, retried after 50 ms), both at
+ * its head; the second is stopped there. Returns the master's handle for writes.
+ */
+static verso_db *start_pair(h_master *m, char *mp, char sp[2][600], verso_slave *s[2],
+                            verso_slave_options *o, const char *name, unsigned seed,
+                            const char *const *extra)
+{
+    char file[64], why[256] = "";
+    verso_db *db;
+
+    snprintf(file, sizeof(file), "%s-master.db", name);
+    h_path(mp, 600, file);
+    snprintf(file, sizeof(file), "%s-live.db", name);
+    h_path(sp[0], 600, file);
+    snprintf(file, sizeof(file), "%s-back.db", name);
+    h_path(sp[1], 600, file);
+    db = h_open(mp);
+    h_seed(seed);
+    h_orm_workload(db, 20, 10);
+    h_master_start(m, mp, extra);
+    o->retry_min_ms = 50;
+    h_db_options(&o->db);
+    for (int i = 0; i < 2; i++)
+        if (verso_slave_start(&s[i], sp[i], m->url, o, why, sizeof(why)) < 0)
+            fail_msg("slave %d: %s", i, why);
+    wait_all(s, 2, h_head(mp));
+    verso_slave_stop(s[1]);
+    return db;
+}
+
 static void test_merged_catch_up(void **state)
 {
     char mp[600], sp[2][600];
@@ -118,20 +150,7 @@ static void test_merged_catch_up(void **state)
     verso_db *db;
 
     (void)state;
-    h_path(mp, sizeof(mp), "merge-master.db");
-    h_path(sp[0], sizeof(sp[0]), "merge-live.db");
-    h_path(sp[1], sizeof(sp[1]), "merge-back.db");
-    db = h_open(mp);
-    h_seed(11);
-    h_orm_workload(db, 20, 10);
-    h_master_start(&m, mp, NULL);
-    o.retry_min_ms = 50;
-    h_db_options(&o.db);
-    for (int i = 0; i < 2; i++)
-        if (verso_slave_start(&s[i], sp[i], m.url, &o, why, sizeof(why)) < 0)
-            fail_msg("slave %d: %s", i, why);
-    wait_all(s, 2, h_head(mp));
-    verso_slave_stop(s[1]);              /* at the ring's end: a boundary */
+    db = start_pair(&m, mp, sp, s, &o, "merge", 11, NULL); /* s[1] at the ring's end: a boundary */
     for (int k = 0; k < NCOMMITS; k++) { /* one segment per commit: the live slave takes each */
         h_orm_workload(db, 1, 10);
         wait_all(s, 1, h_head(mp));
@@ -590,20 +609,7 @@ static void test_catch_up_joins_ring(void **state)
     verso_db *db;
 
     (void)state;
-    h_path(mp, sizeof(mp), "join-master.db");
-    h_path(sp[0], sizeof(sp[0]), "join-live.db");
-    h_path(sp[1], sizeof(sp[1]), "join-back.db");
-    db = h_open(mp);
-    h_seed(13);
-    h_orm_workload(db, 20, 10);
-    h_master_start(&m, mp, extra);
-    o.retry_min_ms = 50;
-    h_db_options(&o.db);
-    for (int i = 0; i < 2; i++)
-        if (verso_slave_start(&s[i], sp[i], m.url, &o, why, sizeof(why)) < 0)
-            fail_msg("slave %d: %s", i, why);
-    wait_all(s, 2, h_head(mp));
-    verso_slave_stop(s[1]);
+    db = start_pair(&m, mp, sp, s, &o, "join", 13, extra);
     heads[0] = h_head(mp);
     for (int k = 1; k <= 100; k++) { /* one segment each; the ring keeps the last 32 */
         h_orm_workload(db, 1, 10);

@@ -162,7 +162,7 @@ static void test_acks_judged(void **state)
         {"{\"type\":\"ack\",\"version\":1,\"time\":1.5}", 1},
         {"{\"version\":1,\"type\":\"ack\"}", 1},
         {"{\"type\":\"ack\",\"version\":2.0}", -1}, /* the protocol's integers have no point */
-        {"{\"type\":\"ack\",\"version\":3}", -1}, /* beyond what was sent */
+        {"{\"type\":\"ack\",\"version\":3}", -1},   /* beyond what was sent */
         {"{\"type\":\"ack\",\"version\":01}", -1},
         {"{\"type\":\"ack\",\"version\":-1}", -1},
         {"{\"type\":\"ack\",\"version\":1}x", -1},
