@@ -133,13 +133,14 @@ static int open_table_src(verso_feed *f, feed_src *s, verso_table *t)
     const char *qv = t->qcols[t->ver_idx];
     s->t = t;
     s->masked = f->blob_inline > 0;
-    if (!t->feed_st[s->masked]) {
+    bool kept = *kept_stmt(f, s, 0) != NULL;
+    if (!kept) {
         verso_buf_puts(&sql, "SELECT ");
         select_columns(&sql, t, s->masked);
         verso_buf_printf(&sql, " FROM %s WHERE %s > ?1 AND %s <= ?2 ORDER BY %s LIMIT ?3", t->qname,
                          qv, qv, qv);
     }
-    int rc = (sql.data || t->feed_st[s->masked]) && verso__nomem_count() == mark
+    int rc = (sql.data || kept) && verso__nomem_count() == mark
                  ? prepare_src(f, s, &sql, NULL, 0)
                  : verso__err(f->db, VERSO_ENOMEM, "oom");
     verso_buf_free(&sql);
@@ -150,7 +151,8 @@ static int open_tomb_src(verso_feed *f, feed_src *s, verso_table *const *tabs, s
 {
     verso_buf sql = VERSO_BUF_INIT;
     unsigned mark = verso__nomem_count();
-    bool kept = f->db->tomb_st && f->db->tomb_n == ntabs;
+    sqlite3_stmt **slot = kept_stmt(f, s, ntabs);
+    bool kept = slot && *slot;
     if (!kept) {
         verso_buf_puts(&sql, "SELECT version, tbl, id FROM _verso_tombstones WHERE version > ?1 "
                              "AND version <= ?2 AND tbl IN (''");

@@ -183,7 +183,6 @@ int verso__schema_load(verso_db *db);
 void verso__schema_free(verso_db *db);
 /* Reloads the schema if another connection changed it (outside transactions). */
 int verso__schema_check(verso_db *db);
-
 /* Reloads the schema if its version changed, inside a transaction too (the
  * caller holds the write lock, or the schema is its own). */
 int verso__schema_recheck(verso_db *db);
@@ -241,6 +240,8 @@ void verso__txn_rollback(verso_db *db);
 /* Outside a verso transaction, ends the one SQLite still holds after a ROLLBACK that failed
  * (rollback_due): a read must not see what that transaction wrote. */
 void verso__settle(verso_db *db);
+/* Runs the WAL checkpoint a commit made due, if any (db.c wal_hook; verso__commit_tail). */
+void verso__checkpoint_due(verso_db *db);
 /* Writes the C counter to _verso_head (before statements that fire triggers). */
 int verso__head_flush(verso_db *db);
 /* Re-reads _verso_head into the counter (after statements that fired triggers). */

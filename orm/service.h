@@ -149,7 +149,6 @@ int verso__table_untracked(bool *exists, verso_db *db, const char *name);
  */
 void verso__commit_tail_hold(verso_db *db, bool hold);
 void verso__commit_tail(verso_db *db);
-void verso__checkpoint_due(verso_db *db);
 
 /*
  * Raises db's tombstone horizon to version inside the open transaction
