@@ -2,9 +2,12 @@
  * service thread, ticks and wake-ups. The lws callback switch lives here and
  * only dispatches. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <libwebsockets.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -332,6 +335,72 @@ static int check_tls_files(const verso__config *c, char *why, size_t whylen)
     return 0;
 }
 
+/*
+ * The largest TCP segment the server sends. On loopback the MSS is ~64 KB, as large as the
+ * window a receiver that reads slowly offers (a slave reads its socket only between applies:
+ * the flow control). Linux's sender then waits for a window of a whole segment, the receiver
+ * announces none larger than the one it already did, and only the persist timer's probe, 200 ms
+ * later, moves the data: a slave that fell behind stalled for 200 ms at a time while the
+ * master's socket held a megabyte. A quarter of the window a drained receiver offers always
+ * fits. Real networks have an MTU far below this and are unaffected.
+ */
+#define MAX_SEGMENT 16384
+
+/* Whether fd is a listening TCP socket on port. */
+static bool listens_on(int fd, int port)
+{
+    struct sockaddr_storage a;
+    socklen_t n = sizeof(a);
+    int v = 0;
+    socklen_t vn = sizeof(v);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &vn) < 0 || !v)
+        return false;
+    vn = sizeof(v);
+    if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &vn) < 0 || v != IPPROTO_TCP)
+        return false;
+    if (getsockname(fd, (struct sockaddr *)&a, &n) < 0)
+        return false;
+    if (a.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&a)->sin_port) == port;
+    if (a.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&a)->sin6_port) == port;
+    return false;
+}
+
+/* Caps fd's segment size if it is the server's listening socket: whether it did. */
+static bool cap_listener(int fd, int port)
+{
+    int mss = MAX_SEGMENT;
+
+    return listens_on(fd, port) && setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss)) == 0;
+}
+
+/*
+ * Caps the segment size of the connections the server accepts: set on the listening sockets,
+ * which they inherit it from (libwebsockets 4.1 does not hand those out, so they are found
+ * among the process's descriptors by their port). Returns how many sockets were capped.
+ */
+static int cap_segments(const verso_rest *srv)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int capped = 0;
+
+    if (!d) { /* no /proc: the lowest descriptors, where a new context's sockets are */
+        for (int fd = 3; fd < 4096; fd++)
+            capped += cap_listener(fd, srv->port);
+        return capped;
+    }
+    while ((e = readdir(d))) {
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != dirfd(d))
+            capped += cap_listener(fd, srv->port);
+    }
+    closedir(d);
+    return capped;
+}
+
 static int make_context(verso_rest *srv, char *why, size_t whylen)
 {
     struct lws_context_creation_info info;
@@ -365,6 +434,7 @@ static int make_context(verso_rest *srv, char *why, size_t whylen)
         return VERSO_ENET;
     }
     srv->port = lws_get_vhost_listen_port(srv->vhost);
+    (void)cap_segments(srv);
     return 0;
 }
 

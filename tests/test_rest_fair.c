@@ -5,6 +5,7 @@
  * gets a JSON answer; and what a slave names itself cannot break a route. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <strings.h>
@@ -771,6 +772,87 @@ static void test_extension_failure_keeps_routes(void **state)
     verso_rest_stop(srv);
 }
 
+/* The segment size a connected socket sends with (its peer's advertised MSS bounds it). */
+static int sending_mss(int fd)
+{
+    int mss = 0;
+    socklen_t n = sizeof(mss);
+
+    assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, &n), 0);
+    return mss;
+}
+
+/* A listening TCP socket of the test's own on 127.0.0.1 (another port): *port. */
+static int own_listener(int *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t n = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &n), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/*
+ * Loopback's MSS (~64 KB) is as large as the window a slowly reading client offers, and Linux
+ * then sends nothing until its persist timer fires, 200 ms later: a slave that fell behind its
+ * master stalled that long, again and again (test_sync_ring's stall bound failed in CI). The
+ * server's connections send segments of at most 16 KB, on IPv4 and IPv6 listeners, and a
+ * listening socket of the application's own, on another port, is left as it was.
+ */
+static void test_segments_fit_a_slow_reader(void **state)
+{
+    verso_rest_options o = VERSO_REST_OPTIONS_INIT;
+    int mine, mine_port, fd, mss, before, after;
+    socklen_t n = sizeof(before);
+    rc_env v6;
+
+    (void)state;
+    fd = connect_port(verso_rest_port(g_env.srv));
+    mss = sending_mss(fd);
+    close(fd);
+    if (mss > 16384)
+        fail_msg("a client of the server sends segments of %d bytes, more than 16384", mss);
+    assert_true(mss >= 1024);
+
+    mine = own_listener(&mine_port);
+    assert_int_equal(getsockopt(mine, IPPROTO_TCP, TCP_MAXSEG, &before, &n), 0);
+    o.host = "::1";
+    {
+        struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+        int probe = socket(AF_INET6, SOCK_STREAM, 0);
+        bool v6_ok = probe >= 0 && bind(probe, (struct sockaddr *)&a, sizeof(a)) == 0;
+        if (probe >= 0)
+            close(probe);
+        if (v6_ok) {
+            rc_start_with(&v6, "rest_fair_v6", &o);
+            a.sin6_port = htons((uint16_t)verso_rest_port(v6.srv));
+            fd = socket(AF_INET6, SOCK_STREAM, 0);
+            assert_true(fd >= 0);
+            assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+            mss = sending_mss(fd);
+            close(fd);
+            rc_stop(&v6);
+            if (mss > 16384)
+                fail_msg("a client of the server on ::1 sends segments of %d bytes", mss);
+        } else {
+            print_message("no IPv6 loopback here: only 127.0.0.1 checked\n");
+        }
+    }
+    n = sizeof(after);
+    assert_int_equal(getsockopt(mine, IPPROTO_TCP, TCP_MAXSEG, &after, &n), 0);
+    assert_int_equal(after, before);
+    fd = connect_port(mine_port);
+    assert_true(sending_mss(fd) > 16384); /* loopback's own, untouched */
+    close(fd);
+    close(mine);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -788,6 +870,7 @@ int main(void)
         cmocka_unit_test(test_many_query_params_answered),
         cmocka_unit_test(test_slave_name_cut_on_a_character),
         cmocka_unit_test(test_extension_failure_keeps_routes),
+        cmocka_unit_test(test_segments_fit_a_slow_reader),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
