@@ -150,6 +150,29 @@ static int check_copy(sqlite3 *s, int64_t version, char *why, size_t whylen)
     return ok ? 0 : VERSO_EPROTO;
 }
 
+/*
+ * A sound SQLite file is not yet a database verso can open: its table of tracked tables or its
+ * meta table may say what verso cannot read. The copy is opened as verso opens a database
+ * (read-only) before it replaces anything; once installed, the same reading must succeed.
+ */
+static int readable_copy(const char *file, char *why, size_t whylen)
+{
+    verso_db_options o = VERSO_DB_OPTIONS_INIT;
+    verso_db *probe = NULL;
+    char err[256] = "";
+    int rc;
+
+    o.readonly = true;
+    o.must_exist = true;
+    rc = verso_db_open(&probe, file, &o, err, sizeof(err));
+    verso_db_close(probe);
+    if (rc < 0) {
+        why_set(why, whylen, "snapshot: the file is not a database verso can read", err);
+        return VERSO_EPROTO;
+    }
+    return 0;
+}
+
 /* 1 if the file of s holds an object neither SQLite's nor verso's, 0 if not, < 0 on error. */
 static int own_objects(sqlite3 *s)
 {
@@ -215,6 +238,9 @@ int verso__snapshot_install(verso_db *db, const char *file, const char *master, 
         why_set(why, whylen, "snapshot", sqlite3_errmsg(src));
         goto done;
     }
+    if ((rc = readable_copy(file, why, whylen)) < 0)
+        goto done;
+    rc = VERSO_EDB;
     verso__crashpoint("snapshot.fixed");
     bk = sqlite3_backup_init(db->sq, "main", src, "main");
     if (!bk || sqlite3_backup_step(bk, 0) != SQLITE_OK) { /* takes db's write lock */

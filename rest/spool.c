@@ -164,7 +164,7 @@ static long spool_pid(const char *name)
     char *end;
     long pid;
 
-    if (strncmp(name, SPOOL_PREFIX + 1, sizeof(SPOOL_PREFIX) - 2))
+    if (strncmp(name, &SPOOL_PREFIX[1], sizeof(SPOOL_PREFIX) - 2))
         return 0;
     pid = strtol(p, &end, 10);
     return end != p && *end == '-' && pid > 0 ? pid : 0;

@@ -192,8 +192,9 @@ static void test_row_disagreeing_with_its_entry_refused(void **state)
 
 /* ---- file snapshots ---- */
 
-/* A master file with rows, its snapshot's bytes (malloc'd) in *raw, the head it holds. */
-static size_t master_snapshot(unsigned char **raw, int64_t *head)
+/* A master file with rows, its snapshot's bytes (malloc'd) in *raw, the head it holds; edit,
+ * unless NULL, is run on the snapshot file first (with writable_schema on). */
+static size_t master_snapshot_edited(unsigned char **raw, int64_t *head, const char *edit)
 {
     char master[512], snap[600], why[256];
     verso_db *db;
@@ -208,6 +209,13 @@ static size_t master_snapshot(unsigned char **raw, int64_t *head)
     assert_int_equal(verso_db_exec(db, "INSERT INTO items(name) VALUES ('a'), ('b'), ('c')"), 0);
     verso_db_close(db);
     assert_int_equal(verso__snapshot_make(head, master, snap, why, sizeof(why)), 0);
+    if (edit) {
+        sqlite3 *q = NULL;
+        assert_int_equal(sqlite3_open(snap, &q), SQLITE_OK);
+        if (sqlite3_exec(q, edit, NULL, NULL, NULL) != SQLITE_OK)
+            fail_msg("%s: %s", edit, sqlite3_errmsg(q));
+        sqlite3_close(q);
+    }
     assert_non_null(f = fopen(snap, "rb"));
     fseek(f, 0, SEEK_END);
     n = ftell(f);
@@ -217,6 +225,11 @@ static size_t master_snapshot(unsigned char **raw, int64_t *head)
     fclose(f);
     remove(snap);
     return (size_t)n;
+}
+
+static size_t master_snapshot(unsigned char **raw, int64_t *head)
+{
+    return master_snapshot_edited(raw, head, NULL);
 }
 
 /* An empty slave that said hello and asked for a snapshot. */
@@ -314,6 +327,42 @@ static void test_snapshot_head_mismatch_refused(void **state)
     free(raw);
 }
 
+/*
+ * Regression (fuzz_slave_msgs, CI of 2026-12-06): a sound SQLite file that verso cannot read
+ * as a database of its own passed integrity_check and was installed; the schema reload after it
+ * failed, and the refused message had replaced the slave's file with one verso cannot open.
+ * The first two (a column of the table of tracked tables renamed; an id column that is not
+ * there) were installed so; the last two (a tracked table that is not there, no meta table)
+ * were already refused and stay so. Each is refused before anything is written.
+ */
+static void test_snapshot_verso_cannot_read_refused(void **state)
+{
+    static const char *const edits[] = {
+        "PRAGMA writable_schema=ON; UPDATE sqlite_master SET sql = replace(sql, 'id_column', "
+        "'id_colunn') WHERE name = '_verso_tables'",
+        "UPDATE _verso_tables SET id_column = 'nope'",
+        "UPDATE _verso_tables SET name = 'ghost'",
+        "DROP TABLE _verso_meta",
+    };
+    fixture *f = *state;
+
+    for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+        unsigned char *raw;
+        int64_t head;
+        size_t n = master_snapshot_edited(&raw, &head, edits[i]);
+        int rc = send_snapshot(f, raw, n, head);
+        if (rc >= 0)
+            fail_msg("a snapshot after \"%s\" was installed", edits[i]);
+        assert_still_empty(f);
+        assert_int_equal(verso_db_refresh_schema(f->reader), 0);
+        free(raw);
+        /* the link ended: the next one starts with hello, and asks for a snapshot again */
+        verso_buf_clear(&f->out);
+        assert_int_equal(verso__slave_receive(f->s, k_hello, strlen(k_hello), &f->out), 0);
+        assert_non_null(strstr(f->out.data ? f->out.data : "", "\"snapshot\":true"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +374,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_installs, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_snapshot_refused, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_head_mismatch_refused, setup_empty, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_verso_cannot_read_refused, setup_empty,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
