@@ -368,37 +368,36 @@ static bool listens_on(int fd, int port)
     return false;
 }
 
-/* Caps fd's segment size if it is the server's listening socket: whether it did. */
-static bool cap_listener(int fd, int port)
+/* Caps fd's segment size if it is a listening TCP socket on port. */
+static void cap_listener(int fd, int port)
 {
     int mss = MAX_SEGMENT;
 
-    return listens_on(fd, port) && setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss)) == 0;
+    if (listens_on(fd, port))
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss));
 }
 
 /*
  * Caps the segment size of the connections the server accepts: set on the listening sockets,
  * which they inherit it from (libwebsockets 4.1 does not hand those out, so they are found
- * among the process's descriptors by their port). Returns how many sockets were capped.
+ * among the process's descriptors by their port).
  */
-static int cap_segments(const verso_rest *srv)
+static void cap_segments(const verso_rest *srv)
 {
     DIR *d = opendir("/proc/self/fd");
     struct dirent *e;
-    int capped = 0;
 
     if (!d) { /* no /proc: the lowest descriptors, where a new context's sockets are */
         for (int fd = 3; fd < 4096; fd++)
-            capped += cap_listener(fd, srv->port);
-        return capped;
+            cap_listener(fd, srv->port);
+        return;
     }
     while ((e = readdir(d))) {
         int fd = atoi(e->d_name);
         if (fd > 2 && fd != dirfd(d))
-            capped += cap_listener(fd, srv->port);
+            cap_listener(fd, srv->port);
     }
     closedir(d);
-    return capped;
 }
 
 static int make_context(verso_rest *srv, char *why, size_t whylen)
@@ -434,7 +433,7 @@ static int make_context(verso_rest *srv, char *why, size_t whylen)
         return VERSO_ENET;
     }
     srv->port = lws_get_vhost_listen_port(srv->vhost);
-    (void)cap_segments(srv);
+    cap_segments(srv);
     return 0;
 }
 
